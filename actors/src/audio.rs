@@ -1,0 +1,186 @@
+//! Telephone audio: 8 kHz G.711 mu-law, 20 ms frames; generated tones; the mu-law WAV
+//! container used for voicemail recordings.
+
+use std::sync::LazyLock;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Samples per second on the phone network.
+pub const SAMPLE_RATE: u32 = 8_000;
+/// One 20 ms frame of 8 kHz mu-law: one byte per sample.
+pub const FRAME_BYTES: usize = 160;
+pub const FRAME_MS: u64 = 20;
+/// Mu-law encoding of digital silence.
+pub const ULAW_SILENCE: u8 = 0xFF;
+
+/// Encodes one 16-bit linear PCM sample as G.711 mu-law.
+pub fn linear_to_ulaw(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32_635;
+    let mut magnitude = i32::from(sample);
+    let sign = if magnitude < 0 {
+        magnitude = -magnitude;
+        0x80
+    } else {
+        0
+    };
+    magnitude = magnitude.min(CLIP) + BIAS;
+    let mut exponent = 7;
+    let mut mask = 0x4000;
+    while exponent > 0 && magnitude & mask == 0 {
+        exponent -= 1;
+        mask >>= 1;
+    }
+    let mantissa = (magnitude >> (exponent + 3)) & 0x0F;
+    !((sign | (exponent << 4) | mantissa) as u8)
+}
+
+/// Decodes one G.711 mu-law byte to 16-bit linear PCM.
+pub fn ulaw_to_linear(byte: u8) -> i16 {
+    let byte = !byte;
+    let sign = byte & 0x80;
+    let exponent = (byte >> 4) & 0x07;
+    let mantissa = i32::from(byte & 0x0F);
+    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+    if sign != 0 {
+        -magnitude as i16
+    } else {
+        magnitude as i16
+    }
+}
+
+/// A sum of sine tones, switched on and off in a cadence, as mu-law bytes.
+fn tone(freqs: &[f64], amplitude: f64, on_ms: u64, off_ms: u64) -> Bytes {
+    let on = (SAMPLE_RATE as u64 * on_ms / 1000) as usize;
+    let off = (SAMPLE_RATE as u64 * off_ms / 1000) as usize;
+    let mut out = BytesMut::with_capacity(on + off);
+    for n in 0..on {
+        let t = n as f64 / f64::from(SAMPLE_RATE);
+        let value: f64 = freqs
+            .iter()
+            .map(|f| (2.0 * std::f64::consts::PI * f * t).sin())
+            .sum::<f64>()
+            / freqs.len() as f64;
+        out.put_u8(linear_to_ulaw((value * amplitude) as i16));
+    }
+    out.put_bytes(ULAW_SILENCE, off);
+    out.freeze()
+}
+
+/// North American ringback: 440 + 480 Hz, 2 s on, 4 s off (one 6 s cycle).
+pub static RINGBACK: LazyLock<Bytes> = LazyLock::new(|| tone(&[440.0, 480.0], 6_000.0, 2_000, 4_000));
+
+/// The beep that tells a caller the recording has started: 1 kHz for 400 ms.
+pub static BEEP: LazyLock<Bytes> = LazyLock::new(|| tone(&[1_000.0], 8_000.0, 400, 100));
+
+/// Plays a looping sound in chunks, remembering where it stopped (shared slices, no copy).
+#[derive(Debug, Clone)]
+pub struct Looper {
+    sound: Bytes,
+    position: usize,
+}
+
+impl Looper {
+    pub fn new(sound: Bytes) -> Self {
+        Self { sound, position: 0 }
+    }
+
+    /// The next `len` bytes of the loop, possibly as two slices at the wrap point.
+    pub fn next_chunks(&mut self, len: usize) -> Vec<Bytes> {
+        let mut chunks = Vec::with_capacity(2);
+        let mut wanted = len;
+        while wanted > 0 && !self.sound.is_empty() {
+            let end = (self.position + wanted).min(self.sound.len());
+            chunks.push(self.sound.slice(self.position..end));
+            wanted -= end - self.position;
+            self.position = if end == self.sound.len() { 0 } else { end };
+        }
+        chunks
+    }
+}
+
+/// Wraps raw mu-law samples in a WAV (RIFF) container: format tag 7 (mu-law), mono,
+/// 8 kHz, 8 bits, with the `fact` chunk that non-PCM WAV files carry.
+///
+/// Written here rather than with `hound` because hound writes only PCM and float WAV.
+pub fn ulaw_wav(samples: &[u8]) -> Bytes {
+    const FMT_LEN: u32 = 18;
+    let data_len = samples.len() as u32;
+    let pad = data_len % 2;
+    let riff_len = 4 + (8 + FMT_LEN) + (8 + 4) + (8 + data_len + pad);
+    let mut out = BytesMut::with_capacity(riff_len as usize + 8);
+    out.put_slice(b"RIFF");
+    out.put_u32_le(riff_len);
+    out.put_slice(b"WAVE");
+    out.put_slice(b"fmt ");
+    out.put_u32_le(FMT_LEN);
+    out.put_u16_le(7); // WAVE_FORMAT_MULAW
+    out.put_u16_le(1); // channels
+    out.put_u32_le(SAMPLE_RATE);
+    out.put_u32_le(SAMPLE_RATE); // bytes per second
+    out.put_u16_le(1); // block align
+    out.put_u16_le(8); // bits per sample
+    out.put_u16_le(0); // no extension
+    out.put_slice(b"fact");
+    out.put_u32_le(4);
+    out.put_u32_le(data_len); // samples per channel
+    out.put_slice(b"data");
+    out.put_u32_le(data_len);
+    out.put_slice(samples);
+    if pad == 1 {
+        out.put_u8(0);
+    }
+    out.freeze()
+}
+
+/// Milliseconds of audio in `len` mu-law bytes.
+pub fn duration_ms(len: usize) -> u64 {
+    len as u64 * 1000 / u64::from(SAMPLE_RATE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mu_law_round_trips_within_quantisation_error() {
+        assert_eq!(linear_to_ulaw(0), 0xFF);
+        for sample in [-32_000i16, -1_000, -10, 0, 10, 1_000, 32_000] {
+            let back = ulaw_to_linear(linear_to_ulaw(sample));
+            let error = (i32::from(back) - i32::from(sample)).abs();
+            assert!(
+                error <= i32::from(sample).abs() / 16 + 8,
+                "{sample} -> {back}"
+            );
+        }
+    }
+
+    #[test]
+    fn ringback_is_a_six_second_cadence_with_silence() {
+        assert_eq!(RINGBACK.len(), 6 * 8_000);
+        assert!(RINGBACK[16_000..].iter().all(|&b| b == ULAW_SILENCE));
+        assert!(RINGBACK[..16_000].iter().any(|&b| b != ULAW_SILENCE));
+    }
+
+    #[test]
+    fn looper_wraps_without_losing_bytes() {
+        let mut looper = Looper::new(Bytes::from_static(b"abcde"));
+        let first: Vec<u8> = looper.next_chunks(3).concat();
+        let second: Vec<u8> = looper.next_chunks(4).concat();
+        assert_eq!(first, b"abc");
+        assert_eq!(second, b"deab");
+    }
+
+    #[test]
+    fn wav_header_describes_mono_8khz_mu_law() {
+        let wav = ulaw_wav(&[0xFF; 801]);
+        assert_eq!(&wav[0..4], b"RIFF");
+        assert_eq!(&wav[8..12], b"WAVE");
+        assert_eq!(u16::from_le_bytes([wav[20], wav[21]]), 7);
+        assert_eq!(u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]), 8_000);
+        assert_eq!(&wav[50..54], b"data");
+        assert_eq!(u32::from_le_bytes([wav[54], wav[55], wav[56], wav[57]]), 801);
+        let riff = u32::from_le_bytes([wav[4], wav[5], wav[6], wav[7]]) as usize;
+        assert_eq!(riff + 8, wav.len());
+    }
+}

@@ -1,0 +1,177 @@
+//! MediaLeg: the caller's side of a call — one Twilio Media Stream. Driven by the
+//! stream's decoded input; sends caller audio wherever its call points it, and writes
+//! the call's audio, marks and clears back through its [`Outbox`].
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::Bytes;
+
+use crate::call::{CallHandle, CallerAudio};
+use crate::outbox::{AudioPort, Outbox, CLOSE_NORMAL};
+use crate::stats::EngineStats;
+
+/// One item of the media stream after `start` (decoded at the edge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegInput {
+    /// One inbound audio chunk (mu-law, base64-decoded).
+    Media(Bytes),
+    /// Twilio finished playing the audio queued before the mark of this name.
+    Mark(String),
+    Dtmf(String),
+    /// Twilio's `stop`: the call is over.
+    Stop,
+}
+
+/// Protocol messages to Twilio, besides audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegControl {
+    /// Ask Twilio to echo this name once the audio queued so far has played.
+    Mark(String),
+    /// Drop the audio Twilio has buffered but not played.
+    Clear,
+}
+
+/// Where the caller's audio goes.
+#[derive(Clone, Default)]
+pub enum LegRoute {
+    /// Discarded (ringing, prompts).
+    #[default]
+    Nowhere,
+    /// Straight to an agent's softphone.
+    Port(AudioPort),
+    /// To the call itself (voicemail recording).
+    Call(Recipient<CallerAudio>),
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RouteAudio {
+    pub route: LegRoute,
+}
+
+/// Ends the stream from our side; Twilio ends the call when its stream closes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HangUp {
+    pub reason: String,
+}
+
+pub struct MediaLeg {
+    call: CallHandle,
+    outbox: Outbox<LegControl>,
+    route: LegRoute,
+    stats: Arc<EngineStats>,
+    /// The call has been told the caller left (or told us to hang up).
+    done: bool,
+}
+
+impl MediaLeg {
+    pub fn start<S>(
+        call: CallHandle,
+        outbox: Outbox<LegControl>,
+        stats: Arc<EngineStats>,
+        input: S,
+    ) -> Addr<MediaLeg>
+    where
+        S: Stream<Item = LegInput> + 'static,
+    {
+        MediaLeg::create(|ctx| {
+            ctx.add_stream(input);
+            MediaLeg {
+                call,
+                outbox,
+                route: LegRoute::Nowhere,
+                stats,
+                done: false,
+            }
+        })
+    }
+
+    fn caller_left(&mut self, reason: &'static str) {
+        if !std::mem::replace(&mut self.done, true) {
+            self.call.caller_left(reason);
+        }
+    }
+}
+
+impl Actor for MediaLeg {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(256);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.caller_left("stream_closed");
+        self.outbox.close(CLOSE_NORMAL, "call ended");
+    }
+}
+
+impl StreamHandler<LegInput> for MediaLeg {
+    fn handle(&mut self, input: LegInput, ctx: &mut Self::Context) {
+        match input {
+            LegInput::Media(frame) => match &self.route {
+                LegRoute::Nowhere => {}
+                LegRoute::Port(port) => {
+                    port.push_audio(frame);
+                    self.stats
+                        .audio_frames_relayed
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                LegRoute::Call(call) => call.do_send(CallerAudio { frame }),
+            },
+            LegInput::Mark(name) => self.call.caller_mark(name),
+            LegInput::Dtmf(digit) => self.call.caller_dtmf(digit),
+            LegInput::Stop => {
+                self.caller_left("caller_hangup");
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.caller_left("stream_closed");
+        ctx.stop();
+    }
+}
+
+impl Handler<RouteAudio> for MediaLeg {
+    type Result = ();
+
+    fn handle(&mut self, msg: RouteAudio, _ctx: &mut Self::Context) {
+        self.route = msg.route;
+    }
+}
+
+impl Handler<HangUp> for MediaLeg {
+    type Result = ();
+
+    fn handle(&mut self, msg: HangUp, ctx: &mut Self::Context) {
+        self.done = true;
+        self.outbox.close(CLOSE_NORMAL, msg.reason);
+        ctx.stop();
+    }
+}
+
+/// The call's grip on its caller leg.
+#[derive(Clone)]
+pub struct LegHandle {
+    pub addr: Addr<MediaLeg>,
+    pub outbox: Outbox<LegControl>,
+    /// Twilio's id of the stream (`MZ…`).
+    pub stream_sid: String,
+}
+
+impl LegHandle {
+    pub fn route(&self, route: LegRoute) {
+        self.addr.do_send(RouteAudio { route });
+    }
+
+    pub fn hang_up(&self, reason: impl Into<String>) {
+        self.addr.do_send(HangUp {
+            reason: reason.into(),
+        });
+    }
+}

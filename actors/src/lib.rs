@@ -1,0 +1,35 @@
+//! switchboard's actors: every call, agent seat and phone number is an actor, and so
+//! are the singletons that tie them together. Nothing here knows HTTP: sockets reach
+//! these actors as streams of decoded input and outboxes of output.
+//!
+//! # Layout
+//!
+//! - [`machine`]: the call state machine, pure and synchronous.
+//! - [`call`]: `CallActor`, one per call; owns the claim (single winner) and decides
+//!   where the caller's audio goes.
+//! - [`seat`]: `SeatActor`, one per connected softphone.
+//! - [`leg`]: `MediaLeg`, the caller's Twilio media stream.
+//! - [`coordinator`]: `RingCoordinator`, the floor (seats, presence, busy) and the
+//!   choice of whom to ring.
+//! - [`number`]: `NumberActor` per phone number and the `NumberDirectory`.
+//! - [`registry`]: `CallRegistry`, live calls by id and by Twilio CallSid.
+//! - [`outbox`]: the bounded, drop-oldest outgoing queue of every socket.
+//! - [`journal`]: what the actors hand to durable storage.
+//! - [`audio`]: mu-law, tones, the WAV container.
+
+pub mod audio;
+pub mod call;
+pub mod coordinator;
+pub mod error;
+pub mod ids;
+pub mod journal;
+pub mod leg;
+pub mod machine;
+pub mod number;
+pub mod outbox;
+pub mod registry;
+pub mod seat;
+pub mod stats;
+
+pub use error::EngineError;
+pub use ids::{AgentId, CallId, IdError, Workspace};

@@ -1,0 +1,350 @@
+//! The outgoing queue of one socket: a bounded control lane and a drop-oldest audio lane.
+//!
+//! Actors push, exactly one writer task per connection drains. Pushing never waits, so
+//! a stalled peer can only ever lose its own oldest audio; it can never stall the actor
+//! (or the call) that feeds it. A peer that cannot even keep up with control messages is
+//! closed: it is no longer a usable endpoint.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::stats::EngineStats;
+
+/// WebSocket close code for a peer that broke the rules (RFC 6455 §7.4.1: 1008).
+pub const CLOSE_POLICY: u16 = 1008;
+/// WebSocket close code for an orderly end (1000).
+pub const CLOSE_NORMAL: u16 = 1000;
+/// WebSocket close code for a server going away or giving up on a peer (1001).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// How a connection is to be closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    pub code: u16,
+    pub reason: String,
+}
+
+/// One item for the writer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outgoing<C> {
+    /// A protocol message (JSON on the wire), in order, never dropped.
+    Control(C),
+    /// One audio frame (mu-law), dropped oldest-first under pressure.
+    Audio(Bytes),
+    /// A WebSocket ping (heartbeat) or the pong answering the peer's ping.
+    Ping,
+    Pong(Bytes),
+    /// The last item: close the socket with this code and reason.
+    Close(Close),
+}
+
+/// Queue bounds for one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxLimits {
+    /// Audio frames kept while the peer is slow (50 = 1 s of 20 ms frames).
+    pub audio_frames: usize,
+    /// Control messages kept before the peer is declared dead.
+    pub control_messages: usize,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        Self {
+            audio_frames: 50,
+            control_messages: 1024,
+        }
+    }
+}
+
+struct Lanes<C> {
+    control: VecDeque<C>,
+    audio: VecDeque<Bytes>,
+    pong: Option<Bytes>,
+    ping: bool,
+    close: Option<Close>,
+    /// Set once the writer has taken the close item: nothing more is accepted.
+    finished: bool,
+}
+
+struct Inner<C> {
+    lanes: Mutex<Lanes<C>>,
+    notify: Notify,
+    limits: OutboxLimits,
+    dropped: AtomicU64,
+    stats: Arc<EngineStats>,
+}
+
+/// The sending half shared by actors; cheap to clone.
+pub struct Outbox<C> {
+    inner: Arc<Inner<C>>,
+}
+
+impl<C> Clone for Outbox<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C> std::fmt::Debug for Outbox<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
+impl<C> Outbox<C> {
+    pub fn new(limits: OutboxLimits, stats: Arc<EngineStats>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                lanes: Mutex::new(Lanes {
+                    control: VecDeque::new(),
+                    audio: VecDeque::with_capacity(limits.audio_frames.min(64)),
+                    pong: None,
+                    ping: false,
+                    close: None,
+                    finished: false,
+                }),
+                notify: Notify::new(),
+                limits,
+                dropped: AtomicU64::new(0),
+                stats,
+            }),
+        }
+    }
+
+    fn lanes(&self) -> MutexGuard<'_, Lanes<C>> {
+        // A panic while holding this lock cannot leave the queues half-updated (every
+        // critical section is a single push or pop), so a poisoned lock is still usable.
+        self.inner
+            .lanes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a protocol message. Returns false if the connection is closing or the
+    /// peer is so far behind that it has been closed.
+    pub fn send(&self, message: C) -> bool {
+        let mut lanes = self.lanes();
+        if lanes.close.is_some() || lanes.finished {
+            return false;
+        }
+        if lanes.control.len() >= self.inner.limits.control_messages {
+            lanes.close = Some(Close {
+                code: CLOSE_GOING_AWAY,
+                reason: "peer too slow to read control messages".into(),
+            });
+            self.inner.stats.slow_peers_closed.fetch_add(1, Ordering::Relaxed);
+            drop(lanes);
+            self.inner.notify.notify_one();
+            return false;
+        }
+        lanes.control.push_back(message);
+        drop(lanes);
+        self.inner.notify.notify_one();
+        true
+    }
+
+    /// Queues one audio frame, dropping the oldest queued frame if the lane is full.
+    pub fn send_audio(&self, frame: Bytes) {
+        let mut lanes = self.lanes();
+        if lanes.close.is_some() || lanes.finished {
+            return;
+        }
+        if lanes.audio.len() >= self.inner.limits.audio_frames {
+            lanes.audio.pop_front();
+            self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .stats
+                .audio_frames_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        lanes.audio.push_back(frame);
+        drop(lanes);
+        self.inner.notify.notify_one();
+    }
+
+    pub fn ping(&self) {
+        let mut lanes = self.lanes();
+        lanes.ping = true;
+        drop(lanes);
+        self.inner.notify.notify_one();
+    }
+
+    pub fn pong(&self, payload: Bytes) {
+        let mut lanes = self.lanes();
+        lanes.pong = Some(payload);
+        drop(lanes);
+        self.inner.notify.notify_one();
+    }
+
+    /// Asks the writer to close the socket once the queued control messages are out.
+    /// The first close wins; later ones are ignored.
+    pub fn close(&self, code: u16, reason: impl Into<String>) {
+        let mut lanes = self.lanes();
+        if lanes.close.is_none() && !lanes.finished {
+            lanes.close = Some(Close {
+                code,
+                reason: reason.into(),
+            });
+        }
+        drop(lanes);
+        self.inner.notify.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        let lanes = self.lanes();
+        lanes.close.is_some() || lanes.finished
+    }
+
+    /// Audio frames dropped on this connection because its peer was slow.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Takes the next item without waiting. Control messages go first, then a pong,
+    /// then audio; the close item comes once every queued control message is out.
+    pub fn try_next(&self) -> Option<Outgoing<C>> {
+        let mut lanes = self.lanes();
+        if lanes.finished {
+            return None;
+        }
+        if let Some(message) = lanes.control.pop_front() {
+            return Some(Outgoing::Control(message));
+        }
+        if let Some(close) = lanes.close.take() {
+            lanes.finished = true;
+            lanes.audio.clear();
+            return Some(Outgoing::Close(close));
+        }
+        if let Some(payload) = lanes.pong.take() {
+            return Some(Outgoing::Pong(payload));
+        }
+        if std::mem::take(&mut lanes.ping) {
+            return Some(Outgoing::Ping);
+        }
+        lanes.audio.pop_front().map(Outgoing::Audio)
+    }
+
+    /// Waits for the next item; `None` once the close item has been taken.
+    pub async fn next(&self) -> Option<Outgoing<C>> {
+        loop {
+            if let Some(item) = self.try_next() {
+                return Some(item);
+            }
+            if self.lanes().finished {
+                return None;
+            }
+            self.inner.notify.notified().await;
+        }
+    }
+
+    /// Marks the connection as gone (the writer hit a closed socket): later pushes are
+    /// discarded instead of piling up.
+    pub fn finish(&self) {
+        let mut lanes = self.lanes();
+        lanes.finished = true;
+        lanes.control.clear();
+        lanes.audio.clear();
+        drop(lanes);
+        self.inner.notify.notify_one();
+    }
+}
+
+/// Where one side's audio frames go; implemented by every outbox.
+pub trait AudioOut: Send + Sync + 'static {
+    fn push_audio(&self, frame: Bytes);
+}
+
+impl<C: Send + 'static> AudioOut for Outbox<C> {
+    fn push_audio(&self, frame: Bytes) {
+        self.send_audio(frame);
+    }
+}
+
+/// A type-erased audio destination.
+pub type AudioPort = Arc<dyn AudioOut>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(audio: usize, control: usize) -> Outbox<u32> {
+        Outbox::new(
+            OutboxLimits {
+                audio_frames: audio,
+                control_messages: control,
+            },
+            Arc::new(EngineStats::default()),
+        )
+    }
+
+    #[test]
+    fn control_goes_before_audio_and_in_order() {
+        let out = outbox(4, 4);
+        out.send_audio(Bytes::from_static(b"a"));
+        out.send(1);
+        out.send(2);
+        assert_eq!(out.try_next(), Some(Outgoing::Control(1)));
+        assert_eq!(out.try_next(), Some(Outgoing::Control(2)));
+        assert_eq!(
+            out.try_next(),
+            Some(Outgoing::Audio(Bytes::from_static(b"a")))
+        );
+        assert_eq!(out.try_next(), None);
+    }
+
+    #[test]
+    fn a_full_audio_lane_drops_the_oldest_frame_and_counts_it() {
+        let out = outbox(2, 4);
+        for frame in [&b"1"[..], b"2", b"3"] {
+            out.send_audio(Bytes::copy_from_slice(frame));
+        }
+        assert_eq!(out.dropped(), 1);
+        assert_eq!(
+            out.try_next(),
+            Some(Outgoing::Audio(Bytes::from_static(b"2")))
+        );
+        assert_eq!(
+            out.try_next(),
+            Some(Outgoing::Audio(Bytes::from_static(b"3")))
+        );
+    }
+
+    #[test]
+    fn a_peer_that_cannot_take_control_messages_is_closed() {
+        let out = outbox(2, 2);
+        assert!(out.send(1));
+        assert!(out.send(2));
+        assert!(!out.send(3));
+        assert!(out.is_closed());
+        assert_eq!(out.try_next(), Some(Outgoing::Control(1)));
+        assert_eq!(out.try_next(), Some(Outgoing::Control(2)));
+        assert!(matches!(out.try_next(), Some(Outgoing::Close(c)) if c.code == CLOSE_GOING_AWAY));
+        assert_eq!(out.try_next(), None);
+    }
+
+    #[test]
+    fn close_comes_after_queued_control_and_only_once() {
+        let out = outbox(2, 8);
+        out.send(7);
+        out.close(CLOSE_NORMAL, "bye");
+        out.close(CLOSE_POLICY, "ignored");
+        assert!(!out.send(8));
+        assert_eq!(out.try_next(), Some(Outgoing::Control(7)));
+        assert_eq!(
+            out.try_next(),
+            Some(Outgoing::Close(Close {
+                code: CLOSE_NORMAL,
+                reason: "bye".into()
+            }))
+        );
+        assert_eq!(out.try_next(), None);
+    }
+}

@@ -1,0 +1,33 @@
+//! Engine-wide counters, shared by every actor and read by the metrics endpoint.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Plain atomics so the hot paths pay one relaxed increment; the HTTP side turns them
+/// into Prometheus metrics.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Frames moved from one side of a call to the other (both directions).
+    pub audio_frames_relayed: AtomicU64,
+    /// Frames dropped because a peer's audio queue was full (drop-oldest).
+    pub audio_frames_dropped: AtomicU64,
+    /// Peers closed because they could not keep up with control messages.
+    pub slow_peers_closed: AtomicU64,
+    /// Ring messages that could not be delivered to a seat's mailbox.
+    pub ring_deliveries_failed: AtomicU64,
+    pub calls_started: AtomicU64,
+    pub calls_active: AtomicI64,
+    pub claims_won: AtomicU64,
+    pub claims_lost: AtomicU64,
+    pub seats_connected: AtomicI64,
+    pub outcome_answered: AtomicU64,
+    pub outcome_voicemail: AtomicU64,
+    pub outcome_abandoned: AtomicU64,
+    pub outcome_failed: AtomicU64,
+    pub outcome_interrupted: AtomicU64,
+}
+
+impl EngineStats {
+    pub fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
