@@ -1,1 +1,30 @@
+//! switchboard: an actor-based real-time call engine. Calls arrive from Twilio, ring
+//! every available agent at once, go to the first who answers, and are bridged
+//! through the engine (media-anchored); the rest reach voicemail.
+//!
+//! # Layout
+//!
+//! - [`startup`]: builds the engine (store, journal, actors) and the HTTP server.
+//! - [`config`]: typed settings from `config/default.toml` and the environment.
+//! - [`twilio`]: webhooks, signatures, TwiML and the Media Streams socket.
+//! - [`ws`]: the agent softphone socket and the socket writer.
+//! - [`api`]: the admin REST API.
+//! - [`store`]: sqlx storage (SQLite or PostgreSQL) and the journal writer.
+//! - [`domain`]: types parsed at the edge (phone numbers).
+//! - [`health`], [`metrics`]: `/healthz`, `/metrics`.
+//! - [`loadtest`]: the load generator behind `switchboard loadtest`.
+//!
+//! The actors themselves live in the `switchboard-actors` crate.
 
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod health;
+pub mod loadtest;
+pub mod metrics;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod twilio;
+pub mod ws;

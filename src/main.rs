@@ -1,1 +1,27 @@
-fn main() {}
+use clap::Parser as _;
+use switchboard::cli::{Cli, Command};
+use switchboard::config::Settings;
+use switchboard::startup::Application;
+use switchboard::store::Store;
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    switchboard::telemetry::init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let app = Application::build(settings).await?;
+            tracing::info!(port = app.port(), "switchboard listening");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let store = Store::connect(&settings.database_url, &settings.node_id).await?;
+            store.migrate().await?;
+            tracing::info!("migrations applied");
+        }
+        Command::Loadtest(args) => switchboard::loadtest::run(args).await?,
+    }
+    Ok(())
+}

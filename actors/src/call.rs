@@ -332,7 +332,7 @@ impl CallActor {
         if let Some((handle, _)) = self.ringback.take() {
             ctx.cancel_future(handle);
             if let Some(leg) = &self.leg {
-                leg.outbox.send(LegControl::Clear);
+                leg.clear();
             }
         }
     }
@@ -360,12 +360,13 @@ impl CallActor {
         let prompt = self.deps.config.voicemail_prompt.clone();
         let prompt_ms = audio::duration_ms(prompt.len() + BEEP.len());
         if let Some(leg) = &self.leg {
-            leg.outbox.send(LegControl::Clear);
+            leg.clear();
             for chunk in prompt.chunks(8_000) {
                 leg.outbox.send_audio(prompt.slice_ref(chunk));
             }
             leg.outbox.send_audio(BEEP.clone());
-            leg.outbox.send(LegControl::Mark(PROMPT_MARK.into()));
+            leg.outbox
+                .send_after_audio(LegControl::Mark(PROMPT_MARK.into()));
         }
         // If Twilio never echoes the mark, start recording once the prompt must be over.
         ctx.run_later(Duration::from_millis(prompt_ms + 2_000), |act, ctx| {

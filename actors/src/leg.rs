@@ -169,6 +169,12 @@ impl LegHandle {
         self.addr.do_send(RouteAudio { route });
     }
 
+    /// Stops whatever the caller is hearing: our queued audio and Twilio's buffer.
+    pub fn clear(&self) {
+        self.outbox.clear_audio();
+        self.outbox.send(LegControl::Clear);
+    }
+
     pub fn hang_up(&self, reason: impl Into<String>) {
         self.addr.do_send(HangUp {
             reason: reason.into(),

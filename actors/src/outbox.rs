@@ -60,9 +60,19 @@ impl Default for OutboxLimits {
     }
 }
 
+/// An item of the ordered lane: audio, or a control message that must follow the
+/// audio queued before it (a Twilio `mark`).
+enum Ordered<C> {
+    Frame(Bytes),
+    Marker(C),
+}
+
 struct Lanes<C> {
     control: VecDeque<C>,
-    audio: VecDeque<Bytes>,
+    /// Audio and markers, in order.
+    audio: VecDeque<Ordered<C>>,
+    /// Frames (not markers) in `audio`: the bound applies to these.
+    frames: usize,
     pong: Option<Bytes>,
     ping: bool,
     close: Option<Close>,
@@ -106,6 +116,7 @@ impl<C> Outbox<C> {
                 lanes: Mutex::new(Lanes {
                     control: VecDeque::new(),
                     audio: VecDeque::with_capacity(limits.audio_frames.min(64)),
+                    frames: 0,
                     pong: None,
                     ping: false,
                     close: None,
@@ -157,17 +168,45 @@ impl<C> Outbox<C> {
         if lanes.close.is_some() || lanes.finished {
             return;
         }
-        if lanes.audio.len() >= self.inner.limits.audio_frames {
-            lanes.audio.pop_front();
+        if lanes.frames >= self.inner.limits.audio_frames {
+            if let Some(oldest) = lanes
+                .audio
+                .iter()
+                .position(|item| matches!(item, Ordered::Frame(_)))
+            {
+                lanes.audio.remove(oldest);
+                lanes.frames -= 1;
+            }
             self.inner.dropped.fetch_add(1, Ordering::Relaxed);
             self.inner
                 .stats
                 .audio_frames_dropped
                 .fetch_add(1, Ordering::Relaxed);
         }
-        lanes.audio.push_back(frame);
+        lanes.audio.push_back(Ordered::Frame(frame));
+        lanes.frames += 1;
         drop(lanes);
         self.inner.notify.notify_one();
+    }
+
+    /// Queues a protocol message behind the audio already queued (it is never
+    /// dropped, and does not count against the audio bound).
+    pub fn send_after_audio(&self, message: C) -> bool {
+        let mut lanes = self.lanes();
+        if lanes.close.is_some() || lanes.finished {
+            return false;
+        }
+        lanes.audio.push_back(Ordered::Marker(message));
+        drop(lanes);
+        self.inner.notify.notify_one();
+        true
+    }
+
+    /// Drops every queued audio frame (markers stay, in order).
+    pub fn clear_audio(&self) {
+        let mut lanes = self.lanes();
+        lanes.audio.retain(|item| matches!(item, Ordered::Marker(_)));
+        lanes.frames = 0;
     }
 
     pub fn ping(&self) {
@@ -221,6 +260,7 @@ impl<C> Outbox<C> {
         if let Some(close) = lanes.close.take() {
             lanes.finished = true;
             lanes.audio.clear();
+            lanes.frames = 0;
             return Some(Outgoing::Close(close));
         }
         if let Some(payload) = lanes.pong.take() {
@@ -229,7 +269,13 @@ impl<C> Outbox<C> {
         if std::mem::take(&mut lanes.ping) {
             return Some(Outgoing::Ping);
         }
-        lanes.audio.pop_front().map(Outgoing::Audio)
+        match lanes.audio.pop_front()? {
+            Ordered::Frame(frame) => {
+                lanes.frames -= 1;
+                Some(Outgoing::Audio(frame))
+            }
+            Ordered::Marker(message) => Some(Outgoing::Control(message)),
+        }
     }
 
     /// Waits for the next item; `None` once the close item has been taken.
@@ -252,6 +298,7 @@ impl<C> Outbox<C> {
         lanes.finished = true;
         lanes.control.clear();
         lanes.audio.clear();
+        lanes.frames = 0;
         drop(lanes);
         self.inner.notify.notify_one();
     }
@@ -315,6 +362,25 @@ mod tests {
             out.try_next(),
             Some(Outgoing::Audio(Bytes::from_static(b"3")))
         );
+    }
+
+    #[test]
+    fn markers_keep_their_place_behind_audio_and_survive_drops_and_clears() {
+        let out = outbox(2, 4);
+        out.send_audio(Bytes::from_static(b"1"));
+        out.send_after_audio(9);
+        out.send_audio(Bytes::from_static(b"2"));
+        out.send_audio(Bytes::from_static(b"3"));
+        assert_eq!(out.dropped(), 1, "frame 1 made way");
+        assert_eq!(out.try_next(), Some(Outgoing::Control(9)));
+        out.send_after_audio(10);
+        out.clear_audio();
+        assert_eq!(out.try_next(), Some(Outgoing::Control(10)));
+        assert_eq!(out.try_next(), None);
+        out.send_audio(Bytes::from_static(b"4"));
+        out.send_audio(Bytes::from_static(b"5"));
+        out.send_audio(Bytes::from_static(b"6"));
+        assert_eq!(out.dropped(), 2, "the bound still holds after a clear");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! calls ringing it and the call it is connected to; driven by the socket's input
 //! stream, writing through its [`Outbox`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -172,9 +172,15 @@ pub struct SeatActor {
     claiming: Option<CallId>,
     connected: Option<Connected>,
     last_heard: Instant,
+    /// Calls whose ring was recently cancelled: a late `answer` for one of them is
+    /// told `claim_lost`, not "not rung" (it lost a race, it did not misbehave).
+    recently_cancelled: VecDeque<CallId>,
     /// Audio without a call is answered with one error a second, not one a frame.
     last_audio_error: Option<Instant>,
 }
+
+/// How many cancelled rings a seat remembers for late answers.
+const REMEMBERED_CANCELS: usize = 64;
 
 impl SeatActor {
     /// Starts the seat on the current arbiter, driven by `input`.
@@ -197,6 +203,7 @@ impl SeatActor {
                 claiming: None,
                 connected: None,
                 last_heard: Instant::now(),
+                recently_cancelled: VecDeque::new(),
                 last_audio_error: None,
             }
         })
@@ -226,6 +233,10 @@ impl SeatActor {
             return self.error("busy", "this seat is already on a call");
         }
         let Some(call) = self.rung.get(&call_id).cloned() else {
+            if self.recently_cancelled.contains(&call_id) {
+                self.outbox.send(SeatOutput::ClaimLost { call_id });
+                return;
+            }
             return self.error("not-rung", format!("call {call_id} is not ringing this seat"));
         };
         self.claiming = Some(call_id.clone());
@@ -234,16 +245,25 @@ impl SeatActor {
         let claim = async move { call.claim(agent_id, link).await.map(|r| (r, call)) };
         ctx.spawn(claim.into_actor(self).map(move |result, act, _ctx| {
             act.claiming = None;
-            act.rung.remove(&call_id);
             match result {
                 Ok((ClaimResult::Won { caller_audio }, call)) => {
+                    act.rung.remove(&call_id);
                     act.connected = Some(Connected { call, caller_audio });
                     act.coordinator
                         .set_busy(act.agent_id.clone(), act.generation, true);
                     act.outbox.send(SeatOutput::Connected { call_id });
                     act.withdraw_from_rings(CancelReason::Busy);
                 }
-                Ok((ClaimResult::Lost, _)) | Err(_) => {
+                Ok((ClaimResult::Lost, call)) => {
+                    // The call cancels this seat's ring itself (`ring_cancel` follows or
+                    // came already); only a call that is gone cannot.
+                    if !call.is_alive() {
+                        act.rung.remove(&call_id);
+                    }
+                    act.outbox.send(SeatOutput::ClaimLost { call_id });
+                }
+                Err(_) => {
+                    act.rung.remove(&call_id);
                     act.outbox.send(SeatOutput::ClaimLost { call_id });
                 }
             }
@@ -379,6 +399,10 @@ impl Handler<SeatNotice> for SeatActor {
             }
             SeatNotice::RingCancel { call_id, reason } => {
                 if self.rung.remove(&call_id).is_some() {
+                    if self.recently_cancelled.len() == REMEMBERED_CANCELS {
+                        self.recently_cancelled.pop_front();
+                    }
+                    self.recently_cancelled.push_back(call_id.clone());
                     self.outbox.send(SeatOutput::RingCancel { call_id, reason });
                 }
             }

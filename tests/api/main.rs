@@ -1,1 +1,3 @@
-mod x {}
+mod db;
+mod helpers;
+mod store;

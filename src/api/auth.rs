@@ -1,0 +1,76 @@
+//! Admin bearer auth and agent tokens.
+
+use std::future::{ready, Ready};
+
+use actix_web::{web, FromRequest, HttpRequest};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use crate::startup::Engine;
+
+/// A fresh secret token: `prefix` + 32 random bytes, base64url.
+pub fn new_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).expect("the OS random source is available");
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Tokens are stored hashed: a leaked database opens no softphone.
+pub fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Equal-time comparison of two secrets.
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Proof that the request carried the admin bearer token.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(check(req))
+    }
+}
+
+fn check(req: &HttpRequest) -> Result<Admin, ApiError> {
+    let engine = req
+        .app_data::<web::Data<Engine>>()
+        .ok_or_else(|| ApiError::unauthorized("engine not configured"))?;
+    let presented = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthorized("an admin bearer token is required"))?;
+    if secrets_equal(presented.trim(), engine.admin_token.expose_secret()) {
+        Ok(Admin)
+    } else {
+        Err(ApiError::unauthorized("wrong admin token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_unique_and_hash_stably() {
+        let (a, b) = (new_token("t_"), new_token("t_"));
+        assert_ne!(a, b);
+        assert!(a.starts_with("t_") && a.len() > 40);
+        assert_eq!(token_hash(&a), token_hash(&a));
+        assert_eq!(token_hash("abc").len(), 64);
+        assert!(secrets_equal("same", "same"));
+        assert!(!secrets_equal("same", "diff"));
+    }
+}

@@ -1,0 +1,85 @@
+//! `GET /api/calls/{id}` and `GET /api/calls/{id}/recording`.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+use switchboard_actors::CallId;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::auth::Admin;
+use super::error::ApiError;
+use crate::startup::Engine;
+
+/// Milliseconds since the epoch as RFC 3339 (UTC, millisecond precision).
+pub fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn call_id(raw: &str) -> Result<CallId, ApiError> {
+    CallId::parse(raw).map_err(|e| ApiError::bad_request("bad-id", e.to_string()))
+}
+
+pub async fn get(
+    _admin: Admin,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = call_id(&path)?;
+    let call = engine
+        .store
+        .get_call(id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no call {id}")))?;
+    let events: Vec<_> = call
+        .events
+        .iter()
+        .map(|e| {
+            json!({
+                "seq": e.seq,
+                "at": rfc3339(e.at),
+                "kind": e.kind,
+                "agent_id": e.agent_id,
+                "detail": e.detail,
+            })
+        })
+        .collect();
+    let recording_url = call
+        .has_recording
+        .then(|| format!("{}/api/calls/{}/recording", engine.public_url, call.id));
+    Ok(HttpResponse::Ok().json(json!({
+        "id": call.id,
+        "call_sid": call.call_sid,
+        "direction": call.direction,
+        "status": call.status,
+        "outcome": call.outcome,
+        "end_reason": call.end_reason,
+        "agent_id": call.agent_id,
+        "from": call.from,
+        "to": call.to,
+        "workspace": call.workspace,
+        "started_at": rfc3339(call.started_at),
+        "answered_at": call.answered_at.map(rfc3339),
+        "ended_at": call.ended_at.map(rfc3339),
+        "events": events,
+        "recording_url": recording_url,
+    })))
+}
+
+pub async fn recording(
+    _admin: Admin,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = call_id(&path)?;
+    let recording = engine
+        .store
+        .get_recording(id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("call {id} has no recording")))?;
+    Ok(HttpResponse::Ok()
+        .content_type(recording.content_type)
+        .body(recording.bytes))
+}

@@ -1,0 +1,101 @@
+//! Errors as the HTTP side shows them: a status, a stable kebab-case `code` and a
+//! message; never internals.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use switchboard_actors::EngineError;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", message)
+    }
+
+    fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the engine's log",
+        )
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(serde_json::json!({
+            "code": self.code,
+            "message": self.message,
+        }))
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        tracing::error!(%err, "engine error");
+        match err {
+            EngineError::NotFound(what) => ApiError::not_found(what),
+            EngineError::Refused(why) => ApiError::new(StatusCode::CONFLICT, "refused", why),
+            EngineError::InvalidTransition(t) => {
+                ApiError::new(StatusCode::CONFLICT, "invalid-state", t.to_string())
+            }
+            EngineError::Gone(_) | EngineError::Overloaded(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the engine cannot take this request right now",
+            ),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Duplicate(what) => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate", format!("{what} exists already"))
+            }
+            other => {
+                tracing::error!(err = %other, "store error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<actix_web::Error> for ApiError {
+    fn from(err: actix_web::Error) -> Self {
+        ApiError::bad_request("bad-upgrade", err.to_string())
+    }
+}

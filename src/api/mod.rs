@@ -1,0 +1,32 @@
+//! The admin REST API (bearer `SWITCHBOARD_ADMIN_TOKEN`, JSON).
+
+pub mod agents;
+pub mod auth;
+pub mod calls;
+pub mod error;
+pub mod numbers;
+
+use actix_web::web;
+
+use error::ApiError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let json = web::JsonConfig::default()
+        .limit(64 * 1024)
+        .error_handler(|err, _req| {
+            ApiError::bad_request("bad-json", format!("the request body is not valid: {err}"))
+                .into()
+        });
+    cfg.service(
+        web::scope("/api")
+            .app_data(json)
+            .route("/agents", web::post().to(agents::create))
+            .route("/agents", web::get().to(agents::list))
+            .route("/agents/{id}", web::get().to(agents::get))
+            .route("/numbers", web::post().to(numbers::create))
+            .route("/numbers", web::get().to(numbers::list))
+            .route("/numbers/{e164}", web::get().to(numbers::get))
+            .route("/calls/{id}", web::get().to(calls::get))
+            .route("/calls/{id}/recording", web::get().to(calls::recording)),
+    );
+}

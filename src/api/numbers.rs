@@ -1,0 +1,144 @@
+//! `POST /api/numbers` (create or re-route), `GET /api/numbers`, `GET /api/numbers/{e164}`.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use switchboard_actors::number::Route;
+use switchboard_actors::Workspace;
+
+use super::auth::Admin;
+use super::error::ApiError;
+use crate::domain::phone::PhoneNumber;
+use crate::startup::Engine;
+use crate::store::numbers::NumberRecord;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNumber {
+    e164: String,
+    workspace: String,
+    route: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct NumberJson {
+    e164: String,
+    workspace: String,
+    route: Route,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<NumberRecord> for NumberJson {
+    fn from(n: NumberRecord) -> Self {
+        Self {
+            e164: n.e164,
+            workspace: n.workspace.to_string(),
+            route: n.route,
+            created_at: super::calls::rfc3339(n.created_at),
+            updated_at: super::calls::rfc3339(n.updated_at),
+        }
+    }
+}
+
+/// Parses a route and checks it against the agents that exist.
+async fn parse_route(
+    engine: &Engine,
+    raw: serde_json::Value,
+    workspace: &Workspace,
+) -> Result<Route, ApiError> {
+    let kind = raw.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+    match kind {
+        "agents" | "voicemail" => {}
+        "ai" => {
+            return Err(ApiError::bad_request(
+                "unsupported-route",
+                "route kind \"ai\" needs an assistant, and this engine has none configured",
+            ))
+        }
+        other => {
+            return Err(ApiError::bad_request(
+                "bad-field",
+                format!("route.kind must be \"agents\", \"ai\" or \"voicemail\", not {other:?}"),
+            ))
+        }
+    }
+    let route: Route = serde_json::from_value(raw)
+        .map_err(|e| ApiError::bad_request("bad-field", format!("route: {e}")))?;
+    if let Route::Agents { agent_ids } = &route {
+        let found = engine.store.get_agents(agent_ids).await?;
+        for id in agent_ids {
+            match found.iter().find(|a| &a.id == id) {
+                None => {
+                    return Err(ApiError::bad_request(
+                        "unknown-agent",
+                        format!("route: no agent {id}"),
+                    ))
+                }
+                Some(agent) if &agent.workspace != workspace => {
+                    return Err(ApiError::bad_request(
+                        "wrong-workspace",
+                        format!("route: agent {id} belongs to workspace {}", agent.workspace),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(route)
+}
+
+pub async fn create(
+    _admin: Admin,
+    engine: web::Data<Engine>,
+    body: web::Json<CreateNumber>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let e164 = PhoneNumber::parse(&body.e164)
+        .map_err(|e| ApiError::bad_request("bad-field", format!("e164 {e}")))?;
+    let workspace = Workspace::parse(&body.workspace)
+        .map_err(|e| ApiError::bad_request("bad-field", format!("workspace: {e}")))?;
+    let route = parse_route(&engine, body.route, &workspace).await?;
+    let existed = engine.store.get_number(e164.as_str()).await?.is_some();
+    let record = engine
+        .store
+        .upsert_number(e164.as_str(), &workspace, &route)
+        .await?;
+    // The store is the record; the number's actor takes the route for its next call.
+    engine
+        .directory
+        .upsert(record.e164.clone(), workspace, route)
+        .await?;
+    tracing::info!(e164 = %record.e164, existed, "number saved");
+    let status = if existed {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::Created()
+    };
+    Ok({ status }.json(NumberJson::from(record)))
+}
+
+pub async fn list(_admin: Admin, engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
+    let numbers: Vec<NumberJson> = engine
+        .store
+        .list_numbers()
+        .await?
+        .into_iter()
+        .map(NumberJson::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(numbers))
+}
+
+pub async fn get(
+    _admin: Admin,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let e164 = PhoneNumber::parse(&path)
+        .map_err(|e| ApiError::bad_request("bad-field", format!("e164 {e}")))?;
+    let number = engine
+        .store
+        .get_number(e164.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no number {e164}")))?;
+    Ok(HttpResponse::Ok().json(NumberJson::from(number)))
+}

@@ -1,0 +1,190 @@
+//! Typed settings: `config/default.toml` (embedded in the binary, so the engine runs
+//! from anywhere), optionally a file given with `--config`, then the environment
+//! variables of the external contract.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The defaults, compiled in.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub bind: String,
+    /// Empty: derived from the bound address.
+    pub public_url: String,
+    pub database_url: String,
+    pub redis_url: String,
+    pub node_id: String,
+    pub workers: usize,
+    /// Bearer token of the admin API and the supervisor socket; generated if unset.
+    #[serde(default)]
+    pub admin_token: Option<SecretString>,
+    pub twilio: TwilioSettings,
+    pub openai: OpenAiSettings,
+    pub calls: CallSettings,
+    pub websocket: WebSocketSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TwilioSettings {
+    pub account_sid: String,
+    /// Signs every webhook and stream; without it every Twilio request is refused.
+    #[serde(default)]
+    pub auth_token: Option<SecretString>,
+    pub api_base: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OpenAiSettings {
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+    pub realtime_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallSettings {
+    pub ring_timeout_secs: f64,
+    pub media_timeout_secs: f64,
+    pub voicemail_max_secs: f64,
+    pub voicemail_prompt: String,
+    pub ringback_chunk_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebSocketSettings {
+    pub heartbeat_interval_secs: f64,
+    pub client_timeout_secs: f64,
+    pub max_frame_bytes: usize,
+    pub audio_queue_frames: usize,
+    pub control_queue_messages: usize,
+}
+
+/// Durations from fractional seconds, refusing negative or absurd values.
+pub fn secs(value: f64) -> Duration {
+    Duration::from_secs_f64(value.clamp(0.0, 86_400.0))
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Settings> {
+        let mut table: toml::Table = DEFAULT_TOML.parse().context("embedded default.toml")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let overlay: toml::Table = text
+                .parse()
+                .with_context(|| format!("parsing {}", path.display()))?;
+            merge(&mut table, overlay);
+        }
+        let mut settings: Settings = toml::Value::Table(table)
+            .try_into()
+            .context("invalid configuration")?;
+        settings.apply_env(|name| std::env::var(name).ok());
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The embedded defaults alone (tests and benches start here).
+    pub fn defaults() -> Settings {
+        let table: toml::Table = DEFAULT_TOML.parse().expect("embedded default.toml parses");
+        toml::Value::Table(table)
+            .try_into()
+            .expect("embedded default.toml matches Settings")
+    }
+
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        let set = |target: &mut String, name: &str| {
+            if let Some(value) = var(name) {
+                *target = value;
+            }
+        };
+        set(&mut self.bind, "SWITCHBOARD_BIND");
+        set(&mut self.public_url, "SWITCHBOARD_PUBLIC_URL");
+        set(&mut self.database_url, "DATABASE_URL");
+        set(&mut self.redis_url, "REDIS_URL");
+        set(&mut self.node_id, "SWITCHBOARD_NODE_ID");
+        set(&mut self.twilio.account_sid, "TWILIO_ACCOUNT_SID");
+        set(&mut self.twilio.api_base, "TWILIO_API_BASE");
+        set(&mut self.openai.realtime_url, "OPENAI_REALTIME_URL");
+        let secret = |name: &str| var(name).filter(|v| !v.is_empty()).map(SecretString::from);
+        if let Some(token) = secret("SWITCHBOARD_ADMIN_TOKEN") {
+            self.admin_token = Some(token);
+        }
+        if let Some(token) = secret("TWILIO_AUTH_TOKEN") {
+            self.twilio.auth_token = Some(token);
+        }
+        if let Some(key) = secret("OPENAI_API_KEY") {
+            self.openai.api_key = Some(key);
+        }
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let ws = &self.websocket;
+        anyhow::ensure!(
+            ws.client_timeout_secs >= 2.0 * ws.heartbeat_interval_secs,
+            "websocket.client_timeout_secs must be at least twice heartbeat_interval_secs"
+        );
+        anyhow::ensure!(ws.max_frame_bytes >= 1024, "websocket.max_frame_bytes is too small");
+        anyhow::ensure!(ws.audio_queue_frames >= 1, "websocket.audio_queue_frames must be ≥ 1");
+        anyhow::ensure!(
+            self.calls.ringback_chunk_ms >= 20,
+            "calls.ringback_chunk_ms must be at least one 20 ms frame"
+        );
+        anyhow::ensure!(
+            self.public_url.is_empty()
+                || self.public_url.starts_with("http://")
+                || self.public_url.starts_with("https://"),
+            "SWITCHBOARD_PUBLIC_URL must start with http:// or https://"
+        );
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(overlay)) => merge(base, overlay),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::defaults();
+        assert_eq!(s.bind, "127.0.0.1:8080");
+        assert!(s.database_url.starts_with("sqlite:"));
+        assert_eq!(s.calls.ring_timeout_secs, 30.0);
+        assert_eq!(s.calls.voicemail_max_secs, 120.0);
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut s = Settings::defaults();
+        s.apply_env(|name| match name {
+            "SWITCHBOARD_BIND" => Some("0.0.0.0:9000".into()),
+            "DATABASE_URL" => Some("postgres://db/x".into()),
+            "TWILIO_AUTH_TOKEN" => Some("secret".into()),
+            _ => None,
+        });
+        assert_eq!(s.bind, "0.0.0.0:9000");
+        assert_eq!(s.database_url, "postgres://db/x");
+        assert_eq!(
+            s.twilio.auth_token.as_ref().map(|t| t.expose_secret().to_owned()),
+            Some("secret".to_owned())
+        );
+        assert!(!format!("{s:?}").contains("secret"), "secrets never print");
+    }
+}

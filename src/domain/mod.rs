@@ -1,0 +1,3 @@
+//! Domain types parsed at the edge.
+
+pub mod phone;

@@ -1,0 +1,89 @@
+//! `GET /metrics`: the engine's counters in Prometheus text format.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use switchboard_actors::stats::EngineStats;
+
+use crate::startup::Engine;
+
+/// Reads the engine's atomics at scrape time; nothing is copied on the hot paths.
+#[derive(Debug)]
+struct EngineCollector {
+    stats: Arc<EngineStats>,
+    journal_backlog: i64,
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+impl Collector for EngineCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let s = &self.stats;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let e = &mut encoder;
+        counter(e, "switchboard_calls_started", "Calls the engine took.", load(&s.calls_started))?;
+        gauge(e, "switchboard_calls_active", "Calls in progress.", s.calls_active.load(Ordering::Relaxed))?;
+        for (outcome, value) in [
+            ("answered", &s.outcome_answered),
+            ("voicemail", &s.outcome_voicemail),
+            ("abandoned", &s.outcome_abandoned),
+            ("failed", &s.outcome_failed),
+            ("interrupted", &s.outcome_interrupted),
+        ] {
+            counter(
+                e,
+                &format!("switchboard_calls_{outcome}"),
+                &format!("Calls that ended with outcome {outcome}."),
+                load(value),
+            )?;
+        }
+        counter(e, "switchboard_claims_won", "Answers that won their call.", load(&s.claims_won))?;
+        counter(e, "switchboard_claims_lost", "Answers that lost the race.", load(&s.claims_lost))?;
+        gauge(e, "switchboard_seats_connected", "Softphones connected.", s.seats_connected.load(Ordering::Relaxed))?;
+        counter(e, "switchboard_audio_frames_relayed", "Audio frames moved between call legs.", load(&s.audio_frames_relayed))?;
+        counter(e, "switchboard_audio_frames_dropped", "Audio frames dropped because a peer was slow.", load(&s.audio_frames_dropped))?;
+        counter(e, "switchboard_slow_peers_closed", "Sockets closed for not reading control messages.", load(&s.slow_peers_closed))?;
+        counter(e, "switchboard_ring_deliveries_failed", "Rings that could not reach a seat.", load(&s.ring_deliveries_failed))?;
+        gauge(e, "switchboard_journal_backlog", "Call records waiting to be written.", self.journal_backlog)?;
+        Ok(())
+    }
+}
+
+pub async fn metrics(engine: web::Data<Engine>) -> HttpResponse {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(EngineCollector {
+        stats: Arc::clone(&engine.stats),
+        journal_backlog: engine.journal.backlog(),
+    }));
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &registry) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(body),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}

@@ -1,0 +1,211 @@
+//! Builds the engine: store, journal, actors, HTTP server. `Application::build` binds
+//! the listener first, so tests can ask for port 0 and read the port back.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use bytes::Bytes;
+use secrecy::{ExposeSecret, SecretString};
+use switchboard_actors::call::{CallConfig, CallDeps};
+use switchboard_actors::coordinator::CoordinatorHandle;
+use switchboard_actors::number::DirectoryHandle;
+use switchboard_actors::outbox::OutboxLimits;
+use switchboard_actors::registry::RegistryHandle;
+use switchboard_actors::seat::SeatConfig;
+use switchboard_actors::stats::EngineStats;
+
+use crate::config::{secs, Settings};
+use crate::store::journal::JournalWriter;
+use crate::store::Store;
+use crate::{api, health, metrics, twilio, ws};
+
+/// The spoken voicemail prompt shipped with the engine (8 kHz mu-law, espeak-ng).
+const BUILTIN_PROMPT: &[u8] = include_bytes!("../assets/voicemail-prompt.ul");
+
+/// Everything a request handler can reach; cheap to clone into each worker.
+#[derive(Clone)]
+pub struct Engine {
+    pub settings: Arc<Settings>,
+    /// `http(s)://host[:port]` Twilio reaches us at, without a trailing slash.
+    pub public_url: Arc<str>,
+    pub admin_token: Arc<SecretString>,
+    pub store: Store,
+    pub journal: JournalWriter,
+    pub coordinator: CoordinatorHandle,
+    pub registry: RegistryHandle,
+    pub directory: DirectoryHandle,
+    pub stats: Arc<EngineStats>,
+    pub call_config: Arc<CallConfig>,
+    pub seat_config: SeatConfig,
+    pub outbox_limits: OutboxLimits,
+}
+
+impl Engine {
+    /// The `ws(s)://` URL Twilio opens the media stream on.
+    pub fn stream_url(&self) -> String {
+        let base = &self.public_url;
+        let ws = if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            base.to_string()
+        };
+        format!("{ws}/twilio/stream")
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    engine: Engine,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let engine = build_engine(settings, &listener).await?;
+        let workers = match engine.settings.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let data = web::Data::new(engine.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(tracing_actix())
+                .configure(routes)
+        })
+        .workers(workers)
+        .listen(listener)?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            engine,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Serves until the server stops (Ctrl-C / SIGTERM), then writes out the journal.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.engine.journal.flush().await;
+        result
+    }
+}
+
+fn tracing_actix() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%r %s %Dms").log_target("switchboard::http")
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/metrics", web::get().to(metrics::metrics))
+        .route("/twilio/voice", web::post().to(twilio::webhook::voice))
+        .route("/twilio/status", web::post().to(twilio::webhook::status))
+        .route("/twilio/stream", web::get().to(twilio::stream::stream))
+        .route("/ws/agent", web::get().to(ws::agent::agent_socket))
+        .configure(api::routes);
+}
+
+async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Result<Engine> {
+    let store = Store::connect(&settings.database_url, &settings.node_id).await?;
+    store.migrate().await?;
+    let interrupted = store.close_interrupted_calls().await?;
+    if interrupted > 0 {
+        tracing::warn!(interrupted, "closed calls left open by a previous run");
+    }
+    let journal = JournalWriter::spawn(store.clone());
+
+    let public_url: Arc<str> = if settings.public_url.is_empty() {
+        format!("http://{}", listener.local_addr()?).into()
+    } else {
+        settings.public_url.trim_end_matches('/').into()
+    };
+    let admin_token = match &settings.admin_token {
+        Some(token) => token.clone(),
+        None => {
+            let token = crate::api::auth::new_token("sba_");
+            tracing::warn!(
+                admin_token = %token,
+                "SWITCHBOARD_ADMIN_TOKEN is not set; generated an admin token for this run"
+            );
+            SecretString::from(token)
+        }
+    };
+    if settings.twilio.auth_token.is_none() {
+        tracing::warn!("TWILIO_AUTH_TOKEN is not set: every Twilio request will be refused (403)");
+    }
+
+    let voicemail_prompt = match settings.calls.voicemail_prompt.as_str() {
+        "builtin" => Bytes::from_static(BUILTIN_PROMPT),
+        "none" => Bytes::new(),
+        path => Bytes::from(
+            std::fs::read(path).with_context(|| format!("reading voicemail prompt {path}"))?,
+        ),
+    };
+    let call_config = Arc::new(CallConfig {
+        ring_timeout: secs(settings.calls.ring_timeout_secs),
+        media_timeout: secs(settings.calls.media_timeout_secs),
+        voicemail_max: secs(settings.calls.voicemail_max_secs),
+        voicemail_prompt,
+        ringback_chunk: std::time::Duration::from_millis(settings.calls.ringback_chunk_ms),
+    });
+    let stats = Arc::new(EngineStats::default());
+    let coordinator = CoordinatorHandle::start();
+    let registry = RegistryHandle::start();
+    let directory = DirectoryHandle::start(CallDeps {
+        coordinator: coordinator.clone(),
+        registry: registry.clone(),
+        journal: Arc::new(journal.clone()),
+        config: Arc::clone(&call_config),
+        stats: Arc::clone(&stats),
+    });
+    for number in store.list_numbers().await? {
+        directory
+            .upsert(number.e164, number.workspace, number.route)
+            .await?;
+    }
+    let ws = &settings.websocket;
+    let seat_config = SeatConfig {
+        heartbeat_interval: secs(ws.heartbeat_interval_secs),
+        client_timeout: secs(ws.client_timeout_secs),
+    };
+    let outbox_limits = OutboxLimits {
+        audio_frames: ws.audio_queue_frames,
+        control_messages: ws.control_queue_messages,
+    };
+    tracing::info!(
+        public_url = %public_url,
+        database = ?store.backend(),
+        admin_token_set = !admin_token.expose_secret().is_empty(),
+        "engine ready"
+    );
+    Ok(Engine {
+        settings: Arc::new(settings),
+        public_url,
+        admin_token: Arc::new(admin_token),
+        store,
+        journal,
+        coordinator,
+        registry,
+        directory,
+        stats,
+        call_config,
+        seat_config,
+        outbox_limits,
+    })
+}

@@ -1,0 +1,353 @@
+//! The call record: one `calls` row per call, its ordered `call_events` trail and
+//! an optional voicemail recording. Written from the actors' journal entries
+//! ([`Store::apply`]); read back whole by [`Store::get_call`].
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row as _, Transaction};
+use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, JournalEntry};
+use switchboard_actors::AgentId;
+
+use super::{Store, StoreError};
+
+/// A late event may race another writer for the next `seq`; it tries this often.
+const LATE_EVENT_ATTEMPTS: usize = 5;
+
+/// A call as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallView {
+    pub id: String,
+    pub call_sid: Option<String>,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub agent_id: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub workspace: Option<String>,
+    pub direction: String,
+    pub started_at: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub end_reason: Option<String>,
+    /// The trail, by `seq`.
+    pub events: Vec<EventView>,
+    pub has_recording: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub seq: i64,
+    pub at: i64,
+    pub kind: String,
+    pub agent_id: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// A call's voicemail recording.
+pub struct Recording {
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    pub duration_ms: i64,
+}
+
+/// The next `seq` of a call's trail, for a call aliased `c`.
+const NEXT_SEQ: &str =
+    "(SELECT COALESCE(MAX(e.seq), 0) + 1 FROM call_events e WHERE e.call_id = c.id)";
+
+impl Store {
+    /// The call with its ordered trail, or `None` if no such call was recorded.
+    #[tracing::instrument(skip_all, fields(call_id = %id))]
+    pub async fn get_call(&self, id: &str) -> Result<Option<CallView>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.id, c.call_sid, c.status, c.outcome, c.agent_id, c.from_number, \
+                    c.to_number, c.workspace, c.direction, c.started_at, c.answered_at, \
+                    c.ended_at, c.end_reason, \
+                    (SELECT COUNT(*) FROM recordings r WHERE r.call_id = c.id) AS recordings \
+             FROM calls c WHERE c.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let events = sqlx::query(
+            "SELECT seq, at, kind, agent_id, detail FROM call_events \
+             WHERE call_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(event_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(CallView {
+            id: row.try_get("id")?,
+            call_sid: row.try_get("call_sid")?,
+            status: row.try_get("status")?,
+            outcome: row.try_get("outcome")?,
+            agent_id: row.try_get("agent_id")?,
+            from: row.try_get("from_number")?,
+            to: row.try_get("to_number")?,
+            workspace: row.try_get("workspace")?,
+            direction: row.try_get("direction")?,
+            started_at: row.try_get("started_at")?,
+            answered_at: row.try_get("answered_at")?,
+            ended_at: row.try_get("ended_at")?,
+            end_reason: row.try_get("end_reason")?,
+            events,
+            has_recording: row.try_get::<i64, _>("recordings")? > 0,
+        }))
+    }
+
+    /// The call that Twilio knows by `call_sid` (the latest, should a sid repeat).
+    #[tracing::instrument(skip_all, fields(call_sid = %call_sid))]
+    pub async fn call_id_by_sid(&self, call_sid: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id FROM calls WHERE call_sid = $1 ORDER BY started_at DESC, id LIMIT 1",
+        )
+        .bind(call_sid)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|row| row.try_get("id")).transpose()?)
+    }
+
+    #[tracing::instrument(skip_all, fields(call_id = %call_id))]
+    pub async fn get_recording(&self, call_id: &str) -> Result<Option<Recording>, StoreError> {
+        let row = sqlx::query(
+            "SELECT content_type, bytes, duration_ms FROM recordings WHERE call_id = $1",
+        )
+        .bind(call_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Recording {
+            content_type: row.try_get("content_type")?,
+            bytes: row.try_get("bytes")?,
+            duration_ms: row.try_get("duration_ms")?,
+        }))
+    }
+
+    /// An event for a call no longer live (e.g. a late Twilio status callback): it
+    /// takes `seq` = max + 1 in one statement. An unknown call gets nothing (logged).
+    ///
+    /// The call's own trail must be written first, or its last events would collide
+    /// with this one and be dropped as already present: flush the
+    /// [`JournalWriter`](super::JournalWriter) before calling this.
+    #[tracing::instrument(skip_all, fields(call_id = %call_id, kind = %kind))]
+    pub async fn append_late_event(
+        &self,
+        call_id: &str,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO call_events (call_id, seq, at, kind, agent_id, detail) \
+             SELECT c.id, {NEXT_SEQ}, $2, $3, NULL, $4 FROM calls c WHERE c.id = $1"
+        );
+        let detail = detail.to_string();
+        let mut attempt = 1;
+        loop {
+            let result = sqlx::query(&sql)
+                .bind(call_id)
+                .bind(now_ms())
+                .bind(kind)
+                .bind(detail.as_str())
+                .execute(self.pool())
+                .await
+                .map_err(|e| StoreError::unique(e, || format!("event of call {call_id}")));
+            match result {
+                Ok(done) if done.rows_affected() == 0 => {
+                    tracing::warn!("late event for an unknown call dropped");
+                    return Ok(());
+                }
+                Ok(_) => return Ok(()),
+                // Another writer took the same seq between our read and our insert.
+                Err(e) if e.is_duplicate() && attempt < LATE_EVENT_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Start-up recovery: every call of this node still open is closed: status
+    /// `ended`, outcome `interrupted`, end reason `engine_restart`, plus an `ended`
+    /// event at the end of its trail. Returns how many. Other nodes' calls are left
+    /// alone. Run it before this node takes calls.
+    #[tracing::instrument(skip_all, fields(node_id = %self.node_id()))]
+    pub async fn close_interrupted_calls(&self) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let detail = serde_json::json!({ "outcome": "interrupted", "reason": "engine_restart" });
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO call_events (call_id, seq, at, kind, agent_id, detail) \
+             SELECT c.id, {NEXT_SEQ}, $2, 'ended', c.agent_id, $3 FROM calls c \
+             WHERE c.node_id = $1 AND c.ended_at IS NULL"
+        ))
+        .bind(self.node_id())
+        .bind(now)
+        .bind(detail.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let closed = sqlx::query(
+            "UPDATE calls SET status = 'ended', outcome = 'interrupted', \
+                 end_reason = 'engine_restart', ended_at = $2 \
+             WHERE node_id = $1 AND ended_at IS NULL",
+        )
+        .bind(self.node_id())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if closed > 0 {
+            tracing::warn!(closed, "closed calls interrupted by the last shutdown");
+        }
+        Ok(closed)
+    }
+
+    /// Applies journal entries in order inside one transaction. Idempotent: the
+    /// same batch applied again (after a failed commit) changes nothing. Inserts
+    /// skip rows already present; `Closed` only touches a call still open, so a
+    /// call has exactly one final record; `Status` never reopens an ended call.
+    #[tracing::instrument(skip_all, fields(entries = entries.len()))]
+    pub async fn apply(&self, entries: &[JournalEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        for entry in entries {
+            self.apply_one(&mut tx, entry).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn apply_one(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        entry: &JournalEntry,
+    ) -> Result<(), StoreError> {
+        match entry {
+            JournalEntry::Opened(opened) => self.insert_call(tx, opened).await,
+            JournalEntry::Event(event) => insert_event(tx, event).await,
+            JournalEntry::Status {
+                call_id,
+                status,
+                agent_id,
+                answered_at,
+            } => {
+                sqlx::query(
+                    "UPDATE calls SET status = $2, agent_id = COALESCE($3, agent_id), \
+                         answered_at = COALESCE(answered_at, $4) \
+                     WHERE id = $1 AND ended_at IS NULL",
+                )
+                .bind(call_id.as_str())
+                .bind(status.as_str())
+                .bind(agent_id.as_ref().map(AgentId::as_str))
+                .bind(*answered_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+            JournalEntry::Closed {
+                call_id,
+                outcome,
+                reason,
+                agent_id,
+                ended_at,
+            } => {
+                sqlx::query(
+                    "UPDATE calls SET status = 'ended', outcome = $2, end_reason = $3, \
+                         agent_id = COALESCE($4, agent_id), ended_at = $5 \
+                     WHERE id = $1 AND ended_at IS NULL",
+                )
+                .bind(call_id.as_str())
+                .bind(outcome.as_str())
+                .bind(reason.as_str())
+                .bind(agent_id.as_ref().map(AgentId::as_str))
+                .bind(*ended_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+            JournalEntry::Recording {
+                call_id,
+                wav,
+                duration_ms,
+                at,
+            } => {
+                sqlx::query(
+                    "INSERT INTO recordings (call_id, content_type, bytes, duration_ms, created_at) \
+                     VALUES ($1, 'audio/wav', $2, $3, $4) \
+                     ON CONFLICT (call_id) DO NOTHING",
+                )
+                .bind(call_id.as_str())
+                .bind(wav.as_ref())
+                .bind(*duration_ms)
+                .bind(*at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn insert_call(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        opened: &CallOpened,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO calls (id, call_sid, node_id, direction, from_number, to_number, \
+                 workspace, status, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'starting', $8) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(opened.id.as_str())
+        .bind(opened.call_sid.as_deref())
+        .bind(self.node_id())
+        .bind(opened.direction)
+        .bind(opened.from.as_str())
+        .bind(opened.to.as_str())
+        .bind(opened.workspace.as_ref().map(|w| w.as_str()))
+        .bind(opened.started_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn insert_event(
+    tx: &mut Transaction<'static, Any>,
+    event: &CallEvent,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO call_events (call_id, seq, at, kind, agent_id, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (call_id, seq) DO NOTHING",
+    )
+    .bind(event.call_id.as_str())
+    .bind(event.seq)
+    .bind(event.at)
+    .bind(event.kind)
+    .bind(event.agent_id.as_ref().map(AgentId::as_str))
+    .bind(event.detail.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn event_from_row(row: &AnyRow) -> Result<EventView, StoreError> {
+    let seq: i64 = row.try_get("seq")?;
+    let detail: String = row.try_get("detail")?;
+    Ok(EventView {
+        seq,
+        at: row.try_get("at")?,
+        kind: row.try_get("kind")?,
+        agent_id: row.try_get("agent_id")?,
+        detail: serde_json::from_str(&detail)
+            .map_err(|e| StoreError::Corrupt(format!("call_events.detail of seq {seq}: {e}")))?,
+    })
+}

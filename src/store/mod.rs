@@ -1,0 +1,308 @@
+//! Durable storage: agents, numbers and the record of every call, on SQLite (the
+//! default, one file) or PostgreSQL, through one `sqlx::AnyPool`.
+//!
+//! # Layout
+//!
+//! - this module: [`Store`] (connect, migrate, health), [`Backend`], [`StoreError`]
+//!   and the embedded migrations (`migrations/<backend>/`).
+//! - [`agents`]: agents and their token hashes.
+//! - [`numbers`]: phone numbers and their routes.
+//! - [`calls`]: the call record: applying journal entries, reading a call back,
+//!   late events and start-up recovery.
+//! - [`journal`]: [`JournalWriter`], the background task that persists what the
+//!   actors append, in order, retrying until the database takes it.
+//!
+//! All SQL uses `$1, $2…` placeholders (both drivers number them) and plain types:
+//! TEXT, BIGINT milliseconds since the epoch, JSON as TEXT, bytes as BLOB/BYTEA.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::future::BoxFuture;
+use sqlx::any::AnyPoolOptions;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::{AnyConnection, AnyPool, Connection as _};
+
+pub mod agents;
+pub mod calls;
+pub mod journal;
+pub mod numbers;
+
+pub use agents::{AgentRecord, NewAgent};
+pub use calls::{CallView, EventView, Recording};
+pub use journal::JournalWriter;
+pub use numbers::NumberRecord;
+
+/// How long a query waits for a free (or new) connection before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an SQLite statement waits for another connection's write lock.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+/// SQLite allows one writer at a time; a few connections serve concurrent reads.
+const SQLITE_MAX_CONNECTIONS: u32 = 4;
+const POSTGRES_MAX_CONNECTIONS: u32 = 10;
+
+/// The migrations of each backend, embedded at build time: `(version, description, sql)`.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+/// Durable storage over a pool of database connections; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// This engine's identity: calls are recorded under it, and start-up recovery
+    /// only closes calls that this node left open.
+    node_id: Arc<str>,
+}
+
+/// Which database the store talks to, from the URL's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite:…` or `postgres://…` / `postgresql://…`.
+    pub fn from_url(url: &str) -> anyhow::Result<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            anyhow::bail!("unsupported database URL: expected `sqlite:…` or `postgres://…`")
+        }
+    }
+
+    fn migrations(self) -> &'static [(i64, &'static str, &'static str)] {
+        match self {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key is already taken (agent id, token hash…).
+    #[error("duplicate: {0}")]
+    Duplicate(String),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// A row holds something the engine cannot read back (bad id, bad JSON).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// A unique-key violation becomes [`StoreError::Duplicate`] with `what`;
+    /// anything else stays a database error.
+    pub(crate) fn unique(err: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate(what()),
+            _ => StoreError::Database(err),
+        }
+    }
+
+    pub(crate) fn is_duplicate(&self) -> bool {
+        matches!(self, StoreError::Duplicate(_))
+    }
+}
+
+impl Store {
+    /// Opens a pool on `url` (an SQLite file is created if missing) and records calls
+    /// under `node_id`. Does not migrate: call [`Store::migrate`].
+    #[tracing::instrument(skip_all, fields(node_id = %node_id))]
+    pub async fn connect(url: &str, node_id: &str) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        let pool = match backend {
+            Backend::Sqlite => connect_sqlite(url, options).await?,
+            Backend::Postgres => options
+                .max_connections(POSTGRES_MAX_CONNECTIONS)
+                .connect(url)
+                .await
+                .context("connecting to PostgreSQL")?,
+        };
+        tracing::info!(?backend, "database connected");
+        Ok(Store {
+            pool,
+            backend,
+            node_id: node_id.into(),
+        })
+    }
+
+    /// Applies the embedded migrations of this backend that the database lacks.
+    #[tracing::instrument(skip_all)]
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = Migrator::new(Embedded(self.backend.migrations()))
+            .await
+            .context("loading the embedded migrations")?;
+        migrator
+            .run(&self.pool)
+            .await
+            .context("running database migrations")?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// One round trip to the database, for health checks.
+    #[tracing::instrument(skip_all)]
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection; later queries fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// SQLite: create the file (and its folder) when missing, switch it to WAL once,
+/// and give every pooled connection a busy timeout.
+async fn connect_sqlite(url: &str, options: AnyPoolOptions) -> anyhow::Result<AnyPool> {
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let url = if in_memory || url.contains("mode=") {
+        url.to_owned()
+    } else {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}mode=rwc")
+    };
+    if !in_memory {
+        create_parent_folder(&url)?;
+        // Changing the journal mode takes a lock that the busy timeout does not wait
+        // for, so it happens once, alone, before the pool opens its connections. The
+        // mode is stored in the file: later connections are in WAL too.
+        let mut conn = AnyConnection::connect(&url)
+            .await
+            .context("opening the SQLite database")?;
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&mut conn)
+            .await
+            .context("switching SQLite to WAL")?;
+        conn.close()
+            .await
+            .context("closing the set-up connection")?;
+    }
+    let options = if in_memory {
+        // Every connection to an in-memory database is its own database unless one
+        // stays open: keep exactly one, forever.
+        options
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        options.max_connections(SQLITE_MAX_CONNECTIONS)
+    };
+    options
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                sqlx::query(&format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"))
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("PRAGMA foreign_keys = ON")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .context("opening the SQLite pool")
+}
+
+/// `sqlite:data/switchboard.db` needs `data/` to exist.
+fn create_parent_folder(url: &str) -> anyhow::Result<()> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or(rest);
+    match Path::new(path).parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the folder {}", parent.display())),
+        _ => Ok(()),
+    }
+}
+
+/// Migrations compiled into the binary, so a deployment is one file.
+#[derive(Debug)]
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
+        let migrations = self
+            .0
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_are_told_apart_by_scheme() {
+        assert_eq!(
+            Backend::from_url("sqlite://switchboard.db?mode=rwc").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("sqlite:sb.db").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://u@h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        assert!(Backend::from_url("mysql://u@h/db").is_err());
+    }
+
+    #[test]
+    fn migration_versions_match_between_backends() {
+        let versions = |m: &[(i64, &str, &str)]| m.iter().map(|m| m.0).collect::<Vec<_>>();
+        assert_eq!(versions(SQLITE_MIGRATIONS), versions(POSTGRES_MIGRATIONS));
+    }
+}

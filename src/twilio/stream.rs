@@ -1,0 +1,334 @@
+//! `GET /twilio/stream`: Twilio Media Streams. The handshake (`connected`, `start`) is
+//! read here; from `start` on, the socket drives the call's [`MediaLeg`] actor.
+//!
+//! In: `connected`, `start`, `media`, `mark`, `dtmf`, `stop`. Out: `media`, `mark`,
+//! `clear`. Audio is 8 kHz mu-law, base64 in `media.payload`.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{Message, MessageStream, ProtocolError};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use bytestring::ByteString;
+use futures_util::StreamExt as _;
+use serde::Deserialize;
+use switchboard_actors::leg::{LegControl, LegHandle, LegInput, MediaLeg};
+use switchboard_actors::outbox::{Outbox, CLOSE_POLICY};
+use switchboard_actors::CallId;
+
+use super::verify_request;
+use crate::api::error::ApiError;
+use crate::startup::Engine;
+use crate::ws::writer::{self, Render, WireFrame};
+
+/// Twilio must send `start` this soon after opening the socket.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One inbound Media Streams message. Borrowed where it matters: `media` arrives
+/// fifty times a second per call.
+#[derive(Debug, Deserialize)]
+pub struct Inbound<'a> {
+    #[serde(borrow)]
+    pub event: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub media: Option<Media<'a>>,
+    #[serde(default)]
+    pub start: Option<Start>,
+    #[serde(default)]
+    pub mark: Option<Named>,
+    #[serde(default)]
+    pub dtmf: Option<Dtmf>,
+    #[serde(default, rename = "streamSid")]
+    pub stream_sid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Media<'a> {
+    #[serde(borrow)]
+    pub payload: Cow<'a, str>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Start {
+    #[serde(rename = "streamSid")]
+    pub stream_sid: String,
+    #[serde(rename = "callSid")]
+    pub call_sid: String,
+    #[serde(default, rename = "customParameters")]
+    pub custom_parameters: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Named {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Dtmf {
+    pub digit: String,
+}
+
+/// Decodes one `media` message's audio: the inbound hot path.
+pub fn decode_media(text: &str) -> Option<Bytes> {
+    let inbound: Inbound<'_> = serde_json::from_str(text).ok()?;
+    let payload = inbound.media?.payload;
+    STANDARD.decode(payload.as_bytes()).ok().map(Bytes::from)
+}
+
+pub async fn stream(
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let ws_base = engine
+        .stream_url()
+        .trim_end_matches("/twilio/stream")
+        .to_owned();
+    verify_request(&engine, &req, &ws_base, &[]).map_err(|err| {
+        tracing::warn!(%err, "refused a media stream upgrade");
+        ApiError::forbidden(err.to_string())
+    })?;
+    let (response, session, messages) = actix_ws::handle(&req, body)?;
+    let messages = messages.max_frame_size(engine.settings.websocket.max_frame_bytes);
+    let outbox = Outbox::new(engine.outbox_limits, Arc::clone(&engine.stats));
+    let engine = engine.into_inner();
+    actix_rt::spawn(async move {
+        let mut messages = messages;
+        match handshake(&mut messages, &outbox).await {
+            Ok(start) => attach(engine, start, messages, outbox, session).await,
+            Err(reason) => {
+                tracing::warn!(%reason, "media stream closed before it started");
+                outbox.close(CLOSE_POLICY, reason);
+                writer::spawn(outbox, session, TwilioWire::new(String::new()));
+            }
+        }
+    });
+    Ok(response)
+}
+
+/// Reads until `start`. Media before `start` has no call to go to: dropped, logged.
+async fn handshake(
+    messages: &mut MessageStream,
+    outbox: &Outbox<LegControl>,
+) -> Result<Start, String> {
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    loop {
+        let next = tokio::time::timeout_at(deadline, messages.next())
+            .await
+            .map_err(|_| "no start message in time".to_owned())?;
+        let text = match next {
+            None | Some(Ok(Message::Close(_))) => return Err("closed before start".into()),
+            Some(Err(err)) => return Err(format!("protocol error: {err}")),
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Ping(payload))) => {
+                outbox.pong(payload);
+                continue;
+            }
+            Some(Ok(_)) => continue,
+        };
+        let inbound: Inbound<'_> = match serde_json::from_str(&text) {
+            Ok(inbound) => inbound,
+            Err(err) => {
+                tracing::warn!(%err, "unparseable media stream message before start");
+                continue;
+            }
+        };
+        match (inbound.event.as_ref(), inbound.start) {
+            ("start", Some(start)) => return Ok(start),
+            ("start", None) => return Err("start without a start object".into()),
+            ("connected", _) => {}
+            ("media", _) => tracing::warn!("media before start: dropped"),
+            ("stop", _) => return Err("stopped before start".into()),
+            (other, _) => tracing::warn!(event = other, "unexpected event before start"),
+        }
+    }
+}
+
+async fn attach(
+    engine: Arc<Engine>,
+    start: Start,
+    messages: MessageStream,
+    outbox: Outbox<LegControl>,
+    session: actix_ws::Session,
+) {
+    writer::spawn(
+        outbox.clone(),
+        session,
+        TwilioWire::new(start.stream_sid.clone()),
+    );
+    let call_id = start
+        .custom_parameters
+        .get("call_id")
+        .and_then(|v| v.as_str())
+        .and_then(|raw| CallId::parse(raw).ok());
+    let call = match engine.registry.lookup_sid(start.call_sid.clone()).await {
+        Ok(Some(call)) if Some(call.id()) == call_id.as_ref() => call,
+        _ => {
+            tracing::warn!(call_sid = %start.call_sid, ?call_id, "media stream for an unknown call");
+            outbox.close(CLOSE_POLICY, "unknown call");
+            return;
+        }
+    };
+    let input = inputs(messages, outbox.clone());
+    let leg = MediaLeg::start(call.clone(), outbox.clone(), Arc::clone(&engine.stats), input);
+    let handle = LegHandle {
+        addr: leg,
+        outbox: outbox.clone(),
+        stream_sid: start.stream_sid,
+    };
+    if let Err(err) = call.attach(handle.clone()).await {
+        tracing::warn!(call_id = %call.id(), %err, "media stream refused");
+        handle.hang_up(err.to_string());
+    }
+}
+
+/// The socket after `start`, as leg input. Ends on close or a protocol error.
+fn inputs(
+    messages: MessageStream,
+    outbox: Outbox<LegControl>,
+) -> impl futures_util::Stream<Item = LegInput> {
+    futures_util::stream::unfold((messages, outbox), |(mut messages, outbox)| async move {
+        loop {
+            let text = match messages.next().await? {
+                Ok(Message::Text(text)) => text,
+                Ok(Message::Ping(payload)) => {
+                    outbox.pong(payload);
+                    continue;
+                }
+                Ok(Message::Close(_)) => return None,
+                Ok(_) => continue,
+                Err(ProtocolError::Overflow) => {
+                    outbox.close(CLOSE_POLICY, "frame too large");
+                    return None;
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "media stream protocol error");
+                    outbox.close(CLOSE_POLICY, "protocol error");
+                    return None;
+                }
+            };
+            if let Some(input) = parse(&text) {
+                return Some((input, (messages, outbox)));
+            }
+        }
+    })
+}
+
+fn parse(text: &str) -> Option<LegInput> {
+    let inbound: Inbound<'_> = match serde_json::from_str(text) {
+        Ok(inbound) => inbound,
+        Err(err) => {
+            tracing::warn!(%err, "unparseable media stream message");
+            return None;
+        }
+    };
+    match inbound.event.as_ref() {
+        "media" => {
+            let payload = inbound.media?.payload;
+            match STANDARD.decode(payload.as_bytes()) {
+                Ok(audio) => Some(LegInput::Media(Bytes::from(audio))),
+                Err(_) => {
+                    tracing::warn!("media payload is not base64");
+                    None
+                }
+            }
+        }
+        "mark" => inbound.mark.map(|m| LegInput::Mark(m.name)),
+        "dtmf" => inbound.dtmf.map(|d| LegInput::Dtmf(d.digit)),
+        "stop" => Some(LegInput::Stop),
+        "connected" | "start" => None,
+        other => {
+            tracing::debug!(event = other, "ignored media stream event");
+            None
+        }
+    }
+}
+
+/// Renders outgoing items as Twilio Media Streams JSON for one stream.
+pub struct TwilioWire {
+    /// `{"event":"media","streamSid":"MZ…","media":{"payload":"` — built once.
+    media_prefix: String,
+    stream_sid_json: String,
+}
+
+impl TwilioWire {
+    pub fn new(stream_sid: String) -> Self {
+        let stream_sid_json = serde_json::to_string(&stream_sid).unwrap_or_default();
+        Self {
+            media_prefix: format!(
+                r#"{{"event":"media","streamSid":{stream_sid_json},"media":{{"payload":""#
+            ),
+            stream_sid_json,
+        }
+    }
+
+    /// One outbound `media` message (the outbound hot path).
+    pub fn media(&self, frame: &[u8]) -> String {
+        let mut out = String::with_capacity(self.media_prefix.len() + frame.len() * 4 / 3 + 8);
+        out.push_str(&self.media_prefix);
+        STANDARD.encode_string(frame, &mut out);
+        out.push_str(r#""}}"#);
+        out
+    }
+}
+
+impl Render<LegControl> for TwilioWire {
+    fn control(&mut self, message: LegControl) -> ByteString {
+        let sid = &self.stream_sid_json;
+        match message {
+            LegControl::Mark(name) => {
+                let name = serde_json::to_string(&name).unwrap_or_default();
+                format!(r#"{{"event":"mark","streamSid":{sid},"mark":{{"name":{name}}}}}"#).into()
+            }
+            LegControl::Clear => format!(r#"{{"event":"clear","streamSid":{sid}}}"#).into(),
+        }
+    }
+
+    fn audio(&mut self, frame: Bytes) -> WireFrame {
+        WireFrame::Text(self.media(&frame).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbound_media_carries_the_stream_sid_and_base64_audio() {
+        let wire = TwilioWire::new("MZ123".into());
+        let json: serde_json::Value =
+            serde_json::from_str(&wire.media(&[0xFF, 0x00, 0x7F])).expect("valid JSON");
+        assert_eq!(json["event"], "media");
+        assert_eq!(json["streamSid"], "MZ123");
+        assert_eq!(json["media"]["payload"], "/wB/");
+    }
+
+    #[test]
+    fn inbound_media_decodes_byte_exact() {
+        let text = r#"{"event":"media","sequenceNumber":"3","media":{"track":"inbound","chunk":"1","timestamp":"5","payload":"/wB/"},"streamSid":"MZ1"}"#;
+        assert_eq!(decode_media(text), Some(Bytes::from_static(&[0xFF, 0x00, 0x7F])));
+        assert_eq!(
+            parse(text),
+            Some(LegInput::Media(Bytes::from_static(&[0xFF, 0x00, 0x7F])))
+        );
+    }
+
+    #[test]
+    fn marks_dtmf_and_stop_are_recognised_and_junk_is_not() {
+        assert_eq!(
+            parse(r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"m1"}}"#),
+            Some(LegInput::Mark("m1".into()))
+        );
+        assert_eq!(
+            parse(r#"{"event":"dtmf","dtmf":{"track":"inbound_track","digit":"7"}}"#),
+            Some(LegInput::Dtmf("7".into()))
+        );
+        assert_eq!(parse(r#"{"event":"stop","stop":{}}"#), Some(LegInput::Stop));
+        assert_eq!(parse("not json"), None);
+        assert_eq!(parse(r#"{"event":"media","media":{"payload":"!!"}}"#), None);
+    }
+}

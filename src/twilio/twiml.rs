@@ -1,0 +1,56 @@
+//! The TwiML documents the engine answers Twilio with.
+
+use quick_xml::escape::escape;
+
+const PROLOGUE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+
+/// Answers a call by streaming its audio to the engine: `<Connect><Stream>` (which
+/// holds the call until the engine closes the stream) with per-call parameters.
+pub fn connect_stream(stream_url: &str, parameters: &[(&str, &str)]) -> String {
+    let mut xml = format!(
+        r#"{PROLOGUE}<Response><Connect><Stream url="{}">"#,
+        escape(stream_url)
+    );
+    for (name, value) in parameters {
+        xml.push_str(&format!(
+            r#"<Parameter name="{}" value="{}"/>"#,
+            escape(*name),
+            escape(*value)
+        ));
+    }
+    xml.push_str("</Stream></Connect></Response>");
+    xml
+}
+
+/// Says `text` and hangs up.
+pub fn say_and_hang_up(text: &str) -> String {
+    format!(
+        "{PROLOGUE}<Response><Say>{}</Say><Hangup/></Response>",
+        escape(text)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_stream_carries_the_url_and_parameters() {
+        let xml = connect_stream("wss://sb.example/twilio/stream", &[("call_id", "abc")]);
+        assert_eq!(
+            xml,
+            r#"<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="wss://sb.example/twilio/stream"><Parameter name="call_id" value="abc"/></Stream></Connect></Response>"#
+        );
+    }
+
+    #[test]
+    fn values_are_xml_escaped() {
+        let xml = connect_stream("wss://h/s?a=1&b=2", &[("n", r#"<"x">"#)]);
+        assert!(xml.contains(r#"url="wss://h/s?a=1&amp;b=2""#));
+        assert!(xml.contains(r#"value="&lt;&quot;x&quot;&gt;""#));
+        assert_eq!(
+            say_and_hang_up("Tom & Jerry"),
+            r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>Tom &amp; Jerry</Say><Hangup/></Response>"#
+        );
+    }
+}

@@ -1,0 +1,554 @@
+//! The real-app test harness: `spawn_app` starts the engine on a random port with a
+//! fresh database; `TestApp` has a method per action; `TwilioStream` and `Softphone`
+//! are real WebSocket clients that play Twilio's Media Streams and an agent's
+//! softphone. Every feature's tests use these.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use awc::ws::{CloseReason, Frame, Message};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use switchboard::config::Settings;
+use switchboard::startup::Application;
+use switchboard::twilio::signature::sign;
+use tokio::sync::mpsc;
+
+use crate::db::{fresh_database_url, TestDb};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const TWILIO_TOKEN: &str = "test-twilio-auth-token";
+/// How long a test waits for something the engine should do "at once".
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub database_url: String,
+    pub settings: Settings,
+    pub client: awc::Client,
+}
+
+pub struct Agent {
+    pub id: String,
+    pub token: String,
+}
+
+/// A call Twilio announced with the voice webhook.
+pub struct InboundCall {
+    pub call_sid: String,
+    pub call_id: String,
+    pub from: String,
+    pub to: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestDb::Sqlite, |_| {}).await
+}
+
+pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let database_url = fresh_database_url(db).await;
+    spawn_app_on(database_url, configure).await
+}
+
+/// Starts an engine on an existing database (restarts, several nodes).
+pub async fn spawn_app_on(database_url: String, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings::defaults();
+    settings.bind = "127.0.0.1:0".into();
+    settings.database_url = database_url.clone();
+    settings.admin_token = Some(SecretString::from(ADMIN_TOKEN));
+    settings.twilio.auth_token = Some(SecretString::from(TWILIO_TOKEN));
+    settings.workers = 2;
+    configure(&mut settings);
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the engine starts");
+    let port = app.port();
+    actix_rt::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        database_url,
+        settings,
+        client: awc::Client::builder().timeout(PATIENCE).finish(),
+    }
+}
+
+pub fn new_call_sid() -> String {
+    format!("CA{}", uuid::Uuid::new_v4().simple())
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Bytes) {
+        let mut req = self.client.get(format!("{}{path}", self.address));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let mut res = req.send().await.expect("GET reaches the engine");
+        let body = res.body().limit(16 << 20).await.expect("body");
+        (res.status(), body)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let (status, body) = self.get(path, Some(ADMIN_TOKEN)).await;
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.client.post(format!("{}{path}", self.address));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let mut res = req.send_json(body).await.expect("POST reaches the engine");
+        let bytes = res.body().await.expect("body");
+        (res.status(), serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    pub async fn create_agent(&self, name: &str, workspace: &str) -> Agent {
+        let (status, body) = self
+            .post_json(
+                "/api/agents",
+                &json!({ "name": name, "workspace": workspace }),
+                Some(ADMIN_TOKEN),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        Agent {
+            id: body["id"].as_str().expect("id").to_owned(),
+            token: body["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    pub async fn create_number(&self, e164: &str, workspace: &str, route: Value) {
+        let (status, body) = self
+            .post_json(
+                "/api/numbers",
+                &json!({ "e164": e164, "workspace": workspace, "route": route }),
+                Some(ADMIN_TOKEN),
+            )
+            .await;
+        assert!(status.is_success(), "{status} {body}");
+    }
+
+    /// A form POST signed the way Twilio signs it (over the public URL).
+    pub async fn twilio_post(&self, path: &str, params: &[(&str, &str)]) -> (StatusCode, String) {
+        let owned: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let signature = sign(TWILIO_TOKEN, &format!("{}{path}", self.address), &owned);
+        self.form_post(path, params, Some(&signature)).await
+    }
+
+    pub async fn form_post(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        signature: Option<&str>,
+    ) -> (StatusCode, String) {
+        let mut req = self.client.post(format!("{}{path}", self.address));
+        if let Some(signature) = signature {
+            req = req.insert_header(("X-Twilio-Signature", signature));
+        }
+        let mut res = req.send_form(&params).await.expect("POST reaches the engine");
+        let body = res.body().await.expect("body");
+        (res.status(), String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// The incoming-call webhook with Twilio's usual fields.
+    pub async fn voice_webhook(&self, call_sid: &str, from: &str, to: &str) -> (StatusCode, String) {
+        self.twilio_post(
+            "/twilio/voice",
+            &[
+                ("AccountSid", "AC00000000000000000000000000000000"),
+                ("ApiVersion", "2010-04-01"),
+                ("CallSid", call_sid),
+                ("CallStatus", "ringing"),
+                ("Called", to),
+                ("Caller", from),
+                ("Direction", "inbound"),
+                ("From", from),
+                ("FromCountry", "US"),
+                ("StirVerstat", "TN-Validation-Passed-A"),
+                ("To", to),
+                ("ToCountry", "US"),
+            ],
+        )
+        .await
+    }
+
+    /// Twilio announces a call; returns it with the engine's call id from the TwiML.
+    pub async fn ring_in(&self, from: &str, to: &str) -> InboundCall {
+        let call_sid = new_call_sid();
+        let (status, twiml) = self.voice_webhook(&call_sid, from, to).await;
+        assert_eq!(status, StatusCode::OK, "{twiml}");
+        let call_id = stream_parameter(&twiml, "call_id").unwrap_or_else(|| panic!("no call_id in {twiml}"));
+        InboundCall {
+            call_sid,
+            call_id,
+            from: from.to_owned(),
+            to: to.to_owned(),
+        }
+    }
+
+    pub async fn status_callback(&self, call_sid: &str, status: &str) -> StatusCode {
+        self.twilio_post(
+            "/twilio/status",
+            &[
+                ("AccountSid", "AC00000000000000000000000000000000"),
+                ("CallSid", call_sid),
+                ("CallStatus", status),
+                ("CallbackSource", "call-progress-events"),
+                ("SequenceNumber", "0"),
+            ],
+        )
+        .await
+        .0
+    }
+
+    pub fn stream_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/twilio/stream", self.port)
+    }
+
+    /// Opens the Media Stream for a call, as Twilio does after the TwiML, and sends
+    /// `connected` and `start`.
+    pub async fn open_stream(&self, call: &InboundCall) -> TwilioStream {
+        self.open_stream_for(&call.call_sid, &call.call_id).await
+    }
+
+    pub async fn open_stream_for(&self, call_sid: &str, call_id: &str) -> TwilioStream {
+        let signature = sign(TWILIO_TOKEN, &self.stream_url(), &[]);
+        let peer = WsPeer::connect(&self.stream_url(), Some(&signature))
+            .await
+            .expect("the engine accepts a signed media stream");
+        let stream_sid = format!("MZ{}", uuid::Uuid::new_v4().simple());
+        let stream = TwilioStream {
+            peer,
+            stream_sid,
+            sequence: 0,
+            media_sent: 0,
+        };
+        stream.peer.send_text(json!({ "event": "connected", "protocol": "Call", "version": "1.0.0" }));
+        stream.peer.send_text(json!({
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": stream.stream_sid,
+            "start": {
+                "accountSid": "AC00000000000000000000000000000000",
+                "streamSid": stream.stream_sid,
+                "callSid": call_sid,
+                "tracks": ["inbound"],
+                "mediaFormat": { "encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1 },
+                "customParameters": { "call_id": call_id },
+            },
+        }));
+        stream
+    }
+
+    pub async fn softphone(&self, token: &str) -> Softphone {
+        let url = format!("ws://127.0.0.1:{}/ws/agent?token={token}", self.port);
+        Softphone {
+            peer: WsPeer::connect(&url, None).await.expect("the softphone connects"),
+        }
+    }
+
+    /// A softphone that is connected and `available`.
+    pub async fn available_softphone(&self, agent: &Agent) -> Softphone {
+        let mut phone = self.softphone(&agent.token).await;
+        phone.send(json!({ "type": "presence", "status": "available" }));
+        let ack = phone.expect("presence").await;
+        assert_eq!(ack["status"], "available");
+        phone
+    }
+
+    pub async fn call(&self, call_id: &str) -> Value {
+        let (status, body) = self.get_json(&format!("/api/calls/{call_id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Polls the call's record until `done` holds (records are written behind the
+    /// call, by the journal).
+    pub async fn wait_for_call(&self, call_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let (status, body) = self.get_json(&format!("/api/calls/{call_id}")).await;
+            if status == StatusCode::OK && done(&body) {
+                return body;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("call {call_id} never reached the expected state: {body}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn wait_for_outcome(&self, call_id: &str) -> Value {
+        self.wait_for_call(call_id, |c| c["ended_at"].is_string()).await
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        let (_, body) = self.get("/metrics", None).await;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        text.lines()
+            .find_map(|line| {
+                let (metric, value) = line.split_once(' ')?;
+                (metric == name).then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+    }
+}
+
+/// The value of `<Parameter name=NAME value=…/>` in a TwiML document.
+pub fn stream_parameter(twiml: &str, name: &str) -> Option<String> {
+    let marker = format!(r#"<Parameter name="{name}" value=""#);
+    let start = twiml.find(&marker)? + marker.len();
+    let end = twiml[start..].find('"')? + start;
+    Some(twiml[start..end].to_owned())
+}
+
+/// Kinds of a call's event trail, in order.
+pub fn event_kinds(call: &Value) -> Vec<String> {
+    call["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A 20 ms mu-law frame whose bytes say which frame it is.
+pub fn frame(tag: u8, seq: u8) -> Bytes {
+    Bytes::from((0..160u8).map(|i| tag ^ seq.wrapping_add(i)).collect::<Vec<_>>())
+}
+
+// ---- WebSocket plumbing --------------------------------------------------------
+
+/// A WebSocket client on its own task: answers pings, splits text and binary.
+pub struct WsPeer {
+    out: mpsc::UnboundedSender<Message>,
+    text: mpsc::UnboundedReceiver<Value>,
+    binary: mpsc::UnboundedReceiver<Bytes>,
+    closed: mpsc::UnboundedReceiver<Option<CloseReason>>,
+}
+
+impl WsPeer {
+    pub async fn connect(url: &str, signature: Option<&str>) -> Result<WsPeer, awc::error::WsClientError> {
+        let mut request = awc::Client::new().ws(url).max_frame_size(1 << 20);
+        if let Some(signature) = signature {
+            request = request.header("X-Twilio-Signature", signature);
+        }
+        let (_response, mut framed) = request.connect().await?;
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        let (text_tx, text) = mpsc::unbounded_channel();
+        let (binary_tx, binary) = mpsc::unbounded_channel();
+        let (closed_tx, closed) = mpsc::unbounded_channel();
+        actix_rt::spawn(async move {
+            loop {
+                tokio::select! {
+                    out = out_rx.recv() => match out {
+                        Some(message) => {
+                            if framed.send(message).await.is_err() {
+                                break;
+                            }
+                        }
+                        None => {
+                            let _ = framed.close().await;
+                            break;
+                        }
+                    },
+                    frame = framed.next() => match frame {
+                        Some(Ok(Frame::Text(bytes))) => {
+                            let value = serde_json::from_slice(&bytes)
+                                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+                            let _ = text_tx.send(value);
+                        }
+                        Some(Ok(Frame::Binary(bytes))) => {
+                            let _ = binary_tx.send(bytes);
+                        }
+                        Some(Ok(Frame::Ping(payload))) => {
+                            let _ = framed.send(Message::Pong(payload)).await;
+                        }
+                        Some(Ok(Frame::Close(reason))) => {
+                            let _ = closed_tx.send(reason);
+                            break;
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => {
+                            let _ = closed_tx.send(None);
+                            break;
+                        }
+                    },
+                }
+            }
+        });
+        Ok(WsPeer {
+            out: out_tx,
+            text,
+            binary,
+            closed,
+        })
+    }
+
+    pub fn send_text(&self, value: Value) {
+        let _ = self.out.send(Message::Text(value.to_string().into()));
+    }
+
+    pub fn send_raw(&self, message: Message) {
+        let _ = self.out.send(message);
+    }
+
+    pub async fn next_text(&mut self) -> Option<Value> {
+        tokio::time::timeout(PATIENCE, self.text.recv()).await.ok().flatten()
+    }
+
+    pub async fn next_binary(&mut self) -> Option<Bytes> {
+        tokio::time::timeout(PATIENCE, self.binary.recv()).await.ok().flatten()
+    }
+
+    pub fn try_text(&mut self) -> Option<Value> {
+        self.text.try_recv().ok()
+    }
+
+    /// The close frame's reason once the engine closes the socket.
+    pub async fn closed(&mut self) -> Option<CloseReason> {
+        tokio::time::timeout(PATIENCE, self.closed.recv())
+            .await
+            .expect("the engine closes the socket")
+            .flatten()
+    }
+}
+
+/// The fake softphone.
+pub struct Softphone {
+    pub peer: WsPeer,
+}
+
+impl Softphone {
+    pub fn send(&self, message: Value) {
+        self.peer.send_text(message);
+    }
+
+    pub fn send_audio(&self, frame: Bytes) {
+        self.peer.send_raw(Message::Binary(frame));
+    }
+
+    pub async fn next(&mut self) -> Value {
+        self.peer.next_text().await.expect("the softphone gets a message")
+    }
+
+    /// The next message, which must be of this type.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        let message = self.next().await;
+        assert_eq!(message["type"], kind, "expected {kind}, got {message}");
+        message
+    }
+
+    pub async fn expect_ring(&mut self, call_id: &str) -> Value {
+        let ring = self.expect("ring").await;
+        assert_eq!(ring["call_id"], call_id);
+        ring
+    }
+
+    pub fn answer(&self, call_id: &str) {
+        self.send(json!({ "type": "answer", "call_id": call_id }));
+    }
+
+    pub async fn audio(&mut self) -> Bytes {
+        self.peer.next_binary().await.expect("the softphone gets audio")
+    }
+
+    /// No text message arrives within `wait`.
+    pub async fn silent_for(&mut self, wait: Duration) -> bool {
+        tokio::time::sleep(wait).await;
+        self.peer.try_text().is_none()
+    }
+}
+
+/// The fake Twilio Media Stream.
+pub struct TwilioStream {
+    pub peer: WsPeer,
+    pub stream_sid: String,
+    sequence: u64,
+    media_sent: u64,
+}
+
+impl TwilioStream {
+    pub fn send_media(&mut self, audio: &[u8]) {
+        self.sequence += 1;
+        self.media_sent += 1;
+        let payload = STANDARD.encode(audio);
+        self.peer.send_text(json!({
+            "event": "media",
+            "sequenceNumber": self.sequence.to_string(),
+            "media": {
+                "track": "inbound",
+                "chunk": self.media_sent.to_string(),
+                "timestamp": (self.media_sent * 20).to_string(),
+                "payload": payload,
+            },
+            "streamSid": self.stream_sid,
+        }));
+    }
+
+    pub fn send_event(&mut self, event: &str, body: Value) {
+        self.sequence += 1;
+        let mut message = json!({
+            "event": event,
+            "sequenceNumber": self.sequence.to_string(),
+            "streamSid": self.stream_sid,
+        });
+        message[event] = body;
+        self.peer.send_text(message);
+    }
+
+    pub fn stop(&mut self) {
+        let call = json!({ "accountSid": "AC00000000000000000000000000000000" });
+        self.send_event("stop", call);
+    }
+
+    /// The next message from the engine. Marks are echoed at once, as if the audio
+    /// before them had finished playing.
+    pub async fn next(&mut self) -> Option<Value> {
+        let message = self.peer.next_text().await?;
+        if message["event"] == "mark" {
+            let name = message["mark"]["name"].clone();
+            self.send_event("mark", json!({ "name": name }));
+        }
+        Some(message)
+    }
+
+    /// Decoded audio of the next `media` message (other events are skipped).
+    pub async fn next_media(&mut self) -> Bytes {
+        loop {
+            let message = self.next().await.expect("the engine sends media");
+            if message["event"] == "media" {
+                assert_eq!(message["streamSid"], self.stream_sid.as_str());
+                let payload = message["media"]["payload"].as_str().expect("payload");
+                return Bytes::from(STANDARD.decode(payload).expect("base64 payload"));
+            }
+        }
+    }
+
+    /// Waits for an event of this kind, skipping others (and echoing marks).
+    pub async fn wait_for(&mut self, event: &str) -> Value {
+        loop {
+            let message = self.next().await.unwrap_or_else(|| panic!("no {event} from the engine"));
+            if message["event"] == event {
+                return message;
+            }
+        }
+    }
+
+    /// The engine closed the stream (ending the Twilio call).
+    pub async fn closed(&mut self) -> Option<CloseReason> {
+        self.peer.closed().await
+    }
+}

@@ -1,0 +1,679 @@
+//! The store against real databases: every test runs once on SQLite and once on
+//! PostgreSQL, each time on a fresh, migrated database.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::json;
+use switchboard::store::{JournalWriter, NewAgent, Store, StoreError};
+use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, Journal as _, JournalEntry};
+use switchboard_actors::machine::{Outcome, Phase};
+use switchboard_actors::number::Route;
+use switchboard_actors::{AgentId, CallId, Workspace};
+
+use crate::db::{drop_database, fresh_database_url, set_postgres_reachable, TestDb};
+
+const NODE: &str = "node-a";
+
+/// `store_test!(name)` runs `async fn name(store: Store)` on both backends;
+/// `store_test!(name, with_url)` passes the database URL too.
+macro_rules! store_test {
+    ($name:ident) => {
+        mod $name {
+            #[actix_rt::test]
+            async fn on_sqlite() {
+                super::run(super::TestDb::Sqlite, |store, _url| super::$name(store)).await
+            }
+
+            #[actix_rt::test]
+            async fn on_postgres() {
+                super::run(super::TestDb::Postgres, |store, _url| super::$name(store)).await
+            }
+        }
+    };
+    ($name:ident, with_url) => {
+        mod $name {
+            #[actix_rt::test]
+            async fn on_sqlite() {
+                super::run(super::TestDb::Sqlite, super::$name).await
+            }
+
+            #[actix_rt::test]
+            async fn on_postgres() {
+                super::run(super::TestDb::Postgres, super::$name).await
+            }
+        }
+    };
+}
+
+/// A fresh migrated database for `test`, dropped afterwards when the test passes.
+async fn run<F, Fut>(kind: TestDb, test: F)
+where
+    F: FnOnce(Store, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let url = fresh_database_url(kind).await;
+    let store = Store::connect(&url, NODE).await.expect("connecting");
+    store.migrate().await.expect("migrating");
+    test(store.clone(), url.clone()).await;
+    store.close().await;
+    drop_database(&url).await;
+}
+
+// ---- migrations and connection ---------------------------------------------------
+
+store_test!(migrations_apply_twice_without_error);
+async fn migrations_apply_twice_without_error(store: Store) {
+    store.migrate().await.expect("second migration run");
+    store.ping().await.expect("ping");
+}
+
+#[actix_rt::test]
+async fn a_missing_sqlite_file_is_created_on_first_run() {
+    let folder = std::env::temp_dir().join(format!("sb_test_{}", uuid::Uuid::new_v4().simple()));
+    let path = folder.join("nested").join("switchboard.db");
+    let store = Store::connect(&format!("sqlite:{}", path.display()), NODE)
+        .await
+        .expect("connecting creates the file");
+    store.migrate().await.expect("migrating");
+    store.ping().await.expect("ping");
+    assert!(path.exists(), "the database file exists");
+    assert!(
+        folder.join("nested").join("switchboard.db-wal").exists(),
+        "the database is in WAL mode"
+    );
+    store.close().await;
+    let _ = std::fs::remove_dir_all(folder);
+}
+
+// ---- agents and numbers -----------------------------------------------------------
+
+store_test!(agents_are_found_by_token_hash);
+async fn agents_are_found_by_token_hash(store: Store) {
+    let ada = new_agent("ada", "hash-ada");
+    let bob = new_agent("bob", "hash-bob");
+    let created = store.create_agent(&ada).await.expect("create ada");
+    store.create_agent(&bob).await.expect("create bob");
+    assert_eq!(created.id, ada.id);
+    assert_eq!(created.workspace, workspace());
+
+    let found = store.agent_by_token_hash("hash-ada").await.expect("lookup");
+    assert_eq!(found, Some(created.clone()));
+    assert_eq!(
+        store
+            .agent_by_token_hash("hash-nobody")
+            .await
+            .expect("lookup"),
+        None
+    );
+    assert_eq!(store.get_agent(&ada.id).await.expect("get"), Some(created));
+    assert_eq!(store.get_agent(&AgentId::new()).await.expect("get"), None);
+
+    let some = store
+        .get_agents(&[bob.id.clone(), AgentId::new(), ada.id.clone()])
+        .await
+        .expect("get many");
+    let mut expected = vec![ada.id.clone(), bob.id.clone()];
+    expected.sort();
+    assert_eq!(
+        some.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    assert!(store.get_agents(&[]).await.expect("get none").is_empty());
+
+    let all = store.list_agents().await.expect("list");
+    assert_eq!(
+        all.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        ["ada", "bob"]
+    );
+}
+
+store_test!(duplicate_token_hash_is_refused);
+async fn duplicate_token_hash_is_refused(store: Store) {
+    store
+        .create_agent(&new_agent("ada", "same-hash"))
+        .await
+        .expect("first");
+    let second = store.create_agent(&new_agent("bob", "same-hash")).await;
+    assert!(
+        matches!(second, Err(StoreError::Duplicate(_))),
+        "{second:?}"
+    );
+
+    let mut same_id = new_agent("carol", "other-hash");
+    let first = store.create_agent(&same_id).await.expect("carol");
+    same_id.token_hash = "third-hash".into();
+    let again = store.create_agent(&same_id).await;
+    assert!(matches!(again, Err(StoreError::Duplicate(_))), "{again:?}");
+    assert_eq!(store.list_agents().await.expect("list").len(), 2);
+    assert_eq!(store.get_agent(&first.id).await.expect("get"), Some(first));
+}
+
+store_test!(numbers_upsert_replaces_the_route);
+async fn numbers_upsert_replaces_the_route(store: Store) {
+    let agent = AgentId::new();
+    let first = store
+        .upsert_number("+15550001111", &workspace(), &Route::Voicemail)
+        .await
+        .expect("insert");
+    assert_eq!(first.route, Route::Voicemail);
+    assert_eq!(first.created_at, first.updated_at);
+
+    let other = Workspace::parse("other").expect("workspace");
+    let route = Route::Agents {
+        agent_ids: vec![agent.clone()],
+    };
+    let second = store
+        .upsert_number("+15550001111", &other, &route)
+        .await
+        .expect("update");
+    assert_eq!(second.route, route);
+    assert_eq!(second.workspace, other);
+    assert_eq!(second.created_at, first.created_at);
+    assert!(second.updated_at >= first.updated_at);
+
+    assert_eq!(
+        store.get_number("+15550001111").await.expect("get"),
+        Some(second.clone())
+    );
+    assert_eq!(store.get_number("+15559999999").await.expect("get"), None);
+    store
+        .upsert_number("+15550000000", &workspace(), &Route::Voicemail)
+        .await
+        .expect("insert another");
+    let all = store.list_numbers().await.expect("list");
+    assert_eq!(
+        all.iter().map(|n| n.e164.as_str()).collect::<Vec<_>>(),
+        ["+15550000000", "+15550001111"]
+    );
+}
+
+// ---- the call record ---------------------------------------------------------------
+
+store_test!(journal_entries_build_the_call_and_its_ordered_trail);
+async fn journal_entries_build_the_call_and_its_ordered_trail(store: Store) {
+    let call = CallId::new();
+    let agent = AgentId::new();
+    store
+        .apply(&[
+            opened(&call, "CA-trail"),
+            event(&call, 1, "created", None),
+            status(&call, Phase::Ringing, None, None),
+        ])
+        .await
+        .expect("first batch");
+
+    let live = store
+        .get_call(call.as_str())
+        .await
+        .expect("get")
+        .expect("call");
+    assert_eq!(live.status, "ringing");
+    assert_eq!(
+        (
+            live.direction.as_str(),
+            live.from.as_str(),
+            live.to.as_str()
+        ),
+        ("inbound", "+15551230000", "+15550001111")
+    );
+    assert_eq!(live.ended_at, None);
+
+    store
+        .apply(&[
+            event(&call, 2, "ringing", None),
+            status(&call, Phase::Connected, Some(&agent), Some(1_000)),
+            event(&call, 3, "answered", Some(&agent)),
+            // a later status without an agent keeps the one already recorded
+            status(&call, Phase::Connected, None, Some(2_000)),
+            event(&call, 4, "ended", Some(&agent)),
+            closed(&call, Outcome::Answered, "caller_hangup", None, 5_000),
+        ])
+        .await
+        .expect("second batch");
+
+    let view = store
+        .get_call(call.as_str())
+        .await
+        .expect("get")
+        .expect("call");
+    assert_eq!(view.id, call.as_str());
+    assert_eq!(view.call_sid.as_deref(), Some("CA-trail"));
+    assert_eq!(view.status, "ended");
+    assert_eq!(view.outcome.as_deref(), Some("answered"));
+    assert_eq!(view.end_reason.as_deref(), Some("caller_hangup"));
+    assert_eq!(view.agent_id.as_deref(), Some(agent.as_str()));
+    assert_eq!(view.workspace.as_deref(), Some("acme"));
+    assert_eq!(view.answered_at, Some(1_000), "the first answer time stays");
+    assert_eq!(view.ended_at, Some(5_000));
+    assert!(!view.has_recording);
+    assert_eq!(
+        view.events
+            .iter()
+            .map(|e| (e.seq, e.kind.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (1, "created"),
+            (2, "ringing"),
+            (3, "answered"),
+            (4, "ended")
+        ]
+    );
+    assert_eq!(view.events[2].agent_id.as_deref(), Some(agent.as_str()));
+    assert_eq!(
+        view.events[2].detail,
+        json!({ "seq": 3, "nested": { "ok": true } })
+    );
+
+    assert_eq!(
+        store.call_id_by_sid("CA-trail").await.expect("by sid"),
+        Some(call.to_string())
+    );
+    assert_eq!(
+        store.call_id_by_sid("CA-unknown").await.expect("by sid"),
+        None
+    );
+    assert!(store.get_call("nope").await.expect("get").is_none());
+}
+
+store_test!(applying_the_same_batch_twice_changes_nothing);
+async fn applying_the_same_batch_twice_changes_nothing(store: Store) {
+    let call = CallId::new();
+    let batch = [
+        opened(&call, "CA-twice"),
+        event(&call, 1, "created", None),
+        status(&call, Phase::Voicemail, None, None),
+        event(&call, 2, "voicemail", None),
+        recording(&call, Bytes::from_static(b"RIFF-first")),
+        event(&call, 3, "ended", None),
+        closed(&call, Outcome::Voicemail, "caller_hangup", None, 9_000),
+    ];
+    store.apply(&batch).await.expect("first time");
+    let before =
+        serde_json::to_value(store.get_call(call.as_str()).await.expect("get")).expect("json");
+    store.apply(&batch).await.expect("second time");
+    let after =
+        serde_json::to_value(store.get_call(call.as_str()).await.expect("get")).expect("json");
+    assert_eq!(before, after);
+    assert_eq!(after["events"].as_array().map(Vec::len), Some(3));
+}
+
+store_test!(a_call_is_closed_exactly_once);
+async fn a_call_is_closed_exactly_once(store: Store) {
+    let call = CallId::new();
+    let agent = AgentId::new();
+    store
+        .apply(&[
+            opened(&call, "CA-once"),
+            closed(&call, Outcome::Abandoned, "caller_hangup", None, 1_000),
+        ])
+        .await
+        .expect("close");
+    store
+        .apply(&[
+            status(&call, Phase::Connected, Some(&agent), Some(2_000)),
+            closed(&call, Outcome::Failed, "twilio_failed", Some(&agent), 3_000),
+        ])
+        .await
+        .expect("late status and second close");
+
+    let view = store
+        .get_call(call.as_str())
+        .await
+        .expect("get")
+        .expect("call");
+    assert_eq!(view.status, "ended");
+    assert_eq!(view.outcome.as_deref(), Some("abandoned"));
+    assert_eq!(view.end_reason.as_deref(), Some("caller_hangup"));
+    assert_eq!(view.ended_at, Some(1_000));
+    assert_eq!(view.agent_id, None);
+    assert_eq!(view.answered_at, None);
+}
+
+store_test!(
+    open_calls_of_this_node_are_closed_as_interrupted_on_recovery,
+    with_url
+);
+async fn open_calls_of_this_node_are_closed_as_interrupted_on_recovery(store: Store, url: String) {
+    let agent = AgentId::new();
+    let open = CallId::new();
+    let done = CallId::new();
+    store
+        .apply(&[
+            opened(&open, "CA-open"),
+            event(&open, 1, "created", None),
+            status(&open, Phase::Connected, Some(&agent), Some(1_000)),
+            event(&open, 2, "answered", Some(&agent)),
+            opened(&done, "CA-done"),
+            closed(&done, Outcome::Abandoned, "caller_hangup", None, 2_000),
+        ])
+        .await
+        .expect("this node's calls");
+    let elsewhere = Store::connect(&url, "node-b").await.expect("second node");
+    let theirs = CallId::new();
+    elsewhere
+        .apply(&[
+            opened(&theirs, "CA-theirs"),
+            event(&theirs, 1, "created", None),
+        ])
+        .await
+        .expect("the other node's call");
+
+    assert_eq!(store.close_interrupted_calls().await.expect("recover"), 1);
+    assert_eq!(
+        store
+            .close_interrupted_calls()
+            .await
+            .expect("recover again"),
+        0
+    );
+
+    let view = store
+        .get_call(open.as_str())
+        .await
+        .expect("get")
+        .expect("call");
+    assert_eq!(view.status, "ended");
+    assert_eq!(view.outcome.as_deref(), Some("interrupted"));
+    assert_eq!(view.end_reason.as_deref(), Some("engine_restart"));
+    assert!(view.ended_at.is_some());
+    assert_eq!(view.agent_id.as_deref(), Some(agent.as_str()));
+    let last = view.events.last().expect("events");
+    assert_eq!((last.seq, last.kind.as_str()), (3, "ended"));
+    assert_eq!(
+        last.detail,
+        json!({ "outcome": "interrupted", "reason": "engine_restart" })
+    );
+
+    let done = store
+        .get_call(done.as_str())
+        .await
+        .expect("get")
+        .expect("call");
+    assert_eq!(done.outcome.as_deref(), Some("abandoned"));
+    assert!(done.events.is_empty());
+
+    let theirs = store
+        .get_call(theirs.as_str())
+        .await
+        .expect("get")
+        .expect("call");
+    assert_eq!(theirs.status, "starting");
+    assert_eq!(theirs.ended_at, None);
+    assert_eq!(theirs.events.len(), 1);
+    elsewhere.close().await;
+}
+
+store_test!(late_events_follow_the_trail);
+async fn late_events_follow_the_trail(store: Store) {
+    let call = CallId::new();
+    store
+        .apply(&[
+            opened(&call, "CA-late"),
+            event(&call, 1, "created", None),
+            event(&call, 2, "ended", None),
+            closed(&call, Outcome::Abandoned, "caller_hangup", None, 1_000),
+        ])
+        .await
+        .expect("call");
+    store
+        .append_late_event(
+            call.as_str(),
+            "twilio_status",
+            &json!({ "status": "completed" }),
+        )
+        .await
+        .expect("late event");
+    store
+        .append_late_event(
+            call.as_str(),
+            "twilio_status",
+            &json!({ "status": "billed" }),
+        )
+        .await
+        .expect("another late event");
+    store
+        .append_late_event("unknown-call", "twilio_status", &json!({}))
+        .await
+        .expect("an unknown call is not an error");
+
+    let view = store
+        .get_call(call.as_str())
+        .await
+        .expect("get")
+        .expect("call");
+    let tail: Vec<_> = view
+        .events
+        .iter()
+        .skip(2)
+        .map(|e| (e.seq, e.detail.clone()))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            (3, json!({ "status": "completed" })),
+            (4, json!({ "status": "billed" }))
+        ]
+    );
+    assert_eq!(view.outcome.as_deref(), Some("abandoned"));
+}
+
+store_test!(recordings_round_trip_byte_exact);
+async fn recordings_round_trip_byte_exact(store: Store) {
+    let call = CallId::new();
+    let wav: Vec<u8> = (0..=255u8).cycle().take(64 * 1024 + 7).collect();
+    store
+        .apply(&[
+            opened(&call, "CA-rec"),
+            recording(&call, Bytes::from(wav.clone())),
+        ])
+        .await
+        .expect("recording");
+    // a replayed entry keeps the first recording
+    store
+        .apply(&[recording(&call, Bytes::from_static(b"other"))])
+        .await
+        .expect("replay");
+
+    let stored = store
+        .get_recording(call.as_str())
+        .await
+        .expect("get")
+        .expect("recording");
+    assert_eq!(stored.content_type, "audio/wav");
+    assert_eq!(stored.duration_ms, 4_200);
+    assert!(stored.bytes == wav, "bytes differ");
+    assert!(
+        store
+            .get_call(call.as_str())
+            .await
+            .expect("get")
+            .expect("call")
+            .has_recording
+    );
+    assert!(store.get_recording("nope").await.expect("get").is_none());
+}
+
+// ---- the journal writer ----------------------------------------------------------
+
+store_test!(journal_writer_flush_waits_for_the_write);
+async fn journal_writer_flush_waits_for_the_write(store: Store) {
+    let writer = JournalWriter::spawn(store.clone());
+    let calls: Vec<CallId> = (0..4).map(|_| CallId::new()).collect();
+    // more than one batch, interleaved between calls as live calls would be
+    for call in &calls {
+        writer.append(opened(call, &format!("CA-{call}")));
+    }
+    for seq in 1..=200 {
+        for call in &calls {
+            writer.append(event(call, seq, "tick", None));
+        }
+    }
+    for call in &calls {
+        writer.append(closed(
+            call,
+            Outcome::Answered,
+            "caller_hangup",
+            None,
+            7_000,
+        ));
+    }
+    writer.flush().await;
+    assert_eq!(writer.backlog(), 0);
+    for call in &calls {
+        let view = store
+            .get_call(call.as_str())
+            .await
+            .expect("get")
+            .expect("call");
+        assert_eq!(view.events.len(), 200);
+        assert!(view.events.iter().zip(1..).all(|(e, seq)| e.seq == seq));
+        assert_eq!(view.outcome.as_deref(), Some("answered"));
+    }
+    // a flush with nothing queued returns too
+    writer.flush().await;
+}
+
+store_test!(the_writer_retries_a_refused_batch_until_it_is_accepted);
+async fn the_writer_retries_a_refused_batch_until_it_is_accepted(store: Store) {
+    let writer = JournalWriter::spawn(store.clone());
+    let call = CallId::new();
+    // the event of a call that has no row yet breaks the foreign key: refused
+    writer.append(event(&call, 1, "created", None));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(writer.backlog(), 1, "the refused entry is kept");
+    assert!(store.get_call(call.as_str()).await.expect("get").is_none());
+
+    store
+        .apply(&[opened(&call, "CA-retry")])
+        .await
+        .expect("the call row");
+    flush_within(&writer, Duration::from_secs(15)).await;
+    let view = store
+        .get_call(call.as_str())
+        .await
+        .expect("get")
+        .expect("call");
+    assert_eq!(view.events.len(), 1);
+}
+
+/// A real outage: the database refuses connections and cuts the open ones, then
+/// comes back; the writer keeps what it was given and writes it afterwards.
+#[actix_rt::test]
+async fn journal_writer_survives_a_database_outage_on_postgres() {
+    run(TestDb::Postgres, |store, url| async move {
+        let writer = JournalWriter::spawn(store.clone());
+        let call = CallId::new();
+        writer.append(opened(&call, "CA-outage"));
+        writer.flush().await;
+
+        set_postgres_reachable(&url, false).await;
+        writer.append(event(&call, 1, "created", None));
+        writer.append(closed(
+            &call,
+            Outcome::Abandoned,
+            "caller_hangup",
+            None,
+            1_000,
+        ));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(writer.backlog(), 2, "entries wait for the database");
+        assert!(store.ping().await.is_err(), "the database is away");
+
+        set_postgres_reachable(&url, true).await;
+        flush_within(&writer, Duration::from_secs(30)).await;
+        let view = store
+            .get_call(call.as_str())
+            .await
+            .expect("get")
+            .expect("call");
+        assert_eq!(view.events.len(), 1);
+        assert_eq!(view.outcome.as_deref(), Some("abandoned"));
+    })
+    .await;
+}
+
+// ---- helpers ----------------------------------------------------------------------
+
+async fn flush_within(writer: &JournalWriter, limit: Duration) {
+    tokio::time::timeout(limit, writer.flush())
+        .await
+        .expect("the journal writer caught up");
+    assert_eq!(writer.backlog(), 0);
+}
+
+fn workspace() -> Workspace {
+    Workspace::parse("acme").expect("workspace")
+}
+
+fn new_agent(name: &str, token_hash: &str) -> NewAgent {
+    NewAgent {
+        id: AgentId::new(),
+        name: name.to_owned(),
+        workspace: workspace(),
+        token_hash: token_hash.to_owned(),
+    }
+}
+
+fn opened(call: &CallId, sid: &str) -> JournalEntry {
+    JournalEntry::Opened(CallOpened {
+        id: call.clone(),
+        call_sid: Some(sid.to_owned()),
+        from: "+15551230000".to_owned(),
+        to: "+15550001111".to_owned(),
+        workspace: Some(workspace()),
+        direction: "inbound",
+        started_at: now_ms(),
+    })
+}
+
+fn event(call: &CallId, seq: i64, kind: &'static str, agent: Option<&AgentId>) -> JournalEntry {
+    JournalEntry::Event(CallEvent {
+        call_id: call.clone(),
+        seq,
+        at: now_ms(),
+        kind,
+        agent_id: agent.cloned(),
+        detail: json!({ "seq": seq, "nested": { "ok": true } }),
+    })
+}
+
+fn status(
+    call: &CallId,
+    status: Phase,
+    agent: Option<&AgentId>,
+    answered_at: Option<i64>,
+) -> JournalEntry {
+    JournalEntry::Status {
+        call_id: call.clone(),
+        status,
+        agent_id: agent.cloned(),
+        answered_at,
+    }
+}
+
+fn closed(
+    call: &CallId,
+    outcome: Outcome,
+    reason: &str,
+    agent: Option<&AgentId>,
+    ended_at: i64,
+) -> JournalEntry {
+    JournalEntry::Closed {
+        call_id: call.clone(),
+        outcome,
+        reason: reason.to_owned(),
+        agent_id: agent.cloned(),
+        ended_at,
+    }
+}
+
+fn recording(call: &CallId, wav: Bytes) -> JournalEntry {
+    JournalEntry::Recording {
+        call_id: call.clone(),
+        wav,
+        duration_ms: 4_200,
+        at: now_ms(),
+    }
+}
