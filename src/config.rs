@@ -128,8 +128,14 @@ impl Settings {
             ws.client_timeout_secs >= 2.0 * ws.heartbeat_interval_secs,
             "websocket.client_timeout_secs must be at least twice heartbeat_interval_secs"
         );
-        anyhow::ensure!(ws.max_frame_bytes >= 1024, "websocket.max_frame_bytes is too small");
-        anyhow::ensure!(ws.audio_queue_frames >= 1, "websocket.audio_queue_frames must be ≥ 1");
+        anyhow::ensure!(
+            ws.max_frame_bytes >= 1024,
+            "websocket.max_frame_bytes is too small"
+        );
+        anyhow::ensure!(
+            ws.audio_queue_frames >= 1,
+            "websocket.audio_queue_frames must be ≥ 1"
+        );
         anyhow::ensure!(
             self.calls.ringback_chunk_ms >= 20,
             "calls.ringback_chunk_ms must be at least one 20 ms frame"
@@ -182,7 +188,10 @@ mod tests {
         assert_eq!(s.bind, "0.0.0.0:9000");
         assert_eq!(s.database_url, "postgres://db/x");
         assert_eq!(
-            s.twilio.auth_token.as_ref().map(|t| t.expose_secret().to_owned()),
+            s.twilio
+                .auth_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned()),
             Some("secret".to_owned())
         );
         assert!(!format!("{s:?}").contains("secret"), "secrets never print");

@@ -45,8 +45,18 @@ impl Collector for EngineCollector {
         let s = &self.stats;
         let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         let e = &mut encoder;
-        counter(e, "switchboard_calls_started", "Calls the engine took.", load(&s.calls_started))?;
-        gauge(e, "switchboard_calls_active", "Calls in progress.", s.calls_active.load(Ordering::Relaxed))?;
+        counter(
+            e,
+            "switchboard_calls_started",
+            "Calls the engine took.",
+            load(&s.calls_started),
+        )?;
+        gauge(
+            e,
+            "switchboard_calls_active",
+            "Calls in progress.",
+            s.calls_active.load(Ordering::Relaxed),
+        )?;
         for (outcome, value) in [
             ("answered", &s.outcome_answered),
             ("voicemail", &s.outcome_voicemail),
@@ -61,14 +71,54 @@ impl Collector for EngineCollector {
                 load(value),
             )?;
         }
-        counter(e, "switchboard_claims_won", "Answers that won their call.", load(&s.claims_won))?;
-        counter(e, "switchboard_claims_lost", "Answers that lost the race.", load(&s.claims_lost))?;
-        gauge(e, "switchboard_seats_connected", "Softphones connected.", s.seats_connected.load(Ordering::Relaxed))?;
-        counter(e, "switchboard_audio_frames_relayed", "Audio frames moved between call legs.", load(&s.audio_frames_relayed))?;
-        counter(e, "switchboard_audio_frames_dropped", "Audio frames dropped because a peer was slow.", load(&s.audio_frames_dropped))?;
-        counter(e, "switchboard_slow_peers_closed", "Sockets closed for not reading control messages.", load(&s.slow_peers_closed))?;
-        counter(e, "switchboard_ring_deliveries_failed", "Rings that could not reach a seat.", load(&s.ring_deliveries_failed))?;
-        gauge(e, "switchboard_journal_backlog", "Call records waiting to be written.", self.journal_backlog)?;
+        counter(
+            e,
+            "switchboard_claims_won",
+            "Answers that won their call.",
+            load(&s.claims_won),
+        )?;
+        counter(
+            e,
+            "switchboard_claims_lost",
+            "Answers that lost the race.",
+            load(&s.claims_lost),
+        )?;
+        gauge(
+            e,
+            "switchboard_seats_connected",
+            "Softphones connected.",
+            s.seats_connected.load(Ordering::Relaxed),
+        )?;
+        counter(
+            e,
+            "switchboard_audio_frames_relayed",
+            "Audio frames moved between call legs.",
+            load(&s.audio_frames_relayed),
+        )?;
+        counter(
+            e,
+            "switchboard_audio_frames_dropped",
+            "Audio frames dropped because a peer was slow.",
+            load(&s.audio_frames_dropped),
+        )?;
+        counter(
+            e,
+            "switchboard_slow_peers_closed",
+            "Sockets closed for not reading control messages.",
+            load(&s.slow_peers_closed),
+        )?;
+        counter(
+            e,
+            "switchboard_ring_deliveries_failed",
+            "Rings that could not reach a seat.",
+            load(&s.ring_deliveries_failed),
+        )?;
+        gauge(
+            e,
+            "switchboard_journal_backlog",
+            "Call records waiting to be written.",
+            self.journal_backlog,
+        )?;
         Ok(())
     }
 }

@@ -68,7 +68,8 @@ fn tone(freqs: &[f64], amplitude: f64, on_ms: u64, off_ms: u64) -> Bytes {
 }
 
 /// North American ringback: 440 + 480 Hz, 2 s on, 4 s off (one 6 s cycle).
-pub static RINGBACK: LazyLock<Bytes> = LazyLock::new(|| tone(&[440.0, 480.0], 6_000.0, 2_000, 4_000));
+pub static RINGBACK: LazyLock<Bytes> =
+    LazyLock::new(|| tone(&[440.0, 480.0], 6_000.0, 2_000, 4_000));
 
 /// The beep that tells a caller the recording has started: 1 kHz for 400 ms.
 pub static BEEP: LazyLock<Bytes> = LazyLock::new(|| tone(&[1_000.0], 8_000.0, 400, 100));
@@ -177,9 +178,15 @@ mod tests {
         assert_eq!(&wav[0..4], b"RIFF");
         assert_eq!(&wav[8..12], b"WAVE");
         assert_eq!(u16::from_le_bytes([wav[20], wav[21]]), 7);
-        assert_eq!(u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]), 8_000);
+        assert_eq!(
+            u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]),
+            8_000
+        );
         assert_eq!(&wav[50..54], b"data");
-        assert_eq!(u32::from_le_bytes([wav[54], wav[55], wav[56], wav[57]]), 801);
+        assert_eq!(
+            u32::from_le_bytes([wav[54], wav[55], wav[56], wav[57]]),
+            801
+        );
         let riff = u32::from_le_bytes([wav[4], wav[5], wav[6], wav[7]]) as usize;
         assert_eq!(riff + 8, wav.len());
     }

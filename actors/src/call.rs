@@ -20,8 +20,7 @@ use crate::ids::{AgentId, CallId, Workspace};
 use crate::journal::{now_ms, CallEvent, CallOpened, Journal, JournalEntry};
 use crate::leg::{LegControl, LegHandle, LegRoute};
 use crate::machine::{
-    CallMachine, CancelReason, ClaimDecision, Ending, Phase, RingUpdate, SeatLeft,
-    VoicemailReason,
+    CallMachine, CancelReason, ClaimDecision, Ending, Phase, RingUpdate, SeatLeft, VoicemailReason,
 };
 use crate::number::Route;
 use crate::outbox::AudioPort;
@@ -124,7 +123,9 @@ pub struct Claim {
 
 pub enum ClaimResult {
     /// The seat has the call; its audio goes to `caller_audio`.
-    Won { caller_audio: AudioPort },
+    Won {
+        caller_audio: AudioPort,
+    },
     Lost,
 }
 
@@ -386,7 +387,11 @@ impl CallActor {
             leg.route(LegRoute::Call(ctx.address().recipient()));
         }
         let max = self.deps.config.voicemail_max;
-        self.event("recording_started", None, json!({ "max_ms": max.as_millis() as u64 }));
+        self.event(
+            "recording_started",
+            None,
+            json!({ "max_ms": max.as_millis() as u64 }),
+        );
         ctx.run_later(max + Duration::from_millis(500), |act, ctx| {
             if let Some(ending) = act.machine.voicemail_full() {
                 act.finish(ending, "recording_limit", ctx);
@@ -422,7 +427,11 @@ impl CallActor {
                     duration_ms,
                     at: now_ms(),
                 });
-                self.event("recording_saved", None, json!({ "duration_ms": duration_ms }));
+                self.event(
+                    "recording_saved",
+                    None,
+                    json!({ "duration_ms": duration_ms }),
+                );
             }
         }
         if let Some(leg) = self.leg.take() {
@@ -461,7 +470,10 @@ impl Actor for CallActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
-        self.deps.stats.calls_started.fetch_add(1, Ordering::Relaxed);
+        self.deps
+            .stats
+            .calls_started
+            .fetch_add(1, Ordering::Relaxed);
         self.deps.stats.calls_active.fetch_add(1, Ordering::Relaxed);
         self.deps.journal.append(JournalEntry::Opened(CallOpened {
             id: self.setup.id.clone(),
@@ -602,7 +614,11 @@ impl Handler<CallerLeft> for CallActor {
         // The leg is gone: do not try to hang it up again.
         self.leg = None;
         if let Some(ending) = self.machine.caller_left() {
-            self.event("hangup", None, json!({ "by": "caller", "reason": msg.reason }));
+            self.event(
+                "hangup",
+                None,
+                json!({ "by": "caller", "reason": msg.reason }),
+            );
             self.finish(ending, msg.reason, ctx);
         }
     }
@@ -697,7 +713,11 @@ impl CallHandle {
             .map_err(|e| EngineError::mailbox("call", e))?
     }
 
-    pub async fn claim(&self, agent_id: AgentId, seat: SeatLink) -> Result<ClaimResult, EngineError> {
+    pub async fn claim(
+        &self,
+        agent_id: AgentId,
+        seat: SeatLink,
+    ) -> Result<ClaimResult, EngineError> {
         self.addr
             .send(Claim { agent_id, seat })
             .await

@@ -486,7 +486,10 @@ mod tests {
         let (mut m, s) = ringing(1);
         m.claim(&s[0]);
         let end = m.caller_left().expect("ends");
-        assert_eq!((end.outcome, end.agent), (Outcome::Answered, Some(s[0].clone())));
+        assert_eq!(
+            (end.outcome, end.agent),
+            (Outcome::Answered, Some(s[0].clone()))
+        );
     }
 
     #[test]

@@ -179,7 +179,12 @@ impl DirectoryHandle {
         }
     }
 
-    pub async fn upsert(&self, e164: String, workspace: Workspace, route: Route) -> Result<(), EngineError> {
+    pub async fn upsert(
+        &self,
+        e164: String,
+        workspace: Workspace,
+        route: Route,
+    ) -> Result<(), EngineError> {
         self.addr
             .send(UpsertNumber {
                 e164,

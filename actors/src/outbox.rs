@@ -151,7 +151,10 @@ impl<C> Outbox<C> {
                 code: CLOSE_GOING_AWAY,
                 reason: "peer too slow to read control messages".into(),
             });
-            self.inner.stats.slow_peers_closed.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .stats
+                .slow_peers_closed
+                .fetch_add(1, Ordering::Relaxed);
             drop(lanes);
             self.inner.notify.notify_one();
             return false;
@@ -205,7 +208,9 @@ impl<C> Outbox<C> {
     /// Drops every queued audio frame (markers stay, in order).
     pub fn clear_audio(&self) {
         let mut lanes = self.lanes();
-        lanes.audio.retain(|item| matches!(item, Ordered::Marker(_)));
+        lanes
+            .audio
+            .retain(|item| matches!(item, Ordered::Marker(_)));
         lanes.frames = 0;
     }
 

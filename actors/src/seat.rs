@@ -51,7 +51,10 @@ pub enum SeatInput {
     /// The peer is alive (a pong, a ping, any frame).
     Heartbeat,
     /// A message the edge could not turn into a command; answered with `error`.
-    Invalid { code: &'static str, message: String },
+    Invalid {
+        code: &'static str,
+        message: String,
+    },
     /// The peer broke the protocol (e.g. an oversized frame): the socket is closed.
     Violation(String),
 }
@@ -237,7 +240,10 @@ impl SeatActor {
                 self.outbox.send(SeatOutput::ClaimLost { call_id });
                 return;
             }
-            return self.error("not-rung", format!("call {call_id} is not ringing this seat"));
+            return self.error(
+                "not-rung",
+                format!("call {call_id} is not ringing this seat"),
+            );
         };
         self.claiming = Some(call_id.clone());
         let link = self.link(ctx);
@@ -295,7 +301,10 @@ impl SeatActor {
                         reason: CancelReason::Declined,
                     });
                 }
-                None => self.error("not-rung", format!("call {call_id} is not ringing this seat")),
+                None => self.error(
+                    "not-rung",
+                    format!("call {call_id} is not ringing this seat"),
+                ),
             },
             SeatCommand::Hangup(call_id) => match &self.connected {
                 Some(connected) if connected.call.id() == &call_id => {

@@ -82,8 +82,7 @@ pub async fn get(
     engine: web::Data<Engine>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = AgentId::parse(&path)
-        .map_err(|e| ApiError::bad_request("bad-id", e.to_string()))?;
+    let id = AgentId::parse(&path).map_err(|e| ApiError::bad_request("bad-id", e.to_string()))?;
     let agent = engine
         .store
         .get_agent(&id)

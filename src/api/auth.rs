@@ -27,7 +27,10 @@ pub fn token_hash(token: &str) -> String {
 /// Equal-time comparison of two secrets.
 pub fn secrets_equal(a: &str, b: &str) -> bool {
     let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Proof that the request carried the admin bearer token.

@@ -83,9 +83,11 @@ impl From<EngineError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Duplicate(what) => {
-                ApiError::new(StatusCode::CONFLICT, "duplicate", format!("{what} exists already"))
-            }
+            StoreError::Duplicate(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate",
+                format!("{what} exists already"),
+            ),
             other => {
                 tracing::error!(err = %other, "store error");
                 ApiError::internal()

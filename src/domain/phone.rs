@@ -73,7 +73,10 @@ mod tests {
     #[test]
     fn bad_numbers_are_refused() {
         assert_eq!(PhoneNumber::parse(""), Err(PhoneError::Empty));
-        assert_eq!(PhoneNumber::parse("555-1234"), Err(PhoneError::NotInternational));
+        assert_eq!(
+            PhoneNumber::parse("555-1234"),
+            Err(PhoneError::NotInternational)
+        );
         assert!(PhoneNumber::parse("+1 415 555 123").is_err());
         assert!(PhoneNumber::parse("+1 ABC DEF GHIJ").is_err());
     }

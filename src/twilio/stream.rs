@@ -174,7 +174,12 @@ async fn attach(
         }
     };
     let input = inputs(messages, outbox.clone());
-    let leg = MediaLeg::start(call.clone(), outbox.clone(), Arc::clone(&engine.stats), input);
+    let leg = MediaLeg::start(
+        call.clone(),
+        outbox.clone(),
+        Arc::clone(&engine.stats),
+        input,
+    );
     let handle = LegHandle {
         addr: leg,
         outbox: outbox.clone(),
@@ -310,7 +315,10 @@ mod tests {
     #[test]
     fn inbound_media_decodes_byte_exact() {
         let text = r#"{"event":"media","sequenceNumber":"3","media":{"track":"inbound","chunk":"1","timestamp":"5","payload":"/wB/"},"streamSid":"MZ1"}"#;
-        assert_eq!(decode_media(text), Some(Bytes::from_static(&[0xFF, 0x00, 0x7F])));
+        assert_eq!(
+            decode_media(text),
+            Some(Bytes::from_static(&[0xFF, 0x00, 0x7F]))
+        );
         assert_eq!(
             parse(text),
             Some(LegInput::Media(Bytes::from_static(&[0xFF, 0x00, 0x7F])))

@@ -61,7 +61,10 @@ fn signed_form(engine: &Engine, req: &HttpRequest, body: &[u8]) -> Result<Form, 
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !form_type {
         return Err(ApiError::bad_request(
             "bad-form",
@@ -134,7 +137,10 @@ fn record_unknown_number(engine: &Engine, call_sid: String, from: String, to: St
     let events = [
         ("created", json!({ "from": from, "to": to })),
         ("rejected", json!({ "reason": "unknown_number" })),
-        ("ended", json!({ "outcome": "failed", "reason": "unknown_number" })),
+        (
+            "ended",
+            json!({ "outcome": "failed", "reason": "unknown_number" }),
+        ),
     ];
     for (seq, (kind, detail)) in events.into_iter().enumerate() {
         journal.append(JournalEntry::Event(CallEvent {
@@ -195,6 +201,8 @@ pub async fn status(
                 .await?;
             Ok(HttpResponse::NoContent().finish())
         }
-        None => Err(ApiError::not_found(format!("no call has CallSid {call_sid}"))),
+        None => Err(ApiError::not_found(format!(
+            "no call has CallSid {call_sid}"
+        ))),
     }
 }

@@ -82,9 +82,14 @@ fn inputs(
             },
             Err(ProtocolError::Overflow) => {
                 // Yield the violation, then end the stream.
-                return Some((SeatInput::Violation("frame larger than allowed".into()), None));
+                return Some((
+                    SeatInput::Violation("frame larger than allowed".into()),
+                    None,
+                ));
             }
-            Err(err) => return Some((SeatInput::Violation(format!("protocol error: {err}")), None)),
+            Err(err) => {
+                return Some((SeatInput::Violation(format!("protocol error: {err}")), None))
+            }
         };
         Some((input, Some((messages, outbox))))
     })
@@ -116,7 +121,10 @@ pub fn parse(text: &str) -> SeatInput {
         Err(err) => return invalid("invalid-json", format!("not JSON: {err}")),
     };
     let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
-        return invalid("bad-message", "a message is a JSON object with a string \"type\"");
+        return invalid(
+            "bad-message",
+            "a message is a JSON object with a string \"type\"",
+        );
     };
     if !KNOWN_TYPES.contains(&kind) {
         return invalid("unknown-type", format!("unknown message type {kind:?}"));
@@ -148,13 +156,32 @@ pub fn parse(text: &str) -> SeatInput {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ServerMessage<'a> {
-    Presence { status: &'a str },
-    Ring { call_id: &'a str, from: &'a str, to: &'a str },
-    RingCancel { call_id: &'a str, reason: &'a str },
-    ClaimLost { call_id: &'a str },
-    Connected { call_id: &'a str },
-    CallEnded { call_id: &'a str, reason: &'a str },
-    Error { code: &'a str, message: &'a str },
+    Presence {
+        status: &'a str,
+    },
+    Ring {
+        call_id: &'a str,
+        from: &'a str,
+        to: &'a str,
+    },
+    RingCancel {
+        call_id: &'a str,
+        reason: &'a str,
+    },
+    ClaimLost {
+        call_id: &'a str,
+    },
+    Connected {
+        call_id: &'a str,
+    },
+    CallEnded {
+        call_id: &'a str,
+        reason: &'a str,
+    },
+    Error {
+        code: &'a str,
+        message: &'a str,
+    },
 }
 
 pub fn render(output: &SeatOutput) -> String {
@@ -227,8 +254,14 @@ mod tests {
         assert_eq!(code(parse("[1,2]")), "bad-message");
         assert_eq!(code(parse(r#"{"type":"dance"}"#)), "unknown-type");
         assert_eq!(code(parse(r#"{"type":"answer"}"#)), "bad-message");
-        assert_eq!(code(parse(r#"{"type":"answer","call_id":"../x"}"#)), "bad-message");
-        assert_eq!(code(parse(r#"{"type":"presence","status":"asleep"}"#)), "bad-message");
+        assert_eq!(
+            code(parse(r#"{"type":"answer","call_id":"../x"}"#)),
+            "bad-message"
+        );
+        assert_eq!(
+            code(parse(r#"{"type":"presence","status":"asleep"}"#)),
+            "bad-message"
+        );
     }
 
     #[test]

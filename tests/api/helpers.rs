@@ -98,14 +98,22 @@ impl TestApp {
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
-    pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> (StatusCode, Value) {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut req = self.client.post(format!("{}{path}", self.address));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
         let mut res = req.send_json(body).await.expect("POST reaches the engine");
         let bytes = res.body().await.expect("body");
-        (res.status(), serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            res.status(),
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     pub async fn create_agent(&self, name: &str, workspace: &str) -> Agent {
@@ -154,13 +162,21 @@ impl TestApp {
         if let Some(signature) = signature {
             req = req.insert_header(("X-Twilio-Signature", signature));
         }
-        let mut res = req.send_form(&params).await.expect("POST reaches the engine");
+        let mut res = req
+            .send_form(&params)
+            .await
+            .expect("POST reaches the engine");
         let body = res.body().await.expect("body");
         (res.status(), String::from_utf8_lossy(&body).into_owned())
     }
 
     /// The incoming-call webhook with Twilio's usual fields.
-    pub async fn voice_webhook(&self, call_sid: &str, from: &str, to: &str) -> (StatusCode, String) {
+    pub async fn voice_webhook(
+        &self,
+        call_sid: &str,
+        from: &str,
+        to: &str,
+    ) -> (StatusCode, String) {
         self.twilio_post(
             "/twilio/voice",
             &[
@@ -186,7 +202,8 @@ impl TestApp {
         let call_sid = new_call_sid();
         let (status, twiml) = self.voice_webhook(&call_sid, from, to).await;
         assert_eq!(status, StatusCode::OK, "{twiml}");
-        let call_id = stream_parameter(&twiml, "call_id").unwrap_or_else(|| panic!("no call_id in {twiml}"));
+        let call_id =
+            stream_parameter(&twiml, "call_id").unwrap_or_else(|| panic!("no call_id in {twiml}"));
         InboundCall {
             call_sid,
             call_id,
@@ -232,7 +249,9 @@ impl TestApp {
             sequence: 0,
             media_sent: 0,
         };
-        stream.peer.send_text(json!({ "event": "connected", "protocol": "Call", "version": "1.0.0" }));
+        stream
+            .peer
+            .send_text(json!({ "event": "connected", "protocol": "Call", "version": "1.0.0" }));
         stream.peer.send_text(json!({
             "event": "start",
             "sequenceNumber": "1",
@@ -252,7 +271,9 @@ impl TestApp {
     pub async fn softphone(&self, token: &str) -> Softphone {
         let url = format!("ws://127.0.0.1:{}/ws/agent?token={token}", self.port);
         Softphone {
-            peer: WsPeer::connect(&url, None).await.expect("the softphone connects"),
+            peer: WsPeer::connect(&url, None)
+                .await
+                .expect("the softphone connects"),
         }
     }
 
@@ -288,7 +309,8 @@ impl TestApp {
     }
 
     pub async fn wait_for_outcome(&self, call_id: &str) -> Value {
-        self.wait_for_call(call_id, |c| c["ended_at"].is_string()).await
+        self.wait_for_call(call_id, |c| c["ended_at"].is_string())
+            .await
     }
 
     pub async fn metric(&self, name: &str) -> f64 {
@@ -326,7 +348,11 @@ pub fn event_kinds(call: &Value) -> Vec<String> {
 
 /// A 20 ms mu-law frame whose bytes say which frame it is.
 pub fn frame(tag: u8, seq: u8) -> Bytes {
-    Bytes::from((0..160u8).map(|i| tag ^ seq.wrapping_add(i)).collect::<Vec<_>>())
+    Bytes::from(
+        (0..160u8)
+            .map(|i| tag ^ seq.wrapping_add(i))
+            .collect::<Vec<_>>(),
+    )
 }
 
 // ---- WebSocket plumbing --------------------------------------------------------
@@ -340,7 +366,10 @@ pub struct WsPeer {
 }
 
 impl WsPeer {
-    pub async fn connect(url: &str, signature: Option<&str>) -> Result<WsPeer, awc::error::WsClientError> {
+    pub async fn connect(
+        url: &str,
+        signature: Option<&str>,
+    ) -> Result<WsPeer, awc::error::WsClientError> {
         let mut request = awc::Client::new().ws(url).max_frame_size(1 << 20);
         if let Some(signature) = signature {
             request = request.header("X-Twilio-Signature", signature);
@@ -406,11 +435,21 @@ impl WsPeer {
     }
 
     pub async fn next_text(&mut self) -> Option<Value> {
-        tokio::time::timeout(PATIENCE, self.text.recv()).await.ok().flatten()
+        tokio::time::timeout(PATIENCE, self.text.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     pub async fn next_binary(&mut self) -> Option<Bytes> {
-        tokio::time::timeout(PATIENCE, self.binary.recv()).await.ok().flatten()
+        tokio::time::timeout(PATIENCE, self.binary.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    pub fn next_binary_now(&mut self) -> Option<Bytes> {
+        self.binary.try_recv().ok()
     }
 
     pub fn try_text(&mut self) -> Option<Value> {
@@ -441,7 +480,10 @@ impl Softphone {
     }
 
     pub async fn next(&mut self) -> Value {
-        self.peer.next_text().await.expect("the softphone gets a message")
+        self.peer
+            .next_text()
+            .await
+            .expect("the softphone gets a message")
     }
 
     /// The next message, which must be of this type.
@@ -462,7 +504,10 @@ impl Softphone {
     }
 
     pub async fn audio(&mut self) -> Bytes {
-        self.peer.next_binary().await.expect("the softphone gets audio")
+        self.peer
+            .next_binary()
+            .await
+            .expect("the softphone gets audio")
     }
 
     /// No text message arrives within `wait`.
@@ -540,7 +585,10 @@ impl TwilioStream {
     /// Waits for an event of this kind, skipping others (and echoing marks).
     pub async fn wait_for(&mut self, event: &str) -> Value {
         loop {
-            let message = self.next().await.unwrap_or_else(|| panic!("no {event} from the engine"));
+            let message = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("no {event} from the engine"));
             if message["event"] == event {
                 return message;
             }

@@ -1,3 +1,4 @@
 mod db;
 mod helpers;
+mod inbound;
 mod store;
