@@ -680,7 +680,6 @@ impl Handler<TwilioStatus> for CallActor {
             _ => None,
         };
         if let Some(ending) = ending {
-            self.leg = None;
             self.finish(ending, &format!("twilio_{}", msg.status), ctx);
         }
     }

@@ -28,11 +28,39 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = call_id(&path)?;
-    let call = engine
-        .store
-        .get_call(id.as_str())
+    let call = call_json(&engine, id.as_str())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no call {id}")))?;
+    Ok(HttpResponse::Ok().json(call))
+}
+
+#[derive(serde::Deserialize)]
+pub struct CallQuery {
+    call_sid: Option<String>,
+}
+
+/// `GET /api/calls?call_sid=CA…`: the engine's call for a Twilio CallSid (a list of
+/// zero or one).
+pub async fn find(
+    _admin: Admin,
+    engine: web::Data<Engine>,
+    query: web::Query<CallQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let sid = query
+        .into_inner()
+        .call_sid
+        .ok_or_else(|| ApiError::bad_request("missing-field", "give call_sid"))?;
+    let mut calls = Vec::new();
+    if let Some(id) = engine.store.call_id_by_sid(&sid).await? {
+        calls.extend(call_json(&engine, &id).await?);
+    }
+    Ok(HttpResponse::Ok().json(calls))
+}
+
+async fn call_json(engine: &Engine, id: &str) -> Result<Option<serde_json::Value>, ApiError> {
+    let Some(call) = engine.store.get_call(id).await? else {
+        return Ok(None);
+    };
     let events: Vec<_> = call
         .events
         .iter()
@@ -49,7 +77,7 @@ pub async fn get(
     let recording_url = call
         .has_recording
         .then(|| format!("{}/api/calls/{}/recording", engine.public_url, call.id));
-    Ok(HttpResponse::Ok().json(json!({
+    Ok(Some(json!({
         "id": call.id,
         "call_sid": call.call_sid,
         "direction": call.direction,

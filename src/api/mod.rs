@@ -26,6 +26,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/numbers", web::post().to(numbers::create))
             .route("/numbers", web::get().to(numbers::list))
             .route("/numbers/{e164}", web::get().to(numbers::get))
+            .route("/calls", web::get().to(calls::find))
             .route("/calls/{id}", web::get().to(calls::get))
             .route("/calls/{id}/recording", web::get().to(calls::recording)),
     );

@@ -2,3 +2,5 @@ mod db;
 mod helpers;
 mod inbound;
 mod store;
+mod twilio;
+mod voicemail;
