@@ -1,6 +1,7 @@
 mod db;
 mod helpers;
 mod inbound;
+mod softphone;
 mod store;
 mod twilio;
 mod voicemail;

@@ -1,0 +1,256 @@
+//! The softphone socket under bad input and bad peers.
+
+use std::time::Duration;
+
+use awc::ws::Message;
+use bytes::Bytes;
+use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::helpers::{frame, spawn_app, Agent, TestApp, WsPeer};
+
+const NUMBER: &str = "+14155550100";
+const CALLER: &str = "+14155559876";
+
+async fn one_agent(app: &TestApp) -> Agent {
+    let agent = app.create_agent("a", "production").await;
+    app.create_number(
+        NUMBER,
+        "production",
+        json!({ "kind": "agents", "agent_ids": [] }),
+    )
+    .await;
+    agent
+}
+
+#[actix_web::test]
+async fn a_wrong_or_missing_token_is_refused_before_the_upgrade() {
+    let app = spawn_app().await;
+    for url in [
+        format!("ws://127.0.0.1:{}/ws/agent", app.port),
+        format!("ws://127.0.0.1:{}/ws/agent?token=", app.port),
+        format!("ws://127.0.0.1:{}/ws/agent?token=sbt_nope", app.port),
+    ] {
+        match WsPeer::connect(&url, None).await {
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+                assert_eq!(status, 401, "{url}")
+            }
+            Err(other) => panic!("{url}: {other}"),
+            Ok(_) => panic!("{url} was accepted"),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn bad_messages_get_an_error_and_the_connection_stays() {
+    let app = spawn_app().await;
+    let agent = one_agent(&app).await;
+    let mut phone = app.softphone(&agent.token).await;
+    let cases = [
+        (Message::Text("{this is not json".into()), "invalid-json"),
+        (
+            Message::Text(r#"{"type":"teleport"}"#.into()),
+            "unknown-type",
+        ),
+        (Message::Text(r#"{"type":"answer"}"#.into()), "bad-message"),
+        (
+            Message::Text(r#"{"type":"answer","call_id":"notringing"}"#.into()),
+            "not-rung",
+        ),
+        (
+            Message::Text(r#"{"type":"hangup","call_id":"notmine"}"#.into()),
+            "not-on-call",
+        ),
+        (
+            Message::Text(r#"{"type":"decline","call_id":"notringing"}"#.into()),
+            "not-rung",
+        ),
+        (Message::Binary(frame(1, 1)), "no-call"),
+    ];
+    for (message, code) in cases {
+        phone.peer.send_raw(message);
+        let error = phone.expect("error").await;
+        assert_eq!(error["code"], code, "{error}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // Still connected and usable.
+    phone.send(json!({ "type": "presence", "status": "available" }));
+    phone.expect("presence").await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let _twilio = app.open_stream(&call).await;
+    phone.expect_ring(&call.call_id).await;
+}
+
+#[actix_web::test]
+async fn a_frame_over_64_kib_closes_the_socket_with_policy_violation() {
+    let app = spawn_app().await;
+    let agent = one_agent(&app).await;
+    let mut phone = app.softphone(&agent.token).await;
+    phone.send_audio(Bytes::from(vec![0u8; 64 * 1024 + 1]));
+    let reason = phone.peer.closed().await.expect("a close reason");
+    assert_eq!(u16::from(reason.code), 1008);
+}
+
+#[actix_web::test]
+async fn a_second_connection_of_the_same_agent_replaces_the_first() {
+    let app = spawn_app().await;
+    let agent = one_agent(&app).await;
+    let mut first = app.available_softphone(&agent).await;
+    let mut second = app.available_softphone(&agent).await;
+    first.peer.closed().await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let _twilio = app.open_stream(&call).await;
+    second.expect_ring(&call.call_id).await;
+}
+
+#[actix_web::test]
+async fn a_ringing_seat_that_disconnects_is_dropped_from_the_ring() {
+    let app = spawn_app().await;
+    let agent = one_agent(&app).await;
+    let phone = app.available_softphone(&agent).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    let mut phone = phone;
+    phone.expect_ring(&call.call_id).await;
+    drop(phone);
+    // The only rung seat is gone: the caller is offered voicemail at once.
+    let mark = twilio.wait_for("mark").await;
+    assert_eq!(mark["mark"]["name"], "voicemail-prompt");
+}
+
+#[actix_web::test]
+async fn a_connected_agent_whose_softphone_drops_does_not_drop_the_caller() {
+    let app = spawn_app().await;
+    let a = app.create_agent("a", "production").await;
+    let b = app.create_agent("b", "production").await;
+    app.create_number(
+        NUMBER,
+        "production",
+        json!({ "kind": "agents", "agent_ids": [] }),
+    )
+    .await;
+    let mut pa = app.available_softphone(&a).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    pa.expect_ring(&call.call_id).await;
+    pa.answer(&call.call_id);
+    pa.expect("connected").await;
+    let mut pb = app.available_softphone(&b).await;
+
+    drop(pa);
+    // The call is offered again; B takes it and hears the caller.
+    pb.expect_ring(&call.call_id).await;
+    pb.answer(&call.call_id);
+    pb.expect("connected").await;
+    twilio.send_media(&frame(7, 7));
+    assert_eq!(pb.audio().await, frame(7, 7));
+    let record = app
+        .wait_for_call(&call.call_id, |c| c["agent_id"] == b.id.as_str())
+        .await;
+    let kinds = crate::helpers::event_kinds(&record);
+    assert!(
+        kinds.contains(&"agent_disconnected".to_owned()),
+        "{kinds:?}"
+    );
+}
+
+/// A softphone that completes the upgrade and goes available, then never reads
+/// again, with a tiny receive buffer so the engine feels it at once.
+async fn stalled_softphone(app: &TestApp, token: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let mut stream = socket
+        .connect(format!("127.0.0.1:{}", app.port).parse().expect("addr"))
+        .await
+        .expect("connects");
+    let request = format!(
+        "GET /ws/agent?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+        app.port
+    );
+    stream.write_all(request.as_bytes()).await.expect("upgrade");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.expect("response");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let presence = json!({ "type": "presence", "status": "available" }).to_string();
+    stream
+        .write_all(&masked_text(&presence))
+        .await
+        .expect("send");
+    stream
+}
+
+fn masked_text(text: &str) -> Vec<u8> {
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | text.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+#[actix_web::test]
+async fn a_stalled_softphone_loses_its_own_oldest_audio_and_stalls_nobody() {
+    let app = spawn_app().await;
+    let slow = app.create_agent("slow", "production").await;
+    let fast = app.create_agent("fast", "production").await;
+    app.create_number(
+        NUMBER,
+        "production",
+        json!({ "kind": "agents", "agent_ids": [slow.id] }),
+    )
+    .await;
+    app.create_number(
+        "+14155550101",
+        "production",
+        json!({ "kind": "agents", "agent_ids": [fast.id] }),
+    )
+    .await;
+
+    // The slow agent's call: the caller talks, nobody reads.
+    let mut stalled = stalled_softphone(&app, &slow.token).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let slow_call = app.ring_in(CALLER, NUMBER).await;
+    let mut slow_twilio = app.open_stream(&slow_call).await;
+    app.wait_for_call(&slow_call.call_id, |c| c["status"] == "ringing")
+        .await;
+    let answer = json!({ "type": "answer", "call_id": slow_call.call_id }).to_string();
+    stalled
+        .write_all(&masked_text(&answer))
+        .await
+        .expect("send");
+    app.wait_for_call(&slow_call.call_id, |c| c["status"] == "connected")
+        .await;
+    for seq in 0..4_000u32 {
+        slow_twilio.send_media(&frame(0x11, seq as u8));
+    }
+
+    // Meanwhile another call is untouched.
+    let mut phone = app.available_softphone(&fast).await;
+    let call = app.ring_in(CALLER, "+14155550101").await;
+    let mut twilio = app.open_stream(&call).await;
+    phone.expect_ring(&call.call_id).await;
+    phone.answer(&call.call_id);
+    phone.expect("connected").await;
+    for seq in 0..50 {
+        twilio.send_media(&frame(0x22, seq));
+        assert_eq!(phone.audio().await, frame(0x22, seq));
+    }
+
+    let deadline = tokio::time::Instant::now() + crate::helpers::PATIENCE;
+    while app.metric("switchboard_audio_frames_dropped_total").await == 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no drop was counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The stalled call still ends cleanly when the caller hangs up.
+    slow_twilio.stop();
+    let record = app.wait_for_outcome(&slow_call.call_id).await;
+    assert_eq!(record["outcome"], "answered");
+}
