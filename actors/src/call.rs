@@ -529,10 +529,7 @@ impl Handler<Claim> for CallActor {
 
     fn handle(&mut self, msg: Claim, ctx: &mut Self::Context) -> Self::Result {
         match self.machine.claim(&msg.agent_id) {
-            ClaimDecision::Lost => {
-                self.deps.stats.claims_lost.fetch_add(1, Ordering::Relaxed);
-                MessageResult(ClaimResult::Lost)
-            }
+            ClaimDecision::Lost => MessageResult(ClaimResult::Lost),
             ClaimDecision::Won { cancel } => {
                 self.deps.stats.claims_won.fetch_add(1, Ordering::Relaxed);
                 self.rung.remove(&msg.agent_id);

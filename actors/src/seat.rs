@@ -237,8 +237,7 @@ impl SeatActor {
         }
         let Some(call) = self.rung.get(&call_id).cloned() else {
             if self.recently_cancelled.contains(&call_id) {
-                self.outbox.send(SeatOutput::ClaimLost { call_id });
-                return;
+                return self.claim_lost(call_id);
             }
             return self.error(
                 "not-rung",
@@ -266,14 +265,19 @@ impl SeatActor {
                     if !call.is_alive() {
                         act.rung.remove(&call_id);
                     }
-                    act.outbox.send(SeatOutput::ClaimLost { call_id });
+                    act.claim_lost(call_id);
                 }
                 Err(_) => {
                     act.rung.remove(&call_id);
-                    act.outbox.send(SeatOutput::ClaimLost { call_id });
+                    act.claim_lost(call_id);
                 }
             }
         }));
+    }
+
+    fn claim_lost(&self, call_id: CallId) {
+        self.stats.claims_lost.fetch_add(1, Ordering::Relaxed);
+        self.outbox.send(SeatOutput::ClaimLost { call_id });
     }
 
     /// Stops ringing for every other call (this seat took one, or is leaving).

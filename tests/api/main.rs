@@ -1,6 +1,10 @@
+mod admin;
+mod claims;
 mod db;
 mod helpers;
 mod inbound;
+mod postgres;
+mod recovery;
 mod softphone;
 mod store;
 mod twilio;

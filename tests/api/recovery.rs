@@ -1,0 +1,55 @@
+//! Every call ends with exactly one final record, also when its engine died.
+
+use serde_json::json;
+
+use crate::db::TestDb;
+use crate::helpers::{event_kinds, spawn_app_on, spawn_app_with};
+
+const NUMBER: &str = "+14155550100";
+const CALLER: &str = "+14155559876";
+
+#[actix_web::test]
+async fn calls_left_open_by_a_dead_engine_are_closed_as_interrupted_on_start_up() {
+    let first = spawn_app_with(TestDb::Sqlite, |s| s.node_id = "node-a".into()).await;
+    let agent = first.create_agent("a", "production").await;
+    first
+        .create_number(
+            NUMBER,
+            "production",
+            json!({ "kind": "agents", "agent_ids": [] }),
+        )
+        .await;
+    let mut phone = first.available_softphone(&agent).await;
+    let call = first.ring_in(CALLER, NUMBER).await;
+    let _twilio = first.open_stream(&call).await;
+    phone.expect_ring(&call.call_id).await;
+    phone.answer(&call.call_id);
+    phone.expect("connected").await;
+    first
+        .wait_for_call(&call.call_id, |c| c["status"] == "connected")
+        .await;
+
+    // Another node's open call must survive this node's recovery.
+    let other = spawn_app_on(first.database_url.clone(), |s| s.node_id = "node-b".into()).await;
+    let other_call = other.ring_in(CALLER, NUMBER).await;
+    other
+        .wait_for_call(&other_call.call_id, |c| c["status"] == "starting")
+        .await;
+
+    // "node-a" starts again on the same database, as after a crash.
+    let restarted = spawn_app_on(first.database_url.clone(), |s| s.node_id = "node-a".into()).await;
+    let record = restarted.call(&call.call_id).await;
+    assert_eq!(record["outcome"], "interrupted");
+    assert_eq!(record["status"], "ended");
+    assert!(record["ended_at"].is_string());
+    let kinds = event_kinds(&record);
+    assert_eq!(kinds.last().map(String::as_str), Some("ended"));
+    assert!(
+        kinds.contains(&"claimed".to_owned()),
+        "the trail is kept: {kinds:?}"
+    );
+    assert_eq!(
+        restarted.call(&other_call.call_id).await["ended_at"],
+        serde_json::Value::Null
+    );
+}
