@@ -230,7 +230,7 @@ impl CallActor {
     fn start_ring_round(&mut self, ctx: &mut Context<Self>) {
         let agents = match &self.setup.route {
             Route::Agents { agent_ids } => agent_ids.clone(),
-            Route::Voicemail => return self.to_voicemail(VoicemailReason::NoAgents, ctx),
+            Route::Voicemail => return self.go_to_voicemail(VoicemailReason::NoAgents, ctx),
         };
         self.start_ringback(ctx);
         let coordinator = self.deps.coordinator.clone();
@@ -249,7 +249,7 @@ impl CallActor {
         let ids = seats.iter().map(|s| s.agent_id.clone()).collect();
         match self.machine.ring(ids) {
             Err(_) => {} // the call moved on (the caller hung up) while seats were picked
-            Ok(RingUpdate::ToVoicemail(reason)) => self.to_voicemail(reason, ctx),
+            Ok(RingUpdate::ToVoicemail(reason)) => self.go_to_voicemail(reason, ctx),
             Ok(_) => {
                 let ringing: Vec<AgentId> = self.machine.ringing().to_vec();
                 let call = CallHandle {
@@ -286,7 +286,7 @@ impl CallActor {
                     if let Some(cancel) = act.machine.ring_timeout() {
                         act.cancel_rings(&cancel, CancelReason::Timeout);
                         act.event("ring_timeout", None, json!({ "agent_ids": cancel }));
-                        act.to_voicemail(VoicemailReason::RingTimeout, ctx);
+                        act.go_to_voicemail(VoicemailReason::RingTimeout, ctx);
                     }
                 }));
             }
@@ -344,7 +344,7 @@ impl CallActor {
         }
     }
 
-    fn to_voicemail(&mut self, reason: VoicemailReason, ctx: &mut Context<Self>) {
+    fn go_to_voicemail(&mut self, reason: VoicemailReason, ctx: &mut Context<Self>) {
         if self.machine.phase() != Phase::Voicemail && self.machine.voicemail().is_err() {
             return;
         }
@@ -562,7 +562,7 @@ impl Handler<Decline> for CallActor {
         self.rung.remove(&msg.agent_id);
         self.event("declined", Some(&msg.agent_id), json!({}));
         if let RingUpdate::ToVoicemail(reason) = update {
-            self.to_voicemail(reason, ctx);
+            self.go_to_voicemail(reason, ctx);
         }
     }
 }
@@ -577,7 +577,7 @@ impl Handler<SeatGone> for CallActor {
                 self.rung.remove(&msg.agent_id);
                 self.event("seat_left", Some(&msg.agent_id), json!({}));
                 if let RingUpdate::ToVoicemail(reason) = update {
-                    self.to_voicemail(reason, ctx);
+                    self.go_to_voicemail(reason, ctx);
                 }
             }
             SeatLeft::AgentDropped => {

@@ -29,7 +29,6 @@ pub struct TestApp {
     pub address: String,
     pub port: u16,
     pub database_url: String,
-    pub settings: Settings,
     pub client: awc::Client,
 }
 
@@ -42,8 +41,6 @@ pub struct Agent {
 pub struct InboundCall {
     pub call_sid: String,
     pub call_id: String,
-    pub from: String,
-    pub to: String,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -64,7 +61,7 @@ pub async fn spawn_app_on(database_url: String, configure: impl FnOnce(&mut Sett
     settings.twilio.auth_token = Some(SecretString::from(TWILIO_TOKEN));
     settings.workers = 2;
     configure(&mut settings);
-    let app = Application::build(settings.clone())
+    let app = Application::build(settings)
         .await
         .expect("the engine starts");
     let port = app.port();
@@ -73,7 +70,6 @@ pub async fn spawn_app_on(database_url: String, configure: impl FnOnce(&mut Sett
         address: format!("http://127.0.0.1:{port}"),
         port,
         database_url,
-        settings,
         client: awc::Client::builder().timeout(PATIENCE).finish(),
     }
 }
@@ -204,12 +200,7 @@ impl TestApp {
         assert_eq!(status, StatusCode::OK, "{twiml}");
         let call_id =
             stream_parameter(&twiml, "call_id").unwrap_or_else(|| panic!("no call_id in {twiml}"));
-        InboundCall {
-            call_sid,
-            call_id,
-            from: from.to_owned(),
-            to: to.to_owned(),
-        }
+        InboundCall { call_sid, call_id }
     }
 
     pub async fn status_callback(&self, call_sid: &str, status: &str) -> StatusCode {
