@@ -17,6 +17,9 @@ const BATCH_SIZE: usize = 256;
 /// The first wait after a failed batch; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Failures after which a batch the database refuses *while reachable* is taken
+/// apart, so one entry it can never accept cannot hold up every call's record.
+const SPLIT_AFTER: u64 = 6;
 
 /// What the writer's queue carries.
 enum Command {
@@ -102,6 +105,10 @@ async fn write(store: &Store, batch: &mut Vec<JournalEntry>, backlog: &AtomicI64
     loop {
         match store.apply(batch).await {
             Ok(()) => break,
+            Err(_) if failures >= SPLIT_AFTER && store.ping().await.is_ok() => {
+                write_one_by_one(store, batch).await;
+                break;
+            }
             Err(error) => {
                 failures += 1;
                 let error = anyhow::Error::from(error);
@@ -126,4 +133,36 @@ async fn write(store: &Store, batch: &mut Vec<JournalEntry>, backlog: &AtomicI64
     }
     backlog.fetch_sub(batch.len() as i64, Ordering::Relaxed);
     batch.clear();
+}
+
+/// The database is up but refuses the batch: write its entries one at a time, so
+/// only an entry the database itself rejects is left out (and logged in full).
+async fn write_one_by_one(store: &Store, batch: &[JournalEntry]) {
+    for entry in batch {
+        let mut attempts = 0;
+        loop {
+            match store.apply(std::slice::from_ref(entry)).await {
+                Ok(()) => break,
+                Err(error) => {
+                    attempts += 1;
+                    let reachable = store.ping().await.is_ok();
+                    if reachable && attempts >= 3 {
+                        tracing::error!(
+                            error = format!("{:#}", anyhow::Error::from(error)),
+                            ?entry,
+                            "the database rejects this journal entry; it is left out"
+                        );
+                        break;
+                    }
+                    // Unreachable again: keep this entry until the database is back.
+                    tokio::time::sleep(if reachable {
+                        FIRST_BACKOFF
+                    } else {
+                        MAX_BACKOFF
+                    })
+                    .await;
+                }
+            }
+        }
+    }
 }

@@ -677,3 +677,22 @@ fn recording(call: &CallId, wav: Bytes) -> JournalEntry {
         at: now_ms(),
     }
 }
+
+store_test!(an_entry_the_database_rejects_does_not_hold_up_the_others);
+async fn an_entry_the_database_rejects_does_not_hold_up_the_others(store: Store) {
+    let writer = JournalWriter::spawn(store.clone());
+    let orphan = CallId::new();
+    let call = CallId::new();
+    // An event of a call that never opens can never be written...
+    writer.append(event(&orphan, 1, "created", None));
+    // ...and must not keep this call's record out of the database forever.
+    writer.append(opened(&call, "CA-after-orphan"));
+    flush_within(&writer, Duration::from_secs(30)).await;
+    assert_eq!(writer.backlog(), 0);
+    assert!(store.get_call(call.as_str()).await.expect("get").is_some());
+    assert!(store
+        .get_call(orphan.as_str())
+        .await
+        .expect("get")
+        .is_none());
+}
