@@ -78,7 +78,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .wrap(tracing_actix())
+                .wrap(actix_web::middleware::from_fn(log_request))
                 .configure(routes)
         })
         .workers(workers)
@@ -95,20 +95,50 @@ impl Application {
         self.port
     }
 
+    /// Stops the server (and so, the engine) from outside: tests, embedders.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    /// Serves until the server stops (Ctrl-C / SIGTERM), then writes out the journal.
+    /// Serves until the server stops (Ctrl-C / SIGTERM); then ends the calls still
+    /// open as `interrupted` and writes out the journal, so every call has its final
+    /// record before the process exits.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        let live = self.engine.registry.live().await.unwrap_or_default();
+        if !live.is_empty() {
+            tracing::warn!(calls = live.len(), "shutting down with calls in progress");
+        }
+        for call in live {
+            call.interrupt("engine_shutdown").await;
+        }
         self.engine.journal.flush().await;
         result
     }
 }
 
-fn tracing_actix() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%r %s %Dms").log_target("switchboard::http")
+/// One structured log line per HTTP request (WebSocket upgrades included).
+async fn log_request(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let response = next.call(req).await?;
+    tracing::info!(
+        target: "switchboard::http",
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    Ok(response)
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -146,6 +176,12 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
             SecretString::from(token)
         }
     };
+    if !settings.redis_url.is_empty() {
+        tracing::warn!(
+            "REDIS_URL is set, but cluster coordination is not part of this build: \
+             this node coordinates only its own calls and softphones"
+        );
+    }
     if settings.twilio.auth_token.is_none() {
         tracing::warn!("TWILIO_AUTH_TOKEN is not set: every Twilio request will be refused (403)");
     }

@@ -148,6 +148,13 @@ pub struct SeatGone {
     pub agent_id: AgentId,
 }
 
+/// The engine is stopping: end the call now with outcome `interrupted`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Interrupt {
+    pub reason: &'static str,
+}
+
 /// A Twilio status callback for this call.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -662,6 +669,16 @@ impl Handler<CallerDtmf> for CallActor {
     }
 }
 
+impl Handler<Interrupt> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Interrupt, ctx: &mut Self::Context) {
+        if let Some(ending) = self.machine.interrupt() {
+            self.finish(ending, msg.reason, ctx);
+        }
+    }
+}
+
 impl Handler<TwilioStatus> for CallActor {
     type Result = ();
 
@@ -746,6 +763,11 @@ impl CallHandle {
 
     pub fn twilio_status(&self, status: String, detail: serde_json::Value) {
         self.addr.do_send(TwilioStatus { status, detail });
+    }
+
+    /// Ends the call as `interrupted`; resolves once the call has handled it.
+    pub async fn interrupt(&self, reason: &'static str) {
+        let _ = self.addr.send(Interrupt { reason }).await;
     }
 
     pub fn is_alive(&self) -> bool {

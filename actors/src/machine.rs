@@ -377,6 +377,11 @@ impl CallMachine {
         Some(self.end(outcome))
     }
 
+    /// The engine is shutting down under the call.
+    pub fn interrupt(&mut self) -> Option<Ending> {
+        (self.phase != Phase::Ended).then(|| self.end(Outcome::Interrupted))
+    }
+
     fn end(&mut self, outcome: Outcome) -> Ending {
         let agent = if self.phase == Phase::Connected {
             self.agent.clone()
@@ -522,6 +527,14 @@ mod tests {
         m.voicemail().expect("voicemail from start");
         m.recorded(160);
         assert_eq!(m.caller_left().map(|e| e.outcome), Some(Outcome::Voicemail));
+    }
+
+    #[test]
+    fn an_interrupted_call_ends_once_as_interrupted() {
+        let (mut m, s) = ringing(2);
+        let end = m.interrupt().expect("ends");
+        assert_eq!((end.outcome, end.cancel), (Outcome::Interrupted, s));
+        assert_eq!(m.interrupt(), None);
     }
 
     #[test]

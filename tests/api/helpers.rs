@@ -30,6 +30,10 @@ pub struct TestApp {
     pub port: u16,
     pub database_url: String,
     pub client: awc::Client,
+    /// Stops the engine like SIGTERM does.
+    pub server: actix_web::dev::ServerHandle,
+    /// Resolves when the engine has finished stopping.
+    pub stopped: tokio::sync::oneshot::Receiver<()>,
 }
 
 pub struct Agent {
@@ -65,11 +69,18 @@ pub async fn spawn_app_on(database_url: String, configure: impl FnOnce(&mut Sett
         .await
         .expect("the engine starts");
     let port = app.port();
-    actix_rt::spawn(app.run_until_stopped());
+    let server = app.handle();
+    let (done, stopped) = tokio::sync::oneshot::channel();
+    actix_rt::spawn(async move {
+        let _ = app.run_until_stopped().await;
+        let _ = done.send(());
+    });
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         database_url,
+        server,
+        stopped,
         client: awc::Client::builder().timeout(PATIENCE).finish(),
     }
 }

@@ -53,3 +53,31 @@ async fn calls_left_open_by_a_dead_engine_are_closed_as_interrupted_on_start_up(
         serde_json::Value::Null
     );
 }
+
+#[actix_web::test]
+async fn a_graceful_shutdown_closes_open_calls_as_interrupted_before_exiting() {
+    let app = crate::helpers::spawn_app().await;
+    app.create_number(
+        NUMBER,
+        "production",
+        json!({ "kind": "agents", "agent_ids": [] }),
+    )
+    .await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    app.wait_for_call(&call.call_id, |c| c["status"] == "starting")
+        .await;
+
+    app.server.stop(true).await;
+    app.stopped.await.expect("the engine stops");
+    let store = switchboard::store::Store::connect(&app.database_url, "reader")
+        .await
+        .expect("the database is still there");
+    let record = store
+        .get_call(&call.call_id)
+        .await
+        .expect("readable")
+        .expect("the call has its record");
+    assert_eq!(record.outcome.as_deref(), Some("interrupted"));
+    assert_eq!(record.end_reason.as_deref(), Some("engine_shutdown"));
+    assert_eq!(record.events.last().map(|e| e.kind.as_str()), Some("ended"));
+}
