@@ -2,20 +2,12 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, Softphone};
-
-const NUMBER: &str = "+14155550100";
-const CALLER: &str = "+14155559876";
+use crate::helpers::{spawn_app, Softphone, CALLER, NUMBER};
 
 #[actix_web::test]
 async fn a_claim_storm_of_fifty_seats_has_exactly_one_winner_two_hundred_times_in_a_row() {
     let app = spawn_app().await;
-    app.create_number(
-        NUMBER,
-        "production",
-        json!({ "kind": "agents", "agent_ids": [] }),
-    )
-    .await;
+    app.number_for_everyone().await;
     let mut phones: Vec<Softphone> = Vec::new();
     for i in 0..50 {
         let agent = app.create_agent(&format!("agent {i}"), "production").await;

@@ -21,6 +21,9 @@ use tokio::sync::mpsc;
 use crate::db::{fresh_database_url, TestDb};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// The number most tests call, and who calls it.
+pub const NUMBER: &str = "+14155550100";
+pub const CALLER: &str = "+14155559876";
 pub const TWILIO_TOKEN: &str = "test-twilio-auth-token";
 /// How long a test waits for something the engine should do "at once".
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -286,6 +289,26 @@ impl TestApp {
         let ack = phone.expect("presence").await;
         assert_eq!(ack["status"], "available");
         phone
+    }
+
+    /// `NUMBER` rings every available agent of `production`.
+    pub async fn number_for_everyone(&self) {
+        self.create_number(
+            NUMBER,
+            "production",
+            json!({ "kind": "agents", "agent_ids": [] }),
+        )
+        .await;
+    }
+
+    /// A call to `NUMBER` that `phone` (available, and the only one rung) answers.
+    pub async fn answered_call(&self, phone: &mut Softphone) -> (InboundCall, TwilioStream) {
+        let call = self.ring_in(CALLER, NUMBER).await;
+        let twilio = self.open_stream(&call).await;
+        phone.expect_ring(&call.call_id).await;
+        phone.answer(&call.call_id);
+        phone.expect("connected").await;
+        (call, twilio)
     }
 
     pub async fn call(&self, call_id: &str) -> Value {

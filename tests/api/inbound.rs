@@ -5,22 +5,14 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{event_kinds, frame, spawn_app, TestApp};
-
-const NUMBER: &str = "+14155550100";
-const CALLER: &str = "+14155559876";
+use crate::helpers::{event_kinds, frame, spawn_app, TestApp, CALLER, NUMBER};
 
 async fn floor(app: &TestApp, agents: usize) -> Vec<crate::helpers::Agent> {
     let mut created = Vec::new();
     for i in 0..agents {
         created.push(app.create_agent(&format!("agent {i}"), "production").await);
     }
-    app.create_number(
-        NUMBER,
-        "production",
-        json!({ "kind": "agents", "agent_ids": [] }),
-    )
-    .await;
+    app.number_for_everyone().await;
     created
 }
 
@@ -144,11 +136,7 @@ async fn an_agent_hangup_closes_the_media_stream_and_ends_the_call() {
     let app = spawn_app().await;
     let agents = floor(&app, 1).await;
     let mut phone = app.available_softphone(&agents[0]).await;
-    let call = app.ring_in(CALLER, NUMBER).await;
-    let mut twilio = app.open_stream(&call).await;
-    phone.expect_ring(&call.call_id).await;
-    phone.answer(&call.call_id);
-    phone.expect("connected").await;
+    let (call, mut twilio) = app.answered_call(&mut phone).await;
 
     phone.send(json!({ "type": "hangup", "call_id": call.call_id }));
     let ended = phone.expect("call_ended").await;
@@ -171,11 +159,7 @@ async fn a_caller_hangup_tells_the_agent_the_call_ended() {
     let app = spawn_app().await;
     let agents = floor(&app, 1).await;
     let mut phone = app.available_softphone(&agents[0]).await;
-    let call = app.ring_in(CALLER, NUMBER).await;
-    let mut twilio = app.open_stream(&call).await;
-    phone.expect_ring(&call.call_id).await;
-    phone.answer(&call.call_id);
-    phone.expect("connected").await;
+    let (call, mut twilio) = app.answered_call(&mut phone).await;
 
     twilio.stop();
     let ended = phone.expect("call_ended").await;
@@ -194,11 +178,7 @@ async fn a_closed_media_socket_ends_a_connected_call_too() {
     let app = spawn_app().await;
     let agents = floor(&app, 1).await;
     let mut phone = app.available_softphone(&agents[0]).await;
-    let call = app.ring_in(CALLER, NUMBER).await;
-    let twilio = app.open_stream(&call).await;
-    phone.expect_ring(&call.call_id).await;
-    phone.answer(&call.call_id);
-    phone.expect("connected").await;
+    let (_call, twilio) = app.answered_call(&mut phone).await;
 
     drop(twilio);
     let ended = phone.expect("call_ended").await;

@@ -3,27 +3,15 @@
 use serde_json::json;
 
 use crate::db::TestDb;
-use crate::helpers::{event_kinds, frame, spawn_app_with};
-
-const NUMBER: &str = "+14155550100";
-const CALLER: &str = "+14155559876";
+use crate::helpers::{event_kinds, frame, spawn_app_with, CALLER, NUMBER};
 
 #[actix_web::test]
 async fn an_answered_call_and_a_voicemail_work_on_postgres() {
     let app = spawn_app_with(TestDb::Postgres, |_| {}).await;
     let agent = app.create_agent("a", "production").await;
-    app.create_number(
-        NUMBER,
-        "production",
-        json!({ "kind": "agents", "agent_ids": [] }),
-    )
-    .await;
+    app.number_for_everyone().await;
     let mut phone = app.available_softphone(&agent).await;
-    let call = app.ring_in(CALLER, NUMBER).await;
-    let mut twilio = app.open_stream(&call).await;
-    phone.expect_ring(&call.call_id).await;
-    phone.answer(&call.call_id);
-    phone.expect("connected").await;
+    let (call, mut twilio) = app.answered_call(&mut phone).await;
     twilio.send_media(&frame(1, 2));
     assert_eq!(phone.audio().await, frame(1, 2));
     phone.send(json!({ "type": "hangup", "call_id": call.call_id }));

@@ -1,24 +1,14 @@
 //! Every call ends with exactly one final record, also when its engine died.
 
-use serde_json::json;
 
 use crate::db::TestDb;
-use crate::helpers::{event_kinds, spawn_app_on, spawn_app_with};
-
-const NUMBER: &str = "+14155550100";
-const CALLER: &str = "+14155559876";
+use crate::helpers::{event_kinds, spawn_app_on, spawn_app_with, CALLER, NUMBER};
 
 #[actix_web::test]
 async fn calls_left_open_by_a_dead_engine_are_closed_as_interrupted_on_start_up() {
     let first = spawn_app_with(TestDb::Sqlite, |s| s.node_id = "node-a".into()).await;
     let agent = first.create_agent("a", "production").await;
-    first
-        .create_number(
-            NUMBER,
-            "production",
-            json!({ "kind": "agents", "agent_ids": [] }),
-        )
-        .await;
+    first.number_for_everyone().await;
     let mut phone = first.available_softphone(&agent).await;
     let call = first.ring_in(CALLER, NUMBER).await;
     let _twilio = first.open_stream(&call).await;
@@ -57,12 +47,7 @@ async fn calls_left_open_by_a_dead_engine_are_closed_as_interrupted_on_start_up(
 #[actix_web::test]
 async fn a_graceful_shutdown_closes_open_calls_as_interrupted_before_exiting() {
     let app = crate::helpers::spawn_app().await;
-    app.create_number(
-        NUMBER,
-        "production",
-        json!({ "kind": "agents", "agent_ids": [] }),
-    )
-    .await;
+    app.number_for_everyone().await;
     let call = app.ring_in(CALLER, NUMBER).await;
     app.wait_for_call(&call.call_id, |c| c["status"] == "starting")
         .await;

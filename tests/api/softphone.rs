@@ -7,19 +7,11 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::helpers::{frame, spawn_app, Agent, TestApp, WsPeer};
-
-const NUMBER: &str = "+14155550100";
-const CALLER: &str = "+14155559876";
+use crate::helpers::{frame, spawn_app, Agent, TestApp, WsPeer, CALLER, NUMBER};
 
 async fn one_agent(app: &TestApp) -> Agent {
     let agent = app.create_agent("a", "production").await;
-    app.create_number(
-        NUMBER,
-        "production",
-        json!({ "kind": "agents", "agent_ids": [] }),
-    )
-    .await;
+    app.number_for_everyone().await;
     agent
 }
 
@@ -123,18 +115,9 @@ async fn a_connected_agent_whose_softphone_drops_does_not_drop_the_caller() {
     let app = spawn_app().await;
     let a = app.create_agent("a", "production").await;
     let b = app.create_agent("b", "production").await;
-    app.create_number(
-        NUMBER,
-        "production",
-        json!({ "kind": "agents", "agent_ids": [] }),
-    )
-    .await;
+    app.number_for_everyone().await;
     let mut pa = app.available_softphone(&a).await;
-    let call = app.ring_in(CALLER, NUMBER).await;
-    let mut twilio = app.open_stream(&call).await;
-    pa.expect_ring(&call.call_id).await;
-    pa.answer(&call.call_id);
-    pa.expect("connected").await;
+    let (call, mut twilio) = app.answered_call(&mut pa).await;
     let mut pb = app.available_softphone(&b).await;
 
     drop(pa);

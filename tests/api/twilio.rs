@@ -7,12 +7,10 @@ use awc::ws::Message;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    event_kinds, new_call_sid, spawn_app, TestApp, WsPeer, ADMIN_TOKEN, TWILIO_TOKEN,
+    event_kinds, new_call_sid, spawn_app, TestApp, WsPeer, ADMIN_TOKEN, CALLER, NUMBER,
+    TWILIO_TOKEN,
 };
 use switchboard::twilio::signature::sign;
-
-const NUMBER: &str = "+14155550100";
-const CALLER: &str = "+14155559876";
 
 async fn calls_for_sid(app: &TestApp, sid: &str) -> Vec<Value> {
     let (status, body) = app.get_json(&format!("/api/calls?call_sid={sid}")).await;
@@ -21,12 +19,7 @@ async fn calls_for_sid(app: &TestApp, sid: &str) -> Vec<Value> {
 }
 
 async fn with_number(app: &TestApp) {
-    app.create_number(
-        NUMBER,
-        "production",
-        json!({ "kind": "agents", "agent_ids": [] }),
-    )
-    .await;
+    app.number_for_everyone().await;
 }
 
 #[actix_web::test]

@@ -5,10 +5,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::db::TestDb;
-use crate::helpers::{event_kinds, frame, spawn_app, spawn_app_with, TestApp, TwilioStream};
-
-const NUMBER: &str = "+14155550100";
-const CALLER: &str = "+14155559876";
+use crate::helpers::{
+    event_kinds, frame, spawn_app, spawn_app_with, TestApp, TwilioStream, CALLER, NUMBER,
+};
 
 /// Plays the caller's side of a voicemail: waits for the prompt's mark (echoed at
 /// once), then speaks `frames` frames and hangs up.
@@ -46,12 +45,7 @@ async fn assert_recording(app: &TestApp, call_id: &str, frames: u8) -> Value {
 #[actix_web::test]
 async fn with_no_agent_available_the_caller_leaves_a_voicemail() {
     let app = spawn_app().await;
-    app.create_number(
-        NUMBER,
-        "production",
-        json!({ "kind": "agents", "agent_ids": [] }),
-    )
-    .await;
+    app.number_for_everyone().await;
     let call = app.ring_in(CALLER, NUMBER).await;
     let mut twilio = app.open_stream(&call).await;
     // The prompt is audio before the mark.
@@ -101,12 +95,7 @@ async fn when_every_rung_agent_declines_the_call_goes_to_voicemail() {
 async fn an_unanswered_ring_times_out_to_voicemail() {
     let app = spawn_app_with(TestDb::Sqlite, |s| s.calls.ring_timeout_secs = 0.3).await;
     let a = app.create_agent("a", "production").await;
-    app.create_number(
-        NUMBER,
-        "production",
-        json!({ "kind": "agents", "agent_ids": [] }),
-    )
-    .await;
+    app.number_for_everyone().await;
     let mut phone = app.available_softphone(&a).await;
     let call = app.ring_in(CALLER, NUMBER).await;
     let mut twilio = app.open_stream(&call).await;
