@@ -52,6 +52,9 @@ pub struct CallSettings {
     pub voicemail_max_secs: f64,
     pub voicemail_prompt: String,
     pub ringback_chunk_ms: u64,
+    pub parking_timeout_secs: f64,
+    pub wrap_up_secs: f64,
+    pub reconnect_grace_secs: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

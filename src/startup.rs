@@ -13,6 +13,7 @@ use switchboard_actors::call::{CallConfig, CallDeps};
 use switchboard_actors::coordinator::CoordinatorHandle;
 use switchboard_actors::number::DirectoryHandle;
 use switchboard_actors::outbox::OutboxLimits;
+use switchboard_actors::parking::ParkingHandle;
 use switchboard_actors::registry::RegistryHandle;
 use switchboard_actors::seat::SeatConfig;
 use switchboard_actors::stats::EngineStats;
@@ -36,6 +37,7 @@ pub struct Engine {
     pub journal: JournalWriter,
     pub coordinator: CoordinatorHandle,
     pub registry: RegistryHandle,
+    pub parking: ParkingHandle,
     pub directory: DirectoryHandle,
     pub stats: Arc<EngineStats>,
     pub call_config: Arc<CallConfig>,
@@ -148,6 +150,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/twilio/status", web::post().to(twilio::webhook::status))
         .route("/twilio/stream", web::get().to(twilio::stream::stream))
         .route("/ws/agent", web::get().to(ws::agent::agent_socket))
+        .route(
+            "/ws/supervisor",
+            web::get().to(ws::supervisor::supervisor_socket),
+        )
         .configure(api::routes);
 }
 
@@ -199,13 +205,16 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
         voicemail_max: secs(settings.calls.voicemail_max_secs),
         voicemail_prompt,
         ringback_chunk: std::time::Duration::from_millis(settings.calls.ringback_chunk_ms),
+        parking_timeout: secs(settings.calls.parking_timeout_secs),
     });
     let stats = Arc::new(EngineStats::default());
     let coordinator = CoordinatorHandle::start();
     let registry = RegistryHandle::start();
+    let parking = ParkingHandle::start();
     let directory = DirectoryHandle::start(CallDeps {
         coordinator: coordinator.clone(),
         registry: registry.clone(),
+        parking: parking.clone(),
         journal: Arc::new(journal.clone()),
         config: Arc::clone(&call_config),
         stats: Arc::clone(&stats),
@@ -219,6 +228,8 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
     let seat_config = SeatConfig {
         heartbeat_interval: secs(ws.heartbeat_interval_secs),
         client_timeout: secs(ws.client_timeout_secs),
+        wrap_up: secs(settings.calls.wrap_up_secs),
+        reconnect_grace: secs(settings.calls.reconnect_grace_secs),
     };
     let outbox_limits = OutboxLimits {
         audio_frames: ws.audio_queue_frames,
@@ -238,6 +249,7 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
         journal,
         coordinator,
         registry,
+        parking,
         directory,
         stats,
         call_config,

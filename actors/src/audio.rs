@@ -74,6 +74,29 @@ pub static RINGBACK: LazyLock<Bytes> =
 /// The beep that tells a caller the recording has started: 1 kHz for 400 ms.
 pub static BEEP: LazyLock<Bytes> = LazyLock::new(|| tone(&[1_000.0], 8_000.0, 400, 100));
 
+/// Hold audio: a soft C–E–G arpeggio, then a pause; a 2 s loop.
+pub static HOLD: LazyLock<Bytes> = LazyLock::new(|| {
+    let mut out = BytesMut::new();
+    for freq in [523.25, 659.25, 783.99] {
+        out.extend_from_slice(&tone(&[freq], 3_000.0, 250, 0));
+    }
+    out.put_bytes(ULAW_SILENCE, 8 * 1_250);
+    out.freeze()
+});
+
+/// Sums two mu-law frames sample by sample (what a listener hears of both sides).
+pub fn mix(a: &[u8], b: &[u8]) -> Bytes {
+    let len = a.len().max(b.len());
+    let mut out = BytesMut::with_capacity(len);
+    for i in 0..len {
+        let x = a.get(i).map_or(0, |&s| i32::from(ulaw_to_linear(s)));
+        let y = b.get(i).map_or(0, |&s| i32::from(ulaw_to_linear(s)));
+        let sum = (x + y).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+        out.put_u8(linear_to_ulaw(sum));
+    }
+    out.freeze()
+}
+
 /// Plays a looping sound in chunks, remembering where it stopped (shared slices, no copy).
 #[derive(Debug, Clone)]
 pub struct Looper {
@@ -161,6 +184,26 @@ mod tests {
         assert_eq!(RINGBACK.len(), 6 * 8_000);
         assert!(RINGBACK[16_000..].iter().all(|&b| b == ULAW_SILENCE));
         assert!(RINGBACK[..16_000].iter().any(|&b| b != ULAW_SILENCE));
+    }
+
+    #[test]
+    fn mixing_adds_both_sides_and_keeps_the_longer_tail() {
+        let loud = linear_to_ulaw(8_000);
+        let quiet = linear_to_ulaw(1_000);
+        let mixed = mix(&[loud, quiet], &[quiet]);
+        assert_eq!(mixed.len(), 2);
+        let first = i32::from(ulaw_to_linear(mixed[0]));
+        assert!((first - 9_000).abs() < 400, "{first}");
+        assert_eq!(mixed[1], linear_to_ulaw(ulaw_to_linear(quiet)));
+        assert_eq!(
+            mix(&[ULAW_SILENCE; 4], &[ULAW_SILENCE; 4])[..],
+            [ULAW_SILENCE; 4]
+        );
+    }
+
+    #[test]
+    fn hold_audio_is_a_two_second_loop() {
+        assert_eq!(HOLD.len(), 2 * 8_000);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! CallActor: one call, from the webhook to its final record. Owns the call's state
-//! machine, its ring set and the claim: every `answer` for this call is a message in
-//! this actor's mailbox, so of any number of simultaneous answers exactly one is
-//! first. Decides where the caller's audio goes (ringback, an agent, the voicemail
-//! recorder) and writes the call's event trail to the journal.
+//! machine, its ring set and the claim: every `answer`, `unpark` and transfer
+//! acceptance for this call is a message in this actor's mailbox, so of any number
+//! of simultaneous claims exactly one is first. Decides where every side's audio
+//! goes (ringback, hold audio, an agent, a consulted agent, the voicemail recorder,
+//! listening supervisors) and writes the call's event trail to the journal.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -13,17 +14,20 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use serde_json::json;
 
-use crate::audio::{self, Looper, BEEP, RINGBACK};
-use crate::coordinator::CoordinatorHandle;
+use crate::audio::{self, Looper, BEEP, HOLD, RINGBACK};
+use crate::coordinator::{Broadcast, CallSummary, CoordinatorHandle, FloorEvent};
 use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, Workspace};
 use crate::journal::{now_ms, CallEvent, CallOpened, Journal, JournalEntry};
 use crate::leg::{LegControl, LegHandle, LegRoute};
 use crate::machine::{
-    CallMachine, CancelReason, ClaimDecision, Ending, Phase, RingUpdate, SeatLeft, VoicemailReason,
+    CallMachine, CancelReason, ClaimDecision, ClaimKind, Ending, Outcome, Phase, RingUpdate,
+    SeatLeft, VoicemailReason,
 };
+use crate::mixer::{Mixer, Side, Tee};
 use crate::number::Route;
 use crate::outbox::AudioPort;
+use crate::parking::{Park as ParkIn, ParkingHandle};
 use crate::registry::RegistryHandle;
 use crate::seat::{SeatLink, SeatNotice};
 use crate::stats::EngineStats;
@@ -42,8 +46,10 @@ pub struct CallConfig {
     pub voicemail_max: Duration,
     /// Played before recording (mu-law); a beep follows it.
     pub voicemail_prompt: Bytes,
-    /// Ringback is sent in chunks of this length, one chunk per tick.
+    /// Ringback and hold audio are sent in chunks of this length, one per tick.
     pub ringback_chunk: Duration,
+    /// A parked call not retrieved in this time rings its parker, then everyone.
+    pub parking_timeout: Duration,
 }
 
 impl Default for CallConfig {
@@ -54,6 +60,7 @@ impl Default for CallConfig {
             voicemail_max: Duration::from_secs(120),
             voicemail_prompt: Bytes::new(),
             ringback_chunk: Duration::from_millis(200),
+            parking_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -63,6 +70,7 @@ impl Default for CallConfig {
 pub struct CallDeps {
     pub coordinator: CoordinatorHandle,
     pub registry: RegistryHandle,
+    pub parking: ParkingHandle,
     pub journal: Arc<dyn Journal>,
     pub config: Arc<CallConfig>,
     pub stats: Arc<EngineStats>,
@@ -113,18 +121,21 @@ pub struct CallerLeft {
     pub reason: &'static str,
 }
 
-/// An agent's `answer`.
+/// An agent's `answer` or `unpark` (or a supervisor's unpark on an agent's behalf,
+/// then `notify` tells the seat it has the call).
 #[derive(Message)]
 #[rtype(result = "ClaimResult")]
 pub struct Claim {
     pub agent_id: AgentId,
     pub seat: SeatLink,
+    pub kind: ClaimKind,
+    pub notify: bool,
 }
 
 pub enum ClaimResult {
-    /// The seat has the call; its audio goes to `caller_audio`.
+    /// The seat has the call; its audio goes to `peer_audio`.
     Won {
-        caller_audio: AudioPort,
+        peer_audio: AudioPort,
     },
     Lost,
 }
@@ -146,6 +157,48 @@ pub struct SeatHangup {
 #[rtype(result = "()")]
 pub struct SeatGone {
     pub agent_id: AgentId,
+}
+
+/// Park the call: by its agent, or by a supervisor (`by` is `None`).
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct Park {
+    pub by: Option<AgentId>,
+    pub reason: &'static str,
+}
+
+/// Transfer from the connected agent `from` (or, from a supervisor, whoever has
+/// the call) to the seat `to`.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct Transfer {
+    pub from: Option<AgentId>,
+    pub to: SeatLink,
+    pub warm: bool,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct CompleteTransfer {
+    pub by: AgentId,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct CancelTransfer {
+    pub by: AgentId,
+}
+
+/// A supervisor ends the call.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct SupervisorHangup;
+
+/// A supervisor listens in: both sides, mixed, to `port`.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct Listen {
+    pub port: AudioPort,
 }
 
 /// The engine is stopping: end the call now with outcome `interrupted`.
@@ -171,6 +224,21 @@ struct Voicemail {
     limit: usize,
 }
 
+/// Why the seats that ring right now are ringing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RingStage {
+    /// The first ring of a new call (and rings after which voicemail comes).
+    First,
+    /// A parked call offered to the other agents after its agent dropped.
+    Offer,
+    /// Parking timeout, step one: the agent who parked it.
+    Parker,
+    /// Parking timeout, step two: everyone; then voicemail.
+    Everyone,
+    /// A transfer's target.
+    Transfer,
+}
+
 pub struct CallActor {
     setup: CallSetup,
     deps: CallDeps,
@@ -180,11 +248,21 @@ pub struct CallActor {
     leg: Option<LegHandle>,
     /// Seats rung in the current round, by agent.
     rung: HashMap<AgentId, SeatLink>,
+    stage: RingStage,
     connected: Option<SeatLink>,
-    ringback: Option<(SpawnHandle, Looper)>,
+    /// The other agent of a warm transfer, once it answered.
+    consulted: Option<SeatLink>,
+    /// The agent who started a transfer (to hand the call back to).
+    transferrer: Option<SeatLink>,
+    /// Ringback or hold audio, looping into the caller's leg.
+    background: Option<(SpawnHandle, Looper)>,
     ring_timer: Option<SpawnHandle>,
     media_timer: Option<SpawnHandle>,
+    parking_timer: Option<SpawnHandle>,
+    slot: Option<u32>,
     voicemail: Option<Voicemail>,
+    /// Set once a supervisor listens.
+    mixer: Option<Arc<Mixer>>,
 }
 
 impl CallActor {
@@ -201,16 +279,29 @@ impl CallActor {
             seq: 0,
             leg: None,
             rung: HashMap::new(),
+            stage: RingStage::First,
             connected: None,
-            ringback: None,
+            consulted: None,
+            transferrer: None,
+            background: None,
             ring_timer: None,
             media_timer: None,
+            parking_timer: None,
+            slot: None,
             voicemail: None,
+            mixer: None,
         }
         .start();
         let handle = CallHandle { id, addr };
         registry.register(handle.clone(), call_sid);
         handle
+    }
+
+    fn call_handle(&self, ctx: &Context<Self>) -> CallHandle {
+        CallHandle {
+            id: self.setup.id.clone(),
+            addr: ctx.address(),
+        }
     }
 
     fn event(&mut self, kind: &'static str, agent_id: Option<&AgentId>, detail: serde_json::Value) {
@@ -225,6 +316,7 @@ impl CallActor {
         }));
     }
 
+    /// Writes the live status and tells the floor.
     fn status(&mut self, answered_at: Option<i64>) {
         self.deps.journal.append(JournalEntry::Status {
             call_id: self.setup.id.clone(),
@@ -232,117 +324,171 @@ impl CallActor {
             agent_id: self.machine.agent().cloned(),
             answered_at,
         });
+        self.deps.coordinator.call_changed(CallSummary {
+            call_id: self.setup.id.clone(),
+            workspace: self.setup.workspace.clone(),
+            status: self.machine.phase().as_str(),
+            agent_id: self.machine.agent().cloned(),
+            ringing: self.machine.ringing().to_vec(),
+            slot: self.slot,
+            from: self.setup.from.clone(),
+            to: self.setup.to.clone(),
+        });
     }
 
-    fn start_ring_round(&mut self, ctx: &mut Context<Self>) {
-        let agents = match &self.setup.route {
-            Route::Agents { agent_ids } => agent_ids.clone(),
-            Route::Voicemail => return self.go_to_voicemail(VoicemailReason::NoAgents, ctx),
-        };
-        self.start_ringback(ctx);
+    fn notify(seat: &SeatLink, notice: SeatNotice) {
+        // A full mailbox means the seat is drowning; it is closed soon anyway.
+        let _ = seat.notices.try_send(notice);
+    }
+
+    // ---- ringing ----
+
+    /// Rings the available seats of `agents` (all of the workspace when empty),
+    /// except `except`, for `stage`.
+    fn ring_round(
+        &mut self,
+        stage: RingStage,
+        agents: Vec<AgentId>,
+        except: Vec<AgentId>,
+        ctx: &mut Context<Self>,
+    ) {
         let coordinator = self.deps.coordinator.clone();
         let workspace = self.setup.workspace.clone();
-        let select = async move { coordinator.select(workspace, Some(agents)).await };
-        ctx.spawn(select.into_actor(self).map(|seats, act, ctx| {
+        let select = async move { coordinator.select(workspace, Some(agents), except).await };
+        ctx.spawn(select.into_actor(self).map(move |seats, act, ctx| {
             let seats = seats.unwrap_or_else(|err| {
                 tracing::error!(call_id = %act.setup.id, %err, "could not ask the ring coordinator");
                 Vec::new()
             });
-            act.ring(seats, ctx);
+            act.ring(stage, seats, ctx);
         }));
     }
 
-    fn ring(&mut self, seats: Vec<SeatLink>, ctx: &mut Context<Self>) {
-        let ids = seats.iter().map(|s| s.agent_id.clone()).collect();
-        match self.machine.ring(ids) {
-            Err(_) => {} // the call moved on (the caller hung up) while seats were picked
-            Ok(RingUpdate::ToVoicemail(reason)) => self.go_to_voicemail(reason, ctx),
-            Ok(_) => {
-                let ringing: Vec<AgentId> = self.machine.ringing().to_vec();
-                let call = CallHandle {
-                    id: self.setup.id.clone(),
-                    addr: ctx.address(),
-                };
-                for seat in seats {
-                    if !ringing.contains(&seat.agent_id) {
-                        continue;
-                    }
-                    let notice = SeatNotice::Ring {
-                        call: call.clone(),
-                        from: self.setup.from.clone(),
-                        to: self.setup.to.clone(),
-                    };
-                    if seat.notices.try_send(notice).is_err() {
-                        self.deps
-                            .stats
-                            .ring_deliveries_failed
-                            .fetch_add(1, Ordering::Relaxed);
-                        ctx.notify(SeatGone {
-                            agent_id: seat.agent_id.clone(),
-                        });
-                    }
-                    self.rung.insert(seat.agent_id.clone(), seat);
-                }
-                self.event("ring", None, json!({ "agent_ids": ringing }));
-                self.status(None);
-                if let Some(timer) = self.ring_timer.take() {
-                    ctx.cancel_future(timer);
-                }
-                self.ring_timer = Some(ctx.run_later(self.deps.config.ring_timeout, |act, ctx| {
-                    act.ring_timer = None;
-                    if let Some(cancel) = act.machine.ring_timeout() {
-                        act.cancel_rings(&cancel, CancelReason::Timeout);
-                        act.event("ring_timeout", None, json!({ "agent_ids": cancel }));
-                        act.go_to_voicemail(VoicemailReason::RingTimeout, ctx);
-                    }
-                }));
+    fn first_ring(&mut self, ctx: &mut Context<Self>) {
+        match self.setup.route.clone() {
+            Route::Agents { agent_ids } => {
+                self.start_background(RINGBACK.clone(), ctx);
+                self.ring_round(RingStage::First, agent_ids, Vec::new(), ctx);
             }
+            Route::Voicemail => self.go_to_voicemail(VoicemailReason::NoAgents, ctx),
+        }
+    }
+
+    fn ring(&mut self, stage: RingStage, seats: Vec<SeatLink>, ctx: &mut Context<Self>) {
+        let ids = seats.iter().map(|s| s.agent_id.clone()).collect();
+        let update = match self.machine.ring(ids) {
+            Err(_) => return, // the call moved on while seats were picked
+            Ok(update) => update,
+        };
+        self.stage = stage;
+        match update {
+            RingUpdate::ToVoicemail(reason) => return self.go_to_voicemail(reason, ctx),
+            RingUpdate::StillParked => return self.nobody_took_it(ctx),
+            _ => {}
+        }
+        self.send_rings(seats, None, false, ctx);
+        self.event(
+            "ring",
+            None,
+            json!({ "agent_ids": self.machine.ringing(), "stage": stage_name(stage) }),
+        );
+        self.status(None);
+    }
+
+    fn send_rings(
+        &mut self,
+        seats: Vec<SeatLink>,
+        transferred_by: Option<AgentId>,
+        consult: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let ringing: Vec<AgentId> = self.machine.ringing().to_vec();
+        let call = self.call_handle(ctx);
+        for seat in seats {
+            if !ringing.contains(&seat.agent_id) {
+                continue;
+            }
+            let notice = SeatNotice::Ring {
+                call: call.clone(),
+                from: self.setup.from.clone(),
+                to: self.setup.to.clone(),
+                transferred_by: transferred_by.clone(),
+                consult,
+            };
+            if seat.notices.try_send(notice).is_err() {
+                self.deps
+                    .stats
+                    .ring_deliveries_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                ctx.notify(SeatGone {
+                    agent_id: seat.agent_id.clone(),
+                });
+            }
+            self.rung.insert(seat.agent_id.clone(), seat);
+        }
+        self.cancel_ring_timer(ctx);
+        self.ring_timer = Some(ctx.run_later(self.deps.config.ring_timeout, |act, ctx| {
+            act.ring_timer = None;
+            if let Some((cancel, update)) = act.machine.ring_timeout() {
+                act.cancel_rings(&cancel, CancelReason::Timeout);
+                act.event("ring_timeout", None, json!({ "agent_ids": cancel }));
+                act.after_ring_ended(update, ctx);
+            }
+        }));
+    }
+
+    /// What follows when the seats rung stop ringing without a winner.
+    fn after_ring_ended(&mut self, update: RingUpdate, ctx: &mut Context<Self>) {
+        match update {
+            RingUpdate::Ignored | RingUpdate::StillRinging => {}
+            RingUpdate::ToVoicemail(reason) => self.go_to_voicemail(reason, ctx),
+            RingUpdate::StillParked => self.nobody_took_it(ctx),
+            RingUpdate::TransferFailed { from } => self.transfer_failed(from, ctx),
+            RingUpdate::ConsultFailed { from, target } => {
+                self.consulted = None;
+                self.event("transfer_failed", Some(&target), json!({ "warm": true }));
+                if let Some(agent) = self.connected.clone() {
+                    Self::notify(
+                        &agent,
+                        SeatNotice::TransferStatus {
+                            call_id: self.setup.id.clone(),
+                            agent_id: target,
+                            status: "failed",
+                        },
+                    );
+                }
+                self.bridge(ctx);
+                self.status(None);
+                let _ = from;
+            }
+        }
+    }
+
+    /// A parked call's ring ran out: climb the parking-timeout ladder.
+    fn nobody_took_it(&mut self, ctx: &mut Context<Self>) {
+        match self.stage {
+            RingStage::Parker => {
+                let except = Vec::new();
+                self.ring_round(RingStage::Everyone, Vec::new(), except, ctx);
+            }
+            RingStage::Everyone => self.go_to_voicemail(VoicemailReason::RingTimeout, ctx),
+            _ => self.status(None),
         }
     }
 
     fn cancel_rings(&mut self, agents: &[AgentId], reason: CancelReason) {
         for agent in agents {
             if let Some(seat) = self.rung.remove(agent) {
-                // A full mailbox means the seat is drowning; its ring is moot anyway.
-                let _ = seat.notices.try_send(SeatNotice::RingCancel {
-                    call_id: self.setup.id.clone(),
-                    reason,
-                });
+                Self::notify(
+                    &seat,
+                    SeatNotice::RingCancel {
+                        call_id: self.setup.id.clone(),
+                        reason,
+                    },
+                );
             }
         }
         self.rung.clear();
-    }
-
-    fn start_ringback(&mut self, ctx: &mut Context<Self>) {
-        if self.ringback.is_some() {
-            return;
-        }
-        let chunk = self.deps.config.ringback_chunk;
-        let handle = ctx.run_interval(chunk, |act, _ctx| act.play_ringback());
-        self.ringback = Some((handle, Looper::new(RINGBACK.clone())));
-        // Keep one chunk buffered at Twilio so timer jitter never leaves a gap.
-        self.play_ringback();
-        self.play_ringback();
-    }
-
-    fn play_ringback(&mut self) {
-        let (Some(leg), Some((_, looper))) = (&self.leg, &mut self.ringback) else {
-            return;
-        };
-        let bytes = (self.deps.config.ringback_chunk.as_millis() as usize) * 8;
-        for chunk in looper.next_chunks(bytes) {
-            leg.outbox.send_audio(chunk);
-        }
-    }
-
-    /// Stops ringback and drops whatever Twilio still has buffered of it.
-    fn stop_ringback(&mut self, ctx: &mut Context<Self>) {
-        if let Some((handle, _)) = self.ringback.take() {
-            ctx.cancel_future(handle);
-            if let Some(leg) = &self.leg {
-                leg.clear();
-            }
-        }
     }
 
     fn cancel_ring_timer(&mut self, ctx: &mut Context<Self>) {
@@ -351,12 +497,264 @@ impl CallActor {
         }
     }
 
-    fn go_to_voicemail(&mut self, reason: VoicemailReason, ctx: &mut Context<Self>) {
-        if self.machine.phase() != Phase::Voicemail && self.machine.voicemail().is_err() {
+    // ---- what the caller hears ----
+
+    fn start_background(&mut self, sound: Bytes, ctx: &mut Context<Self>) {
+        self.stop_background(ctx);
+        let chunk = self.deps.config.ringback_chunk;
+        let handle = ctx.run_interval(chunk, |act, _ctx| act.play_background());
+        self.background = Some((handle, Looper::new(sound)));
+        // Keep one chunk buffered at Twilio so timer jitter never leaves a gap.
+        self.play_background();
+        self.play_background();
+    }
+
+    fn play_background(&mut self) {
+        let (Some(leg), Some((_, looper))) = (&self.leg, &mut self.background) else {
             return;
+        };
+        let bytes = (self.deps.config.ringback_chunk.as_millis() as usize) * 8;
+        for chunk in looper.next_chunks(bytes) {
+            leg.outbox.send_audio(chunk);
         }
+    }
+
+    /// Stops ringback or hold audio and drops what Twilio still has buffered of it.
+    fn stop_background(&mut self, ctx: &mut Context<Self>) {
+        if let Some((handle, _)) = self.background.take() {
+            ctx.cancel_future(handle);
+            if let Some(leg) = &self.leg {
+                leg.clear();
+            }
+        }
+    }
+
+    /// The caller's audio port as an agent's softphone sees it.
+    fn caller_port(&self) -> Option<AudioPort> {
+        let leg = self.leg.as_ref()?;
+        let port: AudioPort = Arc::new(leg.outbox.clone());
+        Some(match &self.mixer {
+            Some(mixer) => Arc::new(Tee {
+                primary: port,
+                mixer: Arc::clone(mixer),
+                side: Side::Agent,
+            }),
+            None => port,
+        })
+    }
+
+    fn seat_port(&self, seat: &SeatLink) -> AudioPort {
+        match &self.mixer {
+            Some(mixer) => Arc::new(Tee {
+                primary: Arc::clone(&seat.audio),
+                mixer: Arc::clone(mixer),
+                side: Side::Caller,
+            }),
+            None => Arc::clone(&seat.audio),
+        }
+    }
+
+    /// Points every side's audio where the call's phase says: caller ↔ agent when
+    /// connected; agent ↔ agent (caller on hold) while consulting.
+    fn bridge(&mut self, ctx: &mut Context<Self>) {
+        let Some(leg) = self.leg.clone() else {
+            return;
+        };
+        match (
+            self.machine.phase(),
+            self.connected.clone(),
+            &self.consulted,
+        ) {
+            (Phase::Connected, Some(agent), _) => {
+                self.stop_background(ctx);
+                leg.route(LegRoute::Port(self.seat_port(&agent)));
+                if let Some(caller) = self.caller_port() {
+                    Self::notify(
+                        &agent,
+                        SeatNotice::AudioTo {
+                            call_id: self.setup.id.clone(),
+                            peer_audio: caller,
+                        },
+                    );
+                }
+            }
+            (Phase::Consulting, Some(agent), Some(target)) => {
+                leg.route(LegRoute::Nowhere);
+                Self::notify(
+                    &agent,
+                    SeatNotice::AudioTo {
+                        call_id: self.setup.id.clone(),
+                        peer_audio: Arc::clone(&target.audio),
+                    },
+                );
+            }
+            _ => leg.route(LegRoute::Nowhere),
+        }
+    }
+
+    // ---- parking ----
+
+    fn park(
+        &mut self,
+        by: Option<AgentId>,
+        reason: &'static str,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), EngineError> {
+        let parking = self.machine.park(by.as_ref())?;
         self.cancel_ring_timer(ctx);
-        self.stop_ringback(ctx);
+        self.cancel_rings(&parking.cancel, CancelReason::Parked);
+        if let (Some(seat), Some(_)) = (self.connected.take(), parking.detached) {
+            if reason != "agent_disconnected" {
+                Self::notify(
+                    &seat,
+                    SeatNotice::Released {
+                        call_id: self.setup.id.clone(),
+                        reason: "parked",
+                    },
+                );
+            }
+        }
+        if let Some(leg) = &self.leg {
+            leg.route(LegRoute::Nowhere);
+        }
+        self.start_background(HOLD.clone(), ctx);
+        let parked_by = self.machine.parked_by().cloned();
+        let lot = self.deps.parking.clone();
+        let park = ParkIn {
+            call: self.call_handle(ctx),
+            workspace: self.setup.workspace.clone(),
+            parked_by: parked_by.clone(),
+            reason,
+            from: self.setup.from.clone(),
+            to: self.setup.to.clone(),
+        };
+        ctx.spawn(async move { lot.park(park).await }.into_actor(self).map(
+            move |slot, act, ctx| {
+                let Ok(slot) = slot else { return };
+                if act.machine.phase() != Phase::Parked {
+                    // Retrieved (or ended) before the lot answered: give the slot back.
+                    act.deps.parking.leave(act.setup.id.clone());
+                    return;
+                }
+                act.slot = Some(slot);
+                act.event(
+                    "parked",
+                    parked_by.as_ref(),
+                    json!({ "slot": slot, "by": parked_by, "reason": reason }),
+                );
+                act.status(None);
+                act.deps.coordinator.broadcast(Broadcast {
+                    workspace: act.setup.workspace.clone(),
+                    notice: SeatNotice::Parked {
+                        call: act.call_handle(ctx),
+                        slot,
+                        parked_by: parked_by.clone(),
+                        reason,
+                    },
+                    event: FloorEvent::Parked {
+                        call_id: act.setup.id.clone(),
+                        workspace: act.setup.workspace.clone(),
+                        slot,
+                        parked_by,
+                        reason,
+                    },
+                });
+            },
+        ));
+        if let Some(timer) = self.parking_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.parking_timer = Some(ctx.run_later(self.deps.config.parking_timeout, |act, ctx| {
+            act.parking_timer = None;
+            if act.machine.phase() != Phase::Parked {
+                return;
+            }
+            act.event("park_timeout", None, json!({ "slot": act.slot }));
+            match act.machine.parked_by().cloned() {
+                Some(parker) => act.ring_round(RingStage::Parker, vec![parker], Vec::new(), ctx),
+                None => act.ring_round(RingStage::Everyone, Vec::new(), Vec::new(), ctx),
+            }
+        }));
+        Ok(())
+    }
+
+    /// The call left the parking lot: free the slot and tell the floor.
+    fn leave_parking(&mut self, agent_id: Option<&AgentId>, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.parking_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        self.deps.parking.leave(self.setup.id.clone());
+        self.deps.coordinator.broadcast(Broadcast {
+            workspace: self.setup.workspace.clone(),
+            notice: SeatNotice::Unparked {
+                call_id: self.setup.id.clone(),
+                slot,
+                agent_id: agent_id.cloned(),
+            },
+            event: FloorEvent::Unparked {
+                call_id: self.setup.id.clone(),
+                workspace: self.setup.workspace.clone(),
+                slot,
+                agent_id: agent_id.cloned(),
+            },
+        });
+    }
+
+    // ---- transfers ----
+
+    fn transfer_failed(&mut self, from: AgentId, ctx: &mut Context<Self>) {
+        self.event("transfer_failed", Some(&from), json!({ "warm": false }));
+        let transferrer = self.transferrer.take().filter(|s| s.agent_id == from);
+        // Back to the agent who transferred it, if still here and free; the seat
+        // refuses (and the call stays parked) if it is not.
+        let reason = "transfer_failed";
+        self.park(Some(from.clone()), reason, ctx).ok();
+        if let Some(seat) = transferrer {
+            if let ClaimDecision::Won { .. } = self.machine.claim(&from, ClaimKind::Unpark) {
+                self.give_to(seat, "transfer_failed", ctx);
+            }
+        }
+    }
+
+    /// Connects `seat` without its answer (a transfer coming back, a supervisor's
+    /// unpark) and tells it so.
+    fn give_to(&mut self, seat: SeatLink, reason: &'static str, ctx: &mut Context<Self>) {
+        self.leave_parking(Some(&seat.agent_id), ctx);
+        self.connected = Some(seat.clone());
+        self.bridge(ctx);
+        if let Some(caller) = self.caller_port() {
+            Self::notify(
+                &seat,
+                SeatNotice::Assigned {
+                    call: self.call_handle(ctx),
+                    peer_audio: caller,
+                    reason,
+                },
+            );
+        }
+        self.event(
+            "connected",
+            Some(&seat.agent_id),
+            json!({ "reason": reason }),
+        );
+        self.status(Some(now_ms()));
+    }
+
+    // ---- voicemail and the end ----
+
+    fn go_to_voicemail(&mut self, reason: VoicemailReason, ctx: &mut Context<Self>) {
+        if self.machine.phase() != Phase::Voicemail {
+            match self.machine.voicemail() {
+                Ok(cancel) => self.cancel_rings(&cancel, CancelReason::Timeout),
+                Err(_) => return,
+            }
+        }
+        self.leave_parking(None, ctx);
+        self.cancel_ring_timer(ctx);
+        self.stop_background(ctx);
         self.event("voicemail", None, json!({ "reason": reason.as_str() }));
         self.status(None);
         let limit = (self.deps.config.voicemail_max.as_millis() as usize) * 8;
@@ -375,6 +773,7 @@ impl CallActor {
             leg.outbox.send_audio(BEEP.clone());
             leg.outbox
                 .send_after_audio(LegControl::Mark(PROMPT_MARK.into()));
+            leg.route(LegRoute::Nowhere);
         }
         // If Twilio never echoes the mark, start recording once the prompt must be over.
         ctx.run_later(Duration::from_millis(prompt_ms + 2_000), |act, ctx| {
@@ -406,23 +805,31 @@ impl CallActor {
         });
     }
 
-    /// The one way a call ends: cancel rings, tell the agent, save the recording,
+    /// The one way a call ends: cancel rings, tell the agents, save the recording,
     /// hang up the caller, write the final record, leave the registry.
     fn finish(&mut self, ending: Ending, reason: &str, ctx: &mut Context<Self>) {
         self.cancel_ring_timer(ctx);
-        if let Some((handle, _)) = self.ringback.take() {
+        self.leave_parking(None, ctx);
+        if let Some((handle, _)) = self.background.take() {
             ctx.cancel_future(handle);
         }
         if let Some(timer) = self.media_timer.take() {
             ctx.cancel_future(timer);
         }
-        let cancel_reason = CancelReason::CallerHangup;
-        self.cancel_rings(&ending.cancel, cancel_reason);
-        if let Some(seat) = self.connected.take() {
-            let _ = seat.notices.try_send(SeatNotice::CallEnded {
-                call_id: self.setup.id.clone(),
-                reason: reason.to_owned(),
-            });
+        self.cancel_rings(&ending.cancel, CancelReason::CallerHangup);
+        let rung: Vec<AgentId> = self.rung.keys().cloned().collect();
+        self.cancel_rings(&rung, CancelReason::CallerHangup);
+        for seat in [self.connected.take(), self.consulted.take()]
+            .into_iter()
+            .flatten()
+        {
+            Self::notify(
+                &seat,
+                SeatNotice::CallEnded {
+                    call_id: self.setup.id.clone(),
+                    reason: reason.to_owned(),
+                },
+            );
         }
         if let Some(voicemail) = self.voicemail.take() {
             if !voicemail.recording.is_empty() {
@@ -460,15 +867,28 @@ impl CallActor {
         let stats = &self.deps.stats;
         stats.calls_active.fetch_sub(1, Ordering::Relaxed);
         let counter = match ending.outcome {
-            crate::machine::Outcome::Answered => &stats.outcome_answered,
-            crate::machine::Outcome::Voicemail => &stats.outcome_voicemail,
-            crate::machine::Outcome::Abandoned => &stats.outcome_abandoned,
-            crate::machine::Outcome::Interrupted => &stats.outcome_interrupted,
-            crate::machine::Outcome::Failed => &stats.outcome_failed,
+            Outcome::Answered => &stats.outcome_answered,
+            Outcome::Voicemail => &stats.outcome_voicemail,
+            Outcome::Abandoned => &stats.outcome_abandoned,
+            Outcome::Interrupted => &stats.outcome_interrupted,
+            Outcome::Failed => &stats.outcome_failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        self.deps
+            .coordinator
+            .call_gone(self.setup.id.clone(), ending.outcome.as_str());
         self.deps.registry.unregister(self.setup.id.clone());
         ctx.stop();
+    }
+}
+
+fn stage_name(stage: RingStage) -> &'static str {
+    match stage {
+        RingStage::First => "first",
+        RingStage::Offer => "offer",
+        RingStage::Parker => "parker",
+        RingStage::Everyone => "everyone",
+        RingStage::Transfer => "transfer",
     }
 }
 
@@ -497,6 +917,7 @@ impl Actor for CallActor {
             None,
             json!({ "from": self.setup.from, "to": self.setup.to, "route": route }),
         );
+        self.status(None);
         self.media_timer = Some(ctx.run_later(self.deps.config.media_timeout, |act, ctx| {
             act.media_timer = None;
             if act.leg.is_none() {
@@ -526,7 +947,7 @@ impl Handler<AttachCaller> for CallActor {
             json!({ "stream_sid": msg.leg.stream_sid }),
         );
         self.leg = Some(msg.leg);
-        self.start_ring_round(ctx);
+        self.first_ring(ctx);
         Ok(())
     }
 }
@@ -535,24 +956,80 @@ impl Handler<Claim> for CallActor {
     type Result = MessageResult<Claim>;
 
     fn handle(&mut self, msg: Claim, ctx: &mut Self::Context) -> Self::Result {
-        match self.machine.claim(&msg.agent_id) {
+        if msg.seat.workspace != self.setup.workspace {
+            return MessageResult(ClaimResult::Lost);
+        }
+        let was_parked = self.machine.phase() == Phase::Parked;
+        let transfer = self.machine.pending_transfer().cloned();
+        match self.machine.claim(&msg.agent_id, msg.kind) {
             ClaimDecision::Lost => MessageResult(ClaimResult::Lost),
+            ClaimDecision::Consulting => {
+                // The consulted agent answered: the two agents talk, the caller holds.
+                self.rung.remove(&msg.agent_id);
+                self.cancel_ring_timer(ctx);
+                let Some(agent) = self.connected.clone() else {
+                    return MessageResult(ClaimResult::Lost);
+                };
+                self.consulted = Some(msg.seat.clone());
+                self.bridge(ctx);
+                Self::notify(
+                    &agent,
+                    SeatNotice::TransferStatus {
+                        call_id: self.setup.id.clone(),
+                        agent_id: msg.agent_id.clone(),
+                        status: "consulting",
+                    },
+                );
+                self.event("consult_connected", Some(&msg.agent_id), json!({}));
+                self.status(None);
+                MessageResult(ClaimResult::Won {
+                    peer_audio: Arc::clone(&agent.audio),
+                })
+            }
             ClaimDecision::Won { cancel } => {
                 self.deps.stats.claims_won.fetch_add(1, Ordering::Relaxed);
                 self.rung.remove(&msg.agent_id);
                 self.cancel_rings(&cancel, CancelReason::AnsweredElsewhere);
                 self.cancel_ring_timer(ctx);
-                self.stop_ringback(ctx);
-                let Some(leg) = &self.leg else {
-                    // Unreachable by construction: ringing starts after the stream does.
+                if was_parked {
+                    self.leave_parking(Some(&msg.agent_id), ctx);
+                }
+                let kind = match (msg.kind, was_parked, &transfer) {
+                    (ClaimKind::Unpark, _, _) => "unparked",
+                    (_, _, Some(_)) => "transfer_accepted",
+                    (_, true, _) => "claimed",
+                    _ => "claimed",
+                };
+                if let Some(t) = &transfer {
+                    if let Some(from) = self.transferrer.take() {
+                        Self::notify(
+                            &from,
+                            SeatNotice::TransferStatus {
+                                call_id: self.setup.id.clone(),
+                                agent_id: t.to.clone(),
+                                status: "completed",
+                            },
+                        );
+                    }
+                }
+                self.connected = Some(msg.seat.clone());
+                self.bridge(ctx);
+                let Some(caller) = self.caller_port() else {
                     return MessageResult(ClaimResult::Lost);
                 };
-                leg.route(LegRoute::Port(Arc::clone(&msg.seat.audio)));
-                let caller_audio: AudioPort = Arc::new(leg.outbox.clone());
-                self.connected = Some(msg.seat);
-                self.event("claimed", Some(&msg.agent_id), json!({}));
+                if msg.notify {
+                    Self::notify(
+                        &msg.seat,
+                        SeatNotice::Assigned {
+                            call: self.call_handle(ctx),
+                            peer_audio: Arc::clone(&caller),
+                            reason: "supervisor",
+                        },
+                    );
+                }
+                self.event(kind, Some(&msg.agent_id), json!({ "slot": self.slot }));
                 self.status(Some(now_ms()));
-                MessageResult(ClaimResult::Won { caller_audio })
+                MessageResult(ClaimResult::Won { peer_audio: caller })
             }
         }
     }
@@ -568,9 +1045,10 @@ impl Handler<Decline> for CallActor {
         }
         self.rung.remove(&msg.agent_id);
         self.event("declined", Some(&msg.agent_id), json!({}));
-        if let RingUpdate::ToVoicemail(reason) = update {
-            self.go_to_voicemail(reason, ctx);
+        if update != RingUpdate::StillRinging {
+            self.cancel_ring_timer(ctx);
         }
+        self.after_ring_ended(update, ctx);
     }
 }
 
@@ -582,19 +1060,46 @@ impl Handler<SeatGone> for CallActor {
             SeatLeft::Ignored => {}
             SeatLeft::Ring(update) => {
                 self.rung.remove(&msg.agent_id);
-                self.event("seat_left", Some(&msg.agent_id), json!({}));
-                if let RingUpdate::ToVoicemail(reason) = update {
-                    self.go_to_voicemail(reason, ctx);
+                if self
+                    .consulted
+                    .as_ref()
+                    .is_some_and(|s| s.agent_id == msg.agent_id)
+                {
+                    self.consulted = None;
                 }
+                self.event("seat_left", Some(&msg.agent_id), json!({}));
+                if update != RingUpdate::StillRinging {
+                    self.cancel_ring_timer(ctx);
+                }
+                self.after_ring_ended(update, ctx);
             }
             SeatLeft::AgentDropped => {
-                // Never drop the caller for an agent's failure: offer the call again.
+                // Never drop the caller for an agent's failure: park the call (the
+                // agent may come back for it) and offer it to everyone else.
                 self.connected = None;
-                if let Some(leg) = &self.leg {
-                    leg.route(LegRoute::Nowhere);
-                }
                 self.event("agent_disconnected", Some(&msg.agent_id), json!({}));
-                self.start_ring_round(ctx);
+                if self
+                    .park(Some(msg.agent_id.clone()), "agent_disconnected", ctx)
+                    .is_ok()
+                {
+                    self.ring_round(RingStage::Offer, Vec::new(), vec![msg.agent_id], ctx);
+                }
+            }
+            SeatLeft::TransferCompleted { to } => {
+                self.connected = self.consulted.take();
+                self.event("transfer_completed", Some(&to), json!({ "warm": true }));
+                if let Some(target) = &self.connected {
+                    Self::notify(
+                        target,
+                        SeatNotice::TransferStatus {
+                            call_id: self.setup.id.clone(),
+                            agent_id: to.clone(),
+                            status: "completed",
+                        },
+                    );
+                }
+                self.bridge(ctx);
+                self.status(None);
             }
         }
     }
@@ -604,10 +1109,251 @@ impl Handler<SeatHangup> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: SeatHangup, ctx: &mut Self::Context) {
+        if self.machine.phase() == Phase::Consulting {
+            // The consulting agent hangs up: as if it left (the consulted one keeps
+            // the caller if it answered).
+            let left = self.machine.seat_left(&msg.agent_id);
+            if let SeatLeft::TransferCompleted { .. } = left {
+                if let Some(agent) = self.connected.take() {
+                    Self::notify(
+                        &agent,
+                        SeatNotice::Released {
+                            call_id: self.setup.id.clone(),
+                            reason: "transferred",
+                        },
+                    );
+                }
+            }
+            return ctx.notify(SeatGoneHandled { left });
+        }
         if let Ok(ending) = self.machine.agent_hangup(&msg.agent_id) {
             self.event("hangup", Some(&msg.agent_id), json!({ "by": "agent" }));
             self.finish(ending, "agent_hangup", ctx);
         }
+    }
+}
+
+/// A seat departure already applied to the machine, to be carried out.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct SeatGoneHandled {
+    left: SeatLeft,
+}
+
+impl Handler<SeatGoneHandled> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SeatGoneHandled, ctx: &mut Self::Context) {
+        if let SeatLeft::TransferCompleted { to } = msg.left {
+            self.connected = self.consulted.take();
+            self.event("transfer_completed", Some(&to), json!({ "warm": true }));
+            if let Some(target) = &self.connected {
+                Self::notify(
+                    target,
+                    SeatNotice::TransferStatus {
+                        call_id: self.setup.id.clone(),
+                        agent_id: to,
+                        status: "completed",
+                    },
+                );
+            }
+            self.bridge(ctx);
+            self.status(None);
+        }
+    }
+}
+
+impl Handler<Park> for CallActor {
+    type Result = Result<(), EngineError>;
+
+    fn handle(&mut self, msg: Park, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(agent) = &msg.by {
+            if self.machine.agent() != Some(agent) || self.machine.phase() != Phase::Connected {
+                return Err(EngineError::Refused(
+                    "only the agent on the call may park it".into(),
+                ));
+            }
+        }
+        self.park(msg.by, msg.reason, ctx)
+    }
+}
+
+impl Handler<Transfer> for CallActor {
+    type Result = Result<(), EngineError>;
+
+    fn handle(&mut self, msg: Transfer, ctx: &mut Self::Context) -> Self::Result {
+        if msg.to.workspace != self.setup.workspace {
+            return Err(EngineError::WrongWorkspace(
+                "the target is in another workspace".into(),
+            ));
+        }
+        let target = msg.to.agent_id.clone();
+        if self.machine.phase() == Phase::Parked && msg.from.is_none() {
+            // A supervisor sends a parked call to an agent: it rings that agent.
+            self.machine.ring(vec![target.clone()])?;
+            self.stage = RingStage::Transfer;
+            self.send_rings(vec![msg.to], None, false, ctx);
+            self.event(
+                "transferred",
+                Some(&target),
+                json!({ "by": "supervisor", "warm": false }),
+            );
+            return Ok(());
+        }
+        let from = match msg.from.or_else(|| self.machine.agent().cloned()) {
+            Some(from) => from,
+            None => {
+                return Err(EngineError::Refused(
+                    "the call has no agent to transfer from".into(),
+                ))
+            }
+        };
+        self.machine.start_transfer(&from, &target, msg.warm)?;
+        self.stage = RingStage::Transfer;
+        let by = self.connected.clone();
+        if msg.warm {
+            // The caller holds while the two agents talk.
+            if let Some(leg) = &self.leg {
+                leg.route(LegRoute::Nowhere);
+            }
+            self.start_background(HOLD.clone(), ctx);
+        } else if let Some(seat) = self.connected.take() {
+            Self::notify(
+                &seat,
+                SeatNotice::Released {
+                    call_id: self.setup.id.clone(),
+                    reason: "transferred",
+                },
+            );
+            if let Some(leg) = &self.leg {
+                leg.route(LegRoute::Nowhere);
+            }
+            self.start_background(RINGBACK.clone(), ctx);
+        }
+        self.transferrer = by.clone();
+        if let Some(from_seat) = &by {
+            Self::notify(
+                from_seat,
+                SeatNotice::TransferStatus {
+                    call_id: self.setup.id.clone(),
+                    agent_id: target.clone(),
+                    status: "ringing",
+                },
+            );
+        }
+        self.send_rings(vec![msg.to], Some(from.clone()), msg.warm, ctx);
+        self.event(
+            "transferred",
+            Some(&from),
+            json!({ "to": target, "warm": msg.warm }),
+        );
+        self.status(None);
+        Ok(())
+    }
+}
+
+impl Handler<CompleteTransfer> for CallActor {
+    type Result = Result<(), EngineError>;
+
+    fn handle(&mut self, msg: CompleteTransfer, ctx: &mut Self::Context) -> Self::Result {
+        let transfer = self.machine.complete_transfer(&msg.by)?;
+        if let Some(agent) = self.connected.take() {
+            Self::notify(
+                &agent,
+                SeatNotice::TransferStatus {
+                    call_id: self.setup.id.clone(),
+                    agent_id: transfer.to.clone(),
+                    status: "completed",
+                },
+            );
+            Self::notify(
+                &agent,
+                SeatNotice::Released {
+                    call_id: self.setup.id.clone(),
+                    reason: "transferred",
+                },
+            );
+        }
+        self.transferrer = None;
+        self.connected = self.consulted.take();
+        if let Some(target) = &self.connected {
+            Self::notify(
+                target,
+                SeatNotice::TransferStatus {
+                    call_id: self.setup.id.clone(),
+                    agent_id: transfer.to.clone(),
+                    status: "completed",
+                },
+            );
+        }
+        self.bridge(ctx);
+        self.event(
+            "transfer_completed",
+            Some(&transfer.to),
+            json!({ "warm": true, "from": transfer.from }),
+        );
+        self.status(None);
+        Ok(())
+    }
+}
+
+impl Handler<CancelTransfer> for CallActor {
+    type Result = Result<(), EngineError>;
+
+    fn handle(&mut self, msg: CancelTransfer, ctx: &mut Self::Context) -> Self::Result {
+        let transfer = self.machine.cancel_transfer(&msg.by)?;
+        self.transferrer = None;
+        self.cancel_ring_timer(ctx);
+        self.cancel_rings(&[transfer.to.clone()], CancelReason::Declined);
+        if let Some(target) = self.consulted.take() {
+            Self::notify(
+                &target,
+                SeatNotice::Released {
+                    call_id: self.setup.id.clone(),
+                    reason: "transfer_cancelled",
+                },
+            );
+        }
+        if let Some(agent) = &self.connected {
+            Self::notify(
+                agent,
+                SeatNotice::TransferStatus {
+                    call_id: self.setup.id.clone(),
+                    agent_id: transfer.to.clone(),
+                    status: "cancelled",
+                },
+            );
+        }
+        self.bridge(ctx);
+        self.event("transfer_cancelled", Some(&transfer.to), json!({}));
+        self.status(None);
+        Ok(())
+    }
+}
+
+impl Handler<SupervisorHangup> for CallActor {
+    type Result = Result<(), EngineError>;
+
+    fn handle(&mut self, _msg: SupervisorHangup, ctx: &mut Self::Context) -> Self::Result {
+        let ending = self
+            .machine
+            .hang_up()
+            .ok_or_else(|| EngineError::Refused("the call has ended".into()))?;
+        self.event("hangup", None, json!({ "by": "supervisor" }));
+        self.finish(ending, "supervisor_hangup", ctx);
+        Ok(())
+    }
+}
+
+impl Handler<Listen> for CallActor {
+    type Result = Result<(), EngineError>;
+
+    fn handle(&mut self, msg: Listen, ctx: &mut Self::Context) -> Self::Result {
+        let mixer = Arc::clone(self.mixer.get_or_insert_with(Default::default));
+        mixer.add_listener(msg.port);
+        self.event("listen", None, json!({ "listeners": mixer.listeners() }));
+        self.bridge(ctx);
+        Ok(())
     }
 }
 
@@ -719,22 +1465,80 @@ impl CallHandle {
         &self.id
     }
 
-    pub async fn attach(&self, leg: LegHandle) -> Result<(), EngineError> {
+    async fn ask<M>(&self, msg: M) -> Result<M::Result, EngineError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        CallActor: Handler<M>,
+    {
         self.addr
-            .send(AttachCaller { leg })
+            .send(msg)
             .await
-            .map_err(|e| EngineError::mailbox("call", e))?
+            .map_err(|e| EngineError::mailbox("call", e))
+    }
+
+    pub async fn attach(&self, leg: LegHandle) -> Result<(), EngineError> {
+        self.ask(AttachCaller { leg }).await?
     }
 
     pub async fn claim(
         &self,
         agent_id: AgentId,
         seat: SeatLink,
+        kind: ClaimKind,
+        notify: bool,
     ) -> Result<ClaimResult, EngineError> {
-        self.addr
-            .send(Claim { agent_id, seat })
-            .await
-            .map_err(|e| EngineError::mailbox("call", e))
+        self.ask(Claim {
+            agent_id,
+            seat,
+            kind,
+            notify,
+        })
+        .await
+    }
+
+    pub async fn park(&self, by: Option<AgentId>, reason: &'static str) -> Result<(), EngineError> {
+        self.ask(Park { by, reason }).await?
+    }
+
+    pub async fn transfer(
+        &self,
+        from: AgentId,
+        to: SeatLink,
+        warm: bool,
+    ) -> Result<(), EngineError> {
+        self.ask(Transfer {
+            from: Some(from),
+            to,
+            warm,
+        })
+        .await?
+    }
+
+    /// A supervisor's transfer: whoever has the call (or the parking lot) to `to`.
+    pub async fn transfer_to(&self, to: SeatLink) -> Result<(), EngineError> {
+        self.ask(Transfer {
+            from: None,
+            to,
+            warm: false,
+        })
+        .await?
+    }
+
+    pub async fn complete_transfer(&self, by: AgentId) -> Result<(), EngineError> {
+        self.ask(CompleteTransfer { by }).await?
+    }
+
+    pub async fn cancel_transfer(&self, by: AgentId) -> Result<(), EngineError> {
+        self.ask(CancelTransfer { by }).await?
+    }
+
+    pub async fn supervisor_hangup(&self) -> Result<(), EngineError> {
+        self.ask(SupervisorHangup).await?
+    }
+
+    pub async fn listen(&self, port: AudioPort) -> Result<(), EngineError> {
+        self.ask(Listen { port }).await?
     }
 
     pub fn decline(&self, agent_id: AgentId) {

@@ -1,15 +1,77 @@
-//! RingCoordinator: owns the floor — which seats are online, their presence, whether
-//! they are on a call — and picks the seats a call rings. It does not decide claims:
-//! each call decides its own in its own mailbox (see `call.rs`), so one busy call can
-//! never hold up another's answer.
+//! RingCoordinator: owns the floor — which seats are online, their presence and
+//! current call, the calls in progress as supervisors see them, and the supervisors
+//! themselves — and picks the seats a call rings. It does not decide claims: each
+//! call decides its own in its own mailbox (see `call.rs`), so one busy call never
+//! holds up another's answer.
 
 use std::collections::HashMap;
 
 use actix::prelude::*;
+use serde::Serialize;
 
 use crate::error::EngineError;
-use crate::ids::{AgentId, Workspace};
+use crate::ids::{AgentId, CallId, Workspace};
 use crate::seat::{Presence, SeatLink, SeatNotice};
+
+/// One seat as the floor sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeatState {
+    pub agent_id: AgentId,
+    pub workspace: Workspace,
+    pub presence: Presence,
+    pub call_id: Option<CallId>,
+}
+
+/// One call as the floor sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallSummary {
+    pub call_id: CallId,
+    pub workspace: Workspace,
+    /// `starting`, `ringing`, `connected`, `parked`, `consulting`, `voicemail`.
+    pub status: &'static str,
+    pub agent_id: Option<AgentId>,
+    pub ringing: Vec<AgentId>,
+    pub slot: Option<u32>,
+    pub from: String,
+    pub to: String,
+}
+
+/// What supervisors are told, as it happens.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum FloorEvent {
+    Seat(SeatState),
+    SeatGone {
+        agent_id: AgentId,
+        workspace: Workspace,
+    },
+    Call(CallSummary),
+    CallEnded {
+        call_id: CallId,
+        workspace: Workspace,
+        outcome: &'static str,
+    },
+    Parked {
+        call_id: CallId,
+        workspace: Workspace,
+        slot: u32,
+        parked_by: Option<AgentId>,
+        reason: &'static str,
+    },
+    Unparked {
+        call_id: CallId,
+        workspace: Workspace,
+        slot: u32,
+        agent_id: Option<AgentId>,
+    },
+}
+
+/// The whole floor at once (a supervisor's first message).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub seats: Vec<SeatState>,
+    pub calls: Vec<CallSummary>,
+}
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -28,55 +90,110 @@ pub struct UnregisterSeat {
     pub generation: u64,
 }
 
+/// A seat's presence (as it counts for ringing) and its current call.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetPresence {
+pub struct UpdateSeat {
     pub agent_id: AgentId,
     pub generation: u64,
     pub presence: Presence,
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetBusy {
-    pub agent_id: AgentId,
-    pub generation: u64,
-    pub busy: bool,
+    pub call_id: Option<CallId>,
 }
 
 /// The seats to ring for a call: available, not on a call, of the workspace, and
-/// (when `agents` is given) among those agents.
+/// (when `agents` is given and not empty) among those agents, less `except`.
 #[derive(Message)]
 #[rtype(result = "Vec<SeatLink>")]
 pub struct SelectSeats {
     pub workspace: Workspace,
     pub agents: Option<Vec<AgentId>>,
+    pub except: Vec<AgentId>,
 }
 
-/// One seat as the floor sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeatState {
+#[derive(Message)]
+#[rtype(result = "Option<(SeatState, SeatLink)>")]
+pub struct FindSeat {
     pub agent_id: AgentId,
-    pub workspace: Workspace,
-    pub presence: Presence,
-    pub busy: bool,
 }
 
 #[derive(Message)]
 #[rtype(result = "Vec<SeatState>")]
 pub struct ListSeats;
 
+/// Tells every seat of a workspace (and every supervisor, as `event`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Broadcast {
+    pub workspace: Workspace,
+    pub notice: SeatNotice,
+    pub event: FloorEvent,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallChanged {
+    pub summary: CallSummary,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallGone {
+    pub call_id: CallId,
+    pub outcome: &'static str,
+}
+
+#[derive(Message)]
+#[rtype(result = "Snapshot")]
+pub struct RegisterSupervisor {
+    pub id: u64,
+    pub events: Recipient<FloorEvent>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnregisterSupervisor {
+    pub id: u64,
+}
+
 struct SeatEntry {
     workspace: Workspace,
     presence: Presence,
-    busy: bool,
+    call_id: Option<CallId>,
     link: SeatLink,
     generation: u64,
+}
+
+impl SeatEntry {
+    fn state(&self, agent_id: &AgentId) -> SeatState {
+        SeatState {
+            agent_id: agent_id.clone(),
+            workspace: self.workspace.clone(),
+            presence: self.presence,
+            call_id: self.call_id.clone(),
+        }
+    }
 }
 
 #[derive(Default)]
 pub struct RingCoordinator {
     seats: HashMap<AgentId, SeatEntry>,
+    calls: HashMap<CallId, CallSummary>,
+    supervisors: HashMap<u64, Recipient<FloorEvent>>,
+}
+
+impl RingCoordinator {
+    fn tell_supervisors(&mut self, event: FloorEvent) {
+        // A supervisor that cannot keep up is dropped rather than slowing the floor.
+        self.supervisors
+            .retain(|_, supervisor| supervisor.try_send(event.clone()).is_ok());
+    }
+
+    fn seat_changed(&mut self, agent_id: &AgentId) {
+        if let Some(seat) = self.seats.get(agent_id) {
+            let state = seat.state(agent_id);
+            self.tell_supervisors(FloorEvent::Seat(state));
+        }
+    }
 }
 
 impl Actor for RingCoordinator {
@@ -100,16 +217,17 @@ impl Handler<RegisterSeat> for RingCoordinator {
         let entry = SeatEntry {
             workspace: msg.workspace,
             presence: Presence::Away,
-            busy: false,
+            call_id: None,
             link: msg.link,
             generation: msg.generation,
         };
-        if let Some(old) = self.seats.insert(msg.agent_id, entry) {
+        if let Some(old) = self.seats.insert(msg.agent_id.clone(), entry) {
             if old.generation != msg.generation {
                 // Only one softphone per agent: the older connection is closed.
                 let _ = old.link.notices.try_send(SeatNotice::Replaced);
             }
         }
+        self.seat_changed(&msg.agent_id);
     }
 }
 
@@ -117,37 +235,36 @@ impl Handler<UnregisterSeat> for RingCoordinator {
     type Result = ();
 
     fn handle(&mut self, msg: UnregisterSeat, _ctx: &mut Self::Context) {
-        if self
+        let ours = self
             .seats
             .get(&msg.agent_id)
-            .is_some_and(|seat| seat.generation == msg.generation)
+            .is_some_and(|seat| seat.generation == msg.generation);
+        if ours {
+            if let Some(seat) = self.seats.remove(&msg.agent_id) {
+                self.tell_supervisors(FloorEvent::SeatGone {
+                    agent_id: msg.agent_id,
+                    workspace: seat.workspace,
+                });
+            }
+        }
+    }
+}
+
+impl Handler<UpdateSeat> for RingCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: UpdateSeat, _ctx: &mut Self::Context) {
+        let Some(seat) = self.seats.get_mut(&msg.agent_id) else {
+            return;
+        };
+        if seat.generation != msg.generation
+            || (seat.presence == msg.presence && seat.call_id == msg.call_id)
         {
-            self.seats.remove(&msg.agent_id);
+            return;
         }
-    }
-}
-
-impl Handler<SetPresence> for RingCoordinator {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetPresence, _ctx: &mut Self::Context) {
-        if let Some(seat) = self.seats.get_mut(&msg.agent_id) {
-            if seat.generation == msg.generation {
-                seat.presence = msg.presence;
-            }
-        }
-    }
-}
-
-impl Handler<SetBusy> for RingCoordinator {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetBusy, _ctx: &mut Self::Context) {
-        if let Some(seat) = self.seats.get_mut(&msg.agent_id) {
-            if seat.generation == msg.generation {
-                seat.busy = msg.busy;
-            }
-        }
+        seat.presence = msg.presence;
+        seat.call_id = msg.call_id;
+        self.seat_changed(&msg.agent_id);
     }
 }
 
@@ -158,7 +275,8 @@ impl Handler<SelectSeats> for RingCoordinator {
         let eligible = |agent_id: &AgentId, seat: &SeatEntry| {
             seat.workspace == msg.workspace
                 && seat.presence == Presence::Available
-                && !seat.busy
+                && seat.call_id.is_none()
+                && !msg.except.contains(agent_id)
                 && msg
                     .agents
                     .as_ref()
@@ -174,21 +292,76 @@ impl Handler<SelectSeats> for RingCoordinator {
     }
 }
 
+impl Handler<FindSeat> for RingCoordinator {
+    type Result = Option<(SeatState, SeatLink)>;
+
+    fn handle(&mut self, msg: FindSeat, _ctx: &mut Self::Context) -> Self::Result {
+        let seat = self.seats.get(&msg.agent_id)?;
+        Some((seat.state(&msg.agent_id), seat.link.clone()))
+    }
+}
+
 impl Handler<ListSeats> for RingCoordinator {
     type Result = MessageResult<ListSeats>;
 
     fn handle(&mut self, _msg: ListSeats, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(
-            self.seats
-                .iter()
-                .map(|(agent_id, seat)| SeatState {
-                    agent_id: agent_id.clone(),
-                    workspace: seat.workspace.clone(),
-                    presence: seat.presence,
-                    busy: seat.busy,
-                })
-                .collect(),
-        )
+        MessageResult(self.seats.iter().map(|(id, seat)| seat.state(id)).collect())
+    }
+}
+
+impl Handler<Broadcast> for RingCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: Broadcast, _ctx: &mut Self::Context) {
+        for seat in self.seats.values().filter(|s| s.workspace == msg.workspace) {
+            let _ = seat.link.notices.try_send(msg.notice.clone());
+        }
+        self.tell_supervisors(msg.event);
+    }
+}
+
+impl Handler<CallChanged> for RingCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallChanged, _ctx: &mut Self::Context) {
+        self.calls
+            .insert(msg.summary.call_id.clone(), msg.summary.clone());
+        self.tell_supervisors(FloorEvent::Call(msg.summary));
+    }
+}
+
+impl Handler<CallGone> for RingCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallGone, _ctx: &mut Self::Context) {
+        if let Some(call) = self.calls.remove(&msg.call_id) {
+            self.tell_supervisors(FloorEvent::CallEnded {
+                call_id: msg.call_id,
+                workspace: call.workspace,
+                outcome: msg.outcome,
+            });
+        }
+    }
+}
+
+impl Handler<RegisterSupervisor> for RingCoordinator {
+    type Result = MessageResult<RegisterSupervisor>;
+
+    fn handle(&mut self, msg: RegisterSupervisor, _ctx: &mut Self::Context) -> Self::Result {
+        self.supervisors.insert(msg.id, msg.events);
+        let mut seats: Vec<SeatState> = self.seats.iter().map(|(id, s)| s.state(id)).collect();
+        seats.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        let mut calls: Vec<CallSummary> = self.calls.values().cloned().collect();
+        calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+        MessageResult(Snapshot { seats, calls })
+    }
+}
+
+impl Handler<UnregisterSupervisor> for RingCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnregisterSupervisor, _ctx: &mut Self::Context) {
+        self.supervisors.remove(&msg.id);
     }
 }
 
@@ -217,29 +390,32 @@ impl CoordinatorHandle {
         });
     }
 
-    pub fn set_presence(&self, agent_id: AgentId, generation: u64, presence: Presence) {
-        self.addr.do_send(SetPresence {
-            agent_id,
-            generation,
-            presence,
-        });
-    }
-
-    pub fn set_busy(&self, agent_id: AgentId, generation: u64, busy: bool) {
-        self.addr.do_send(SetBusy {
-            agent_id,
-            generation,
-            busy,
-        });
+    pub fn update_seat(&self, msg: UpdateSeat) {
+        self.addr.do_send(msg);
     }
 
     pub async fn select(
         &self,
         workspace: Workspace,
         agents: Option<Vec<AgentId>>,
+        except: Vec<AgentId>,
     ) -> Result<Vec<SeatLink>, EngineError> {
         self.addr
-            .send(SelectSeats { workspace, agents })
+            .send(SelectSeats {
+                workspace,
+                agents,
+                except,
+            })
+            .await
+            .map_err(|e| EngineError::mailbox("ring coordinator", e))
+    }
+
+    pub async fn find(
+        &self,
+        agent_id: AgentId,
+    ) -> Result<Option<(SeatState, SeatLink)>, EngineError> {
+        self.addr
+            .send(FindSeat { agent_id })
             .await
             .map_err(|e| EngineError::mailbox("ring coordinator", e))
     }
@@ -249,5 +425,32 @@ impl CoordinatorHandle {
             .send(ListSeats)
             .await
             .map_err(|e| EngineError::mailbox("ring coordinator", e))
+    }
+
+    pub fn broadcast(&self, msg: Broadcast) {
+        self.addr.do_send(msg);
+    }
+
+    pub fn call_changed(&self, summary: CallSummary) {
+        self.addr.do_send(CallChanged { summary });
+    }
+
+    pub fn call_gone(&self, call_id: CallId, outcome: &'static str) {
+        self.addr.do_send(CallGone { call_id, outcome });
+    }
+
+    pub async fn register_supervisor(
+        &self,
+        id: u64,
+        events: Recipient<FloorEvent>,
+    ) -> Result<Snapshot, EngineError> {
+        self.addr
+            .send(RegisterSupervisor { id, events })
+            .await
+            .map_err(|e| EngineError::mailbox("ring coordinator", e))
+    }
+
+    pub fn unregister_supervisor(&self, id: u64) {
+        self.addr.do_send(UnregisterSupervisor { id });
     }
 }

@@ -1,4 +1,5 @@
-//! Errors the actors report to their callers (HTTP and socket adapters).
+//! Errors the actors report to their callers (HTTP and socket adapters), each with
+//! a stable kebab-case code.
 
 use crate::machine::InvalidTransition;
 
@@ -16,6 +17,15 @@ pub enum EngineError {
     InvalidTransition(#[from] InvalidTransition),
     #[error("{0}")]
     Refused(String),
+    /// The agent is not connected.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Away(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    WrongWorkspace(String),
 }
 
 impl EngineError {
@@ -23,6 +33,21 @@ impl EngineError {
         match err {
             actix::MailboxError::Closed => EngineError::Gone(actor),
             actix::MailboxError::Timeout => EngineError::Overloaded(actor),
+        }
+    }
+
+    /// The stable code softphones, consoles and the API report.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Gone(_) => "gone",
+            EngineError::Overloaded(_) => "overloaded",
+            EngineError::NotFound(_) => "not-found",
+            EngineError::InvalidTransition(_) => "invalid-state",
+            EngineError::Refused(_) => "refused",
+            EngineError::Unavailable(_) => "agent-unavailable",
+            EngineError::Away(_) => "agent-away",
+            EngineError::Busy(_) => "agent-busy",
+            EngineError::WrongWorkspace(_) => "wrong-workspace",
         }
     }
 }

@@ -13,6 +13,9 @@
 //!   choice of whom to ring.
 //! - [`number`]: `NumberActor` per phone number and the `NumberDirectory`.
 //! - [`registry`]: `CallRegistry`, live calls by id and by Twilio CallSid.
+//! - [`parking`]: `ParkingLot`, parked calls by workspace and slot.
+//! - [`supervisor`]: `SupervisorActor`, one per supervisor console.
+//! - [`mixer`]: both sides of a call mixed for listening supervisors.
 //! - [`outbox`]: the bounded, drop-oldest outgoing queue of every socket.
 //! - [`journal`]: what the actors hand to durable storage.
 //! - [`audio`]: mu-law, tones, the WAV container.
@@ -25,11 +28,14 @@ pub mod ids;
 pub mod journal;
 pub mod leg;
 pub mod machine;
+pub mod mixer;
 pub mod number;
 pub mod outbox;
+pub mod parking;
 pub mod registry;
 pub mod seat;
 pub mod stats;
+pub mod supervisor;
 
 pub use error::EngineError;
 pub use ids::{AgentId, CallId, IdError, Workspace};

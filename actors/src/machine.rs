@@ -2,15 +2,18 @@
 //! feeds it what happened and carries out what it answers.
 //!
 //! ```text
-//!  AwaitingMedia ──ring(seats)──▶ Ringing ──claim──▶ Connected ──hangup──▶ Ended
-//!        │                         │  ▲                 │
-//!        │ ring(∅)        decline  │  └─ agent dropped ─┘
-//!        │ / voicemail route  all / timeout
-//!        ▼                         ▼
-//!     Voicemail ◀──────────────────┘ ──caller leaves / limit──▶ Ended
+//!  AwaitingMedia ──ring(seats)──▶ Ringing ──claim(answer)──▶ Connected ──hangup──▶ Ended
+//!        │                         │  ▲ blind transfer ◀──────┤ ▲  │
+//!        │ ring(∅)        decline  │  │                park / │ │  │ warm transfer
+//!        │ / voicemail route  all / timeout     agent drop  ▼ │  ▼
+//!        ▼                         ▼             Parked ─claim(unpark│answer)
+//!     Voicemail ◀──────────────────┴──── ladder end ─┘       Consulting ─complete/cancel─▶ Connected
+//!        └──caller leaves / limit──▶ Ended
 //! ```
 //!
-//! Every phase may go to Ended when the caller leaves.
+//! Every phase may go to Ended when the caller leaves. `claim` is the single
+//! place of the single-winner rule: answering, unparking and accepting a transfer
+//! all pass through it.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +26,10 @@ pub enum Phase {
     AwaitingMedia,
     Ringing,
     Connected,
+    /// On hold in the parking lot (possibly offered to seats meanwhile).
+    Parked,
+    /// Warm transfer: the caller holds while two agents talk.
+    Consulting,
     Voicemail,
     Ended,
 }
@@ -34,6 +41,8 @@ impl Phase {
             Phase::AwaitingMedia => "starting",
             Phase::Ringing => "ringing",
             Phase::Connected => "connected",
+            Phase::Parked => "parked",
+            Phase::Consulting => "consulting",
             Phase::Voicemail => "voicemail",
             Phase::Ended => "ended",
         }
@@ -78,6 +87,8 @@ pub enum CancelReason {
     Declined,
     /// The seat took another call while this one was ringing it.
     Busy,
+    /// The call was parked while it rang.
+    Parked,
 }
 
 impl CancelReason {
@@ -88,6 +99,7 @@ impl CancelReason {
             CancelReason::Timeout => "timeout",
             CancelReason::Declined => "declined",
             CancelReason::Busy => "busy",
+            CancelReason::Parked => "parked",
         }
     }
 }
@@ -112,12 +124,25 @@ impl VoicemailReason {
     }
 }
 
-/// The answer to an agent's `answer`.
+/// How a seat asks for a call. Both go through [`CallMachine::claim`]: the one
+/// single-winner rule for answering, unparking and accepting a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimKind {
+    /// `answer` to a ring (a new call, a parked call offered again, a transfer).
+    Answer,
+    /// `unpark`: any seat of the workspace may take a parked call.
+    Unpark,
+}
+
+/// The answer to a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimDecision {
     /// This agent has the call; ring the others off.
     Won { cancel: Vec<AgentId> },
-    /// Someone else was first, or the call is no longer ringing.
+    /// The consulted agent of a warm transfer answered: the two agents talk, the
+    /// caller stays on hold.
+    Consulting,
+    /// Someone else was first, or the call is no longer claimable this way.
     Lost,
 }
 
@@ -129,6 +154,18 @@ pub enum RingUpdate {
     StillRinging,
     /// The last candidate is gone: play the voicemail prompt.
     ToVoicemail(VoicemailReason),
+    /// A parked call's offer ran out: it stays parked.
+    StillParked,
+    /// A blind transfer's target did not take the call: it is parked, by the
+    /// transferring agent, who gets it back if free.
+    TransferFailed {
+        from: AgentId,
+    },
+    /// A warm transfer's target did not answer: the caller is back with `from`.
+    ConsultFailed {
+        from: AgentId,
+        target: AgentId,
+    },
 }
 
 /// What a departing seat means for the call.
@@ -136,8 +173,13 @@ pub enum RingUpdate {
 pub enum SeatLeft {
     Ignored,
     Ring(RingUpdate),
-    /// The connected agent vanished: the caller is kept and must be offered again.
+    /// The connected agent vanished: the caller is kept and must be parked.
     AgentDropped,
+    /// The transferring agent of a warm transfer left after the target answered:
+    /// the caller goes to the target.
+    TransferCompleted {
+        to: AgentId,
+    },
 }
 
 /// The end of a call.
@@ -148,6 +190,8 @@ pub struct Ending {
     pub cancel: Vec<AgentId>,
     /// The connected agent, to be told the call ended.
     pub agent: Option<AgentId>,
+    /// The other agent of a warm transfer in progress, told too.
+    pub consulted: Option<AgentId>,
 }
 
 /// Why a transition was refused.
@@ -158,15 +202,29 @@ pub struct InvalidTransition {
     pub event: &'static str,
 }
 
+/// A transfer in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    pub from: AgentId,
+    pub to: AgentId,
+    pub warm: bool,
+    /// Warm: the target answered and is talking with `from`.
+    pub consult_connected: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct CallMachine {
     phase: Phase,
-    /// Seats rung in the current round and still ringing.
+    /// Seats rung right now (while ringing, while a parked call is offered, or the
+    /// target of a transfer).
     ringing: Vec<AgentId>,
-    /// Seats that declined this call; not rung again for it.
+    /// Seats that declined this call's first ring; not rung again for it.
     declined: Vec<AgentId>,
     /// The agent who has (or last had) the call.
     agent: Option<AgentId>,
+    /// Who parked the call (an agent; `None` for a supervisor or the engine).
+    parked_by: Option<AgentId>,
+    transfer: Option<Transfer>,
     /// An agent answered at some point: the call counts as answered even if the
     /// caller later hangs up while it is offered again.
     answered: bool,
@@ -188,6 +246,8 @@ impl CallMachine {
             ringing: Vec::new(),
             declined: Vec::new(),
             agent: None,
+            parked_by: None,
+            transfer: None,
             answered: false,
             recorded: 0,
             outcome: None,
@@ -200,6 +260,14 @@ impl CallMachine {
 
     pub fn agent(&self) -> Option<&AgentId> {
         self.agent.as_ref()
+    }
+
+    pub fn parked_by(&self) -> Option<&AgentId> {
+        self.parked_by.as_ref()
+    }
+
+    pub fn pending_transfer(&self) -> Option<&Transfer> {
+        self.transfer.as_ref()
     }
 
     pub fn ringing(&self) -> &[AgentId] {
@@ -218,23 +286,34 @@ impl CallMachine {
         self.phase == Phase::Ended
     }
 
-    /// Starts (or restarts, after a dropped agent) a ring round. Seats that declined
-    /// this call are left out; with nobody left the call goes to voicemail.
-    pub fn ring(&mut self, seats: Vec<AgentId>) -> Result<RingUpdate, InvalidTransition> {
-        match self.phase {
-            Phase::AwaitingMedia | Phase::Ringing => {}
-            Phase::Connected if self.agent.is_none() => {}
-            phase => {
-                return Err(InvalidTransition {
-                    phase,
-                    event: "ring",
-                })
-            }
+    fn refuse(&self, event: &'static str) -> InvalidTransition {
+        InvalidTransition {
+            phase: self.phase,
+            event,
         }
+    }
+
+    /// Starts a ring round: the first one, one after a dropped agent, or an offer
+    /// of a parked call (which stays parked while it rings). Seats that declined
+    /// this call are left out of a first ring; with nobody left a new call goes to
+    /// voicemail and a parked call stays parked.
+    pub fn ring(&mut self, seats: Vec<AgentId>) -> Result<RingUpdate, InvalidTransition> {
         let mut seats = seats;
-        seats.retain(|seat| !self.declined.contains(seat));
         seats.sort();
         seats.dedup();
+        match self.phase {
+            Phase::Parked => {
+                self.ringing = seats;
+                return Ok(if self.ringing.is_empty() {
+                    RingUpdate::StillParked
+                } else {
+                    RingUpdate::StillRinging
+                });
+            }
+            Phase::AwaitingMedia | Phase::Ringing => {}
+            _ => return Err(self.refuse("ring")),
+        }
+        seats.retain(|seat| !self.declined.contains(seat));
         if seats.is_empty() {
             self.ringing.clear();
             let reason = if self.declined.is_empty() {
@@ -250,50 +329,168 @@ impl CallMachine {
         Ok(RingUpdate::StillRinging)
     }
 
-    /// Goes straight to voicemail (a voicemail route).
-    pub fn voicemail(&mut self) -> Result<(), InvalidTransition> {
+    /// Goes to voicemail: a voicemail route, or the end of a parked call's ladder.
+    pub fn voicemail(&mut self) -> Result<Vec<AgentId>, InvalidTransition> {
         match self.phase {
-            Phase::AwaitingMedia | Phase::Ringing => {
-                self.ringing.clear();
+            Phase::AwaitingMedia | Phase::Ringing | Phase::Parked => {
                 self.phase = Phase::Voicemail;
-                Ok(())
+                self.parked_by = None;
+                Ok(std::mem::take(&mut self.ringing))
             }
-            phase => Err(InvalidTransition {
-                phase,
-                event: "voicemail",
-            }),
+            _ => Err(self.refuse("voicemail")),
         }
     }
 
-    /// The single-winner rule: the first claim of a rung seat while ringing wins;
+    /// The single-winner rule: of all claims on a call, the first valid one wins;
     /// every other claim, then or later, loses.
-    pub fn claim(&mut self, seat: &AgentId) -> ClaimDecision {
-        if self.phase != Phase::Ringing || !self.ringing.contains(seat) {
-            return ClaimDecision::Lost;
+    pub fn claim(&mut self, seat: &AgentId, kind: ClaimKind) -> ClaimDecision {
+        let rung = self.ringing.contains(seat);
+        match (self.phase, kind) {
+            (Phase::Consulting, ClaimKind::Answer) => {
+                let Some(transfer) = &mut self.transfer else {
+                    return ClaimDecision::Lost;
+                };
+                if transfer.to != *seat || transfer.consult_connected {
+                    return ClaimDecision::Lost;
+                }
+                transfer.consult_connected = true;
+                self.ringing.clear();
+                ClaimDecision::Consulting
+            }
+            (Phase::Ringing | Phase::Parked, ClaimKind::Answer) if rung => self.win(seat),
+            (Phase::Parked, ClaimKind::Unpark) => self.win(seat),
+            _ => ClaimDecision::Lost,
         }
+    }
+
+    fn win(&mut self, seat: &AgentId) -> ClaimDecision {
         let cancel = std::mem::take(&mut self.ringing)
             .into_iter()
             .filter(|s| s != seat)
             .collect();
         self.phase = Phase::Connected;
         self.agent = Some(seat.clone());
+        self.parked_by = None;
+        self.transfer = None;
         self.answered = true;
         ClaimDecision::Won { cancel }
     }
 
+    /// Puts the call on hold in the parking lot. `by` is the parking agent (`None`
+    /// for a supervisor); the connected agent, if any, is detached and returned.
+    /// A ringing call may be parked too (its rings are cancelled).
+    pub fn park(&mut self, by: Option<&AgentId>) -> Result<Parking, InvalidTransition> {
+        match self.phase {
+            Phase::Connected | Phase::Ringing => {}
+            _ => return Err(self.refuse("park")),
+        }
+        let detached = self.agent.take().filter(|_| self.phase == Phase::Connected);
+        self.parked_by = by.cloned().or_else(|| detached.clone());
+        self.phase = Phase::Parked;
+        self.transfer = None;
+        Ok(Parking {
+            detached,
+            cancel: std::mem::take(&mut self.ringing),
+        })
+    }
+
+    /// Starts a transfer from the connected agent `from` to `to`. Blind: `from` is
+    /// released and `to` rings. Warm: the caller is held while `to` rings and then
+    /// talks with `from`.
+    pub fn start_transfer(
+        &mut self,
+        from: &AgentId,
+        to: &AgentId,
+        warm: bool,
+    ) -> Result<(), InvalidTransition> {
+        if self.phase != Phase::Connected || self.agent.as_ref() != Some(from) || from == to {
+            return Err(self.refuse("transfer"));
+        }
+        self.transfer = Some(Transfer {
+            from: from.clone(),
+            to: to.clone(),
+            warm,
+            consult_connected: false,
+        });
+        self.ringing = vec![to.clone()];
+        if warm {
+            self.phase = Phase::Consulting;
+        } else {
+            self.phase = Phase::Ringing;
+            self.agent = None;
+        }
+        Ok(())
+    }
+
+    /// Warm transfer, done: the caller goes to the consulted agent.
+    pub fn complete_transfer(&mut self, by: &AgentId) -> Result<Transfer, InvalidTransition> {
+        match &self.transfer {
+            Some(t) if self.phase == Phase::Consulting && t.consult_connected && &t.from == by => {}
+            _ => return Err(self.refuse("transfer_complete")),
+        }
+        let transfer = self
+            .transfer
+            .take()
+            .ok_or_else(|| self.refuse("transfer_complete"))?;
+        self.phase = Phase::Connected;
+        self.agent = Some(transfer.to.clone());
+        Ok(transfer)
+    }
+
+    /// Warm transfer, called off: the caller is back with the first agent.
+    pub fn cancel_transfer(&mut self, by: &AgentId) -> Result<Transfer, InvalidTransition> {
+        match &self.transfer {
+            Some(t) if self.phase == Phase::Consulting && &t.from == by => {}
+            _ => return Err(self.refuse("transfer_cancel")),
+        }
+        let transfer = self
+            .transfer
+            .take()
+            .ok_or_else(|| self.refuse("transfer_cancel"))?;
+        self.ringing.clear();
+        self.phase = Phase::Connected;
+        Ok(transfer)
+    }
+
     pub fn decline(&mut self, seat: &AgentId) -> RingUpdate {
-        if self.phase != Phase::Ringing || !self.ringing.contains(seat) {
+        if !self.ringing.contains(seat) {
             return RingUpdate::Ignored;
         }
         self.ringing.retain(|s| s != seat);
-        self.declined.push(seat.clone());
+        if self.phase == Phase::Ringing && self.transfer.is_none() {
+            self.declined.push(seat.clone());
+        }
         self.after_ring_shrank(VoicemailReason::AllDeclined)
     }
 
     /// A seat disconnected, or became busy with another call.
     pub fn seat_left(&mut self, seat: &AgentId) -> SeatLeft {
         match self.phase {
-            Phase::Ringing if self.ringing.contains(seat) => {
+            Phase::Consulting => {
+                let Some(transfer) = self.transfer.clone() else {
+                    return SeatLeft::Ignored;
+                };
+                if &transfer.from == seat && transfer.consult_connected {
+                    self.transfer = None;
+                    self.phase = Phase::Connected;
+                    self.agent = Some(transfer.to.clone());
+                    SeatLeft::TransferCompleted { to: transfer.to }
+                } else if &transfer.from == seat {
+                    // The consult has not started: carry on as a blind transfer.
+                    self.phase = Phase::Ringing;
+                    self.agent = None;
+                    if let Some(t) = &mut self.transfer {
+                        t.warm = false;
+                    }
+                    SeatLeft::Ring(RingUpdate::StillRinging)
+                } else if &transfer.to == seat {
+                    self.ringing.clear();
+                    SeatLeft::Ring(self.consult_failed())
+                } else {
+                    SeatLeft::Ignored
+                }
+            }
+            Phase::Ringing | Phase::Parked if self.ringing.contains(seat) => {
                 self.ringing.retain(|s| s != seat);
                 let reason = if self.declined.is_empty() {
                     VoicemailReason::NoAgents
@@ -310,23 +507,55 @@ impl CallMachine {
         }
     }
 
-    fn after_ring_shrank(&mut self, reason: VoicemailReason) -> RingUpdate {
-        if self.ringing.is_empty() {
-            self.phase = Phase::Voicemail;
-            RingUpdate::ToVoicemail(reason)
-        } else {
-            RingUpdate::StillRinging
+    fn consult_failed(&mut self) -> RingUpdate {
+        match self.transfer.take() {
+            Some(t) => {
+                self.phase = Phase::Connected;
+                RingUpdate::ConsultFailed {
+                    from: t.from,
+                    target: t.to,
+                }
+            }
+            None => RingUpdate::Ignored,
         }
     }
 
-    /// The ring timeout fired: the seats still ringing are cancelled, the caller goes
-    /// to voicemail. `None` if the call is no longer ringing.
-    pub fn ring_timeout(&mut self) -> Option<Vec<AgentId>> {
-        if self.phase != Phase::Ringing {
+    fn after_ring_shrank(&mut self, reason: VoicemailReason) -> RingUpdate {
+        if !self.ringing.is_empty() {
+            return RingUpdate::StillRinging;
+        }
+        match self.phase {
+            Phase::Parked => RingUpdate::StillParked,
+            Phase::Consulting => self.consult_failed(),
+            Phase::Ringing => match self.transfer.take() {
+                Some(t) => {
+                    self.phase = Phase::Parked;
+                    self.parked_by = Some(t.from.clone());
+                    RingUpdate::TransferFailed { from: t.from }
+                }
+                None => {
+                    self.phase = Phase::Voicemail;
+                    RingUpdate::ToVoicemail(reason)
+                }
+            },
+            _ => RingUpdate::Ignored,
+        }
+    }
+
+    /// The ring timeout fired: the seats still ringing are cancelled; what happens
+    /// next depends on why they were rung. `None` if nothing was ringing.
+    pub fn ring_timeout(&mut self) -> Option<(Vec<AgentId>, RingUpdate)> {
+        if self.ringing.is_empty()
+            || !matches!(
+                self.phase,
+                Phase::Ringing | Phase::Parked | Phase::Consulting
+            )
+        {
             return None;
         }
-        self.phase = Phase::Voicemail;
-        Some(std::mem::take(&mut self.ringing))
+        let cancel = std::mem::take(&mut self.ringing);
+        let update = self.after_ring_shrank(VoicemailReason::RingTimeout);
+        Some((cancel, update))
     }
 
     pub fn recorded(&mut self, bytes: usize) {
@@ -348,15 +577,26 @@ impl CallMachine {
         Some(self.end(outcome))
     }
 
-    /// The connected agent hung up.
+    /// The connected agent hung up (during a warm transfer: the consulting one).
     pub fn agent_hangup(&mut self, seat: &AgentId) -> Result<Ending, InvalidTransition> {
-        if self.phase != Phase::Connected || self.agent.as_ref() != Some(seat) {
-            return Err(InvalidTransition {
-                phase: self.phase,
-                event: "agent hangup",
-            });
+        let on_call = match self.phase {
+            Phase::Connected | Phase::Consulting => self.agent.as_ref() == Some(seat),
+            _ => false,
+        };
+        if !on_call {
+            return Err(self.refuse("agent hangup"));
         }
         Ok(self.end(Outcome::Answered))
+    }
+
+    /// A supervisor hung the call up.
+    pub fn hang_up(&mut self) -> Option<Ending> {
+        let outcome = if self.answered {
+            Outcome::Answered
+        } else {
+            Outcome::Abandoned
+        };
+        (self.phase != Phase::Ended).then(|| self.end(outcome))
     }
 
     /// The voicemail recording reached its limit.
@@ -383,19 +623,33 @@ impl CallMachine {
     }
 
     fn end(&mut self, outcome: Outcome) -> Ending {
-        let agent = if self.phase == Phase::Connected {
-            self.agent.clone()
-        } else {
-            None
+        let agent = match self.phase {
+            Phase::Connected | Phase::Consulting => self.agent.clone(),
+            _ => None,
         };
+        let consulted = self
+            .transfer
+            .take()
+            .filter(|t| t.warm && t.consult_connected)
+            .map(|t| t.to);
         self.phase = Phase::Ended;
         self.outcome = Some(outcome);
         Ending {
             outcome,
             cancel: std::mem::take(&mut self.ringing),
             agent,
+            consulted,
         }
     }
+}
+
+/// What parking did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parking {
+    /// The agent who was on the call and no longer is.
+    pub detached: Option<AgentId>,
+    /// Seats that were ringing for it.
+    pub cancel: Vec<AgentId>,
 }
 
 #[cfg(test)]
@@ -419,14 +673,14 @@ mod tests {
     fn the_first_claim_wins_and_cancels_every_other_seat() {
         let (mut m, s) = ringing(3);
         assert_eq!(
-            m.claim(&s[1]),
+            m.claim(&s[1], ClaimKind::Answer),
             ClaimDecision::Won {
                 cancel: vec![s[0].clone(), s[2].clone()]
             }
         );
         assert_eq!(m.phase(), Phase::Connected);
-        assert_eq!(m.claim(&s[0]), ClaimDecision::Lost);
-        assert_eq!(m.claim(&s[1]), ClaimDecision::Lost);
+        assert_eq!(m.claim(&s[0], ClaimKind::Answer), ClaimDecision::Lost);
+        assert_eq!(m.claim(&s[1], ClaimKind::Answer), ClaimDecision::Lost);
         assert_eq!(m.agent(), Some(&s[1]));
     }
 
@@ -434,7 +688,7 @@ mod tests {
     fn a_seat_that_was_not_rung_cannot_claim() {
         let (mut m, _) = ringing(2);
         let stranger = AgentId::parse("stranger").expect("valid id");
-        assert_eq!(m.claim(&stranger), ClaimDecision::Lost);
+        assert_eq!(m.claim(&stranger, ClaimKind::Answer), ClaimDecision::Lost);
         assert_eq!(m.phase(), Phase::Ringing);
     }
 
@@ -457,14 +711,20 @@ mod tests {
             m.decline(&s[1]),
             RingUpdate::ToVoicemail(VoicemailReason::AllDeclined)
         );
-        assert_eq!(m.claim(&s[1]), ClaimDecision::Lost);
+        assert_eq!(m.claim(&s[1], ClaimKind::Answer), ClaimDecision::Lost);
     }
 
     #[test]
     fn the_ring_timeout_cancels_the_remaining_seats() {
         let (mut m, s) = ringing(2);
         m.decline(&s[0]);
-        assert_eq!(m.ring_timeout(), Some(vec![s[1].clone()]));
+        assert_eq!(
+            m.ring_timeout(),
+            Some((
+                vec![s[1].clone()],
+                RingUpdate::ToVoicemail(VoicemailReason::RingTimeout)
+            ))
+        );
         assert_eq!(m.phase(), Phase::Voicemail);
         assert_eq!(m.ring_timeout(), None);
     }
@@ -482,14 +742,14 @@ mod tests {
     #[test]
     fn either_side_hanging_up_a_connected_call_is_answered() {
         let (mut m, s) = ringing(1);
-        m.claim(&s[0]);
+        m.claim(&s[0], ClaimKind::Answer);
         assert!(m.agent_hangup(&seats(2)[1]).is_err());
         let end = m.agent_hangup(&s[0]).expect("connected agent may hang up");
         assert_eq!(end.outcome, Outcome::Answered);
         assert_eq!(end.agent, Some(s[0].clone()));
 
         let (mut m, s) = ringing(1);
-        m.claim(&s[0]);
+        m.claim(&s[0], ClaimKind::Answer);
         let end = m.caller_left().expect("ends");
         assert_eq!(
             (end.outcome, end.agent),
@@ -498,13 +758,147 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_agent_keeps_the_caller_and_the_call_rings_again() {
+    fn a_dropped_agent_keeps_the_caller_parked_and_offered_again() {
         let (mut m, s) = ringing(2);
-        m.claim(&s[0]);
+        m.claim(&s[0], ClaimKind::Answer);
         assert_eq!(m.seat_left(&s[0]), SeatLeft::AgentDropped);
+        let parking = m.park(Some(&s[0])).expect("parks");
+        assert_eq!(parking.detached, None, "already detached");
+        assert_eq!(m.parked_by(), Some(&s[0]));
         assert_eq!(m.ring(vec![s[1].clone()]), Ok(RingUpdate::StillRinging));
+        assert_eq!(m.phase(), Phase::Parked, "offered while parked");
         let end = m.caller_left().expect("ends");
         assert_eq!(end.outcome, Outcome::Answered, "it was answered once");
+    }
+
+    #[test]
+    fn a_parked_call_goes_to_exactly_one_unparking_seat() {
+        let (mut m, s) = ringing(3);
+        m.claim(&s[0], ClaimKind::Answer);
+        let parking = m.park(Some(&s[0])).expect("parks");
+        assert_eq!(parking.detached, Some(s[0].clone()));
+        assert_eq!(m.phase(), Phase::Parked);
+        assert!(matches!(
+            m.claim(&s[2], ClaimKind::Unpark),
+            ClaimDecision::Won { .. }
+        ));
+        assert_eq!(m.claim(&s[1], ClaimKind::Unpark), ClaimDecision::Lost);
+        assert_eq!(m.agent(), Some(&s[2]));
+        // The chain goes on: park again, another seat retrieves it.
+        m.park(Some(&s[2])).expect("parks again");
+        assert!(matches!(
+            m.claim(&s[1], ClaimKind::Unpark),
+            ClaimDecision::Won { .. }
+        ));
+    }
+
+    #[test]
+    fn unpark_is_not_an_answer_and_answer_is_not_an_unpark() {
+        let (mut m, s) = ringing(2);
+        assert_eq!(m.claim(&s[0], ClaimKind::Unpark), ClaimDecision::Lost);
+        m.claim(&s[0], ClaimKind::Answer);
+        m.park(None).expect("a supervisor parks");
+        assert_eq!(
+            m.claim(&s[1], ClaimKind::Answer),
+            ClaimDecision::Lost,
+            "not rung"
+        );
+        assert_eq!(m.parked_by(), Some(&s[0]), "parked away from its agent");
+    }
+
+    #[test]
+    fn an_unanswered_offer_leaves_the_call_parked() {
+        let (mut m, s) = ringing(2);
+        m.claim(&s[0], ClaimKind::Answer);
+        m.park(Some(&s[0])).expect("parks");
+        m.ring(vec![s[1].clone()]).expect("offers");
+        assert_eq!(
+            m.ring_timeout(),
+            Some((vec![s[1].clone()], RingUpdate::StillParked))
+        );
+        assert_eq!(m.phase(), Phase::Parked);
+        assert_eq!(m.voicemail(), Ok(vec![]), "the ladder ends in voicemail");
+    }
+
+    #[test]
+    fn a_blind_transfer_rings_the_target_and_comes_back_parked_if_declined() {
+        let (mut m, s) = ringing(1);
+        let target = AgentId::parse("target").expect("valid");
+        m.claim(&s[0], ClaimKind::Answer);
+        assert!(
+            m.start_transfer(&s[0], &s[0], false).is_err(),
+            "not to oneself"
+        );
+        m.start_transfer(&s[0], &target, false).expect("transfers");
+        assert_eq!((m.phase(), m.agent()), (Phase::Ringing, None));
+        assert_eq!(
+            m.decline(&target),
+            RingUpdate::TransferFailed { from: s[0].clone() }
+        );
+        assert_eq!(m.phase(), Phase::Parked);
+        assert!(matches!(
+            m.claim(&s[0], ClaimKind::Unpark),
+            ClaimDecision::Won { .. }
+        ));
+    }
+
+    #[test]
+    fn a_blind_transfer_answered_connects_the_target() {
+        let (mut m, s) = ringing(1);
+        let target = AgentId::parse("target").expect("valid");
+        m.claim(&s[0], ClaimKind::Answer);
+        m.start_transfer(&s[0], &target, false).expect("transfers");
+        assert!(matches!(
+            m.claim(&target, ClaimKind::Answer),
+            ClaimDecision::Won { .. }
+        ));
+        assert_eq!(m.agent(), Some(&target));
+    }
+
+    #[test]
+    fn a_warm_transfer_consults_then_completes_or_cancels() {
+        let (mut m, s) = ringing(1);
+        let target = AgentId::parse("target").expect("valid");
+        m.claim(&s[0], ClaimKind::Answer);
+        m.start_transfer(&s[0], &target, true).expect("consults");
+        assert_eq!(m.phase(), Phase::Consulting);
+        assert!(
+            m.complete_transfer(&s[0]).is_err(),
+            "not before the target answers"
+        );
+        assert_eq!(
+            m.claim(&target, ClaimKind::Answer),
+            ClaimDecision::Consulting
+        );
+        assert_eq!(m.claim(&target, ClaimKind::Answer), ClaimDecision::Lost);
+        let done = m.complete_transfer(&s[0]).expect("completes");
+        assert_eq!(done.to, target);
+        assert_eq!((m.phase(), m.agent()), (Phase::Connected, Some(&target)));
+
+        let (mut m, s) = ringing(1);
+        m.claim(&s[0], ClaimKind::Answer);
+        m.start_transfer(&s[0], &target, true).expect("consults");
+        m.claim(&target, ClaimKind::Answer);
+        m.cancel_transfer(&s[0]).expect("cancels");
+        assert_eq!((m.phase(), m.agent()), (Phase::Connected, Some(&s[0])));
+    }
+
+    #[test]
+    fn a_consulted_agent_who_does_not_answer_returns_the_caller() {
+        let (mut m, s) = ringing(1);
+        let target = AgentId::parse("target").expect("valid");
+        m.claim(&s[0], ClaimKind::Answer);
+        m.start_transfer(&s[0], &target, true).expect("consults");
+        let (cancel, update) = m.ring_timeout().expect("was ringing");
+        assert_eq!(cancel, vec![target.clone()]);
+        assert_eq!(
+            update,
+            RingUpdate::ConsultFailed {
+                from: s[0].clone(),
+                target
+            }
+        );
+        assert_eq!((m.phase(), m.agent()), (Phase::Connected, Some(&s[0])));
     }
 
     #[test]
@@ -542,7 +936,7 @@ mod tests {
         let (mut m, s) = ringing(1);
         m.caller_left();
         assert!(m.ring(s.clone()).is_err());
-        assert_eq!(m.claim(&s[0]), ClaimDecision::Lost);
+        assert_eq!(m.claim(&s[0], ClaimKind::Answer), ClaimDecision::Lost);
         assert_eq!(m.fail(), None);
         assert!(m.voicemail().is_err());
     }

@@ -1,6 +1,6 @@
 //! SeatActor: one agent's live softphone connection. Owns the agent's presence, the
-//! calls ringing it and the call it is connected to; driven by the socket's input
-//! stream, writing through its [`Outbox`].
+//! calls ringing it, the parked calls it may retrieve and the call it is on; driven
+//! by the socket's input stream, writing through its [`Outbox`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,19 +9,26 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 use crate::call::{CallHandle, ClaimResult};
-use crate::coordinator::{CoordinatorHandle, RegisterSeat};
+use crate::coordinator::{CoordinatorHandle, RegisterSeat, UpdateSeat};
+use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, Workspace};
-use crate::machine::CancelReason;
+use crate::machine::{CancelReason, ClaimKind};
 use crate::outbox::{AudioPort, Outbox, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY};
+use crate::parking::ParkingHandle;
 use crate::stats::EngineStats;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     Available,
     Away,
+    /// On a call (set by the engine).
+    Busy,
+    /// Just off a call, for `wrap_up_secs` (set by the engine).
+    WrapUp,
 }
 
 impl Presence {
@@ -29,6 +36,8 @@ impl Presence {
         match self {
             Presence::Available => "available",
             Presence::Away => "away",
+            Presence::Busy => "busy",
+            Presence::WrapUp => "wrap_up",
         }
     }
 }
@@ -36,10 +45,20 @@ impl Presence {
 /// What the softphone asked for (parsed at the edge).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SeatCommand {
+    /// Only `Available` or `Away`: the others are the engine's to set.
     Presence(Presence),
     Answer(CallId),
     Decline(CallId),
     Hangup(CallId),
+    Park(CallId),
+    Unpark(CallId),
+    Transfer {
+        call_id: CallId,
+        agent_id: AgentId,
+        warm: bool,
+    },
+    TransferComplete(CallId),
+    TransferCancel(CallId),
 }
 
 /// One item of the softphone's input stream.
@@ -59,6 +78,16 @@ pub enum SeatInput {
     Violation(String),
 }
 
+/// A call listed in a `state` message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateCall {
+    pub call_id: CallId,
+    pub status: &'static str,
+    pub slot: Option<u32>,
+    pub from: String,
+    pub to: String,
+}
+
 /// What the engine tells the softphone (serialised at the edge).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SeatOutput {
@@ -67,6 +96,8 @@ pub enum SeatOutput {
         call_id: CallId,
         from: String,
         to: String,
+        transferred_by: Option<AgentId>,
+        consult: bool,
     },
     RingCancel {
         call_id: CallId,
@@ -77,10 +108,37 @@ pub enum SeatOutput {
     },
     Connected {
         call_id: CallId,
+        /// Why this seat has the call without having answered it, if so.
+        reason: Option<&'static str>,
     },
     CallEnded {
         call_id: CallId,
         reason: String,
+    },
+    Parked {
+        call_id: CallId,
+        slot: u32,
+        parked_by: Option<AgentId>,
+        reason: &'static str,
+    },
+    Unparked {
+        call_id: CallId,
+        slot: u32,
+        agent_id: Option<AgentId>,
+    },
+    /// This seat is no longer on the call, which goes on without it.
+    Released {
+        call_id: CallId,
+        reason: &'static str,
+    },
+    TransferStatus {
+        call_id: CallId,
+        agent_id: AgentId,
+        status: &'static str,
+    },
+    /// After a reconnect: the calls this agent left behind.
+    State {
+        calls: Vec<StateCall>,
     },
     Error {
         code: &'static str,
@@ -96,6 +154,8 @@ pub enum SeatNotice {
         call: CallHandle,
         from: String,
         to: String,
+        transferred_by: Option<AgentId>,
+        consult: bool,
     },
     RingCancel {
         call_id: CallId,
@@ -107,12 +167,46 @@ pub enum SeatNotice {
     },
     /// A newer connection of the same agent took over.
     Replaced,
+    Parked {
+        call: CallHandle,
+        slot: u32,
+        parked_by: Option<AgentId>,
+        reason: &'static str,
+    },
+    Unparked {
+        call_id: CallId,
+        slot: u32,
+        agent_id: Option<AgentId>,
+    },
+    /// The call goes on without this seat.
+    Released {
+        call_id: CallId,
+        reason: &'static str,
+    },
+    /// The call was given to this seat without its `answer` (a supervisor's
+    /// unpark, a transfer coming back).
+    Assigned {
+        call: CallHandle,
+        peer_audio: AudioPort,
+        reason: &'static str,
+    },
+    /// Send this seat's audio somewhere else from now on (warm transfers).
+    AudioTo {
+        call_id: CallId,
+        peer_audio: AudioPort,
+    },
+    TransferStatus {
+        call_id: CallId,
+        agent_id: AgentId,
+        status: &'static str,
+    },
 }
 
 /// How a call reaches a seat: its notices and its audio.
 #[derive(Clone)]
 pub struct SeatLink {
     pub agent_id: AgentId,
+    pub workspace: Workspace,
     pub notices: Recipient<SeatNotice>,
     pub audio: AudioPort,
 }
@@ -131,6 +225,10 @@ pub struct SeatConfig {
     pub heartbeat_interval: Duration,
     /// Silence after which the softphone is considered gone (≥ 2 × interval).
     pub client_timeout: Duration,
+    /// Time off the phone after a call before the seat rings again.
+    pub wrap_up: Duration,
+    /// How long after a drop a reconnecting agent is handed back its parked calls.
+    pub reconnect_grace: Duration,
 }
 
 impl Default for SeatConfig {
@@ -138,6 +236,8 @@ impl Default for SeatConfig {
         Self {
             heartbeat_interval: Duration::from_secs(5),
             client_timeout: Duration::from_secs(10),
+            wrap_up: Duration::ZERO,
+            reconnect_grace: Duration::from_secs(30),
         }
     }
 }
@@ -148,42 +248,48 @@ pub struct SeatSetup {
     pub workspace: Workspace,
     pub outbox: Outbox<SeatOutput>,
     pub coordinator: CoordinatorHandle,
+    pub parking: ParkingHandle,
     pub config: SeatConfig,
     pub stats: Arc<EngineStats>,
 }
 
 struct Connected {
     call: CallHandle,
-    /// The caller's side of the call: this seat's audio goes straight there.
-    caller_audio: AudioPort,
+    /// Where this seat's audio goes (the caller, or the other agent of a consult).
+    peer_audio: AudioPort,
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// How many cancelled rings and retrieved parkings a seat remembers for late claims.
+const REMEMBERED: usize = 64;
 
 pub struct SeatActor {
     agent_id: AgentId,
     workspace: Workspace,
     outbox: Outbox<SeatOutput>,
     coordinator: CoordinatorHandle,
+    parking: ParkingHandle,
     config: SeatConfig,
     stats: Arc<EngineStats>,
     generation: u64,
-    presence: Presence,
+    /// What the agent chose: `Available` or `Away`.
+    wanted: Presence,
+    wrap_up: Option<SpawnHandle>,
     /// Calls ringing this seat right now.
     rung: HashMap<CallId, CallHandle>,
-    /// An `answer` sent to a call and not yet decided.
+    /// Parked calls of the workspace, which this seat may `unpark`.
+    parked: HashMap<CallId, CallHandle>,
+    /// A claim sent to a call and not yet decided.
     claiming: Option<CallId>,
     connected: Option<Connected>,
     last_heard: Instant,
-    /// Calls whose ring was recently cancelled: a late `answer` for one of them is
-    /// told `claim_lost`, not "not rung" (it lost a race, it did not misbehave).
-    recently_cancelled: VecDeque<CallId>,
+    /// Calls whose ring was cancelled or whose parking ended lately: a late claim
+    /// for one of them is told `claim_lost` (it lost a race, it did not misbehave).
+    recently_gone: VecDeque<CallId>,
     /// Audio without a call is answered with one error a second, not one a frame.
     last_audio_error: Option<Instant>,
 }
-
-/// How many cancelled rings a seat remembers for late answers.
-const REMEMBERED_CANCELS: usize = 64;
 
 impl SeatActor {
     /// Starts the seat on the current arbiter, driven by `input`.
@@ -198,15 +304,18 @@ impl SeatActor {
                 workspace: setup.workspace,
                 outbox: setup.outbox,
                 coordinator: setup.coordinator,
+                parking: setup.parking,
                 config: setup.config,
                 stats: setup.stats,
                 generation: GENERATION.fetch_add(1, Ordering::Relaxed),
-                presence: Presence::Away,
+                wanted: Presence::Away,
+                wrap_up: None,
                 rung: HashMap::new(),
+                parked: HashMap::new(),
                 claiming: None,
                 connected: None,
                 last_heard: Instant::now(),
-                recently_cancelled: VecDeque::new(),
+                recently_gone: VecDeque::new(),
                 last_audio_error: None,
             }
         })
@@ -215,6 +324,7 @@ impl SeatActor {
     fn link(&self, ctx: &Context<Self>) -> SeatLink {
         SeatLink {
             agent_id: self.agent_id.clone(),
+            workspace: self.workspace.clone(),
             notices: ctx.address().recipient(),
             audio: Arc::new(self.outbox.clone()),
         }
@@ -231,44 +341,113 @@ impl SeatActor {
         self.connected.is_none() && self.claiming.is_none()
     }
 
-    fn answer(&mut self, call_id: CallId, ctx: &mut Context<Self>) {
+    /// The presence that counts: the engine's (busy, wrap-up) over the agent's.
+    fn presence(&self) -> Presence {
+        if self.connected.is_some() {
+            Presence::Busy
+        } else if self.wrap_up.is_some() {
+            Presence::WrapUp
+        } else {
+            self.wanted
+        }
+    }
+
+    fn report(&self) {
+        self.coordinator.update_seat(UpdateSeat {
+            agent_id: self.agent_id.clone(),
+            generation: self.generation,
+            presence: self.presence(),
+            call_id: self.connected.as_ref().map(|c| c.call.id().clone()),
+        });
+    }
+
+    fn remember_gone(&mut self, call_id: CallId) {
+        if self.recently_gone.len() == REMEMBERED {
+            self.recently_gone.pop_front();
+        }
+        self.recently_gone.push_back(call_id);
+    }
+
+    fn connect(&mut self, call: CallHandle, peer_audio: AudioPort, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.wrap_up.take() {
+            ctx.cancel_future(handle);
+        }
+        self.connected = Some(Connected { call, peer_audio });
+        self.report();
+        self.withdraw_from_rings(CancelReason::Busy);
+    }
+
+    /// The seat is off its call: wrap-up (if configured), then its chosen presence.
+    fn disconnect(&mut self, ctx: &mut Context<Self>) {
+        if self.connected.take().is_none() {
+            return;
+        }
+        if !self.config.wrap_up.is_zero() {
+            self.outbox.send(SeatOutput::Presence(Presence::WrapUp));
+            self.wrap_up = Some(ctx.run_later(self.config.wrap_up, |act, _ctx| {
+                act.wrap_up = None;
+                act.outbox.send(SeatOutput::Presence(act.presence()));
+                act.report();
+            }));
+        }
+        self.report();
+    }
+
+    fn claim(&mut self, call_id: CallId, kind: ClaimKind, ctx: &mut Context<Self>) {
         if !self.is_free() {
             return self.error("busy", "this seat is already on a call");
         }
-        let Some(call) = self.rung.get(&call_id).cloned() else {
-            if self.recently_cancelled.contains(&call_id) {
+        let known = match kind {
+            ClaimKind::Answer => self.rung.get(&call_id),
+            ClaimKind::Unpark => self.parked.get(&call_id),
+        };
+        let Some(call) = known.cloned() else {
+            if self.recently_gone.contains(&call_id) {
                 return self.claim_lost(call_id);
             }
-            return self.error(
-                "not-rung",
-                format!("call {call_id} is not ringing this seat"),
-            );
+            return match kind {
+                ClaimKind::Answer => self.error(
+                    "not-rung",
+                    format!("call {call_id} is not ringing this seat"),
+                ),
+                ClaimKind::Unpark => self.error(
+                    "not-parked",
+                    format!("call {call_id} is not in the parking lot"),
+                ),
+            };
         };
         self.claiming = Some(call_id.clone());
         let link = self.link(ctx);
         let agent_id = self.agent_id.clone();
-        let claim = async move { call.claim(agent_id, link).await.map(|r| (r, call)) };
-        ctx.spawn(claim.into_actor(self).map(move |result, act, _ctx| {
+        let claim = async move {
+            call.claim(agent_id, link, kind, false)
+                .await
+                .map(|r| (r, call))
+        };
+        ctx.spawn(claim.into_actor(self).map(move |result, act, ctx| {
             act.claiming = None;
             match result {
-                Ok((ClaimResult::Won { caller_audio }, call)) => {
+                Ok((ClaimResult::Won { peer_audio }, call)) => {
                     act.rung.remove(&call_id);
-                    act.connected = Some(Connected { call, caller_audio });
-                    act.coordinator
-                        .set_busy(act.agent_id.clone(), act.generation, true);
-                    act.outbox.send(SeatOutput::Connected { call_id });
-                    act.withdraw_from_rings(CancelReason::Busy);
+                    act.parked.remove(&call_id);
+                    act.connect(call, peer_audio, ctx);
+                    act.outbox.send(SeatOutput::Connected {
+                        call_id,
+                        reason: None,
+                    });
                 }
                 Ok((ClaimResult::Lost, call)) => {
                     // The call cancels this seat's ring itself (`ring_cancel` follows or
                     // came already); only a call that is gone cannot.
                     if !call.is_alive() {
                         act.rung.remove(&call_id);
+                        act.parked.remove(&call_id);
                     }
                     act.claim_lost(call_id);
                 }
                 Err(_) => {
                     act.rung.remove(&call_id);
+                    act.parked.remove(&call_id);
                     act.claim_lost(call_id);
                 }
             }
@@ -282,24 +461,52 @@ impl SeatActor {
 
     /// Stops ringing for every other call (this seat took one, or is leaving).
     fn withdraw_from_rings(&mut self, reason: CancelReason) {
-        for (call_id, call) in self.rung.drain() {
+        let rung: Vec<(CallId, CallHandle)> = self.rung.drain().collect();
+        for (call_id, call) in rung {
             call.seat_left(self.agent_id.clone());
+            self.remember_gone(call_id.clone());
             self.outbox.send(SeatOutput::RingCancel { call_id, reason });
         }
+    }
+
+    /// The connected call, if it is `call_id`.
+    fn on_call(&self, call_id: &CallId) -> Option<CallHandle> {
+        self.connected
+            .as_ref()
+            .filter(|c| c.call.id() == call_id)
+            .map(|c| c.call.clone())
+    }
+
+    /// Runs a request against the connected call and reports a refusal as `error`.
+    fn on_call_request<F, Fut>(&mut self, call_id: CallId, ctx: &mut Context<Self>, request: F)
+    where
+        F: FnOnce(CallHandle, AgentId) -> Fut,
+        Fut: std::future::Future<Output = Result<(), EngineError>> + 'static,
+    {
+        let Some(call) = self.on_call(&call_id) else {
+            return self.error("not-on-call", format!("this seat is not on call {call_id}"));
+        };
+        let fut = request(call, self.agent_id.clone());
+        ctx.spawn(fut.into_actor(self).map(|result, act, _ctx| {
+            if let Err(err) = result {
+                act.error(err.code(), err.to_string());
+            }
+        }));
     }
 
     fn command(&mut self, command: SeatCommand, ctx: &mut Context<Self>) {
         match command {
             SeatCommand::Presence(presence) => {
-                self.presence = presence;
-                self.coordinator
-                    .set_presence(self.agent_id.clone(), self.generation, presence);
+                self.wanted = presence;
                 self.outbox.send(SeatOutput::Presence(presence));
+                self.report();
             }
-            SeatCommand::Answer(call_id) => self.answer(call_id, ctx),
+            SeatCommand::Answer(call_id) => self.claim(call_id, ClaimKind::Answer, ctx),
+            SeatCommand::Unpark(call_id) => self.claim(call_id, ClaimKind::Unpark, ctx),
             SeatCommand::Decline(call_id) => match self.rung.remove(&call_id) {
                 Some(call) => {
                     call.decline(self.agent_id.clone());
+                    self.remember_gone(call_id.clone());
                     self.outbox.send(SeatOutput::RingCancel {
                         call_id,
                         reason: CancelReason::Declined,
@@ -310,20 +517,45 @@ impl SeatActor {
                     format!("call {call_id} is not ringing this seat"),
                 ),
             },
-            SeatCommand::Hangup(call_id) => match &self.connected {
-                Some(connected) if connected.call.id() == &call_id => {
-                    // The call answers with `CallEnded`, which clears `connected`.
-                    connected.call.hangup(self.agent_id.clone());
-                }
-                _ => self.error("not-on-call", format!("this seat is not on call {call_id}")),
+            SeatCommand::Hangup(call_id) => match self.on_call(&call_id) {
+                // The call answers with `CallEnded`, which clears `connected`.
+                Some(call) => call.hangup(self.agent_id.clone()),
+                None => self.error("not-on-call", format!("this seat is not on call {call_id}")),
             },
+            SeatCommand::Park(call_id) => {
+                self.on_call_request(call_id, ctx, |call, agent| async move {
+                    call.park(Some(agent), "agent").await
+                })
+            }
+            SeatCommand::Transfer {
+                call_id,
+                agent_id,
+                warm,
+            } => {
+                let coordinator = self.coordinator.clone();
+                let workspace = self.workspace.clone();
+                self.on_call_request(call_id, ctx, move |call, me| async move {
+                    let target = transfer_target(&coordinator, &workspace, &me, agent_id).await?;
+                    call.transfer(me, target, warm).await
+                })
+            }
+            SeatCommand::TransferComplete(call_id) => {
+                self.on_call_request(call_id, ctx, |call, agent| async move {
+                    call.complete_transfer(agent).await
+                })
+            }
+            SeatCommand::TransferCancel(call_id) => {
+                self.on_call_request(call_id, ctx, |call, agent| async move {
+                    call.cancel_transfer(agent).await
+                })
+            }
         }
     }
 
     fn audio(&mut self, frame: Bytes) {
         match &self.connected {
             Some(connected) => {
-                connected.caller_audio.push_audio(frame);
+                connected.peer_audio.push_audio(frame);
                 self.stats
                     .audio_frames_relayed
                     .fetch_add(1, Ordering::Relaxed);
@@ -340,6 +572,61 @@ impl SeatActor {
             }
         }
     }
+
+    /// A reconnecting agent gets back the calls its dropped softphone left parked.
+    fn hand_back_dropped_calls(&self, ctx: &mut Context<Self>) {
+        let parking = self.parking.clone();
+        let (agent_id, grace) = (self.agent_id.clone(), self.config.reconnect_grace);
+        let lookup = async move { parking.dropped_by(agent_id, grace).await };
+        ctx.spawn(lookup.into_actor(self).map(|calls, act, _ctx| {
+            if calls.is_empty() {
+                return;
+            }
+            let listed = calls
+                .iter()
+                .map(|p| StateCall {
+                    call_id: p.call.id().clone(),
+                    status: "parked",
+                    slot: Some(p.slot),
+                    from: p.from.clone(),
+                    to: p.to.clone(),
+                })
+                .collect();
+            for parked in calls {
+                act.parked.insert(parked.call.id().clone(), parked.call);
+            }
+            act.outbox.send(SeatOutput::State { calls: listed });
+        }));
+    }
+}
+
+/// Checks a transfer's target on the floor: online, same workspace, available, free.
+pub(crate) async fn transfer_target(
+    coordinator: &CoordinatorHandle,
+    workspace: &Workspace,
+    me: &AgentId,
+    agent_id: AgentId,
+) -> Result<SeatLink, EngineError> {
+    if &agent_id == me {
+        return Err(EngineError::Refused(
+            "a call cannot be transferred to its own agent".into(),
+        ));
+    }
+    let Some((state, link)) = coordinator.find(agent_id.clone()).await? else {
+        return Err(EngineError::Unavailable(format!(
+            "agent {agent_id} is not connected"
+        )));
+    };
+    if &state.workspace != workspace {
+        return Err(EngineError::WrongWorkspace(format!(
+            "agent {agent_id} belongs to another workspace"
+        )));
+    }
+    match state.presence {
+        Presence::Available if state.call_id.is_none() => Ok(link),
+        Presence::Away => Err(EngineError::Away(format!("agent {agent_id} is away"))),
+        _ => Err(EngineError::Busy(format!("agent {agent_id} is busy"))),
+    }
 }
 
 impl Actor for SeatActor {
@@ -354,6 +641,7 @@ impl Actor for SeatActor {
             link: self.link(ctx),
             generation: self.generation,
         });
+        self.hand_back_dropped_calls(ctx);
         ctx.run_interval(self.config.heartbeat_interval, |act, ctx| {
             if act.last_heard.elapsed() > act.config.client_timeout {
                 tracing::info!(agent_id = %act.agent_id, "softphone stopped answering heartbeats");
@@ -400,35 +688,39 @@ impl Handler<SeatNotice> for SeatActor {
 
     fn handle(&mut self, notice: SeatNotice, ctx: &mut Self::Context) {
         match notice {
-            SeatNotice::Ring { call, from, to } => {
-                if !self.is_free() || self.presence != Presence::Available {
-                    // Rung while taking another call: withdraw at once.
+            SeatNotice::Ring {
+                call,
+                from,
+                to,
+                transferred_by,
+                consult,
+            } => {
+                if !self.is_free() || self.presence() != Presence::Available {
+                    // Rung while taking another call (or going away): withdraw at once.
                     call.seat_left(self.agent_id.clone());
                     return;
                 }
                 let call_id = call.id().clone();
                 self.rung.insert(call_id.clone(), call);
-                self.outbox.send(SeatOutput::Ring { call_id, from, to });
+                self.outbox.send(SeatOutput::Ring {
+                    call_id,
+                    from,
+                    to,
+                    transferred_by,
+                    consult,
+                });
             }
             SeatNotice::RingCancel { call_id, reason } => {
                 if self.rung.remove(&call_id).is_some() {
-                    if self.recently_cancelled.len() == REMEMBERED_CANCELS {
-                        self.recently_cancelled.pop_front();
-                    }
-                    self.recently_cancelled.push_back(call_id.clone());
+                    self.remember_gone(call_id.clone());
                     self.outbox.send(SeatOutput::RingCancel { call_id, reason });
                 }
             }
             SeatNotice::CallEnded { call_id, reason } => {
                 self.rung.remove(&call_id);
-                if self
-                    .connected
-                    .as_ref()
-                    .is_some_and(|c| c.call.id() == &call_id)
-                {
-                    self.connected = None;
-                    self.coordinator
-                        .set_busy(self.agent_id.clone(), self.generation, false);
+                self.parked.remove(&call_id);
+                if self.on_call(&call_id).is_some() {
+                    self.disconnect(ctx);
                     self.outbox.send(SeatOutput::CallEnded { call_id, reason });
                 }
             }
@@ -436,6 +728,81 @@ impl Handler<SeatNotice> for SeatActor {
                 self.outbox
                     .close(CLOSE_NORMAL, "replaced by a newer connection of this agent");
                 ctx.stop();
+            }
+            SeatNotice::Parked {
+                call,
+                slot,
+                parked_by,
+                reason,
+            } => {
+                let call_id = call.id().clone();
+                self.parked.insert(call_id.clone(), call);
+                self.outbox.send(SeatOutput::Parked {
+                    call_id,
+                    slot,
+                    parked_by,
+                    reason,
+                });
+            }
+            SeatNotice::Unparked {
+                call_id,
+                slot,
+                agent_id,
+            } => {
+                if self.parked.remove(&call_id).is_some() {
+                    self.remember_gone(call_id.clone());
+                }
+                self.outbox.send(SeatOutput::Unparked {
+                    call_id,
+                    slot,
+                    agent_id,
+                });
+            }
+            SeatNotice::Released { call_id, reason } => {
+                if self.on_call(&call_id).is_some() {
+                    self.disconnect(ctx);
+                    self.outbox.send(SeatOutput::Released { call_id, reason });
+                }
+            }
+            SeatNotice::Assigned {
+                call,
+                peer_audio,
+                reason,
+            } => {
+                let call_id = call.id().clone();
+                if !self.is_free() {
+                    // Taken meanwhile: the call must find someone else.
+                    call.seat_left(self.agent_id.clone());
+                    return;
+                }
+                self.rung.remove(&call_id);
+                self.parked.remove(&call_id);
+                self.connect(call, peer_audio, ctx);
+                self.outbox.send(SeatOutput::Connected {
+                    call_id,
+                    reason: Some(reason),
+                });
+            }
+            SeatNotice::AudioTo {
+                call_id,
+                peer_audio,
+            } => {
+                if let Some(connected) = self.connected.as_mut() {
+                    if connected.call.id() == &call_id {
+                        connected.peer_audio = peer_audio;
+                    }
+                }
+            }
+            SeatNotice::TransferStatus {
+                call_id,
+                agent_id,
+                status,
+            } => {
+                self.outbox.send(SeatOutput::TransferStatus {
+                    call_id,
+                    agent_id,
+                    status,
+                });
             }
         }
     }

@@ -71,6 +71,13 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidTransition(t) => {
                 ApiError::new(StatusCode::CONFLICT, "invalid-state", t.to_string())
             }
+            EngineError::Unavailable(_)
+            | EngineError::Away(_)
+            | EngineError::Busy(_)
+            | EngineError::WrongWorkspace(_) => {
+                let code = err.code();
+                ApiError::new(StatusCode::CONFLICT, code, err.to_string())
+            }
             EngineError::Gone(_) | EngineError::Overloaded(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{Message, MessageStream, ProtocolError};
+use actix_ws::MessageStream;
 use bytes::Bytes;
 use bytestring::ByteString;
 use futures_util::StreamExt as _;
@@ -13,12 +13,13 @@ use switchboard_actors::outbox::Outbox;
 use switchboard_actors::seat::{
     Presence, SeatActor, SeatCommand, SeatInput, SeatOutput, SeatSetup,
 };
-use switchboard_actors::CallId;
+use switchboard_actors::{AgentId, CallId};
 
 use crate::api::auth::token_hash;
 use crate::api::error::ApiError;
 use crate::startup::Engine;
 use crate::ws::writer::{self, Render, WireFrame};
+use crate::ws::Frame;
 
 #[derive(Deserialize)]
 pub struct TokenQuery {
@@ -52,6 +53,7 @@ pub async fn agent_socket(
             workspace: agent.workspace,
             outbox: outbox.clone(),
             coordinator: engine.coordinator.clone(),
+            parking: engine.parking.clone(),
             config: engine.seat_config,
             stats: Arc::clone(&engine.stats),
         },
@@ -65,33 +67,15 @@ fn inputs(
     messages: MessageStream,
     outbox: Outbox<SeatOutput>,
 ) -> impl futures_util::Stream<Item = SeatInput> {
-    futures_util::stream::unfold(Some((messages, outbox)), |state| async move {
-        let (mut messages, outbox) = state?;
-        let input = match messages.next().await? {
-            Ok(Message::Text(text)) => parse(&text),
-            Ok(Message::Binary(frame)) => SeatInput::Audio(frame),
-            Ok(Message::Ping(payload)) => {
-                outbox.pong(payload);
-                SeatInput::Heartbeat
-            }
-            Ok(Message::Pong(_)) | Ok(Message::Nop) => SeatInput::Heartbeat,
-            Ok(Message::Close(_)) => return None,
-            Ok(Message::Continuation(_)) => SeatInput::Invalid {
-                code: "unsupported-frame",
-                message: "fragmented messages are not supported".into(),
-            },
-            Err(ProtocolError::Overflow) => {
-                // Yield the violation, then end the stream.
-                return Some((
-                    SeatInput::Violation("frame larger than allowed".into()),
-                    None,
-                ));
-            }
-            Err(err) => {
-                return Some((SeatInput::Violation(format!("protocol error: {err}")), None))
-            }
-        };
-        Some((input, Some((messages, outbox))))
+    super::frames(messages, outbox).map(|frame| match frame {
+        Frame::Text(text) => parse(&text),
+        Frame::Binary(audio) => SeatInput::Audio(audio),
+        Frame::Alive => SeatInput::Heartbeat,
+        Frame::Unsupported(why) => SeatInput::Invalid {
+            code: "unsupported-frame",
+            message: why.into(),
+        },
+        Frame::Violation(why) => SeatInput::Violation(why),
     })
 }
 
@@ -99,13 +83,49 @@ fn inputs(
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum ClientMessage {
-    Presence { status: String },
-    Answer { call_id: String },
-    Decline { call_id: String },
-    Hangup { call_id: String },
+    Presence {
+        status: String,
+    },
+    Answer {
+        call_id: String,
+    },
+    Decline {
+        call_id: String,
+    },
+    Hangup {
+        call_id: String,
+    },
+    Park {
+        call_id: String,
+    },
+    Unpark {
+        call_id: String,
+    },
+    Transfer {
+        call_id: String,
+        agent_id: String,
+        #[serde(default)]
+        mode: Option<String>,
+    },
+    TransferComplete {
+        call_id: String,
+    },
+    TransferCancel {
+        call_id: String,
+    },
 }
 
-const KNOWN_TYPES: &[&str] = &["presence", "answer", "decline", "hangup"];
+const KNOWN_TYPES: &[&str] = &[
+    "presence",
+    "answer",
+    "decline",
+    "hangup",
+    "park",
+    "unpark",
+    "transfer",
+    "transfer_complete",
+    "transfer_cancel",
+];
 
 fn invalid(code: &'static str, message: impl Into<String>) -> SeatInput {
     SeatInput::Invalid {
@@ -148,6 +168,36 @@ pub fn parse(text: &str) -> SeatInput {
         ClientMessage::Answer { call_id } => call(call_id).map(SeatCommand::Answer),
         ClientMessage::Decline { call_id } => call(call_id).map(SeatCommand::Decline),
         ClientMessage::Hangup { call_id } => call(call_id).map(SeatCommand::Hangup),
+        ClientMessage::Park { call_id } => call(call_id).map(SeatCommand::Park),
+        ClientMessage::Unpark { call_id } => call(call_id).map(SeatCommand::Unpark),
+        ClientMessage::TransferComplete { call_id } => {
+            call(call_id).map(SeatCommand::TransferComplete)
+        }
+        ClientMessage::TransferCancel { call_id } => call(call_id).map(SeatCommand::TransferCancel),
+        ClientMessage::Transfer {
+            call_id,
+            agent_id,
+            mode,
+        } => {
+            let warm = match mode.as_deref() {
+                None | Some("blind") => Ok(false),
+                Some("warm") => Ok(true),
+                Some(other) => Err(invalid(
+                    "bad-message",
+                    format!("transfer mode must be \"blind\" or \"warm\", not {other:?}"),
+                )),
+            };
+            let agent_id = AgentId::parse(&agent_id)
+                .map_err(|err| invalid("bad-message", format!("agent_id: {err}")));
+            match (call(call_id), agent_id, warm) {
+                (Ok(call_id), Ok(agent_id), Ok(warm)) => Ok(SeatCommand::Transfer {
+                    call_id,
+                    agent_id,
+                    warm,
+                }),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+            }
+        }
     };
     command.map_or_else(|input| input, SeatInput::Command)
 }
@@ -163,6 +213,10 @@ enum ServerMessage<'a> {
         call_id: &'a str,
         from: &'a str,
         to: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        transferred_by: Option<&'a str>,
+        #[serde(skip_serializing_if = "is_false")]
+        consult: bool,
     },
     RingCancel {
         call_id: &'a str,
@@ -173,10 +227,35 @@ enum ServerMessage<'a> {
     },
     Connected {
         call_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
     },
     CallEnded {
         call_id: &'a str,
         reason: &'a str,
+    },
+    Parked {
+        call_id: &'a str,
+        slot: u32,
+        parked_by: Option<&'a str>,
+        reason: &'a str,
+    },
+    Unparked {
+        call_id: &'a str,
+        slot: u32,
+        agent_id: Option<&'a str>,
+    },
+    Released {
+        call_id: &'a str,
+        reason: &'a str,
+    },
+    TransferStatus {
+        call_id: &'a str,
+        agent_id: &'a str,
+        status: &'a str,
+    },
+    State {
+        calls: Vec<StateCallWire<'a>>,
     },
     Error {
         code: &'a str,
@@ -184,15 +263,36 @@ enum ServerMessage<'a> {
     },
 }
 
+#[derive(Serialize)]
+struct StateCallWire<'a> {
+    call_id: &'a str,
+    status: &'a str,
+    slot: Option<u32>,
+    from: &'a str,
+    to: &'a str,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
 pub fn render(output: &SeatOutput) -> String {
     let message = match output {
         SeatOutput::Presence(presence) => ServerMessage::Presence {
             status: presence.as_str(),
         },
-        SeatOutput::Ring { call_id, from, to } => ServerMessage::Ring {
+        SeatOutput::Ring {
+            call_id,
+            from,
+            to,
+            transferred_by,
+            consult,
+        } => ServerMessage::Ring {
             call_id: call_id.as_str(),
             from,
             to,
+            transferred_by: transferred_by.as_ref().map(AgentId::as_str),
+            consult: *consult,
         },
         SeatOutput::RingCancel { call_id, reason } => ServerMessage::RingCancel {
             call_id: call_id.as_str(),
@@ -201,12 +301,58 @@ pub fn render(output: &SeatOutput) -> String {
         SeatOutput::ClaimLost { call_id } => ServerMessage::ClaimLost {
             call_id: call_id.as_str(),
         },
-        SeatOutput::Connected { call_id } => ServerMessage::Connected {
+        SeatOutput::Connected { call_id, reason } => ServerMessage::Connected {
             call_id: call_id.as_str(),
+            reason: *reason,
         },
         SeatOutput::CallEnded { call_id, reason } => ServerMessage::CallEnded {
             call_id: call_id.as_str(),
             reason,
+        },
+        SeatOutput::Parked {
+            call_id,
+            slot,
+            parked_by,
+            reason,
+        } => ServerMessage::Parked {
+            call_id: call_id.as_str(),
+            slot: *slot,
+            parked_by: parked_by.as_ref().map(AgentId::as_str),
+            reason,
+        },
+        SeatOutput::Unparked {
+            call_id,
+            slot,
+            agent_id,
+        } => ServerMessage::Unparked {
+            call_id: call_id.as_str(),
+            slot: *slot,
+            agent_id: agent_id.as_ref().map(AgentId::as_str),
+        },
+        SeatOutput::Released { call_id, reason } => ServerMessage::Released {
+            call_id: call_id.as_str(),
+            reason,
+        },
+        SeatOutput::TransferStatus {
+            call_id,
+            agent_id,
+            status,
+        } => ServerMessage::TransferStatus {
+            call_id: call_id.as_str(),
+            agent_id: agent_id.as_str(),
+            status,
+        },
+        SeatOutput::State { calls } => ServerMessage::State {
+            calls: calls
+                .iter()
+                .map(|c| StateCallWire {
+                    call_id: c.call_id.as_str(),
+                    status: c.status,
+                    slot: c.slot,
+                    from: &c.from,
+                    to: &c.to,
+                })
+                .collect(),
         },
         SeatOutput::Error { code, message } => ServerMessage::Error { code, message },
     };

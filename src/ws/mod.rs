@@ -2,4 +2,52 @@
 //! drives an actor, and the actor's outbox is written back by one writer task.
 
 pub mod agent;
+pub mod supervisor;
 pub mod writer;
+
+use actix_ws::{Message, MessageStream, ProtocolError};
+use bytes::Bytes;
+use bytestring::ByteString;
+use futures_util::StreamExt as _;
+use switchboard_actors::outbox::Outbox;
+
+/// A socket frame as the actors' adapters see it.
+pub enum Frame {
+    Text(ByteString),
+    Binary(Bytes),
+    /// A ping (answered here), a pong, or nothing: the peer is alive.
+    Alive,
+    /// A frame the protocol does not use (fragments).
+    Unsupported(&'static str),
+    /// The peer broke the protocol (an oversized frame); the stream ends after it.
+    Violation(String),
+}
+
+/// The socket's frames until the peer closes or breaks the protocol. Pings are
+/// answered through the outbox (the socket's one writer).
+pub fn frames<C: 'static>(
+    messages: MessageStream,
+    outbox: Outbox<C>,
+) -> impl futures_util::Stream<Item = Frame> {
+    futures_util::stream::unfold(Some((messages, outbox)), |state| async move {
+        let (mut messages, outbox) = state?;
+        let frame = match messages.next().await? {
+            Ok(Message::Text(text)) => Frame::Text(text),
+            Ok(Message::Binary(bytes)) => Frame::Binary(bytes),
+            Ok(Message::Ping(payload)) => {
+                outbox.pong(payload);
+                Frame::Alive
+            }
+            Ok(Message::Pong(_)) | Ok(Message::Nop) => Frame::Alive,
+            Ok(Message::Close(_)) => return None,
+            Ok(Message::Continuation(_)) => {
+                Frame::Unsupported("fragmented messages are not supported")
+            }
+            Err(ProtocolError::Overflow) => {
+                return Some((Frame::Violation("frame larger than allowed".into()), None));
+            }
+            Err(err) => return Some((Frame::Violation(format!("protocol error: {err}")), None)),
+        };
+        Some((frame, Some((messages, outbox))))
+    })
+}

@@ -282,6 +282,21 @@ impl TestApp {
         }
     }
 
+    /// A supervisor console (its first message, the snapshot, is returned with it).
+    pub async fn supervisor(&self) -> (Softphone, Value) {
+        let url = format!(
+            "ws://127.0.0.1:{}/ws/supervisor?token={ADMIN_TOKEN}",
+            self.port
+        );
+        let mut console = Softphone {
+            peer: WsPeer::connect(&url, None)
+                .await
+                .expect("the console connects"),
+        };
+        let snapshot = console.expect("snapshot").await;
+        (console, snapshot)
+    }
+
     /// A softphone that is connected and `available`.
     pub async fn available_softphone(&self, agent: &Agent) -> Softphone {
         let mut phone = self.softphone(&agent.token).await;
@@ -535,6 +550,16 @@ impl Softphone {
             .expect("the softphone gets audio")
     }
 
+    /// Skips messages until one of type `kind` for which `pick` holds.
+    pub async fn wait_for(&mut self, kind: &str, pick: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let message = self.next().await;
+            if message["type"] == kind && pick(&message) {
+                return message;
+            }
+        }
+    }
+
     /// No text message arrives within `wait`.
     pub async fn silent_for(&mut self, wait: Duration) -> bool {
         tokio::time::sleep(wait).await;
@@ -593,6 +618,13 @@ impl TwilioStream {
             self.send_event("mark", json!({ "name": name }));
         }
         Some(message)
+    }
+
+    /// Waits for a `clear` and then for the audio after it: the first frame that is
+    /// not hold audio or ringback is returned (those were cleared before).
+    pub async fn media_after_clear(&mut self) -> Bytes {
+        self.wait_for("clear").await;
+        self.next_media().await
     }
 
     /// Decoded audio of the next `media` message (other events are skipped).

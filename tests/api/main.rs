@@ -3,6 +3,7 @@ mod claims;
 mod db;
 mod helpers;
 mod inbound;
+mod parking;
 mod postgres;
 mod recovery;
 mod softphone;

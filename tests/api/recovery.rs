@@ -1,6 +1,5 @@
 //! Every call ends with exactly one final record, also when its engine died.
 
-
 use crate::db::TestDb;
 use crate::helpers::{event_kinds, spawn_app_on, spawn_app_with, CALLER, NUMBER};
 

@@ -1,0 +1,176 @@
+//! ParkingLot: every parked call of every workspace, by slot. One actor for all
+//! workspaces: parking is rare next to audio, the state is a few maps, and one
+//! mailbox makes "lowest free slot" race-free — two calls parked at the same
+//! instant are two messages, taken one after the other.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::call::CallHandle;
+use crate::error::EngineError;
+use crate::ids::{AgentId, CallId, Workspace};
+
+/// One parked call as the lot knows it.
+#[derive(Debug, Clone)]
+pub struct ParkedCall {
+    pub call: CallHandle,
+    pub workspace: Workspace,
+    pub slot: u32,
+    pub parked_by: Option<AgentId>,
+    pub reason: &'static str,
+    pub from: String,
+    pub to: String,
+    pub since: Instant,
+}
+
+#[derive(Message)]
+#[rtype(result = "u32")]
+pub struct Park {
+    pub call: CallHandle,
+    pub workspace: Workspace,
+    pub parked_by: Option<AgentId>,
+    pub reason: &'static str,
+    pub from: String,
+    pub to: String,
+}
+
+/// The call left the lot (retrieved, rung away, ended); answers its slot.
+#[derive(Message)]
+#[rtype(result = "Option<u32>")]
+pub struct Leave {
+    pub call_id: CallId,
+}
+
+/// Calls parked because this agent's softphone dropped, within the grace period.
+#[derive(Message)]
+#[rtype(result = "Vec<ParkedCall>")]
+pub struct DroppedBy {
+    pub agent_id: AgentId,
+    pub within: Duration,
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<ParkedCall>")]
+pub struct ListParked;
+
+#[derive(Default)]
+pub struct ParkingLot {
+    /// Per workspace: slot → call id.
+    slots: HashMap<Workspace, BTreeMap<u32, CallId>>,
+    calls: HashMap<CallId, ParkedCall>,
+}
+
+impl Actor for ParkingLot {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+    }
+}
+
+impl Supervised for ParkingLot {}
+
+impl Handler<Park> for ParkingLot {
+    type Result = u32;
+
+    fn handle(&mut self, msg: Park, _ctx: &mut Self::Context) -> u32 {
+        let call_id = msg.call.id().clone();
+        if let Some(parked) = self.calls.get(&call_id) {
+            return parked.slot;
+        }
+        let lot = self.slots.entry(msg.workspace.clone()).or_default();
+        let slot = (1..).find(|n| !lot.contains_key(n)).unwrap_or(u32::MAX);
+        lot.insert(slot, call_id.clone());
+        self.calls.insert(
+            call_id,
+            ParkedCall {
+                call: msg.call,
+                workspace: msg.workspace,
+                slot,
+                parked_by: msg.parked_by,
+                reason: msg.reason,
+                from: msg.from,
+                to: msg.to,
+                since: Instant::now(),
+            },
+        );
+        slot
+    }
+}
+
+impl Handler<Leave> for ParkingLot {
+    type Result = Option<u32>;
+
+    fn handle(&mut self, msg: Leave, _ctx: &mut Self::Context) -> Option<u32> {
+        let parked = self.calls.remove(&msg.call_id)?;
+        if let Some(lot) = self.slots.get_mut(&parked.workspace) {
+            lot.remove(&parked.slot);
+        }
+        Some(parked.slot)
+    }
+}
+
+impl Handler<DroppedBy> for ParkingLot {
+    type Result = MessageResult<DroppedBy>;
+
+    fn handle(&mut self, msg: DroppedBy, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.calls
+                .values()
+                .filter(|p| {
+                    p.reason == "agent_disconnected"
+                        && p.parked_by.as_ref() == Some(&msg.agent_id)
+                        && p.since.elapsed() <= msg.within
+                })
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+impl Handler<ListParked> for ParkingLot {
+    type Result = MessageResult<ListParked>;
+
+    fn handle(&mut self, _msg: ListParked, _ctx: &mut Self::Context) -> Self::Result {
+        let mut all: Vec<ParkedCall> = self.calls.values().cloned().collect();
+        all.sort_by(|a, b| (&a.workspace, a.slot).cmp(&(&b.workspace, b.slot)));
+        MessageResult(all)
+    }
+}
+
+#[derive(Clone)]
+pub struct ParkingHandle {
+    addr: Addr<ParkingLot>,
+}
+
+impl ParkingHandle {
+    pub fn start() -> Self {
+        Self {
+            addr: Supervisor::start(|_| ParkingLot::default()),
+        }
+    }
+
+    pub async fn park(&self, msg: Park) -> Result<u32, EngineError> {
+        self.addr
+            .send(msg)
+            .await
+            .map_err(|e| EngineError::mailbox("parking lot", e))
+    }
+
+    pub fn leave(&self, call_id: CallId) {
+        self.addr.do_send(Leave { call_id });
+    }
+
+    pub async fn dropped_by(&self, agent_id: AgentId, within: Duration) -> Vec<ParkedCall> {
+        self.addr
+            .send(DroppedBy { agent_id, within })
+            .await
+            .unwrap_or_default()
+    }
+
+    pub async fn list(&self) -> Vec<ParkedCall> {
+        self.addr.send(ListParked).await.unwrap_or_default()
+    }
+}

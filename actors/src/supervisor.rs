@@ -1,0 +1,248 @@
+//! SupervisorActor: one supervisor console. Gets a snapshot of the floor, then every
+//! change as it happens (from the RingCoordinator), and steers calls: park, unpark
+//! to an agent, transfer, hang up, listen in.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use crate::call::{CallHandle, ClaimResult};
+use crate::coordinator::{CoordinatorHandle, FloorEvent, Snapshot};
+use crate::error::EngineError;
+use crate::ids::{AgentId, CallId};
+use crate::machine::ClaimKind;
+use crate::outbox::{Outbox, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY};
+use crate::registry::RegistryHandle;
+use crate::seat::{Presence, SeatConfig};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SupervisorCommand {
+    Park { call_id: CallId },
+    Unpark { call_id: CallId, agent_id: AgentId },
+    Transfer { call_id: CallId, agent_id: AgentId },
+    Hangup { call_id: CallId },
+    Listen { call_id: CallId },
+}
+
+impl SupervisorCommand {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SupervisorCommand::Park { .. } => "park",
+            SupervisorCommand::Unpark { .. } => "unpark",
+            SupervisorCommand::Transfer { .. } => "transfer",
+            SupervisorCommand::Hangup { .. } => "hangup",
+            SupervisorCommand::Listen { .. } => "listen",
+        }
+    }
+
+    fn call_id(&self) -> &CallId {
+        match self {
+            SupervisorCommand::Park { call_id }
+            | SupervisorCommand::Unpark { call_id, .. }
+            | SupervisorCommand::Transfer { call_id, .. }
+            | SupervisorCommand::Hangup { call_id }
+            | SupervisorCommand::Listen { call_id } => call_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SupervisorInput {
+    Command(SupervisorCommand),
+    Heartbeat,
+    Invalid { code: &'static str, message: String },
+    Violation(String),
+}
+
+/// What the console is told (serialised at the edge).
+#[derive(Debug, Clone)]
+pub enum SupervisorOutput {
+    Snapshot(Snapshot),
+    Event(FloorEvent),
+    Ack {
+        command: &'static str,
+        call_id: CallId,
+    },
+    Error {
+        code: &'static str,
+        message: String,
+    },
+}
+
+pub struct SupervisorSetup {
+    pub outbox: Outbox<SupervisorOutput>,
+    pub coordinator: CoordinatorHandle,
+    pub registry: RegistryHandle,
+    pub config: SeatConfig,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub struct SupervisorActor {
+    id: u64,
+    outbox: Outbox<SupervisorOutput>,
+    coordinator: CoordinatorHandle,
+    registry: RegistryHandle,
+    config: SeatConfig,
+    last_heard: Instant,
+}
+
+impl SupervisorActor {
+    pub fn start<S>(setup: SupervisorSetup, input: S) -> Addr<SupervisorActor>
+    where
+        S: Stream<Item = SupervisorInput> + 'static,
+    {
+        SupervisorActor::create(|ctx| {
+            ctx.add_stream(input);
+            SupervisorActor {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                outbox: setup.outbox,
+                coordinator: setup.coordinator,
+                registry: setup.registry,
+                config: setup.config,
+                last_heard: Instant::now(),
+            }
+        })
+    }
+
+    fn command(&mut self, command: SupervisorCommand, ctx: &mut Context<Self>) {
+        let name = command.name();
+        let call_id = command.call_id().clone();
+        let (registry, coordinator) = (self.registry.clone(), self.coordinator.clone());
+        let outbox = self.outbox.clone();
+        let run = async move {
+            let call = registry
+                .lookup(call_id.clone())
+                .await?
+                .ok_or_else(|| EngineError::NotFound(format!("no live call {call_id}")))?;
+            steer(&coordinator, call, command, &outbox).await
+        };
+        ctx.spawn(
+            run.into_actor(self)
+                .map(move |result, act, _ctx| match result {
+                    Ok(call_id) => {
+                        act.outbox.send(SupervisorOutput::Ack {
+                            command: name,
+                            call_id,
+                        });
+                    }
+                    Err(err) => {
+                        act.outbox.send(SupervisorOutput::Error {
+                            code: err.code(),
+                            message: err.to_string(),
+                        });
+                    }
+                }),
+        );
+    }
+}
+
+/// Carries out one command on a live call.
+async fn steer(
+    coordinator: &CoordinatorHandle,
+    call: CallHandle,
+    command: SupervisorCommand,
+    outbox: &Outbox<SupervisorOutput>,
+) -> Result<CallId, EngineError> {
+    let call_id = call.id().clone();
+    match command {
+        SupervisorCommand::Park { .. } => call.park(None, "supervisor").await?,
+        SupervisorCommand::Hangup { .. } => call.supervisor_hangup().await?,
+        SupervisorCommand::Listen { .. } => call.listen(Arc::new(outbox.clone())).await?,
+        SupervisorCommand::Unpark { agent_id, .. } => {
+            let (state, link) = coordinator.find(agent_id.clone()).await?.ok_or_else(|| {
+                EngineError::Unavailable(format!("agent {agent_id} is not connected"))
+            })?;
+            if state.call_id.is_some() {
+                return Err(EngineError::Busy(format!("agent {agent_id} is on a call")));
+            }
+            match call.claim(agent_id, link, ClaimKind::Unpark, true).await? {
+                ClaimResult::Won { .. } => {}
+                ClaimResult::Lost => {
+                    return Err(EngineError::Refused(
+                        "the call is not parked (or is in another workspace)".into(),
+                    ))
+                }
+            }
+        }
+        SupervisorCommand::Transfer { agent_id, .. } => {
+            let (state, link) = coordinator.find(agent_id.clone()).await?.ok_or_else(|| {
+                EngineError::Unavailable(format!("agent {agent_id} is not connected"))
+            })?;
+            match state.presence {
+                Presence::Available if state.call_id.is_none() => {}
+                Presence::Away => {
+                    return Err(EngineError::Away(format!("agent {agent_id} is away")))
+                }
+                _ => return Err(EngineError::Busy(format!("agent {agent_id} is busy"))),
+            }
+            call.transfer_to(link).await?
+        }
+    }
+    Ok(call_id)
+}
+
+impl Actor for SupervisorActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        let coordinator = self.coordinator.clone();
+        let (id, events) = (self.id, ctx.address().recipient());
+        let register = async move { coordinator.register_supervisor(id, events).await };
+        ctx.spawn(
+            register
+                .into_actor(self)
+                .map(|snapshot, act, ctx| match snapshot {
+                    Ok(snapshot) => {
+                        act.outbox.send(SupervisorOutput::Snapshot(snapshot));
+                    }
+                    Err(_) => {
+                        act.outbox
+                            .close(CLOSE_GOING_AWAY, "the floor is unavailable");
+                        ctx.stop();
+                    }
+                }),
+        );
+        ctx.run_interval(self.config.heartbeat_interval, |act, ctx| {
+            if act.last_heard.elapsed() > act.config.client_timeout {
+                act.outbox.close(CLOSE_GOING_AWAY, "heartbeat timeout");
+                ctx.stop();
+            } else {
+                act.outbox.ping();
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.coordinator.unregister_supervisor(self.id);
+        self.outbox.close(CLOSE_NORMAL, "supervisor closed");
+    }
+}
+
+impl StreamHandler<SupervisorInput> for SupervisorActor {
+    fn handle(&mut self, input: SupervisorInput, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match input {
+            SupervisorInput::Command(command) => self.command(command, ctx),
+            SupervisorInput::Heartbeat => {}
+            SupervisorInput::Invalid { code, message } => {
+                self.outbox.send(SupervisorOutput::Error { code, message });
+            }
+            SupervisorInput::Violation(reason) => {
+                self.outbox.close(CLOSE_POLICY, reason);
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl Handler<FloorEvent> for SupervisorActor {
+    type Result = ();
+
+    fn handle(&mut self, event: FloorEvent, _ctx: &mut Self::Context) {
+        self.outbox.send(SupervisorOutput::Event(event));
+    }
+}
