@@ -707,7 +707,10 @@ impl CallActor {
 
     fn transfer_failed(&mut self, from: AgentId, ctx: &mut Context<Self>) {
         self.event("transfer_failed", Some(&from), json!({ "warm": false }));
-        let transferrer = self.transferrer.take().filter(|s| s.agent_id == from);
+        let transferrer = self
+            .transferrer
+            .take()
+            .filter(|s| s.agent_id == from && s.notices.connected());
         // Back to the agent who transferred it, if still here and free; the seat
         // refuses (and the call stays parked) if it is not.
         let reason = "transfer_failed";
@@ -1211,6 +1214,16 @@ impl Handler<Transfer> for CallActor {
         self.machine.start_transfer(&from, &target, msg.warm)?;
         self.stage = RingStage::Transfer;
         let by = self.connected.clone();
+        if let Some(from_seat) = &by {
+            Self::notify(
+                from_seat,
+                SeatNotice::TransferStatus {
+                    call_id: self.setup.id.clone(),
+                    agent_id: target.clone(),
+                    status: "ringing",
+                },
+            );
+        }
         if msg.warm {
             // The caller holds while the two agents talk.
             if let Some(leg) = &self.leg {
@@ -1230,17 +1243,7 @@ impl Handler<Transfer> for CallActor {
             }
             self.start_background(RINGBACK.clone(), ctx);
         }
-        self.transferrer = by.clone();
-        if let Some(from_seat) = &by {
-            Self::notify(
-                from_seat,
-                SeatNotice::TransferStatus {
-                    call_id: self.setup.id.clone(),
-                    agent_id: target.clone(),
-                    status: "ringing",
-                },
-            );
-        }
+        self.transferrer = by;
         self.send_rings(vec![msg.to], Some(from.clone()), msg.warm, ctx);
         self.event(
             "transferred",

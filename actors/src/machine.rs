@@ -527,12 +527,10 @@ impl CallMachine {
         match self.phase {
             Phase::Parked => RingUpdate::StillParked,
             Phase::Consulting => self.consult_failed(),
+            // The caller stays held (still `Ringing`, with nobody rung) until the
+            // call parks it for the agent who transferred it.
             Phase::Ringing => match self.transfer.take() {
-                Some(t) => {
-                    self.phase = Phase::Parked;
-                    self.parked_by = Some(t.from.clone());
-                    RingUpdate::TransferFailed { from: t.from }
-                }
+                Some(t) => RingUpdate::TransferFailed { from: t.from },
                 None => {
                     self.phase = Phase::Voicemail;
                     RingUpdate::ToVoicemail(reason)
@@ -835,6 +833,7 @@ mod tests {
             m.decline(&target),
             RingUpdate::TransferFailed { from: s[0].clone() }
         );
+        m.park(Some(&s[0])).expect("parked for its agent");
         assert_eq!(m.phase(), Phase::Parked);
         assert!(matches!(
             m.claim(&s[0], ClaimKind::Unpark),

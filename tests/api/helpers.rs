@@ -297,6 +297,25 @@ impl TestApp {
         (console, snapshot)
     }
 
+    /// `n` agents of `production`, each with an available softphone; `NUMBER`
+    /// rings the first one only.
+    pub async fn floor(&self, n: usize) -> (Vec<Agent>, Vec<Softphone>) {
+        let mut agents = Vec::new();
+        let mut phones = Vec::new();
+        for i in 0..n {
+            let agent = self.create_agent(&format!("agent {i}"), "production").await;
+            phones.push(self.available_softphone(&agent).await);
+            agents.push(agent);
+        }
+        self.create_number(
+            NUMBER,
+            "production",
+            json!({ "kind": "agents", "agent_ids": [agents[0].id] }),
+        )
+        .await;
+        (agents, phones)
+    }
+
     /// A softphone that is connected and `available`.
     pub async fn available_softphone(&self, agent: &Agent) -> Softphone {
         let mut phone = self.softphone(&agent.token).await;
@@ -620,11 +639,14 @@ impl TwilioStream {
         Some(message)
     }
 
-    /// Waits for a `clear` and then for the audio after it: the first frame that is
-    /// not hold audio or ringback is returned (those were cleared before).
-    pub async fn media_after_clear(&mut self) -> Bytes {
-        self.wait_for("clear").await;
-        self.next_media().await
+    /// Skips what the caller heard before (ringback, hold audio) until `frame`
+    /// arrives; the frames after it can then be checked in order.
+    pub async fn skip_to_media(&mut self, frame: &Bytes) {
+        let mut skipped = 0;
+        while &self.next_media().await != frame {
+            skipped += 1;
+            assert!(skipped < 10_000, "the expected frame never came");
+        }
     }
 
     /// Decoded audio of the next `media` message (other events are skipped).
@@ -655,5 +677,31 @@ impl TwilioStream {
     /// The engine closed the stream (ending the Twilio call).
     pub async fn closed(&mut self) -> Option<CloseReason> {
         self.peer.closed().await
+    }
+}
+
+/// The caller and `phone` hear each other, byte-exact, both ways (what the caller
+/// heard before — ringback, hold audio — is skipped).
+pub async fn assert_bridged(twilio: &mut TwilioStream, phone: &mut Softphone, tag: u8) {
+    for seq in 0..5 {
+        twilio.send_media(&frame(tag, seq));
+    }
+    for seq in 0..5 {
+        assert_eq!(
+            phone.audio().await,
+            frame(tag, seq),
+            "caller → agent, frame {seq}"
+        );
+    }
+    for seq in 0..5 {
+        phone.send_audio(frame(tag ^ 0xFF, seq));
+    }
+    twilio.skip_to_media(&frame(tag ^ 0xFF, 0)).await;
+    for seq in 1..5 {
+        assert_eq!(
+            twilio.next_media().await,
+            frame(tag ^ 0xFF, seq),
+            "agent → caller, frame {seq}"
+        );
     }
 }

@@ -8,5 +8,6 @@ mod postgres;
 mod recovery;
 mod softphone;
 mod store;
+mod transfers;
 mod twilio;
 mod voicemail;

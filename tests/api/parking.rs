@@ -7,57 +7,8 @@ use serde_json::json;
 
 use crate::db::TestDb;
 use crate::helpers::{
-    event_kinds, frame, spawn_app, spawn_app_with, Agent, Softphone, TestApp, TwilioStream, CALLER,
-    NUMBER,
+    assert_bridged, event_kinds, frame, spawn_app, spawn_app_with, Softphone, CALLER, NUMBER,
 };
-
-/// Agents of `production`, each with an available softphone; `NUMBER` rings the
-/// first one only.
-async fn floor(app: &TestApp, agents: usize) -> (Vec<Agent>, Vec<Softphone>) {
-    let mut created = Vec::new();
-    let mut phones = Vec::new();
-    for i in 0..agents {
-        let agent = app.create_agent(&format!("agent {i}"), "production").await;
-        phones.push(app.available_softphone(&agent).await);
-        created.push(agent);
-    }
-    app.create_number(
-        NUMBER,
-        "production",
-        json!({ "kind": "agents", "agent_ids": [created[0].id] }),
-    )
-    .await;
-    (created, phones)
-}
-
-/// The caller and `phone` hear each other, byte-exact.
-async fn assert_bridged(twilio: &mut TwilioStream, phone: &mut Softphone, tag: u8) {
-    for seq in 0..5 {
-        twilio.send_media(&frame(tag, seq));
-    }
-    for seq in 0..5 {
-        assert_eq!(
-            phone.audio().await,
-            frame(tag, seq),
-            "caller → agent, frame {seq}"
-        );
-    }
-    for seq in 0..5 {
-        phone.send_audio(frame(tag ^ 0xFF, seq));
-    }
-    assert_eq!(
-        twilio.media_after_clear().await,
-        frame(tag ^ 0xFF, 0),
-        "agent → caller"
-    );
-    for seq in 1..5 {
-        assert_eq!(
-            twilio.next_media().await,
-            frame(tag ^ 0xFF, seq),
-            "agent → caller, frame {seq}"
-        );
-    }
-}
 
 fn park(phone: &Softphone, call_id: &str) {
     phone.send(json!({ "type": "park", "call_id": call_id }));
@@ -70,7 +21,7 @@ fn unpark(phone: &Softphone, call_id: &str) {
 #[actix_web::test]
 async fn a_parked_call_hears_hold_audio_and_every_seat_learns_its_slot() {
     let app = spawn_app().await;
-    let (agents, mut phones) = floor(&app, 3).await;
+    let (agents, mut phones) = app.floor(3).await;
     let (call, mut twilio) = app.answered_call(&mut phones[0]).await;
     twilio.wait_for("clear").await;
 
@@ -97,7 +48,7 @@ async fn a_parked_call_hears_hold_audio_and_every_seat_learns_its_slot() {
 #[actix_web::test]
 async fn a_parking_chain_moves_the_audio_with_the_call() {
     let app = spawn_app().await;
-    let (agents, mut phones) = floor(&app, 3).await;
+    let (agents, mut phones) = app.floor(3).await;
     let (call, mut twilio) = app.answered_call(&mut phones[0]).await;
     assert_bridged(&mut twilio, &mut phones[0], 0x10).await;
 
@@ -169,7 +120,7 @@ async fn two_calls_parked_at_once_get_different_slots() {
 #[actix_web::test]
 async fn twenty_agents_unparking_at_once_have_exactly_one_winner_a_hundred_times() {
     let app = spawn_app().await;
-    let (_agents, mut phones) = floor(&app, 20).await;
+    let (_agents, mut phones) = app.floor(20).await;
     let (call, _twilio) = app.answered_call(&mut phones[0]).await;
     let mut holder = 0;
     for round in 0..100 {
@@ -212,7 +163,7 @@ async fn an_unretrieved_call_rings_its_parker_then_everyone_then_goes_to_voicema
         s.calls.ring_timeout_secs = 0.3;
     })
     .await;
-    let (agents, mut phones) = floor(&app, 2).await;
+    let (agents, mut phones) = app.floor(2).await;
     let (call, mut twilio) = app.answered_call(&mut phones[0]).await;
     park(&phones[0], &call.call_id);
     phones[0].wait_for("parked", |_| true).await;
@@ -276,7 +227,7 @@ async fn an_unretrieved_call_rings_its_parker_then_everyone_then_goes_to_voicema
 #[actix_web::test]
 async fn a_dropped_softphone_parks_the_call_offers_it_and_its_agent_can_take_it_back() {
     let app = spawn_app().await;
-    let (agents, mut phones) = floor(&app, 2).await;
+    let (agents, mut phones) = app.floor(2).await;
     let (call, mut twilio) = app.answered_call(&mut phones[0]).await;
     twilio.wait_for("clear").await;
     let dropped = phones.remove(0);
@@ -321,7 +272,7 @@ async fn a_dropped_softphone_parks_the_call_offers_it_and_its_agent_can_take_it_
 #[actix_web::test]
 async fn a_killed_softphone_leaves_the_caller_on_hold_until_another_agent_answers() {
     let app = spawn_app().await;
-    let (_agents, mut phones) = floor(&app, 2).await;
+    let (_agents, mut phones) = app.floor(2).await;
     let (call, mut twilio) = app.answered_call(&mut phones[0]).await;
     twilio.wait_for("clear").await;
     drop(phones.remove(0));
@@ -340,7 +291,7 @@ async fn a_killed_softphone_leaves_the_caller_on_hold_until_another_agent_answer
 #[actix_web::test]
 async fn parking_and_unparking_what_is_not_yours_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
-    let (_agents, mut phones) = floor(&app, 2).await;
+    let (_agents, mut phones) = app.floor(2).await;
     let (call, _twilio) = app.answered_call(&mut phones[0]).await;
     // B is not on the call: it may neither park nor hang it up.
     phones[1].send(json!({ "type": "park", "call_id": call.call_id }));
