@@ -720,8 +720,8 @@ impl Handler<SeatNotice> for SeatActor {
                 self.rung.remove(&call_id);
                 self.parked.remove(&call_id);
                 if self.on_call(&call_id).is_some() {
-                    self.disconnect(ctx);
                     self.outbox.send(SeatOutput::CallEnded { call_id, reason });
+                    self.disconnect(ctx);
                 }
             }
             SeatNotice::Replaced => {
@@ -760,8 +760,8 @@ impl Handler<SeatNotice> for SeatActor {
             }
             SeatNotice::Released { call_id, reason } => {
                 if self.on_call(&call_id).is_some() {
-                    self.disconnect(ctx);
                     self.outbox.send(SeatOutput::Released { call_id, reason });
+                    self.disconnect(ctx);
                 }
             }
             SeatNotice::Assigned {

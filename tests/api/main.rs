@@ -8,6 +8,7 @@ mod postgres;
 mod recovery;
 mod softphone;
 mod store;
+mod supervisor;
 mod transfers;
 mod twilio;
 mod voicemail;

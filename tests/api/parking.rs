@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::db::TestDb;
 use crate::helpers::{
-    assert_bridged, event_kinds, frame, spawn_app, spawn_app_with, Softphone, CALLER, NUMBER,
+    assert_bridged, event_kinds, spawn_app, spawn_app_with, Softphone, CALLER, NUMBER,
 };
 
 fn park(phone: &Softphone, call_id: &str) {
