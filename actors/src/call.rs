@@ -201,6 +201,14 @@ pub struct Listen {
     pub port: AudioPort,
 }
 
+/// The agent on the call changed its presence (recorded in the trail).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentPresence {
+    pub agent_id: AgentId,
+    pub presence: &'static str,
+}
+
 /// The engine is stopping: end the call now with outcome `interrupted`.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -1418,6 +1426,18 @@ impl Handler<CallerDtmf> for CallActor {
     }
 }
 
+impl Handler<AgentPresence> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentPresence, _ctx: &mut Self::Context) {
+        self.event(
+            "presence",
+            Some(&msg.agent_id),
+            json!({ "status": msg.presence }),
+        );
+    }
+}
+
 impl Handler<Interrupt> for CallActor {
     type Result = ();
 
@@ -1554,6 +1574,10 @@ impl CallHandle {
 
     pub fn seat_left(&self, agent_id: AgentId) {
         self.addr.do_send(SeatGone { agent_id });
+    }
+
+    pub fn agent_presence(&self, agent_id: AgentId, presence: &'static str) {
+        self.addr.do_send(AgentPresence { agent_id, presence });
     }
 
     pub fn caller_left(&self, reason: &'static str) {

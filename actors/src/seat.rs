@@ -499,6 +499,12 @@ impl SeatActor {
             SeatCommand::Presence(presence) => {
                 self.wanted = presence;
                 self.outbox.send(SeatOutput::Presence(presence));
+                if let Some(connected) = &self.connected {
+                    // Takes effect after the call; the call's trail records it.
+                    connected
+                        .call
+                        .agent_presence(self.agent_id.clone(), presence.as_str());
+                }
                 self.report();
             }
             SeatCommand::Answer(call_id) => self.claim(call_id, ClaimKind::Answer, ctx),

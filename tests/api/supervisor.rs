@@ -263,3 +263,23 @@ async fn agents_cannot_claim_the_engines_presences() {
         assert_eq!(phones[0].expect("error").await["code"], "bad-message");
     }
 }
+
+#[actix_web::test]
+async fn a_presence_change_during_a_call_is_in_the_calls_trail() {
+    let app = spawn_app().await;
+    let (agents, mut phones) = app.floor(1).await;
+    let (call, _twilio) = app.answered_call(&mut phones[0]).await;
+    phones[0].send(json!({ "type": "presence", "status": "away" }));
+    phones[0].expect("presence").await;
+    let record = app
+        .wait_for_call(&call.call_id, |c| {
+            crate::helpers::event_kinds(c).contains(&"presence".to_owned())
+        })
+        .await;
+    let event = record["events"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["kind"] == "presence").cloned())
+        .expect("presence event");
+    assert_eq!(event["agent_id"], agents[0].id.as_str());
+    assert_eq!(event["detail"]["status"], "away");
+}
