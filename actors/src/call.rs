@@ -452,7 +452,7 @@ impl CallActor {
             RingUpdate::ToVoicemail(reason) => self.go_to_voicemail(reason, ctx),
             RingUpdate::StillParked => self.nobody_took_it(ctx),
             RingUpdate::TransferFailed { from } => self.transfer_failed(from, ctx),
-            RingUpdate::ConsultFailed { from, target } => {
+            RingUpdate::ConsultFailed { target, .. } => {
                 self.consulted = None;
                 self.event("transfer_failed", Some(&target), json!({ "warm": true }));
                 if let Some(agent) = self.connected.clone() {
@@ -467,7 +467,6 @@ impl CallActor {
                 }
                 self.bridge(ctx);
                 self.status(None);
-                let _ = from;
             }
         }
     }
@@ -1067,18 +1066,26 @@ impl Handler<SeatGone> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: SeatGone, ctx: &mut Self::Context) {
-        match self.machine.seat_left(&msg.agent_id) {
+        let left = self.machine.seat_left(&msg.agent_id);
+        self.seat_departed(msg.agent_id, left, ctx);
+    }
+}
+
+impl CallActor {
+    /// Carries out what a seat's departure (already applied to the machine) means.
+    fn seat_departed(&mut self, agent_id: AgentId, left: SeatLeft, ctx: &mut Context<Self>) {
+        match left {
             SeatLeft::Ignored => {}
             SeatLeft::Ring(update) => {
-                self.rung.remove(&msg.agent_id);
+                self.rung.remove(&agent_id);
                 if self
                     .consulted
                     .as_ref()
-                    .is_some_and(|s| s.agent_id == msg.agent_id)
+                    .is_some_and(|s| s.agent_id == agent_id)
                 {
                     self.consulted = None;
                 }
-                self.event("seat_left", Some(&msg.agent_id), json!({}));
+                self.event("seat_left", Some(&agent_id), json!({}));
                 if update != RingUpdate::StillRinging {
                     self.cancel_ring_timer(ctx);
                 }
@@ -1088,12 +1095,12 @@ impl Handler<SeatGone> for CallActor {
                 // Never drop the caller for an agent's failure: park the call (the
                 // agent may come back for it) and offer it to everyone else.
                 self.connected = None;
-                self.event("agent_disconnected", Some(&msg.agent_id), json!({}));
+                self.event("agent_disconnected", Some(&agent_id), json!({}));
                 if self
-                    .park(Some(msg.agent_id.clone()), "agent_disconnected", ctx)
+                    .park(Some(agent_id.clone()), "agent_disconnected", ctx)
                     .is_ok()
                 {
-                    self.ring_round(RingStage::Offer, Vec::new(), vec![msg.agent_id], ctx);
+                    self.ring_round(RingStage::Offer, Vec::new(), vec![agent_id], ctx);
                 }
             }
             SeatLeft::TransferCompleted { to } => {
@@ -1121,55 +1128,23 @@ impl Handler<SeatHangup> for CallActor {
 
     fn handle(&mut self, msg: SeatHangup, ctx: &mut Self::Context) {
         if self.machine.phase() == Phase::Consulting {
-            // The consulting agent hangs up: as if it left (the consulted one keeps
-            // the caller if it answered).
+            // The consulting agent hangs up: it leaves, the transfer goes on (the
+            // consulted agent keeps the caller if it answered, or keeps ringing).
             let left = self.machine.seat_left(&msg.agent_id);
-            if let SeatLeft::TransferCompleted { .. } = left {
-                if let Some(agent) = self.connected.take() {
-                    Self::notify(
-                        &agent,
-                        SeatNotice::Released {
-                            call_id: self.setup.id.clone(),
-                            reason: "transferred",
-                        },
-                    );
-                }
+            if let Some(agent) = self.connected.take() {
+                Self::notify(
+                    &agent,
+                    SeatNotice::Released {
+                        call_id: self.setup.id.clone(),
+                        reason: "transferred",
+                    },
+                );
             }
-            return ctx.notify(SeatGoneHandled { left });
+            return self.seat_departed(msg.agent_id, left, ctx);
         }
         if let Ok(ending) = self.machine.agent_hangup(&msg.agent_id) {
             self.event("hangup", Some(&msg.agent_id), json!({ "by": "agent" }));
             self.finish(ending, "agent_hangup", ctx);
-        }
-    }
-}
-
-/// A seat departure already applied to the machine, to be carried out.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct SeatGoneHandled {
-    left: SeatLeft,
-}
-
-impl Handler<SeatGoneHandled> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: SeatGoneHandled, ctx: &mut Self::Context) {
-        if let SeatLeft::TransferCompleted { to } = msg.left {
-            self.connected = self.consulted.take();
-            self.event("transfer_completed", Some(&to), json!({ "warm": true }));
-            if let Some(target) = &self.connected {
-                Self::notify(
-                    target,
-                    SeatNotice::TransferStatus {
-                        call_id: self.setup.id.clone(),
-                        agent_id: to,
-                        status: "completed",
-                    },
-                );
-            }
-            self.bridge(ctx);
-            self.status(None);
         }
     }
 }
@@ -1315,7 +1290,7 @@ impl Handler<CancelTransfer> for CallActor {
         let transfer = self.machine.cancel_transfer(&msg.by)?;
         self.transferrer = None;
         self.cancel_ring_timer(ctx);
-        self.cancel_rings(&[transfer.to.clone()], CancelReason::Declined);
+        self.cancel_rings(std::slice::from_ref(&transfer.to), CancelReason::Declined);
         if let Some(target) = self.consulted.take() {
             Self::notify(
                 &target,

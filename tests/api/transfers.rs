@@ -180,3 +180,25 @@ async fn transfers_to_unknown_away_busy_or_foreign_agents_are_refused() {
         .await;
     assert!(!event_kinds(&record).contains(&"transferred".to_owned()));
 }
+
+#[actix_web::test]
+async fn a_consulting_agent_who_hangs_up_leaves_the_caller_with_the_consulted_one() {
+    let app = spawn_app().await;
+    let (agents, mut phones) = app.floor(2).await;
+    let (call, mut twilio) = app.answered_call(&mut phones[0]).await;
+    transfer(&phones[0], &call.call_id, &agents[1], "warm");
+    phones[1].wait_for("ring", |_| true).await;
+    phones[1].answer(&call.call_id);
+    phones[1].wait_for("connected", |_| true).await;
+    phones[0]
+        .wait_for("transfer_status", |m| m["status"] == "consulting")
+        .await;
+    phones[0].send(json!({ "type": "hangup", "call_id": call.call_id }));
+    phones[0]
+        .wait_for("released", |m| m["reason"] == "transferred")
+        .await;
+    phones[1]
+        .wait_for("transfer_status", |m| m["status"] == "completed")
+        .await;
+    assert_bridged(&mut twilio, &mut phones[1], 0x60).await;
+}
