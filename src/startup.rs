@@ -84,6 +84,8 @@ impl Application {
                 .configure(routes)
         })
         .workers(workers)
+        // Audio is many small frames: never hold one back waiting to coalesce.
+        .tcp_nodelay(true)
         .listen(listener)?
         .run();
         Ok(Application {

@@ -495,7 +495,9 @@ impl CallActor {
                 );
             }
         }
-        self.rung.clear();
+        // A fresh map, not `clear()`: a ring to a whole floor must not keep its
+        // table for the rest of the call.
+        self.rung = HashMap::new();
     }
 
     fn cancel_ring_timer(&mut self, ctx: &mut Context<Self>) {

@@ -643,7 +643,7 @@ impl TwilioStream {
     /// arrives; the frames after it can then be checked in order.
     pub async fn skip_to_media(&mut self, frame: &Bytes) {
         let mut skipped = 0;
-        while &self.next_media().await != frame {
+        while self.next_media().await != frame {
             skipped += 1;
             assert!(skipped < 10_000, "the expected frame never came");
         }
