@@ -7,6 +7,19 @@ use crate::helpers::{
     assert_bridged, event_kinds, frame, spawn_app, spawn_app_with, Agent, Softphone,
 };
 
+/// A warm transfer from `phones[0]` to `target` (`phones[1]`), up to the moment the
+/// two agents talk.
+async fn consult(phones: &mut [Softphone], call_id: &str, target: &Agent) {
+    transfer(&phones[0], call_id, target, "warm");
+    let ring = phones[1].wait_for("ring", |_| true).await;
+    assert_eq!(ring["consult"], true);
+    phones[1].answer(call_id);
+    phones[1].wait_for("connected", |_| true).await;
+    phones[0]
+        .wait_for("transfer_status", |m| m["status"] == "consulting")
+        .await;
+}
+
 fn transfer(phone: &Softphone, call_id: &str, to: &Agent, mode: &str) {
     phone.send(json!({ "type": "transfer", "call_id": call_id, "agent_id": to.id, "mode": mode }));
 }
@@ -79,16 +92,9 @@ async fn a_warm_transfer_lets_the_agents_talk_then_hands_over_the_caller() {
     let (call, mut twilio) = app.answered_call(&mut phones[0]).await;
     assert_bridged(&mut twilio, &mut phones[0], 0x10).await;
 
-    transfer(&phones[0], &call.call_id, &agents[1], "warm");
-    let ring = phones[1].wait_for("ring", |_| true).await;
-    assert_eq!(ring["consult"], true);
+    consult(&mut phones, &call.call_id, &agents[1]).await;
     // The caller is on hold meanwhile.
     assert!(!twilio.next_media().await.is_empty());
-    phones[1].answer(&call.call_id);
-    phones[1].wait_for("connected", |_| true).await;
-    phones[0]
-        .wait_for("transfer_status", |m| m["status"] == "consulting")
-        .await;
     // Agent to agent, byte-exact, both ways.
     for seq in 0..5 {
         phones[0].send_audio(frame(0xA0, seq));
@@ -123,13 +129,7 @@ async fn a_cancelled_warm_transfer_returns_the_caller_to_the_first_agent() {
     let app = spawn_app().await;
     let (agents, mut phones) = app.floor(2).await;
     let (call, mut twilio) = app.answered_call(&mut phones[0]).await;
-    transfer(&phones[0], &call.call_id, &agents[1], "warm");
-    phones[1].wait_for("ring", |_| true).await;
-    phones[1].answer(&call.call_id);
-    phones[1].wait_for("connected", |_| true).await;
-    phones[0]
-        .wait_for("transfer_status", |m| m["status"] == "consulting")
-        .await;
+    consult(&mut phones, &call.call_id, &agents[1]).await;
     phones[0].send(json!({ "type": "transfer_cancel", "call_id": call.call_id }));
     phones[1]
         .wait_for("released", |m| m["reason"] == "transfer_cancelled")
@@ -186,13 +186,7 @@ async fn a_consulting_agent_who_hangs_up_leaves_the_caller_with_the_consulted_on
     let app = spawn_app().await;
     let (agents, mut phones) = app.floor(2).await;
     let (call, mut twilio) = app.answered_call(&mut phones[0]).await;
-    transfer(&phones[0], &call.call_id, &agents[1], "warm");
-    phones[1].wait_for("ring", |_| true).await;
-    phones[1].answer(&call.call_id);
-    phones[1].wait_for("connected", |_| true).await;
-    phones[0]
-        .wait_for("transfer_status", |m| m["status"] == "consulting")
-        .await;
+    consult(&mut phones, &call.call_id, &agents[1]).await;
     phones[0].send(json!({ "type": "hangup", "call_id": call.call_id }));
     phones[0]
         .wait_for("released", |m| m["reason"] == "transferred")
