@@ -5,6 +5,12 @@
 //! reports caller→agent and agent→caller frame latency and loss, and the engine's
 //! CPU and memory. It measures; it never fails on a figure.
 //!
+//! `--scenario parking` (see "the parking scenario" below and docs/BENCHMARKS.md):
+//! the same calls, one-way caller audio, spare agents, and every call parked by its
+//! agent and unparked by an idle agent of its workspace every `--park-interval`;
+//! it reports park → hold audio, unpark → audio flowing (resolved by a 1 ms burst of
+//! caller frames at each unpark) and frames lost outside the switch.
+//!
 //! # Layout
 //!
 //! - [`LoadtestArgs`], [`run`]: the command. The controller runs on the caller's
@@ -86,8 +92,40 @@ pub enum AudioDirection {
     AgentToCaller,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// N calls stay bridged to their agent for the whole run.
+    Bridge,
+    /// N calls, each parked by its agent and taken back by another agent of its
+    /// workspace every `--park-interval` seconds (caller→agent audio only, with a
+    /// burst of extra frames at every unpark; `--ring own`).
+    Parking,
+}
+
+/// The options of `--scenario parking` (boxed: they would make `LoadtestArgs`
+/// the one large variant of the command enum).
+#[derive(Debug, clap::Args)]
+pub struct ParkingArgs {
+    /// Parking: seconds between two parks of the same call (the first at a random
+    /// point of the first interval, then ±10 % each time).
+    #[arg(long, default_value_t = 3.0)]
+    pub park_interval: f64,
+    /// Parking: idle agents besides the N answering ones (default N/2), spread over
+    /// the workspaces.
+    #[arg(long)]
+    pub spare_agents: Option<usize>,
+    /// Parking: calls per workspace (`parked`/`unparked` go to every seat of it).
+    #[arg(long, default_value_t = 20)]
+    pub workspace_calls: usize,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct LoadtestArgs {
+    /// What the calls do once bridged.
+    #[arg(long, value_enum, default_value_t = Scenario::Bridge)]
+    pub scenario: Scenario,
+    #[command(flatten)]
+    pub parking: Box<ParkingArgs>,
     /// Bridged calls to hold at once (as many agents and softphones).
     #[arg(long, default_value_t = 100)]
     pub calls: usize,
@@ -154,6 +192,15 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.ramp_per_sec >= 0.0 && args.ramp_per_sec.is_finite(),
         "--ramp-per-sec must be ≥ 0"
+    );
+    anyhow::ensure!(
+        args.parking.park_interval.is_finite()
+            && (0.2..=600.0).contains(&args.parking.park_interval),
+        "--park-interval must be between 0.2 and 600 seconds"
+    );
+    anyhow::ensure!(
+        args.calls + args.parking.spare_agents.unwrap_or(0) <= MAX_CALLS,
+        "--calls plus --spare-agents must be at most {MAX_CALLS}"
     );
     let (mut process, target) = match &args.engine_url {
         None => {
@@ -280,9 +327,30 @@ async fn drive(
             .collect::<String>()
     );
     let setup_started = Instant::now();
-    progress(format_args!("creating {n} agents in workspace {workspace}"));
-    let agents = create_agents(&client, target, &workspace, n).await?;
-    let numbers = create_numbers(&client, target, &workspace, &agents, args.ring).await?;
+    let parking = (args.scenario == Scenario::Parking).then(|| ParkLayout {
+        threads,
+        calls: n,
+        spares: args.parking.spare_agents.unwrap_or(n / 2),
+        per_workspace: args.parking.workspace_calls.max(1),
+    });
+    let ring = if parking.is_some() {
+        RingMode::Own
+    } else {
+        args.ring
+    };
+    let agent_workspaces: Vec<String> = match &parking {
+        None => vec![workspace.clone(); n],
+        Some(layout) => (0..n + layout.spares)
+            .map(|agent| format!("{workspace}-{}", layout.workspace(agent)))
+            .collect(),
+    };
+    progress(format_args!(
+        "creating {} agents in workspace {workspace}{}",
+        agent_workspaces.len(),
+        if parking.is_some() { "-*" } else { "" }
+    ));
+    let agents = create_agents(&client, target, &agent_workspaces).await?;
+    let numbers = create_numbers(&client, target, &agent_workspaces, &agents[..n], ring).await?;
     let rss_idle = pid.and_then(rss_kib);
 
     // Workers.
@@ -299,7 +367,7 @@ async fn drive(
             threads,
             total_calls: n,
             clock,
-            audio: if args.one_way {
+            audio: if args.one_way || parking.is_some() {
                 AudioDirection::CallerToAgent
             } else {
                 args.audio
@@ -313,6 +381,17 @@ async fn drive(
                 .iter()
                 .map(|&i| (i, numbers[i % numbers.len()].clone()))
                 .collect(),
+            spares: match &parking {
+                None => Vec::new(),
+                Some(layout) => (n..n + layout.spares)
+                    .filter(|&agent| layout.thread(agent) == id)
+                    .map(|agent| (agent, agents[agent].token.clone()))
+                    .collect(),
+            },
+            parking: parking.map(|layout| ParkPlan {
+                layout,
+                interval: Duration::from_secs_f64(args.parking.park_interval),
+            }),
             concurrency,
             ramp_spacing,
             phases: phase_rx.clone(),
@@ -350,7 +429,10 @@ async fn drive(
     }
     let phones_seconds = phones_started.elapsed().as_secs_f64();
     let rss_seated = pid.and_then(rss_kib);
-    progress(format_args!("{n} softphones available; placing calls"));
+    progress(format_args!(
+        "{} softphones available; placing calls",
+        agents.len()
+    ));
 
     // Calls.
     let placing_started = Instant::now();
@@ -534,6 +616,7 @@ async fn drive(
     };
     let c2a = DirectionReport::from(&stats.caller_to_agent);
     let a2c = DirectionReport::from(&stats.agent_to_caller);
+    let parking = parking.map(|layout| ParkingReport::new(&stats.parking, layout, args));
     let protocol = ProtocolInfo {
         rings: stats.rings,
         ring_cancels: stats.ring_cancels,
@@ -555,6 +638,7 @@ async fn drive(
         engine_cpu.as_ref(),
         engine_memory.as_ref(),
         bridged,
+        parking.as_ref(),
     );
     Ok(Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -562,12 +646,17 @@ async fn drive(
         calls_bridged: bridged,
         calls_failed: failures.len(),
         seconds: args.seconds,
-        audio: match (args.one_way, args.audio) {
+        scenario: if parking.is_some() {
+            "parking"
+        } else {
+            "bridge"
+        },
+        audio: match (args.one_way || parking.is_some(), args.audio) {
             (true, _) | (false, AudioDirection::CallerToAgent) => "caller-to-agent",
             (false, AudioDirection::AgentToCaller) => "agent-to-caller",
             (false, AudioDirection::Both) => "both",
         },
-        ring: match args.ring {
+        ring: match ring {
             RingMode::All => "all",
             RingMode::Own => "own",
         },
@@ -587,6 +676,7 @@ async fn drive(
         generator,
         machine,
         protocol,
+        parking,
         targets,
     })
 }
@@ -643,13 +733,14 @@ struct AgentCreds {
 async fn create_agents(
     client: &awc::Client,
     target: &Target,
-    workspace: &str,
-    n: usize,
+    workspaces: &[String],
 ) -> anyhow::Result<Vec<AgentCreds>> {
     let url = format!("{}/api/agents", target.base);
+    let n = workspaces.len();
     let mut created: Vec<(usize, anyhow::Result<AgentCreds>)> = futures_util::stream::iter(0..n)
         .map(|i| {
             let url = url.clone();
+            let workspace = &workspaces[i];
             async move {
                 let body = json!({ "name": format!("loadtest agent {i}"), "workspace": workspace });
                 let result = async {
@@ -694,15 +785,16 @@ async fn create_agents(
 async fn create_numbers(
     client: &awc::Client,
     target: &Target,
-    workspace: &str,
+    workspaces: &[String],
     agents: &[AgentCreds],
     ring: RingMode,
 ) -> anyhow::Result<Vec<String>> {
     let url = format!("{}/api/numbers", target.base);
-    let routes: Vec<(String, serde_json::Value)> = match ring {
+    let routes: Vec<(String, serde_json::Value, &str)> = match ring {
         RingMode::All => vec![(
             "+14152010000".to_owned(),
             json!({ "kind": "agents", "agent_ids": [] }),
+            workspaces[0].as_str(),
         )],
         RingMode::Own => agents
             .iter()
@@ -711,12 +803,13 @@ async fn create_numbers(
                 (
                     format!("+1415201{i:04}"),
                     json!({ "kind": "agents", "agent_ids": [agent.id] }),
+                    workspaces[i].as_str(),
                 )
             })
             .collect(),
     };
     let results: Vec<anyhow::Result<()>> = futures_util::stream::iter(routes.iter())
-        .map(|(e164, route)| {
+        .map(|(e164, route, workspace)| {
             let url = url.clone();
             async move {
                 let body = json!({ "e164": e164, "workspace": workspace, "route": route });
@@ -740,7 +833,7 @@ async fn create_numbers(
         .collect()
         .await;
     results.into_iter().collect::<anyhow::Result<()>>()?;
-    Ok(routes.into_iter().map(|(e164, _)| e164).collect())
+    Ok(routes.into_iter().map(|(e164, _, _)| e164).collect())
 }
 
 async fn scrape_metrics(
@@ -1362,6 +1455,9 @@ struct WorkerPlan {
     phones: Vec<(usize, String)>,
     /// (call index, the number it dials).
     calls: Vec<(usize, String)>,
+    /// Parking: (agent index, agent token) of this thread's spare agents.
+    spares: Vec<(usize, String)>,
+    parking: Option<ParkPlan>,
     concurrency: usize,
     /// Time between two calls placed by this thread (`--ramp-per-sec`).
     ramp_spacing: Option<Duration>,
@@ -1420,6 +1516,7 @@ struct WorkerStats {
     notes: Vec<String>,
     /// CPU ticks of each generator thread over the streaming phase.
     thread_ticks: Vec<u64>,
+    parking: ParkStats,
 }
 
 impl WorkerStats {
@@ -1446,6 +1543,7 @@ impl WorkerStats {
             self.note(note);
         }
         self.thread_ticks.extend(other.thread_ticks);
+        self.parking.merge(&other.parking);
     }
 }
 
@@ -1480,6 +1578,8 @@ struct Worker {
     streaming: Cell<bool>,
     tasks: RefCell<Vec<actix_rt::task::JoinHandle<()>>>,
     phases: watch::Receiver<Phase>,
+    /// The parking scenario's state (`None`: bridge).
+    park: Option<ParkWorld>,
 }
 
 impl Worker {
@@ -1558,18 +1658,23 @@ async fn worker(plan: WorkerPlan) {
         streaming: Cell::new(false),
         tasks: RefCell::new(Vec::new()),
         phases: plan.phases.clone(),
+        park: plan
+            .parking
+            .as_ref()
+            .map(|park| ParkWorld::new(park, plan.id, &plan.calls, &plan.spares)),
     });
     let events = plan.events;
 
-    let errors: Vec<String> = futures_util::stream::iter(plan.phones)
-        .map(|(index, token)| {
-            let worker = Rc::clone(&worker);
-            async move { connect_phone(worker, index, token).await.err() }
-        })
-        .buffer_unordered(16)
-        .filter_map(|error| async move { error.map(|e| format!("{e:#}")) })
-        .collect()
-        .await;
+    let errors: Vec<String> =
+        futures_util::stream::iter(plan.phones.into_iter().chain(plan.spares))
+            .map(|(index, token)| {
+                let worker = Rc::clone(&worker);
+                async move { connect_phone(worker, index, token).await.err() }
+            })
+            .buffer_unordered(16)
+            .filter_map(|error| async move { error.map(|e| format!("{e:#}")) })
+            .collect()
+            .await;
     let _ = events.send(WorkerEvent::PhonesReady { errors });
 
     let mut phases = plan.phases;
@@ -1595,9 +1700,17 @@ async fn worker(plan: WorkerPlan) {
                 let _ = events.send(WorkerEvent::PlacementDone);
             }
             Phase::Place => {}
-            Phase::Stream { .. } => {
+            Phase::Stream { start } => {
                 worker.streaming.set(true);
                 ticks_at_start = thread_self_ticks();
+                if let Some(world) = &worker.park {
+                    for c in 0..world.calls.len() {
+                        if world.calls[c].holder.get().is_some() {
+                            let task = actix_rt::spawn(park_driver(Rc::clone(&worker), c, start));
+                            worker.tasks.borrow_mut().push(task);
+                        }
+                    }
+                }
             }
             Phase::Quiet => {
                 worker.streaming.set(false);
@@ -1615,6 +1728,9 @@ async fn worker(plan: WorkerPlan) {
         futures_util::future::join_all(tasks),
     )
     .await;
+    if let Some(world) = &worker.park {
+        world.account(&mut worker.stats.borrow_mut());
+    }
     let stats = std::mem::take(&mut *worker.stats.borrow_mut());
     tracing::debug!(worker = plan.id, "generator thread done");
     let _ = events.send(WorkerEvent::Done {
@@ -1642,7 +1758,13 @@ async fn connect_phone(worker: Rc<Worker>, index: usize, token: String) -> anyho
     })
     .await;
     ack.map_err(|_| anyhow::anyhow!("softphone {index}: no presence ack"))??;
-    let task = actix_rt::spawn(softphone(Rc::clone(&worker), index, ws));
+    let task = match &worker.park {
+        Some(world) => {
+            let phone = world.layout.local(index);
+            actix_rt::spawn(park_phone(Rc::clone(&worker), phone, ws))
+        }
+        None => actix_rt::spawn(softphone(Rc::clone(&worker), index, ws)),
+    };
     worker.tasks.borrow_mut().push(task);
     Ok(())
 }
@@ -1742,7 +1864,11 @@ async fn place_call(worker: &Rc<Worker>, index: usize, to: &str) -> anyhow::Resu
     });
     ws.send(Message::Text(&connected.to_string())).await?;
     ws.send(Message::Text(&start.to_string())).await?;
-    let task = actix_rt::spawn(twilio_stream(Rc::clone(worker), index, stream_sid, ws));
+    let task = if worker.park.is_some() {
+        actix_rt::spawn(park_twilio(Rc::clone(worker), index, stream_sid, ws))
+    } else {
+        actix_rt::spawn(twilio_stream(Rc::clone(worker), index, stream_sid, ws))
+    };
     worker.tasks.borrow_mut().push(task);
 
     match tokio::time::timeout(CALL_SETUP_TIMEOUT, rx).await {
@@ -2064,6 +2190,909 @@ async fn twilio_stream(worker: Rc<Worker>, index: usize, stream_sid: String, mut
     }
 }
 
+// ---- the parking scenario ------------------------------------------------------
+
+/// Extra caller frames sent right after an unpark, `BURST_SPACING` apart, so that
+/// "unpark → audio flowing" is resolved to about a millisecond instead of 20 ms.
+const BURST_FRAMES: u32 = 30;
+const BURST_SPACING: Duration = Duration::from_millis(1);
+/// A park whose call is not connected to another agent within this long is given
+/// up (the call is then left alone for the rest of the run).
+const CYCLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A caller frame sent less than this before its call's `park` was sent is "at the
+/// switch": the engine may handle the park first and discard it.
+const SWITCH_EDGE: Duration = Duration::from_millis(20);
+
+/// Who is where in the parking scenario. Agents `0..calls` answer call `i` (own
+/// number); agents `calls..calls + spares` start idle. Call `i` lives on thread
+/// `i % threads` (as in the bridge scenario); spare `j` on thread `j % threads`.
+/// A workspace holds up to `per_workspace` calls of one thread and its share of
+/// that thread's spares, so a whole park/unpark cycle stays on one thread.
+#[derive(Debug, Clone, Copy)]
+struct ParkLayout {
+    threads: usize,
+    calls: usize,
+    spares: usize,
+    per_workspace: usize,
+}
+
+impl ParkLayout {
+    fn calls_on(&self, thread: usize) -> usize {
+        (self.calls + self.threads - 1 - thread) / self.threads
+    }
+
+    fn workspaces_on(&self, thread: usize) -> usize {
+        self.calls_on(thread).div_ceil(self.per_workspace).max(1)
+    }
+
+    fn thread(&self, agent: usize) -> usize {
+        if agent < self.calls {
+            agent % self.threads
+        } else {
+            (agent - self.calls) % self.threads
+        }
+    }
+
+    /// The agent's phone on its thread: its call's index there, then the spares.
+    fn local(&self, agent: usize) -> usize {
+        if agent < self.calls {
+            agent / self.threads
+        } else {
+            self.calls_on(self.thread(agent)) + (agent - self.calls) / self.threads
+        }
+    }
+
+    /// The agent's workspace among its thread's.
+    fn local_workspace(&self, agent: usize) -> usize {
+        if agent < self.calls {
+            (agent / self.threads) / self.per_workspace
+        } else {
+            ((agent - self.calls) / self.threads) % self.workspaces_on(self.thread(agent))
+        }
+    }
+
+    /// The agent's workspace number (the suffix of its workspace's name).
+    fn workspace(&self, agent: usize) -> usize {
+        self.thread(agent) + self.threads * self.local_workspace(agent)
+    }
+
+    fn workspace_count(&self) -> usize {
+        (0..self.threads).map(|t| self.workspaces_on(t)).sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ParkPlan {
+    layout: ParkLayout,
+    interval: Duration,
+}
+
+/// One call of the parking scenario, as this thread sees it.
+struct ParkCall {
+    workspace: usize,
+    call_id: RefCell<Option<String>>,
+    /// The phone the call is connected to (`None` before it is bridged).
+    holder: Cell<Option<usize>>,
+    /// The phone that parked it last: its caller frames may still arrive there.
+    previous: Cell<Option<usize>>,
+    /// The phone that is to take it back.
+    unparker: Cell<Option<usize>>,
+    /// The generator's view: frames sent now must reach the holder (from its
+    /// `connected` until its `park` is sent).
+    connected: Cell<bool>,
+    /// When `park` was sent, until the first hold audio arrives.
+    park_sent: Cell<Option<u64>>,
+    /// When `unpark` was sent, until the unparker's `connected`.
+    unpark_sent: Cell<Option<u64>>,
+    /// When `unpark` was sent, until the first caller frame at the unparker.
+    flow_pending: Cell<Option<u64>>,
+    /// Send times of every `park`.
+    parks: RefCell<Vec<u64>>,
+    /// Per sequence number: send time, and whether the call was connected.
+    sent: RefCell<Vec<(u64, bool)>>,
+    /// Per sequence number: arrived at some phone.
+    received: RefCell<Vec<bool>>,
+    /// The unparker got `connected` (or the cycle failed).
+    cycle: tokio::sync::Notify,
+    /// Start a burst of caller frames.
+    burst: tokio::sync::Notify,
+}
+
+struct ParkPhone {
+    workspace: usize,
+    /// Calls this phone is to park.
+    commands: mpsc::UnboundedSender<usize>,
+    inbox: RefCell<Option<mpsc::UnboundedReceiver<usize>>>,
+    current: Cell<Option<usize>>,
+    /// The call this phone unparks as soon as it sees its `parked`.
+    pending_unpark: Cell<Option<usize>>,
+}
+
+/// A generator thread's calls, phones and idle phones in the parking scenario.
+struct ParkWorld {
+    layout: ParkLayout,
+    /// This generator thread.
+    thread: usize,
+    interval: Duration,
+    calls: Vec<ParkCall>,
+    phones: Vec<ParkPhone>,
+    /// Per workspace (of this thread): idle phones, longest idle first.
+    free: Vec<RefCell<std::collections::VecDeque<usize>>>,
+    by_id: RefCell<std::collections::HashMap<String, usize>>,
+}
+
+impl ParkWorld {
+    fn new(
+        plan: &ParkPlan,
+        thread: usize,
+        calls: &[(usize, String)],
+        spares: &[(usize, String)],
+    ) -> ParkWorld {
+        let layout = plan.layout;
+        let call_states = calls
+            .iter()
+            .map(|&(i, _)| ParkCall {
+                workspace: layout.local_workspace(i),
+                call_id: RefCell::new(None),
+                holder: Cell::new(None),
+                previous: Cell::new(None),
+                unparker: Cell::new(None),
+                connected: Cell::new(false),
+                park_sent: Cell::new(None),
+                unpark_sent: Cell::new(None),
+                flow_pending: Cell::new(None),
+                parks: RefCell::new(Vec::new()),
+                sent: RefCell::new(Vec::new()),
+                received: RefCell::new(Vec::new()),
+                cycle: tokio::sync::Notify::new(),
+                burst: tokio::sync::Notify::new(),
+            })
+            .collect();
+        let agents: Vec<usize> = calls
+            .iter()
+            .chain(spares)
+            .map(|&(agent, _)| agent)
+            .collect();
+        let mut phones: Vec<(usize, ParkPhone)> = agents
+            .iter()
+            .map(|&agent| {
+                let (commands, inbox) = mpsc::unbounded_channel();
+                (
+                    layout.local(agent),
+                    ParkPhone {
+                        workspace: layout.local_workspace(agent),
+                        commands,
+                        inbox: RefCell::new(Some(inbox)),
+                        current: Cell::new(None),
+                        pending_unpark: Cell::new(None),
+                    },
+                )
+            })
+            .collect();
+        phones.sort_by_key(|(local, _)| *local);
+        let free = (0..layout.workspaces_on(thread))
+            .map(|_| RefCell::new(std::collections::VecDeque::new()))
+            .collect::<Vec<_>>();
+        for &(agent, _) in spares {
+            free[layout.local_workspace(agent)]
+                .borrow_mut()
+                .push_back(layout.local(agent));
+        }
+        ParkWorld {
+            layout,
+            thread,
+            interval: plan.interval,
+            calls: call_states,
+            phones: phones.into_iter().map(|(_, phone)| phone).collect(),
+            free,
+            by_id: RefCell::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn call_of(&self, call_id: Option<&str>) -> Option<usize> {
+        self.by_id.borrow().get(call_id?).copied()
+    }
+
+    /// Sorts every caller frame of this thread into connected / parked, delivered
+    /// or not (once the run is over).
+    fn account(&self, stats: &mut WorkerStats) {
+        let edge = SWITCH_EDGE.as_nanos() as u64;
+        let park = &mut stats.parking;
+        for call in &self.calls {
+            let parks = call.parks.borrow();
+            let received = call.received.borrow();
+            for (seq, &(sent_ns, connected)) in call.sent.borrow().iter().enumerate() {
+                let arrived = received.get(seq).copied().unwrap_or(false);
+                match (connected, arrived) {
+                    (true, true) => park.connected_received += 1,
+                    (true, false) => {
+                        let at_switch = parks.iter().any(|&p| p >= sent_ns && p - sent_ns < edge);
+                        if at_switch {
+                            park.lost_at_switch += 1;
+                        } else {
+                            park.lost_outside_switch += 1;
+                        }
+                    }
+                    (false, true) => park.parked_delivered += 1,
+                    (false, false) => park.discarded_while_parked += 1,
+                }
+                if connected {
+                    park.connected_sent += 1;
+                } else {
+                    park.parked_sent += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Counters and latencies of the parking scenario (nanoseconds).
+#[derive(Debug, Default)]
+struct ParkStats {
+    parks: u64,
+    unparks: u64,
+    /// Unparks answered by `connected`.
+    cycles: u64,
+    claims_lost: u64,
+    /// A park was due but the workspace had no idle agent: skipped.
+    no_free_agent: u64,
+    /// Cycles that did not complete within `CYCLE_TIMEOUT`.
+    stuck: u64,
+    /// Cycles whose caller got no hold audio before the unparker's `connected`.
+    no_hold_audio: u64,
+    parked_notices: u64,
+    unparked_notices: u64,
+    released: u64,
+    hold_messages: u64,
+    clears: u64,
+    misrouted: u64,
+    /// `park` sent → the first hold-audio media message at the caller.
+    park_to_hold: Histogram,
+    /// `unpark` sent → the first caller frame at the unparking softphone.
+    unpark_to_audio: Histogram,
+    /// The same less the part that is the frame's own age when it was sent after
+    /// the unpark: arrival − max(unpark sent, frame sent).
+    unpark_to_audio_adjusted: Histogram,
+    /// `unpark` sent → `connected`.
+    unpark_to_connected: Histogram,
+    connected_sent: u64,
+    connected_received: u64,
+    lost_at_switch: u64,
+    lost_outside_switch: u64,
+    parked_sent: u64,
+    parked_delivered: u64,
+    discarded_while_parked: u64,
+}
+
+impl ParkStats {
+    fn merge(&mut self, o: &ParkStats) {
+        self.parks += o.parks;
+        self.unparks += o.unparks;
+        self.cycles += o.cycles;
+        self.claims_lost += o.claims_lost;
+        self.no_free_agent += o.no_free_agent;
+        self.stuck += o.stuck;
+        self.no_hold_audio += o.no_hold_audio;
+        self.parked_notices += o.parked_notices;
+        self.unparked_notices += o.unparked_notices;
+        self.released += o.released;
+        self.hold_messages += o.hold_messages;
+        self.clears += o.clears;
+        self.misrouted += o.misrouted;
+        self.park_to_hold.merge(&o.park_to_hold);
+        self.unpark_to_audio.merge(&o.unpark_to_audio);
+        self.unpark_to_audio_adjusted
+            .merge(&o.unpark_to_audio_adjusted);
+        self.unpark_to_connected.merge(&o.unpark_to_connected);
+        self.connected_sent += o.connected_sent;
+        self.connected_received += o.connected_received;
+        self.lost_at_switch += o.lost_at_switch;
+        self.lost_outside_switch += o.lost_outside_switch;
+        self.parked_sent += o.parked_sent;
+        self.parked_delivered += o.parked_delivered;
+        self.discarded_while_parked += o.discarded_while_parked;
+    }
+}
+
+/// A small deterministic generator for the park schedule's jitter.
+fn next_random(state: &mut u64) -> f64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    (*state >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Parks call `c` every interval (jittered) and hands it to an idle phone of its
+/// workspace, which unparks it when it sees the `parked`.
+async fn park_driver(worker: Rc<Worker>, c: usize, start: Instant) {
+    let Some(world) = &worker.park else { return };
+    let call = &world.calls[c];
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ ((c as u64 + 1) * 0x2545_F491_4F6C_DD1D);
+    let mut next = start + world.interval.mul_f64(next_random(&mut rng));
+    loop {
+        tokio::time::sleep_until(next.into()).await;
+        if !worker.streaming.get() {
+            break;
+        }
+        next =
+            (next + world.interval.mul_f64(0.9 + 0.2 * next_random(&mut rng))).max(Instant::now());
+        let Some(holder) = call.holder.get().filter(|_| call.connected.get()) else {
+            continue;
+        };
+        let Some(unparker) = world.free[call.workspace].borrow_mut().pop_front() else {
+            worker.stats.borrow_mut().parking.no_free_agent += 1;
+            continue;
+        };
+        world.phones[unparker].pending_unpark.set(Some(c));
+        call.unparker.set(Some(unparker));
+        if world.phones[holder].commands.send(c).is_err() {
+            break;
+        }
+        let done = tokio::time::timeout(CYCLE_TIMEOUT, call.cycle.notified()).await;
+        if done.is_err() || !call.connected.get() {
+            let mut stats = worker.stats.borrow_mut();
+            stats.parking.stuck += 1;
+            stats.note(format!(
+                "parking: a call of thread {}: not connected again within {CYCLE_TIMEOUT:?} of its park; left alone",
+                world.thread
+            ));
+            break;
+        }
+    }
+}
+
+/// A softphone of the parking scenario: answers its own call once, parks the call
+/// it holds when told to, unparks the call it was given as soon as it is parked.
+async fn park_phone(worker: Rc<Worker>, p: usize, mut ws: WsClient) {
+    let Some(world) = &worker.park else { return };
+    let me = &world.phones[p];
+    let Some(mut inbox) = me.inbox.borrow_mut().take() else {
+        return;
+    };
+    let slot = (p < world.calls.len()).then(|| &worker.slots[p]);
+    let mut phases = worker.phases.clone();
+    let mut answered = false;
+    let mut hangup: Option<tokio::time::Instant> = None;
+    let mut ended = false;
+    loop {
+        tokio::select! {
+            frame = ws.next() => {
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(err)) => {
+                        worker.unexpected_close(format!("softphone {p}: {err}"));
+                        break;
+                    }
+                    None => {
+                        if hangup.is_none() && !hanging_up(&phases) {
+                            worker.unexpected_close(format!("softphone {p}: socket ended"));
+                        }
+                        break;
+                    }
+                };
+                match frame {
+                    Frame::Binary(audio) => park_audio(&worker, world, p, &audio),
+                    Frame::Text(text) => {
+                        let Ok(message) = serde_json::from_slice::<EngineMessage<'_>>(&text) else {
+                            worker.note(format!("softphone {p}: unreadable {text:?}"));
+                            continue;
+                        };
+                        let call_id = message.call_id.as_deref();
+                        let own = slot.is_some_and(|slot| {
+                            let mine = slot.call_id.borrow();
+                            mine.is_some() && mine.as_deref() == call_id
+                        });
+                        match message.kind.as_ref() {
+                            "ring" => {
+                                worker.stats.borrow_mut().rings += 1;
+                                if own && !answered {
+                                    answered = true;
+                                    let answer = json!({ "type": "answer", "call_id": call_id });
+                                    if ws.send(Message::Text(&answer.to_string())).await.is_err() {
+                                        if let Some(slot) = slot {
+                                            slot.settle(Err("could not send answer".into()));
+                                        }
+                                    }
+                                }
+                            }
+                            "connected" => {
+                                if let (true, Some(slot), Some(id)) = (own, slot, call_id) {
+                                    if !slot.bridged.get() {
+                                        world.by_id.borrow_mut().insert(id.to_owned(), p);
+                                        *world.calls[p].call_id.borrow_mut() = Some(id.to_owned());
+                                    }
+                                }
+                                let Some(c) = world.call_of(call_id) else {
+                                    worker.note(format!("softphone {p}: connected to an unknown call"));
+                                    continue;
+                                };
+                                let call = &world.calls[c];
+                                call.holder.set(Some(p));
+                                call.unparker.set(None);
+                                call.connected.set(true);
+                                me.current.set(Some(c));
+                                if let Some(sent) = call.unpark_sent.take() {
+                                    let mut stats = worker.stats.borrow_mut();
+                                    stats.parking.cycles += 1;
+                                    if call.park_sent.take().is_some() {
+                                        stats.parking.no_hold_audio += 1;
+                                    }
+                                    stats.parking.unpark_to_connected.record(worker.clock.now_ns().saturating_sub(sent));
+                                    call.cycle.notify_one();
+                                }
+                                if let Some(slot) = slot.filter(|slot| !slot.bridged.get() && own) {
+                                    slot.bridged.set(true);
+                                    slot.settle(Ok(()));
+                                }
+                            }
+                            "claim_lost" => {
+                                let mut stats = worker.stats.borrow_mut();
+                                stats.claims_lost += 1;
+                                stats.parking.claims_lost += 1;
+                                if own {
+                                    if let Some(slot) = slot {
+                                        slot.settle(Err("claim_lost".into()));
+                                    }
+                                }
+                                if let Some(c) = world.call_of(call_id) {
+                                    if world.calls[c].unparker.get() == Some(p) {
+                                        world.calls[c].cycle.notify_one();
+                                        world.free[me.workspace].borrow_mut().push_back(p);
+                                    }
+                                }
+                            }
+                            "released" => {
+                                worker.stats.borrow_mut().parking.released += 1;
+                                me.current.set(None);
+                                world.free[me.workspace].borrow_mut().push_back(p);
+                            }
+                            "parked" => {
+                                worker.stats.borrow_mut().parking.parked_notices += 1;
+                                let Some(c) = me.pending_unpark.get() else { continue };
+                                if world.call_of(call_id) != Some(c) {
+                                    continue;
+                                }
+                                me.pending_unpark.set(None);
+                                let call = &world.calls[c];
+                                let unpark = json!({ "type": "unpark", "call_id": call_id });
+                                let now = worker.clock.now_ns();
+                                call.unpark_sent.set(Some(now));
+                                call.flow_pending.set(Some(now));
+                                call.burst.notify_one();
+                                worker.stats.borrow_mut().parking.unparks += 1;
+                                if ws.send(Message::Text(&unpark.to_string())).await.is_err() {
+                                    worker.stats.borrow_mut().send_errors += 1;
+                                }
+                            }
+                            "unparked" => worker.stats.borrow_mut().parking.unparked_notices += 1,
+                            "call_ended" => {
+                                worker.stats.borrow_mut().calls_ended += 1;
+                                if me.current.get().is_some() && me.current.get() == world.call_of(call_id) {
+                                    me.current.set(None);
+                                    ended = true;
+                                    if hangup.is_some() || hanging_up(&phases) {
+                                        let _ = ws.send(Message::Close).await;
+                                    } else {
+                                        let reason = message.reason.as_deref().unwrap_or("?");
+                                        worker.note(format!("softphone {p}: call ended early ({reason})"));
+                                    }
+                                }
+                            }
+                            "error" => {
+                                worker.stats.borrow_mut().engine_errors += 1;
+                                worker.note(format!(
+                                    "softphone {p}: error {} {}",
+                                    message.code.as_deref().unwrap_or("?"),
+                                    message.message.as_deref().unwrap_or("")
+                                ));
+                            }
+                            _ => {}
+                        }
+                    }
+                    Frame::Ping(payload) => {
+                        let _ = ws.send(Message::Pong(&payload)).await;
+                    }
+                    Frame::Close(reason) => {
+                        if hangup.is_none() && !hanging_up(&phases) {
+                            worker.unexpected_close(format!("softphone {p}: closed by the engine: {reason:?}"));
+                        }
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            Some(c) = inbox.recv() => {
+                let call = &world.calls[c];
+                let Some(id) = call.call_id.borrow().clone() else { continue };
+                let park = json!({ "type": "park", "call_id": id });
+                let now = worker.clock.now_ns();
+                call.connected.set(false);
+                call.previous.set(Some(p));
+                call.parks.borrow_mut().push(now);
+                call.park_sent.set(Some(now));
+                worker.stats.borrow_mut().parking.parks += 1;
+                if ws.send(Message::Text(&park.to_string())).await.is_err() {
+                    worker.stats.borrow_mut().send_errors += 1;
+                }
+            }
+            changed = phases.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                if let Phase::Hangup = *phases.borrow_and_update() {
+                    hangup = Some(tokio::time::Instant::now() + HANGUP_TIMEOUT);
+                    if ended || me.current.get().is_none() {
+                        let _ = ws.send(Message::Close).await;
+                    }
+                }
+            }
+            _ = until(hangup) => {
+                worker.note(format!("softphone {p}: no close within {HANGUP_TIMEOUT:?} of the hang-up"));
+                break;
+            }
+        }
+    }
+    if let Some(slot) = slot {
+        slot.settle(Err("softphone closed".into()));
+    }
+}
+
+/// A caller frame at softphone `p`.
+fn park_audio(worker: &Worker, world: &ParkWorld, p: usize, audio: &[u8]) {
+    let now = worker.clock.now_ns();
+    let mut stats = worker.stats.borrow_mut();
+    let Some(stamp) = decode_frame(audio) else {
+        if worker.streaming.get() {
+            stats.foreign_audio += 1;
+        }
+        return;
+    };
+    let global = stamp.call as usize;
+    let c = global / worker.threads;
+    let call = world
+        .calls
+        .get(c)
+        .filter(|_| stamp.direction == CALLER_TO_AGENT && global % worker.threads == world.thread);
+    let Some(call) = call else {
+        stats.caller_to_agent.misrouted += 1;
+        stats.parking.misrouted += 1;
+        return;
+    };
+    let mine = [call.holder.get(), call.previous.get(), call.unparker.get()].contains(&Some(p));
+    if !mine {
+        stats.caller_to_agent.misrouted += 1;
+        stats.parking.misrouted += 1;
+        return;
+    }
+    {
+        let mut received = call.received.borrow_mut();
+        let seq = stamp.seq as usize;
+        if received.len() <= seq {
+            received.resize(seq + 1, false);
+        }
+        if received[seq] {
+            stats.caller_to_agent.out_of_order += 1;
+        }
+        received[seq] = true;
+    }
+    stats.caller_to_agent.received += 1;
+    stats
+        .caller_to_agent
+        .latency
+        .record(now.saturating_sub(stamp.sent_ns));
+    if call.unparker.get() == Some(p) || call.holder.get() == Some(p) {
+        if let Some(sent) = call.flow_pending.take() {
+            stats
+                .parking
+                .unpark_to_audio
+                .record(now.saturating_sub(sent));
+            stats
+                .parking
+                .unpark_to_audio_adjusted
+                .record(now.saturating_sub(sent.max(stamp.sent_ns)));
+        }
+    }
+}
+
+/// Twilio's media stream for call `index` in the parking scenario: paced caller
+/// frames (and a burst at every unpark); hold audio is any media that is not a
+/// generator frame.
+async fn park_twilio(worker: Rc<Worker>, index: usize, stream_sid: String, mut ws: WsClient) {
+    let Some(world) = &worker.park else { return };
+    let c = index / worker.threads;
+    let call = &world.calls[c];
+    let slot = worker.slot(index);
+    let mut phases = worker.phases.clone();
+    let offset = tick_offset(index, worker.total_calls);
+    let mut ticker: Option<tokio::time::Interval> = None;
+    let mut burst: Option<(tokio::time::Interval, u32)> = None;
+    let mut seq: u64 = 0;
+    let mut hangup: Option<tokio::time::Instant> = None;
+    let mut audio = [0u8; 4096];
+    const PAYLOAD: &[u8] = br#""payload":""#;
+    loop {
+        let send = tokio::select! {
+            frame = ws.next() => {
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(err)) => {
+                        worker.unexpected_close(format!("twilio stream {index}: {err}"));
+                        break;
+                    }
+                    None => {
+                        if hangup.is_none() && !hanging_up(&phases) {
+                            worker.unexpected_close(format!("twilio stream {index}: socket ended"));
+                        }
+                        break;
+                    }
+                };
+                match frame {
+                    Frame::Text(text) => {
+                        if let Some(at) = find(&text, PAYLOAD) {
+                            let rest = &text[at + PAYLOAD.len()..];
+                            let end = rest.iter().position(|&b| b == b'"').unwrap_or(rest.len());
+                            let generator = STANDARD
+                                .decode_slice(&rest[..end], &mut audio)
+                                .ok()
+                                .and_then(|len| decode_frame(&audio[..len]));
+                            let now = worker.clock.now_ns();
+                            let mut stats = worker.stats.borrow_mut();
+                            if generator.is_some() {
+                                // One-way audio: nothing of ours comes back.
+                                stats.agent_to_caller.misrouted += 1;
+                            } else {
+                                stats.parking.hold_messages += 1;
+                                if let Some(sent) = call.park_sent.take() {
+                                    stats.parking.park_to_hold.record(now.saturating_sub(sent));
+                                }
+                            }
+                        } else if find(&text, br#""event":"clear""#).is_some() {
+                            let mut stats = worker.stats.borrow_mut();
+                            stats.clears += 1;
+                            stats.parking.clears += 1;
+                        } else if find(&text, br#""event":"mark""#).is_some() {
+                            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&text) {
+                                let echo = json!({
+                                    "event": "mark",
+                                    "streamSid": stream_sid,
+                                    "mark": { "name": value["mark"]["name"] },
+                                });
+                                let _ = ws.send(Message::Text(&echo.to_string())).await;
+                            }
+                        }
+                    }
+                    Frame::Ping(payload) => {
+                        let _ = ws.send(Message::Pong(&payload)).await;
+                    }
+                    Frame::Close(reason) => {
+                        if hangup.is_none() && !hanging_up(&phases) {
+                            worker.unexpected_close(format!("twilio stream {index}: closed by the engine: {reason:?}"));
+                        }
+                        break;
+                    }
+                    _ => {}
+                }
+                None
+            }
+            scheduled = next_tick(&mut ticker) => Some(scheduled),
+            scheduled = next_burst(&mut burst) => Some(scheduled),
+            () = call.burst.notified(), if ticker.is_some() => {
+                let mut interval = tokio::time::interval(BURST_SPACING);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                burst = Some((interval, BURST_FRAMES));
+                None
+            }
+            changed = phases.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                match *phases.borrow_and_update() {
+                    Phase::Stream { start } => {
+                        if ticker.is_none() && slot.bridged.get() {
+                            let first = tokio::time::Instant::from_std(start + offset);
+                            ticker = Some(tokio::time::interval_at(first, FRAME_INTERVAL));
+                        }
+                    }
+                    Phase::Hangup => {
+                        ticker = None;
+                        burst = None;
+                        hangup = Some(tokio::time::Instant::now() + HANGUP_TIMEOUT);
+                        seq += 1;
+                        let stop = json!({
+                            "event": "stop",
+                            "sequenceNumber": (seq + 1).to_string(),
+                            "streamSid": stream_sid,
+                            "stop": { "accountSid": "AC00000000000000000000000000000000" },
+                        });
+                        let _ = ws.send(Message::Text(&stop.to_string())).await;
+                    }
+                    _ => {
+                        ticker = None;
+                        burst = None;
+                    }
+                }
+                None
+            }
+            _ = until(hangup) => {
+                worker.note(format!("twilio stream {index}: no close within {HANGUP_TIMEOUT:?} of stop"));
+                break;
+            }
+        };
+        if let Some(scheduled) = send {
+            let sent_ns = worker.clock.now_ns();
+            call.sent.borrow_mut().push((sent_ns, call.connected.get()));
+            let frame = encode_frame(Stamp {
+                direction: CALLER_TO_AGENT,
+                call: index as u32,
+                seq,
+                sent_ns,
+            });
+            let text = twilio_media(&stream_sid, seq, &frame);
+            seq += 1;
+            let ok = ws.send(Message::Text(&text)).await.is_ok();
+            worker.sent(CALLER_TO_AGENT, ok, scheduled);
+        }
+    }
+}
+
+async fn next_burst(burst: &mut Option<(tokio::time::Interval, u32)>) -> tokio::time::Instant {
+    match burst {
+        Some((interval, left)) if *left > 0 => {
+            let at = interval.tick().await;
+            *left -= 1;
+            if *left == 0 {
+                *burst = None;
+            }
+            at
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// What the report says about the parking scenario.
+#[derive(Debug, Serialize)]
+struct ParkingReport {
+    park_interval_seconds: f64,
+    workspaces: usize,
+    calls_per_workspace: usize,
+    spare_agents: usize,
+    parks: u64,
+    unparks: u64,
+    /// Park → hold → unpark → connected, complete.
+    cycles: u64,
+    claims_lost: u64,
+    skipped_no_free_agent: u64,
+    stuck_cycles: u64,
+    /// Cycles whose caller got no hold audio before the unparker's `connected`
+    /// (the engine cleared it before it was written).
+    cycles_without_hold_audio: u64,
+    parked_notices: u64,
+    unparked_notices: u64,
+    released: u64,
+    hold_media_messages: u64,
+    clears: u64,
+    park_to_hold: LatencyReport,
+    unpark_to_audio: LatencyReport,
+    unpark_to_audio_adjusted: LatencyReport,
+    unpark_to_connected: LatencyReport,
+    /// Caller frames sent while the call was connected (from the agent's
+    /// `connected` to its `park`).
+    connected_sent: u64,
+    connected_received: u64,
+    /// Of those not received: sent less than `switch_edge_ms` before a park.
+    lost_at_switch: u64,
+    lost_outside_switch: u64,
+    switch_edge_ms: f64,
+    /// Caller frames sent between a `park` and the unparker's `connected`.
+    parked_sent: u64,
+    /// Of those, delivered anyway (sent after the engine had connected the
+    /// unparker but before its `connected` arrived, or just before the park).
+    parked_delivered: u64,
+    discarded_while_parked: u64,
+    misrouted: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct LatencyReport {
+    count: u64,
+    p50_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    mean_us: f64,
+}
+
+impl From<&Histogram> for LatencyReport {
+    fn from(h: &Histogram) -> Self {
+        LatencyReport {
+            count: h.count(),
+            p50_us: h.percentile(0.5) as f64 / 1e3,
+            p99_us: h.percentile(0.99) as f64 / 1e3,
+            max_us: h.max() as f64 / 1e3,
+            mean_us: h.mean() / 1e3,
+        }
+    }
+}
+
+impl ParkingReport {
+    fn new(s: &ParkStats, layout: ParkLayout, args: &LoadtestArgs) -> ParkingReport {
+        ParkingReport {
+            park_interval_seconds: args.parking.park_interval,
+            workspaces: layout.workspace_count(),
+            calls_per_workspace: layout.per_workspace,
+            spare_agents: layout.spares,
+            parks: s.parks,
+            unparks: s.unparks,
+            cycles: s.cycles,
+            claims_lost: s.claims_lost,
+            skipped_no_free_agent: s.no_free_agent,
+            stuck_cycles: s.stuck,
+            cycles_without_hold_audio: s.no_hold_audio,
+            parked_notices: s.parked_notices,
+            unparked_notices: s.unparked_notices,
+            released: s.released,
+            hold_media_messages: s.hold_messages,
+            clears: s.clears,
+            park_to_hold: (&s.park_to_hold).into(),
+            unpark_to_audio: (&s.unpark_to_audio).into(),
+            unpark_to_audio_adjusted: (&s.unpark_to_audio_adjusted).into(),
+            unpark_to_connected: (&s.unpark_to_connected).into(),
+            connected_sent: s.connected_sent,
+            connected_received: s.connected_received,
+            lost_at_switch: s.lost_at_switch,
+            lost_outside_switch: s.lost_outside_switch,
+            switch_edge_ms: SWITCH_EDGE.as_secs_f64() * 1e3,
+            parked_sent: s.parked_sent,
+            parked_delivered: s.parked_delivered,
+            discarded_while_parked: s.discarded_while_parked,
+            misrouted: s.misrouted,
+        }
+    }
+}
+
+fn render_parking(s: &mut String, p: &ParkingReport) {
+    let _ = writeln!(
+        s,
+        "  parking: every {:.1} s per call; {} workspaces of ≤ {} calls, {} spare agents",
+        p.park_interval_seconds, p.workspaces, p.calls_per_workspace, p.spare_agents
+    );
+    let _ = writeln!(
+        s,
+        "    {} parks, {} unparks, {} cycles complete ({} without hold audio), {} claim_lost, {} skipped (no idle agent), {} stuck; {} parked / {} unparked notices, {} released, {} hold media messages, {} clears",
+        p.parks, p.unparks, p.cycles, p.cycles_without_hold_audio, p.claims_lost, p.skipped_no_free_agent, p.stuck_cycles,
+        p.parked_notices, p.unparked_notices, p.released, p.hold_media_messages, p.clears
+    );
+    let _ = writeln!(
+        s,
+        "    {:<38} {:>8} {:>10} {:>10} {:>10} {:>10}",
+        "latency (µs)", "count", "p50", "p99", "max", "mean"
+    );
+    for (name, l) in [
+        ("park → hold audio", &p.park_to_hold),
+        ("unpark → audio flowing", &p.unpark_to_audio),
+        (
+            "  less the frame's age (adjusted)",
+            &p.unpark_to_audio_adjusted,
+        ),
+        ("unpark → connected", &p.unpark_to_connected),
+    ] {
+        let _ = writeln!(
+            s,
+            "    {name:<38} {:>8} {:>10.0} {:>10.0} {:>10.0} {:>10.0}",
+            l.count, l.p50_us, l.p99_us, l.max_us, l.mean_us
+        );
+    }
+    let _ = writeln!(
+        s,
+        "    caller frames while connected: {} sent, {} received, {} lost outside the switch, {} lost at the switch (sent < {:.0} ms before a park)",
+        p.connected_sent, p.connected_received, p.lost_outside_switch, p.lost_at_switch, p.switch_edge_ms
+    );
+    let _ = writeln!(
+        s,
+        "    caller frames while parked (park sent → connected seen): {} sent, {} delivered anyway, {} discarded; {} misrouted",
+        p.parked_sent, p.parked_delivered, p.discarded_while_parked, p.misrouted
+    );
+}
+
 // ---- the WebSocket client -----------------------------------------------------
 
 /// The server's answer to `Sec-WebSocket-Key` is keyed with this (RFC 6455 §1.3).
@@ -2319,6 +3348,8 @@ struct Report {
     calls_bridged: usize,
     calls_failed: usize,
     seconds: u64,
+    /// `bridge` or `parking`.
+    scenario: &'static str,
     /// `both`, `caller-to-agent` or `agent-to-caller`.
     audio: &'static str,
     ring: &'static str,
@@ -2331,6 +3362,7 @@ struct Report {
     generator: GeneratorInfo,
     machine: Option<MachineInfo>,
     protocol: ProtocolInfo,
+    parking: Option<ParkingReport>,
     targets: Vec<TargetCheck>,
 }
 
@@ -2506,23 +3538,44 @@ fn check_targets(
     cpu: Option<&EngineCpu>,
     memory: Option<&EngineMemory>,
     bridged: usize,
+    parking: Option<&ParkingReport>,
 ) -> Vec<TargetCheck> {
     let lost = c2a.lost + a2c.lost;
     let p99 = c2a.latency_p99_us.max(a2c.latency_p99_us);
-    let mut checks = vec![
-        TargetCheck {
+    let mut checks = match parking {
+        None => vec![TargetCheck {
             name: "frames lost",
             target: "0".into(),
             measured: lost.to_string(),
             met: Some(lost == 0 && c2a.misrouted + a2c.misrouted == 0),
-        },
-        TargetCheck {
-            name: "p99 frame latency",
-            target: "< 10 ms".into(),
-            measured: format!("{:.2} ms", p99 / 1e3),
-            met: Some(p99 < 10_000.0),
-        },
-    ];
+        }],
+        Some(park) => vec![
+            TargetCheck {
+                name: "frames lost outside the switch",
+                target: "0".into(),
+                measured: park.lost_outside_switch.to_string(),
+                met: Some(park.lost_outside_switch == 0 && park.misrouted == 0),
+            },
+            TargetCheck {
+                name: "p99 park → hold audio",
+                target: "< 5 ms".into(),
+                measured: format!("{:.2} ms", park.park_to_hold.p99_us / 1e3),
+                met: Some(park.park_to_hold.count > 0 && park.park_to_hold.p99_us < 5_000.0),
+            },
+            TargetCheck {
+                name: "p99 unpark → audio flowing",
+                target: "< 5 ms".into(),
+                measured: format!("{:.2} ms", park.unpark_to_audio.p99_us / 1e3),
+                met: Some(park.unpark_to_audio.count > 0 && park.unpark_to_audio.p99_us < 5_000.0),
+            },
+        ],
+    };
+    checks.push(TargetCheck {
+        name: "p99 frame latency",
+        target: "< 10 ms".into(),
+        measured: format!("{:.2} ms", p99 / 1e3),
+        met: Some(p99 < 10_000.0),
+    });
     let per_frame = cpu.and_then(|cpu| cpu.us_per_frame);
     checks.push(TargetCheck {
         name: "engine CPU per relayed frame",
@@ -2557,8 +3610,8 @@ fn render_text(r: &Report) -> String {
     let _ = writeln!(s, "  command: {}", r.command);
     let _ = writeln!(
         s,
-        "  calls: {} bridged of {} ({} failed), ring fan-out {}, {} s of audio ({})",
-        r.calls_bridged, r.calls_requested, r.calls_failed, r.ring, r.seconds, r.audio
+        "  calls: {} bridged of {} ({} failed), scenario {}, ring fan-out {}, {} s of audio ({})",
+        r.calls_bridged, r.calls_requested, r.calls_failed, r.scenario, r.ring, r.seconds, r.audio
     );
     let e = &r.engine;
     let _ = writeln!(
@@ -2733,6 +3786,9 @@ fn render_text(r: &Report) -> String {
     for note in p.notes.iter().chain(&p.call_failures) {
         let _ = writeln!(s, "    {note}");
     }
+    if let Some(park) = &r.parking {
+        render_parking(&mut s, park);
+    }
     let _ = writeln!(s);
     let _ = writeln!(s, "  targets:");
     for t in &r.targets {
@@ -2794,6 +3850,37 @@ mod tests {
         let (comm, ticks) = parse_stat(line).expect("parses");
         assert_eq!(comm, "actix-rt|system:0");
         assert_eq!((ticks.user, ticks.system, ticks.total()), (250, 30, 280));
+    }
+
+    #[test]
+    fn parking_layout_keeps_a_workspace_on_one_thread() {
+        let layout = ParkLayout {
+            threads: 3,
+            calls: 100,
+            spares: 50,
+            per_workspace: 7,
+        };
+        let mut seen = std::collections::HashMap::new();
+        let mut locals = std::collections::HashSet::new();
+        for agent in 0..150 {
+            let thread = layout.thread(agent);
+            assert!(
+                locals.insert((thread, layout.local(agent))),
+                "agent {agent}"
+            );
+            assert!(layout.local_workspace(agent) < layout.workspaces_on(thread));
+            let workspace = layout.workspace(agent);
+            assert_eq!(*seen.entry(workspace).or_insert(thread), thread);
+            if agent < 100 {
+                assert_eq!(layout.local(agent), agent / 3);
+            }
+        }
+        assert_eq!(seen.len(), layout.workspace_count());
+        assert_eq!((0..3).map(|t| layout.calls_on(t)).sum::<usize>(), 100);
+        // Every workspace has a spare agent.
+        for workspace in seen.keys() {
+            assert!((100..150).any(|agent| layout.workspace(agent) == *workspace));
+        }
     }
 
     #[test]
