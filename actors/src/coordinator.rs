@@ -64,6 +64,8 @@ pub enum FloorEvent {
         slot: u32,
         agent_id: Option<AgentId>,
     },
+    /// This supervisor fell behind and no longer gets events.
+    Lagged,
 }
 
 /// The whole floor at once (a supervisor's first message).
@@ -183,9 +185,15 @@ pub struct RingCoordinator {
 
 impl RingCoordinator {
     fn tell_supervisors(&mut self, event: FloorEvent) {
-        // A supervisor that cannot keep up is dropped rather than slowing the floor.
-        self.supervisors
-            .retain(|_, supervisor| supervisor.try_send(event.clone()).is_ok());
+        // A supervisor that cannot keep up is cut off (told so, to reconnect for a
+        // fresh snapshot) rather than slowing the floor or missing events silently.
+        self.supervisors.retain(|_, supervisor| {
+            let kept = supervisor.try_send(event.clone()).is_ok();
+            if !kept {
+                supervisor.do_send(FloorEvent::Lagged);
+            }
+            kept
+        });
     }
 
     fn seat_changed(&mut self, agent_id: &AgentId) {

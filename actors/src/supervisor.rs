@@ -242,7 +242,14 @@ impl StreamHandler<SupervisorInput> for SupervisorActor {
 impl Handler<FloorEvent> for SupervisorActor {
     type Result = ();
 
-    fn handle(&mut self, event: FloorEvent, _ctx: &mut Self::Context) {
+    fn handle(&mut self, event: FloorEvent, ctx: &mut Self::Context) {
+        if let FloorEvent::Lagged = event {
+            self.outbox.close(
+                CLOSE_GOING_AWAY,
+                "fell behind the floor's events; reconnect for a fresh snapshot",
+            );
+            return ctx.stop();
+        }
         self.outbox.send(SupervisorOutput::Event(event));
     }
 }

@@ -182,6 +182,7 @@ pub fn render(output: &SupervisorOutput) -> Value {
                 "type": "parked", "call_id": call_id, "workspace": workspace, "slot": slot,
                 "parked_by": parked_by, "reason": reason,
             }),
+            FloorEvent::Lagged => json!({ "type": "lagged" }),
             FloorEvent::Unparked {
                 call_id,
                 workspace,
