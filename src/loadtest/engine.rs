@@ -1,0 +1,240 @@
+//! The engine under test: a `switchboard serve` child process and its log.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+use super::controller::{progress, Target};
+use super::report::EngineInfo;
+use super::{LoadtestArgs, MAX_NOTES};
+
+/// A `switchboard serve` child on a free loopback port with a fresh database.
+pub(super) struct EngineProcess {
+    pub(super) child: Option<Child>,
+    pub(super) pid: u32,
+    pub(super) dir: PathBuf,
+    pub(super) log: PathBuf,
+    pub(super) workers: usize,
+}
+
+impl EngineProcess {
+    pub(super) fn spawn(args: &LoadtestArgs) -> anyhow::Result<(EngineProcess, Target)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .context("finding a free port")?
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "switchboard-loadtest-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let log = args
+            .engine_log
+            .clone()
+            .unwrap_or_else(|| dir.join("engine.log"));
+        let out = std::fs::File::create(&log)
+            .with_context(|| format!("creating the engine log {}", log.display()))?;
+        let err = out.try_clone()?;
+        let target = Target {
+            base: format!("http://127.0.0.1:{port}"),
+            admin_token: crate::api::auth::new_token("sba_"),
+            twilio_token: crate::api::auth::new_token("lt_"),
+        };
+        let exe = std::env::current_exe().context("locating the switchboard binary")?;
+        let mut command = match &args.engine_cpus {
+            Some(cpus) => {
+                let mut command = Command::new("taskset");
+                command.arg("-c").arg(cpus).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        if args.engine_workers > 0 {
+            let config = dir.join("engine.toml");
+            std::fs::write(&config, format!("workers = {}\n", args.engine_workers))?;
+            command.arg("--config").arg(config);
+        }
+        // The engine must not pick up this shell's engine settings.
+        for name in [
+            "SWITCHBOARD_BIND",
+            "SWITCHBOARD_PUBLIC_URL",
+            "SWITCHBOARD_NODE_ID",
+            "REDIS_URL",
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_API_BASE",
+            "OPENAI_API_KEY",
+            "OPENAI_REALTIME_URL",
+        ] {
+            command.env_remove(name);
+        }
+        let child = command
+            .arg("serve")
+            .env("SWITCHBOARD_BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}?mode=rwc", dir.join("loadtest.db").display()),
+            )
+            .env("SWITCHBOARD_ADMIN_TOKEN", &target.admin_token)
+            .env("TWILIO_AUTH_TOKEN", &target.twilio_token)
+            .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .context("starting the engine")?;
+        let pid = child.id();
+        progress(format_args!(
+            "engine started: pid {pid}, port {port}, log {}",
+            log.display()
+        ));
+        Ok((
+            EngineProcess {
+                child: Some(child),
+                pid,
+                dir,
+                log,
+                workers: args.engine_workers,
+            },
+            target,
+        ))
+    }
+
+    pub(super) fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(child) = &mut self.child {
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                bail!(
+                    "the engine exited ({status}); its log ({}) ends with:\n{}",
+                    self.log.display(),
+                    log_tail(&self.log, 20)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the engine (SIGTERM, then SIGKILL), cleans up, reads its log.
+    pub(super) fn finish(&mut self) -> EngineInfo {
+        let exit = match self.child.take() {
+            None => "had already exited".to_owned(),
+            Some(mut child) => {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &self.pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => break format!("stopped by SIGTERM: {status}"),
+                        Ok(None) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        _ => {
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            break "did not stop within 10 s of SIGTERM; killed".to_owned();
+                        }
+                    }
+                }
+            }
+        };
+        for file in [
+            "loadtest.db",
+            "loadtest.db-wal",
+            "loadtest.db-shm",
+            "engine.toml",
+        ] {
+            let _ = std::fs::remove_file(self.dir.join(file));
+        }
+        let _ = std::fs::remove_dir(&self.dir); // only if the log lives elsewhere
+        let (warnings, errors, problems) = scan_log(&self.log);
+        EngineInfo {
+            mode: "spawned",
+            pid: Some(self.pid),
+            workers: self.workers,
+            log: Some(self.log.display().to_string()),
+            log_warnings: warnings,
+            log_errors: errors,
+            log_problems: problems,
+            exit: Some(exit),
+        }
+    }
+}
+
+impl Drop for EngineProcess {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Counts WARN and ERROR lines and keeps the first distinct few.
+pub(super) fn scan_log(path: &std::path::Path) -> (usize, usize, Vec<String>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let (mut warnings, mut errors, mut problems) = (0, 0, Vec::<String>::new());
+    for line in text.lines() {
+        let line = strip_ansi(line);
+        let level = line.split_whitespace().nth(1).unwrap_or_default();
+        let is_error = level == "ERROR" || line.contains("panicked");
+        if level == "WARN" {
+            warnings += 1;
+        } else if is_error {
+            errors += 1;
+        } else {
+            continue;
+        }
+        // Quote each kind once: the message without its timestamp.
+        let message: String = line
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let key: String = message.chars().take(60).collect();
+        if problems.len() < MAX_NOTES && !problems.iter().any(|p| p.starts_with(&key)) {
+            problems.push(message.chars().take(300).collect());
+        }
+    }
+    (warnings, errors, problems)
+}
+
+pub(super) fn strip_ansi(line: &str) -> Cow<'_, str> {
+    if !line.contains('\x1b') {
+        return Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+pub(super) fn log_tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_scan_counts_levels_without_colours() {
+        assert_eq!(strip_ansi("\x1b[33m WARN\x1b[0m x"), " WARN x");
+    }
+}
