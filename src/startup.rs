@@ -8,7 +8,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use bytes::Bytes;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use switchboard_actors::call::{CallConfig, CallDeps};
 use switchboard_actors::coordinator::CoordinatorHandle;
 use switchboard_actors::number::DirectoryHandle;
@@ -240,7 +240,6 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
     tracing::info!(
         public_url = %public_url,
         database = ?store.backend(),
-        admin_token_set = !admin_token.expose_secret().is_empty(),
         "engine ready"
     );
     Ok(Engine {

@@ -344,6 +344,18 @@ impl CallActor {
         });
     }
 
+    /// Tells an agent of a transfer how it goes (`agent_id` is the target).
+    fn transfer_status(&self, seat: &SeatLink, agent_id: AgentId, status: &'static str) {
+        Self::notify(
+            seat,
+            SeatNotice::TransferStatus {
+                call_id: self.setup.id.clone(),
+                agent_id,
+                status,
+            },
+        );
+    }
+
     fn notify(seat: &SeatLink, notice: SeatNotice) {
         // A full mailbox means the seat is drowning; it is closed soon anyway.
         let _ = seat.notices.try_send(notice);
@@ -456,14 +468,7 @@ impl CallActor {
                 self.consulted = None;
                 self.event("transfer_failed", Some(&target), json!({ "warm": true }));
                 if let Some(agent) = self.connected.clone() {
-                    Self::notify(
-                        &agent,
-                        SeatNotice::TransferStatus {
-                            call_id: self.setup.id.clone(),
-                            agent_id: target,
-                            status: "failed",
-                        },
-                    );
+                    self.transfer_status(&agent, target, "failed");
                 }
                 self.bridge(ctx);
                 self.status(None);
@@ -829,8 +834,6 @@ impl CallActor {
             ctx.cancel_future(timer);
         }
         self.cancel_rings(&ending.cancel, CancelReason::CallerHangup);
-        let rung: Vec<AgentId> = self.rung.keys().cloned().collect();
-        self.cancel_rings(&rung, CancelReason::CallerHangup);
         for seat in [self.connected.take(), self.consulted.take()]
             .into_iter()
             .flatten()
@@ -984,14 +987,7 @@ impl Handler<Claim> for CallActor {
                 };
                 self.consulted = Some(msg.seat.clone());
                 self.bridge(ctx);
-                Self::notify(
-                    &agent,
-                    SeatNotice::TransferStatus {
-                        call_id: self.setup.id.clone(),
-                        agent_id: msg.agent_id.clone(),
-                        status: "consulting",
-                    },
-                );
+                self.transfer_status(&agent, msg.agent_id.clone(), "consulting");
                 self.event("consult_connected", Some(&msg.agent_id), json!({}));
                 self.status(None);
                 MessageResult(ClaimResult::Won {
@@ -1006,22 +1002,14 @@ impl Handler<Claim> for CallActor {
                 if was_parked {
                     self.leave_parking(Some(&msg.agent_id), ctx);
                 }
-                let kind = match (msg.kind, was_parked, &transfer) {
-                    (ClaimKind::Unpark, _, _) => "unparked",
-                    (_, _, Some(_)) => "transfer_accepted",
-                    (_, true, _) => "claimed",
+                let kind = match (msg.kind, &transfer) {
+                    (ClaimKind::Unpark, _) => "unparked",
+                    (_, Some(_)) => "transfer_accepted",
                     _ => "claimed",
                 };
                 if let Some(t) = &transfer {
                     if let Some(from) = self.transferrer.take() {
-                        Self::notify(
-                            &from,
-                            SeatNotice::TransferStatus {
-                                call_id: self.setup.id.clone(),
-                                agent_id: t.to.clone(),
-                                status: "completed",
-                            },
-                        );
+                        self.transfer_status(&from, t.to.clone(), "completed");
                     }
                 }
                 self.connected = Some(msg.seat.clone());
@@ -1109,14 +1097,7 @@ impl CallActor {
                 self.connected = self.consulted.take();
                 self.event("transfer_completed", Some(&to), json!({ "warm": true }));
                 if let Some(target) = &self.connected {
-                    Self::notify(
-                        target,
-                        SeatNotice::TransferStatus {
-                            call_id: self.setup.id.clone(),
-                            agent_id: to.clone(),
-                            status: "completed",
-                        },
-                    );
+                    self.transfer_status(target, to.clone(), "completed");
                 }
                 self.bridge(ctx);
                 self.status(None);
@@ -1200,14 +1181,7 @@ impl Handler<Transfer> for CallActor {
         self.stage = RingStage::Transfer;
         let by = self.connected.clone();
         if let Some(from_seat) = &by {
-            Self::notify(
-                from_seat,
-                SeatNotice::TransferStatus {
-                    call_id: self.setup.id.clone(),
-                    agent_id: target.clone(),
-                    status: "ringing",
-                },
-            );
+            self.transfer_status(from_seat, target.clone(), "ringing");
         }
         if msg.warm {
             // The caller holds while the two agents talk.
@@ -1246,14 +1220,7 @@ impl Handler<CompleteTransfer> for CallActor {
     fn handle(&mut self, msg: CompleteTransfer, ctx: &mut Self::Context) -> Self::Result {
         let transfer = self.machine.complete_transfer(&msg.by)?;
         if let Some(agent) = self.connected.take() {
-            Self::notify(
-                &agent,
-                SeatNotice::TransferStatus {
-                    call_id: self.setup.id.clone(),
-                    agent_id: transfer.to.clone(),
-                    status: "completed",
-                },
-            );
+            self.transfer_status(&agent, transfer.to.clone(), "completed");
             Self::notify(
                 &agent,
                 SeatNotice::Released {
@@ -1265,14 +1232,7 @@ impl Handler<CompleteTransfer> for CallActor {
         self.transferrer = None;
         self.connected = self.consulted.take();
         if let Some(target) = &self.connected {
-            Self::notify(
-                target,
-                SeatNotice::TransferStatus {
-                    call_id: self.setup.id.clone(),
-                    agent_id: transfer.to.clone(),
-                    status: "completed",
-                },
-            );
+            self.transfer_status(target, transfer.to.clone(), "completed");
         }
         self.bridge(ctx);
         self.event(
@@ -1303,14 +1263,7 @@ impl Handler<CancelTransfer> for CallActor {
             );
         }
         if let Some(agent) = &self.connected {
-            Self::notify(
-                agent,
-                SeatNotice::TransferStatus {
-                    call_id: self.setup.id.clone(),
-                    agent_id: transfer.to.clone(),
-                    status: "cancelled",
-                },
-            );
+            self.transfer_status(agent, transfer.to.clone(), "cancelled");
         }
         self.bridge(ctx);
         self.event("transfer_cancelled", Some(&transfer.to), json!({}));
