@@ -22,6 +22,23 @@ pub struct SeatState {
     pub call_id: Option<CallId>,
 }
 
+impl SeatState {
+    /// Whether a transfer may ring this seat: available and on no call.
+    pub fn ringable(&self) -> Result<(), EngineError> {
+        match self.presence {
+            Presence::Available if self.call_id.is_none() => Ok(()),
+            Presence::Away => Err(EngineError::Away(format!(
+                "agent {} is away",
+                self.agent_id
+            ))),
+            _ => Err(EngineError::Busy(format!(
+                "agent {} is busy",
+                self.agent_id
+            ))),
+        }
+    }
+}
+
 /// One call as the floor sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallSummary {
@@ -426,6 +443,16 @@ impl CoordinatorHandle {
             .send(FindSeat { agent_id })
             .await
             .map_err(|e| EngineError::mailbox("ring coordinator", e))
+    }
+
+    /// The agent's seat, or `Unavailable` if its softphone is not connected.
+    pub async fn connected_seat(
+        &self,
+        agent_id: AgentId,
+    ) -> Result<(SeatState, SeatLink), EngineError> {
+        self.find(agent_id.clone())
+            .await?
+            .ok_or_else(|| EngineError::Unavailable(format!("agent {agent_id} is not connected")))
     }
 
     pub async fn seats(&self) -> Result<Vec<SeatState>, EngineError> {

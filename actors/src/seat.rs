@@ -607,7 +607,7 @@ impl SeatActor {
 }
 
 /// Checks a transfer's target on the floor: online, same workspace, available, free.
-pub(crate) async fn transfer_target(
+async fn transfer_target(
     coordinator: &CoordinatorHandle,
     workspace: &Workspace,
     me: &AgentId,
@@ -618,21 +618,14 @@ pub(crate) async fn transfer_target(
             "a call cannot be transferred to its own agent".into(),
         ));
     }
-    let Some((state, link)) = coordinator.find(agent_id.clone()).await? else {
-        return Err(EngineError::Unavailable(format!(
-            "agent {agent_id} is not connected"
-        )));
-    };
+    let (state, link) = coordinator.connected_seat(agent_id.clone()).await?;
     if &state.workspace != workspace {
         return Err(EngineError::WrongWorkspace(format!(
             "agent {agent_id} belongs to another workspace"
         )));
     }
-    match state.presence {
-        Presence::Available if state.call_id.is_none() => Ok(link),
-        Presence::Away => Err(EngineError::Away(format!("agent {agent_id} is away"))),
-        _ => Err(EngineError::Busy(format!("agent {agent_id} is busy"))),
-    }
+    state.ringable()?;
+    Ok(link)
 }
 
 impl Actor for SeatActor {

@@ -15,7 +15,7 @@ use crate::ids::{AgentId, CallId};
 use crate::machine::ClaimKind;
 use crate::outbox::{Outbox, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY};
 use crate::registry::RegistryHandle;
-use crate::seat::{Presence, SeatConfig};
+use crate::seat::SeatConfig;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SupervisorCommand {
@@ -152,9 +152,7 @@ async fn steer(
         SupervisorCommand::Hangup { .. } => call.supervisor_hangup().await?,
         SupervisorCommand::Listen { .. } => call.listen(Arc::new(outbox.clone())).await?,
         SupervisorCommand::Unpark { agent_id, .. } => {
-            let (state, link) = coordinator.find(agent_id.clone()).await?.ok_or_else(|| {
-                EngineError::Unavailable(format!("agent {agent_id} is not connected"))
-            })?;
+            let (state, link) = coordinator.connected_seat(agent_id.clone()).await?;
             if state.call_id.is_some() {
                 return Err(EngineError::Busy(format!("agent {agent_id} is on a call")));
             }
@@ -168,16 +166,8 @@ async fn steer(
             }
         }
         SupervisorCommand::Transfer { agent_id, .. } => {
-            let (state, link) = coordinator.find(agent_id.clone()).await?.ok_or_else(|| {
-                EngineError::Unavailable(format!("agent {agent_id} is not connected"))
-            })?;
-            match state.presence {
-                Presence::Available if state.call_id.is_none() => {}
-                Presence::Away => {
-                    return Err(EngineError::Away(format!("agent {agent_id} is away")))
-                }
-                _ => return Err(EngineError::Busy(format!("agent {agent_id} is busy"))),
-            }
+            let (state, link) = coordinator.connected_seat(agent_id).await?;
+            state.ringable()?;
             call.transfer_to(link).await?
         }
     }
