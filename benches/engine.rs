@@ -269,48 +269,48 @@ impl Bridge {
     /// `frames` caller frames into the leg, `burst` at a time, each burst awaited
     /// at the softphone's outbox.
     async fn caller_to_agent(&self, frames: u64, burst: usize) -> Duration {
-        let frame = Bytes::from_static(&[0x7F; 160]);
-        let started = Instant::now();
-        let mut left = frames;
-        while left > 0 {
-            let n = left.min(burst as u64);
-            for _ in 0..n {
-                let _ = self.leg_input.send(LegInput::Media(frame.clone()));
-            }
-            let mut got = 0;
-            while got < n {
-                match self.seat_outbox.next().await {
-                    Some(Outgoing::Audio(_)) => got += 1,
-                    Some(_) => {}
-                    None => panic!("the softphone outbox closed"),
-                }
-            }
-            left -= n;
-        }
-        started.elapsed()
+        relay_frames(frames, burst, &self.seat_outbox, "softphone", |frame| {
+            let _ = self.leg_input.send(LegInput::Media(frame));
+        })
+        .await
     }
 
     async fn agent_to_caller(&self, frames: u64, burst: usize) -> Duration {
-        let frame = Bytes::from_static(&[0x7F; 160]);
-        let started = Instant::now();
-        let mut left = frames;
-        while left > 0 {
-            let n = left.min(burst as u64);
-            for _ in 0..n {
-                let _ = self.seat_input.send(SeatInput::Audio(frame.clone()));
-            }
-            let mut got = 0;
-            while got < n {
-                match self.leg_outbox.next().await {
-                    Some(Outgoing::Audio(_)) => got += 1,
-                    Some(_) => {}
-                    None => panic!("the caller outbox closed"),
-                }
-            }
-            left -= n;
-        }
-        started.elapsed()
+        relay_frames(frames, burst, &self.leg_outbox, "caller", |frame| {
+            let _ = self.seat_input.send(SeatInput::Audio(frame));
+        })
+        .await
     }
+}
+
+/// Feeds `frames` frames in through `send`, `burst` at a time, awaiting each burst
+/// at `outbox` (the other side's socket).
+async fn relay_frames<C>(
+    frames: u64,
+    burst: usize,
+    outbox: &Outbox<C>,
+    side: &str,
+    send: impl Fn(Bytes),
+) -> Duration {
+    let frame = Bytes::from_static(&[0x7F; 160]);
+    let started = Instant::now();
+    let mut left = frames;
+    while left > 0 {
+        let n = left.min(burst as u64);
+        for _ in 0..n {
+            send(frame.clone());
+        }
+        let mut got = 0;
+        while got < n {
+            match outbox.next().await {
+                Some(Outgoing::Audio(_)) => got += 1,
+                Some(_) => {}
+                None => panic!("the {side} outbox closed"),
+            }
+        }
+        left -= n;
+    }
+    started.elapsed()
 }
 
 enum Job {
