@@ -391,6 +391,7 @@ impl CallActor {
                 self.ring_round(RingStage::First, agent_ids, Vec::new(), ctx);
             }
             Route::Voicemail => self.go_to_voicemail(VoicemailReason::NoAgents, ctx),
+            Route::Ai { .. } => self.go_to_voicemail(VoicemailReason::NoAgents, ctx),
         }
     }
 

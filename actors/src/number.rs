@@ -23,6 +23,8 @@ pub enum Route {
     },
     /// Straight to the voicemail prompt.
     Voicemail,
+    /// An AI assistant talks with the caller (and can hand over to the agents).
+    Ai { assistant_id: String },
 }
 
 /// A call arrived for this number.
