@@ -68,6 +68,33 @@ pub enum JournalEntry {
         duration_ms: i64,
         at: i64,
     },
+    /// One turn of an AI call's transcript.
+    Turn {
+        call_id: CallId,
+        /// Position in the transcript, assigned by the call: 1, 2, 3…
+        seq: i64,
+        at: i64,
+        /// `caller` or `assistant`.
+        role: &'static str,
+        text: String,
+    },
+    /// The assistant that took the call.
+    Assistant {
+        call_id: CallId,
+        assistant_id: String,
+    },
+    /// What an AI call came to: the summary, the AI outcome and the cost breakdown.
+    AiResult {
+        call_id: CallId,
+        summary: Option<String>,
+        ai_outcome: Option<String>,
+        cost: serde_json::Value,
+    },
+    /// The cost breakdown of a call without AI, written right after it closes.
+    Cost {
+        call_id: CallId,
+        cost: serde_json::Value,
+    },
 }
 
 impl JournalEntry {
@@ -77,7 +104,11 @@ impl JournalEntry {
             JournalEntry::Event(event) => &event.call_id,
             JournalEntry::Status { call_id, .. }
             | JournalEntry::Closed { call_id, .. }
-            | JournalEntry::Recording { call_id, .. } => call_id,
+            | JournalEntry::Recording { call_id, .. }
+            | JournalEntry::Turn { call_id, .. }
+            | JournalEntry::Assistant { call_id, .. }
+            | JournalEntry::AiResult { call_id, .. }
+            | JournalEntry::Cost { call_id, .. } => call_id,
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The call record: one `calls` row per call, its ordered `call_events` trail and
-//! an optional voicemail recording. Written from the actors' journal entries
-//! ([`Store::apply`]); read back whole by [`Store::get_call`].
+//! The call record: one `calls` row per call, its ordered `call_events` trail, an
+//! optional voicemail recording and, for AI calls, the transcript (`call_turns`),
+//! summary, AI outcome and cost. Written from the actors' journal entries
+//! ([`Store::apply`]); read back by [`Store::get_call`] and [`Store::turns`].
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -32,6 +33,14 @@ pub struct CallView {
     /// The trail, by `seq`.
     pub events: Vec<EventView>,
     pub has_recording: bool,
+    /// The AI assistant that took the call, if one did.
+    pub assistant_id: Option<String>,
+    /// The post-call summary of an AI call.
+    pub summary: Option<String>,
+    /// What the AI call came to (`goal_achieved`, `transferred`…).
+    pub ai_outcome: Option<String>,
+    /// The cost breakdown (a JSON object), once the call is priced.
+    pub cost: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +50,16 @@ pub struct EventView {
     pub kind: String,
     pub agent_id: Option<String>,
     pub detail: serde_json::Value,
+}
+
+/// One turn of an AI call's transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TurnRecord {
+    pub seq: i64,
+    pub at: i64,
+    /// `caller` or `assistant`.
+    pub role: String,
+    pub text: String,
 }
 
 /// A call's voicemail recording.
@@ -61,7 +80,8 @@ impl Store {
         let row = sqlx::query(
             "SELECT c.id, c.call_sid, c.status, c.outcome, c.agent_id, c.from_number, \
                     c.to_number, c.workspace, c.direction, c.started_at, c.answered_at, \
-                    c.ended_at, c.end_reason, \
+                    c.ended_at, c.end_reason, c.assistant_id, c.summary, c.ai_outcome, \
+                    c.cost, \
                     (SELECT COUNT(*) FROM recordings r WHERE r.call_id = c.id) AS recordings \
              FROM calls c WHERE c.id = $1",
         )
@@ -81,6 +101,13 @@ impl Store {
         .iter()
         .map(event_from_row)
         .collect::<Result<Vec<_>, _>>()?;
+        let cost = row
+            .try_get::<Option<String>, _>("cost")?
+            .map(|cost| {
+                serde_json::from_str(&cost)
+                    .map_err(|e| StoreError::Corrupt(format!("calls.cost of {id}: {e}")))
+            })
+            .transpose()?;
         Ok(Some(CallView {
             id: row.try_get("id")?,
             call_sid: row.try_get("call_sid")?,
@@ -97,7 +124,33 @@ impl Store {
             end_reason: row.try_get("end_reason")?,
             events,
             has_recording: row.try_get::<i64, _>("recordings")? > 0,
+            assistant_id: row.try_get("assistant_id")?,
+            summary: row.try_get("summary")?,
+            ai_outcome: row.try_get("ai_outcome")?,
+            cost,
         }))
+    }
+
+    /// The transcript of a call, by `seq`; empty for an unknown call or one
+    /// without AI.
+    #[tracing::instrument(skip_all, fields(call_id = %call_id))]
+    pub async fn turns(&self, call_id: &str) -> Result<Vec<TurnRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, role, text FROM call_turns WHERE call_id = $1 ORDER BY seq",
+        )
+        .bind(call_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TurnRecord {
+                    seq: row.try_get("seq")?,
+                    at: row.try_get("at")?,
+                    role: row.try_get("role")?,
+                    text: row.try_get("text")?,
+                })
+            })
+            .collect()
     }
 
     /// The call that Twilio knows by `call_sid` (the latest, should a sid repeat).
@@ -210,7 +263,8 @@ impl Store {
     /// Applies journal entries in order inside one transaction. Idempotent: the
     /// same batch applied again (after a failed commit) changes nothing. Inserts
     /// skip rows already present; `Closed` only touches a call still open, so a
-    /// call has exactly one final record; `Status` never reopens an ended call.
+    /// call has exactly one final record; `Status` never reopens an ended call;
+    /// `Assistant`, `AiResult` and `Cost` set columns to the same values again.
     #[tracing::instrument(skip_all, fields(entries = entries.len()))]
     pub async fn apply(&self, entries: &[JournalEntry]) -> Result<(), StoreError> {
         if entries.is_empty() {
@@ -289,6 +343,63 @@ impl Store {
                 .bind(*at)
                 .execute(&mut **tx)
                 .await?;
+                Ok(())
+            }
+            JournalEntry::Turn {
+                call_id,
+                seq,
+                at,
+                role,
+                text,
+            } => {
+                sqlx::query(
+                    "INSERT INTO call_turns (call_id, seq, at, role, text) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (call_id, seq) DO NOTHING",
+                )
+                .bind(call_id.as_str())
+                .bind(*seq)
+                .bind(*at)
+                .bind(*role)
+                .bind(text.as_str())
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+            JournalEntry::Assistant {
+                call_id,
+                assistant_id,
+            } => {
+                sqlx::query("UPDATE calls SET assistant_id = $2 WHERE id = $1")
+                    .bind(call_id.as_str())
+                    .bind(assistant_id.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+            JournalEntry::AiResult {
+                call_id,
+                summary,
+                ai_outcome,
+                cost,
+            } => {
+                sqlx::query(
+                    "UPDATE calls SET summary = $2, ai_outcome = $3, cost = $4 WHERE id = $1",
+                )
+                .bind(call_id.as_str())
+                .bind(summary.as_deref())
+                .bind(ai_outcome.as_deref())
+                .bind(cost.to_string())
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+            JournalEntry::Cost { call_id, cost } => {
+                sqlx::query("UPDATE calls SET cost = $2 WHERE id = $1")
+                    .bind(call_id.as_str())
+                    .bind(cost.to_string())
+                    .execute(&mut **tx)
+                    .await?;
                 Ok(())
             }
         }

@@ -33,7 +33,7 @@ pub mod journal;
 pub mod numbers;
 
 pub use agents::{AgentRecord, NewAgent};
-pub use calls::{CallView, EventView, Recording};
+pub use calls::{CallView, EventView, Recording, TurnRecord};
 pub use journal::JournalWriter;
 pub use numbers::NumberRecord;
 
@@ -46,16 +46,26 @@ const SQLITE_MAX_CONNECTIONS: u32 = 4;
 const POSTGRES_MAX_CONNECTIONS: u32 = 10;
 
 /// The migrations of each backend, embedded at build time: `(version, description, sql)`.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (2, "ai", include_str!("../../migrations/sqlite/0002_ai.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "ai",
+        include_str!("../../migrations/postgres/0002_ai.sql"),
+    ),
+];
 
 /// Durable storage over a pool of database connections; cheap to clone.
 #[derive(Clone)]
