@@ -109,6 +109,7 @@ impl Floor {
             journal: Arc::new(CountingJournal::default()),
             config: Arc::new(config),
             stats: Arc::clone(&stats),
+            hooks: None,
         };
         let workspace = Workspace::parse("bench").expect("a valid workspace");
         let mut floor = Vec::with_capacity(seats);

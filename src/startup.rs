@@ -220,6 +220,7 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
         journal: Arc::new(journal.clone()),
         config: Arc::clone(&call_config),
         stats: Arc::clone(&stats),
+        hooks: None,
     });
     for number in store.list_numbers().await? {
         directory

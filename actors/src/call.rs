@@ -14,6 +14,9 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use serde_json::json;
 
+use crate::assistant::{
+    AssistantReport, AssistantSession, AssistantUpdate, CallHooks, CallReport, StopAssistant,
+};
 use crate::audio::{self, Looper, BEEP, HOLD, RINGBACK};
 use crate::coordinator::{Broadcast, CallSummary, CoordinatorHandle, FloorEvent};
 use crate::error::EngineError;
@@ -74,6 +77,9 @@ pub struct CallDeps {
     pub journal: Arc<dyn Journal>,
     pub config: Arc<CallConfig>,
     pub stats: Arc<EngineStats>,
+    /// AI assistants and after-call work; without them an AI route goes to the
+    /// workspace's agents.
+    pub hooks: Option<Arc<dyn CallHooks>>,
 }
 
 /// Who is calling whom, known from the webhook.
@@ -247,6 +253,17 @@ enum RingStage {
     Transfer,
 }
 
+/// The assistant of an AI-routed call, and what it said and spent.
+struct Assistant {
+    id: String,
+    /// Stops it; `None` once it has stopped.
+    stop: Option<Recipient<StopAssistant>>,
+    turns: Vec<(String, String)>,
+    usage: Vec<(String, serde_json::Value)>,
+    tools_used: Vec<String>,
+    ended_by: Option<String>,
+}
+
 pub struct CallActor {
     setup: CallSetup,
     deps: CallDeps,
@@ -271,6 +288,12 @@ pub struct CallActor {
     voicemail: Option<Voicemail>,
     /// Set once a supervisor listens.
     mixer: Option<Arc<Mixer>>,
+    assistant: Option<Assistant>,
+    /// What the assistant said about the caller, attached to every ring after a
+    /// handover.
+    handover_summary: Option<String>,
+    started_at: i64,
+    media_started_at: Option<i64>,
 }
 
 impl CallActor {
@@ -298,6 +321,10 @@ impl CallActor {
             slot: None,
             voicemail: None,
             mixer: None,
+            assistant: None,
+            handover_summary: None,
+            started_at: now_ms(),
+            media_started_at: None,
         }
         .start();
         let handle = CallHandle { id, addr };
@@ -385,13 +412,75 @@ impl CallActor {
     }
 
     fn first_ring(&mut self, ctx: &mut Context<Self>) {
-        match self.setup.route.clone() {
+        self.take_route(self.setup.route.clone(), ctx);
+    }
+
+    /// Sends the caller where `route` says: the agents' simultaneous ring, the
+    /// voicemail prompt, or an assistant.
+    fn take_route(&mut self, route: Route, ctx: &mut Context<Self>) {
+        match route {
             Route::Agents { agent_ids } => {
                 self.start_background(RINGBACK.clone(), ctx);
                 self.ring_round(RingStage::First, agent_ids, Vec::new(), ctx);
             }
             Route::Voicemail => self.go_to_voicemail(VoicemailReason::NoAgents, ctx),
-            Route::Ai { .. } => self.go_to_voicemail(VoicemailReason::NoAgents, ctx),
+            Route::Ai { assistant_id } => self.start_assistant(assistant_id, ctx),
+        }
+    }
+
+    // ---- the assistant ----
+
+    fn start_assistant(&mut self, assistant_id: String, ctx: &mut Context<Self>) {
+        let (Some(hooks), Some(leg)) = (self.deps.hooks.clone(), self.leg.clone()) else {
+            self.event(
+                "ai_failed",
+                None,
+                json!({ "assistant_id": assistant_id, "reason": "no assistant service in this engine" }),
+            );
+            return self.take_route(Route::Agents { agent_ids: Vec::new() }, ctx);
+        };
+        if self.machine.assistant().is_err() {
+            return;
+        }
+        let stop = hooks.start_assistant(AssistantSession {
+            call: self.call_handle(ctx),
+            leg,
+            assistant_id: assistant_id.clone(),
+            from: self.setup.from.clone(),
+            to: self.setup.to.clone(),
+            workspace: self.setup.workspace.clone(),
+        });
+        self.event("assistant", None, json!({ "assistant_id": assistant_id }));
+        // RESTORE-JOURNAL assistant
+        self.assistant = Some(Assistant {
+            id: assistant_id,
+            stop: Some(stop),
+            turns: Vec::new(),
+            usage: Vec::new(),
+            tools_used: Vec::new(),
+            ended_by: None,
+        });
+        self.status(None);
+    }
+
+    /// Stops the assistant (if it still runs) and notes how its part ended.
+    fn stop_assistant(&mut self, ended_by: &str, reason: &'static str) {
+        if let Some(assistant) = &mut self.assistant {
+            if let Some(stop) = assistant.stop.take() {
+                stop.do_send(StopAssistant { reason });
+            }
+            assistant.ended_by.get_or_insert_with(|| ended_by.to_owned());
+        }
+    }
+
+    /// The assistant hands the caller on (to the agents, or voicemail).
+    fn leave_assistant(&mut self, route: Route, ctx: &mut Context<Self>) {
+        if let Some(leg) = &self.leg {
+            leg.route(LegRoute::Nowhere);
+        }
+        match route {
+            Route::Ai { .. } => self.take_route(Route::Agents { agent_ids: Vec::new() }, ctx),
+            other => self.take_route(other, ctx),
         }
     }
 
@@ -435,6 +524,7 @@ impl CallActor {
                 to: self.setup.to.clone(),
                 transferred_by: transferred_by.clone(),
                 consult,
+                summary: self.handover_summary.clone(),
             };
             if seat.notices.try_send(notice).is_err() {
                 self.deps
@@ -864,6 +954,7 @@ impl CallActor {
                 );
             }
         }
+        self.stop_assistant(reason, "call_ended");
         if let Some(leg) = self.leg.take() {
             leg.hang_up(reason.to_owned());
         }
@@ -873,13 +964,32 @@ impl CallActor {
             agent.as_ref(),
             json!({ "outcome": ending.outcome.as_str(), "reason": reason }),
         );
+        let ended_at = now_ms();
         self.deps.journal.append(JournalEntry::Closed {
             call_id: self.setup.id.clone(),
             outcome: ending.outcome,
             reason: reason.to_owned(),
             agent_id: agent,
-            ended_at: now_ms(),
+            ended_at,
         });
+        if let Some(hooks) = &self.deps.hooks {
+            hooks.call_ended(CallReport {
+                call_id: self.setup.id.clone(),
+                to: self.setup.to.clone(),
+                started_at: self.started_at,
+                ended_at,
+                media: self.media_started_at.map(|at| (at, ended_at)),
+                outcome: ending.outcome.as_str(),
+                reason: reason.to_owned(),
+                assistant: self.assistant.take().map(|a| AssistantReport {
+                    assistant_id: a.id,
+                    turns: a.turns,
+                    usage: a.usage,
+                    tools_used: a.tools_used,
+                    ended_by: a.ended_by.unwrap_or_else(|| reason.to_owned()),
+                }),
+            });
+        }
         let stats = &self.deps.stats;
         stats.calls_active.fetch_sub(1, Ordering::Relaxed);
         let counter = match ending.outcome {
@@ -963,6 +1073,7 @@ impl Handler<AttachCaller> for CallActor {
             json!({ "stream_sid": msg.leg.stream_sid }),
         );
         self.leg = Some(msg.leg);
+        self.media_started_at = Some(now_ms());
         self.first_ring(ctx);
         Ok(())
     }
@@ -1296,6 +1407,92 @@ impl Handler<Listen> for CallActor {
         self.event("listen", None, json!({ "listeners": mixer.listeners() }));
         self.bridge(ctx);
         Ok(())
+    }
+}
+
+impl Handler<AssistantUpdate> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AssistantUpdate, ctx: &mut Self::Context) {
+        if self.machine.is_ended() {
+            return;
+        }
+        let talking = self.machine.phase() == Phase::Assistant;
+        match msg {
+            AssistantUpdate::Connected { model } => {
+                self.event("ai_connected", None, json!({ "model": model }));
+            }
+            AssistantUpdate::Turn { role, text, at } => {
+                self.event("transcript", None, json!({ "role": role, "text": text }));
+                if let Some(assistant) = &mut self.assistant {
+                    let seq = assistant.turns.len() as i64 + 1;
+                    assistant.turns.push((role.to_owned(), text.clone()));
+                    let _ = (seq, at, text); // RESTORE-JOURNAL turn
+                }
+            }
+            AssistantUpdate::BargeIn { item_id, played_ms } => {
+                self.event(
+                    "barge_in",
+                    None,
+                    json!({ "item_id": item_id, "played_ms": played_ms }),
+                );
+            }
+            AssistantUpdate::Tool { name, ok, detail } => {
+                self.event(
+                    "tool_call",
+                    None,
+                    json!({ "name": name, "ok": ok, "detail": detail }),
+                );
+                if let Some(assistant) = &mut self.assistant {
+                    assistant.tools_used.push(name);
+                }
+            }
+            AssistantUpdate::Logged { name, detail } => {
+                self.event("ai_log", None, json!({ "name": name, "detail": detail }));
+            }
+            AssistantUpdate::Usage { model, usage } => {
+                if let Some(assistant) = &mut self.assistant {
+                    assistant.usage.push((model, usage));
+                }
+            }
+            AssistantUpdate::Handover {
+                route,
+                summary,
+                reason,
+            } if talking => {
+                self.stop_assistant("transferred", "handover");
+                self.event(
+                    "ai_handover",
+                    None,
+                    json!({ "reason": reason, "summary": summary }),
+                );
+                self.handover_summary = Some(summary);
+                self.leave_assistant(route, ctx);
+            }
+            AssistantUpdate::HangUp { reason } if talking => {
+                self.stop_assistant("end_call", "end_call");
+                self.event(
+                    "hangup",
+                    None,
+                    json!({ "by": "assistant", "reason": reason }),
+                );
+                if let Some(ending) = self.machine.hang_up() {
+                    self.finish(ending, "assistant_end_call", ctx);
+                }
+            }
+            AssistantUpdate::Failed { route, reason } if talking => {
+                self.stop_assistant("assistant_failed", "failed");
+                let to = serde_json::to_value(&route).unwrap_or_default();
+                self.event("ai_failed", None, json!({ "reason": reason, "route": to }));
+                if let Some(leg) = &self.leg {
+                    leg.clear();
+                }
+                self.leave_assistant(route, ctx);
+            }
+            AssistantUpdate::Handover { .. }
+            | AssistantUpdate::HangUp { .. }
+            | AssistantUpdate::Failed { .. } => {}
+        }
     }
 }
 

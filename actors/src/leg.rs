@@ -43,6 +43,16 @@ pub enum LegRoute {
     Port(AudioPort),
     /// To the call itself (voicemail recording).
     Call(Recipient<CallerAudio>),
+    /// To an AI assistant, with Twilio's mark echoes (it tracks what has played).
+    Assistant(Recipient<CallerInput>),
+}
+
+/// The caller's side, as an assistant hears it.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub enum CallerInput {
+    Media(Bytes),
+    Mark(String),
 }
 
 #[derive(Message)]
@@ -121,8 +131,17 @@ impl StreamHandler<LegInput> for MediaLeg {
                         .fetch_add(1, Ordering::Relaxed);
                 }
                 LegRoute::Call(call) => call.do_send(CallerAudio { frame }),
+                LegRoute::Assistant(assistant) => {
+                    assistant.do_send(CallerInput::Media(frame));
+                    self.stats
+                        .audio_frames_relayed
+                        .fetch_add(1, Ordering::Relaxed);
+                }
             },
-            LegInput::Mark(name) => self.call.caller_mark(name),
+            LegInput::Mark(name) => match &self.route {
+                LegRoute::Assistant(assistant) => assistant.do_send(CallerInput::Mark(name)),
+                _ => self.call.caller_mark(name),
+            },
             LegInput::Dtmf(digit) => self.call.caller_dtmf(digit),
             LegInput::Stop => {
                 self.caller_left("caller_hangup");

@@ -19,7 +19,9 @@
 //! - [`outbox`]: the bounded, drop-oldest outgoing queue of every socket.
 //! - [`journal`]: what the actors hand to durable storage.
 //! - [`audio`]: mu-law, tones, the WAV container.
+//! - [`assistant`]: the seam to a call's AI assistant (which lives in the engine crate).
 
+pub mod assistant;
 pub mod audio;
 pub mod call;
 pub mod coordinator;

@@ -24,6 +24,8 @@ use crate::ids::AgentId;
 pub enum Phase {
     /// The webhook was answered; Twilio's media stream has not started yet.
     AwaitingMedia,
+    /// An AI assistant talks with the caller.
+    Assistant,
     Ringing,
     Connected,
     /// On hold in the parking lot (possibly offered to seats meanwhile).
@@ -39,6 +41,7 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::AwaitingMedia => "starting",
+            Phase::Assistant => "assistant",
             Phase::Ringing => "ringing",
             Phase::Connected => "connected",
             Phase::Parked => "parked",
@@ -310,7 +313,7 @@ impl CallMachine {
                     RingUpdate::StillRinging
                 });
             }
-            Phase::AwaitingMedia | Phase::Ringing => {}
+            Phase::AwaitingMedia | Phase::Assistant | Phase::Ringing => {}
             _ => return Err(self.refuse("ring")),
         }
         seats.retain(|seat| !self.declined.contains(seat));
@@ -332,12 +335,23 @@ impl CallMachine {
     /// Goes to voicemail: a voicemail route, or the end of a parked call's ladder.
     pub fn voicemail(&mut self) -> Result<Vec<AgentId>, InvalidTransition> {
         match self.phase {
-            Phase::AwaitingMedia | Phase::Ringing | Phase::Parked => {
+            Phase::AwaitingMedia | Phase::Assistant | Phase::Ringing | Phase::Parked => {
                 self.phase = Phase::Voicemail;
                 self.parked_by = None;
                 Ok(std::mem::take(&mut self.ringing))
             }
             _ => Err(self.refuse("voicemail")),
+        }
+    }
+
+    /// The media stream started on an AI-routed number: the assistant answers.
+    pub fn assistant(&mut self) -> Result<(), InvalidTransition> {
+        match self.phase {
+            Phase::AwaitingMedia => {
+                self.phase = Phase::Assistant;
+                Ok(())
+            }
+            _ => Err(self.refuse("assistant")),
         }
     }
 
@@ -569,6 +583,7 @@ impl CallMachine {
         let outcome = match self.phase {
             Phase::Ended => return None,
             Phase::Voicemail if self.recorded > 0 => Outcome::Voicemail,
+            Phase::Assistant => Outcome::Answered,
             _ if self.answered => Outcome::Answered,
             _ => Outcome::Abandoned,
         };
@@ -587,9 +602,9 @@ impl CallMachine {
         Ok(self.end(Outcome::Answered))
     }
 
-    /// A supervisor hung the call up.
+    /// A supervisor, or the assistant with `end_call`, hung the call up.
     pub fn hang_up(&mut self) -> Option<Ending> {
-        let outcome = if self.answered {
+        let outcome = if self.answered || self.phase == Phase::Assistant {
             Outcome::Answered
         } else {
             Outcome::Abandoned
@@ -938,5 +953,44 @@ mod tests {
         assert_eq!(m.claim(&s[0], ClaimKind::Answer), ClaimDecision::Lost);
         assert_eq!(m.fail(), None);
         assert!(m.voicemail().is_err());
+    }
+
+    #[test]
+    fn an_assistant_call_that_the_caller_ends_was_answered() {
+        let mut m = CallMachine::new();
+        assert_eq!(m.assistant(), Ok(()));
+        assert_eq!(m.phase(), Phase::Assistant);
+        assert!(m.assistant().is_err());
+        assert_eq!(m.caller_left().map(|e| e.outcome), Some(Outcome::Answered));
+    }
+
+    #[test]
+    fn an_assistant_hands_over_to_the_same_ring_as_a_new_call() {
+        let mut m = CallMachine::new();
+        m.assistant().expect("media started");
+        let s = seats(2);
+        assert_eq!(m.ring(s.clone()), Ok(RingUpdate::StillRinging));
+        assert_eq!(
+            m.claim(&s[0], ClaimKind::Answer),
+            ClaimDecision::Won {
+                cancel: vec![s[1].clone()]
+            }
+        );
+        let mut nobody = CallMachine::new();
+        nobody.assistant().expect("media started");
+        assert_eq!(
+            nobody.ring(Vec::new()),
+            Ok(RingUpdate::ToVoicemail(VoicemailReason::NoAgents))
+        );
+    }
+
+    #[test]
+    fn an_assistant_ending_the_call_counts_as_answered() {
+        let mut m = CallMachine::new();
+        m.assistant().expect("media started");
+        assert_eq!(m.hang_up().map(|e| e.outcome), Some(Outcome::Answered));
+        let mut failed = CallMachine::new();
+        failed.assistant().expect("media started");
+        assert!(failed.voicemail().is_ok());
     }
 }

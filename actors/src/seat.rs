@@ -98,6 +98,8 @@ pub enum SeatOutput {
         to: String,
         transferred_by: Option<AgentId>,
         consult: bool,
+        /// What an AI assistant said about the caller before handing over.
+        summary: Option<String>,
     },
     RingCancel {
         call_id: CallId,
@@ -156,6 +158,8 @@ pub enum SeatNotice {
         to: String,
         transferred_by: Option<AgentId>,
         consult: bool,
+        /// What an AI assistant said about the caller before handing over.
+        summary: Option<String>,
     },
     RingCancel {
         call_id: CallId,
@@ -693,6 +697,7 @@ impl Handler<SeatNotice> for SeatActor {
                 to,
                 transferred_by,
                 consult,
+                summary,
             } => {
                 if !self.is_free() || self.presence() != Presence::Available {
                     // Rung while taking another call (or going away): withdraw at once.
@@ -707,6 +712,7 @@ impl Handler<SeatNotice> for SeatActor {
                     to,
                     transferred_by,
                     consult,
+                    summary,
                 });
             }
             SeatNotice::RingCancel { call_id, reason } => {

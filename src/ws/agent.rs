@@ -217,6 +217,9 @@ enum ServerMessage<'a> {
         transferred_by: Option<&'a str>,
         #[serde(skip_serializing_if = "is_false")]
         consult: bool,
+        /// An AI assistant's summary of the caller, after a handover.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        summary: Option<&'a str>,
     },
     RingCancel {
         call_id: &'a str,
@@ -287,12 +290,14 @@ pub fn render(output: &SeatOutput) -> String {
             to,
             transferred_by,
             consult,
+            summary,
         } => ServerMessage::Ring {
             call_id: call_id.as_str(),
             from,
             to,
             transferred_by: transferred_by.as_ref().map(AgentId::as_str),
             consult: *consult,
+            summary: summary.as_deref(),
         },
         SeatOutput::RingCancel { call_id, reason } => ServerMessage::RingCancel {
             call_id: call_id.as_str(),

@@ -1,0 +1,113 @@
+//! The seam between a call and its AI assistant. The assistant itself (an actor that
+//! relays the caller's media stream to a realtime model over a WebSocket) lives in
+//! the engine crate, which knows HTTP; a [`CallActor`](crate::call::CallActor) only
+//! knows this: it asks [`CallHooks::start_assistant`] for one when its media starts
+//! on an AI-routed number, hears back through [`AssistantUpdate`]s, and stops it
+//! with [`StopAssistant`]. [`CallHooks::call_ended`] hands every finished call's
+//! facts (for its cost, and an AI call's summary) to the engine.
+
+use actix::prelude::*;
+
+use crate::call::CallHandle;
+use crate::ids::{CallId, Workspace};
+use crate::leg::LegHandle;
+use crate::number::Route;
+
+/// What an assistant needs to take a call.
+pub struct AssistantSession {
+    pub call: CallHandle,
+    /// The caller's leg: the assistant writes its audio, marks and clears here.
+    pub leg: LegHandle,
+    pub assistant_id: String,
+    pub from: String,
+    pub to: String,
+    pub workspace: Workspace,
+}
+
+/// Ends an assistant: the call hung up, or moved on to a human.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopAssistant {
+    pub reason: &'static str,
+}
+
+/// What the assistant tells its call.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum AssistantUpdate {
+    /// The model accepted the session; the caller is talking to it.
+    Connected { model: String },
+    /// One finished turn of the conversation (`role` is `caller` or `assistant`).
+    Turn {
+        role: &'static str,
+        text: String,
+        at: i64,
+    },
+    /// The caller spoke over the assistant: its audio was cut where it had played.
+    BargeIn { item_id: String, played_ms: u64 },
+    /// The model called a tool (and what came of it).
+    Tool {
+        name: String,
+        ok: bool,
+        detail: serde_json::Value,
+    },
+    /// The `log_event` tool: an event the assistant wants in the call's trail.
+    Logged {
+        name: String,
+        detail: serde_json::Value,
+    },
+    /// Token usage of one model response (`response.done.response.usage`).
+    Usage {
+        model: String,
+        usage: serde_json::Value,
+    },
+    /// `transfer_to_human`: ring `route`'s agents like any inbound call, with the
+    /// assistant's summary so far attached to the ring.
+    Handover {
+        route: Route,
+        summary: String,
+        reason: String,
+    },
+    /// `end_call`, once the goodbye has played.
+    HangUp { reason: String },
+    /// The model cannot be reached, refused the session or dropped it: the caller
+    /// goes to `route` (the agents or voicemail).
+    Failed { route: Route, reason: String },
+}
+
+/// A finished call, as the engine needs it afterwards.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    pub call_id: CallId,
+    pub to: String,
+    pub started_at: i64,
+    pub ended_at: i64,
+    /// When the caller's media stream started and stopped, if it did.
+    pub media: Option<(i64, i64)>,
+    pub outcome: &'static str,
+    pub reason: String,
+    /// Set for calls an assistant took.
+    pub assistant: Option<AssistantReport>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AssistantReport {
+    pub assistant_id: String,
+    /// The conversation, in order: (`caller`|`assistant`, text).
+    pub turns: Vec<(String, String)>,
+    /// Every `response.done` usage, with its model.
+    pub usage: Vec<(String, serde_json::Value)>,
+    pub tools_used: Vec<String>,
+    /// How the assistant's part ended: `caller_hangup`, `end_call`, `transferred`,
+    /// `assistant_failed`…
+    pub ended_by: String,
+}
+
+/// What the engine plugs into every call.
+pub trait CallHooks: Send + Sync + 'static {
+    /// Starts an assistant for the call, on the current arbiter.
+    fn start_assistant(&self, session: AssistantSession) -> Recipient<StopAssistant>;
+
+    /// The call has written its final record.
+    fn call_ended(&self, report: CallReport);
+}
