@@ -451,7 +451,10 @@ impl CallActor {
             workspace: self.setup.workspace.clone(),
         });
         self.event("assistant", None, json!({ "assistant_id": assistant_id }));
-        // RESTORE-JOURNAL assistant
+        self.deps.journal.append(JournalEntry::Assistant {
+            call_id: self.setup.id.clone(),
+            assistant_id: assistant_id.clone(),
+        });
         self.assistant = Some(Assistant {
             id: assistant_id,
             stop: Some(stop),
@@ -1427,7 +1430,13 @@ impl Handler<AssistantUpdate> for CallActor {
                 if let Some(assistant) = &mut self.assistant {
                     let seq = assistant.turns.len() as i64 + 1;
                     assistant.turns.push((role.to_owned(), text.clone()));
-                    let _ = (seq, at, text); // RESTORE-JOURNAL turn
+                    self.deps.journal.append(JournalEntry::Turn {
+                        call_id: self.setup.id.clone(),
+                        seq,
+                        at,
+                        role,
+                        text,
+                    });
                 }
             }
             AssistantUpdate::BargeIn { item_id, played_ms } => {
