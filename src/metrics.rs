@@ -113,6 +113,35 @@ impl Collector for EngineCollector {
             "Rings that could not reach a seat.",
             load(&s.ring_deliveries_failed),
         )?;
+        for (name, help, value) in [
+            (
+                "switchboard_ai_sessions",
+                "Assistant sessions the realtime model accepted.",
+                &s.ai_sessions,
+            ),
+            (
+                "switchboard_ai_failures",
+                "Assistant sessions that failed to start or dropped; the caller was handed on.",
+                &s.ai_failures,
+            ),
+            (
+                "switchboard_ai_barge_ins",
+                "Times a caller spoke over the assistant and its audio was cut.",
+                &s.ai_barge_ins,
+            ),
+            (
+                "switchboard_ai_late_deltas_dropped",
+                "Audio of cancelled responses that arrived late and was dropped.",
+                &s.ai_late_deltas_dropped,
+            ),
+            (
+                "switchboard_ai_events_ignored",
+                "Realtime events that were malformed, unknown or errors.",
+                &s.ai_events_ignored,
+            ),
+        ] {
+            counter(e, name, help, load(value))?;
+        }
         gauge(
             e,
             "switchboard_journal_backlog",

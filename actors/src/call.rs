@@ -1738,6 +1738,11 @@ impl CallHandle {
         let _ = self.addr.send(Interrupt { reason }).await;
     }
 
+    /// News from the call's assistant.
+    pub fn assistant_update(&self, update: AssistantUpdate) {
+        self.addr.do_send(update);
+    }
+
     pub fn is_alive(&self) -> bool {
         self.addr.connected()
     }

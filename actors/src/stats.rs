@@ -24,6 +24,16 @@ pub struct EngineStats {
     pub outcome_abandoned: AtomicU64,
     pub outcome_failed: AtomicU64,
     pub outcome_interrupted: AtomicU64,
+    /// Assistant sessions the model accepted.
+    pub ai_sessions: AtomicU64,
+    /// Assistant sessions that could not start or dropped (the caller was handed on).
+    pub ai_failures: AtomicU64,
+    /// Times a caller spoke over the assistant and its audio was cut.
+    pub ai_barge_ins: AtomicU64,
+    /// Audio deltas of a cancelled response that arrived late and were dropped.
+    pub ai_late_deltas_dropped: AtomicU64,
+    /// Realtime events that were malformed, unknown or errors (logged and ignored).
+    pub ai_events_ignored: AtomicU64,
 }
 
 impl EngineStats {

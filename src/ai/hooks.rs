@@ -1,0 +1,124 @@
+//! The engine's [`CallHooks`]: puts an [`AiLeg`] on AI-routed calls, and after every
+//! call works out its cost — and, for an assistant's call, asks the summary model
+//! for a summary and an outcome — then hands the result to the journal, which
+//! writes it on the call's record.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use switchboard_actors::assistant::{
+    AssistantReport, AssistantSession, CallHooks, CallReport, StopAssistant,
+};
+use switchboard_actors::journal::{Journal, JournalEntry};
+
+use super::cost::{breakdown, CallCostInput, Pricing, RealtimeUsage};
+use super::relay::{AiLeg, RelayDeps};
+use super::summary::{AiOutcome, Summarizer, SummaryInput};
+
+pub struct EngineHooks {
+    pub relay: RelayDeps,
+    pub journal: Arc<dyn Journal>,
+    pub pricing: Arc<Pricing>,
+    pub summarizer: Option<Arc<Summarizer>>,
+}
+
+impl CallHooks for EngineHooks {
+    fn start_assistant(&self, session: AssistantSession) -> Recipient<StopAssistant> {
+        AiLeg::start(session, self.relay.clone()).recipient()
+    }
+
+    fn call_ended(&self, report: CallReport) {
+        let Some(assistant) = report.assistant.clone() else {
+            let cost = cost_of(&self.pricing, &report, &RealtimeUsage::default(), None);
+            self.journal.append(JournalEntry::Cost {
+                call_id: report.call_id,
+                cost,
+            });
+            return;
+        };
+        let journal = Arc::clone(&self.journal);
+        let pricing = Arc::clone(&self.pricing);
+        let summarizer = self.summarizer.clone();
+        let load = Arc::clone(&self.relay.load);
+        actix_rt::spawn(async move {
+            let mut realtime = RealtimeUsage::default();
+            for (model, usage) in &assistant.usage {
+                realtime.add(model, usage);
+            }
+            let instructions = load(assistant.assistant_id.clone())
+                .await
+                .map(|a| a.instructions)
+                .unwrap_or_default();
+            let (summary, outcome, usage) = match &summarizer {
+                Some(summarizer) => summarize(summarizer, &instructions, &report, &assistant).await,
+                None => (None, known_outcome(&assistant), None),
+            };
+            let cost = cost_of(&pricing, &report, &realtime, usage.as_ref());
+            journal.append(JournalEntry::AiResult {
+                call_id: report.call_id,
+                summary,
+                ai_outcome: outcome.map(|o| o.as_str().to_owned()),
+                cost,
+            });
+        });
+    }
+}
+
+/// What the facts alone say, when no summary model is configured or it failed:
+/// a handover is `transferred`, a dead session `error`; anything else needs the
+/// model's judgement and stays unknown.
+fn known_outcome(assistant: &AssistantReport) -> Option<AiOutcome> {
+    match assistant.ended_by.as_str() {
+        "transferred" => Some(AiOutcome::Transferred),
+        "assistant_failed" => Some(AiOutcome::Error),
+        _ => None,
+    }
+}
+
+async fn summarize(
+    summarizer: &Summarizer,
+    instructions: &str,
+    report: &CallReport,
+    assistant: &AssistantReport,
+) -> (
+    Option<String>,
+    Option<AiOutcome>,
+    Option<super::cost::SummaryUsage>,
+) {
+    let input = SummaryInput {
+        instructions,
+        turns: &assistant.turns,
+        ended_by: &assistant.ended_by,
+        tools_used: &assistant.tools_used,
+    };
+    match summarizer.summarize(&input).await {
+        Ok(summary) => (
+            Some(summary.summary),
+            Some(summary.outcome),
+            Some(summary.usage),
+        ),
+        Err(e) => {
+            tracing::warn!(call_id = %report.call_id, error = %e, "the call could not be summarized");
+            (None, known_outcome(assistant), None)
+        }
+    }
+}
+
+fn cost_of(
+    pricing: &Pricing,
+    report: &CallReport,
+    realtime: &RealtimeUsage,
+    summary: Option<&super::cost::SummaryUsage>,
+) -> serde_json::Value {
+    breakdown(
+        pricing,
+        &CallCostInput {
+            to: &report.to,
+            started_at: report.started_at,
+            ended_at: report.ended_at,
+            media_ms: report.media.map(|(start, end)| end - start),
+            realtime,
+            summary,
+        },
+    )
+}

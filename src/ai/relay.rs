@@ -1,0 +1,999 @@
+//! `AiLeg`: the assistant's side of an AI-routed call — one actor per call, relaying
+//! between the caller's Twilio media stream and an OpenAI Realtime WebSocket (GA
+//! protocol, `audio/pcmu` both ways, so audio passes through untouched).
+//!
+//! - Caller audio arrives from the call's `MediaLeg` (`LegRoute::Assistant`) and goes
+//!   out as `input_audio_buffer.append`.
+//! - Each `response.output_audio.delta` goes to Twilio followed by a uniquely named
+//!   `mark`; Twilio echoes a mark once the audio before it has played, so the relay
+//!   knows, per item, how much the caller has actually heard.
+//! - Barge-in: on `input_audio_buffer.speech_started` while assistant audio is still
+//!   queued or playing, Twilio is told to `clear`, the playing item is truncated at
+//!   the played position (`conversation.item.truncate`), and late deltas of the
+//!   interrupted response are dropped.
+//! - Tools: `transfer_to_human` and `end_call` leave once the current response is
+//!   done and has played; `log_event` writes to the trail; webhook tools are POSTed
+//!   with a timeout and their answer (or error) goes back to the model.
+//! - Failure (unreachable, refused, silent, dropped) is reported to the call with
+//!   the assistant's failure route at once; the call moves the caller on.
+
+use std::borrow::Cow;
+use std::pin::Pin;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::io::{SinkWrite, WriteHandler};
+use actix::prelude::*;
+use awc::error::WsProtocolError;
+use awc::ws::{CloseCode, CloseReason, Frame, Message};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Sink, StreamExt as _};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use switchboard_actors::assistant::{AssistantSession, AssistantUpdate, StopAssistant};
+use switchboard_actors::call::CallHandle;
+use switchboard_actors::journal::now_ms;
+use switchboard_actors::leg::{CallerInput, LegControl, LegHandle, LegRoute};
+use switchboard_actors::number::Route;
+use switchboard_actors::stats::EngineStats;
+
+use super::assistant::ToolSpec;
+
+type OpenAiSink = Pin<Box<dyn Sink<Message, Error = WsProtocolError>>>;
+
+/// How the relay reaches the model.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// `wss://api.openai.com/v1/realtime` or a compatible server; `?model=` is added.
+    pub realtime_url: String,
+    pub api_key: Option<SecretString>,
+    /// From the start of the call to `session.updated`; past it the caller goes to
+    /// the failure route.
+    pub connect_timeout: Duration,
+    /// The input transcription model (`gpt-4o-mini-transcribe`, `whisper-1`…).
+    pub transcription_model: String,
+    /// How long `transfer_to_human` and `end_call` wait for the assistant's last
+    /// words to play before they act anyway.
+    pub exit_grace: Duration,
+    /// Largest frame accepted from the model.
+    pub max_frame_bytes: usize,
+}
+
+/// What an assistant is, as a call starts (read from the store then).
+#[derive(Debug, Clone)]
+pub struct AssistantConfig {
+    pub id: String,
+    pub model: String,
+    pub voice: String,
+    pub instructions: String,
+    pub greeting: Option<String>,
+    pub tools: Vec<ToolSpec>,
+    pub on_failure: Route,
+}
+
+/// Finds an assistant by id; `Err` carries why it could not be had.
+pub type LoadAssistant = Arc<
+    dyn Fn(String) -> futures_util::future::BoxFuture<'static, Result<AssistantConfig, String>>
+        + Send
+        + Sync,
+>;
+
+/// What every relay shares.
+#[derive(Clone)]
+pub struct RelayDeps {
+    pub config: Arc<RelayConfig>,
+    pub load: LoadAssistant,
+    /// For webhook tools.
+    pub http: reqwest::Client,
+    pub stats: Arc<EngineStats>,
+}
+
+/// One server event, borrowed from the frame. Only the fields the relay reads.
+#[derive(Debug, Deserialize)]
+struct ServerEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    delta: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    item_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    response_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    transcript: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    call_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<Cow<'a, str>>,
+    #[serde(default)]
+    response: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// An assistant item's audio: how much went to Twilio and how much has played.
+#[derive(Debug, Default)]
+struct ItemAudio {
+    response_id: String,
+    sent_ms: u64,
+    played_ms: u64,
+    /// When its first audio went out (the turn's timestamp).
+    first_at: i64,
+}
+
+/// A mark sent after a delta: once echoed, `item` has played up to `end_ms`.
+#[derive(Debug)]
+struct PendingMark {
+    seq: u64,
+    item: String,
+    end_ms: u64,
+}
+
+/// How the assistant leaves the call, once its last words have played.
+#[derive(Debug, Clone)]
+enum Exit {
+    Handover { summary: String, reason: String },
+    HangUp { reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Connecting,
+    /// Socket open; waiting for `session.created`, then `session.updated`.
+    Configuring,
+    Live,
+    Done,
+}
+
+pub struct AiLeg {
+    call: CallHandle,
+    leg: LegHandle,
+    assistant_id: String,
+    deps: RelayDeps,
+    assistant: Option<AssistantConfig>,
+    stage: Stage,
+    sink: Option<SinkWrite<Message, OpenAiSink>>,
+    /// A text message arriving in continuation frames.
+    partial: Option<BytesMut>,
+    items: HashMap<String, ItemAudio>,
+    marks: VecDeque<PendingMark>,
+    mark_seq: u64,
+    /// The response being generated, if any.
+    active_response: Option<String>,
+    /// Responses (and items) the caller interrupted: their late audio is dropped.
+    cancelled_responses: HashSet<String>,
+    cancelled_items: HashSet<String>,
+    /// A tool answered while a response was active: ask for the next one after it.
+    want_response: bool,
+    /// When the caller's current utterance started, by input item.
+    speech_at: HashMap<String, i64>,
+    exit: Option<Exit>,
+    /// Reused for every `input_audio_buffer.append`.
+    append: String,
+    started: Instant,
+}
+
+impl AiLeg {
+    pub fn start(session: AssistantSession, deps: RelayDeps) -> Addr<AiLeg> {
+        AiLeg {
+            call: session.call,
+            leg: session.leg,
+            assistant_id: session.assistant_id,
+            deps,
+            assistant: None,
+            stage: Stage::Connecting,
+            sink: None,
+            partial: None,
+            items: HashMap::new(),
+            marks: VecDeque::new(),
+            mark_seq: 0,
+            active_response: None,
+            cancelled_responses: HashSet::new(),
+            cancelled_items: HashSet::new(),
+            want_response: false,
+            speech_at: HashMap::new(),
+            exit: None,
+            append: String::with_capacity(512),
+            started: Instant::now(),
+        }
+        .start()
+    }
+
+    fn update(&self, update: AssistantUpdate) {
+        self.call.assistant_update(update);
+    }
+
+    /// The model is out of reach: hand the caller to the failure route and stop.
+    fn fail(&mut self, reason: String, ctx: &mut Context<Self>) {
+        if self.stage == Stage::Done {
+            return;
+        }
+        let live = self.stage == Stage::Live;
+        self.stage = Stage::Done;
+        self.deps
+            .stats
+            .ai_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(call_id = %self.call.id(), assistant_id = %self.assistant_id, %reason, live, "assistant failed");
+        let route = self
+            .assistant
+            .as_ref()
+            .map(|a| a.on_failure.clone())
+            .unwrap_or(Route::Agents {
+                agent_ids: Vec::new(),
+            });
+        self.update(AssistantUpdate::Failed { route, reason });
+        self.close(ctx);
+    }
+
+    fn close(&mut self, ctx: &mut Context<Self>) {
+        if let Some(mut sink) = self.sink.take() {
+            let _ = sink.write(Message::Close(Some(CloseReason {
+                code: CloseCode::Normal,
+                description: None,
+            })));
+            sink.close();
+        }
+        ctx.stop();
+    }
+
+    fn send(&mut self, event: Value) {
+        if let Some(sink) = &mut self.sink {
+            let _ = sink.write(Message::Text(event.to_string().into()));
+        }
+    }
+
+    // ---- connecting ----
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        let load = Arc::clone(&self.deps.load);
+        let config = Arc::clone(&self.deps.config);
+        let id = self.assistant_id.clone();
+        let work = async move {
+            let assistant = load(id).await?;
+            let url = realtime_url(&config.realtime_url, &assistant.model);
+            let mut request = awc::Client::builder()
+                .timeout(config.connect_timeout)
+                .finish()
+                .ws(url)
+                .max_frame_size(config.max_frame_bytes);
+            if let Some(key) = &config.api_key {
+                request = request.bearer_auth(key.expose_secret());
+            }
+            let framed = match request.connect().await {
+                Ok((_response, framed)) => framed,
+                Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+                    return Err(format!(
+                        "the realtime API refused the connection with HTTP {}",
+                        status.as_u16()
+                    ))
+                }
+                Err(e) => return Err(format!("the realtime API could not be reached: {e}")),
+            };
+            Ok((assistant, framed))
+        };
+        ctx.spawn(work.into_actor(self).map(|result, act, ctx| match result {
+            Err(reason) => act.fail(reason, ctx),
+            Ok((assistant, framed)) => {
+                if act.stage != Stage::Connecting {
+                    return;
+                }
+                let (sink, stream) = framed.split();
+                let sink: OpenAiSink = Box::pin(sink);
+                act.sink = Some(SinkWrite::new(sink, ctx));
+                ctx.add_stream(stream);
+                act.assistant = Some(assistant);
+                act.stage = Stage::Configuring;
+            }
+        }));
+        let deadline = self.deps.config.connect_timeout;
+        ctx.run_later(deadline, move |act, ctx| {
+            if matches!(act.stage, Stage::Connecting | Stage::Configuring) {
+                let reason = format!(
+                    "the realtime session was not ready within {} ms",
+                    deadline.as_millis()
+                );
+                act.fail(reason, ctx);
+            }
+        });
+    }
+
+    fn configure(&mut self) {
+        let Some(assistant) = &self.assistant else {
+            return;
+        };
+        let tools: Vec<Value> = assistant
+            .tools
+            .iter()
+            .map(ToolSpec::realtime_definition)
+            .collect();
+        let update = json!({
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "model": assistant.model,
+                "output_modalities": ["audio"],
+                "instructions": assistant.instructions,
+                "audio": {
+                    "input": {
+                        "format": { "type": "audio/pcmu" },
+                        "turn_detection": {
+                            "type": "server_vad",
+                            "create_response": true,
+                            "interrupt_response": true,
+                        },
+                        "transcription": { "model": self.deps.config.transcription_model },
+                    },
+                    "output": {
+                        "format": { "type": "audio/pcmu" },
+                        "voice": assistant.voice,
+                    },
+                },
+                "tools": tools,
+                "tool_choice": "auto",
+            },
+        });
+        self.send(update);
+    }
+
+    fn session_ready(&mut self) {
+        if self.stage != Stage::Configuring {
+            return;
+        }
+        self.stage = Stage::Live;
+        self.deps
+            .stats
+            .ai_sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (model, greeting) = match &self.assistant {
+            Some(a) => (a.model.clone(), a.greeting.clone()),
+            None => return,
+        };
+        tracing::info!(
+            call_id = %self.call.id(),
+            assistant_id = %self.assistant_id,
+            ready_ms = self.started.elapsed().as_millis() as u64,
+            "assistant session ready"
+        );
+        self.update(AssistantUpdate::Connected { model });
+        if let Some(greeting) = greeting.filter(|g| !g.trim().is_empty()) {
+            self.send(json!({
+                "type": "response.create",
+                "response": {
+                    "instructions": format!(
+                        "Greet the caller by saying exactly this, and nothing else: {greeting}"
+                    ),
+                },
+            }));
+        }
+    }
+
+    // ---- the model's events ----
+
+    fn on_text(&mut self, text: &[u8], ctx: &mut Context<Self>) {
+        let event: ServerEvent<'_> = match serde_json::from_slice(text) {
+            Ok(event) => event,
+            Err(e) => {
+                self.ignored();
+                tracing::warn!(call_id = %self.call.id(), error = %e, "malformed realtime event ignored");
+                return;
+            }
+        };
+        match event.kind.as_ref() {
+            "response.output_audio.delta" => self.on_audio(&event),
+            "session.created" => self.configure(),
+            "session.updated" => self.session_ready(),
+            "input_audio_buffer.speech_started" => self.on_speech_started(&event),
+            "response.created" => {
+                self.active_response = event
+                    .response
+                    .as_ref()
+                    .and_then(|r| r.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+            }
+            "response.done" => self.on_response_done(&event, ctx),
+            "conversation.item.input_audio_transcription.completed" => {
+                let item = event.item_id.as_deref().unwrap_or_default();
+                let at = self.speech_at.remove(item).unwrap_or_else(now_ms);
+                if let Some(text) = event.transcript.filter(|t| !t.trim().is_empty()) {
+                    self.update(AssistantUpdate::Turn {
+                        role: "caller",
+                        text: text.trim().to_owned(),
+                        at,
+                    });
+                }
+            }
+            "response.output_audio_transcript.done" => {
+                let item = event.item_id.as_deref().unwrap_or_default();
+                let at = self
+                    .items
+                    .get(item)
+                    .map(|i| i.first_at)
+                    .unwrap_or_else(now_ms);
+                if let Some(text) = event.transcript.filter(|t| !t.trim().is_empty()) {
+                    self.update(AssistantUpdate::Turn {
+                        role: "assistant",
+                        text: text.trim().to_owned(),
+                        at,
+                    });
+                }
+            }
+            "response.function_call_arguments.done" => self.on_function_call(&event, ctx),
+            "error" => self.on_error(&event, ctx),
+            // Known events the relay has no use for.
+            "conversation.created"
+            | "conversation.item.added"
+            | "conversation.item.done"
+            | "conversation.item.created"
+            | "conversation.item.truncated"
+            | "conversation.item.deleted"
+            | "conversation.item.retrieved"
+            | "conversation.item.input_audio_transcription.delta"
+            | "conversation.item.input_audio_transcription.segment"
+            | "conversation.item.input_audio_transcription.failed"
+            | "input_audio_buffer.speech_stopped"
+            | "input_audio_buffer.committed"
+            | "input_audio_buffer.cleared"
+            | "input_audio_buffer.timeout_triggered"
+            | "response.output_item.added"
+            | "response.output_item.done"
+            | "response.content_part.added"
+            | "response.content_part.done"
+            | "response.output_audio.done"
+            | "response.output_audio_transcript.delta"
+            | "response.output_text.delta"
+            | "response.output_text.done"
+            | "response.function_call_arguments.delta"
+            | "rate_limits.updated" => {}
+            other => {
+                self.ignored();
+                tracing::debug!(call_id = %self.call.id(), kind = other, "unknown realtime event ignored");
+            }
+        }
+    }
+
+    fn ignored(&self) {
+        self.deps
+            .stats
+            .ai_events_ignored
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn on_error(&mut self, event: &ServerEvent<'_>, ctx: &mut Context<Self>) {
+        self.ignored();
+        let error = event.error.clone().unwrap_or(Value::Null);
+        if self.stage == Stage::Configuring {
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message");
+            let code = error
+                .get("code")
+                .and_then(Value::as_str)
+                .or_else(|| error.get("type").and_then(Value::as_str))
+                .unwrap_or("error");
+            return self.fail(
+                format!("the realtime API refused the session: {code}: {message}"),
+                ctx,
+            );
+        }
+        // Most errors are recoverable and the session stays open (OpenAI's words).
+        tracing::warn!(call_id = %self.call.id(), %error, "realtime error event");
+    }
+
+    fn on_audio(&mut self, event: &ServerEvent<'_>) {
+        if self.stage != Stage::Live {
+            return;
+        }
+        let (Some(item), Some(delta)) = (event.item_id.as_deref(), event.delta.as_deref()) else {
+            self.ignored();
+            return;
+        };
+        let response = event.response_id.as_deref().unwrap_or_default();
+        if self.cancelled_responses.contains(response) || self.cancelled_items.contains(item) {
+            self.deps
+                .stats
+                .ai_late_deltas_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        let audio = match STANDARD.decode(delta) {
+            Ok(audio) if !audio.is_empty() => Bytes::from(audio),
+            Ok(_) => return,
+            Err(_) => {
+                self.ignored();
+                return;
+            }
+        };
+        let entry = self
+            .items
+            .entry(item.to_owned())
+            .or_insert_with(|| ItemAudio {
+                response_id: response.to_owned(),
+                first_at: now_ms(),
+                ..ItemAudio::default()
+            });
+        entry.sent_ms += (audio.len() / 8) as u64;
+        let end_ms = entry.sent_ms;
+        self.leg.outbox.send_audio(audio);
+        self.mark_seq += 1;
+        self.leg
+            .outbox
+            .send_after_audio(LegControl::Mark(format!("ai:{}", self.mark_seq)));
+        self.marks.push_back(PendingMark {
+            seq: self.mark_seq,
+            item: item.to_owned(),
+            end_ms,
+        });
+    }
+
+    /// Twilio played everything up to this mark.
+    fn on_mark(&mut self, name: &str, ctx: &mut Context<Self>) {
+        let Some(seq) = name.strip_prefix("ai:").and_then(|n| n.parse::<u64>().ok()) else {
+            return;
+        };
+        while self.marks.front().is_some_and(|m| m.seq <= seq) {
+            if let Some(mark) = self.marks.pop_front() {
+                if let Some(item) = self.items.get_mut(&mark.item) {
+                    item.played_ms = item.played_ms.max(mark.end_ms);
+                }
+            }
+        }
+        self.maybe_exit(ctx);
+    }
+
+    fn on_speech_started(&mut self, event: &ServerEvent<'_>) {
+        if let Some(item) = event.item_id.as_deref() {
+            self.speech_at.insert(item.to_owned(), now_ms());
+        }
+        if self.exit.is_some() {
+            // The assistant is leaving; let its last words play.
+            return;
+        }
+        let Some(front) = self.marks.front() else {
+            return; // nothing of the assistant is playing
+        };
+        // The item playing now, and any queued behind it, are cut where the caller
+        // stopped hearing them.
+        let mut items: Vec<String> = Vec::new();
+        for mark in &self.marks {
+            if !items.contains(&mark.item) {
+                items.push(mark.item.clone());
+            }
+        }
+        let playing = front.item.clone();
+        self.leg.clear();
+        self.marks.clear();
+        if let Some(response) = self.active_response.take() {
+            self.cancelled_responses.insert(response);
+        }
+        let mut played_now = 0;
+        for item_id in items {
+            let Some(item) = self.items.get(&item_id) else {
+                continue;
+            };
+            let played = item.played_ms.min(item.sent_ms);
+            self.cancelled_responses.insert(item.response_id.clone());
+            self.cancelled_items.insert(item_id.clone());
+            if item_id == playing {
+                played_now = played;
+            }
+            self.send(json!({
+                "type": "conversation.item.truncate",
+                "item_id": item_id,
+                "content_index": 0,
+                "audio_end_ms": played,
+            }));
+        }
+        self.deps
+            .stats
+            .ai_barge_ins
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.update(AssistantUpdate::BargeIn {
+            item_id: playing,
+            played_ms: played_now,
+        });
+    }
+
+    fn on_response_done(&mut self, event: &ServerEvent<'_>, ctx: &mut Context<Self>) {
+        let response = event.response.as_ref();
+        let id = response
+            .and_then(|r| r.get("id"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if self.active_response.as_deref() == Some(id) || id.is_empty() {
+            self.active_response = None;
+        }
+        if let Some(usage) = response.and_then(|r| r.get("usage")).filter(|u| u.is_object()) {
+            let model = self
+                .assistant
+                .as_ref()
+                .map(|a| a.model.clone())
+                .unwrap_or_default();
+            self.update(AssistantUpdate::Usage {
+                model,
+                usage: usage.clone(),
+            });
+        }
+        if self.want_response && self.active_response.is_none() && self.exit.is_none() {
+            self.want_response = false;
+            self.send(json!({ "type": "response.create" }));
+        }
+        self.maybe_exit(ctx);
+    }
+
+    // ---- tools ----
+
+    fn on_function_call(&mut self, event: &ServerEvent<'_>, ctx: &mut Context<Self>) {
+        let call_id = event.call_id.as_deref().unwrap_or_default().to_owned();
+        let name = event.name.as_deref().unwrap_or_default().to_owned();
+        let raw = event.arguments.as_deref().unwrap_or("{}");
+        let tool = self
+            .assistant
+            .as_ref()
+            .and_then(|a| a.tools.iter().find(|t| t.name() == name))
+            .cloned();
+        let Some(tool) = tool else {
+            self.update(AssistantUpdate::Tool {
+                name: name.clone(),
+                ok: false,
+                detail: json!({ "error": "no such tool" }),
+            });
+            return self.tool_output(&call_id, json!({ "error": format!("no tool named {name:?}") }));
+        };
+        let arguments = match serde_json::from_str::<Value>(raw) {
+            Ok(value @ Value::Object(_)) => value,
+            Ok(_) => {
+                return self.bad_arguments(&call_id, &name, "the arguments must be a JSON object")
+            }
+            Err(e) => {
+                return self.bad_arguments(
+                    &call_id,
+                    &name,
+                    &format!("the arguments are not valid JSON: {e}"),
+                )
+            }
+        };
+        let text = |key: &str| {
+            arguments
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        match tool {
+            ToolSpec::TransferToHuman => {
+                let reason = text("reason");
+                let summary = match text("summary") {
+                    s if !s.trim().is_empty() => s,
+                    _ => reason.clone(),
+                };
+                self.update(AssistantUpdate::Tool {
+                    name,
+                    ok: true,
+                    detail: arguments.clone(),
+                });
+                self.leave(Exit::Handover { summary, reason }, ctx);
+            }
+            ToolSpec::EndCall => {
+                self.update(AssistantUpdate::Tool {
+                    name,
+                    ok: true,
+                    detail: arguments.clone(),
+                });
+                let reason = match text("reason") {
+                    r if r.is_empty() => "goodbye".to_owned(),
+                    r => r,
+                };
+                self.leave(Exit::HangUp { reason }, ctx);
+            }
+            ToolSpec::LogEvent => {
+                let event_name = match text("name") {
+                    n if n.is_empty() => "event".to_owned(),
+                    n => n,
+                };
+                let detail = arguments.get("detail").cloned().unwrap_or(Value::Null);
+                self.update(AssistantUpdate::Logged {
+                    name: event_name,
+                    detail,
+                });
+                self.update(AssistantUpdate::Tool {
+                    name,
+                    ok: true,
+                    detail: json!({}),
+                });
+                self.tool_output(&call_id, json!({ "ok": true }));
+            }
+            ToolSpec::Webhook {
+                url, timeout_ms, ..
+            } => self.call_webhook(call_id, name, url, timeout_ms, arguments, ctx),
+        }
+    }
+
+    fn bad_arguments(&mut self, call_id: &str, name: &str, error: &str) {
+        self.update(AssistantUpdate::Tool {
+            name: name.to_owned(),
+            ok: false,
+            detail: json!({ "error": error }),
+        });
+        self.tool_output(call_id, json!({ "error": error }));
+    }
+
+    /// Gives the model a tool's answer and asks it to go on.
+    fn tool_output(&mut self, call_id: &str, output: Value) {
+        if self.stage != Stage::Live {
+            return;
+        }
+        self.send(json!({
+            "type": "conversation.item.create",
+            "item": {
+                "type": "function_call_output",
+                "call_id": call_id,
+                "output": output.to_string(),
+            },
+        }));
+        if self.active_response.is_some() {
+            self.want_response = true;
+        } else {
+            self.send(json!({ "type": "response.create" }));
+        }
+    }
+
+    fn call_webhook(
+        &mut self,
+        call_id: String,
+        name: String,
+        url: String,
+        timeout_ms: u64,
+        arguments: Value,
+        ctx: &mut Context<Self>,
+    ) {
+        let request = self
+            .deps
+            .http
+            .post(&url)
+            .timeout(Duration::from_millis(timeout_ms))
+            .header("x-switchboard-call-id", self.call.id().as_str())
+            .json(&json!({
+                "tool": name,
+                "call_id": self.call.id().as_str(),
+                "arguments": arguments,
+            }));
+        let started = Instant::now();
+        let work = async move {
+            let response = request.send().await?;
+            let status = response.status();
+            let body = response.text().await?;
+            Ok::<_, reqwest::Error>((status, body))
+        };
+        ctx.spawn(work.into_actor(self).map(move |result, act, _ctx| {
+            let ms = started.elapsed().as_millis() as u64;
+            let (ok, output, detail) = match result {
+                Ok((status, body)) if status.is_success() => {
+                    let answer = serde_json::from_str::<Value>(&body)
+                        .unwrap_or_else(|_| Value::String(truncate(&body, 8_000)));
+                    (true, answer, json!({ "status": status.as_u16(), "ms": ms }))
+                }
+                Ok((status, body)) => {
+                    let error = format!("the tool answered HTTP {}", status.as_u16());
+                    let detail = json!({ "status": status.as_u16(), "ms": ms, "error": error });
+                    let output = json!({ "error": error, "body": truncate(&body, 2_000) });
+                    (false, output, detail)
+                }
+                Err(e) if e.is_timeout() => {
+                    let error = format!("the tool did not answer within {timeout_ms} ms");
+                    (false, json!({ "error": error }), json!({ "ms": ms, "error": error }))
+                }
+                Err(e) => {
+                    let error = format!("the tool could not be reached: {e}");
+                    (false, json!({ "error": error }), json!({ "ms": ms, "error": error }))
+                }
+            };
+            act.update(AssistantUpdate::Tool {
+                name: name.clone(),
+                ok,
+                detail,
+            });
+            act.tool_output(&call_id, output);
+        }));
+    }
+
+    /// The assistant leaves once its current response is done and has played (or
+    /// after the grace period).
+    fn leave(&mut self, exit: Exit, ctx: &mut Context<Self>) {
+        if self.exit.is_some() {
+            return;
+        }
+        self.exit = Some(exit);
+        let grace = self.deps.config.exit_grace;
+        ctx.run_later(grace, |act, ctx| act.exit_now(ctx));
+        self.maybe_exit(ctx);
+    }
+
+    fn maybe_exit(&mut self, ctx: &mut Context<Self>) {
+        if self.exit.is_some() && self.active_response.is_none() && self.marks.is_empty() {
+            self.exit_now(ctx);
+        }
+    }
+
+    fn exit_now(&mut self, ctx: &mut Context<Self>) {
+        let Some(exit) = self.exit.take() else {
+            return;
+        };
+        if self.stage == Stage::Done {
+            return;
+        }
+        self.stage = Stage::Done;
+        let route = self
+            .assistant
+            .as_ref()
+            .map(|a| match &a.on_failure {
+                Route::Agents { agent_ids } => Route::Agents {
+                    agent_ids: agent_ids.clone(),
+                },
+                _ => Route::Agents {
+                    agent_ids: Vec::new(),
+                },
+            })
+            .unwrap_or(Route::Agents {
+                agent_ids: Vec::new(),
+            });
+        self.update(match exit {
+            Exit::Handover { summary, reason } => AssistantUpdate::Handover {
+                route,
+                summary,
+                reason,
+            },
+            Exit::HangUp { reason } => AssistantUpdate::HangUp { reason },
+        });
+        self.close(ctx);
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// The realtime URL with the model as its `model` query parameter.
+pub fn realtime_url(base: &str, model: &str) -> String {
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let model: String = form_urlencoded_component(model);
+    format!("{base}{separator}model={model}")
+}
+
+fn form_urlencoded_component(value: &str) -> String {
+    serde_urlencoded::to_string([("", value)])
+        .map(|s| s.trim_start_matches('=').to_owned())
+        .unwrap_or_default()
+}
+
+impl Actor for AiLeg {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1024);
+        self.leg
+            .route(LegRoute::Assistant(ctx.address().recipient()));
+        self.connect(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        tracing::debug!(call_id = %self.call.id(), "assistant relay stopped");
+    }
+}
+
+impl Handler<CallerInput> for AiLeg {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallerInput, ctx: &mut Self::Context) {
+        match msg {
+            CallerInput::Media(frame) => {
+                if self.stage != Stage::Live {
+                    return;
+                }
+                self.append.clear();
+                self.append
+                    .push_str(r#"{"type":"input_audio_buffer.append","audio":""#);
+                STANDARD.encode_string(&frame, &mut self.append);
+                self.append.push_str(r#""}"#);
+                if let Some(sink) = &mut self.sink {
+                    let _ = sink.write(Message::Text(self.append.as_str().into()));
+                }
+            }
+            CallerInput::Mark(name) => self.on_mark(&name, ctx),
+        }
+    }
+}
+
+impl Handler<StopAssistant> for AiLeg {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopAssistant, ctx: &mut Self::Context) {
+        tracing::debug!(call_id = %self.call.id(), reason = msg.reason, "assistant stopped by its call");
+        self.stage = Stage::Done;
+        self.close(ctx);
+    }
+}
+
+impl StreamHandler<Result<Frame, WsProtocolError>> for AiLeg {
+    fn handle(&mut self, item: Result<Frame, WsProtocolError>, ctx: &mut Self::Context) {
+        let frame = match item {
+            Ok(frame) => frame,
+            Err(e) => return self.fail(format!("the realtime socket failed: {e}"), ctx),
+        };
+        match frame {
+            Frame::Text(text) => self.on_text(&text, ctx),
+            Frame::Continuation(part) => match part {
+                actix_ws::Item::FirstText(bytes) => self.partial = Some(BytesMut::from(&bytes[..])),
+                actix_ws::Item::FirstBinary(_) => self.partial = None,
+                actix_ws::Item::Continue(bytes) => {
+                    if let Some(partial) = &mut self.partial {
+                        partial.extend_from_slice(&bytes);
+                    }
+                }
+                actix_ws::Item::Last(bytes) => {
+                    if let Some(mut partial) = self.partial.take() {
+                        partial.extend_from_slice(&bytes);
+                        self.on_text(&partial, ctx);
+                    }
+                }
+            },
+            Frame::Ping(payload) => {
+                if let Some(sink) = &mut self.sink {
+                    let _ = sink.write(Message::Pong(payload));
+                }
+            }
+            Frame::Close(reason) => {
+                let why = reason
+                    .map(|r| format!("{:?} {}", r.code, r.description.unwrap_or_default()))
+                    .unwrap_or_else(|| "no reason".into());
+                self.fail(format!("the realtime API closed the session ({why})"), ctx);
+            }
+            Frame::Binary(_) | Frame::Pong(_) => {}
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.fail("the realtime socket dropped".into(), ctx);
+    }
+}
+
+impl WriteHandler<WsProtocolError> for AiLeg {
+    fn error(&mut self, err: WsProtocolError, ctx: &mut Self::Context) -> Running {
+        self.fail(format!("writing to the realtime socket failed: {err}"), ctx);
+        Running::Stop
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_goes_in_the_query_string() {
+        assert_eq!(
+            realtime_url("wss://api.openai.com/v1/realtime", "gpt-realtime"),
+            "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+        );
+        assert_eq!(
+            realtime_url("ws://127.0.0.1:9/v1/realtime?x=1", "a b"),
+            "ws://127.0.0.1:9/v1/realtime?x=1&model=a+b"
+        );
+    }
+
+    #[test]
+    fn long_tool_answers_are_cut() {
+        assert_eq!(truncate("abcdef", 3), "abc…");
+        assert_eq!(truncate("abc", 3), "abc");
+    }
+}
