@@ -2,6 +2,7 @@
 //! from anywhere), optionally a file given with `--config`, then the environment
 //! variables of the external contract.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -27,6 +28,10 @@ pub struct Settings {
     pub openai: OpenAiSettings,
     pub calls: CallSettings,
     pub websocket: WebSocketSettings,
+    /// Prices for each call's cost breakdown.
+    pub pricing: Pricing,
+    /// The post-call summary model.
+    pub summary: SummarySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +48,14 @@ pub struct OpenAiSettings {
     #[serde(default)]
     pub api_key: Option<SecretString>,
     pub realtime_url: String,
+    /// From the start of an AI call until the realtime session is configured;
+    /// past it the caller goes to the assistant's failure route.
+    pub connect_timeout_ms: u64,
+    /// Transcribes the caller's side.
+    pub transcription_model: String,
+    /// How long `transfer_to_human` and `end_call` wait for the assistant's last
+    /// words to finish playing.
+    pub exit_grace_secs: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +77,76 @@ pub struct WebSocketSettings {
     pub max_frame_bytes: usize,
     pub audio_queue_frames: usize,
     pub control_queue_messages: usize,
+}
+
+/// Prices in USD: telephony per minute (each leg rounded up to whole minutes) and
+/// model tokens per million. Models missing from a table are priced 0 and flagged.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Pricing {
+    pub inbound_local_per_min: f64,
+    pub inbound_toll_free_per_min: f64,
+    pub outbound_per_min: f64,
+    pub media_stream_per_min: f64,
+    /// Realtime models by name.
+    pub realtime: BTreeMap<String, RealtimeRates>,
+    /// Summary models by name.
+    pub summary: BTreeMap<String, TokenRates>,
+}
+
+/// A realtime model's prices, USD per million tokens; cached input is part of the
+/// input and billed at the cached rate instead.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealtimeRates {
+    pub text_in: f64,
+    pub text_cached: f64,
+    pub text_out: f64,
+    pub audio_in: f64,
+    pub audio_cached: f64,
+    pub audio_out: f64,
+}
+
+/// A text model's prices, USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRates {
+    pub input: f64,
+    pub output: f64,
+}
+
+/// The reasoning model that writes each AI call's summary and outcome.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SummarySettings {
+    /// `anthropic`, `openai` or `off`.
+    pub provider: String,
+    /// Empty: the provider's own API (`https://api.anthropic.com`,
+    /// `https://api.openai.com`).
+    pub base_url: String,
+    /// Empty: `claude-haiku-4-5` (Anthropic) or `gpt-4.1-mini` (OpenAI).
+    pub model: String,
+    pub timeout_secs: f64,
+    pub max_tokens: u32,
+    /// From `ANTHROPIC_API_KEY` or `OPENAI_API_KEY`, by provider; no key, no summary.
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+}
+
+impl SummarySettings {
+    pub fn base_url(&self) -> &str {
+        match (self.base_url.trim_end_matches('/'), self.provider.as_str()) {
+            ("", "openai") => "https://api.openai.com",
+            ("", _) => "https://api.anthropic.com",
+            (url, _) => url,
+        }
+    }
+
+    pub fn model(&self) -> &str {
+        match (self.model.as_str(), self.provider.as_str()) {
+            ("", "openai") => "gpt-4.1-mini",
+            ("", _) => "claude-haiku-4-5",
+            (model, _) => model,
+        }
+    }
 }
 
 /// Durations from fractional seconds, refusing negative or absurd values.
@@ -123,6 +206,17 @@ impl Settings {
         if let Some(key) = secret("OPENAI_API_KEY") {
             self.openai.api_key = Some(key);
         }
+        set(&mut self.summary.provider, "SWITCHBOARD_SUMMARY_PROVIDER");
+        set(&mut self.summary.base_url, "SWITCHBOARD_SUMMARY_BASE_URL");
+        set(&mut self.summary.model, "SWITCHBOARD_SUMMARY_MODEL");
+        let summary_key = match self.summary.provider.as_str() {
+            "anthropic" => secret("ANTHROPIC_API_KEY"),
+            "openai" => secret("OPENAI_API_KEY"),
+            _ => None,
+        };
+        if let Some(key) = summary_key {
+            self.summary.api_key = Some(key);
+        }
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -149,6 +243,46 @@ impl Settings {
                 || self.public_url.starts_with("https://"),
             "SWITCHBOARD_PUBLIC_URL must start with http:// or https://"
         );
+        let summary = &self.summary;
+        anyhow::ensure!(
+            matches!(summary.provider.as_str(), "anthropic" | "openai" | "off"),
+            "summary.provider must be \"anthropic\", \"openai\" or \"off\""
+        );
+        anyhow::ensure!(
+            summary.base_url.is_empty()
+                || summary.base_url.starts_with("http://")
+                || summary.base_url.starts_with("https://"),
+            "summary.base_url must start with http:// or https://"
+        );
+        anyhow::ensure!(
+            summary.timeout_secs > 0.0 && summary.max_tokens > 0,
+            "summary.timeout_secs and summary.max_tokens must be positive"
+        );
+        let p = &self.pricing;
+        let rates = [
+            p.inbound_local_per_min,
+            p.inbound_toll_free_per_min,
+            p.outbound_per_min,
+            p.media_stream_per_min,
+        ]
+        .into_iter()
+        .chain(p.realtime.values().flat_map(|r| {
+            [
+                r.text_in,
+                r.text_cached,
+                r.text_out,
+                r.audio_in,
+                r.audio_cached,
+                r.audio_out,
+            ]
+        }))
+        .chain(p.summary.values().flat_map(|r| [r.input, r.output]));
+        for rate in rates {
+            anyhow::ensure!(
+                rate.is_finite() && rate >= 0.0,
+                "pricing: every rate must be a number ≥ 0"
+            );
+        }
         Ok(())
     }
 }
@@ -198,5 +332,46 @@ mod tests {
             Some("secret".to_owned())
         );
         assert!(!format!("{s:?}").contains("secret"), "secrets never print");
+    }
+
+    #[test]
+    fn the_summary_model_is_configured_from_the_environment() {
+        let mut s = Settings::defaults();
+        assert_eq!(s.summary.provider, "anthropic");
+        assert_eq!(s.summary.base_url(), "https://api.anthropic.com");
+        assert_eq!(s.summary.model(), "claude-haiku-4-5");
+        assert!(s.summary.api_key.is_none());
+        s.apply_env(|name| match name {
+            "SWITCHBOARD_SUMMARY_PROVIDER" => Some("openai".into()),
+            "OPENAI_API_KEY" => Some("sk-test".into()),
+            "ANTHROPIC_API_KEY" => Some("not-this-one".into()),
+            _ => None,
+        });
+        assert_eq!(s.summary.base_url(), "https://api.openai.com");
+        assert_eq!(s.summary.model(), "gpt-4.1-mini");
+        assert_eq!(
+            s.summary
+                .api_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_owned()),
+            Some("sk-test".to_owned())
+        );
+        s.apply_env(|name| match name {
+            "SWITCHBOARD_SUMMARY_BASE_URL" => Some("http://127.0.0.1:9/".into()),
+            "SWITCHBOARD_SUMMARY_MODEL" => Some("gpt-4o-mini".into()),
+            _ => None,
+        });
+        assert_eq!(s.summary.base_url(), "http://127.0.0.1:9");
+        assert_eq!(s.summary.model(), "gpt-4o-mini");
+        assert!(s.validate().is_ok());
+        s.summary.provider = "carrier-pigeon".into();
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn negative_prices_are_refused() {
+        let mut s = Settings::defaults();
+        s.pricing.media_stream_per_min = -1.0;
+        assert!(s.validate().is_err());
     }
 }

@@ -9,6 +9,7 @@
 //! - [`twilio`]: webhooks, signatures, TwiML and the Media Streams socket.
 //! - [`ws`]: the agent softphone socket and the socket writer.
 //! - [`api`]: the admin REST API.
+//! - [`ai`]: AI voice agents: assistants, the cost of a call, the post-call summary.
 //! - [`store`]: sqlx storage (SQLite or PostgreSQL) and the journal writer.
 //! - [`domain`]: types parsed at the edge (phone numbers).
 //! - [`health`], [`metrics`]: `/healthz`, `/metrics`.
@@ -16,6 +17,7 @@
 //!
 //! The actors themselves live in the `switchboard-actors` crate.
 
+pub mod ai;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -1,4 +1,5 @@
-//! `GET /api/calls/{id}` and `GET /api/calls/{id}/recording`.
+//! `GET /api/calls/{id}`, `GET /api/calls/{id}/recording` and
+//! `GET /api/calls/{id}/transcript`.
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -93,6 +94,10 @@ async fn call_json(engine: &Engine, id: &str) -> Result<Option<serde_json::Value
         "ended_at": call.ended_at.map(rfc3339),
         "events": events,
         "recording_url": recording_url,
+        "assistant_id": call.assistant_id,
+        "summary": call.summary,
+        "ai_outcome": call.ai_outcome,
+        "cost": call.cost,
     })))
 }
 
@@ -110,4 +115,32 @@ pub async fn recording(
     Ok(HttpResponse::Ok()
         .content_type(recording.content_type)
         .body(recording.bytes))
+}
+
+/// The turns of an AI call, in order: `{"call_id", "turns": [{"seq", "at", "role",
+/// "text"}]}` (empty for a call without AI).
+pub async fn transcript(
+    _admin: Admin,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = call_id(&path)?;
+    if !engine.store.call_exists(id.as_str()).await? {
+        return Err(ApiError::not_found(format!("no call {id}")));
+    }
+    let turns: Vec<_> = engine
+        .store
+        .turns(id.as_str())
+        .await?
+        .into_iter()
+        .map(|t| {
+            json!({
+                "seq": t.seq,
+                "at": rfc3339(t.at),
+                "role": t.role,
+                "text": t.text,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "call_id": id.as_str(), "turns": turns })))
 }

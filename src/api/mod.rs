@@ -1,6 +1,7 @@
 //! The admin REST API (bearer `SWITCHBOARD_ADMIN_TOKEN`, JSON).
 
 pub mod agents;
+pub mod assistants;
 pub mod auth;
 pub mod calls;
 pub mod error;
@@ -23,11 +24,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/agents", web::post().to(agents::create))
             .route("/agents", web::get().to(agents::list))
             .route("/agents/{id}", web::get().to(agents::get))
+            .route("/assistants", web::post().to(assistants::create))
+            .route("/assistants", web::get().to(assistants::list))
+            .route("/assistants/{id}", web::get().to(assistants::get))
+            .route("/assistants/{id}", web::put().to(assistants::update))
+            .route("/assistants/{id}", web::delete().to(assistants::delete))
             .route("/numbers", web::post().to(numbers::create))
             .route("/numbers", web::get().to(numbers::list))
             .route("/numbers/{e164}", web::get().to(numbers::get))
             .route("/calls", web::get().to(calls::find))
             .route("/calls/{id}", web::get().to(calls::get))
-            .route("/calls/{id}/recording", web::get().to(calls::recording)),
+            .route("/calls/{id}/recording", web::get().to(calls::recording))
+            .route("/calls/{id}/transcript", web::get().to(calls::transcript)),
     );
 }

@@ -3,10 +3,11 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use switchboard_actors::number::Route;
-use switchboard_actors::Workspace;
+use switchboard_actors::{AgentId, Workspace};
 
 use super::auth::Admin;
 use super::error::ApiError;
+use crate::ai::assistant::check_assistant_id;
 use crate::domain::phone::PhoneNumber;
 use crate::startup::Engine;
 use crate::store::numbers::NumberRecord;
@@ -40,51 +41,93 @@ impl From<NumberRecord> for NumberJson {
     }
 }
 
-/// Parses a route and checks it against the agents that exist.
+/// Parses a route and checks it against the agents and assistants that exist.
 async fn parse_route(
     engine: &Engine,
     raw: serde_json::Value,
     workspace: &Workspace,
 ) -> Result<Route, ApiError> {
     let kind = raw.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
-    match kind {
-        "agents" | "voicemail" => {}
-        "ai" => {
-            return Err(ApiError::bad_request(
-                "unsupported-route",
-                "route kind \"ai\" needs an assistant, and this engine has none configured",
-            ))
-        }
-        other => {
-            return Err(ApiError::bad_request(
-                "bad-field",
-                format!("route.kind must be \"agents\", \"ai\" or \"voicemail\", not {other:?}"),
-            ))
-        }
+    if !matches!(kind, "agents" | "voicemail" | "ai") {
+        return Err(ApiError::bad_request(
+            "bad-field",
+            format!("route.kind must be \"agents\", \"ai\" or \"voicemail\", not {kind:?}"),
+        ));
     }
     let route: Route = serde_json::from_value(raw)
         .map_err(|e| ApiError::bad_request("bad-field", format!("route: {e}")))?;
-    if let Route::Agents { agent_ids } = &route {
-        let found = engine.store.get_agents(agent_ids).await?;
-        for id in agent_ids {
-            match found.iter().find(|a| &a.id == id) {
-                None => {
-                    return Err(ApiError::bad_request(
-                        "unknown-agent",
-                        format!("route: no agent {id}"),
-                    ))
-                }
-                Some(agent) if &agent.workspace != workspace => {
-                    return Err(ApiError::bad_request(
-                        "wrong-workspace",
-                        format!("route: agent {id} belongs to workspace {}", agent.workspace),
-                    ))
-                }
-                Some(_) => {}
-            }
+    match &route {
+        Route::Agents { agent_ids } => check_agents(engine, agent_ids, workspace, "route").await?,
+        Route::Ai { assistant_id } => {
+            check_assistant(engine, assistant_id, workspace).await?;
         }
+        Route::Voicemail => {}
     }
     Ok(route)
+}
+
+/// Every agent of a route (`field` names it in refusals) exists and belongs to
+/// `workspace`.
+pub(crate) async fn check_agents(
+    engine: &Engine,
+    agent_ids: &[AgentId],
+    workspace: &Workspace,
+    field: &str,
+) -> Result<(), ApiError> {
+    let found = engine.store.get_agents(agent_ids).await?;
+    for id in agent_ids {
+        match found.iter().find(|a| &a.id == id) {
+            None => {
+                return Err(ApiError::bad_request(
+                    "unknown-agent",
+                    format!("{field}: no agent {id}"),
+                ))
+            }
+            Some(agent) if &agent.workspace != workspace => {
+                return Err(ApiError::bad_request(
+                    "wrong-workspace",
+                    format!(
+                        "{field}: agent {id} belongs to workspace {}",
+                        agent.workspace
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The assistant of an `ai` route exists and belongs to the number's workspace.
+async fn check_assistant(
+    engine: &Engine,
+    assistant_id: &str,
+    workspace: &Workspace,
+) -> Result<(), ApiError> {
+    let unknown = || {
+        ApiError::bad_request(
+            "unknown-assistant",
+            format!("route: no assistant {assistant_id:?}"),
+        )
+    };
+    if check_assistant_id(assistant_id).is_err() {
+        return Err(unknown());
+    }
+    let assistant = engine
+        .store
+        .get_assistant(assistant_id)
+        .await?
+        .ok_or_else(unknown)?;
+    if &assistant.workspace != workspace {
+        return Err(ApiError::bad_request(
+            "wrong-workspace",
+            format!(
+                "route: assistant {assistant_id} belongs to workspace {}",
+                assistant.workspace
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub async fn create(

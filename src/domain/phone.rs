@@ -43,6 +43,14 @@ impl PhoneNumber {
         &self.0
     }
 
+    /// Whether libphonenumber's metadata says the number is toll-free (calls to it
+    /// are billed at the toll-free rate).
+    pub fn is_toll_free(&self) -> bool {
+        phonenumber::parse(None, &self.0).is_ok_and(|number| {
+            number.number_type(&phonenumber::metadata::DATABASE) == phonenumber::Type::TollFree
+        })
+    }
+
     pub fn into_string(self) -> String {
         self.0
     }
@@ -68,6 +76,15 @@ mod tests {
             PhoneNumber::parse("+442071838750").map(PhoneNumber::into_string),
             Ok("+442071838750".to_owned())
         );
+    }
+
+    #[test]
+    fn toll_free_numbers_are_told_apart() {
+        let number = |raw: &str| PhoneNumber::parse(raw).expect("valid number");
+        assert!(number("+1 800 723 3456").is_toll_free());
+        assert!(number("+18885550123").is_toll_free());
+        assert!(!number("+14155550100").is_toll_free());
+        assert!(!number("+442071838750").is_toll_free());
     }
 
     #[test]

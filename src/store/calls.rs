@@ -131,6 +131,16 @@ impl Store {
         }))
     }
 
+    /// Whether a call of this id was recorded.
+    #[tracing::instrument(skip_all, fields(call_id = %id))]
+    pub async fn call_exists(&self, id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 AS one FROM calls WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// The transcript of a call, by `seq`; empty for an unknown call or one
     /// without AI.
     #[tracing::instrument(skip_all, fields(call_id = %call_id))]

@@ -6,6 +6,7 @@
 //! - this module: [`Store`] (connect, migrate, health), [`Backend`], [`StoreError`]
 //!   and the embedded migrations (`migrations/<backend>/`).
 //! - [`agents`]: agents and their token hashes.
+//! - [`assistants`]: AI assistants (instructions, voice, model, tools, failure route).
 //! - [`numbers`]: phone numbers and their routes.
 //! - [`calls`]: the call record: applying journal entries, reading a call back,
 //!   late events and start-up recovery.
@@ -28,11 +29,13 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, Connection as _};
 
 pub mod agents;
+pub mod assistants;
 pub mod calls;
 pub mod journal;
 pub mod numbers;
 
 pub use agents::{AgentRecord, NewAgent};
+pub use assistants::{AssistantFields, AssistantRecord, DeleteAssistant};
 pub use calls::{CallView, EventView, Recording, TurnRecord};
 pub use journal::JournalWriter;
 pub use numbers::NumberRecord;

@@ -124,7 +124,7 @@ async fn routes_to_unknown_or_foreign_agents_and_unknown_kinds_are_refused() {
         ),
         (
             json!({ "kind": "ai", "assistant_id": "x" }),
-            "unsupported-route",
+            "unknown-assistant",
         ),
         (json!({ "kind": "pigeon" }), "bad-field"),
     ] {

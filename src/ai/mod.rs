@@ -1,0 +1,8 @@
+//! AI voice agents: assistants, the realtime relay that puts one on a call, the
+//! cost of a call and the post-call summary.
+
+pub mod assistant;
+pub mod cost;
+pub mod hooks;
+pub mod relay;
+pub mod summary;
