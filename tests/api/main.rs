@@ -1,4 +1,6 @@
 mod admin;
+mod ai_summary;
+mod assistants;
 mod claims;
 mod db;
 mod helpers;

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use switchboard::store::{JournalWriter, NewAgent, Store, StoreError};
+use switchboard::ai::assistant::ToolSpec;
+use switchboard::store::{
+    AssistantFields, DeleteAssistant, JournalWriter, NewAgent, Store, StoreError,
+};
 use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, Journal as _, JournalEntry};
 use switchboard_actors::machine::{Outcome, Phase};
 use switchboard_actors::number::Route;
@@ -695,4 +698,231 @@ async fn an_entry_the_database_rejects_does_not_hold_up_the_others(store: Store)
         .await
         .expect("get")
         .is_none());
+}
+
+// ---- AI: assistants, transcripts, results ------------------------------------------
+
+fn assistant_fields(name: &str) -> AssistantFields {
+    AssistantFields {
+        name: name.to_owned(),
+        workspace: workspace(),
+        instructions: "Book tables.".to_owned(),
+        voice: "marin".to_owned(),
+        model: "gpt-realtime".to_owned(),
+        greeting: Some("Hello!".to_owned()),
+        tools: vec![
+            ToolSpec::TransferToHuman,
+            ToolSpec::Webhook {
+                name: "lookup".to_owned(),
+                description: "Looks up an order".to_owned(),
+                parameters: json!({ "type": "object", "properties": { "id": { "type": "string" } } }),
+                url: "https://example.com/hook".to_owned(),
+                timeout_ms: 2_500,
+            },
+        ],
+        on_failure: Route::Agents {
+            agent_ids: vec![AgentId::new()],
+        },
+    }
+}
+
+store_test!(assistants_round_trip_and_an_update_keeps_created_at);
+async fn assistants_round_trip_and_an_update_keeps_created_at(store: Store) {
+    let created = store
+        .create_assistant("front-desk", &assistant_fields("Front desk"))
+        .await
+        .expect("create");
+    assert_eq!(created.tools, assistant_fields("x").tools);
+    assert_eq!(created.greeting.as_deref(), Some("Hello!"));
+    assert_eq!(created.created_at, created.updated_at);
+    assert_eq!(
+        store.get_assistant("front-desk").await.expect("get"),
+        Some(created.clone())
+    );
+    let again = store
+        .create_assistant("front-desk", &assistant_fields("Other"))
+        .await;
+    assert!(matches!(again, Err(StoreError::Duplicate(_))), "{again:?}");
+
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut fields = assistant_fields("Back office");
+    fields.greeting = None;
+    fields.tools = vec![];
+    fields.on_failure = Route::Voicemail;
+    let updated = store
+        .update_assistant("front-desk", &fields)
+        .await
+        .expect("update")
+        .expect("the assistant");
+    assert_eq!(updated.name, "Back office");
+    assert_eq!(
+        (
+            updated.greeting.clone(),
+            updated.tools.len(),
+            updated.on_failure.clone()
+        ),
+        (None, 0, Route::Voicemail)
+    );
+    assert_eq!(updated.created_at, created.created_at);
+    assert!(updated.updated_at > created.updated_at);
+    assert_eq!(
+        store
+            .update_assistant("nobody", &fields)
+            .await
+            .expect("update"),
+        None
+    );
+    store
+        .create_assistant("another", &assistant_fields("Another"))
+        .await
+        .expect("create another");
+    let all = store.list_assistants().await.expect("list");
+    assert_eq!(
+        all.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        ["Another", "Back office"]
+    );
+    assert_eq!(store.get_assistant("nobody").await.expect("get"), None);
+}
+
+store_test!(an_assistant_a_number_routes_to_is_not_deleted);
+async fn an_assistant_a_number_routes_to_is_not_deleted(store: Store) {
+    store
+        .create_assistant("front-desk", &assistant_fields("Front desk"))
+        .await
+        .expect("create");
+    let route = Route::Ai {
+        assistant_id: "front-desk".to_owned(),
+    };
+    store
+        .upsert_number("+15550001111", &workspace(), &route)
+        .await
+        .expect("number");
+    assert_eq!(
+        store.delete_assistant("front-desk").await.expect("delete"),
+        DeleteAssistant::InUse("+15550001111".to_owned())
+    );
+    assert!(store
+        .get_assistant("front-desk")
+        .await
+        .expect("get")
+        .is_some());
+    store
+        .upsert_number("+15550001111", &workspace(), &Route::Voicemail)
+        .await
+        .expect("re-route");
+    assert_eq!(
+        store.delete_assistant("front-desk").await.expect("delete"),
+        DeleteAssistant::Deleted
+    );
+    assert_eq!(
+        store.delete_assistant("front-desk").await.expect("delete"),
+        DeleteAssistant::NotFound
+    );
+}
+
+store_test!(ai_entries_store_an_ordered_transcript_and_the_results_once);
+async fn ai_entries_store_an_ordered_transcript_and_the_results_once(store: Store) {
+    let call = CallId::new();
+    let turn = |seq: i64, role: &'static str, text: &str| JournalEntry::Turn {
+        call_id: call.clone(),
+        seq,
+        at: 1_000 * seq,
+        role,
+        text: text.to_owned(),
+    };
+    let cost = json!({ "currency": "USD", "total": 0.0123, "summary": null });
+    let batch = [
+        opened(&call, "CA-ai"),
+        JournalEntry::Assistant {
+            call_id: call.clone(),
+            assistant_id: "front-desk".to_owned(),
+        },
+        turn(2, "caller", "A table for two."),
+        turn(1, "assistant", "Hello!"),
+        event(&call, 1, "created", None),
+        closed(&call, Outcome::Answered, "caller_hangup", None, 9_000),
+        JournalEntry::AiResult {
+            call_id: call.clone(),
+            summary: Some("Booked.".to_owned()),
+            ai_outcome: Some("goal_achieved".to_owned()),
+            cost: cost.clone(),
+        },
+    ];
+    store.apply(&batch).await.expect("first time");
+    // A retried batch (after a failed commit) changes nothing.
+    store.apply(&batch).await.expect("second time");
+
+    let turns = store.turns(call.as_str()).await.expect("turns");
+    assert_eq!(
+        turns
+            .iter()
+            .map(|t| (t.seq, t.at, t.role.as_str(), t.text.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (1, 1_000, "assistant", "Hello!"),
+            (2, 2_000, "caller", "A table for two.")
+        ]
+    );
+    let view = store
+        .get_call(call.as_str())
+        .await
+        .expect("get")
+        .expect("call");
+    assert_eq!(view.assistant_id.as_deref(), Some("front-desk"));
+    assert_eq!(view.summary.as_deref(), Some("Booked."));
+    assert_eq!(view.ai_outcome.as_deref(), Some("goal_achieved"));
+    assert_eq!(view.cost, Some(cost));
+    assert_eq!(
+        view.outcome.as_deref(),
+        Some("answered"),
+        "the AI result comes after the close"
+    );
+    assert!(store.call_exists(call.as_str()).await.expect("exists"));
+    assert!(!store.call_exists("nope").await.expect("exists"));
+    assert!(store.turns("nope").await.expect("turns").is_empty());
+
+    // A call without AI gets its cost alone.
+    let plain = CallId::new();
+    let plain_cost = json!({ "currency": "USD", "total": 0.0085 });
+    store
+        .apply(&[
+            opened(&plain, "CA-plain"),
+            JournalEntry::Cost {
+                call_id: plain.clone(),
+                cost: plain_cost.clone(),
+            },
+        ])
+        .await
+        .expect("cost");
+    let view = store
+        .get_call(plain.as_str())
+        .await
+        .expect("get")
+        .expect("call");
+    assert_eq!(view.cost, Some(plain_cost));
+    assert_eq!(
+        (view.summary, view.ai_outcome, view.assistant_id),
+        (None, None, None)
+    );
+}
+
+store_test!(the_writer_keeps_a_turn_of_a_call_not_yet_recorded_until_it_can_write_it);
+async fn the_writer_keeps_a_turn_of_a_call_not_yet_recorded_until_it_can_write_it(store: Store) {
+    let writer = JournalWriter::spawn(store.clone());
+    let call = CallId::new();
+    writer.append(JournalEntry::Turn {
+        call_id: call.clone(),
+        seq: 1,
+        at: now_ms(),
+        role: "caller",
+        text: "Hello?".to_owned(),
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(writer.backlog(), 1, "the refused turn is kept");
+    store
+        .apply(&[opened(&call, "CA-turn-retry")])
+        .await
+        .expect("the call row");
+    flush_within(&writer, Duration::from_secs(15)).await;
+    assert_eq!(store.turns(call.as_str()).await.expect("turns").len(), 1);
 }
