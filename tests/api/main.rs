@@ -1,6 +1,8 @@
 mod admin;
 mod claims;
 mod db;
+mod fakes;
+mod fakes_work;
 mod helpers;
 mod inbound;
 mod parking;
