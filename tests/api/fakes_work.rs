@@ -197,7 +197,10 @@ async fn a_scripted_greeting_follows_the_ga_event_order_with_pcmu_deltas_of_its_
     assert_eq!(usage["input_token_details"]["audio_tokens"], 0);
     assert_eq!(usage["input_token_details"]["text_tokens"], 100);
     assert_eq!(usage["input_token_details"]["cached_tokens"], 0);
-    assert_eq!(usage["output_token_details"]["audio_tokens"], 9, "450 ms / 50");
+    assert_eq!(
+        usage["output_token_details"]["audio_tokens"], 9,
+        "450 ms / 50"
+    );
     assert_eq!(usage["output_token_details"]["text_tokens"], 6, "six words");
     assert_eq!(usage["input_tokens"], 100);
     assert_eq!(usage["output_tokens"], 15);
@@ -207,9 +210,10 @@ async fn a_scripted_greeting_follows_the_ga_event_order_with_pcmu_deltas_of_its_
 
 #[actix_web::test]
 async fn caller_speech_then_silence_yields_a_committed_transcribed_turn_and_its_reply() {
-    let script = Script::new()
-        .greeting(Reply::say("Hi", 100, 0x11))
-        .turn("I need help with billing", Reply::say("Sure thing", 200, 0x22));
+    let script = Script::new().greeting(Reply::say("Hi", 100, 0x11)).turn(
+        "I need help with billing",
+        Reply::say("Sure thing", 200, 0x22),
+    );
     let fake = FakeOpenAi::start(script).await;
     let mut peer = session(&fake).await;
     send(&peer, json!({ "type": "response.create" }));
@@ -247,8 +251,14 @@ async fn caller_speech_then_silence_yields_a_committed_transcribed_turn_and_its_
         .collect();
     assert_eq!(audio, vec![0x22; 1600]);
     let usage = &reply.last().expect("response.done")["response"]["usage"];
-    assert_eq!(usage["input_token_details"]["audio_tokens"], 5, "500 ms / 100");
-    assert_eq!(usage["input_token_details"]["text_tokens"], 110, "2nd response");
+    assert_eq!(
+        usage["input_token_details"]["audio_tokens"], 5,
+        "500 ms / 100"
+    );
+    assert_eq!(
+        usage["input_token_details"]["text_tokens"], 110,
+        "2nd response"
+    );
     assert_eq!(usage["input_token_details"]["cached_tokens"], 64);
     assert_eq!(
         usage["input_token_details"]["cached_tokens_details"]["text_tokens"],
@@ -365,7 +375,10 @@ async fn a_function_call_waits_for_its_output_and_then_plays_after_output() {
     fake.wait_for_client_event("response.create").await;
     let third = fake.client_events();
     assert_eq!(
-        third.iter().filter(|e| e["type"] == "response.create").count(),
+        third
+            .iter()
+            .filter(|e| e["type"] == "response.create")
+            .count(),
         3
     );
 }
@@ -404,8 +417,7 @@ async fn truncate_is_accepted_within_the_audio_sent_and_refused_beyond_it() {
     send(&peer, json!({ "type": "response.create" }));
     let events = until(&mut peer, "response.done").await;
     let item_id = events[2]["item"]["id"].clone();
-    let truncate =
-        |ms: u64, item: &Value| json!({ "type": "conversation.item.truncate", "item_id": item, "content_index": 0, "audio_end_ms": ms });
+    let truncate = |ms: u64, item: &Value| json!({ "type": "conversation.item.truncate", "item_id": item, "content_index": 0, "audio_end_ms": ms });
     send(&peer, truncate(300, &item_id));
     let truncated = expect(&mut peer, "conversation.item.truncated").await;
     assert_eq!(truncated["item_id"], item_id);
@@ -430,7 +442,10 @@ async fn response_cancel_cuts_a_paced_response_and_errors_when_nothing_is_active
         .late_deltas(1);
     let fake = FakeOpenAi::start(script).await;
     let mut peer = session(&fake).await;
-    send(&peer, json!({ "type": "response.cancel", "event_id": "c9" }));
+    send(
+        &peer,
+        json!({ "type": "response.cancel", "event_id": "c9" }),
+    );
     let error = expect(&mut peer, "error").await;
     assert_eq!(error["error"]["code"], "response_cancel_not_active");
     assert_eq!(error["error"]["event_id"], "c9");
@@ -535,7 +550,9 @@ async fn a_bad_bearer_or_a_missing_model_is_refused_at_the_handshake() {
     let body: Value = res.json().await.expect("OpenAI's error JSON");
     assert_eq!(body["error"]["code"], "invalid_api_key");
     assert_eq!(body["error"]["type"], "invalid_request_error");
-    let request = awc::Client::new().ws(fake.url()).bearer_auth(fake.api_key());
+    let request = awc::Client::new()
+        .ws(fake.url())
+        .bearer_auth(fake.api_key());
     match WsPeer::open(request).await {
         Err(WsClientError::InvalidResponseStatus(status)) => assert_eq!(status, 400),
         _ => panic!("a missing model was accepted"),
@@ -567,7 +584,10 @@ async fn session_error_mode_answers_session_update_with_an_error_and_closes() {
     let fake = FakeOpenAi::start_with(Script::new(), Mode::SessionError).await;
     let mut peer = session(&fake).await;
     let update: Value = serde_json::from_str(PCMU_SESSION).expect("a session");
-    send(&peer, json!({ "type": "session.update", "session": update }));
+    send(
+        &peer,
+        json!({ "type": "session.update", "session": update }),
+    );
     let error = expect(&mut peer, "error").await;
     assert_eq!(error["error"]["type"], "invalid_request_error");
     assert_eq!(error["error"]["code"], "invalid_request_error");
@@ -753,10 +773,16 @@ async fn the_fake_tools_answer_per_path_and_record_bodies_in_order() {
         .expect("the fake answers");
     assert_eq!(res.status(), 404);
 
-    assert_eq!(tools.calls("/crm/lookup"), [json!({ "n": 1 }), json!({ "n": 2 })]);
+    assert_eq!(
+        tools.calls("/crm/lookup"),
+        [json!({ "n": 1 }), json!({ "n": 2 })]
+    );
     assert_eq!(
         tools.content_types("/crm/lookup"),
-        [Some("application/json".to_owned()), Some("application/json".to_owned())]
+        [
+            Some("application/json".to_owned()),
+            Some("application/json".to_owned())
+        ]
     );
     assert_eq!(tools.calls("/broken"), [json!("not json")]);
     assert_eq!(tools.calls("/slow"), [Value::Null]);
@@ -772,19 +798,47 @@ async fn the_play_out_twilio_echoes_a_mark_only_once_its_audio_has_played() {
     let call = app.ring_in(CALLER, NUMBER).await;
     let mut twilio = app.open_stream(&call).await;
     twilio.play_out();
-    // No agent: the voicemail prompt plays, then its mark.
-    let mark = twilio.wait_for("mark").await;
-    assert_eq!(mark["mark"]["name"], "voicemail-prompt");
-    let prompt_ms = twilio.media_sizes().iter().sum::<usize>() as u64 / 8;
-    assert!(prompt_ms > 0, "the prompt is audio");
+    // No agent: ringback is cleared, the voicemail prompt plays, then its mark.
+    let mut prompt_bytes = 0;
+    let mut cleared = false;
+    loop {
+        let message = twilio.next().await.expect("the engine speaks");
+        match message["event"].as_str() {
+            Some("media") => {
+                let payload = message["media"]["payload"].as_str().expect("payload");
+                prompt_bytes += STANDARD.decode(payload).expect("base64").len();
+            }
+            Some("clear") => {
+                cleared = true;
+                prompt_bytes = 0;
+            }
+            Some("mark") => {
+                assert_eq!(message["mark"]["name"], "voicemail-prompt");
+                break;
+            }
+            _ => {}
+        }
+    }
+    let prompt_ms = prompt_bytes as u64 / 8;
+    assert!(cleared, "the ringback was cleared");
+    assert!(prompt_ms > 200, "the prompt is audio");
     assert!(
         twilio.echoed_marks().is_empty(),
         "not echoed before the prompt has played ({prompt_ms} ms)"
     );
-    tokio::time::sleep(Duration::from_millis(prompt_ms + 100)).await;
+    tokio::time::sleep(Duration::from_millis(prompt_ms - 200)).await;
+    assert!(twilio.echoed_marks().is_empty(), "still playing");
+    let heard = twilio.played_ms();
+    assert!(
+        heard >= prompt_ms - 200 && heard < prompt_ms,
+        "{heard} ms played"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         twilio.echoed_marks(),
         [("voicemail-prompt".to_owned(), prompt_ms)]
     );
-    assert_eq!(twilio.played_ms(), prompt_ms);
+    // Whatever followed the mark (a beep) plays on after it, back to back.
+    let total_ms = twilio.media_sizes().iter().sum::<usize>() as u64 / 8;
+    assert!(twilio.played_ms() >= prompt_ms && twilio.played_ms() <= total_ms);
 }

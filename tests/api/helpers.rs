@@ -442,7 +442,9 @@ impl WsPeer {
     }
 
     /// Connects with a request the caller built (other headers, bearer auth).
-    pub async fn open(request: awc::ws::WebsocketsRequest) -> Result<WsPeer, awc::error::WsClientError> {
+    pub async fn open(
+        request: awc::ws::WebsocketsRequest,
+    ) -> Result<WsPeer, awc::error::WsClientError> {
         let (_response, mut framed) = request.connect().await?;
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (text_tx, text) = mpsc::unbounded_channel();
@@ -626,7 +628,13 @@ impl TwilioStream {
     }
 
     pub fn send_event(&mut self, event: &str, body: Value) {
-        twilio_event(&self.peer.out, &self.sequence, &self.stream_sid, event, body);
+        twilio_event(
+            &self.peer.out,
+            &self.sequence,
+            &self.stream_sid,
+            event,
+            body,
+        );
     }
 
     pub fn stop(&mut self) {
@@ -724,7 +732,9 @@ struct PlayOut {
 
 impl PlayOut {
     fn lock(state: &Mutex<PlayOut>) -> MutexGuard<'_, PlayOut> {
-        state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// When everything queued has played (`now` if nothing is queued).

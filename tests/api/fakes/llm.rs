@@ -59,7 +59,9 @@ struct State {
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl FakeLlm {
@@ -121,7 +123,12 @@ fn chars_of_content(content: &Value) -> usize {
 fn messages_chars(body: &Value) -> usize {
     body["messages"]
         .as_array()
-        .map(|messages| messages.iter().map(|m| chars_of_content(&m["content"])).sum())
+        .map(|messages| {
+            messages
+                .iter()
+                .map(|m| chars_of_content(&m["content"]))
+                .sum()
+        })
         .unwrap_or(0)
 }
 

@@ -285,7 +285,9 @@ struct Server {
 }
 
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl FakeOpenAi {
@@ -682,7 +684,9 @@ impl RealtimeSession {
 
     async fn on_text(&mut self, text: &str) {
         let Ok(event) = serde_json::from_str::<Value>(text) else {
-            lock(&self.shared).client_events.push(Value::String(text.to_owned()));
+            lock(&self.shared)
+                .client_events
+                .push(Value::String(text.to_owned()));
             if !matches!(self.mode, Mode::Mute) {
                 let message = "We could not parse the JSON body of your request.";
                 self.error("invalid_json", message, None, &Value::Null)
@@ -863,7 +867,10 @@ impl RealtimeSession {
         });
         self.send(added).await;
         let Some(turn) = self.script.turns.get(self.turn).cloned() else {
-            tracing::info!(turn = self.turn, "the fake OpenAI has no turn left to answer");
+            tracing::info!(
+                turn = self.turn,
+                "the fake OpenAI has no turn left to answer"
+            );
             self.turn += 1;
             return;
         };
@@ -1036,10 +1043,7 @@ impl RealtimeSession {
                 json!({ "type": "conversation.item.done", "item": done }),
             ));
             output.push(done);
-            pending = Some((
-                call_id,
-                reply.after_output.map(|r| *r).unwrap_or_default(),
-            ));
+            pending = Some((call_id, reply.after_output.map(|r| *r).unwrap_or_default()));
         }
         queue.push_back(Out::Done);
         self.active = Some(Active {

@@ -43,7 +43,9 @@ struct State {
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl FakeTools {
@@ -74,7 +76,10 @@ impl FakeTools {
 
     /// JSON bodies received on `path`, in order.
     pub fn calls(&self, path: &str) -> Vec<Value> {
-        self.recorded(path).into_iter().map(|(body, _)| body).collect()
+        self.recorded(path)
+            .into_iter()
+            .map(|(body, _)| body)
+            .collect()
     }
 
     /// `Content-Type` of each request on `path`, in order.
