@@ -3,15 +3,17 @@
 
 use std::time::Duration;
 
-use awc::error::WsClientError;
+use awc::error::{WsClientError, WsProtocolError};
+use awc::ws::Frame;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
 use serde_json::{json, Value};
 
 use crate::fakes::llm::{FakeLlm, LlmAnswer};
 use crate::fakes::openai::{FakeOpenAi, Mode, Reply, Script};
 use crate::fakes::tools::{FakeTools, ToolAnswer};
-use crate::helpers::{spawn_app, WsPeer, CALLER, NUMBER};
+use crate::helpers::{spawn_app, WsPeer, CALLER, NUMBER, PATIENCE};
 
 // ---- A Realtime client ---------------------------------------------------------
 
@@ -608,12 +610,71 @@ async fn mute_mode_accepts_the_socket_and_never_speaks() {
     assert_eq!(fake.client_events().len(), 2);
 }
 
+/// A raw awc connection (`Framed<BoxedSocket, ws::Codec>`).
+trait Framed:
+    Stream<Item = Result<Frame, WsProtocolError>>
+    + Sink<awc::ws::Message, Error = WsProtocolError>
+    + Unpin
+{
+}
+
+impl<T> Framed for T where
+    T: Stream<Item = Result<Frame, WsProtocolError>>
+        + Sink<awc::ws::Message, Error = WsProtocolError>
+        + Unpin
+{
+}
+
+/// A raw client, to see exactly how the fake ends the socket.
+async fn raw_session(fake: &FakeOpenAi) -> impl Framed {
+    let (_response, mut framed) = realtime_request(fake, fake.api_key())
+        .connect()
+        .await
+        .expect("the fake accepts");
+    match framed.next().await {
+        Some(Ok(Frame::Text(text))) => assert!(
+            String::from_utf8_lossy(&text).contains("session.created"),
+            "{text:?}"
+        ),
+        other => panic!("expected session.created, got {other:?}"),
+    }
+    framed
+}
+
+async fn raw_send(framed: &mut impl Framed, event: Value) {
+    framed
+        .send(awc::ws::Message::Text(event.to_string().into()))
+        .await
+        .expect("the fake reads");
+}
+
+/// The socket ends with no close frame (what a dropped TCP connection looks like).
+async fn assert_cut_without_close_frame(framed: &mut impl Framed) {
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, framed.next())
+            .await
+            .expect("the fake ends the socket");
+        match frame {
+            Some(Ok(Frame::Close(reason))) => panic!("a close frame: {reason:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return,
+        }
+    }
+}
+
 #[actix_web::test]
 async fn drop_after_appends_mode_closes_without_a_close_frame() {
     let fake = FakeOpenAi::start_with(Script::new(), Mode::DropAfterAppends(3)).await;
-    let mut peer = session(&fake).await;
-    speak(&peer, 100, 0xFF);
-    assert_eq!(peer.closed().await, None, "no close frame");
+    let mut framed = raw_session(&fake).await;
+    for _ in 0..3 {
+        let audio = STANDARD.encode([0xFF; 160]);
+        raw_send(
+            &mut framed,
+            json!({ "type": "input_audio_buffer.append", "audio": audio }),
+        )
+        .await;
+    }
+    assert_cut_without_close_frame(&mut framed).await;
     assert_eq!(fake.appended_bytes(), 3 * 160);
     assert_eq!(fake.sessions(), 1);
 }
@@ -621,18 +682,22 @@ async fn drop_after_appends_mode_closes_without_a_close_frame() {
 #[actix_web::test]
 async fn drop_session_cuts_the_live_session_and_a_new_one_can_connect() {
     let fake = FakeOpenAi::start(Script::new()).await;
-    let mut first = session(&fake).await;
-    send(&first, json!({ "type": "response.create" }));
-    fake.wait_for_client_event("response.create").await;
+    let mut first = raw_session(&fake).await;
+    raw_send(
+        &mut first,
+        json!({ "type": "conversation.item.delete", "item_id": "x" }),
+    )
+    .await;
+    fake.wait_for_client_event("conversation.item.delete").await;
     fake.drop_session();
-    assert_eq!(first.closed().await, None, "no close frame");
+    assert_cut_without_close_frame(&mut first).await;
     let mut second = session(&fake).await;
     send(&second, json!({ "type": "input_audio_buffer.clear" }));
     expect(&mut second, "input_audio_buffer.cleared").await;
     assert_eq!(fake.sessions(), 2);
     assert_eq!(
         kinds(&fake.client_events()),
-        ["response.create", "input_audio_buffer.clear"]
+        ["conversation.item.delete", "input_audio_buffer.clear"]
     );
 }
 

@@ -80,6 +80,7 @@ impl FakeLlm {
                 .route("/v1/chat/completions", web::post().to(chat_completions))
         })
         .workers(1)
+        .disable_signals()
         .bind(("127.0.0.1", 0))
         .expect("the fake LLM binds");
         let port = http.addrs()[0].port();

@@ -34,7 +34,7 @@
 //!   (`audio_end_ms` = position where the silence began), `committed`,
 //!   `conversation.item.added` (user message), `…input_audio_transcription.completed`
 //!   (`transcript` = the turn's `heard`), then the turn's reply. No turns left: no
-//!   reply. `input_audio_buffer.commit` ends a turn the same way; `.clear` →
+//!   transcription and no reply (logged). `input_audio_buffer.commit` ends a turn the same way; `.clear` →
 //!   `input_audio_buffer.cleared`.
 //! * A response follows §6.4: `response.created`, `rate_limits.updated`, then per
 //!   item `response.output_item.added`, `conversation.item.added`, and for audio
@@ -267,6 +267,8 @@ struct Shared {
     sent_audio: Vec<(String, usize)>,
     tool_outputs: Vec<(String, String)>,
     session_config: Option<Value>,
+    /// Ids are unique across sessions (`sent_audio` is keyed by item id).
+    ids: u64,
     /// The live session's command line.
     live: Option<mpsc::UnboundedSender<Command>>,
 }
@@ -308,6 +310,7 @@ impl FakeOpenAi {
                 .route("/v1/realtime", web::get().to(realtime))
         })
         .workers(1)
+        .disable_signals()
         .bind(("127.0.0.1", 0))
         .expect("the fake OpenAI binds");
         let port = http.addrs()[0].port();
@@ -518,7 +521,6 @@ struct RealtimeSession {
     shared: Arc<Mutex<Shared>>,
     ws: Option<Session>,
     session: Value,
-    ids: u64,
     // VAD
     input_bytes: usize,
     speech: Option<Speech>,
@@ -571,7 +573,6 @@ impl RealtimeSession {
             shared: server.shared.clone(),
             ws: Some(ws),
             session: Value::Null,
-            ids: 0,
             input_bytes: 0,
             speech: None,
             turn: 0,
@@ -615,8 +616,9 @@ impl RealtimeSession {
     }
 
     fn id(&mut self, prefix: &str) -> String {
-        self.ids += 1;
-        format!("{prefix}_{:04}", self.ids)
+        let mut shared = lock(&self.shared);
+        shared.ids += 1;
+        format!("{prefix}_{:04}", shared.ids)
     }
 
     async fn run(

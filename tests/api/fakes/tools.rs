@@ -58,6 +58,7 @@ impl FakeTools {
                 .default_service(web::to(tool))
         })
         .workers(1)
+        .disable_signals()
         .bind(("127.0.0.1", 0))
         .expect("the fake tools bind");
         let port = http.addrs()[0].port();
