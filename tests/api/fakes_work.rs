@@ -864,6 +864,7 @@ async fn the_play_out_twilio_echoes_a_mark_only_once_its_audio_has_played() {
     let mut twilio = app.open_stream(&call).await;
     twilio.play_out();
     // No agent: ringback is cleared, the voicemail prompt plays, then its mark.
+    let mut ringback_bytes = 0;
     let mut prompt_bytes = 0;
     let mut cleared = false;
     loop {
@@ -875,6 +876,7 @@ async fn the_play_out_twilio_echoes_a_mark_only_once_its_audio_has_played() {
             }
             Some("clear") => {
                 cleared = true;
+                ringback_bytes += prompt_bytes;
                 prompt_bytes = 0;
             }
             Some("mark") => {
@@ -884,26 +886,35 @@ async fn the_play_out_twilio_echoes_a_mark_only_once_its_audio_has_played() {
             _ => {}
         }
     }
-    let prompt_ms = prompt_bytes as u64 / 8;
+    let read_at = std::time::Instant::now();
+    let played_at_read = twilio.played_ms();
+    let (prompt_ms, ringback_ms) = (prompt_bytes as u64 / 8, ringback_bytes as u64 / 8);
     assert!(cleared, "the ringback was cleared");
     assert!(prompt_ms > 200, "the prompt is audio");
     assert!(
         twilio.echoed_marks().is_empty(),
         "not echoed before the prompt has played ({prompt_ms} ms)"
     );
-    tokio::time::sleep(Duration::from_millis(prompt_ms - 200)).await;
-    assert!(twilio.echoed_marks().is_empty(), "still playing");
-    let heard = twilio.played_ms();
+    let (name, played_at_echo) = loop {
+        if let Some(echoed) = twilio.echoed_marks().first().cloned() {
+            break echoed;
+        }
+        assert!(read_at.elapsed() < PATIENCE, "the mark is never echoed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let waited = read_at.elapsed().as_millis() as u64;
+    assert_eq!(name, "voicemail-prompt");
+    // What played before the echo: the whole prompt, plus any ringback heard
+    // before the clear.
     assert!(
-        heard >= prompt_ms - 200 && heard < prompt_ms,
-        "{heard} ms played"
+        played_at_echo >= prompt_ms && played_at_echo <= prompt_ms + ringback_ms,
+        "echoed at {played_at_echo} ms; prompt {prompt_ms} ms, ringback {ringback_ms} ms"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        twilio.echoed_marks(),
-        [("voicemail-prompt".to_owned(), prompt_ms)]
+    assert!(
+        played_at_read + waited + 20 >= prompt_ms,
+        "the echo waited for the rest of the prompt ({played_at_read} + {waited} ms)"
     );
-    // Whatever followed the mark (a beep) plays on after it, back to back.
+    // Whatever followed the mark plays on after it, back to back.
     let total_ms = twilio.media_sizes().iter().sum::<usize>() as u64 / 8;
-    assert!(twilio.played_ms() >= prompt_ms && twilio.played_ms() <= total_ms);
+    assert!(twilio.played_ms() >= played_at_echo && twilio.played_ms() <= total_ms);
 }
