@@ -917,7 +917,6 @@ impl RealtimeSession {
     async fn respond(&mut self, reply: Reply, input_audio_ms: usize) {
         let response_id = self.id("resp");
         let mut queue = VecDeque::new();
-        let mut output = Vec::new();
         queue.push_back(Out::Event(json!({
             "type": "response.created",
             "response": {
@@ -932,118 +931,14 @@ impl RealtimeSession {
                 { "name": "tokens", "limit": 40000, "remaining": 38000, "reset_seconds": 3.0 },
             ],
         })));
-        let mut text_words = 0;
+        let mut output = Vec::new();
         if let Some(say) = &reply.say {
-            let item_id = self.id("item");
-            text_words = say.text.split_whitespace().count();
-            self.items.insert(item_id.clone(), 0);
-            lock(&self.shared).sent_audio.push((item_id.clone(), 0));
-            let index = output.len();
-            let item = |status: &str, transcript: Option<&str>| {
-                json!({
-                    "id": item_id, "object": "realtime.item", "type": "message", "status": status,
-                    "role": "assistant",
-                    "content": [{ "type": "output_audio", "transcript": transcript }],
-                })
-            };
-            let at = json!({ "response_id": response_id, "item_id": item_id, "output_index": index, "content_index": 0 });
-            let with = |kind: &str, extra: Value| {
-                let mut event = at.clone();
-                event["type"] = json!(kind);
-                if let Value::Object(fields) = extra {
-                    for (key, value) in fields {
-                        event[key] = value;
-                    }
-                }
-                event
-            };
-            queue.push_back(Out::Event(json!({
-                "type": "response.output_item.added", "response_id": response_id,
-                "output_index": index, "item": item("in_progress", None),
-            })));
-            queue.push_back(Out::Event(json!({
-                "type": "conversation.item.added", "previous_item_id": self.last_user_item,
-                "item": item("in_progress", None),
-            })));
-            queue.push_back(Out::Event(with(
-                "response.content_part.added",
-                json!({ "part": { "type": "audio", "transcript": "" } }),
-            )));
-            let total = say.audio_ms as usize * 8;
-            let chunk = (self.script.delta_ms.max(1) as usize) * 8;
-            let deltas = ceil_div(total, chunk);
-            let pieces = split_text(&say.text, TRANSCRIPT_PIECES.min(deltas.max(1)));
-            for n in 0..deltas.max(pieces.len()) {
-                let size = chunk.min(total.saturating_sub(n * chunk));
-                if size > 0 {
-                    let delta = STANDARD.encode(vec![say.fill; size]);
-                    queue.push_back(Out::Audio {
-                        item_id: item_id.clone(),
-                        event: with("response.output_audio.delta", json!({ "delta": delta })),
-                    });
-                }
-                if let Some(piece) = pieces.get(n) {
-                    queue.push_back(Out::Event(with(
-                        "response.output_audio_transcript.delta",
-                        json!({ "delta": piece }),
-                    )));
-                }
-            }
-            queue.push_back(Out::Event(with("response.output_audio.done", json!({}))));
-            queue.push_back(Out::Event(with(
-                "response.output_audio_transcript.done",
-                json!({ "transcript": say.text }),
-            )));
-            queue.push_back(Out::Event(with(
-                "response.content_part.done",
-                json!({ "part": { "type": "audio", "transcript": say.text } }),
-            )));
-            let done = item("completed", Some(&say.text));
-            queue.push_back(Out::Event(json!({
-                "type": "response.output_item.done", "response_id": response_id,
-                "output_index": index, "item": done,
-            })));
-            queue.push_back(Out::Event(
-                json!({ "type": "conversation.item.done", "item": done }),
-            ));
+            let done = self.queue_say(&mut queue, &response_id, output.len(), say);
             output.push(done);
         }
         let mut pending = None;
         if let Some(call) = &reply.call {
-            let item_id = self.id("item");
-            let call_id = self.id("call");
-            let index = output.len();
-            let item = |status: &str, arguments: &str| {
-                json!({
-                    "id": item_id, "object": "realtime.item", "type": "function_call",
-                    "status": status, "call_id": call_id, "name": call.name, "arguments": arguments,
-                })
-            };
-            queue.push_back(Out::Event(json!({
-                "type": "response.output_item.added", "response_id": response_id,
-                "output_index": index, "item": item("in_progress", ""),
-            })));
-            queue.push_back(Out::Event(json!({
-                "type": "conversation.item.added", "item": item("in_progress", ""),
-            })));
-            queue.push_back(Out::Event(json!({
-                "type": "response.function_call_arguments.delta", "response_id": response_id,
-                "item_id": item_id, "output_index": index, "call_id": call_id,
-                "delta": call.arguments,
-            })));
-            queue.push_back(Out::Event(json!({
-                "type": "response.function_call_arguments.done", "response_id": response_id,
-                "item_id": item_id, "output_index": index, "call_id": call_id,
-                "name": call.name, "arguments": call.arguments,
-            })));
-            let done = item("completed", &call.arguments);
-            queue.push_back(Out::Event(json!({
-                "type": "response.output_item.done", "response_id": response_id,
-                "output_index": index, "item": done,
-            })));
-            queue.push_back(Out::Event(
-                json!({ "type": "conversation.item.done", "item": done }),
-            ));
+            let (done, call_id) = self.queue_call(&mut queue, &response_id, output.len(), call);
             output.push(done);
             pending = Some((call_id, reply.after_output.map(|r| *r).unwrap_or_default()));
         }
@@ -1055,11 +950,139 @@ impl RealtimeSession {
             next_at: Instant::now(),
             output,
             input_audio_ms,
-            text_words,
+            text_words: reply
+                .say
+                .as_ref()
+                .map_or(0, |say| say.text.split_whitespace().count()),
             audio_bytes_sent: 0,
             pending,
         });
         self.pump().await;
+    }
+
+    /// Queues an assistant audio item; returns the item as done.
+    fn queue_say(
+        &mut self,
+        queue: &mut VecDeque<Out>,
+        response_id: &str,
+        index: usize,
+        say: &Say,
+    ) -> Value {
+        let item_id = self.id("item");
+        self.items.insert(item_id.clone(), 0);
+        lock(&self.shared).sent_audio.push((item_id.clone(), 0));
+        let item = |status: &str, transcript: Option<&str>| {
+            json!({
+                "id": item_id, "object": "realtime.item", "type": "message", "status": status,
+                "role": "assistant",
+                "content": [{ "type": "output_audio", "transcript": transcript }],
+            })
+        };
+        let at = json!({ "response_id": response_id, "item_id": item_id, "output_index": index, "content_index": 0 });
+        let with = |kind: &str, extra: Value| {
+            let mut event = at.clone();
+            event["type"] = json!(kind);
+            if let Value::Object(fields) = extra {
+                for (key, value) in fields {
+                    event[key] = value;
+                }
+            }
+            event
+        };
+        queue.push_back(Out::Event(json!({
+            "type": "response.output_item.added", "response_id": response_id,
+            "output_index": index, "item": item("in_progress", None),
+        })));
+        queue.push_back(Out::Event(json!({
+            "type": "conversation.item.added", "previous_item_id": self.last_user_item,
+            "item": item("in_progress", None),
+        })));
+        queue.push_back(Out::Event(with(
+            "response.content_part.added",
+            json!({ "part": { "type": "audio", "transcript": "" } }),
+        )));
+        let total = say.audio_ms as usize * 8;
+        let chunk = (self.script.delta_ms.max(1) as usize) * 8;
+        let deltas = ceil_div(total, chunk);
+        let pieces = split_text(&say.text, TRANSCRIPT_PIECES.min(deltas.max(1)));
+        for n in 0..deltas.max(pieces.len()) {
+            let size = chunk.min(total.saturating_sub(n * chunk));
+            if size > 0 {
+                let delta = STANDARD.encode(vec![say.fill; size]);
+                queue.push_back(Out::Audio {
+                    item_id: item_id.clone(),
+                    event: with("response.output_audio.delta", json!({ "delta": delta })),
+                });
+            }
+            if let Some(piece) = pieces.get(n) {
+                queue.push_back(Out::Event(with(
+                    "response.output_audio_transcript.delta",
+                    json!({ "delta": piece }),
+                )));
+            }
+        }
+        queue.push_back(Out::Event(with("response.output_audio.done", json!({}))));
+        queue.push_back(Out::Event(with(
+            "response.output_audio_transcript.done",
+            json!({ "transcript": say.text }),
+        )));
+        queue.push_back(Out::Event(with(
+            "response.content_part.done",
+            json!({ "part": { "type": "audio", "transcript": say.text } }),
+        )));
+        let done = item("completed", Some(&say.text));
+        queue.push_back(Out::Event(json!({
+            "type": "response.output_item.done", "response_id": response_id,
+            "output_index": index, "item": done,
+        })));
+        queue.push_back(Out::Event(
+            json!({ "type": "conversation.item.done", "item": done }),
+        ));
+        done
+    }
+
+    /// Queues a function_call item; returns the item as done and its call_id.
+    fn queue_call(
+        &mut self,
+        queue: &mut VecDeque<Out>,
+        response_id: &str,
+        index: usize,
+        call: &ToolCall,
+    ) -> (Value, String) {
+        let item_id = self.id("item");
+        let call_id = self.id("call");
+        let item = |status: &str, arguments: &str| {
+            json!({
+                "id": item_id, "object": "realtime.item", "type": "function_call",
+                "status": status, "call_id": call_id, "name": call.name, "arguments": arguments,
+            })
+        };
+        queue.push_back(Out::Event(json!({
+            "type": "response.output_item.added", "response_id": response_id,
+            "output_index": index, "item": item("in_progress", ""),
+        })));
+        queue.push_back(Out::Event(json!({
+            "type": "conversation.item.added", "item": item("in_progress", ""),
+        })));
+        queue.push_back(Out::Event(json!({
+            "type": "response.function_call_arguments.delta", "response_id": response_id,
+            "item_id": item_id, "output_index": index, "call_id": call_id,
+            "delta": call.arguments,
+        })));
+        queue.push_back(Out::Event(json!({
+            "type": "response.function_call_arguments.done", "response_id": response_id,
+            "item_id": item_id, "output_index": index, "call_id": call_id,
+            "name": call.name, "arguments": call.arguments,
+        })));
+        let done = item("completed", &call.arguments);
+        queue.push_back(Out::Event(json!({
+            "type": "response.output_item.done", "response_id": response_id,
+            "output_index": index, "item": done,
+        })));
+        queue.push_back(Out::Event(
+            json!({ "type": "conversation.item.done", "item": done }),
+        ));
+        (done, call_id)
     }
 
     /// Sends what is due of the active response.
