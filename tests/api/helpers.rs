@@ -3,6 +3,9 @@
 //! are real WebSocket clients that play Twilio's Media Streams and an agent's
 //! softphone. Every feature's tests use these.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -17,6 +20,7 @@ use switchboard::config::Settings;
 use switchboard::startup::Application;
 use switchboard::twilio::signature::sign;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::db::{fresh_database_url, TestDb};
 
@@ -251,8 +255,9 @@ impl TestApp {
         let stream = TwilioStream {
             peer,
             stream_sid,
-            sequence: 0,
+            sequence: Arc::new(AtomicU64::new(0)),
             media_sent: 0,
+            play_out: None,
         };
         stream
             .peer
@@ -433,6 +438,13 @@ impl WsPeer {
         if let Some(signature) = signature {
             request = request.header("X-Twilio-Signature", signature);
         }
+        WsPeer::open(request).await
+    }
+
+    /// Connects with a request the caller built (other headers, bearer auth).
+    pub async fn open(
+        request: awc::ws::WebsocketsRequest,
+    ) -> Result<WsPeer, awc::error::WsClientError> {
         let (_response, mut framed) = request.connect().await?;
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (text_tx, text) = mpsc::unbounded_channel();
@@ -590,18 +602,21 @@ impl Softphone {
 pub struct TwilioStream {
     pub peer: WsPeer,
     pub stream_sid: String,
-    sequence: u64,
+    /// Shared with the play-out task, which sends mark echoes.
+    sequence: Arc<AtomicU64>,
     media_sent: u64,
+    /// Set by `play_out`: marks are echoed when their audio has played.
+    play_out: Option<Arc<Mutex<PlayOut>>>,
 }
 
 impl TwilioStream {
     pub fn send_media(&mut self, audio: &[u8]) {
-        self.sequence += 1;
+        let sequence = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
         self.media_sent += 1;
         let payload = STANDARD.encode(audio);
         self.peer.send_text(json!({
             "event": "media",
-            "sequenceNumber": self.sequence.to_string(),
+            "sequenceNumber": sequence.to_string(),
             "media": {
                 "track": "inbound",
                 "chunk": self.media_sent.to_string(),
@@ -613,14 +628,13 @@ impl TwilioStream {
     }
 
     pub fn send_event(&mut self, event: &str, body: Value) {
-        self.sequence += 1;
-        let mut message = json!({
-            "event": event,
-            "sequenceNumber": self.sequence.to_string(),
-            "streamSid": self.stream_sid,
-        });
-        message[event] = body;
-        self.peer.send_text(message);
+        twilio_event(
+            &self.peer.out,
+            &self.sequence,
+            &self.stream_sid,
+            event,
+            body,
+        );
     }
 
     pub fn stop(&mut self) {
@@ -629,10 +643,10 @@ impl TwilioStream {
     }
 
     /// The next message from the engine. Marks are echoed at once, as if the audio
-    /// before them had finished playing.
+    /// before them had finished playing (unless `play_out` is on).
     pub async fn next(&mut self) -> Option<Value> {
         let message = self.peer.next_text().await?;
-        if message["event"] == "mark" {
+        if message["event"] == "mark" && self.play_out.is_none() {
             let name = message["mark"]["name"].clone();
             self.send_event("mark", json!({ "name": name }));
         }
@@ -677,6 +691,164 @@ impl TwilioStream {
     /// The engine closed the stream (ending the Twilio call).
     pub async fn closed(&mut self) -> Option<CloseReason> {
         self.peer.closed().await
+    }
+}
+
+/// Sends one Twilio event with the stream's next sequence number.
+fn twilio_event(
+    out: &mpsc::UnboundedSender<Message>,
+    sequence: &AtomicU64,
+    stream_sid: &str,
+    event: &str,
+    body: Value,
+) {
+    let sequence = sequence.fetch_add(1, Ordering::SeqCst) + 1;
+    let mut message = json!({
+        "event": event,
+        "sequenceNumber": sequence.to_string(),
+        "streamSid": stream_sid,
+    });
+    message[event] = body;
+    let _ = out.send(Message::Text(message.to_string().into()));
+}
+
+// ---- Play-out-accurate Twilio ----------------------------------------------------
+
+/// Twilio's playback buffer as `TwilioStream::play_out` models it: audio plays at
+/// 8 bytes/ms from when it arrives, queued back to back; a mark is echoed when the
+/// audio queued before it has played; `clear` drops unplayed audio and echoes every
+/// pending mark at once.
+#[derive(Default)]
+struct PlayOut {
+    /// Audio scheduled to play: (start, length), back to back.
+    spans: Vec<(Instant, Duration)>,
+    /// Marks waiting for their audio: (name, when that audio has played).
+    marks: VecDeque<(String, Instant)>,
+    /// Echoed marks with the audio played (ms) when they were echoed.
+    echoed: Vec<(String, u64)>,
+    /// Bytes of each `media` received, in order.
+    media: Vec<usize>,
+}
+
+impl PlayOut {
+    fn lock(state: &Mutex<PlayOut>) -> MutexGuard<'_, PlayOut> {
+        state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// When everything queued has played (`now` if nothing is queued).
+    fn idle_at(&self, now: Instant) -> Instant {
+        self.spans
+            .last()
+            .map_or(now, |(start, length)| *start + *length)
+            .max(now)
+    }
+
+    fn played_ms(&self, now: Instant) -> u64 {
+        let played: Duration = self
+            .spans
+            .iter()
+            .map(|(start, length)| now.saturating_duration_since(*start).min(*length))
+            .sum();
+        played.as_millis() as u64
+    }
+
+    /// Takes in one message from the engine.
+    fn engine_sent(&mut self, message: &Value, now: Instant) {
+        match message["event"].as_str() {
+            Some("media") => {
+                let bytes = message["media"]["payload"]
+                    .as_str()
+                    .and_then(|payload| STANDARD.decode(payload).ok())
+                    .map_or(0, |audio| audio.len());
+                let start = self.idle_at(now);
+                self.spans
+                    .push((start, Duration::from_micros(bytes as u64 * 125)));
+                self.media.push(bytes);
+            }
+            Some("mark") => {
+                let name = message["mark"]["name"].as_str().unwrap_or_default();
+                let due = self.idle_at(now);
+                self.marks.push_back((name.to_owned(), due));
+            }
+            Some("clear") => {
+                self.spans.retain(|(start, _)| *start < now);
+                if let Some((start, length)) = self.spans.last_mut() {
+                    *length = (*length).min(now - *start);
+                }
+                for (_, due) in &mut self.marks {
+                    *due = now;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Marks whose audio has played, oldest first.
+    fn due_marks(&mut self, now: Instant) -> Vec<String> {
+        let mut due = Vec::new();
+        while self.marks.front().is_some_and(|(_, at)| *at <= now) {
+            if let Some((name, _)) = self.marks.pop_front() {
+                self.echoed.push((name.clone(), self.played_ms(now)));
+                due.push(name);
+            }
+        }
+        due
+    }
+}
+
+impl TwilioStream {
+    /// Turns on play-out-accurate marks: from now on a background task echoes each
+    /// mark when the audio queued before it has played (or at once on `clear`),
+    /// whether or not the test is reading; `next` still yields every engine message
+    /// in order and no longer echoes marks itself.
+    pub fn play_out(&mut self) {
+        let state = Arc::new(Mutex::new(PlayOut::default()));
+        self.play_out = Some(state.clone());
+        let (forward, text) = mpsc::unbounded_channel();
+        let mut engine = std::mem::replace(&mut self.peer.text, text);
+        let out = self.peer.out.clone();
+        let sequence = self.sequence.clone();
+        let stream_sid = self.stream_sid.clone();
+        actix_rt::spawn(async move {
+            loop {
+                let next_due = PlayOut::lock(&state).marks.front().map(|(_, at)| *at);
+                tokio::select! {
+                    message = engine.recv() => {
+                        let Some(message) = message else { break };
+                        PlayOut::lock(&state).engine_sent(&message, Instant::now());
+                        let _ = forward.send(message);
+                    }
+                    _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {}
+                }
+                let due = PlayOut::lock(&state).due_marks(Instant::now());
+                for name in due {
+                    let body = json!({ "name": name });
+                    twilio_event(&out, &sequence, &stream_sid, "mark", body);
+                }
+            }
+        });
+    }
+
+    fn play_out_state(&self) -> MutexGuard<'_, PlayOut> {
+        let state = self.play_out.as_ref().expect("play_out() was called");
+        PlayOut::lock(state)
+    }
+
+    /// Audio the caller has heard so far (ms).
+    pub fn played_ms(&self) -> u64 {
+        self.play_out_state().played_ms(Instant::now())
+    }
+
+    /// Marks echoed so far, with the audio played (ms) when each was echoed.
+    pub fn echoed_marks(&self) -> Vec<(String, u64)> {
+        self.play_out_state().echoed.clone()
+    }
+
+    /// Bytes of each `media` the engine sent since `play_out`, in order.
+    pub fn media_sizes(&self) -> Vec<usize> {
+        self.play_out_state().media.clone()
     }
 }
 

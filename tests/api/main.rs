@@ -3,6 +3,8 @@ mod ai_summary;
 mod assistants;
 mod claims;
 mod db;
+mod fakes;
+mod fakes_work;
 mod helpers;
 mod inbound;
 mod parking;

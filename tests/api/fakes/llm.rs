@@ -1,0 +1,276 @@
+//! A fake summary API speaking two dialects on one port: Anthropic Messages
+//! (`POST /v1/messages`) and OpenAI Chat Completions (`POST /v1/chat/completions`).
+//!
+//! # Public API
+//!
+//! [`FakeLlm::start`]`(answer)`, [`base_url`](FakeLlm::base_url)
+//! (`http://127.0.0.1:PORT`, the paths above hang off it),
+//! [`api_key`](FakeLlm::api_key), [`requests`](FakeLlm::requests) (JSON bodies of
+//! the requests that passed authentication, in order),
+//! [`set_answer`](FakeLlm::set_answer). [`LlmAnswer`]: `Text` (the assistant's
+//! text, e.g. a JSON summary), `Status(code)` (that status with the dialect's
+//! error JSON), `Hang` (never answers).
+//!
+//! # Checks
+//!
+//! * Anthropic: `x-api-key` = the key (else 401 `authentication_error`),
+//!   `anthropic-version` present (else 400 `invalid_request_error`), body with
+//!   `model`, `max_tokens` and `messages` (else 400 `invalid_request_error`).
+//! * OpenAI: `Authorization: Bearer <key>` (else 401 `invalid_api_key`), body with
+//!   `model` and `messages` (else 400).
+//!
+//! # Deterministic token counts
+//!
+//! * input = ceil(characters of the prompt / 4), where the prompt is Anthropic's
+//!   `system` (a string or text blocks) plus every message's content (a string, or
+//!   the `text` of its blocks), or every Chat Completions message's content;
+//! * output = ceil(characters of the answer text / 4).
+//!
+//! Characters are Unicode scalar values (`str::chars().count()`).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+
+pub const API_KEY: &str = "sk-llm-test-fake";
+
+#[derive(Clone, Debug)]
+pub enum LlmAnswer {
+    /// The assistant's text.
+    Text(String),
+    /// This status with the dialect's error JSON.
+    Status(u16),
+    /// Never answers.
+    Hang,
+}
+
+/// A running fake; see the module doc.
+pub struct FakeLlm {
+    port: u16,
+    state: Arc<Mutex<State>>,
+}
+
+struct State {
+    answer: LlmAnswer,
+    requests: Vec<Value>,
+    ids: u64,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl FakeLlm {
+    pub async fn start(answer: LlmAnswer) -> FakeLlm {
+        let state = Arc::new(Mutex::new(State {
+            answer,
+            requests: Vec::new(),
+            ids: 0,
+        }));
+        let data = web::Data::from(state.clone());
+        let http = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::JsonConfig::default().limit(16 << 20))
+                .route("/v1/messages", web::post().to(messages))
+                .route("/v1/chat/completions", web::post().to(chat_completions))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .expect("the fake LLM binds");
+        let port = http.addrs()[0].port();
+        actix_rt::spawn(http.run());
+        FakeLlm { port, state }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn api_key(&self) -> &str {
+        API_KEY
+    }
+
+    /// JSON bodies of the authenticated requests, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        lock(&self.state).requests.clone()
+    }
+
+    pub fn set_answer(&self, answer: LlmAnswer) {
+        lock(&self.state).answer = answer;
+    }
+}
+
+fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn chars_of_content(content: &Value) -> usize {
+    match content {
+        Value::String(text) => text.chars().count(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .map(|block| block["text"].as_str().map_or(0, |t| t.chars().count()))
+            .sum(),
+        _ => 0,
+    }
+}
+
+fn messages_chars(body: &Value) -> usize {
+    body["messages"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .map(|m| chars_of_content(&m["content"]))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).expect("an HTTP status")
+}
+
+/// The answer once it is due (`Hang` never is).
+async fn answer(state: &Mutex<State>, body: Value) -> (LlmAnswer, u64) {
+    let (answer, id) = {
+        let mut state = lock(state);
+        state.requests.push(body);
+        state.ids += 1;
+        (state.answer.clone(), state.ids)
+    };
+    if let LlmAnswer::Hang = answer {
+        std::future::pending::<()>().await;
+    }
+    (answer, id)
+}
+
+fn anthropic_error(code: u16, kind: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status(code)).json(json!({
+        "type": "error",
+        "error": { "type": kind, "message": message },
+    }))
+}
+
+async fn messages(
+    req: HttpRequest,
+    body: web::Json<Value>,
+    state: web::Data<Mutex<State>>,
+) -> HttpResponse {
+    if header(&req, "x-api-key") != Some(API_KEY) {
+        return anthropic_error(401, "authentication_error", "invalid x-api-key");
+    }
+    if header(&req, "anthropic-version").is_none() {
+        return anthropic_error(
+            400,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        );
+    }
+    let body = body.into_inner();
+    for field in ["model", "max_tokens", "messages"] {
+        if body.get(field).is_none() {
+            return anthropic_error(
+                400,
+                "invalid_request_error",
+                &format!("{field}: Field required"),
+            );
+        }
+    }
+    let input = (chars_of_content(&body["system"]) + messages_chars(&body)).div_ceil(4);
+    let model = body["model"].clone();
+    match answer(&state, body).await {
+        (LlmAnswer::Text(text), id) => HttpResponse::Ok().json(json!({
+            "id": format!("msg_fake{id:04}"),
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{ "type": "text", "text": text }],
+            "stop_reason": "end_turn",
+            "stop_sequence": null,
+            "usage": { "input_tokens": input, "output_tokens": text.chars().count().div_ceil(4) },
+        })),
+        (LlmAnswer::Status(code), _) => {
+            let kind = match code {
+                400 => "invalid_request_error",
+                401 => "authentication_error",
+                403 => "permission_error",
+                404 => "not_found_error",
+                429 => "rate_limit_error",
+                529 => "overloaded_error",
+                _ => "api_error",
+            };
+            anthropic_error(code, kind, "the fake LLM was told to fail")
+        }
+        (LlmAnswer::Hang, _) => unreachable!("a hanging answer never returns"),
+    }
+}
+
+fn openai_error(code: u16, kind: &str, error_code: Option<&str>, message: &str) -> HttpResponse {
+    HttpResponse::build(status(code)).json(json!({
+        "error": { "message": message, "type": kind, "param": null, "code": error_code },
+    }))
+}
+
+async fn chat_completions(
+    req: HttpRequest,
+    body: web::Json<Value>,
+    state: web::Data<Mutex<State>>,
+) -> HttpResponse {
+    let bearer = header(&req, "authorization").and_then(|v| v.strip_prefix("Bearer "));
+    if bearer != Some(API_KEY) {
+        return openai_error(
+            401,
+            "invalid_request_error",
+            Some("invalid_api_key"),
+            "Incorrect API key provided.",
+        );
+    }
+    let body = body.into_inner();
+    for field in ["model", "messages"] {
+        if body.get(field).is_none() {
+            return openai_error(
+                400,
+                "invalid_request_error",
+                None,
+                &format!("Missing required parameter: '{field}'."),
+            );
+        }
+    }
+    let input = messages_chars(&body).div_ceil(4);
+    let model = body["model"].clone();
+    match answer(&state, body).await {
+        (LlmAnswer::Text(text), id) => {
+            let output = text.chars().count().div_ceil(4);
+            HttpResponse::Ok().json(json!({
+                "id": format!("chatcmpl-fake{id:04}"),
+                "object": "chat.completion",
+                "created": 1_700_000_000,
+                "model": model,
+                "choices": [{
+                    "index": 0,
+                    "message": { "role": "assistant", "content": text, "refusal": null },
+                    "logprobs": null,
+                    "finish_reason": "stop",
+                }],
+                "usage": { "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output },
+            }))
+        }
+        (LlmAnswer::Status(code), _) => {
+            let (kind, error_code) = match code {
+                401 => ("invalid_request_error", Some("invalid_api_key")),
+                429 => ("rate_limit_exceeded", Some("rate_limit_exceeded")),
+                c if c >= 500 => ("server_error", None),
+                _ => ("invalid_request_error", None),
+            };
+            openai_error(code, kind, error_code, "the fake LLM was told to fail")
+        }
+        (LlmAnswer::Hang, _) => unreachable!("a hanging answer never returns"),
+    }
+}
