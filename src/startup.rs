@@ -213,6 +213,12 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
     let coordinator = CoordinatorHandle::start();
     let registry = RegistryHandle::start();
     let parking = ParkingHandle::start();
+    let hooks = crate::ai::hooks::build(
+        &settings,
+        store.clone(),
+        Arc::new(journal.clone()),
+        Arc::clone(&stats),
+    )?;
     let directory = DirectoryHandle::start(CallDeps {
         coordinator: coordinator.clone(),
         registry: registry.clone(),
@@ -220,7 +226,7 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
         journal: Arc::new(journal.clone()),
         config: Arc::clone(&call_config),
         stats: Arc::clone(&stats),
-        hooks: None,
+        hooks: Some(Arc::new(hooks)),
     });
     for number in store.list_numbers().await? {
         directory

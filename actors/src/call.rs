@@ -437,7 +437,12 @@ impl CallActor {
                 None,
                 json!({ "assistant_id": assistant_id, "reason": "no assistant service in this engine" }),
             );
-            return self.take_route(Route::Agents { agent_ids: Vec::new() }, ctx);
+            return self.take_route(
+                Route::Agents {
+                    agent_ids: Vec::new(),
+                },
+                ctx,
+            );
         };
         if self.machine.assistant().is_err() {
             return;
@@ -472,7 +477,9 @@ impl CallActor {
             if let Some(stop) = assistant.stop.take() {
                 stop.do_send(StopAssistant { reason });
             }
-            assistant.ended_by.get_or_insert_with(|| ended_by.to_owned());
+            assistant
+                .ended_by
+                .get_or_insert_with(|| ended_by.to_owned());
         }
     }
 
@@ -482,7 +489,12 @@ impl CallActor {
             leg.route(LegRoute::Nowhere);
         }
         match route {
-            Route::Ai { .. } => self.take_route(Route::Agents { agent_ids: Vec::new() }, ctx),
+            Route::Ai { .. } => self.take_route(
+                Route::Agents {
+                    agent_ids: Vec::new(),
+                },
+                ctx,
+            ),
             other => self.take_route(other, ctx),
         }
     }

@@ -122,3 +122,57 @@ fn cost_of(
         },
     )
 }
+
+/// The hooks of a running engine: assistants come from `store` as each call starts.
+pub fn build(
+    settings: &crate::config::Settings,
+    store: crate::store::Store,
+    journal: Arc<dyn Journal>,
+    stats: Arc<switchboard_actors::stats::EngineStats>,
+) -> anyhow::Result<EngineHooks> {
+    use anyhow::Context as _;
+
+    let openai = &settings.openai;
+    let config = super::relay::RelayConfig {
+        realtime_url: openai.realtime_url.clone(),
+        api_key: openai.api_key.clone(),
+        connect_timeout: std::time::Duration::from_millis(openai.connect_timeout_ms),
+        transcription_model: openai.transcription_model.clone(),
+        exit_grace: std::time::Duration::from_secs_f64(openai.exit_grace_secs),
+        max_frame_bytes: 16 << 20,
+    };
+    let load: super::relay::LoadAssistant = Arc::new(move |id: String| {
+        let store = store.clone();
+        Box::pin(async move {
+            match store.get_assistant(&id).await {
+                Ok(Some(a)) => Ok(super::relay::AssistantConfig {
+                    id: a.id,
+                    model: a.model,
+                    voice: a.voice,
+                    instructions: a.instructions,
+                    greeting: a.greeting,
+                    tools: a.tools,
+                    on_failure: a.on_failure,
+                }),
+                Ok(None) => Err(format!("assistant {id} does not exist")),
+                Err(e) => Err(format!("assistant {id} could not be read: {e}")),
+            }
+        })
+    });
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client for webhook tools")?;
+    Ok(EngineHooks {
+        relay: RelayDeps {
+            config: Arc::new(config),
+            load,
+            http,
+            stats,
+        },
+        journal,
+        pricing: Arc::new(settings.pricing.clone()),
+        summarizer: Summarizer::from_settings(&settings.summary).map(Arc::new),
+    })
+}

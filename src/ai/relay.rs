@@ -18,8 +18,8 @@
 //!   the assistant's failure route at once; the call moves the caller on.
 
 use std::borrow::Cow;
-use std::pin::Pin;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -611,7 +611,10 @@ impl AiLeg {
         if self.active_response.as_deref() == Some(id) || id.is_empty() {
             self.active_response = None;
         }
-        if let Some(usage) = response.and_then(|r| r.get("usage")).filter(|u| u.is_object()) {
+        if let Some(usage) = response
+            .and_then(|r| r.get("usage"))
+            .filter(|u| u.is_object())
+        {
             let model = self
                 .assistant
                 .as_ref()
@@ -646,7 +649,10 @@ impl AiLeg {
                 ok: false,
                 detail: json!({ "error": "no such tool" }),
             });
-            return self.tool_output(&call_id, json!({ "error": format!("no tool named {name:?}") }));
+            return self.tool_output(
+                &call_id,
+                json!({ "error": format!("no tool named {name:?}") }),
+            );
         };
         let arguments = match serde_json::from_str::<Value>(raw) {
             Ok(value @ Value::Object(_)) => value,
@@ -789,11 +795,19 @@ impl AiLeg {
                 }
                 Err(e) if e.is_timeout() => {
                     let error = format!("the tool did not answer within {timeout_ms} ms");
-                    (false, json!({ "error": error }), json!({ "ms": ms, "error": error }))
+                    (
+                        false,
+                        json!({ "error": error }),
+                        json!({ "ms": ms, "error": error }),
+                    )
                 }
                 Err(e) => {
                     let error = format!("the tool could not be reached: {e}");
-                    (false, json!({ "error": error }), json!({ "ms": ms, "error": error }))
+                    (
+                        false,
+                        json!({ "error": error }),
+                        json!({ "ms": ms, "error": error }),
+                    )
                 }
             };
             act.update(AssistantUpdate::Tool {

@@ -1,4 +1,5 @@
 mod admin;
+mod ai;
 mod ai_summary;
 mod assistants;
 mod claims;

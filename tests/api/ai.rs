@@ -1,0 +1,768 @@
+//! AI voice agents: a number routed to an assistant that talks over the (fake)
+//! OpenAI Realtime API, barges in, uses tools, hands over to humans, fails over,
+//! and leaves a transcript, a summary and a cost.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use switchboard::config::Settings;
+
+use crate::db::TestDb;
+use crate::fakes::llm::{FakeLlm, LlmAnswer};
+use crate::fakes::openai::{FakeOpenAi, Mode, Reply, Script};
+use crate::fakes::tools::{FakeTools, ToolAnswer};
+use crate::helpers::{
+    assert_bridged, event_kinds, frame, spawn_app_with, TestApp, TwilioStream, CALLER, NUMBER,
+};
+
+const GREETING: &str = "Hello, this is Ada from Acme.";
+const INSTRUCTIONS: &str = "You are Ada. You help Acme's callers with their orders.";
+
+/// An engine whose realtime API is `fake`; summaries off unless `configure` says.
+async fn ai_app(fake: &FakeOpenAi, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let url = fake.url();
+    let key = fake.api_key().to_owned();
+    spawn_app_with(TestDb::Sqlite, move |s| {
+        s.openai.realtime_url = url;
+        s.openai.api_key = Some(SecretString::from(key));
+        s.openai.exit_grace_secs = 5.0;
+        s.summary.provider = "off".into();
+        configure(s);
+    })
+    .await
+}
+
+fn assistant(tools: Value, on_failure: Value) -> Value {
+    json!({
+        "name": "Ada",
+        "workspace": "production",
+        "instructions": INSTRUCTIONS,
+        "voice": "marin",
+        "model": "gpt-realtime",
+        "greeting": GREETING,
+        "tools": tools,
+        "on_failure": on_failure,
+    })
+}
+
+fn builtin_tools() -> Value {
+    json!([{ "type": "transfer_to_human" }, { "type": "end_call" }, { "type": "log_event" }])
+}
+
+fn everyone() -> Value {
+    json!({ "kind": "agents", "agent_ids": [] })
+}
+
+/// Creates the assistant and routes `NUMBER` to it.
+async fn route_to_assistant(app: &TestApp, body: Value) -> String {
+    let (status, created) = app
+        .post_json("/api/assistants", &body, Some(crate::helpers::ADMIN_TOKEN))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("an assistant id").to_owned();
+    app.create_number(
+        NUMBER,
+        "production",
+        json!({ "kind": "ai", "assistant_id": id }),
+    )
+    .await;
+    id
+}
+
+/// The caller says something (non-silent frames), then is silent long enough for
+/// the model's voice detection to end the turn.
+fn speak(twilio: &mut TwilioStream, tag: u8, frames: u8) {
+    for seq in 0..frames {
+        twilio.send_media(&frame(tag, seq));
+    }
+    for _ in 0..20 {
+        twilio.send_media(&[0xFF; 160]);
+    }
+}
+
+/// Reads what the caller hears until `ms` of audio filled with `fill` arrived.
+async fn hear(twilio: &mut TwilioStream, fill: u8, ms: usize) {
+    let mut heard = 0;
+    while heard < ms * 8 {
+        let audio = twilio.next_media().await;
+        assert!(
+            audio.iter().all(|b| *b == fill),
+            "expected audio filled with {fill:#x}, got {:#x}…",
+            audio[0]
+        );
+        heard += audio.len();
+    }
+    assert_eq!(heard, ms * 8, "exactly the reply's audio");
+}
+
+fn event<'a>(call: &'a Value, kind: &str) -> &'a Value {
+    call["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["kind"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} event in {}", call["events"]))
+}
+
+fn at_ms(event: &Value) -> i64 {
+    let at = event["at"].as_str().expect("an RFC 3339 time");
+    let parsed = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .expect("an RFC 3339 time");
+    (parsed.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[actix_web::test]
+async fn the_assistant_greets_first_over_a_pcmu_session_and_hears_the_caller_untouched() {
+    let fake = FakeOpenAi::start(Script::new().greeting(Reply::say(GREETING, 400, 0x11))).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    // The first thing the caller hears is the greeting: no ringback.
+    hear(&mut twilio, 0x11, 400).await;
+
+    let session = fake.session_config().expect("a session.update");
+    assert_eq!(session["type"], "realtime");
+    assert_eq!(session["model"], "gpt-realtime");
+    assert_eq!(session["instructions"], INSTRUCTIONS);
+    assert_eq!(session["audio"]["input"]["format"]["type"], "audio/pcmu");
+    assert_eq!(session["audio"]["output"]["format"]["type"], "audio/pcmu");
+    assert_eq!(session["audio"]["output"]["voice"], "marin");
+    let tools: Vec<&str> = session["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(tools, ["transfer_to_human", "end_call", "log_event"]);
+    let create = fake.wait_for_client_event("response.create").await;
+    let asked = create["response"]["instructions"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(asked.contains(GREETING), "{create}");
+
+    // Caller audio reaches the model byte for byte (no transcoding).
+    for seq in 0..10 {
+        twilio.send_media(&frame(0x40, seq));
+    }
+    let appended = fake
+        .wait_for_client_event("input_audio_buffer.append")
+        .await;
+    let first = base64_decode(appended["audio"].as_str().expect("audio"));
+    assert_eq!(first, frame(0x40, 0));
+
+    let record = app
+        .wait_for_call(&call.call_id, |c| c["status"] == "assistant")
+        .await;
+    let kinds = event_kinds(&record);
+    assert!(kinds.contains(&"assistant".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"ai_connected".to_owned()), "{kinds:?}");
+    assert!(record["assistant_id"].is_string(), "{record}");
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64")
+}
+
+#[actix_web::test]
+async fn a_barge_in_clears_twilio_and_truncates_at_the_audio_actually_played() {
+    // 4 s of greeting generated four times faster than it plays, so at the barge-in
+    // far more has been sent than played; two deltas arrive after the interruption.
+    let script = Script::new()
+        .greeting(Reply::say("A long welcome message.", 4_000, 0x22))
+        .paced(Duration::from_millis(25))
+        .late_deltas(2)
+        .turn("Stop, I need help", Reply::say("Sure.", 200, 0x23));
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    twilio.play_out();
+
+    // Let about a second of the greeting arrive (and some of it play).
+    for _ in 0..10 {
+        let media = twilio.next_media().await;
+        assert_eq!(media[0], 0x22);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    speak(&mut twilio, 0x50, 10);
+
+    loop {
+        let message = twilio.next().await.expect("the engine sends clear");
+        if message["event"] == "clear" {
+            break;
+        }
+    }
+    let truncate = fake
+        .wait_for_client_event("conversation.item.truncate")
+        .await;
+    let truncated_at = truncate["audio_end_ms"].as_u64().expect("audio_end_ms");
+
+    // Marks echoed because their audio played (not those flushed by the clear):
+    // `ai:N` follows the N-th 100 ms delta of the greeting.
+    let played: Vec<u64> = twilio
+        .echoed_marks()
+        .iter()
+        .filter_map(|(name, played_ms)| {
+            let n: u64 = name.strip_prefix("ai:")?.parse().ok()?;
+            (*played_ms >= n * 100).then_some(n * 100)
+        })
+        .collect();
+    let heard = played.iter().copied().max().unwrap_or(0);
+    let sent: usize = fake.sent_audio().iter().map(|(_, bytes)| bytes / 8).sum();
+    assert!(
+        truncated_at == heard || (heard >= 100 && truncated_at == heard - 100),
+        "truncated at {truncated_at} ms; marks say {heard} ms had played ({played:?})"
+    );
+    assert!(
+        (truncated_at as usize) < sent,
+        "truncated at what was sent ({sent} ms), not what was played"
+    );
+
+    // No audio of the interrupted greeting reaches the caller after the clear; the
+    // next reply does.
+    hear(&mut twilio, 0x23, 200).await;
+    let record = app
+        .wait_for_call(&call.call_id, |c| {
+            event_kinds(c).contains(&"barge_in".to_owned())
+        })
+        .await;
+    assert_eq!(
+        event(&record, "barge_in")["detail"]["played_ms"],
+        truncated_at
+    );
+    assert!(app.metric("switchboard_ai_late_deltas_dropped_total").await >= 1.0);
+}
+
+#[actix_web::test]
+async fn transfer_to_human_rings_the_agents_with_the_summary_and_connects_one() {
+    let script = Script::new()
+        .greeting(Reply::say(GREETING, 200, 0x11))
+        .turn(
+            "I want a refund for order 42",
+            Reply::say("Let me get you a person.", 300, 0x12).then_call(
+                "transfer_to_human",
+                r#"{"reason":"refund","summary":"Caller wants a refund for order 42."}"#,
+            ),
+        );
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |_| {}).await;
+    let agent = app.create_agent("Grace", "production").await;
+    let mut phone = app.available_softphone(&agent).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    hear(&mut twilio, 0x11, 200).await;
+    speak(&mut twilio, 0x51, 10);
+    hear(&mut twilio, 0x12, 300).await;
+
+    let ring = phone.expect_ring(&call.call_id).await;
+    assert_eq!(ring["summary"], "Caller wants a refund for order 42.");
+    phone.answer(&call.call_id);
+    phone.expect("connected").await;
+    assert_bridged(&mut twilio, &mut phone, 0x61).await;
+
+    let record = app
+        .wait_for_call(&call.call_id, |c| c["status"] == "connected")
+        .await;
+    assert_eq!(record["agent_id"], agent.id.as_str());
+    let handover = event(&record, "ai_handover");
+    assert_eq!(handover["detail"]["reason"], "refund");
+    let kinds = event_kinds(&record);
+    let at = |k: &str| kinds.iter().position(|x| x == k).expect(k);
+    assert!(
+        at("ai_handover") < at("ring") && at("ring") < at("claimed"),
+        "{kinds:?}"
+    );
+}
+
+#[actix_web::test]
+async fn end_call_hangs_up_once_the_goodbye_has_played() {
+    let script = Script::new()
+        .greeting(Reply::say(GREETING, 200, 0x11))
+        .turn(
+            "That's all, thanks",
+            Reply::say("Goodbye!", 600, 0x13).then_call("end_call", r#"{"reason":"done"}"#),
+        );
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    twilio.play_out();
+    hear(&mut twilio, 0x11, 200).await;
+    speak(&mut twilio, 0x52, 10);
+    hear(&mut twilio, 0x13, 600).await;
+
+    twilio.closed().await;
+    // Every mark of the goodbye had been echoed as played before the hang-up.
+    // greeting: marks ai:1–2; goodbye: ai:3–8, the last echoed once 600 ms of it
+    // had played.
+    let echoed = twilio.echoed_marks();
+    assert_eq!(echoed.len(), 8, "{echoed:?}");
+    let last = echoed.last().expect("marks were echoed");
+    assert_eq!(last.0, "ai:8");
+    assert!(last.1 >= 600, "only {} ms had played: {echoed:?}", last.1);
+
+    let record = app.wait_for_outcome(&call.call_id).await;
+    assert_eq!(record["outcome"], "answered");
+    assert_eq!(record["end_reason"], "assistant_end_call");
+    let hangup = event(&record, "hangup");
+    assert_eq!(hangup["detail"]["by"], "assistant");
+    assert_eq!(hangup["detail"]["reason"], "done");
+}
+
+fn webhook_tool(tools: &FakeTools, timeout_ms: u64) -> Value {
+    json!([{
+        "type": "webhook",
+        "name": "order_status",
+        "description": "Looks up where an order is.",
+        "parameters": { "type": "object", "properties": { "order": { "type": "string" } } },
+        "url": tools.url("/orders"),
+        "timeout_ms": timeout_ms,
+    }])
+}
+
+fn order_script() -> Script {
+    Script::new()
+        .greeting(Reply::say(GREETING, 200, 0x11))
+        .turn(
+            "Where is my order 42?",
+            Reply::call("order_status", r#"{"order":"42"}"#).after(Reply::say(
+                "Here is what I found.",
+                200,
+                0x14,
+            )),
+        )
+}
+
+/// Plays the order conversation and returns the tool output the model got.
+async fn ask_for_order(app: &TestApp, fake: &FakeOpenAi) -> (String, Value) {
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    hear(&mut twilio, 0x11, 200).await;
+    speak(&mut twilio, 0x53, 10);
+    // The model goes on talking after the tool, whatever the tool said.
+    hear(&mut twilio, 0x14, 200).await;
+    let outputs = fake.tool_outputs();
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    let record = app
+        .wait_for_call(&call.call_id, |c| {
+            event_kinds(c).contains(&"tool_call".to_owned())
+        })
+        .await;
+    (outputs[0].1.clone(), event(&record, "tool_call").clone())
+}
+
+#[actix_web::test]
+async fn a_webhook_tool_gets_the_arguments_and_its_answer_goes_back_to_the_model() {
+    let tools = FakeTools::start().await;
+    tools.on(
+        "/orders",
+        ToolAnswer::Json(json!({ "status": "shipped", "eta": "tomorrow" })),
+    );
+    let fake = FakeOpenAi::start(order_script()).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(&app, assistant(webhook_tool(&tools, 2_000), everyone())).await;
+
+    let (output, trail) = ask_for_order(&app, &fake).await;
+    let posted = tools.calls("/orders");
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0]["tool"], "order_status");
+    assert_eq!(posted[0]["arguments"], json!({ "order": "42" }));
+    let answer: Value = serde_json::from_str(&output).expect("JSON output");
+    assert_eq!(answer, json!({ "status": "shipped", "eta": "tomorrow" }));
+    assert_eq!(trail["detail"]["name"], "order_status");
+    assert_eq!(trail["detail"]["ok"], true);
+}
+
+#[actix_web::test]
+async fn a_webhook_tool_that_hangs_times_out_and_the_model_is_told() {
+    let tools = FakeTools::start().await;
+    tools.on("/orders", ToolAnswer::Hang);
+    let fake = FakeOpenAi::start(order_script()).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(&app, assistant(webhook_tool(&tools, 300), everyone())).await;
+
+    let (output, trail) = ask_for_order(&app, &fake).await;
+    let answer: Value = serde_json::from_str(&output).expect("JSON output");
+    assert_eq!(
+        answer["error"], "the tool did not answer within 300 ms",
+        "{answer}"
+    );
+    assert_eq!(trail["detail"]["ok"], false);
+}
+
+#[actix_web::test]
+async fn a_webhook_tool_that_answers_500_returns_the_error_to_the_model() {
+    let tools = FakeTools::start().await;
+    tools.on("/orders", ToolAnswer::Status(500));
+    let fake = FakeOpenAi::start(order_script()).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(&app, assistant(webhook_tool(&tools, 2_000), everyone())).await;
+
+    let (output, trail) = ask_for_order(&app, &fake).await;
+    let answer: Value = serde_json::from_str(&output).expect("JSON output");
+    assert_eq!(answer["error"], "the tool answered HTTP 500", "{answer}");
+    assert_eq!(trail["detail"]["detail"]["status"], 500);
+}
+
+#[actix_web::test]
+async fn a_tool_call_with_invalid_json_arguments_gets_an_error_and_the_call_goes_on() {
+    let script = Script::new()
+        .greeting(Reply::say(GREETING, 200, 0x11))
+        .turn(
+            "Note that please",
+            Reply::call("log_event", r#"{"name": "note", "#).after(Reply::say("Sorry.", 200, 0x14)),
+        );
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+
+    let (output, trail) = ask_for_order(&app, &fake).await;
+    let answer: Value = serde_json::from_str(&output).expect("JSON output");
+    let error = answer["error"].as_str().expect("an error for the model");
+    assert!(
+        error.starts_with("the arguments are not valid JSON"),
+        "{error}"
+    );
+    assert_eq!(trail["detail"]["ok"], false);
+}
+
+#[actix_web::test]
+async fn malformed_and_unknown_realtime_events_are_ignored_and_the_call_goes_on() {
+    let script = Script::new()
+        .greeting(Reply::say(GREETING, 200, 0x11))
+        .turn("Hello?", Reply::say("Still here.", 200, 0x15));
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    hear(&mut twilio, 0x11, 200).await;
+
+    fake.send_raw("{this is not json");
+    fake.send_raw(r#"{"type":"response.hologram.delta","delta":"?"}"#);
+    fake.send_raw(r#"{"no_type":true}"#);
+    fake.send_raw(r#"{"type":"response.output_audio.delta","delta":"@@not base64@@","item_id":"x","response_id":"y"}"#);
+    speak(&mut twilio, 0x54, 10);
+    hear(&mut twilio, 0x15, 200).await;
+    assert!(app.metric("switchboard_ai_events_ignored_total").await >= 4.0);
+    let record = app.call(&call.call_id).await;
+    assert_eq!(record["status"], "assistant");
+}
+
+// ---- failure: the caller is never left in silence ----
+
+/// The call reached its failure route: returns the ring the agent got and the
+/// milliseconds between `at_event` and that ring in the trail.
+async fn assert_rang_after(app: &TestApp, call_id: &str, at_event: &str) -> (Value, i64) {
+    let record = app
+        .wait_for_call(call_id, |c| event_kinds(c).contains(&"ring".to_owned()))
+        .await;
+    let failed = event(&record, "ai_failed");
+    let since = at_ms(event(&record, "ring")) - at_ms(event(&record, at_event));
+    (failed.clone(), since)
+}
+
+#[actix_web::test]
+async fn a_refused_realtime_connection_sends_the_caller_to_the_agents_at_once() {
+    let fake = FakeOpenAi::start_with(Script::new(), Mode::RejectHandshake(401)).await;
+    let app = ai_app(&fake, |_| {}).await;
+    let agent = app.create_agent("Grace", "production").await;
+    let mut phone = app.available_softphone(&agent).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    phone.expect_ring(&call.call_id).await;
+    let (failed, after_ms) = assert_rang_after(&app, &call.call_id, "media_started").await;
+    let reason = failed["detail"]["reason"].as_str().expect("a reason");
+    assert!(reason.contains("HTTP 401"), "{reason}");
+    assert!(
+        after_ms < 2_000,
+        "the agents rang {after_ms} ms after the media started"
+    );
+    phone.answer(&call.call_id);
+    phone.expect("connected").await;
+    assert_bridged(&mut twilio, &mut phone, 0x62).await;
+}
+
+#[actix_web::test]
+async fn a_refused_session_sends_the_caller_to_voicemail_when_that_is_the_failure_route() {
+    let fake = FakeOpenAi::start_with(Script::new(), Mode::SessionError).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(
+        &app,
+        assistant(builtin_tools(), json!({ "kind": "voicemail" })),
+    )
+    .await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    let mark = twilio.wait_for("mark").await;
+    assert_eq!(mark["mark"]["name"], "voicemail-prompt");
+
+    let record = app
+        .wait_for_call(&call.call_id, |c| c["status"] == "voicemail")
+        .await;
+    let reason = event(&record, "ai_failed")["detail"]["reason"]
+        .as_str()
+        .expect("a reason")
+        .to_owned();
+    assert!(reason.contains("refused the session"), "{reason}");
+    let since = at_ms(event(&record, "voicemail")) - at_ms(event(&record, "media_started"));
+    assert!(since < 2_000, "voicemail came {since} ms after the media");
+}
+
+#[actix_web::test]
+async fn a_realtime_api_that_never_answers_times_out_to_the_failure_route_within_two_seconds() {
+    let fake = FakeOpenAi::start_with(Script::new(), Mode::Mute).await;
+    let app = ai_app(&fake, |_| {}).await;
+    let agent = app.create_agent("Grace", "production").await;
+    let mut phone = app.available_softphone(&agent).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let _twilio = app.open_stream(&call).await;
+    phone.expect_ring(&call.call_id).await;
+    let (failed, after_ms) = assert_rang_after(&app, &call.call_id, "media_started").await;
+    let reason = failed["detail"]["reason"].as_str().expect("a reason");
+    assert!(reason.contains("not ready within 1500 ms"), "{reason}");
+    assert!(
+        after_ms < 2_000,
+        "the agents rang {after_ms} ms after the media started"
+    );
+}
+
+#[actix_web::test]
+async fn an_unreachable_realtime_api_sends_the_caller_to_the_agents() {
+    let fake = FakeOpenAi::start(Script::new()).await;
+    let app = spawn_app_with(TestDb::Sqlite, |s| {
+        // Nothing listens on port 1.
+        s.openai.realtime_url = "ws://127.0.0.1:1/v1/realtime".into();
+        s.openai.api_key = Some(SecretString::from(fake.api_key()));
+        s.summary.provider = "off".into();
+    })
+    .await;
+    let agent = app.create_agent("Grace", "production").await;
+    let mut phone = app.available_softphone(&agent).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let _twilio = app.open_stream(&call).await;
+    phone.expect_ring(&call.call_id).await;
+    let (failed, after_ms) = assert_rang_after(&app, &call.call_id, "media_started").await;
+    let reason = failed["detail"]["reason"].as_str().expect("a reason");
+    assert!(reason.contains("could not be reached"), "{reason}");
+    assert!(
+        after_ms < 2_000,
+        "the agents rang {after_ms} ms after the media started"
+    );
+}
+
+#[actix_web::test]
+async fn a_realtime_session_dropped_mid_call_hands_the_caller_to_an_agent() {
+    let fake = FakeOpenAi::start(Script::new().greeting(Reply::say(GREETING, 200, 0x11))).await;
+    let app = ai_app(&fake, |_| {}).await;
+    let agent = app.create_agent("Grace", "production").await;
+    let mut phone = app.available_softphone(&agent).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    hear(&mut twilio, 0x11, 200).await;
+    app.wait_for_call(&call.call_id, |c| {
+        event_kinds(c).contains(&"ai_connected".to_owned())
+    })
+    .await;
+
+    fake.drop_session();
+    phone.expect_ring(&call.call_id).await;
+    let (failed, after_ms) = assert_rang_after(&app, &call.call_id, "ai_failed").await;
+    let reason = failed["detail"]["reason"].as_str().expect("a reason");
+    assert!(
+        reason.contains("dropped") || reason.contains("failed"),
+        "{reason}"
+    );
+    assert!(
+        after_ms < 2_000,
+        "the agents rang {after_ms} ms after the drop"
+    );
+    phone.answer(&call.call_id);
+    phone.expect("connected").await;
+    assert_bridged(&mut twilio, &mut phone, 0x63).await;
+    assert_eq!(app.metric("switchboard_ai_failures_total").await, 1.0);
+}
+
+// ---- the record: transcript, summary, cost ----
+
+/// USD per token of gpt-realtime (PROTOCOLS.md §7.1).
+const TEXT_IN: f64 = 4.0 / 1e6;
+const TEXT_CACHED: f64 = 0.4 / 1e6;
+const TEXT_OUT: f64 = 16.0 / 1e6;
+const AUDIO_IN: f64 = 32.0 / 1e6;
+const AUDIO_OUT: f64 = 64.0 / 1e6;
+
+#[actix_web::test]
+async fn an_ai_call_leaves_its_transcript_a_summary_an_outcome_and_a_cost() {
+    let llm = FakeLlm::start(LlmAnswer::Text(
+        r#"{"summary":"The caller asked where order 42 is; it shipped.","outcome":"goal_achieved"}"#
+            .into(),
+    ))
+    .await;
+    let script = Script::new()
+        .greeting(Reply::say(GREETING, 400, 0x11))
+        .turn(
+            "Where is order 42?",
+            Reply::say("It shipped yesterday.", 1_000, 0x16),
+        );
+    let fake = FakeOpenAi::start(script).await;
+    let base = llm.base_url();
+    let key = llm.api_key().to_owned();
+    let app = ai_app(&fake, move |s| {
+        s.summary.provider = "anthropic".into();
+        s.summary.base_url = base;
+        s.summary.model = "claude-haiku-4-5".into();
+        s.summary.api_key = Some(SecretString::from(key));
+    })
+    .await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    hear(&mut twilio, 0x11, 400).await;
+    // 15 frames of speech: 300 ms, 3 audio tokens for the model.
+    speak(&mut twilio, 0x55, 15);
+    hear(&mut twilio, 0x16, 1_000).await;
+    // The transcript of the reply arrives after its audio; give it a moment.
+    app.wait_for_call(&call.call_id, |c| {
+        event_kinds(c).iter().filter(|k| *k == "transcript").count() == 3
+    })
+    .await;
+    twilio.stop();
+
+    let record = app
+        .wait_for_call(&call.call_id, |c| c["ai_outcome"].is_string())
+        .await;
+    assert_eq!(record["outcome"], "answered");
+    assert_eq!(record["ai_outcome"], "goal_achieved");
+    assert_eq!(
+        record["summary"],
+        "The caller asked where order 42 is; it shipped."
+    );
+    let asked = llm.requests();
+    assert_eq!(asked.len(), 1);
+    let prompt = asked[0].to_string();
+    assert!(prompt.contains("Where is order 42?") && prompt.contains("It shipped yesterday."));
+
+    let (status, transcript) = app
+        .get_json(&format!("/api/calls/{}/transcript", call.call_id))
+        .await;
+    assert_eq!(status, 200, "{transcript}");
+    let turns: Vec<(String, String)> = transcript["turns"]
+        .as_array()
+        .expect("turns")
+        .iter()
+        .map(|t| {
+            (
+                t["role"].as_str().unwrap_or_default().to_owned(),
+                t["text"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        turns,
+        [
+            ("assistant".to_owned(), GREETING.to_owned()),
+            ("caller".to_owned(), "Where is order 42?".to_owned()),
+            ("assistant".to_owned(), "It shipped yesterday.".to_owned()),
+        ]
+    );
+
+    // The fake's usage: greeting — text in 100, audio out 400/50 = 8, text out 6
+    // words; reply — audio in 3, text in 110 of which 64 cached, audio out 20, text
+    // out 3 words.
+    let cost = &record["cost"];
+    let greeting = 100.0 * TEXT_IN + 8.0 * AUDIO_OUT + 6.0 * TEXT_OUT;
+    let reply =
+        46.0 * TEXT_IN + 64.0 * TEXT_CACHED + 3.0 * AUDIO_IN + 20.0 * AUDIO_OUT + 3.0 * TEXT_OUT;
+    let realtime = cost["realtime"]["amount"]
+        .as_f64()
+        .expect("realtime amount");
+    assert!((realtime - (greeting + reply)).abs() < 2e-6, "{cost}");
+    let legs = cost["telephony"]["legs"].as_array().expect("legs");
+    assert!(
+        legs.iter()
+            .any(|l| l["leg"] == "inbound" && l["minutes"] == 1),
+        "{cost}"
+    );
+    assert_eq!(cost["summary"]["model"], "claude-haiku-4-5");
+    assert!(
+        cost["summary"]["input_tokens"].as_u64().unwrap_or(0) > 0,
+        "{cost}"
+    );
+    let parts = cost["telephony"]["amount"].as_f64().unwrap_or(0.0)
+        + realtime
+        + cost["summary"]["amount"].as_f64().unwrap_or(0.0);
+    let total = cost["total"].as_f64().expect("total");
+    assert!((total - parts).abs() < 2e-6, "{cost}");
+}
+
+#[actix_web::test]
+async fn a_call_without_ai_carries_its_telephony_cost() {
+    let fake = FakeOpenAi::start(Script::new()).await;
+    let app = ai_app(&fake, |_| {}).await;
+    app.create_number(NUMBER, "production", json!({ "kind": "voicemail" }))
+        .await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    twilio.wait_for("mark").await;
+    twilio.stop();
+    let record = app
+        .wait_for_call(&call.call_id, |c| c["cost"].is_object())
+        .await;
+    let cost = &record["cost"];
+    assert_eq!(cost["realtime"]["amount"], 0.0, "{cost}");
+    let legs = cost["telephony"]["legs"].as_array().expect("legs");
+    assert!(
+        legs.iter()
+            .any(|l| l["leg"] == "inbound" && l["minutes"] == 1),
+        "{cost}"
+    );
+    assert!(cost["total"].as_f64().unwrap_or(0.0) > 0.0, "{cost}");
+    assert_eq!(fake.sessions(), 0);
+}
+
+#[actix_web::test]
+async fn switching_a_number_between_agents_and_ai_takes_effect_on_the_next_call() {
+    let fake = FakeOpenAi::start(Script::new().greeting(Reply::say(GREETING, 200, 0x11))).await;
+    let app = ai_app(&fake, |_| {}).await;
+    let agent = app.create_agent("Grace", "production").await;
+    let mut phone = app.available_softphone(&agent).await;
+    let id = route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+
+    let first = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&first).await;
+    hear(&mut twilio, 0x11, 200).await;
+
+    // Live switch to the agents, no restart: the call in progress stays with the
+    // assistant, the next one rings.
+    app.number_for_everyone().await;
+    let second = app.ring_in(CALLER, NUMBER).await;
+    let _second_stream = app.open_stream(&second).await;
+    phone.expect_ring(&second.call_id).await;
+    assert_eq!(app.call(&first.call_id).await["status"], "assistant");
+
+    // And back to the assistant.
+    app.create_number(
+        NUMBER,
+        "production",
+        json!({ "kind": "ai", "assistant_id": id }),
+    )
+    .await;
+    let third = app.ring_in(CALLER, NUMBER).await;
+    let mut third_stream = app.open_stream(&third).await;
+    hear(&mut third_stream, 0x11, 200).await;
+    assert_eq!(fake.sessions(), 2);
+}
