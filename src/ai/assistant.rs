@@ -119,11 +119,17 @@ impl ToolSpec {
                     "properties": {
                         "reason": {
                             "type": "string",
-                            "description": "Why the caller needs a human, in one sentence; \
-                                            the agent sees it when the call rings."
+                            "description": "Why the caller needs a human, in a few words."
+                        },
+                        "summary": {
+                            "type": "string",
+                            "description": "What the human agent should know before \
+                                            answering: who the caller is, what they want and \
+                                            what you already did, in two or three sentences. \
+                                            The agent sees it when the call rings."
                         }
                     },
-                    "required": ["reason"],
+                    "required": ["reason", "summary"],
                     "additionalProperties": false
                 }),
             ),
@@ -402,7 +408,7 @@ mod tests {
         let transfer = ToolSpec::TransferToHuman.realtime_definition();
         assert_eq!(transfer["type"], "function");
         assert_eq!(transfer["name"], "transfer_to_human");
-        assert_eq!(transfer["parameters"]["required"], json!(["reason"]));
+        assert_eq!(transfer["parameters"]["required"], json!(["reason", "summary"]));
         let end = ToolSpec::EndCall.realtime_definition();
         assert_eq!(end["parameters"]["properties"]["reason"]["type"], "string");
         assert!(
