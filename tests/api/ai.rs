@@ -341,8 +341,15 @@ fn order_script() -> Script {
         )
 }
 
-/// Plays the order conversation and returns the tool output the model got.
+/// Plays the order conversation; returns the tool output the model got and the
+/// `tool_call` event of the call's trail.
 async fn ask_for_order(app: &TestApp, fake: &FakeOpenAi) -> (String, Value) {
+    let (output, record) = converse_with_tool(app, fake).await;
+    (output, event(&record, "tool_call").clone())
+}
+
+/// The order conversation; returns the tool output and the call's record.
+async fn converse_with_tool(app: &TestApp, fake: &FakeOpenAi) -> (String, Value) {
     let call = app.ring_in(CALLER, NUMBER).await;
     let mut twilio = app.open_stream(&call).await;
     hear(&mut twilio, 0x11, 200).await;
@@ -356,7 +363,7 @@ async fn ask_for_order(app: &TestApp, fake: &FakeOpenAi) -> (String, Value) {
             event_kinds(c).contains(&"tool_call".to_owned())
         })
         .await;
-    (outputs[0].1.clone(), event(&record, "tool_call").clone())
+    (outputs[0].1.clone(), record)
 }
 
 #[actix_web::test]
@@ -410,6 +417,33 @@ async fn a_webhook_tool_that_answers_500_returns_the_error_to_the_model() {
     let answer: Value = serde_json::from_str(&output).expect("JSON output");
     assert_eq!(answer["error"], "the tool answered HTTP 500", "{answer}");
     assert_eq!(trail["detail"]["detail"]["status"], 500);
+}
+
+#[actix_web::test]
+async fn log_event_puts_the_assistants_event_in_the_call_trail() {
+    let script = Script::new()
+        .greeting(Reply::say(GREETING, 200, 0x11))
+        .turn(
+            "Call me back tomorrow",
+            Reply::call(
+                "log_event",
+                r#"{"name":"callback_promised","detail":{"when":"tomorrow"}}"#,
+            )
+            .after(Reply::say("Noted.", 200, 0x14)),
+        );
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+
+    let (output, record) = converse_with_tool(&app, &fake).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&output).expect("JSON output"),
+        json!({ "ok": true })
+    );
+    assert_eq!(event(&record, "tool_call")["detail"]["name"], "log_event");
+    let logged = event(&record, "ai_log");
+    assert_eq!(logged["detail"]["name"], "callback_promised");
+    assert_eq!(logged["detail"]["detail"], json!({ "when": "tomorrow" }));
 }
 
 #[actix_web::test]
