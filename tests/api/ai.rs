@@ -21,9 +21,17 @@ const INSTRUCTIONS: &str = "You are Ada. You help Acme's callers with their orde
 
 /// An engine whose realtime API is `fake`; summaries off unless `configure` says.
 async fn ai_app(fake: &FakeOpenAi, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    ai_app_on(TestDb::Sqlite, fake, configure).await
+}
+
+async fn ai_app_on(
+    db: TestDb,
+    fake: &FakeOpenAi,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let url = fake.url();
     let key = fake.api_key().to_owned();
-    spawn_app_with(TestDb::Sqlite, move |s| {
+    spawn_app_with(db, move |s| {
         s.openai.realtime_url = url;
         s.openai.api_key = Some(SecretString::from(key));
         s.openai.exit_grace_secs = 5.0;
@@ -641,6 +649,15 @@ const AUDIO_OUT: f64 = 64.0 / 1e6;
 
 #[actix_web::test]
 async fn an_ai_call_leaves_its_transcript_a_summary_an_outcome_and_a_cost() {
+    leaves_transcript_summary_and_cost(TestDb::Sqlite, "anthropic", "claude-haiku-4-5").await;
+}
+
+#[actix_web::test]
+async fn an_ai_call_on_postgres_summarized_by_openai_leaves_the_same_record() {
+    leaves_transcript_summary_and_cost(TestDb::Postgres, "openai", "gpt-4.1-mini").await;
+}
+
+async fn leaves_transcript_summary_and_cost(db: TestDb, provider: &str, model: &str) {
     let llm = FakeLlm::start(LlmAnswer::Text(
         r#"{"summary":"The caller asked where order 42 is; it shipped.","outcome":"goal_achieved"}"#
             .into(),
@@ -655,10 +672,11 @@ async fn an_ai_call_leaves_its_transcript_a_summary_an_outcome_and_a_cost() {
     let fake = FakeOpenAi::start(script).await;
     let base = llm.base_url();
     let key = llm.api_key().to_owned();
-    let app = ai_app(&fake, move |s| {
-        s.summary.provider = "anthropic".into();
+    let (provider, summary_model) = (provider.to_owned(), model.to_owned());
+    let app = ai_app_on(db, &fake, move |s| {
+        s.summary.provider = provider;
         s.summary.base_url = base;
-        s.summary.model = "claude-haiku-4-5".into();
+        s.summary.model = summary_model;
         s.summary.api_key = Some(SecretString::from(key));
     })
     .await;
@@ -731,7 +749,7 @@ async fn an_ai_call_leaves_its_transcript_a_summary_an_outcome_and_a_cost() {
             .any(|l| l["leg"] == "inbound" && l["minutes"] == 1),
         "{cost}"
     );
-    assert_eq!(cost["summary"]["model"], "claude-haiku-4-5");
+    assert_eq!(cost["summary"]["model"], model);
     assert!(
         cost["summary"]["input_tokens"].as_u64().unwrap_or(0) > 0,
         "{cost}"
