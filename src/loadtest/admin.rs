@@ -195,3 +195,58 @@ pub(super) async fn wait_calls_ended(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The AI scenario's floor: one assistant (no greeting, no tools, the agents of its
+/// workspace on failure) and one number routed to it; returns the number.
+pub(super) async fn create_ai_number(
+    client: &awc::Client,
+    target: &Target,
+    workspace: &str,
+) -> anyhow::Result<String> {
+    let body = json!({
+        "name": "loadtest assistant",
+        "workspace": workspace,
+        "instructions": "You are a load test. Answer every frame.",
+        "voice": "marin",
+        "model": "gpt-realtime",
+        "tools": [],
+        "on_failure": { "kind": "agents", "agent_ids": [] },
+    });
+    let mut res = client
+        .post(format!("{}/api/assistants", target.base))
+        .bearer_auth(&target.admin_token)
+        .send_json(&body)
+        .await
+        .map_err(|e| anyhow::anyhow!("POST /api/assistants: {e}"))?;
+    let bytes = res.body().await?;
+    anyhow::ensure!(
+        res.status().as_u16() == 201,
+        "POST /api/assistants: {} {}",
+        res.status(),
+        String::from_utf8_lossy(&bytes)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&bytes)?;
+    let id = value["id"]
+        .as_str()
+        .with_context(|| format!("no id in {value}"))?;
+    let e164 = "+14152020000".to_owned();
+    let body = json!({
+        "e164": e164,
+        "workspace": workspace,
+        "route": { "kind": "ai", "assistant_id": id },
+    });
+    let mut res = client
+        .post(format!("{}/api/numbers", target.base))
+        .bearer_auth(&target.admin_token)
+        .send_json(&body)
+        .await
+        .map_err(|e| anyhow::anyhow!("POST /api/numbers: {e}"))?;
+    let bytes = res.body().await?;
+    anyhow::ensure!(
+        res.status().is_success(),
+        "POST /api/numbers: {} {}",
+        res.status(),
+        String::from_utf8_lossy(&bytes)
+    );
+    Ok(e164)
+}

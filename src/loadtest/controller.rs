@@ -8,9 +8,10 @@ use anyhow::{bail, Context as _};
 use tokio::sync::{mpsc, watch};
 
 use super::admin::{
-    create_agents, create_numbers, metric, metric_delta, scrape_metrics, wait_calls_ended,
-    wait_healthy,
+    create_agents, create_ai_number, create_numbers, metric, metric_delta, scrape_metrics,
+    wait_calls_ended, wait_healthy,
 };
+use super::ai::{FakeOpenAi, FakeOpenAiReport};
 use super::engine::EngineProcess;
 use super::frame::Clock;
 use super::histogram::Histogram;
@@ -20,10 +21,10 @@ use super::procfs::{
     CpuTicks, EngineSample,
 };
 use super::report::{
-    check_targets, DirectionReport, EngineCpu, EngineInfo, EngineMemory, GeneratorInfo,
+    check_targets, AiReport, DirectionReport, EngineCpu, EngineInfo, EngineMemory, GeneratorInfo,
     MachineInfo, ParkingReport, ProtocolInfo, Report, SetupInfo,
 };
-use super::worker::{worker, WorkerEvent, WorkerPlan, WorkerStats};
+use super::worker::{worker, AiPlan, WorkerEvent, WorkerPlan, WorkerStats};
 use super::{
     AudioDirection, LoadtestArgs, RingMode, Scenario, DRAIN, HANGUP_TIMEOUT, HTTP_TIMEOUT,
     MAX_NOTES, SETTLE,
@@ -70,7 +71,9 @@ pub(super) async fn drive(
     target: &Target,
     pid: Option<u32>,
     mut process: Option<&mut EngineProcess>,
+    fake: Option<FakeOpenAi>,
 ) -> anyhow::Result<Report> {
+    let ai = fake.is_some();
     let client = awc::Client::builder().timeout(HTTP_TIMEOUT).finish();
     wait_healthy(&client, target, process.as_deref_mut()).await?;
     let n = args.calls;
@@ -105,6 +108,7 @@ pub(super) async fn drive(
         args.ring
     };
     let agent_workspaces: Vec<String> = match &parking {
+        None if ai => Vec::new(),
         None => vec![workspace.clone(); n],
         Some(layout) => (0..n + layout.spares)
             .map(|agent| format!("{workspace}-{}", layout.workspace(agent)))
@@ -116,7 +120,11 @@ pub(super) async fn drive(
         if parking.is_some() { "-*" } else { "" }
     ));
     let agents = create_agents(&client, target, &agent_workspaces).await?;
-    let numbers = create_numbers(&client, target, &agent_workspaces, &agents[..n], ring).await?;
+    let numbers = if ai {
+        vec![create_ai_number(&client, target, &workspace).await?]
+    } else {
+        create_numbers(&client, target, &agent_workspaces, &agents[..n], ring).await?
+    };
     let rss_idle = pid.and_then(rss_kib);
 
     // Workers.
@@ -126,7 +134,18 @@ pub(super) async fn drive(
     let concurrency = args.ramp_concurrency.max(1).div_ceil(threads).max(1);
     let ramp_spacing = (args.ramp_per_sec > 0.0)
         .then(|| Duration::from_secs_f64(threads as f64 / args.ramp_per_sec));
+    let ai_shared = fake.as_ref().map(|f| std::sync::Arc::clone(&f.shared));
+    let mut ai_senders = Vec::new();
     for id in 0..threads {
+        let ai_plan = fake.as_ref().map(|fake| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            ai_senders.push(tx);
+            AiPlan {
+                shared: std::sync::Arc::clone(&fake.shared),
+                api_key: fake.api_key.clone(),
+                sockets: rx,
+            }
+        });
         let indices: Vec<usize> = (id..n).step_by(threads).collect();
         let plan = WorkerPlan {
             id,
@@ -139,10 +158,14 @@ pub(super) async fn drive(
                 args.audio
             },
             target: target.clone(),
-            phones: indices
-                .iter()
-                .map(|&i| (i, agents[i].token.clone()))
-                .collect(),
+            phones: if ai {
+                Vec::new()
+            } else {
+                indices
+                    .iter()
+                    .map(|&i| (i, agents[i].token.clone()))
+                    .collect()
+            },
             calls: indices
                 .iter()
                 .map(|&i| (i, numbers[i % numbers.len()].clone()))
@@ -158,6 +181,7 @@ pub(super) async fn drive(
                 layout,
                 interval: Duration::from_secs_f64(args.parking.park_interval),
             }),
+            ai: ai_plan,
             concurrency,
             ramp_spacing,
             phases: phase_rx.clone(),
@@ -169,6 +193,9 @@ pub(super) async fn drive(
             .context("starting a generator thread")?;
     }
     drop(event_tx);
+    if let Some(fake) = fake {
+        fake.serve(ai_senders)?;
+    }
 
     // Softphones.
     let phones_started = Instant::now();
@@ -243,6 +270,36 @@ pub(super) async fn drive(
             failures.first().map_or("none", String::as_str)
         );
     }
+
+    // AI: every relay must be live (`session.updated` sent) before audio flows;
+    // until then the engine drops caller audio.
+    let sessions_started = Instant::now();
+    if let Some(shared) = &ai_shared {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = shared
+                .sessions_ready
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if ready >= bridged as u64 {
+                break;
+            }
+            if Instant::now() > deadline {
+                progress(format_args!(
+                    "only {ready} of {bridged} AI sessions ready after 30 s; measuring anyway"
+                ));
+                break;
+            }
+            check_alive(process.as_deref_mut())?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        progress(format_args!(
+            "{} AI sessions ready",
+            shared
+                .sessions_ready
+                .load(std::sync::atomic::Ordering::Relaxed)
+        ));
+    }
+    let sessions_seconds = sessions_started.elapsed().as_secs_f64();
 
     // Steady state.
     tokio::time::sleep(SETTLE).await;
@@ -383,6 +440,34 @@ pub(super) async fn drive(
     let c2a = DirectionReport::from(&stats.caller_to_agent);
     let a2c = DirectionReport::from(&stats.agent_to_caller);
     let parking = parking.map(|layout| ParkingReport::new(&stats.parking, layout, args));
+    let ai = ai_shared.map(|shared| {
+        let round_trips = a2c.received;
+        let per_trip = |seconds: f64| (round_trips > 0).then(|| seconds * 1e6 / round_trips as f64);
+        let window_seconds = window.as_secs_f64();
+        AiReport {
+            fake_openai: FakeOpenAiReport::from(&*shared),
+            sessions_ready_after_placing_seconds: sessions_seconds,
+            round_trips,
+            engine_us_per_round_trip: engine_cpu.as_ref().and_then(|c| per_trip(c.seconds)),
+            engine_user_us_per_round_trip: engine_cpu
+                .as_ref()
+                .and_then(|c| per_trip(c.user_seconds)),
+            engine_system_us_per_round_trip: engine_cpu
+                .as_ref()
+                .and_then(|c| per_trip(c.system_seconds)),
+            engine_cpu_ms_per_call_second: engine_cpu
+                .as_ref()
+                .map(|c| c.seconds * 1e3 / window_seconds / bridged as f64),
+            generator_us_per_round_trip: per_trip(generator_seconds),
+            ai_sessions: metric(&metrics_end, "switchboard_ai_sessions").map(|v| v as u64),
+            ai_failures: metric(&metrics_end, "switchboard_ai_failures").map(|v| v as u64),
+            ai_barge_ins: metric(&metrics_end, "switchboard_ai_barge_ins").map(|v| v as u64),
+            ai_late_deltas_dropped: metric(&metrics_end, "switchboard_ai_late_deltas_dropped")
+                .map(|v| v as u64),
+            ai_events_ignored: metric(&metrics_end, "switchboard_ai_events_ignored")
+                .map(|v| v as u64),
+        }
+    });
     let protocol = ProtocolInfo {
         rings: stats.rings,
         ring_cancels: stats.ring_cancels,
@@ -405,6 +490,7 @@ pub(super) async fn drive(
         engine_memory.as_ref(),
         bridged,
         parking.as_ref(),
+        ai.as_ref(),
     );
     Ok(Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -412,10 +498,10 @@ pub(super) async fn drive(
         calls_bridged: bridged,
         calls_failed: failures.len(),
         seconds: args.seconds,
-        scenario: if parking.is_some() {
-            "parking"
-        } else {
-            "bridge"
+        scenario: match args.scenario {
+            Scenario::Bridge => "bridge",
+            Scenario::Parking => "parking",
+            Scenario::Ai => "ai",
         },
         audio: match (args.one_way || parking.is_some(), args.audio) {
             (true, _) | (false, AudioDirection::CallerToAgent) => "caller-to-agent",
@@ -423,6 +509,7 @@ pub(super) async fn drive(
             (false, AudioDirection::Both) => "both",
         },
         ring: match ring {
+            _ if ai.is_some() => "-",
             RingMode::All => "all",
             RingMode::Own => "own",
         },
@@ -443,6 +530,7 @@ pub(super) async fn drive(
         machine,
         protocol,
         parking,
+        ai,
         targets,
     })
 }

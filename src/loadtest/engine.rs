@@ -21,7 +21,12 @@ pub(super) struct EngineProcess {
 }
 
 impl EngineProcess {
-    pub(super) fn spawn(args: &LoadtestArgs) -> anyhow::Result<(EngineProcess, Target)> {
+    /// `extra_env`: set on the child after the shell's engine settings are removed
+    /// (the AI scenario points `OPENAI_REALTIME_URL` at its fake).
+    pub(super) fn spawn(
+        args: &LoadtestArgs,
+        extra_env: &[(&str, String)],
+    ) -> anyhow::Result<(EngineProcess, Target)> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .context("finding a free port")?
@@ -67,6 +72,10 @@ impl EngineProcess {
             "TWILIO_API_BASE",
             "OPENAI_API_KEY",
             "OPENAI_REALTIME_URL",
+            "ANTHROPIC_API_KEY",
+            "SWITCHBOARD_SUMMARY_PROVIDER",
+            "SWITCHBOARD_SUMMARY_BASE_URL",
+            "SWITCHBOARD_SUMMARY_MODEL",
         ] {
             command.env_remove(name);
         }
@@ -81,6 +90,7 @@ impl EngineProcess {
             .env("TWILIO_AUTH_TOKEN", &target.twilio_token)
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
+            .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

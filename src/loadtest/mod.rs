@@ -11,6 +11,12 @@
 //! it reports park → hold audio, unpark → audio flowing (resolved by a 1 ms burst of
 //! caller frames at each unpark) and frames lost outside the switch.
 //!
+//! `--scenario ai` (see `ai` and docs/BENCHMARKS.md, "AI relay"): N calls routed
+//! to an assistant, no agents; the engine relays each to a fake OpenAI Realtime
+//! server inside the generator, which answers every appended caller frame with an
+//! audio delta at once. It reports caller → OpenAI and OpenAI → caller latency and
+//! loss, and the engine's CPU per relayed round trip (six socket messages).
+//!
 //! # Layout
 //!
 //! - [`LoadtestArgs`], [`run`] (here): the command.
@@ -26,7 +32,10 @@
 //! - `worker`: OS threads, each its own actix `System`. Call `i`, its Twilio stream
 //!   and softphone `i` live on thread `i % threads`, so a call never crosses threads
 //!   in the generator.
-//! - `bridge`, `parking`: the softphone and Twilio stream tasks of each scenario;
+//! - `bridge`, `parking`: the softphone and Twilio stream tasks of each scenario
+//!   (`ai` reuses the bridge's Twilio stream);
+//! - `ai`: the fake OpenAI Realtime server of the AI scenario (one listener, its
+//!   sessions on the generator threads);
 //!   `peers`: what those tasks share (reading frames, the common engine messages,
 //!   Twilio's marks and stop).
 //! - `frame`: every 160-byte frame carries a magic, its direction, its call, a
@@ -34,12 +43,13 @@
 //!   receiver measures latency, loss, reordering and cross-talk.
 //! - `ws`: `WsClient`, a minimal WebSocket client on `TCP_NODELAY` sockets (awc
 //!   cannot set the option, and Nagle delays in the generator would show up as
-//!   latency).
+//!   latency); also the fake OpenAI's server end.
 //! - [`Histogram`] (`histogram`): a log-linear histogram (≤ 0.2 % error) for
 //!   latencies.
 //! - `report`: the JSON/text report and the targets it checks.
 
 mod admin;
+mod ai;
 mod bridge;
 mod controller;
 mod engine;
@@ -60,6 +70,7 @@ use anyhow::Context as _;
 
 pub use self::histogram::Histogram;
 
+use self::ai::FakeOpenAi;
 use self::controller::{drive, Target};
 use self::engine::EngineProcess;
 use self::report::{render_text, EngineInfo};
@@ -111,6 +122,9 @@ pub enum Scenario {
     /// workspace every `--park-interval` seconds (caller→agent audio only, with a
     /// burst of extra frames at every unpark; `--ring own`).
     Parking,
+    /// N calls routed to an assistant, relayed by the engine to a fake OpenAI
+    /// Realtime server in the generator that answers every frame with an audio delta.
+    Ai,
 }
 
 /// The options of `--scenario parking` (boxed: they would make `LoadtestArgs`
@@ -213,9 +227,27 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         args.calls + args.parking.spare_agents.unwrap_or(0) <= MAX_CALLS,
         "--calls plus --spare-agents must be at most {MAX_CALLS}"
     );
+    let fake = match args.scenario {
+        Scenario::Ai => {
+            anyhow::ensure!(
+                args.engine_url.is_none(),
+                "--scenario ai spawns its engine (it points the engine at its fake OpenAI)"
+            );
+            Some(FakeOpenAi::bind()?)
+        }
+        _ => None,
+    };
     let (mut process, target) = match &args.engine_url {
         None => {
-            let (process, target) = EngineProcess::spawn(&args)?;
+            let env = match &fake {
+                Some(fake) => vec![
+                    ("OPENAI_REALTIME_URL", fake.url()?),
+                    ("OPENAI_API_KEY", fake.api_key.clone()),
+                    ("SWITCHBOARD_SUMMARY_PROVIDER", "off".to_owned()),
+                ],
+                None => Vec::new(),
+            };
+            let (process, target) = EngineProcess::spawn(&args, &env)?;
             (Some(process), target)
         }
         Some(url) => {
@@ -243,7 +275,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         }
     };
     let pid = process.as_ref().map(|p| p.pid).or(args.engine_pid);
-    let outcome = drive(&args, &target, pid, process.as_mut()).await;
+    let outcome = drive(&args, &target, pid, process.as_mut(), fake).await;
     let engine_info = match process.as_mut() {
         Some(process) => process.finish(),
         None => EngineInfo::external(pid),

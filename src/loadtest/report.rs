@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::ai::FakeOpenAiReport;
 use super::histogram::Histogram;
 use super::parking::{ParkLayout, ParkStats, SWITCH_EDGE};
 use super::worker::DirectionStats;
@@ -175,7 +176,69 @@ pub(super) struct Report {
     pub(super) machine: Option<MachineInfo>,
     pub(super) protocol: ProtocolInfo,
     pub(super) parking: Option<ParkingReport>,
+    /// `--scenario ai`: `caller_to_agent` is then caller → OpenAI and
+    /// `agent_to_caller` OpenAI → caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) ai: Option<AiReport>,
     pub(super) targets: Vec<TargetCheck>,
+}
+
+/// What the report says about the AI scenario.
+#[derive(Debug, Serialize)]
+pub(super) struct AiReport {
+    pub(super) fake_openai: FakeOpenAiReport,
+    /// Last call placed → every session `session.updated`.
+    pub(super) sessions_ready_after_placing_seconds: f64,
+    /// Caller frame → OpenAI → delta → caller, complete (deltas the Twilio streams
+    /// received); each is six socket messages at the engine: media in, append out,
+    /// delta in, media out, mark out, mark echo in.
+    pub(super) round_trips: u64,
+    /// Engine CPU over the measured window ÷ round trips.
+    pub(super) engine_us_per_round_trip: Option<f64>,
+    pub(super) engine_user_us_per_round_trip: Option<f64>,
+    pub(super) engine_system_us_per_round_trip: Option<f64>,
+    /// Engine CPU per second of one call (1,000 ms = a whole core per call).
+    pub(super) engine_cpu_ms_per_call_second: Option<f64>,
+    /// The generator's CPU (Twilio streams and the fake OpenAI) ÷ round trips.
+    pub(super) generator_us_per_round_trip: Option<f64>,
+    /// The engine's AI counters at the end of the run (`/metrics`).
+    pub(super) ai_sessions: Option<u64>,
+    pub(super) ai_failures: Option<u64>,
+    pub(super) ai_barge_ins: Option<u64>,
+    pub(super) ai_late_deltas_dropped: Option<u64>,
+    pub(super) ai_events_ignored: Option<u64>,
+}
+
+pub(super) fn render_ai(s: &mut String, a: &AiReport) {
+    let f = &a.fake_openai;
+    let opt = |v: Option<u64>| v.map_or("?".into(), |v| v.to_string());
+    let us = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.2} µs"));
+    let _ = writeln!(
+        s,
+        "  ai: {} round trips (caller frame → OpenAI → delta → caller); engine {} per round trip ({} user, {} system), {} ms of CPU per call-second; generator {} per round trip",
+        a.round_trips,
+        us(a.engine_us_per_round_trip),
+        us(a.engine_user_us_per_round_trip),
+        us(a.engine_system_us_per_round_trip),
+        a.engine_cpu_ms_per_call_second.map_or("n/a".into(), |v| format!("{v:.3}")),
+        us(a.generator_us_per_round_trip),
+    );
+    let _ = writeln!(
+        s,
+        "    fake OpenAI: {} sessions opened, {} ready ({:.1} s after placing), {} refused (bearer), {} bad handshakes, {} not pcmu, {} other client events, {} unreadable, {} foreign appends; {} closed by the engine, {} dropped",
+        f.sessions_opened, f.sessions_ready, a.sessions_ready_after_placing_seconds, f.bearer_refused,
+        f.handshake_failures, f.sessions_not_pcmu, f.other_client_events, f.unreadable_events,
+        f.foreign_appends, f.sessions_closed, f.sessions_dropped
+    );
+    let _ = writeln!(
+        s,
+        "    engine: {} AI sessions, {} failures, {} barge-ins, {} late deltas dropped, {} events ignored",
+        opt(a.ai_sessions),
+        opt(a.ai_failures),
+        opt(a.ai_barge_ins),
+        opt(a.ai_late_deltas_dropped),
+        opt(a.ai_events_ignored)
+    );
 }
 
 #[derive(Debug, Serialize)]
@@ -351,9 +414,13 @@ pub(super) fn check_targets(
     memory: Option<&EngineMemory>,
     bridged: usize,
     parking: Option<&ParkingReport>,
+    ai: Option<&AiReport>,
 ) -> Vec<TargetCheck> {
     let lost = c2a.lost + a2c.lost;
     let p99 = c2a.latency_p99_us.max(a2c.latency_p99_us);
+    if let Some(ai) = ai {
+        return ai_targets(c2a, a2c, memory, bridged, ai);
+    }
     let mut checks = match parking {
         None => vec![TargetCheck {
             name: "frames lost",
@@ -411,6 +478,64 @@ pub(super) fn check_targets(
     checks
 }
 
+/// The targets for the AI relay (2 cores, generator included).
+fn ai_targets(
+    c2a: &DirectionReport,
+    a2c: &DirectionReport,
+    memory: Option<&EngineMemory>,
+    bridged: usize,
+    ai: &AiReport,
+) -> Vec<TargetCheck> {
+    let lost = c2a.lost + a2c.lost;
+    let mut checks = vec![TargetCheck {
+        name: "frames lost",
+        target: "0".into(),
+        measured: format!("{} + {}", c2a.lost, a2c.lost),
+        met: Some(
+            lost == 0
+                && c2a.misrouted + a2c.misrouted == 0
+                && c2a.out_of_order + a2c.out_of_order == 0
+                && c2a.sent > 0,
+        ),
+    }];
+    for (name, d) in [("p99 caller → OpenAI", c2a), ("p99 OpenAI → caller", a2c)] {
+        checks.push(TargetCheck {
+            name,
+            target: "< 1 ms".into(),
+            measured: format!("{:.3} ms", d.latency_p99_us / 1e3),
+            met: Some(d.received > 0 && d.latency_p99_us < 1_000.0),
+        });
+    }
+    checks.push(TargetCheck {
+        name: "engine CPU per round trip",
+        target: "< 16 µs".into(),
+        measured: ai
+            .engine_us_per_round_trip
+            .map_or("n/a".into(), |us| format!("{us:.2} µs")),
+        met: ai.engine_us_per_round_trip.map(|us| us < 16.0),
+    });
+    let ready = ai.fake_openai.sessions_ready;
+    checks.push(TargetCheck {
+        name: "AI calls sustained",
+        target: "all".into(),
+        measured: format!("{ready} of {bridged}"),
+        met: Some(
+            bridged > 0
+                && ready >= bridged as u64
+                && ai.ai_failures.unwrap_or(0) == 0
+                && ai.fake_openai.sessions_dropped == 0,
+        ),
+    });
+    let per_call = memory.map(|m| m.kib_per_bridged_call);
+    checks.push(TargetCheck {
+        name: "engine memory per AI call",
+        target: "-".into(),
+        measured: per_call.map_or("n/a".into(), |kib| format!("{kib:.1} KiB")),
+        met: None,
+    });
+    checks
+}
+
 pub(super) fn render_text(r: &Report) -> String {
     let mut s = String::new();
     let yes_no = |met: Option<bool>| match met {
@@ -455,7 +580,17 @@ pub(super) fn render_text(r: &Report) -> String {
     let _ = writeln!(
         s,
         "  {:<22} {:>14} {:>14}",
-        "", "caller→agent", "agent→caller"
+        "",
+        if r.ai.is_some() {
+            "caller→OpenAI"
+        } else {
+            "caller→agent"
+        },
+        if r.ai.is_some() {
+            "OpenAI→caller"
+        } else {
+            "agent→caller"
+        }
     );
     let (c, a) = (&r.caller_to_agent, &r.agent_to_caller);
     let rows: [(&str, String, String); 11] = [
@@ -600,6 +735,9 @@ pub(super) fn render_text(r: &Report) -> String {
     }
     if let Some(park) = &r.parking {
         render_parking(&mut s, park);
+    }
+    if let Some(ai) = &r.ai {
+        render_ai(&mut s, ai);
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "  targets:");

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -13,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::twilio::signature::sign;
 
+use super::ai::{fake_acceptor, AiShared};
 use super::bridge::{softphone, twilio_stream};
 use super::controller::{Phase, Target};
 use super::frame::{decode_frame, find, Clock, Stamp};
@@ -39,11 +41,20 @@ pub(super) struct WorkerPlan {
     /// Parking: (agent index, agent token) of this thread's spare agents.
     pub(super) spares: Vec<(usize, String)>,
     pub(super) parking: Option<ParkPlan>,
+    /// The AI scenario: this thread's share of the fake OpenAI's sessions.
+    pub(super) ai: Option<AiPlan>,
     pub(super) concurrency: usize,
     /// Time between two calls placed by this thread (`--ramp-per-sec`).
     pub(super) ramp_spacing: Option<Duration>,
     pub(super) phases: watch::Receiver<Phase>,
     pub(super) events: mpsc::UnboundedSender<WorkerEvent>,
+}
+
+/// A generator thread's part of the fake OpenAI: the connections dealt to it.
+pub(super) struct AiPlan {
+    pub(super) shared: Arc<AiShared>,
+    pub(super) api_key: String,
+    pub(super) sockets: mpsc::UnboundedReceiver<std::net::TcpStream>,
 }
 
 #[derive(Debug)]
@@ -161,6 +172,8 @@ pub(super) struct Worker {
     pub(super) phases: watch::Receiver<Phase>,
     /// The parking scenario's state (`None`: bridge).
     pub(super) park: Option<ParkWorld>,
+    /// The AI scenario: calls go to an assistant, no softphone answers them.
+    pub(super) ai: bool,
 }
 
 impl Worker {
@@ -224,7 +237,7 @@ pub(super) async fn worker(plan: WorkerPlan) {
         .connector(awc::Connector::new().limit(0))
         .timeout(HTTP_TIMEOUT)
         .finish();
-    let slots = (0..plan.phones.len())
+    let slots = (0..plan.phones.len().max(plan.calls.len()))
         .map(|_| PhoneSlot::default())
         .collect();
     let worker = Rc::new(Worker {
@@ -243,8 +256,17 @@ pub(super) async fn worker(plan: WorkerPlan) {
             .parking
             .as_ref()
             .map(|park| ParkWorld::new(park, plan.id, &plan.calls, &plan.spares)),
+        ai: plan.ai.is_some(),
     });
     let events = plan.events;
+    if let Some(ai) = plan.ai {
+        actix_rt::spawn(fake_acceptor(
+            Rc::clone(&worker),
+            ai.shared,
+            ai.api_key.into(),
+            ai.sockets,
+        ));
+    }
 
     let errors: Vec<String> =
         futures_util::stream::iter(plan.phones.into_iter().chain(plan.spares))
@@ -449,6 +471,15 @@ pub(super) async fn place_call(worker: &Rc<Worker>, index: usize, to: &str) -> a
     });
     ws.send(Message::Text(&connected.to_string())).await?;
     ws.send(Message::Text(&start.to_string())).await?;
+    if worker.ai {
+        // No softphone: the call is the assistant's once its stream has started
+        // (the controller waits for the fake OpenAI's sessions to be ready).
+        slot.bridged.set(true);
+        *slot.waiter.borrow_mut() = None;
+        let task = actix_rt::spawn(twilio_stream(Rc::clone(worker), index, stream_sid, ws));
+        worker.tasks.borrow_mut().push(task);
+        return Ok(());
+    }
     let task = if worker.park.is_some() {
         actix_rt::spawn(park_twilio(Rc::clone(worker), index, stream_sid, ws))
     } else {

@@ -49,6 +49,9 @@ pub(super) struct WsClient {
     pub(super) mask: u32,
     /// A fragmented text or binary message being put together.
     pub(super) fragments: Option<(u8, BytesMut)>,
+    /// The server end of a connection (the AI scenario's fake OpenAI): frames go
+    /// out unmasked, as RFC 6455 requires of servers.
+    pub(super) server: bool,
 }
 
 impl WsClient {
@@ -119,7 +122,21 @@ impl WsClient {
             write: Vec::with_capacity(512),
             mask: seed,
             fragments: None,
+            server: false,
         })
+    }
+
+    /// The server end of an accepted connection whose handshake is done; `read`
+    /// holds whatever arrived after the request head.
+    pub(super) fn server(stream: tokio::net::TcpStream, read: BytesMut) -> WsClient {
+        WsClient {
+            stream,
+            read,
+            write: Vec::with_capacity(512),
+            mask: 1,
+            fragments: None,
+            server: true,
+        }
     }
 
     /// Sends one unfragmented, masked frame.
@@ -134,16 +151,21 @@ impl WsClient {
         let out = &mut self.write;
         out.clear();
         out.push(0x80 | opcode);
+        let masked: u8 = if self.server { 0 } else { 0x80 };
         match payload.len() {
-            len @ 0..=125 => out.push(0x80 | len as u8),
+            len @ 0..=125 => out.push(masked | len as u8),
             len @ 126..=0xFFFF => {
-                out.push(0x80 | 126);
+                out.push(masked | 126);
                 out.extend_from_slice(&(len as u16).to_be_bytes());
             }
             len => {
-                out.push(0x80 | 127);
+                out.push(masked | 127);
                 out.extend_from_slice(&(len as u64).to_be_bytes());
             }
+        }
+        if self.server {
+            out.extend_from_slice(payload);
+            return self.stream.write_all(out).await;
         }
         self.mask ^= self.mask << 13;
         self.mask ^= self.mask >> 17;
