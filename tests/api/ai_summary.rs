@@ -1,179 +1,35 @@
-//! The post-call summary client against a local HTTP server that speaks the two
-//! documented APIs (Anthropic Messages, OpenAI Chat Completions): what it sends,
-//! what it reads back, and how it fails.
+//! The post-call summary client against the shared fake LLM (`fakes::llm`), which
+//! speaks the two documented APIs (Anthropic Messages, OpenAI Chat Completions):
+//! what it sends, what it reads back, and how it fails.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use switchboard::ai::summary::{AiOutcome, Summarizer, SummaryError, SummaryInput};
 use switchboard::config::{Settings, SummarySettings};
 
-const KEY: &str = "test-llm-key";
+use crate::fakes::llm::{FakeLlm, LlmAnswer, API_KEY as KEY};
 
-/// How the fake API answers.
-#[derive(Clone)]
-enum Answer {
-    /// 200 with the model writing this text.
-    Text(&'static str),
-    /// This status and body.
-    Status(u16, &'static str),
-    /// A valid answer, after this long.
-    Slow(Duration),
+/// The fake's deterministic token count for this many characters.
+fn tokens(chars: usize) -> u64 {
+    chars.div_ceil(4) as u64
 }
 
-/// One request the fake API received.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    /// `x-api-key`, `anthropic-version` and `authorization`, when present.
-    api_key: Option<String>,
-    version: Option<String>,
-    authorization: Option<String>,
-    body: Value,
-}
-
-struct FakeLlm {
-    base_url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    server: actix_web::dev::ServerHandle,
-}
-
-impl FakeLlm {
-    async fn start(answer: Answer) -> FakeLlm {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let state = web::Data::new((answer, Arc::clone(&seen)));
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(web::JsonConfig::default().limit(1 << 20))
-                .route("/v1/messages", web::post().to(messages))
-                .route("/v1/chat/completions", web::post().to(completions))
+/// Characters of a request's messages' contents (all strings here).
+fn message_chars(body: &Value) -> usize {
+    body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            m["content"]
+                .as_str()
+                .expect("string content")
+                .chars()
+                .count()
         })
-        .workers(1)
-        .bind("127.0.0.1:0")
-        .expect("bind the fake LLM");
-        let port = server.addrs()[0].port();
-        let server = server.run();
-        let handle = server.handle();
-        actix_rt::spawn(server);
-        FakeLlm {
-            base_url: format!("http://127.0.0.1:{port}"),
-            seen,
-            server: handle,
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    async fn stop(self) {
-        self.server.stop(false).await;
-    }
-}
-
-type State = web::Data<(Answer, Arc<Mutex<Vec<Seen>>>)>;
-
-fn record(state: &State, req: &HttpRequest, body: Value) {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    if let Ok(mut seen) = state.1.lock() {
-        seen.push(Seen {
-            path: req.path().to_owned(),
-            api_key: header("x-api-key"),
-            version: header("anthropic-version"),
-            authorization: header("authorization"),
-            body,
-        });
-    }
-}
-
-const GOOD: &str =
-    r#"{"summary": "The caller booked a table for two at 8 pm.", "outcome": "goal_achieved"}"#;
-
-/// The model's text, or the error response the fake was told to give.
-async fn text_of(state: &State) -> Result<&'static str, HttpResponse> {
-    match &state.0 {
-        Answer::Text(text) => Ok(text),
-        Answer::Status(status, body) => Err(HttpResponse::build(
-            actix_web::http::StatusCode::from_u16(*status).expect("status"),
-        )
-        .content_type("application/json")
-        .body(*body)),
-        Answer::Slow(delay) => {
-            tokio::time::sleep(*delay).await;
-            Ok(GOOD)
-        }
-    }
-}
-
-/// Anthropic Messages API: `content` blocks and `usage.input_tokens/output_tokens`.
-async fn messages(state: State, req: HttpRequest, body: web::Json<Value>) -> HttpResponse {
-    let body = body.into_inner();
-    let model = body["model"].clone();
-    record(&state, &req, body);
-    if req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) != Some(KEY) {
-        return HttpResponse::Unauthorized().json(json!({
-            "type": "error",
-            "error": { "type": "authentication_error", "message": "invalid x-api-key" }
-        }));
-    }
-    match text_of(&state).await {
-        Ok(text) => HttpResponse::Ok().json(json!({
-            "id": "msg_01",
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": [
-                { "type": "thinking", "thinking": "Let me look at the goal.", "signature": "sig" },
-                { "type": "text", "text": text }
-            ],
-            "stop_reason": "end_turn",
-            "usage": { "input_tokens": 812, "output_tokens": 64 }
-        })),
-        Err(response) => response,
-    }
-}
-
-/// OpenAI Chat Completions: `choices[0].message.content` and
-/// `usage.prompt_tokens/completion_tokens`.
-async fn completions(state: State, req: HttpRequest, body: web::Json<Value>) -> HttpResponse {
-    let body = body.into_inner();
-    let model = body["model"].clone();
-    record(&state, &req, body);
-    let bearer = format!("Bearer {KEY}");
-    if req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        != Some(&bearer)
-    {
-        return HttpResponse::Unauthorized().json(json!({
-            "error": { "message": "Incorrect API key provided", "type": "invalid_request_error",
-                       "code": "invalid_api_key" }
-        }));
-    }
-    match text_of(&state).await {
-        Ok(text) => HttpResponse::Ok().json(json!({
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": model,
-            "choices": [{
-                "index": 0,
-                "message": { "role": "assistant", "content": text },
-                "finish_reason": "stop"
-            }],
-            "usage": { "prompt_tokens": 700, "completion_tokens": 50, "total_tokens": 750 }
-        })),
-        Err(response) => response,
-    }
+        .sum()
 }
 
 fn settings(provider: &str, base_url: &str) -> SummarySettings {
@@ -218,29 +74,42 @@ async fn summarize(
 
 #[actix_web::test]
 async fn anthropic_summaries_come_from_the_messages_api() {
-    let llm = FakeLlm::start(Answer::Text(
-        "Here is the review:\n```json\n{\"summary\": \"Booked a table for two at 8 pm.\", \"outcome\": \"goal_achieved\"}\n```",
-    ))
+    // A thinking block comes before the text block, which wraps the JSON in prose
+    // and a code fence.
+    let text = "Here is the review:\n```json\n{\"summary\": \"Booked a table for two at 8 pm.\", \"outcome\": \"goal_achieved\"}\n```";
+    let llm = FakeLlm::start(LlmAnswer::ThinkingThenText {
+        thinking: "Let me look at the goal.".to_owned(),
+        text: text.to_owned(),
+    })
     .await;
     let summarizer =
-        Summarizer::from_settings(&settings("anthropic", &llm.base_url)).expect("a summarizer");
+        Summarizer::from_settings(&settings("anthropic", &llm.base_url())).expect("a summarizer");
     let summary = summarize(&summarizer).await.expect("a summary");
     assert_eq!(summary.summary, "Booked a table for two at 8 pm.");
     assert_eq!(summary.outcome, AiOutcome::GoalAchieved);
     assert_eq!(summary.usage.model, "claude-haiku-4-5");
-    assert_eq!(
-        (summary.usage.input_tokens, summary.usage.output_tokens),
-        (812, 64)
-    );
 
     let seen = llm.seen();
     assert_eq!(seen.len(), 1);
     let request = &seen[0];
-    assert_eq!(request.path, "/v1/messages");
-    assert_eq!(request.api_key.as_deref(), Some(KEY));
-    assert_eq!(request.version.as_deref(), Some("2023-06-01"));
+    // The usage is the API's `usage.input_tokens/output_tokens` (the fake counts
+    // ceil(characters / 4) of the system prompt and messages, and of the text).
+    let system_chars = request.body["system"]
+        .as_str()
+        .map_or(0, |s| s.chars().count());
     assert_eq!(
-        request.authorization, None,
+        (summary.usage.input_tokens, summary.usage.output_tokens),
+        (
+            tokens(system_chars + message_chars(&request.body)),
+            tokens(text.chars().count())
+        )
+    );
+    assert_eq!(request.path, "/v1/messages");
+    assert_eq!(request.header("x-api-key"), Some(llm.api_key()));
+    assert_eq!(request.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(
+        request.header("authorization"),
+        None,
         "the key goes in x-api-key only"
     );
     assert_eq!(request.body["model"], "claude-haiku-4-5");
@@ -260,35 +129,38 @@ async fn anthropic_summaries_come_from_the_messages_api() {
     ] {
         assert!(content.contains(needle), "{needle} in {content}");
     }
-    llm.stop().await;
 }
 
 #[actix_web::test]
 async fn openai_summaries_come_from_chat_completions_in_json_mode() {
-    let llm = FakeLlm::start(Answer::Text(
-        r#"{"summary": "The caller asked for a person.", "outcome": "transferred"}"#,
-    ))
-    .await;
-    let mut config = settings("openai", &llm.base_url);
+    let text = r#"{"summary": "The caller asked for a person.", "outcome": "transferred"}"#;
+    let llm = FakeLlm::start(LlmAnswer::Text(text.to_owned())).await;
+    let mut config = settings("openai", &llm.base_url());
     config.model = "gpt-4o-mini".into();
     let summarizer = Summarizer::from_settings(&config).expect("a summarizer");
     let summary = summarize(&summarizer).await.expect("a summary");
     assert_eq!(summary.summary, "The caller asked for a person.");
     assert_eq!(summary.outcome, AiOutcome::Transferred);
     assert_eq!(summary.usage.model, "gpt-4o-mini");
-    assert_eq!(
-        (summary.usage.input_tokens, summary.usage.output_tokens),
-        (700, 50)
-    );
 
     let seen = llm.seen();
+    assert_eq!(seen.len(), 1);
     let request = &seen[0];
+    // The usage is the API's `usage.prompt_tokens/completion_tokens` (the fake
+    // counts ceil(characters / 4) of the messages, and of the text).
+    assert_eq!(
+        (summary.usage.input_tokens, summary.usage.output_tokens),
+        (
+            tokens(message_chars(&request.body)),
+            tokens(text.chars().count())
+        )
+    );
     assert_eq!(request.path, "/v1/chat/completions");
     assert_eq!(
-        request.authorization.as_deref(),
-        Some(format!("Bearer {KEY}").as_str())
+        request.header("authorization"),
+        Some(format!("Bearer {}", llm.api_key()).as_str())
     );
-    assert_eq!(request.api_key, None);
+    assert_eq!(request.header("x-api-key"), None);
     assert_eq!(request.body["model"], "gpt-4o-mini");
     assert_eq!(
         request.body["response_format"],
@@ -305,18 +177,19 @@ async fn openai_summaries_come_from_chat_completions_in_json_mode() {
     assert!(messages[1]["content"]
         .as_str()
         .is_some_and(|c| c.contains("assistant: Booked. See you at eight!")));
-    llm.stop().await;
 }
 
 #[actix_web::test]
 async fn an_answer_without_a_known_outcome_is_a_bad_answer() {
+    // The answer is set for each text below.
+    let llm = FakeLlm::start(LlmAnswer::Hang).await;
     for text in [
         r#"{"summary": "It went fine.", "outcome": "vibes"}"#,
         "The call went fine, I think.",
     ] {
-        let llm = FakeLlm::start(Answer::Text(text)).await;
+        llm.set_answer(LlmAnswer::Text(text.to_owned()));
         for provider in ["anthropic", "openai"] {
-            let summarizer = Summarizer::from_settings(&settings(provider, &llm.base_url))
+            let summarizer = Summarizer::from_settings(&settings(provider, &llm.base_url()))
                 .expect("a summarizer");
             let result = summarize(&summarizer).await;
             assert!(
@@ -324,19 +197,16 @@ async fn an_answer_without_a_known_outcome_is_a_bad_answer() {
                 "{provider} {text}: {result:?}"
             );
         }
-        llm.stop().await;
     }
+    assert_eq!(llm.requests().len(), 4, "every answer was the API's");
 }
 
 #[actix_web::test]
 async fn an_error_status_is_reported_with_the_start_of_its_body() {
-    let llm = FakeLlm::start(Answer::Status(
-        529,
-        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-    ))
-    .await;
+    // Anthropic's 529 body: {"type":"error","error":{"type":"overloaded_error",…}}.
+    let llm = FakeLlm::start(LlmAnswer::Status(529)).await;
     let summarizer =
-        Summarizer::from_settings(&settings("anthropic", &llm.base_url)).expect("a summarizer");
+        Summarizer::from_settings(&settings("anthropic", &llm.base_url())).expect("a summarizer");
     match summarize(&summarizer).await {
         Err(SummaryError::Status(529, body)) => {
             assert!(body.contains("overloaded_error"), "{body}")
@@ -345,27 +215,27 @@ async fn an_error_status_is_reported_with_the_start_of_its_body() {
     }
 
     // A wrong key is the API's 401, not a summary.
-    let mut wrong = settings("openai", &llm.base_url);
+    let mut wrong = settings("openai", &llm.base_url());
     wrong.api_key = Some(SecretString::from("sk-wrong"));
     let summarizer = Summarizer::from_settings(&wrong).expect("a summarizer");
     assert!(matches!(
         summarize(&summarizer).await,
         Err(SummaryError::Status(401, _))
     ));
-    llm.stop().await;
 }
 
 #[actix_web::test]
 async fn a_slow_api_times_out() {
-    let llm = FakeLlm::start(Answer::Slow(Duration::from_secs(3))).await;
-    let mut config = settings("openai", &llm.base_url);
+    // An API that never answers: the client gives up after its timeout.
+    let llm = FakeLlm::start(LlmAnswer::Hang).await;
+    let mut config = settings("openai", &llm.base_url());
     config.timeout_secs = 0.3;
     let summarizer = Summarizer::from_settings(&config).expect("a summarizer");
     let started = std::time::Instant::now();
     let result = summarize(&summarizer).await;
     assert!(matches!(result, Err(SummaryError::Timeout)), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
-    llm.stop().await;
+    assert_eq!(llm.requests().len(), 1, "the request reached the API");
 }
 
 #[actix_web::test]

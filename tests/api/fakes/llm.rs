@@ -7,9 +7,11 @@
 //! (`http://127.0.0.1:PORT`, the paths above hang off it),
 //! [`api_key`](FakeLlm::api_key), [`requests`](FakeLlm::requests) (JSON bodies of
 //! the requests that passed authentication, in order),
+//! [`seen`](FakeLlm::seen) (the same requests with their path and headers),
 //! [`set_answer`](FakeLlm::set_answer). [`LlmAnswer`]: `Text` (the assistant's
-//! text, e.g. a JSON summary), `Status(code)` (that status with the dialect's
-//! error JSON), `Hang` (never answers).
+//! text, e.g. a JSON summary), `ThinkingThenText` (Anthropic: a `thinking` block
+//! before the text block; OpenAI: the text), `Status(code)` (that status with the
+//! dialect's error JSON), `Hang` (never answers).
 //!
 //! # Checks
 //!
@@ -24,10 +26,12 @@
 //! * input = ceil(characters of the prompt / 4), where the prompt is Anthropic's
 //!   `system` (a string or text blocks) plus every message's content (a string, or
 //!   the `text` of its blocks), or every Chat Completions message's content;
-//! * output = ceil(characters of the answer text / 4).
+//! * output = ceil(characters of the answer text / 4) (a thinking block is not
+//!   counted).
 //!
 //! Characters are Unicode scalar values (`str::chars().count()`).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix_web::http::StatusCode;
@@ -40,10 +44,29 @@ pub const API_KEY: &str = "sk-llm-test-fake";
 pub enum LlmAnswer {
     /// The assistant's text.
     Text(String),
+    /// Anthropic: a `thinking` block (with a signature), then a text block with
+    /// `text`, as with extended thinking; OpenAI: just `text`.
+    ThinkingThenText { thinking: String, text: String },
     /// This status with the dialect's error JSON.
     Status(u16),
     /// Never answers.
     Hang,
+}
+
+/// One authenticated request, as [`FakeLlm::seen`] gives it.
+#[derive(Clone, Debug)]
+pub struct LlmRequest {
+    pub path: String,
+    /// Names in lower case; a repeated header keeps its last value.
+    pub headers: BTreeMap<String, String>,
+    pub body: Value,
+}
+
+impl LlmRequest {
+    /// The header's value (`name` in lower case), when present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
 }
 
 /// A running fake; see the module doc.
@@ -55,6 +78,7 @@ pub struct FakeLlm {
 struct State {
     answer: LlmAnswer,
     requests: Vec<Value>,
+    seen: Vec<LlmRequest>,
     ids: u64,
 }
 
@@ -69,6 +93,7 @@ impl FakeLlm {
         let state = Arc::new(Mutex::new(State {
             answer,
             requests: Vec::new(),
+            seen: Vec::new(),
             ids: 0,
         }));
         let data = web::Data::from(state.clone());
@@ -99,6 +124,11 @@ impl FakeLlm {
     /// JSON bodies of the authenticated requests, in order.
     pub fn requests(&self) -> Vec<Value> {
         lock(&self.state).requests.clone()
+    }
+
+    /// The same requests as [`requests`](Self::requests), with path and headers.
+    pub fn seen(&self) -> Vec<LlmRequest> {
+        lock(&self.state).seen.clone()
     }
 
     pub fn set_answer(&self, answer: LlmAnswer) {
@@ -138,9 +168,21 @@ fn status(code: u16) -> StatusCode {
 }
 
 /// The answer once it is due (`Hang` never is).
-async fn answer(state: &Mutex<State>, body: Value) -> (LlmAnswer, u64) {
+async fn answer(state: &Mutex<State>, req: &HttpRequest, body: Value) -> (LlmAnswer, u64) {
+    let headers = req
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
     let (answer, id) = {
         let mut state = lock(state);
+        state.seen.push(LlmRequest {
+            path: req.path().to_owned(),
+            headers,
+            body: body.clone(),
+        });
         state.requests.push(body);
         state.ids += 1;
         (state.answer.clone(), state.ids)
@@ -185,31 +227,40 @@ async fn messages(
     }
     let input = (chars_of_content(&body["system"]) + messages_chars(&body)).div_ceil(4);
     let model = body["model"].clone();
-    match answer(&state, body).await {
-        (LlmAnswer::Text(text), id) => HttpResponse::Ok().json(json!({
-            "id": format!("msg_fake{id:04}"),
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": [{ "type": "text", "text": text }],
-            "stop_reason": "end_turn",
-            "stop_sequence": null,
-            "usage": { "input_tokens": input, "output_tokens": text.chars().count().div_ceil(4) },
-        })),
-        (LlmAnswer::Status(code), _) => {
-            let kind = match code {
-                400 => "invalid_request_error",
-                401 => "authentication_error",
-                403 => "permission_error",
-                404 => "not_found_error",
-                429 => "rate_limit_error",
-                529 => "overloaded_error",
-                _ => "api_error",
-            };
-            anthropic_error(code, kind, "the fake LLM was told to fail")
-        }
+    let (thinking, text, id) = match answer(&state, &req, body).await {
+        (LlmAnswer::Text(text), id) => (None, text, id),
+        (LlmAnswer::ThinkingThenText { thinking, text }, id) => (Some(thinking), text, id),
+        (LlmAnswer::Status(code), _) => return anthropic_status(code),
         (LlmAnswer::Hang, _) => unreachable!("a hanging answer never returns"),
+    };
+    let mut content = Vec::new();
+    if let Some(thinking) = thinking {
+        content.push(json!({ "type": "thinking", "thinking": thinking, "signature": "sig_fake" }));
     }
+    content.push(json!({ "type": "text", "text": text }));
+    HttpResponse::Ok().json(json!({
+        "id": format!("msg_fake{id:04}"),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": "end_turn",
+        "stop_sequence": null,
+        "usage": { "input_tokens": input, "output_tokens": text.chars().count().div_ceil(4) },
+    }))
+}
+
+fn anthropic_status(code: u16) -> HttpResponse {
+    let kind = match code {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    };
+    anthropic_error(code, kind, "the fake LLM was told to fail")
 }
 
 fn openai_error(code: u16, kind: &str, error_code: Option<&str>, message: &str) -> HttpResponse {
@@ -245,8 +296,8 @@ async fn chat_completions(
     }
     let input = messages_chars(&body).div_ceil(4);
     let model = body["model"].clone();
-    match answer(&state, body).await {
-        (LlmAnswer::Text(text), id) => {
+    match answer(&state, &req, body).await {
+        (LlmAnswer::Text(text), id) | (LlmAnswer::ThinkingThenText { text, .. }, id) => {
             let output = text.chars().count().div_ceil(4);
             HttpResponse::Ok().json(json!({
                 "id": format!("chatcmpl-fake{id:04}"),
