@@ -408,7 +408,10 @@ mod tests {
         let transfer = ToolSpec::TransferToHuman.realtime_definition();
         assert_eq!(transfer["type"], "function");
         assert_eq!(transfer["name"], "transfer_to_human");
-        assert_eq!(transfer["parameters"]["required"], json!(["reason", "summary"]));
+        assert_eq!(
+            transfer["parameters"]["required"],
+            json!(["reason", "summary"])
+        );
         let end = ToolSpec::EndCall.realtime_definition();
         assert_eq!(end["parameters"]["properties"]["reason"]["type"], "string");
         assert!(
