@@ -34,7 +34,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 
 use super::frame::{decode_frame, encode_frame, find, Stamp};
-use super::worker::Worker;
+use super::worker::{hanging_up, Worker};
 use super::ws::{Frame, Message, WsClient, WS_GUID};
 use super::{AGENT_TO_CALLER, CALLER_TO_AGENT, FRAME_BYTES};
 
@@ -61,8 +61,11 @@ pub(super) struct AiShared {
     pub(super) unreadable_events: AtomicU64,
     /// Appended audio that was not a generator frame.
     pub(super) foreign_appends: AtomicU64,
-    /// Sessions the engine closed with a close frame / dropped without one.
+    /// Sessions the engine closed with a close frame.
     pub(super) sessions_closed: AtomicU64,
+    /// Sessions whose socket ended without a close frame after the hang-up.
+    pub(super) sessions_ended_without_close: AtomicU64,
+    /// Sessions whose socket ended or failed before the hang-up.
     pub(super) sessions_dropped: AtomicU64,
 }
 
@@ -342,7 +345,13 @@ async fn fake_session(worker: Rc<Worker>, shared: Arc<AiShared>, mut ws: WsClien
                 break;
             }
             Some(Err(_)) | None => {
-                shared.sessions_dropped.fetch_add(1, Ordering::Relaxed);
+                if hanging_up(&worker.phases) {
+                    shared
+                        .sessions_ended_without_close
+                        .fetch_add(1, Ordering::Relaxed);
+                } else {
+                    shared.sessions_dropped.fetch_add(1, Ordering::Relaxed);
+                }
                 break;
             }
         };
@@ -415,6 +424,7 @@ pub(super) struct FakeOpenAiReport {
     pub(super) unreadable_events: u64,
     pub(super) foreign_appends: u64,
     pub(super) sessions_closed: u64,
+    pub(super) sessions_ended_without_close: u64,
     pub(super) sessions_dropped: u64,
 }
 
@@ -431,6 +441,7 @@ impl From<&AiShared> for FakeOpenAiReport {
             unreadable_events: get(&s.unreadable_events),
             foreign_appends: get(&s.foreign_appends),
             sessions_closed: get(&s.sessions_closed),
+            sessions_ended_without_close: get(&s.sessions_ended_without_close),
             sessions_dropped: get(&s.sessions_dropped),
         }
     }

@@ -225,10 +225,10 @@ pub(super) fn render_ai(s: &mut String, a: &AiReport) {
     );
     let _ = writeln!(
         s,
-        "    fake OpenAI: {} sessions opened, {} ready ({:.1} s after placing), {} refused (bearer), {} bad handshakes, {} not pcmu, {} other client events, {} unreadable, {} foreign appends; {} closed by the engine, {} dropped",
+        "    fake OpenAI: {} sessions opened, {} ready ({:.1} s after placing), {} refused (bearer), {} bad handshakes, {} not pcmu, {} other client events, {} unreadable, {} foreign appends; after the hang-up {} closed by the engine, {} ended without a close frame; {} dropped before it",
         f.sessions_opened, f.sessions_ready, a.sessions_ready_after_placing_seconds, f.bearer_refused,
         f.handshake_failures, f.sessions_not_pcmu, f.other_client_events, f.unreadable_events,
-        f.foreign_appends, f.sessions_closed, f.sessions_dropped
+        f.foreign_appends, f.sessions_closed, f.sessions_ended_without_close, f.sessions_dropped
     );
     let _ = writeln!(
         s,
@@ -572,8 +572,9 @@ pub(super) fn render_text(r: &Report) -> String {
     let st = &r.setup;
     let _ = writeln!(
         s,
-        "  setup: {:.1} s in all; softphones {:.1} s; bridging {:.1} s ({:.0} calls/s, webhook→connected p50 {:.1} ms, p99 {:.1} ms)",
+        "  setup: {:.1} s in all; softphones {:.1} s; bridging {:.1} s ({:.0} calls/s, webhook→{} p50 {:.1} ms, p99 {:.1} ms)",
         st.total_seconds, st.softphones_seconds, st.bridging_seconds, st.calls_per_second,
+        if r.ai.is_some() { "stream started" } else { "connected" },
         st.call_setup_p50_ms, st.call_setup_p99_ms
     );
     let _ = writeln!(s);
