@@ -501,6 +501,32 @@ mod tests {
         assert_eq!(decode_frame(&delta), Some(stamp));
     }
 
+    #[actix_rt::test]
+    async fn the_fake_requires_the_bearer_key() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "ws://{}/v1/realtime?model=m",
+            listener.local_addr().expect("addr")
+        );
+        let shared = Arc::new(AiShared::default());
+        let server = Arc::clone(&shared);
+        actix_rt::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = handshake(stream, "sk-right", &server).await;
+            }
+        });
+        let refused = WsClient::connect(&url, &[("Authorization", "Bearer sk-wrong")]).await;
+        assert!(refused.err().is_some_and(|e| e.to_string().contains("401")));
+        let anonymous = WsClient::connect(&url, &[]).await;
+        assert!(anonymous.is_err());
+        let accepted = WsClient::connect(&url, &[("Authorization", "Bearer sk-right")]).await;
+        assert!(accepted.is_ok());
+        assert_eq!(shared.bearer_refused.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.sessions_opened.load(Ordering::Relaxed), 1);
+    }
+
     #[test]
     fn the_upgrade_request_names_its_key_and_bearer() {
         let head = "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: x\r\n\
