@@ -7,6 +7,8 @@
 //!   and the embedded migrations (`migrations/<backend>/`).
 //! - [`agents`]: agents and their token hashes.
 //! - [`numbers`]: phone numbers and their routes.
+//! - [`pool`]: the provider-synced number pool (statuses, assignments), the
+//!   directory queries over it and the route migrations.
 //! - [`calls`]: the call record: applying journal entries, reading a call back,
 //!   late events and start-up recovery.
 //! - [`journal`]: [`JournalWriter`], the background task that persists what the
@@ -31,6 +33,7 @@ pub mod agents;
 pub mod calls;
 pub mod journal;
 pub mod numbers;
+pub mod pool;
 
 pub use agents::{AgentRecord, NewAgent};
 pub use calls::{CallView, EventView, Recording};
@@ -46,16 +49,30 @@ const SQLITE_MAX_CONNECTIONS: u32 = 4;
 const POSTGRES_MAX_CONNECTIONS: u32 = 10;
 
 /// The migrations of each backend, embedded at build time: `(version, description, sql)`.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        3,
+        "number pool",
+        include_str!("../../migrations/sqlite/0003_number_pool.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        3,
+        "number pool",
+        include_str!("../../migrations/postgres/0003_number_pool.sql"),
+    ),
+];
 
 /// Durable storage over a pool of database connections; cheap to clone.
 #[derive(Clone)]
@@ -102,6 +119,10 @@ pub enum StoreError {
     Duplicate(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The write would contradict what is recorded (a number live in another
+    /// workspace, a claim lost meanwhile).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A row holds something the engine cannot read back (bad id, bad JSON).
     #[error("corrupt row: {0}")]
     Corrupt(String),
