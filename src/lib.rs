@@ -12,6 +12,9 @@
 //! - [`store`]: sqlx storage (SQLite or PostgreSQL) and the journal writer.
 //! - [`domain`]: types parsed at the edge (phone numbers).
 //! - [`health`], [`metrics`]: `/healthz`, `/metrics`.
+//! - [`providers`]: REST clients of Twilio, Vapi and Retell (phone numbers).
+//! - [`directory`]: the number directory's checks and reports, and the
+//!   `switchboard numbers` command line (a client of a running engine).
 //! - [`loadtest`]: the load generator behind `switchboard loadtest`.
 //!
 //! The actors themselves live in the `switchboard-actors` crate.
@@ -27,4 +30,5 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod twilio;
+pub mod providers;
 pub mod ws;

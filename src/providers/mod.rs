@@ -1,0 +1,332 @@
+//! REST clients of the phone-number providers: Twilio (IncomingPhoneNumbers), Vapi
+//! (phone numbers and their assistant) and Retell (phone numbers, their
+//! inbound/outbound agent, import over a SIP trunk).
+//!
+//! # Layout
+//!
+//! - this module: [`ProviderKind`], [`ProviderAccount`] (one configured account:
+//!   a provider, the workspace its numbers belong to, a base URL and credentials),
+//!   [`ProviderError`] and the shared HTTP plumbing (timeouts, error bodies).
+//! - [`twilio`], [`vapi`], [`retell`]: one client per provider, each speaking that
+//!   provider's documented JSON, paging included.
+//!
+//! Every request has a timeout (`numbers.request_timeout_secs`); a provider's 401
+//! is [`ProviderError::Unauthorized`], never retried.
+
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+use switchboard_actors::Workspace;
+
+use crate::domain::phone::PhoneNumber;
+use crate::store::pool::{PoolNumber, SipTrunk, SyncedNumber};
+
+pub mod retell;
+pub mod twilio;
+pub mod vapi;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProviderKind {
+    Twilio,
+    Vapi,
+    Retell,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 3] =
+        [ProviderKind::Twilio, ProviderKind::Vapi, ProviderKind::Retell];
+
+    pub fn parse(raw: &str) -> Option<ProviderKind> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "twilio" => Some(ProviderKind::Twilio),
+            "vapi" => Some(ProviderKind::Vapi),
+            "retell" => Some(ProviderKind::Retell),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Twilio => "twilio",
+            ProviderKind::Vapi => "vapi",
+            ProviderKind::Retell => "retell",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a provider request failed. Messages name the provider account and never
+/// carry credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{account}: bad credentials (the provider answered 401)")]
+    Unauthorized { account: String },
+    #[error("{account} refused: HTTP {status}: {message}")]
+    Refused {
+        account: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{account}: no answer within {secs} s")]
+    Timeout { account: String, secs: f64 },
+    #[error("{account}: malformed answer: {detail}")]
+    Malformed { account: String, detail: String },
+    #[error("{account}: unreachable: {detail}")]
+    Unreachable { account: String, detail: String },
+    #[error("{account}: {what} is not supported by this provider")]
+    Unsupported { account: String, what: &'static str },
+}
+
+/// One configured provider account: whose numbers belong to `workspace`.
+#[derive(Clone)]
+pub struct ProviderAccount {
+    pub kind: ProviderKind,
+    pub workspace: Workspace,
+    client: Client,
+}
+
+#[derive(Clone)]
+enum Client {
+    Twilio(twilio::TwilioClient),
+    Vapi(vapi::VapiClient),
+    Retell(retell::RetellClient),
+}
+
+/// What every client needs: the HTTP client, where, and how long to wait.
+#[derive(Clone)]
+pub(crate) struct Http {
+    pub client: reqwest::Client,
+    /// `twilio (production)`: how errors name this account.
+    pub account: String,
+    pub base: String,
+    pub timeout: Duration,
+    pub page_size: usize,
+}
+
+/// How to reach one account, from the configuration.
+pub struct AccountConfig {
+    pub kind: ProviderKind,
+    pub workspace: Workspace,
+    pub api_base: String,
+    /// Twilio only: the `AC…` account.
+    pub account_sid: String,
+    /// Twilio's auth token, Vapi's or Retell's API key.
+    pub secret: SecretString,
+    pub timeout: Duration,
+    pub page_size: usize,
+}
+
+impl ProviderAccount {
+    pub fn new(http: &reqwest::Client, config: AccountConfig) -> ProviderAccount {
+        let shared = Http {
+            client: http.clone(),
+            account: format!("{} ({})", config.kind, config.workspace),
+            base: config.api_base.trim_end_matches('/').to_owned(),
+            timeout: config.timeout,
+            page_size: config.page_size.max(1),
+        };
+        let client = match config.kind {
+            ProviderKind::Twilio => Client::Twilio(twilio::TwilioClient::new(
+                shared,
+                config.account_sid,
+                config.secret,
+            )),
+            ProviderKind::Vapi => Client::Vapi(vapi::VapiClient::new(shared, config.secret)),
+            ProviderKind::Retell => {
+                Client::Retell(retell::RetellClient::new(shared, config.secret))
+            }
+        };
+        ProviderAccount {
+            kind: config.kind,
+            workspace: config.workspace,
+            client,
+        }
+    }
+
+    /// `twilio (production)`.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.kind, self.workspace)
+    }
+
+    /// Every number the account holds, all pages; `page` is told each page's size.
+    pub async fn list_numbers(
+        &self,
+        page: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<Vec<SyncedNumber>, ProviderError> {
+        match &self.client {
+            Client::Twilio(c) => c.list_numbers(page).await,
+            Client::Vapi(c) => c.list_numbers(page).await,
+            Client::Retell(c) => c.list_numbers(page).await,
+        }
+    }
+
+    /// Hands `number` to an agent at the provider: Vapi's assistant, Retell's
+    /// inbound and outbound agent; at Twilio, which has no agents, the number's
+    /// voice webhook is pointed at switchboard (`webhook`), which rings the agent.
+    pub async fn assign(
+        &self,
+        number: &PoolNumber,
+        provider_agent: &str,
+        webhook: &str,
+    ) -> Result<(), ProviderError> {
+        match &self.client {
+            Client::Twilio(c) => c.set_voice_url(&number.provider_id, webhook).await,
+            Client::Vapi(c) => c.set_assistant(&number.provider_id, Some(provider_agent)).await,
+            Client::Retell(c) => c.set_agent(&number.e164, Some(provider_agent)).await,
+        }
+    }
+
+    /// Puts the provider back as the pool row says it was before an assignment.
+    pub async fn restore(&self, number: &PoolNumber) -> Result<(), ProviderError> {
+        match &self.client {
+            Client::Twilio(c) => {
+                c.set_voice_url(&number.provider_id, number.voice_url.as_deref().unwrap_or(""))
+                    .await
+            }
+            Client::Vapi(c) => {
+                c.set_assistant(&number.provider_id, number.provider_agent.as_deref())
+                    .await
+            }
+            Client::Retell(c) => c.set_agent(&number.e164, number.provider_agent.as_deref()).await,
+        }
+    }
+
+    /// Takes the agent off `number` at the provider. At Twilio the webhook keeps
+    /// pointing at switchboard, which sends the number's calls to voicemail.
+    pub async fn unassign(&self, number: &PoolNumber) -> Result<(), ProviderError> {
+        match &self.client {
+            Client::Twilio(_) => Ok(()),
+            Client::Vapi(c) => c.set_assistant(&number.provider_id, None).await,
+            Client::Retell(c) => c.set_agent(&number.e164, None).await,
+        }
+    }
+
+    /// Twilio only: points a number's voice webhook at `url`.
+    pub async fn set_voice_url(&self, sid: &str, url: &str) -> Result<(), ProviderError> {
+        match &self.client {
+            Client::Twilio(c) => c.set_voice_url(sid, url).await,
+            _ => Err(ProviderError::Unsupported {
+                account: self.label(),
+                what: "re-pointing a voice webhook",
+            }),
+        }
+    }
+
+    /// Retell only: imports a number reached over a SIP trunk.
+    pub async fn import(&self, import: &retell::Import) -> Result<SyncedNumber, ProviderError> {
+        match &self.client {
+            Client::Retell(c) => c.import(import).await,
+            _ => Err(ProviderError::Unsupported {
+                account: self.label(),
+                what: "importing a number over a SIP trunk",
+            }),
+        }
+    }
+}
+
+impl Http {
+    /// Sends `request` with the timeout and turns the answer into `T` or an error
+    /// that names this account.
+    pub(crate) async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ProviderError> {
+        let response = request
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.transport(e))?;
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(ProviderError::Unauthorized {
+                account: self.account.clone(),
+            });
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Refused {
+                account: self.account.clone(),
+                status: status.as_u16(),
+                message: error_message(&body),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| ProviderError::Malformed {
+            account: self.account.clone(),
+            detail: e.to_string(),
+        })
+    }
+
+    fn transport(&self, err: reqwest::Error) -> ProviderError {
+        if err.is_timeout() {
+            ProviderError::Timeout {
+                account: self.account.clone(),
+                secs: self.timeout.as_secs_f64(),
+            }
+        } else if err.is_decode() || err.is_body() {
+            ProviderError::Malformed {
+                account: self.account.clone(),
+                detail: err.to_string(),
+            }
+        } else {
+            ProviderError::Unreachable {
+                account: self.account.clone(),
+                detail: without_url(&err),
+            }
+        }
+    }
+
+    pub(crate) fn malformed(&self, detail: impl Into<String>) -> ProviderError {
+        ProviderError::Malformed {
+            account: self.account.clone(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The `message` of a provider's JSON error body (all three use that key), or the
+/// start of the body.
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
+}
+
+/// reqwest's error text without the URL (which could carry an account id).
+fn without_url(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    if let Some(url) = err.url() {
+        text = text.replace(url.as_str(), "…");
+    }
+    text
+}
+
+/// A provider's number in our terms: E.164 checked and typed by libphonenumber.
+pub(crate) fn synced(
+    http: &Http,
+    provider_id: String,
+    raw_number: &str,
+    nickname: Option<String>,
+    voice_url: Option<String>,
+    provider_agent: Option<String>,
+    sip_trunk: Option<SipTrunk>,
+) -> Result<SyncedNumber, ProviderError> {
+    let (e164, info) = PhoneNumber::parse_with_info(raw_number)
+        .map_err(|e| http.malformed(format!("number {raw_number:?} of {provider_id} {e}")))?;
+    Ok(SyncedNumber {
+        provider_id,
+        e164: e164.into_string(),
+        number_type: info.number_type.to_owned(),
+        nickname: nickname.filter(|n| !n.is_empty()),
+        voice_url: voice_url.filter(|u| !u.is_empty()),
+        provider_agent: provider_agent.filter(|a| !a.is_empty()),
+        sip_trunk,
+    })
+}
