@@ -27,6 +27,52 @@ pub struct Settings {
     pub openai: OpenAiSettings,
     pub calls: CallSettings,
     pub websocket: WebSocketSettings,
+    pub numbers: NumbersSettings,
+}
+
+/// The phone-number pool: provider accounts and how to talk to them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NumbersSettings {
+    /// Every provider request gives up after this long.
+    pub request_timeout_secs: f64,
+    /// Numbers asked per page of providers that page (Twilio: at most 1,000).
+    pub page_size: usize,
+    /// The workspace of the accounts set by environment variables.
+    pub default_workspace: String,
+    pub vapi: ApiKeySettings,
+    pub retell: ApiKeySettings,
+    /// Further accounts (another workspace, another Twilio account…).
+    #[serde(default)]
+    pub accounts: Vec<AccountSettings>,
+}
+
+/// Vapi or Retell: a base URL and a bearer API key.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiKeySettings {
+    pub api_base: String,
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+}
+
+/// One more provider account, e.g. the staging Twilio account.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccountSettings {
+    /// `twilio`, `vapi` or `retell`.
+    pub provider: String,
+    pub workspace: String,
+    /// Empty: the provider's own.
+    #[serde(default)]
+    pub api_base: String,
+    /// Twilio only.
+    #[serde(default)]
+    pub account_sid: String,
+    /// The environment variable holding the auth token or API key: credentials
+    /// stay out of files.
+    #[serde(default)]
+    pub secret_env: String,
+    /// Filled from `secret_env` at load (or set directly by embedders and tests).
+    #[serde(skip)]
+    pub secret: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -123,6 +169,21 @@ impl Settings {
         if let Some(key) = secret("OPENAI_API_KEY") {
             self.openai.api_key = Some(key);
         }
+        set(&mut self.numbers.vapi.api_base, "VAPI_API_BASE");
+        set(&mut self.numbers.retell.api_base, "RETELL_API_BASE");
+        if let Some(key) = secret("VAPI_API_KEY") {
+            self.numbers.vapi.api_key = Some(key);
+        }
+        if let Some(key) = secret("RETELL_API_KEY") {
+            self.numbers.retell.api_key = Some(key);
+        }
+        for account in &mut self.numbers.accounts {
+            if !account.secret_env.is_empty() {
+                if let Some(value) = secret(&account.secret_env) {
+                    account.secret = Some(value);
+                }
+            }
+        }
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -149,6 +210,17 @@ impl Settings {
                 || self.public_url.starts_with("https://"),
             "SWITCHBOARD_PUBLIC_URL must start with http:// or https://"
         );
+        anyhow::ensure!(
+            self.numbers.request_timeout_secs > 0.0,
+            "numbers.request_timeout_secs must be positive"
+        );
+        for account in &self.numbers.accounts {
+            anyhow::ensure!(
+                crate::providers::ProviderKind::parse(&account.provider).is_some(),
+                "numbers.accounts: unknown provider {:?} (twilio, vapi or retell)",
+                account.provider
+            );
+        }
         Ok(())
     }
 }

@@ -330,3 +330,74 @@ pub(crate) fn synced(
         sip_trunk,
     })
 }
+
+/// The provider accounts of `settings`: Twilio, Vapi and Retell from the
+/// environment (in `numbers.default_workspace`) when their credentials are set,
+/// then `numbers.accounts`.
+pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<ProviderAccount>> {
+    use anyhow::Context as _;
+    let numbers = &settings.numbers;
+    let http = reqwest::Client::builder()
+        .connect_timeout(crate::config::secs(numbers.request_timeout_secs))
+        .build()
+        .context("building the providers' HTTP client")?;
+    let timeout = crate::config::secs(numbers.request_timeout_secs);
+    let default_workspace = Workspace::parse(&numbers.default_workspace)
+        .map_err(|e| anyhow::anyhow!("numbers.default_workspace: {e}"))?;
+    let mut accounts = Vec::new();
+    let mut add = |kind, workspace: Workspace, api_base: &str, account_sid: &str, secret: &SecretString| {
+        accounts.push(ProviderAccount::new(
+            &http,
+            AccountConfig {
+                kind,
+                workspace,
+                api_base: api_base.to_owned(),
+                account_sid: account_sid.to_owned(),
+                secret: secret.clone(),
+                timeout,
+                page_size: numbers.page_size,
+            },
+        ));
+    };
+    if let (false, Some(token)) = (
+        settings.twilio.account_sid.is_empty(),
+        &settings.twilio.auth_token,
+    ) {
+        add(
+            ProviderKind::Twilio,
+            default_workspace.clone(),
+            &settings.twilio.api_base,
+            &settings.twilio.account_sid,
+            token,
+        );
+    }
+    if let Some(key) = &numbers.vapi.api_key {
+        add(ProviderKind::Vapi, default_workspace.clone(), &numbers.vapi.api_base, "", key);
+    }
+    if let Some(key) = &numbers.retell.api_key {
+        add(ProviderKind::Retell, default_workspace.clone(), &numbers.retell.api_base, "", key);
+    }
+    for account in &numbers.accounts {
+        let kind = ProviderKind::parse(&account.provider)
+            .with_context(|| format!("numbers.accounts: unknown provider {:?}", account.provider))?;
+        let workspace = Workspace::parse(&account.workspace)
+            .map_err(|e| anyhow::anyhow!("numbers.accounts: workspace: {e}"))?;
+        let secret = account.secret.as_ref().with_context(|| {
+            format!(
+                "numbers.accounts: {kind} ({workspace}) has no credentials: set {}",
+                if account.secret_env.is_empty() { "secret_env" } else { &account.secret_env }
+            )
+        })?;
+        let api_base = if account.api_base.is_empty() {
+            match kind {
+                ProviderKind::Twilio => settings.twilio.api_base.as_str(),
+                ProviderKind::Vapi => numbers.vapi.api_base.as_str(),
+                ProviderKind::Retell => numbers.retell.api_base.as_str(),
+            }
+        } else {
+            account.api_base.as_str()
+        };
+        add(kind, workspace, api_base, &account.account_sid, secret);
+    }
+    Ok(accounts)
+}
