@@ -31,4 +31,5 @@ pub mod store;
 pub mod telemetry;
 pub mod twilio;
 pub mod providers;
+pub mod directory;
 pub mod ws;

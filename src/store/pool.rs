@@ -323,6 +323,8 @@ impl Store {
         number: &PoolNumber,
         agent_id: &str,
         route: &Route,
+        voice_url: Option<&str>,
+        provider_agent: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let route = route_json(route, &number.e164)?;
@@ -340,6 +342,17 @@ impl Store {
                 number.e164
             )));
         }
+        // What the provider now has, so the next sync finds nothing changed.
+        sqlx::query(
+            "UPDATE phone_numbers SET voice_url = $1, provider_agent = $2, updated_at = $3 \
+             WHERE id = $4",
+        )
+        .bind(voice_url)
+        .bind(provider_agent)
+        .bind(now)
+        .bind(&number.id)
+        .execute(&mut *tx)
+        .await?;
         let live = sqlx::query(
             "INSERT INTO numbers (e164, workspace, route, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $4) \
@@ -371,13 +384,19 @@ impl Store {
         &self,
         number: &PoolNumber,
         agent_id: &str,
+        clear_provider_agent: bool,
     ) -> Result<Option<Route>, StoreError> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "UPDATE phone_numbers SET status = 'AVAILABLE', agent_id = NULL, updated_at = $1 \
-             WHERE id = $2 AND agent_id = $3 AND status = 'ASSIGNED'",
-        )
+        let clear = if clear_provider_agent {
+            ", provider_agent = NULL"
+        } else {
+            ""
+        };
+        sqlx::query(&format!(
+            "UPDATE phone_numbers SET status = 'AVAILABLE', agent_id = NULL, updated_at = $1{clear} \
+             WHERE id = $2 AND agent_id = $3 AND status = 'ASSIGNED'"
+        ))
         .bind(now)
         .bind(&number.id)
         .bind(agent_id)
