@@ -22,14 +22,14 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod domain;
 pub mod health;
 pub mod loadtest;
 pub mod metrics;
+pub mod providers;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod twilio;
-pub mod providers;
-pub mod directory;
 pub mod ws;

@@ -61,8 +61,9 @@ fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Resul
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("bad-json", format!("the request body is not valid: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("bad-json", format!("the request body is not valid: {e}"))
+    })
 }
 
 // ---- sync ----------------------------------------------------------------------
@@ -99,7 +100,11 @@ pub async fn sync(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let request: SyncRequest = optional_body(&body)?;
-    let provider = request.provider.as_deref().map(provider_field).transpose()?;
+    let provider = request
+        .provider
+        .as_deref()
+        .map(provider_field)
+        .transpose()?;
     let workspace = request
         .workspace
         .as_deref()
@@ -271,8 +276,9 @@ pub(crate) async fn assign_any(
             tracing::error!(err = %e, "claiming a number failed");
             "no number was assigned: the pool could not be read".to_owned()
         })?;
-    let number = claimed
-        .ok_or_else(|| format!("no number was assigned: workspace {workspace} has no AVAILABLE number"))?;
+    let number = claimed.ok_or_else(|| {
+        format!("no number was assigned: workspace {workspace} has no AVAILABLE number")
+    })?;
     assign_claimed(engine, number, agent_id, provider_agent).await
 }
 
@@ -287,7 +293,11 @@ pub(crate) async fn assign_claimed(
     let give_back = |why: String| {
         let (claim_id, claim_e164) = (claim_id.clone(), claim_e164.clone());
         async move {
-            if let Err(e) = engine.store.release_claim(&claim_id, agent_id.as_str()).await {
+            if let Err(e) = engine
+                .store
+                .release_claim(&claim_id, agent_id.as_str())
+                .await
+            {
                 tracing::error!(err = %e, e164 = %claim_e164, "giving a claimed number back failed");
             }
             why
@@ -423,11 +433,9 @@ pub async fn assign(
     let provider = body.provider.as_deref().map(provider_field).transpose()?;
     let agent_id = AgentId::parse(&body.agent_id)
         .map_err(|e| ApiError::bad_request("bad-field", format!("agent_id: {e}")))?;
-    let agent = engine
-        .store
-        .get_agent(&agent_id)
-        .await?
-        .ok_or_else(|| ApiError::bad_request("unknown-agent", format!("agent_id: no agent {agent_id}")))?;
+    let agent = engine.store.get_agent(&agent_id).await?.ok_or_else(|| {
+        ApiError::bad_request("unknown-agent", format!("agent_id: no agent {agent_id}"))
+    })?;
     if agent.workspace != workspace {
         return Err(ApiError::bad_request(
             "wrong-workspace",
@@ -468,7 +476,9 @@ pub async fn assign(
                 format!("{e164} was taken meanwhile"),
             )
         })?;
-    let provider_agent = body.provider_agent_id.unwrap_or_else(|| agent_id.to_string());
+    let provider_agent = body
+        .provider_agent_id
+        .unwrap_or_else(|| agent_id.to_string());
     let number = assign_claimed(&engine, claimed, &agent_id, &provider_agent)
         .await
         .map_err(provider_failed)?;
@@ -606,7 +616,14 @@ pub async fn agent_numbers(
 
 async fn everything(
     engine: &Engine,
-) -> Result<(Vec<DirectoryEntry>, Vec<LiveNumber>, HashMap<String, String>), ApiError> {
+) -> Result<
+    (
+        Vec<DirectoryEntry>,
+        Vec<LiveNumber>,
+        HashMap<String, String>,
+    ),
+    ApiError,
+> {
     let entries: Vec<DirectoryEntry> = engine
         .store
         .directory(&PoolFilter::default())
@@ -890,7 +907,9 @@ pub async fn rollback(
         .route_migration(body.id.as_deref(), &workspace)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(format!("no migration to roll back in workspace {workspace}"))
+            ApiError::not_found(format!(
+                "no migration to roll back in workspace {workspace}"
+            ))
         })?;
     if migration.rolled_back_at.is_some() {
         return Err(ApiError::new(
@@ -912,15 +931,19 @@ pub async fn rollback(
         .collect();
     let twilio = account(&engine, ProviderKind::Twilio.as_str(), &workspace);
     for entry in &migration.entries {
-        let Some(sid) = &entry.twilio_sid else { continue };
+        let Some(sid) = &entry.twilio_sid else {
+            continue;
+        };
         let twilio = twilio.ok_or_else(|| {
-            provider_failed(format!("no Twilio account of {workspace} to restore {}", entry.e164))
+            provider_failed(format!(
+                "no Twilio account of {workspace} to restore {}",
+                entry.e164
+            ))
         })?;
         let previous = entry.previous_voice_url.as_deref().unwrap_or("");
-        twilio
-            .set_voice_url(sid, previous)
-            .await
-            .map_err(|e| provider_failed(format!("restoring the webhook of {}: {e}", entry.e164)))?;
+        twilio.set_voice_url(sid, previous).await.map_err(|e| {
+            provider_failed(format!("restoring the webhook of {}: {e}", entry.e164))
+        })?;
         if let Some(held) = pool.iter().find(|p| &p.provider_id == sid) {
             engine
                 .store

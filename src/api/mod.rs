@@ -38,7 +38,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/directory/diff", web::get().to(directory::diff))
             .route("/directory/assign", web::post().to(directory::assign))
             .route("/directory/numbers/{e164}", web::get().to(directory::show))
-            .route("/directory/agents/{id}", web::get().to(directory::agent_numbers))
+            .route(
+                "/directory/agents/{id}",
+                web::get().to(directory::agent_numbers),
+            )
             .route("/numbers", web::post().to(numbers::create))
             .route("/numbers", web::get().to(numbers::list))
             .route("/numbers/{e164}", web::get().to(numbers::get))

@@ -69,7 +69,11 @@ pub fn validate(
     for ((e164, workspace), group) in &held {
         for entry in group {
             if entry.provider_id.trim().is_empty() {
-                error(e164, workspace, format!("no provider id at {}", entry.provider));
+                error(
+                    e164,
+                    workspace,
+                    format!("no provider id at {}", entry.provider),
+                );
             }
             if entry.status == "ASSIGNED" {
                 match entry.agent_id.as_deref() {
@@ -99,7 +103,10 @@ pub fn validate(
             error(
                 e164,
                 workspace,
-                format!("duplicate: held by {} provider accounts ({holders})", group.len()),
+                format!(
+                    "duplicate: held by {} provider accounts ({holders})",
+                    group.len()
+                ),
             );
         }
     }

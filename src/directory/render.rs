@@ -11,7 +11,13 @@ use serde::Serialize;
 use super::model::{Diff, DirectoryEntry, Validation};
 
 const COLUMNS: [&str; 7] = [
-    "WORKSPACE", "NUMBER", "TYPE", "PROVIDER", "STATUS", "NICKNAME", "AGENT",
+    "WORKSPACE",
+    "NUMBER",
+    "TYPE",
+    "PROVIDER",
+    "STATUS",
+    "NICKNAME",
+    "AGENT",
 ];
 
 fn cells(e: &DirectoryEntry) -> [String; 7] {
@@ -270,8 +276,12 @@ pub fn export(
 ) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let mut sorted: Vec<&DirectoryEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| {
-        (&a.e164, &a.workspace, &a.provider, &a.provider_id)
-            .cmp(&(&b.e164, &b.workspace, &b.provider, &b.provider_id))
+        (&a.e164, &a.workspace, &a.provider, &a.provider_id).cmp(&(
+            &b.e164,
+            &b.workspace,
+            &b.provider,
+            &b.provider_id,
+        ))
     });
     let workspaces_dir = dir.join("workspaces");
     std::fs::create_dir_all(&workspaces_dir)
@@ -294,7 +304,10 @@ pub fn export(
     };
     let mut files = vec![write(dir.join("numbers.json"), &all)?];
     for (workspace, numbers) in &by_workspace {
-        files.push(write(workspaces_dir.join(format!("{workspace}.json")), numbers)?);
+        files.push(write(
+            workspaces_dir.join(format!("{workspace}.json")),
+            numbers,
+        )?);
     }
     Ok(files)
 }

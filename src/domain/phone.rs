@@ -22,7 +22,8 @@ impl PhoneNumber {
     /// Accepts a number in international form (`+14155551234`, `+1 415 555 1234`) and
     /// keeps its E.164 form.
     pub fn parse(raw: &str) -> Result<Self, PhoneError> {
-        parse_valid(raw).map(|number| Self(number.format().mode(phonenumber::Mode::E164).to_string()))
+        parse_valid(raw)
+            .map(|number| Self(number.format().mode(phonenumber::Mode::E164).to_string()))
     }
 
     /// [`PhoneNumber::parse`], and what the metadata says of the number.
@@ -93,7 +94,10 @@ impl NumberInfo {
             Type::Voicemail => "voicemail",
             _ => "unknown",
         };
-        let national = number.format().mode(phonenumber::Mode::National).to_string();
+        let national = number
+            .format()
+            .mode(phonenumber::Mode::National)
+            .to_string();
         let area_code = if number.code().value() == 1 {
             // NANP: the first three digits of the ten are the area (or toll-free) code.
             Some(number.national().to_string().chars().take(3).collect())
@@ -155,7 +159,10 @@ mod tests {
         let free = info("+18005550100").expect("valid");
         assert_eq!(free.number_type, "toll-free");
         let london = info("+442071838750").expect("valid");
-        assert_eq!((london.number_type, london.area_code.as_deref()), ("local", Some("20")));
+        assert_eq!(
+            (london.number_type, london.area_code.as_deref()),
+            ("local", Some("20"))
+        );
         let mobile = info("+447700900123").expect("valid");
         assert_eq!((mobile.number_type, mobile.area_code), ("mobile", None));
     }

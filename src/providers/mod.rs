@@ -35,8 +35,11 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 3] =
-        [ProviderKind::Twilio, ProviderKind::Vapi, ProviderKind::Retell];
+    pub const ALL: [ProviderKind; 3] = [
+        ProviderKind::Twilio,
+        ProviderKind::Vapi,
+        ProviderKind::Retell,
+    ];
 
     pub fn parse(raw: &str) -> Option<ProviderKind> {
         match raw.trim().to_ascii_lowercase().as_str() {
@@ -178,7 +181,10 @@ impl ProviderAccount {
     ) -> Result<(), ProviderError> {
         match &self.client {
             Client::Twilio(c) => c.set_voice_url(&number.provider_id, webhook).await,
-            Client::Vapi(c) => c.set_assistant(&number.provider_id, Some(provider_agent)).await,
+            Client::Vapi(c) => {
+                c.set_assistant(&number.provider_id, Some(provider_agent))
+                    .await
+            }
             Client::Retell(c) => c.set_agent(&number.e164, Some(provider_agent)).await,
         }
     }
@@ -187,14 +193,20 @@ impl ProviderAccount {
     pub async fn restore(&self, number: &PoolNumber) -> Result<(), ProviderError> {
         match &self.client {
             Client::Twilio(c) => {
-                c.set_voice_url(&number.provider_id, number.voice_url.as_deref().unwrap_or(""))
-                    .await
+                c.set_voice_url(
+                    &number.provider_id,
+                    number.voice_url.as_deref().unwrap_or(""),
+                )
+                .await
             }
             Client::Vapi(c) => {
                 c.set_assistant(&number.provider_id, number.provider_agent.as_deref())
                     .await
             }
-            Client::Retell(c) => c.set_agent(&number.e164, number.provider_agent.as_deref()).await,
+            Client::Retell(c) => {
+                c.set_agent(&number.e164, number.provider_agent.as_deref())
+                    .await
+            }
         }
     }
 
@@ -345,20 +357,21 @@ pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<P
     let default_workspace = Workspace::parse(&numbers.default_workspace)
         .map_err(|e| anyhow::anyhow!("numbers.default_workspace: {e}"))?;
     let mut accounts = Vec::new();
-    let mut add = |kind, workspace: Workspace, api_base: &str, account_sid: &str, secret: &SecretString| {
-        accounts.push(ProviderAccount::new(
-            &http,
-            AccountConfig {
-                kind,
-                workspace,
-                api_base: api_base.to_owned(),
-                account_sid: account_sid.to_owned(),
-                secret: secret.clone(),
-                timeout,
-                page_size: numbers.page_size,
-            },
-        ));
-    };
+    let mut add =
+        |kind, workspace: Workspace, api_base: &str, account_sid: &str, secret: &SecretString| {
+            accounts.push(ProviderAccount::new(
+                &http,
+                AccountConfig {
+                    kind,
+                    workspace,
+                    api_base: api_base.to_owned(),
+                    account_sid: account_sid.to_owned(),
+                    secret: secret.clone(),
+                    timeout,
+                    page_size: numbers.page_size,
+                },
+            ));
+        };
     if let (false, Some(token)) = (
         settings.twilio.account_sid.is_empty(),
         &settings.twilio.auth_token,
@@ -372,20 +385,37 @@ pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<P
         );
     }
     if let Some(key) = &numbers.vapi.api_key {
-        add(ProviderKind::Vapi, default_workspace.clone(), &numbers.vapi.api_base, "", key);
+        add(
+            ProviderKind::Vapi,
+            default_workspace.clone(),
+            &numbers.vapi.api_base,
+            "",
+            key,
+        );
     }
     if let Some(key) = &numbers.retell.api_key {
-        add(ProviderKind::Retell, default_workspace.clone(), &numbers.retell.api_base, "", key);
+        add(
+            ProviderKind::Retell,
+            default_workspace.clone(),
+            &numbers.retell.api_base,
+            "",
+            key,
+        );
     }
     for account in &numbers.accounts {
-        let kind = ProviderKind::parse(&account.provider)
-            .with_context(|| format!("numbers.accounts: unknown provider {:?}", account.provider))?;
+        let kind = ProviderKind::parse(&account.provider).with_context(|| {
+            format!("numbers.accounts: unknown provider {:?}", account.provider)
+        })?;
         let workspace = Workspace::parse(&account.workspace)
             .map_err(|e| anyhow::anyhow!("numbers.accounts: workspace: {e}"))?;
         let secret = account.secret.as_ref().with_context(|| {
             format!(
                 "numbers.accounts: {kind} ({workspace}) has no credentials: set {}",
-                if account.secret_env.is_empty() { "secret_env" } else { &account.secret_env }
+                if account.secret_env.is_empty() {
+                    "secret_env"
+                } else {
+                    &account.secret_env
+                }
             )
         })?;
         let api_base = if account.api_base.is_empty() {

@@ -55,7 +55,11 @@ impl RetellClient {
             .bearer_auth(self.api_key.expose_secret())
     }
 
-    fn to_synced(&self, n: RetellNumber, has_password: bool) -> Result<SyncedNumber, ProviderError> {
+    fn to_synced(
+        &self,
+        n: RetellNumber,
+        has_password: bool,
+    ) -> Result<SyncedNumber, ProviderError> {
         let trunk = n.termination_uri.clone().map(|uri| SipTrunk {
             termination_uri: Some(uri),
             auth_username: n.sip_trunk_auth_username.clone(),
@@ -80,7 +84,10 @@ impl RetellClient {
         progress: &mut (dyn FnMut(usize) + Send),
     ) -> Result<Vec<SyncedNumber>, ProviderError> {
         let url = format!("{}/list-phone-numbers", self.http.base);
-        let page: Vec<RetellNumber> = self.http.send(self.request(reqwest::Method::GET, &url)).await?;
+        let page: Vec<RetellNumber> = self
+            .http
+            .send(self.request(reqwest::Method::GET, &url))
+            .await?;
         progress(page.len());
         page.into_iter()
             .map(|n| {
@@ -102,10 +109,13 @@ impl RetellClient {
         );
         let _: serde_json::Value = self
             .http
-            .send(self.request(reqwest::Method::PATCH, &url).json(&serde_json::json!({
-                "inbound_agent_id": agent,
-                "outbound_agent_id": agent,
-            })))
+            .send(
+                self.request(reqwest::Method::PATCH, &url)
+                    .json(&serde_json::json!({
+                        "inbound_agent_id": agent,
+                        "outbound_agent_id": agent,
+                    })),
+            )
             .await?;
         Ok(())
     }

@@ -72,13 +72,19 @@ impl TwilioClient {
             self.http.page_size.min(MAX_PAGE_SIZE)
         );
         loop {
-            let page: Page = self.http.send(self.request(reqwest::Method::GET, &url)).await?;
+            let page: Page = self
+                .http
+                .send(self.request(reqwest::Method::GET, &url))
+                .await?;
             progress(page.incoming_phone_numbers.len());
             for n in page.incoming_phone_numbers {
-                let trunk = n.trunk_sid.filter(|t| !t.is_empty()).map(|trunk_sid| SipTrunk {
-                    trunk_sid: Some(trunk_sid),
-                    ..SipTrunk::default()
-                });
+                let trunk = n
+                    .trunk_sid
+                    .filter(|t| !t.is_empty())
+                    .map(|trunk_sid| SipTrunk {
+                        trunk_sid: Some(trunk_sid),
+                        ..SipTrunk::default()
+                    });
                 numbers.push(synced(
                     &self.http,
                     n.sid,
