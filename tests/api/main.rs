@@ -1,8 +1,13 @@
 mod admin;
 mod claims;
 mod db;
+mod fake_providers;
 mod helpers;
 mod inbound;
+mod numbers_assign;
+mod numbers_bench;
+mod numbers_cli;
+mod numbers_sync;
 mod parking;
 mod postgres;
 mod recovery;
