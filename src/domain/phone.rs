@@ -163,7 +163,7 @@ mod tests {
             (london.number_type, london.area_code.as_deref()),
             ("local", Some("20"))
         );
-        let mobile = info("+447700900123").expect("valid");
+        let mobile = info("+447911123456").expect("valid");
         assert_eq!((mobile.number_type, mobile.area_code), ("mobile", None));
     }
 

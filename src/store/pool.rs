@@ -174,6 +174,7 @@ impl Store {
     ) -> Result<SyncCounts, StoreError> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
+        write_lock(&mut tx).await?;
         let sql = format!(
             "SELECT {POOL_COLUMNS} FROM phone_numbers p WHERE p.provider = $1 AND p.workspace = $2"
         );
@@ -329,30 +330,26 @@ impl Store {
         let now = now_ms();
         let route = route_json(route, &number.e164)?;
         let mut tx = self.pool().begin().await?;
+        // Still the agent's? Checked by the first write, which also takes SQLite's
+        // write lock at once (a read first could not be upgraded under contention).
+        // What the provider now has is kept, so the next sync finds nothing changed.
         let held = sqlx::query(
-            "SELECT id FROM phone_numbers WHERE id = $1 AND agent_id = $2 AND status = 'ASSIGNED'",
-        )
-        .bind(&number.id)
-        .bind(agent_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if held.is_none() {
-            return Err(StoreError::Conflict(format!(
-                "{} is no longer held by agent {agent_id}",
-                number.e164
-            )));
-        }
-        // What the provider now has, so the next sync finds nothing changed.
-        sqlx::query(
             "UPDATE phone_numbers SET voice_url = $1, provider_agent = $2, updated_at = $3 \
-             WHERE id = $4",
+             WHERE id = $4 AND agent_id = $5 AND status = 'ASSIGNED'",
         )
         .bind(voice_url)
         .bind(provider_agent)
         .bind(now)
         .bind(&number.id)
+        .bind(agent_id)
         .execute(&mut *tx)
         .await?;
+        if held.rows_affected() != 1 {
+            return Err(StoreError::Conflict(format!(
+                "{} is no longer held by agent {agent_id}",
+                number.e164
+            )));
+        }
         let live = sqlx::query(
             "INSERT INTO numbers (e164, workspace, route, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $4) \
@@ -459,6 +456,7 @@ impl Store {
     ) -> Result<PoolNumber, StoreError> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
+        write_lock(&mut tx).await?;
         let sql = format!(
             "SELECT {POOL_COLUMNS} FROM phone_numbers p \
              WHERE p.provider = $1 AND p.provider_id = $2 AND p.workspace = $3"
@@ -659,6 +657,17 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Makes a transaction a writer from its first statement. SQLite cannot upgrade a
+/// reading transaction to a writing one while another connection writes (it fails
+/// at once, without waiting for the busy timeout); a write, even of no row, takes
+/// the write lock up front and waits its turn. Harmless on PostgreSQL.
+async fn write_lock(tx: &mut Transaction<'static, Any>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE phone_numbers SET updated_at = updated_at WHERE 1 = 0")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn update_if_changed(

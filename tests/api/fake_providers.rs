@@ -119,7 +119,11 @@ impl FakeProvider {
     pub fn add_vapi(&self, id: &str, e164: &str, name: &str) {
         let mut state = self.state();
         state.vapi_clock += 1;
-        let created = format!("2024-01-01T00:{:02}:{:02}.000Z", state.vapi_clock / 60, state.vapi_clock % 60);
+        let created = format!(
+            "2024-01-01T00:{:02}:{:02}.000Z",
+            state.vapi_clock / 60,
+            state.vapi_clock % 60
+        );
         state.vapi.push(json!({
             "id": id,
             "orgId": "org-1",
@@ -134,7 +138,9 @@ impl FakeProvider {
     }
 
     pub fn add_retell(&self, e164: &str, nickname: &str) {
-        self.state().retell.push(retell_number(e164, Some(nickname), None, None));
+        self.state()
+            .retell
+            .push(retell_number(e164, Some(nickname), None, None));
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -189,9 +195,11 @@ fn log(state: &mut State, req: &HttpRequest, body: &str) {
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or_default();
-    state
-        .requests
-        .push(format!("{} {path} {body}", req.method()).trim_end().to_owned());
+    state.requests.push(
+        format!("{} {path} {body}", req.method())
+            .trim_end()
+            .to_owned(),
+    );
 }
 
 fn bearer_is(req: &HttpRequest, key: &str) -> bool {
@@ -242,7 +250,13 @@ async fn twilio_list(req: HttpRequest, path: web::Path<String>, state: Shared) -
         let mut state = state.lock().expect("state");
         log(&mut state, &req, "");
         let start = page * size;
-        let numbers: Vec<Value> = state.twilio.iter().skip(start).take(size).cloned().collect();
+        let numbers: Vec<Value> = state
+            .twilio
+            .iter()
+            .skip(start)
+            .take(size)
+            .cloned()
+            .collect();
         let last = start + numbers.len() >= state.twilio.len();
         let uri = |p: usize| {
             format!(
@@ -371,8 +385,7 @@ async fn vapi_update(
     }
     let id = path.into_inner();
     let Some(number) = state.vapi.iter_mut().find(|n| n["id"] == id.as_str()) else {
-        return HttpResponse::NotFound()
-            .json(json!({ "message": "Not Found", "statusCode": 404 }));
+        return HttpResponse::NotFound().json(json!({ "message": "Not Found", "statusCode": 404 }));
     };
     if let Some(assistant) = body.get("assistantId") {
         number["assistantId"] = assistant.clone();
@@ -409,7 +422,11 @@ async fn retell_update(
             .json(json!({ "status": "error", "message": "agent not found" }));
     }
     let number = path.into_inner();
-    let Some(entry) = state.retell.iter_mut().find(|n| n["phone_number"] == number.as_str()) else {
+    let Some(entry) = state
+        .retell
+        .iter_mut()
+        .find(|n| n["phone_number"] == number.as_str())
+    else {
         return HttpResponse::NotFound()
             .json(json!({ "status": "error", "message": "phone number not found" }));
     };

@@ -747,8 +747,12 @@ impl TestApp {
 
     /// `POST /api/numbers/sync`.
     pub async fn sync_numbers(&self, body: Value) -> (StatusCode, Value) {
-        self.send_json(actix_web::http::Method::POST, "/api/numbers/sync", Some(&body))
-            .await
+        self.send_json(
+            actix_web::http::Method::POST,
+            "/api/numbers/sync",
+            Some(&body),
+        )
+        .await
     }
 
     /// `GET /api/directory?…`, which must succeed.

@@ -74,7 +74,9 @@ async fn numbers_bench_sync_list_and_report_of_100_000_numbers() {
     let (_, again) = app.sync_numbers(json!({})).await;
     println!(
         "second sync, nothing changed ({} added, {} updated, {} released): {:.2} s",
-        again["added"], again["updated"], again["released"],
+        again["added"],
+        again["updated"],
+        again["released"],
         started.elapsed().as_secs_f64()
     );
 
@@ -100,7 +102,11 @@ async fn numbers_bench_sync_list_and_report_of_100_000_numbers() {
         .expect("thread")
         .expect("/usr/bin/time runs the CLI");
         let elapsed = started.elapsed();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
         let rss = stderr
             .lines()
@@ -115,5 +121,8 @@ async fn numbers_bench_sync_list_and_report_of_100_000_numbers() {
             rss
         );
     }
-    println!("test-process peak RSS at the end: {} MiB", peak_rss_kib() / 1024);
+    println!(
+        "test-process peak RSS at the end: {} MiB",
+        peak_rss_kib() / 1024
+    );
 }

@@ -129,20 +129,41 @@ async fn report_as_csv_table_and_json_shows_every_number() {
     assert_eq!(
         csv.lines(),
         [
-            "workspace,e164,type,provider,provider_id,status,nickname,agent_id,agent_name".to_owned(),
-            format!("production,+14155550101,local,twilio,{},AVAILABLE,Main line,,", pn[0]),
-            "production,+14155550102,local,retell,+14155550102,AVAILABLE,Sales (Retell),,".to_owned(),
-            format!("production,+14155550102,local,twilio,{},AVAILABLE,Sales,,", pn[1]),
-            format!("production,+18005550103,toll-free,twilio,{},ASSIGNED,Toll free,ghost,", pn[2]),
-            format!("staging,+14155550101,local,twilio,{},AVAILABLE,Main line (staging),,", staging(11)),
-            format!("staging,+14155550104,local,twilio,{},AVAILABLE,Staging only,,", staging(14)),
+            "workspace,e164,type,provider,provider_id,status,nickname,agent_id,agent_name"
+                .to_owned(),
+            format!(
+                "production,+14155550101,local,twilio,{},AVAILABLE,Main line,,",
+                pn[0]
+            ),
+            "production,+14155550102,local,retell,+14155550102,AVAILABLE,Sales (Retell),,"
+                .to_owned(),
+            format!(
+                "production,+14155550102,local,twilio,{},AVAILABLE,Sales,,",
+                pn[1]
+            ),
+            format!(
+                "production,+18005550103,toll-free,twilio,{},ASSIGNED,Toll free,ghost,",
+                pn[2]
+            ),
+            format!(
+                "staging,+14155550101,local,twilio,{},AVAILABLE,Main line (staging),,",
+                staging(11)
+            ),
+            format!(
+                "staging,+14155550104,local,twilio,{},AVAILABLE,Staging only,,",
+                staging(14)
+            ),
         ]
     );
 
     let table = app.cli(&["numbers", "report", "--format", "table"]).await;
     let lines = table.lines();
     assert_eq!(lines.len(), 1 + 6 + 1 + 3, "{}", table.stdout);
-    assert!(lines[0].starts_with("WORKSPACE   NUMBER        TYPE       PROVIDER  STATUS     NICKNAME"), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("WORKSPACE   NUMBER        TYPE       PROVIDER  STATUS     NICKNAME"),
+        "{}",
+        lines[0]
+    );
     assert!(lines[4].contains("ghost (deleted)"), "{}", lines[4]);
     assert_eq!(
         &lines[7..],
@@ -157,20 +178,33 @@ async fn report_as_csv_table_and_json_shows_every_number() {
     let dir = tempdir();
     let file = dir.join("report.json");
     let json_run = app
-        .cli(&["numbers", "report", "--format", "json", "--output", file.to_str().unwrap_or_default()])
+        .cli(&[
+            "numbers",
+            "report",
+            "--format",
+            "json",
+            "--output",
+            file.to_str().unwrap_or_default(),
+        ])
         .await;
     assert_eq!(json_run.code, 0, "{}", json_run.stderr);
     assert_eq!(json_run.stdout, "");
-    let report: Value = serde_json::from_slice(&std::fs::read(&file).unwrap_or_default()).unwrap_or_default();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap_or_default()).unwrap_or_default();
     assert_eq!(report["summary"]["total"], 6);
-    assert_eq!(report["summary"]["by_workspace"]["production"]["ASSIGNED"], 1);
+    assert_eq!(
+        report["summary"]["by_workspace"]["production"]["ASSIGNED"],
+        1
+    );
     assert_eq!(report["numbers"].as_array().map(Vec::len), Some(6));
 }
 
 #[actix_web::test]
 async fn list_show_agent_numbers_and_unassigned_answer_from_the_directory() {
     let Seeded { app, pn, .. } = seeded().await;
-    let list = app.cli(&["numbers", "list", "--workspace", "staging"]).await;
+    let list = app
+        .cli(&["numbers", "list", "--workspace", "staging"])
+        .await;
     assert_eq!(list.code, 0, "{}", list.stderr);
     assert_eq!(list.lines().len(), 3, "{}", list.stdout);
     let json_list = app.cli(&["numbers", "list", "--json"]).await;
@@ -182,13 +216,35 @@ async fn list_show_agent_numbers_and_unassigned_answer_from_the_directory() {
     let lines = show.lines();
     assert_eq!(lines[0], "+14155550101  +1 415-555-0101  (415) 555-0101");
     assert_eq!(lines[1], "type: local  area code: 415  region: US");
-    assert!(lines[2].starts_with("live in production: route {\"agent_ids\":["), "{}", lines[2]);
-    assert_eq!(lines[3], format!("[production] twilio {} AVAILABLE no agent nickname \"Main line\"", pn[0]));
-    assert_eq!(lines[4], format!("[staging] twilio PN{:032x} AVAILABLE no agent nickname \"Main line (staging)\"", 11));
+    assert!(
+        lines[2].starts_with("live in production: route {\"agent_ids\":["),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(
+        lines[3],
+        format!(
+            "[production] twilio {} AVAILABLE no agent nickname \"Main line\"",
+            pn[0]
+        )
+    );
+    assert_eq!(
+        lines[4],
+        format!(
+            "[staging] twilio PN{:032x} AVAILABLE no agent nickname \"Main line (staging)\"",
+            11
+        )
+    );
 
-    let unassigned = app.cli(&["numbers", "unassigned", "--workspace", "production"]).await;
+    let unassigned = app
+        .cli(&["numbers", "unassigned", "--workspace", "production"])
+        .await;
     assert_eq!(unassigned.lines().len(), 1 + 3, "{}", unassigned.stdout);
-    assert!(!unassigned.stdout.contains("ASSIGNED "), "{}", unassigned.stdout);
+    assert!(
+        !unassigned.stdout.contains("ASSIGNED "),
+        "{}",
+        unassigned.stdout
+    );
 
     let bea = app.create_agent("Bea", "production").await;
     let (status, body) = app
@@ -211,37 +267,66 @@ async fn list_show_agent_numbers_and_unassigned_answer_from_the_directory() {
     assert_eq!(theirs.code, 0, "{}", theirs.stderr);
     let lines = theirs.lines();
     assert_eq!(lines[0], format!("agent Bea ({}) of production", bea.id));
-    assert!(lines[2].contains("+14155550101") && lines[2].contains("ASSIGNED"), "{}", theirs.stdout);
-    assert_eq!(lines[3], "route: +14155550101 [production] rings this agent");
+    assert!(
+        lines[2].contains("+14155550101") && lines[2].contains("ASSIGNED"),
+        "{}",
+        theirs.stdout
+    );
+    assert_eq!(
+        lines[3],
+        "route: +14155550101 [production] rings this agent"
+    );
 
     let bad = app.cli(&["numbers", "show", "555-1234"]).await;
     assert_eq!(bad.code, 1);
-    assert!(bad.stderr.contains("e164 must be in international form"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("e164 must be in international form"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[actix_web::test]
 async fn export_writes_a_master_file_and_one_per_workspace_without_credentials() {
     let Seeded { app, .. } = seeded().await;
     let dir = tempdir();
-    let run = app.cli(&["numbers", "export", dir.to_str().unwrap_or_default()]).await;
+    let run = app
+        .cli(&["numbers", "export", dir.to_str().unwrap_or_default()])
+        .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stderr, "", "no progress bar when piped");
-    assert!(run.stdout.starts_with("exported 6 numbers to "), "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with("exported 6 numbers to "),
+        "{}",
+        run.stdout
+    );
     let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap_or_default();
     let master: Vec<Value> = serde_json::from_str(&read("numbers.json")).unwrap_or_default();
-    let production: Vec<Value> = serde_json::from_str(&read("workspaces/production.json")).unwrap_or_default();
-    let staging: Vec<Value> = serde_json::from_str(&read("workspaces/staging.json")).unwrap_or_default();
+    let production: Vec<Value> =
+        serde_json::from_str(&read("workspaces/production.json")).unwrap_or_default();
+    let staging: Vec<Value> =
+        serde_json::from_str(&read("workspaces/staging.json")).unwrap_or_default();
     assert_eq!((master.len(), production.len(), staging.len()), (6, 4, 2));
     assert_eq!(master[0]["e164"], "+14155550101");
-    assert!(master[0].get("created_at").is_none(), "no timestamps: exports diff cleanly");
+    assert!(
+        master[0].get("created_at").is_none(),
+        "no timestamps: exports diff cleanly"
+    );
     for text in [read("numbers.json"), read("workspaces/production.json")] {
         for secret in [TWILIO_SECRET, RETELL_KEY, ADMIN_TOKEN] {
             assert!(!text.contains(secret), "an export never holds a credential");
         }
     }
-    let again = app.cli(&["numbers", "export", dir.to_str().unwrap_or_default()]).await;
+    let first = read("numbers.json");
+    let again = app
+        .cli(&["numbers", "export", dir.to_str().unwrap_or_default()])
+        .await;
     assert_eq!(again.code, 0);
-    assert_eq!(read("numbers.json"), serde_json::to_string_pretty(&master).unwrap_or_default() + "\n");
+    assert_eq!(
+        read("numbers.json"),
+        first,
+        "the same directory exports the same bytes"
+    );
 }
 
 #[actix_web::test]
@@ -260,7 +345,15 @@ async fn migrate_moves_a_share_and_rollback_restores_routes_and_twilio_webhooks_
     let ada = app.create_agent("Ada", "production").await;
     for i in 1..=4 {
         let route = app
-            .cli(&["numbers", "route", &format!("+1415555020{i}"), "--to", "agents", "--agent", &ada.id])
+            .cli(&[
+                "numbers",
+                "route",
+                &format!("+1415555020{i}"),
+                "--to",
+                "agents",
+                "--agent",
+                &ada.id,
+            ])
             .await;
         assert_eq!(route.code, 0, "{}", route.stderr);
     }
@@ -268,48 +361,125 @@ async fn migrate_moves_a_share_and_rollback_restores_routes_and_twilio_webhooks_
     let twilio_before = fake.state().twilio.clone();
 
     let run = app
-        .cli(&["numbers", "migrate", "--to", "voicemail", "--percent", "50", "--workspace", "production"])
+        .cli(&[
+            "numbers",
+            "migrate",
+            "--to",
+            "voicemail",
+            "--percent",
+            "50",
+            "--workspace",
+            "production",
+        ])
         .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let lines = run.lines();
-    assert!(lines[0].starts_with("migration ") && lines[0].ends_with(": moved 2 numbers of production"), "{}", run.stdout);
-    assert!(lines[1].starts_with("  +14155550201 from {") && lines[1].ends_with("(Twilio webhook re-pointed at switchboard)"), "{}", run.stdout);
+    assert!(
+        lines[0].starts_with("migration ") && lines[0].ends_with(": moved 2 numbers of production"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[1].starts_with("  +14155550201 from {")
+            && lines[1].ends_with("(Twilio webhook re-pointed at switchboard)"),
+        "{}",
+        run.stdout
+    );
     let webhook = format!("{}/twilio/voice", app.address);
-    let urls: Vec<Value> = fake.state().twilio.iter().map(|n| n["voice_url"].clone()).collect();
-    assert_eq!(urls, [json!(webhook), json!(webhook), json!(other), json!(other)]);
+    let urls: Vec<Value> = fake
+        .state()
+        .twilio
+        .iter()
+        .map(|n| n["voice_url"].clone())
+        .collect();
+    assert_eq!(
+        urls,
+        [json!(webhook), json!(webhook), json!(other), json!(other)]
+    );
     let (_, moved) = app.get_json("/api/numbers/+14155550201").await;
     assert_eq!(moved["route"], json!({ "kind": "voicemail" }));
     let (_, kept) = app.get_json("/api/numbers/+14155550203").await;
     assert_eq!(kept["route"]["kind"], "agents");
     let again = app
-        .cli(&["numbers", "migrate", "--to", "voicemail", "--percent", "50", "--workspace", "production"])
+        .cli(&[
+            "numbers",
+            "migrate",
+            "--to",
+            "voicemail",
+            "--percent",
+            "50",
+            "--workspace",
+            "production",
+        ])
         .await;
-    assert_eq!(again.lines(), ["nothing to move: 50% of production is on that route already"]);
+    assert_eq!(
+        again.lines(),
+        ["nothing to move: 50% of production is on that route already"]
+    );
 
-    let back = app.cli(&["numbers", "rollback", "--workspace", "production"]).await;
+    let back = app
+        .cli(&["numbers", "rollback", "--workspace", "production"])
+        .await;
     assert_eq!(back.code, 0, "{}", back.stderr);
-    assert!(back.lines()[0].ends_with(": restored 2 numbers"), "{}", back.stdout);
-    assert_eq!(fake.state().twilio.clone(), twilio_before, "the webhooks point where they did");
+    assert!(
+        back.lines()[0].ends_with(": restored 2 numbers"),
+        "{}",
+        back.stdout
+    );
+    assert_eq!(
+        fake.state().twilio.clone(),
+        twilio_before,
+        "the webhooks point where they did"
+    );
     let strip = |v: &Value| -> Vec<(Value, Value, Value)> {
         v.as_array()
             .into_iter()
             .flatten()
-            .map(|n| (n["e164"].clone(), n["workspace"].clone(), n["route"].clone()))
+            .map(|n| {
+                (
+                    n["e164"].clone(),
+                    n["workspace"].clone(),
+                    n["route"].clone(),
+                )
+            })
             .collect()
     };
-    assert_eq!(strip(&app.get_json("/api/numbers").await.1), strip(&live_before));
-    let twice = app.cli(&["numbers", "rollback", "--workspace", "production"]).await;
+    assert_eq!(
+        strip(&app.get_json("/api/numbers").await.1),
+        strip(&live_before)
+    );
+    let twice = app
+        .cli(&["numbers", "rollback", "--workspace", "production"])
+        .await;
     assert_eq!(twice.code, 1);
-    assert!(twice.stderr.contains("no migration to roll back"), "{}", twice.stderr);
+    assert!(
+        twice.stderr.contains("no migration to roll back"),
+        "{}",
+        twice.stderr
+    );
 
     let ai = app
-        .cli(&["numbers", "route", "+14155550201", "--to", "ai", "--assistant", "asst_1"])
+        .cli(&[
+            "numbers",
+            "route",
+            "+14155550201",
+            "--to",
+            "ai",
+            "--assistant",
+            "asst_1",
+        ])
         .await;
     assert_eq!(ai.code, 1, "this engine validates the ai route it was sent");
     assert!(ai.stderr.contains("ai"), "{}", ai.stderr);
-    let no_assistant = app.cli(&["numbers", "route", "+14155550201", "--to", "ai"]).await;
+    let no_assistant = app
+        .cli(&["numbers", "route", "+14155550201", "--to", "ai"])
+        .await;
     assert_eq!(no_assistant.code, 1);
-    assert!(no_assistant.stderr.contains("--assistant"), "{}", no_assistant.stderr);
+    assert!(
+        no_assistant.stderr.contains("--assistant"),
+        "{}",
+        no_assistant.stderr
+    );
 }
 
 #[actix_web::test]
@@ -326,10 +496,15 @@ async fn the_cli_says_so_when_the_engine_cannot_be_reached_or_refuses_its_token(
     .expect("thread")
     .expect("runs");
     assert_eq!(unreachable.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach the engine at http://127.0.0.1:9"));
+    assert!(String::from_utf8_lossy(&unreachable.stderr)
+        .contains("cannot reach the engine at http://127.0.0.1:9"));
     let sync = app.cli(&["numbers", "sync", "--provider", "plivo"]).await;
     assert_eq!(sync.code, 1);
-    assert!(sync.stderr.contains("unknown provider \"plivo\""), "{}", sync.stderr);
+    assert!(
+        sync.stderr.contains("unknown provider \"plivo\""),
+        "{}",
+        sync.stderr
+    );
 }
 
 fn tempdir() -> std::path::PathBuf {

@@ -43,11 +43,16 @@ fn by_number<'a>(entries: &'a [Value], e164: &str, provider: &str) -> &'a Value 
 async fn a_sync_adds_new_numbers_updates_known_ones_and_releases_gone_ones() {
     let fake = FakeProvider::start().await;
     for i in 0..5 {
-        fake.add_twilio(i, &format!("+1415555010{i}"), &format!("line {i}"), "https://old.example/voice");
+        fake.add_twilio(
+            i,
+            &format!("+1415555010{i}"),
+            &format!("line {i}"),
+            "https://old.example/voice",
+        );
     }
     fake.add_vapi("vapi-1", "+18005550100", "Support");
     fake.add_vapi("vapi-2", "+18005550101", "Sales");
-    fake.add_vapi("vapi-3", "+447700900123", "UK");
+    fake.add_vapi("vapi-3", "+447911123456", "UK");
     fake.add_retell("+16285550100", "Front desk");
     let app = engine_with(&fake, &["twilio", "vapi", "retell"]).await;
 
@@ -72,10 +77,22 @@ async fn a_sync_adds_new_numbers_updates_known_ones_and_releases_gone_ones() {
     assert_eq!(entries.len(), 9);
     assert!(entries.iter().all(|e| e["status"] == "AVAILABLE"));
     let free = by_number(&entries, "+18005550100", "vapi");
-    assert_eq!((free["type"].as_str(), free["nickname"].as_str()), (Some("toll-free"), Some("Support")));
-    assert_eq!(by_number(&entries, "+447700900123", "vapi")["type"], "mobile");
-    assert_eq!(by_number(&entries, "+14155550100", "twilio")["type"], "local");
-    assert_eq!(by_number(&entries, "+16285550100", "retell")["provider_id"], "+16285550100");
+    assert_eq!(
+        (free["type"].as_str(), free["nickname"].as_str()),
+        (Some("toll-free"), Some("Support"))
+    );
+    assert_eq!(
+        by_number(&entries, "+447911123456", "vapi")["type"],
+        "mobile"
+    );
+    assert_eq!(
+        by_number(&entries, "+14155550100", "twilio")["type"],
+        "local"
+    );
+    assert_eq!(
+        by_number(&entries, "+16285550100", "retell")["provider_id"],
+        "+16285550100"
+    );
 
     let (_, again) = app.sync_numbers(json!({})).await;
     assert_eq!(counts(&again), (0, 0, 0), "nothing changed: {again}");
@@ -90,15 +107,35 @@ async fn a_sync_adds_new_numbers_updates_known_ones_and_releases_gone_ones() {
     let (_, changed) = app.sync_numbers(json!({})).await;
     assert_eq!(counts(&changed), (1, 1, 2), "{changed}");
     let entries = app.directory("").await;
-    assert_eq!(entries.len(), 10, "released numbers stay, with their history");
-    assert_eq!(by_number(&entries, "+14155550104", "twilio")["status"], "RELEASED");
-    assert_eq!(by_number(&entries, "+16285550100", "retell")["status"], "RELEASED");
-    assert_eq!(by_number(&entries, "+14155550100", "twilio")["nickname"], "Reception");
-    assert_eq!(by_number(&entries, "+14155550109", "twilio")["status"], "AVAILABLE");
+    assert_eq!(
+        entries.len(),
+        10,
+        "released numbers stay, with their history"
+    );
+    assert_eq!(
+        by_number(&entries, "+14155550104", "twilio")["status"],
+        "RELEASED"
+    );
+    assert_eq!(
+        by_number(&entries, "+16285550100", "retell")["status"],
+        "RELEASED"
+    );
+    assert_eq!(
+        by_number(&entries, "+14155550100", "twilio")["nickname"],
+        "Reception"
+    );
+    assert_eq!(
+        by_number(&entries, "+14155550109", "twilio")["status"],
+        "AVAILABLE"
+    );
 
     fake.add_retell("+16285550100", "Front desk");
     let (_, back) = app.sync_numbers(json!({ "provider": "retell" })).await;
-    assert_eq!(counts(&back), (0, 1, 0), "a released number that reappears is AVAILABLE again");
+    assert_eq!(
+        counts(&back),
+        (0, 1, 0),
+        "a released number that reappears is AVAILABLE again"
+    );
     let entries = app.directory("?status=AVAILABLE").await;
     assert!(entries.iter().any(|e| e["e164"] == "+16285550100"));
 }
@@ -118,10 +155,16 @@ async fn a_provider_page_of_malformed_json_changes_nothing_of_that_provider_and_
     assert_eq!(body["code"], "provider-failed");
     assert_eq!(body["failed"][0]["provider"], "twilio");
     let message = body["message"].as_str().unwrap_or_default();
-    assert!(message.contains("twilio (production)") && message.contains("malformed"), "{message}");
+    assert!(
+        message.contains("twilio (production)") && message.contains("malformed"),
+        "{message}"
+    );
     assert_eq!(counts(&body), (1, 0, 0), "Vapi still synced: {body}");
     let entries = app.directory("").await;
-    assert!(entries.iter().all(|e| e["provider"] == "vapi"), "page 1 of Twilio was not kept: {entries:?}");
+    assert!(
+        entries.iter().all(|e| e["provider"] == "vapi"),
+        "page 1 of Twilio was not kept: {entries:?}"
+    );
 
     fake.state().malformed_page = None;
     let (status, body) = app.sync_numbers(json!({ "provider": "twilio" })).await;
@@ -145,7 +188,13 @@ async fn a_provider_page_that_times_out_fails_that_provider_without_a_partial_wr
     }
     let (status, body) = app.sync_numbers(json!({})).await;
     assert_eq!(status, 502, "{body}");
-    assert!(body["message"].as_str().unwrap_or_default().contains("no answer within 1 s"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no answer within 1 s"),
+        "{body}"
+    );
     let entries = app.directory("").await;
     assert!(
         entries.iter().all(|e| e["status"] == "AVAILABLE"),
@@ -162,7 +211,10 @@ async fn bad_credentials_surface_as_a_clear_error_and_write_nothing() {
     twilio.secret = Some("wrong-token".into());
     let mut retell = account(&fake, "retell", "production");
     retell.secret = Some("wrong-key".into());
-    let app = spawn_app_with(TestDb::Sqlite, move |s| s.numbers.accounts = vec![twilio, retell]).await;
+    let app = spawn_app_with(TestDb::Sqlite, move |s| {
+        s.numbers.accounts = vec![twilio, retell]
+    })
+    .await;
 
     let (status, body) = app.sync_numbers(json!({})).await;
     assert_eq!(status, 502, "{body}");
@@ -171,7 +223,10 @@ async fn bad_credentials_surface_as_a_clear_error_and_write_nothing() {
         "twilio (production): bad credentials (the provider answered 401); \
          retell (production): bad credentials (the provider answered 401)"
     );
-    assert!(!body.to_string().contains("wrong-"), "no credential in the answer");
+    assert!(
+        !body.to_string().contains("wrong-"),
+        "no credential in the answer"
+    );
     assert!(app.directory("").await.is_empty());
 }
 
@@ -180,10 +235,21 @@ async fn an_unknown_provider_or_one_not_configured_is_refused() {
     let fake = FakeProvider::start().await;
     let app = engine_with(&fake, &["twilio"]).await;
     let (status, body) = app.sync_numbers(json!({ "provider": "plivo" })).await;
-    assert_eq!((status.as_u16(), body["code"].as_str()), (400, Some("unknown-provider")), "{body}");
-    assert!(body["message"].as_str().unwrap_or_default().contains("plivo"));
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (400, Some("unknown-provider")),
+        "{body}"
+    );
+    assert!(body["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("plivo"));
     let (status, body) = app.sync_numbers(json!({ "provider": "vapi" })).await;
-    assert_eq!((status.as_u16(), body["code"].as_str()), (400, Some("no-provider-account")), "{body}");
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (400, Some("no-provider-account")),
+        "{body}"
+    );
     let (status, body) = app
         .sync_numbers(json!({ "provider": "twilio", "workspace": "Bad Name" }))
         .await;
@@ -215,7 +281,10 @@ async fn a_retell_import_over_a_sip_trunk_keeps_the_password_at_retell_only() {
     assert_eq!(body["sip_trunk"]["termination_uri"], "sip.carrier.example");
     assert_eq!(body["sip_trunk"]["auth_username"], "tr********");
     assert_eq!(body["sip_trunk"]["auth_password"], "********");
-    assert_eq!(fake.state().retell_passwords, vec!["s3cret-pass".to_owned()]);
+    assert_eq!(
+        fake.state().retell_passwords,
+        vec!["s3cret-pass".to_owned()]
+    );
     let shown = app.get_json("/api/directory/numbers/+16285550199").await.1;
     assert!(!shown.to_string().contains("s3cret"), "{shown}");
     assert!(!shown.to_string().contains("trunkuser"), "{shown}");
@@ -231,6 +300,12 @@ async fn a_retell_import_over_a_sip_trunk_keeps_the_password_at_retell_only() {
             )
             .await;
         assert_eq!(status, 400);
-        assert!(error["message"].as_str().unwrap_or_default().contains(field), "{error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(field),
+            "{error}"
+        );
     }
 }
