@@ -189,10 +189,11 @@ pub async fn run(args: NumbersArgs) -> anyhow::Result<i32> {
                 .send(reqwest::Method::POST, "/api/numbers/sync", Some(&body))
                 .await?;
             spinner.finish_and_clear();
-            if status.is_server_error() || status.is_client_error() {
-                if answer.get("added").is_none() {
-                    return Ok(fail(&answer));
-                }
+            if (status.is_server_error() || status.is_client_error())
+                && answer.get("added").is_none()
+            {
+                return Ok(fail(&answer));
+            }
             }
             writeln!(
                 out,
