@@ -194,7 +194,6 @@ pub async fn run(args: NumbersArgs) -> anyhow::Result<i32> {
             {
                 return Ok(fail(&answer));
             }
-            }
             writeln!(
                 out,
                 "added {}, updated {}, released {}",
