@@ -56,6 +56,28 @@ fn provider_failed(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_GATEWAY, "provider-failed", message)
 }
 
+/// The directory's entries that `filter` selects.
+async fn entries(engine: &Engine, filter: &PoolFilter) -> Result<Vec<DirectoryEntry>, ApiError> {
+    Ok(engine
+        .store
+        .directory(filter)
+        .await?
+        .into_iter()
+        .map(DirectoryEntry::from)
+        .collect())
+}
+
+/// The pool rows that `filter` selects.
+async fn pool_rows(engine: &Engine, filter: &PoolFilter) -> Result<Vec<PoolNumber>, ApiError> {
+    Ok(engine
+        .store
+        .directory(filter)
+        .await?
+        .into_iter()
+        .map(|r| r.number)
+        .collect())
+}
+
 /// Parses an optional JSON body (empty = all defaults).
 fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -526,18 +548,16 @@ pub async fn list(
         .as_deref()
         .map(|w| workspace_field(w, "workspace"))
         .transpose()?;
-    let entries: Vec<DirectoryEntry> = engine
-        .store
-        .directory(&PoolFilter {
+    let entries: Vec<DirectoryEntry> = entries(
+        &engine,
+        &PoolFilter {
             workspace: workspace.map(|w| w.to_string()),
             status,
             agent_id: query.agent,
             e164: None,
-        })
-        .await?
-        .into_iter()
-        .map(DirectoryEntry::from)
-        .collect();
+        },
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(entries))
 }
 
@@ -550,16 +570,14 @@ pub async fn show(
 ) -> Result<HttpResponse, ApiError> {
     let (e164, info) = PhoneNumber::parse_with_info(&path)
         .map_err(|e| ApiError::bad_request("bad-field", format!("e164 {e}")))?;
-    let entries: Vec<DirectoryEntry> = engine
-        .store
-        .directory(&PoolFilter {
+    let entries: Vec<DirectoryEntry> = entries(
+        &engine,
+        &PoolFilter {
             e164: Some(e164.to_string()),
             ..PoolFilter::default()
-        })
-        .await?
-        .into_iter()
-        .map(DirectoryEntry::from)
-        .collect();
+        },
+    )
+    .await?;
     let live = engine.store.get_number(e164.as_str()).await?;
     if entries.is_empty() && live.is_none() {
         return Err(ApiError::not_found(format!("no number {e164}")));
@@ -585,17 +603,17 @@ pub async fn agent_numbers(
 ) -> Result<HttpResponse, ApiError> {
     let id = AgentId::parse(&path).map_err(|e| ApiError::bad_request("bad-id", e.to_string()))?;
     let agent = engine.store.get_agent(&id).await?;
-    let entries: Vec<DirectoryEntry> = engine
-        .store
-        .directory(&PoolFilter {
+    let entries: Vec<DirectoryEntry> = entries(
+        &engine,
+        &PoolFilter {
             agent_id: Some(id.to_string()),
             ..PoolFilter::default()
-        })
-        .await?
-        .into_iter()
-        .map(DirectoryEntry::from)
-        .filter(|e| e.status == "ASSIGNED")
-        .collect();
+        },
+    )
+    .await?
+    .into_iter()
+    .filter(|e| e.status == "ASSIGNED")
+    .collect();
     let routes: Vec<serde_json::Value> = engine
         .store
         .list_numbers()
@@ -624,13 +642,7 @@ async fn everything(
     ),
     ApiError,
 > {
-    let entries: Vec<DirectoryEntry> = engine
-        .store
-        .directory(&PoolFilter::default())
-        .await?
-        .into_iter()
-        .map(DirectoryEntry::from)
-        .collect();
+    let entries: Vec<DirectoryEntry> = entries(engine, &PoolFilter::default()).await?;
     let live = engine
         .store
         .list_numbers()
@@ -670,13 +682,7 @@ pub async fn diff(
 ) -> Result<HttpResponse, ApiError> {
     let a = workspace_field(&query.a, "a")?;
     let b = workspace_field(&query.b, "b")?;
-    let entries: Vec<DirectoryEntry> = engine
-        .store
-        .directory(&PoolFilter::default())
-        .await?
-        .into_iter()
-        .map(DirectoryEntry::from)
-        .collect();
+    let entries: Vec<DirectoryEntry> = entries(&engine, &PoolFilter::default()).await?;
     Ok(HttpResponse::Ok().json(checks::diff(&entries, a.as_str(), b.as_str())))
 }
 
@@ -787,17 +793,17 @@ pub async fn migrate(
     if moving.is_empty() {
         return Ok(HttpResponse::Ok().json(json!({ "id": null, "moved": [] })));
     }
-    let pool: Vec<PoolNumber> = engine
-        .store
-        .directory(&PoolFilter {
+    let pool: Vec<PoolNumber> = pool_rows(
+        &engine,
+        &PoolFilter {
             workspace: Some(workspace.to_string()),
             ..PoolFilter::default()
-        })
-        .await?
-        .into_iter()
-        .map(|r| r.number)
-        .filter(|n| n.provider == ProviderKind::Twilio.as_str() && n.status != PoolStatus::Released)
-        .collect();
+        },
+    )
+    .await?
+    .into_iter()
+    .filter(|n| n.provider == ProviderKind::Twilio.as_str() && n.status != PoolStatus::Released)
+    .collect();
     let webhook = engine.voice_webhook_url();
     let twilio = account(&engine, ProviderKind::Twilio.as_str(), &workspace);
     let mut entries = Vec::new();
@@ -918,17 +924,17 @@ pub async fn rollback(
             format!("migration {} was rolled back already", migration.id),
         ));
     }
-    let pool: Vec<PoolNumber> = engine
-        .store
-        .directory(&PoolFilter {
+    let pool: Vec<PoolNumber> = pool_rows(
+        &engine,
+        &PoolFilter {
             workspace: Some(workspace.to_string()),
             ..PoolFilter::default()
-        })
-        .await?
-        .into_iter()
-        .map(|r| r.number)
-        .filter(|n| n.provider == ProviderKind::Twilio.as_str())
-        .collect();
+        },
+    )
+    .await?
+    .into_iter()
+    .filter(|n| n.provider == ProviderKind::Twilio.as_str())
+    .collect();
     let twilio = account(&engine, ProviderKind::Twilio.as_str(), &workspace);
     for entry in &migration.entries {
         let Some(sid) = &entry.twilio_sid else {
