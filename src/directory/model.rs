@@ -164,3 +164,27 @@ pub struct DiffChange {
     pub a: String,
     pub b: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trunk_secrets_are_masked() {
+        let trunk = SipTrunk {
+            termination_uri: Some("sip:user:pw@sip.example.com".into()),
+            auth_username: Some("trunkuser".into()),
+            has_password: true,
+            ..SipTrunk::default()
+        };
+        let masked = MaskedTrunk::of(&trunk);
+        assert_eq!(
+            masked.termination_uri.as_deref(),
+            Some("sip:********@sip.example.com")
+        );
+        assert_eq!(masked.auth_username.as_deref(), Some("tr********"));
+        assert_eq!(masked.auth_password.as_deref(), Some(MASK));
+        assert_eq!(mask_userinfo("sip.example.com"), "sip.example.com");
+        assert_eq!(mask_userinfo("sips://a:b@h:5061"), "sips://********@h:5061");
+    }
+}

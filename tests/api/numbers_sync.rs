@@ -54,6 +54,7 @@ async fn a_sync_adds_new_numbers_updates_known_ones_and_releases_gone_ones() {
     fake.add_vapi("vapi-2", "+18005550101", "Sales");
     fake.add_vapi("vapi-3", "+447911123456", "UK");
     fake.add_retell("+16285550100", "Front desk");
+    fake.state().twilio[1]["trunk_sid"] = "TK0123456789abcdef0123456789abcdef".into();
     let app = engine_with(&fake, &["twilio", "vapi", "retell"]).await;
 
     let (status, body) = app.sync_numbers(json!({})).await;
@@ -92,6 +93,14 @@ async fn a_sync_adds_new_numbers_updates_known_ones_and_releases_gone_ones() {
     assert_eq!(
         by_number(&entries, "+16285550100", "retell")["provider_id"],
         "+16285550100"
+    );
+    assert_eq!(
+        by_number(&entries, "+14155550101", "twilio")["sip_trunk"],
+        json!({ "trunk_sid": "TK0123456789abcdef0123456789abcdef" })
+    );
+    assert_eq!(
+        by_number(&entries, "+14155550100", "twilio")["voice_url"],
+        "https://old.example/voice"
     );
 
     let (_, again) = app.sync_numbers(json!({})).await;
