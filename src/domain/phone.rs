@@ -26,6 +26,16 @@ impl PhoneNumber {
             .map(|number| Self(number.format().mode(phonenumber::Mode::E164).to_string()))
     }
 
+    /// [`PhoneNumber::parse`] and the number's type (`local`, `toll-free`…): the
+    /// cheaper half of [`PhoneNumber::parse_with_info`], for bulk work.
+    pub fn parse_with_type(raw: &str) -> Result<(Self, &'static str), PhoneError> {
+        let number = parse_valid(raw)?;
+        Ok((
+            Self(number.format().mode(phonenumber::Mode::E164).to_string()),
+            type_name(&number),
+        ))
+    }
+
     /// [`PhoneNumber::parse`], and what the metadata says of the number.
     pub fn parse_with_info(raw: &str) -> Result<(Self, NumberInfo), PhoneError> {
         let number = parse_valid(raw)?;
@@ -77,23 +87,27 @@ pub struct NumberInfo {
     pub region: Option<String>,
 }
 
+/// The metadata's type of a valid number, in the directory's words.
+fn type_name(number: &phonenumber::PhoneNumber) -> &'static str {
+    use phonenumber::Type;
+    match number.number_type(&phonenumber::metadata::DATABASE) {
+        Type::FixedLine | Type::FixedLineOrMobile => "local",
+        Type::Mobile => "mobile",
+        Type::TollFree => "toll-free",
+        Type::PremiumRate => "premium-rate",
+        Type::SharedCost => "shared-cost",
+        Type::PersonalNumber => "personal",
+        Type::Voip => "voip",
+        Type::Pager => "pager",
+        Type::Uan => "uan",
+        Type::Voicemail => "voicemail",
+        _ => "unknown",
+    }
+}
+
 impl NumberInfo {
     fn of(number: &phonenumber::PhoneNumber) -> Self {
-        use phonenumber::Type;
-        let kind = number.number_type(&phonenumber::metadata::DATABASE);
-        let number_type = match kind {
-            Type::FixedLine | Type::FixedLineOrMobile => "local",
-            Type::Mobile => "mobile",
-            Type::TollFree => "toll-free",
-            Type::PremiumRate => "premium-rate",
-            Type::SharedCost => "shared-cost",
-            Type::PersonalNumber => "personal",
-            Type::Voip => "voip",
-            Type::Pager => "pager",
-            Type::Uan => "uan",
-            Type::Voicemail => "voicemail",
-            _ => "unknown",
-        };
+        let number_type = type_name(number);
         let national = number
             .format()
             .mode(phonenumber::Mode::National)

@@ -163,11 +163,12 @@ impl ProviderAccount {
         &self,
         page: &mut (dyn FnMut(usize) + Send),
     ) -> Result<Vec<SyncedNumber>, ProviderError> {
-        match &self.client {
-            Client::Twilio(c) => c.list_numbers(page).await,
-            Client::Vapi(c) => c.list_numbers(page).await,
-            Client::Retell(c) => c.list_numbers(page).await,
-        }
+        let (raw, http) = match &self.client {
+            Client::Twilio(c) => (c.list_numbers(page).await?, &c.http),
+            Client::Vapi(c) => (c.list_numbers(page).await?, &c.http),
+            Client::Retell(c) => (c.list_numbers(page).await?, &c.http),
+        };
+        classify(http, raw).await
     }
 
     /// Hands `number` to an agent at the provider: Vapi's assistant, Retell's
@@ -234,7 +235,13 @@ impl ProviderAccount {
     /// Retell only: imports a number reached over a SIP trunk.
     pub async fn import(&self, import: &retell::Import) -> Result<SyncedNumber, ProviderError> {
         match &self.client {
-            Client::Retell(c) => c.import(import).await,
+            Client::Retell(c) => {
+                let raw = c.import(import).await?;
+                classify(&c.http, vec![raw])
+                    .await?
+                    .pop()
+                    .ok_or_else(|| c.http.malformed("the import answered no number"))
+            }
             _ => Err(ProviderError::Unsupported {
                 account: self.label(),
                 what: "importing a number over a SIP trunk",
@@ -320,27 +327,65 @@ fn without_url(err: &reqwest::Error) -> String {
     text
 }
 
-/// A provider's number in our terms: E.164 checked and typed by libphonenumber.
+/// A number as the provider listed it, before libphonenumber has looked at it.
 pub(crate) fn synced(
-    http: &Http,
     provider_id: String,
     raw_number: &str,
     nickname: Option<String>,
     voice_url: Option<String>,
     provider_agent: Option<String>,
     sip_trunk: Option<SipTrunk>,
-) -> Result<SyncedNumber, ProviderError> {
-    let (e164, info) = PhoneNumber::parse_with_info(raw_number)
-        .map_err(|e| http.malformed(format!("number {raw_number:?} of {provider_id} {e}")))?;
-    Ok(SyncedNumber {
+) -> SyncedNumber {
+    SyncedNumber {
         provider_id,
-        e164: e164.into_string(),
-        number_type: info.number_type.to_owned(),
+        e164: raw_number.to_owned(),
+        number_type: String::new(),
         nickname: nickname.filter(|n| !n.is_empty()),
         voice_url: voice_url.filter(|u| !u.is_empty()),
         provider_agent: provider_agent.filter(|a| !a.is_empty()),
         sip_trunk,
+    }
+}
+
+/// Parses every listed number (E.164 checked, type from the metadata), on the
+/// blocking threads and split over the cores: libphonenumber's parsing is the
+/// costly part of a large sync, and it must not hold up the engine's event loop.
+/// One invalid number fails the list: a sync never half-applies.
+async fn classify(
+    http: &Http,
+    numbers: Vec<SyncedNumber>,
+) -> Result<Vec<SyncedNumber>, ProviderError> {
+    let account = http.account.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = numbers.len().div_ceil(threads).max(1);
+        let mut numbers = numbers;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = numbers
+                .chunks_mut(chunk)
+                .map(|part| scope.spawn(move || part.iter_mut().try_for_each(classify_one)))
+                .collect();
+            workers.into_iter().try_for_each(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err("a parser thread panicked".to_owned()))
+            })
+        })
+        .map(|()| numbers)
     })
+    .await
+    .map_err(|e| ProviderError::Malformed {
+        account: account.clone(),
+        detail: format!("parsing the numbers failed: {e}"),
+    })?;
+    parsed.map_err(|detail| http.malformed(detail))
+}
+
+fn classify_one(number: &mut SyncedNumber) -> Result<(), String> {
+    let (e164, number_type) = PhoneNumber::parse_with_type(&number.e164)
+        .map_err(|e| format!("number {:?} of {} {e}", number.e164, number.provider_id))?;
+    number.e164 = e164.into_string();
+    number.number_type = number_type.to_owned();
+    Ok(())
 }
 
 /// The provider accounts of `settings`: Twilio, Vapi and Retell from the

@@ -11,7 +11,7 @@ use crate::store::pool::{SipTrunk, SyncedNumber};
 
 #[derive(Clone)]
 pub struct RetellClient {
-    http: Http,
+    pub(crate) http: Http,
     api_key: SecretString,
 }
 
@@ -55,11 +55,7 @@ impl RetellClient {
             .bearer_auth(self.api_key.expose_secret())
     }
 
-    fn to_synced(
-        &self,
-        n: RetellNumber,
-        has_password: bool,
-    ) -> Result<SyncedNumber, ProviderError> {
+    fn to_synced(&self, n: RetellNumber, has_password: bool) -> SyncedNumber {
         let trunk = n.termination_uri.clone().map(|uri| SipTrunk {
             termination_uri: Some(uri),
             auth_username: n.sip_trunk_auth_username.clone(),
@@ -69,7 +65,6 @@ impl RetellClient {
         // Retell identifies a number by its E.164 form.
         let agent = n.inbound_agent_id.or(n.outbound_agent_id);
         synced(
-            &self.http,
             n.phone_number.clone(),
             &n.phone_number,
             n.nickname,
@@ -89,12 +84,13 @@ impl RetellClient {
             .send(self.request(reqwest::Method::GET, &url))
             .await?;
         progress(page.len());
-        page.into_iter()
+        Ok(page
+            .into_iter()
             .map(|n| {
                 let has_password = n.sip_trunk_auth_username.is_some();
                 self.to_synced(n, has_password)
             })
-            .collect()
+            .collect())
     }
 
     pub(crate) async fn set_agent(
@@ -126,6 +122,6 @@ impl RetellClient {
             .http
             .send(self.request(reqwest::Method::POST, &url).json(import))
             .await?;
-        self.to_synced(number, import.sip_trunk_auth_password.is_some())
+        Ok(self.to_synced(number, import.sip_trunk_auth_password.is_some()))
     }
 }

@@ -14,7 +14,7 @@ const MAX_PAGE_SIZE: usize = 1000;
 
 #[derive(Clone)]
 pub struct TwilioClient {
-    http: Http,
+    pub(crate) http: Http,
     account_sid: String,
     auth_token: SecretString,
 }
@@ -86,14 +86,13 @@ impl TwilioClient {
                         ..SipTrunk::default()
                     });
                 numbers.push(synced(
-                    &self.http,
                     n.sid,
                     &n.phone_number,
                     n.friendly_name,
                     n.voice_url,
                     None,
                     trunk,
-                )?);
+                ));
             }
             match page.next_page_uri.filter(|u| !u.is_empty()) {
                 // Relative to the API's base, as twilio-python's Page does it.

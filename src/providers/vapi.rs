@@ -12,7 +12,7 @@ use crate::store::pool::{SipTrunk, SyncedNumber};
 
 #[derive(Clone)]
 pub struct VapiClient {
-    http: Http,
+    pub(crate) http: Http,
     api_key: SecretString,
 }
 
@@ -80,15 +80,7 @@ impl VapiClient {
                     sip_uri: n.sip_uri.clone(),
                     ..SipTrunk::default()
                 });
-                numbers.push(synced(
-                    &self.http,
-                    n.id,
-                    raw,
-                    n.name,
-                    None,
-                    n.assistant_id,
-                    trunk,
-                )?);
+                numbers.push(synced(n.id, raw, n.name, None, n.assistant_id, trunk));
             }
             match oldest {
                 Some(oldest) if full && before.as_ref() != Some(&oldest) => before = Some(oldest),
