@@ -105,6 +105,10 @@ struct AccountResult {
     workspace: String,
     #[serde(flatten)]
     counts: SyncCounts,
+    pages: usize,
+    /// Time spent fetching and parsing the provider's pages, and applying them.
+    fetch_ms: u64,
+    store_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -155,7 +159,9 @@ pub async fn sync(
     let (mut done, mut failed) = (Vec::new(), Vec::new());
     for account in accounts {
         let mut pages = 0usize;
+        let started = std::time::Instant::now();
         let listed = account.list_numbers(&mut |_| pages += 1).await;
+        let fetched = started.elapsed();
         let result = match listed {
             Ok(numbers) => engine
                 .store
@@ -169,7 +175,14 @@ pub async fn sync(
         };
         match result {
             Ok(counts) => {
-                tracing::info!(account = %account.label(), pages, ?counts, "numbers synced");
+                tracing::info!(
+                    account = %account.label(),
+                    pages,
+                    ?counts,
+                    fetch_ms = fetched.as_millis() as u64,
+                    store_ms = (started.elapsed() - fetched).as_millis() as u64,
+                    "numbers synced"
+                );
                 total.added += counts.added;
                 total.updated += counts.updated;
                 total.released += counts.released;
@@ -177,6 +190,9 @@ pub async fn sync(
                     provider: account.kind.as_str(),
                     workspace: account.workspace.to_string(),
                     counts,
+                    pages,
+                    fetch_ms: fetched.as_millis() as u64,
+                    store_ms: (started.elapsed() - fetched).as_millis() as u64,
                 });
             }
             Err(error) => {

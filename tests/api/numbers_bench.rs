@@ -83,6 +83,7 @@ async fn numbers_bench_sync_list_and_report_of_100_000_numbers() {
     let sync = started.elapsed();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["added"], NUMBERS);
+    println!("sync answer: {}", body["accounts"]);
     println!(
         "sync of {NUMBERS} numbers (100 pages of 1000): {:.2} s; test-process peak RSS {} MiB (before sync {} MiB)",
         sync.as_secs_f64(),
@@ -99,6 +100,23 @@ async fn numbers_bench_sync_list_and_report_of_100_000_numbers() {
         started.elapsed().as_secs_f64()
     );
 
+    let started = Instant::now();
+    let client = awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(600))
+        .finish();
+    let mut res = client
+        .get(format!("{}/api/directory", app.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("the engine answers");
+    let bytes = res.body().limit(1 << 30).await.expect("body");
+    assert_eq!(res.status(), 200);
+    println!(
+        "GET /api/directory (engine side of list/report): {:.2} s, {} bytes",
+        started.elapsed().as_secs_f64(),
+        bytes.len()
+    );
     for args in [
         vec!["numbers", "list"],
         vec!["numbers", "report", "--format", "table"],
