@@ -33,6 +33,8 @@ CREATE TABLE phone_numbers (
 CREATE INDEX phone_numbers_by_e164 ON phone_numbers (e164);
 CREATE INDEX phone_numbers_by_agent ON phone_numbers (agent_id);
 CREATE INDEX phone_numbers_by_status ON phone_numbers (workspace, status, e164);
+-- the directory's order
+CREATE INDEX phone_numbers_by_workspace ON phone_numbers (workspace, e164, provider, provider_id);
 
 CREATE TABLE route_migrations (
     id              TEXT    NOT NULL PRIMARY KEY,

