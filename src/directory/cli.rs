@@ -547,17 +547,31 @@ impl Engine {
         Ok((status, value))
     }
 
-    /// GET, failing with the engine's message on an error status.
+    /// GET, failing with the engine's message on an error status. The answer is
+    /// read straight into `T` (a listing can be tens of megabytes).
     async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let (status, value) = self.send(reqwest::Method::GET, path, None).await?;
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the engine at {}", self.base))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .context("reading the engine's answer")?;
         if !status.is_success() {
+            let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             anyhow::bail!(
                 "{} ({})",
                 value["message"].as_str().unwrap_or("the engine refused"),
                 value["code"].as_str().unwrap_or(status.as_str())
             );
         }
-        serde_json::from_value(value).context("the engine's answer is not what was expected")
+        serde_json::from_slice(&bytes).context("the engine's answer is not what was expected")
     }
 
     async fn entries(

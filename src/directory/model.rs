@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::pool::{DirectoryRow, SipTrunk};
 
-/// One number of one provider account in one workspace.
+/// One number of one provider account in one workspace. Absent fields are `null`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryEntry {
     pub id: String,
@@ -18,21 +18,30 @@ pub struct DirectoryEntry {
     pub provider_id: String,
     /// `AVAILABLE`, `ASSIGNED` or `RELEASED`.
     pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nickname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
     /// `None` when there is no agent, or it no longer exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_name: Option<String>,
     /// The agent's own workspace (`None` when it no longer exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_workspace: Option<String>,
     /// The agent or assistant the provider itself has on the number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voice_url: Option<String>,
     /// Masked: never a password, user names shortened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sip_trunk: Option<MaskedTrunk>,
     /// The live route in this workspace, when the number is live here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<serde_json::Value>,
     pub created_at: i64,
     pub updated_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released_at: Option<i64>,
 }
 

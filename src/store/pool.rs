@@ -20,7 +20,7 @@ use super::{Backend, Store, StoreError};
 
 /// Rows per multi-row INSERT during a sync: 14 columns × 400 stays far below every
 /// backend's parameter limit.
-const INSERT_ROWS_PER_STATEMENT: usize = 50;
+const INSERT_ROWS_PER_STATEMENT: usize = 20;
 /// Ids per `IN (…)` list.
 const IDS_PER_STATEMENT: usize = 500;
 /// A claim that lost a race for a row tries the next one; this many times at most.
