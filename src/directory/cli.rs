@@ -409,7 +409,10 @@ fn progress(len: Option<u64>, message: &'static str) -> ProgressBar {
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         ),
         None => {
-            let spinner = ProgressBar::with_draw_target(None, target);
+            let spinner = ProgressBar::with_draw_target(None, target).with_style(
+                ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             spinner.enable_steady_tick(Duration::from_millis(100));
             spinner
         }
