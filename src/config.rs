@@ -271,4 +271,53 @@ mod tests {
         );
         assert!(!format!("{s:?}").contains("secret"), "secrets never print");
     }
+
+    #[test]
+    fn provider_accounts_come_from_the_environment() {
+        let mut s = Settings::defaults();
+        s.numbers.accounts.push(AccountSettings {
+            provider: "twilio".into(),
+            workspace: "staging".into(),
+            api_base: String::new(),
+            account_sid: "AC2".into(),
+            secret_env: "TWILIO_STAGING_AUTH_TOKEN".into(),
+            secret: None,
+        });
+        s.apply_env(|name| match name {
+            "VAPI_API_KEY" => Some("vapi-key".into()),
+            "RETELL_API_BASE" => Some("http://127.0.0.1:9/retell".into()),
+            "TWILIO_STAGING_AUTH_TOKEN" => Some("staging-token".into()),
+            _ => None,
+        });
+        assert_eq!(
+            s.numbers
+                .vapi
+                .api_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_owned()),
+            Some("vapi-key".to_owned())
+        );
+        assert_eq!(s.numbers.retell.api_base, "http://127.0.0.1:9/retell");
+        assert!(s.numbers.retell.api_key.is_none());
+        assert_eq!(
+            s.numbers.accounts[0]
+                .secret
+                .as_ref()
+                .map(|k| k.expose_secret().to_owned()),
+            Some("staging-token".to_owned())
+        );
+        let accounts = crate::providers::accounts_from(&s).expect("valid accounts");
+        let labels: Vec<String> = accounts.iter().map(|a| a.label()).collect();
+        assert_eq!(labels, ["vapi (production)", "twilio (staging)"]);
+        assert!(
+            !format!("{s:?}").contains("staging-token"),
+            "secrets never print"
+        );
+
+        s.numbers.accounts[0].provider = "plivo".into();
+        assert!(
+            s.validate().is_err(),
+            "an unknown provider is refused at start-up"
+        );
+    }
 }

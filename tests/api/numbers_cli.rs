@@ -331,12 +331,21 @@ async fn export_writes_a_master_file_and_one_per_workspace_without_credentials()
 
 #[actix_web::test]
 async fn migrate_moves_a_share_and_rollback_restores_routes_and_twilio_webhooks_exactly() {
+    cut_over_and_back(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn migrate_and_rollback_restore_exactly_on_postgres() {
+    cut_over_and_back(TestDb::Postgres).await;
+}
+
+async fn cut_over_and_back(db: TestDb) {
     let fake = FakeProvider::start().await;
     let other = "https://other-platform.example/voice";
     for i in 1..=4 {
         fake.add_twilio(i, &format!("+1415555020{i}"), "", other);
     }
-    let app = spawn_app_with(TestDb::Sqlite, {
+    let app = spawn_app_with(db, {
         let accounts = vec![account(&fake, "twilio", "production")];
         move |s| s.numbers.accounts = accounts
     })

@@ -12,11 +12,15 @@ use crate::helpers::{spawn_app_with, TestApp};
 
 /// An engine with the three providers' `production` accounts on `fake`; pages of 2.
 async fn engine_with(fake: &FakeProvider, providers: &[&str]) -> TestApp {
+    engine_on(TestDb::Sqlite, fake, providers).await
+}
+
+async fn engine_on(db: TestDb, fake: &FakeProvider, providers: &[&str]) -> TestApp {
     let accounts = providers
         .iter()
         .map(|p| account(fake, p, "production"))
         .collect();
-    spawn_app_with(TestDb::Sqlite, move |s| {
+    spawn_app_with(db, move |s| {
         s.numbers.accounts = accounts;
         s.numbers.page_size = 2;
         s.numbers.request_timeout_secs = 1.0;
@@ -41,6 +45,15 @@ fn by_number<'a>(entries: &'a [Value], e164: &str, provider: &str) -> &'a Value 
 
 #[actix_web::test]
 async fn a_sync_adds_new_numbers_updates_known_ones_and_releases_gone_ones() {
+    sync_lifecycle(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_sync_adds_new_numbers_updates_known_ones_and_releases_gone_ones_on_postgres() {
+    sync_lifecycle(TestDb::Postgres).await;
+}
+
+async fn sync_lifecycle(db: TestDb) {
     let fake = FakeProvider::start().await;
     for i in 0..5 {
         fake.add_twilio(
@@ -55,7 +68,7 @@ async fn a_sync_adds_new_numbers_updates_known_ones_and_releases_gone_ones() {
     fake.add_vapi("vapi-3", "+447911123456", "UK");
     fake.add_retell("+16285550100", "Front desk");
     fake.state().twilio[1]["trunk_sid"] = "TK0123456789abcdef0123456789abcdef".into();
-    let app = engine_with(&fake, &["twilio", "vapi", "retell"]).await;
+    let app = engine_on(db, &fake, &["twilio", "vapi", "retell"]).await;
 
     let (status, body) = app.sync_numbers(json!({})).await;
     assert_eq!(status, 200, "{body}");
