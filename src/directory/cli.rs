@@ -524,12 +524,13 @@ impl Engine {
         })
     }
 
-    async fn send(
+    /// One request; the status and the raw answer.
+    async fn raw(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
-    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    ) -> anyhow::Result<(reqwest::StatusCode, bytes::Bytes)> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -546,26 +547,27 @@ impl Engine {
             .bytes()
             .await
             .context("reading the engine's answer")?;
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok((status, value))
+        Ok((status, bytes))
+    }
+
+    /// One request; the answer as JSON (`Null` when it is not JSON).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+        let (status, bytes) = self.raw(method, path, body).await?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
     /// GET, failing with the engine's message on an error status. The answer is
     /// read straight into `T` (a listing can be tens of megabytes).
     async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let mut request = self.http.get(format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the engine at {}", self.base))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .context("reading the engine's answer")?;
+        let (status, bytes) = self.raw(reqwest::Method::GET, path, None).await?;
         if !status.is_success() {
             let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             anyhow::bail!(
