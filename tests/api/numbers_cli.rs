@@ -507,6 +507,13 @@ async fn the_cli_says_so_when_the_engine_cannot_be_reached_or_refuses_its_token(
     assert_eq!(unreachable.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unreachable.stderr)
         .contains("cannot reach the engine at http://127.0.0.1:9"));
+    let refused = app.cli(&["numbers", "list", "--token", "wrong"]).await;
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("wrong admin token (unauthorized)"),
+        "{}",
+        refused.stderr
+    );
     let sync = app.cli(&["numbers", "sync", "--provider", "plivo"]).await;
     assert_eq!(sync.code, 1);
     assert!(
