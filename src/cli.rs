@@ -23,4 +23,7 @@ pub enum Command {
     /// Play Twilio and softphones against a fresh engine and report latency, loss,
     /// CPU and memory.
     Loadtest(crate::loadtest::LoadtestArgs),
+    /// The phone-number directory of a running engine: list, show, agent-numbers,
+    /// unassigned, sync, validate, report, diff, export, route, migrate, rollback.
+    Numbers(crate::directory::cli::NumbersArgs),
 }

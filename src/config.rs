@@ -32,6 +32,52 @@ pub struct Settings {
     pub pricing: Pricing,
     /// The post-call summary model.
     pub summary: SummarySettings,
+    pub numbers: NumbersSettings,
+}
+
+/// The phone-number pool: provider accounts and how to talk to them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NumbersSettings {
+    /// Every provider request gives up after this long.
+    pub request_timeout_secs: f64,
+    /// Numbers asked per page of providers that page (Twilio: at most 1,000).
+    pub page_size: usize,
+    /// The workspace of the accounts set by environment variables.
+    pub default_workspace: String,
+    pub vapi: ApiKeySettings,
+    pub retell: ApiKeySettings,
+    /// Further accounts (another workspace, another Twilio account…).
+    #[serde(default)]
+    pub accounts: Vec<AccountSettings>,
+}
+
+/// Vapi or Retell: a base URL and a bearer API key.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiKeySettings {
+    pub api_base: String,
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+}
+
+/// One more provider account, e.g. the staging Twilio account.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccountSettings {
+    /// `twilio`, `vapi` or `retell`.
+    pub provider: String,
+    pub workspace: String,
+    /// Empty: the provider's own.
+    #[serde(default)]
+    pub api_base: String,
+    /// Twilio only.
+    #[serde(default)]
+    pub account_sid: String,
+    /// The environment variable holding the auth token or API key: credentials
+    /// stay out of files.
+    #[serde(default)]
+    pub secret_env: String,
+    /// Filled from `secret_env` at load (or set directly by embedders and tests).
+    #[serde(skip)]
+    pub secret: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -217,6 +263,21 @@ impl Settings {
         if let Some(key) = summary_key {
             self.summary.api_key = Some(key);
         }
+        set(&mut self.numbers.vapi.api_base, "VAPI_API_BASE");
+        set(&mut self.numbers.retell.api_base, "RETELL_API_BASE");
+        if let Some(key) = secret("VAPI_API_KEY") {
+            self.numbers.vapi.api_key = Some(key);
+        }
+        if let Some(key) = secret("RETELL_API_KEY") {
+            self.numbers.retell.api_key = Some(key);
+        }
+        for account in &mut self.numbers.accounts {
+            if !account.secret_env.is_empty() {
+                if let Some(value) = secret(&account.secret_env) {
+                    account.secret = Some(value);
+                }
+            }
+        }
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -281,6 +342,17 @@ impl Settings {
             anyhow::ensure!(
                 rate.is_finite() && rate >= 0.0,
                 "pricing: every rate must be a number ≥ 0"
+            );
+        }
+        anyhow::ensure!(
+            self.numbers.request_timeout_secs > 0.0,
+            "numbers.request_timeout_secs must be positive"
+        );
+        for account in &self.numbers.accounts {
+            anyhow::ensure!(
+                crate::providers::ProviderKind::parse(&account.provider).is_some(),
+                "numbers.accounts: unknown provider {:?} (twilio, vapi or retell)",
+                account.provider
             );
         }
         Ok(())
@@ -373,5 +445,54 @@ mod tests {
         let mut s = Settings::defaults();
         s.pricing.media_stream_per_min = -1.0;
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn provider_accounts_come_from_the_environment() {
+        let mut s = Settings::defaults();
+        s.numbers.accounts.push(AccountSettings {
+            provider: "twilio".into(),
+            workspace: "staging".into(),
+            api_base: String::new(),
+            account_sid: "AC2".into(),
+            secret_env: "TWILIO_STAGING_AUTH_TOKEN".into(),
+            secret: None,
+        });
+        s.apply_env(|name| match name {
+            "VAPI_API_KEY" => Some("vapi-key".into()),
+            "RETELL_API_BASE" => Some("http://127.0.0.1:9/retell".into()),
+            "TWILIO_STAGING_AUTH_TOKEN" => Some("staging-token".into()),
+            _ => None,
+        });
+        assert_eq!(
+            s.numbers
+                .vapi
+                .api_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_owned()),
+            Some("vapi-key".to_owned())
+        );
+        assert_eq!(s.numbers.retell.api_base, "http://127.0.0.1:9/retell");
+        assert!(s.numbers.retell.api_key.is_none());
+        assert_eq!(
+            s.numbers.accounts[0]
+                .secret
+                .as_ref()
+                .map(|k| k.expose_secret().to_owned()),
+            Some("staging-token".to_owned())
+        );
+        let accounts = crate::providers::accounts_from(&s).expect("valid accounts");
+        let labels: Vec<String> = accounts.iter().map(|a| a.label()).collect();
+        assert_eq!(labels, ["vapi (production)", "twilio (staging)"]);
+        assert!(
+            !format!("{s:?}").contains("staging-token"),
+            "secrets never print"
+        );
+
+        s.numbers.accounts[0].provider = "plivo".into();
+        assert!(
+            s.validate().is_err(),
+            "an unknown provider is refused at start-up"
+        );
     }
 }

@@ -13,6 +13,9 @@
 //! - [`store`]: sqlx storage (SQLite or PostgreSQL) and the journal writer.
 //! - [`domain`]: types parsed at the edge (phone numbers).
 //! - [`health`], [`metrics`]: `/healthz`, `/metrics`.
+//! - [`providers`]: REST clients of Twilio, Vapi and Retell (phone numbers).
+//! - [`directory`]: the number directory's checks and reports, and the
+//!   `switchboard numbers` command line (a client of a running engine).
 //! - [`loadtest`]: the load generator behind `switchboard loadtest`.
 //!
 //! The actors themselves live in the `switchboard-actors` crate.
@@ -21,10 +24,12 @@ pub mod ai;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod domain;
 pub mod health;
 pub mod loadtest;
 pub mod metrics;
+pub mod providers;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -6,8 +6,11 @@ use switchboard::store::Store;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    switchboard::telemetry::init();
     let cli = Cli::parse();
+    // The numbers commands print results on stdout: no log lines among them.
+    if !matches!(cli.command, Command::Numbers(_)) {
+        switchboard::telemetry::init();
+    }
     match cli.command {
         Command::Serve => {
             let settings = Settings::load(cli.config.as_deref())?;
@@ -22,6 +25,16 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
         }
         Command::Loadtest(args) => switchboard::loadtest::run(args).await?,
+        Command::Numbers(args) => {
+            let status = match switchboard::directory::cli::run(args).await {
+                Ok(status) => status,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    1
+                }
+            };
+            std::process::exit(status);
+        }
     }
     Ok(())
 }

@@ -43,9 +43,16 @@ pub struct Engine {
     pub call_config: Arc<CallConfig>,
     pub seat_config: SeatConfig,
     pub outbox_limits: OutboxLimits,
+    /// The phone-number providers' accounts (Twilio, Vapi, Retell), by workspace.
+    pub providers: Arc<[crate::providers::ProviderAccount]>,
 }
 
 impl Engine {
+    /// The voice webhook switchboard's numbers point at.
+    pub fn voice_webhook_url(&self) -> String {
+        format!("{}/twilio/voice", self.public_url)
+    }
+
     /// The `ws(s)://` URL Twilio opens the media stream on.
     pub fn stream_url(&self) -> String {
         let base = &self.public_url;
@@ -244,6 +251,8 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
         audio_frames: ws.audio_queue_frames,
         control_messages: ws.control_queue_messages,
     };
+    let providers: Arc<[crate::providers::ProviderAccount]> =
+        crate::providers::accounts_from(&settings)?.into();
     tracing::info!(
         public_url = %public_url,
         database = ?store.backend(),
@@ -263,5 +272,6 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
         call_config,
         seat_config,
         outbox_limits,
+        providers,
     })
 }

@@ -1,4 +1,6 @@
-//! `POST /api/agents`, `GET /api/agents`, `GET /api/agents/{id}`.
+//! `POST /api/agents` (optionally with an automatically assigned number), `GET
+//! /api/agents`, `GET /api/agents/{id}`, `PATCH /api/agents/{id}` (never its
+//! number), `DELETE /api/agents/{id}` (its numbers go back to the pool).
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -14,6 +16,13 @@ use crate::store::agents::{AgentRecord, NewAgent};
 pub struct CreateAgent {
     name: String,
     workspace: String,
+    /// Take an AVAILABLE number of the workspace for this agent.
+    #[serde(default)]
+    assign_number: bool,
+    /// The agent (Retell) or assistant (Vapi) id at the provider; default the
+    /// agent's own id.
+    #[serde(default)]
+    provider_agent_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -61,9 +70,102 @@ pub async fn create(
         })
         .await?;
     tracing::info!(agent_id = %agent.id, "agent created");
+    let assigned = if body.assign_number {
+        let provider_agent = body
+            .provider_agent_id
+            .clone()
+            .unwrap_or_else(|| agent.id.to_string());
+        Some(
+            super::directory::assign_any(&engine, &agent.id, &agent.workspace, &provider_agent)
+                .await,
+        )
+    } else {
+        None
+    };
     let mut json = serde_json::to_value(AgentJson::from(agent)).unwrap_or_default();
     json["token"] = token.into();
+    match assigned {
+        Some(Ok(number)) => {
+            json["number"] = number.e164.into();
+            json["warnings"] = serde_json::json!([]);
+        }
+        Some(Err(warning)) => {
+            json["number"] = serde_json::Value::Null;
+            json["warnings"] = serde_json::json!([warning]);
+        }
+        None => {}
+    }
     Ok(HttpResponse::Created().json(json))
+}
+
+/// Changes an agent's name. Its number and workspace are not changed here: the
+/// number is the agent's for its life (delete the agent to give it back).
+pub async fn update(
+    _admin: Admin,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+    body: web::Json<serde_json::Map<String, serde_json::Value>>,
+) -> Result<HttpResponse, ApiError> {
+    let id = AgentId::parse(&path).map_err(|e| ApiError::bad_request("bad-id", e.to_string()))?;
+    let mut name = None;
+    for (field, value) in body.into_inner() {
+        match field.as_str() {
+            "name" => name = Some(value),
+            "number" | "numbers" | "e164" | "phone_number" | "assign_number" => {
+                return Err(ApiError::bad_request(
+                    "number-immutable",
+                    format!(
+                        "{field}: an agent's number cannot be changed; delete the agent to \
+                         return its number to the pool"
+                    ),
+                ))
+            }
+            "workspace" => {
+                return Err(ApiError::bad_request(
+                    "workspace-immutable",
+                    "workspace: an agent cannot move to another workspace",
+                ))
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "bad-field",
+                    format!("{other}: unknown field (only name can be changed)"),
+                ))
+            }
+        }
+    }
+    let name = name
+        .as_ref()
+        .and_then(|n| n.as_str())
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && n.chars().count() <= 100)
+        .ok_or_else(|| ApiError::bad_request("bad-field", "name must be 1 to 100 characters"))?;
+    let agent = engine
+        .store
+        .rename_agent(&id, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?;
+    Ok(HttpResponse::Ok().json(AgentJson::from(agent)))
+}
+
+/// Deletes an agent: its numbers are taken off it at their provider and go back to
+/// the pool (AVAILABLE). A provider that refuses leaves everything as it was.
+pub async fn delete(
+    _admin: Admin,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = AgentId::parse(&path).map_err(|e| ApiError::bad_request("bad-id", e.to_string()))?;
+    if engine.store.get_agent(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no agent {id}")));
+    }
+    let released = super::directory::unassign_agent(&engine, &id).await?;
+    engine.store.delete_agent(&id).await?;
+    tracing::info!(agent_id = %id, numbers = released.len(), "agent deleted");
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "id": id.to_string(),
+        "released_numbers": released,
+    })))
 }
 
 pub async fn list(_admin: Admin, engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {

@@ -4,6 +4,7 @@ pub mod agents;
 pub mod assistants;
 pub mod auth;
 pub mod calls;
+pub mod directory;
 pub mod error;
 pub mod numbers;
 
@@ -29,6 +30,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/assistants/{id}", web::get().to(assistants::get))
             .route("/assistants/{id}", web::put().to(assistants::update))
             .route("/assistants/{id}", web::delete().to(assistants::delete))
+            .route("/agents/{id}", web::delete().to(agents::delete))
+            .route("/agents/{id}", web::patch().to(agents::update))
+            // The pool and directory (before `/numbers/{e164}`, which would take
+            // `/numbers/sync` for itself).
+            .route("/numbers/sync", web::post().to(directory::sync))
+            .route("/numbers/import", web::post().to(directory::import))
+            .route("/numbers/migrate", web::post().to(directory::migrate))
+            .route("/numbers/rollback", web::post().to(directory::rollback))
+            .route("/numbers/{e164}/route", web::put().to(directory::set_route))
+            .route("/directory", web::get().to(directory::list))
+            .route("/directory/validate", web::get().to(directory::validate))
+            .route("/directory/diff", web::get().to(directory::diff))
+            .route("/directory/assign", web::post().to(directory::assign))
+            .route("/directory/numbers/{e164}", web::get().to(directory::show))
+            .route(
+                "/directory/agents/{id}",
+                web::get().to(directory::agent_numbers),
+            )
             .route("/numbers", web::post().to(numbers::create))
             .route("/numbers", web::get().to(numbers::list))
             .route("/numbers/{e164}", web::get().to(numbers::get))

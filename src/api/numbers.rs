@@ -42,7 +42,7 @@ impl From<NumberRecord> for NumberJson {
 }
 
 /// Parses a route and checks it against the agents and assistants that exist.
-async fn parse_route(
+pub(crate) async fn parse_route(
     engine: &Engine,
     raw: serde_json::Value,
     workspace: &Workspace,

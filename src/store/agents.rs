@@ -96,6 +96,31 @@ impl Store {
         Ok(agents)
     }
 
+    /// Removes an agent; `false` when there was none. Its calls keep their record.
+    #[tracing::instrument(skip_all, fields(agent_id = %id))]
+    pub async fn delete_agent(&self, id: &AgentId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM agents WHERE id = $1")
+            .bind(id.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Renames an agent; `None` when there is none.
+    #[tracing::instrument(skip_all, fields(agent_id = %id))]
+    pub async fn rename_agent(
+        &self,
+        id: &AgentId,
+        name: &str,
+    ) -> Result<Option<AgentRecord>, StoreError> {
+        sqlx::query("UPDATE agents SET name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id.as_str())
+            .execute(self.pool())
+            .await?;
+        self.get_agent(id).await
+    }
+
     /// Every agent, by name.
     #[tracing::instrument(skip_all)]
     pub async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {

@@ -8,6 +8,8 @@
 //! - [`agents`]: agents and their token hashes.
 //! - [`assistants`]: AI assistants (instructions, voice, model, tools, failure route).
 //! - [`numbers`]: phone numbers and their routes.
+//! - [`pool`]: the provider-synced number pool (statuses, assignments), the
+//!   directory queries over it and the route migrations.
 //! - [`calls`]: the call record: applying journal entries, reading a call back,
 //!   late events and start-up recovery.
 //! - [`journal`]: [`JournalWriter`], the background task that persists what the
@@ -33,6 +35,7 @@ pub mod assistants;
 pub mod calls;
 pub mod journal;
 pub mod numbers;
+pub mod pool;
 
 pub use agents::{AgentRecord, NewAgent};
 pub use assistants::{AssistantFields, AssistantRecord, DeleteAssistant};
@@ -56,6 +59,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0001_init.sql"),
     ),
     (2, "ai", include_str!("../../migrations/sqlite/0002_ai.sql")),
+    (
+        3,
+        "number pool",
+        include_str!("../../migrations/sqlite/0003_number_pool.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -67,6 +75,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "ai",
         include_str!("../../migrations/postgres/0002_ai.sql"),
+    ),
+    (
+        3,
+        "number pool",
+        include_str!("../../migrations/postgres/0003_number_pool.sql"),
     ),
 ];
 
@@ -115,6 +128,10 @@ pub enum StoreError {
     Duplicate(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The write would contradict what is recorded (a number live in another
+    /// workspace, a claim lost meanwhile).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A row holds something the engine cannot read back (bad id, bad JSON).
     #[error("corrupt row: {0}")]
     Corrupt(String),

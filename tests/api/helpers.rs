@@ -877,3 +877,83 @@ pub async fn assert_bridged(twilio: &mut TwilioStream, phone: &mut Softphone, ta
         );
     }
 }
+
+// ---- phone numbers (issue 5) ---------------------------------------------------
+
+/// What a run of the real `switchboard` binary printed.
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+impl TestApp {
+    /// Any method, a JSON body or none; the answer as JSON (`Null` if it is not).
+    pub async fn send_json(
+        &self,
+        method: actix_web::http::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let req = self
+            .client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(ADMIN_TOKEN);
+        let mut res = match body {
+            Some(body) => req.send_json(body).await,
+            None => req.send().await,
+        }
+        .expect("the request reaches the engine");
+        let bytes = res.body().limit(256 << 20).await.expect("body");
+        (
+            res.status(),
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// `POST /api/numbers/sync`.
+    pub async fn sync_numbers(&self, body: Value) -> (StatusCode, Value) {
+        self.send_json(
+            actix_web::http::Method::POST,
+            "/api/numbers/sync",
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `GET /api/directory?…`, which must succeed.
+    pub async fn directory(&self, query: &str) -> Vec<Value> {
+        let (status, body) = self.get_json(&format!("/api/directory{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Runs the real `switchboard` binary with `args` against this engine
+    /// (`SWITCHBOARD_URL`, `SWITCHBOARD_ADMIN_TOKEN`), off the actix thread so
+    /// the engine's actors keep running meanwhile.
+    pub async fn cli(&self, args: &[&str]) -> CliRun {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let url = self.address.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+                .args(&args)
+                .env("SWITCHBOARD_URL", url)
+                .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN_TOKEN)
+                .output()
+        })
+        .await
+        .expect("the CLI thread")
+        .expect("the switchboard binary runs");
+        CliRun {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! How the command line shows the directory: aligned tables, CSV, JSON, the lines
+//! of a validation or a diff, and the export directory.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::model::{Diff, DirectoryEntry, Validation};
+
+const COLUMNS: [&str; 7] = [
+    "WORKSPACE",
+    "NUMBER",
+    "TYPE",
+    "PROVIDER",
+    "STATUS",
+    "NICKNAME",
+    "AGENT",
+];
+
+fn cells(e: &DirectoryEntry) -> [String; 7] {
+    [
+        e.workspace.clone(),
+        e.e164.clone(),
+        e.number_type.clone(),
+        e.provider.clone(),
+        e.status.clone(),
+        e.nickname.clone().unwrap_or_else(|| "-".to_owned()),
+        agent_cell(e),
+    ]
+}
+
+/// `Ada (3f2c…)`, `3f2c… (deleted)` or `-`.
+fn agent_cell(e: &DirectoryEntry) -> String {
+    match (&e.agent_id, &e.agent_name) {
+        (Some(id), Some(name)) => format!("{name} ({id})"),
+        (Some(id), None) => format!("{id} (deleted)"),
+        (None, _) => "-".to_owned(),
+    }
+}
+
+/// An aligned table, one line per number, with a header.
+pub fn table(entries: &[DirectoryEntry]) -> String {
+    let rows: Vec<[String; 7]> = entries.iter().map(cells).collect();
+    let mut widths = COLUMNS.map(|c| c.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::with_capacity((rows.len() + 1) * 100);
+    let mut line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<width$}  ");
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&COLUMNS);
+    for row in &rows {
+        let refs: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&refs);
+    }
+    out
+}
+
+/// Counts by workspace and status.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub total: usize,
+    pub by_status: BTreeMap<String, usize>,
+    pub by_workspace: BTreeMap<String, BTreeMap<String, usize>>,
+}
+
+pub fn summary(entries: &[DirectoryEntry]) -> Summary {
+    let mut s = Summary {
+        total: entries.len(),
+        ..Summary::default()
+    };
+    for e in entries {
+        *s.by_status.entry(e.status.clone()).or_default() += 1;
+        *s.by_workspace
+            .entry(e.workspace.clone())
+            .or_default()
+            .entry(e.status.clone())
+            .or_default() += 1;
+    }
+    s
+}
+
+/// The report as a table: every number, then a line per workspace and a total.
+pub fn report_table(entries: &[DirectoryEntry]) -> String {
+    let mut out = table(entries);
+    let s = summary(entries);
+    out.push('\n');
+    for (workspace, statuses) in &s.by_workspace {
+        let _ = writeln!(out, "{workspace}: {}", counts(statuses));
+    }
+    let _ = writeln!(out, "total: {} numbers ({})", s.total, counts(&s.by_status));
+    out
+}
+
+fn counts(statuses: &BTreeMap<String, usize>) -> String {
+    ["AVAILABLE", "ASSIGNED", "RELEASED"]
+        .iter()
+        .map(|st| format!("{} {st}", statuses.get(*st).copied().unwrap_or(0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The report as JSON: `{"numbers": […], "summary": {…}}`.
+pub fn report_json(entries: &[DirectoryEntry]) -> anyhow::Result<String> {
+    #[derive(Serialize)]
+    struct Report<'a> {
+        numbers: &'a [DirectoryEntry],
+        summary: Summary,
+    }
+    let mut text = serde_json::to_string_pretty(&Report {
+        numbers: entries,
+        summary: summary(entries),
+    })?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// The report as CSV, one row per number.
+pub fn report_csv(entries: &[DirectoryEntry]) -> anyhow::Result<String> {
+    let mut writer = csv::Writer::from_writer(Vec::with_capacity(entries.len() * 120));
+    writer.write_record([
+        "workspace",
+        "e164",
+        "type",
+        "provider",
+        "provider_id",
+        "status",
+        "nickname",
+        "agent_id",
+        "agent_name",
+    ])?;
+    for e in entries {
+        writer.write_record([
+            e.workspace.as_str(),
+            &e.e164,
+            &e.number_type,
+            &e.provider,
+            &e.provider_id,
+            &e.status,
+            e.nickname.as_deref().unwrap_or(""),
+            e.agent_id.as_deref().unwrap_or(""),
+            e.agent_name.as_deref().unwrap_or(""),
+        ])?;
+    }
+    let bytes = writer.into_inner().context("finishing the CSV")?;
+    String::from_utf8(bytes).context("the CSV is UTF-8")
+}
+
+/// `error: +14155550102 [production] assigned to agent …`, errors first, then
+/// warnings, then `N errors, M warnings`.
+pub fn validation_lines(v: &Validation) -> Vec<String> {
+    let mut lines: Vec<String> = v
+        .errors
+        .iter()
+        .map(|f| format!("error: {} [{}] {}", f.e164, f.workspace, f.message))
+        .chain(
+            v.warnings
+                .iter()
+                .map(|f| format!("warning: {} [{}] {}", f.e164, f.workspace, f.message)),
+        )
+        .collect();
+    lines.push(format!(
+        "{} {}, {} {}",
+        v.errors.len(),
+        plural(v.errors.len(), "error"),
+        v.warnings.len(),
+        plural(v.warnings.len(), "warning")
+    ));
+    lines
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_owned()
+    } else {
+        format!("{word}s")
+    }
+}
+
+/// `- +1… only in staging (local, twilio)`, `+ +1… only in production (…)`,
+/// `~ +1… nickname: "" → "Front desk"`, then a summary line.
+pub fn diff_lines(d: &Diff) -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in &d.only_a {
+        lines.push(format!("- {} only in {} ({})", s.e164, d.a, s.summary));
+    }
+    for s in &d.only_b {
+        lines.push(format!("+ {} only in {} ({})", s.e164, d.b, s.summary));
+    }
+    for c in &d.differ {
+        lines.push(format!("~ {} {}: {:?} → {:?}", c.e164, c.field, c.a, c.b));
+    }
+    let differing: std::collections::BTreeSet<&str> =
+        d.differ.iter().map(|c| c.e164.as_str()).collect();
+    lines.push(format!(
+        "{} only in {}, {} only in {}, {} differ, {} same",
+        d.only_a.len(),
+        d.a,
+        d.only_b.len(),
+        d.b,
+        differing.len(),
+        d.same
+    ));
+    lines
+}
+
+/// A number as the export writes it: what belongs under version control, never a
+/// credential, no timestamps (they would change on every sync).
+#[derive(Serialize)]
+struct Exported<'a> {
+    e164: &'a str,
+    #[serde(rename = "type")]
+    number_type: &'a str,
+    workspace: &'a str,
+    provider: &'a str,
+    provider_id: &'a str,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nickname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    route: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sip_trunk_sid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sip_termination_host: Option<String>,
+}
+
+impl<'a> Exported<'a> {
+    fn of(e: &'a DirectoryEntry) -> Self {
+        let trunk = e.sip_trunk.as_ref();
+        Self {
+            e164: &e.e164,
+            number_type: &e.number_type,
+            workspace: &e.workspace,
+            provider: &e.provider,
+            provider_id: &e.provider_id,
+            status: &e.status,
+            nickname: e.nickname.as_deref(),
+            agent_id: e.agent_id.as_deref(),
+            route: e.route.as_ref(),
+            sip_trunk_sid: trunk.and_then(|t| t.trunk_sid.as_deref()),
+            // Only the host: a termination URI may carry credentials.
+            sip_termination_host: trunk
+                .and_then(|t| t.termination_uri.as_deref())
+                .map(|uri| uri.rsplit('@').next().unwrap_or(uri))
+                .map(|host| host.trim_start_matches("sip:").to_owned()),
+        }
+    }
+}
+
+/// Writes `DIR/numbers.json` (every number of every workspace) and
+/// `DIR/workspaces/<workspace>.json` (one per workspace): sorted, pretty JSON that
+/// diffs well under version control. `progress` is told each number written.
+/// Returns the files written.
+pub fn export(
+    dir: &Path,
+    entries: &[DirectoryEntry],
+    progress: &mut dyn FnMut(u64),
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut sorted: Vec<&DirectoryEntry> = entries.iter().collect();
+    sorted.sort_by(|a, b| {
+        (&a.e164, &a.workspace, &a.provider, &a.provider_id).cmp(&(
+            &b.e164,
+            &b.workspace,
+            &b.provider,
+            &b.provider_id,
+        ))
+    });
+    let workspaces_dir = dir.join("workspaces");
+    std::fs::create_dir_all(&workspaces_dir)
+        .with_context(|| format!("creating {}", workspaces_dir.display()))?;
+    let mut by_workspace: BTreeMap<&str, Vec<Exported<'_>>> = BTreeMap::new();
+    let mut all = Vec::with_capacity(sorted.len());
+    for e in &sorted {
+        all.push(Exported::of(e));
+        by_workspace
+            .entry(e.workspace.as_str())
+            .or_default()
+            .push(Exported::of(e));
+        progress(1);
+    }
+    let write = |path: std::path::PathBuf, numbers: &[Exported<'_>]| -> anyhow::Result<_> {
+        let mut text = serde_json::to_string_pretty(numbers)?;
+        text.push('\n');
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    };
+    let mut files = vec![write(dir.join("numbers.json"), &all)?];
+    for (workspace, numbers) in &by_workspace {
+        files.push(write(
+            workspaces_dir.join(format!("{workspace}.json")),
+            numbers,
+        )?);
+    }
+    Ok(files)
+}

@@ -1,0 +1,478 @@
+//! REST clients of the phone-number providers: Twilio (IncomingPhoneNumbers), Vapi
+//! (phone numbers and their assistant) and Retell (phone numbers, their
+//! inbound/outbound agent, import over a SIP trunk).
+//!
+//! # Layout
+//!
+//! - this module: [`ProviderKind`], [`ProviderAccount`] (one configured account:
+//!   a provider, the workspace its numbers belong to, a base URL and credentials),
+//!   [`ProviderError`] and the shared HTTP plumbing (timeouts, error bodies).
+//! - [`twilio`], [`vapi`], [`retell`]: one client per provider, each speaking that
+//!   provider's documented JSON, paging included.
+//!
+//! Every request has a timeout (`numbers.request_timeout_secs`); a provider's 401
+//! is [`ProviderError::Unauthorized`], never retried.
+
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+use switchboard_actors::Workspace;
+
+use crate::domain::phone::PhoneNumber;
+use crate::store::pool::{PoolNumber, SipTrunk, SyncedNumber};
+
+pub mod retell;
+pub mod twilio;
+pub mod vapi;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProviderKind {
+    Twilio,
+    Vapi,
+    Retell,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 3] = [
+        ProviderKind::Twilio,
+        ProviderKind::Vapi,
+        ProviderKind::Retell,
+    ];
+
+    pub fn parse(raw: &str) -> Option<ProviderKind> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "twilio" => Some(ProviderKind::Twilio),
+            "vapi" => Some(ProviderKind::Vapi),
+            "retell" => Some(ProviderKind::Retell),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Twilio => "twilio",
+            ProviderKind::Vapi => "vapi",
+            ProviderKind::Retell => "retell",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a provider request failed. Messages name the provider account and never
+/// carry credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{account}: bad credentials (the provider answered 401)")]
+    Unauthorized { account: String },
+    #[error("{account} refused: HTTP {status}: {message}")]
+    Refused {
+        account: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{account}: no answer within {secs} s")]
+    Timeout { account: String, secs: f64 },
+    #[error("{account}: malformed answer: {detail}")]
+    Malformed { account: String, detail: String },
+    #[error("{account}: unreachable: {detail}")]
+    Unreachable { account: String, detail: String },
+    #[error("{account}: {what} is not supported by this provider")]
+    Unsupported { account: String, what: &'static str },
+}
+
+/// One configured provider account: whose numbers belong to `workspace`.
+#[derive(Clone)]
+pub struct ProviderAccount {
+    pub kind: ProviderKind,
+    pub workspace: Workspace,
+    client: Client,
+}
+
+#[derive(Clone)]
+enum Client {
+    Twilio(twilio::TwilioClient),
+    Vapi(vapi::VapiClient),
+    Retell(retell::RetellClient),
+}
+
+/// What every client needs: the HTTP client, where, and how long to wait.
+#[derive(Clone)]
+pub(crate) struct Http {
+    pub client: reqwest::Client,
+    /// `twilio (production)`: how errors name this account.
+    pub account: String,
+    pub base: String,
+    pub timeout: Duration,
+    pub page_size: usize,
+}
+
+/// How to reach one account, from the configuration.
+pub struct AccountConfig {
+    pub kind: ProviderKind,
+    pub workspace: Workspace,
+    pub api_base: String,
+    /// Twilio only: the `AC…` account.
+    pub account_sid: String,
+    /// Twilio's auth token, Vapi's or Retell's API key.
+    pub secret: SecretString,
+    pub timeout: Duration,
+    pub page_size: usize,
+}
+
+impl ProviderAccount {
+    pub fn new(http: &reqwest::Client, config: AccountConfig) -> ProviderAccount {
+        let shared = Http {
+            client: http.clone(),
+            account: format!("{} ({})", config.kind, config.workspace),
+            base: config.api_base.trim_end_matches('/').to_owned(),
+            timeout: config.timeout,
+            page_size: config.page_size.max(1),
+        };
+        let client = match config.kind {
+            ProviderKind::Twilio => Client::Twilio(twilio::TwilioClient::new(
+                shared,
+                config.account_sid,
+                config.secret,
+            )),
+            ProviderKind::Vapi => Client::Vapi(vapi::VapiClient::new(shared, config.secret)),
+            ProviderKind::Retell => {
+                Client::Retell(retell::RetellClient::new(shared, config.secret))
+            }
+        };
+        ProviderAccount {
+            kind: config.kind,
+            workspace: config.workspace,
+            client,
+        }
+    }
+
+    /// `twilio (production)`.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.kind, self.workspace)
+    }
+
+    /// Every number the account holds, all pages; `page` is told each page's size.
+    pub async fn list_numbers(
+        &self,
+        page: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<Vec<SyncedNumber>, ProviderError> {
+        let (raw, http) = match &self.client {
+            Client::Twilio(c) => (c.list_numbers(page).await?, &c.http),
+            Client::Vapi(c) => (c.list_numbers(page).await?, &c.http),
+            Client::Retell(c) => (c.list_numbers(page).await?, &c.http),
+        };
+        classify(http, raw).await
+    }
+
+    /// Hands `number` to an agent at the provider: Vapi's assistant, Retell's
+    /// inbound and outbound agent; at Twilio, which has no agents, the number's
+    /// voice webhook is pointed at switchboard (`webhook`), which rings the agent.
+    pub async fn assign(
+        &self,
+        number: &PoolNumber,
+        provider_agent: &str,
+        webhook: &str,
+    ) -> Result<(), ProviderError> {
+        match &self.client {
+            Client::Twilio(c) => c.set_voice_url(&number.provider_id, webhook).await,
+            Client::Vapi(c) => {
+                c.set_assistant(&number.provider_id, Some(provider_agent))
+                    .await
+            }
+            Client::Retell(c) => c.set_agent(&number.e164, Some(provider_agent)).await,
+        }
+    }
+
+    /// Puts the provider back as the pool row says it was before an assignment.
+    pub async fn restore(&self, number: &PoolNumber) -> Result<(), ProviderError> {
+        match &self.client {
+            Client::Twilio(c) => {
+                c.set_voice_url(
+                    &number.provider_id,
+                    number.voice_url.as_deref().unwrap_or(""),
+                )
+                .await
+            }
+            Client::Vapi(c) => {
+                c.set_assistant(&number.provider_id, number.provider_agent.as_deref())
+                    .await
+            }
+            Client::Retell(c) => {
+                c.set_agent(&number.e164, number.provider_agent.as_deref())
+                    .await
+            }
+        }
+    }
+
+    /// Takes the agent off `number` at the provider. At Twilio the webhook keeps
+    /// pointing at switchboard, which sends the number's calls to voicemail.
+    pub async fn unassign(&self, number: &PoolNumber) -> Result<(), ProviderError> {
+        match &self.client {
+            Client::Twilio(_) => Ok(()),
+            Client::Vapi(c) => c.set_assistant(&number.provider_id, None).await,
+            Client::Retell(c) => c.set_agent(&number.e164, None).await,
+        }
+    }
+
+    /// Twilio only: points a number's voice webhook at `url`.
+    pub async fn set_voice_url(&self, sid: &str, url: &str) -> Result<(), ProviderError> {
+        match &self.client {
+            Client::Twilio(c) => c.set_voice_url(sid, url).await,
+            _ => Err(ProviderError::Unsupported {
+                account: self.label(),
+                what: "re-pointing a voice webhook",
+            }),
+        }
+    }
+
+    /// Retell only: imports a number reached over a SIP trunk.
+    pub async fn import(&self, import: &retell::Import) -> Result<SyncedNumber, ProviderError> {
+        match &self.client {
+            Client::Retell(c) => {
+                let raw = c.import(import).await?;
+                classify(&c.http, vec![raw])
+                    .await?
+                    .pop()
+                    .ok_or_else(|| c.http.malformed("the import answered no number"))
+            }
+            _ => Err(ProviderError::Unsupported {
+                account: self.label(),
+                what: "importing a number over a SIP trunk",
+            }),
+        }
+    }
+}
+
+impl Http {
+    /// Sends `request` with the timeout and turns the answer into `T` or an error
+    /// that names this account.
+    pub(crate) async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ProviderError> {
+        let response = request
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.transport(e))?;
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(ProviderError::Unauthorized {
+                account: self.account.clone(),
+            });
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Refused {
+                account: self.account.clone(),
+                status: status.as_u16(),
+                message: error_message(&body),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| ProviderError::Malformed {
+            account: self.account.clone(),
+            detail: e.to_string(),
+        })
+    }
+
+    fn transport(&self, err: reqwest::Error) -> ProviderError {
+        if err.is_timeout() {
+            ProviderError::Timeout {
+                account: self.account.clone(),
+                secs: self.timeout.as_secs_f64(),
+            }
+        } else if err.is_decode() || err.is_body() {
+            ProviderError::Malformed {
+                account: self.account.clone(),
+                detail: err.to_string(),
+            }
+        } else {
+            ProviderError::Unreachable {
+                account: self.account.clone(),
+                detail: without_url(&err),
+            }
+        }
+    }
+
+    pub(crate) fn malformed(&self, detail: impl Into<String>) -> ProviderError {
+        ProviderError::Malformed {
+            account: self.account.clone(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The `message` of a provider's JSON error body (all three use that key), or the
+/// start of the body.
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
+}
+
+/// reqwest's error text without the URL (which could carry an account id).
+fn without_url(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    if let Some(url) = err.url() {
+        text = text.replace(url.as_str(), "…");
+    }
+    text
+}
+
+/// A number as the provider listed it, before libphonenumber has looked at it.
+pub(crate) fn synced(
+    provider_id: String,
+    raw_number: &str,
+    nickname: Option<String>,
+    voice_url: Option<String>,
+    provider_agent: Option<String>,
+    sip_trunk: Option<SipTrunk>,
+) -> SyncedNumber {
+    SyncedNumber {
+        provider_id,
+        e164: raw_number.to_owned(),
+        number_type: String::new(),
+        nickname: nickname.filter(|n| !n.is_empty()),
+        voice_url: voice_url.filter(|u| !u.is_empty()),
+        provider_agent: provider_agent.filter(|a| !a.is_empty()),
+        sip_trunk,
+    }
+}
+
+/// Parses every listed number (E.164 checked, type from the metadata), on the
+/// blocking threads and split over the cores: libphonenumber's parsing is the
+/// costly part of a large sync, and it must not hold up the engine's event loop.
+/// One invalid number fails the list: a sync never half-applies.
+async fn classify(
+    http: &Http,
+    numbers: Vec<SyncedNumber>,
+) -> Result<Vec<SyncedNumber>, ProviderError> {
+    let account = http.account.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = numbers.len().div_ceil(threads).max(1);
+        let mut numbers = numbers;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = numbers
+                .chunks_mut(chunk)
+                .map(|part| scope.spawn(move || part.iter_mut().try_for_each(classify_one)))
+                .collect();
+            workers.into_iter().try_for_each(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err("a parser thread panicked".to_owned()))
+            })
+        })
+        .map(|()| numbers)
+    })
+    .await
+    .map_err(|e| ProviderError::Malformed {
+        account: account.clone(),
+        detail: format!("parsing the numbers failed: {e}"),
+    })?;
+    parsed.map_err(|detail| http.malformed(detail))
+}
+
+fn classify_one(number: &mut SyncedNumber) -> Result<(), String> {
+    let (e164, number_type) = PhoneNumber::parse_with_type(&number.e164)
+        .map_err(|e| format!("number {:?} of {} {e}", number.e164, number.provider_id))?;
+    number.e164 = e164.into_string();
+    number.number_type = number_type.to_owned();
+    Ok(())
+}
+
+/// The provider accounts of `settings`: Twilio, Vapi and Retell from the
+/// environment (in `numbers.default_workspace`) when their credentials are set,
+/// then `numbers.accounts`.
+pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<ProviderAccount>> {
+    use anyhow::Context as _;
+    let numbers = &settings.numbers;
+    let http = reqwest::Client::builder()
+        .connect_timeout(crate::config::secs(numbers.request_timeout_secs))
+        .build()
+        .context("building the providers' HTTP client")?;
+    let timeout = crate::config::secs(numbers.request_timeout_secs);
+    let default_workspace = Workspace::parse(&numbers.default_workspace)
+        .map_err(|e| anyhow::anyhow!("numbers.default_workspace: {e}"))?;
+    let mut accounts = Vec::new();
+    let mut add =
+        |kind, workspace: Workspace, api_base: &str, account_sid: &str, secret: &SecretString| {
+            accounts.push(ProviderAccount::new(
+                &http,
+                AccountConfig {
+                    kind,
+                    workspace,
+                    api_base: api_base.to_owned(),
+                    account_sid: account_sid.to_owned(),
+                    secret: secret.clone(),
+                    timeout,
+                    page_size: numbers.page_size,
+                },
+            ));
+        };
+    if let (false, Some(token)) = (
+        settings.twilio.account_sid.is_empty(),
+        &settings.twilio.auth_token,
+    ) {
+        add(
+            ProviderKind::Twilio,
+            default_workspace.clone(),
+            &settings.twilio.api_base,
+            &settings.twilio.account_sid,
+            token,
+        );
+    }
+    if let Some(key) = &numbers.vapi.api_key {
+        add(
+            ProviderKind::Vapi,
+            default_workspace.clone(),
+            &numbers.vapi.api_base,
+            "",
+            key,
+        );
+    }
+    if let Some(key) = &numbers.retell.api_key {
+        add(
+            ProviderKind::Retell,
+            default_workspace.clone(),
+            &numbers.retell.api_base,
+            "",
+            key,
+        );
+    }
+    for account in &numbers.accounts {
+        let kind = ProviderKind::parse(&account.provider).with_context(|| {
+            format!("numbers.accounts: unknown provider {:?}", account.provider)
+        })?;
+        let workspace = Workspace::parse(&account.workspace)
+            .map_err(|e| anyhow::anyhow!("numbers.accounts: workspace: {e}"))?;
+        let secret = account.secret.as_ref().with_context(|| {
+            format!(
+                "numbers.accounts: {kind} ({workspace}) has no credentials: set {}",
+                if account.secret_env.is_empty() {
+                    "secret_env"
+                } else {
+                    &account.secret_env
+                }
+            )
+        })?;
+        let api_base = if account.api_base.is_empty() {
+            match kind {
+                ProviderKind::Twilio => settings.twilio.api_base.as_str(),
+                ProviderKind::Vapi => numbers.vapi.api_base.as_str(),
+                ProviderKind::Retell => numbers.retell.api_base.as_str(),
+            }
+        } else {
+            account.api_base.as_str()
+        };
+        add(kind, workspace, api_base, &account.account_sid, secret);
+    }
+    Ok(accounts)
+}
