@@ -478,8 +478,40 @@ async fn cut_over_and_back(db: TestDb) {
             "asst_1",
         ])
         .await;
-    assert_eq!(ai.code, 1, "this engine validates the ai route it was sent");
-    assert!(ai.stderr.contains("ai"), "{}", ai.stderr);
+    assert_eq!(ai.code, 1, "the engine validates the ai route it was sent");
+    assert!(ai.stderr.contains("unknown-assistant"), "{}", ai.stderr);
+    let (status, assistant) = app
+        .post_json(
+            "/api/assistants",
+            &serde_json::json!({
+                "name": "Ada",
+                "workspace": "production",
+                "instructions": "Answer questions about orders.",
+                "voice": "marin",
+                "model": "gpt-realtime",
+            }),
+            Some(crate::helpers::ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, 201, "{assistant}");
+    let assistant_id = assistant["id"].as_str().expect("an assistant id");
+    let to_ai = app
+        .cli(&[
+            "numbers",
+            "route",
+            "+14155550201",
+            "--to",
+            "ai",
+            "--assistant",
+            assistant_id,
+        ])
+        .await;
+    assert_eq!(to_ai.code, 0, "{}", to_ai.stderr);
+    let (_, live) = app.get_json("/api/numbers/+14155550201").await;
+    assert_eq!(
+        live["route"],
+        serde_json::json!({ "kind": "ai", "assistant_id": assistant_id })
+    );
     let no_assistant = app
         .cli(&["numbers", "route", "+14155550201", "--to", "ai"])
         .await;
