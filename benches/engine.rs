@@ -182,6 +182,7 @@ impl Floor {
             addr: leg,
             outbox: leg_outbox.clone(),
             stream_sid: "MZbench".into(),
+            arbiter: actix::Arbiter::current(),
         })
         .await
         .expect("the call takes its caller leg");

@@ -181,6 +181,9 @@ pub struct LegHandle {
     pub outbox: Outbox<LegControl>,
     /// Twilio's id of the stream (`MZ…`).
     pub stream_sid: String,
+    /// The arbiter the leg runs on: whatever relays its audio (an assistant) runs
+    /// there too, so a frame's round trip stays on one thread.
+    pub arbiter: actix::ArbiterHandle,
 }
 
 impl LegHandle {

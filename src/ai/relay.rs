@@ -20,6 +20,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,8 +119,9 @@ struct ServerEvent<'a> {
 }
 
 /// An assistant item's audio: how much went to Twilio and how much has played.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ItemAudio {
+    id: Rc<str>,
     response_id: String,
     sent_ms: u64,
     played_ms: u64,
@@ -131,7 +133,7 @@ struct ItemAudio {
 #[derive(Debug)]
 struct PendingMark {
     seq: u64,
-    item: String,
+    item: Rc<str>,
     end_ms: u64,
 }
 
@@ -161,7 +163,7 @@ pub struct AiLeg {
     sink: Option<SinkWrite<Message, OpenAiSink>>,
     /// A text message arriving in continuation frames.
     partial: Option<BytesMut>,
-    items: HashMap<String, ItemAudio>,
+    items: HashMap<Rc<str>, ItemAudio>,
     marks: VecDeque<PendingMark>,
     mark_seq: u64,
     /// The response being generated, if any.
@@ -174,14 +176,17 @@ pub struct AiLeg {
     /// When the caller's current utterance started, by input item.
     speech_at: HashMap<String, i64>,
     exit: Option<Exit>,
-    /// Reused for every `input_audio_buffer.append`.
-    append: String,
+    /// The close frame has been written; the socket is on its way out.
+    closing: bool,
     started: Instant,
 }
 
 impl AiLeg {
+    /// Starts the relay on the arbiter of the caller's leg, so a frame's round trip
+    /// (Twilio in, model out, model in, Twilio out, mark, echo) stays on one thread.
     pub fn start(session: AssistantSession, deps: RelayDeps) -> Addr<AiLeg> {
-        AiLeg {
+        let arbiter = session.leg.arbiter.clone();
+        AiLeg::start_in_arbiter(&arbiter, move |_ctx| AiLeg {
             call: session.call,
             leg: session.leg,
             assistant_id: session.assistant_id,
@@ -199,10 +204,9 @@ impl AiLeg {
             want_response: false,
             speech_at: HashMap::new(),
             exit: None,
-            append: String::with_capacity(512),
+            closing: false,
             started: Instant::now(),
-        }
-        .start()
+        })
     }
 
     fn update(&self, update: AssistantUpdate) {
@@ -232,15 +236,22 @@ impl AiLeg {
         self.close(ctx);
     }
 
+    /// Closes the model's socket with a close frame; the actor stops once it is
+    /// out (`WriteHandler::finished`), or after a second at the most.
     fn close(&mut self, ctx: &mut Context<Self>) {
-        if let Some(mut sink) = self.sink.take() {
-            let _ = sink.write(Message::Close(Some(CloseReason {
-                code: CloseCode::Normal,
-                description: None,
-            })));
-            sink.close();
+        match &mut self.sink {
+            Some(sink) if !self.closing => {
+                self.closing = true;
+                let _ = sink.write(Message::Close(Some(CloseReason {
+                    code: CloseCode::Normal,
+                    description: None,
+                })));
+                sink.close();
+                ctx.run_later(Duration::from_secs(1), |_act, ctx| ctx.stop());
+            }
+            Some(_) => {}
+            None => ctx.stop(),
         }
-        ctx.stop();
     }
 
     fn send(&mut self, event: Value) {
@@ -258,7 +269,9 @@ impl AiLeg {
         let work = async move {
             let assistant = load(id).await?;
             let url = realtime_url(&config.realtime_url, &assistant.model);
+            let connector = awc::Connector::new().connector(nodelay_tcp());
             let mut request = awc::Client::builder()
+                .connector(connector)
                 .timeout(config.connect_timeout)
                 .finish()
                 .ws(url)
@@ -512,16 +525,23 @@ impl AiLeg {
                 return;
             }
         };
-        let entry = self
-            .items
-            .entry(item.to_owned())
-            .or_insert_with(|| ItemAudio {
+        if !self.items.contains_key(item) {
+            let id: Rc<str> = Rc::from(item);
+            let audio = ItemAudio {
+                id: Rc::clone(&id),
                 response_id: response.to_owned(),
                 first_at: now_ms(),
-                ..ItemAudio::default()
-            });
+                sent_ms: 0,
+                played_ms: 0,
+            };
+            self.items.insert(id, audio);
+        }
+        let Some(entry) = self.items.get_mut(item) else {
+            return;
+        };
         entry.sent_ms += (audio.len() / 8) as u64;
         let end_ms = entry.sent_ms;
+        let item = Rc::clone(&entry.id);
         self.leg.outbox.send_audio(audio);
         self.mark_seq += 1;
         self.leg
@@ -529,7 +549,7 @@ impl AiLeg {
             .send_after_audio(LegControl::Mark(format!("ai:{}", self.mark_seq)));
         self.marks.push_back(PendingMark {
             seq: self.mark_seq,
-            item: item.to_owned(),
+            item,
             end_ms,
         });
     }
@@ -562,7 +582,7 @@ impl AiLeg {
         };
         // The item playing now, and any queued behind it, are cut where the caller
         // stopped hearing them.
-        let mut items: Vec<String> = Vec::new();
+        let mut items: Vec<Rc<str>> = Vec::new();
         for mark in &self.marks {
             if !items.contains(&mark.item) {
                 items.push(mark.item.clone());
@@ -581,13 +601,13 @@ impl AiLeg {
             };
             let played = item.played_ms.min(item.sent_ms);
             self.cancelled_responses.insert(item.response_id.clone());
-            self.cancelled_items.insert(item_id.clone());
+            self.cancelled_items.insert(item_id.to_string());
             if item_id == playing {
                 played_now = played;
             }
             self.send(json!({
                 "type": "conversation.item.truncate",
-                "item_id": item_id,
+                "item_id": &*item_id,
                 "content_index": 0,
                 "audio_end_ms": played,
             }));
@@ -597,7 +617,7 @@ impl AiLeg {
             .ai_barge_ins
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.update(AssistantUpdate::BargeIn {
-            item_id: playing,
+            item_id: playing.to_string(),
             played_ms: played_now,
         });
     }
@@ -871,6 +891,29 @@ impl AiLeg {
     }
 }
 
+/// awc's TCP connector with `TCP_NODELAY` on: appends go out every 20 ms and must
+/// not wait for the model's delayed ACK (Nagle).
+fn nodelay_tcp() -> impl actix_service::Service<
+    actix_tls::connect::ConnectInfo<awc::http::Uri>,
+    Response = actix_tls::connect::Connection<awc::http::Uri, actix_rt::net::TcpStream>,
+    Error = actix_tls::connect::ConnectError,
+> + Clone {
+    use actix_service::ServiceExt as _;
+    actix_tls::connect::Connector::new(actix_tls::connect::Resolver::default())
+        .service()
+        .map(
+            |connection: actix_tls::connect::Connection<
+                awc::http::Uri,
+                actix_rt::net::TcpStream,
+            >| {
+                if let Err(e) = connection.io_ref().set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+                }
+                connection
+            },
+        )
+}
+
 fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}…", &text[..at]),
@@ -915,13 +958,13 @@ impl Handler<CallerInput> for AiLeg {
                 if self.stage != Stage::Live {
                     return;
                 }
-                self.append.clear();
-                self.append
-                    .push_str(r#"{"type":"input_audio_buffer.append","audio":""#);
-                STANDARD.encode_string(&frame, &mut self.append);
-                self.append.push_str(r#""}"#);
+                const HEAD: &str = r#"{"type":"input_audio_buffer.append","audio":""#;
+                let mut text = String::with_capacity(HEAD.len() + frame.len() * 4 / 3 + 8);
+                text.push_str(HEAD);
+                STANDARD.encode_string(&frame, &mut text);
+                text.push_str(r#""}"#);
                 if let Some(sink) = &mut self.sink {
-                    let _ = sink.write(Message::Text(self.append.as_str().into()));
+                    let _ = sink.write(Message::Text(text.into()));
                 }
             }
             CallerInput::Mark(name) => self.on_mark(&name, ctx),

@@ -184,6 +184,7 @@ async fn attach(
         addr: leg,
         outbox: outbox.clone(),
         stream_sid: start.stream_sid,
+        arbiter: actix::Arbiter::current(),
     };
     if let Err(err) = call.attach(handle.clone()).await {
         tracing::warn!(call_id = %call.id(), %err, "media stream refused");
