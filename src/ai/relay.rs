@@ -236,8 +236,9 @@ impl AiLeg {
         self.close(ctx);
     }
 
-    /// Closes the model's socket with a close frame; the actor stops once it is
-    /// out (`WriteHandler::finished`), or after a second at the most.
+    /// Starts the WebSocket closing handshake: a close frame, then the actor stops
+    /// when the model answers with its own (or closes), or after a second at the
+    /// most. The server closes the TCP connection, as RFC 6455 has it.
     fn close(&mut self, ctx: &mut Context<Self>) {
         match &mut self.sink {
             Some(sink) if !self.closing => {
@@ -246,7 +247,6 @@ impl AiLeg {
                     code: CloseCode::Normal,
                     description: None,
                 })));
-                sink.close();
                 ctx.run_later(Duration::from_secs(1), |_act, ctx| ctx.stop());
             }
             Some(_) => {}
@@ -1010,6 +1010,7 @@ impl StreamHandler<Result<Frame, WsProtocolError>> for AiLeg {
                     let _ = sink.write(Message::Pong(payload));
                 }
             }
+            Frame::Close(_) if self.closing => ctx.stop(),
             Frame::Close(reason) => {
                 let why = reason
                     .map(|r| format!("{:?} {}", r.code, r.description.unwrap_or_default()))
@@ -1021,6 +1022,9 @@ impl StreamHandler<Result<Frame, WsProtocolError>> for AiLeg {
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
+        if self.closing {
+            return ctx.stop();
+        }
         self.fail("the realtime socket dropped".into(), ctx);
     }
 }

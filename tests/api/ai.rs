@@ -323,6 +323,12 @@ async fn end_call_hangs_up_once_the_goodbye_has_played() {
     let hangup = event(&record, "hangup");
     assert_eq!(hangup["detail"]["by"], "assistant");
     assert_eq!(hangup["detail"]["reason"], "done");
+    // The model's socket was closed with a close frame, not dropped.
+    let deadline = tokio::time::Instant::now() + crate::helpers::PATIENCE;
+    while fake.closed_by_client() < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "no close frame");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn webhook_tool(tools: &FakeTools, timeout_ms: u64) -> Value {

@@ -261,6 +261,8 @@ pub struct FakeOpenAi {
 #[derive(Default)]
 struct Shared {
     sessions: usize,
+    /// Sessions the client ended with a close frame.
+    closed_by_client: usize,
     client_events: Vec<Value>,
     appended_bytes: usize,
     /// Audio bytes sent per assistant item, in order of the items.
@@ -333,6 +335,11 @@ impl FakeOpenAi {
     /// WebSocket sessions accepted so far.
     pub fn sessions(&self) -> usize {
         lock(&self.shared).sessions
+    }
+
+    /// Sessions the client ended with a WebSocket close frame (not a bare TCP close).
+    pub fn closed_by_client(&self) -> usize {
+        lock(&self.shared).closed_by_client
     }
 
     /// Every client event of every session, in order.
@@ -640,7 +647,11 @@ impl RealtimeSession {
                             let _ = ws.pong(&bytes).await;
                         }
                     }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(Message::Close(_))) => {
+                        lock(&self.shared).closed_by_client += 1;
+                        break;
+                    }
+                    Some(Err(_)) | None => break,
                     Some(Ok(_)) => {}
                 },
                 command = commands.recv() => match command {
