@@ -102,6 +102,9 @@ pub struct OpenAiSettings {
     /// How long `transfer_to_human` and `end_call` wait for the assistant's last
     /// words to finish playing.
     pub exit_grace_secs: f64,
+    /// A Twilio mark follows the assistant's audio at least this often (0: after
+    /// every delta); barge-in truncation is exact to this.
+    pub mark_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -140,6 +140,7 @@ pub fn build(
         transcription_model: openai.transcription_model.clone(),
         exit_grace: std::time::Duration::from_secs_f64(openai.exit_grace_secs),
         max_frame_bytes: 16 << 20,
+        mark_interval_ms: openai.mark_interval_ms,
     };
     let load: super::relay::LoadAssistant = Arc::new(move |id: String| {
         let store = store.clone();

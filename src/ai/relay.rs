@@ -62,6 +62,11 @@ pub struct RelayConfig {
     pub exit_grace: Duration,
     /// Largest frame accepted from the model.
     pub max_frame_bytes: usize,
+    /// A Twilio mark follows the model's audio at least every this many
+    /// milliseconds (0: after every delta). The played position a barge-in
+    /// truncates at is exact to this; larger values save two socket messages per
+    /// unmarked delta.
+    pub mark_interval_ms: u64,
 }
 
 /// What an assistant is, as a call starts (read from the store then).
@@ -165,6 +170,9 @@ pub struct AiLeg {
     partial: Option<BytesMut>,
     items: HashMap<Rc<str>, ItemAudio>,
     marks: VecDeque<PendingMark>,
+    /// Audio sent since the last mark (its item, and where it ends), and how much.
+    unmarked: Option<(Rc<str>, u64)>,
+    unmarked_ms: u64,
     mark_seq: u64,
     /// The response being generated, if any.
     active_response: Option<String>,
@@ -197,6 +205,8 @@ impl AiLeg {
             partial: None,
             items: HashMap::new(),
             marks: VecDeque::new(),
+            unmarked: None,
+            unmarked_ms: 0,
             mark_seq: 0,
             active_response: None,
             cancelled_responses: HashSet::new(),
@@ -400,6 +410,7 @@ impl AiLeg {
         };
         match event.kind.as_ref() {
             "response.output_audio.delta" => self.on_audio(&event),
+            "response.output_audio.done" => self.send_mark(),
             "session.created" => self.configure(),
             "session.updated" => self.session_ready(),
             "input_audio_buffer.speech_started" => self.on_speech_started(&event),
@@ -459,7 +470,6 @@ impl AiLeg {
             | "response.output_item.done"
             | "response.content_part.added"
             | "response.content_part.done"
-            | "response.output_audio.done"
             | "response.output_audio_transcript.delta"
             | "response.output_text.delta"
             | "response.output_text.done"
@@ -539,10 +549,31 @@ impl AiLeg {
         let Some(entry) = self.items.get_mut(item) else {
             return;
         };
-        entry.sent_ms += (audio.len() / 8) as u64;
+        let ms = (audio.len() / 8) as u64;
+        entry.sent_ms += ms;
         let end_ms = entry.sent_ms;
         let item = Rc::clone(&entry.id);
+        if self
+            .unmarked
+            .as_ref()
+            .is_some_and(|(other, _)| *other != item)
+        {
+            self.send_mark(); // the previous item's tail gets its own mark
+        }
         self.leg.outbox.send_audio(audio);
+        self.unmarked = Some((item, end_ms));
+        self.unmarked_ms += ms;
+        if self.unmarked_ms >= self.deps.config.mark_interval_ms {
+            self.send_mark();
+        }
+    }
+
+    /// Asks Twilio to echo a mark once the audio sent so far has played.
+    fn send_mark(&mut self) {
+        let Some((item, end_ms)) = self.unmarked.take() else {
+            return;
+        };
+        self.unmarked_ms = 0;
         self.mark_seq += 1;
         self.leg
             .outbox
@@ -577,18 +608,19 @@ impl AiLeg {
             // The assistant is leaving; let its last words play.
             return;
         }
-        let Some(front) = self.marks.front() else {
-            return; // nothing of the assistant is playing
-        };
         // The item playing now, and any queued behind it, are cut where the caller
         // stopped hearing them.
+        let unmarked = self.unmarked.take().map(|(item, _)| item);
+        self.unmarked_ms = 0;
         let mut items: Vec<Rc<str>> = Vec::new();
-        for mark in &self.marks {
-            if !items.contains(&mark.item) {
-                items.push(mark.item.clone());
+        for item in self.marks.iter().map(|m| &m.item).chain(unmarked.as_ref()) {
+            if !items.contains(item) {
+                items.push(Rc::clone(item));
             }
         }
-        let playing = front.item.clone();
+        let Some(playing) = items.first().cloned() else {
+            return; // nothing of the assistant is playing
+        };
         self.leg.clear();
         self.marks.clear();
         if let Some(response) = self.active_response.take() {
@@ -623,6 +655,7 @@ impl AiLeg {
     }
 
     fn on_response_done(&mut self, event: &ServerEvent<'_>, ctx: &mut Context<Self>) {
+        self.send_mark();
         let response = event.response.as_ref();
         let id = response
             .and_then(|r| r.get("id"))
@@ -852,7 +885,11 @@ impl AiLeg {
     }
 
     fn maybe_exit(&mut self, ctx: &mut Context<Self>) {
-        if self.exit.is_some() && self.active_response.is_none() && self.marks.is_empty() {
+        if self.exit.is_some()
+            && self.active_response.is_none()
+            && self.marks.is_empty()
+            && self.unmarked.is_none()
+        {
             self.exit_now(ctx);
         }
     }

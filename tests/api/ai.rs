@@ -177,6 +177,17 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 #[actix_web::test]
 async fn a_barge_in_clears_twilio_and_truncates_at_the_audio_actually_played() {
+    barge_in(0, 100).await;
+}
+
+#[actix_web::test]
+async fn with_sparser_marks_a_barge_in_truncates_at_the_last_mark_that_played() {
+    // A mark every 300 ms: after every third 100 ms delta.
+    barge_in(300, 300).await;
+}
+
+/// `mark_interval_ms` as configured; `step_ms`, the audio between two marks.
+async fn barge_in(mark_interval_ms: u64, step_ms: u64) {
     // 4 s of greeting generated four times faster than it plays, so at the barge-in
     // far more has been sent than played; two deltas arrive after the interruption.
     let script = Script::new()
@@ -185,7 +196,7 @@ async fn a_barge_in_clears_twilio_and_truncates_at_the_audio_actually_played() {
         .late_deltas(2)
         .turn("Stop, I need help", Reply::say("Sure.", 200, 0x23));
     let fake = FakeOpenAi::start(script).await;
-    let app = ai_app(&fake, |_| {}).await;
+    let app = ai_app(&fake, |s| s.openai.mark_interval_ms = mark_interval_ms).await;
     route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
     let call = app.ring_in(CALLER, NUMBER).await;
     let mut twilio = app.open_stream(&call).await;
@@ -211,19 +222,19 @@ async fn a_barge_in_clears_twilio_and_truncates_at_the_audio_actually_played() {
     let truncated_at = truncate["audio_end_ms"].as_u64().expect("audio_end_ms");
 
     // Marks echoed because their audio played (not those flushed by the clear):
-    // `ai:N` follows the N-th 100 ms delta of the greeting.
+    // `ai:N` follows the first N × `step_ms` of the greeting.
     let played: Vec<u64> = twilio
         .echoed_marks()
         .iter()
         .filter_map(|(name, played_ms)| {
             let n: u64 = name.strip_prefix("ai:")?.parse().ok()?;
-            (*played_ms >= n * 100).then_some(n * 100)
+            (*played_ms >= n * step_ms).then_some(n * step_ms)
         })
         .collect();
     let heard = played.iter().copied().max().unwrap_or(0);
     let sent: usize = fake.sent_audio().iter().map(|(_, bytes)| bytes / 8).sum();
     assert!(
-        truncated_at == heard || (heard >= 100 && truncated_at == heard - 100),
+        truncated_at == heard || (heard >= step_ms && truncated_at == heard - step_ms),
         "truncated at {truncated_at} ms; marks say {heard} ms had played ({played:?})"
     );
     assert!(
