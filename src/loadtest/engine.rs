@@ -57,9 +57,16 @@ impl EngineProcess {
             }
             None => Command::new(exe),
         };
+        let mut toml = String::new();
         if args.engine_workers > 0 {
+            toml.push_str(&format!("workers = {}\n", args.engine_workers));
+        }
+        if let Some(ms) = args.mark_interval_ms {
+            toml.push_str(&format!("[openai]\nmark_interval_ms = {ms}\n"));
+        }
+        if !toml.is_empty() {
             let config = dir.join("engine.toml");
-            std::fs::write(&config, format!("workers = {}\n", args.engine_workers))?;
+            std::fs::write(&config, toml)?;
             command.arg("--config").arg(config);
         }
         // The engine must not pick up this shell's engine settings.

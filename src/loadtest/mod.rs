@@ -178,6 +178,10 @@ pub struct LoadtestArgs {
     /// HTTP worker threads of the spawned engine (0: the engine's default).
     #[arg(long, default_value_t = 0)]
     pub engine_workers: usize,
+    /// `--scenario ai`: the spawned engine's `openai.mark_interval_ms` (unset: its
+    /// default, a Twilio mark after every delta).
+    #[arg(long)]
+    pub mark_interval_ms: Option<u64>,
     /// Pin the spawned engine to these CPUs (`taskset -c` list, e.g. `0`); pin the
     /// generator itself by starting it under `taskset -c 1`.
     #[arg(long)]
