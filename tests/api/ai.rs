@@ -13,7 +13,8 @@ use crate::fakes::llm::{FakeLlm, LlmAnswer};
 use crate::fakes::openai::{FakeOpenAi, Mode, Reply, Script};
 use crate::fakes::tools::{FakeTools, ToolAnswer};
 use crate::helpers::{
-    assert_bridged, event_kinds, frame, spawn_app_with, TestApp, TwilioStream, CALLER, NUMBER,
+    assert_bridged, event_kinds, frame, spawn_app_with, InboundCall, Softphone, TestApp,
+    TwilioStream, CALLER, NUMBER,
 };
 
 const GREETING: &str = "Hello, this is Ada from Acme.";
@@ -529,24 +530,33 @@ async fn assert_rang_after(app: &TestApp, call_id: &str, at_event: &str) -> (Val
     (failed.clone(), since)
 }
 
-#[actix_web::test]
-async fn a_refused_realtime_connection_sends_the_caller_to_the_agents_at_once() {
-    let fake = FakeOpenAi::start_with(Script::new(), Mode::RejectHandshake(401)).await;
-    let app = ai_app(&fake, |_| {}).await;
+/// A call to an assistant that cannot start: an available agent is rung within
+/// 2 s of the media starting, and the trail's `ai_failed` says why.
+async fn fails_over_to_an_agent(
+    app: &TestApp,
+    why: &str,
+) -> (InboundCall, TwilioStream, Softphone) {
     let agent = app.create_agent("Grace", "production").await;
     let mut phone = app.available_softphone(&agent).await;
-    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
-
+    route_to_assistant(app, assistant(builtin_tools(), everyone())).await;
     let call = app.ring_in(CALLER, NUMBER).await;
-    let mut twilio = app.open_stream(&call).await;
+    let twilio = app.open_stream(&call).await;
     phone.expect_ring(&call.call_id).await;
-    let (failed, after_ms) = assert_rang_after(&app, &call.call_id, "media_started").await;
+    let (failed, after_ms) = assert_rang_after(app, &call.call_id, "media_started").await;
     let reason = failed["detail"]["reason"].as_str().expect("a reason");
-    assert!(reason.contains("HTTP 401"), "{reason}");
+    assert!(reason.contains(why), "{reason}");
     assert!(
         after_ms < 2_000,
         "the agents rang {after_ms} ms after the media started"
     );
+    (call, twilio, phone)
+}
+
+#[actix_web::test]
+async fn a_refused_realtime_connection_sends_the_caller_to_the_agents_at_once() {
+    let fake = FakeOpenAi::start_with(Script::new(), Mode::RejectHandshake(401)).await;
+    let app = ai_app(&fake, |_| {}).await;
+    let (call, mut twilio, mut phone) = fails_over_to_an_agent(&app, "HTTP 401").await;
     phone.answer(&call.call_id);
     phone.expect("connected").await;
     assert_bridged(&mut twilio, &mut phone, 0x62).await;
@@ -582,19 +592,7 @@ async fn a_refused_session_sends_the_caller_to_voicemail_when_that_is_the_failur
 async fn a_realtime_api_that_never_answers_times_out_to_the_failure_route_within_two_seconds() {
     let fake = FakeOpenAi::start_with(Script::new(), Mode::Mute).await;
     let app = ai_app(&fake, |_| {}).await;
-    let agent = app.create_agent("Grace", "production").await;
-    let mut phone = app.available_softphone(&agent).await;
-    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
-    let call = app.ring_in(CALLER, NUMBER).await;
-    let _twilio = app.open_stream(&call).await;
-    phone.expect_ring(&call.call_id).await;
-    let (failed, after_ms) = assert_rang_after(&app, &call.call_id, "media_started").await;
-    let reason = failed["detail"]["reason"].as_str().expect("a reason");
-    assert!(reason.contains("not ready within 1500 ms"), "{reason}");
-    assert!(
-        after_ms < 2_000,
-        "the agents rang {after_ms} ms after the media started"
-    );
+    fails_over_to_an_agent(&app, "not ready within 1500 ms").await;
 }
 
 #[actix_web::test]
@@ -607,19 +605,7 @@ async fn an_unreachable_realtime_api_sends_the_caller_to_the_agents() {
         s.summary.provider = "off".into();
     })
     .await;
-    let agent = app.create_agent("Grace", "production").await;
-    let mut phone = app.available_softphone(&agent).await;
-    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
-    let call = app.ring_in(CALLER, NUMBER).await;
-    let _twilio = app.open_stream(&call).await;
-    phone.expect_ring(&call.call_id).await;
-    let (failed, after_ms) = assert_rang_after(&app, &call.call_id, "media_started").await;
-    let reason = failed["detail"]["reason"].as_str().expect("a reason");
-    assert!(reason.contains("could not be reached"), "{reason}");
-    assert!(
-        after_ms < 2_000,
-        "the agents rang {after_ms} ms after the media started"
-    );
+    fails_over_to_an_agent(&app, "could not be reached").await;
 }
 
 #[actix_web::test]
