@@ -177,3 +177,32 @@ pub fn build(
         summarizer: Summarizer::from_settings(&settings.summary).map(Arc::new),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended_by(how: &str) -> AssistantReport {
+        AssistantReport {
+            assistant_id: "asst_1".into(),
+            turns: Vec::new(),
+            usage: Vec::new(),
+            tools_used: Vec::new(),
+            ended_by: how.into(),
+        }
+    }
+
+    #[test]
+    fn without_a_summary_only_the_facts_decide_the_outcome() {
+        assert_eq!(
+            known_outcome(&ended_by("transferred")).map(AiOutcome::as_str),
+            Some("transferred")
+        );
+        assert_eq!(
+            known_outcome(&ended_by("assistant_failed")).map(AiOutcome::as_str),
+            Some("error")
+        );
+        assert_eq!(known_outcome(&ended_by("caller_hangup")), None);
+        assert_eq!(known_outcome(&ended_by("end_call")), None);
+    }
+}
