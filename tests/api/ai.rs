@@ -7,6 +7,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use switchboard::config::Settings;
+use switchboard_actors::audio::RINGBACK;
 
 use crate::db::TestDb;
 use crate::fakes::llm::{FakeLlm, LlmAnswer};
@@ -280,6 +281,13 @@ async fn transfer_to_human_rings_the_agents_with_the_summary_and_connects_one() 
     hear(&mut twilio, 0x11, 200).await;
     speak(&mut twilio, 0x51, 10);
     hear(&mut twilio, 0x12, 300).await;
+    // Then ringback, from its start, while the agents ring.
+    let ringback = twilio.next_media().await;
+    assert_eq!(
+        ringback[..],
+        RINGBACK[..ringback.len()],
+        "the caller hears ringback"
+    );
 
     let ring = phone.expect_ring(&call.call_id).await;
     assert_eq!(ring["summary"], "Caller wants a refund for order 42.");
@@ -820,4 +828,20 @@ async fn switching_a_number_between_agents_and_ai_takes_effect_on_the_next_call(
     let mut third_stream = app.open_stream(&third).await;
     hear(&mut third_stream, 0x11, 200).await;
     assert_eq!(fake.sessions(), 2);
+}
+
+#[actix_web::test]
+async fn a_long_answer_generated_at_once_reaches_the_caller_whole() {
+    // The model sends 12 s of audio as 120 deltas in one burst: more than the
+    // outbox's audio bound, so nothing of it may be dropped on the way to Twilio.
+    let fake = FakeOpenAi::start(Script::new().greeting(Reply::say(GREETING, 12_000, 0x17))).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    hear(&mut twilio, 0x17, 12_000).await;
+    assert_eq!(
+        app.metric("switchboard_audio_frames_dropped_total").await,
+        0.0
+    );
 }
