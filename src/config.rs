@@ -284,6 +284,19 @@ impl Settings {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        let openai = &self.openai;
+        anyhow::ensure!(
+            openai.realtime_url.starts_with("ws://") || openai.realtime_url.starts_with("wss://"),
+            "openai.realtime_url (OPENAI_REALTIME_URL) must start with ws:// or wss://"
+        );
+        anyhow::ensure!(
+            (100..=60_000).contains(&openai.connect_timeout_ms),
+            "openai.connect_timeout_ms must be between 100 and 60000"
+        );
+        anyhow::ensure!(
+            openai.exit_grace_secs.is_finite() && openai.exit_grace_secs >= 0.0,
+            "openai.exit_grace_secs must be a number ≥ 0"
+        );
         let ws = &self.websocket;
         anyhow::ensure!(
             ws.client_timeout_secs >= 2.0 * ws.heartbeat_interval_secs,
@@ -497,5 +510,16 @@ mod tests {
             s.validate().is_err(),
             "an unknown provider is refused at start-up"
         );
+    }
+
+    #[test]
+    fn a_realtime_url_that_is_not_a_websocket_is_refused() {
+        let mut s = Settings::defaults();
+        assert!(s.validate().is_ok());
+        s.openai.realtime_url = "https://api.openai.com/v1/realtime".into();
+        assert!(s.validate().is_err());
+        let mut s = Settings::defaults();
+        s.openai.connect_timeout_ms = 0;
+        assert!(s.validate().is_err());
     }
 }
