@@ -1417,6 +1417,14 @@ impl Handler<Listen> for CallActor {
     type Result = Result<(), EngineError>;
 
     fn handle(&mut self, msg: Listen, ctx: &mut Self::Context) -> Self::Result {
+        if self.machine.phase() == Phase::Assistant {
+            // The assistant's audio comes in bursts ahead of play-out; it cannot be
+            // mixed frame by frame with the caller's. Listening starts with a human.
+            return Err(EngineError::Refused(
+                "an AI assistant has this call; listening is possible once an agent has it"
+                    .into(),
+            ));
+        }
         let mixer = Arc::clone(self.mixer.get_or_insert_with(Default::default));
         mixer.add_listener(msg.port);
         self.event("listen", None, json!({ "listeners": mixer.listeners() }));

@@ -845,3 +845,30 @@ async fn a_long_answer_generated_at_once_reaches_the_caller_whole() {
         0.0
     );
 }
+
+#[actix_web::test]
+async fn a_supervisor_cannot_listen_to_the_assistant_and_the_call_goes_on_but_can_hang_it_up() {
+    let script = Script::new()
+        .greeting(Reply::say(GREETING, 200, 0x11))
+        .turn("Are you still there?", Reply::say("Yes.", 200, 0x18));
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    hear(&mut twilio, 0x11, 200).await;
+
+    let (mut console, _) = app.supervisor().await;
+    console.send(json!({ "type": "listen", "call_id": call.call_id }));
+    let refused = console.wait_for("error", |_| true).await;
+    assert_eq!(refused["code"], "refused", "{refused}");
+    // The assistant still hears the caller and answers.
+    speak(&mut twilio, 0x56, 10);
+    hear(&mut twilio, 0x18, 200).await;
+
+    console.send(json!({ "type": "hangup", "call_id": call.call_id }));
+    console.wait_for("ack", |m| m["command"] == "hangup").await;
+    twilio.closed().await;
+    let record = app.wait_for_outcome(&call.call_id).await;
+    assert_eq!(record["outcome"], "answered");
+}
