@@ -437,12 +437,7 @@ impl CallActor {
                 None,
                 json!({ "assistant_id": assistant_id, "reason": "no assistant service in this engine" }),
             );
-            return self.take_route(
-                Route::Agents {
-                    agent_ids: Vec::new(),
-                },
-                ctx,
-            );
+            return self.take_route(Route::everyone(), ctx);
         };
         if self.machine.assistant().is_err() {
             return;
@@ -489,12 +484,7 @@ impl CallActor {
             leg.route(LegRoute::Nowhere);
         }
         match route {
-            Route::Ai { .. } => self.take_route(
-                Route::Agents {
-                    agent_ids: Vec::new(),
-                },
-                ctx,
-            ),
+            Route::Ai { .. } => self.take_route(Route::everyone(), ctx),
             other => self.take_route(other, ctx),
         }
     }
@@ -1421,8 +1411,7 @@ impl Handler<Listen> for CallActor {
             // The assistant's audio comes in bursts ahead of play-out; it cannot be
             // mixed frame by frame with the caller's. Listening starts with a human.
             return Err(EngineError::Refused(
-                "an AI assistant has this call; listening is possible once an agent has it"
-                    .into(),
+                "an AI assistant has this call; listening is possible once an agent has it".into(),
             ));
         }
         let mixer = Arc::clone(self.mixer.get_or_insert_with(Default::default));

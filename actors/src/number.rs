@@ -27,6 +27,15 @@ pub enum Route {
     Ai { assistant_id: String },
 }
 
+impl Route {
+    /// Every available agent of the number's workspace.
+    pub fn everyone() -> Route {
+        Route::Agents {
+            agent_ids: Vec::new(),
+        }
+    }
+}
+
 /// A call arrived for this number.
 #[derive(Message)]
 #[rtype(result = "CallHandle")]

@@ -239,9 +239,7 @@ impl AiLeg {
             .assistant
             .as_ref()
             .map(|a| a.on_failure.clone())
-            .unwrap_or(Route::Agents {
-                agent_ids: Vec::new(),
-            });
+            .unwrap_or_else(Route::everyone);
         self.update(AssistantUpdate::Failed { route, reason });
         self.close(ctx);
     }
@@ -894,6 +892,15 @@ impl AiLeg {
         }
     }
 
+    /// Whom a handover rings: the agents of the failure route, or everyone when
+    /// that route is voicemail (the caller asked for a human).
+    fn handover_route(&self) -> Route {
+        match self.assistant.as_ref().map(|a| &a.on_failure) {
+            Some(route @ Route::Agents { .. }) => route.clone(),
+            _ => Route::everyone(),
+        }
+    }
+
     fn exit_now(&mut self, ctx: &mut Context<Self>) {
         let Some(exit) = self.exit.take() else {
             return;
@@ -902,23 +909,9 @@ impl AiLeg {
             return;
         }
         self.stage = Stage::Done;
-        let route = self
-            .assistant
-            .as_ref()
-            .map(|a| match &a.on_failure {
-                Route::Agents { agent_ids } => Route::Agents {
-                    agent_ids: agent_ids.clone(),
-                },
-                _ => Route::Agents {
-                    agent_ids: Vec::new(),
-                },
-            })
-            .unwrap_or(Route::Agents {
-                agent_ids: Vec::new(),
-            });
         self.update(match exit {
             Exit::Handover { summary, reason } => AssistantUpdate::Handover {
-                route,
+                route: self.handover_route(),
                 summary,
                 reason,
             },
