@@ -84,8 +84,6 @@ pub struct CallReport {
     pub ended_at: i64,
     /// When the caller's media stream started and stopped, if it did.
     pub media: Option<(i64, i64)>,
-    pub outcome: &'static str,
-    pub reason: String,
     /// Set for calls an assistant took.
     pub assistant: Option<AssistantReport>,
 }

@@ -984,8 +984,6 @@ impl CallActor {
                 started_at: self.started_at,
                 ended_at,
                 media: self.media_started_at.map(|at| (at, ended_at)),
-                outcome: ending.outcome.as_str(),
-                reason: reason.to_owned(),
                 assistant: self.assistant.take().map(|a| AssistantReport {
                     assistant_id: a.id,
                     turns: a.turns,
