@@ -43,29 +43,15 @@ pub(super) async fn create_agents(
     target: &Target,
     workspaces: &[String],
 ) -> anyhow::Result<Vec<AgentCreds>> {
-    let url = format!("{}/api/agents", target.base);
     let n = workspaces.len();
     let mut created: Vec<(usize, anyhow::Result<AgentCreds>)> = futures_util::stream::iter(0..n)
         .map(|i| {
-            let url = url.clone();
             let workspace = &workspaces[i];
             async move {
                 let body = json!({ "name": format!("loadtest agent {i}"), "workspace": workspace });
                 let result = async {
-                    let mut res = client
-                        .post(&url)
-                        .bearer_auth(&target.admin_token)
-                        .send_json(&body)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("POST /api/agents: {e}"))?;
-                    let bytes = res.body().await?;
-                    anyhow::ensure!(
-                        res.status().as_u16() == 201,
-                        "POST /api/agents: {} {}",
-                        res.status(),
-                        String::from_utf8_lossy(&bytes)
-                    );
-                    let value: serde_json::Value = serde_json::from_slice(&bytes)?;
+                    let value =
+                        admin_post(client, target, "/api/agents", &body, Expect::Created).await?;
                     let field = |name: &str| {
                         value[name]
                             .as_str()
@@ -97,7 +83,6 @@ pub(super) async fn create_numbers(
     agents: &[AgentCreds],
     ring: RingMode,
 ) -> anyhow::Result<Vec<String>> {
-    let url = format!("{}/api/numbers", target.base);
     let routes: Vec<(String, serde_json::Value, &str)> = match ring {
         RingMode::All => vec![(
             "+14152010000".to_owned(),
@@ -117,25 +102,10 @@ pub(super) async fn create_numbers(
             .collect(),
     };
     let results: Vec<anyhow::Result<()>> = futures_util::stream::iter(routes.iter())
-        .map(|(e164, route, workspace)| {
-            let url = url.clone();
-            async move {
-                let body = json!({ "e164": e164, "workspace": workspace, "route": route });
-                let mut res = client
-                    .post(&url)
-                    .bearer_auth(&target.admin_token)
-                    .send_json(&body)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("POST /api/numbers: {e}"))?;
-                let bytes = res.body().await?;
-                anyhow::ensure!(
-                    res.status().is_success(),
-                    "POST /api/numbers: {} {}",
-                    res.status(),
-                    String::from_utf8_lossy(&bytes)
-                );
-                Ok(())
-            }
+        .map(|(e164, route, workspace)| async move {
+            let body = json!({ "e164": e164, "workspace": workspace, "route": route });
+            admin_post(client, target, "/api/numbers", &body, Expect::Success).await?;
+            Ok(())
         })
         .buffer_unordered(8)
         .collect()
@@ -212,20 +182,7 @@ pub(super) async fn create_ai_number(
         "tools": [],
         "on_failure": { "kind": "agents", "agent_ids": [] },
     });
-    let mut res = client
-        .post(format!("{}/api/assistants", target.base))
-        .bearer_auth(&target.admin_token)
-        .send_json(&body)
-        .await
-        .map_err(|e| anyhow::anyhow!("POST /api/assistants: {e}"))?;
-    let bytes = res.body().await?;
-    anyhow::ensure!(
-        res.status().as_u16() == 201,
-        "POST /api/assistants: {} {}",
-        res.status(),
-        String::from_utf8_lossy(&bytes)
-    );
-    let value: serde_json::Value = serde_json::from_slice(&bytes)?;
+    let value = admin_post(client, target, "/api/assistants", &body, Expect::Created).await?;
     let id = value["id"]
         .as_str()
         .with_context(|| format!("no id in {value}"))?;
@@ -235,18 +192,44 @@ pub(super) async fn create_ai_number(
         "workspace": workspace,
         "route": { "kind": "ai", "assistant_id": id },
     });
+    admin_post(client, target, "/api/numbers", &body, Expect::Success).await?;
+    Ok(e164)
+}
+
+/// What an admin POST must answer.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// `201 Created` (a new agent or assistant).
+    Created,
+    /// Any 2xx (a number is created, or re-routed with 200).
+    Success,
+}
+
+/// POSTs `body` to the admin API at `path` and returns the answer's JSON; a
+/// transport error or an unexpected status is an error naming the request.
+async fn admin_post(
+    client: &awc::Client,
+    target: &Target,
+    path: &str,
+    body: &serde_json::Value,
+    expect: Expect,
+) -> anyhow::Result<serde_json::Value> {
     let mut res = client
-        .post(format!("{}/api/numbers", target.base))
+        .post(format!("{}{path}", target.base))
         .bearer_auth(&target.admin_token)
-        .send_json(&body)
+        .send_json(body)
         .await
-        .map_err(|e| anyhow::anyhow!("POST /api/numbers: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("POST {path}: {e}"))?;
     let bytes = res.body().await?;
+    let status = res.status();
+    let ok = match expect {
+        Expect::Created => status.as_u16() == 201,
+        Expect::Success => status.is_success(),
+    };
     anyhow::ensure!(
-        res.status().is_success(),
-        "POST /api/numbers: {} {}",
-        res.status(),
+        ok,
+        "POST {path}: {status} {}",
         String::from_utf8_lossy(&bytes)
     );
-    Ok(e164)
+    Ok(serde_json::from_slice(&bytes)?)
 }
