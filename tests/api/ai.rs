@@ -80,6 +80,15 @@ async fn route_to_assistant(app: &TestApp, body: Value) -> String {
     id
 }
 
+/// A call to `NUMBER` whose caller has heard the 200 ms greeting (`0x11`) the
+/// tests' scripts open with.
+async fn greeted_caller(app: &TestApp) -> (InboundCall, TwilioStream) {
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    hear(&mut twilio, 0x11, 200).await;
+    (call, twilio)
+}
+
 /// The caller says something (non-silent frames), then is silent long enough for
 /// the model's voice detection to end the turn.
 fn speak(twilio: &mut TwilioStream, tag: u8, frames: u8) {
@@ -276,9 +285,7 @@ async fn transfer_to_human_rings_the_agents_with_the_summary_and_connects_one() 
     let mut phone = app.available_softphone(&agent).await;
     route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
 
-    let call = app.ring_in(CALLER, NUMBER).await;
-    let mut twilio = app.open_stream(&call).await;
-    hear(&mut twilio, 0x11, 200).await;
+    let (call, mut twilio) = greeted_caller(&app).await;
     speak(&mut twilio, 0x51, 10);
     hear(&mut twilio, 0x12, 300).await;
     // Then ringback, from its start, while the agents ring.
@@ -384,9 +391,7 @@ async fn ask_for_order(app: &TestApp, fake: &FakeOpenAi) -> (String, Value) {
 
 /// The order conversation; returns the tool output and the call's record.
 async fn converse_with_tool(app: &TestApp, fake: &FakeOpenAi) -> (String, Value) {
-    let call = app.ring_in(CALLER, NUMBER).await;
-    let mut twilio = app.open_stream(&call).await;
-    hear(&mut twilio, 0x11, 200).await;
+    let (call, mut twilio) = greeted_caller(&app).await;
     speak(&mut twilio, 0x53, 10);
     // The model goes on talking after the tool, whatever the tool said.
     hear(&mut twilio, 0x14, 200).await;
@@ -510,9 +515,7 @@ async fn malformed_and_unknown_realtime_events_are_ignored_and_the_call_goes_on(
     let fake = FakeOpenAi::start(script).await;
     let app = ai_app(&fake, |_| {}).await;
     route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
-    let call = app.ring_in(CALLER, NUMBER).await;
-    let mut twilio = app.open_stream(&call).await;
-    hear(&mut twilio, 0x11, 200).await;
+    let (call, mut twilio) = greeted_caller(&app).await;
 
     fake.send_raw("{this is not json");
     fake.send_raw(r#"{"type":"response.hologram.delta","delta":"?"}"#);
@@ -623,9 +626,7 @@ async fn a_realtime_session_dropped_mid_call_hands_the_caller_to_an_agent() {
     let agent = app.create_agent("Grace", "production").await;
     let mut phone = app.available_softphone(&agent).await;
     route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
-    let call = app.ring_in(CALLER, NUMBER).await;
-    let mut twilio = app.open_stream(&call).await;
-    hear(&mut twilio, 0x11, 200).await;
+    let (call, mut twilio) = greeted_caller(&app).await;
     app.wait_for_call(&call.call_id, |c| {
         event_kinds(c).contains(&"ai_connected".to_owned())
     })
@@ -854,9 +855,7 @@ async fn a_supervisor_cannot_listen_to_the_assistant_and_the_call_goes_on_but_ca
     let fake = FakeOpenAi::start(script).await;
     let app = ai_app(&fake, |_| {}).await;
     route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
-    let call = app.ring_in(CALLER, NUMBER).await;
-    let mut twilio = app.open_stream(&call).await;
-    hear(&mut twilio, 0x11, 200).await;
+    let (call, mut twilio) = greeted_caller(&app).await;
 
     let (mut console, _) = app.supervisor().await;
     console.send(json!({ "type": "listen", "call_id": call.call_id }));
