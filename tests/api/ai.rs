@@ -391,7 +391,7 @@ async fn ask_for_order(app: &TestApp, fake: &FakeOpenAi) -> (String, Value) {
 
 /// The order conversation; returns the tool output and the call's record.
 async fn converse_with_tool(app: &TestApp, fake: &FakeOpenAi) -> (String, Value) {
-    let (call, mut twilio) = greeted_caller(&app).await;
+    let (call, mut twilio) = greeted_caller(app).await;
     speak(&mut twilio, 0x53, 10);
     // The model goes on talking after the tool, whatever the tool said.
     hear(&mut twilio, 0x14, 200).await;
