@@ -751,14 +751,7 @@ pub async fn set_route(
         },
     };
     let route = super::numbers::parse_route(&engine, body.into_inner(), &workspace).await?;
-    let record = engine
-        .store
-        .upsert_number(e164.as_str(), &workspace, &route)
-        .await?;
-    engine
-        .directory
-        .upsert(record.e164.clone(), workspace.clone(), route.clone())
-        .await?;
+    let record = super::numbers::save_route(&engine, e164.as_str(), &workspace, &route).await?;
     tracing::info!(e164 = %e164, "number re-routed");
     Ok(HttpResponse::Ok().json(json!({
         "e164": record.e164,
@@ -809,17 +802,11 @@ pub async fn migrate(
     if moving.is_empty() {
         return Ok(HttpResponse::Ok().json(json!({ "id": null, "moved": [] })));
     }
-    let pool: Vec<PoolNumber> = pool_rows(
-        &engine,
-        &PoolFilter {
-            workspace: Some(workspace.to_string()),
-            ..PoolFilter::default()
-        },
-    )
-    .await?
-    .into_iter()
-    .filter(|n| n.provider == ProviderKind::Twilio.as_str() && n.status != PoolStatus::Released)
-    .collect();
+    let pool: Vec<PoolNumber> = twilio_rows(&engine, &workspace)
+        .await?
+        .into_iter()
+        .filter(|n| n.status != PoolStatus::Released)
+        .collect();
     let webhook = engine.voice_webhook_url();
     let twilio = account(&engine, ProviderKind::Twilio.as_str(), &workspace);
     let mut entries = Vec::new();
@@ -867,7 +854,7 @@ pub async fn migrate(
         engine.store.set_voice_url(&held.id, Some(&webhook)).await?;
     }
     for entry in &migration.entries {
-        apply_route(&engine, &entry.e164, &workspace, &target).await?;
+        super::numbers::save_route(&engine, &entry.e164, &workspace, &target).await?;
     }
     tracing::info!(id = %migration.id, moved = migration.entries.len(), "numbers migrated");
     Ok(HttpResponse::Created().json(json!({
@@ -892,18 +879,20 @@ async fn undo_repoints(twilio: &ProviderAccount, repointed: &[&PoolNumber]) {
     }
 }
 
-async fn apply_route(
-    engine: &Engine,
-    e164: &str,
-    workspace: &Workspace,
-    route: &Route,
-) -> Result<(), ApiError> {
-    engine.store.upsert_number(e164, workspace, route).await?;
-    engine
-        .directory
-        .upsert(e164.to_owned(), workspace.clone(), route.clone())
-        .await?;
-    Ok(())
+/// The Twilio numbers of a workspace's pool: their sids and webhooks.
+async fn twilio_rows(engine: &Engine, workspace: &Workspace) -> Result<Vec<PoolNumber>, ApiError> {
+    let rows = pool_rows(
+        engine,
+        &PoolFilter {
+            workspace: Some(workspace.to_string()),
+            ..PoolFilter::default()
+        },
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|n| n.provider == ProviderKind::Twilio.as_str())
+        .collect())
 }
 
 #[derive(Deserialize)]
@@ -940,17 +929,7 @@ pub async fn rollback(
             format!("migration {} was rolled back already", migration.id),
         ));
     }
-    let pool: Vec<PoolNumber> = pool_rows(
-        &engine,
-        &PoolFilter {
-            workspace: Some(workspace.to_string()),
-            ..PoolFilter::default()
-        },
-    )
-    .await?
-    .into_iter()
-    .filter(|n| n.provider == ProviderKind::Twilio.as_str())
-    .collect();
+    let pool = twilio_rows(&engine, &workspace).await?;
     let twilio = account(&engine, ProviderKind::Twilio.as_str(), &workspace);
     for entry in &migration.entries {
         let Some(sid) = &entry.twilio_sid else {
@@ -974,7 +953,7 @@ pub async fn rollback(
         }
     }
     for entry in &migration.entries {
-        apply_route(&engine, &entry.e164, &workspace, &entry.previous_route).await?;
+        super::numbers::save_route(&engine, &entry.e164, &workspace, &entry.previous_route).await?;
     }
     engine.store.mark_rolled_back(&migration.id).await?;
     tracing::info!(id = %migration.id, "migration rolled back");

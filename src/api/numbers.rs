@@ -130,6 +130,22 @@ async fn check_assistant(
     Ok(())
 }
 
+/// Records a number's route (the store is the record), then hands it to the
+/// number's actor, which takes it for its next call.
+pub(crate) async fn save_route(
+    engine: &Engine,
+    e164: &str,
+    workspace: &Workspace,
+    route: &Route,
+) -> Result<NumberRecord, ApiError> {
+    let record = engine.store.upsert_number(e164, workspace, route).await?;
+    engine
+        .directory
+        .upsert(record.e164.clone(), workspace.clone(), route.clone())
+        .await?;
+    Ok(record)
+}
+
 pub async fn create(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -142,15 +158,7 @@ pub async fn create(
         .map_err(|e| ApiError::bad_request("bad-field", format!("workspace: {e}")))?;
     let route = parse_route(&engine, body.route, &workspace).await?;
     let existed = engine.store.get_number(e164.as_str()).await?.is_some();
-    let record = engine
-        .store
-        .upsert_number(e164.as_str(), &workspace, &route)
-        .await?;
-    // The store is the record; the number's actor takes the route for its next call.
-    engine
-        .directory
-        .upsert(record.e164.clone(), workspace, route)
-        .await?;
+    let record = save_route(&engine, e164.as_str(), &workspace, &route).await?;
     tracing::info!(e164 = %record.e164, existed, "number saved");
     let status = if existed {
         HttpResponse::Ok()
