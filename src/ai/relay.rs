@@ -277,11 +277,7 @@ impl AiLeg {
         let work = async move {
             let assistant = load(id).await?;
             let url = realtime_url(&config.realtime_url, &assistant.model);
-            let connector = awc::Connector::new().connector(nodelay_tcp());
-            let mut request = awc::Client::builder()
-                .connector(connector)
-                .timeout(config.connect_timeout)
-                .finish()
+            let mut request = realtime_client(config.connect_timeout)
                 .ws(url)
                 .max_frame_size(config.max_frame_bytes);
             if let Some(key) = &config.api_key {
@@ -919,6 +915,25 @@ impl AiLeg {
         });
         self.close(ctx);
     }
+}
+
+thread_local! {
+    /// The realtime client of this worker thread: its connector (and TLS roots)
+    /// is built once per thread, not once per call.
+    static REALTIME_CLIENT: std::cell::OnceCell<awc::Client> = const { std::cell::OnceCell::new() };
+}
+
+fn realtime_client(timeout: Duration) -> awc::Client {
+    REALTIME_CLIENT.with(|client| {
+        client
+            .get_or_init(|| {
+                awc::Client::builder()
+                    .connector(awc::Connector::new().connector(nodelay_tcp()))
+                    .timeout(timeout)
+                    .finish()
+            })
+            .clone()
+    })
 }
 
 /// awc's TCP connector with `TCP_NODELAY` on: appends go out every 20 ms and must
