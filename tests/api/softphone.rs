@@ -259,3 +259,35 @@ async fn a_softphone_that_sends_audio_but_never_reads_is_closed_after_the_heartb
     );
     talking.abort();
 }
+
+/// Twilio Media Streams send 20 ms of mu-law per `media` message
+/// (https://www.twilio.com/docs/voice/media-streams/websocket-messages#media-message),
+/// and a softphone's binary frames are 160 bytes (docs/protocol.md §1). A larger
+/// payload is cut into those frames, in order, not relayed as one frame.
+#[actix_web::test]
+async fn a_large_media_payload_reaches_the_softphone_as_160_byte_frames() {
+    let app = spawn_app().await;
+    let agent = one_agent(&app).await;
+    let mut phone = app.available_softphone(&agent).await;
+    let (_call, mut twilio) = app.answered_call(&mut phone).await;
+
+    // Ten frames in one message: all arrive, each whole.
+    let ten: Vec<u8> = (0..10u8).flat_map(|i| [i; 160]).collect();
+    twilio.send_media(&ten);
+    for i in 0..10u8 {
+        assert_eq!(phone.audio().await, Bytes::from(vec![i; 160]));
+    }
+
+    // 48 KB (6 s) in one message: more than the softphone's 1 s audio bound, so the
+    // oldest frames make way, but every frame is 160 bytes and the newest arrives.
+    let burst: Vec<u8> = (0..300u32).flat_map(|i| [(i % 251) as u8; 160]).collect();
+    twilio.send_media(&burst);
+    let newest = Bytes::copy_from_slice(&burst[burst.len() - 160..]);
+    loop {
+        let frame = phone.audio().await;
+        assert_eq!(frame.len(), 160);
+        if frame == newest {
+            break;
+        }
+    }
+}
