@@ -244,8 +244,9 @@ async fn a_softphone_that_sends_audio_but_never_reads_is_closed_after_the_heartb
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
-    for seq in 0..100u8 {
-        twilio.send_media(&frame(0x11, seq));
+    // The caller talks too: more than the kernel's socket buffers hold.
+    for seq in 0..20_000u32 {
+        twilio.send_media(&frame(0x11, seq as u8));
     }
     // The seat is closed as gone; the caller is kept (parked, offered again).
     let record = app
@@ -257,7 +258,12 @@ async fn a_softphone_that_sends_audio_but_never_reads_is_closed_after_the_heartb
         record["ended_at"].is_null(),
         "the caller was dropped: {record}"
     );
-    talking.abort();
+    // And the connection itself is dropped, not held for as long as the peer likes:
+    // its writes start failing.
+    tokio::time::timeout(crate::helpers::PATIENCE, talking)
+        .await
+        .expect("the engine drops the connection of a softphone that does not read")
+        .expect("the talking task");
 }
 
 /// Twilio Media Streams send 20 ms of mu-law per `media` message
