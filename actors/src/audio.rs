@@ -13,6 +13,16 @@ pub const FRAME_MS: u64 = 20;
 /// Mu-law encoding of digital silence.
 pub const ULAW_SILENCE: u8 = 0xFF;
 
+/// `audio` cut into frames of at most [`FRAME_BYTES`], without copying: a peer that
+/// sends seconds of audio in one message still reaches a softphone as the protocol's
+/// 20 ms frames (and under its audio bound, frame by frame).
+pub fn frames(audio: Bytes) -> impl Iterator<Item = Bytes> {
+    let len = audio.len();
+    (0..len)
+        .step_by(FRAME_BYTES)
+        .map(move |start| audio.slice(start..(start + FRAME_BYTES).min(len)))
+}
+
 /// Encodes one 16-bit linear PCM sample as G.711 mu-law.
 pub fn linear_to_ulaw(sample: i16) -> u8 {
     const BIAS: i32 = 0x84;
@@ -165,6 +175,19 @@ pub fn duration_ms(len: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audio_is_cut_into_frames_of_at_most_160_bytes_in_order() {
+        let audio = Bytes::from((0..400u32).map(|i| i as u8).collect::<Vec<_>>());
+        let cut: Vec<Bytes> = frames(audio.clone()).collect();
+        assert_eq!(
+            cut.iter().map(Bytes::len).collect::<Vec<_>>(),
+            [160, 160, 80]
+        );
+        assert_eq!(cut.concat(), audio.to_vec());
+        assert_eq!(frames(Bytes::from_static(&[1; 160])).count(), 1);
+        assert_eq!(frames(Bytes::new()).count(), 0);
+    }
 
     #[test]
     fn mu_law_round_trips_within_quantisation_error() {

@@ -5,6 +5,7 @@
 //! holds up another's answer.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use serde::Serialize;
@@ -54,8 +55,7 @@ pub struct CallSummary {
 }
 
 /// What supervisors are told, as it happens.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
+#[derive(Debug, Clone)]
 pub enum FloorEvent {
     Seat(SeatState),
     SeatGone {
@@ -81,8 +81,17 @@ pub enum FloorEvent {
         slot: u32,
         agent_id: Option<AgentId>,
     },
-    /// This supervisor fell behind and no longer gets events.
-    Lagged,
+}
+
+/// Where one supervisor console's view of the floor goes: written to by the
+/// coordinator directly, so the snapshot and the events after it are in order and a
+/// burst of changes costs the console no mailbox slots. Implemented by the console's
+/// outbox, which coalesces changes of one seat or call (the latest state wins).
+pub trait FloorFeed: Send + Sync + 'static {
+    /// The whole floor, first. False once the console is gone or fell behind.
+    fn snapshot(&self, snapshot: Snapshot) -> bool;
+    /// One change. False once the console is gone or fell behind: it is dropped.
+    fn event(&self, event: FloorEvent) -> bool;
 }
 
 /// The whole floor at once (a supervisor's first message).
@@ -161,11 +170,12 @@ pub struct CallGone {
     pub outcome: &'static str,
 }
 
+/// Registers a console: its feed gets the snapshot at once, then every change.
 #[derive(Message)]
-#[rtype(result = "Snapshot")]
+#[rtype(result = "()")]
 pub struct RegisterSupervisor {
     pub id: u64,
-    pub events: Recipient<FloorEvent>,
+    pub feed: Arc<dyn FloorFeed>,
 }
 
 #[derive(Message)]
@@ -197,20 +207,16 @@ impl SeatEntry {
 pub struct RingCoordinator {
     seats: HashMap<AgentId, SeatEntry>,
     calls: HashMap<CallId, CallSummary>,
-    supervisors: HashMap<u64, Recipient<FloorEvent>>,
+    supervisors: HashMap<u64, Arc<dyn FloorFeed>>,
 }
 
 impl RingCoordinator {
     fn tell_supervisors(&mut self, event: FloorEvent) {
-        // A supervisor that cannot keep up is cut off (told so, to reconnect for a
-        // fresh snapshot) rather than slowing the floor or missing events silently.
-        self.supervisors.retain(|_, supervisor| {
-            let kept = supervisor.try_send(event.clone()).is_ok();
-            if !kept {
-                supervisor.do_send(FloorEvent::Lagged);
-            }
-            kept
-        });
+        // A supervisor that cannot keep up is cut off by its feed (told so, to
+        // reconnect for a fresh snapshot) rather than slowing the floor or missing
+        // events silently; the coordinator then forgets it.
+        self.supervisors
+            .retain(|_, supervisor| supervisor.event(event.clone()));
     }
 
     fn seat_changed(&mut self, agent_id: &AgentId) {
@@ -370,15 +376,16 @@ impl Handler<CallGone> for RingCoordinator {
 }
 
 impl Handler<RegisterSupervisor> for RingCoordinator {
-    type Result = MessageResult<RegisterSupervisor>;
+    type Result = ();
 
-    fn handle(&mut self, msg: RegisterSupervisor, _ctx: &mut Self::Context) -> Self::Result {
-        self.supervisors.insert(msg.id, msg.events);
+    fn handle(&mut self, msg: RegisterSupervisor, _ctx: &mut Self::Context) {
         let mut seats: Vec<SeatState> = self.seats.iter().map(|(id, s)| s.state(id)).collect();
         seats.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
         let mut calls: Vec<CallSummary> = self.calls.values().cloned().collect();
         calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
-        MessageResult(Snapshot { seats, calls })
+        if msg.feed.snapshot(Snapshot { seats, calls }) {
+            self.supervisors.insert(msg.id, msg.feed);
+        }
     }
 }
 
@@ -474,13 +481,14 @@ impl CoordinatorHandle {
         self.addr.do_send(CallGone { call_id, outcome });
     }
 
+    /// Registers a console; its feed gets the snapshot, then every change.
     pub async fn register_supervisor(
         &self,
         id: u64,
-        events: Recipient<FloorEvent>,
-    ) -> Result<Snapshot, EngineError> {
+        feed: Arc<dyn FloorFeed>,
+    ) -> Result<(), EngineError> {
         self.addr
-            .send(RegisterSupervisor { id, events })
+            .send(RegisterSupervisor { id, feed })
             .await
             .map_err(|e| EngineError::mailbox("ring coordinator", e))
     }

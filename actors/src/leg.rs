@@ -8,6 +8,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use bytes::Bytes;
 
+use crate::audio;
 use crate::call::{CallHandle, CallerAudio};
 use crate::outbox::{AudioPort, Outbox, CLOSE_NORMAL};
 use crate::stats::EngineStats;
@@ -125,10 +126,13 @@ impl StreamHandler<LegInput> for MediaLeg {
             LegInput::Media(frame) => match &self.route {
                 LegRoute::Nowhere => {}
                 LegRoute::Port(port) => {
-                    port.push_audio(frame);
-                    self.stats
-                        .audio_frames_relayed
-                        .fetch_add(1, Ordering::Relaxed);
+                    // Twilio sends 20 ms frames; a larger payload is cut to them.
+                    for frame in audio::frames(frame) {
+                        port.push_audio(frame);
+                        self.stats
+                            .audio_frames_relayed
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 LegRoute::Call(call) => call.do_send(CallerAudio { frame }),
                 LegRoute::Assistant(assistant) => {

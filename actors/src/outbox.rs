@@ -84,6 +84,8 @@ struct Inner<C> {
     lanes: Mutex<Lanes<C>>,
     notify: Notify,
     limits: OutboxLimits,
+    /// The close reason the peer is given when its control lane overflows.
+    overflow_reason: &'static str,
     dropped: AtomicU64,
     stats: Arc<EngineStats>,
 }
@@ -109,8 +111,22 @@ impl<C> std::fmt::Debug for Outbox<C> {
     }
 }
 
+/// The close reason of a peer whose control lane overflowed, unless its socket says
+/// otherwise ([`Outbox::with_overflow_reason`]).
+const TOO_SLOW: &str = "peer too slow to read control messages";
+
 impl<C> Outbox<C> {
     pub fn new(limits: OutboxLimits, stats: Arc<EngineStats>) -> Self {
+        Self::with_overflow_reason(limits, stats, TOO_SLOW)
+    }
+
+    /// An outbox whose peer, when it falls `limits.control_messages` behind, is closed
+    /// with `overflow_reason` (what that socket's protocol documents).
+    pub fn with_overflow_reason(
+        limits: OutboxLimits,
+        stats: Arc<EngineStats>,
+        overflow_reason: &'static str,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 lanes: Mutex::new(Lanes {
@@ -124,6 +140,7 @@ impl<C> Outbox<C> {
                 }),
                 notify: Notify::new(),
                 limits,
+                overflow_reason,
                 dropped: AtomicU64::new(0),
                 stats,
             }),
@@ -142,14 +159,24 @@ impl<C> Outbox<C> {
     /// Queues a protocol message. Returns false if the connection is closing or the
     /// peer is so far behind that it has been closed.
     pub fn send(&self, message: C) -> bool {
+        self.send_superseding(message, |_| false)
+    }
+
+    /// Queues a protocol message that supersedes every still-queued message for which
+    /// `superseded` holds (a newer state of the same seat, say): those are dropped and
+    /// this one goes to the back, behind everything queued before it. A peer that reads
+    /// slowly thus gets the latest state of each thing instead of falling behind a
+    /// burst of changes. Returns false as [`Outbox::send`] does.
+    pub fn send_superseding(&self, message: C, superseded: impl Fn(&C) -> bool) -> bool {
         let mut lanes = self.lanes();
         if lanes.close.is_some() || lanes.finished {
             return false;
         }
+        lanes.control.retain(|queued| !superseded(queued));
         if lanes.control.len() >= self.inner.limits.control_messages {
             lanes.close = Some(Close {
                 code: CLOSE_GOING_AWAY,
-                reason: "peer too slow to read control messages".into(),
+                reason: self.inner.overflow_reason.into(),
             });
             self.inner
                 .stats
@@ -399,6 +426,38 @@ mod tests {
         assert_eq!(out.try_next(), Some(Outgoing::Control(2)));
         assert!(matches!(out.try_next(), Some(Outgoing::Close(c)) if c.code == CLOSE_GOING_AWAY));
         assert_eq!(out.try_next(), None);
+    }
+
+    #[test]
+    fn a_superseding_message_replaces_its_queued_predecessors_and_goes_last() {
+        let out = outbox(2, 3);
+        for state in [10, 20, 11, 12, 13, 14] {
+            // Messages of the same "thing" (same tens) supersede each other.
+            assert!(out.send_superseding(state, |queued| queued / 10 == state / 10));
+        }
+        assert!(
+            !out.is_closed(),
+            "six changes of two things fit in three places"
+        );
+        assert_eq!(out.try_next(), Some(Outgoing::Control(20)));
+        assert_eq!(out.try_next(), Some(Outgoing::Control(14)));
+        assert_eq!(out.try_next(), None);
+    }
+
+    #[test]
+    fn an_overflowing_peer_is_closed_with_its_sockets_own_reason() {
+        let out = Outbox::with_overflow_reason(
+            OutboxLimits {
+                audio_frames: 1,
+                control_messages: 1,
+            },
+            Arc::new(EngineStats::default()),
+            "fell behind",
+        );
+        assert!(out.send(1));
+        assert!(!out.send(2));
+        assert_eq!(out.try_next(), Some(Outgoing::Control(1)));
+        assert!(matches!(out.try_next(), Some(Outgoing::Close(c)) if c.reason == "fell behind"));
     }
 
     #[test]

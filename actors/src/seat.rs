@@ -67,8 +67,9 @@ pub enum SeatInput {
     Command(SeatCommand),
     /// A binary frame: audio for the connected call.
     Audio(Bytes),
-    /// The peer is alive (a pong, a ping, any frame).
-    Heartbeat,
+    /// The softphone answered a ping: it reads what it is sent. Only this keeps it
+    /// alive: a softphone that sends audio but never reads is as gone as a silent one.
+    Pong,
     /// A message the edge could not turn into a command; answered with `error`.
     Invalid {
         code: &'static str,
@@ -287,7 +288,8 @@ pub struct SeatActor {
     /// A claim sent to a call and not yet decided.
     claiming: Option<CallId>,
     connected: Option<Connected>,
-    last_heard: Instant,
+    /// When the softphone last answered a ping (or connected).
+    last_pong: Instant,
     /// Calls whose ring was cancelled or whose parking ended lately: a late claim
     /// for one of them is told `claim_lost` (it lost a race, it did not misbehave).
     recently_gone: VecDeque<CallId>,
@@ -318,7 +320,7 @@ impl SeatActor {
                 parked: HashMap::new(),
                 claiming: None,
                 connected: None,
-                last_heard: Instant::now(),
+                last_pong: Instant::now(),
                 recently_gone: VecDeque::new(),
                 last_audio_error: None,
             }
@@ -646,7 +648,7 @@ impl Actor for SeatActor {
         });
         self.hand_back_dropped_calls(ctx);
         ctx.run_interval(self.config.heartbeat_interval, |act, ctx| {
-            if act.last_heard.elapsed() > act.config.client_timeout {
+            if act.last_pong.elapsed() > act.config.client_timeout {
                 tracing::info!(agent_id = %act.agent_id, "softphone stopped answering heartbeats");
                 act.outbox.close(CLOSE_GOING_AWAY, "heartbeat timeout");
                 ctx.stop();
@@ -672,11 +674,10 @@ impl Actor for SeatActor {
 
 impl StreamHandler<SeatInput> for SeatActor {
     fn handle(&mut self, input: SeatInput, ctx: &mut Self::Context) {
-        self.last_heard = Instant::now();
         match input {
             SeatInput::Command(command) => self.command(command, ctx),
             SeatInput::Audio(frame) => self.audio(frame),
-            SeatInput::Heartbeat => {}
+            SeatInput::Pong => self.last_pong = Instant::now(),
             SeatInput::Invalid { code, message } => self.error(code, message),
             SeatInput::Violation(reason) => {
                 self.outbox.close(CLOSE_POLICY, reason);

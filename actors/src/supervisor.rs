@@ -9,13 +9,14 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use crate::call::{CallHandle, ClaimResult};
-use crate::coordinator::{CoordinatorHandle, FloorEvent, Snapshot};
+use crate::coordinator::{CoordinatorHandle, FloorEvent, FloorFeed, Snapshot};
 use crate::error::EngineError;
 use crate::ids::{AgentId, CallId};
 use crate::machine::ClaimKind;
-use crate::outbox::{Outbox, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY};
+use crate::outbox::{Outbox, OutboxLimits, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY};
 use crate::registry::RegistryHandle;
 use crate::seat::SeatConfig;
+use crate::stats::EngineStats;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SupervisorCommand {
@@ -51,8 +52,12 @@ impl SupervisorCommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SupervisorInput {
     Command(SupervisorCommand),
-    Heartbeat,
-    Invalid { code: &'static str, message: String },
+    /// The console answered a ping: it reads what it is sent.
+    Pong,
+    Invalid {
+        code: &'static str,
+        message: String,
+    },
     Violation(String),
 }
 
@@ -71,6 +76,49 @@ pub enum SupervisorOutput {
     },
 }
 
+/// Messages a console may be behind before it is closed (the documented queue).
+pub const CONSOLE_QUEUE: usize = 4096;
+/// What a console that fell behind is told as it is closed (documented).
+pub const FELL_BEHIND: &str = "fell behind the floor's events; reconnect for a fresh snapshot";
+
+/// A console's outbox: [`CONSOLE_QUEUE`] messages, then closed with [`FELL_BEHIND`].
+/// Its audio lane (what the console listens to) keeps the engine's bound.
+pub fn console_outbox(limits: OutboxLimits, stats: Arc<EngineStats>) -> Outbox<SupervisorOutput> {
+    let limits = OutboxLimits {
+        control_messages: CONSOLE_QUEUE,
+        ..limits
+    };
+    Outbox::with_overflow_reason(limits, stats, FELL_BEHIND)
+}
+
+impl FloorFeed for Outbox<SupervisorOutput> {
+    fn snapshot(&self, snapshot: Snapshot) -> bool {
+        self.send(SupervisorOutput::Snapshot(snapshot))
+    }
+
+    /// A seat's or a call's change supersedes its older change still queued, so an
+    /// agent toggling presence as fast as it can costs each console one queued
+    /// message, not one per toggle.
+    fn event(&self, event: FloorEvent) -> bool {
+        use SupervisorOutput::Event;
+        match &event {
+            FloorEvent::Seat(seat) => {
+                let agent_id = seat.agent_id.clone();
+                self.send_superseding(Event(event), |queued| {
+                    matches!(queued, Event(FloorEvent::Seat(old)) if old.agent_id == agent_id)
+                })
+            }
+            FloorEvent::Call(call) => {
+                let call_id = call.call_id.clone();
+                self.send_superseding(Event(event), |queued| {
+                    matches!(queued, Event(FloorEvent::Call(old)) if old.call_id == call_id)
+                })
+            }
+            _ => self.send(Event(event)),
+        }
+    }
+}
+
 pub struct SupervisorSetup {
     pub outbox: Outbox<SupervisorOutput>,
     pub coordinator: CoordinatorHandle,
@@ -86,7 +134,8 @@ pub struct SupervisorActor {
     coordinator: CoordinatorHandle,
     registry: RegistryHandle,
     config: SeatConfig,
-    last_heard: Instant,
+    /// When the console last answered a ping: only a pong shows it reads.
+    last_pong: Instant,
 }
 
 impl SupervisorActor {
@@ -102,7 +151,7 @@ impl SupervisorActor {
                 coordinator: setup.coordinator,
                 registry: setup.registry,
                 config: setup.config,
-                last_heard: Instant::now(),
+                last_pong: Instant::now(),
             }
         })
     }
@@ -180,24 +229,20 @@ impl Actor for SupervisorActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
         let coordinator = self.coordinator.clone();
-        let (id, events) = (self.id, ctx.address().recipient());
-        let register = async move { coordinator.register_supervisor(id, events).await };
-        ctx.spawn(
-            register
-                .into_actor(self)
-                .map(|snapshot, act, ctx| match snapshot {
-                    Ok(snapshot) => {
-                        act.outbox.send(SupervisorOutput::Snapshot(snapshot));
-                    }
-                    Err(_) => {
-                        act.outbox
-                            .close(CLOSE_GOING_AWAY, "the floor is unavailable");
-                        ctx.stop();
-                    }
-                }),
-        );
+        let (id, feed) = (self.id, Arc::new(self.outbox.clone()));
+        let register = async move { coordinator.register_supervisor(id, feed).await };
+        ctx.spawn(register.into_actor(self).map(|registered, act, ctx| {
+            if registered.is_err() {
+                act.outbox
+                    .close(CLOSE_GOING_AWAY, "the floor is unavailable");
+                ctx.stop();
+            }
+        }));
         ctx.run_interval(self.config.heartbeat_interval, |act, ctx| {
-            if act.last_heard.elapsed() > act.config.client_timeout {
+            if act.outbox.is_closed() {
+                // Closed by its feed (it fell behind): the floor has forgotten it.
+                ctx.stop();
+            } else if act.last_pong.elapsed() > act.config.client_timeout {
                 act.outbox.close(CLOSE_GOING_AWAY, "heartbeat timeout");
                 ctx.stop();
             } else {
@@ -214,10 +259,9 @@ impl Actor for SupervisorActor {
 
 impl StreamHandler<SupervisorInput> for SupervisorActor {
     fn handle(&mut self, input: SupervisorInput, ctx: &mut Self::Context) {
-        self.last_heard = Instant::now();
         match input {
             SupervisorInput::Command(command) => self.command(command, ctx),
-            SupervisorInput::Heartbeat => {}
+            SupervisorInput::Pong => self.last_pong = Instant::now(),
             SupervisorInput::Invalid { code, message } => {
                 self.outbox.send(SupervisorOutput::Error { code, message });
             }
@@ -226,20 +270,5 @@ impl StreamHandler<SupervisorInput> for SupervisorActor {
                 ctx.stop();
             }
         }
-    }
-}
-
-impl Handler<FloorEvent> for SupervisorActor {
-    type Result = ();
-
-    fn handle(&mut self, event: FloorEvent, ctx: &mut Self::Context) {
-        if let FloorEvent::Lagged = event {
-            self.outbox.close(
-                CLOSE_GOING_AWAY,
-                "fell behind the floor's events; reconnect for a fresh snapshot",
-            );
-            return ctx.stop();
-        }
-        self.outbox.send(SupervisorOutput::Event(event));
     }
 }

@@ -70,7 +70,7 @@ fn inputs(
     super::frames(messages, outbox).map(|frame| match frame {
         Frame::Text(text) => parse(&text),
         Frame::Binary(audio) => SeatInput::Audio(audio),
-        Frame::Alive => SeatInput::Heartbeat,
+        Frame::Pong => SeatInput::Pong,
         Frame::Unsupported(why) => SeatInput::Invalid {
             code: "unsupported-frame",
             message: why.into(),

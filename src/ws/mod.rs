@@ -15,8 +15,9 @@ use switchboard_actors::outbox::Outbox;
 pub enum Frame {
     Text(ByteString),
     Binary(Bytes),
-    /// A ping (answered here), a pong, or nothing: the peer is alive.
-    Alive,
+    /// The peer answered one of our pings: it reads what it is sent. (Its own pings
+    /// are answered here and are no sign of that: a peer can send without reading.)
+    Pong,
     /// A frame the protocol does not use (fragments).
     Unsupported(&'static str),
     /// The peer broke the protocol (an oversized frame); the stream ends after it.
@@ -24,29 +25,34 @@ pub enum Frame {
 }
 
 /// The socket's frames until the peer closes or breaks the protocol. Pings are
-/// answered through the outbox (the socket's one writer).
+/// answered through the outbox (the socket's one writer) and not passed on.
 pub fn frames<C: 'static>(
     messages: MessageStream,
     outbox: Outbox<C>,
 ) -> impl futures_util::Stream<Item = Frame> {
     futures_util::stream::unfold(Some((messages, outbox)), |state| async move {
         let (mut messages, outbox) = state?;
-        let frame = match messages.next().await? {
-            Ok(Message::Text(text)) => Frame::Text(text),
-            Ok(Message::Binary(bytes)) => Frame::Binary(bytes),
-            Ok(Message::Ping(payload)) => {
-                outbox.pong(payload);
-                Frame::Alive
-            }
-            Ok(Message::Pong(_)) | Ok(Message::Nop) => Frame::Alive,
-            Ok(Message::Close(_)) => return None,
-            Ok(Message::Continuation(_)) => {
-                Frame::Unsupported("fragmented messages are not supported")
-            }
-            Err(ProtocolError::Overflow) => {
-                return Some((Frame::Violation("frame larger than allowed".into()), None));
-            }
-            Err(err) => return Some((Frame::Violation(format!("protocol error: {err}")), None)),
+        let frame = loop {
+            break match messages.next().await? {
+                Ok(Message::Text(text)) => Frame::Text(text),
+                Ok(Message::Binary(bytes)) => Frame::Binary(bytes),
+                Ok(Message::Ping(payload)) => {
+                    outbox.pong(payload);
+                    continue;
+                }
+                Ok(Message::Nop) => continue,
+                Ok(Message::Pong(_)) => Frame::Pong,
+                Ok(Message::Close(_)) => return None,
+                Ok(Message::Continuation(_)) => {
+                    Frame::Unsupported("fragmented messages are not supported")
+                }
+                Err(ProtocolError::Overflow) => {
+                    return Some((Frame::Violation("frame larger than allowed".into()), None));
+                }
+                Err(err) => {
+                    return Some((Frame::Violation(format!("protocol error: {err}")), None))
+                }
+            };
         };
         Some((frame, Some((messages, outbox))))
     })

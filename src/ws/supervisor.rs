@@ -13,9 +13,9 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchboard_actors::coordinator::{CallSummary, FloorEvent, SeatState};
-use switchboard_actors::outbox::Outbox;
 use switchboard_actors::supervisor::{
-    SupervisorActor, SupervisorCommand, SupervisorInput, SupervisorOutput, SupervisorSetup,
+    console_outbox, SupervisorActor, SupervisorCommand, SupervisorInput, SupervisorOutput,
+    SupervisorSetup,
 };
 use switchboard_actors::{AgentId, CallId};
 
@@ -42,12 +42,12 @@ pub async fn supervisor_socket(
     }
     let (response, session, messages) = actix_ws::handle(&req, body)?;
     let messages = messages.max_frame_size(engine.settings.websocket.max_frame_bytes);
-    let outbox = Outbox::new(engine.outbox_limits, Arc::clone(&engine.stats));
+    let outbox = console_outbox(engine.outbox_limits, Arc::clone(&engine.stats));
     writer::spawn(outbox.clone(), session, SupervisorWire);
     let inputs = super::frames(messages, outbox.clone()).map(|frame| match frame {
         Frame::Text(text) => parse(&text),
         Frame::Binary(_) => invalid("unsupported-frame", "a supervisor sends no audio"),
-        Frame::Alive => SupervisorInput::Heartbeat,
+        Frame::Pong => SupervisorInput::Pong,
         Frame::Unsupported(why) => invalid("unsupported-frame", why),
         Frame::Violation(why) => SupervisorInput::Violation(why),
     });
@@ -182,7 +182,6 @@ pub fn render(output: &SupervisorOutput) -> Value {
                 "type": "parked", "call_id": call_id, "workspace": workspace, "slot": slot,
                 "parked_by": parked_by, "reason": reason,
             }),
-            FloorEvent::Lagged => json!({ "type": "lagged" }),
             FloorEvent::Unparked {
                 call_id,
                 workspace,

@@ -15,6 +15,7 @@ mod numbers_cli;
 mod numbers_sync;
 mod parking;
 mod postgres;
+mod raw_ws;
 mod recovery;
 mod softphone;
 mod store;

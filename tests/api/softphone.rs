@@ -5,9 +5,11 @@ use std::time::Duration;
 use awc::ws::Message;
 use bytes::Bytes;
 use serde_json::json;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 
-use crate::helpers::{frame, spawn_app, Agent, TestApp, WsPeer, CALLER, NUMBER};
+use crate::db::TestDb;
+use crate::helpers::{frame, spawn_app, spawn_app_with, Agent, TestApp, WsPeer, CALLER, NUMBER};
+use crate::raw_ws;
 
 async fn one_agent(app: &TestApp) -> Agent {
     let agent = app.create_agent("a", "production").await;
@@ -140,40 +142,13 @@ async fn a_connected_agent_whose_softphone_drops_does_not_drop_the_caller() {
 /// A softphone that completes the upgrade and goes available, then never reads
 /// again, with a tiny receive buffer so the engine feels it at once.
 async fn stalled_softphone(app: &TestApp, token: &str) -> tokio::net::TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("small buffer");
-    let mut stream = socket
-        .connect(format!("127.0.0.1:{}", app.port).parse().expect("addr"))
-        .await
-        .expect("connects");
-    let request = format!(
-        "GET /ws/agent?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Version: 13\r\n\r\n",
-        app.port
-    );
-    stream.write_all(request.as_bytes()).await.expect("upgrade");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.expect("response");
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let mut stream = raw_ws::stalled_socket(app, &format!("/ws/agent?token={token}")).await;
     let presence = json!({ "type": "presence", "status": "available" }).to_string();
     stream
-        .write_all(&masked_text(&presence))
+        .write_all(&raw_ws::masked(raw_ws::TEXT, presence.as_bytes()))
         .await
         .expect("send");
     stream
-}
-
-fn masked_text(text: &str) -> Vec<u8> {
-    let mask = [1u8, 2, 3, 4];
-    let mut frame = vec![0x81, 0x80 | text.len() as u8];
-    frame.extend_from_slice(&mask);
-    frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    frame
 }
 
 #[actix_web::test]
@@ -203,7 +178,7 @@ async fn a_stalled_softphone_loses_its_own_oldest_audio_and_stalls_nobody() {
         .await;
     let answer = json!({ "type": "answer", "call_id": slow_call.call_id }).to_string();
     stalled
-        .write_all(&masked_text(&answer))
+        .write_all(&raw_ws::masked(raw_ws::TEXT, answer.as_bytes()))
         .await
         .expect("send");
     app.wait_for_call(&slow_call.call_id, |c| c["status"] == "connected")
@@ -236,4 +211,89 @@ async fn a_stalled_softphone_loses_its_own_oldest_audio_and_stalls_nobody() {
     slow_twilio.stop();
     let record = app.wait_for_outcome(&slow_call.call_id).await;
     assert_eq!(record["outcome"], "answered");
+}
+
+/// RFC 6455 §5.5.2–5.5.3: a peer answers every ping with a pong (browsers do so on
+/// their own). Audio shows that a softphone sends; only a pong shows that it reads.
+#[actix_web::test]
+async fn a_softphone_that_sends_audio_but_never_reads_is_closed_after_the_heartbeat_timeout() {
+    let app = spawn_app_with(TestDb::Sqlite, |s| {
+        s.websocket.heartbeat_interval_secs = 1.0;
+        s.websocket.client_timeout_secs = 2.0;
+    })
+    .await;
+    let agent = one_agent(&app).await;
+    let mut stalled = stalled_softphone(&app, &agent.token).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    app.wait_for_call(&call.call_id, |c| c["status"] == "ringing")
+        .await;
+    let answer = json!({ "type": "answer", "call_id": call.call_id }).to_string();
+    stalled
+        .write_all(&raw_ws::masked(raw_ws::TEXT, answer.as_bytes()))
+        .await
+        .expect("send");
+    app.wait_for_call(&call.call_id, |c| c["status"] == "connected")
+        .await;
+
+    // The agent's side keeps talking; nothing it is sent is ever read.
+    let talking = actix_rt::spawn(async move {
+        let frame = raw_ws::masked(raw_ws::BINARY, &[0x55; 160]);
+        while stalled.write_all(&frame).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    // The caller talks too: more than the kernel's socket buffers hold.
+    for seq in 0..20_000u32 {
+        twilio.send_media(&frame(0x11, seq as u8));
+    }
+    // The seat is closed as gone; the caller is kept (parked, offered again).
+    let record = app
+        .wait_for_call(&call.call_id, |c| {
+            crate::helpers::event_kinds(c).contains(&"agent_disconnected".to_owned())
+        })
+        .await;
+    assert!(
+        record["ended_at"].is_null(),
+        "the caller was dropped: {record}"
+    );
+    // And the connection itself is dropped, not held for as long as the peer likes:
+    // its writes start failing.
+    tokio::time::timeout(crate::helpers::PATIENCE, talking)
+        .await
+        .expect("the engine drops the connection of a softphone that does not read")
+        .expect("the talking task");
+}
+
+/// Twilio Media Streams send 20 ms of mu-law per `media` message
+/// (https://www.twilio.com/docs/voice/media-streams/websocket-messages#media-message),
+/// and a softphone's binary frames are 160 bytes (docs/protocol.md §1). A larger
+/// payload is cut into those frames, in order, not relayed as one frame.
+#[actix_web::test]
+async fn a_large_media_payload_reaches_the_softphone_as_160_byte_frames() {
+    let app = spawn_app().await;
+    let agent = one_agent(&app).await;
+    let mut phone = app.available_softphone(&agent).await;
+    let (_call, mut twilio) = app.answered_call(&mut phone).await;
+
+    // Ten frames in one message: all arrive, each whole.
+    let ten: Vec<u8> = (0..10u8).flat_map(|i| [i; 160]).collect();
+    twilio.send_media(&ten);
+    for i in 0..10u8 {
+        assert_eq!(phone.audio().await, Bytes::from(vec![i; 160]));
+    }
+
+    // 48 KB (6 s) in one message: more than the softphone's 1 s audio bound, so the
+    // oldest frames make way, but every frame is 160 bytes and the newest arrives.
+    let burst: Vec<u8> = (0..300u32).flat_map(|i| [(i % 251) as u8; 160]).collect();
+    twilio.send_media(&burst);
+    let newest = Bytes::copy_from_slice(&burst[burst.len() - 160..]);
+    loop {
+        let frame = phone.audio().await;
+        assert_eq!(frame.len(), 160);
+        if frame == newest {
+            break;
+        }
+    }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::db::TestDb;
-use crate::helpers::{frame, spawn_app, spawn_app_with, WsPeer};
+use crate::helpers::{frame, spawn_app, spawn_app_with, WsPeer, ADMIN_TOKEN};
+use crate::raw_ws;
 
 #[actix_web::test]
 async fn a_supervisor_needs_the_admin_token() {
@@ -288,4 +289,61 @@ async fn a_presence_change_during_a_call_is_in_the_calls_trail() {
         .expect("presence event");
     assert_eq!(event["agent_id"], agents[0].id.as_str());
     assert_eq!(event["detail"]["status"], "away");
+}
+
+/// An agent flips its presence as fast as its socket allows while a console is not
+/// reading (a busy browser tab). Each change of a seat supersedes the one still
+/// queued for that console, so the console is not cut off ("fell behind") and, once
+/// it reads, sees the seat's latest state.
+#[actix_web::test]
+async fn an_agent_toggling_presence_quickly_does_not_disconnect_a_console_that_reads_slowly() {
+    const TOGGLES: usize = 20_000;
+    let app = spawn_app().await;
+    let flipper = app.create_agent("flipper", "production").await;
+    let sentinel = app.create_agent("sentinel", "production").await;
+    let mut phone = app.softphone(&flipper.token).await;
+    let path = format!("/ws/supervisor?token={ADMIN_TOKEN}");
+    let mut console = raw_ws::stalled_socket(&app, &path).await;
+    let (_, snapshot) = raw_ws::read_frame(&mut console)
+        .await
+        .expect("the snapshot");
+    let snapshot: Value = serde_json::from_slice(&snapshot).expect("JSON");
+    assert_eq!(snapshot["type"], "snapshot");
+
+    for i in 0..TOGGLES {
+        let status = if i % 2 == 0 { "available" } else { "away" };
+        phone.send(json!({ "type": "presence", "status": status }));
+    }
+    for _ in 0..TOGGLES {
+        phone.expect("presence").await;
+    }
+    // A change after the burst, to know when the console has read all of it.
+    let _sentinel_phone = app.softphone(&sentinel.token).await;
+
+    let (mut flipper_events, mut last) = (0, Value::Null);
+    loop {
+        let (opcode, payload) = raw_ws::read_frame(&mut console)
+            .await
+            .expect("the console stays connected");
+        assert_ne!(
+            opcode,
+            raw_ws::CLOSE,
+            "the console was closed: {}",
+            String::from_utf8_lossy(payload.get(2..).unwrap_or_default())
+        );
+        let event: Value = serde_json::from_slice(&payload).expect("JSON");
+        if event["type"] != "seat" {
+            continue;
+        }
+        if event["agent_id"] == sentinel.id.as_str() {
+            break;
+        }
+        flipper_events += 1;
+        last = event;
+    }
+    assert_eq!(last["presence"], "away", "the latest state wins: {last}");
+    assert!(
+        flipper_events < TOGGLES,
+        "{flipper_events} events for {TOGGLES} changes: nothing was coalesced"
+    );
 }
