@@ -81,7 +81,8 @@ pub enum NumbersCommand {
     },
     /// The numbers of workspace A and B compared.
     Diff { a: String, b: String },
-    /// Writes DIR/numbers.json and DIR/workspaces/<workspace>.json (no credentials).
+    /// Writes DIR/numbers.json and DIR/workspaces/<workspace>.json (no credentials;
+    /// workspace names are reduced to safe file names, nothing is written outside DIR).
     Export { dir: PathBuf },
     /// Sets a number's route; it takes effect on the number's next call.
     Route {
