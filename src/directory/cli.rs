@@ -332,10 +332,21 @@ pub async fn run(args: NumbersArgs) -> anyhow::Result<i32> {
                         moved.len()
                     )?;
                     for m in &moved {
-                        let repointed = if m["repointed"] == true {
-                            " (Twilio webhook re-pointed at switchboard)"
-                        } else {
-                            ""
+                        let cleared: Vec<&str> = m["cleared"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect();
+                        let repointed = match (m["repointed"] == true, cleared.is_empty()) {
+                            (false, _) => String::new(),
+                            (true, true) => {
+                                " (Twilio webhook re-pointed at switchboard)".to_owned()
+                            }
+                            (true, false) => format!(
+                                " (Twilio webhook re-pointed at switchboard; cleared {})",
+                                cleared.join(", ")
+                            ),
                         };
                         writeln!(
                             out,
@@ -463,8 +474,19 @@ fn show_text(v: &Value) -> String {
         if let Some(agent) = &e.provider_agent {
             out.push_str(&format!("  at the provider: agent {agent}\n"));
         }
+        if let Some(note) = &e.note {
+            out.push_str(&format!("  note: {note} (not an E.164 number)\n"));
+        }
         if let Some(url) = &e.voice_url {
             out.push_str(&format!("  voice webhook: {url}\n"));
+        }
+        if let Some(twilio) = &e.twilio {
+            if let Some(app) = &twilio.voice_application_sid {
+                out.push_str(&format!("  voice application: {app}\n"));
+            }
+            if let Some(status) = &twilio.status_callback {
+                out.push_str(&format!("  status callback: {status}\n"));
+            }
         }
         if let Some(trunk) = &e.sip_trunk {
             let parts: Vec<String> = [

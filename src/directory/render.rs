@@ -380,6 +380,8 @@ mod tests {
             provider_agent: None,
             voice_url: None,
             sip_trunk: None,
+            note: None,
+            twilio: None,
             route: None,
             created_at: 0,
             updated_at: 0,
