@@ -450,7 +450,10 @@ pub(crate) async fn unassign_agent(
                 number.e164
             )));
         }
-        done.push((account, number));
+        if account.kind != ProviderKind::Twilio {
+            // Nothing changed at Twilio (the number keeps pointing at switchboard).
+            done.push((account, number));
+        }
     }
     let mut released = Vec::new();
     for number in &numbers {

@@ -240,6 +240,9 @@ struct Exported<'a> {
     sip_trunk_sid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sip_termination_host: Option<String>,
+    /// `unparseable`: `e164` is the provider's text, not an E.164 number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'a str>,
 }
 
 impl<'a> Exported<'a> {
@@ -261,6 +264,7 @@ impl<'a> Exported<'a> {
                 .and_then(|t| t.termination_uri.as_deref())
                 .map(|uri| uri.rsplit('@').next().unwrap_or(uri))
                 .map(|host| host.trim_start_matches("sip:").to_owned()),
+            note: e.note.as_deref(),
         }
     }
 }
