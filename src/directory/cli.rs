@@ -66,8 +66,9 @@ pub enum NumbersCommand {
         workspace: Option<String>,
     },
     /// Numbers without provider ids, assignments to agents that no longer exist,
-    /// duplicates across providers (errors: exit status 1); staging numbers
-    /// missing from production (warnings).
+    /// duplicates across providers (errors: exit status 1); numbers a provider
+    /// lists in a form that is not E.164, staging numbers missing from production
+    /// (warnings).
     Validate,
     /// Every number and a summary.
     Report {
