@@ -731,6 +731,21 @@ async fn the_fake_providers_keep_the_documented_rules_of_their_apis() {
         .expect("answers");
     assert_eq!(unauthorized.status(), 401);
 
+    // Twilio's 5xx, with its error body.
+    fake.state().twilio_fail = Some(503);
+    let down = http
+        .get(format!(
+            "{}/2010-04-01/Accounts/{TWILIO_SID}/IncomingPhoneNumbers.json",
+            fake.base
+        ))
+        .basic_auth(TWILIO_SID, Some(crate::fake_providers::TWILIO_SECRET))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(down.status(), 503);
+    let body: Value = down.json().await.expect("json");
+    assert_eq!(body["status"], 503);
+
     // Vapi: the limit is 0–1000.
     let too_many = http
         .get(format!("{}/phone-number?limit=1001", fake.base))
