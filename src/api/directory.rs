@@ -18,10 +18,11 @@ use super::error::ApiError;
 use crate::directory::checks;
 use crate::directory::model::{DirectoryEntry, LiveNumber};
 use crate::domain::phone::PhoneNumber;
-use crate::providers::{ProviderAccount, ProviderKind};
+use crate::providers::twilio::Hooks;
+use crate::providers::{ProviderAccount, ProviderKind, Repointed};
 use crate::startup::Engine;
 use crate::store::pool::{
-    MigrationEntry, PoolFilter, PoolNumber, PoolStatus, RouteMigration, SyncCounts,
+    MigrationEntry, PoolFilter, PoolNumber, PoolStatus, RouteMigration, SyncCounts, VoiceRouting,
 };
 
 fn workspace_field(raw: &str, field: &str) -> Result<Workspace, ApiError> {
@@ -348,21 +349,36 @@ pub(crate) async fn assign_claimed(
         ))
         .await);
     };
-    let webhook = engine.voice_webhook_url();
-    if let Err(e) = account.assign(&number, provider_agent, &webhook).await {
+    if number.note.is_some() {
         return Err(give_back(format!(
-            "no number was assigned: {} refused {}: {e}",
-            account.label(),
-            number.e164
+            "no number was assigned: {} is not an E.164 number ({})",
+            number.e164,
+            number.note.as_deref().unwrap_or_default()
         ))
         .await);
     }
+    let (webhook, status) = (engine.voice_webhook_url(), status_callback_url(engine));
+    let hooks = Hooks {
+        voice_url: &webhook,
+        status_callback: &status,
+    };
+    let repointed = match account.assign(&number, provider_agent, &hooks).await {
+        Ok(repointed) => repointed,
+        Err(e) => {
+            return Err(give_back(format!(
+                "no number was assigned: {} refused {}: {e}",
+                account.label(),
+                number.e164
+            ))
+            .await)
+        }
+    };
     let route = Route::Agents {
         agent_ids: vec![agent_id.clone()],
     };
-    let (voice_url, held_by) = match account.kind {
-        ProviderKind::Twilio => (Some(webhook.as_str()), number.provider_agent.as_deref()),
-        _ => (number.voice_url.as_deref(), Some(provider_agent)),
+    let (voice_url, held_by) = match &repointed {
+        Some(r) => (r.now.voice_url.as_deref(), number.provider_agent.as_deref()),
+        None => (number.voice_url.as_deref(), Some(provider_agent)),
     };
     let recorded = engine
         .store
@@ -370,7 +386,8 @@ pub(crate) async fn assign_claimed(
         .await;
     if let Err(e) = recorded {
         tracing::warn!(err = %e, e164 = %number.e164, "recording an assignment failed; undoing it at the provider");
-        let undone = match account.restore(&number).await {
+        let replaced = repointed.as_ref().map(|r| &r.before);
+        let undone = match account.restore(&number, replaced).await {
             Ok(()) => "the assignment at the provider was undone".to_owned(),
             Err(undo) => {
                 tracing::error!(err = %undo, e164 = %number.e164, "undoing a provider assignment failed");
@@ -386,6 +403,13 @@ pub(crate) async fn assign_claimed(
             number.e164
         ))
         .await);
+    }
+    if let Some(r) = &repointed {
+        // What Twilio has now (trunk or application cleared): the next sync finds
+        // nothing changed.
+        if let Err(e) = engine.store.set_twilio_routing(&number.id, &r.now).await {
+            tracing::warn!(err = %e, e164 = %number.e164, "remembering the Twilio routing failed");
+        }
     }
     if let Err(e) = engine
         .directory
@@ -417,7 +441,7 @@ pub(crate) async fn unassign_agent(
         };
         if let Err(e) = account.unassign(number).await {
             for (account, number) in done {
-                if let Err(redo) = account.restore(number).await {
+                if let Err(redo) = account.restore(number, None).await {
                     tracing::error!(err = %redo, e164 = %number.e164, "re-assigning at the provider failed");
                 }
             }
@@ -426,7 +450,10 @@ pub(crate) async fn unassign_agent(
                 number.e164
             )));
         }
-        done.push((account, number));
+        if account.kind != ProviderKind::Twilio {
+            // Nothing changed at Twilio (the number keeps pointing at switchboard).
+            done.push((account, number));
+        }
     }
     let mut released = Vec::new();
     for number in &numbers {
@@ -807,10 +834,14 @@ pub async fn migrate(
         .into_iter()
         .filter(|n| n.status != PoolStatus::Released)
         .collect();
-    let webhook = engine.voice_webhook_url();
+    let (webhook, status) = (engine.voice_webhook_url(), status_callback_url(&engine));
+    let hooks = Hooks {
+        voice_url: &webhook,
+        status_callback: &status,
+    };
     let twilio = account(&engine, ProviderKind::Twilio.as_str(), &workspace);
     let mut entries = Vec::new();
-    let mut repointed: Vec<&PoolNumber> = Vec::new();
+    let mut repointed: Vec<(&PoolNumber, Repointed)> = Vec::new();
     for number in &moving {
         let held = pool.iter().find(|p| p.e164 == number.e164);
         let mut entry = MigrationEntry {
@@ -818,19 +849,28 @@ pub async fn migrate(
             previous_route: number.route.clone(),
             twilio_sid: None,
             previous_voice_url: None,
+            previous_twilio: None,
         };
         if let (Some(held), Some(twilio)) = (held, twilio) {
-            if held.voice_url.as_deref() != Some(webhook.as_str()) {
-                if let Err(e) = twilio.set_voice_url(&held.provider_id, &webhook).await {
-                    undo_repoints(twilio, &repointed).await;
-                    return Err(provider_failed(format!(
-                        "re-pointing {} at switchboard failed: {e}; nothing was moved",
-                        held.e164
-                    )));
+            // The pool row may be as old as the last sync: Twilio itself is read
+            // (by `repoint`) before anything is changed.
+            if !VoiceRouting::of(held).points_at(&hooks) {
+                match twilio.repoint(&held.provider_id, &hooks).await {
+                    Err(e) => {
+                        undo_repoints(&engine, twilio, &repointed).await;
+                        return Err(provider_failed(format!(
+                            "re-pointing {} at switchboard failed: {e}; nothing was moved",
+                            held.e164
+                        )));
+                    }
+                    Ok(r) if r.before.points_at(&hooks) => {}
+                    Ok(r) => {
+                        entry.twilio_sid = Some(held.provider_id.clone());
+                        entry.previous_voice_url = r.before.voice_url.clone();
+                        entry.previous_twilio = Some(r.before.clone());
+                        repointed.push((held, r));
+                    }
                 }
-                entry.twilio_sid = Some(held.provider_id.clone());
-                entry.previous_voice_url = held.voice_url.clone();
-                repointed.push(held);
             }
         }
         entries.push(entry);
@@ -846,12 +886,12 @@ pub async fn migrate(
     };
     if let Err(e) = engine.store.save_route_migration(&migration).await {
         if let Some(twilio) = twilio {
-            undo_repoints(twilio, &repointed).await;
+            undo_repoints(&engine, twilio, &repointed).await;
         }
         return Err(e.into());
     }
-    for held in &repointed {
-        engine.store.set_voice_url(&held.id, Some(&webhook)).await?;
+    for (held, r) in &repointed {
+        engine.store.set_twilio_routing(&held.id, &r.now).await?;
     }
     for entry in &migration.entries {
         super::numbers::save_route(&engine, &entry.e164, &workspace, &target).await?;
@@ -866,15 +906,45 @@ pub async fn migrate(
             "e164": e.e164,
             "previous_route": e.previous_route,
             "repointed": e.twilio_sid.is_some(),
+            "previous_twilio": e.previous_twilio,
+            "cleared": e.previous_twilio.as_ref().map(cleared).unwrap_or_default(),
         })).collect::<Vec<_>>(),
     })))
 }
 
-async fn undo_repoints(twilio: &ProviderAccount, repointed: &[&PoolNumber]) {
-    for held in repointed {
-        let previous = held.voice_url.as_deref().unwrap_or("");
-        if let Err(e) = twilio.set_voice_url(&held.provider_id, previous).await {
-            tracing::error!(err = %e, e164 = %held.e164, "restoring a Twilio webhook failed");
+/// What re-pointing a number cleared so that Twilio would use switchboard's
+/// webhook: `TrunkSid TK…`, `VoiceApplicationSid AP…`.
+fn cleared(previous: &VoiceRouting) -> Vec<String> {
+    [
+        ("TrunkSid", &previous.trunk_sid),
+        ("VoiceApplicationSid", &previous.voice_application_sid),
+    ]
+    .iter()
+    .filter_map(|(field, value)| value.as_ref().map(|v| format!("{field} {v}")))
+    .collect()
+}
+
+/// Where switchboard wants Twilio's call status callbacks.
+fn status_callback_url(engine: &Engine) -> String {
+    format!("{}/twilio/status", engine.public_url)
+}
+
+/// Restores the numbers a failed migration had already re-pointed.
+async fn undo_repoints(
+    engine: &Engine,
+    twilio: &ProviderAccount,
+    repointed: &[(&PoolNumber, Repointed)],
+) {
+    for (held, r) in repointed {
+        match twilio.restore_routing(&held.provider_id, &r.before).await {
+            Ok(now) => {
+                if let Err(e) = engine.store.set_twilio_routing(&held.id, &now).await {
+                    tracing::warn!(err = %e, e164 = %held.e164, "remembering a restored routing failed");
+                }
+            }
+            Err(e) => {
+                tracing::error!(err = %e, e164 = %held.e164, "restoring a Twilio routing failed")
+            }
         }
     }
 }
@@ -941,15 +1011,21 @@ pub async fn rollback(
                 entry.e164
             ))
         })?;
-        let previous = entry.previous_voice_url.as_deref().unwrap_or("");
-        twilio.set_voice_url(sid, previous).await.map_err(|e| {
+        // Entries recorded before the whole routing was kept restore the voice
+        // URL (POST), as they were made.
+        let previous = entry
+            .previous_twilio
+            .clone()
+            .unwrap_or_else(|| VoiceRouting {
+                voice_url: entry.previous_voice_url.clone(),
+                voice_method: Some("POST".to_owned()),
+                ..VoiceRouting::default()
+            });
+        let now = twilio.restore_routing(sid, &previous).await.map_err(|e| {
             provider_failed(format!("restoring the webhook of {}: {e}", entry.e164))
         })?;
         if let Some(held) = pool.iter().find(|p| &p.provider_id == sid) {
-            engine
-                .store
-                .set_voice_url(&held.id, entry.previous_voice_url.as_deref())
-                .await?;
+            engine.store.set_twilio_routing(&held.id, &now).await?;
         }
     }
     for entry in &migration.entries {
@@ -963,6 +1039,7 @@ pub async fn rollback(
             "e164": e.e164,
             "route": e.previous_route,
             "voice_url": e.previous_voice_url,
+            "twilio": e.previous_twilio,
         })).collect::<Vec<_>>(),
     })))
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::model::{Diff, DiffChange, DiffSide, DirectoryEntry, Finding, LiveNumber, Validation};
+use crate::store::pool::UNPARSEABLE;
 
 /// The workspaces the staging-vs-production warning compares.
 pub const STAGING: &str = "staging";
@@ -12,7 +13,9 @@ pub const PRODUCTION: &str = "production";
 /// Errors: numbers without provider ids (live numbers no provider account of their
 /// workspace holds), assignments and routes naming agents that no longer exist or
 /// belong to another workspace, one number held by several provider accounts of a
-/// workspace. Warnings: numbers in staging but not in production.
+/// workspace. Warnings: numbers a provider lists in a form that is not E.164
+/// (kept as `unparseable`, never assigned or routed), numbers in staging but not
+/// in production.
 ///
 /// `agents` maps every existing agent's id to its workspace.
 pub fn validate(
@@ -109,6 +112,20 @@ pub fn validate(
                 ),
             );
         }
+    }
+    for entry in entries
+        .iter()
+        .filter(|e| e.status != "RELEASED" && e.note.as_deref() == Some(UNPARSEABLE))
+    {
+        v.warnings.push(Finding {
+            e164: entry.e164.clone(),
+            workspace: entry.workspace.clone(),
+            message: format!(
+                "unparseable: {} {} lists it as {:?}, which is not an E.164 number; \
+                 it cannot be assigned or routed",
+                entry.provider, entry.provider_id, entry.e164
+            ),
+        });
     }
     let production: BTreeSet<&str> = held
         .keys()
@@ -235,6 +252,8 @@ mod tests {
             provider_agent: None,
             voice_url: None,
             sip_trunk: None,
+            note: None,
+            twilio: None,
             route: None,
             created_at: 0,
             updated_at: 0,

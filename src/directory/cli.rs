@@ -66,8 +66,9 @@ pub enum NumbersCommand {
         workspace: Option<String>,
     },
     /// Numbers without provider ids, assignments to agents that no longer exist,
-    /// duplicates across providers (errors: exit status 1); staging numbers
-    /// missing from production (warnings).
+    /// duplicates across providers (errors: exit status 1); numbers a provider
+    /// lists in a form that is not E.164, staging numbers missing from production
+    /// (warnings).
     Validate,
     /// Every number and a summary.
     Report {
@@ -81,7 +82,8 @@ pub enum NumbersCommand {
     },
     /// The numbers of workspace A and B compared.
     Diff { a: String, b: String },
-    /// Writes DIR/numbers.json and DIR/workspaces/<workspace>.json (no credentials).
+    /// Writes DIR/numbers.json and DIR/workspaces/<workspace>.json (no credentials;
+    /// workspace names are reduced to safe file names, nothing is written outside DIR).
     Export { dir: PathBuf },
     /// Sets a number's route; it takes effect on the number's next call.
     Route {
@@ -331,10 +333,21 @@ pub async fn run(args: NumbersArgs) -> anyhow::Result<i32> {
                         moved.len()
                     )?;
                     for m in &moved {
-                        let repointed = if m["repointed"] == true {
-                            " (Twilio webhook re-pointed at switchboard)"
-                        } else {
-                            ""
+                        let cleared: Vec<&str> = m["cleared"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect();
+                        let repointed = match (m["repointed"] == true, cleared.is_empty()) {
+                            (false, _) => String::new(),
+                            (true, true) => {
+                                " (Twilio webhook re-pointed at switchboard)".to_owned()
+                            }
+                            (true, false) => format!(
+                                " (Twilio webhook re-pointed at switchboard; cleared {})",
+                                cleared.join(", ")
+                            ),
                         };
                         writeln!(
                             out,
@@ -462,8 +475,19 @@ fn show_text(v: &Value) -> String {
         if let Some(agent) = &e.provider_agent {
             out.push_str(&format!("  at the provider: agent {agent}\n"));
         }
+        if let Some(note) = &e.note {
+            out.push_str(&format!("  note: {note} (not an E.164 number)\n"));
+        }
         if let Some(url) = &e.voice_url {
             out.push_str(&format!("  voice webhook: {url}\n"));
+        }
+        if let Some(twilio) = &e.twilio {
+            if let Some(app) = &twilio.voice_application_sid {
+                out.push_str(&format!("  voice application: {app}\n"));
+            }
+            if let Some(status) = &twilio.status_callback {
+                out.push_str(&format!("  status callback: {status}\n"));
+            }
         }
         if let Some(trunk) = &e.sip_trunk {
             let parts: Vec<String> = [

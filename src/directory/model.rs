@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::pool::{DirectoryRow, SipTrunk};
+use crate::store::pool::{DirectoryRow, SipTrunk, TwilioVoice};
 
 /// One number of one provider account in one workspace. Absent fields are `null`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +36,13 @@ pub struct DirectoryEntry {
     /// Masked: never a password, user names shortened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sip_trunk: Option<MaskedTrunk>,
+    /// `unparseable`: the provider lists it in a form that is not E.164 (then
+    /// `e164` holds the provider's text); it is never assigned or routed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Twilio's routing besides the voice URL (method, application, status callback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twilio: Option<TwilioVoice>,
     /// The live route in this workspace, when the number is live here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<serde_json::Value>,
@@ -60,6 +67,8 @@ pub struct MaskedTrunk {
     pub credential_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sip_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
 }
 
 pub const MASK: &str = "********";
@@ -73,6 +82,7 @@ impl MaskedTrunk {
             auth_password: trunk.has_password.then(|| MASK.to_owned()),
             credential_id: trunk.credential_id.as_deref().map(mask_name),
             sip_uri: trunk.sip_uri.as_deref().map(mask_userinfo),
+            transport: trunk.transport.clone(),
         }
     }
 }
@@ -116,6 +126,8 @@ impl From<DirectoryRow> for DirectoryEntry {
             provider_agent: n.provider_agent,
             voice_url: n.voice_url,
             sip_trunk: n.sip_trunk.as_ref().map(MaskedTrunk::of),
+            note: n.note,
+            twilio: n.twilio,
             route: row
                 .live_route
                 .as_deref()

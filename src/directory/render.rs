@@ -240,6 +240,9 @@ struct Exported<'a> {
     sip_trunk_sid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sip_termination_host: Option<String>,
+    /// `unparseable`: `e164` is the provider's text, not an E.164 number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'a str>,
 }
 
 impl<'a> Exported<'a> {
@@ -261,6 +264,7 @@ impl<'a> Exported<'a> {
                 .and_then(|t| t.termination_uri.as_deref())
                 .map(|uri| uri.rsplit('@').next().unwrap_or(uri))
                 .map(|host| host.trim_start_matches("sip:").to_owned()),
+            note: e.note.as_deref(),
         }
     }
 }
@@ -284,8 +288,6 @@ pub fn export(
         ))
     });
     let workspaces_dir = dir.join("workspaces");
-    std::fs::create_dir_all(&workspaces_dir)
-        .with_context(|| format!("creating {}", workspaces_dir.display()))?;
     let mut by_workspace: BTreeMap<&str, Vec<Exported<'_>>> = BTreeMap::new();
     let mut all = Vec::with_capacity(sorted.len());
     for e in &sorted {
@@ -302,12 +304,174 @@ pub fn export(
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     };
-    let mut files = vec![write(dir.join("numbers.json"), &all)?];
+    // Every file name is settled (and checked) before anything is written.
+    let mut targets: Vec<(std::path::PathBuf, &[Exported<'_>])> = Vec::new();
+    let mut owners: BTreeMap<String, &str> = BTreeMap::new();
     for (workspace, numbers) in &by_workspace {
-        files.push(write(
-            workspaces_dir.join(format!("{workspace}.json")),
-            numbers,
-        )?);
+        let name = format!("{}.json", file_component(workspace));
+        if let Some(other) = owners.insert(name.clone(), workspace) {
+            anyhow::bail!(
+                "workspaces {other:?} and {workspace:?} would both be written to \
+                 workspaces/{name}; nothing was exported"
+            );
+        }
+        let path = workspaces_dir.join(&name);
+        inside(dir, &path)?;
+        targets.push((path, numbers));
+    }
+    std::fs::create_dir_all(&workspaces_dir)
+        .with_context(|| format!("creating {}", workspaces_dir.display()))?;
+    let mut files = vec![write(dir.join("numbers.json"), &all)?];
+    for (path, numbers) in targets {
+        files.push(write(path, numbers)?);
     }
     Ok(files)
+}
+
+/// A name from the server as one safe file-name component: ASCII letters, digits,
+/// `-` and `_` are kept, anything else (`/`, `\\`, `.`, spaces, non-ASCII…) becomes
+/// `_`; so it can be neither `..`, nor absolute, nor hidden, nor contain a separator.
+fn file_component(raw: &str) -> String {
+    let name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "_".to_owned()
+    } else {
+        name
+    }
+}
+
+/// Refuses `path` unless it lies under `dir` through plain names only.
+fn inside(dir: &Path, path: &Path) -> anyhow::Result<()> {
+    let plain = path.strip_prefix(dir).is_ok_and(|rel| {
+        rel.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    });
+    anyhow::ensure!(
+        plain,
+        "refusing to write {} outside {}",
+        path.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(e164: &str, workspace: &str) -> DirectoryEntry {
+        DirectoryEntry {
+            id: format!("{workspace}-{e164}"),
+            e164: e164.into(),
+            number_type: "local".into(),
+            workspace: workspace.into(),
+            provider: "twilio".into(),
+            provider_id: format!("PN{e164}"),
+            status: "AVAILABLE".into(),
+            nickname: None,
+            agent_id: None,
+            agent_name: None,
+            agent_workspace: None,
+            provider_agent: None,
+            voice_url: None,
+            sip_trunk: None,
+            note: None,
+            twilio: None,
+            route: None,
+            created_at: 0,
+            updated_at: 0,
+            released_at: None,
+        }
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sb_render_{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        dir
+    }
+
+    /// Every file under `root`, relative to it.
+    fn files_under(root: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for item in std::fs::read_dir(&dir).expect("readable").flatten() {
+                let path = item.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Ok(rel) = path.strip_prefix(root) {
+                    found.push(rel.display().to_string());
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn an_export_never_writes_outside_its_directory_whatever_the_workspace_names() {
+        // The workspace names come from the server: a hostile or broken one may
+        // send `../` or an absolute path (issue 9, item 13).
+        let root = tempdir();
+        let dir = root.join("export");
+        let absolute = root.join("absolute").display().to_string();
+        let entries = vec![
+            entry("+14155550101", "production"),
+            entry("+14155550102", "../../escaped"),
+            entry("+14155550103", &absolute),
+            entry("+14155550104", ".."),
+            entry("+14155550105", "a/../../b"),
+        ];
+        let written = export(&dir, &entries, &mut |_| {}).expect("the export is written");
+        for path in &written {
+            assert!(
+                path.starts_with(&dir)
+                    && path.strip_prefix(&dir).is_ok_and(|rel| rel
+                        .components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_)))),
+                "{} is outside {}",
+                path.display(),
+                dir.display()
+            );
+        }
+        let everything = files_under(&root);
+        assert!(
+            everything.iter().all(|f| f.starts_with("export")),
+            "files outside the export directory: {everything:?}"
+        );
+        assert_eq!(written.len(), 6, "numbers.json and one file per workspace");
+        let names: Vec<String> = files_under(&dir.join("workspaces"));
+        assert!(names.contains(&"production.json".to_owned()), "{names:?}");
+        assert!(
+            names.iter().all(|n| n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                && !n.starts_with('.')),
+            "{names:?}"
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn two_workspaces_that_would_share_a_file_are_refused_before_anything_is_written() {
+        let root = tempdir();
+        let dir = root.join("export");
+        let entries = vec![entry("+14155550101", "a/b"), entry("+14155550102", "a_b")];
+        let error = export(&dir, &entries, &mut |_| {}).expect_err("refused");
+        assert!(
+            error.to_string().contains("\"a/b\"") && error.to_string().contains("\"a_b\""),
+            "{error}"
+        );
+        assert!(files_under(&root).is_empty(), "nothing was written");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use switchboard_actors::Workspace;
 
 use crate::domain::phone::PhoneNumber;
-use crate::store::pool::{PoolNumber, SipTrunk, SyncedNumber};
+use crate::store::pool::{PoolNumber, SipTrunk, SyncedNumber, VoiceRouting, UNPARSEABLE};
 
 pub mod retell;
 pub mod twilio;
@@ -85,6 +85,13 @@ pub enum ProviderError {
     Unreachable { account: String, detail: String },
     #[error("{account}: {what} is not supported by this provider")]
     Unsupported { account: String, what: &'static str },
+}
+
+/// A Twilio number re-pointed at switchboard: its routing just before, and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repointed {
+    pub before: VoiceRouting,
+    pub now: VoiceRouting,
 }
 
 /// One configured provider account: whose numbers belong to `workspace`.
@@ -173,32 +180,44 @@ impl ProviderAccount {
 
     /// Hands `number` to an agent at the provider: Vapi's assistant, Retell's
     /// inbound and outbound agent; at Twilio, which has no agents, the number's
-    /// voice webhook is pointed at switchboard (`webhook`), which rings the agent.
+    /// calls and status callbacks are pointed at switchboard (`hooks`), which rings
+    /// the agent. At Twilio the answer tells what was replaced and what is now.
     pub async fn assign(
         &self,
         number: &PoolNumber,
         provider_agent: &str,
-        webhook: &str,
-    ) -> Result<(), ProviderError> {
+        hooks: &twilio::Hooks<'_>,
+    ) -> Result<Option<Repointed>, ProviderError> {
         match &self.client {
-            Client::Twilio(c) => c.set_voice_url(&number.provider_id, webhook).await,
-            Client::Vapi(c) => {
-                c.set_assistant(&number.provider_id, Some(provider_agent))
-                    .await
+            Client::Twilio(c) => {
+                let (before, now) = c.point_at(&number.provider_id, hooks).await?;
+                Ok(Some(Repointed { before, now }))
             }
-            Client::Retell(c) => c.set_agent(&number.e164, Some(provider_agent)).await,
+            Client::Vapi(c) => c
+                .set_assistant(&number.provider_id, Some(provider_agent))
+                .await
+                .map(|()| None),
+            Client::Retell(c) => c
+                .set_agent(&number.e164, Some(provider_agent))
+                .await
+                .map(|()| None),
         }
     }
 
-    /// Puts the provider back as the pool row says it was before an assignment.
-    pub async fn restore(&self, number: &PoolNumber) -> Result<(), ProviderError> {
+    /// Puts the provider back as it was before an assignment: at Twilio every
+    /// routing field of `replaced` (or, without it, of the pool row); elsewhere the
+    /// agent the pool row names.
+    pub async fn restore(
+        &self,
+        number: &PoolNumber,
+        replaced: Option<&VoiceRouting>,
+    ) -> Result<(), ProviderError> {
         match &self.client {
             Client::Twilio(c) => {
-                c.set_voice_url(
-                    &number.provider_id,
-                    number.voice_url.as_deref().unwrap_or(""),
-                )
-                .await
+                let previous = replaced
+                    .cloned()
+                    .unwrap_or_else(|| VoiceRouting::of(number));
+                c.restore(&number.provider_id, &previous).await.map(|_| ())
             }
             Client::Vapi(c) => {
                 c.set_assistant(&number.provider_id, number.provider_agent.as_deref())
@@ -211,8 +230,8 @@ impl ProviderAccount {
         }
     }
 
-    /// Takes the agent off `number` at the provider. At Twilio the webhook keeps
-    /// pointing at switchboard, which sends the number's calls to voicemail.
+    /// Takes the agent off `number` at the provider. At Twilio the number keeps
+    /// pointing at switchboard, which sends its calls to voicemail.
     pub async fn unassign(&self, number: &PoolNumber) -> Result<(), ProviderError> {
         match &self.client {
             Client::Twilio(_) => Ok(()),
@@ -221,13 +240,37 @@ impl ProviderAccount {
         }
     }
 
-    /// Twilio only: points a number's voice webhook at `url`.
-    pub async fn set_voice_url(&self, sid: &str, url: &str) -> Result<(), ProviderError> {
+    /// Twilio only: points a number's calls and status callbacks at `hooks`,
+    /// clearing its trunk or application.
+    pub async fn repoint(
+        &self,
+        sid: &str,
+        hooks: &twilio::Hooks<'_>,
+    ) -> Result<Repointed, ProviderError> {
         match &self.client {
-            Client::Twilio(c) => c.set_voice_url(sid, url).await,
+            Client::Twilio(c) => {
+                let (before, now) = c.point_at(sid, hooks).await?;
+                Ok(Repointed { before, now })
+            }
             _ => Err(ProviderError::Unsupported {
                 account: self.label(),
                 what: "re-pointing a voice webhook",
+            }),
+        }
+    }
+
+    /// Twilio only: restores every routing field of a number to `previous`;
+    /// answers what Twilio now has.
+    pub async fn restore_routing(
+        &self,
+        sid: &str,
+        previous: &VoiceRouting,
+    ) -> Result<VoiceRouting, ProviderError> {
+        match &self.client {
+            Client::Twilio(c) => c.restore(sid, previous).await,
+            _ => Err(ProviderError::Unsupported {
+                account: self.label(),
+                what: "restoring a voice webhook",
             }),
         }
     }
@@ -318,6 +361,19 @@ fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
 }
 
+/// One URL path segment: every byte but RFC 3986's unreserved ones percent-encoded
+/// (`+` is `%2B`; a provider's raw, unparseable number can hold `/` or spaces).
+pub(crate) fn path_segment(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// reqwest's error text without the URL (which could carry an account id).
 fn without_url(err: &reqwest::Error) -> String {
     let mut text = err.to_string();
@@ -344,13 +400,17 @@ pub(crate) fn synced(
         voice_url: voice_url.filter(|u| !u.is_empty()),
         provider_agent: provider_agent.filter(|a| !a.is_empty()),
         sip_trunk,
+        note: None,
+        twilio: None,
     }
 }
 
 /// Parses every listed number (E.164 checked, type from the metadata), on the
 /// blocking threads and split over the cores: libphonenumber's parsing is the
 /// costly part of a large sync, and it must not hold up the engine's event loop.
-/// One invalid number fails the list: a sync never half-applies.
+/// A number that is not E.164 (Vapi BYO numbers with the E.164 check off, Retell
+/// imports with `ignore_e164_validation`) is kept as the provider wrote it, with
+/// the [`UNPARSEABLE`] note: it never fails the rest of the account's sync.
 async fn classify(
     http: &Http,
     numbers: Vec<SyncedNumber>,
@@ -381,12 +441,28 @@ async fn classify(
 }
 
 fn classify_one(number: &mut SyncedNumber) -> Result<(), String> {
-    let (e164, number_type) = PhoneNumber::parse_with_type(&number.e164)
-        .map_err(|e| format!("number {:?} of {} {e}", number.e164, number.provider_id))?;
-    number.e164 = e164.into_string();
-    number.number_type = number_type.to_owned();
+    match PhoneNumber::parse_with_type(&number.e164) {
+        Ok((e164, number_type)) => {
+            number.e164 = e164.into_string();
+            number.number_type = number_type.to_owned();
+        }
+        Err(e) => {
+            tracing::warn!(
+                provider_id = %number.provider_id,
+                number = ?number.e164,
+                err = %e,
+                "keeping a number that is not E.164 as unparseable"
+            );
+            number.e164 = number.e164.trim().to_owned();
+            number.number_type = UNKNOWN_TYPE.to_owned();
+            number.note = Some(UNPARSEABLE.to_owned());
+        }
+    }
     Ok(())
 }
+
+/// The type of a number libphonenumber could not parse.
+const UNKNOWN_TYPE: &str = "unknown";
 
 /// The provider accounts of `settings`: Twilio, Vapi and Retell from the
 /// environment (in `numbers.default_workspace`) when their credentials are set,

@@ -64,6 +64,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "number pool",
         include_str!("../../migrations/sqlite/0003_number_pool.sql"),
     ),
+    (
+        5,
+        "number routing",
+        include_str!("../../migrations/sqlite/0005_number_routing.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -80,6 +85,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "number pool",
         include_str!("../../migrations/postgres/0003_number_pool.sql"),
+    ),
+    (
+        5,
+        "number routing",
+        include_str!("../../migrations/postgres/0005_number_routing.sql"),
     ),
 ];
 

@@ -18,7 +18,7 @@ use switchboard_actors::Workspace;
 
 use super::{Backend, Store, StoreError};
 
-/// Rows per multi-row INSERT during a sync: 14 columns × 400 stays far below every
+/// Rows per multi-row INSERT during a sync: 15 columns × 20 rows stays far below every
 /// backend's parameter limit.
 const INSERT_ROWS_PER_STATEMENT: usize = 20;
 /// Ids per `IN (…)` list.
@@ -73,18 +73,90 @@ pub struct SipTrunk {
     pub credential_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sip_uri: Option<String>,
+    /// `TLS`, `TCP` or `UDP` (Retell's `sip_outbound_trunk_config.transport`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
 }
+
+/// Twilio's routing of a number besides `VoiceUrl` (the `voice_url` column) and
+/// `TrunkSid` (in [`SipTrunk`]), as the IncomingPhoneNumbers resource reports it:
+/// what re-pointing a number at switchboard replaces, and a rollback puts back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwilioVoice {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_method: Option<String>,
+    /// `AP…`: when set, Twilio ignores the voice URL and uses the application's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_application_sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback_method: Option<String>,
+}
+
+/// Everything that decides where Twilio sends a number's calls and their status
+/// callbacks: one snapshot, taken before switchboard changes it, and restored
+/// exactly by an undo or a rollback.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoiceRouting {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_application_sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk_sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback_method: Option<String>,
+}
+
+impl VoiceRouting {
+    /// What the pool row says of a Twilio number.
+    pub fn of(number: &PoolNumber) -> VoiceRouting {
+        let voice = number.twilio.clone().unwrap_or_default();
+        VoiceRouting {
+            voice_url: number.voice_url.clone(),
+            voice_method: voice.voice_method,
+            voice_application_sid: voice.voice_application_sid,
+            trunk_sid: number.sip_trunk.as_ref().and_then(|t| t.trunk_sid.clone()),
+            status_callback: voice.status_callback,
+            status_callback_method: voice.status_callback_method,
+        }
+    }
+
+    /// The `TwilioVoice` part of this snapshot (`None` when it is all empty).
+    pub fn voice(&self) -> Option<TwilioVoice> {
+        let voice = TwilioVoice {
+            voice_method: self.voice_method.clone(),
+            voice_application_sid: self.voice_application_sid.clone(),
+            status_callback: self.status_callback.clone(),
+            status_callback_method: self.status_callback_method.clone(),
+        };
+        (voice != TwilioVoice::default()).then_some(voice)
+    }
+}
+
+/// The note of a number the provider lists in a form that is not E.164.
+pub const UNPARSEABLE: &str = "unparseable";
 
 /// A number as a provider lists it, already parsed (E.164, type).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncedNumber {
     pub provider_id: String,
+    /// E.164, or the provider's raw text when `note` is [`UNPARSEABLE`].
     pub e164: String,
     pub number_type: String,
     pub nickname: Option<String>,
     pub voice_url: Option<String>,
     pub provider_agent: Option<String>,
     pub sip_trunk: Option<SipTrunk>,
+    /// [`UNPARSEABLE`] when the number is not E.164.
+    pub note: Option<String>,
+    /// Twilio only.
+    pub twilio: Option<TwilioVoice>,
 }
 
 /// One row of the pool.
@@ -103,6 +175,9 @@ pub struct PoolNumber {
     pub voice_url: Option<String>,
     pub provider_agent: Option<String>,
     pub sip_trunk: Option<SipTrunk>,
+    /// [`UNPARSEABLE`]: never claimed, assigned or routed.
+    pub note: Option<String>,
+    pub twilio: Option<TwilioVoice>,
     pub created_at: i64,
     pub updated_at: i64,
     pub released_at: Option<i64>,
@@ -154,11 +229,14 @@ pub struct MigrationEntry {
     /// The Twilio number whose webhook the migration re-pointed, and where it pointed.
     pub twilio_sid: Option<String>,
     pub previous_voice_url: Option<String>,
+    /// Everything of the Twilio routing the migration replaced (`None` on entries
+    /// recorded before it was kept, which restore the voice URL only).
+    pub previous_twilio: Option<VoiceRouting>,
 }
 
 const POOL_COLUMNS: &str = "p.id, p.provider, p.provider_id, p.workspace, p.e164, p.number_type, \
      p.nickname, p.status, p.agent_id, p.voice_url, p.provider_agent, p.sip_trunk, \
-     p.created_at, p.updated_at, p.released_at";
+     p.note, p.twilio_voice, p.created_at, p.updated_at, p.released_at";
 
 impl Store {
     /// Brings the pool of one provider account (`provider` in `workspace`) in line
@@ -245,7 +323,7 @@ impl Store {
         let sql = format!(
             "UPDATE phone_numbers SET status = 'ASSIGNED', agent_id = $1, updated_at = $2 \
              WHERE id = (SELECT id FROM phone_numbers \
-                         WHERE workspace = $3 AND status = 'AVAILABLE' \
+                         WHERE workspace = $3 AND status = 'AVAILABLE' AND note IS NULL \
                          ORDER BY e164, id LIMIT 1{lock}) \
                AND status = 'AVAILABLE' \
              RETURNING {}",
@@ -253,7 +331,8 @@ impl Store {
         );
         for _ in 0..CLAIM_ATTEMPTS {
             let any_left = sqlx::query(
-                "SELECT id FROM phone_numbers WHERE workspace = $1 AND status = 'AVAILABLE' LIMIT 1",
+                "SELECT id FROM phone_numbers \
+                 WHERE workspace = $1 AND status = 'AVAILABLE' AND note IS NULL LIMIT 1",
             )
             .bind(workspace.as_str())
             .fetch_optional(self.pool())
@@ -286,7 +365,7 @@ impl Store {
     ) -> Result<Option<PoolNumber>, StoreError> {
         let sql = format!(
             "UPDATE phone_numbers SET status = 'ASSIGNED', agent_id = $1, updated_at = $2 \
-             WHERE id = $3 AND status = 'AVAILABLE' RETURNING {}",
+             WHERE id = $3 AND status = 'AVAILABLE' AND note IS NULL RETURNING {}",
             POOL_COLUMNS.replace("p.", "")
         );
         let row = sqlx::query(&sql)
@@ -564,14 +643,22 @@ impl Store {
         for entry in &migration.entries {
             sqlx::query(
                 "INSERT INTO route_migration_entries \
-                 (migration_id, e164, previous_route, twilio_sid, previous_voice_url) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                 (migration_id, e164, previous_route, twilio_sid, previous_voice_url, previous_twilio) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&migration.id)
             .bind(&entry.e164)
             .bind(route_json(&entry.previous_route, &entry.e164)?)
             .bind(entry.twilio_sid.as_deref())
             .bind(entry.previous_voice_url.as_deref())
+            .bind(
+                entry
+                    .previous_twilio
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("previous routing: {e}")))?,
+            )
             .execute(&mut *tx)
             .await?;
         }
@@ -613,7 +700,7 @@ impl Store {
         let workspace: String = row.try_get("workspace")?;
         let target: String = row.try_get("target_route")?;
         let entries = sqlx::query(
-            "SELECT e164, previous_route, twilio_sid, previous_voice_url \
+            "SELECT e164, previous_route, twilio_sid, previous_voice_url, previous_twilio \
              FROM route_migration_entries WHERE migration_id = $1 ORDER BY e164",
         )
         .bind(&id)
@@ -623,7 +710,15 @@ impl Store {
         .map(|row| {
             let e164: String = row.try_get("e164")?;
             let previous: String = row.try_get("previous_route")?;
+            let twilio: Option<String> = row.try_get("previous_twilio")?;
             Ok(MigrationEntry {
+                previous_twilio: twilio
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| {
+                        StoreError::Corrupt(format!("previous Twilio routing of {e164}: {e}"))
+                    })?,
                 previous_route: parse_route(&previous, &e164)?,
                 twilio_sid: row.try_get("twilio_sid")?,
                 previous_voice_url: row.try_get("previous_voice_url")?,
@@ -656,15 +751,29 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Remembers where a Twilio number's webhook now points (after re-pointing it).
+    /// Remembers how a Twilio number is routed now (after re-pointing or restoring
+    /// it), so the next sync finds nothing changed.
     #[tracing::instrument(skip_all, fields(id))]
-    pub async fn set_voice_url(&self, id: &str, voice_url: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE phone_numbers SET voice_url = $1, updated_at = $2 WHERE id = $3")
-            .bind(voice_url)
-            .bind(now_ms())
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+    pub async fn set_twilio_routing(
+        &self,
+        id: &str,
+        routing: &VoiceRouting,
+    ) -> Result<(), StoreError> {
+        let trunk = routing.trunk_sid.clone().map(|trunk_sid| SipTrunk {
+            trunk_sid: Some(trunk_sid),
+            ..SipTrunk::default()
+        });
+        sqlx::query(
+            "UPDATE phone_numbers SET voice_url = $1, twilio_voice = $2, sip_trunk = $3, \
+             updated_at = $4 WHERE id = $5",
+        )
+        .bind(routing.voice_url.as_deref())
+        .bind(voice_json(routing.voice().as_ref())?)
+        .bind(trunk_json(trunk.as_ref())?)
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 }
@@ -694,6 +803,8 @@ const DIRECTORY_FIELDS: &[(&str, &str)] = &[
     ("voice_url", "p.voice_url"),
     ("provider_agent", "p.provider_agent"),
     ("sip_trunk", "p.sip_trunk"),
+    ("note", "p.note"),
+    ("twilio_voice", "p.twilio_voice"),
     ("created_at", "p.created_at"),
     ("updated_at", "p.updated_at"),
     ("released_at", "p.released_at"),
@@ -717,6 +828,8 @@ struct JsonRow {
     voice_url: Option<String>,
     provider_agent: Option<String>,
     sip_trunk: Option<String>,
+    note: Option<String>,
+    twilio_voice: Option<String>,
     created_at: i64,
     updated_at: i64,
     released_at: Option<i64>,
@@ -743,6 +856,8 @@ impl JsonRow {
                     .map_err(|e| {
                         StoreError::Corrupt(format!("phone_numbers.sip_trunk of {id}: {e}"))
                     })?,
+                twilio: parse_voice(self.twilio_voice.as_deref(), &id)?,
+                note: self.note,
                 provider: self.provider,
                 provider_id: self.provider_id,
                 e164: self.e164,
@@ -776,19 +891,21 @@ async fn update_if_changed(
         && old.nickname == new.nickname
         && old.voice_url == new.voice_url
         && old.provider_agent == new.provider_agent
-        && old.sip_trunk == new.sip_trunk;
+        && old.sip_trunk == new.sip_trunk
+        && old.note == new.note
+        && old.twilio == new.twilio;
     if same {
         return Ok(false);
     }
     let trunk = trunk_json(new.sip_trunk.as_ref())?;
     let sql = if reappeared {
         "UPDATE phone_numbers SET e164 = $1, number_type = $2, nickname = $3, voice_url = $4, \
-             provider_agent = $5, sip_trunk = $6, updated_at = $7, \
+             provider_agent = $5, sip_trunk = $6, updated_at = $7, note = $9, twilio_voice = $10, \
              status = 'AVAILABLE', agent_id = NULL, released_at = NULL \
          WHERE id = $8"
     } else {
         "UPDATE phone_numbers SET e164 = $1, number_type = $2, nickname = $3, voice_url = $4, \
-             provider_agent = $5, sip_trunk = $6, updated_at = $7 \
+             provider_agent = $5, sip_trunk = $6, updated_at = $7, note = $9, twilio_voice = $10 \
          WHERE id = $8"
     };
     sqlx::query(sql)
@@ -800,6 +917,8 @@ async fn update_if_changed(
         .bind(trunk)
         .bind(now)
         .bind(&old.id)
+        .bind(new.note.as_deref())
+        .bind(voice_json(new.twilio.as_ref())?)
         .execute(&mut **tx)
         .await?;
     Ok(true)
@@ -812,14 +931,15 @@ async fn insert_new(
     numbers: &[&SyncedNumber],
     now: i64,
 ) -> Result<(), StoreError> {
-    const COLUMNS: usize = 13;
+    const COLUMNS: usize = 15;
     let values = (0..numbers.len())
         .map(|row| format!("({})", placeholders(row * COLUMNS + 1, COLUMNS)))
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
         "INSERT INTO phone_numbers (id, provider, provider_id, workspace, e164, number_type, \
-             nickname, status, voice_url, provider_agent, sip_trunk, created_at, updated_at) \
+             nickname, status, voice_url, provider_agent, sip_trunk, note, twilio_voice, \
+             created_at, updated_at) \
          VALUES {values}"
     );
     let mut query = sqlx::query(&sql);
@@ -836,6 +956,8 @@ async fn insert_new(
             .bind(number.voice_url.as_deref())
             .bind(number.provider_agent.as_deref())
             .bind(trunk_json(number.sip_trunk.as_ref())?)
+            .bind(number.note.as_deref())
+            .bind(voice_json(number.twilio.as_ref())?)
             .bind(now)
             .bind(now);
     }
@@ -861,6 +983,19 @@ fn trunk_json(trunk: Option<&SipTrunk>) -> Result<Option<String>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("sip trunk: {e}")))
 }
 
+fn voice_json(voice: Option<&TwilioVoice>) -> Result<Option<String>, StoreError> {
+    voice
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("twilio voice: {e}")))
+}
+
+fn parse_voice(raw: Option<&str>, id: &str) -> Result<Option<TwilioVoice>, StoreError> {
+    raw.map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("phone_numbers.twilio_voice of {id}: {e}")))
+}
+
 fn route_json(route: &Route, of: &str) -> Result<String, StoreError> {
     serde_json::to_string(route).map_err(|e| StoreError::Corrupt(format!("route of {of}: {e}")))
 }
@@ -874,7 +1009,10 @@ fn pool_from_row(row: &AnyRow) -> Result<PoolNumber, StoreError> {
     let workspace: String = row.try_get("workspace")?;
     let status: String = row.try_get("status")?;
     let trunk: Option<String> = row.try_get("sip_trunk")?;
+    let voice: Option<String> = row.try_get("twilio_voice")?;
     Ok(PoolNumber {
+        twilio: parse_voice(voice.as_deref(), &id)?,
+        note: row.try_get("note")?,
         workspace: Workspace::parse(&workspace)
             .map_err(|e| StoreError::Corrupt(format!("phone_numbers.workspace of {id}: {e}")))?,
         status: PoolStatus::parse(&status)

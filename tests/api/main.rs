@@ -12,6 +12,7 @@ mod inbound;
 mod numbers_assign;
 mod numbers_bench;
 mod numbers_cli;
+mod numbers_providers;
 mod numbers_sync;
 mod parking;
 mod postgres;

@@ -180,8 +180,10 @@ async fn when_recording_fails_after_the_provider_accepted_the_provider_assignmen
         "{updates:?}"
     );
     assert!(
-        updates[1]
-            .ends_with("VoiceUrl=https%3A%2F%2Fother-platform.example%2Fvoice&VoiceMethod=POST"),
+        updates[1].ends_with(
+            "VoiceUrl=https%3A%2F%2Fother-platform.example%2Fvoice&StatusCallback=\
+             &VoiceMethod=POST&StatusCallbackMethod=POST"
+        ),
         "{updates:?}"
     );
     assert_eq!(
@@ -255,7 +257,10 @@ async fn deleting_an_agent_unassigns_its_number_at_the_provider_and_returns_it_t
     let app = engine_on(TestDb::Sqlite, &fake, &[("retell", "production")]).await;
     let agent = create_agent(&app, "Ada", "production", true).await;
     let id = agent["id"].as_str().unwrap_or_default().to_owned();
-    assert_eq!(fake.state().retell[0]["inbound_agent_id"], id.as_str());
+    assert_eq!(
+        fake.state().retell[0]["inbound_agents"],
+        json!([{ "agent_id": id, "weight": 1.0 }])
+    );
 
     let (status, body) = app
         .send_json(Method::DELETE, &format!("/api/agents/{id}"), None)
@@ -263,10 +268,10 @@ async fn deleting_an_agent_unassigns_its_number_at_the_provider_and_returns_it_t
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["released_numbers"], json!(["+16285550100"]));
     assert!(fake.requests().contains(
-        &"PATCH /update-phone-number/%2B16285550100 {\"inbound_agent_id\":null,\"outbound_agent_id\":null}"
+        &"PATCH /update-phone-number/%2B16285550100 {\"inbound_agents\":null,\"outbound_agents\":null}"
             .to_owned()
     ));
-    assert_eq!(fake.state().retell[0]["inbound_agent_id"], Value::Null);
+    assert_eq!(fake.state().retell[0]["inbound_agents"], Value::Null);
     let entries = app.directory("").await;
     assert_eq!(
         (entries[0]["status"].as_str(), &entries[0]["agent_id"]),

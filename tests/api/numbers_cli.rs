@@ -560,3 +560,90 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("a temp dir");
     dir
 }
+
+/// An engine that is not ours (or not honest): its directory names workspaces
+/// `../../…` and absolute paths.
+async fn hostile_engine(workspaces: Vec<String>) -> String {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let entries: Vec<Value> = workspaces
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            json!({
+                "id": format!("id{i}"), "e164": format!("+1415555060{i}"), "type": "local",
+                "workspace": w, "provider": "twilio", "provider_id": format!("PN{i}"),
+                "status": "AVAILABLE", "created_at": 0, "updated_at": 0,
+            })
+        })
+        .collect();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().expect("bound").port();
+    let server = HttpServer::new(move || {
+        let entries = entries.clone();
+        App::new().route(
+            "/api/directory",
+            web::get().to(move || {
+                let entries = entries.clone();
+                async move { HttpResponse::Ok().json(entries) }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .expect("listens")
+    .run();
+    actix_rt::spawn(server);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[actix_web::test]
+async fn export_never_writes_outside_dir_whatever_workspace_names_the_server_sends() {
+    let root = tempdir();
+    let dir = root.join("export");
+    let absolute = root.join("absolute").display().to_string();
+    let url = hostile_engine(vec![
+        "production".into(),
+        "../../escaped".into(),
+        absolute,
+        "..".into(),
+    ])
+    .await;
+    let dir_arg = dir.display().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["numbers", "export", &dir_arg])
+            .env("SWITCHBOARD_URL", url)
+            .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+    })
+    .await
+    .expect("thread")
+    .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut outside = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        for item in std::fs::read_dir(&d).expect("readable").flatten() {
+            let path = item.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !path.starts_with(&dir) {
+                outside.push(path);
+            }
+        }
+    }
+    assert!(outside.is_empty(), "written outside DIR: {outside:?}");
+    let files: Vec<String> = std::fs::read_dir(dir.join("workspaces"))
+        .expect("the workspaces folder")
+        .flatten()
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 4, "{files:?}");
+    assert!(files.contains(&"production.json".to_owned()), "{files:?}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -84,8 +84,17 @@ async fn sync_lifecycle(db: TestDb) {
         .into_iter()
         .filter(|r| r.starts_with("GET /phone-number"))
         .collect();
-    assert_eq!(vapi_pages.len(), 2, "{vapi_pages:?}");
-    assert!(vapi_pages[1].contains("createdAtLt="), "{vapi_pages:?}");
+    assert!(
+        vapi_pages[0].ends_with("?limit=2")
+            && vapi_pages[1..].iter().all(|r| r.contains("createdAt")),
+        "windows of createdAt after the first page: {vapi_pages:?}"
+    );
+    let retell_pages: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET /v2/list-phone-numbers"))
+        .collect();
+    assert_eq!(retell_pages, ["GET /v2/list-phone-numbers?limit=2"]);
 
     let entries = app.directory("").await;
     assert_eq!(entries.len(), 9);
