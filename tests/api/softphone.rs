@@ -8,7 +8,10 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::db::TestDb;
-use crate::helpers::{frame, spawn_app, spawn_app_with, Agent, TestApp, WsPeer, CALLER, NUMBER};
+use crate::helpers::{
+    frame, spawn_app, spawn_app_with, Agent, InboundCall, TestApp, TwilioStream, WsPeer, CALLER,
+    NUMBER,
+};
 use crate::raw_ws;
 
 async fn one_agent(app: &TestApp) -> Agent {
@@ -151,6 +154,29 @@ async fn stalled_softphone(app: &TestApp, token: &str) -> tokio::net::TcpStream 
     stream
 }
 
+/// A stalled softphone (see [`stalled_softphone`]) that answered a call to `number`,
+/// the only seat it rings: the call is connected, and the softphone reads nothing more.
+async fn stalled_softphone_on_a_call(
+    app: &TestApp,
+    token: &str,
+    number: &str,
+) -> (tokio::net::TcpStream, InboundCall, TwilioStream) {
+    let mut stalled = stalled_softphone(app, token).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let call = app.ring_in(CALLER, number).await;
+    let twilio = app.open_stream(&call).await;
+    app.wait_for_call(&call.call_id, |c| c["status"] == "ringing")
+        .await;
+    let answer = json!({ "type": "answer", "call_id": call.call_id }).to_string();
+    stalled
+        .write_all(&raw_ws::masked(raw_ws::TEXT, answer.as_bytes()))
+        .await
+        .expect("send");
+    app.wait_for_call(&call.call_id, |c| c["status"] == "connected")
+        .await;
+    (stalled, call, twilio)
+}
+
 #[actix_web::test]
 async fn a_stalled_softphone_loses_its_own_oldest_audio_and_stalls_nobody() {
     let app = spawn_app().await;
@@ -170,19 +196,8 @@ async fn a_stalled_softphone_loses_its_own_oldest_audio_and_stalls_nobody() {
     .await;
 
     // The slow agent's call: the caller talks, nobody reads.
-    let mut stalled = stalled_softphone(&app, &slow.token).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let slow_call = app.ring_in(CALLER, NUMBER).await;
-    let mut slow_twilio = app.open_stream(&slow_call).await;
-    app.wait_for_call(&slow_call.call_id, |c| c["status"] == "ringing")
-        .await;
-    let answer = json!({ "type": "answer", "call_id": slow_call.call_id }).to_string();
-    stalled
-        .write_all(&raw_ws::masked(raw_ws::TEXT, answer.as_bytes()))
-        .await
-        .expect("send");
-    app.wait_for_call(&slow_call.call_id, |c| c["status"] == "connected")
-        .await;
+    let (_stalled, slow_call, mut slow_twilio) =
+        stalled_softphone_on_a_call(&app, &slow.token, NUMBER).await;
     for seq in 0..4_000u32 {
         slow_twilio.send_media(&frame(0x11, seq as u8));
     }
@@ -223,19 +238,8 @@ async fn a_softphone_that_sends_audio_but_never_reads_is_closed_after_the_heartb
     })
     .await;
     let agent = one_agent(&app).await;
-    let mut stalled = stalled_softphone(&app, &agent.token).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let call = app.ring_in(CALLER, NUMBER).await;
-    let mut twilio = app.open_stream(&call).await;
-    app.wait_for_call(&call.call_id, |c| c["status"] == "ringing")
-        .await;
-    let answer = json!({ "type": "answer", "call_id": call.call_id }).to_string();
-    stalled
-        .write_all(&raw_ws::masked(raw_ws::TEXT, answer.as_bytes()))
-        .await
-        .expect("send");
-    app.wait_for_call(&call.call_id, |c| c["status"] == "connected")
-        .await;
+    let (mut stalled, call, mut twilio) =
+        stalled_softphone_on_a_call(&app, &agent.token, NUMBER).await;
 
     // The agent's side keeps talking; nothing it is sent is ever read.
     let talking = actix_rt::spawn(async move {
