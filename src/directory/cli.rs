@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use super::model::{Diff, DirectoryEntry, Validation};
 use super::render;
+use crate::providers::path_segment;
 
 #[derive(Debug, Args)]
 pub struct NumbersArgs {
@@ -171,13 +172,13 @@ pub async fn run(args: NumbersArgs) -> anyhow::Result<i32> {
         }
         NumbersCommand::Show { number } => {
             let shown: Value = client
-                .get(&format!("/api/directory/numbers/{}", encode(&number)))
+                .get(&format!("/api/directory/numbers/{}", path_segment(&number)))
                 .await?;
             out.write_all(show_text(&shown).as_bytes())?;
         }
         NumbersCommand::AgentNumbers { agent } => {
             let shown: Value = client
-                .get(&format!("/api/directory/agents/{}", encode(&agent)))
+                .get(&format!("/api/directory/agents/{}", path_segment(&agent)))
                 .await?;
             out.write_all(agent_text(&shown)?.as_bytes())?;
         }
@@ -258,8 +259,8 @@ pub async fn run(args: NumbersArgs) -> anyhow::Result<i32> {
             let d: Diff = client
                 .get(&format!(
                     "/api/directory/diff?a={}&b={}",
-                    encode(&a),
-                    encode(&b)
+                    path_segment(&a),
+                    path_segment(&b)
                 ))
                 .await?;
             for line in render::diff_lines(&d) {
@@ -287,9 +288,9 @@ pub async fn run(args: NumbersArgs) -> anyhow::Result<i32> {
             workspace,
         } => {
             let route = route_json(to, &agents, assistant.as_deref())?;
-            let mut path = format!("/api/numbers/{}/route", encode(&number));
+            let mut path = format!("/api/numbers/{}/route", path_segment(&number));
             if let Some(w) = workspace {
-                path.push_str(&format!("?workspace={}", encode(&w)));
+                path.push_str(&format!("?workspace={}", path_segment(&w)));
             }
             let (status, answer) = client
                 .send(reqwest::Method::PUT, &path, Some(&route))
@@ -395,18 +396,6 @@ fn fail(answer: &Value) -> i32 {
 
 fn str_of(v: &Value) -> &str {
     v.as_str().unwrap_or("-")
-}
-
-/// Percent-encodes a path or query piece (`+` is `%2B`).
-fn encode(raw: &str) -> String {
-    raw.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A bar (with a length) or a spinner on stderr; drawn only on a terminal.
@@ -610,7 +599,7 @@ impl Engine {
     ) -> anyhow::Result<Vec<DirectoryEntry>> {
         let mut query = Vec::new();
         if let Some(w) = workspace {
-            query.push(format!("workspace={}", encode(w)));
+            query.push(format!("workspace={}", path_segment(w)));
         }
         if let Some(s) = status {
             query.push(format!("status={s}"));

@@ -361,17 +361,18 @@ fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
 }
 
-/// One URL path segment: every byte but RFC 3986's unreserved ones percent-encoded
-/// (`+` is `%2B`; a provider's raw, unparseable number can hold `/` or spaces).
+/// RFC 3986's unreserved characters stay; every other byte is percent-encoded.
+const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// One URL path segment or query value: every byte but RFC 3986's unreserved ones
+/// percent-encoded (`+` is `%2B`; a provider's raw, unparseable number can hold `/`
+/// or spaces).
 pub(crate) fn path_segment(raw: &str) -> String {
-    raw.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(raw, NOT_UNRESERVED).to_string()
 }
 
 /// reqwest's error text without the URL (which could carry an account id).
