@@ -267,3 +267,44 @@ impl Journal for MemoryJournal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_is_described_by_ids_and_size_never_by_its_contents() {
+        let call = CallId::new();
+        let opened = JournalEntry::Opened(CallOpened {
+            id: call.clone(),
+            call_sid: Some("CA0123".into()),
+            from: "+14155559876".into(),
+            to: "+14155550100".into(),
+            workspace: None,
+            direction: "inbound",
+            started_at: 1,
+        });
+        let text = opened.describe().to_string();
+        assert!(text.starts_with("opened call="), "{text}");
+        assert!(text.contains(call.as_str()));
+        assert!(!text.contains("+1415555"), "{text}");
+
+        let chunk = JournalEntry::RecordingChunk {
+            call_id: call.clone(),
+            seq: 3,
+            at: 1,
+            audio: Bytes::from(vec![0x55; 8_000]),
+        };
+        let text = chunk.describe().to_string();
+        assert!(text.contains("seq=3"), "{text}");
+        assert!(text.contains("bytes=8096"), "{text}");
+        assert!(text.len() < 100, "{text}");
+        let late = JournalEntry::LateEvent {
+            call_sid: "CA0123".into(),
+            at: 1,
+            kind: "twilio_status",
+            detail: serde_json::json!({ "status": "completed" }),
+        };
+        assert_eq!(late.call_key(), "CA0123");
+    }
+}

@@ -772,3 +772,88 @@ async fn attempt(store: &Store, entries: &[Queued]) -> Attempt {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use serde_json::json;
+    use switchboard_actors::journal::{CallEvent, Journal as _, JournalEntry};
+    use switchboard_actors::CallId;
+
+    use super::*;
+
+    /// Log lines, as a log shipper would receive them.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    // Issue 9, item 16: a refused entry used to be logged whole (caller numbers and
+    // a 113 KB WAV in one line). The log names it by id and size, and says why.
+    #[tokio::test]
+    async fn a_refused_entry_is_logged_by_id_and_size_with_its_cause_never_its_contents() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let store = Store::connect("sqlite::memory:", "node")
+            .await
+            .expect("store");
+        store.migrate().await.expect("migrate");
+        let path = std::env::temp_dir().join(format!("sb_spill_{}.spill", uuid::Uuid::new_v4()));
+        let writer = JournalWriter::spawn_with(
+            store,
+            JournalConfig {
+                reject_after_attempts: 1,
+                spill_path: path,
+                ..JournalConfig::default()
+            },
+        );
+        // Neither call has a row: both entries are refused (foreign key).
+        let call = CallId::new();
+        writer.append(JournalEntry::Event(CallEvent {
+            call_id: call.clone(),
+            seq: 1,
+            at: 1,
+            kind: "created",
+            agent_id: None,
+            detail: json!({ "from": "+14155559876" }),
+        }));
+        writer.append(JournalEntry::Recording {
+            call_id: call.clone(),
+            wav: Bytes::from(vec![0x41; 113_000]),
+            duration_ms: 14_000,
+            at: 1,
+        });
+        writer.flush().await;
+
+        let logs = String::from_utf8(captured.0.lock().expect("logs").clone()).expect("UTF-8");
+        let refused: Vec<&str> = logs.lines().filter(|l| l.contains("left out")).collect();
+        assert_eq!(refused.len(), 2, "{logs}");
+        for line in &refused {
+            assert!(line.contains(call.as_str()), "the call is named: {line}");
+            assert!(line.contains("bytes="), "the size is given: {line}");
+            assert!(
+                line.to_lowercase().contains("foreign key"),
+                "the cause is given: {line}"
+            );
+            assert!(!line.contains("+14155559876"), "no caller number: {line}");
+            assert!(line.len() < 1_000, "no audio: {} bytes", line.len());
+        }
+    }
+}

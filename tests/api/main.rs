@@ -13,6 +13,7 @@ mod numbers_assign;
 mod numbers_bench;
 mod numbers_cli;
 mod numbers_sync;
+mod outage;
 mod parking;
 mod postgres;
 mod recovery;

@@ -965,7 +965,7 @@ async fn a_nul_byte_in_a_text_field_is_stored_as_a_replacement_character(store: 
     writer.append(JournalEntry::Opened(CallOpened {
         id: nul.clone(),
         call_sid: Some("CA-nul".into()),
-        from: "+1555\0123".into(),
+        from: "+1555\u{0}9123".into(),
         to: "+15550001111".into(),
         workspace: Some(workspace()),
         direction: "inbound",
@@ -989,7 +989,7 @@ async fn a_nul_byte_in_a_text_field_is_stored_as_a_replacement_character(store: 
         .await
         .expect("get")
         .expect("the call's record persists");
-    assert_eq!(view.from, "+1555\u{FFFD}123");
+    assert_eq!(view.from, "+1555\u{FFFD}9123");
     assert_eq!(view.end_reason.as_deref(), Some("caller\u{FFFD}hangup"));
     assert_eq!(view.events.len(), 1);
     assert_eq!(
