@@ -1020,11 +1020,17 @@ async fn a_refused_entry_holds_up_only_its_own_call(store: Store) {
     writer.append(opened(&other, "CA-other"));
     writer.append(event(&other, 1, "created", None));
     wait_for_row(&store, &other).await;
-    assert_eq!(
-        writer.backlog(),
-        2,
-        "the other call was written while the refused entries wait"
-    );
+    // The other call is written; the refused entries are still waiting (until
+    // their call's row exists, which only this test can create).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while writer.backlog() != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other call was written but the backlog is {}, not the 2 refused entries",
+            writer.backlog()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     store
         .apply(&[opened(&early, "CA-early")])
         .await
@@ -1087,18 +1093,21 @@ async fn past_its_memory_limit_the_journal_spills_to_disk_and_loses_nothing() {
                 writer.append(event(call, seq, "tick", None));
             }
         }
+        // 205 entries of ~130 bytes each against a 4 KiB limit: most go to disk.
+        let spilled = || {
+            std::fs::read_to_string(&path)
+                .map(|text| text.lines().count())
+                .unwrap_or(0)
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !path.exists() {
-            assert!(tokio::time::Instant::now() < deadline, "nothing spilled");
+        while spilled() < 150 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} entries spilled",
+                spilled()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let lines = std::fs::read_to_string(&path)
-            .expect("spill file")
-            .lines()
-            .count();
-        // 205 entries of ~130 bytes each against a 4 KiB limit: most are on disk.
-        assert!(lines > 150, "{lines} entries spilled");
         assert_eq!(writer.backlog(), 205);
 
         set_postgres_reachable(&url, true).await;
