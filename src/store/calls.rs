@@ -193,8 +193,10 @@ impl Store {
         }))
     }
 
-    /// An event for a call no longer live (e.g. a late Twilio status callback): it
-    /// takes `seq` = max + 1 in one statement. An unknown call gets nothing (logged).
+    /// An event for a call no longer live: it takes `seq` = max + 1 in one
+    /// statement. An unknown call gets nothing (logged). (The status webhook journals
+    /// [`JournalEntry::LateEvent`] instead, which works the same way by CallSid and
+    /// is taken while the database is away.)
     ///
     /// The call's own trail must be written first, or its last events would collide
     /// with this one and be dropped as already present: flush the

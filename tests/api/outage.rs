@@ -61,14 +61,25 @@ async fn during_an_outage_a_status_callback_for_an_ended_call_is_taken_and_lands
 async fn during_an_outage_softphones_of_known_agents_still_connect() {
     let app = spawn_app_with(TestDb::Postgres, |_| {}).await;
     let agent = app.create_agent("a", "production").await;
+    let gone = app.create_agent("b", "production").await;
+    let response = app
+        .client
+        .delete(format!("{}/api/agents/{}", app.address, gone.id))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("the engine answers");
+    assert!(response.status().is_success(), "{}", response.status());
     set_postgres_reachable(&app.database_url, false).await;
 
     let mut phone = app.available_softphone(&agent).await;
     phone.send(json!({ "type": "presence", "status": "away" }));
     assert_eq!(phone.expect("presence").await["status"], "away");
-    // An unknown token is still refused.
-    let url = format!("ws://127.0.0.1:{}/ws/agent?token=sbt_unknown", app.port);
-    assert!(crate::helpers::WsPeer::connect(&url, None).await.is_err());
+    // An unknown token, and a deleted agent's, are still refused.
+    for token in ["sbt_unknown", gone.token.as_str()] {
+        let url = format!("ws://127.0.0.1:{}/ws/agent?token={token}", app.port);
+        assert!(crate::helpers::WsPeer::connect(&url, None).await.is_err());
+    }
     set_postgres_reachable(&app.database_url, true).await;
 }
 
