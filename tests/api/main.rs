@@ -7,6 +7,7 @@ mod db;
 mod fake_providers;
 mod fakes;
 mod fakes_work;
+mod fault_proxy;
 mod helpers;
 mod inbound;
 mod numbers_assign;

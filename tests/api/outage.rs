@@ -140,3 +140,70 @@ async fn a_shutdown_during_an_outage_is_bounded_and_the_next_start_writes_what_w
     assert_eq!(record["end_reason"], "engine_shutdown", "{record}");
     assert!(!std::path::Path::new(&spill).exists());
 }
+
+/// The database does not fail, it hangs (a network partition, through
+/// `fault_proxy`): nothing errors, queries just never come back. A status callback
+/// and a softphone connect are still answered — after a bounded wait, from the
+/// journal and the token cache — and the callback lands once the network heals.
+#[actix_web::test]
+async fn when_the_database_hangs_callbacks_and_softphones_are_still_answered() {
+    let direct = crate::db::fresh_database_url(TestDb::Postgres).await;
+    let proxy = crate::fault_proxy::FaultProxy::start(
+        "127.0.0.1:5432".parse().expect("the PostgreSQL address"),
+    )
+    .await;
+    assert!(direct.contains("127.0.0.1:5432"), "{direct}");
+    let via = direct.replace("127.0.0.1:5432", &proxy.addr.to_string());
+    let first = spawn_app_on(via.clone(), |s| s.node_id = "node-a".into()).await;
+    let agent = first.create_agent("a", "production").await;
+    first
+        .create_number(NUMBER, "production", json!({ "kind": "voicemail" }))
+        .await;
+    let call = first.ring_in(CALLER, NUMBER).await;
+    let mut twilio = first.open_stream(&call).await;
+    twilio.wait_for("mark").await;
+    twilio.stop();
+    first.wait_for_outcome(&call.call_id).await;
+    let other = spawn_app_on(via, |s| s.node_id = "node-b".into()).await;
+
+    proxy.hang();
+    assert_eq!(
+        other.status_callback(&call.call_sid, "completed").await,
+        204
+    );
+    let mut phone = other.available_softphone(&agent).await;
+    proxy.heal();
+
+    phone.send(json!({ "type": "presence", "status": "away" }));
+    assert_eq!(phone.expect("presence").await["status"], "away");
+    let record = first
+        .wait_for_call(&call.call_id, |c| {
+            event_kinds(c).last().map(String::as_str) == Some("twilio_status")
+        })
+        .await;
+    assert_eq!(record["outcome"], "abandoned");
+}
+
+/// The connection to the database is reset (through `fault_proxy`): the admin API
+/// answers 503 with `Retry-After` (RFC 9110 §15.6.4, §10.2.3), then 200 once the
+/// database is reachable again.
+#[actix_web::test]
+async fn when_the_database_connection_is_cut_the_admin_api_answers_503() {
+    let direct = crate::db::fresh_database_url(TestDb::Postgres).await;
+    let proxy = crate::fault_proxy::FaultProxy::start(
+        "127.0.0.1:5432".parse().expect("the PostgreSQL address"),
+    )
+    .await;
+    let app = spawn_app_on(
+        direct.replace("127.0.0.1:5432", &proxy.addr.to_string()),
+        |_| {},
+    )
+    .await;
+    proxy.cut();
+    let (status, body) = app.get_json("/api/agents").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "database-unavailable");
+    proxy.heal();
+    let (status, body) = app.get_json("/api/agents").await;
+    assert_eq!(status, 200, "{body}");
+}
