@@ -13,7 +13,9 @@
 //! - [`calls`]: the call record: applying journal entries, reading a call back,
 //!   late events and start-up recovery.
 //! - [`journal`]: [`JournalWriter`], the background task that persists what the
-//!   actors append, in order, retrying until the database takes it.
+//!   actors append, in order, retrying until the database takes it, splitting
+//!   off what it refuses, and bounding its memory with `spill`, the overflow
+//!   file that is read back (also on the next start).
 //!
 //! All SQL uses `$1, $2…` placeholders (both drivers number them) and plain types:
 //! TEXT, BIGINT milliseconds since the epoch, JSON as TEXT, bytes as BLOB/BYTEA.
