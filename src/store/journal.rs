@@ -6,7 +6,7 @@
 //!   shutting down; see [`StoreError::is_unavailable`]): the batch is kept and tried
 //!   again with a growing pause. Entries keep arriving: up to
 //!   `journal.memory_limit_bytes` they wait in memory, past it in the spill file
-//!   ([`super::spill`]), which is read back in order once there is room and on the
+//!   (`store/spill.rs`), which is read back in order once there is room and on the
 //!   next start, so nothing is lost.
 //! - **The database refuses a batch as data** (a constraint, an encoding): the batch
 //!   is split at once, by call, then entry by entry, so every other call's entries
