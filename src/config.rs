@@ -33,6 +33,30 @@ pub struct Settings {
     /// The post-call summary model.
     pub summary: SummarySettings,
     pub numbers: NumbersSettings,
+    /// How the journal holds records the database has not taken yet.
+    pub journal: JournalSettings,
+}
+
+/// The journal writer's bounds (see `store::journal`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct JournalSettings {
+    /// Entries waiting for the database stay in memory up to about this many bytes;
+    /// later ones go to the spill file.
+    pub memory_limit_bytes: usize,
+    /// The spill file (`{node_id}` is replaced by this node's id); written out
+    /// first on the next start.
+    pub spill_path: String,
+    /// A shutdown waits at most this long for the database to take the journal;
+    /// what is left goes to the spill file.
+    pub shutdown_timeout_secs: f64,
+    /// Tries of an entry the database refuses as data before it is left out.
+    pub reject_after_attempts: u32,
+}
+
+impl JournalSettings {
+    pub fn spill_path(&self, node_id: &str) -> std::path::PathBuf {
+        self.spill_path.replace("{node_id}", node_id).into()
+    }
 }
 
 /// The phone-number pool: provider accounts and how to talk to them.
@@ -371,6 +395,19 @@ impl Settings {
                 account.provider
             );
         }
+        let journal = &self.journal;
+        anyhow::ensure!(
+            journal.shutdown_timeout_secs.is_finite() && journal.shutdown_timeout_secs >= 0.0,
+            "journal.shutdown_timeout_secs must be a number ≥ 0"
+        );
+        anyhow::ensure!(
+            !journal.spill_path.trim().is_empty(),
+            "journal.spill_path must name a file"
+        );
+        anyhow::ensure!(
+            journal.reject_after_attempts >= 1,
+            "journal.reject_after_attempts must be ≥ 1"
+        );
         Ok(())
     }
 }

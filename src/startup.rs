@@ -19,7 +19,7 @@ use switchboard_actors::seat::SeatConfig;
 use switchboard_actors::stats::EngineStats;
 
 use crate::config::{secs, Settings};
-use crate::store::journal::JournalWriter;
+use crate::store::journal::{JournalConfig, JournalWriter};
 use crate::store::Store;
 use crate::{api, health, metrics, twilio, ws};
 
@@ -45,6 +45,8 @@ pub struct Engine {
     pub outbox_limits: OutboxLimits,
     /// The phone-number providers' accounts (Twilio, Vapi, Retell), by workspace.
     pub providers: Arc<[crate::providers::ProviderAccount]>,
+    /// Agents by token hash, so softphones connect during a database outage.
+    pub tokens: crate::api::auth::TokenCache,
 }
 
 impl Engine {
@@ -117,7 +119,9 @@ impl Application {
 
     /// Serves until the server stops (Ctrl-C / SIGTERM); then ends the calls still
     /// open as `interrupted` and writes out the journal, so every call has its final
-    /// record before the process exits.
+    /// record before the process exits. The database gets `journal.shutdown_timeout_secs`
+    /// to take the journal; what it has not taken by then goes to the spill file,
+    /// written on the next start, and the log says how many entries that was.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         let live = self.engine.registry.live().await.unwrap_or_default();
@@ -127,7 +131,28 @@ impl Application {
         for call in live {
             call.interrupt("engine_shutdown").await;
         }
-        self.engine.journal.flush().await;
+        let journal = &self.engine.journal;
+        let limit = secs(self.engine.settings.journal.shutdown_timeout_secs);
+        if tokio::time::timeout(limit, journal.flush()).await.is_err() {
+            let left = journal.backlog();
+            match journal.spill_all().await {
+                Ok(spilled) => tracing::warn!(
+                    left,
+                    spilled,
+                    path = %journal.spill_path().display(),
+                    waited_ms = limit.as_millis() as u64,
+                    "the database did not take the journal in time; the entries left are \
+                     in the spill file and are written on the next start"
+                ),
+                Err(error) => tracing::error!(
+                    left,
+                    %error,
+                    path = %journal.spill_path().display(),
+                    "the database did not take the journal in time and the spill file \
+                     cannot be written: these journal entries are lost"
+                ),
+            }
+        }
         result
     }
 }
@@ -169,11 +194,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Result<Engine> {
     let store = Store::connect(&settings.database_url, &settings.node_id).await?;
     store.migrate().await?;
+    let journal = JournalWriter::spawn_with(
+        store.clone(),
+        JournalConfig {
+            memory_limit_bytes: settings.journal.memory_limit_bytes,
+            spill_path: settings.journal.spill_path(&settings.node_id),
+            reject_after_attempts: settings.journal.reject_after_attempts,
+        },
+    );
+    // What a previous run left in the spill file is written before recovery looks
+    // for calls left open, or those calls would be closed without their last events.
+    journal.flush().await;
     let interrupted = store.close_interrupted_calls().await?;
     if interrupted > 0 {
         tracing::warn!(interrupted, "closed calls left open by a previous run");
     }
-    let journal = JournalWriter::spawn(store.clone());
+    let tokens = crate::api::auth::TokenCache::load(&store).await?;
 
     let public_url: Arc<str> = if settings.public_url.is_empty() {
         format!("http://{}", listener.local_addr()?).into()
@@ -273,5 +309,6 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
         seat_config,
         outbox_limits,
         providers,
+        tokens,
     })
 }

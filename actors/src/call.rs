@@ -232,10 +232,36 @@ pub struct TwilioStatus {
 
 // ---- the actor -----------------------------------------------------------------
 
+/// A voicemail being recorded. The audio goes to the journal in chunks of
+/// [`RECORDING_CHUNK_BYTES`] as it arrives; only the chunk being filled is held here.
 struct Voicemail {
-    recording: BytesMut,
+    /// Audio not yet journaled: less than one chunk.
+    pending: BytesMut,
+    /// Bytes recorded so far (journaled or pending).
+    recorded: usize,
+    /// Chunks journaled so far: the next chunk's `seq` is this + 1.
+    chunks: i64,
     recording_started: bool,
     limit: usize,
+}
+
+/// One second of 8 kHz mu-law: a crash mid-voicemail loses at most this much.
+pub const RECORDING_CHUNK_BYTES: usize = 8_000;
+
+impl Voicemail {
+    /// The pending audio as the next chunk, if there is any.
+    fn take_chunk(&mut self, call_id: &CallId) -> Option<JournalEntry> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        self.chunks += 1;
+        Some(JournalEntry::RecordingChunk {
+            call_id: call_id.clone(),
+            seq: self.chunks,
+            at: now_ms(),
+            audio: self.pending.split().freeze(),
+        })
+    }
 }
 
 /// Why the seats that ring right now are ringing.
@@ -872,7 +898,9 @@ impl CallActor {
         self.status(None);
         let limit = (self.deps.config.voicemail_max.as_millis() as usize) * 8;
         self.voicemail = Some(Voicemail {
-            recording: BytesMut::new(),
+            pending: BytesMut::new(),
+            recorded: 0,
+            chunks: 0,
             recording_started: false,
             limit,
         });
@@ -942,14 +970,15 @@ impl CallActor {
                 },
             );
         }
-        if let Some(voicemail) = self.voicemail.take() {
-            if !voicemail.recording.is_empty() {
-                let samples = voicemail.recording.freeze();
-                let duration_ms = audio::duration_ms(samples.len()) as i64;
-                self.deps.journal.append(JournalEntry::Recording {
+        if let Some(mut voicemail) = self.voicemail.take() {
+            if voicemail.recorded > 0 {
+                if let Some(chunk) = voicemail.take_chunk(&self.setup.id) {
+                    self.deps.journal.append(chunk);
+                }
+                let duration_ms = audio::duration_ms(voicemail.recorded) as i64;
+                // The store joins the chunks into the recording's WAV.
+                self.deps.journal.append(JournalEntry::RecordingFinished {
                     call_id: self.setup.id.clone(),
-                    wav: audio::ulaw_wav(&samples),
-                    duration_ms,
                     at: now_ms(),
                 });
                 self.event(
@@ -1539,10 +1568,16 @@ impl Handler<CallerAudio> for CallActor {
         if !voicemail.recording_started {
             return;
         }
-        let room = voicemail.limit.saturating_sub(voicemail.recording.len());
+        let room = voicemail.limit.saturating_sub(voicemail.recorded);
         let take = msg.frame.len().min(room);
-        voicemail.recording.extend_from_slice(&msg.frame[..take]);
-        let full = voicemail.recording.len() >= voicemail.limit;
+        voicemail.pending.extend_from_slice(&msg.frame[..take]);
+        voicemail.recorded += take;
+        let full = voicemail.recorded >= voicemail.limit;
+        if voicemail.pending.len() >= RECORDING_CHUNK_BYTES {
+            if let Some(chunk) = voicemail.take_chunk(&self.setup.id) {
+                self.deps.journal.append(chunk);
+            }
+        }
         self.machine.recorded(take);
         if full {
             if let Some(ending) = self.machine.voicemail_full() {

@@ -69,6 +69,7 @@ pub async fn create(
             token_hash: token_hash(&token),
         })
         .await?;
+    engine.tokens.insert(token_hash(&token), agent.clone());
     tracing::info!(agent_id = %agent.id, "agent created");
     let assigned = if body.assign_number {
         let provider_agent = body
@@ -161,6 +162,7 @@ pub async fn delete(
     }
     let released = super::directory::unassign_agent(&engine, &id).await?;
     engine.store.delete_agent(&id).await?;
+    engine.tokens.remove_agent(&id);
     tracing::info!(agent_id = %id, numbers = released.len(), "agent deleted");
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "id": id.to_string(),

@@ -1,15 +1,20 @@
 //! Admin bearer auth and agent tokens.
 
+use std::collections::HashMap;
 use std::future::{ready, Ready};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use actix_web::{web, FromRequest, HttpRequest};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
+use switchboard_actors::AgentId;
 
 use super::error::ApiError;
 use crate::startup::Engine;
+use crate::store::{AgentRecord, Store, StoreError};
 
 /// A fresh secret token: `prefix` + 32 random bytes, base64url.
 pub fn new_token(prefix: &str) -> String {
@@ -31,6 +36,86 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
         .zip(b.iter())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
+}
+
+/// How long a softphone connect waits for the database before it trusts the
+/// [`TokenCache`] instead.
+const TOKEN_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Agents by the hash of their token, as last read from the database: loaded at
+/// start, kept up to date by every lookup, creation and deletion. Softphones are
+/// checked against the database while it answers and against this cache while it
+/// does not, so an outage does not lock agents out.
+#[derive(Clone, Default)]
+pub struct TokenCache {
+    agents: Arc<RwLock<HashMap<String, AgentRecord>>>,
+}
+
+impl TokenCache {
+    pub async fn load(store: &Store) -> Result<TokenCache, StoreError> {
+        let cache = TokenCache::default();
+        for (hash, agent) in store.agents_by_token_hash().await? {
+            cache.insert(hash, agent);
+        }
+        Ok(cache)
+    }
+
+    pub fn insert(&self, hash: String, agent: AgentRecord) {
+        if let Ok(mut agents) = self.agents.write() {
+            agents.insert(hash, agent);
+        }
+    }
+
+    /// The agent is gone: its token opens nothing, also during an outage.
+    pub fn remove_agent(&self, id: &AgentId) {
+        if let Ok(mut agents) = self.agents.write() {
+            agents.retain(|_, agent| agent.id != *id);
+        }
+    }
+
+    fn get(&self, hash: &str) -> Option<AgentRecord> {
+        self.agents.read().ok()?.get(hash).cloned()
+    }
+
+    fn forget(&self, hash: &str) {
+        if let Ok(mut agents) = self.agents.write() {
+            agents.remove(hash);
+        }
+    }
+
+    /// The agent whose token this is: the database's answer when it gives one in
+    /// time (the cache follows it), the cache's when it is unavailable.
+    pub async fn agent_for_token(
+        &self,
+        store: &Store,
+        token: &str,
+    ) -> Result<Option<AgentRecord>, StoreError> {
+        let hash = token_hash(token);
+        let looked_up =
+            tokio::time::timeout(TOKEN_LOOKUP_TIMEOUT, store.agent_by_token_hash(&hash)).await;
+        match looked_up {
+            Ok(Ok(Some(agent))) => {
+                self.insert(hash, agent.clone());
+                Ok(Some(agent))
+            }
+            Ok(Ok(None)) => {
+                self.forget(&hash);
+                Ok(None)
+            }
+            Ok(Err(error)) if !error.is_unavailable() => Err(error),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "database unavailable; agent token checked against the cache");
+                Ok(self.get(&hash))
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = TOKEN_LOOKUP_TIMEOUT.as_millis() as u64,
+                    "database slow; agent token checked against the cache"
+                );
+                Ok(self.get(&hash))
+            }
+        }
+    }
 }
 
 /// Proof that the request carried the admin bearer token.

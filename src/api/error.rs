@@ -13,7 +13,12 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (503 while the database is away).
+    pub retry_after: Option<u64>,
 }
+
+/// What a 503 for an unavailable database tells clients to wait before retrying.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 5;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -21,6 +26,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -55,7 +61,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(serde_json::json!({
+        let mut response = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(serde_json::json!({
             "code": self.code,
             "message": self.message,
         }))
@@ -95,6 +105,17 @@ impl From<StoreError> for ApiError {
                 "duplicate",
                 format!("{what} exists already"),
             ),
+            other if other.is_unavailable() => {
+                tracing::warn!(err = %other, "database unavailable");
+                ApiError {
+                    retry_after: Some(DATABASE_RETRY_AFTER_SECS),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "database-unavailable",
+                        "the database is unavailable; retry later",
+                    )
+                }
+            }
             other => {
                 tracing::error!(err = %other, "store error");
                 ApiError::internal()

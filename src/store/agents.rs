@@ -128,6 +128,17 @@ impl Store {
         let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
         rows.iter().map(agent_from_row).collect()
     }
+
+    /// Every agent with its token hash: what a softphone connect is checked
+    /// against when the database is unavailable.
+    #[tracing::instrument(skip_all)]
+    pub async fn agents_by_token_hash(&self) -> Result<Vec<(String, AgentRecord)>, StoreError> {
+        let sql = format!("SELECT token_hash, {AGENT_COLUMNS} FROM agents");
+        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("token_hash")?, agent_from_row(row)?)))
+            .collect()
+    }
 }
 
 fn agent_from_row(row: &AnyRow) -> Result<AgentRecord, StoreError> {

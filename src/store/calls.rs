@@ -7,9 +7,9 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row as _, Transaction};
 use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, JournalEntry};
-use switchboard_actors::AgentId;
+use switchboard_actors::{audio, AgentId};
 
-use super::{Store, StoreError};
+use super::{db_text, Store, StoreError};
 
 /// A late event may race another writer for the next `seq`; it tries this often.
 const LATE_EVENT_ATTEMPTS: usize = 5;
@@ -193,8 +193,10 @@ impl Store {
         }))
     }
 
-    /// An event for a call no longer live (e.g. a late Twilio status callback): it
-    /// takes `seq` = max + 1 in one statement. An unknown call gets nothing (logged).
+    /// An event for a call no longer live: it takes `seq` = max + 1 in one
+    /// statement. An unknown call gets nothing (logged). (The status webhook journals
+    /// [`JournalEntry::LateEvent`] instead, which works the same way by CallSid and
+    /// is taken while the database is away.)
     ///
     /// The call's own trail must be written first, or its last events would collide
     /// with this one and be dropped as already present: flush the
@@ -243,6 +245,20 @@ impl Store {
         let now = now_ms();
         let detail = serde_json::json!({ "outcome": "interrupted", "reason": "engine_restart" });
         let mut tx = self.pool().begin().await?;
+        // A voicemail cut off by the crash keeps what was recorded: its chunks
+        // become the call's recording (also for a call whose close was written but
+        // whose recording was not).
+        let unassembled = sqlx::query(
+            "SELECT DISTINCT k.call_id FROM recording_chunks k \
+             JOIN calls c ON c.id = k.call_id WHERE c.node_id = $1",
+        )
+        .bind(self.node_id())
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &unassembled {
+            let call_id: String = row.try_get("call_id")?;
+            assemble_recording(&mut tx, &call_id, now).await?;
+        }
         sqlx::query(&format!(
             "INSERT INTO call_events (call_id, seq, at, kind, agent_id, detail) \
              SELECT c.id, {NEXT_SEQ}, $2, 'ended', c.agent_id, $3 FROM calls c \
@@ -277,7 +293,15 @@ impl Store {
     /// `Assistant`, `AiResult` and `Cost` set columns to the same values again.
     #[tracing::instrument(skip_all, fields(entries = entries.len()))]
     pub async fn apply(&self, entries: &[JournalEntry]) -> Result<(), StoreError> {
-        if entries.is_empty() {
+        self.apply_all(entries.iter()).await
+    }
+
+    /// [`Store::apply`] over borrowed entries.
+    pub(crate) async fn apply_all<'a>(
+        &self,
+        entries: impl ExactSizeIterator<Item = &'a JournalEntry>,
+    ) -> Result<(), StoreError> {
+        if entries.len() == 0 {
             return Ok(());
         }
         let mut tx = self.pool().begin().await?;
@@ -329,7 +353,7 @@ impl Store {
                 )
                 .bind(call_id.as_str())
                 .bind(outcome.as_str())
-                .bind(reason.as_str())
+                .bind(db_text(reason))
                 .bind(agent_id.as_ref().map(AgentId::as_str))
                 .bind(*ended_at)
                 .execute(&mut **tx)
@@ -371,7 +395,7 @@ impl Store {
                 .bind(*seq)
                 .bind(*at)
                 .bind(*role)
-                .bind(text.as_str())
+                .bind(db_text(text))
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -382,7 +406,7 @@ impl Store {
             } => {
                 sqlx::query("UPDATE calls SET assistant_id = $2 WHERE id = $1")
                     .bind(call_id.as_str())
-                    .bind(assistant_id.as_str())
+                    .bind(db_text(assistant_id))
                     .execute(&mut **tx)
                     .await?;
                 Ok(())
@@ -397,8 +421,8 @@ impl Store {
                     "UPDATE calls SET summary = $2, ai_outcome = $3, cost = $4 WHERE id = $1",
                 )
                 .bind(call_id.as_str())
-                .bind(summary.as_deref())
-                .bind(ai_outcome.as_deref())
+                .bind(summary.as_deref().map(db_text))
+                .bind(ai_outcome.as_deref().map(db_text))
                 .bind(cost.to_string())
                 .execute(&mut **tx)
                 .await?;
@@ -410,6 +434,53 @@ impl Store {
                     .bind(cost.to_string())
                     .execute(&mut **tx)
                     .await?;
+                Ok(())
+            }
+            JournalEntry::RecordingChunk {
+                call_id,
+                seq,
+                at,
+                audio,
+            } => {
+                sqlx::query(
+                    "INSERT INTO recording_chunks (call_id, seq, at, audio) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (call_id, seq) DO NOTHING",
+                )
+                .bind(call_id.as_str())
+                .bind(*seq)
+                .bind(*at)
+                .bind(audio.as_ref())
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+            JournalEntry::RecordingFinished { call_id, at } => {
+                assemble_recording(tx, call_id.as_str(), *at).await?;
+                Ok(())
+            }
+            JournalEntry::LateEvent {
+                call_sid,
+                at,
+                kind,
+                detail,
+            } => {
+                // The latest call of that sid, should a sid repeat.
+                let done = sqlx::query(&format!(
+                    "INSERT INTO call_events (call_id, seq, at, kind, agent_id, detail) \
+                     SELECT c.id, {NEXT_SEQ}, $2, $3, NULL, $4 FROM calls c \
+                     WHERE c.id = (SELECT l.id FROM calls l WHERE l.call_sid = $1 \
+                                   ORDER BY l.started_at DESC, l.id LIMIT 1)"
+                ))
+                .bind(db_text(call_sid))
+                .bind(*at)
+                .bind(*kind)
+                .bind(detail.to_string())
+                .execute(&mut **tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    tracing::warn!(call_sid = %call_sid, kind, "late event for an unknown call dropped");
+                }
                 Ok(())
             }
         }
@@ -427,17 +498,55 @@ impl Store {
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(opened.id.as_str())
-        .bind(opened.call_sid.as_deref())
+        .bind(opened.call_sid.as_deref().map(db_text))
         .bind(self.node_id())
         .bind(opened.direction)
-        .bind(opened.from.as_str())
-        .bind(opened.to.as_str())
+        .bind(db_text(&opened.from))
+        .bind(db_text(&opened.to))
         .bind(opened.workspace.as_ref().map(|w| w.as_str()))
         .bind(opened.started_at)
         .execute(&mut **tx)
         .await?;
         Ok(())
     }
+}
+
+/// Joins a call's recording chunks, in order, into its recording (a mu-law WAV) and
+/// deletes them. Nothing happens when the call has no chunks; a recording already
+/// there is kept (a replayed entry changes nothing).
+async fn assemble_recording(
+    tx: &mut Transaction<'static, Any>,
+    call_id: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT audio FROM recording_chunks WHERE call_id = $1 ORDER BY seq")
+        .bind(call_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut samples = Vec::new();
+    for row in &rows {
+        samples.extend_from_slice(&row.try_get::<Vec<u8>, _>("audio")?);
+    }
+    let duration_ms = audio::duration_ms(samples.len()) as i64;
+    sqlx::query(
+        "INSERT INTO recordings (call_id, content_type, bytes, duration_ms, created_at) \
+         VALUES ($1, 'audio/wav', $2, $3, $4) \
+         ON CONFLICT (call_id) DO NOTHING",
+    )
+    .bind(call_id)
+    .bind(audio::ulaw_wav(&samples).as_ref())
+    .bind(duration_ms)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM recording_chunks WHERE call_id = $1")
+        .bind(call_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn insert_event(

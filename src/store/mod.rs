@@ -13,7 +13,9 @@
 //! - [`calls`]: the call record: applying journal entries, reading a call back,
 //!   late events and start-up recovery.
 //! - [`journal`]: [`JournalWriter`], the background task that persists what the
-//!   actors append, in order, retrying until the database takes it.
+//!   actors append, in order, retrying until the database takes it, splitting
+//!   off what it refuses, and bounding its memory with `spill`, the overflow
+//!   file that is read back (also on the next start).
 //!
 //! All SQL uses `$1, $2…` placeholders (both drivers number them) and plain types:
 //! TEXT, BIGINT milliseconds since the epoch, JSON as TEXT, bytes as BLOB/BYTEA.
@@ -36,11 +38,12 @@ pub mod calls;
 pub mod journal;
 pub mod numbers;
 pub mod pool;
+mod spill;
 
 pub use agents::{AgentRecord, NewAgent};
 pub use assistants::{AssistantFields, AssistantRecord, DeleteAssistant};
 pub use calls::{CallView, EventView, Recording, TurnRecord};
-pub use journal::JournalWriter;
+pub use journal::{JournalConfig, JournalWriter};
 pub use numbers::NumberRecord;
 
 /// How long a query waits for a free (or new) connection before failing.
@@ -69,6 +72,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "number routing",
         include_str!("../../migrations/sqlite/0005_number_routing.sql"),
     ),
+    (
+        6,
+        "recording chunks",
+        include_str!("../../migrations/sqlite/0006_recording_chunks.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -90,6 +98,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "number routing",
         include_str!("../../migrations/postgres/0005_number_routing.sql"),
+    ),
+    (
+        6,
+        "recording chunks",
+        include_str!("../../migrations/postgres/0006_recording_chunks.sql"),
     ),
 ];
 
@@ -136,7 +149,9 @@ pub enum StoreError {
     /// A unique key is already taken (agent id, token hash…).
     #[error("duplicate: {0}")]
     Duplicate(String),
-    #[error("database error")]
+    /// The driver's message names the cause; it never carries the bound values
+    /// (PostgreSQL puts those in the error's detail, which is not shown).
+    #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// The write would contradict what is recorded (a number live in another
     /// workspace, a claim lost meanwhile).
@@ -160,6 +175,68 @@ impl StoreError {
     pub(crate) fn is_duplicate(&self) -> bool {
         matches!(self, StoreError::Duplicate(_))
     }
+
+    /// The database cannot be reached or cannot take work right now (connection
+    /// refused or cut, no free connection, server shutting down, a locked, full or
+    /// read-only SQLite file): nothing is wrong with what was asked. The admin API
+    /// answers 503; the journal keeps the batch and tries it again later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Database(err) if unavailable(err))
+    }
+}
+
+/// See [`StoreError::is_unavailable`].
+pub(crate) fn unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else {
+                return false;
+            };
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                postgres_unavailable(&code)
+            } else {
+                sqlite_unavailable(&code)
+            }
+        }
+        _ => false,
+    }
+}
+
+/// PostgreSQL SQLSTATEs (postgresql.org/docs/current/errcodes-appendix.html) that
+/// say "not now" rather than "not this": connection exceptions (08…), insufficient
+/// resources (53…), operator intervention (57…: shutdown, cannot connect now),
+/// 55000 (the database does not accept connections), 3D000 (no such database),
+/// serialization failure and deadlock (try again).
+fn postgres_unavailable(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57")
+        || matches!(code, "55000" | "3D000" | "40001" | "40P01")
+}
+
+/// SQLite primary result codes (sqlite.org/rescode.html; sqlx reports the extended
+/// code, whose low byte is the primary one): BUSY, LOCKED, READONLY, IOERR, FULL,
+/// CANTOPEN.
+fn sqlite_unavailable(code: &str) -> bool {
+    code.parse::<u32>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+}
+
+/// Text as the database will take it: PostgreSQL refuses NUL in text, so a NUL that
+/// got this far (a webhook's `From`, a transcript) becomes U+FFFD rather than
+/// costing the call its record. The last line of defence: the HTTP edge refuses or
+/// replaces such input first.
+pub(crate) fn db_text(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 impl Store {

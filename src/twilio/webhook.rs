@@ -186,23 +186,41 @@ pub async fn status(
         call.twilio_status(status, detail);
         return Ok(HttpResponse::NoContent().finish());
     }
-    // The call may have ended a moment ago: let its record reach the store first.
-    engine.journal.flush().await;
-    match engine.store.call_id_by_sid(&call_sid).await? {
-        Some(call_id) => {
-            // The call is over here; the callback still belongs in its trail.
-            engine
-                .store
-                .append_late_event(
-                    &call_id,
-                    "twilio_status",
-                    &json!({ "status": status, "detail": detail }),
-                )
-                .await?;
-            Ok(HttpResponse::NoContent().finish())
-        }
-        None => Err(ApiError::not_found(format!(
+    // The call is over here. The callback still belongs at the end of its trail,
+    // and goes there through the journal like every other event: after the call's
+    // own entries, and taken (204) even while the database is away.
+    let known = engine.journal.knows_sid(&call_sid)
+        || match tokio::time::timeout(
+            STATUS_LOOKUP_TIMEOUT,
+            engine.store.call_id_by_sid(&call_sid),
+        )
+        .await
+        {
+            Ok(Ok(found)) => found.is_some(),
+            Ok(Err(error)) if error.is_unavailable() => {
+                tracing::warn!(%error, "database unavailable; status callback journaled");
+                true
+            }
+            Ok(Err(error)) => return Err(error.into()),
+            Err(_) => {
+                tracing::warn!("database slow; status callback journaled");
+                true
+            }
+        };
+    if !known {
+        return Err(ApiError::not_found(format!(
             "no call has CallSid {call_sid}"
-        ))),
+        )));
     }
+    engine.journal.append(JournalEntry::LateEvent {
+        call_sid,
+        at: now_ms(),
+        kind: "twilio_status",
+        detail: json!({ "status": status, "detail": detail }),
+    });
+    Ok(HttpResponse::NoContent().finish())
 }
+
+/// How long a status callback for an ended call waits for the database to say
+/// whether the CallSid is known; past it the callback is journaled regardless.
+const STATUS_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -15,7 +15,6 @@ use switchboard_actors::seat::{
 };
 use switchboard_actors::{AgentId, CallId};
 
-use crate::api::auth::token_hash;
 use crate::api::error::ApiError;
 use crate::startup::Engine;
 use crate::ws::writer::{self, Render, WireFrame};
@@ -38,8 +37,8 @@ pub async fn agent_socket(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::unauthorized("the token query parameter is missing"))?;
     let agent = engine
-        .store
-        .agent_by_token_hash(&token_hash(&token))
+        .tokens
+        .agent_for_token(&engine.store, &token)
         .await?
         .ok_or_else(|| ApiError::unauthorized("unknown agent token"))?;
     let (response, session, messages) = actix_ws::handle(&req, body)?;

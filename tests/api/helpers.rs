@@ -71,6 +71,7 @@ pub async fn spawn_app_on(database_url: String, configure: impl FnOnce(&mut Sett
     settings.admin_token = Some(SecretString::from(ADMIN_TOKEN));
     settings.twilio.auth_token = Some(SecretString::from(TWILIO_TOKEN));
     settings.workers = 2;
+    settings.journal.spill_path = spill_path_for(&database_url);
     configure(&mut settings);
     let app = Application::build(settings)
         .await
@@ -956,4 +957,85 @@ impl TestApp {
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
     }
+}
+
+/// The journal spill file of an engine on `database_url` (per node): in the temp
+/// folder, so that an engine restarted on the same database finds it.
+pub fn spill_path_for(database_url: &str) -> String {
+    let base = database_url.split('?').next().unwrap_or(database_url);
+    let name: String = base
+        .rsplit('/')
+        .next()
+        .unwrap_or(base)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    std::env::temp_dir()
+        .join(format!("sb_spill_{name}_{{node_id}}.spill"))
+        .display()
+        .to_string()
+}
+
+/// An engine in its own actix `System` on its own thread, which [`Crash::crash`]
+/// stops dead: no graceful shutdown, no journal flush — as if the process died.
+pub struct Crash {
+    system: actix_rt::System,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Crash {
+    pub fn crash(mut self) {
+        self.system.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub async fn spawn_crashable_app_on(
+    database_url: String,
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, Crash) {
+    let mut settings = Settings::defaults();
+    settings.bind = "127.0.0.1:0".into();
+    settings.database_url = database_url.clone();
+    settings.admin_token = Some(SecretString::from(ADMIN_TOKEN));
+    settings.twilio.auth_token = Some(SecretString::from(TWILIO_TOKEN));
+    settings.workers = 1;
+    settings.journal.spill_path = spill_path_for(&database_url);
+    configure(&mut settings);
+    let (started, ready) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let system = actix_rt::System::new();
+        system.block_on(async move {
+            let app = Application::build(settings)
+                .await
+                .expect("the engine starts");
+            let _ = started.send((app.port(), app.handle(), actix_rt::System::current()));
+            actix_rt::spawn(async move {
+                let _ = app.run_until_stopped().await;
+            });
+        });
+        let _ = system.run();
+    });
+    let (port, server, system) = tokio::task::spawn_blocking(move || ready.recv())
+        .await
+        .expect("the starter thread")
+        .expect("the engine started");
+    let (_done, stopped) = tokio::sync::oneshot::channel();
+    let app = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        database_url,
+        server,
+        stopped,
+        client: awc::Client::builder().timeout(PATIENCE).finish(),
+    };
+    (
+        app,
+        Crash {
+            system,
+            thread: Some(thread),
+        },
+    )
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde_json::json;
 use switchboard::ai::assistant::ToolSpec;
 use switchboard::store::{
-    AssistantFields, DeleteAssistant, JournalWriter, NewAgent, Store, StoreError,
+    AssistantFields, DeleteAssistant, JournalConfig, JournalWriter, NewAgent, Store, StoreError,
 };
 use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, Journal as _, JournalEntry};
 use switchboard_actors::machine::{Outcome, Phase};
@@ -925,4 +925,309 @@ async fn the_writer_keeps_a_turn_of_a_call_not_yet_recorded_until_it_can_write_i
         .expect("the call row");
     flush_within(&writer, Duration::from_secs(15)).await;
     assert_eq!(store.turns(call.as_str()).await.expect("turns").len(), 1);
+}
+
+// ---- issue 9: faults -------------------------------------------------------------
+
+/// A writer whose spill file is its own and whose refused entries are kept long
+/// enough for a test to act while they wait.
+fn test_journal(max_memory: usize) -> (JournalConfig, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("sb_spill_{}.spill", uuid::Uuid::new_v4()));
+    let config = JournalConfig {
+        memory_limit_bytes: max_memory,
+        spill_path: path.clone(),
+        reject_after_attempts: 14,
+    };
+    (config, path)
+}
+
+/// Polls until `call` has a row (the journal writes behind the test's back).
+async fn wait_for_row(store: &Store, call: &CallId) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store.get_call(call.as_str()).await.expect("get").is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "call {call} never written"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// PostgreSQL refuses NUL in text ("invalid byte sequence for encoding UTF8: 0x00",
+// SQLSTATE 22021: postgresql.org/docs/current/datatype-character.html — "the
+// character with code zero cannot be stored"); Twilio's `From` is caller-controlled
+// text (twilio.com/docs/usage/webhooks/voice-webhooks). The record must persist.
+store_test!(a_nul_byte_in_a_text_field_is_stored_as_a_replacement_character);
+async fn a_nul_byte_in_a_text_field_is_stored_as_a_replacement_character(store: Store) {
+    let writer = JournalWriter::spawn(store.clone());
+    let nul = CallId::new();
+    let other = CallId::new();
+    writer.append(JournalEntry::Opened(CallOpened {
+        id: nul.clone(),
+        call_sid: Some("CA-nul".into()),
+        from: "+1555\u{0}9123".into(),
+        to: "+15550001111".into(),
+        workspace: Some(workspace()),
+        direction: "inbound",
+        started_at: now_ms(),
+    }));
+    writer.append(event(&nul, 1, "created", None));
+    writer.append(JournalEntry::Turn {
+        call_id: nul.clone(),
+        seq: 1,
+        at: now_ms(),
+        role: "caller",
+        text: "hi\0there".into(),
+    });
+    writer.append(closed(&nul, Outcome::Abandoned, "caller\0hangup", None, 1));
+    writer.append(opened(&other, "CA-other"));
+    writer.append(event(&other, 1, "created", None));
+    flush_within(&writer, Duration::from_secs(30)).await;
+
+    let view = store
+        .get_call(nul.as_str())
+        .await
+        .expect("get")
+        .expect("the call's record persists");
+    assert_eq!(view.from, "+1555\u{FFFD}9123");
+    assert_eq!(view.end_reason.as_deref(), Some("caller\u{FFFD}hangup"));
+    assert_eq!(view.events.len(), 1);
+    assert_eq!(
+        store.turns(nul.as_str()).await.expect("turns")[0].text,
+        "hi\u{FFFD}there"
+    );
+    let other = store
+        .get_call(other.as_str())
+        .await
+        .expect("get")
+        .expect("the other call");
+    assert_eq!(other.events.len(), 1);
+}
+
+// Ordering, not wall clock: an entry the database refuses (an event of a call whose
+// row is not there yet, a foreign-key violation: SQLSTATE 23503 / SQLite
+// SQLITE_CONSTRAINT_FOREIGNKEY) must not hold up another call's entries appended
+// after it. The other call's record is written while the refused entry is still
+// being retried: creating its call's row then lets it through as well.
+store_test!(a_refused_entry_holds_up_only_its_own_call);
+async fn a_refused_entry_holds_up_only_its_own_call(store: Store) {
+    let (config, path) = test_journal(16 << 20);
+    let writer = JournalWriter::spawn_with(store.clone(), config);
+    let early = CallId::new();
+    let other = CallId::new();
+    writer.append(event(&early, 1, "created", None));
+    writer.append(event(&early, 2, "ringing", None));
+    writer.append(opened(&other, "CA-other"));
+    writer.append(event(&other, 1, "created", None));
+    wait_for_row(&store, &other).await;
+    // The other call is written; the refused entries are still waiting (until
+    // their call's row exists, which only this test can create).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while writer.backlog() != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other call was written but the backlog is {}, not the 2 refused entries",
+            writer.backlog()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    store
+        .apply(&[opened(&early, "CA-early")])
+        .await
+        .expect("the early call's row");
+    flush_within(&writer, Duration::from_secs(30)).await;
+    let view = store
+        .get_call(early.as_str())
+        .await
+        .expect("get")
+        .expect("call");
+    assert_eq!(
+        view.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2],
+        "the refused entry and the one behind it are both written, in order"
+    );
+    assert!(!path.exists());
+}
+
+store_test!(store_errors_name_their_cause_but_not_the_bound_values);
+async fn store_errors_name_their_cause_but_not_the_bound_values(store: Store) {
+    let orphan = CallId::new();
+    let error = store
+        .apply(&[event(&orphan, 1, "secret-kind", None)])
+        .await
+        .expect_err("an event without its call is refused");
+    assert!(!error.is_unavailable(), "a refusal, not an outage: {error}");
+    let text = format!("{error}");
+    assert!(
+        text.to_lowercase().contains("foreign key"),
+        "the cause is named: {text}"
+    );
+    assert!(!text.contains(orphan.as_str()), "no bound values: {text}");
+    assert!(!text.contains("secret-kind"), "no bound values: {text}");
+}
+
+#[actix_rt::test]
+async fn an_unreachable_database_is_told_apart_from_a_refusal() {
+    run(TestDb::Postgres, |store, url| async move {
+        set_postgres_reachable(&url, false).await;
+        let error = store.ping().await.expect_err("the database is away");
+        assert!(error.is_unavailable(), "{error}");
+        set_postgres_reachable(&url, true).await;
+        store.ping().await.expect("back");
+    })
+    .await;
+}
+
+/// The writer's memory is bounded: past the limit, entries go to the spill file,
+/// and every one of them reaches the database once it is back.
+#[actix_rt::test]
+async fn past_its_memory_limit_the_journal_spills_to_disk_and_loses_nothing() {
+    run(TestDb::Postgres, |store, url| async move {
+        let (config, path) = test_journal(4_096);
+        let writer = JournalWriter::spawn_with(store.clone(), config);
+        let calls: Vec<CallId> = (0..5).map(|_| CallId::new()).collect();
+        set_postgres_reachable(&url, false).await;
+        for call in &calls {
+            writer.append(opened(call, &format!("CA-{call}")));
+            for seq in 1..=40 {
+                writer.append(event(call, seq, "tick", None));
+            }
+        }
+        // 205 entries of ~130 bytes each against a 4 KiB limit: most go to disk.
+        let spilled = || {
+            std::fs::read_to_string(&path)
+                .map(|text| text.lines().count())
+                .unwrap_or(0)
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while spilled() < 150 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} entries spilled",
+                spilled()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(writer.backlog(), 205);
+
+        set_postgres_reachable(&url, true).await;
+        flush_within(&writer, Duration::from_secs(60)).await;
+        for call in &calls {
+            let view = store
+                .get_call(call.as_str())
+                .await
+                .expect("get")
+                .expect("call");
+            assert_eq!(view.events.len(), 40);
+        }
+        assert!(!path.exists(), "the spill file goes once written out");
+    })
+    .await;
+}
+
+/// What a shutdown could not write (the database is away) is in the spill file;
+/// the next writer on that file writes it first.
+#[actix_rt::test]
+async fn entries_spilled_at_shutdown_are_written_by_the_next_writer() {
+    run(TestDb::Postgres, |store, url| async move {
+        let (config, path) = test_journal(16 << 20);
+        let call = CallId::new();
+        let recording_call = CallId::new();
+        let writer = JournalWriter::spawn_with(store.clone(), config.clone());
+        set_postgres_reachable(&url, false).await;
+        writer.append(opened(&call, "CA-spilled"));
+        writer.append(event(&call, 1, "created", None));
+        writer.append(closed(&call, Outcome::Abandoned, "caller_hangup", None, 9));
+        writer.append(opened(&recording_call, "CA-rec"));
+        writer.append(JournalEntry::RecordingChunk {
+            call_id: recording_call.clone(),
+            seq: 1,
+            at: 1,
+            audio: Bytes::from_static(&[1, 2, 3, 0, 255]),
+        });
+        assert_eq!(writer.spill_all().await.expect("spilled"), 5);
+        assert!(path.exists());
+        drop(writer);
+
+        set_postgres_reachable(&url, true).await;
+        let next = JournalWriter::spawn_with(store.clone(), config);
+        flush_within(&next, Duration::from_secs(30)).await;
+        let view = store
+            .get_call(call.as_str())
+            .await
+            .expect("get")
+            .expect("call");
+        assert_eq!(view.outcome.as_deref(), Some("abandoned"));
+        assert_eq!(view.events.len(), 1);
+        assert!(store
+            .get_call(recording_call.as_str())
+            .await
+            .expect("get")
+            .is_some());
+        assert!(!path.exists());
+    })
+    .await;
+}
+
+store_test!(recording_chunks_become_the_recording_when_finished_or_on_recovery);
+async fn recording_chunks_become_the_recording_when_finished_or_on_recovery(store: Store) {
+    let chunk = |call: &CallId, seq: i64, byte: u8| JournalEntry::RecordingChunk {
+        call_id: call.clone(),
+        seq,
+        at: now_ms(),
+        audio: Bytes::from(vec![byte; 8_000]),
+    };
+    let finished = CallId::new();
+    store
+        .apply(&[
+            opened(&finished, "CA-finished"),
+            chunk(&finished, 2, 0x22),
+            chunk(&finished, 1, 0x11),
+            JournalEntry::RecordingFinished {
+                call_id: finished.clone(),
+                at: now_ms(),
+            },
+        ])
+        .await
+        .expect("a finished recording");
+    let wav = store
+        .get_recording(finished.as_str())
+        .await
+        .expect("get")
+        .expect("recording");
+    assert_eq!(wav.duration_ms, 2_000);
+    assert_eq!(
+        &wav.bytes[58..8_058],
+        &[0x11; 8_000][..],
+        "chunks in seq order"
+    );
+    assert_eq!(&wav.bytes[8_058..], &[0x22; 8_000][..]);
+
+    // Cut off: chunks but no end. Recovery closes the call and keeps the audio.
+    let cut = CallId::new();
+    store
+        .apply(&[opened(&cut, "CA-cut"), chunk(&cut, 1, 0x33)])
+        .await
+        .expect("a recording cut off");
+    assert!(store
+        .get_recording(cut.as_str())
+        .await
+        .expect("get")
+        .is_none());
+    store.close_interrupted_calls().await.expect("recover");
+    let wav = store
+        .get_recording(cut.as_str())
+        .await
+        .expect("get")
+        .expect("recording kept");
+    assert_eq!(wav.duration_ms, 1_000);
+    assert_eq!(&wav.bytes[58..], &[0x33; 8_000][..]);
+    assert!(
+        store
+            .get_call(cut.as_str())
+            .await
+            .expect("get")
+            .expect("call")
+            .has_recording
+    );
 }

@@ -171,3 +171,71 @@ async fn a_caller_who_hangs_up_during_the_prompt_abandoned_the_call() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// Rows of `recording_chunks` for a call, read straight from the database.
+async fn chunks_stored(database_url: &str, call_id: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url)
+        .await
+        .expect("the test reads the database");
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recording_chunks WHERE call_id = $1")
+        .bind(call_id)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    pool.close().await;
+    count
+}
+
+// Issue 9, item 15: a voicemail is persisted as it is recorded, so an engine that
+// dies mid-message (no graceful shutdown, no journal flush) keeps what the caller
+// said up to the last whole second; start-up recovery makes it the call's
+// recording. Twilio sends the caller's audio as 20 ms mu-law `media` messages
+// (twilio.com/docs/voice/media-streams/websocket-messages#media-message).
+#[actix_web::test]
+async fn a_voicemail_cut_off_by_a_crash_keeps_the_audio_up_to_the_last_chunk() {
+    let database_url = crate::db::fresh_database_url(TestDb::Sqlite).await;
+    let (app, crash) =
+        crate::helpers::spawn_crashable_app_on(database_url.clone(), |s| s.node_id = "vm".into())
+            .await;
+    app.create_number(NUMBER, "production", json!({ "kind": "voicemail" }))
+        .await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    twilio.wait_for("mark").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // 2.5 s: two whole one-second chunks and half a second that is still pending.
+    for seq in 0..125u8 {
+        twilio.send_media(&frame(0x5A, seq));
+    }
+    let deadline = tokio::time::Instant::now() + crate::helpers::PATIENCE;
+    while chunks_stored(&database_url, &call.call_id).await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the chunks never reached the database"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    crash.crash();
+    drop(twilio);
+
+    let restarted = crate::helpers::spawn_app_on(database_url, |s| s.node_id = "vm".into()).await;
+    let record = restarted.call(&call.call_id).await;
+    assert_eq!(record["outcome"], "interrupted");
+    assert!(record["recording_url"].is_string(), "{record}");
+    let (status, wav) = restarted
+        .get(
+            &format!("/api/calls/{}/recording", call.call_id),
+            Some(crate::helpers::ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(&wav[0..4], b"RIFF");
+    let sent: Vec<u8> = (0..125u8).flat_map(|seq| frame(0x5A, seq)).collect();
+    assert_eq!(wav.len(), 58 + 16_000, "two whole seconds were kept");
+    assert_eq!(
+        &wav[58..],
+        &sent[..16_000],
+        "the caller's audio, byte-exact"
+    );
+}
