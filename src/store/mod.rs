@@ -64,6 +64,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "number pool",
         include_str!("../../migrations/sqlite/0003_number_pool.sql"),
     ),
+    (
+        4,
+        "unique call sid",
+        include_str!("../../migrations/sqlite/0004_unique_call_sid.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -80,6 +85,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "number pool",
         include_str!("../../migrations/postgres/0003_number_pool.sql"),
+    ),
+    (
+        4,
+        "unique call sid",
+        include_str!("../../migrations/postgres/0004_unique_call_sid.sql"),
     ),
 ];
 

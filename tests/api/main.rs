@@ -8,6 +8,7 @@ mod fake_providers;
 mod fakes;
 mod fakes_work;
 mod helpers;
+mod hostile;
 mod inbound;
 mod numbers_assign;
 mod numbers_bench;
