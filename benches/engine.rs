@@ -167,6 +167,7 @@ impl Floor {
                 route: Route::Agents {
                     agent_ids: Vec::new(),
                 },
+                raw: None,
             },
             self.deps.clone(),
         );

@@ -111,6 +111,18 @@ pub struct TwilioSettings {
     #[serde(default)]
     pub auth_token: Option<SecretString>,
     pub api_base: String,
+    /// The largest webhook body read (Twilio's forms are a few KiB); larger is 413.
+    pub webhook_max_body_bytes: usize,
+    /// A webhook body must arrive within this long after its headers; slower is 408.
+    pub webhook_body_timeout_secs: f64,
+    /// Webhook bodies read at once before their signature is known; more is 503.
+    pub webhook_max_concurrent_reads: usize,
+    /// The longest `From`/`To` (E.164, a SIP URI or `client:` + an identity of at
+    /// most 256 characters); longer is 400.
+    pub webhook_max_address_chars: usize,
+    /// How long the voice webhook waits for the store to reserve a new CallSid
+    /// before taking the call without it (a database outage must not stop calls).
+    pub webhook_store_timeout_secs: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -384,6 +396,17 @@ impl Settings {
                 "pricing: every rate must be a number ≥ 0"
             );
         }
+        let twilio = &self.twilio;
+        anyhow::ensure!(
+            twilio.webhook_max_body_bytes >= 1024
+                && twilio.webhook_body_timeout_secs > 0.0
+                && twilio.webhook_max_concurrent_reads >= 1
+                && twilio.webhook_max_address_chars >= 16
+                && twilio.webhook_store_timeout_secs > 0.0,
+            "twilio.webhook_*: the body limit must be at least 1024 bytes, the timeout \
+             positive, at least one concurrent read, addresses at least 16 characters, \
+             the store timeout positive"
+        );
         anyhow::ensure!(
             self.numbers.request_timeout_secs > 0.0,
             "numbers.request_timeout_secs must be positive"

@@ -86,9 +86,13 @@ impl Application {
             n => n,
         };
         let data = web::Data::new(engine.clone());
+        // One gate for the whole engine: the bound on webhook bodies read at once
+        // holds across workers.
+        let gate = web::Data::new(twilio::webhook::WebhookGate::new(&engine.settings.twilio));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(gate.clone())
                 .wrap(actix_web::middleware::from_fn(log_request))
                 .configure(routes)
         })
@@ -191,6 +195,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(api::routes);
 }
 
+/// The one place the generated admin token is shown: a plain line on standard
+/// error, never through `tracing`.
+#[allow(clippy::print_stderr)]
+fn print_generated_admin_token(token: &str) {
+    eprintln!("switchboard: generated admin token for this run: {token}");
+}
+
 async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Result<Engine> {
     let store = Store::connect(&settings.database_url, &settings.node_id).await?;
     store.migrate().await?;
@@ -221,9 +232,12 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
         None => {
             let token = crate::api::auth::new_token("sba_");
             tracing::warn!(
-                admin_token = %token,
-                "SWITCHBOARD_ADMIN_TOKEN is not set; generated an admin token for this run"
+                "SWITCHBOARD_ADMIN_TOKEN is not set; generated an admin token for this run \
+                 (printed once on standard error, not logged)"
             );
+            // Outside tracing on purpose: log shippers read the structured log, and a
+            // secret must never reach it. The operator sees this line once.
+            print_generated_admin_token(&token);
             SecretString::from(token)
         }
     };

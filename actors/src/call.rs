@@ -91,6 +91,9 @@ pub struct CallSetup {
     pub to: String,
     pub workspace: Workspace,
     pub route: Route,
+    /// The webhook's fields as received (escaped) when they had to be cleaned of
+    /// control characters; recorded in the `created` event.
+    pub raw: Option<serde_json::Value>,
 }
 
 // ---- messages ------------------------------------------------------------------
@@ -1070,11 +1073,11 @@ impl Actor for CallActor {
             started_at: now_ms(),
         }));
         let route = serde_json::to_value(&self.setup.route).unwrap_or_default();
-        self.event(
-            "created",
-            None,
-            json!({ "from": self.setup.from, "to": self.setup.to, "route": route }),
-        );
+        let mut created = json!({ "from": self.setup.from, "to": self.setup.to, "route": route });
+        if let Some(raw) = &self.setup.raw {
+            created["raw"] = raw.clone();
+        }
+        self.event("created", None, created);
         self.status(None);
         self.media_timer = Some(ctx.run_later(self.deps.config.media_timeout, |act, ctx| {
             act.media_timer = None;

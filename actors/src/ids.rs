@@ -18,9 +18,23 @@ pub enum IdError {
 macro_rules! opaque_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
+        /// Read from JSON through [`Self::parse`], like every other input.
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
+        #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.0
+            }
+        }
 
         impl $name {
             /// A fresh random identifier.
@@ -128,6 +142,19 @@ mod tests {
     fn fresh_ids_parse_back() {
         let id = CallId::new();
         assert_eq!(CallId::parse(id.as_str()), Ok(id));
+    }
+
+    #[test]
+    fn ids_read_from_json_are_parsed_too() {
+        let ok: AgentId = serde_json::from_str(r#""agent_1-a""#).expect("a valid id");
+        assert_eq!(ok.as_str(), "agent_1-a");
+        assert_eq!(serde_json::to_string(&ok).expect("json"), r#""agent_1-a""#);
+        for bad in [r#""""#, r#""Robert'); DROP""#, r#""a\u0000b""#] {
+            assert!(serde_json::from_str::<AgentId>(bad).is_err(), "{bad}");
+            assert!(serde_json::from_str::<CallId>(bad).is_err(), "{bad}");
+        }
+        let long = format!("\"{}\"", "a".repeat(65));
+        assert!(serde_json::from_str::<CallId>(&long).is_err());
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct IncomingCall {
     pub id: CallId,
     pub call_sid: Option<String>,
     pub from: String,
+    /// The webhook's fields as received, escaped, when they had to be cleaned.
+    pub raw: Option<serde_json::Value>,
 }
 
 #[derive(Message)]
@@ -78,6 +80,7 @@ impl Handler<IncomingCall> for NumberActor {
             to: self.e164.clone(),
             workspace: self.workspace.clone(),
             route: self.route.clone(),
+            raw: msg.raw,
         };
         MessageResult(CallActor::launch(setup, self.deps.clone()))
     }
@@ -104,9 +107,15 @@ impl NumberHandle {
         id: CallId,
         call_sid: Option<String>,
         from: String,
+        raw: Option<serde_json::Value>,
     ) -> Result<CallHandle, EngineError> {
         self.addr
-            .send(IncomingCall { id, call_sid, from })
+            .send(IncomingCall {
+                id,
+                call_sid,
+                from,
+                raw,
+            })
             .await
             .map_err(|e| EngineError::mailbox("number", e))
     }

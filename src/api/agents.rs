@@ -2,6 +2,7 @@
 //! /api/agents`, `GET /api/agents/{id}`, `PATCH /api/agents/{id}` (never its
 //! number), `DELETE /api/agents/{id}` (its numbers go back to the pool).
 
+use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use switchboard_actors::{AgentId, Workspace};
@@ -96,7 +97,12 @@ pub async fn create(
         }
         None => {}
     }
-    Ok(HttpResponse::Created().json(json))
+    // The token is shown only here: no cache (browser, proxy) may keep a copy, as
+    // for OAuth token responses (RFC 6749 §5.1; RFC 9111 §5.2.2.5 `no-store`).
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(json))
 }
 
 /// Changes an agent's name. Its number and workspace are not changed here: the

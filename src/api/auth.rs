@@ -118,6 +118,14 @@ impl TokenCache {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// case-insensitive (RFC 9110 §11.1, RFC 6750 §2.1): `bearer`, `BEARER` too.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Proof that the request carried the admin bearer token.
 pub struct Admin;
 
@@ -138,7 +146,7 @@ fn check(req: &HttpRequest) -> Result<Admin, ApiError> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .ok_or_else(|| ApiError::unauthorized("an admin bearer token is required"))?;
     if secrets_equal(presented.trim(), engine.admin_token.expose_secret()) {
         Ok(Admin)
@@ -150,6 +158,18 @@ fn check(req: &HttpRequest) -> Result<Admin, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        // RFC 9110 §11.1: "It uses a case-insensitive token to identify the
+        // authentication scheme"; RFC 6750 §2.1 defines `Bearer`.
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR   abc "] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value:?}");
+        }
+        for value in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", "abc"] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
 
     #[test]
     fn tokens_are_unique_and_hash_stably() {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod calls;
 pub mod directory;
 pub mod error;
+pub mod input;
 pub mod numbers;
 
 use actix_web::web;
@@ -14,7 +15,7 @@ use error::ApiError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let json = web::JsonConfig::default()
-        .limit(64 * 1024)
+        .limit(input::JSON_LIMIT)
         .error_handler(|err, _req| {
             ApiError::bad_request("bad-json", format!("the request body is not valid: {err}"))
                 .into()
@@ -22,6 +23,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api")
             .app_data(json)
+            .wrap(actix_web::middleware::from_fn(
+                input::refuse_control_characters,
+            ))
             .route("/agents", web::post().to(agents::create))
             .route("/agents", web::get().to(agents::list))
             .route("/agents/{id}", web::get().to(agents::get))

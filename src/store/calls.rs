@@ -69,6 +69,15 @@ pub struct Recording {
     pub duration_ms: i64,
 }
 
+/// What [`Store::claim_call_sid`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SidClaim {
+    /// The CallSid is the new call's: its record exists now.
+    Claimed,
+    /// Another call has this CallSid (unique in `calls`): no record was made.
+    Taken { call_id: String, ended: bool },
+}
+
 /// The next `seq` of a call's trail, for a call aliased `c`.
 const NEXT_SEQ: &str =
     "(SELECT COALESCE(MAX(e.seq), 0) + 1 FROM call_events e WHERE e.call_id = c.id)";
@@ -173,6 +182,45 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.map(|row| row.try_get("id")).transpose()?)
+    }
+
+    /// Records a new call under its CallSid before the call starts, so that the
+    /// unique index on `calls.call_sid` (migration 0004) decides which delivery of
+    /// a webhook owns the CallSid: a retry — after the call ended, after a restart,
+    /// or racing the first delivery — finds the existing call and makes no record.
+    /// The journal's `Opened` for the same call id later finds the row in place.
+    #[tracing::instrument(skip_all, fields(call_id = %opened.id))]
+    pub async fn claim_call_sid(&self, opened: &CallOpened) -> Result<SidClaim, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO calls (id, call_sid, node_id, direction, from_number, to_number, \
+                 workspace, status, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'starting', $8) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(opened.id.as_str())
+        .bind(opened.call_sid.as_deref())
+        .bind(self.node_id())
+        .bind(opened.direction)
+        .bind(opened.from.as_str())
+        .bind(opened.to.as_str())
+        .bind(opened.workspace.as_ref().map(|w| w.as_str()))
+        .bind(opened.started_at)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(SidClaim::Claimed);
+        }
+        let row = sqlx::query("SELECT id, ended_at FROM calls WHERE call_sid = $1 OR id = $2")
+            .bind(opened.call_sid.as_deref())
+            .bind(opened.id.as_str())
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::Conflict("the CallSid was taken and released".into()))?;
+        Ok(SidClaim::Taken {
+            call_id: row.try_get("id")?,
+            ended: row.try_get::<Option<i64>, _>("ended_at")?.is_some(),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(call_id = %call_id))]
@@ -491,11 +539,14 @@ impl Store {
         tx: &mut Transaction<'static, Any>,
         opened: &CallOpened,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        // No conflict target: a row of this id (claimed by the webhook) or of this
+        // CallSid (unique) is already there; the claimed row only lacks the
+        // workspace, which the call knows.
+        let inserted = sqlx::query(
             "INSERT INTO calls (id, call_sid, node_id, direction, from_number, to_number, \
                  workspace, status, started_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'starting', $8) \
-             ON CONFLICT (id) DO NOTHING",
+             ON CONFLICT DO NOTHING",
         )
         .bind(opened.id.as_str())
         .bind(opened.call_sid.as_deref().map(db_text))
@@ -506,7 +557,17 @@ impl Store {
         .bind(opened.workspace.as_ref().map(|w| w.as_str()))
         .bind(opened.started_at)
         .execute(&mut **tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            if let Some(workspace) = &opened.workspace {
+                sqlx::query("UPDATE calls SET workspace = $2 WHERE id = $1 AND workspace IS NULL")
+                    .bind(opened.id.as_str())
+                    .bind(workspace.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
         Ok(())
     }
 }

@@ -68,6 +68,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0003_number_pool.sql"),
     ),
     (
+        4,
+        "unique call sid",
+        include_str!("../../migrations/sqlite/0004_unique_call_sid.sql"),
+    ),
+    (
         5,
         "number routing",
         include_str!("../../migrations/sqlite/0005_number_routing.sql"),
@@ -93,6 +98,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "number pool",
         include_str!("../../migrations/postgres/0003_number_pool.sql"),
+    ),
+    (
+        4,
+        "unique call sid",
+        include_str!("../../migrations/postgres/0004_unique_call_sid.sql"),
     ),
     (
         5,

@@ -30,6 +30,11 @@ pub fn say_and_hang_up(text: &str) -> String {
     )
 }
 
+/// Ends the call at once (a retried webhook for a call that is over).
+pub fn hang_up() -> String {
+    format!("{PROLOGUE}<Response><Hangup/></Response>")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

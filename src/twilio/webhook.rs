@@ -1,22 +1,137 @@
 //! `POST /twilio/voice` (a call arrives) and `POST /twilio/status` (call progress).
+//!
+//! Both are read defensively, because until the signature checks out the sender is
+//! anyone: a request without `X-Twilio-Signature` is refused (403) as soon as its
+//! headers arrive, before a byte of its body is read; the others are read under a
+//! [`WebhookGate`] — at most `webhook_max_concurrent_reads` at once (503 beyond),
+//! at most `webhook_max_body_bytes` (413), within `webhook_body_timeout_secs` (408)
+//! — and then the signature is checked before anything about the form is (403
+//! before 400). Values are cleaned of control characters once verified.
+//! (<https://www.twilio.com/docs/usage/security#validating-requests>)
 
-use actix_web::http::header::ContentType;
-use actix_web::{web, HttpRequest, HttpResponse};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::{self, ContentType};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use bytes::BytesMut;
+use futures_util::StreamExt as _;
 use serde_json::json;
 use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, Journal, JournalEntry};
 use switchboard_actors::machine::Outcome;
 use switchboard_actors::CallId;
+use tokio::sync::Semaphore;
 
+use super::signature::{SignatureError, TwilioSignature};
 use super::{twiml, verify_request};
 use crate::api::error::ApiError;
+use crate::config::{secs, TwilioSettings};
 use crate::startup::Engine;
+use crate::store::calls::SidClaim;
 
-/// The form of a Twilio webhook, checked and decoded.
+/// The bounds under which webhook bodies are read; one per engine, shared by every
+/// worker.
+#[derive(Clone)]
+pub struct WebhookGate {
+    /// Permits for bodies being read before their signature is known.
+    reads: Arc<Semaphore>,
+    max_body: usize,
+    body_timeout: Duration,
+    max_address_chars: usize,
+    /// How long the voice webhook waits for the store to reserve a CallSid before
+    /// going on without it (a database outage must not stop calls).
+    store_timeout: Duration,
+}
+
+impl WebhookGate {
+    pub fn new(settings: &TwilioSettings) -> Self {
+        Self {
+            reads: Arc::new(Semaphore::new(settings.webhook_max_concurrent_reads)),
+            max_body: settings.webhook_max_body_bytes,
+            body_timeout: secs(settings.webhook_body_timeout_secs),
+            max_address_chars: settings.webhook_max_address_chars,
+            store_timeout: secs(settings.webhook_store_timeout_secs),
+        }
+    }
+}
+
+/// Why a webhook is refused: an [`ApiError`], or too many bodies in flight (503
+/// with `Retry-After`, which `ApiError` cannot carry).
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("too many webhook bodies are being read; retry shortly")]
+    Busy,
+}
+
+impl From<crate::store::StoreError> for WebhookError {
+    fn from(err: crate::store::StoreError) -> Self {
+        WebhookError::Api(err.into())
+    }
+}
+
+impl From<switchboard_actors::EngineError> for WebhookError {
+    fn from(err: switchboard_actors::EngineError) -> Self {
+        WebhookError::Api(err.into())
+    }
+}
+
+impl ResponseError for WebhookError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebhookError::Api(err) => err.status,
+            WebhookError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            WebhookError::Api(err) => err.error_response(),
+            WebhookError::Busy => HttpResponse::ServiceUnavailable()
+                .insert_header((header::RETRY_AFTER, "1"))
+                .json(json!({ "code": "busy", "message": self.to_string() })),
+        }
+    }
+}
+
+/// The form of a Twilio webhook, verified and cleaned: values carry no control
+/// characters (each became U+FFFD); what they were is kept, escaped, in `raw`.
 struct Form {
     pairs: Vec<(String, String)>,
+    /// Field → original value (Rust-escaped), for every field that was cleaned.
+    raw: serde_json::Map<String, serde_json::Value>,
+}
+
+/// NUL and the other C0/C1 controls (tab, line feed and carriage return included:
+/// no Twilio field carries them) cannot be stored in PostgreSQL TEXT (NUL) or shown
+/// safely (the rest).
+fn is_unwanted(c: char) -> bool {
+    c.is_control()
 }
 
 impl Form {
+    fn verified(pairs: Vec<(String, String)>) -> Form {
+        let mut raw = serde_json::Map::new();
+        let pairs = pairs
+            .into_iter()
+            .map(|(name, value)| {
+                if value.chars().any(is_unwanted) {
+                    raw.insert(name.clone(), value.escape_debug().to_string().into());
+                    let cleaned = value
+                        .chars()
+                        .map(|c| if is_unwanted(c) { '\u{FFFD}' } else { c })
+                        .collect();
+                    (name, cleaned)
+                } else {
+                    (name, value)
+                }
+            })
+            .collect();
+        Form { pairs, raw }
+    }
+
     fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
@@ -34,6 +149,19 @@ impl Form {
         }
     }
 
+    /// `From` or `To`: E.164, a SIP URI or `client:` + an identity — short
+    /// (<https://www.twilio.com/docs/voice/twiml#request-parameters>).
+    fn address(&self, name: &'static str, max_chars: usize) -> Result<&str, ApiError> {
+        let value = self.require(name)?;
+        if value.chars().count() > max_chars {
+            return Err(ApiError::bad_request(
+                "bad-field",
+                format!("{name} is longer than {max_chars} characters"),
+            ));
+        }
+        Ok(value)
+    }
+
     fn call_sid(&self) -> Result<&str, ApiError> {
         let sid = self.require("CallSid")?;
         let valid = sid.len() == 34
@@ -48,38 +176,124 @@ impl Form {
             ))
         }
     }
+
+    /// What was cleaned, for the trail (`None` when nothing was).
+    fn raw(&self) -> Option<serde_json::Value> {
+        (!self.raw.is_empty()).then(|| serde_json::Value::Object(self.raw.clone()))
+    }
+}
+
+fn forbidden(req: &HttpRequest, err: &SignatureError) -> WebhookError {
+    tracing::warn!(%err, path = req.path(), "refused a Twilio request");
+    ApiError::forbidden(err.to_string()).into()
 }
 
 /// Signature first (an unsigned request learns nothing, not even what is malformed),
 /// then the form's shape.
-fn signed_form(engine: &Engine, req: &HttpRequest, body: &[u8]) -> Result<Form, ApiError> {
-    if req.headers().get("X-Twilio-Signature").is_none() {
-        return Err(ApiError::forbidden("X-Twilio-Signature is missing"));
+async fn signed_form(
+    engine: &Engine,
+    gate: &WebhookGate,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Form, WebhookError> {
+    // Refused on the headers alone: nothing of the body is read.
+    if engine.settings.twilio.auth_token.is_none() {
+        return Err(forbidden(req, &SignatureError::NoToken));
     }
+    let header = req
+        .headers()
+        .get("X-Twilio-Signature")
+        .ok_or(SignatureError::Missing)
+        .and_then(|v| v.to_str().map_err(|_| SignatureError::Malformed))
+        .and_then(TwilioSignature::parse);
+    if let Err(err) = header {
+        return Err(forbidden(req, &err));
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > gate.max_body as u64) {
+        return Err(too_large(gate));
+    }
+    let body = {
+        let _permit = gate
+            .reads
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| WebhookError::Busy)?;
+        tokio::time::timeout(gate.body_timeout, read_body(payload, gate.max_body))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body-timeout",
+                    format!(
+                        "the body did not arrive within {} s",
+                        gate.body_timeout.as_secs_f64()
+                    ),
+                )
+            })??
+    };
+
     let form_type = req
         .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
+        .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| {
             v.trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
-    if !form_type {
-        return Err(ApiError::bad_request(
+    let parsed: Result<Vec<(String, String)>, ApiError> = if form_type {
+        std::str::from_utf8(&body)
+            .map_err(|_| ApiError::bad_request("bad-form", "the form is not UTF-8"))
+            .and_then(|text| {
+                serde_urlencoded::from_str(text).map_err(|e| {
+                    ApiError::bad_request("bad-form", format!("the form does not parse: {e}"))
+                })
+            })
+    } else {
+        Err(ApiError::bad_request(
             "bad-form",
             "expected an application/x-www-form-urlencoded body",
-        ));
+        ))
+    };
+    // A body that is no form has no parameters to sign: Twilio's signature is then
+    // over the URL alone, and only a request signed so learns that its form is bad.
+    let params = parsed.as_deref().unwrap_or(&[]);
+    verify_request(engine, req, &engine.public_url, params).map_err(|err| forbidden(req, &err))?;
+    Ok(Form::verified(parsed?))
+}
+
+fn too_large(gate: &WebhookGate) -> WebhookError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        format!("a webhook body is at most {} bytes", gate.max_body),
+    )
+    .into()
+}
+
+/// Reads the body, refusing it past `limit` bytes without buffering more.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<BytesMut, WebhookError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("bad-form", format!("the body could not be read: {e}"))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                format!("a webhook body is at most {limit} bytes"),
+            )
+            .into());
+        }
+        body.extend_from_slice(&chunk);
     }
-    let text = std::str::from_utf8(body)
-        .map_err(|_| ApiError::bad_request("bad-form", "the form is not UTF-8"))?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(text)
-        .map_err(|e| ApiError::bad_request("bad-form", format!("the form does not parse: {e}")))?;
-    verify_request(engine, req, &engine.public_url, &pairs).map_err(|err| {
-        tracing::warn!(%err, path = req.path(), "refused a Twilio request");
-        ApiError::forbidden(err.to_string())
-    })?;
-    Ok(Form { pairs })
+    Ok(body)
 }
 
 fn twiml(body: String) -> HttpResponse {
@@ -91,29 +305,84 @@ fn twiml(body: String) -> HttpResponse {
 #[tracing::instrument(skip_all, fields(call_sid))]
 pub async fn voice(
     engine: web::Data<Engine>,
+    gate: web::Data<WebhookGate>,
     req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let form = signed_form(&engine, &req, &body)?;
+    payload: web::Payload,
+) -> Result<HttpResponse, WebhookError> {
+    let form = signed_form(&engine, &gate, &req, payload).await?;
     let call_sid = form.call_sid()?.to_owned();
-    let from = form.require("From")?.to_owned();
-    let to = form.require("To")?.to_owned();
+    let from = form.address("From", gate.max_address_chars)?.to_owned();
+    let to = form.address("To", gate.max_address_chars)?.to_owned();
+    let raw = form.raw();
     tracing::Span::current().record("call_sid", call_sid.as_str());
 
     // Twilio retries a webhook that timed out: the same CallSid gets the same call.
     if let Some(call) = engine.registry.lookup_sid(call_sid.clone()).await? {
         return Ok(twiml(stream_twiml(&engine, call.id())));
     }
-
-    let Some(number) = engine.directory.lookup(to.clone()).await? else {
-        record_unknown_number(&engine, call_sid, from, to);
-        return Ok(twiml(twiml::say_and_hang_up(
-            "The number you have called is not in service. Goodbye.",
-        )));
+    let number = engine.directory.lookup(to.clone()).await?;
+    let id = CallId::new();
+    // The store's unique CallSid decides, not the lookup above: a retry after the
+    // call ended, after a restart, or racing the first delivery gets no new record.
+    let opened = CallOpened {
+        id: id.clone(),
+        call_sid: Some(call_sid.clone()),
+        from: from.clone(),
+        to: to.clone(),
+        workspace: None,
+        direction: "inbound",
+        started_at: now_ms(),
     };
-    let call = number.incoming(CallId::new(), Some(call_sid), from).await?;
+    match tokio::time::timeout(gate.store_timeout, engine.store.claim_call_sid(&opened)).await {
+        Ok(Ok(SidClaim::Claimed)) => {}
+        Ok(Ok(SidClaim::Taken { call_id, ended })) => {
+            return Ok(twiml(
+                known_call(&engine, &call_sid, &call_id, ended).await?,
+            ));
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(%err, "could not reserve the CallSid; going on without the store")
+        }
+        Err(_) => tracing::warn!("the store did not reserve the CallSid in time; going on"),
+    }
+
+    let Some(number) = number else {
+        record_unknown_number(&engine, id, call_sid, from, to, raw);
+        return Ok(twiml(twiml::say_and_hang_up(NOT_IN_SERVICE)));
+    };
+    let call = number.incoming(id, Some(call_sid), from, raw).await?;
     tracing::info!(call_id = %call.id(), "incoming call");
     Ok(twiml(stream_twiml(&engine, call.id())))
+}
+
+const NOT_IN_SERVICE: &str = "The number you have called is not in service. Goodbye.";
+
+/// How long a retried webhook waits for the first delivery of its CallSid, which
+/// holds the store's record but is not live yet, to start its call.
+const FIRST_DELIVERY_GRACE: Duration = Duration::from_secs(2);
+
+/// The answer to a webhook whose CallSid the store already holds: the live call's
+/// stream, or — the call is over — a hang-up.
+async fn known_call(
+    engine: &Engine,
+    call_sid: &str,
+    call_id: &str,
+    ended: bool,
+) -> Result<String, WebhookError> {
+    tracing::info!(%call_id, ended, "webhook for a CallSid already recorded: no new call");
+    if !ended {
+        let deadline = tokio::time::Instant::now() + FIRST_DELIVERY_GRACE;
+        loop {
+            if let Some(call) = engine.registry.lookup_sid(call_sid.to_owned()).await? {
+                return Ok(stream_twiml(engine, call.id()));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(twiml::hang_up())
 }
 
 fn stream_twiml(engine: &Engine, call_id: &CallId) -> String {
@@ -121,8 +390,14 @@ fn stream_twiml(engine: &Engine, call_id: &CallId) -> String {
 }
 
 /// A call to a number the engine does not know is still a call: it gets a record.
-fn record_unknown_number(engine: &Engine, call_sid: String, from: String, to: String) {
-    let id = CallId::new();
+fn record_unknown_number(
+    engine: &Engine,
+    id: CallId,
+    call_sid: String,
+    from: String,
+    to: String,
+    raw: Option<serde_json::Value>,
+) {
     let at = now_ms();
     let journal = &engine.journal;
     journal.append(JournalEntry::Opened(CallOpened {
@@ -134,8 +409,12 @@ fn record_unknown_number(engine: &Engine, call_sid: String, from: String, to: St
         direction: "inbound",
         started_at: at,
     }));
+    let mut created = json!({ "from": from, "to": to });
+    if let Some(raw) = raw {
+        created["raw"] = raw;
+    }
     let events = [
-        ("created", json!({ "from": from, "to": to })),
+        ("created", created),
         ("rejected", json!({ "reason": "unknown_number" })),
         (
             "ended",
@@ -169,19 +448,23 @@ fn record_unknown_number(engine: &Engine, call_sid: String, from: String, to: St
 #[tracing::instrument(skip_all, fields(call_sid))]
 pub async fn status(
     engine: web::Data<Engine>,
+    gate: web::Data<WebhookGate>,
     req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let form = signed_form(&engine, &req, &body)?;
+    payload: web::Payload,
+) -> Result<HttpResponse, WebhookError> {
+    let form = signed_form(&engine, &gate, &req, payload).await?;
     let call_sid = form.call_sid()?.to_owned();
     let status = form.require("CallStatus")?.to_owned();
     tracing::Span::current().record("call_sid", call_sid.as_str());
-    let detail = json!({
+    let mut detail = json!({
         "sequence_number": form.get("SequenceNumber"),
         "call_duration": form.get("CallDuration"),
         "timestamp": form.get("Timestamp"),
         "sip_response_code": form.get("SipResponseCode"),
     });
+    if let Some(raw) = form.raw() {
+        detail["raw"] = raw;
+    }
     if let Some(call) = engine.registry.lookup_sid(call_sid.clone()).await? {
         call.twilio_status(status, detail);
         return Ok(HttpResponse::NoContent().finish());
@@ -208,9 +491,7 @@ pub async fn status(
             }
         };
     if !known {
-        return Err(ApiError::not_found(format!(
-            "no call has CallSid {call_sid}"
-        )));
+        return Err(ApiError::not_found(format!("no call has CallSid {call_sid}")).into());
     }
     engine.journal.append(JournalEntry::LateEvent {
         call_sid,

@@ -9,6 +9,7 @@ mod fakes;
 mod fakes_work;
 mod fault_proxy;
 mod helpers;
+mod hostile;
 mod inbound;
 mod numbers_assign;
 mod numbers_bench;

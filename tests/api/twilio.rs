@@ -296,3 +296,283 @@ async fn a_stream_that_never_starts_leaves_the_call_failed_after_the_media_timeo
     assert_eq!(record["end_reason"], "media_timeout");
     let _ = ADMIN_TOKEN;
 }
+
+// ---- issue 9: hostile and repeated webhooks ------------------------------------
+
+/// Twilio signs the URL and the POST parameters; a request whose signature does not
+/// match is not Twilio's, whatever its body (docs: "validating requests",
+/// <https://www.twilio.com/docs/usage/security#validating-requests>). So a wrong
+/// signature is 403 even when the form is bad too: the signature is checked first.
+#[actix_web::test]
+async fn a_wrongly_signed_webhook_with_a_bad_form_is_forbidden_not_a_bad_request() {
+    let app = spawn_app().await;
+    let url = format!("{}/twilio/voice", app.address);
+    let wrong = sign("not-the-token", &url, &[]);
+    // Signed with the wrong token: no CallSid, then a CallSid of the wrong shape.
+    for params in [
+        vec![("From", CALLER), ("To", NUMBER)],
+        vec![("CallSid", "CA123"), ("From", CALLER), ("To", NUMBER)],
+    ] {
+        let (status, body) = app.form_post("/twilio/voice", &params, Some(&wrong)).await;
+        assert_eq!(status, 403, "{body}");
+    }
+    // Not a form, or a form that is not UTF-8: still 403 when wrongly signed...
+    for (content_type, body) in [
+        ("application/json", b"{\"CallSid\":\"x\"}".to_vec()),
+        (
+            "application/x-www-form-urlencoded",
+            b"From=%FF%FE&To=\xff".to_vec(),
+        ),
+    ] {
+        let res = app
+            .client
+            .post(&url)
+            .insert_header(("X-Twilio-Signature", wrong.as_str()))
+            .insert_header(("Content-Type", content_type))
+            .send_body(body.clone())
+            .await
+            .expect("reaches the engine");
+        assert_eq!(res.status(), 403, "{content_type}");
+        // ...and 400 when signed right (over the URL alone: there are no parameters).
+        let right = sign(TWILIO_TOKEN, &url, &[]);
+        let res = app
+            .client
+            .post(&url)
+            .insert_header(("X-Twilio-Signature", right.as_str()))
+            .insert_header(("Content-Type", content_type))
+            .send_body(body)
+            .await
+            .expect("reaches the engine");
+        assert_eq!(res.status(), 400, "{content_type}");
+    }
+}
+
+/// `From` and `To` are E.164 numbers, SIP URIs or `client:` identifiers
+/// (<https://www.twilio.com/docs/voice/twiml#request-parameters>); a client
+/// identifier is at most 256 characters (<https://www.twilio.com/docs/voice/twiml/client>).
+/// Anything far longer is not Twilio's and is refused, naming the field.
+#[actix_web::test]
+async fn from_and_to_longer_than_any_twilio_address_are_refused() {
+    let app = spawn_app().await;
+    with_number(&app).await;
+    let long = format!("client:{}", "a".repeat(1000));
+    for (from, to, field) in [
+        (long.as_str(), NUMBER, "From"),
+        (CALLER, long.as_str(), "To"),
+    ] {
+        let sid = new_call_sid();
+        let (status, body) = app.voice_webhook(&sid, from, to).await;
+        assert_eq!(status, 400, "{body}");
+        let error: Value = serde_json::from_str(&body).expect("json error");
+        assert_eq!(error["code"], "bad-field");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(field),
+            "{error}"
+        );
+        assert!(calls_for_sid(&app, &sid).await.is_empty());
+    }
+    // A client identity of the documented 256 characters is fine.
+    let client = format!("client:{}", "a".repeat(256));
+    let (status, body) = app.voice_webhook(&new_call_sid(), &client, NUMBER).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A NUL (or another control character) in a text field cannot be stored in
+/// PostgreSQL TEXT; the call still gets its record: the value is cleaned (U+FFFD)
+/// and the original is kept, escaped, in the `created` event.
+async fn a_nul_in_from_is_cleaned_and_the_original_kept_in_the_trail(db: crate::db::TestDb) {
+    let app = crate::helpers::spawn_app_with(db, |_| {}).await;
+    with_number(&app).await;
+    let agent = app.create_agent("a", "production").await;
+    let mut phone = app.available_softphone(&agent).await;
+    let call = app.ring_in("+1415555\u{0}9876", NUMBER).await;
+    let _twilio = app.open_stream(&call).await;
+    let ring = phone.expect_ring(&call.call_id).await;
+    assert_eq!(ring["from"], "+1415555\u{FFFD}9876");
+    let record = app
+        .wait_for_call(&call.call_id, |c| c["status"] == "ringing")
+        .await;
+    assert_eq!(record["from"], "+1415555\u{FFFD}9876");
+    let created = &record["events"][0];
+    assert_eq!(created["kind"], "created");
+    assert_eq!(created["detail"]["raw"]["From"], "+1415555\\09876");
+    assert_eq!(created["detail"]["raw"]["Caller"], "+1415555\\09876");
+    // A call to an unknown number keeps it too.
+    let sid = new_call_sid();
+    let (status, _) = app.voice_webhook(&sid, "+1\u{7}415", "+14155550111").await;
+    assert_eq!(status, 200);
+    let deadline = tokio::time::Instant::now() + crate::helpers::PATIENCE;
+    let unknown = loop {
+        if let Some(call) = calls_for_sid(&app, &sid).await.pop() {
+            if call["ended_at"].is_string() {
+                break call;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(unknown["from"], "+1\u{FFFD}415");
+    assert_eq!(unknown["events"][0]["detail"]["raw"]["From"], "+1\\u{7}415");
+}
+
+#[actix_web::test]
+async fn a_nul_in_from_is_cleaned_and_the_original_kept_in_the_trail_on_sqlite() {
+    a_nul_in_from_is_cleaned_and_the_original_kept_in_the_trail(crate::db::TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_nul_in_from_is_cleaned_and_the_original_kept_in_the_trail_on_postgres() {
+    a_nul_in_from_is_cleaned_and_the_original_kept_in_the_trail(crate::db::TestDb::Postgres).await;
+}
+
+/// Twilio may deliver a webhook more than once (a timed-out request is retried,
+/// <https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides>): one
+/// CallSid is one call, enforced by a unique index — after the call ended, and after
+/// the engine restarted on the same database.
+async fn a_known_call_sid_never_makes_a_second_record(db: crate::db::TestDb) {
+    let app = crate::helpers::spawn_app_with(db, |_| {}).await;
+    with_number(&app).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    twilio.wait_for("mark").await; // the voicemail prompt: nobody is available
+    twilio.stop();
+    app.wait_for_outcome(&call.call_id).await;
+    // The call is over: a retry is hung up on, and makes no record.
+    let (status, twiml) = app.voice_webhook(&call.call_sid, CALLER, NUMBER).await;
+    assert_eq!(status, 200);
+    assert!(twiml.contains("<Hangup/>"), "{twiml}");
+    assert!(!twiml.contains("<Stream"), "{twiml}");
+    assert_eq!(rows_for_sid(&app.database_url, &call.call_sid).await, 1);
+
+    // A call still open when the engine stops; then the engine starts again.
+    let open = app.ring_in(CALLER, NUMBER).await;
+    let url = app.database_url.clone();
+    app.server.stop(true).await;
+    let _ = app.stopped.await;
+    let app = crate::helpers::spawn_app_on(url, |_| {}).await;
+    for sid in [&call.call_sid, &open.call_sid] {
+        let (status, twiml) = app.voice_webhook(sid, CALLER, NUMBER).await;
+        assert_eq!(status, 200);
+        assert!(twiml.contains("<Hangup/>"), "{twiml}");
+        assert_eq!(rows_for_sid(&app.database_url, sid).await, 1);
+    }
+    let reopened = calls_for_sid(&app, &open.call_sid).await;
+    assert_eq!(reopened[0]["outcome"], "interrupted", "{reopened:?}");
+    assert_eq!(app.metric("switchboard_calls_started_total").await, 0.0);
+}
+
+#[actix_web::test]
+async fn a_known_call_sid_never_makes_a_second_record_on_sqlite() {
+    a_known_call_sid_never_makes_a_second_record(crate::db::TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_known_call_sid_never_makes_a_second_record_on_postgres() {
+    a_known_call_sid_never_makes_a_second_record(crate::db::TestDb::Postgres).await;
+}
+
+/// How many `calls` rows carry this CallSid (the API shows only one).
+async fn rows_for_sid(database_url: &str, sid: &str) -> i64 {
+    use sqlx::{Connection as _, Row as _};
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(database_url)
+        .await
+        .expect("the test database");
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM calls WHERE call_sid = $1")
+        .bind(sid)
+        .fetch_one(&mut db)
+        .await
+        .expect("counting calls");
+    row.try_get::<i64, _>("n").expect("a count")
+}
+
+/// Migration 0004 makes CallSid unique; records made before it (three for one
+/// CallSid, as the issue found) are kept, the earliest with the CallSid, the others
+/// without it and with a `call_sid_duplicate` event naming it.
+async fn duplicate_call_sids_recorded_before_are_merged_by_the_migration(db: crate::db::TestDb) {
+    use sqlx::Connection as _;
+    let url = crate::db::fresh_database_url(db).await;
+    let store = switchboard::store::Store::connect(&url, "local")
+        .await
+        .expect("store");
+    store.migrate().await.expect("migrations");
+    store.close().await;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.expect("db");
+    // Back to the schema before 0004, with three records of one CallSid.
+    for sql in [
+        "DROP INDEX calls_by_call_sid",
+        "CREATE INDEX calls_by_call_sid ON calls (call_sid)",
+        "DELETE FROM _sqlx_migrations WHERE version = 4",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.expect(sql);
+    }
+    let sid = new_call_sid();
+    for (id, started_at) in [("first", 1000_i64), ("second", 2000), ("third", 3000)] {
+        sqlx::query(
+            "INSERT INTO calls (id, call_sid, node_id, direction, from_number, to_number, \
+                 status, started_at, ended_at) \
+             VALUES ($1, $2, 'local', 'inbound', '+1', '+2', 'ended', $3, $3)",
+        )
+        .bind(id)
+        .bind(&sid)
+        .bind(started_at)
+        .execute(&mut conn)
+        .await
+        .expect("a duplicate");
+    }
+    sqlx::query(
+        "INSERT INTO call_events (call_id, seq, at, kind, detail) \
+         VALUES ('second', 1, 2000, 'created', '{}')",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("an event");
+    conn.close().await.expect("close");
+
+    let store = switchboard::store::Store::connect(&url, "local")
+        .await
+        .expect("store");
+    store.migrate().await.expect("0004 applies over duplicates");
+    assert_eq!(rows_for_sid(&url, &sid).await, 1);
+    assert_eq!(
+        store.call_id_by_sid(&sid).await.expect("lookup").as_deref(),
+        Some("first")
+    );
+    for (id, seq) in [("second", 2), ("third", 1)] {
+        let call = store.get_call(id).await.expect("read").expect("kept");
+        assert_eq!(call.call_sid, None);
+        let event = call.events.last().expect("an event");
+        assert_eq!(
+            (event.seq, event.kind.as_str()),
+            (seq, "call_sid_duplicate")
+        );
+        assert_eq!(event.detail["call_sid"], sid.as_str());
+        assert_eq!(event.detail["kept_by"], "first");
+    }
+    // From now on the database itself refuses a second record of a CallSid.
+    let mut conn = sqlx::AnyConnection::connect(&url).await.expect("db");
+    let again = sqlx::query(
+        "INSERT INTO calls (id, call_sid, node_id, direction, from_number, to_number, \
+             status, started_at) VALUES ('fourth', $1, 'local', 'inbound', '+1', '+2', 'ended', 4)",
+    )
+    .bind(&sid)
+    .execute(&mut conn)
+    .await;
+    assert!(again.is_err(), "the unique index holds");
+}
+
+#[actix_web::test]
+async fn duplicate_call_sids_recorded_before_are_merged_by_the_migration_on_sqlite() {
+    duplicate_call_sids_recorded_before_are_merged_by_the_migration(crate::db::TestDb::Sqlite)
+        .await;
+}
+
+#[actix_web::test]
+async fn duplicate_call_sids_recorded_before_are_merged_by_the_migration_on_postgres() {
+    duplicate_call_sids_recorded_before_are_merged_by_the_migration(crate::db::TestDb::Postgres)
+        .await;
+}
