@@ -13,7 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    /// Seconds for a `Retry-After` header (503 while the database is away).
+    /// Seconds for a `Retry-After` header (a 503: the database is away, or the
+    /// engine is busy reading other bodies).
     pub retry_after: Option<u64>,
 }
 
@@ -44,6 +45,14 @@ impl ApiError {
 
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", message)
+    }
+
+    /// 503: try again in `retry_after` seconds (sent as `Retry-After`).
+    pub fn unavailable(code: &'static str, message: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
     }
 
     fn internal() -> Self {
@@ -107,14 +116,11 @@ impl From<StoreError> for ApiError {
             ),
             other if other.is_unavailable() => {
                 tracing::warn!(err = %other, "database unavailable");
-                ApiError {
-                    retry_after: Some(DATABASE_RETRY_AFTER_SECS),
-                    ..ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "database-unavailable",
-                        "the database is unavailable; retry later",
-                    )
-                }
+                ApiError::unavailable(
+                    "database-unavailable",
+                    "the database is unavailable; retry later",
+                    DATABASE_RETRY_AFTER_SECS,
+                )
             }
             other => {
                 tracing::error!(err = %other, "store error");

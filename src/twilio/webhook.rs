@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use actix_web::http::header::{self, ContentType};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::BytesMut;
 use futures_util::StreamExt as _;
 use serde_json::json;
@@ -52,46 +52,6 @@ impl WebhookGate {
             body_timeout: secs(settings.webhook_body_timeout_secs),
             max_address_chars: settings.webhook_max_address_chars,
             store_timeout: secs(settings.webhook_store_timeout_secs),
-        }
-    }
-}
-
-/// Why a webhook is refused: an [`ApiError`], or too many bodies in flight (503
-/// with `Retry-After`, which `ApiError` cannot carry).
-#[derive(Debug, thiserror::Error)]
-pub enum WebhookError {
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    #[error("too many webhook bodies are being read; retry shortly")]
-    Busy,
-}
-
-impl From<crate::store::StoreError> for WebhookError {
-    fn from(err: crate::store::StoreError) -> Self {
-        WebhookError::Api(err.into())
-    }
-}
-
-impl From<switchboard_actors::EngineError> for WebhookError {
-    fn from(err: switchboard_actors::EngineError) -> Self {
-        WebhookError::Api(err.into())
-    }
-}
-
-impl ResponseError for WebhookError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            WebhookError::Api(err) => err.status,
-            WebhookError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            WebhookError::Api(err) => err.error_response(),
-            WebhookError::Busy => HttpResponse::ServiceUnavailable()
-                .insert_header((header::RETRY_AFTER, "1"))
-                .json(json!({ "code": "busy", "message": self.to_string() })),
         }
     }
 }
@@ -183,9 +143,9 @@ impl Form {
     }
 }
 
-fn forbidden(req: &HttpRequest, err: &SignatureError) -> WebhookError {
+fn forbidden(req: &HttpRequest, err: &SignatureError) -> ApiError {
     tracing::warn!(%err, path = req.path(), "refused a Twilio request");
-    ApiError::forbidden(err.to_string()).into()
+    ApiError::forbidden(err.to_string())
 }
 
 /// Signature first (an unsigned request learns nothing, not even what is malformed),
@@ -195,7 +155,7 @@ async fn signed_form(
     gate: &WebhookGate,
     req: &HttpRequest,
     payload: web::Payload,
-) -> Result<Form, WebhookError> {
+) -> Result<Form, ApiError> {
     // Refused on the headers alone: nothing of the body is read.
     if engine.settings.twilio.auth_token.is_none() {
         return Err(forbidden(req, &SignatureError::NoToken));
@@ -215,14 +175,16 @@ async fn signed_form(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|len| len > gate.max_body as u64) {
-        return Err(too_large(gate));
+        return Err(too_large(gate.max_body));
     }
     let body = {
-        let _permit = gate
-            .reads
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| WebhookError::Busy)?;
+        let _permit = gate.reads.clone().try_acquire_owned().map_err(|_| {
+            ApiError::unavailable(
+                "busy",
+                "too many webhook bodies are being read; retry shortly",
+                1,
+            )
+        })?;
         tokio::time::timeout(gate.body_timeout, read_body(payload, gate.max_body))
             .await
             .map_err(|_| {
@@ -267,29 +229,23 @@ async fn signed_form(
     Ok(Form::verified(parsed?))
 }
 
-fn too_large(gate: &WebhookGate) -> WebhookError {
+fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
-        format!("a webhook body is at most {} bytes", gate.max_body),
+        format!("a webhook body is at most {limit} bytes"),
     )
-    .into()
 }
 
 /// Reads the body, refusing it past `limit` bytes without buffering more.
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<BytesMut, WebhookError> {
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<BytesMut, ApiError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request("bad-form", format!("the body could not be read: {e}"))
         })?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                format!("a webhook body is at most {limit} bytes"),
-            )
-            .into());
+            return Err(too_large(limit));
         }
         body.extend_from_slice(&chunk);
     }
@@ -308,7 +264,7 @@ pub async fn voice(
     gate: web::Data<WebhookGate>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, WebhookError> {
+) -> Result<HttpResponse, ApiError> {
     let form = signed_form(&engine, &gate, &req, payload).await?;
     let call_sid = form.call_sid()?.to_owned();
     let from = form.address("From", gate.max_address_chars)?.to_owned();
@@ -368,7 +324,7 @@ async fn known_call(
     call_sid: &str,
     call_id: &str,
     ended: bool,
-) -> Result<String, WebhookError> {
+) -> Result<String, ApiError> {
     tracing::info!(%call_id, ended, "webhook for a CallSid already recorded: no new call");
     if !ended {
         let deadline = tokio::time::Instant::now() + FIRST_DELIVERY_GRACE;
@@ -451,7 +407,7 @@ pub async fn status(
     gate: web::Data<WebhookGate>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, WebhookError> {
+) -> Result<HttpResponse, ApiError> {
     let form = signed_form(&engine, &gate, &req, payload).await?;
     let call_sid = form.call_sid()?.to_owned();
     let status = form.require("CallStatus")?.to_owned();
@@ -491,7 +447,9 @@ pub async fn status(
             }
         };
     if !known {
-        return Err(ApiError::not_found(format!("no call has CallSid {call_sid}")).into());
+        return Err(ApiError::not_found(format!(
+            "no call has CallSid {call_sid}"
+        )));
     }
     engine.journal.append(JournalEntry::LateEvent {
         call_sid,
