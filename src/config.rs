@@ -141,6 +141,10 @@ pub struct OpenAiSettings {
     /// A Twilio mark follows the assistant's audio at least this often (0: after
     /// every delta); barge-in truncation is exact to this.
     pub mark_interval_ms: u64,
+    /// Realtime WebSocket connections open at once on this node, at most: every
+    /// AI call holds one for its whole length. A call past it goes to its
+    /// assistant's failure route at once instead of queueing for a free one.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -176,6 +180,9 @@ pub struct Pricing {
     pub realtime: BTreeMap<String, RealtimeRates>,
     /// Summary models by name.
     pub summary: BTreeMap<String, TokenRates>,
+    /// Transcription models (the caller's side of AI calls) by name.
+    #[serde(default)]
+    pub transcription: BTreeMap<String, TranscriptionRates>,
 }
 
 /// A realtime model's prices, USD per million tokens; cached input is part of the
@@ -197,6 +204,21 @@ pub struct RealtimeRates {
 pub struct TokenRates {
     pub input: f64,
     pub output: f64,
+    /// Cached prompt tokens (part of the input); unset: the full input rate.
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+}
+
+/// A transcription model's prices: USD per million tokens for models billed by
+/// tokens (`gpt-4o-transcribe`, `gpt-4o-mini-transcribe`), USD per minute of
+/// audio for those billed by duration (`whisper-1`). Unset rates are 0.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TranscriptionRates {
+    pub text_in: f64,
+    pub audio_in: f64,
+    pub text_out: f64,
+    pub per_minute: f64,
 }
 
 /// The reasoning model that writes each AI call's summary and outcome.
@@ -333,6 +355,10 @@ impl Settings {
             openai.exit_grace_secs.is_finite() && openai.exit_grace_secs >= 0.0,
             "openai.exit_grace_secs must be a number ≥ 0"
         );
+        anyhow::ensure!(
+            openai.max_connections >= 1,
+            "openai.max_connections must be at least 1"
+        );
         let ws = &self.websocket;
         anyhow::ensure!(
             ws.client_timeout_secs >= 2.0 * ws.heartbeat_interval_secs,
@@ -389,7 +415,16 @@ impl Settings {
                 r.audio_out,
             ]
         }))
-        .chain(p.summary.values().flat_map(|r| [r.input, r.output]));
+        .chain(
+            p.summary
+                .values()
+                .flat_map(|r| [r.input, r.output, r.cached_input.unwrap_or(0.0)]),
+        )
+        .chain(
+            p.transcription
+                .values()
+                .flat_map(|r| [r.text_in, r.audio_in, r.text_out, r.per_minute]),
+        );
         for rate in rates {
             anyhow::ensure!(
                 rate.is_finite() && rate >= 0.0,
@@ -580,6 +615,18 @@ mod tests {
         assert!(s.validate().is_err());
         let mut s = Settings::defaults();
         s.openai.connect_timeout_ms = 0;
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn a_node_carries_well_over_a_thousand_realtime_sessions_by_default() {
+        let mut s = Settings::defaults();
+        assert!(
+            s.openai.max_connections >= 5_000,
+            "{}",
+            s.openai.max_connections
+        );
+        s.openai.max_connections = 0;
         assert!(s.validate().is_err());
     }
 }

@@ -61,6 +61,17 @@ pub enum AssistantUpdate {
         model: String,
         usage: serde_json::Value,
     },
+    /// Usage of one transcription of the caller's speech, billed apart from the
+    /// realtime model (`conversation.item.input_audio_transcription.completed`
+    /// `usage`: `{"type":"tokens",…}` or `{"type":"duration","seconds"}`).
+    TranscriptionUsage {
+        model: String,
+        usage: serde_json::Value,
+    },
+    /// A model response failed (`response.done` with `status` `failed`, or
+    /// `incomplete` with an error): the assistant asks for it again once
+    /// (`retrying`), and reports `Failed` if that one fails too.
+    TurnFailed { reason: String, retrying: bool },
     /// `transfer_to_human`: ring `route`'s agents like any inbound call, with the
     /// assistant's summary so far attached to the ring.
     Handover {
@@ -95,6 +106,8 @@ pub struct AssistantReport {
     pub turns: Vec<(String, String)>,
     /// Every `response.done` usage, with its model.
     pub usage: Vec<(String, serde_json::Value)>,
+    /// Every transcription usage of the caller's speech, with its model.
+    pub transcription_usage: Vec<(String, serde_json::Value)>,
     pub tools_used: Vec<String>,
     /// How the assistant's part ended: `caller_hangup`, `end_call`, `transferred`,
     /// `assistant_failed`…

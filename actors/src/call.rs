@@ -289,6 +289,7 @@ struct Assistant {
     stop: Option<Recipient<StopAssistant>>,
     turns: Vec<(String, String)>,
     usage: Vec<(String, serde_json::Value)>,
+    transcription_usage: Vec<(String, serde_json::Value)>,
     tools_used: Vec<String>,
     ended_by: Option<String>,
 }
@@ -489,6 +490,7 @@ impl CallActor {
             stop: Some(stop),
             turns: Vec::new(),
             usage: Vec::new(),
+            transcription_usage: Vec::new(),
             tools_used: Vec::new(),
             ended_by: None,
         });
@@ -1020,6 +1022,7 @@ impl CallActor {
                     assistant_id: a.id,
                     turns: a.turns,
                     usage: a.usage,
+                    transcription_usage: a.transcription_usage,
                     tools_used: a.tools_used,
                     ended_by: a.ended_by.unwrap_or_else(|| reason.to_owned()),
                 }),
@@ -1502,6 +1505,18 @@ impl Handler<AssistantUpdate> for CallActor {
                 if let Some(assistant) = &mut self.assistant {
                     assistant.usage.push((model, usage));
                 }
+            }
+            AssistantUpdate::TranscriptionUsage { model, usage } => {
+                if let Some(assistant) = &mut self.assistant {
+                    assistant.transcription_usage.push((model, usage));
+                }
+            }
+            AssistantUpdate::TurnFailed { reason, retrying } => {
+                self.event(
+                    "ai_turn_failed",
+                    None,
+                    json!({ "reason": reason, "retrying": retrying }),
+                );
             }
             AssistantUpdate::Handover {
                 route,

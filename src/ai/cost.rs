@@ -1,5 +1,6 @@
 //! What a call cost: telephony minutes per leg, realtime-model tokens per model,
-//! the summary model's tokens, and the total. Pure: prices come from the
+//! the transcription of the caller's speech per model, the summary model's
+//! tokens, and the total. Pure: prices come from the
 //! `[pricing]` settings ([`Pricing`]), usage from the call.
 //!
 //! Amounts are USD, computed in `f64` and rounded to 6 decimals per part; every
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-pub use crate::config::{Pricing, RealtimeRates, TokenRates};
+pub use crate::config::{Pricing, RealtimeRates, TokenRates, TranscriptionRates};
 use crate::domain::phone::PhoneNumber;
 
 const MS_PER_MINUTE: i64 = 60_000;
@@ -86,11 +87,65 @@ impl RealtimeUsage {
     }
 }
 
+/// What transcribing the caller cost one model, summed over its transcriptions.
+#[derive(Default, Clone, Debug, PartialEq, Serialize)]
+pub struct TranscriptionModelUsage {
+    /// How many usages were counted.
+    pub transcriptions: u64,
+    /// Token-billed models (`gpt-4o-transcribe`, `gpt-4o-mini-transcribe`).
+    pub input_text_tokens: u64,
+    pub input_audio_tokens: u64,
+    pub output_text_tokens: u64,
+    /// Duration-billed models (`whisper-1`).
+    pub seconds: f64,
+}
+
+/// Transcription usage of a call, per model.
+#[derive(Default, Clone, Debug, PartialEq, Serialize)]
+pub struct TranscriptionUsage {
+    pub models: BTreeMap<String, TranscriptionModelUsage>,
+}
+
+impl TranscriptionUsage {
+    /// Adds one `conversation.item.input_audio_transcription.completed` `usage`
+    /// (OpenAI Realtime API reference, server events): `{"type":"tokens",
+    /// "input_tokens", "input_token_details":{"text_tokens","audio_tokens"},
+    /// "output_tokens", "total_tokens"}` or `{"type":"duration","seconds"}`.
+    /// Input tokens without details count as audio (the input is the caller's
+    /// audio; a prompt adds a few text tokens).
+    pub fn add(&mut self, model: &str, usage: &Value) {
+        let n = |path: &[&str]| {
+            path.iter()
+                .try_fold(usage, |v, key| v.get(key))
+                .and_then(Value::as_u64)
+        };
+        let sum = self.models.entry(model.to_owned()).or_default();
+        sum.transcriptions += 1;
+        if usage["type"] == "duration" {
+            sum.seconds += usage["seconds"].as_f64().unwrap_or(0.0).max(0.0);
+            return;
+        }
+        let input_text = n(&["input_token_details", "text_tokens"]).unwrap_or(0);
+        let input_audio = n(&["input_token_details", "audio_tokens"])
+            .unwrap_or_else(|| n(&["input_tokens"]).unwrap_or(0).saturating_sub(input_text));
+        sum.input_text_tokens += input_text;
+        sum.input_audio_tokens += input_audio;
+        sum.output_text_tokens += n(&["output_tokens"]).unwrap_or(0);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+}
+
 /// Tokens the post-call summary used.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SummaryUsage {
     pub model: String,
+    /// Every prompt token, the cached ones included.
     pub input_tokens: u64,
+    /// Prompt tokens read from the provider's cache (part of `input_tokens`).
+    pub cached_input_tokens: u64,
     pub output_tokens: u64,
 }
 
@@ -103,6 +158,7 @@ pub struct CallCostInput<'a> {
     /// How long the media stream was up, if the call had one.
     pub media_ms: Option<i64>,
     pub realtime: &'a RealtimeUsage,
+    pub transcription: &'a TranscriptionUsage,
     pub summary: Option<&'a SummaryUsage>,
 }
 
@@ -112,22 +168,26 @@ pub struct CallCostInput<'a> {
 /// {"currency":"USD",
 ///  "telephony":{"legs":[{"leg":"inbound","kind":"local","minutes":2,"rate_per_min":0.0085,"amount":0.017}],"amount":0.017},
 ///  "realtime":{"models":[{"model":"gpt-realtime","priced":true,…,"amount":0.01}],"amount":0.01},
-///  "summary":{"model":"claude-haiku-4-5","priced":true,"input_tokens":900,"output_tokens":80,"amount":0.0013}|null,
-///  "total":0.0283}
+///  "transcription":{"models":[{"model":"gpt-4o-mini-transcribe","priced":true,…,"amount":0.0001}],"amount":0.0001},
+///  "summary":{"model":"claude-haiku-4-5","priced":true,"input_tokens":900,"cached_input_tokens":0,"output_tokens":80,"amount":0.0013}|null,
+///  "total":0.0284}
 /// ```
 pub fn breakdown(pricing: &Pricing, input: &CallCostInput<'_>) -> Value {
     let telephony = telephony(pricing, input);
     let realtime = realtime(pricing, input.realtime);
+    let transcription = transcription(pricing, input.transcription);
     let summary = input.summary.map(|usage| summary(pricing, usage));
     let total = round6(
         amount_of(&telephony)
             + amount_of(&realtime)
+            + amount_of(&transcription)
             + summary.as_ref().map(amount_of).unwrap_or(0.0),
     );
     json!({
         "currency": "USD",
         "telephony": telephony,
         "realtime": realtime,
+        "transcription": transcription,
         "summary": summary,
         "total": total,
     })
@@ -224,18 +284,55 @@ fn realtime(pricing: &Pricing, usage: &RealtimeUsage) -> Value {
     json!({ "models": models, "amount": amount })
 }
 
+fn transcription(pricing: &Pricing, usage: &TranscriptionUsage) -> Value {
+    let models: Vec<Value> = usage
+        .models
+        .iter()
+        .map(|(model, usage)| {
+            let found = lookup(&pricing.transcription, model);
+            let amount = found.as_ref().map_or(0.0, |(_, r)| {
+                round6(
+                    (usage.input_text_tokens as f64 * r.text_in
+                        + usage.input_audio_tokens as f64 * r.audio_in
+                        + usage.output_text_tokens as f64 * r.text_out)
+                        / TOKENS_PER_RATE_UNIT
+                        + usage.seconds / 60.0 * r.per_minute,
+                )
+            });
+            let mut entry = json!({
+                "model": model,
+                "priced": found.is_some(),
+                "transcriptions": usage.transcriptions,
+                "input_text_tokens": usage.input_text_tokens,
+                "input_audio_tokens": usage.input_audio_tokens,
+                "output_text_tokens": usage.output_text_tokens,
+                "seconds": usage.seconds,
+                "amount": amount,
+            });
+            if let Some((name, _)) = found.filter(|(name, _)| name != model) {
+                entry["priced_as"] = name.into();
+            }
+            entry
+        })
+        .collect();
+    let amount = round6(models.iter().map(amount_of).sum());
+    json!({ "models": models, "amount": amount })
+}
+
 fn summary(pricing: &Pricing, usage: &SummaryUsage) -> Value {
     let found = lookup(&pricing.summary, &usage.model);
+    // Cached tokens are part of the input: never more than it.
+    let cached = usage.cached_input_tokens.min(usage.input_tokens);
     let amount = found.as_ref().map_or(0.0, |(_, rates)| {
-        round6(
-            (usage.input_tokens as f64 * rates.input + usage.output_tokens as f64 * rates.output)
-                / TOKENS_PER_RATE_UNIT,
-        )
+        let full = (usage.input_tokens - cached) as f64 * rates.input;
+        let cached = cached as f64 * rates.cached_input.unwrap_or(rates.input);
+        round6((full + cached + usage.output_tokens as f64 * rates.output) / TOKENS_PER_RATE_UNIT)
     });
     let mut entry = json!({
         "model": usage.model,
         "priced": found.is_some(),
         "input_tokens": usage.input_tokens,
+        "cached_input_tokens": cached,
         "output_tokens": usage.output_tokens,
         "amount": amount,
     });
@@ -246,8 +343,8 @@ fn summary(pricing: &Pricing, usage: &SummaryUsage) -> Value {
 }
 
 /// A model's rates: by its exact name, else (for a dated snapshot such as
-/// `gpt-realtime-2025-08-28`) by the name without the date, which the breakdown
-/// then shows as `priced_as`.
+/// `gpt-realtime-2025-08-28` or `claude-haiku-4-5-20251001`) by the name without
+/// the date, which the breakdown then shows as `priced_as`.
 fn lookup<'t, R>(table: &'t BTreeMap<String, R>, model: &str) -> Option<(String, &'t R)> {
     if let Some(rates) = table.get(model) {
         return Some((model.to_owned(), rates));
@@ -256,17 +353,23 @@ fn lookup<'t, R>(table: &'t BTreeMap<String, R>, model: &str) -> Option<(String,
     table.get(base).map(|rates| (base.to_owned(), rates))
 }
 
-/// `name-YYYY-MM-DD` → `name`.
+/// `name-YYYY-MM-DD` (OpenAI's snapshots) or `name-YYYYMMDD` (Anthropic's) →
+/// `name`.
 fn strip_date_suffix(model: &str) -> Option<&str> {
-    let (base, date) = model.split_at_checked(model.len().checked_sub(11)?)?;
-    let date = date.as_bytes();
-    let shape = date[0] == b'-'
-        && date[5] == b'-'
-        && date[8] == b'-'
-        && [1, 2, 3, 4, 6, 7, 9, 10]
-            .iter()
-            .all(|&i| date[i].is_ascii_digit());
-    (shape && !base.is_empty()).then_some(base)
+    let dated = |len: usize, dashes: &[usize]| {
+        let (base, date) = model.split_at_checked(model.len().checked_sub(len)?)?;
+        let date = date.as_bytes();
+        let shape = date[0] == b'-'
+            && (1..len).all(|i| {
+                if dashes.contains(&i) {
+                    date[i] == b'-'
+                } else {
+                    date[i].is_ascii_digit()
+                }
+            });
+        (shape && !base.is_empty()).then_some(base)
+    };
+    dated(11, &[5, 8]).or_else(|| dated(9, &[]))
 }
 
 fn amount_of(part: &Value) -> f64 {
@@ -309,9 +412,14 @@ mod tests {
             ended_at: 1_000_000 + secs * 1_000,
             media_ms: media,
             realtime,
+            transcription: &NO_TRANSCRIPTION,
             summary,
         }
     }
+
+    static NO_TRANSCRIPTION: TranscriptionUsage = TranscriptionUsage {
+        models: BTreeMap::new(),
+    };
 
     #[test]
     fn the_default_price_tables_hold_the_documented_figures() {
@@ -452,6 +560,7 @@ mod tests {
         let summary = SummaryUsage {
             model: "mystery-llm".into(),
             input_tokens: 1_000,
+            cached_input_tokens: 0,
             output_tokens: 100,
         };
         let cost = breakdown(
@@ -485,6 +594,7 @@ mod tests {
         let summary = SummaryUsage {
             model: "claude-haiku-4-5".into(),
             input_tokens: 1_234,
+            cached_input_tokens: 0,
             output_tokens: 321,
         };
         let cost = breakdown(
@@ -503,5 +613,96 @@ mod tests {
             let amount = amount_of(part);
             assert_eq!(amount, round6(amount), "rounded to 6 decimals: {part}");
         }
+    }
+
+    #[test]
+    fn the_callers_transcription_is_billed_by_tokens_or_by_duration() {
+        // `conversation.item.input_audio_transcription.completed` `usage`, both
+        // variants (OpenAI API reference, Realtime server events:
+        // TranscriptTextUsageTokens / TranscriptTextUsageDuration).
+        let mut usage = TranscriptionUsage::default();
+        let tokens = json!({"type":"tokens","input_tokens":40,"output_tokens":12,"total_tokens":52,
+                            "input_token_details":{"text_tokens":4,"audio_tokens":36}});
+        usage.add("gpt-4o-mini-transcribe", &tokens);
+        usage.add("gpt-4o-mini-transcribe", &tokens);
+        usage.add("whisper-1", &json!({"type":"duration","seconds":90}));
+        usage.add("whisper-1", &json!({"type":"duration","seconds":30.0}));
+        let realtime = RealtimeUsage::default();
+        let mut facts = input("+14155550100", 0, None, &realtime, None);
+        facts.transcription = &usage;
+        let cost = breakdown(&pricing(), &facts);
+        let models = &cost["transcription"]["models"];
+        let mini = &models[0];
+        assert_eq!(mini["model"], "gpt-4o-mini-transcribe");
+        assert_eq!(mini["priced"], true);
+        assert_eq!(
+            (
+                mini["input_text_tokens"].clone(),
+                mini["input_audio_tokens"].clone()
+            ),
+            (json!(8), json!(72))
+        );
+        // $1.25 text in, $3 audio in, $5 text out per 1M tokens.
+        let mini_amount = round6((8.0 * 1.25 + 72.0 * 3.0 + 24.0 * 5.0) / 1e6);
+        assert_eq!(mini["amount"].as_f64(), Some(mini_amount));
+        let whisper = &models[1];
+        assert_eq!(whisper["seconds"].as_f64(), Some(120.0));
+        assert_eq!(
+            whisper["amount"].as_f64(),
+            Some(0.012),
+            "2 minutes at $0.006"
+        );
+        let both = round6(mini_amount + 0.012);
+        assert_eq!(cost["transcription"]["amount"].as_f64(), Some(both));
+        assert_eq!(cost["total"].as_f64(), Some(both));
+    }
+
+    #[test]
+    fn cached_summary_prompt_tokens_are_priced_at_the_cached_rate() {
+        // Chat Completions `usage.prompt_tokens_details.cached_tokens` are part of
+        // `prompt_tokens` and billed at the cached-input rate (OpenAI pricing:
+        // gpt-4.1-mini $0.40 input, $0.10 cached input, $1.60 output per 1M).
+        let summary = SummaryUsage {
+            model: "gpt-4.1-mini".into(),
+            input_tokens: 2_000,
+            cached_input_tokens: 1_536,
+            output_tokens: 100,
+        };
+        let realtime = RealtimeUsage::default();
+        let cost = breakdown(
+            &pricing(),
+            &input("+14155550100", 0, None, &realtime, Some(&summary)),
+        );
+        let expected = round6((464.0 * 0.4 + 1_536.0 * 0.1 + 100.0 * 1.6) / 1e6);
+        assert_eq!(cost["summary"]["amount"].as_f64(), Some(expected));
+        assert_eq!(cost["summary"]["cached_input_tokens"], 1_536);
+    }
+
+    #[test]
+    fn anthropic_dated_model_ids_are_priced_as_their_alias() {
+        // Anthropic's model ids: `claude-haiku-4-5-20251001`, alias `claude-haiku-4-5`.
+        let summary = SummaryUsage {
+            model: "claude-haiku-4-5-20251001".into(),
+            input_tokens: 1_000,
+            cached_input_tokens: 0,
+            output_tokens: 100,
+        };
+        let realtime = RealtimeUsage::default();
+        let cost = breakdown(
+            &pricing(),
+            &input("+14155550100", 0, None, &realtime, Some(&summary)),
+        );
+        assert_eq!(cost["summary"]["priced"], true, "{cost}");
+        assert_eq!(cost["summary"]["priced_as"], "claude-haiku-4-5");
+        assert_eq!(
+            cost["summary"]["amount"].as_f64(),
+            Some(round6((1_000.0 * 1.0 + 100.0 * 5.0) / 1e6))
+        );
+        assert_eq!(
+            strip_date_suffix("claude-haiku-4-5-20251001"),
+            Some("claude-haiku-4-5")
+        );
+        assert_eq!(strip_date_suffix("claude-haiku-4-5-2025100"), None);
+        assert_eq!(strip_date_suffix("-20251001"), None);
     }
 }

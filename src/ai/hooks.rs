@@ -11,7 +11,7 @@ use switchboard_actors::assistant::{
 };
 use switchboard_actors::journal::{Journal, JournalEntry};
 
-use super::cost::{breakdown, CallCostInput, Pricing, RealtimeUsage};
+use super::cost::{breakdown, CallCostInput, Pricing, RealtimeUsage, TranscriptionUsage};
 use super::relay::{AiLeg, RelayDeps};
 use super::summary::{AiOutcome, Summarizer, SummaryInput};
 
@@ -29,7 +29,13 @@ impl CallHooks for EngineHooks {
 
     fn call_ended(&self, report: CallReport) {
         let Some(assistant) = report.assistant.clone() else {
-            let cost = cost_of(&self.pricing, &report, &RealtimeUsage::default(), None);
+            let cost = cost_of(
+                &self.pricing,
+                &report,
+                &RealtimeUsage::default(),
+                &TranscriptionUsage::default(),
+                None,
+            );
             self.journal.append(JournalEntry::Cost {
                 call_id: report.call_id,
                 cost,
@@ -45,6 +51,10 @@ impl CallHooks for EngineHooks {
             for (model, usage) in &assistant.usage {
                 realtime.add(model, usage);
             }
+            let mut transcription = TranscriptionUsage::default();
+            for (model, usage) in &assistant.transcription_usage {
+                transcription.add(model, usage);
+            }
             let instructions = load(assistant.assistant_id.clone())
                 .await
                 .map(|a| a.instructions)
@@ -53,7 +63,7 @@ impl CallHooks for EngineHooks {
                 Some(summarizer) => summarize(summarizer, &instructions, &report, &assistant).await,
                 None => (None, known_outcome(&assistant), None),
             };
-            let cost = cost_of(&pricing, &report, &realtime, usage.as_ref());
+            let cost = cost_of(&pricing, &report, &realtime, &transcription, usage.as_ref());
             journal.append(JournalEntry::AiResult {
                 call_id: report.call_id,
                 summary,
@@ -108,6 +118,7 @@ fn cost_of(
     pricing: &Pricing,
     report: &CallReport,
     realtime: &RealtimeUsage,
+    transcription: &TranscriptionUsage,
     summary: Option<&super::cost::SummaryUsage>,
 ) -> serde_json::Value {
     breakdown(
@@ -118,6 +129,7 @@ fn cost_of(
             ended_at: report.ended_at,
             media_ms: report.media.map(|(start, end)| end - start),
             realtime,
+            transcription,
             summary,
         },
     )
@@ -141,6 +153,7 @@ pub fn build(
         exit_grace: std::time::Duration::from_secs_f64(openai.exit_grace_secs),
         max_frame_bytes: 16 << 20,
         mark_interval_ms: openai.mark_interval_ms,
+        max_connections: openai.max_connections,
     };
     let load: super::relay::LoadAssistant = Arc::new(move |id: String| {
         let store = store.clone();
@@ -171,6 +184,7 @@ pub fn build(
             load,
             http,
             stats,
+            open_connections: Arc::default(),
         },
         journal,
         pricing: Arc::new(settings.pricing.clone()),
@@ -187,6 +201,7 @@ mod tests {
             assistant_id: "asst_1".into(),
             turns: Vec::new(),
             usage: Vec::new(),
+            transcription_usage: Vec::new(),
             tools_used: Vec::new(),
             ended_by: how.into(),
         }

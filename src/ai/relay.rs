@@ -14,13 +14,19 @@
 //! - Tools: `transfer_to_human` and `end_call` leave once the current response is
 //!   done and has played; `log_event` writes to the trail; webhook tools are POSTed
 //!   with a timeout and their answer (or error) goes back to the model.
-//! - Failure (unreachable, refused, silent, dropped) is reported to the call with
-//!   the assistant's failure route at once; the call moves the caller on.
+//! - Failure (unreachable, refused, silent, dropped, or the node already holding
+//!   `openai.max_connections` sessions) is reported to the call with the
+//!   assistant's failure route at once; the call moves the caller on. The
+//!   assistant is read before the socket is opened, so every failure after that
+//!   knows its route.
+//! - A response that ends `failed` (or `incomplete` because of an error) is asked
+//!   for again once; a second failure in a row is a failure of the session.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +73,8 @@ pub struct RelayConfig {
     /// truncates at is exact to this; larger values save two socket messages per
     /// unmarked delta.
     pub mark_interval_ms: u64,
+    /// Realtime connections open at once on this node, at most.
+    pub max_connections: usize,
 }
 
 /// What an assistant is, as a call starts (read from the store then).
@@ -96,6 +104,30 @@ pub struct RelayDeps {
     /// For webhook tools.
     pub http: reqwest::Client,
     pub stats: Arc<EngineStats>,
+    /// Realtime connections open on this node (each relay holds a
+    /// [`ConnectionSlot`] from its handshake until it stops).
+    pub open_connections: Arc<AtomicUsize>,
+}
+
+/// One of the node's `max_connections` realtime connections; given back on drop.
+#[derive(Debug)]
+pub struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl ConnectionSlot {
+    /// A slot, unless `max` are taken.
+    pub fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<ConnectionSlot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()?;
+        Some(ConnectionSlot(Arc::clone(open)))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// One server event, borrowed from the frame. Only the fields the relay reads.
@@ -121,6 +153,8 @@ struct ServerEvent<'a> {
     response: Option<Value>,
     #[serde(default)]
     error: Option<Value>,
+    #[serde(default)]
+    usage: Option<Value>,
 }
 
 /// An assistant item's audio: how much went to Twilio and how much has played.
@@ -176,6 +210,14 @@ pub struct AiLeg {
     mark_seq: u64,
     /// The response being generated, if any.
     active_response: Option<String>,
+    /// The `response.create` sent and not yet answered by `response.created`, and
+    /// the one behind the active response: what a retry sends again.
+    pending_request: Option<Value>,
+    active_request: Option<Value>,
+    /// A response of the current turn failed and was asked for again.
+    retried: bool,
+    /// This relay's share of `max_connections`, from the handshake on.
+    slot: Option<ConnectionSlot>,
     /// Responses (and items) the caller interrupted: their late audio is dropped.
     cancelled_responses: HashSet<String>,
     cancelled_items: HashSet<String>,
@@ -209,6 +251,10 @@ impl AiLeg {
             unmarked_ms: 0,
             mark_seq: 0,
             active_response: None,
+            pending_request: None,
+            active_request: None,
+            retried: false,
+            slot: None,
             cancelled_responses: HashSet::new(),
             cancelled_items: HashSet::new(),
             want_response: false,
@@ -268,47 +314,32 @@ impl AiLeg {
         }
     }
 
+    /// Sends a `response.create`, kept until its response is done so that a
+    /// failed response can be asked for again as it was.
+    fn request_response(&mut self, request: Value) {
+        self.pending_request = Some(request.clone());
+        self.send(request);
+    }
+
     // ---- connecting ----
 
+    /// Reads the assistant (so every later failure knows its route), then opens
+    /// the socket; the whole set-up must be done within `connect_timeout`.
     fn connect(&mut self, ctx: &mut Context<Self>) {
         let load = Arc::clone(&self.deps.load);
-        let config = Arc::clone(&self.deps.config);
         let id = self.assistant_id.clone();
-        let work = async move {
-            let assistant = load(id).await?;
-            let url = realtime_url(&config.realtime_url, &assistant.model);
-            let mut request = realtime_client(config.connect_timeout)
-                .ws(url)
-                .max_frame_size(config.max_frame_bytes);
-            if let Some(key) = &config.api_key {
-                request = request.bearer_auth(key.expose_secret());
-            }
-            let framed = match request.connect().await {
-                Ok((_response, framed)) => framed,
-                Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
-                    return Err(format!(
-                        "the realtime API refused the connection with HTTP {}",
-                        status.as_u16()
-                    ))
+        ctx.spawn(async move { load(id).await }.into_actor(self).map(
+            |result, act, ctx| match result {
+                Err(reason) => act.fail(reason, ctx),
+                Ok(assistant) => {
+                    if act.stage != Stage::Connecting {
+                        return;
+                    }
+                    act.assistant = Some(assistant);
+                    act.open_socket(ctx);
                 }
-                Err(e) => return Err(format!("the realtime API could not be reached: {e}")),
-            };
-            Ok((assistant, framed))
-        };
-        ctx.spawn(work.into_actor(self).map(|result, act, ctx| match result {
-            Err(reason) => act.fail(reason, ctx),
-            Ok((assistant, framed)) => {
-                if act.stage != Stage::Connecting {
-                    return;
-                }
-                let (sink, stream) = framed.split();
-                let sink: OpenAiSink = Box::pin(sink);
-                act.sink = Some(SinkWrite::new(sink, ctx));
-                ctx.add_stream(stream);
-                act.assistant = Some(assistant);
-                act.stage = Stage::Configuring;
-            }
-        }));
+            },
+        ));
         let deadline = self.deps.config.connect_timeout;
         ctx.run_later(deadline, move |act, ctx| {
             if matches!(act.stage, Stage::Connecting | Stage::Configuring) {
@@ -319,6 +350,59 @@ impl AiLeg {
                 act.fail(reason, ctx);
             }
         });
+    }
+
+    fn open_socket(&mut self, ctx: &mut Context<Self>) {
+        let config = Arc::clone(&self.deps.config);
+        let Some(slot) = ConnectionSlot::take(&self.deps.open_connections, config.max_connections)
+        else {
+            let reason = format!(
+                "this node already has {} realtime sessions open (openai.max_connections)",
+                config.max_connections
+            );
+            return self.fail(reason, ctx);
+        };
+        self.slot = Some(slot);
+        let model = self
+            .assistant
+            .as_ref()
+            .map(|a| a.model.clone())
+            .unwrap_or_default();
+        let work = async move {
+            let url = realtime_url(&config.realtime_url, &model);
+            let mut request = realtime_client(config.max_connections)
+                .ws(url)
+                .max_frame_size(config.max_frame_bytes);
+            if let Some(key) = &config.api_key {
+                request = request.bearer_auth(key.expose_secret());
+            }
+            let timeout = config.connect_timeout;
+            match actix_rt::time::timeout(timeout, request.connect()).await {
+                Ok(Ok((_response, framed))) => Ok(framed),
+                Ok(Err(awc::error::WsClientError::InvalidResponseStatus(status))) => Err(format!(
+                    "the realtime API refused the connection with HTTP {}",
+                    status.as_u16()
+                )),
+                Ok(Err(e)) => Err(format!("the realtime API could not be reached: {e}")),
+                Err(_) => Err(format!(
+                    "the realtime API did not complete the handshake within {} ms",
+                    timeout.as_millis()
+                )),
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(|result, act, ctx| match result {
+            Err(reason) => act.fail(reason, ctx),
+            Ok(framed) => {
+                if act.stage != Stage::Connecting {
+                    return;
+                }
+                let (sink, stream) = framed.split();
+                let sink: OpenAiSink = Box::pin(sink);
+                act.sink = Some(SinkWrite::new(sink, ctx));
+                ctx.add_stream(stream);
+                act.stage = Stage::Configuring;
+            }
+        }));
     }
 
     fn configure(&mut self) {
@@ -380,7 +464,7 @@ impl AiLeg {
         );
         self.update(AssistantUpdate::Connected { model });
         if let Some(greeting) = greeting.filter(|g| !g.trim().is_empty()) {
-            self.send(json!({
+            self.request_response(json!({
                 "type": "response.create",
                 "response": {
                     "instructions": format!(
@@ -415,9 +499,16 @@ impl AiLeg {
                     .and_then(|r| r.get("id"))
                     .and_then(Value::as_str)
                     .map(str::to_owned);
+                self.active_request = self.pending_request.take();
             }
             "response.done" => self.on_response_done(&event, ctx),
             "conversation.item.input_audio_transcription.completed" => {
+                if let Some(usage) = event.usage.as_ref().filter(|u| u.is_object()) {
+                    self.update(AssistantUpdate::TranscriptionUsage {
+                        model: self.deps.config.transcription_model.clone(),
+                        usage: usage.clone(),
+                    });
+                }
                 let item = event.item_id.as_deref().unwrap_or_default();
                 let at = self.speech_at.remove(item).unwrap_or_else(now_ms);
                 if let Some(text) = event.transcript.filter(|t| !t.trim().is_empty()) {
@@ -672,11 +763,51 @@ impl AiLeg {
                 usage: usage.clone(),
             });
         }
+        let request = self.active_request.take();
+        match response.and_then(turn_failure) {
+            Some(reason) => return self.turn_failed(reason, request, ctx),
+            None => {
+                if response
+                    .and_then(|r| r.get("status"))
+                    .and_then(Value::as_str)
+                    == Some("completed")
+                {
+                    self.retried = false;
+                }
+            }
+        }
         if self.want_response && self.active_response.is_none() && self.exit.is_none() {
             self.want_response = false;
-            self.send(json!({ "type": "response.create" }));
+            self.request_response(json!({ "type": "response.create" }));
         }
         self.maybe_exit(ctx);
+    }
+
+    /// A response failed: ask for it again once (as it was asked for, if the relay
+    /// asked), then hand the caller to the failure route.
+    fn turn_failed(&mut self, reason: String, request: Option<Value>, ctx: &mut Context<Self>) {
+        if self.stage != Stage::Live {
+            return;
+        }
+        if self.exit.is_some() {
+            // The assistant is leaving anyway; let it.
+            self.update(AssistantUpdate::TurnFailed {
+                reason,
+                retrying: false,
+            });
+            return self.maybe_exit(ctx);
+        }
+        if self.retried {
+            return self.fail(format!("{reason}, again after a retry"), ctx);
+        }
+        self.retried = true;
+        tracing::warn!(call_id = %self.call.id(), %reason, "a realtime response failed; asking again");
+        self.update(AssistantUpdate::TurnFailed {
+            reason,
+            retrying: true,
+        });
+        self.want_response = false;
+        self.request_response(request.unwrap_or_else(|| json!({ "type": "response.create" })));
     }
 
     // ---- tools ----
@@ -795,7 +926,7 @@ impl AiLeg {
         if self.active_response.is_some() {
             self.want_response = true;
         } else {
-            self.send(json!({ "type": "response.create" }));
+            self.request_response(json!({ "type": "response.create" }));
         }
     }
 
@@ -923,17 +1054,59 @@ thread_local! {
     static REALTIME_CLIENT: std::cell::OnceCell<awc::Client> = const { std::cell::OnceCell::new() };
 }
 
-fn realtime_client(timeout: Duration) -> awc::Client {
+/// The thread's client. awc's connector admits `limit` connections at once (100
+/// unless set) and every upgraded WebSocket keeps its connection's permit until
+/// the socket is dropped — it never goes back to the pool (awc 3.11
+/// `client/pool.rs` `Acquired`, `client/h1proto.rs` `open_tunnel`) — so the
+/// limit is the number of sessions the thread can hold. It is set to the node's
+/// `max_connections`, which [`ConnectionSlot`] enforces before a handshake
+/// starts: no handshake ever waits in the pool for a permit. The timeout is the
+/// relay's own (`connect_timeout`, around `connect`).
+fn realtime_client(limit: usize) -> awc::Client {
     REALTIME_CLIENT.with(|client| {
         client
             .get_or_init(|| {
                 awc::Client::builder()
-                    .connector(awc::Connector::new().connector(nodelay_tcp()))
-                    .timeout(timeout)
+                    .connector(awc::Connector::new().connector(nodelay_tcp()).limit(limit))
+                    .disable_timeout()
                     .finish()
             })
             .clone()
     })
+}
+
+/// Why a `response.done` is a failed turn, if it is one (Realtime API reference,
+/// server events, `response.done`: `status` is `completed`, `cancelled`,
+/// `failed` or `incomplete`; `status_details.error` says what failed). A
+/// `cancelled` response (barge-in, `turn_detected`) and an `incomplete` one cut
+/// by `max_output_tokens` or `content_filter` are not failures; an `incomplete`
+/// one that carries an error is.
+fn turn_failure(response: &Value) -> Option<String> {
+    let details = &response["status_details"];
+    let error = &details["error"];
+    let described = || {
+        let text = |key: &str| error[key].as_str().filter(|t| !t.is_empty());
+        let mut parts: Vec<&str> = Vec::new();
+        parts.extend(text("type"));
+        parts.extend(text("code"));
+        parts.extend(text("message"));
+        if parts.is_empty() {
+            parts.extend(details["reason"].as_str());
+        }
+        if parts.is_empty() {
+            "no details".to_owned()
+        } else {
+            parts.join(": ")
+        }
+    };
+    match response["status"].as_str() {
+        Some("failed") => Some(format!("the model's response failed ({})", described())),
+        Some("incomplete") if error.is_object() => Some(format!(
+            "the model's response was cut short by an error ({})",
+            described()
+        )),
+        _ => None,
+    }
 }
 
 /// awc's TCP connector with `TCP_NODELAY` on: appends go out every 20 ms and must
@@ -1095,6 +1268,48 @@ mod tests {
             realtime_url("ws://127.0.0.1:9/v1/realtime?x=1", "a b"),
             "ws://127.0.0.1:9/v1/realtime?x=1&model=a+b"
         );
+    }
+
+    #[test]
+    fn connection_slots_stop_at_the_limit_and_come_back_when_dropped() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let first = ConnectionSlot::take(&open, 2);
+        let second = ConnectionSlot::take(&open, 2);
+        assert!(first.is_some() && second.is_some());
+        assert!(
+            ConnectionSlot::take(&open, 2).is_none(),
+            "a third is refused"
+        );
+        drop(first);
+        assert_eq!(open.load(Ordering::Acquire), 1);
+        assert!(ConnectionSlot::take(&open, 2).is_some());
+        assert_eq!(
+            open.load(Ordering::Acquire),
+            1,
+            "the temporary slot was dropped"
+        );
+    }
+
+    #[test]
+    fn only_failed_responses_and_errors_are_failed_turns() {
+        // `response.done` statuses as the Realtime API reference lists them.
+        let failed = json!({"status":"failed","status_details":{"type":"failed",
+            "error":{"type":"server_error","code":"internal_error"}}});
+        assert_eq!(
+            turn_failure(&failed).as_deref(),
+            Some("the model's response failed (server_error: internal_error)")
+        );
+        let broken = json!({"status":"incomplete","status_details":{"type":"incomplete",
+            "error":{"type":"server_error","message":"stream ended"}}});
+        assert!(turn_failure(&broken).is_some_and(|r| r.contains("stream ended")));
+        for fine in [
+            json!({"status":"completed","status_details":null}),
+            json!({"status":"cancelled","status_details":{"type":"cancelled","reason":"turn_detected"}}),
+            json!({"status":"incomplete","status_details":{"type":"incomplete","reason":"max_output_tokens"}}),
+            json!({"status":"incomplete","status_details":{"type":"incomplete","reason":"content_filter"}}),
+        ] {
+            assert_eq!(turn_failure(&fine), None, "{fine}");
+        }
     }
 
     #[test]

@@ -177,7 +177,7 @@ impl Summarizer {
     #[tracing::instrument(skip_all, fields(provider = ?self.provider, model = %self.model))]
     pub async fn summarize(&self, input: &SummaryInput<'_>) -> Result<CallSummary, SummaryError> {
         let facts = facts(input);
-        let (text, input_tokens, output_tokens) = match self.provider {
+        let (text, usage) = match self.provider {
             Provider::Anthropic => self.anthropic(&facts).await?,
             Provider::OpenAi => self.openai(&facts).await?,
         };
@@ -185,15 +185,11 @@ impl Summarizer {
         Ok(CallSummary {
             summary,
             outcome,
-            usage: SummaryUsage {
-                model: self.model.clone(),
-                input_tokens,
-                output_tokens,
-            },
+            usage,
         })
     }
 
-    async fn anthropic(&self, facts: &str) -> Result<(String, u64, u64), SummaryError> {
+    async fn anthropic(&self, facts: &str) -> Result<(String, SummaryUsage), SummaryError> {
         let body = json!({
             "model": self.model,
             "max_tokens": self.max_tokens,
@@ -217,15 +213,13 @@ impl Summarizer {
                     .and_then(|b| b["text"].as_str())
             })
             .ok_or_else(|| SummaryError::BadAnswer("no text block in content".to_owned()))?;
-        let usage = &answer["usage"];
         Ok((
             text.to_owned(),
-            usage["input_tokens"].as_u64().unwrap_or(0),
-            usage["output_tokens"].as_u64().unwrap_or(0),
+            anthropic_usage(&self.model, &answer["usage"]),
         ))
     }
 
-    async fn openai(&self, facts: &str) -> Result<(String, u64, u64), SummaryError> {
+    async fn openai(&self, facts: &str) -> Result<(String, SummaryUsage), SummaryError> {
         let body = json!({
             "model": self.model,
             "max_completion_tokens": self.max_tokens,
@@ -244,12 +238,36 @@ impl Summarizer {
         let text = answer["choices"][0]["message"]["content"]
             .as_str()
             .ok_or_else(|| SummaryError::BadAnswer("no choices[0].message.content".to_owned()))?;
-        let usage = &answer["usage"];
-        Ok((
-            text.to_owned(),
-            usage["prompt_tokens"].as_u64().unwrap_or(0),
-            usage["completion_tokens"].as_u64().unwrap_or(0),
-        ))
+        Ok((text.to_owned(), openai_usage(&self.model, &answer["usage"])))
+    }
+}
+
+/// Anthropic Messages `usage` (docs.anthropic.com, prompt caching): `input_tokens`
+/// are the tokens after the last cache breakpoint only; `cache_read_input_tokens`
+/// and `cache_creation_input_tokens` come on top. Reads are the cached input;
+/// writes are counted as full-rate input (the engine sets no cache breakpoint, so
+/// there are none).
+fn anthropic_usage(model: &str, usage: &Value) -> SummaryUsage {
+    let n = |key: &str| usage[key].as_u64().unwrap_or(0);
+    let cached = n("cache_read_input_tokens");
+    SummaryUsage {
+        model: model.to_owned(),
+        input_tokens: n("input_tokens") + n("cache_creation_input_tokens") + cached,
+        cached_input_tokens: cached,
+        output_tokens: n("output_tokens"),
+    }
+}
+
+/// Chat Completions `usage` (OpenAI API reference): `prompt_tokens` includes
+/// `prompt_tokens_details.cached_tokens`, which are billed at the cached rate.
+fn openai_usage(model: &str, usage: &Value) -> SummaryUsage {
+    SummaryUsage {
+        model: model.to_owned(),
+        input_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
+        cached_input_tokens: usage["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap_or(0),
+        output_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
     }
 }
 

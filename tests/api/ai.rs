@@ -661,7 +661,10 @@ const AUDIO_OUT: f64 = 64.0 / 1e6;
 
 #[actix_web::test]
 async fn an_ai_call_leaves_its_transcript_a_summary_an_outcome_and_a_cost() {
-    leaves_transcript_summary_and_cost(TestDb::Sqlite, "anthropic", "claude-haiku-4-5").await;
+    // Anthropic's dated model id (docs.anthropic.com, models overview:
+    // `claude-haiku-4-5-20251001`, alias `claude-haiku-4-5`) is priced as its alias.
+    leaves_transcript_summary_and_cost(TestDb::Sqlite, "anthropic", "claude-haiku-4-5-20251001")
+        .await;
 }
 
 #[actix_web::test]
@@ -762,12 +765,30 @@ async fn leaves_transcript_summary_and_cost(db: TestDb, provider: &str, model: &
         "{cost}"
     );
     assert_eq!(cost["summary"]["model"], model);
+    assert_eq!(cost["summary"]["priced"], true, "{cost}");
     assert!(
         cost["summary"]["input_tokens"].as_u64().unwrap_or(0) > 0,
         "{cost}"
     );
+    // The caller's transcription, billed apart by OpenAI
+    // (`conversation.item.input_audio_transcription.completed` `usage`): the
+    // fake's 300 ms of speech are 3 audio tokens, "Where is order 42?" 4 text
+    // tokens out; gpt-4o-mini-transcribe costs $3 per 1M audio tokens in and $5
+    // per 1M text tokens out.
+    let transcription = &cost["transcription"]["models"][0];
+    assert_eq!(transcription["model"], "gpt-4o-mini-transcribe", "{cost}");
+    assert_eq!(transcription["input_audio_tokens"], 3, "{cost}");
+    assert_eq!(transcription["output_text_tokens"], 4, "{cost}");
+    let transcribed = cost["transcription"]["amount"]
+        .as_f64()
+        .expect("transcription amount");
+    assert!(
+        (transcribed - (3.0 * 3.0 + 4.0 * 5.0) / 1e6).abs() < 2e-6,
+        "{cost}"
+    );
     let parts = cost["telephony"]["amount"].as_f64().unwrap_or(0.0)
         + realtime
+        + transcribed
         + cost["summary"]["amount"].as_f64().unwrap_or(0.0);
     let total = cost["total"].as_f64().expect("total");
     assert!((total - parts).abs() < 2e-6, "{cost}");
@@ -870,4 +891,406 @@ async fn a_supervisor_cannot_listen_to_the_assistant_and_the_call_goes_on_but_ca
     twilio.closed().await;
     let record = app.wait_for_outcome(&call.call_id).await;
     assert_eq!(record["outcome"], "answered");
+}
+
+// ---- issue 9: past 100 sessions, the assistant's own failure route, failed turns ----
+
+/// Open-file limit of this process, from `/proc/self/limits` (Linux).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+#[actix_web::test]
+async fn three_hundred_ai_calls_at_once_all_get_a_ready_session_and_none_fails() {
+    // awc's connector admits 100 connections at once unless told otherwise
+    // (awc 3 `Connector::limit`: "The default limit size is 100"), and an
+    // upgraded WebSocket holds its permit for as long as it is open; one client
+    // per worker thread must still carry every call the node has.
+    const CALLS: usize = 300;
+    // Each call is a Twilio socket and a model socket, both ends in this process.
+    if let Some(limit) = open_files_limit() {
+        assert!(
+            limit >= 2_048,
+            "this test opens ~1,300 sockets: raise `ulimit -n` (now {limit}) to 2048 or more"
+        );
+    }
+    let fake = FakeOpenAi::start(Script::new()).await;
+    // A generous set-up time: 300 handshakes at once on a shared 2-core machine.
+    let app = ai_app(&fake, |s| s.openai.connect_timeout_ms = 20_000).await;
+    route_to_assistant(
+        &app,
+        assistant(builtin_tools(), json!({ "kind": "voicemail" })),
+    )
+    .await;
+
+    use futures_util::StreamExt as _;
+    let calls: Vec<(InboundCall, TwilioStream)> = futures_util::stream::iter(0..CALLS)
+        .map(|_| async {
+            let call = app.ring_in(CALLER, NUMBER).await;
+            let twilio = app.open_stream(&call).await;
+            (call, twilio)
+        })
+        .buffer_unordered(25)
+        .collect()
+        .await;
+    assert_eq!(calls.len(), CALLS);
+
+    // Every session either becomes ready or fails (by the connect timeout at the
+    // latest); wait for all of them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let (ready, failed) = loop {
+        let ready = app.metric("switchboard_ai_sessions_total").await;
+        let failed = app.metric("switchboard_ai_failures_total").await;
+        if ready + failed >= CALLS as f64 || tokio::time::Instant::now() > deadline {
+            break (ready, failed);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if failed > 0.0 {
+        let mut reasons = Vec::new();
+        for (call, _) in &calls {
+            let (_, record) = app.get_json(&format!("/api/calls/{}", call.call_id)).await;
+            if let Some(failed) = record["events"]
+                .as_array()
+                .and_then(|events| events.iter().find(|e| e["kind"] == "ai_failed"))
+            {
+                reasons.push(failed["detail"]["reason"].to_string());
+            }
+        }
+        reasons.sort();
+        reasons.dedup();
+        panic!("{failed} AI sessions failed ({ready} ready): {reasons:?}");
+    }
+    assert_eq!(ready, CALLS as f64);
+    assert_eq!(fake.sessions(), CALLS);
+    // They are all still up, together.
+    let (first, _) = &calls[0];
+    let (last, _) = &calls[CALLS - 1];
+    for call in [first, last] {
+        app.wait_for_call(&call.call_id, |c| c["status"] == "assistant")
+            .await;
+    }
+}
+
+#[actix_web::test]
+async fn a_call_past_max_connections_goes_to_the_failure_route_at_once() {
+    let fake = FakeOpenAi::start(Script::new().greeting(Reply::say(GREETING, 200, 0x11))).await;
+    let app = ai_app(&fake, |s| s.openai.max_connections = 1).await;
+    route_to_assistant(
+        &app,
+        assistant(builtin_tools(), json!({ "kind": "voicemail" })),
+    )
+    .await;
+    let (_first, _first_stream) = greeted_caller(&app).await;
+
+    let second = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&second).await;
+    let mark = twilio.wait_for("mark").await;
+    assert_eq!(mark["mark"]["name"], "voicemail-prompt");
+    let record = app
+        .wait_for_call(&second.call_id, |c| c["status"] == "voicemail")
+        .await;
+    let reason = event(&record, "ai_failed")["detail"]["reason"]
+        .as_str()
+        .expect("a reason")
+        .to_owned();
+    assert!(reason.contains("openai.max_connections"), "{reason}");
+    assert_eq!(fake.sessions(), 1, "no second handshake was attempted");
+}
+
+/// Where an assistant sends its callers when it fails.
+#[derive(Clone, Copy)]
+enum OnFailure {
+    Voicemail,
+    /// `{"kind":"agents","agent_ids":[one agent]}`, with another agent available.
+    NamedAgent,
+}
+
+/// A call to an assistant that cannot start goes to the assistant's own
+/// `on_failure` (as POST /api/assistants documents it), never to everyone: an
+/// available agent who is not on that route is never rung.
+async fn goes_to_its_own_failure_route(app: &TestApp, on_failure: OnFailure, why: &str) {
+    let grace = app.create_agent("Grace", "production").await;
+    let mut grace_phone = app.available_softphone(&grace).await;
+    let alan = app.create_agent("Alan", "production").await;
+    let mut alan_phone = app.available_softphone(&alan).await;
+    let route = match on_failure {
+        OnFailure::Voicemail => json!({ "kind": "voicemail" }),
+        OnFailure::NamedAgent => json!({ "kind": "agents", "agent_ids": [alan.id] }),
+    };
+    route_to_assistant(app, assistant(builtin_tools(), route.clone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+
+    let record = match on_failure {
+        OnFailure::Voicemail => {
+            let mark = twilio.wait_for("mark").await;
+            assert_eq!(mark["mark"]["name"], "voicemail-prompt");
+            app.wait_for_call(&call.call_id, |c| c["status"] == "voicemail")
+                .await
+        }
+        OnFailure::NamedAgent => {
+            alan_phone.expect_ring(&call.call_id).await;
+            app.wait_for_call(&call.call_id, |c| {
+                event_kinds(c).contains(&"ring".to_owned())
+            })
+            .await
+        }
+    };
+    let failed = event(&record, "ai_failed");
+    let reason = failed["detail"]["reason"].as_str().expect("a reason");
+    assert!(reason.contains(why), "{reason}");
+    assert_eq!(failed["detail"]["route"], route, "{failed}");
+    for ring in record["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "ring")
+    {
+        assert_eq!(ring["detail"]["agent_ids"], json!([alan.id]), "{ring}");
+    }
+    assert!(
+        grace_phone.silent_for(Duration::from_millis(300)).await,
+        "an agent off the failure route was rung"
+    );
+}
+
+async fn refused_handshake(on_failure: OnFailure) {
+    // OpenAI answers a bad key with 401 `invalid_api_key` before the upgrade.
+    let fake = FakeOpenAi::start_with(Script::new(), Mode::RejectHandshake(401)).await;
+    let app = ai_app(&fake, |_| {}).await;
+    goes_to_its_own_failure_route(&app, on_failure, "HTTP 401").await;
+}
+
+async fn unreachable_model(on_failure: OnFailure) {
+    let fake = FakeOpenAi::start(Script::new()).await;
+    let app = ai_app(&fake, |s| {
+        // Nothing listens on port 1.
+        s.openai.realtime_url = "ws://127.0.0.1:1/v1/realtime".into();
+    })
+    .await;
+    goes_to_its_own_failure_route(&app, on_failure, "could not be reached").await;
+}
+
+async fn slow_handshake(on_failure: OnFailure) {
+    // The upgrade answer comes long after the connect timeout.
+    let fake =
+        FakeOpenAi::start_with(Script::new(), Mode::SlowHandshake(Duration::from_secs(5))).await;
+    let app = ai_app(&fake, |s| s.openai.connect_timeout_ms = 300).await;
+    goes_to_its_own_failure_route(&app, on_failure, "within 300 ms").await;
+}
+
+#[actix_web::test]
+async fn a_refused_handshake_sends_the_caller_to_the_assistants_voicemail() {
+    refused_handshake(OnFailure::Voicemail).await;
+}
+
+#[actix_web::test]
+async fn a_refused_handshake_rings_only_the_assistants_named_agents() {
+    refused_handshake(OnFailure::NamedAgent).await;
+}
+
+#[actix_web::test]
+async fn an_unreachable_model_sends_the_caller_to_the_assistants_voicemail() {
+    unreachable_model(OnFailure::Voicemail).await;
+}
+
+#[actix_web::test]
+async fn an_unreachable_model_rings_only_the_assistants_named_agents() {
+    unreachable_model(OnFailure::NamedAgent).await;
+}
+
+#[actix_web::test]
+async fn a_handshake_slower_than_the_connect_timeout_sends_the_caller_to_the_assistants_voicemail()
+{
+    slow_handshake(OnFailure::Voicemail).await;
+}
+
+#[actix_web::test]
+async fn a_handshake_slower_than_the_connect_timeout_rings_only_the_assistants_named_agents() {
+    slow_handshake(OnFailure::NamedAgent).await;
+}
+
+// Failed turns. Realtime API reference, server events, `response.done`:
+// `response.status` is `completed`, `cancelled`, `failed` or `incomplete`;
+// `status_details.error` describes a failure; `incomplete` with reason
+// `max_output_tokens` or `content_filter` is a cut-off answer, not an error.
+
+/// The `response.create`s the relay sent.
+fn response_creates(fake: &FakeOpenAi) -> usize {
+    fake.client_events()
+        .iter()
+        .filter(|e| e["type"] == "response.create")
+        .count()
+}
+
+#[actix_web::test]
+async fn a_failed_response_is_asked_for_again_once_and_the_caller_hears_the_retry() {
+    let script = Script::new()
+        .greeting(Reply::say(GREETING, 200, 0x11))
+        .turn(
+            "What are your hours?",
+            Reply::default()
+                .fails("server_error", "internal_error")
+                .on_retry(Reply::say("We open at nine.", 200, 0x1A)),
+        );
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(
+        &app,
+        assistant(builtin_tools(), json!({ "kind": "voicemail" })),
+    )
+    .await;
+    let (call, mut twilio) = greeted_caller(&app).await;
+    speak(&mut twilio, 0x57, 10);
+    hear(&mut twilio, 0x1A, 200).await;
+
+    let record = app
+        .wait_for_call(&call.call_id, |c| {
+            event_kinds(c).contains(&"ai_turn_failed".to_owned())
+        })
+        .await;
+    let failed = event(&record, "ai_turn_failed");
+    let reason = failed["detail"]["reason"].as_str().expect("a reason");
+    assert!(
+        reason.contains("failed") && reason.contains("server_error"),
+        "{reason}"
+    );
+    assert_eq!(failed["detail"]["retrying"], true);
+    assert_eq!(record["status"], "assistant");
+    assert_eq!(response_creates(&fake), 2, "the greeting and one retry");
+}
+
+#[actix_web::test]
+async fn a_response_that_fails_again_after_its_retry_sends_the_caller_to_the_failure_route() {
+    let script = Script::new()
+        .greeting(Reply::say(GREETING, 200, 0x11))
+        .turn(
+            "What are your hours?",
+            Reply::default()
+                .fails("server_error", "internal_error")
+                .on_retry(Reply::default().incomplete(json!({
+                    "reason": null,
+                    "error": { "type": "server_error", "code": "stream_interrupted" },
+                }))),
+        );
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(
+        &app,
+        assistant(builtin_tools(), json!({ "kind": "voicemail" })),
+    )
+    .await;
+    let (call, mut twilio) = greeted_caller(&app).await;
+    speak(&mut twilio, 0x58, 10);
+    // The greeting's marks come first.
+    while twilio.wait_for("mark").await["mark"]["name"] != "voicemail-prompt" {}
+
+    let record = app
+        .wait_for_call(&call.call_id, |c| c["status"] == "voicemail")
+        .await;
+    assert_eq!(event(&record, "ai_turn_failed")["detail"]["retrying"], true);
+    let reason = event(&record, "ai_failed")["detail"]["reason"]
+        .as_str()
+        .expect("a reason")
+        .to_owned();
+    assert!(
+        reason.contains("cut short by an error")
+            && reason.contains("stream_interrupted")
+            && reason.contains("after a retry"),
+        "{reason}"
+    );
+    assert_eq!(response_creates(&fake), 2, "the greeting and one retry");
+}
+
+#[actix_web::test]
+async fn a_response_cut_off_at_max_output_tokens_is_not_a_failure() {
+    let script = Script::new()
+        .greeting(Reply::say(GREETING, 200, 0x11))
+        .turn(
+            "What are your hours?",
+            Reply::say("We open at", 200, 0x1B)
+                .incomplete(json!({ "reason": "max_output_tokens" })),
+        )
+        .turn("And on Sunday?", Reply::say("Closed.", 200, 0x1C));
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(
+        &app,
+        assistant(builtin_tools(), json!({ "kind": "voicemail" })),
+    )
+    .await;
+    let (call, mut twilio) = greeted_caller(&app).await;
+    speak(&mut twilio, 0x59, 10);
+    hear(&mut twilio, 0x1B, 200).await;
+    speak(&mut twilio, 0x5A, 10);
+    hear(&mut twilio, 0x1C, 200).await;
+    let record = app.call(&call.call_id).await;
+    assert_eq!(record["status"], "assistant");
+    let kinds = event_kinds(&record);
+    assert!(!kinds.contains(&"ai_turn_failed".to_owned()), "{kinds:?}");
+    assert_eq!(
+        response_creates(&fake),
+        1,
+        "only the greeting was asked for"
+    );
+}
+
+// Cost of OpenAI summaries with cached prompt tokens (Chat Completions
+// `usage.prompt_tokens_details.cached_tokens`, part of `prompt_tokens`, billed at
+// the cached-input rate; gpt-4.1-mini: $0.40 input, $0.10 cached, $1.60 output
+// per 1M tokens, OpenAI's pricing page).
+
+#[actix_web::test]
+async fn cached_prompt_tokens_of_an_openai_summary_are_priced_at_the_cached_rate() {
+    let llm = FakeLlm::start(LlmAnswer::Text(
+        r#"{"summary":"The caller said nothing.","outcome":"no_answer"}"#.into(),
+    ))
+    .await;
+    let fake = FakeOpenAi::start(Script::new().greeting(Reply::say(GREETING, 200, 0x11))).await;
+    let base = llm.base_url();
+    let key = llm.api_key().to_owned();
+    let app = ai_app(&fake, move |s| {
+        s.summary.provider = "openai".into();
+        s.summary.base_url = base;
+        s.summary.model = "gpt-4.1-mini".into();
+        s.summary.api_key = Some(SecretString::from(key));
+    })
+    .await;
+    // Long instructions: the prompts of two calls share more than 1,024 tokens.
+    let mut body = assistant(builtin_tools(), everyone());
+    body["instructions"] = json!(format!("{INSTRUCTIONS} {}", "Be kind. ".repeat(600)));
+    route_to_assistant(&app, body).await;
+
+    let mut costs = Vec::new();
+    for _ in 0..2 {
+        let (call, mut twilio) = greeted_caller(&app).await;
+        twilio.stop();
+        let record = app
+            .wait_for_call(&call.call_id, |c| c["ai_outcome"].is_string())
+            .await;
+        costs.push(record["cost"]["summary"].clone());
+    }
+    assert_eq!(costs[0]["cached_input_tokens"], 0, "{}", costs[0]);
+    let summary = &costs[1];
+    let n = |key: &str| {
+        summary[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} in {summary}"))
+    };
+    let (input, cached, output) = (
+        n("input_tokens"),
+        n("cached_input_tokens"),
+        n("output_tokens"),
+    );
+    assert!(cached >= 1_024 && cached % 128 == 0, "{summary}");
+    let expected =
+        ((input - cached) as f64 * 0.4 + cached as f64 * 0.1 + output as f64 * 1.6) / 1e6;
+    let amount = summary["amount"].as_f64().expect("an amount");
+    assert!(
+        (amount - expected).abs() < 2e-6,
+        "{amount} ≠ {expected}: {summary}"
+    );
 }

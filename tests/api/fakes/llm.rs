@@ -28,6 +28,15 @@
 //!   the `text` of its blocks), or every Chat Completions message's content;
 //! * output = ceil(characters of the answer text / 4) (a thinking block is not
 //!   counted).
+//! * OpenAI caches prompts automatically (platform.openai.com/docs/guides/
+//!   prompt-caching: prompts of 1,024 tokens or more, hits in increments of 128
+//!   tokens, reported as `usage.prompt_tokens_details.cached_tokens`, part of
+//!   `prompt_tokens`): cached = ceil(characters of the longest prefix this
+//!   prompt shares with an earlier Chat Completions prompt of the same model / 4),
+//!   rounded down to a multiple of 128, or 0 below 1,024. The prompt is the
+//!   messages' contents joined in order.
+//! * Anthropic caches only at `cache_control` breakpoints; the engine sets none,
+//!   so `cache_creation_input_tokens` and `cache_read_input_tokens` are 0.
 //!
 //! Characters are Unicode scalar values (`str::chars().count()`).
 
@@ -80,6 +89,8 @@ struct State {
     requests: Vec<Value>,
     seen: Vec<LlmRequest>,
     ids: u64,
+    /// Earlier Chat Completions prompts: (model, prompt text), for the cache.
+    prompts: Vec<(String, String)>,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -95,6 +106,7 @@ impl FakeLlm {
             requests: Vec::new(),
             seen: Vec::new(),
             ids: 0,
+            prompts: Vec::new(),
         }));
         let data = web::Data::from(state.clone());
         let http = HttpServer::new(move || {
@@ -246,7 +258,12 @@ async fn messages(
         "content": content,
         "stop_reason": "end_turn",
         "stop_sequence": null,
-        "usage": { "input_tokens": input, "output_tokens": text.chars().count().div_ceil(4) },
+        "usage": {
+            "input_tokens": input,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": text.chars().count().div_ceil(4),
+        },
     }))
 }
 
@@ -296,6 +313,7 @@ async fn chat_completions(
     }
     let input = messages_chars(&body).div_ceil(4);
     let model = body["model"].clone();
+    let cached = cached_tokens(&state, &body, input);
     match answer(&state, &req, body).await {
         (LlmAnswer::Text(text), id) | (LlmAnswer::ThinkingThenText { text, .. }, id) => {
             let output = text.chars().count().div_ceil(4);
@@ -310,7 +328,14 @@ async fn chat_completions(
                     "logprobs": null,
                     "finish_reason": "stop",
                 }],
-                "usage": { "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output },
+                "usage": {
+                    "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output,
+                    "prompt_tokens_details": { "cached_tokens": cached, "audio_tokens": 0 },
+                    "completion_tokens_details": {
+                        "reasoning_tokens": 0, "audio_tokens": 0,
+                        "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0,
+                    },
+                },
             }))
         }
         (LlmAnswer::Status(code), _) => {
@@ -323,5 +348,40 @@ async fn chat_completions(
             openai_error(code, kind, error_code, "the fake LLM was told to fail")
         }
         (LlmAnswer::Hang, _) => unreachable!("a hanging answer never returns"),
+    }
+}
+
+/// OpenAI's automatic prompt caching, as the module doc has it; records the prompt.
+fn cached_tokens(state: &Mutex<State>, body: &Value, input: usize) -> usize {
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    let prompt: String = body["messages"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .filter_map(|m| m["content"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut state = lock(state);
+    let shared = state
+        .prompts
+        .iter()
+        .filter(|(m, _)| *m == model)
+        .map(|(_, earlier)| {
+            earlier
+                .chars()
+                .zip(prompt.chars())
+                .take_while(|(a, b)| a == b)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    state.prompts.push((model, prompt));
+    let shared = shared.div_ceil(4).min(input);
+    if input < 1_024 || shared < 1_024 {
+        0
+    } else {
+        shared / 128 * 128
     }
 }

@@ -16,6 +16,7 @@
 //!   [`sent_audio`](FakeOpenAi::sent_audio) (audio bytes sent per assistant item),
 //!   [`tool_outputs`](FakeOpenAi::tool_outputs).
 //! * Faults: [`send_raw`](FakeOpenAi::send_raw) (a raw text frame),
+//!   [`Mode::SlowHandshake`] (the HTTP 101 comes late),
 //!   [`drop_session`](FakeOpenAi::drop_session) (TCP close, no close frame), and
 //!   [`Mode`].
 //!
@@ -54,7 +55,15 @@
 //!   `conversation_already_has_active_response`.
 //! * `response.create`: the first one plays `Script::greeting`; after a
 //!   `function_call_output` for the pending call, the call's `after_output`;
-//!   otherwise an empty completed response.
+//!   after a response that ended `failed`/`incomplete` ([`Reply::ends`]), its
+//!   [`Reply::on_retry`]; otherwise an empty completed response.
+//! * A reply that [`ends`](Reply::ends) other than `completed` sends its items,
+//!   then `response.done` with that `status` and `status_details`
+//!   `{type, reason?, error?}` (Realtime API reference, server events,
+//!   `response.done`: `status` is `completed`, `cancelled`, `failed` or
+//!   `incomplete`; `status_details.reason` is `turn_detected`/`client_cancelled`
+//!   for cancelled, `max_output_tokens`/`content_filter` for incomplete;
+//!   `status_details.error` `{type, code}` describes a failure).
 //! * `conversation.item.truncate`: `audio_end_ms` ≤ audio sent for the item
 //!   (bytes / 8) → `conversation.item.truncated`; beyond → `error` (param
 //!   `audio_end_ms`); unknown item → `error` (`item_truncate_invalid_item_id`).
@@ -77,6 +86,16 @@
 //! * `output_token_details.text_tokens` = words in the `say` text (0 without one);
 //! * `input_tokens`, `output_tokens` = the sums of their details; `total_tokens` =
 //!   both.
+//!
+//! # Deterministic transcription usage
+//!
+//! `conversation.item.input_audio_transcription.completed` carries `usage` as the
+//! Realtime API reference has it: for `whisper-1` (the session's
+//! `audio.input.transcription.model`) `{"type":"duration","seconds"}` with
+//! seconds = ceil(speech ms / 1000); for any other model `{"type":"tokens",
+//! "input_tokens","input_token_details":{"text_tokens":0,"audio_tokens"},
+//! "output_tokens","total_tokens"}` with audio tokens = ceil(speech ms / 100) and
+//! output tokens = words in `heard`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -133,6 +152,11 @@ pub struct Reply {
     pub call: Option<ToolCall>,
     /// Played when the client sends the call's output and `response.create`.
     pub after_output: Option<Box<Reply>>,
+    /// The response ends with this `status` and `status_details` instead of
+    /// `completed`.
+    pub ends: Option<(String, Value)>,
+    /// Played on the next `response.create` after this reply ended as `ends`.
+    pub on_retry: Option<Box<Reply>>,
 }
 
 #[derive(Clone, Debug)]
@@ -229,6 +253,30 @@ impl Reply {
         self.after_output = Some(Box::new(reply));
         self
     }
+
+    /// The response ends `failed` with `status_details.error` `{type, code}`.
+    pub fn fails(mut self, error_type: &str, code: &str) -> Reply {
+        let details = json!({
+            "type": "failed",
+            "error": { "type": error_type, "code": code },
+        });
+        self.ends = Some(("failed".to_owned(), details));
+        self
+    }
+
+    /// The response ends `incomplete` with this `status_details` (`type`
+    /// `incomplete` is added).
+    pub fn incomplete(mut self, mut details: Value) -> Reply {
+        details["type"] = json!("incomplete");
+        self.ends = Some(("incomplete".to_owned(), details));
+        self
+    }
+
+    /// What the next `response.create` (the client's retry) plays.
+    pub fn on_retry(mut self, reply: Reply) -> Reply {
+        self.on_retry = Some(Box::new(reply));
+        self
+    }
 }
 
 /// How the fake misbehaves.
@@ -245,6 +293,9 @@ pub enum Mode {
     Mute,
     /// Normal, then a TCP close without a close frame after that many appends.
     DropAfterAppends(usize),
+    /// Reads the upgrade request, then waits this long before answering it (a
+    /// slow or overloaded edge); normal after that.
+    SlowHandshake(Duration),
 }
 
 // ---- The handle ----------------------------------------------------------------
@@ -271,8 +322,11 @@ struct Shared {
     session_config: Option<Value>,
     /// Ids are unique across sessions (`sent_audio` is keyed by item id).
     ids: u64,
-    /// The live session's command line.
+    /// The live (latest) session's command line.
     live: Option<mpsc::UnboundedSender<Command>>,
+    /// Earlier sessions' command lines, kept so that they stay open (a session
+    /// ends when its line is dropped).
+    earlier: Vec<mpsc::UnboundedSender<Command>>,
 }
 
 enum Command {
@@ -466,6 +520,9 @@ async fn realtime(
     if let Mode::RejectHandshake(status) = server.mode {
         return Ok(rejection(status));
     }
+    if let Mode::SlowHandshake(delay) = server.mode {
+        tokio::time::sleep(delay).await;
+    }
     let bearer = req
         .headers()
         .get("authorization")
@@ -489,7 +546,9 @@ async fn realtime(
     {
         let mut shared = lock(&server.shared);
         shared.sessions += 1;
-        shared.live = Some(commands);
+        if let Some(earlier) = shared.live.replace(commands) {
+            shared.earlier.push(earlier);
+        }
     }
     let session = RealtimeSession::new(&server, &model, ws);
     actix_rt::spawn(session.run(stream.max_frame_size(16 << 20), command_rx));
@@ -514,6 +573,9 @@ struct Active {
     audio_bytes_sent: usize,
     /// Tool call whose output the next `response.create` waits for.
     pending: Option<(String, Reply)>,
+    /// Ends other than `completed`, and what a retry plays.
+    ends: Option<(String, Value)>,
+    on_retry: Option<Reply>,
 }
 
 enum Out {
@@ -542,6 +604,8 @@ struct RealtimeSession {
     pending: Option<(String, Reply)>,
     /// Its output arrived: the next `response.create` plays it.
     output_ready: bool,
+    /// The last response did not complete: the next `response.create` plays this.
+    retry: Option<Reply>,
     /// Audio bytes sent per assistant item of this session.
     items: HashMap<String, usize>,
 }
@@ -590,6 +654,7 @@ impl RealtimeSession {
             active: None,
             pending: None,
             output_ready: false,
+            retry: None,
             items: HashMap::new(),
         };
         this.session = json!({
@@ -888,12 +953,26 @@ impl RealtimeSession {
             return;
         };
         self.turn += 1;
+        let speech_bytes = speech.voice_end - speech.start_byte;
+        let usage = if self.session["audio"]["input"]["transcription"]["model"] == "whisper-1" {
+            json!({ "type": "duration", "seconds": ceil_div(speech_bytes, 8000) })
+        } else {
+            let audio = ceil_div(speech_bytes / 8, 100);
+            let words = turn.heard.split_whitespace().count();
+            json!({
+                "type": "tokens",
+                "input_tokens": audio,
+                "input_token_details": { "text_tokens": 0, "audio_tokens": audio },
+                "output_tokens": words,
+                "total_tokens": audio + words,
+            })
+        };
         let transcribed = json!({
             "type": "conversation.item.input_audio_transcription.completed",
             "item_id": item_id,
             "content_index": 0,
             "transcript": turn.heard,
-            "usage": { "type": "duration", "seconds": ceil_div(speech.voice_end - speech.start_byte, 8000) },
+            "usage": usage,
         });
         self.send(transcribed).await;
         let speech_ms = (speech.voice_end - speech.start_byte) / 8;
@@ -912,7 +991,9 @@ impl RealtimeSession {
             .await;
             return;
         }
-        let reply = if self.output_ready {
+        let reply = if let Some(retry) = self.retry.take() {
+            Some(retry)
+        } else if self.output_ready {
             self.output_ready = false;
             self.pending.take().map(|(_, reply)| reply)
         } else if !self.greeted && self.script.greeting.is_some() {
@@ -967,6 +1048,8 @@ impl RealtimeSession {
                 .map_or(0, |say| say.text.split_whitespace().count()),
             audio_bytes_sent: 0,
             pending,
+            ends: reply.ends,
+            on_retry: reply.on_retry.map(|r| *r),
         });
         self.pump().await;
     }
@@ -1118,7 +1201,11 @@ impl RealtimeSession {
                 Some(Out::Event(event)) => self.send(event).await,
                 Some(Out::Audio { item_id, event }) => self.send_audio(&item_id, event).await,
                 Some(Out::Done) | None => {
-                    self.finish("completed", None).await;
+                    let ends = self.active.as_mut().and_then(|a| a.ends.take());
+                    match ends {
+                        Some((status, details)) => self.finish_as(&status, details).await,
+                        None => self.finish("completed", None).await,
+                    }
                     return;
                 }
             }
@@ -1167,9 +1254,22 @@ impl RealtimeSession {
     }
 
     async fn finish(&mut self, status: &str, reason: Option<&str>) {
-        let Some(active) = self.active.take() else {
+        let details = match reason {
+            Some(reason) => json!({ "type": status, "reason": reason }),
+            None => Value::Null,
+        };
+        self.finish_as(status, details).await;
+    }
+
+    /// `response.done` with this `status` and `status_details` (null when
+    /// completed).
+    async fn finish_as(&mut self, status: &str, status_details: Value) {
+        let Some(mut active) = self.active.take() else {
             return;
         };
+        if status == "failed" || status == "incomplete" {
+            self.retry = active.on_retry.take();
+        }
         let n = self.responses;
         self.responses += 1;
         let audio_in = ceil_div(active.input_audio_ms, 100);
@@ -1189,15 +1289,11 @@ impl RealtimeSession {
             "output_token_details": { "text_tokens": text_out, "audio_tokens": audio_out },
         });
         let mut output = active.output;
-        let status_details = match reason {
-            Some(reason) => {
-                for item in &mut output {
-                    item["status"] = json!("incomplete");
-                }
-                json!({ "type": status, "reason": reason })
+        if status != "completed" {
+            for item in &mut output {
+                item["status"] = json!("incomplete");
             }
-            None => Value::Null,
-        };
+        }
         if status == "completed" {
             if let Some(pending) = active.pending {
                 self.pending = Some(pending);
