@@ -77,6 +77,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        raise_open_files_limit();
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -158,6 +159,21 @@ impl Application {
             }
         }
         result
+    }
+}
+
+/// Every call holds file descriptors (its Twilio socket, a softphone's or the
+/// model's), and the usual soft limit of 1,024 would cap a node near 500 calls: the
+/// soft limit is raised to the hard one, which the operator sets (`ulimit -Hn`,
+/// systemd's `LimitNOFILE`).
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < 4096 => tracing::warn!(
+            limit,
+            "open files are limited to {limit}: about two per call; raise the hard limit"
+        ),
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(err) => tracing::warn!(%err, "could not raise the open files limit"),
     }
 }
 

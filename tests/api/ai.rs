@@ -909,16 +909,17 @@ async fn three_hundred_ai_calls_at_once_all_get_a_ready_session_and_none_fails()
     // upgraded WebSocket holds its permit for as long as it is open; one client
     // per worker thread must still carry every call the node has.
     const CALLS: usize = 300;
-    // Each call is a Twilio socket and a model socket, both ends in this process.
-    if let Some(limit) = open_files_limit() {
-        assert!(
-            limit >= 2_048,
-            "this test opens ~1,300 sockets: raise `ulimit -n` (now {limit}) to 2048 or more"
-        );
-    }
     let fake = FakeOpenAi::start(Script::new()).await;
     // A generous set-up time: 300 handshakes at once on a shared 2-core machine.
     let app = ai_app(&fake, |s| s.openai.connect_timeout_ms = 20_000).await;
+    // Each call is a Twilio socket and a model socket, both ends in this process
+    // (the engine raised the soft limit to the hard one as it started).
+    if let Some(limit) = open_files_limit() {
+        assert!(
+            limit >= 2_048,
+            "this test opens ~1,300 sockets: raise `ulimit -Hn` (now {limit}) to 2048 or more"
+        );
+    }
     route_to_assistant(
         &app,
         assistant(builtin_tools(), json!({ "kind": "voicemail" })),
