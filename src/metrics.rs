@@ -144,6 +144,12 @@ impl Collector for EngineCollector {
         }
         gauge(
             e,
+            "switchboard_ai_connections_open",
+            "Realtime model connections open now (at most openai.max_connections).",
+            load(&s.ai_connections_open) as i64,
+        )?;
+        gauge(
+            e,
             "switchboard_journal_backlog",
             "Call records waiting to be written.",
             self.journal_backlog,

@@ -34,6 +34,9 @@ pub struct EngineStats {
     pub ai_late_deltas_dropped: AtomicU64,
     /// Realtime events that were malformed, unknown or errors (logged and ignored).
     pub ai_events_ignored: AtomicU64,
+    /// Realtime model connections open now: one per AI call from its handshake until
+    /// its relay stops, at most `openai.max_connections`.
+    pub ai_connections_open: AtomicU64,
 }
 
 impl EngineStats {

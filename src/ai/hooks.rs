@@ -184,7 +184,6 @@ pub fn build(
             load,
             http,
             stats,
-            open_connections: Arc::default(),
         },
         journal,
         pricing: Arc::new(settings.pricing.clone()),

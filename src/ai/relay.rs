@@ -26,7 +26,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,30 +103,32 @@ pub struct RelayDeps {
     pub load: LoadAssistant,
     /// For webhook tools.
     pub http: reqwest::Client,
+    /// The engine's counters; `ai_connections_open` counts the realtime
+    /// connections of this node (each relay holds a [`ConnectionSlot`] from its
+    /// handshake until it stops).
     pub stats: Arc<EngineStats>,
-    /// Realtime connections open on this node (each relay holds a
-    /// [`ConnectionSlot`] from its handshake until it stops).
-    pub open_connections: Arc<AtomicUsize>,
 }
 
 /// One of the node's `max_connections` realtime connections; given back on drop.
 #[derive(Debug)]
-pub struct ConnectionSlot(Arc<AtomicUsize>);
+pub struct ConnectionSlot(Arc<EngineStats>);
 
 impl ConnectionSlot {
     /// A slot, unless `max` are taken.
-    pub fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<ConnectionSlot> {
-        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < max).then_some(n + 1)
-        })
-        .ok()?;
-        Some(ConnectionSlot(Arc::clone(open)))
+    pub fn take(stats: &Arc<EngineStats>, max: usize) -> Option<ConnectionSlot> {
+        stats
+            .ai_connections_open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max as u64).then_some(n + 1)
+            })
+            .ok()?;
+        Some(ConnectionSlot(Arc::clone(stats)))
     }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.ai_connections_open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -354,8 +356,7 @@ impl AiLeg {
 
     fn open_socket(&mut self, ctx: &mut Context<Self>) {
         let config = Arc::clone(&self.deps.config);
-        let Some(slot) = ConnectionSlot::take(&self.deps.open_connections, config.max_connections)
-        else {
+        let Some(slot) = ConnectionSlot::take(&self.deps.stats, config.max_connections) else {
             let reason = format!(
                 "this node already has {} realtime sessions open (openai.max_connections)",
                 config.max_connections
@@ -1272,22 +1273,19 @@ mod tests {
 
     #[test]
     fn connection_slots_stop_at_the_limit_and_come_back_when_dropped() {
-        let open = Arc::new(AtomicUsize::new(0));
-        let first = ConnectionSlot::take(&open, 2);
-        let second = ConnectionSlot::take(&open, 2);
+        let stats = Arc::new(EngineStats::default());
+        let open = || stats.ai_connections_open.load(Ordering::Acquire);
+        let first = ConnectionSlot::take(&stats, 2);
+        let second = ConnectionSlot::take(&stats, 2);
         assert!(first.is_some() && second.is_some());
         assert!(
-            ConnectionSlot::take(&open, 2).is_none(),
+            ConnectionSlot::take(&stats, 2).is_none(),
             "a third is refused"
         );
         drop(first);
-        assert_eq!(open.load(Ordering::Acquire), 1);
-        assert!(ConnectionSlot::take(&open, 2).is_some());
-        assert_eq!(
-            open.load(Ordering::Acquire),
-            1,
-            "the temporary slot was dropped"
-        );
+        assert_eq!(open(), 1);
+        assert!(ConnectionSlot::take(&stats, 2).is_some());
+        assert_eq!(open(), 1, "the temporary slot was dropped");
     }
 
     #[test]

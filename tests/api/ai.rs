@@ -966,6 +966,10 @@ async fn three_hundred_ai_calls_at_once_all_get_a_ready_session_and_none_fails()
     }
     assert_eq!(ready, CALLS as f64);
     assert_eq!(fake.sessions(), CALLS);
+    assert_eq!(
+        app.metric("switchboard_ai_connections_open").await,
+        CALLS as f64
+    );
     // They are all still up, together.
     let (first, _) = &calls[0];
     let (last, _) = &calls[CALLS - 1];
