@@ -530,6 +530,19 @@ async fn malformed_and_unknown_realtime_events_are_ignored_and_the_call_goes_on(
 
 // ---- failure: the caller is never left in silence ----
 
+/// Waits until the call is in voicemail (its assistant's failure route) and returns
+/// its record with the reason of its `ai_failed` event.
+async fn in_voicemail_after_ai_failed(app: &TestApp, call_id: &str) -> (Value, String) {
+    let record = app
+        .wait_for_call(call_id, |c| c["status"] == "voicemail")
+        .await;
+    let reason = event(&record, "ai_failed")["detail"]["reason"]
+        .as_str()
+        .expect("a reason")
+        .to_owned();
+    (record, reason)
+}
+
 /// The call reached its failure route: returns the ring the agent got and the
 /// milliseconds between `at_event` and that ring in the trail.
 async fn assert_rang_after(app: &TestApp, call_id: &str, at_event: &str) -> (Value, i64) {
@@ -587,13 +600,7 @@ async fn a_refused_session_sends_the_caller_to_voicemail_when_that_is_the_failur
     let mark = twilio.wait_for("mark").await;
     assert_eq!(mark["mark"]["name"], "voicemail-prompt");
 
-    let record = app
-        .wait_for_call(&call.call_id, |c| c["status"] == "voicemail")
-        .await;
-    let reason = event(&record, "ai_failed")["detail"]["reason"]
-        .as_str()
-        .expect("a reason")
-        .to_owned();
+    let (record, reason) = in_voicemail_after_ai_failed(&app, &call.call_id).await;
     assert!(reason.contains("refused the session"), "{reason}");
     let since = at_ms(event(&record, "voicemail")) - at_ms(event(&record, "media_started"));
     assert!(since < 2_000, "voicemail came {since} ms after the media");
@@ -994,13 +1001,7 @@ async fn a_call_past_max_connections_goes_to_the_failure_route_at_once() {
     let mut twilio = app.open_stream(&second).await;
     let mark = twilio.wait_for("mark").await;
     assert_eq!(mark["mark"]["name"], "voicemail-prompt");
-    let record = app
-        .wait_for_call(&second.call_id, |c| c["status"] == "voicemail")
-        .await;
-    let reason = event(&record, "ai_failed")["detail"]["reason"]
-        .as_str()
-        .expect("a reason")
-        .to_owned();
+    let (_, reason) = in_voicemail_after_ai_failed(&app, &second.call_id).await;
     assert!(reason.contains("openai.max_connections"), "{reason}");
     assert_eq!(fake.sessions(), 1, "no second handshake was attempted");
 }
@@ -1193,14 +1194,8 @@ async fn a_response_that_fails_again_after_its_retry_sends_the_caller_to_the_fai
     // The greeting's marks come first.
     while twilio.wait_for("mark").await["mark"]["name"] != "voicemail-prompt" {}
 
-    let record = app
-        .wait_for_call(&call.call_id, |c| c["status"] == "voicemail")
-        .await;
+    let (record, reason) = in_voicemail_after_ai_failed(&app, &call.call_id).await;
     assert_eq!(event(&record, "ai_turn_failed")["detail"]["retrying"], true);
-    let reason = event(&record, "ai_failed")["detail"]["reason"]
-        .as_str()
-        .expect("a reason")
-        .to_owned();
     assert!(
         reason.contains("cut short by an error")
             && reason.contains("stream_interrupted")
