@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::startup::Engine;
+use crate::engine::Engine;
 
 pub async fn healthz(engine: web::Data<Engine>) -> HttpResponse {
     let deadline = Duration::from_secs(2);

@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //!
+//! - [`engine`]: the shared state every adapter reaches ([`engine::Engine`]).
 //! - [`startup`]: builds the engine (store, journal, actors) and the HTTP server.
+//! - [`error`], [`auth`]: errors as HTTP shows them; tokens and the admin bearer.
 //! - [`config`]: typed settings from `config/default.toml` and the environment.
 //! - [`twilio`]: webhooks, signatures, TwiML and the Media Streams socket.
 //! - [`ws`]: the agent softphone socket and the socket writer.
@@ -22,10 +24,13 @@
 
 pub mod ai;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod domain;
+pub mod engine;
+pub mod error;
 pub mod health;
 pub mod loadtest;
 pub mod metrics;

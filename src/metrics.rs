@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use switchboard_actors::stats::EngineStats;
 
-use crate::startup::Engine;
+use crate::engine::Engine;
 
 /// Reads the engine's atomics at scrape time; nothing is copied on the hot paths.
 #[derive(Debug)]

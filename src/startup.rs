@@ -19,55 +19,13 @@ use switchboard_actors::seat::SeatConfig;
 use switchboard_actors::stats::EngineStats;
 
 use crate::config::{secs, Settings};
+use crate::engine::Engine;
 use crate::store::journal::{JournalConfig, JournalWriter};
 use crate::store::Store;
 use crate::{api, health, metrics, twilio, ws};
 
 /// The spoken voicemail prompt shipped with the engine (8 kHz mu-law, espeak-ng).
 const BUILTIN_PROMPT: &[u8] = include_bytes!("../assets/voicemail-prompt.ul");
-
-/// Everything a request handler can reach; cheap to clone into each worker.
-#[derive(Clone)]
-pub struct Engine {
-    pub settings: Arc<Settings>,
-    /// `http(s)://host[:port]` Twilio reaches us at, without a trailing slash.
-    pub public_url: Arc<str>,
-    pub admin_token: Arc<SecretString>,
-    pub store: Store,
-    pub journal: JournalWriter,
-    pub coordinator: CoordinatorHandle,
-    pub registry: RegistryHandle,
-    pub parking: ParkingHandle,
-    pub directory: DirectoryHandle,
-    pub stats: Arc<EngineStats>,
-    pub call_config: Arc<CallConfig>,
-    pub seat_config: SeatConfig,
-    pub outbox_limits: OutboxLimits,
-    /// The phone-number providers' accounts (Twilio, Vapi, Retell), by workspace.
-    pub providers: Arc<[crate::providers::ProviderAccount]>,
-    /// Agents by token hash, so softphones connect during a database outage.
-    pub tokens: crate::api::auth::TokenCache,
-}
-
-impl Engine {
-    /// The voice webhook switchboard's numbers point at.
-    pub fn voice_webhook_url(&self) -> String {
-        format!("{}/twilio/voice", self.public_url)
-    }
-
-    /// The `ws(s)://` URL Twilio opens the media stream on.
-    pub fn stream_url(&self) -> String {
-        let base = &self.public_url;
-        let ws = if let Some(rest) = base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = base.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else {
-            base.to_string()
-        };
-        format!("{ws}/twilio/stream")
-    }
-}
 
 pub struct Application {
     port: u16,
@@ -236,7 +194,7 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
     if interrupted > 0 {
         tracing::warn!(interrupted, "closed calls left open by a previous run");
     }
-    let tokens = crate::api::auth::TokenCache::load(&store).await?;
+    let tokens = crate::auth::TokenCache::load(&store).await?;
 
     let public_url: Arc<str> = if settings.public_url.is_empty() {
         format!("http://{}", listener.local_addr()?).into()
@@ -246,7 +204,7 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
     let admin_token = match &settings.admin_token {
         Some(token) => token.clone(),
         None => {
-            let token = crate::api::auth::new_token("sba_");
+            let token = crate::auth::new_token("sba_");
             tracing::warn!(
                 "SWITCHBOARD_ADMIN_TOKEN is not set; generated an admin token for this run \
                  (printed once on standard error, not logged)"

@@ -7,9 +7,9 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use switchboard_actors::{AgentId, Workspace};
 
-use super::auth::{new_token, token_hash, Admin};
-use super::error::ApiError;
-use crate::startup::Engine;
+use crate::auth::{new_token, token_hash, Admin};
+use crate::engine::Engine;
+use crate::error::ApiError;
 use crate::store::agents::{AgentRecord, NewAgent};
 
 #[derive(Deserialize)]

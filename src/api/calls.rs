@@ -7,9 +7,9 @@ use switchboard_actors::CallId;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::auth::Admin;
-use super::error::ApiError;
-use crate::startup::Engine;
+use crate::auth::Admin;
+use crate::engine::Engine;
+use crate::error::ApiError;
 
 /// Milliseconds since the epoch as RFC 3339 (UTC, millisecond precision).
 pub fn rfc3339(ms: i64) -> String {

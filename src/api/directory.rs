@@ -13,14 +13,14 @@ use serde_json::json;
 use switchboard_actors::number::Route;
 use switchboard_actors::{AgentId, Workspace};
 
-use super::auth::Admin;
-use super::error::ApiError;
+use crate::auth::Admin;
 use crate::directory::checks;
 use crate::directory::model::{DirectoryEntry, LiveNumber};
 use crate::domain::phone::PhoneNumber;
+use crate::engine::Engine;
+use crate::error::ApiError;
 use crate::providers::twilio::Hooks;
 use crate::providers::{ProviderAccount, ProviderKind, Repointed};
-use crate::startup::Engine;
 use crate::store::pool::{
     MigrationEntry, PoolFilter, PoolNumber, PoolStatus, RouteMigration, SyncCounts, VoiceRouting,
 };

@@ -11,7 +11,7 @@ use actix_web::{web, HttpMessage as _};
 use futures_util::StreamExt as _;
 use serde_json::Value;
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 /// The largest JSON body the admin API reads (also the `JsonConfig` limit).
 pub const JSON_LIMIT: usize = 64 * 1024;

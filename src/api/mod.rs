@@ -2,16 +2,14 @@
 
 pub mod agents;
 pub mod assistants;
-pub mod auth;
 pub mod calls;
 pub mod directory;
-pub mod error;
 pub mod input;
 pub mod numbers;
 
 use actix_web::web;
 
-use error::ApiError;
+use crate::error::ApiError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let json = web::JsonConfig::default()

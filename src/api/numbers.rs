@@ -5,11 +5,11 @@ use serde::{Deserialize, Serialize};
 use switchboard_actors::number::Route;
 use switchboard_actors::{AgentId, Workspace};
 
-use super::auth::Admin;
-use super::error::ApiError;
 use crate::ai::assistant::check_assistant_id;
+use crate::auth::Admin;
 use crate::domain::phone::PhoneNumber;
-use crate::startup::Engine;
+use crate::engine::Engine;
+use crate::error::ApiError;
 use crate::store::numbers::NumberRecord;
 
 #[derive(Deserialize)]

@@ -45,8 +45,8 @@ impl EngineProcess {
         let err = out.try_clone()?;
         let target = Target {
             base: format!("http://127.0.0.1:{port}"),
-            admin_token: crate::api::auth::new_token("sba_"),
-            twilio_token: crate::api::auth::new_token("lt_"),
+            admin_token: crate::auth::new_token("sba_"),
+            twilio_token: crate::auth::new_token("lt_"),
         };
         let exe = std::env::current_exe().context("locating the switchboard binary")?;
         let mut command = match &args.engine_cpus {

@@ -9,7 +9,7 @@ pub mod webhook;
 use actix_web::HttpRequest;
 use secrecy::ExposeSecret;
 
-use crate::startup::Engine;
+use crate::engine::Engine;
 use signature::{SignatureError, TwilioSignature};
 
 /// Checks `X-Twilio-Signature` over `base` + the request's path and query, and the

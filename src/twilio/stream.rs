@@ -21,8 +21,8 @@ use switchboard_actors::outbox::{Outbox, CLOSE_POLICY};
 use switchboard_actors::CallId;
 
 use super::verify_request;
-use crate::api::error::ApiError;
-use crate::startup::Engine;
+use crate::engine::Engine;
+use crate::error::ApiError;
 use crate::ws::writer::{self, Render, WireFrame};
 
 /// Twilio must send `start` this soon after opening the socket.

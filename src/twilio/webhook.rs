@@ -25,9 +25,9 @@ use tokio::sync::Semaphore;
 
 use super::signature::{SignatureError, TwilioSignature};
 use super::{twiml, verify_request};
-use crate::api::error::ApiError;
 use crate::config::{secs, TwilioSettings};
-use crate::startup::Engine;
+use crate::engine::Engine;
+use crate::error::ApiError;
 use crate::store::calls::SidClaim;
 
 /// The bounds under which webhook bodies are read; one per engine, shared by every

@@ -15,8 +15,8 @@ use switchboard_actors::seat::{
 };
 use switchboard_actors::{AgentId, CallId};
 
-use crate::api::error::ApiError;
-use crate::startup::Engine;
+use crate::engine::Engine;
+use crate::error::ApiError;
 use crate::ws::writer::{self, Render, WireFrame};
 use crate::ws::Frame;
 

@@ -19,9 +19,9 @@ use switchboard_actors::supervisor::{
 };
 use switchboard_actors::{AgentId, CallId};
 
-use crate::api::auth::secrets_equal;
-use crate::api::error::ApiError;
-use crate::startup::Engine;
+use crate::auth::secrets_equal;
+use crate::engine::Engine;
+use crate::error::ApiError;
 use crate::ws::writer::{self, Render, WireFrame};
 use crate::ws::Frame;
 

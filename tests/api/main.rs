@@ -11,6 +11,7 @@ mod fault_proxy;
 mod helpers;
 mod hostile;
 mod inbound;
+mod layout;
 mod numbers_assign;
 mod numbers_bench;
 mod numbers_cli;

@@ -12,8 +12,8 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use switchboard_actors::AgentId;
 
-use super::error::ApiError;
-use crate::startup::Engine;
+use crate::engine::Engine;
+use crate::error::ApiError;
 use crate::store::{AgentRecord, Store, StoreError};
 
 /// A fresh secret token: `prefix` + 32 random bytes, base64url.

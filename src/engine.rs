@@ -1,0 +1,64 @@
+//! The engine's shared state: what every adapter (Twilio webhooks and streams,
+//! softphone and console sockets, the admin API) reaches. Adapters depend on this,
+//! never on [`crate::startup`], which only builds the engine and runs the server.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use switchboard_actors::call::CallConfig;
+use switchboard_actors::coordinator::CoordinatorHandle;
+use switchboard_actors::number::DirectoryHandle;
+use switchboard_actors::outbox::OutboxLimits;
+use switchboard_actors::parking::ParkingHandle;
+use switchboard_actors::registry::RegistryHandle;
+use switchboard_actors::seat::SeatConfig;
+use switchboard_actors::stats::EngineStats;
+
+use crate::auth::TokenCache;
+use crate::config::Settings;
+use crate::providers::ProviderAccount;
+use crate::store::journal::JournalWriter;
+use crate::store::Store;
+
+/// Everything a request handler can reach; cheap to clone into each worker.
+#[derive(Clone)]
+pub struct Engine {
+    pub settings: Arc<Settings>,
+    /// `http(s)://host[:port]` Twilio reaches us at, without a trailing slash.
+    pub public_url: Arc<str>,
+    pub admin_token: Arc<SecretString>,
+    pub store: Store,
+    pub journal: JournalWriter,
+    pub coordinator: CoordinatorHandle,
+    pub registry: RegistryHandle,
+    pub parking: ParkingHandle,
+    pub directory: DirectoryHandle,
+    pub stats: Arc<EngineStats>,
+    pub call_config: Arc<CallConfig>,
+    pub seat_config: SeatConfig,
+    pub outbox_limits: OutboxLimits,
+    /// The phone-number providers' accounts (Twilio, Vapi, Retell), by workspace.
+    pub providers: Arc<[ProviderAccount]>,
+    /// Agents by token hash, so softphones connect during a database outage.
+    pub tokens: TokenCache,
+}
+
+impl Engine {
+    /// The voice webhook switchboard's numbers point at.
+    pub fn voice_webhook_url(&self) -> String {
+        format!("{}/twilio/voice", self.public_url)
+    }
+
+    /// The `ws(s)://` URL Twilio opens the media stream on.
+    pub fn stream_url(&self) -> String {
+        let base = &self.public_url;
+        let ws = if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            base.to_string()
+        };
+        format!("{ws}/twilio/stream")
+    }
+}
