@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use actix::dev::SendError;
 use actix::prelude::*;
 use bytes::Bytes;
 
@@ -134,12 +135,15 @@ impl StreamHandler<LegInput> for MediaLeg {
                             .fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                LegRoute::Call(call) => call.do_send(CallerAudio { frame }),
+                LegRoute::Call(call) => {
+                    offer(call, CallerAudio { frame }, &self.stats);
+                }
                 LegRoute::Assistant(assistant) => {
-                    assistant.do_send(CallerInput::Media(frame));
-                    self.stats
-                        .audio_frames_relayed
-                        .fetch_add(1, Ordering::Relaxed);
+                    if offer(assistant, CallerInput::Media(frame), &self.stats) {
+                        self.stats
+                            .audio_frames_relayed
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             },
             LegInput::Mark(name) => match &self.route {
@@ -157,6 +161,26 @@ impl StreamHandler<LegInput> for MediaLeg {
     fn finished(&mut self, ctx: &mut Self::Context) {
         self.caller_left("stream_closed");
         ctx.stop();
+    }
+}
+
+/// Hands one audio frame (50 a second) to an actor without waiting and without
+/// growing a queue past that actor's mailbox bound: a frame that does not fit is
+/// dropped and counted in `audio_frames_dropped`, as the outboxes' drop-oldest lanes
+/// do. (`do_send` ignores the bound.) True if the actor took it.
+fn offer<M>(to: &Recipient<M>, frame: M, stats: &EngineStats) -> bool
+where
+    M: Message + Send,
+    M::Result: Send,
+{
+    match to.try_send(frame) {
+        Ok(()) => true,
+        Err(SendError::Full(_)) => {
+            stats.audio_frames_dropped.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+        // The route is ending: nothing to relay to, nothing lost.
+        Err(SendError::Closed(_)) => false,
     }
 }
 
@@ -205,5 +229,40 @@ impl LegHandle {
         self.addr.do_send(HangUp {
             reason: reason.into(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes frames into its mailbox of two; never slow, just not run yet.
+    struct Sink;
+
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<CallerInput> for Sink {
+        type Result = ();
+
+        fn handle(&mut self, _input: CallerInput, _ctx: &mut Self::Context) {}
+    }
+
+    #[actix_rt::test]
+    async fn frames_past_a_full_mailbox_are_dropped_and_counted_not_queued() {
+        let stats = EngineStats::default();
+        let sink = Sink::create(|ctx| {
+            ctx.set_mailbox_capacity(2);
+            Sink
+        })
+        .recipient();
+        // The sink cannot run between these sends: its mailbox fills.
+        let taken = (0..10)
+            .filter(|_| offer(&sink, CallerInput::Media(Bytes::from_static(b"f")), &stats))
+            .count();
+        let dropped = stats.audio_frames_dropped.load(Ordering::Relaxed);
+        assert!(taken < 10, "the mailbox bound was ignored");
+        assert_eq!(taken as u64 + dropped, 10, "each frame is taken or counted");
     }
 }
