@@ -698,6 +698,13 @@ impl CallActor {
     /// Points every side's audio where the call's phase says: caller ↔ agent when
     /// connected; agent ↔ agent (caller on hold) while consulting.
     fn bridge(&mut self, ctx: &mut Context<Self>) {
+        self.point_audio(true, ctx);
+    }
+
+    /// [`Self::bridge`]; `tell_agent` false when the connected agent learns where its
+    /// audio goes from the answer to its own claim (it is still claiming, and an
+    /// `AudioTo` would reach it before it knows it has the call).
+    fn point_audio(&mut self, tell_agent: bool, ctx: &mut Context<Self>) {
         let Some(leg) = self.leg.clone() else {
             return;
         };
@@ -709,7 +716,7 @@ impl CallActor {
             (Phase::Connected, Some(agent), _) => {
                 self.stop_background(ctx);
                 leg.route(LegRoute::Port(self.seat_port(&agent)));
-                if let Some(caller) = self.caller_port() {
+                if let Some(caller) = self.caller_port().filter(|_| tell_agent) {
                     Self::notify(
                         &agent,
                         SeatNotice::AudioTo {
@@ -1163,7 +1170,8 @@ impl Handler<Claim> for CallActor {
                     }
                 }
                 self.connected = Some(msg.seat.clone());
-                self.bridge(ctx);
+                // The winner's audio goes where its `Won` (or `Assigned`) says.
+                self.point_audio(false, ctx);
                 let Some(caller) = self.caller_port() else {
                     return MessageResult(ClaimResult::Lost);
                 };
