@@ -8,7 +8,8 @@ use bytes::Bytes;
 use serde_json::json;
 use switchboard::ai::assistant::ToolSpec;
 use switchboard::store::{
-    AssistantFields, DeleteAssistant, JournalConfig, JournalWriter, NewAgent, Store, StoreError,
+    AssistantFields, CallView, DeleteAssistant, JournalConfig, JournalWriter, NewAgent, Store,
+    StoreError,
 };
 use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, Journal as _, JournalEntry};
 use switchboard_actors::machine::{Outcome, Phase};
@@ -207,11 +208,7 @@ async fn journal_entries_build_the_call_and_its_ordered_trail(store: Store) {
         .await
         .expect("first batch");
 
-    let live = store
-        .get_call(call.as_str())
-        .await
-        .expect("get")
-        .expect("call");
+    let live = stored_call(&store, &call).await;
     assert_eq!(live.status, "ringing");
     assert_eq!(
         (
@@ -236,11 +233,7 @@ async fn journal_entries_build_the_call_and_its_ordered_trail(store: Store) {
         .await
         .expect("second batch");
 
-    let view = store
-        .get_call(call.as_str())
-        .await
-        .expect("get")
-        .expect("call");
+    let view = stored_call(&store, &call).await;
     assert_eq!(view.id, call.as_str());
     assert_eq!(view.call_sid.as_deref(), Some("CA-trail"));
     assert_eq!(view.status, "ended");
@@ -321,11 +314,7 @@ async fn a_call_is_closed_exactly_once(store: Store) {
         .await
         .expect("late status and second close");
 
-    let view = store
-        .get_call(call.as_str())
-        .await
-        .expect("get")
-        .expect("call");
+    let view = stored_call(&store, &call).await;
     assert_eq!(view.status, "ended");
     assert_eq!(view.outcome.as_deref(), Some("abandoned"));
     assert_eq!(view.end_reason.as_deref(), Some("caller_hangup"));
@@ -372,11 +361,7 @@ async fn open_calls_of_this_node_are_closed_as_interrupted_on_recovery(store: St
         0
     );
 
-    let view = store
-        .get_call(open.as_str())
-        .await
-        .expect("get")
-        .expect("call");
+    let view = stored_call(&store, &open).await;
     assert_eq!(view.status, "ended");
     assert_eq!(view.outcome.as_deref(), Some("interrupted"));
     assert_eq!(view.end_reason.as_deref(), Some("engine_restart"));
@@ -389,19 +374,11 @@ async fn open_calls_of_this_node_are_closed_as_interrupted_on_recovery(store: St
         json!({ "outcome": "interrupted", "reason": "engine_restart" })
     );
 
-    let done = store
-        .get_call(done.as_str())
-        .await
-        .expect("get")
-        .expect("call");
+    let done = stored_call(&store, &done).await;
     assert_eq!(done.outcome.as_deref(), Some("abandoned"));
     assert!(done.events.is_empty());
 
-    let theirs = store
-        .get_call(theirs.as_str())
-        .await
-        .expect("get")
-        .expect("call");
+    let theirs = stored_call(&store, &theirs).await;
     assert_eq!(theirs.status, "starting");
     assert_eq!(theirs.ended_at, None);
     assert_eq!(theirs.events.len(), 1);
@@ -441,11 +418,7 @@ async fn late_events_follow_the_trail(store: Store) {
         .await
         .expect("an unknown call is not an error");
 
-    let view = store
-        .get_call(call.as_str())
-        .await
-        .expect("get")
-        .expect("call");
+    let view = stored_call(&store, &call).await;
     let tail: Vec<_> = view
         .events
         .iter()
@@ -487,14 +460,7 @@ async fn recordings_round_trip_byte_exact(store: Store) {
     assert_eq!(stored.content_type, "audio/wav");
     assert_eq!(stored.duration_ms, 4_200);
     assert!(stored.bytes == wav, "bytes differ");
-    assert!(
-        store
-            .get_call(call.as_str())
-            .await
-            .expect("get")
-            .expect("call")
-            .has_recording
-    );
+    assert!(stored_call(&store, &call).await.has_recording);
     assert!(store.get_recording("nope").await.expect("get").is_none());
 }
 
@@ -525,11 +491,7 @@ async fn journal_writer_flush_waits_for_the_write(store: Store) {
     writer.flush().await;
     assert_eq!(writer.backlog(), 0);
     for call in &calls {
-        let view = store
-            .get_call(call.as_str())
-            .await
-            .expect("get")
-            .expect("call");
+        let view = stored_call(&store, call).await;
         assert_eq!(view.events.len(), 200);
         assert!(view.events.iter().zip(1..).all(|(e, seq)| e.seq == seq));
         assert_eq!(view.outcome.as_deref(), Some("answered"));
@@ -553,11 +515,7 @@ async fn the_writer_retries_a_refused_batch_until_it_is_accepted(store: Store) {
         .await
         .expect("the call row");
     flush_within(&writer, Duration::from_secs(15)).await;
-    let view = store
-        .get_call(call.as_str())
-        .await
-        .expect("get")
-        .expect("call");
+    let view = stored_call(&store, &call).await;
     assert_eq!(view.events.len(), 1);
 }
 
@@ -586,11 +544,7 @@ async fn journal_writer_survives_a_database_outage_on_postgres() {
 
         set_postgres_reachable(&url, true).await;
         flush_within(&writer, Duration::from_secs(30)).await;
-        let view = store
-            .get_call(call.as_str())
-            .await
-            .expect("get")
-            .expect("call");
+        let view = stored_call(&store, &call).await;
         assert_eq!(view.events.len(), 1);
         assert_eq!(view.outcome.as_deref(), Some("abandoned"));
     })
@@ -598,6 +552,15 @@ async fn journal_writer_survives_a_database_outage_on_postgres() {
 }
 
 // ---- helpers ----------------------------------------------------------------------
+
+/// The call's stored view, which must exist.
+async fn stored_call(store: &Store, id: &CallId) -> CallView {
+    store
+        .get_call(id.as_str())
+        .await
+        .expect("get")
+        .expect("call")
+}
 
 async fn flush_within(writer: &JournalWriter, limit: Duration) {
     tokio::time::timeout(limit, writer.flush())
@@ -863,11 +826,7 @@ async fn ai_entries_store_an_ordered_transcript_and_the_results_once(store: Stor
             (2, 2_000, "caller", "A table for two.")
         ]
     );
-    let view = store
-        .get_call(call.as_str())
-        .await
-        .expect("get")
-        .expect("call");
+    let view = stored_call(&store, &call).await;
     assert_eq!(view.assistant_id.as_deref(), Some("front-desk"));
     assert_eq!(view.summary.as_deref(), Some("Booked."));
     assert_eq!(view.ai_outcome.as_deref(), Some("goal_achieved"));
@@ -894,11 +853,7 @@ async fn ai_entries_store_an_ordered_transcript_and_the_results_once(store: Stor
         ])
         .await
         .expect("cost");
-    let view = store
-        .get_call(plain.as_str())
-        .await
-        .expect("get")
-        .expect("call");
+    let view = stored_call(&store, &plain).await;
     assert_eq!(view.cost, Some(plain_cost));
     assert_eq!(
         (view.summary, view.ai_outcome, view.assistant_id),
@@ -1036,11 +991,7 @@ async fn a_refused_entry_holds_up_only_its_own_call(store: Store) {
         .await
         .expect("the early call's row");
     flush_within(&writer, Duration::from_secs(30)).await;
-    let view = store
-        .get_call(early.as_str())
-        .await
-        .expect("get")
-        .expect("call");
+    let view = stored_call(&store, &early).await;
     assert_eq!(
         view.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
         [1, 2],
@@ -1113,11 +1064,7 @@ async fn past_its_memory_limit_the_journal_spills_to_disk_and_loses_nothing() {
         set_postgres_reachable(&url, true).await;
         flush_within(&writer, Duration::from_secs(60)).await;
         for call in &calls {
-            let view = store
-                .get_call(call.as_str())
-                .await
-                .expect("get")
-                .expect("call");
+            let view = stored_call(&store, call).await;
             assert_eq!(view.events.len(), 40);
         }
         assert!(!path.exists(), "the spill file goes once written out");
@@ -1152,11 +1099,7 @@ async fn entries_spilled_at_shutdown_are_written_by_the_next_writer() {
         set_postgres_reachable(&url, true).await;
         let next = JournalWriter::spawn_with(store.clone(), config);
         flush_within(&next, Duration::from_secs(30)).await;
-        let view = store
-            .get_call(call.as_str())
-            .await
-            .expect("get")
-            .expect("call");
+        let view = stored_call(&store, &call).await;
         assert_eq!(view.outcome.as_deref(), Some("abandoned"));
         assert_eq!(view.events.len(), 1);
         assert!(store
@@ -1222,12 +1165,5 @@ async fn recording_chunks_become_the_recording_when_finished_or_on_recovery(stor
         .expect("recording kept");
     assert_eq!(wav.duration_ms, 1_000);
     assert_eq!(&wav.bytes[58..], &[0x33; 8_000][..]);
-    assert!(
-        store
-            .get_call(cut.as_str())
-            .await
-            .expect("get")
-            .expect("call")
-            .has_recording
-    );
+    assert!(stored_call(&store, &cut).await.has_recording);
 }
