@@ -234,32 +234,8 @@ fn summary(group: &[&DirectoryEntry]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::directory::model::test_entry as entry;
     use serde_json::json;
-
-    fn entry(e164: &str, workspace: &str, provider: &str, id: &str) -> DirectoryEntry {
-        DirectoryEntry {
-            id: format!("{provider}-{id}-{workspace}"),
-            e164: e164.into(),
-            number_type: "local".into(),
-            workspace: workspace.into(),
-            provider: provider.into(),
-            provider_id: id.into(),
-            status: "AVAILABLE".into(),
-            nickname: None,
-            agent_id: None,
-            agent_name: None,
-            agent_workspace: None,
-            provider_agent: None,
-            voice_url: None,
-            sip_trunk: None,
-            note: None,
-            twilio: None,
-            route: None,
-            created_at: 0,
-            updated_at: 0,
-            released_at: None,
-        }
-    }
 
     #[test]
     fn validation_finds_every_known_problem_and_nothing_else() {

@@ -186,6 +186,33 @@ pub struct DiffChange {
     pub b: String,
 }
 
+/// An AVAILABLE local number with nothing assigned, for tests.
+#[cfg(test)]
+pub(crate) fn test_entry(e164: &str, workspace: &str, provider: &str, id: &str) -> DirectoryEntry {
+    DirectoryEntry {
+        id: format!("{provider}-{id}-{workspace}"),
+        e164: e164.into(),
+        number_type: "local".into(),
+        workspace: workspace.into(),
+        provider: provider.into(),
+        provider_id: id.into(),
+        status: "AVAILABLE".into(),
+        nickname: None,
+        agent_id: None,
+        agent_name: None,
+        agent_workspace: None,
+        provider_agent: None,
+        voice_url: None,
+        sip_trunk: None,
+        note: None,
+        twilio: None,
+        route: None,
+        created_at: 0,
+        updated_at: 0,
+        released_at: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

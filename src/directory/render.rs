@@ -369,28 +369,7 @@ mod tests {
     use super::*;
 
     fn entry(e164: &str, workspace: &str) -> DirectoryEntry {
-        DirectoryEntry {
-            id: format!("{workspace}-{e164}"),
-            e164: e164.into(),
-            number_type: "local".into(),
-            workspace: workspace.into(),
-            provider: "twilio".into(),
-            provider_id: format!("PN{e164}"),
-            status: "AVAILABLE".into(),
-            nickname: None,
-            agent_id: None,
-            agent_name: None,
-            agent_workspace: None,
-            provider_agent: None,
-            voice_url: None,
-            sip_trunk: None,
-            note: None,
-            twilio: None,
-            route: None,
-            created_at: 0,
-            updated_at: 0,
-            released_at: None,
-        }
+        crate::directory::model::test_entry(e164, workspace, "twilio", &format!("PN{e164}"))
     }
 
     fn tempdir() -> std::path::PathBuf {
