@@ -1,6 +1,9 @@
 //! A fake OpenAI Realtime server (GA protocol, PROTOCOLS.md §6) for the AI-agent
 //! relay's tests: an actix-web + actix-ws server on 127.0.0.1:0 that plays a
-//! [`Script`].
+//! [`Script`]. "Realtime API reference" below is OpenAI's published reference:
+//! https://platform.openai.com/docs/api-reference/realtime-server-events (server
+//! events: `response.done`, `conversation.item.input_audio_transcription.completed`,
+//! `error`) and https://platform.openai.com/docs/api-reference/realtime-client-events.
 //!
 //! # Public API
 //!
