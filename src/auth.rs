@@ -1,19 +1,17 @@
-//! Admin bearer auth and agent tokens.
+//! Secrets: agent and admin tokens (made, hashed, compared in constant time),
+//! the bearer scheme, and the cache of agents by token hash. Below the engine:
+//! it knows the store, never the adapters (the admin extractor is
+//! [`crate::api::admin::Admin`]).
 
 use std::collections::HashMap;
-use std::future::{ready, Ready};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use actix_web::{web, FromRequest, HttpRequest};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use switchboard_actors::AgentId;
 
-use crate::engine::Engine;
-use crate::error::ApiError;
 use crate::store::{AgentRecord, Store, StoreError};
 
 /// A fresh secret token: `prefix` + 32 random bytes, base64url.
@@ -124,35 +122,6 @@ pub fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim_start().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// Proof that the request carried the admin bearer token.
-pub struct Admin;
-
-impl FromRequest for Admin {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(check(req))
-    }
-}
-
-fn check(req: &HttpRequest) -> Result<Admin, ApiError> {
-    let engine = req
-        .app_data::<web::Data<Engine>>()
-        .ok_or_else(|| ApiError::unauthorized("engine not configured"))?;
-    let presented = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token)
-        .ok_or_else(|| ApiError::unauthorized("an admin bearer token is required"))?;
-    if secrets_equal(presented.trim(), engine.admin_token.expose_secret()) {
-        Ok(Admin)
-    } else {
-        Err(ApiError::unauthorized("wrong admin token"))
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use switchboard_actors::{AgentId, Workspace};
 
-use crate::auth::{new_token, token_hash, Admin};
+use super::admin::Admin;
+use crate::auth::{new_token, token_hash};
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::store::agents::{AgentRecord, NewAgent};

@@ -7,7 +7,7 @@ use switchboard_actors::CallId;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::auth::Admin;
+use super::admin::Admin;
 use crate::engine::Engine;
 use crate::error::ApiError;
 

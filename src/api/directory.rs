@@ -13,7 +13,7 @@ use serde_json::json;
 use switchboard_actors::number::Route;
 use switchboard_actors::{AgentId, Workspace};
 
-use crate::auth::Admin;
+use super::admin::Admin;
 use crate::directory::checks;
 use crate::directory::model::{DirectoryEntry, LiveNumber};
 use crate::domain::phone::PhoneNumber;

@@ -1,5 +1,6 @@
 //! The admin REST API (bearer `SWITCHBOARD_ADMIN_TOKEN`, JSON).
 
+pub mod admin;
 pub mod agents;
 pub mod assistants;
 pub mod calls;

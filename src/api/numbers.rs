@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use switchboard_actors::number::Route;
 use switchboard_actors::{AgentId, Workspace};
 
+use super::admin::Admin;
 use crate::ai::assistant::check_assistant_id;
-use crate::auth::Admin;
 use crate::domain::phone::PhoneNumber;
 use crate::engine::Engine;
 use crate::error::ApiError;
