@@ -1,7 +1,18 @@
-//! The layout rule of docs/architecture.md, checked: adapters depend on the engine's
-//! state (`engine`, `error`, `auth`), never on the module that starts the server.
+//! The layout rule of docs/architecture.md, checked. The rule is read from the
+//! document itself (its "Layout" section: one line per folder, each ending in
+//! "May import: …"), so the document and the check cannot drift apart:
+//!
+//! - every top-level module of `src/` has a line, and imports (`crate::…`) only
+//!   what its line allows;
+//! - every crate of the workspace has a line, and depends (in its `Cargo.toml`)
+//!   only on the workspace crates its line allows.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read the source tree") {
@@ -14,22 +25,205 @@ fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
+/// One rule line: `- \`src/api/\` — … May import: \`engine\`, \`store\`.`
+/// gives `("src/api", {"engine", "store"})`. "May import: nothing." gives an
+/// empty set.
+fn rules() -> BTreeMap<String, BTreeSet<String>> {
+    let doc = std::fs::read_to_string(root().join("docs/architecture.md"))
+        .expect("read docs/architecture.md");
+    let section = doc
+        .split("\n## ")
+        .find(|section| section.starts_with("Layout"))
+        .expect("docs/architecture.md has a \"## Layout\" section");
+    let mut rules = BTreeMap::new();
+    for line in section.lines().filter(|line| line.starts_with("- `")) {
+        let Some((head, allowed)) = line.split_once("May import:") else {
+            continue;
+        };
+        let folder = head
+            .trim_start_matches("- `")
+            .split('`')
+            .next()
+            .expect("a folder in backticks")
+            .trim_end_matches('/')
+            .trim_end_matches(".rs")
+            .to_string();
+        let allowed: BTreeSet<String> = allowed
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|name| name.trim_end_matches('/').to_string())
+            .collect();
+        let previous = rules.insert(folder.clone(), allowed);
+        assert!(previous.is_none(), "two rule lines for {folder}");
+    }
+    assert!(
+        rules.len() > 10,
+        "the Layout section has too few rules: {rules:?}"
+    );
+    rules
+}
+
+/// The top-level modules a source text names: `crate::x` and `use crate::{x, y}`
+/// (comments left out).
+fn imported_modules(text: &str) -> BTreeSet<String> {
+    let code: String = text
+        .lines()
+        .map(|line| match line.find("//") {
+            Some(at) => &line[..at],
+            None => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut found = BTreeSet::new();
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    for (at, _) in code.match_indices("crate::") {
+        let before = code[..at].chars().last();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue; // `switchboard_actors::crate::…` never happens; `foocrate::` is not ours
+        }
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // The first name of each item at the group's own depth:
+            // `{a::{b, c}, d}` names `a` and `d`.
+            let mut depth = 1;
+            let mut item_start = true;
+            for (at, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 1 => item_start = true,
+                    c if item_start && depth == 1 && !c.is_whitespace() => {
+                        item_start = false;
+                        let name = ident(&group[at..]);
+                        if !name.is_empty() {
+                            found.insert(name);
+                        }
+                    }
+                    _ => {}
+                }
+                if depth == 0 {
+                    break;
+                }
+            }
+        } else {
+            let name = ident(rest);
+            if !name.is_empty() {
+                found.insert(name);
+            }
+        }
+    }
+    found
+}
+
 #[test]
-fn no_module_but_main_imports_startup() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+fn every_module_of_src_imports_only_what_the_layout_section_allows() {
+    let rules = rules();
+    let src = root().join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     assert!(files.len() > 10, "the source tree was not found: {src:?}");
-    let offenders: Vec<String> = files
+    let mut offences = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(&src).expect("under src");
+        let top = relative
+            .components()
+            .next()
+            .expect("a first component")
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if top == "lib" {
+            continue; // declares the modules
+        }
+        let Some(allowed) = rules.get(&format!("src/{top}")) else {
+            offences.push(format!("src/{top} has no line in the Layout section"));
+            continue;
+        };
+        let text = std::fs::read_to_string(file).expect("read a source file");
+        let text = if top == "main" {
+            text.replace("switchboard::", "crate::")
+        } else {
+            text
+        };
+        for module in imported_modules(&text) {
+            if module != top && !allowed.contains(&module) {
+                offences.push(format!("{} imports `{module}`", relative.display()));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "against the Layout section: {offences:#?}"
+    );
+}
+
+#[test]
+fn every_workspace_crate_depends_only_on_the_crates_the_layout_section_allows() {
+    let rules = rules();
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).expect("read Cargo.toml");
+    let workspace: toml::Table = manifest.parse().expect("Cargo.toml parses");
+    let members: Vec<String> = workspace["workspace"]["members"]
+        .as_array()
+        .expect("workspace members")
         .iter()
-        .filter(|file| !file.ends_with("main.rs") && !file.ends_with("startup.rs"))
-        .filter(|file| {
-            let text = std::fs::read_to_string(file).expect("read a source file");
-            text.lines()
-                .filter(|line| !line.trim_start().starts_with("//"))
-                .any(|line| line.contains("crate::startup") || line.contains("super::startup"))
-        })
-        .map(|file| file.display().to_string())
+        .map(|member| member.as_str().expect("a path").to_string())
         .collect();
-    assert!(offenders.is_empty(), "these import startup: {offenders:?}");
+    // Each member's package name, by folder.
+    let mut names = BTreeMap::new();
+    for member in &members {
+        let text = std::fs::read_to_string(root().join(member).join("Cargo.toml"))
+            .expect("read a member's Cargo.toml");
+        let table: toml::Table = text.parse().expect("a member's Cargo.toml parses");
+        let name = table["package"]["name"]
+            .as_str()
+            .expect("a name")
+            .to_string();
+        names.insert(name, member.clone());
+    }
+    let mut offences = Vec::new();
+    for member in &members {
+        let folder = if member == "." {
+            "src".to_string()
+        } else {
+            member.clone()
+        };
+        let Some(allowed) = rules.get(&folder) else {
+            offences.push(format!(
+                "the crate in {folder}/ has no line in the Layout section"
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(root().join(member).join("Cargo.toml"))
+            .expect("read a member's Cargo.toml");
+        let table: toml::Table = text.parse().expect("a member's Cargo.toml parses");
+        // Dev-dependencies are the tests' business: a test may drive any crate.
+        let Some(deps) = table.get("dependencies").and_then(|deps| deps.as_table()) else {
+            continue;
+        };
+        for dep in deps.keys() {
+            if let Some(dep_folder) = names.get(dep) {
+                let dep_folder = if dep_folder == "." { "src" } else { dep_folder };
+                if !allowed.contains(dep_folder) {
+                    offences.push(format!("{folder}/ depends on {dep} ({dep_folder}/)"));
+                }
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "against the Layout section: {offences:#?}"
+    );
+}
+
+#[test]
+fn the_import_reader_sees_paths_groups_and_skips_comments() {
+    let text = "use crate::engine::Engine;\nuse crate::{store::{Store, StoreError}, auth};\n// crate::startup\nlet x = crate::config::secs(1); // crate::cli";
+    let found: Vec<String> = imported_modules(text).into_iter().collect();
+    assert_eq!(found, ["auth", "config", "engine", "store"]);
 }
