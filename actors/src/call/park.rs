@@ -13,7 +13,7 @@ use crate::ids::AgentId;
 use crate::journal::now_ms;
 use crate::leg::LegRoute;
 use crate::machine::{CancelReason, ClaimDecision, ClaimKind, Phase};
-use crate::parking::Park as ParkIn;
+use crate::parking::TakeSlot;
 use crate::seat::{SeatLink, SeatNotice};
 
 use super::ringing::RingStage;
@@ -76,7 +76,7 @@ impl CallActor {
         self.start_background(HOLD.clone(), ctx);
         let parked_by = self.machine.parked_by().cloned();
         let lot = self.deps.parking.clone();
-        let park = ParkIn {
+        let park = TakeSlot {
             call: self.call_handle(ctx),
             workspace: self.setup.workspace.clone(),
             parked_by: parked_by.clone(),
