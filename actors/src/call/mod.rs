@@ -54,7 +54,7 @@ use serde_json::json;
 
 use crate::assistant::CallHooks;
 use crate::audio::Looper;
-use crate::coordinator::{CallSummary, CoordinatorHandle};
+use crate::coordinator::{CoordinatorHandle, FloorCall};
 use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, Workspace};
 use crate::journal::{now_ms, CallEvent, CallOpened, Journal, JournalEntry};
@@ -245,7 +245,7 @@ impl CallActor {
             agent_id: self.machine.agent().cloned(),
             answered_at,
         });
-        self.deps.coordinator.call_changed(CallSummary {
+        self.deps.coordinator.call_changed(FloorCall {
             call_id: self.setup.id.clone(),
             workspace: self.setup.workspace.clone(),
             status: self.machine.phase().as_str(),
