@@ -1,8 +1,8 @@
 //! RingCoordinator: owns the floor — which seats are online, their presence and
 //! current call, the calls in progress as supervisors see them, and the supervisors
 //! themselves — and picks the seats a call rings. It does not decide claims: each
-//! call decides its own in its own mailbox (see `call.rs`), so one busy call never
-//! holds up another's answer.
+//! call decides its own in its own mailbox (see `call/ringing.rs`), so one busy
+//! call never holds up another's answer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ impl SeatState {
 
 /// One call as the floor sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CallSummary {
+pub struct FloorCall {
     pub call_id: CallId,
     pub workspace: Workspace,
     /// `starting`, `ringing`, `connected`, `parked`, `consulting`, `voicemail`.
@@ -62,7 +62,7 @@ pub enum FloorEvent {
         agent_id: AgentId,
         workspace: Workspace,
     },
-    Call(CallSummary),
+    Call(FloorCall),
     CallEnded {
         call_id: CallId,
         workspace: Workspace,
@@ -98,7 +98,7 @@ pub trait FloorFeed: Send + Sync + 'static {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub seats: Vec<SeatState>,
-    pub calls: Vec<CallSummary>,
+    pub calls: Vec<FloorCall>,
 }
 
 #[derive(Message)]
@@ -160,7 +160,7 @@ pub struct Broadcast {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CallChanged {
-    pub summary: CallSummary,
+    pub call: FloorCall,
 }
 
 #[derive(Message)]
@@ -206,7 +206,7 @@ impl SeatEntry {
 #[derive(Default)]
 pub struct RingCoordinator {
     seats: HashMap<AgentId, SeatEntry>,
-    calls: HashMap<CallId, CallSummary>,
+    calls: HashMap<CallId, FloorCall>,
     supervisors: HashMap<u64, Arc<dyn FloorFeed>>,
 }
 
@@ -356,8 +356,8 @@ impl Handler<CallChanged> for RingCoordinator {
 
     fn handle(&mut self, msg: CallChanged, _ctx: &mut Self::Context) {
         self.calls
-            .insert(msg.summary.call_id.clone(), msg.summary.clone());
-        self.tell_supervisors(FloorEvent::Call(msg.summary));
+            .insert(msg.call.call_id.clone(), msg.call.clone());
+        self.tell_supervisors(FloorEvent::Call(msg.call));
     }
 }
 
@@ -381,7 +381,7 @@ impl Handler<RegisterSupervisor> for RingCoordinator {
     fn handle(&mut self, msg: RegisterSupervisor, _ctx: &mut Self::Context) {
         let mut seats: Vec<SeatState> = self.seats.iter().map(|(id, s)| s.state(id)).collect();
         seats.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
-        let mut calls: Vec<CallSummary> = self.calls.values().cloned().collect();
+        let mut calls: Vec<FloorCall> = self.calls.values().cloned().collect();
         calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
         if msg.feed.snapshot(Snapshot { seats, calls }) {
             self.supervisors.insert(msg.id, msg.feed);
@@ -473,8 +473,8 @@ impl CoordinatorHandle {
         self.addr.do_send(msg);
     }
 
-    pub fn call_changed(&self, summary: CallSummary) {
-        self.addr.do_send(CallChanged { summary });
+    pub fn call_changed(&self, call: FloorCall) {
+        self.addr.do_send(CallChanged { call });
     }
 
     pub fn call_gone(&self, call_id: CallId, outcome: &'static str) {

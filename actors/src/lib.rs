@@ -5,8 +5,8 @@
 //! # Layout
 //!
 //! - [`machine`]: the call state machine, pure and synchronous.
-//! - [`call`]: `CallActor`, one per call; owns the claim (single winner) and decides
-//!   where the caller's audio goes.
+//! - [`call`]: `CallActor`, one per call, its files split by concern; owns the
+//!   claim (single winner) and decides where the caller's audio goes.
 //! - [`seat`]: `SeatActor`, one per connected softphone.
 //! - [`leg`]: `MediaLeg`, the caller's Twilio media stream.
 //! - [`coordinator`]: `RingCoordinator`, the floor (seats, presence, busy) and the

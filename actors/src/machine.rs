@@ -207,7 +207,7 @@ pub struct InvalidTransition {
 
 /// A transfer in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transfer {
+pub struct PendingTransfer {
     pub from: AgentId,
     pub to: AgentId,
     pub warm: bool,
@@ -227,7 +227,7 @@ pub struct CallMachine {
     agent: Option<AgentId>,
     /// Who parked the call (an agent; `None` for a supervisor or the engine).
     parked_by: Option<AgentId>,
-    transfer: Option<Transfer>,
+    transfer: Option<PendingTransfer>,
     /// An agent answered at some point: the call counts as answered even if the
     /// caller later hangs up while it is offered again.
     answered: bool,
@@ -269,7 +269,7 @@ impl CallMachine {
         self.parked_by.as_ref()
     }
 
-    pub fn pending_transfer(&self) -> Option<&Transfer> {
+    pub fn pending_transfer(&self) -> Option<&PendingTransfer> {
         self.transfer.as_ref()
     }
 
@@ -420,7 +420,7 @@ impl CallMachine {
         if self.phase != Phase::Connected || self.agent.as_ref() != Some(from) || from == to {
             return Err(self.refuse("transfer"));
         }
-        self.transfer = Some(Transfer {
+        self.transfer = Some(PendingTransfer {
             from: from.clone(),
             to: to.clone(),
             warm,
@@ -437,7 +437,10 @@ impl CallMachine {
     }
 
     /// Warm transfer, done: the caller goes to the consulted agent.
-    pub fn complete_transfer(&mut self, by: &AgentId) -> Result<Transfer, InvalidTransition> {
+    pub fn complete_transfer(
+        &mut self,
+        by: &AgentId,
+    ) -> Result<PendingTransfer, InvalidTransition> {
         match &self.transfer {
             Some(t) if self.phase == Phase::Consulting && t.consult_connected && &t.from == by => {}
             _ => return Err(self.refuse("transfer_complete")),
@@ -452,7 +455,7 @@ impl CallMachine {
     }
 
     /// Warm transfer, called off: the caller is back with the first agent.
-    pub fn cancel_transfer(&mut self, by: &AgentId) -> Result<Transfer, InvalidTransition> {
+    pub fn cancel_transfer(&mut self, by: &AgentId) -> Result<PendingTransfer, InvalidTransition> {
         match &self.transfer {
             Some(t) if self.phase == Phase::Consulting && &t.from == by => {}
             _ => return Err(self.refuse("transfer_cancel")),

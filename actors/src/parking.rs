@@ -25,9 +25,11 @@ pub struct ParkedCall {
     pub since: Instant,
 }
 
+/// A call parks: it takes the lowest free slot of its workspace (or keeps the one
+/// it has); answers the slot.
 #[derive(Message)]
 #[rtype(result = "u32")]
-pub struct Park {
+pub struct TakeSlot {
     pub call: CallHandle,
     pub workspace: Workspace,
     pub parked_by: Option<AgentId>,
@@ -72,10 +74,10 @@ impl Actor for ParkingLot {
 
 impl Supervised for ParkingLot {}
 
-impl Handler<Park> for ParkingLot {
+impl Handler<TakeSlot> for ParkingLot {
     type Result = u32;
 
-    fn handle(&mut self, msg: Park, _ctx: &mut Self::Context) -> u32 {
+    fn handle(&mut self, msg: TakeSlot, _ctx: &mut Self::Context) -> u32 {
         let call_id = msg.call.id().clone();
         if let Some(parked) = self.calls.get(&call_id) {
             return parked.slot;
@@ -152,7 +154,7 @@ impl ParkingHandle {
         }
     }
 
-    pub async fn park(&self, msg: Park) -> Result<u32, EngineError> {
+    pub async fn park(&self, msg: TakeSlot) -> Result<u32, EngineError> {
         self.addr
             .send(msg)
             .await

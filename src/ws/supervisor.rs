@@ -12,7 +12,7 @@ use futures_util::StreamExt as _;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchboard_actors::coordinator::{CallSummary, FloorEvent, SeatState};
+use switchboard_actors::coordinator::{FloorCall, FloorEvent, SeatState};
 use switchboard_actors::supervisor::{
     console_outbox, SupervisorActor, SupervisorCommand, SupervisorInput, SupervisorOutput,
     SupervisorSetup,
@@ -122,7 +122,7 @@ fn seat_json(seat: &SeatState) -> Value {
     })
 }
 
-fn call_json(call: &CallSummary) -> Value {
+fn call_json(call: &FloorCall) -> Value {
     json!({
         "call_id": call.call_id,
         "workspace": call.workspace,
