@@ -16,8 +16,10 @@
 //! - [`domain`]: types parsed at the edge (phone numbers).
 //! - [`health`], [`metrics`]: `/healthz`, `/metrics`.
 //! - [`providers`]: REST clients of Twilio, Vapi and Retell (phone numbers).
-//! - [`directory`]: the number directory's checks and reports, and the
-//!   `switchboard numbers` command line (a client of a running engine).
+//! - [`numbers`]: the phone-number feature: the pool and its sync, assignment,
+//!   routes, cut-over and rollback, the directory's checks and JSON.
+//! - [`cli`]: the command line; `switchboard numbers` is a client of a running
+//!   engine that reads only [`numbers::model`].
 //! - [`loadtest`]: the load generator behind `switchboard loadtest`.
 //!
 //! The actors themselves live in the `switchboard-actors` crate.
@@ -27,13 +29,13 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod directory;
 pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod health;
 pub mod loadtest;
 pub mod metrics;
+pub mod numbers;
 pub mod providers;
 pub mod startup;
 pub mod store;

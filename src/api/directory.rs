@@ -14,8 +14,8 @@ use switchboard_actors::number::Route;
 use switchboard_actors::{AgentId, Workspace};
 
 use crate::auth::Admin;
-use crate::directory::checks;
-use crate::directory::model::{DirectoryEntry, LiveNumber};
+use crate::numbers::checks;
+use crate::numbers::model::{DirectoryEntry, LiveNumber};
 use crate::domain::phone::PhoneNumber;
 use crate::engine::Engine;
 use crate::error::ApiError;

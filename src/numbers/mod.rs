@@ -1,5 +1,5 @@
-//! The number directory: what the engine answers about its numbers across
-//! workspaces, and the `switchboard numbers` command line that asks it.
+//! The phone-number feature: what the engine answers about its numbers across
+//! workspaces.
 //!
 //! # Layout
 //!
@@ -9,11 +9,6 @@
 //!   that no longer exist, duplicates across providers, unparseable numbers,
 //!   staging numbers missing from production) and the diff of two workspaces;
 //!   pure functions.
-//! - [`render`]: tables, CSV, JSON and the export directory.
-//! - [`cli`]: the `numbers` subcommands, a client of a running engine
-//!   (`SWITCHBOARD_URL`, `SWITCHBOARD_ADMIN_TOKEN`).
 
 pub mod checks;
-pub mod cli;
 pub mod model;
-pub mod render;

@@ -13,8 +13,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::model::{Diff, DirectoryEntry, Validation};
 use super::render;
+use crate::numbers::model::{Diff, DirectoryEntry, Validation};
 use crate::providers::path_segment;
 
 #[derive(Debug, Args)]
