@@ -412,7 +412,7 @@ pub(crate) async fn assign_claimed(
         }
     }
     if let Err(e) = engine
-        .directory
+        .numbers
         .upsert(number.e164.clone(), number.workspace.clone(), route)
         .await
     {
@@ -464,7 +464,7 @@ pub(crate) async fn unassign_agent(
             .await?
         {
             engine
-                .directory
+                .numbers
                 .upsert(number.e164.clone(), number.workspace.clone(), route)
                 .await?;
         }

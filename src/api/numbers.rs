@@ -140,7 +140,7 @@ pub(crate) async fn save_route(
 ) -> Result<NumberRecord, ApiError> {
     let record = engine.store.upsert_number(e164, workspace, route).await?;
     engine
-        .directory
+        .numbers
         .upsert(record.e164.clone(), workspace.clone(), route.clone())
         .await?;
     Ok(record)
