@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::render;
+use crate::domain::url::path_segment;
 use crate::numbers::model::{Diff, DirectoryEntry, Validation};
-use crate::providers::path_segment;
 
 #[derive(Debug, Args)]
 pub struct NumbersArgs {
