@@ -46,11 +46,6 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The voice webhook switchboard's numbers point at.
-    pub fn voice_webhook_url(&self) -> String {
-        format!("{}/twilio/voice", self.public_url)
-    }
-
     /// The `ws(s)://` URL Twilio opens the media stream on.
     pub fn stream_url(&self) -> String {
         let base = &self.public_url;
