@@ -62,6 +62,7 @@ pub enum NumbersError {
     /// The request names something that does not fit (400 with this code).
     #[error("{code}: {message}")]
     Refused { code: &'static str, message: String },
+    /// No such number, agent or migration (404).
     #[error("{0}")]
     NotFound(String),
     /// The request came too late or clashes with the numbers' state (409).
