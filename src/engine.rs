@@ -7,7 +7,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use switchboard_actors::call::CallConfig;
 use switchboard_actors::coordinator::CoordinatorHandle;
-use switchboard_actors::number::DirectoryHandle;
+use switchboard_actors::number::NumberBookHandle;
 use switchboard_actors::outbox::OutboxLimits;
 use switchboard_actors::parking::ParkingHandle;
 use switchboard_actors::registry::RegistryHandle;
@@ -32,7 +32,9 @@ pub struct Engine {
     pub coordinator: CoordinatorHandle,
     pub registry: RegistryHandle,
     pub parking: ParkingHandle,
-    pub directory: DirectoryHandle,
+    /// E.164 → the number's actor: the voice webhook looks numbers up here, and a
+    /// changed route reaches the number's next call through it.
+    pub numbers: NumberBookHandle,
     pub stats: Arc<EngineStats>,
     pub call_config: Arc<CallConfig>,
     pub seat_config: SeatConfig,
@@ -44,11 +46,6 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The voice webhook switchboard's numbers point at.
-    pub fn voice_webhook_url(&self) -> String {
-        format!("{}/twilio/voice", self.public_url)
-    }
-
     /// The `ws(s)://` URL Twilio opens the media stream on.
     pub fn stream_url(&self) -> String {
         let base = &self.public_url;

@@ -10,14 +10,17 @@
 //! - [`config`]: typed settings from `config/default.toml` and the environment.
 //! - [`twilio`]: webhooks, signatures, TwiML and the Media Streams socket.
 //! - [`ws`]: the agent softphone socket and the socket writer.
-//! - [`api`]: the admin REST API.
+//! - [`api`]: the admin REST API: thin handlers over the services ([`numbers`]).
 //! - [`ai`]: AI voice agents: assistants, the cost of a call, the post-call summary.
 //! - [`store`]: sqlx storage (SQLite or PostgreSQL) and the journal writer.
-//! - [`domain`]: types parsed at the edge (phone numbers).
+//! - [`domain`]: types parsed at the edge (phone numbers), URL pieces.
 //! - [`health`], [`metrics`]: `/healthz`, `/metrics`.
 //! - [`providers`]: REST clients of Twilio, Vapi and Retell (phone numbers).
-//! - [`directory`]: the number directory's checks and reports, and the
-//!   `switchboard numbers` command line (a client of a running engine).
+//! - [`numbers`]: the phone-number feature: the pool and its sync, assignment with
+//!   its compensation, live routes, cut-over and rollback, the directory (what
+//!   `/api/directory` serves), its checks and its JSON.
+//! - [`cli`]: the command line; `switchboard numbers` is a client of a running
+//!   engine that reads only [`numbers::model`].
 //! - [`loadtest`]: the load generator behind `switchboard loadtest`.
 //!
 //! The actors themselves live in the `switchboard-actors` crate.
@@ -27,13 +30,13 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod directory;
 pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod health;
 pub mod loadtest;
 pub mod metrics;
+pub mod numbers;
 pub mod providers;
 pub mod startup;
 pub mod store;

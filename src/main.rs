@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Loadtest(args) => switchboard::loadtest::run(args).await?,
         Command::Numbers(args) => {
-            let status = match switchboard::directory::cli::run(args).await {
+            let status = match switchboard::cli::numbers::run(args).await {
                 Ok(status) => status,
                 Err(err) => {
                     eprintln!("error: {err:#}");

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use secrecy::SecretString;
 use switchboard_actors::call::{CallConfig, CallDeps};
 use switchboard_actors::coordinator::CoordinatorHandle;
-use switchboard_actors::number::DirectoryHandle;
+use switchboard_actors::number::NumberBookHandle;
 use switchboard_actors::outbox::OutboxLimits;
 use switchboard_actors::parking::ParkingHandle;
 use switchboard_actors::registry::RegistryHandle;
@@ -250,7 +250,7 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
         Arc::new(journal.clone()),
         Arc::clone(&stats),
     )?;
-    let directory = DirectoryHandle::start(CallDeps {
+    let numbers = NumberBookHandle::start(CallDeps {
         coordinator: coordinator.clone(),
         registry: registry.clone(),
         parking: parking.clone(),
@@ -260,7 +260,7 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
         hooks: Some(Arc::new(hooks)),
     });
     for number in store.list_numbers().await? {
-        directory
+        numbers
             .upsert(number.e164, number.workspace, number.route)
             .await?;
     }
@@ -291,7 +291,7 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
         coordinator,
         registry,
         parking,
-        directory,
+        numbers,
         stats,
         call_config,
         seat_config,

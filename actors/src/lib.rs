@@ -11,7 +11,7 @@
 //! - [`leg`]: `MediaLeg`, the caller's Twilio media stream.
 //! - [`coordinator`]: `RingCoordinator`, the floor (seats, presence, busy) and the
 //!   choice of whom to ring.
-//! - [`number`]: `NumberActor` per phone number and the `NumberDirectory`.
+//! - [`number`]: `NumberActor` per phone number and the `NumberBook`.
 //! - [`registry`]: `CallRegistry`, live calls by id and by Twilio CallSid.
 //! - [`parking`]: `ParkingLot`, parked calls by workspace and slot.
 //! - [`supervisor`]: `SupervisorActor`, one per supervisor console.

@@ -1,4 +1,4 @@
-//! NumberActor: one phone number of the engine and its route. The NumberDirectory
+//! NumberActor: one phone number of the engine and its route. The NumberBook
 //! finds a number's actor by its E.164 form. A changed route takes effect on the
 //! number's next call.
 
@@ -121,7 +121,7 @@ impl NumberHandle {
     }
 }
 
-// ---- the directory -------------------------------------------------------------
+// ---- the book: E.164 → number actor ------------------------------------------
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -137,12 +137,13 @@ pub struct LookupNumber {
     pub e164: String,
 }
 
-pub struct NumberDirectory {
+/// The engine's live numbers: E.164 → the number's actor.
+pub struct NumberBook {
     numbers: HashMap<String, Addr<NumberActor>>,
     deps: CallDeps,
 }
 
-impl Actor for NumberDirectory {
+impl Actor for NumberBook {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -150,7 +151,7 @@ impl Actor for NumberDirectory {
     }
 }
 
-impl Handler<UpsertNumber> for NumberDirectory {
+impl Handler<UpsertNumber> for NumberBook {
     type Result = ();
 
     fn handle(&mut self, msg: UpsertNumber, _ctx: &mut Self::Context) {
@@ -173,7 +174,7 @@ impl Handler<UpsertNumber> for NumberDirectory {
     }
 }
 
-impl Handler<LookupNumber> for NumberDirectory {
+impl Handler<LookupNumber> for NumberBook {
     type Result = Option<NumberHandle>;
 
     fn handle(&mut self, msg: LookupNumber, _ctx: &mut Self::Context) -> Self::Result {
@@ -183,15 +184,16 @@ impl Handler<LookupNumber> for NumberDirectory {
     }
 }
 
+/// The typed handle of the [`NumberBook`].
 #[derive(Clone)]
-pub struct DirectoryHandle {
-    addr: Addr<NumberDirectory>,
+pub struct NumberBookHandle {
+    addr: Addr<NumberBook>,
 }
 
-impl DirectoryHandle {
+impl NumberBookHandle {
     pub fn start(deps: CallDeps) -> Self {
         Self {
-            addr: NumberDirectory {
+            addr: NumberBook {
                 numbers: HashMap::new(),
                 deps,
             }
@@ -212,13 +214,13 @@ impl DirectoryHandle {
                 route,
             })
             .await
-            .map_err(|e| EngineError::mailbox("number directory", e))
+            .map_err(|e| EngineError::mailbox("number book", e))
     }
 
     pub async fn lookup(&self, e164: String) -> Result<Option<NumberHandle>, EngineError> {
         self.addr
             .send(LookupNumber { e164 })
             .await
-            .map_err(|e| EngineError::mailbox("number directory", e))
+            .map_err(|e| EngineError::mailbox("number book", e))
     }
 }

@@ -79,7 +79,8 @@ pub async fn create(
             .clone()
             .unwrap_or_else(|| agent.id.to_string());
         Some(
-            super::directory::assign_any(&engine, &agent.id, &agent.workspace, &provider_agent)
+            super::numbers::service(&engine)
+                .assign_any(&agent.id, &agent.workspace, &provider_agent)
                 .await,
         )
     } else {
@@ -167,7 +168,7 @@ pub async fn delete(
     if engine.store.get_agent(&id).await?.is_none() {
         return Err(ApiError::not_found(format!("no agent {id}")));
     }
-    let released = super::directory::unassign_agent(&engine, &id).await?;
+    let released = super::numbers::service(&engine).unassign_agent(&id).await?;
     engine.store.delete_agent(&id).await?;
     engine.tokens.remove_agent(&id);
     tracing::info!(agent_id = %id, numbers = released.len(), "agent deleted");

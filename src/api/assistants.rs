@@ -16,6 +16,7 @@ use crate::ai::assistant::{
 };
 use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::numbers::route::check_agents;
 use crate::store::assistants::{AssistantFields, AssistantRecord, DeleteAssistant};
 
 /// The body of `POST` and `PUT` (a `PUT` replaces every field).
@@ -158,7 +159,7 @@ async fn parse_on_failure(
     let route: Route = serde_json::from_value(raw)
         .map_err(|e| ApiError::bad_request("bad-field", format!("on_failure: {e}")))?;
     if let Route::Agents { agent_ids } = &route {
-        super::numbers::check_agents(engine, agent_ids, workspace, "on_failure").await?;
+        check_agents(&engine.store, agent_ids, workspace, "on_failure").await?;
     }
     Ok(route)
 }

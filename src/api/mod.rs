@@ -35,13 +35,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/assistants/{id}", web::delete().to(assistants::delete))
             .route("/agents/{id}", web::delete().to(agents::delete))
             .route("/agents/{id}", web::patch().to(agents::update))
-            // The pool and directory (before `/numbers/{e164}`, which would take
-            // `/numbers/sync` for itself).
-            .route("/numbers/sync", web::post().to(directory::sync))
-            .route("/numbers/import", web::post().to(directory::import))
-            .route("/numbers/migrate", web::post().to(directory::migrate))
-            .route("/numbers/rollback", web::post().to(directory::rollback))
-            .route("/numbers/{e164}/route", web::put().to(directory::set_route))
+            // The pool and the cut-over (before `/numbers/{e164}`, which would
+            // take `/numbers/sync` for itself), then the directory.
+            .route("/numbers/sync", web::post().to(numbers::sync))
+            .route("/numbers/import", web::post().to(numbers::import))
+            .route("/numbers/migrate", web::post().to(numbers::migrate))
+            .route("/numbers/rollback", web::post().to(numbers::rollback))
+            .route("/numbers/{e164}/route", web::put().to(numbers::set_route))
             .route("/directory", web::get().to(directory::list))
             .route("/directory/validate", web::get().to(directory::validate))
             .route("/directory/diff", web::get().to(directory::diff))

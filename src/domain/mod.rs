@@ -1,3 +1,4 @@
-//! Domain types parsed at the edge.
+//! Domain types parsed at the edge, and the URL pieces made of them.
 
 pub mod phone;
+pub mod url;

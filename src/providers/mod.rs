@@ -361,20 +361,6 @@ fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
 }
 
-/// RFC 3986's unreserved characters stay; every other byte is percent-encoded.
-const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// One URL path segment or query value: every byte but RFC 3986's unreserved ones
-/// percent-encoded (`+` is `%2B`; a provider's raw, unparseable number can hold `/`
-/// or spaces).
-pub(crate) fn path_segment(raw: &str) -> String {
-    percent_encoding::utf8_percent_encode(raw, NOT_UNRESERVED).to_string()
-}
-
 /// reqwest's error text without the URL (which could carry an account id).
 fn without_url(err: &reqwest::Error) -> String {
     let mut text = err.to_string();

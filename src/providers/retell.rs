@@ -25,6 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{synced, Http, ProviderError};
+use crate::domain::url::path_segment;
 use crate::store::pool::{SipTrunk, SyncedNumber};
 
 #[derive(Clone)]
@@ -190,7 +191,7 @@ impl RetellClient {
         let url = format!(
             "{}/update-phone-number/{}",
             self.http.base,
-            super::path_segment(e164)
+            path_segment(e164)
         );
         let agents = agent.map(|id| {
             vec![WeightedAgent {

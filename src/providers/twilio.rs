@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::{synced, Http, ProviderError};
+use crate::domain::url::path_segment;
 use crate::store::pool::{SipTrunk, SyncedNumber, VoiceRouting};
 
 /// Twilio's largest page.
@@ -165,7 +166,7 @@ impl TwilioClient {
     }
 
     fn number_url(&self, sid: &str) -> String {
-        format!("{}/{}.json", self.numbers_url(), super::path_segment(sid))
+        format!("{}/{}.json", self.numbers_url(), path_segment(sid))
     }
 
     /// How Twilio routes the number now.

@@ -22,6 +22,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{synced, Http, ProviderError};
+use crate::domain::url::path_segment;
 use crate::store::pool::{SipTrunk, SyncedNumber};
 
 /// Vapi's largest `limit`.
@@ -246,11 +247,7 @@ impl VapiClient {
         id: &str,
         assistant: Option<&str>,
     ) -> Result<(), ProviderError> {
-        let url = format!(
-            "{}/phone-number/{}",
-            self.http.base,
-            super::path_segment(id)
-        );
+        let url = format!("{}/phone-number/{}", self.http.base, path_segment(id));
         let _: serde_json::Value = self
             .http
             .send(

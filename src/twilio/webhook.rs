@@ -276,7 +276,7 @@ pub async fn voice(
     if let Some(call) = engine.registry.lookup_sid(call_sid.clone()).await? {
         return Ok(twiml(stream_twiml(&engine, call.id())));
     }
-    let number = engine.directory.lookup(to.clone()).await?;
+    let number = engine.numbers.lookup(to.clone()).await?;
     let id = CallId::new();
     // The store's unique CallSid decides, not the lookup above: a retry after the
     // call ended, after a restart, or racing the first delivery gets no new record.

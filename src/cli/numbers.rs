@@ -13,9 +13,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::model::{Diff, DirectoryEntry, Validation};
 use super::render;
-use crate::providers::path_segment;
+use crate::domain::url::path_segment;
+use crate::numbers::model::{Diff, DirectoryEntry, Validation};
 
 #[derive(Debug, Args)]
 pub struct NumbersArgs {

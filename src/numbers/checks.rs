@@ -234,7 +234,7 @@ fn summary(group: &[&DirectoryEntry]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directory::model::test_entry as entry;
+    use crate::numbers::model::test_entry as entry;
     use serde_json::json;
 
     #[test]

@@ -1,4 +1,14 @@
 //! The `switchboard` command line.
+//!
+//! # Layout
+//!
+//! - this module: the commands ([`Cli`], [`Command`]).
+//! - [`numbers`]: `switchboard numbers …`, a client of a running engine.
+//! - [`render`]: how `numbers` shows what the engine answers (tables, CSV, JSON,
+//!   the export directory).
+
+pub mod numbers;
+pub mod render;
 
 use std::path::PathBuf;
 
@@ -25,5 +35,5 @@ pub enum Command {
     Loadtest(crate::loadtest::LoadtestArgs),
     /// The phone-number directory of a running engine: list, show, agent-numbers,
     /// unassigned, sync, validate, report, diff, export, route, migrate, rollback.
-    Numbers(crate::directory::cli::NumbersArgs),
+    Numbers(numbers::NumbersArgs),
 }

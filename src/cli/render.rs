@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::model::{Diff, DirectoryEntry, Validation};
+use crate::numbers::model::{Diff, DirectoryEntry, Validation};
 
 const COLUMNS: [&str; 7] = [
     "WORKSPACE",
@@ -369,7 +369,7 @@ mod tests {
     use super::*;
 
     fn entry(e164: &str, workspace: &str) -> DirectoryEntry {
-        crate::directory::model::test_entry(e164, workspace, "twilio", &format!("PN{e164}"))
+        crate::numbers::model::test_entry(e164, workspace, "twilio", &format!("PN{e164}"))
     }
 
     fn tempdir() -> std::path::PathBuf {
