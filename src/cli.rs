@@ -1,8 +1,16 @@
-//! The `switchboard` command line.
+//! The `switchboard` command line, and `switchboard loadtest`: an alias that execs
+//! the load generator, a program of its own (`switchboard-loadtest`).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+
+/// The load generator's binary, looked for beside this one, then on `PATH`.
+const LOADTEST_BIN: &str = "switchboard-loadtest";
+/// Tells the load generator which engine binary to spawn: this one.
+const ENGINE_BIN_ENV: &str = "SWITCHBOARD_ENGINE_BIN";
 
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about = "A real-time call engine")]
@@ -21,9 +29,101 @@ pub enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Play Twilio and softphones against a fresh engine and report latency, loss,
-    /// CPU and memory.
-    Loadtest(crate::loadtest::LoadtestArgs),
+    /// CPU and memory (runs `switchboard-loadtest`; `--help` lists its options).
+    #[command(disable_help_flag = true)]
+    Loadtest(LoadtestAlias),
     /// The phone-number directory of a running engine: list, show, agent-numbers,
     /// unassigned, sync, validate, report, diff, export, route, migrate, rollback.
     Numbers(crate::directory::cli::NumbersArgs),
+}
+
+/// The arguments of `switchboard loadtest`, passed on untouched.
+#[derive(Debug, clap::Args)]
+pub struct LoadtestAlias {
+    /// The load generator's options (`switchboard-loadtest --help`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<OsString>,
+}
+
+/// Replaces this process with `switchboard-loadtest ARGS…`, telling it to spawn
+/// this binary as its engine (unless `SWITCHBOARD_ENGINE_BIN` already says which).
+/// Returns only when the load generator cannot be started.
+pub fn exec_loadtest(alias: LoadtestAlias) -> anyhow::Result<()> {
+    let program = loadtest_binary()?;
+    let mut command = std::process::Command::new(&program);
+    command.args(&alias.args);
+    if std::env::var_os(ENGINE_BIN_ENV).is_none() {
+        if let Ok(exe) = std::env::current_exe() {
+            command.env(ENGINE_BIN_ENV, exe);
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        let err = command.exec();
+        Err(err).with_context(|| format!("running {}", program.display()))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = command
+            .status()
+            .with_context(|| format!("running {}", program.display()))?;
+        std::process::exit(status.code().unwrap_or(1))
+    }
+}
+
+/// `switchboard-loadtest` beside this binary (cargo builds both into one target
+/// directory), else the first on `PATH`.
+fn loadtest_binary() -> anyhow::Result<PathBuf> {
+    let file = format!("{LOADTEST_BIN}{}", std::env::consts::EXE_SUFFIX);
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(&file)));
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    beside
+        .into_iter()
+        .chain(on_path.into_iter().map(|dir| dir.join(&file)))
+        .find(|candidate| candidate.is_file())
+        .with_context(|| {
+            format!(
+                "the load generator `{file}` is neither beside this binary nor on PATH: \
+                 build it with `cargo build --release --workspace` \
+                 (or `-p switchboard-loadtest`)"
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn loadtest_passes_every_argument_on_untouched() {
+        let cli = Cli::try_parse_from([
+            "switchboard",
+            "loadtest",
+            "--scenario",
+            "ai",
+            "--calls",
+            "100",
+            "--help",
+        ])
+        .expect("parses");
+        let Command::Loadtest(alias) = cli.command else {
+            panic!("not the loadtest alias: {:?}", cli.command);
+        };
+        assert_eq!(
+            alias.args,
+            ["--scenario", "ai", "--calls", "100", "--help"].map(OsString::from)
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

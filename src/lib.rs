@@ -18,9 +18,11 @@
 //! - [`providers`]: REST clients of Twilio, Vapi and Retell (phone numbers).
 //! - [`directory`]: the number directory's checks and reports, and the
 //!   `switchboard numbers` command line (a client of a running engine).
-//! - [`loadtest`]: the load generator behind `switchboard loadtest`.
 //!
-//! The actors themselves live in the `switchboard-actors` crate.
+//! The actors themselves live in the `switchboard-actors` crate; the Twilio request
+//! signature in `switchboard-wire`, shared with the load generator, which is its own
+//! crate and binary (`loadtest/`, `switchboard-loadtest`, run by
+//! `switchboard loadtest` through [`cli::exec_loadtest`]) and never imports this one.
 
 pub mod ai;
 pub mod api;
@@ -32,7 +34,6 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod health;
-pub mod loadtest;
 pub mod metrics;
 pub mod providers;
 pub mod startup;
