@@ -33,3 +33,30 @@ fn no_module_but_main_imports_startup() {
         .collect();
     assert!(offenders.is_empty(), "these import startup: {offenders:?}");
 }
+
+/// The load generator and the shared wire crate are clients of the engine's public
+/// protocol: Cargo lets them import only the workspace crates listed here.
+#[test]
+fn the_load_generator_and_the_wire_crate_depend_on_no_engine_crate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (dir, allowed) in [("loadtest", &["switchboard-wire"][..]), ("wire", &[][..])] {
+        let manifest = root.join(dir).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).expect("read a crate manifest");
+        let manifest: toml::Table = text.parse().expect("a TOML manifest");
+        let workspace_deps: Vec<&String> =
+            ["dependencies", "dev-dependencies", "build-dependencies"]
+                .iter()
+                .filter_map(|section| manifest.get(*section)?.as_table())
+                .flat_map(|deps| deps.keys())
+                .filter(|name| name.starts_with("switchboard"))
+                .collect();
+        let forbidden: Vec<&&String> = workspace_deps
+            .iter()
+            .filter(|name| !allowed.contains(&name.as_str()))
+            .collect();
+        assert!(
+            forbidden.is_empty(),
+            "{dir}/ depends on engine crates: {forbidden:?}"
+        );
+    }
+}
