@@ -4,7 +4,6 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 /// The load generator's binary, looked for beside this one, then on `PATH`.
@@ -45,54 +44,40 @@ pub struct LoadtestAlias {
     pub args: Vec<OsString>,
 }
 
-/// Replaces this process with `switchboard-loadtest ARGS…`, telling it to spawn
-/// this binary as its engine (unless `SWITCHBOARD_ENGINE_BIN` already says which).
-/// Returns only when the load generator cannot be started.
+/// Replaces this process with `switchboard-loadtest ARGS…` (the one beside this
+/// binary, where cargo builds it, else the OS finds it on `PATH`), telling it to
+/// spawn this binary as its engine (unless `SWITCHBOARD_ENGINE_BIN` already says
+/// which). Returns only when the load generator cannot be started.
 pub fn exec_loadtest(alias: LoadtestAlias) -> anyhow::Result<()> {
-    let program = loadtest_binary()?;
+    let file = format!("{LOADTEST_BIN}{}", std::env::consts::EXE_SUFFIX);
+    let exe = std::env::current_exe().ok();
+    let program = exe
+        .as_deref()
+        .and_then(|exe| Some(exe.parent()?.join(&file)))
+        .filter(|beside| beside.is_file())
+        .unwrap_or_else(|| PathBuf::from(&file));
     let mut command = std::process::Command::new(&program);
     command.args(&alias.args);
-    if std::env::var_os(ENGINE_BIN_ENV).is_none() {
-        if let Ok(exe) = std::env::current_exe() {
-            command.env(ENGINE_BIN_ENV, exe);
-        }
+    if let (None, Some(exe)) = (std::env::var_os(ENGINE_BIN_ENV), exe) {
+        command.env(ENGINE_BIN_ENV, exe);
     }
+    let failed = |err| {
+        anyhow::Error::new(err).context(format!(
+            "could not run the load generator {}: it is built beside `switchboard` by \
+             `cargo build --release --workspace` (or `-p switchboard-loadtest`)",
+            program.display()
+        ))
+    };
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt as _;
-        let err = command.exec();
-        Err(err).with_context(|| format!("running {}", program.display()))
+        Err(failed(command.exec()))
     }
     #[cfg(not(unix))]
     {
-        let status = command
-            .status()
-            .with_context(|| format!("running {}", program.display()))?;
+        let status = command.status().map_err(failed)?;
         std::process::exit(status.code().unwrap_or(1))
     }
-}
-
-/// `switchboard-loadtest` beside this binary (cargo builds both into one target
-/// directory), else the first on `PATH`.
-fn loadtest_binary() -> anyhow::Result<PathBuf> {
-    let file = format!("{LOADTEST_BIN}{}", std::env::consts::EXE_SUFFIX);
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.join(&file)));
-    let on_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .unwrap_or_default();
-    beside
-        .into_iter()
-        .chain(on_path.into_iter().map(|dir| dir.join(&file)))
-        .find(|candidate| candidate.is_file())
-        .with_context(|| {
-            format!(
-                "the load generator `{file}` is neither beside this binary nor on PATH: \
-                 build it with `cargo build --release --workspace` \
-                 (or `-p switchboard-loadtest`)"
-            )
-        })
 }
 
 #[cfg(test)]

@@ -53,14 +53,14 @@ impl EngineProcess {
             admin_token: format!("sba_{}", random_hex(32)?),
             twilio_token: format!("lt_{}", random_hex(32)?),
         };
-        let exe = engine_binary(args.engine_bin.as_deref())?;
+        let exe = engine_binary(args.engine_bin.as_deref());
         let mut command = match &args.engine_cpus {
             Some(cpus) => {
                 let mut command = Command::new("taskset");
-                command.arg("-c").arg(cpus).arg(exe);
+                command.arg("-c").arg(cpus).arg(&exe);
                 command
             }
-            None => Command::new(exe),
+            None => Command::new(&exe),
         };
         let mut toml = String::new();
         if args.engine_workers > 0 {
@@ -107,7 +107,14 @@ impl EngineProcess {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .context("starting the engine")?;
+            .with_context(|| {
+                format!(
+                    "starting the engine {} (build it with `cargo build --release \
+                     --workspace`, pass --engine-bin, or drive a running engine with \
+                     --engine-url)",
+                    exe.display()
+                )
+            })?;
         let pid = child.id();
         progress(format_args!(
             "engine started: pid {pid}, port {port}, log {}",
@@ -197,35 +204,17 @@ impl Drop for EngineProcess {
 }
 
 /// The `switchboard` binary to spawn: `given` (`--engine-bin`), else the one beside
-/// this program, else the first on `PATH`.
-fn engine_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = given {
-        anyhow::ensure!(
-            path.is_file(),
-            "--engine-bin {}: no such file",
-            path.display()
-        );
-        return Ok(path.to_owned());
-    }
+/// this program, else the name alone, for the OS to find on `PATH`.
+fn engine_binary(given: Option<&Path>) -> PathBuf {
     let file = format!("{ENGINE_BIN}{}", std::env::consts::EXE_SUFFIX);
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.join(&file)));
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .map(|dir| dir.join(&file));
-    beside
-        .into_iter()
-        .chain(on_path)
-        .find(|candidate| candidate.is_file())
-        .with_context(|| {
-            format!(
-                "no `{file}` beside this program or on PATH: build the engine \
-                 (`cargo build --release --workspace`), pass --engine-bin, or drive a \
-                 running engine with --engine-url"
-            )
-        })
+    let beside = || {
+        let path = std::env::current_exe().ok()?.parent()?.join(&file);
+        path.is_file().then_some(path)
+    };
+    given
+        .map(Path::to_owned)
+        .or_else(beside)
+        .unwrap_or_else(|| PathBuf::from(&file))
 }
 
 /// Counts WARN and ERROR lines and keeps the first distinct few.
