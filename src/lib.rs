@@ -21,9 +21,11 @@
 //!   `/api/directory` serves), its checks and its JSON.
 //! - [`cli`]: the command line; `switchboard numbers` is a client of a running
 //!   engine that reads only [`numbers::model`].
-//! - [`loadtest`]: the load generator behind `switchboard loadtest`.
 //!
-//! The actors themselves live in the `switchboard-actors` crate.
+//! The actors themselves live in the `switchboard-actors` crate; the Twilio request
+//! signature in `switchboard-wire`, shared with the load generator, which is its own
+//! crate and binary (`loadtest/`, `switchboard-loadtest`, run by
+//! `switchboard loadtest` through [`cli::exec_loadtest`]) and never imports this one.
 
 pub mod ai;
 pub mod api;
@@ -34,7 +36,6 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod health;
-pub mod loadtest;
 pub mod metrics;
 pub mod numbers;
 pub mod providers;

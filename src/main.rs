@@ -7,8 +7,9 @@ use switchboard::store::Store;
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // The numbers commands print results on stdout: no log lines among them.
-    if !matches!(cli.command, Command::Numbers(_)) {
+    // The numbers commands print results on stdout: no log lines among them; the
+    // load generator is another program, with its own.
+    if !matches!(cli.command, Command::Numbers(_) | Command::Loadtest(_)) {
         switchboard::telemetry::init();
     }
     match cli.command {
@@ -24,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
             store.migrate().await?;
             tracing::info!("migrations applied");
         }
-        Command::Loadtest(args) => switchboard::loadtest::run(args).await?,
+        Command::Loadtest(alias) => switchboard::cli::exec_loadtest(alias)?,
         Command::Numbers(args) => {
             let status = match switchboard::cli::numbers::run(args).await {
                 Ok(status) => status,

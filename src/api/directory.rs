@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::json;
 use switchboard_actors::AgentId;
 
-use super::numbers::{e164_field, provider_field, service, workspace_field};
 use super::admin::Admin;
+use super::numbers::{e164_field, provider_field, service, workspace_field};
 use crate::domain::phone::PhoneNumber;
 use crate::engine::Engine;
 use crate::error::ApiError;

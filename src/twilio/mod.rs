@@ -1,7 +1,8 @@
-//! Everything Twilio-facing: signatures, TwiML, the voice and status webhooks, and
-//! the Media Streams socket.
+//! Everything Twilio-facing: the signature check of every request (the signing and
+//! verifying itself is `switchboard_wire::signature`, shared with the load
+//! generator), TwiML, the voice and status webhooks, and the Media Streams socket.
 
-pub mod signature;
+pub use switchboard_wire::signature;
 pub mod stream;
 pub mod twiml;
 pub mod webhook;

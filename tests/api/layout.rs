@@ -203,10 +203,11 @@ fn every_workspace_crate_depends_only_on_the_crates_the_layout_section_allows() 
             .expect("read a member's Cargo.toml");
         let table: toml::Table = text.parse().expect("a member's Cargo.toml parses");
         // Dev-dependencies are the tests' business: a test may drive any crate.
-        let Some(deps) = table.get("dependencies").and_then(|deps| deps.as_table()) else {
-            continue;
-        };
-        for dep in deps.keys() {
+        let deps = ["dependencies", "build-dependencies"]
+            .iter()
+            .filter_map(|section| table.get(*section)?.as_table())
+            .flat_map(|deps| deps.keys());
+        for dep in deps {
             if let Some(dep_folder) = names.get(dep) {
                 let dep_folder = if dep_folder == "." { "src" } else { dep_folder };
                 if !allowed.contains(dep_folder) {

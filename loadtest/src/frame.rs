@@ -83,7 +83,7 @@ pub(super) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadtest::CALLER_TO_AGENT;
+    use crate::CALLER_TO_AGENT;
 
     #[test]
     fn frames_carry_their_stamp_through_base64() {
@@ -94,10 +94,13 @@ mod tests {
             sent_ns: 987_654_321,
         };
         let text = twilio_media("MZ1", 3, &encode_frame(stamp));
+        // Read back as Twilio's Media Streams format says a receiver reads it.
         let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
         assert_eq!(json["event"], "media");
-        let engine_side = crate::twilio::stream::decode_media(&text).expect("decodes");
-        assert_eq!(decode_frame(&engine_side), Some(stamp));
+        assert_eq!(json["streamSid"], "MZ1");
+        let payload = json["media"]["payload"].as_str().expect("a payload");
+        let received = STANDARD.decode(payload).expect("base64");
+        assert_eq!(decode_frame(&received), Some(stamp));
         assert_eq!(decode_frame(&[0xFF; FRAME_BYTES]), None);
     }
 }

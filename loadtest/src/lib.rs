@@ -1,5 +1,7 @@
-//! The load generator behind `switchboard loadtest`. It plays Twilio and agent
-//! softphones against an engine on loopback: N agents with N softphones, N calls
+//! The load generator `switchboard-loadtest` (also run by `switchboard loadtest`,
+//! which execs it). It plays Twilio and agent softphones against an engine on
+//! loopback, over the engine's public protocol only (docs/protocol.md; the Twilio
+//! signature comes from `switchboard-wire`), never its code: N agents with N softphones, N calls
 //! placed through the signed voice webhook and bridged (call `i` is answered by
 //! softphone `i`), then paced 20 ms mu-law frames both ways for a fixed time. It
 //! reports caller→agent and agent→caller frame latency and loss, and the engine's
@@ -19,13 +21,14 @@
 //!
 //! # Layout
 //!
-//! - [`LoadtestArgs`], [`run`] (here): the command.
+//! - [`LoadtestArgs`], [`run`] (here): the command; `main.rs` only parses and runs it.
 //! - `controller`: the controller runs on the caller's actix runtime: it moves the
 //!   workers through the `Phase`s and samples the engine from `/proc` and
 //!   `/metrics`; `admin`: preparing the floor through the admin API (health, agents,
 //!   numbers) and reading `/metrics`.
 //! - `engine`: `EngineProcess`, by default a child `switchboard serve` on a free
-//!   loopback port with a fresh SQLite database, its log kept in a file; or
+//!   loopback port with a fresh SQLite database, its log kept in a file (the binary:
+//!   `--engine-bin`, else the `switchboard` beside this program, else on `PATH`); or
 //!   `--engine-url`.
 //! - `procfs`: `/proc` sampling: CPU (user and system), per-thread CPU, RSS, the
 //!   machine's busy time (to tell when something else was competing for the CPUs).
@@ -144,7 +147,12 @@ pub struct ParkingArgs {
     pub workspace_calls: usize,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "switchboard-loadtest",
+    version,
+    about = "Play Twilio and softphones against a switchboard engine and report latency, loss, CPU and memory."
+)]
 pub struct LoadtestArgs {
     /// What the calls do once bridged.
     #[arg(long, value_enum, default_value_t = Scenario::Bridge)]
@@ -186,6 +194,10 @@ pub struct LoadtestArgs {
     /// generator itself by starting it under `taskset -c 1`.
     #[arg(long)]
     pub engine_cpus: Option<String>,
+    /// The `switchboard` binary to spawn as the engine (default: the one beside this
+    /// program, then the first on PATH; `switchboard loadtest` sets it to itself).
+    #[arg(long, env = "SWITCHBOARD_ENGINE_BIN")]
+    pub engine_bin: Option<PathBuf>,
     /// Drive an engine that is already running at this URL (its public URL, which
     /// Twilio signatures are computed over) instead of spawning one.
     #[arg(long)]
@@ -205,6 +217,13 @@ pub struct LoadtestArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `bytes` random bytes from the OS, in hex: tokens and names of a run.
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    let mut raw = vec![0u8; bytes];
+    getrandom::getrandom(&mut raw).context("the OS random source")?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 // ---- entry point ---------------------------------------------------------------
@@ -306,4 +325,34 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         out.write_all(render_text(&report).as_bytes())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, Parser as _};
+
+    use super::*;
+
+    #[test]
+    fn the_options_of_the_benchmarks_parse() {
+        let args = LoadtestArgs::try_parse_from([
+            "switchboard-loadtest",
+            "--scenario",
+            "parking",
+            "--calls",
+            "1000",
+            "--park-interval",
+            "10",
+            "--engine-cpus",
+            "0",
+            "--engine-bin",
+            "/opt/switchboard",
+        ])
+        .expect("parses");
+        assert_eq!(args.scenario, Scenario::Parking);
+        assert_eq!(args.calls, 1000);
+        assert_eq!(args.parking.park_interval, 10.0);
+        assert_eq!(args.engine_bin, Some(PathBuf::from("/opt/switchboard")));
+        LoadtestArgs::command().debug_assert();
+    }
 }

@@ -26,8 +26,8 @@ use super::report::{
 };
 use super::worker::{worker, AiPlan, WorkerEvent, WorkerPlan, WorkerStats};
 use super::{
-    AudioDirection, LoadtestArgs, RingMode, Scenario, DRAIN, HANGUP_TIMEOUT, HTTP_TIMEOUT,
-    MAX_NOTES, SETTLE,
+    random_hex, AudioDirection, LoadtestArgs, RingMode, Scenario, DRAIN, HANGUP_TIMEOUT,
+    HTTP_TIMEOUT, MAX_NOTES, SETTLE,
 };
 
 /// Where the engine under test is reached, and with which secrets.
@@ -86,15 +86,7 @@ pub(super) async fn drive(
     let clk_tck = clock_ticks_per_second();
 
     // The floor: agents, numbers.
-    let mut suffix = [0u8; 4];
-    getrandom::getrandom(&mut suffix).context("random workspace name")?;
-    let workspace = format!(
-        "loadtest-{}",
-        suffix
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let workspace = format!("loadtest-{}", random_hex(4)?);
     let setup_started = Instant::now();
     let parking = (args.scenario == Scenario::Parking).then(|| ParkLayout {
         threads,

@@ -1,7 +1,8 @@
-//! The engine under test: a `switchboard serve` child process and its log.
+//! The engine under test: a `switchboard serve` child process and its log, and
+//! where its binary is found.
 
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,11 @@ use anyhow::{bail, Context as _};
 
 use super::controller::{progress, Target};
 use super::report::EngineInfo;
-use super::{LoadtestArgs, MAX_NOTES};
+use super::{random_hex, LoadtestArgs, MAX_NOTES};
+
+/// The engine's binary, looked for beside this program (cargo builds both into one
+/// target directory) and then on `PATH` unless `--engine-bin` names it.
+const ENGINE_BIN: &str = "switchboard";
 
 /// A `switchboard serve` child on a free loopback port with a fresh database.
 pub(super) struct EngineProcess {
@@ -45,17 +50,17 @@ impl EngineProcess {
         let err = out.try_clone()?;
         let target = Target {
             base: format!("http://127.0.0.1:{port}"),
-            admin_token: crate::auth::new_token("sba_"),
-            twilio_token: crate::auth::new_token("lt_"),
+            admin_token: format!("sba_{}", random_hex(32)?),
+            twilio_token: format!("lt_{}", random_hex(32)?),
         };
-        let exe = std::env::current_exe().context("locating the switchboard binary")?;
+        let exe = engine_binary(args.engine_bin.as_deref());
         let mut command = match &args.engine_cpus {
             Some(cpus) => {
                 let mut command = Command::new("taskset");
-                command.arg("-c").arg(cpus).arg(exe);
+                command.arg("-c").arg(cpus).arg(&exe);
                 command
             }
-            None => Command::new(exe),
+            None => Command::new(&exe),
         };
         let mut toml = String::new();
         if args.engine_workers > 0 {
@@ -102,7 +107,14 @@ impl EngineProcess {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .context("starting the engine")?;
+            .with_context(|| {
+                format!(
+                    "starting the engine {} (build it with `cargo build --release \
+                     --workspace`, pass --engine-bin, or drive a running engine with \
+                     --engine-url)",
+                    exe.display()
+                )
+            })?;
         let pid = child.id();
         progress(format_args!(
             "engine started: pid {pid}, port {port}, log {}",
@@ -189,6 +201,20 @@ impl Drop for EngineProcess {
             let _ = child.wait();
         }
     }
+}
+
+/// The `switchboard` binary to spawn: `given` (`--engine-bin`), else the one beside
+/// this program, else the name alone, for the OS to find on `PATH`.
+fn engine_binary(given: Option<&Path>) -> PathBuf {
+    let file = format!("{ENGINE_BIN}{}", std::env::consts::EXE_SUFFIX);
+    let beside = || {
+        let path = std::env::current_exe().ok()?.parent()?.join(&file);
+        path.is_file().then_some(path)
+    };
+    given
+        .map(Path::to_owned)
+        .or_else(beside)
+        .unwrap_or_else(|| PathBuf::from(&file))
 }
 
 /// Counts WARN and ERROR lines and keeps the first distinct few.

@@ -12,7 +12,7 @@ use futures_util::StreamExt as _;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::twilio::signature::sign;
+use switchboard_wire::signature::sign;
 
 use super::ai::{fake_acceptor, AiShared};
 use super::bridge::{softphone, twilio_stream};

@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 use super::frame::{decode_frame, encode_frame, find, Stamp};
 use super::worker::{hanging_up, Worker};
 use super::ws::{Frame, Message, WsClient, WS_GUID};
-use super::{AGENT_TO_CALLER, CALLER_TO_AGENT, FRAME_BYTES};
+use super::{random_hex, AGENT_TO_CALLER, CALLER_TO_AGENT, FRAME_BYTES};
 
 /// The path the engine is pointed at (`OPENAI_REALTIME_URL`).
 const REALTIME_PATH: &str = "/v1/realtime";
@@ -82,12 +82,7 @@ impl FakeOpenAi {
         let listener =
             std::net::TcpListener::bind("127.0.0.1:0").context("binding the fake OpenAI")?;
         listener.set_nonblocking(true)?;
-        let mut key = [0u8; 12];
-        getrandom::getrandom(&mut key).context("random API key")?;
-        let api_key = format!(
-            "sk-loadtest-{}",
-            key.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        let api_key = format!("sk-loadtest-{}", random_hex(12)?);
         Ok(FakeOpenAi {
             listener,
             api_key,
