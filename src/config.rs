@@ -448,7 +448,7 @@ impl Settings {
         );
         for account in &self.numbers.accounts {
             anyhow::ensure!(
-                crate::providers::ProviderKind::parse(&account.provider).is_some(),
+                crate::domain::provider::ProviderKind::parse(&account.provider).is_some(),
                 "numbers.accounts: unknown provider {:?} (twilio, vapi or retell)",
                 account.provider
             );

@@ -17,10 +17,11 @@ use crate::auth::Admin;
 use crate::directory::checks;
 use crate::directory::model::{DirectoryEntry, LiveNumber};
 use crate::domain::phone::PhoneNumber;
+use crate::domain::provider::ProviderKind;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::providers::twilio::Hooks;
-use crate::providers::{ProviderAccount, ProviderKind, Repointed};
+use crate::providers::{ProviderAccount, Repointed};
 use crate::store::pool::{
     MigrationEntry, PoolFilter, PoolNumber, PoolStatus, RouteMigration, SyncCounts, VoiceRouting,
 };

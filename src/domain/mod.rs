@@ -1,3 +1,4 @@
 //! Domain types parsed at the edge.
 
 pub mod phone;
+pub mod provider;

@@ -4,16 +4,16 @@
 //!
 //! # Layout
 //!
-//! - this module: [`ProviderKind`], [`ProviderAccount`] (one configured account:
-//!   a provider, the workspace its numbers belong to, a base URL and credentials),
-//!   [`ProviderError`] and the shared HTTP plumbing (timeouts, error bodies).
+//! - this module: [`ProviderAccount`] (one configured account: a
+//!   [`ProviderKind`], the workspace its numbers belong to, a base URL and
+//!   credentials), [`ProviderError`] and the shared HTTP plumbing (timeouts, error
+//!   bodies).
 //! - [`twilio`], [`vapi`], [`retell`]: one client per provider, each speaking that
 //!   provider's documented JSON, paging included.
 //!
 //! Every request has a timeout (`numbers.request_timeout_secs`); a provider's 401
 //! is [`ProviderError::Unauthorized`], never retried.
 
-use std::fmt;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -21,49 +21,12 @@ use serde::de::DeserializeOwned;
 use switchboard_actors::Workspace;
 
 use crate::domain::phone::PhoneNumber;
+use crate::domain::provider::ProviderKind;
 use crate::store::pool::{PoolNumber, SipTrunk, SyncedNumber, VoiceRouting, UNPARSEABLE};
 
 pub mod retell;
 pub mod twilio;
 pub mod vapi;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ProviderKind {
-    Twilio,
-    Vapi,
-    Retell,
-}
-
-impl ProviderKind {
-    pub const ALL: [ProviderKind; 3] = [
-        ProviderKind::Twilio,
-        ProviderKind::Vapi,
-        ProviderKind::Retell,
-    ];
-
-    pub fn parse(raw: &str) -> Option<ProviderKind> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "twilio" => Some(ProviderKind::Twilio),
-            "vapi" => Some(ProviderKind::Vapi),
-            "retell" => Some(ProviderKind::Retell),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Twilio => "twilio",
-            ProviderKind::Vapi => "vapi",
-            ProviderKind::Retell => "retell",
-        }
-    }
-}
-
-impl fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Why a provider request failed. Messages name the provider account and never
 /// carry credentials.
