@@ -48,7 +48,7 @@ use switchboard_actors::leg::{CallerInput, LegControl, LegHandle, LegRoute};
 use switchboard_actors::number::Route;
 use switchboard_actors::stats::EngineStats;
 
-use super::assistant::ToolSpec;
+use crate::domain::assistant::ToolSpec;
 
 type OpenAiSink = Pin<Box<dyn Sink<Message, Error = WsProtocolError>>>;
 

@@ -11,9 +11,10 @@ use switchboard_actors::Workspace;
 
 use crate::ai::assistant::{
     check_assistant_id, check_model, check_tools, check_voice, new_assistant_id, FieldError,
-    ToolSpec, MAX_GREETING_CHARS, MAX_INSTRUCTIONS_CHARS, MAX_NAME_CHARS,
+    MAX_GREETING_CHARS, MAX_INSTRUCTIONS_CHARS, MAX_NAME_CHARS,
 };
 use crate::auth::Admin;
+use crate::domain::assistant::ToolSpec;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::store::assistants::{AssistantFields, AssistantRecord, DeleteAssistant};

@@ -1,4 +1,5 @@
 //! Domain types parsed at the edge.
 
+pub mod assistant;
 pub mod phone;
 pub mod provider;

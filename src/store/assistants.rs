@@ -8,7 +8,7 @@ use switchboard_actors::number::Route;
 use switchboard_actors::Workspace;
 
 use super::{Store, StoreError};
-use crate::ai::assistant::ToolSpec;
+use crate::domain::assistant::ToolSpec;
 
 /// An assistant as stored (and as the API shows it).
 #[derive(Debug, Clone, PartialEq, Eq)]

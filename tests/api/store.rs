@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use switchboard::ai::assistant::ToolSpec;
+use switchboard::domain::assistant::ToolSpec;
 use switchboard::store::{
     AssistantFields, CallView, DeleteAssistant, JournalConfig, JournalWriter, NewAgent, Store,
     StoreError,
