@@ -20,7 +20,7 @@ use crate::assistant::{
 use crate::audio::{self, Looper, BEEP, HOLD, RINGBACK};
 use crate::coordinator::{Broadcast, CallSummary, CoordinatorHandle, FloorEvent};
 use crate::error::EngineError;
-use crate::ids::{AgentId, CallId, Workspace};
+use crate::ids::{AgentId, AssistantId, CallId, Workspace};
 use crate::journal::{now_ms, CallEvent, CallOpened, Journal, JournalEntry};
 use crate::leg::{LegControl, LegHandle, LegRoute};
 use crate::machine::{
@@ -284,7 +284,7 @@ enum RingStage {
 
 /// The assistant of an AI-routed call, and what it said and spent.
 struct Assistant {
-    id: String,
+    id: AssistantId,
     /// Stops it; `None` once it has stopped.
     stop: Option<Recipient<StopAssistant>>,
     turns: Vec<(String, String)>,
@@ -460,7 +460,7 @@ impl CallActor {
 
     // ---- the assistant ----
 
-    fn start_assistant(&mut self, assistant_id: String, ctx: &mut Context<Self>) {
+    fn start_assistant(&mut self, assistant_id: AssistantId, ctx: &mut Context<Self>) {
         let (Some(hooks), Some(leg)) = (self.deps.hooks.clone(), self.leg.clone()) else {
             self.event(
                 "ai_failed",

@@ -159,29 +159,6 @@ pub fn check_model(model: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// An assistant id as it appears in paths and routes: 1 to 64 characters of
-/// `[a-z0-9_-]` (the form the engine generates).
-pub fn check_assistant_id(id: &str) -> Result<(), FieldError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            "assistant_id",
-            "must be 1 to 64 characters of lowercase letters, digits, '-' and '_'",
-        ))
-    }
-}
-
-/// A fresh assistant id.
-pub fn new_assistant_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
 /// The tools of one assistant: unique names, and every webhook well formed.
 pub fn check_tools(tools: &[ToolSpec]) -> Result<(), FieldError> {
     let mut seen: Vec<&str> = Vec::with_capacity(tools.len());
@@ -375,7 +352,7 @@ mod tests {
     }
 
     #[test]
-    fn voices_models_and_ids_are_checked() {
+    fn voices_and_models_are_checked() {
         assert!(check_voice("marin").is_ok());
         assert_eq!(
             check_voice("fable").map_err(|e| e.field),
@@ -385,8 +362,5 @@ mod tests {
         assert!(check_model("").is_err());
         assert!(check_model("gpt realtime").is_err());
         assert!(check_model("gpt/realtime").is_err());
-        assert!(check_assistant_id(&new_assistant_id()).is_ok());
-        assert!(check_assistant_id("Nope!").is_err());
-        assert!(check_assistant_id("").is_err());
     }
 }

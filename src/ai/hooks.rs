@@ -10,6 +10,7 @@ use switchboard_actors::assistant::{
     AssistantReport, AssistantSession, CallHooks, CallReport, StopAssistant,
 };
 use switchboard_actors::journal::{Journal, JournalEntry};
+use switchboard_actors::AssistantId;
 
 use super::cost::{breakdown, CallCostInput, Pricing, RealtimeUsage, TranscriptionUsage};
 use super::relay::{AiLeg, RelayDeps};
@@ -155,7 +156,7 @@ pub fn build(
         mark_interval_ms: openai.mark_interval_ms,
         max_connections: openai.max_connections,
     };
-    let load: super::relay::LoadAssistant = Arc::new(move |id: String| {
+    let load: super::relay::LoadAssistant = Arc::new(move |id: AssistantId| {
         let store = store.clone();
         Box::pin(async move {
             match store.get_assistant(&id).await {
@@ -197,7 +198,7 @@ mod tests {
 
     fn ended_by(how: &str) -> AssistantReport {
         AssistantReport {
-            assistant_id: "asst_1".into(),
+            assistant_id: AssistantId::parse("asst_1").expect("a valid id"),
             turns: Vec::new(),
             usage: Vec::new(),
             transcription_usage: Vec::new(),

@@ -3,9 +3,8 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use switchboard_actors::number::Route;
-use switchboard_actors::{AgentId, Workspace};
+use switchboard_actors::{AgentId, AssistantId, Workspace};
 
-use crate::ai::assistant::check_assistant_id;
 use crate::auth::Admin;
 use crate::domain::phone::PhoneNumber;
 use crate::engine::Engine;
@@ -54,6 +53,13 @@ pub(crate) async fn parse_route(
             format!("route.kind must be \"agents\", \"ai\" or \"voicemail\", not {kind:?}"),
         ));
     }
+    // An assistant id that cannot be one names no assistant: the same refusal as
+    // an id that names none.
+    if let Some(id) = raw.get("assistant_id").and_then(|id| id.as_str()) {
+        if kind == "ai" && AssistantId::parse(id).is_err() {
+            return Err(unknown_assistant(id));
+        }
+    }
     let route: Route = serde_json::from_value(raw)
         .map_err(|e| ApiError::bad_request("bad-field", format!("route: {e}")))?;
     match &route {
@@ -101,23 +107,14 @@ pub(crate) async fn check_agents(
 /// The assistant of an `ai` route exists and belongs to the number's workspace.
 async fn check_assistant(
     engine: &Engine,
-    assistant_id: &str,
+    assistant_id: &AssistantId,
     workspace: &Workspace,
 ) -> Result<(), ApiError> {
-    let unknown = || {
-        ApiError::bad_request(
-            "unknown-assistant",
-            format!("route: no assistant {assistant_id:?}"),
-        )
-    };
-    if check_assistant_id(assistant_id).is_err() {
-        return Err(unknown());
-    }
     let assistant = engine
         .store
         .get_assistant(assistant_id)
         .await?
-        .ok_or_else(unknown)?;
+        .ok_or_else(|| unknown_assistant(assistant_id.as_str()))?;
     if &assistant.workspace != workspace {
         return Err(ApiError::bad_request(
             "wrong-workspace",
@@ -128,6 +125,10 @@ async fn check_assistant(
         ));
     }
     Ok(())
+}
+
+fn unknown_assistant(id: &str) -> ApiError {
+    ApiError::bad_request("unknown-assistant", format!("route: no assistant {id:?}"))
 }
 
 /// Records a number's route (the store is the record), then hands it to the

@@ -454,7 +454,7 @@ impl Store {
             } => {
                 sqlx::query("UPDATE calls SET assistant_id = $2 WHERE id = $1")
                     .bind(call_id.as_str())
-                    .bind(db_text(assistant_id))
+                    .bind(db_text(assistant_id.as_str()))
                     .execute(&mut **tx)
                     .await?;
                 Ok(())

@@ -14,7 +14,7 @@ use switchboard::store::{
 use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, Journal as _, JournalEntry};
 use switchboard_actors::machine::{Outcome, Phase};
 use switchboard_actors::number::Route;
-use switchboard_actors::{AgentId, CallId, Workspace};
+use switchboard_actors::{AgentId, AssistantId, CallId, Workspace};
 
 use crate::db::{drop_database, fresh_database_url, set_postgres_reachable, TestDb};
 
@@ -665,6 +665,10 @@ async fn an_entry_the_database_rejects_does_not_hold_up_the_others(store: Store)
 
 // ---- AI: assistants, transcripts, results ------------------------------------------
 
+fn assistant_id(raw: &str) -> AssistantId {
+    AssistantId::parse(raw).expect("a valid assistant id")
+}
+
 fn assistant_fields(name: &str) -> AssistantFields {
     AssistantFields {
         name: name.to_owned(),
@@ -692,18 +696,21 @@ fn assistant_fields(name: &str) -> AssistantFields {
 store_test!(assistants_round_trip_and_an_update_keeps_created_at);
 async fn assistants_round_trip_and_an_update_keeps_created_at(store: Store) {
     let created = store
-        .create_assistant("front-desk", &assistant_fields("Front desk"))
+        .create_assistant(&assistant_id("front-desk"), &assistant_fields("Front desk"))
         .await
         .expect("create");
     assert_eq!(created.tools, assistant_fields("x").tools);
     assert_eq!(created.greeting.as_deref(), Some("Hello!"));
     assert_eq!(created.created_at, created.updated_at);
     assert_eq!(
-        store.get_assistant("front-desk").await.expect("get"),
+        store
+            .get_assistant(&assistant_id("front-desk"))
+            .await
+            .expect("get"),
         Some(created.clone())
     );
     let again = store
-        .create_assistant("front-desk", &assistant_fields("Other"))
+        .create_assistant(&assistant_id("front-desk"), &assistant_fields("Other"))
         .await;
     assert!(matches!(again, Err(StoreError::Duplicate(_))), "{again:?}");
 
@@ -713,7 +720,7 @@ async fn assistants_round_trip_and_an_update_keeps_created_at(store: Store) {
     fields.tools = vec![];
     fields.on_failure = Route::Voicemail;
     let updated = store
-        .update_assistant("front-desk", &fields)
+        .update_assistant(&assistant_id("front-desk"), &fields)
         .await
         .expect("update")
         .expect("the assistant");
@@ -730,13 +737,13 @@ async fn assistants_round_trip_and_an_update_keeps_created_at(store: Store) {
     assert!(updated.updated_at > created.updated_at);
     assert_eq!(
         store
-            .update_assistant("nobody", &fields)
+            .update_assistant(&assistant_id("nobody"), &fields)
             .await
             .expect("update"),
         None
     );
     store
-        .create_assistant("another", &assistant_fields("Another"))
+        .create_assistant(&assistant_id("another"), &assistant_fields("Another"))
         .await
         .expect("create another");
     let all = store.list_assistants().await.expect("list");
@@ -744,28 +751,37 @@ async fn assistants_round_trip_and_an_update_keeps_created_at(store: Store) {
         all.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
         ["Another", "Back office"]
     );
-    assert_eq!(store.get_assistant("nobody").await.expect("get"), None);
+    assert_eq!(
+        store
+            .get_assistant(&assistant_id("nobody"))
+            .await
+            .expect("get"),
+        None
+    );
 }
 
 store_test!(an_assistant_a_number_routes_to_is_not_deleted);
 async fn an_assistant_a_number_routes_to_is_not_deleted(store: Store) {
     store
-        .create_assistant("front-desk", &assistant_fields("Front desk"))
+        .create_assistant(&assistant_id("front-desk"), &assistant_fields("Front desk"))
         .await
         .expect("create");
     let route = Route::Ai {
-        assistant_id: "front-desk".to_owned(),
+        assistant_id: assistant_id("front-desk"),
     };
     store
         .upsert_number("+15550001111", &workspace(), &route)
         .await
         .expect("number");
     assert_eq!(
-        store.delete_assistant("front-desk").await.expect("delete"),
+        store
+            .delete_assistant(&assistant_id("front-desk"))
+            .await
+            .expect("delete"),
         DeleteAssistant::InUse("+15550001111".to_owned())
     );
     assert!(store
-        .get_assistant("front-desk")
+        .get_assistant(&assistant_id("front-desk"))
         .await
         .expect("get")
         .is_some());
@@ -774,11 +790,17 @@ async fn an_assistant_a_number_routes_to_is_not_deleted(store: Store) {
         .await
         .expect("re-route");
     assert_eq!(
-        store.delete_assistant("front-desk").await.expect("delete"),
+        store
+            .delete_assistant(&assistant_id("front-desk"))
+            .await
+            .expect("delete"),
         DeleteAssistant::Deleted
     );
     assert_eq!(
-        store.delete_assistant("front-desk").await.expect("delete"),
+        store
+            .delete_assistant(&assistant_id("front-desk"))
+            .await
+            .expect("delete"),
         DeleteAssistant::NotFound
     );
 }
@@ -798,7 +820,7 @@ async fn ai_entries_store_an_ordered_transcript_and_the_results_once(store: Stor
         opened(&call, "CA-ai"),
         JournalEntry::Assistant {
             call_id: call.clone(),
-            assistant_id: "front-desk".to_owned(),
+            assistant_id: assistant_id("front-desk"),
         },
         turn(2, "caller", "A table for two."),
         turn(1, "assistant", "Hello!"),
