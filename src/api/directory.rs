@@ -310,7 +310,7 @@ pub(crate) async fn assign_any(
 ) -> Result<PoolNumber, String> {
     let claimed = engine
         .store
-        .claim_available(workspace, agent_id.as_str())
+        .claim_available(workspace, agent_id)
         .await
         .map_err(|e| {
             tracing::error!(err = %e, "claiming a number failed");
@@ -333,11 +333,7 @@ pub(crate) async fn assign_claimed(
     let give_back = |why: String| {
         let (claim_id, claim_e164) = (claim_id.clone(), claim_e164.clone());
         async move {
-            if let Err(e) = engine
-                .store
-                .release_claim(&claim_id, agent_id.as_str())
-                .await
-            {
+            if let Err(e) = engine.store.release_claim(&claim_id, agent_id).await {
                 tracing::error!(err = %e, e164 = %claim_e164, "giving a claimed number back failed");
             }
             why
@@ -383,7 +379,7 @@ pub(crate) async fn assign_claimed(
     };
     let recorded = engine
         .store
-        .record_assignment(&number, agent_id.as_str(), &route, voice_url, held_by)
+        .record_assignment(&number, agent_id, &route, voice_url, held_by)
         .await;
     if let Err(e) = recorded {
         tracing::warn!(err = %e, e164 = %number.e164, "recording an assignment failed; undoing it at the provider");
@@ -434,7 +430,7 @@ pub(crate) async fn unassign_agent(
     engine: &Engine,
     agent_id: &AgentId,
 ) -> Result<Vec<String>, ApiError> {
-    let numbers = engine.store.numbers_of_agent(agent_id.as_str()).await?;
+    let numbers = engine.store.numbers_of_agent(agent_id).await?;
     let mut done: Vec<(&ProviderAccount, &PoolNumber)> = Vec::new();
     for number in &numbers {
         let Some(account) = account(engine, &number.provider, &number.workspace) else {
@@ -461,7 +457,7 @@ pub(crate) async fn unassign_agent(
         let clear_provider_agent = number.provider != ProviderKind::Twilio.as_str();
         if let Some(route) = engine
             .store
-            .unassign(number, agent_id.as_str(), clear_provider_agent)
+            .unassign(number, agent_id, clear_provider_agent)
             .await?
         {
             engine
@@ -533,7 +529,7 @@ pub async fn assign(
         })?;
     let claimed = engine
         .store
-        .claim_number(&candidate.id, agent_id.as_str())
+        .claim_number(&candidate.id, &agent_id)
         .await?
         .ok_or_else(|| {
             ApiError::new(

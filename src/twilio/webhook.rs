@@ -322,7 +322,7 @@ const FIRST_DELIVERY_GRACE: Duration = Duration::from_secs(2);
 async fn known_call(
     engine: &Engine,
     call_sid: &str,
-    call_id: &str,
+    call_id: &CallId,
     ended: bool,
 ) -> Result<String, ApiError> {
     tracing::info!(%call_id, ended, "webhook for a CallSid already recorded: no new call");

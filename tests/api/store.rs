@@ -264,13 +264,17 @@ async fn journal_entries_build_the_call_and_its_ordered_trail(store: Store) {
 
     assert_eq!(
         store.call_id_by_sid("CA-trail").await.expect("by sid"),
-        Some(call.to_string())
+        Some(call.clone())
     );
     assert_eq!(
         store.call_id_by_sid("CA-unknown").await.expect("by sid"),
         None
     );
-    assert!(store.get_call("nope").await.expect("get").is_none());
+    assert!(store
+        .get_call(&call_id("nope"))
+        .await
+        .expect("get")
+        .is_none());
 }
 
 store_test!(applying_the_same_batch_twice_changes_nothing);
@@ -286,11 +290,9 @@ async fn applying_the_same_batch_twice_changes_nothing(store: Store) {
         closed(&call, Outcome::Voicemail, "caller_hangup", None, 9_000),
     ];
     store.apply(&batch).await.expect("first time");
-    let before =
-        serde_json::to_value(store.get_call(call.as_str()).await.expect("get")).expect("json");
+    let before = serde_json::to_value(store.get_call(&call).await.expect("get")).expect("json");
     store.apply(&batch).await.expect("second time");
-    let after =
-        serde_json::to_value(store.get_call(call.as_str()).await.expect("get")).expect("json");
+    let after = serde_json::to_value(store.get_call(&call).await.expect("get")).expect("json");
     assert_eq!(before, after);
     assert_eq!(after["events"].as_array().map(Vec::len), Some(3));
 }
@@ -398,23 +400,15 @@ async fn late_events_follow_the_trail(store: Store) {
         .await
         .expect("call");
     store
-        .append_late_event(
-            call.as_str(),
-            "twilio_status",
-            &json!({ "status": "completed" }),
-        )
+        .append_late_event(&call, "twilio_status", &json!({ "status": "completed" }))
         .await
         .expect("late event");
     store
-        .append_late_event(
-            call.as_str(),
-            "twilio_status",
-            &json!({ "status": "billed" }),
-        )
+        .append_late_event(&call, "twilio_status", &json!({ "status": "billed" }))
         .await
         .expect("another late event");
     store
-        .append_late_event("unknown-call", "twilio_status", &json!({}))
+        .append_late_event(&call_id("unknown-call"), "twilio_status", &json!({}))
         .await
         .expect("an unknown call is not an error");
 
@@ -453,7 +447,7 @@ async fn recordings_round_trip_byte_exact(store: Store) {
         .expect("replay");
 
     let stored = store
-        .get_recording(call.as_str())
+        .get_recording(&call)
         .await
         .expect("get")
         .expect("recording");
@@ -461,7 +455,11 @@ async fn recordings_round_trip_byte_exact(store: Store) {
     assert_eq!(stored.duration_ms, 4_200);
     assert!(stored.bytes == wav, "bytes differ");
     assert!(stored_call(&store, &call).await.has_recording);
-    assert!(store.get_recording("nope").await.expect("get").is_none());
+    assert!(store
+        .get_recording(&call_id("nope"))
+        .await
+        .expect("get")
+        .is_none());
 }
 
 // ---- the journal writer ----------------------------------------------------------
@@ -508,7 +506,7 @@ async fn the_writer_retries_a_refused_batch_until_it_is_accepted(store: Store) {
     writer.append(event(&call, 1, "created", None));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(writer.backlog(), 1, "the refused entry is kept");
-    assert!(store.get_call(call.as_str()).await.expect("get").is_none());
+    assert!(store.get_call(&call).await.expect("get").is_none());
 
     store
         .apply(&[opened(&call, "CA-retry")])
@@ -555,11 +553,7 @@ async fn journal_writer_survives_a_database_outage_on_postgres() {
 
 /// The call's stored view, which must exist.
 async fn stored_call(store: &Store, id: &CallId) -> CallView {
-    store
-        .get_call(id.as_str())
-        .await
-        .expect("get")
-        .expect("call")
+    store.get_call(&id).await.expect("get").expect("call")
 }
 
 async fn flush_within(writer: &JournalWriter, limit: Duration) {
@@ -655,15 +649,15 @@ async fn an_entry_the_database_rejects_does_not_hold_up_the_others(store: Store)
     writer.append(opened(&call, "CA-after-orphan"));
     flush_within(&writer, Duration::from_secs(30)).await;
     assert_eq!(writer.backlog(), 0);
-    assert!(store.get_call(call.as_str()).await.expect("get").is_some());
-    assert!(store
-        .get_call(orphan.as_str())
-        .await
-        .expect("get")
-        .is_none());
+    assert!(store.get_call(&call).await.expect("get").is_some());
+    assert!(store.get_call(&orphan).await.expect("get").is_none());
 }
 
 // ---- AI: assistants, transcripts, results ------------------------------------------
+
+fn call_id(raw: &str) -> CallId {
+    CallId::parse(raw).expect("a valid call id")
+}
 
 fn assistant_id(raw: &str) -> AssistantId {
     AssistantId::parse(raw).expect("a valid assistant id")
@@ -837,7 +831,7 @@ async fn ai_entries_store_an_ordered_transcript_and_the_results_once(store: Stor
     // A retried batch (after a failed commit) changes nothing.
     store.apply(&batch).await.expect("second time");
 
-    let turns = store.turns(call.as_str()).await.expect("turns");
+    let turns = store.turns(&call).await.expect("turns");
     assert_eq!(
         turns
             .iter()
@@ -858,9 +852,13 @@ async fn ai_entries_store_an_ordered_transcript_and_the_results_once(store: Stor
         Some("answered"),
         "the AI result comes after the close"
     );
-    assert!(store.call_exists(call.as_str()).await.expect("exists"));
-    assert!(!store.call_exists("nope").await.expect("exists"));
-    assert!(store.turns("nope").await.expect("turns").is_empty());
+    assert!(store.call_exists(&call).await.expect("exists"));
+    assert!(!store.call_exists(&call_id("nope")).await.expect("exists"));
+    assert!(store
+        .turns(&call_id("nope"))
+        .await
+        .expect("turns")
+        .is_empty());
 
     // A call without AI gets its cost alone.
     let plain = CallId::new();
@@ -901,7 +899,7 @@ async fn the_writer_keeps_a_turn_of_a_call_not_yet_recorded_until_it_can_write_i
         .await
         .expect("the call row");
     flush_within(&writer, Duration::from_secs(15)).await;
-    assert_eq!(store.turns(call.as_str()).await.expect("turns").len(), 1);
+    assert_eq!(store.turns(&call).await.expect("turns").len(), 1);
 }
 
 // ---- issue 9: faults -------------------------------------------------------------
@@ -921,7 +919,7 @@ fn test_journal(max_memory: usize) -> (JournalConfig, std::path::PathBuf) {
 /// Polls until `call` has a row (the journal writes behind the test's back).
 async fn wait_for_row(store: &Store, call: &CallId) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while store.get_call(call.as_str()).await.expect("get").is_none() {
+    while store.get_call(&call).await.expect("get").is_none() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "call {call} never written"
@@ -962,7 +960,7 @@ async fn a_nul_byte_in_a_text_field_is_stored_as_a_replacement_character(store: 
     flush_within(&writer, Duration::from_secs(30)).await;
 
     let view = store
-        .get_call(nul.as_str())
+        .get_call(&nul)
         .await
         .expect("get")
         .expect("the call's record persists");
@@ -970,11 +968,11 @@ async fn a_nul_byte_in_a_text_field_is_stored_as_a_replacement_character(store: 
     assert_eq!(view.end_reason.as_deref(), Some("caller\u{FFFD}hangup"));
     assert_eq!(view.events.len(), 1);
     assert_eq!(
-        store.turns(nul.as_str()).await.expect("turns")[0].text,
+        store.turns(&nul).await.expect("turns")[0].text,
         "hi\u{FFFD}there"
     );
     let other = store
-        .get_call(other.as_str())
+        .get_call(&other)
         .await
         .expect("get")
         .expect("the other call");
@@ -1125,7 +1123,7 @@ async fn entries_spilled_at_shutdown_are_written_by_the_next_writer() {
         assert_eq!(view.outcome.as_deref(), Some("abandoned"));
         assert_eq!(view.events.len(), 1);
         assert!(store
-            .get_call(recording_call.as_str())
+            .get_call(&recording_call)
             .await
             .expect("get")
             .is_some());
@@ -1156,7 +1154,7 @@ async fn recording_chunks_become_the_recording_when_finished_or_on_recovery(stor
         .await
         .expect("a finished recording");
     let wav = store
-        .get_recording(finished.as_str())
+        .get_recording(&finished)
         .await
         .expect("get")
         .expect("recording");
@@ -1174,14 +1172,10 @@ async fn recording_chunks_become_the_recording_when_finished_or_on_recovery(stor
         .apply(&[opened(&cut, "CA-cut"), chunk(&cut, 1, 0x33)])
         .await
         .expect("a recording cut off");
-    assert!(store
-        .get_recording(cut.as_str())
-        .await
-        .expect("get")
-        .is_none());
+    assert!(store.get_recording(&cut).await.expect("get").is_none());
     store.close_interrupted_calls().await.expect("recover");
     let wav = store
-        .get_recording(cut.as_str())
+        .get_recording(&cut)
         .await
         .expect("get")
         .expect("recording kept");
