@@ -553,7 +553,7 @@ async fn journal_writer_survives_a_database_outage_on_postgres() {
 
 /// The call's stored view, which must exist.
 async fn stored_call(store: &Store, id: &CallId) -> CallView {
-    store.get_call(&id).await.expect("get").expect("call")
+    store.get_call(id).await.expect("get").expect("call")
 }
 
 async fn flush_within(writer: &JournalWriter, limit: Duration) {
@@ -919,7 +919,7 @@ fn test_journal(max_memory: usize) -> (JournalConfig, std::path::PathBuf) {
 /// Polls until `call` has a row (the journal writes behind the test's back).
 async fn wait_for_row(store: &Store, call: &CallId) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while store.get_call(&call).await.expect("get").is_none() {
+    while store.get_call(call).await.expect("get").is_none() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "call {call} never written"
