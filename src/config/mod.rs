@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 /// The defaults, compiled in.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
