@@ -147,13 +147,13 @@ pub fn build(
 
     let openai = &settings.openai;
     let config = super::relay::RelayConfig {
-        realtime_url: openai.realtime_url.clone(),
+        realtime_url: openai.realtime_url.to_string(),
         api_key: openai.api_key.clone(),
-        connect_timeout: std::time::Duration::from_millis(openai.connect_timeout_ms),
+        connect_timeout: openai.connect_timeout,
         transcription_model: openai.transcription_model.clone(),
-        exit_grace: std::time::Duration::from_secs_f64(openai.exit_grace_secs),
+        exit_grace: openai.exit_grace,
         max_frame_bytes: 16 << 20,
-        mark_interval_ms: openai.mark_interval_ms,
+        mark_interval_ms: openai.mark_interval.as_millis() as u64,
         max_connections: openai.max_connections,
     };
     let load: super::relay::LoadAssistant = Arc::new(move |id: AssistantId| {

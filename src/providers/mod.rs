@@ -435,12 +435,11 @@ pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<P
     use anyhow::Context as _;
     let numbers = &settings.numbers;
     let http = reqwest::Client::builder()
-        .connect_timeout(crate::config::secs(numbers.request_timeout_secs))
+        .connect_timeout(numbers.request_timeout)
         .build()
         .context("building the providers' HTTP client")?;
-    let timeout = crate::config::secs(numbers.request_timeout_secs);
-    let default_workspace = Workspace::parse(&numbers.default_workspace)
-        .map_err(|e| anyhow::anyhow!("numbers.default_workspace: {e}"))?;
+    let timeout = numbers.request_timeout;
+    let default_workspace = &numbers.default_workspace;
     let mut accounts = Vec::new();
     let mut add =
         |kind, workspace: Workspace, api_base: &str, account_sid: &str, secret: &SecretString| {
@@ -464,7 +463,7 @@ pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<P
         add(
             ProviderKind::Twilio,
             default_workspace.clone(),
-            &settings.twilio.api_base,
+            settings.twilio.api_base.as_str(),
             &settings.twilio.account_sid,
             token,
         );
@@ -473,7 +472,7 @@ pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<P
         add(
             ProviderKind::Vapi,
             default_workspace.clone(),
-            &numbers.vapi.api_base,
+            numbers.vapi.api_base.as_str(),
             "",
             key,
         );
@@ -482,17 +481,13 @@ pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<P
         add(
             ProviderKind::Retell,
             default_workspace.clone(),
-            &numbers.retell.api_base,
+            numbers.retell.api_base.as_str(),
             "",
             key,
         );
     }
     for account in &numbers.accounts {
-        let kind = ProviderKind::parse(&account.provider).with_context(|| {
-            format!("numbers.accounts: unknown provider {:?}", account.provider)
-        })?;
-        let workspace = Workspace::parse(&account.workspace)
-            .map_err(|e| anyhow::anyhow!("numbers.accounts: workspace: {e}"))?;
+        let (kind, workspace) = (account.provider, account.workspace.clone());
         let secret = account.secret.as_ref().with_context(|| {
             format!(
                 "numbers.accounts: {kind} ({workspace}) has no credentials: set {}",
@@ -503,16 +498,54 @@ pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<P
                 }
             )
         })?;
-        let api_base = if account.api_base.is_empty() {
-            match kind {
-                ProviderKind::Twilio => settings.twilio.api_base.as_str(),
-                ProviderKind::Vapi => numbers.vapi.api_base.as_str(),
-                ProviderKind::Retell => numbers.retell.api_base.as_str(),
-            }
-        } else {
-            account.api_base.as_str()
+        let api_base = match (&account.api_base, kind) {
+            (Some(api_base), _) => api_base,
+            (None, ProviderKind::Twilio) => &settings.twilio.api_base,
+            (None, ProviderKind::Vapi) => &numbers.vapi.api_base,
+            (None, ProviderKind::Retell) => &numbers.retell.api_base,
         };
-        add(kind, workspace, api_base, &account.account_sid, secret);
+        add(
+            kind,
+            workspace,
+            api_base.as_str(),
+            &account.account_sid,
+            secret,
+        );
     }
     Ok(accounts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_come_from_the_environment_then_the_accounts_table() {
+        let accounts: toml::Table = "[[numbers.accounts]]\nprovider = \"twilio\"\n\
+                                     workspace = \"staging\"\naccount_sid = \"AC2\"\n\
+                                     secret_env = \"TWILIO_STAGING_AUTH_TOKEN\""
+            .parse()
+            .expect("TOML");
+        let env = |name: &str| match name {
+            "VAPI_API_KEY" => Some("vapi-key".to_owned()),
+            "TWILIO_STAGING_AUTH_TOKEN" => Some("staging-token".to_owned()),
+            _ => None,
+        };
+        let settings =
+            crate::config::Settings::from_sources(Some(accounts.clone()), env).expect("valid");
+        let labels: Vec<String> = accounts_from(&settings)
+            .expect("valid accounts")
+            .iter()
+            .map(ProviderAccount::label)
+            .collect();
+        assert_eq!(labels, ["vapi (production)", "twilio (staging)"]);
+
+        let no_secret = crate::config::Settings::from_sources(Some(accounts), |_| None)
+            .expect("valid settings");
+        let err = accounts_from(&no_secret).err().expect("no credentials");
+        assert!(
+            err.to_string().contains("set TWILIO_STAGING_AUTH_TOKEN"),
+            "{err}"
+        );
+    }
 }

@@ -287,7 +287,7 @@ async fn media_before_start_is_dropped_and_the_stream_goes_on() {
 #[actix_web::test]
 async fn a_stream_that_never_starts_leaves_the_call_failed_after_the_media_timeout() {
     let app = crate::helpers::spawn_app_with(crate::db::TestDb::Sqlite, |s| {
-        s.calls.media_timeout_secs = 0.2;
+        s.calls.media_timeout = Duration::from_secs_f64(0.2);
     })
     .await;
     with_number(&app).await;
