@@ -3,7 +3,7 @@
 //! variables of the external contract.
 //!
 //! Parsed once, at load: durations are [`Duration`]s, providers enums, URLs
-//! checked ([`values`]); a setting that does not parse is refused with its key
+//! checked ([`HttpUrl`], [`WsUrl`]); a setting that does not parse is refused with its key
 //! (and the variable that set it) named. [`Settings::call_config`],
 //! [`Settings::seat_config`] and [`Settings::outbox_limits`] give the actors their
 //! configuration.
@@ -24,7 +24,7 @@ use switchboard_actors::Workspace;
 use crate::domain::provider::ProviderKind;
 pub use values::{HttpUrl, UrlError, WsUrl};
 
-pub mod values;
+mod values;
 
 /// The defaults, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
