@@ -7,25 +7,19 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
-use bytes::Bytes;
 use secrecy::SecretString;
-use switchboard_actors::call::{CallConfig, CallDeps};
+use switchboard_actors::call::CallDeps;
 use switchboard_actors::coordinator::CoordinatorHandle;
 use switchboard_actors::number::NumberBookHandle;
-use switchboard_actors::outbox::OutboxLimits;
 use switchboard_actors::parking::ParkingHandle;
 use switchboard_actors::registry::RegistryHandle;
-use switchboard_actors::seat::SeatConfig;
 use switchboard_actors::stats::EngineStats;
 
-use crate::config::{secs, Settings};
+use crate::config::Settings;
 use crate::engine::Engine;
 use crate::store::journal::{JournalConfig, JournalWriter};
 use crate::store::Store;
 use crate::{api, health, metrics, twilio, ws};
-
-/// The spoken voicemail prompt shipped with the engine (8 kHz mu-law, espeak-ng).
-const BUILTIN_PROMPT: &[u8] = include_bytes!("../assets/voicemail-prompt.ul");
 
 pub struct Application {
     port: u16,
@@ -95,7 +89,7 @@ impl Application {
             call.interrupt("engine_shutdown").await;
         }
         let journal = &self.engine.journal;
-        let limit = secs(self.engine.settings.journal.shutdown_timeout_secs);
+        let limit = self.engine.settings.journal.shutdown_timeout;
         if tokio::time::timeout(limit, journal.flush()).await.is_err() {
             let left = journal.backlog();
             match journal.spill_all().await {
@@ -196,10 +190,9 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
     }
     let tokens = crate::auth::TokenCache::load(&store).await?;
 
-    let public_url: Arc<str> = if settings.public_url.is_empty() {
-        format!("http://{}", listener.local_addr()?).into()
-    } else {
-        settings.public_url.trim_end_matches('/').into()
+    let public_url: Arc<str> = match &settings.public_url {
+        Some(url) => url.as_str().into(),
+        None => format!("http://{}", listener.local_addr()?).into(),
     };
     let admin_token = match &settings.admin_token {
         Some(token) => token.clone(),
@@ -225,21 +218,7 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
         tracing::warn!("TWILIO_AUTH_TOKEN is not set: every Twilio request will be refused (403)");
     }
 
-    let voicemail_prompt = match settings.calls.voicemail_prompt.as_str() {
-        "builtin" => Bytes::from_static(BUILTIN_PROMPT),
-        "none" => Bytes::new(),
-        path => Bytes::from(
-            std::fs::read(path).with_context(|| format!("reading voicemail prompt {path}"))?,
-        ),
-    };
-    let call_config = Arc::new(CallConfig {
-        ring_timeout: secs(settings.calls.ring_timeout_secs),
-        media_timeout: secs(settings.calls.media_timeout_secs),
-        voicemail_max: secs(settings.calls.voicemail_max_secs),
-        voicemail_prompt,
-        ringback_chunk: std::time::Duration::from_millis(settings.calls.ringback_chunk_ms),
-        parking_timeout: secs(settings.calls.parking_timeout_secs),
-    });
+    let call_config = Arc::new(settings.call_config()?);
     let stats = Arc::new(EngineStats::default());
     let coordinator = CoordinatorHandle::start();
     let registry = RegistryHandle::start();
@@ -264,17 +243,8 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
             .upsert(number.e164, number.workspace, number.route)
             .await?;
     }
-    let ws = &settings.websocket;
-    let seat_config = SeatConfig {
-        heartbeat_interval: secs(ws.heartbeat_interval_secs),
-        client_timeout: secs(ws.client_timeout_secs),
-        wrap_up: secs(settings.calls.wrap_up_secs),
-        reconnect_grace: secs(settings.calls.reconnect_grace_secs),
-    };
-    let outbox_limits = OutboxLimits {
-        audio_frames: ws.audio_queue_frames,
-        control_messages: ws.control_queue_messages,
-    };
+    let seat_config = settings.seat_config();
+    let outbox_limits = settings.outbox_limits();
     let providers: Arc<[crate::providers::ProviderAccount]> =
         crate::providers::accounts_from(&settings)?.into();
     tracing::info!(

@@ -9,7 +9,7 @@
 use actix::prelude::*;
 
 use crate::call::CallHandle;
-use crate::ids::{CallId, Workspace};
+use crate::ids::{AssistantId, CallId, Workspace};
 use crate::leg::LegHandle;
 use crate::number::Route;
 
@@ -18,7 +18,7 @@ pub struct AssistantSession {
     pub call: CallHandle,
     /// The caller's leg: the assistant writes its audio, marks and clears here.
     pub leg: LegHandle,
-    pub assistant_id: String,
+    pub assistant_id: AssistantId,
     pub from: String,
     pub to: String,
     pub workspace: Workspace,
@@ -101,7 +101,7 @@ pub struct CallReport {
 
 #[derive(Debug, Clone)]
 pub struct AssistantReport {
-    pub assistant_id: String,
+    pub assistant_id: AssistantId,
     /// The conversation, in order: (`caller`|`assistant`, text).
     pub turns: Vec<(String, String)>,
     /// Every `response.done` usage, with its model.

@@ -83,6 +83,11 @@ opaque_id!(
     AgentId,
     "agent id"
 );
+opaque_id!(
+    /// One AI assistant: what a number's `ai` route names.
+    AssistantId,
+    "assistant id"
+);
 
 /// A tenant boundary: agents only ever ring for numbers of their own workspace.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -168,6 +173,12 @@ mod tests {
             AgentId::parse("Robert'); DROP"),
             Err(IdError::BadCharacter { .. })
         ));
+        assert!(AssistantId::parse(AssistantId::new().as_str()).is_ok());
+        assert!(matches!(
+            AssistantId::parse("Nope!"),
+            Err(IdError::BadCharacter { .. })
+        ));
+        assert!(serde_json::from_str::<AssistantId>(r#""""#).is_err());
         assert!(Workspace::parse("production").is_ok());
         assert!(Workspace::parse("Prod").is_err());
     }

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::ids::{AgentId, CallId, Workspace};
+use crate::ids::{AgentId, AssistantId, CallId, Workspace};
 use crate::machine::{Outcome, Phase};
 
 /// Milliseconds since the Unix epoch: the engine's one timestamp format in storage.
@@ -81,7 +81,7 @@ pub enum JournalEntry {
     /// The assistant that took the call.
     Assistant {
         call_id: CallId,
-        assistant_id: String,
+        assistant_id: AssistantId,
     },
     /// What an AI call came to: the summary, the AI outcome and the cost breakdown.
     AiResult {
@@ -181,7 +181,7 @@ impl JournalEntry {
             JournalEntry::Closed { reason, .. } => reason.len(),
             JournalEntry::Recording { wav, .. } => wav.len(),
             JournalEntry::Turn { text, .. } => text.len(),
-            JournalEntry::Assistant { assistant_id, .. } => assistant_id.len(),
+            JournalEntry::Assistant { assistant_id, .. } => assistant_id.as_str().len(),
             JournalEntry::AiResult {
                 summary,
                 ai_outcome,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::call::{CallActor, CallDeps, CallHandle, CallSetup};
 use crate::error::EngineError;
-use crate::ids::{AgentId, CallId, Workspace};
+use crate::ids::{AgentId, AssistantId, CallId, Workspace};
 
 /// Where a number's calls go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +24,7 @@ pub enum Route {
     /// Straight to the voicemail prompt.
     Voicemail,
     /// An AI assistant talks with the caller (and can hand over to the agents).
-    Ai { assistant_id: String },
+    Ai { assistant_id: AssistantId },
 }
 
 impl Route {

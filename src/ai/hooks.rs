@@ -10,6 +10,7 @@ use switchboard_actors::assistant::{
     AssistantReport, AssistantSession, CallHooks, CallReport, StopAssistant,
 };
 use switchboard_actors::journal::{Journal, JournalEntry};
+use switchboard_actors::AssistantId;
 
 use super::cost::{breakdown, CallCostInput, Pricing, RealtimeUsage, TranscriptionUsage};
 use super::relay::{AiLeg, RelayDeps};
@@ -146,16 +147,16 @@ pub fn build(
 
     let openai = &settings.openai;
     let config = super::relay::RelayConfig {
-        realtime_url: openai.realtime_url.clone(),
+        realtime_url: openai.realtime_url.to_string(),
         api_key: openai.api_key.clone(),
-        connect_timeout: std::time::Duration::from_millis(openai.connect_timeout_ms),
+        connect_timeout: openai.connect_timeout,
         transcription_model: openai.transcription_model.clone(),
-        exit_grace: std::time::Duration::from_secs_f64(openai.exit_grace_secs),
+        exit_grace: openai.exit_grace,
         max_frame_bytes: 16 << 20,
-        mark_interval_ms: openai.mark_interval_ms,
+        mark_interval_ms: openai.mark_interval.as_millis() as u64,
         max_connections: openai.max_connections,
     };
-    let load: super::relay::LoadAssistant = Arc::new(move |id: String| {
+    let load: super::relay::LoadAssistant = Arc::new(move |id: AssistantId| {
         let store = store.clone();
         Box::pin(async move {
             match store.get_assistant(&id).await {
@@ -197,7 +198,7 @@ mod tests {
 
     fn ended_by(how: &str) -> AssistantReport {
         AssistantReport {
-            assistant_id: "asst_1".into(),
+            assistant_id: AssistantId::parse("asst_1").expect("a valid id"),
             turns: Vec::new(),
             usage: Vec::new(),
             transcription_usage: Vec::new(),

@@ -47,8 +47,9 @@ use switchboard_actors::journal::now_ms;
 use switchboard_actors::leg::{CallerInput, LegControl, LegHandle, LegRoute};
 use switchboard_actors::number::Route;
 use switchboard_actors::stats::EngineStats;
+use switchboard_actors::AssistantId;
 
-use super::assistant::ToolSpec;
+use crate::domain::assistant::ToolSpec;
 
 type OpenAiSink = Pin<Box<dyn Sink<Message, Error = WsProtocolError>>>;
 
@@ -80,7 +81,7 @@ pub struct RelayConfig {
 /// What an assistant is, as a call starts (read from the store then).
 #[derive(Debug, Clone)]
 pub struct AssistantConfig {
-    pub id: String,
+    pub id: AssistantId,
     pub model: String,
     pub voice: String,
     pub instructions: String,
@@ -91,7 +92,7 @@ pub struct AssistantConfig {
 
 /// Finds an assistant by id; `Err` carries why it could not be had.
 pub type LoadAssistant = Arc<
-    dyn Fn(String) -> futures_util::future::BoxFuture<'static, Result<AssistantConfig, String>>
+    dyn Fn(AssistantId) -> futures_util::future::BoxFuture<'static, Result<AssistantConfig, String>>
         + Send
         + Sync,
 >;
@@ -197,7 +198,7 @@ enum Stage {
 pub struct AiLeg {
     call: CallHandle,
     leg: LegHandle,
-    assistant_id: String,
+    assistant_id: AssistantId,
     deps: RelayDeps,
     assistant: Option<AssistantConfig>,
     stage: Stage,

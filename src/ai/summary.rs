@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 pub use super::cost::SummaryUsage;
-use crate::config::{secs, SummarySettings};
+use crate::config::{SummaryProvider, SummarySettings};
 
 /// Anthropic's API version header value.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -145,17 +145,17 @@ impl std::fmt::Debug for Summarizer {
 impl Summarizer {
     /// `None` when the provider is `off`, unknown, or has no API key.
     pub fn from_settings(settings: &SummarySettings) -> Option<Summarizer> {
-        let provider = match settings.provider.as_str() {
-            "anthropic" => Provider::Anthropic,
-            "openai" => Provider::OpenAi,
-            _ => return None,
+        let provider = match settings.provider {
+            SummaryProvider::Anthropic => Provider::Anthropic,
+            SummaryProvider::OpenAi => Provider::OpenAi,
+            SummaryProvider::Off => return None,
         };
         let api_key = settings
             .api_key
             .clone()
             .filter(|k| !k.expose_secret().is_empty())?;
         let http = reqwest::Client::builder()
-            .timeout(secs(settings.timeout_secs))
+            .timeout(settings.timeout)
             .build()
             .map_err(|e| tracing::error!(error = %e, "cannot build the summary HTTP client"))
             .ok()?;
@@ -463,7 +463,7 @@ mod tests {
         let summarizer = Summarizer::from_settings(&settings).expect("a summarizer");
         assert_eq!(summarizer.model(), "claude-haiku-4-5");
         assert!(!format!("{summarizer:?}").contains("\"k\""));
-        settings.provider = "off".into();
+        settings.provider = SummaryProvider::Off;
         assert!(Summarizer::from_settings(&settings).is_none(), "off");
     }
 }

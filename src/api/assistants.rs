@@ -7,13 +7,14 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_actors::number::Route;
-use switchboard_actors::Workspace;
+use switchboard_actors::{AssistantId, Workspace};
 
 use super::admin::Admin;
 use crate::ai::assistant::{
-    check_assistant_id, check_model, check_tools, check_voice, new_assistant_id, FieldError,
-    ToolSpec, MAX_GREETING_CHARS, MAX_INSTRUCTIONS_CHARS, MAX_NAME_CHARS,
+    check_model, check_tools, check_voice, FieldError, MAX_GREETING_CHARS, MAX_INSTRUCTIONS_CHARS,
+    MAX_NAME_CHARS,
 };
+use crate::domain::assistant::ToolSpec;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::numbers::route::check_agents;
@@ -40,7 +41,7 @@ pub struct AssistantBody {
 
 #[derive(Serialize)]
 struct AssistantJson {
-    id: String,
+    id: AssistantId,
     name: String,
     workspace: String,
     instructions: String,
@@ -164,9 +165,8 @@ async fn parse_on_failure(
     Ok(route)
 }
 
-fn assistant_id(raw: &str) -> Result<&str, ApiError> {
-    check_assistant_id(raw).map_err(|e| ApiError::bad_request("bad-id", e.to_string()))?;
-    Ok(raw)
+fn assistant_id(raw: &str) -> Result<AssistantId, ApiError> {
+    AssistantId::parse(raw).map_err(|e| ApiError::bad_request("bad-id", e.to_string()))
 }
 
 pub async fn create(
@@ -177,7 +177,7 @@ pub async fn create(
     let fields = parse_body(&engine, body.into_inner()).await?;
     let assistant = engine
         .store
-        .create_assistant(&new_assistant_id(), &fields)
+        .create_assistant(&AssistantId::new(), &fields)
         .await?;
     tracing::info!(assistant_id = %assistant.id, "assistant created");
     Ok(HttpResponse::Created().json(AssistantJson::from(assistant)))
@@ -202,7 +202,7 @@ pub async fn get(
     let id = assistant_id(&path)?;
     let assistant = engine
         .store
-        .get_assistant(id)
+        .get_assistant(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no assistant {id}")))?;
     Ok(HttpResponse::Ok().json(AssistantJson::from(assistant)))
@@ -219,12 +219,12 @@ pub async fn update(
     let id = assistant_id(&path)?;
     let current = engine
         .store
-        .get_assistant(id)
+        .get_assistant(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no assistant {id}")))?;
     let fields = parse_body(&engine, body.into_inner()).await?;
     if fields.workspace != current.workspace {
-        if let Some(e164) = engine.store.number_routed_to(id).await? {
+        if let Some(e164) = engine.store.number_routed_to(&id).await? {
             return Err(ApiError::bad_request(
                 "wrong-workspace",
                 format!(
@@ -236,7 +236,7 @@ pub async fn update(
     }
     let assistant = engine
         .store
-        .update_assistant(id, &fields)
+        .update_assistant(&id, &fields)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no assistant {id}")))?;
     tracing::info!(assistant_id = %assistant.id, "assistant updated");
@@ -250,7 +250,7 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = assistant_id(&path)?;
-    match engine.store.delete_assistant(id).await? {
+    match engine.store.delete_assistant(&id).await? {
         DeleteAssistant::Deleted => {
             tracing::info!(assistant_id = %id, "assistant deleted");
             Ok(HttpResponse::NoContent().finish())

@@ -29,7 +29,7 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = call_id(&path)?;
-    let call = call_json(&engine, id.as_str())
+    let call = call_json(&engine, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no call {id}")))?;
     Ok(HttpResponse::Ok().json(call))
@@ -58,7 +58,7 @@ pub async fn find(
     Ok(HttpResponse::Ok().json(calls))
 }
 
-async fn call_json(engine: &Engine, id: &str) -> Result<Option<serde_json::Value>, ApiError> {
+async fn call_json(engine: &Engine, id: &CallId) -> Result<Option<serde_json::Value>, ApiError> {
     let Some(call) = engine.store.get_call(id).await? else {
         return Ok(None);
     };
@@ -109,7 +109,7 @@ pub async fn recording(
     let id = call_id(&path)?;
     let recording = engine
         .store
-        .get_recording(id.as_str())
+        .get_recording(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("call {id} has no recording")))?;
     Ok(HttpResponse::Ok()
@@ -125,12 +125,12 @@ pub async fn transcript(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = call_id(&path)?;
-    if !engine.store.call_exists(id.as_str()).await? {
+    if !engine.store.call_exists(&id).await? {
         return Err(ApiError::not_found(format!("no call {id}")));
     }
     let turns: Vec<_> = engine
         .store
-        .turns(id.as_str())
+        .turns(&id)
         .await?
         .into_iter()
         .map(|t| {

@@ -13,12 +13,12 @@ use switchboard_actors::Workspace;
 
 use super::admin::Admin;
 use crate::domain::phone::PhoneNumber;
+use crate::domain::provider::ProviderKind;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::numbers::migrate::cleared;
 use crate::numbers::{NumberService, NumbersError};
 use crate::providers::retell::Import;
-use crate::providers::ProviderKind;
 use crate::store::numbers::NumberRecord;
 
 /// The numbers service over the engine's store, provider accounts and number book.

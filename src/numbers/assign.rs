@@ -9,8 +9,9 @@ use switchboard_actors::{AgentId, Workspace};
 
 use super::{NumberService, NumbersError};
 use crate::domain::phone::PhoneNumber;
+use crate::domain::provider::ProviderKind;
 use crate::providers::twilio::Hooks;
-use crate::providers::{ProviderAccount, ProviderKind};
+use crate::providers::ProviderAccount;
 use crate::store::pool::{PoolFilter, PoolNumber, PoolStatus};
 use crate::store::StoreError;
 
@@ -27,7 +28,7 @@ impl NumberService<'_> {
     ) -> Result<PoolNumber, String> {
         let claimed = self
             .store
-            .claim_available(workspace, agent_id.as_str())
+            .claim_available(workspace, agent_id)
             .await
             .map_err(|e| {
                 tracing::error!(err = %e, "claiming a number failed");
@@ -80,7 +81,7 @@ impl NumberService<'_> {
             })?;
         let claimed = self
             .store
-            .claim_number(&candidate.id, agent_id.as_str())
+            .claim_number(&candidate.id, agent_id)
             .await?
             .ok_or_else(|| {
                 NumbersError::conflict("not-available", format!("{e164} was taken meanwhile"))
@@ -101,7 +102,7 @@ impl NumberService<'_> {
         let give_back = |why: String| {
             let (claim_id, claim_e164) = (claim_id.clone(), claim_e164.clone());
             async move {
-                if let Err(e) = self.store.release_claim(&claim_id, agent_id.as_str()).await {
+                if let Err(e) = self.store.release_claim(&claim_id, agent_id).await {
                     tracing::error!(err = %e, e164 = %claim_e164, "giving a claimed number back failed");
                 }
                 why
@@ -147,7 +148,7 @@ impl NumberService<'_> {
         };
         let recorded = self
             .store
-            .record_assignment(&number, agent_id.as_str(), &route, voice_url, held_by)
+            .record_assignment(&number, agent_id, &route, voice_url, held_by)
             .await;
         if let Err(e) = recorded {
             tracing::warn!(err = %e, e164 = %number.e164, "recording an assignment failed; undoing it at the provider");
@@ -196,7 +197,7 @@ impl NumberService<'_> {
     /// already taken off are assigned again at their provider, and nothing is
     /// recorded.
     pub async fn unassign_agent(&self, agent_id: &AgentId) -> Result<Vec<String>, NumbersError> {
-        let numbers = self.store.numbers_of_agent(agent_id.as_str()).await?;
+        let numbers = self.store.numbers_of_agent(agent_id).await?;
         let mut done: Vec<(&ProviderAccount, &PoolNumber)> = Vec::new();
         for number in &numbers {
             let Some(account) = self.account(&number.provider, &number.workspace) else {
@@ -223,7 +224,7 @@ impl NumberService<'_> {
             let clear_provider_agent = number.provider != ProviderKind::Twilio.as_str();
             if let Some(route) = self
                 .store
-                .unassign(number, agent_id.as_str(), clear_provider_agent)
+                .unassign(number, agent_id, clear_provider_agent)
                 .await?
             {
                 self.book

@@ -8,8 +8,9 @@ use switchboard_actors::Workspace;
 
 use super::route::parse_route;
 use super::{NumberService, NumbersError};
+use crate::domain::provider::ProviderKind;
 use crate::providers::twilio::Hooks;
-use crate::providers::{ProviderAccount, ProviderKind, Repointed};
+use crate::providers::{ProviderAccount, Repointed};
 use crate::store::pool::{
     MigrationEntry, PoolFilter, PoolNumber, PoolStatus, RouteMigration, VoiceRouting,
 };

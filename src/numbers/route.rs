@@ -3,10 +3,9 @@
 //! which takes it for the number's next call.
 
 use switchboard_actors::number::Route;
-use switchboard_actors::{AgentId, Workspace};
+use switchboard_actors::{AgentId, AssistantId, Workspace};
 
 use super::{NumberService, NumbersError};
-use crate::ai::assistant::check_assistant_id;
 use crate::domain::phone::PhoneNumber;
 use crate::store::numbers::NumberRecord;
 use crate::store::pool::{PoolFilter, PoolStatus};
@@ -24,6 +23,13 @@ pub async fn parse_route(
             "bad-field",
             format!("route.kind must be \"agents\", \"ai\" or \"voicemail\", not {kind:?}"),
         ));
+    }
+    // An assistant id that cannot be one names no assistant: the same refusal as
+    // an id that names none.
+    if let Some(id) = raw.get("assistant_id").and_then(|id| id.as_str()) {
+        if kind == "ai" && AssistantId::parse(id).is_err() {
+            return Err(unknown_assistant(id));
+        }
     }
     let route: Route = serde_json::from_value(raw)
         .map_err(|e| NumbersError::refused("bad-field", format!("route: {e}")))?;
@@ -70,22 +76,13 @@ pub async fn check_agents(
 /// The assistant of an `ai` route exists and belongs to the number's workspace.
 async fn check_assistant(
     store: &Store,
-    assistant_id: &str,
+    assistant_id: &AssistantId,
     workspace: &Workspace,
 ) -> Result<(), NumbersError> {
-    let unknown = || {
-        NumbersError::refused(
-            "unknown-assistant",
-            format!("route: no assistant {assistant_id:?}"),
-        )
-    };
-    if check_assistant_id(assistant_id).is_err() {
-        return Err(unknown());
-    }
     let assistant = store
         .get_assistant(assistant_id)
         .await?
-        .ok_or_else(unknown)?;
+        .ok_or_else(|| unknown_assistant(assistant_id.as_str()))?;
     if &assistant.workspace != workspace {
         return Err(NumbersError::refused(
             "wrong-workspace",
@@ -96,6 +93,10 @@ async fn check_assistant(
         ));
     }
     Ok(())
+}
+
+fn unknown_assistant(id: &str) -> NumbersError {
+    NumbersError::refused("unknown-assistant", format!("route: no assistant {id:?}"))
 }
 
 impl NumberService<'_> {

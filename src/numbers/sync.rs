@@ -7,8 +7,9 @@ use switchboard_actors::Workspace;
 
 use super::model::DirectoryEntry;
 use super::{NumberService, NumbersError};
+use crate::domain::provider::ProviderKind;
 use crate::providers::retell::Import;
-use crate::providers::{ProviderAccount, ProviderKind};
+use crate::providers::ProviderAccount;
 use crate::store::pool::{PoolFilter, SyncCounts};
 
 /// What a sync did: the totals, each account that synced, each that failed.

@@ -4,16 +4,16 @@
 //!
 //! # Layout
 //!
-//! - this module: [`ProviderKind`], [`ProviderAccount`] (one configured account:
-//!   a provider, the workspace its numbers belong to, a base URL and credentials),
-//!   [`ProviderError`] and the shared HTTP plumbing (timeouts, error bodies).
+//! - this module: [`ProviderAccount`] (one configured account: a
+//!   [`ProviderKind`], the workspace its numbers belong to, a base URL and
+//!   credentials), [`ProviderError`] and the shared HTTP plumbing (timeouts, error
+//!   bodies).
 //! - [`twilio`], [`vapi`], [`retell`]: one client per provider, each speaking that
 //!   provider's documented JSON, paging included.
 //!
 //! Every request has a timeout (`numbers.request_timeout_secs`); a provider's 401
 //! is [`ProviderError::Unauthorized`], never retried.
 
-use std::fmt;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -21,49 +21,12 @@ use serde::de::DeserializeOwned;
 use switchboard_actors::Workspace;
 
 use crate::domain::phone::PhoneNumber;
+use crate::domain::provider::ProviderKind;
 use crate::store::pool::{PoolNumber, SipTrunk, SyncedNumber, VoiceRouting, UNPARSEABLE};
 
 pub mod retell;
 pub mod twilio;
 pub mod vapi;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ProviderKind {
-    Twilio,
-    Vapi,
-    Retell,
-}
-
-impl ProviderKind {
-    pub const ALL: [ProviderKind; 3] = [
-        ProviderKind::Twilio,
-        ProviderKind::Vapi,
-        ProviderKind::Retell,
-    ];
-
-    pub fn parse(raw: &str) -> Option<ProviderKind> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "twilio" => Some(ProviderKind::Twilio),
-            "vapi" => Some(ProviderKind::Vapi),
-            "retell" => Some(ProviderKind::Retell),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Twilio => "twilio",
-            ProviderKind::Vapi => "vapi",
-            ProviderKind::Retell => "retell",
-        }
-    }
-}
-
-impl fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Why a provider request failed. Messages name the provider account and never
 /// carry credentials.
@@ -458,12 +421,11 @@ pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<P
     use anyhow::Context as _;
     let numbers = &settings.numbers;
     let http = reqwest::Client::builder()
-        .connect_timeout(crate::config::secs(numbers.request_timeout_secs))
+        .connect_timeout(numbers.request_timeout)
         .build()
         .context("building the providers' HTTP client")?;
-    let timeout = crate::config::secs(numbers.request_timeout_secs);
-    let default_workspace = Workspace::parse(&numbers.default_workspace)
-        .map_err(|e| anyhow::anyhow!("numbers.default_workspace: {e}"))?;
+    let timeout = numbers.request_timeout;
+    let default_workspace = &numbers.default_workspace;
     let mut accounts = Vec::new();
     let mut add =
         |kind, workspace: Workspace, api_base: &str, account_sid: &str, secret: &SecretString| {
@@ -487,7 +449,7 @@ pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<P
         add(
             ProviderKind::Twilio,
             default_workspace.clone(),
-            &settings.twilio.api_base,
+            settings.twilio.api_base.as_str(),
             &settings.twilio.account_sid,
             token,
         );
@@ -496,7 +458,7 @@ pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<P
         add(
             ProviderKind::Vapi,
             default_workspace.clone(),
-            &numbers.vapi.api_base,
+            numbers.vapi.api_base.as_str(),
             "",
             key,
         );
@@ -505,17 +467,13 @@ pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<P
         add(
             ProviderKind::Retell,
             default_workspace.clone(),
-            &numbers.retell.api_base,
+            numbers.retell.api_base.as_str(),
             "",
             key,
         );
     }
     for account in &numbers.accounts {
-        let kind = ProviderKind::parse(&account.provider).with_context(|| {
-            format!("numbers.accounts: unknown provider {:?}", account.provider)
-        })?;
-        let workspace = Workspace::parse(&account.workspace)
-            .map_err(|e| anyhow::anyhow!("numbers.accounts: workspace: {e}"))?;
+        let (kind, workspace) = (account.provider, account.workspace.clone());
         let secret = account.secret.as_ref().with_context(|| {
             format!(
                 "numbers.accounts: {kind} ({workspace}) has no credentials: set {}",
@@ -526,16 +484,54 @@ pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<P
                 }
             )
         })?;
-        let api_base = if account.api_base.is_empty() {
-            match kind {
-                ProviderKind::Twilio => settings.twilio.api_base.as_str(),
-                ProviderKind::Vapi => numbers.vapi.api_base.as_str(),
-                ProviderKind::Retell => numbers.retell.api_base.as_str(),
-            }
-        } else {
-            account.api_base.as_str()
+        let api_base = match (&account.api_base, kind) {
+            (Some(api_base), _) => api_base,
+            (None, ProviderKind::Twilio) => &settings.twilio.api_base,
+            (None, ProviderKind::Vapi) => &numbers.vapi.api_base,
+            (None, ProviderKind::Retell) => &numbers.retell.api_base,
         };
-        add(kind, workspace, api_base, &account.account_sid, secret);
+        add(
+            kind,
+            workspace,
+            api_base.as_str(),
+            &account.account_sid,
+            secret,
+        );
     }
     Ok(accounts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_come_from_the_environment_then_the_accounts_table() {
+        let accounts: toml::Table = "[[numbers.accounts]]\nprovider = \"twilio\"\n\
+                                     workspace = \"staging\"\naccount_sid = \"AC2\"\n\
+                                     secret_env = \"TWILIO_STAGING_AUTH_TOKEN\""
+            .parse()
+            .expect("TOML");
+        let env = |name: &str| match name {
+            "VAPI_API_KEY" => Some("vapi-key".to_owned()),
+            "TWILIO_STAGING_AUTH_TOKEN" => Some("staging-token".to_owned()),
+            _ => None,
+        };
+        let settings =
+            crate::config::Settings::from_sources(Some(accounts.clone()), env).expect("valid");
+        let labels: Vec<String> = accounts_from(&settings)
+            .expect("valid accounts")
+            .iter()
+            .map(ProviderAccount::label)
+            .collect();
+        assert_eq!(labels, ["vapi (production)", "twilio (staging)"]);
+
+        let no_secret = crate::config::Settings::from_sources(Some(accounts), |_| None)
+            .expect("valid settings");
+        let err = accounts_from(&no_secret).err().expect("no credentials");
+        assert!(
+            err.to_string().contains("set TWILIO_STAGING_AUTH_TOKEN"),
+            "{err}"
+        );
+    }
 }

@@ -5,15 +5,15 @@ use sqlx::any::AnyRow;
 use sqlx::Row as _;
 use switchboard_actors::journal::now_ms;
 use switchboard_actors::number::Route;
-use switchboard_actors::Workspace;
+use switchboard_actors::{AssistantId, Workspace};
 
 use super::{Store, StoreError};
-use crate::ai::assistant::ToolSpec;
+use crate::domain::assistant::ToolSpec;
 
 /// An assistant as stored (and as the API shows it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssistantRecord {
-    pub id: String,
+    pub id: AssistantId,
     pub name: String,
     pub workspace: Workspace,
     /// The system instructions: who the assistant is and what its goal is.
@@ -62,7 +62,7 @@ impl Store {
     #[tracing::instrument(skip_all, fields(assistant_id = %id))]
     pub async fn create_assistant(
         &self,
-        id: &str,
+        id: &AssistantId,
         fields: &AssistantFields,
     ) -> Result<AssistantRecord, StoreError> {
         let (tools, on_failure) = encode(id, fields)?;
@@ -72,7 +72,7 @@ impl Store {
              RETURNING {ASSISTANT_COLUMNS}"
         );
         let row = sqlx::query(&sql)
-            .bind(id)
+            .bind(id.as_str())
             .bind(fields.name.as_str())
             .bind(fields.workspace.as_str())
             .bind(fields.instructions.as_str())
@@ -89,10 +89,13 @@ impl Store {
     }
 
     #[tracing::instrument(skip_all, fields(assistant_id = %id))]
-    pub async fn get_assistant(&self, id: &str) -> Result<Option<AssistantRecord>, StoreError> {
+    pub async fn get_assistant(
+        &self,
+        id: &AssistantId,
+    ) -> Result<Option<AssistantRecord>, StoreError> {
         let sql = format!("SELECT {ASSISTANT_COLUMNS} FROM assistants WHERE id = $1");
         let row = sqlx::query(&sql)
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(assistant_from_row).transpose()
@@ -111,7 +114,7 @@ impl Store {
     #[tracing::instrument(skip_all, fields(assistant_id = %id))]
     pub async fn update_assistant(
         &self,
-        id: &str,
+        id: &AssistantId,
         fields: &AssistantFields,
     ) -> Result<Option<AssistantRecord>, StoreError> {
         let (tools, on_failure) = encode(id, fields)?;
@@ -122,7 +125,7 @@ impl Store {
              RETURNING {ASSISTANT_COLUMNS}"
         );
         let row = sqlx::query(&sql)
-            .bind(id)
+            .bind(id.as_str())
             .bind(fields.name.as_str())
             .bind(fields.workspace.as_str())
             .bind(fields.instructions.as_str())
@@ -140,13 +143,13 @@ impl Store {
     /// Deletes the assistant unless a number routes to it; the check and the
     /// delete are one statement.
     #[tracing::instrument(skip_all, fields(assistant_id = %id))]
-    pub async fn delete_assistant(&self, id: &str) -> Result<DeleteAssistant, StoreError> {
+    pub async fn delete_assistant(&self, id: &AssistantId) -> Result<DeleteAssistant, StoreError> {
         let route = ai_route(id)?;
         let deleted = sqlx::query(
             "DELETE FROM assistants WHERE id = $1 \
              AND NOT EXISTS (SELECT 1 FROM numbers WHERE route = $2)",
         )
-        .bind(id)
+        .bind(id.as_str())
         .bind(route.as_str())
         .execute(self.pool())
         .await?
@@ -162,7 +165,7 @@ impl Store {
 
     /// The first number (by E.164 form) whose route is this assistant.
     #[tracing::instrument(skip_all, fields(assistant_id = %id))]
-    pub async fn number_routed_to(&self, id: &str) -> Result<Option<String>, StoreError> {
+    pub async fn number_routed_to(&self, id: &AssistantId) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT e164 FROM numbers WHERE route = $1 ORDER BY e164 LIMIT 1")
             .bind(ai_route(id)?)
             .fetch_optional(self.pool())
@@ -173,14 +176,14 @@ impl Store {
 
 /// A number's stored route to the assistant `id`: numbers store their route as
 /// `serde_json::to_string(&Route)`, so the same call gives the same text.
-fn ai_route(id: &str) -> Result<String, StoreError> {
+fn ai_route(id: &AssistantId) -> Result<String, StoreError> {
     serde_json::to_string(&Route::Ai {
-        assistant_id: id.to_owned(),
+        assistant_id: id.clone(),
     })
     .map_err(|e| StoreError::Corrupt(format!("route to assistant {id}: {e}")))
 }
 
-fn encode(id: &str, fields: &AssistantFields) -> Result<(String, String), StoreError> {
+fn encode(id: &AssistantId, fields: &AssistantFields) -> Result<(String, String), StoreError> {
     let tools = serde_json::to_string(&fields.tools)
         .map_err(|e| StoreError::Corrupt(format!("tools of assistant {id}: {e}")))?;
     let on_failure = serde_json::to_string(&fields.on_failure)
@@ -190,6 +193,8 @@ fn encode(id: &str, fields: &AssistantFields) -> Result<(String, String), StoreE
 
 fn assistant_from_row(row: &AnyRow) -> Result<AssistantRecord, StoreError> {
     let id: String = row.try_get("id")?;
+    let id = AssistantId::parse(&id)
+        .map_err(|e| StoreError::Corrupt(format!("assistants.id {id:?}: {e}")))?;
     let workspace: String = row.try_get("workspace")?;
     let tools: String = row.try_get("tools")?;
     let on_failure: String = row.try_get("on_failure")?;

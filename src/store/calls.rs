@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row as _, Transaction};
 use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, JournalEntry};
-use switchboard_actors::{audio, AgentId};
+use switchboard_actors::{audio, AgentId, CallId};
 
 use super::{db_text, Store, StoreError};
 
@@ -75,7 +75,7 @@ pub enum SidClaim {
     /// The CallSid is the new call's: its record exists now.
     Claimed,
     /// Another call has this CallSid (unique in `calls`): no record was made.
-    Taken { call_id: String, ended: bool },
+    Taken { call_id: CallId, ended: bool },
 }
 
 /// The next `seq` of a call's trail, for a call aliased `c`.
@@ -85,7 +85,7 @@ const NEXT_SEQ: &str =
 impl Store {
     /// The call with its ordered trail, or `None` if no such call was recorded.
     #[tracing::instrument(skip_all, fields(call_id = %id))]
-    pub async fn get_call(&self, id: &str) -> Result<Option<CallView>, StoreError> {
+    pub async fn get_call(&self, id: &CallId) -> Result<Option<CallView>, StoreError> {
         let row = sqlx::query(
             "SELECT c.id, c.call_sid, c.status, c.outcome, c.agent_id, c.from_number, \
                     c.to_number, c.workspace, c.direction, c.started_at, c.answered_at, \
@@ -94,7 +94,7 @@ impl Store {
                     (SELECT COUNT(*) FROM recordings r WHERE r.call_id = c.id) AS recordings \
              FROM calls c WHERE c.id = $1",
         )
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else {
@@ -104,7 +104,7 @@ impl Store {
             "SELECT seq, at, kind, agent_id, detail FROM call_events \
              WHERE call_id = $1 ORDER BY seq",
         )
-        .bind(id)
+        .bind(id.as_str())
         .fetch_all(self.pool())
         .await?
         .iter()
@@ -142,9 +142,9 @@ impl Store {
 
     /// Whether a call of this id was recorded.
     #[tracing::instrument(skip_all, fields(call_id = %id))]
-    pub async fn call_exists(&self, id: &str) -> Result<bool, StoreError> {
+    pub async fn call_exists(&self, id: &CallId) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 AS one FROM calls WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(self.pool())
             .await?;
         Ok(row.is_some())
@@ -153,11 +153,11 @@ impl Store {
     /// The transcript of a call, by `seq`; empty for an unknown call or one
     /// without AI.
     #[tracing::instrument(skip_all, fields(call_id = %call_id))]
-    pub async fn turns(&self, call_id: &str) -> Result<Vec<TurnRecord>, StoreError> {
+    pub async fn turns(&self, call_id: &CallId) -> Result<Vec<TurnRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, at, role, text FROM call_turns WHERE call_id = $1 ORDER BY seq",
         )
-        .bind(call_id)
+        .bind(call_id.as_str())
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -174,14 +174,15 @@ impl Store {
 
     /// The call that Twilio knows by `call_sid` (the latest, should a sid repeat).
     #[tracing::instrument(skip_all, fields(call_sid = %call_sid))]
-    pub async fn call_id_by_sid(&self, call_sid: &str) -> Result<Option<String>, StoreError> {
+    pub async fn call_id_by_sid(&self, call_sid: &str) -> Result<Option<CallId>, StoreError> {
         let row = sqlx::query(
             "SELECT id FROM calls WHERE call_sid = $1 ORDER BY started_at DESC, id LIMIT 1",
         )
         .bind(call_sid)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|row| row.try_get("id")).transpose()?)
+        row.map(|row| stored_call_id(row.try_get("id")?))
+            .transpose()
     }
 
     /// Records a new call under its CallSid before the call starts, so that the
@@ -218,17 +219,17 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::Conflict("the CallSid was taken and released".into()))?;
         Ok(SidClaim::Taken {
-            call_id: row.try_get("id")?,
+            call_id: stored_call_id(row.try_get("id")?)?,
             ended: row.try_get::<Option<i64>, _>("ended_at")?.is_some(),
         })
     }
 
     #[tracing::instrument(skip_all, fields(call_id = %call_id))]
-    pub async fn get_recording(&self, call_id: &str) -> Result<Option<Recording>, StoreError> {
+    pub async fn get_recording(&self, call_id: &CallId) -> Result<Option<Recording>, StoreError> {
         let row = sqlx::query(
             "SELECT content_type, bytes, duration_ms FROM recordings WHERE call_id = $1",
         )
-        .bind(call_id)
+        .bind(call_id.as_str())
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else {
@@ -252,7 +253,7 @@ impl Store {
     #[tracing::instrument(skip_all, fields(call_id = %call_id, kind = %kind))]
     pub async fn append_late_event(
         &self,
-        call_id: &str,
+        call_id: &CallId,
         kind: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
@@ -264,7 +265,7 @@ impl Store {
         let mut attempt = 1;
         loop {
             let result = sqlx::query(&sql)
-                .bind(call_id)
+                .bind(call_id.as_str())
                 .bind(now_ms())
                 .bind(kind)
                 .bind(detail.as_str())
@@ -454,7 +455,7 @@ impl Store {
             } => {
                 sqlx::query("UPDATE calls SET assistant_id = $2 WHERE id = $1")
                     .bind(call_id.as_str())
-                    .bind(db_text(assistant_id))
+                    .bind(db_text(assistant_id.as_str()))
                     .execute(&mut **tx)
                     .await?;
                 Ok(())
@@ -641,4 +642,9 @@ fn event_from_row(row: &AnyRow) -> Result<EventView, StoreError> {
         detail: serde_json::from_str(&detail)
             .map_err(|e| StoreError::Corrupt(format!("call_events.detail of seq {seq}: {e}")))?,
     })
+}
+
+/// A call id read back from `calls.id`, which only ever holds ids the engine made.
+fn stored_call_id(raw: String) -> Result<CallId, StoreError> {
+    CallId::parse(&raw).map_err(|e| StoreError::Corrupt(format!("calls.id {raw:?}: {e}")))
 }

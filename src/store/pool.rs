@@ -14,7 +14,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row as _, Transaction};
 use switchboard_actors::journal::now_ms;
 use switchboard_actors::number::Route;
-use switchboard_actors::Workspace;
+use switchboard_actors::{AgentId, Workspace};
 
 use super::{Backend, Store, StoreError};
 
@@ -312,7 +312,7 @@ impl Store {
     pub async fn claim_available(
         &self,
         workspace: &Workspace,
-        agent_id: &str,
+        agent_id: &AgentId,
     ) -> Result<Option<PoolNumber>, StoreError> {
         // PostgreSQL: concurrent claims skip each other's locked rows. SQLite has one
         // writer at a time; the `status` re-check makes a lost race a retry.
@@ -341,7 +341,7 @@ impl Store {
                 return Ok(None);
             }
             let row = sqlx::query(&sql)
-                .bind(agent_id)
+                .bind(agent_id.as_str())
                 .bind(now_ms())
                 .bind(workspace.as_str())
                 .fetch_optional(self.pool())
@@ -361,7 +361,7 @@ impl Store {
     pub async fn claim_number(
         &self,
         id: &str,
-        agent_id: &str,
+        agent_id: &AgentId,
     ) -> Result<Option<PoolNumber>, StoreError> {
         let sql = format!(
             "UPDATE phone_numbers SET status = 'ASSIGNED', agent_id = $1, updated_at = $2 \
@@ -369,7 +369,7 @@ impl Store {
             POOL_COLUMNS.replace("p.", "")
         );
         let row = sqlx::query(&sql)
-            .bind(agent_id)
+            .bind(agent_id.as_str())
             .bind(now_ms())
             .bind(id)
             .fetch_optional(self.pool())
@@ -380,14 +380,14 @@ impl Store {
     /// Gives a claimed number back to the pool (AVAILABLE, no agent) — only while
     /// `agent_id` still holds it.
     #[tracing::instrument(skip_all, fields(id, agent_id))]
-    pub async fn release_claim(&self, id: &str, agent_id: &str) -> Result<bool, StoreError> {
+    pub async fn release_claim(&self, id: &str, agent_id: &AgentId) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE phone_numbers SET status = 'AVAILABLE', agent_id = NULL, updated_at = $1 \
              WHERE id = $2 AND agent_id = $3 AND status = 'ASSIGNED'",
         )
         .bind(now_ms())
         .bind(id)
-        .bind(agent_id)
+        .bind(agent_id.as_str())
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -401,7 +401,7 @@ impl Store {
     pub async fn record_assignment(
         &self,
         number: &PoolNumber,
-        agent_id: &str,
+        agent_id: &AgentId,
         route: &Route,
         voice_url: Option<&str>,
         provider_agent: Option<&str>,
@@ -420,7 +420,7 @@ impl Store {
         .bind(provider_agent)
         .bind(now)
         .bind(&number.id)
-        .bind(agent_id)
+        .bind(agent_id.as_str())
         .execute(&mut *tx)
         .await?;
         if held.rows_affected() != 1 {
@@ -459,7 +459,7 @@ impl Store {
     pub async fn unassign(
         &self,
         number: &PoolNumber,
-        agent_id: &str,
+        agent_id: &AgentId,
         clear_provider_agent: bool,
     ) -> Result<Option<Route>, StoreError> {
         let now = now_ms();
@@ -475,13 +475,12 @@ impl Store {
         ))
         .bind(now)
         .bind(&number.id)
-        .bind(agent_id)
+        .bind(agent_id.as_str())
         .execute(&mut *tx)
         .await?;
         let only_agent = route_json(
             &Route::Agents {
-                agent_ids: vec![switchboard_actors::AgentId::parse(agent_id)
-                    .map_err(|e| StoreError::Corrupt(format!("agent id {agent_id}: {e}")))?],
+                agent_ids: vec![agent_id.clone()],
             },
             &number.e164,
         )?;
@@ -503,13 +502,16 @@ impl Store {
 
     /// The numbers an agent holds (ASSIGNED).
     #[tracing::instrument(skip_all, fields(agent_id))]
-    pub async fn numbers_of_agent(&self, agent_id: &str) -> Result<Vec<PoolNumber>, StoreError> {
+    pub async fn numbers_of_agent(
+        &self,
+        agent_id: &AgentId,
+    ) -> Result<Vec<PoolNumber>, StoreError> {
         let sql = format!(
             "SELECT {POOL_COLUMNS} FROM phone_numbers p \
              WHERE p.agent_id = $1 AND p.status = 'ASSIGNED' ORDER BY p.e164, p.id"
         );
         let rows = sqlx::query(&sql)
-            .bind(agent_id)
+            .bind(agent_id.as_str())
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(pool_from_row).collect()

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use switchboard_actors::journal::{CallEvent, CallOpened, JournalEntry};
 use switchboard_actors::machine::{Outcome, Phase};
-use switchboard_actors::{AgentId, CallId, Workspace};
+use switchboard_actors::{AgentId, AssistantId, CallId, Workspace};
 
 /// An open spill file: appended at the end, read from where the reader stopped.
 pub(crate) struct SpillFile {
@@ -181,7 +181,7 @@ enum Spilled {
     },
     Assistant {
         call_id: CallId,
-        assistant_id: String,
+        assistant_id: AssistantId,
     },
     AiResult {
         call_id: CallId,

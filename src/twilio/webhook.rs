@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 
 use super::signature::{SignatureError, TwilioSignature};
 use super::{twiml, verify_request};
-use crate::config::{secs, TwilioSettings};
+use crate::config::TwilioSettings;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::store::calls::SidClaim;
@@ -49,9 +49,9 @@ impl WebhookGate {
         Self {
             reads: Arc::new(Semaphore::new(settings.webhook_max_concurrent_reads)),
             max_body: settings.webhook_max_body_bytes,
-            body_timeout: secs(settings.webhook_body_timeout_secs),
+            body_timeout: settings.webhook_body_timeout,
             max_address_chars: settings.webhook_max_address_chars,
-            store_timeout: secs(settings.webhook_store_timeout_secs),
+            store_timeout: settings.webhook_store_timeout,
         }
     }
 }
@@ -322,7 +322,7 @@ const FIRST_DELIVERY_GRACE: Duration = Duration::from_secs(2);
 async fn known_call(
     engine: &Engine,
     call_sid: &str,
-    call_id: &str,
+    call_id: &CallId,
     ended: bool,
 ) -> Result<String, ApiError> {
     tracing::info!(%call_id, ended, "webhook for a CallSid already recorded: no new call");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use switchboard::config::Settings;
+use switchboard::config::{Settings, SummaryProvider};
 use switchboard_actors::audio::RINGBACK;
 
 use crate::db::TestDb;
@@ -34,10 +34,10 @@ async fn ai_app_on(
     let url = fake.url();
     let key = fake.api_key().to_owned();
     spawn_app_with(db, move |s| {
-        s.openai.realtime_url = url;
+        s.openai.realtime_url = url.parse().expect("the fake's URL");
         s.openai.api_key = Some(SecretString::from(key));
-        s.openai.exit_grace_secs = 5.0;
-        s.summary.provider = "off".into();
+        s.openai.exit_grace = Duration::from_secs_f64(5.0);
+        s.summary.provider = SummaryProvider::Off;
         configure(s);
     })
     .await
@@ -207,7 +207,10 @@ async fn barge_in(mark_interval_ms: u64, step_ms: u64) {
         .late_deltas(2)
         .turn("Stop, I need help", Reply::say("Sure.", 200, 0x23));
     let fake = FakeOpenAi::start(script).await;
-    let app = ai_app(&fake, |s| s.openai.mark_interval_ms = mark_interval_ms).await;
+    let app = ai_app(&fake, |s| {
+        s.openai.mark_interval = Duration::from_millis(mark_interval_ms)
+    })
+    .await;
     route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
     let call = app.ring_in(CALLER, NUMBER).await;
     let mut twilio = app.open_stream(&call).await;
@@ -618,9 +621,9 @@ async fn an_unreachable_realtime_api_sends_the_caller_to_the_agents() {
     let fake = FakeOpenAi::start(Script::new()).await;
     let app = spawn_app_with(TestDb::Sqlite, |s| {
         // Nothing listens on port 1.
-        s.openai.realtime_url = "ws://127.0.0.1:1/v1/realtime".into();
+        s.openai.realtime_url = "ws://127.0.0.1:1/v1/realtime".parse().expect("a URL");
         s.openai.api_key = Some(SecretString::from(fake.api_key()));
-        s.summary.provider = "off".into();
+        s.summary.provider = SummaryProvider::Off;
     })
     .await;
     fails_over_to_an_agent(&app, "could not be reached").await;
@@ -670,16 +673,21 @@ const AUDIO_OUT: f64 = 64.0 / 1e6;
 async fn an_ai_call_leaves_its_transcript_a_summary_an_outcome_and_a_cost() {
     // Anthropic's dated model id (docs.anthropic.com, models overview:
     // `claude-haiku-4-5-20251001`, alias `claude-haiku-4-5`) is priced as its alias.
-    leaves_transcript_summary_and_cost(TestDb::Sqlite, "anthropic", "claude-haiku-4-5-20251001")
-        .await;
+    leaves_transcript_summary_and_cost(
+        TestDb::Sqlite,
+        SummaryProvider::Anthropic,
+        "claude-haiku-4-5-20251001",
+    )
+    .await;
 }
 
 #[actix_web::test]
 async fn an_ai_call_on_postgres_summarized_by_openai_leaves_the_same_record() {
-    leaves_transcript_summary_and_cost(TestDb::Postgres, "openai", "gpt-4.1-mini").await;
+    leaves_transcript_summary_and_cost(TestDb::Postgres, SummaryProvider::OpenAi, "gpt-4.1-mini")
+        .await;
 }
 
-async fn leaves_transcript_summary_and_cost(db: TestDb, provider: &str, model: &str) {
+async fn leaves_transcript_summary_and_cost(db: TestDb, provider: SummaryProvider, model: &str) {
     let llm = FakeLlm::start(LlmAnswer::Text(
         r#"{"summary":"The caller asked where order 42 is; it shipped.","outcome":"goal_achieved"}"#
             .into(),
@@ -694,10 +702,10 @@ async fn leaves_transcript_summary_and_cost(db: TestDb, provider: &str, model: &
     let fake = FakeOpenAi::start(script).await;
     let base = llm.base_url();
     let key = llm.api_key().to_owned();
-    let (provider, summary_model) = (provider.to_owned(), model.to_owned());
+    let summary_model = model.to_owned();
     let app = ai_app_on(db, &fake, move |s| {
         s.summary.provider = provider;
-        s.summary.base_url = base;
+        s.summary.base_url = Some(base.parse().expect("the fake's URL"));
         s.summary.model = summary_model;
         s.summary.api_key = Some(SecretString::from(key));
     })
@@ -918,7 +926,10 @@ async fn three_hundred_ai_calls_at_once_all_get_a_ready_session_and_none_fails()
     const CALLS: usize = 300;
     let fake = FakeOpenAi::start(Script::new()).await;
     // A generous set-up time: 300 handshakes at once on a shared 2-core machine.
-    let app = ai_app(&fake, |s| s.openai.connect_timeout_ms = 20_000).await;
+    let app = ai_app(&fake, |s| {
+        s.openai.connect_timeout = Duration::from_millis(20_000)
+    })
+    .await;
     // Each call is a Twilio socket and a model socket, both ends in this process
     // (the engine raised the soft limit to the hard one as it started).
     if let Some(limit) = open_files_limit() {
@@ -1074,7 +1085,7 @@ async fn unreachable_model(on_failure: OnFailure) {
     let fake = FakeOpenAi::start(Script::new()).await;
     let app = ai_app(&fake, |s| {
         // Nothing listens on port 1.
-        s.openai.realtime_url = "ws://127.0.0.1:1/v1/realtime".into();
+        s.openai.realtime_url = "ws://127.0.0.1:1/v1/realtime".parse().expect("a URL");
     })
     .await;
     goes_to_its_own_failure_route(&app, on_failure, "could not be reached").await;
@@ -1084,7 +1095,10 @@ async fn slow_handshake(on_failure: OnFailure) {
     // The upgrade answer comes long after the connect timeout.
     let fake =
         FakeOpenAi::start_with(Script::new(), Mode::SlowHandshake(Duration::from_secs(5))).await;
-    let app = ai_app(&fake, |s| s.openai.connect_timeout_ms = 300).await;
+    let app = ai_app(&fake, |s| {
+        s.openai.connect_timeout = Duration::from_millis(300)
+    })
+    .await;
     goes_to_its_own_failure_route(&app, on_failure, "within 300 ms").await;
 }
 
@@ -1253,8 +1267,8 @@ async fn cached_prompt_tokens_of_an_openai_summary_are_priced_at_the_cached_rate
     let base = llm.base_url();
     let key = llm.api_key().to_owned();
     let app = ai_app(&fake, move |s| {
-        s.summary.provider = "openai".into();
-        s.summary.base_url = base;
+        s.summary.provider = SummaryProvider::OpenAi;
+        s.summary.base_url = Some(base.parse().expect("the fake's URL"));
         s.summary.model = "gpt-4.1-mini".into();
         s.summary.api_key = Some(SecretString::from(key));
     })

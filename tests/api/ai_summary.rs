@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use switchboard::ai::summary::{AiOutcome, Summarizer, SummaryError, SummaryInput};
-use switchboard::config::{Settings, SummarySettings};
+use switchboard::config::{Settings, SummaryProvider, SummarySettings};
 
 use crate::fakes::llm::{FakeLlm, LlmAnswer, API_KEY as KEY};
 
@@ -32,10 +32,10 @@ fn message_chars(body: &Value) -> usize {
         .sum()
 }
 
-fn settings(provider: &str, base_url: &str) -> SummarySettings {
+fn settings(provider: SummaryProvider, base_url: &str) -> SummarySettings {
     let mut settings = Settings::defaults().summary;
-    settings.provider = provider.to_owned();
-    settings.base_url = format!("{base_url}/");
+    settings.provider = provider;
+    settings.base_url = Some(format!("{base_url}/").parse().expect("the fake's URL"));
     settings.api_key = Some(SecretString::from(KEY));
     settings
 }
@@ -83,7 +83,8 @@ async fn anthropic_summaries_come_from_the_messages_api() {
     })
     .await;
     let summarizer =
-        Summarizer::from_settings(&settings("anthropic", &llm.base_url())).expect("a summarizer");
+        Summarizer::from_settings(&settings(SummaryProvider::Anthropic, &llm.base_url()))
+            .expect("a summarizer");
     let summary = summarize(&summarizer).await.expect("a summary");
     assert_eq!(summary.summary, "Booked a table for two at 8 pm.");
     assert_eq!(summary.outcome, AiOutcome::GoalAchieved);
@@ -135,7 +136,7 @@ async fn anthropic_summaries_come_from_the_messages_api() {
 async fn openai_summaries_come_from_chat_completions_in_json_mode() {
     let text = r#"{"summary": "The caller asked for a person.", "outcome": "transferred"}"#;
     let llm = FakeLlm::start(LlmAnswer::Text(text.to_owned())).await;
-    let mut config = settings("openai", &llm.base_url());
+    let mut config = settings(SummaryProvider::OpenAi, &llm.base_url());
     config.model = "gpt-4o-mini".into();
     let summarizer = Summarizer::from_settings(&config).expect("a summarizer");
     let summary = summarize(&summarizer).await.expect("a summary");
@@ -188,13 +189,13 @@ async fn an_answer_without_a_known_outcome_is_a_bad_answer() {
         "The call went fine, I think.",
     ] {
         llm.set_answer(LlmAnswer::Text(text.to_owned()));
-        for provider in ["anthropic", "openai"] {
+        for provider in [SummaryProvider::Anthropic, SummaryProvider::OpenAi] {
             let summarizer = Summarizer::from_settings(&settings(provider, &llm.base_url()))
                 .expect("a summarizer");
             let result = summarize(&summarizer).await;
             assert!(
                 matches!(result, Err(SummaryError::BadAnswer(_))),
-                "{provider} {text}: {result:?}"
+                "{provider:?} {text}: {result:?}"
             );
         }
     }
@@ -206,7 +207,8 @@ async fn an_error_status_is_reported_with_the_start_of_its_body() {
     // Anthropic's 529 body: {"type":"error","error":{"type":"overloaded_error",…}}.
     let llm = FakeLlm::start(LlmAnswer::Status(529)).await;
     let summarizer =
-        Summarizer::from_settings(&settings("anthropic", &llm.base_url())).expect("a summarizer");
+        Summarizer::from_settings(&settings(SummaryProvider::Anthropic, &llm.base_url()))
+            .expect("a summarizer");
     match summarize(&summarizer).await {
         Err(SummaryError::Status(529, body)) => {
             assert!(body.contains("overloaded_error"), "{body}")
@@ -215,7 +217,7 @@ async fn an_error_status_is_reported_with_the_start_of_its_body() {
     }
 
     // A wrong key is the API's 401, not a summary.
-    let mut wrong = settings("openai", &llm.base_url());
+    let mut wrong = settings(SummaryProvider::OpenAi, &llm.base_url());
     wrong.api_key = Some(SecretString::from("sk-wrong"));
     let summarizer = Summarizer::from_settings(&wrong).expect("a summarizer");
     assert!(matches!(
@@ -228,8 +230,8 @@ async fn an_error_status_is_reported_with_the_start_of_its_body() {
 async fn a_slow_api_times_out() {
     // An API that never answers: the client gives up after its timeout.
     let llm = FakeLlm::start(LlmAnswer::Hang).await;
-    let mut config = settings("openai", &llm.base_url());
-    config.timeout_secs = 0.3;
+    let mut config = settings(SummaryProvider::OpenAi, &llm.base_url());
+    config.timeout = Duration::from_millis(300);
     let summarizer = Summarizer::from_settings(&config).expect("a summarizer");
     let started = std::time::Instant::now();
     let result = summarize(&summarizer).await;
@@ -245,9 +247,11 @@ async fn an_unreachable_api_is_a_transport_error() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let summarizer =
-        Summarizer::from_settings(&settings("anthropic", &format!("http://127.0.0.1:{port}")))
-            .expect("a summarizer");
+    let summarizer = Summarizer::from_settings(&settings(
+        SummaryProvider::Anthropic,
+        &format!("http://127.0.0.1:{port}"),
+    ))
+    .expect("a summarizer");
     let result = summarize(&summarizer).await;
     assert!(
         matches!(result, Err(SummaryError::Transport(_))),

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use serde_json::{json, Value};
 use switchboard::store::Store;
 use switchboard_actors::journal::{now_ms, CallOpened, JournalEntry};
-use switchboard_actors::{CallId, Workspace};
+use switchboard_actors::{AssistantId, CallId, Workspace};
 
 use crate::helpers::{spawn_app, TestApp, ADMIN_TOKEN};
 
@@ -458,7 +458,7 @@ async fn an_ai_calls_transcript_summary_outcome_and_cost_are_served() {
             }),
             JournalEntry::Assistant {
                 call_id: call.clone(),
-                assistant_id: assistant.clone(),
+                assistant_id: AssistantId::parse(&assistant).expect("the created id"),
             },
             // Turns may be written out of order (transcription is asynchronous).
             turn(2, "caller", "A table for two at eight, please."),

@@ -38,6 +38,8 @@ use base64::Engine as _;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use switchboard::config::AccountSettings;
+use switchboard::domain::provider::ProviderKind;
+use switchboard_actors::Workspace;
 
 pub const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const TWILIO_SECRET: &str = "fake-twilio-token";
@@ -219,9 +221,9 @@ pub fn account(fake: &FakeProvider, provider: &str, workspace: &str) -> AccountS
         _ => RETELL_KEY,
     };
     AccountSettings {
-        provider: provider.into(),
-        workspace: workspace.into(),
-        api_base: fake.base.clone(),
+        provider: ProviderKind::parse(provider).expect("a provider"),
+        workspace: Workspace::parse(workspace).expect("a workspace"),
+        api_base: Some(fake.base.parse().expect("the fake's URL")),
         account_sid: TWILIO_SID.into(),
         secret_env: String::new(),
         secret: Some(SecretString::from(secret)),

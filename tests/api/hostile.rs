@@ -340,7 +340,7 @@ async fn a_webhook_body_larger_than_twilio_sends_is_refused() {
 #[actix_web::test]
 async fn a_webhook_body_that_trickles_in_is_timed_out() {
     let app = spawn_app_with(TestDb::Sqlite, |s| {
-        s.twilio.webhook_body_timeout_secs = 0.3;
+        s.twilio.webhook_body_timeout = Duration::from_secs_f64(0.3);
     })
     .await;
     let head = head(app.port, "/twilio/voice", 500, Some(BOGUS_SIGNATURE));
@@ -354,7 +354,7 @@ async fn a_webhook_body_that_trickles_in_is_timed_out() {
 async fn bodies_read_at_once_are_bounded_and_the_rest_are_told_to_retry() {
     let app = spawn_app_with(TestDb::Sqlite, |s| {
         s.twilio.webhook_max_concurrent_reads = 2;
-        s.twilio.webhook_body_timeout_secs = 1.0;
+        s.twilio.webhook_body_timeout = Duration::from_secs_f64(1.0);
     })
     .await;
     let head = head(app.port, "/twilio/status", 500, Some(BOGUS_SIGNATURE));

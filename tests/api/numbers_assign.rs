@@ -5,6 +5,7 @@
 
 use actix_web::http::Method;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 use crate::db::TestDb;
 use crate::fake_providers::{account, FakeProvider};
@@ -15,7 +16,7 @@ async fn engine_on(db: TestDb, fake: &FakeProvider, accounts: &[(&str, &str)]) -
     let accounts = accounts.iter().map(|(p, w)| account(fake, p, w)).collect();
     let app = spawn_app_with(db, move |s| {
         s.numbers.accounts = accounts;
-        s.numbers.request_timeout_secs = 2.0;
+        s.numbers.request_timeout = Duration::from_secs_f64(2.0);
     })
     .await;
     if !accounts_empty {

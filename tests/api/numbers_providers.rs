@@ -6,6 +6,7 @@
 //! nothing whatever the order and however many numbers share a `createdAt`.
 
 use serde_json::{json, Value};
+use std::time::Duration;
 
 use crate::db::TestDb;
 use crate::fake_providers::{
@@ -18,7 +19,7 @@ async fn engine(fake: &FakeProvider, accounts: &[(&str, &str)], page_size: usize
     spawn_app_with(TestDb::Sqlite, move |s| {
         s.numbers.accounts = accounts;
         s.numbers.page_size = page_size;
-        s.numbers.request_timeout_secs = 2.0;
+        s.numbers.request_timeout = Duration::from_secs_f64(2.0);
     })
     .await
 }

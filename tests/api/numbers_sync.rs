@@ -23,7 +23,7 @@ async fn engine_on(db: TestDb, fake: &FakeProvider, providers: &[&str]) -> TestA
     spawn_app_with(db, move |s| {
         s.numbers.accounts = accounts;
         s.numbers.page_size = 2;
-        s.numbers.request_timeout_secs = 1.0;
+        s.numbers.request_timeout = Duration::from_secs_f64(1.0);
     })
     .await
 }

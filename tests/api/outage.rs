@@ -5,6 +5,7 @@
 //! (`crate::db::set_postgres_reachable`).
 
 use serde_json::json;
+use std::time::Duration;
 
 use crate::db::{set_postgres_reachable, TestDb};
 use crate::helpers::{
@@ -115,7 +116,7 @@ async fn during_an_outage_the_admin_api_answers_503_with_retry_after() {
 async fn a_shutdown_during_an_outage_is_bounded_and_the_next_start_writes_what_was_left() {
     let app = spawn_app_with(TestDb::Postgres, |s| {
         s.node_id = "node-a".into();
-        s.journal.shutdown_timeout_secs = 0.3;
+        s.journal.shutdown_timeout = Duration::from_secs_f64(0.3);
     })
     .await;
     app.number_for_everyone().await;

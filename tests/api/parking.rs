@@ -159,8 +159,8 @@ async fn twenty_agents_unparking_at_once_have_exactly_one_winner_a_hundred_times
 #[actix_web::test]
 async fn an_unretrieved_call_rings_its_parker_then_everyone_then_goes_to_voicemail() {
     let app = spawn_app_with(TestDb::Sqlite, |s| {
-        s.calls.parking_timeout_secs = 0.3;
-        s.calls.ring_timeout_secs = 0.3;
+        s.calls.parking_timeout = Duration::from_secs_f64(0.3);
+        s.calls.ring_timeout = Duration::from_secs_f64(0.3);
     })
     .await;
     let (agents, mut phones) = app.floor(2).await;

@@ -1,5 +1,7 @@
 //! Every call ends with exactly one final record, also when its engine died.
 
+use switchboard_actors::CallId;
+
 use crate::db::TestDb;
 use crate::helpers::{event_kinds, spawn_app_on, spawn_app_with, CALLER, NUMBER};
 
@@ -57,7 +59,7 @@ async fn a_graceful_shutdown_closes_open_calls_as_interrupted_before_exiting() {
         .await
         .expect("the database is still there");
     let record = store
-        .get_call(&call.call_id)
+        .get_call(&CallId::parse(&call.call_id).expect("a call id"))
         .await
         .expect("readable")
         .expect("the call has its record");

@@ -233,8 +233,8 @@ async fn a_stalled_softphone_loses_its_own_oldest_audio_and_stalls_nobody() {
 #[actix_web::test]
 async fn a_softphone_that_sends_audio_but_never_reads_is_closed_after_the_heartbeat_timeout() {
     let app = spawn_app_with(TestDb::Sqlite, |s| {
-        s.websocket.heartbeat_interval_secs = 1.0;
-        s.websocket.client_timeout_secs = 2.0;
+        s.websocket.heartbeat_interval = Duration::from_secs_f64(1.0);
+        s.websocket.client_timeout = Duration::from_secs_f64(2.0);
     })
     .await;
     let agent = one_agent(&app).await;

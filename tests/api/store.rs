@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use switchboard::ai::assistant::ToolSpec;
+use switchboard::domain::assistant::ToolSpec;
 use switchboard::store::{
     AssistantFields, CallView, DeleteAssistant, JournalConfig, JournalWriter, NewAgent, Store,
     StoreError,
@@ -14,7 +14,7 @@ use switchboard::store::{
 use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, Journal as _, JournalEntry};
 use switchboard_actors::machine::{Outcome, Phase};
 use switchboard_actors::number::Route;
-use switchboard_actors::{AgentId, CallId, Workspace};
+use switchboard_actors::{AgentId, AssistantId, CallId, Workspace};
 
 use crate::db::{drop_database, fresh_database_url, set_postgres_reachable, TestDb};
 
@@ -264,13 +264,17 @@ async fn journal_entries_build_the_call_and_its_ordered_trail(store: Store) {
 
     assert_eq!(
         store.call_id_by_sid("CA-trail").await.expect("by sid"),
-        Some(call.to_string())
+        Some(call.clone())
     );
     assert_eq!(
         store.call_id_by_sid("CA-unknown").await.expect("by sid"),
         None
     );
-    assert!(store.get_call("nope").await.expect("get").is_none());
+    assert!(store
+        .get_call(&call_id("nope"))
+        .await
+        .expect("get")
+        .is_none());
 }
 
 store_test!(applying_the_same_batch_twice_changes_nothing);
@@ -286,11 +290,9 @@ async fn applying_the_same_batch_twice_changes_nothing(store: Store) {
         closed(&call, Outcome::Voicemail, "caller_hangup", None, 9_000),
     ];
     store.apply(&batch).await.expect("first time");
-    let before =
-        serde_json::to_value(store.get_call(call.as_str()).await.expect("get")).expect("json");
+    let before = serde_json::to_value(store.get_call(&call).await.expect("get")).expect("json");
     store.apply(&batch).await.expect("second time");
-    let after =
-        serde_json::to_value(store.get_call(call.as_str()).await.expect("get")).expect("json");
+    let after = serde_json::to_value(store.get_call(&call).await.expect("get")).expect("json");
     assert_eq!(before, after);
     assert_eq!(after["events"].as_array().map(Vec::len), Some(3));
 }
@@ -398,23 +400,15 @@ async fn late_events_follow_the_trail(store: Store) {
         .await
         .expect("call");
     store
-        .append_late_event(
-            call.as_str(),
-            "twilio_status",
-            &json!({ "status": "completed" }),
-        )
+        .append_late_event(&call, "twilio_status", &json!({ "status": "completed" }))
         .await
         .expect("late event");
     store
-        .append_late_event(
-            call.as_str(),
-            "twilio_status",
-            &json!({ "status": "billed" }),
-        )
+        .append_late_event(&call, "twilio_status", &json!({ "status": "billed" }))
         .await
         .expect("another late event");
     store
-        .append_late_event("unknown-call", "twilio_status", &json!({}))
+        .append_late_event(&call_id("unknown-call"), "twilio_status", &json!({}))
         .await
         .expect("an unknown call is not an error");
 
@@ -453,7 +447,7 @@ async fn recordings_round_trip_byte_exact(store: Store) {
         .expect("replay");
 
     let stored = store
-        .get_recording(call.as_str())
+        .get_recording(&call)
         .await
         .expect("get")
         .expect("recording");
@@ -461,7 +455,11 @@ async fn recordings_round_trip_byte_exact(store: Store) {
     assert_eq!(stored.duration_ms, 4_200);
     assert!(stored.bytes == wav, "bytes differ");
     assert!(stored_call(&store, &call).await.has_recording);
-    assert!(store.get_recording("nope").await.expect("get").is_none());
+    assert!(store
+        .get_recording(&call_id("nope"))
+        .await
+        .expect("get")
+        .is_none());
 }
 
 // ---- the journal writer ----------------------------------------------------------
@@ -508,7 +506,7 @@ async fn the_writer_retries_a_refused_batch_until_it_is_accepted(store: Store) {
     writer.append(event(&call, 1, "created", None));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(writer.backlog(), 1, "the refused entry is kept");
-    assert!(store.get_call(call.as_str()).await.expect("get").is_none());
+    assert!(store.get_call(&call).await.expect("get").is_none());
 
     store
         .apply(&[opened(&call, "CA-retry")])
@@ -555,11 +553,7 @@ async fn journal_writer_survives_a_database_outage_on_postgres() {
 
 /// The call's stored view, which must exist.
 async fn stored_call(store: &Store, id: &CallId) -> CallView {
-    store
-        .get_call(id.as_str())
-        .await
-        .expect("get")
-        .expect("call")
+    store.get_call(id).await.expect("get").expect("call")
 }
 
 async fn flush_within(writer: &JournalWriter, limit: Duration) {
@@ -655,15 +649,19 @@ async fn an_entry_the_database_rejects_does_not_hold_up_the_others(store: Store)
     writer.append(opened(&call, "CA-after-orphan"));
     flush_within(&writer, Duration::from_secs(30)).await;
     assert_eq!(writer.backlog(), 0);
-    assert!(store.get_call(call.as_str()).await.expect("get").is_some());
-    assert!(store
-        .get_call(orphan.as_str())
-        .await
-        .expect("get")
-        .is_none());
+    assert!(store.get_call(&call).await.expect("get").is_some());
+    assert!(store.get_call(&orphan).await.expect("get").is_none());
 }
 
 // ---- AI: assistants, transcripts, results ------------------------------------------
+
+fn call_id(raw: &str) -> CallId {
+    CallId::parse(raw).expect("a valid call id")
+}
+
+fn assistant_id(raw: &str) -> AssistantId {
+    AssistantId::parse(raw).expect("a valid assistant id")
+}
 
 fn assistant_fields(name: &str) -> AssistantFields {
     AssistantFields {
@@ -692,18 +690,21 @@ fn assistant_fields(name: &str) -> AssistantFields {
 store_test!(assistants_round_trip_and_an_update_keeps_created_at);
 async fn assistants_round_trip_and_an_update_keeps_created_at(store: Store) {
     let created = store
-        .create_assistant("front-desk", &assistant_fields("Front desk"))
+        .create_assistant(&assistant_id("front-desk"), &assistant_fields("Front desk"))
         .await
         .expect("create");
     assert_eq!(created.tools, assistant_fields("x").tools);
     assert_eq!(created.greeting.as_deref(), Some("Hello!"));
     assert_eq!(created.created_at, created.updated_at);
     assert_eq!(
-        store.get_assistant("front-desk").await.expect("get"),
+        store
+            .get_assistant(&assistant_id("front-desk"))
+            .await
+            .expect("get"),
         Some(created.clone())
     );
     let again = store
-        .create_assistant("front-desk", &assistant_fields("Other"))
+        .create_assistant(&assistant_id("front-desk"), &assistant_fields("Other"))
         .await;
     assert!(matches!(again, Err(StoreError::Duplicate(_))), "{again:?}");
 
@@ -713,7 +714,7 @@ async fn assistants_round_trip_and_an_update_keeps_created_at(store: Store) {
     fields.tools = vec![];
     fields.on_failure = Route::Voicemail;
     let updated = store
-        .update_assistant("front-desk", &fields)
+        .update_assistant(&assistant_id("front-desk"), &fields)
         .await
         .expect("update")
         .expect("the assistant");
@@ -730,13 +731,13 @@ async fn assistants_round_trip_and_an_update_keeps_created_at(store: Store) {
     assert!(updated.updated_at > created.updated_at);
     assert_eq!(
         store
-            .update_assistant("nobody", &fields)
+            .update_assistant(&assistant_id("nobody"), &fields)
             .await
             .expect("update"),
         None
     );
     store
-        .create_assistant("another", &assistant_fields("Another"))
+        .create_assistant(&assistant_id("another"), &assistant_fields("Another"))
         .await
         .expect("create another");
     let all = store.list_assistants().await.expect("list");
@@ -744,28 +745,37 @@ async fn assistants_round_trip_and_an_update_keeps_created_at(store: Store) {
         all.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
         ["Another", "Back office"]
     );
-    assert_eq!(store.get_assistant("nobody").await.expect("get"), None);
+    assert_eq!(
+        store
+            .get_assistant(&assistant_id("nobody"))
+            .await
+            .expect("get"),
+        None
+    );
 }
 
 store_test!(an_assistant_a_number_routes_to_is_not_deleted);
 async fn an_assistant_a_number_routes_to_is_not_deleted(store: Store) {
     store
-        .create_assistant("front-desk", &assistant_fields("Front desk"))
+        .create_assistant(&assistant_id("front-desk"), &assistant_fields("Front desk"))
         .await
         .expect("create");
     let route = Route::Ai {
-        assistant_id: "front-desk".to_owned(),
+        assistant_id: assistant_id("front-desk"),
     };
     store
         .upsert_number("+15550001111", &workspace(), &route)
         .await
         .expect("number");
     assert_eq!(
-        store.delete_assistant("front-desk").await.expect("delete"),
+        store
+            .delete_assistant(&assistant_id("front-desk"))
+            .await
+            .expect("delete"),
         DeleteAssistant::InUse("+15550001111".to_owned())
     );
     assert!(store
-        .get_assistant("front-desk")
+        .get_assistant(&assistant_id("front-desk"))
         .await
         .expect("get")
         .is_some());
@@ -774,11 +784,17 @@ async fn an_assistant_a_number_routes_to_is_not_deleted(store: Store) {
         .await
         .expect("re-route");
     assert_eq!(
-        store.delete_assistant("front-desk").await.expect("delete"),
+        store
+            .delete_assistant(&assistant_id("front-desk"))
+            .await
+            .expect("delete"),
         DeleteAssistant::Deleted
     );
     assert_eq!(
-        store.delete_assistant("front-desk").await.expect("delete"),
+        store
+            .delete_assistant(&assistant_id("front-desk"))
+            .await
+            .expect("delete"),
         DeleteAssistant::NotFound
     );
 }
@@ -798,7 +814,7 @@ async fn ai_entries_store_an_ordered_transcript_and_the_results_once(store: Stor
         opened(&call, "CA-ai"),
         JournalEntry::Assistant {
             call_id: call.clone(),
-            assistant_id: "front-desk".to_owned(),
+            assistant_id: assistant_id("front-desk"),
         },
         turn(2, "caller", "A table for two."),
         turn(1, "assistant", "Hello!"),
@@ -815,7 +831,7 @@ async fn ai_entries_store_an_ordered_transcript_and_the_results_once(store: Stor
     // A retried batch (after a failed commit) changes nothing.
     store.apply(&batch).await.expect("second time");
 
-    let turns = store.turns(call.as_str()).await.expect("turns");
+    let turns = store.turns(&call).await.expect("turns");
     assert_eq!(
         turns
             .iter()
@@ -836,9 +852,13 @@ async fn ai_entries_store_an_ordered_transcript_and_the_results_once(store: Stor
         Some("answered"),
         "the AI result comes after the close"
     );
-    assert!(store.call_exists(call.as_str()).await.expect("exists"));
-    assert!(!store.call_exists("nope").await.expect("exists"));
-    assert!(store.turns("nope").await.expect("turns").is_empty());
+    assert!(store.call_exists(&call).await.expect("exists"));
+    assert!(!store.call_exists(&call_id("nope")).await.expect("exists"));
+    assert!(store
+        .turns(&call_id("nope"))
+        .await
+        .expect("turns")
+        .is_empty());
 
     // A call without AI gets its cost alone.
     let plain = CallId::new();
@@ -879,7 +899,7 @@ async fn the_writer_keeps_a_turn_of_a_call_not_yet_recorded_until_it_can_write_i
         .await
         .expect("the call row");
     flush_within(&writer, Duration::from_secs(15)).await;
-    assert_eq!(store.turns(call.as_str()).await.expect("turns").len(), 1);
+    assert_eq!(store.turns(&call).await.expect("turns").len(), 1);
 }
 
 // ---- issue 9: faults -------------------------------------------------------------
@@ -899,7 +919,7 @@ fn test_journal(max_memory: usize) -> (JournalConfig, std::path::PathBuf) {
 /// Polls until `call` has a row (the journal writes behind the test's back).
 async fn wait_for_row(store: &Store, call: &CallId) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while store.get_call(call.as_str()).await.expect("get").is_none() {
+    while store.get_call(call).await.expect("get").is_none() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "call {call} never written"
@@ -940,7 +960,7 @@ async fn a_nul_byte_in_a_text_field_is_stored_as_a_replacement_character(store: 
     flush_within(&writer, Duration::from_secs(30)).await;
 
     let view = store
-        .get_call(nul.as_str())
+        .get_call(&nul)
         .await
         .expect("get")
         .expect("the call's record persists");
@@ -948,11 +968,11 @@ async fn a_nul_byte_in_a_text_field_is_stored_as_a_replacement_character(store: 
     assert_eq!(view.end_reason.as_deref(), Some("caller\u{FFFD}hangup"));
     assert_eq!(view.events.len(), 1);
     assert_eq!(
-        store.turns(nul.as_str()).await.expect("turns")[0].text,
+        store.turns(&nul).await.expect("turns")[0].text,
         "hi\u{FFFD}there"
     );
     let other = store
-        .get_call(other.as_str())
+        .get_call(&other)
         .await
         .expect("get")
         .expect("the other call");
@@ -1103,7 +1123,7 @@ async fn entries_spilled_at_shutdown_are_written_by_the_next_writer() {
         assert_eq!(view.outcome.as_deref(), Some("abandoned"));
         assert_eq!(view.events.len(), 1);
         assert!(store
-            .get_call(recording_call.as_str())
+            .get_call(&recording_call)
             .await
             .expect("get")
             .is_some());
@@ -1134,7 +1154,7 @@ async fn recording_chunks_become_the_recording_when_finished_or_on_recovery(stor
         .await
         .expect("a finished recording");
     let wav = store
-        .get_recording(finished.as_str())
+        .get_recording(&finished)
         .await
         .expect("get")
         .expect("recording");
@@ -1152,14 +1172,10 @@ async fn recording_chunks_become_the_recording_when_finished_or_on_recovery(stor
         .apply(&[opened(&cut, "CA-cut"), chunk(&cut, 1, 0x33)])
         .await
         .expect("a recording cut off");
-    assert!(store
-        .get_recording(cut.as_str())
-        .await
-        .expect("get")
-        .is_none());
+    assert!(store.get_recording(&cut).await.expect("get").is_none());
     store.close_interrupted_calls().await.expect("recover");
     let wav = store
-        .get_recording(cut.as_str())
+        .get_recording(&cut)
         .await
         .expect("get")
         .expect("recording kept");

@@ -217,7 +217,10 @@ async fn supervisor_commands_with_unknown_ids_get_an_error_and_the_console_stays
 
 #[actix_web::test]
 async fn an_agent_is_busy_on_a_call_then_wraps_up_then_rings_again() {
-    let app = spawn_app_with(TestDb::Sqlite, |s| s.calls.wrap_up_secs = 0.4).await;
+    let app = spawn_app_with(TestDb::Sqlite, |s| {
+        s.calls.wrap_up = Duration::from_secs_f64(0.4)
+    })
+    .await;
     let (agents, mut phones) = app.floor(1).await;
     let (mut console, _) = app.supervisor().await;
     let (call, mut twilio) = app.answered_call(&mut phones[0]).await;

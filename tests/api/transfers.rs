@@ -1,6 +1,7 @@
 //! Blind and warm transfers between agents, with the audio checked at each hop.
 
 use serde_json::json;
+use std::time::Duration;
 
 use crate::db::TestDb;
 use crate::helpers::{
@@ -72,7 +73,10 @@ async fn a_declined_blind_transfer_comes_back_to_the_transferring_agent() {
 
 #[actix_web::test]
 async fn an_unanswered_blind_transfer_whose_agent_is_gone_is_parked() {
-    let app = spawn_app_with(TestDb::Sqlite, |s| s.calls.ring_timeout_secs = 0.3).await;
+    let app = spawn_app_with(TestDb::Sqlite, |s| {
+        s.calls.ring_timeout = Duration::from_secs_f64(0.3)
+    })
+    .await;
     let (agents, mut phones) = app.floor(3).await;
     let (call, _twilio) = app.answered_call(&mut phones[0]).await;
     transfer(&phones[0], &call.call_id, &agents[1], "blind");

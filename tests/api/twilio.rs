@@ -11,6 +11,7 @@ use crate::helpers::{
     TWILIO_TOKEN,
 };
 use switchboard::twilio::signature::sign;
+use switchboard_actors::CallId;
 
 async fn calls_for_sid(app: &TestApp, sid: &str) -> Vec<Value> {
     let (status, body) = app.get_json(&format!("/api/calls?call_sid={sid}")).await;
@@ -286,7 +287,7 @@ async fn media_before_start_is_dropped_and_the_stream_goes_on() {
 #[actix_web::test]
 async fn a_stream_that_never_starts_leaves_the_call_failed_after_the_media_timeout() {
     let app = crate::helpers::spawn_app_with(crate::db::TestDb::Sqlite, |s| {
-        s.calls.media_timeout_secs = 0.2;
+        s.calls.media_timeout = Duration::from_secs_f64(0.2);
     })
     .await;
     with_number(&app).await;
@@ -539,11 +540,17 @@ async fn duplicate_call_sids_recorded_before_are_merged_by_the_migration(db: cra
     store.migrate().await.expect("0004 applies over duplicates");
     assert_eq!(rows_for_sid(&url, &sid).await, 1);
     assert_eq!(
-        store.call_id_by_sid(&sid).await.expect("lookup").as_deref(),
+        store
+            .call_id_by_sid(&sid)
+            .await
+            .expect("lookup")
+            .as_ref()
+            .map(CallId::as_str),
         Some("first")
     );
     for (id, seq) in [("second", 2), ("third", 1)] {
-        let call = store.get_call(id).await.expect("read").expect("kept");
+        let id = CallId::parse(id).expect("a call id");
+        let call = store.get_call(&id).await.expect("read").expect("kept");
         assert_eq!(call.call_sid, None);
         let event = call.events.last().expect("an event");
         assert_eq!(

@@ -93,7 +93,10 @@ async fn when_every_rung_agent_declines_the_call_goes_to_voicemail() {
 
 #[actix_web::test]
 async fn an_unanswered_ring_times_out_to_voicemail() {
-    let app = spawn_app_with(TestDb::Sqlite, |s| s.calls.ring_timeout_secs = 0.3).await;
+    let app = spawn_app_with(TestDb::Sqlite, |s| {
+        s.calls.ring_timeout = Duration::from_secs_f64(0.3)
+    })
+    .await;
     let a = app.create_agent("a", "production").await;
     app.number_for_everyone().await;
     let mut phone = app.available_softphone(&a).await;
@@ -126,7 +129,10 @@ async fn a_voicemail_route_skips_the_agents() {
 
 #[actix_web::test]
 async fn a_recording_stops_at_the_configured_limit_and_the_engine_hangs_up() {
-    let app = spawn_app_with(TestDb::Sqlite, |s| s.calls.voicemail_max_secs = 0.2).await;
+    let app = spawn_app_with(TestDb::Sqlite, |s| {
+        s.calls.voicemail_max = Duration::from_secs_f64(0.2)
+    })
+    .await;
     app.create_number(NUMBER, "production", json!({ "kind": "voicemail" }))
         .await;
     let call = app.ring_in(CALLER, NUMBER).await;

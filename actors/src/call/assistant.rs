@@ -6,6 +6,7 @@ use actix::prelude::*;
 use serde_json::json;
 
 use crate::assistant::{AssistantSession, AssistantUpdate, StopAssistant};
+use crate::ids::AssistantId;
 use crate::journal::JournalEntry;
 use crate::leg::LegRoute;
 use crate::machine::Phase;
@@ -15,7 +16,7 @@ use super::CallActor;
 
 /// The assistant of an AI-routed call, and what it said and spent.
 pub(super) struct Assistant {
-    pub(super) id: String,
+    pub(super) id: AssistantId,
     /// Stops it; `None` once it has stopped.
     stop: Option<Recipient<StopAssistant>>,
     pub(super) turns: Vec<(String, String)>,
@@ -26,7 +27,7 @@ pub(super) struct Assistant {
 }
 
 impl CallActor {
-    pub(super) fn start_assistant(&mut self, assistant_id: String, ctx: &mut Context<Self>) {
+    pub(super) fn start_assistant(&mut self, assistant_id: AssistantId, ctx: &mut Context<Self>) {
         let (Some(hooks), Some(leg)) = (self.deps.hooks.clone(), self.leg.clone()) else {
             self.event(
                 "ai_failed",

@@ -1,0 +1,901 @@
+//! Typed settings: `config/default.toml` (embedded in the binary, so the engine runs
+//! from anywhere), optionally a file given with `--config`, then the environment
+//! variables of the external contract.
+//!
+//! Parsed once, at load: durations are [`Duration`]s, providers enums, URLs
+//! checked ([`HttpUrl`], [`WsUrl`]); a setting that does not parse is refused with its key
+//! (and the variable that set it) named. [`Settings::call_config`],
+//! [`Settings::seat_config`] and [`Settings::outbox_limits`] give the actors their
+//! configuration.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use secrecy::SecretString;
+use serde::Deserialize;
+use switchboard_actors::call::CallConfig;
+use switchboard_actors::outbox::OutboxLimits;
+use switchboard_actors::seat::SeatConfig;
+use switchboard_actors::Workspace;
+
+use crate::domain::provider::ProviderKind;
+pub use values::{HttpUrl, UrlError, WsUrl};
+
+mod values;
+
+/// The defaults, compiled in.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// The spoken voicemail prompt shipped with the engine (8 kHz mu-law, espeak-ng).
+const BUILTIN_PROMPT: &[u8] = include_bytes!("../../assets/voicemail-prompt.ul");
+
+/// The environment variables of the external contract, and the keys they set.
+const ENV_KEYS: &[(&str, &str)] = &[
+    ("SWITCHBOARD_BIND", "bind"),
+    ("SWITCHBOARD_PUBLIC_URL", "public_url"),
+    ("DATABASE_URL", "database_url"),
+    ("REDIS_URL", "redis_url"),
+    ("SWITCHBOARD_NODE_ID", "node_id"),
+    ("TWILIO_ACCOUNT_SID", "twilio.account_sid"),
+    ("TWILIO_API_BASE", "twilio.api_base"),
+    ("OPENAI_REALTIME_URL", "openai.realtime_url"),
+    ("SWITCHBOARD_SUMMARY_PROVIDER", "summary.provider"),
+    ("SWITCHBOARD_SUMMARY_BASE_URL", "summary.base_url"),
+    ("SWITCHBOARD_SUMMARY_MODEL", "summary.model"),
+    ("VAPI_API_BASE", "numbers.vapi.api_base"),
+    ("RETELL_API_BASE", "numbers.retell.api_base"),
+];
+
+/// Secrets from the environment, and their keys: set only when not empty. (The
+/// summary model's key and the extra accounts' secrets depend on other settings:
+/// [`Settings::read_secrets`].)
+const SECRET_ENV_KEYS: &[(&str, &str)] = &[
+    ("SWITCHBOARD_ADMIN_TOKEN", "admin_token"),
+    ("TWILIO_AUTH_TOKEN", "twilio.auth_token"),
+    ("OPENAI_API_KEY", "openai.api_key"),
+    ("VAPI_API_KEY", "numbers.vapi.api_key"),
+    ("RETELL_API_KEY", "numbers.retell.api_key"),
+];
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub bind: String,
+    /// Unset (`""`): `http://` + the bound address.
+    #[serde(deserialize_with = "values::optional")]
+    pub public_url: Option<HttpUrl>,
+    pub database_url: String,
+    pub redis_url: String,
+    pub node_id: String,
+    pub workers: usize,
+    /// Bearer token of the admin API and the supervisor socket; generated if unset.
+    #[serde(default)]
+    pub admin_token: Option<SecretString>,
+    pub twilio: TwilioSettings,
+    pub openai: OpenAiSettings,
+    pub calls: CallSettings,
+    pub websocket: WebSocketSettings,
+    /// Prices for each call's cost breakdown.
+    pub pricing: Pricing,
+    /// The post-call summary model.
+    pub summary: SummarySettings,
+    pub numbers: NumbersSettings,
+    /// How the journal holds records the database has not taken yet.
+    pub journal: JournalSettings,
+}
+
+/// The journal writer's bounds (see `store::journal`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct JournalSettings {
+    /// Entries waiting for the database stay in memory up to about this many bytes;
+    /// later ones go to the spill file.
+    pub memory_limit_bytes: usize,
+    /// The spill file (`{node_id}` is replaced by this node's id); written out
+    /// first on the next start.
+    pub spill_path: String,
+    /// A shutdown waits at most this long for the database to take the journal;
+    /// what is left goes to the spill file.
+    #[serde(rename = "shutdown_timeout_secs", deserialize_with = "values::seconds")]
+    pub shutdown_timeout: Duration,
+    /// Tries of an entry the database refuses as data before it is left out.
+    pub reject_after_attempts: u32,
+}
+
+impl JournalSettings {
+    pub fn spill_path(&self, node_id: &str) -> PathBuf {
+        self.spill_path.replace("{node_id}", node_id).into()
+    }
+}
+
+/// The phone-number pool: provider accounts and how to talk to them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NumbersSettings {
+    /// Every provider request gives up after this long.
+    #[serde(rename = "request_timeout_secs", deserialize_with = "values::seconds")]
+    pub request_timeout: Duration,
+    /// Numbers asked per page of providers that page (Twilio: at most 1,000).
+    pub page_size: usize,
+    /// The workspace of the accounts set by environment variables.
+    pub default_workspace: Workspace,
+    pub vapi: ApiKeySettings,
+    pub retell: ApiKeySettings,
+    /// Further accounts (another workspace, another Twilio account…).
+    #[serde(default)]
+    pub accounts: Vec<AccountSettings>,
+}
+
+/// Vapi or Retell: a base URL and a bearer API key.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiKeySettings {
+    pub api_base: HttpUrl,
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+}
+
+/// One more provider account, e.g. the staging Twilio account.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccountSettings {
+    /// `twilio`, `vapi` or `retell`.
+    pub provider: ProviderKind,
+    pub workspace: Workspace,
+    /// Unset (`""`): the provider's own.
+    #[serde(default, deserialize_with = "values::optional")]
+    pub api_base: Option<HttpUrl>,
+    /// Twilio only.
+    #[serde(default)]
+    pub account_sid: String,
+    /// The environment variable holding the auth token or API key: credentials
+    /// stay out of files.
+    #[serde(default)]
+    pub secret_env: String,
+    /// Filled from `secret_env` at load (or set directly by embedders and tests).
+    #[serde(skip)]
+    pub secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TwilioSettings {
+    pub account_sid: String,
+    /// Signs every webhook and stream; without it every Twilio request is refused.
+    #[serde(default)]
+    pub auth_token: Option<SecretString>,
+    pub api_base: HttpUrl,
+    /// The largest webhook body read (Twilio's forms are a few KiB); larger is 413.
+    pub webhook_max_body_bytes: usize,
+    /// A webhook body must arrive within this long after its headers; slower is 408.
+    #[serde(
+        rename = "webhook_body_timeout_secs",
+        deserialize_with = "values::seconds"
+    )]
+    pub webhook_body_timeout: Duration,
+    /// Webhook bodies read at once before their signature is known; more is 503.
+    pub webhook_max_concurrent_reads: usize,
+    /// The longest `From`/`To` (E.164, a SIP URI or `client:` + an identity of at
+    /// most 256 characters); longer is 400.
+    pub webhook_max_address_chars: usize,
+    /// How long the voice webhook waits for the store to reserve a new CallSid
+    /// before taking the call without it (a database outage must not stop calls).
+    #[serde(
+        rename = "webhook_store_timeout_secs",
+        deserialize_with = "values::seconds"
+    )]
+    pub webhook_store_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OpenAiSettings {
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+    pub realtime_url: WsUrl,
+    /// From the start of an AI call until the realtime session is configured;
+    /// past it the caller goes to the assistant's failure route.
+    #[serde(rename = "connect_timeout_ms", deserialize_with = "values::millis")]
+    pub connect_timeout: Duration,
+    /// Transcribes the caller's side.
+    pub transcription_model: String,
+    /// How long `transfer_to_human` and `end_call` wait for the assistant's last
+    /// words to finish playing.
+    #[serde(rename = "exit_grace_secs", deserialize_with = "values::seconds")]
+    pub exit_grace: Duration,
+    /// A Twilio mark follows the assistant's audio at least this often (0: after
+    /// every delta); barge-in truncation is exact to this.
+    #[serde(rename = "mark_interval_ms", deserialize_with = "values::millis")]
+    pub mark_interval: Duration,
+    /// Realtime WebSocket connections open at once on this node, at most: every
+    /// AI call holds one for its whole length. A call past it goes to its
+    /// assistant's failure route at once instead of queueing for a free one.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallSettings {
+    #[serde(rename = "ring_timeout_secs", deserialize_with = "values::seconds")]
+    pub ring_timeout: Duration,
+    #[serde(rename = "media_timeout_secs", deserialize_with = "values::seconds")]
+    pub media_timeout: Duration,
+    #[serde(rename = "voicemail_max_secs", deserialize_with = "values::seconds")]
+    pub voicemail_max: Duration,
+    pub voicemail_prompt: VoicemailPrompt,
+    #[serde(rename = "ringback_chunk_ms", deserialize_with = "values::millis")]
+    pub ringback_chunk: Duration,
+    #[serde(rename = "parking_timeout_secs", deserialize_with = "values::seconds")]
+    pub parking_timeout: Duration,
+    #[serde(rename = "wrap_up_secs", deserialize_with = "values::seconds")]
+    pub wrap_up: Duration,
+    #[serde(rename = "reconnect_grace_secs", deserialize_with = "values::seconds")]
+    pub reconnect_grace: Duration,
+}
+
+/// What a caller hears before a voicemail is recorded: `builtin` (a spoken prompt
+/// shipped with the engine), `none`, or a path to raw 8 kHz mu-law.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub enum VoicemailPrompt {
+    Builtin,
+    Silent,
+    File(PathBuf),
+}
+
+impl From<String> for VoicemailPrompt {
+    fn from(raw: String) -> Self {
+        match raw.as_str() {
+            "builtin" => VoicemailPrompt::Builtin,
+            "none" => VoicemailPrompt::Silent,
+            _ => VoicemailPrompt::File(raw.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebSocketSettings {
+    #[serde(
+        rename = "heartbeat_interval_secs",
+        deserialize_with = "values::seconds"
+    )]
+    pub heartbeat_interval: Duration,
+    #[serde(rename = "client_timeout_secs", deserialize_with = "values::seconds")]
+    pub client_timeout: Duration,
+    pub max_frame_bytes: usize,
+    pub audio_queue_frames: usize,
+    pub control_queue_messages: usize,
+}
+
+/// Prices in USD: telephony per minute (each leg rounded up to whole minutes) and
+/// model tokens per million. Models missing from a table are priced 0 and flagged.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Pricing {
+    pub inbound_local_per_min: f64,
+    pub inbound_toll_free_per_min: f64,
+    pub outbound_per_min: f64,
+    pub media_stream_per_min: f64,
+    /// Realtime models by name.
+    pub realtime: BTreeMap<String, RealtimeRates>,
+    /// Summary models by name.
+    pub summary: BTreeMap<String, TokenRates>,
+    /// Transcription models (the caller's side of AI calls) by name.
+    #[serde(default)]
+    pub transcription: BTreeMap<String, TranscriptionRates>,
+}
+
+/// A realtime model's prices, USD per million tokens; cached input is part of the
+/// input and billed at the cached rate instead.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealtimeRates {
+    pub text_in: f64,
+    pub text_cached: f64,
+    pub text_out: f64,
+    pub audio_in: f64,
+    pub audio_cached: f64,
+    pub audio_out: f64,
+}
+
+/// A text model's prices, USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRates {
+    pub input: f64,
+    pub output: f64,
+    /// Cached prompt tokens (part of the input); unset: the full input rate.
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+}
+
+/// A transcription model's prices: USD per million tokens for models billed by
+/// tokens (`gpt-4o-transcribe`, `gpt-4o-mini-transcribe`), USD per minute of
+/// audio for those billed by duration (`whisper-1`). Unset rates are 0.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TranscriptionRates {
+    pub text_in: f64,
+    pub audio_in: f64,
+    pub text_out: f64,
+    pub per_minute: f64,
+}
+
+/// Who writes each AI call's summary and outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SummaryProvider {
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// OpenAI's Chat Completions API.
+    OpenAi,
+    /// No summary.
+    Off,
+}
+
+/// The reasoning model that writes each AI call's summary and outcome.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SummarySettings {
+    /// `anthropic`, `openai` or `off`.
+    pub provider: SummaryProvider,
+    /// Unset (`""`): the provider's own API (`https://api.anthropic.com`,
+    /// `https://api.openai.com`).
+    #[serde(deserialize_with = "values::optional")]
+    pub base_url: Option<HttpUrl>,
+    /// Empty: `claude-haiku-4-5` (Anthropic) or `gpt-4.1-mini` (OpenAI).
+    pub model: String,
+    #[serde(rename = "timeout_secs", deserialize_with = "values::seconds")]
+    pub timeout: Duration,
+    pub max_tokens: u32,
+    /// From `ANTHROPIC_API_KEY` or `OPENAI_API_KEY`, by provider; no key, no summary.
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+}
+
+impl SummarySettings {
+    pub fn base_url(&self) -> &str {
+        match (&self.base_url, self.provider) {
+            (Some(url), _) => url.as_str(),
+            (None, SummaryProvider::OpenAi) => "https://api.openai.com",
+            (None, _) => "https://api.anthropic.com",
+        }
+    }
+
+    pub fn model(&self) -> &str {
+        match (self.model.as_str(), self.provider) {
+            ("", SummaryProvider::OpenAi) => "gpt-4.1-mini",
+            ("", _) => "claude-haiku-4-5",
+            (model, _) => model,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let overlay = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let overlay: toml::Table = text
+                    .parse()
+                    .with_context(|| format!("parsing {}", path.display()))?;
+                Some(overlay)
+            }
+            None => None,
+        };
+        Settings::from_sources(overlay, |name| std::env::var(name).ok())
+    }
+
+    /// The embedded defaults, `overlay` (a `--config` file) over them, then the
+    /// environment as `var` reads it; refused, with the key named, unless every
+    /// setting parses and they agree with each other.
+    pub fn from_sources(
+        overlay: Option<toml::Table>,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Settings> {
+        let mut table = default_table();
+        if let Some(overlay) = overlay {
+            merge(&mut table, overlay);
+        }
+        let from_env = apply_env(&mut table, &var);
+        let mut settings = parse(table, &from_env)?;
+        settings.read_secrets(&var);
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The embedded defaults alone (tests and benches start here).
+    pub fn defaults() -> Settings {
+        parse(default_table(), &[]).expect("embedded default.toml matches Settings")
+    }
+
+    /// The secrets whose variable depends on other settings: the summary model's
+    /// key (by provider) and the extra accounts' (`secret_env`).
+    fn read_secrets(&mut self, var: &impl Fn(&str) -> Option<String>) {
+        let secret = |name: &str| var(name).filter(|v| !v.is_empty()).map(SecretString::from);
+        let summary_key = match self.summary.provider {
+            SummaryProvider::Anthropic => secret("ANTHROPIC_API_KEY"),
+            SummaryProvider::OpenAi => secret("OPENAI_API_KEY"),
+            SummaryProvider::Off => None,
+        };
+        if let Some(key) = summary_key {
+            self.summary.api_key = Some(key);
+        }
+        for account in &mut self.numbers.accounts {
+            if !account.secret_env.is_empty() {
+                if let Some(value) = secret(&account.secret_env) {
+                    account.secret = Some(value);
+                }
+            }
+        }
+    }
+
+    /// What the types cannot say: bounds, and settings that must agree.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let openai = &self.openai;
+        anyhow::ensure!(
+            (100..=60_000).contains(&openai.connect_timeout.as_millis()),
+            "openai.connect_timeout_ms must be between 100 and 60000"
+        );
+        anyhow::ensure!(
+            openai.max_connections >= 1,
+            "openai.max_connections must be at least 1"
+        );
+        let ws = &self.websocket;
+        anyhow::ensure!(
+            ws.client_timeout >= 2 * ws.heartbeat_interval,
+            "websocket.client_timeout_secs must be at least twice heartbeat_interval_secs"
+        );
+        anyhow::ensure!(
+            ws.max_frame_bytes >= 1024,
+            "websocket.max_frame_bytes is too small"
+        );
+        anyhow::ensure!(
+            ws.audio_queue_frames >= 1,
+            "websocket.audio_queue_frames must be ≥ 1"
+        );
+        anyhow::ensure!(
+            self.calls.ringback_chunk >= Duration::from_millis(20),
+            "calls.ringback_chunk_ms must be at least one 20 ms frame"
+        );
+        let summary = &self.summary;
+        anyhow::ensure!(
+            !summary.timeout.is_zero() && summary.max_tokens > 0,
+            "summary.timeout_secs and summary.max_tokens must be positive"
+        );
+        let p = &self.pricing;
+        let rates = [
+            p.inbound_local_per_min,
+            p.inbound_toll_free_per_min,
+            p.outbound_per_min,
+            p.media_stream_per_min,
+        ]
+        .into_iter()
+        .chain(p.realtime.values().flat_map(|r| {
+            [
+                r.text_in,
+                r.text_cached,
+                r.text_out,
+                r.audio_in,
+                r.audio_cached,
+                r.audio_out,
+            ]
+        }))
+        .chain(
+            p.summary
+                .values()
+                .flat_map(|r| [r.input, r.output, r.cached_input.unwrap_or(0.0)]),
+        )
+        .chain(
+            p.transcription
+                .values()
+                .flat_map(|r| [r.text_in, r.audio_in, r.text_out, r.per_minute]),
+        );
+        for rate in rates {
+            anyhow::ensure!(
+                rate.is_finite() && rate >= 0.0,
+                "pricing: every rate must be a number ≥ 0"
+            );
+        }
+        let twilio = &self.twilio;
+        anyhow::ensure!(
+            twilio.webhook_max_body_bytes >= 1024
+                && !twilio.webhook_body_timeout.is_zero()
+                && twilio.webhook_max_concurrent_reads >= 1
+                && twilio.webhook_max_address_chars >= 16
+                && !twilio.webhook_store_timeout.is_zero(),
+            "twilio.webhook_*: the body limit must be at least 1024 bytes, the timeout \
+             positive, at least one concurrent read, addresses at least 16 characters, \
+             the store timeout positive"
+        );
+        anyhow::ensure!(
+            !self.numbers.request_timeout.is_zero(),
+            "numbers.request_timeout_secs must be positive"
+        );
+        let journal = &self.journal;
+        anyhow::ensure!(
+            !journal.spill_path.trim().is_empty(),
+            "journal.spill_path must name a file"
+        );
+        anyhow::ensure!(
+            journal.reject_after_attempts >= 1,
+            "journal.reject_after_attempts must be ≥ 1"
+        );
+        Ok(())
+    }
+
+    /// What every call actor is configured with; reads the voicemail prompt's
+    /// file, if one is set.
+    pub fn call_config(&self) -> anyhow::Result<CallConfig> {
+        let calls = &self.calls;
+        let voicemail_prompt = match &calls.voicemail_prompt {
+            VoicemailPrompt::Builtin => Bytes::from_static(BUILTIN_PROMPT),
+            VoicemailPrompt::Silent => Bytes::new(),
+            VoicemailPrompt::File(path) => Bytes::from(
+                std::fs::read(path)
+                    .with_context(|| format!("reading voicemail prompt {}", path.display()))?,
+            ),
+        };
+        Ok(CallConfig {
+            ring_timeout: calls.ring_timeout,
+            media_timeout: calls.media_timeout,
+            voicemail_max: calls.voicemail_max,
+            voicemail_prompt,
+            ringback_chunk: calls.ringback_chunk,
+            parking_timeout: calls.parking_timeout,
+        })
+    }
+
+    /// What every seat actor (an agent's softphone) is configured with.
+    pub fn seat_config(&self) -> SeatConfig {
+        SeatConfig {
+            heartbeat_interval: self.websocket.heartbeat_interval,
+            client_timeout: self.websocket.client_timeout,
+            wrap_up: self.calls.wrap_up,
+            reconnect_grace: self.calls.reconnect_grace,
+        }
+    }
+
+    /// The queues of every socket's outbox.
+    pub fn outbox_limits(&self) -> OutboxLimits {
+        OutboxLimits {
+            audio_frames: self.websocket.audio_queue_frames,
+            control_messages: self.websocket.control_queue_messages,
+        }
+    }
+}
+
+fn default_table() -> toml::Table {
+    DEFAULT_TOML
+        .parse()
+        .expect("embedded default.toml is valid TOML")
+}
+
+/// Sets the keys of the environment variables that are set (secrets only when not
+/// empty) in `table`; returns which key came from which variable.
+fn apply_env(
+    table: &mut toml::Table,
+    var: &impl Fn(&str) -> Option<String>,
+) -> Vec<(&'static str, &'static str)> {
+    let mut applied = Vec::new();
+    let plain = ENV_KEYS.iter().map(|&(name, key)| (name, key, var(name)));
+    let secrets = SECRET_ENV_KEYS
+        .iter()
+        .map(|&(name, key)| (name, key, var(name).filter(|v| !v.is_empty())));
+    for (name, key, value) in plain.chain(secrets) {
+        if let Some(value) = value {
+            set_key(table, key, value);
+            applied.push((key, name));
+        }
+    }
+    applied
+}
+
+/// Sets the dotted `key` (`twilio.api_base`) of `table` to a string.
+fn set_key(table: &mut toml::Table, key: &str, value: String) {
+    let (parents, last) = key
+        .rsplit_once('.')
+        .map_or((None, key), |(p, l)| (Some(p), l));
+    let mut table = table;
+    for part in parents.into_iter().flat_map(|p| p.split('.')) {
+        let entry = table
+            .entry(part)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        table = entry.as_table_mut().expect("a table was just put here");
+    }
+    table.insert(last.to_owned(), toml::Value::String(value));
+}
+
+/// Deserializes the merged settings; an error names the key that did not parse,
+/// and the variable when it came from the environment.
+fn parse(table: toml::Table, from_env: &[(&str, &str)]) -> anyhow::Result<Settings> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|err| {
+        let key = err.path().to_string();
+        let var = from_env
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, name)| format!(" ({name})"))
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "invalid configuration: {key}{var}: {}",
+            err.inner().message()
+        )
+    })
+}
+
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(overlay)) => merge(base, overlay),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    /// `overlay` (a `--config` file) and `env` over the defaults.
+    fn load(overlay: &str, env: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let overlay: toml::Table = overlay.parse().expect("a TOML overlay");
+        Settings::from_sources(Some(overlay), |name| {
+            env.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    fn refusal(overlay: &str, env: &[(&str, &str)]) -> String {
+        load(overlay, env)
+            .expect_err("a refused configuration")
+            .to_string()
+    }
+
+    fn exposed(secret: &Option<SecretString>) -> Option<String> {
+        secret.as_ref().map(|s| s.expose_secret().to_owned())
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::defaults();
+        assert_eq!(s.bind, "127.0.0.1:8080");
+        assert!(s.database_url.starts_with("sqlite:"));
+        assert_eq!(s.calls.ring_timeout, Duration::from_secs(30));
+        assert_eq!(s.calls.voicemail_max, Duration::from_secs(120));
+        assert_eq!(s.calls.ringback_chunk, Duration::from_millis(200));
+        assert_eq!(s.public_url, None);
+        assert_eq!(s.calls.voicemail_prompt, VoicemailPrompt::Builtin);
+        assert!(s.validate().is_ok());
+        assert!(load("", &[]).is_ok());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let s = load(
+            "bind = \"0.0.0.0:7000\"\nnode_id = \"from-file\"",
+            &[
+                ("SWITCHBOARD_BIND", "0.0.0.0:9000"),
+                ("DATABASE_URL", "postgres://db/x"),
+                ("TWILIO_AUTH_TOKEN", "secret"),
+                ("SWITCHBOARD_ADMIN_TOKEN", ""),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(s.bind, "0.0.0.0:9000");
+        assert_eq!(s.node_id, "from-file");
+        assert_eq!(s.database_url, "postgres://db/x");
+        assert_eq!(exposed(&s.twilio.auth_token), Some("secret".to_owned()));
+        assert!(s.admin_token.is_none(), "an empty secret is unset");
+        assert!(!format!("{s:?}").contains("secret"), "secrets never print");
+    }
+
+    #[test]
+    fn the_summary_model_is_configured_from_the_environment() {
+        let s = Settings::defaults();
+        assert_eq!(s.summary.provider, SummaryProvider::Anthropic);
+        assert_eq!(s.summary.base_url(), "https://api.anthropic.com");
+        assert_eq!(s.summary.model(), "claude-haiku-4-5");
+        assert!(s.summary.api_key.is_none());
+        let openai = [
+            ("SWITCHBOARD_SUMMARY_PROVIDER", "openai"),
+            ("OPENAI_API_KEY", "sk-test"),
+            ("ANTHROPIC_API_KEY", "not-this-one"),
+        ];
+        let s = load("", &openai).expect("valid");
+        assert_eq!(s.summary.base_url(), "https://api.openai.com");
+        assert_eq!(s.summary.model(), "gpt-4.1-mini");
+        assert_eq!(exposed(&s.summary.api_key), Some("sk-test".to_owned()));
+        let s = load(
+            "",
+            &[
+                openai[0],
+                openai[1],
+                ("SWITCHBOARD_SUMMARY_BASE_URL", "http://127.0.0.1:9/"),
+                ("SWITCHBOARD_SUMMARY_MODEL", "gpt-4o-mini"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(s.summary.base_url(), "http://127.0.0.1:9");
+        assert_eq!(s.summary.model(), "gpt-4o-mini");
+        let off = load("", &[("SWITCHBOARD_SUMMARY_PROVIDER", "off")]).expect("valid");
+        assert_eq!(off.summary.provider, SummaryProvider::Off);
+
+        let err = refusal("", &[("SWITCHBOARD_SUMMARY_PROVIDER", "carrier-pigeon")]);
+        assert!(
+            err.contains("summary.provider (SWITCHBOARD_SUMMARY_PROVIDER)")
+                && err.contains("carrier-pigeon"),
+            "{err}"
+        );
+        let err = refusal("", &[("SWITCHBOARD_SUMMARY_BASE_URL", "api.openai.com")]);
+        assert!(
+            err.contains("summary.base_url (SWITCHBOARD_SUMMARY_BASE_URL)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn negative_prices_are_refused() {
+        let mut s = Settings::defaults();
+        s.pricing.media_stream_per_min = -1.0;
+        assert!(s.validate().is_err());
+        let err = refusal("[pricing]\nmedia_stream_per_min = -1.0", &[]);
+        assert!(err.contains("pricing"), "{err}");
+    }
+
+    #[test]
+    fn provider_accounts_come_from_the_file_and_their_secrets_from_the_environment() {
+        let accounts = "[[numbers.accounts]]\nprovider = \"twilio\"\nworkspace = \"staging\"\n\
+                        account_sid = \"AC2\"\nsecret_env = \"TWILIO_STAGING_AUTH_TOKEN\"";
+        let s = load(
+            accounts,
+            &[
+                ("VAPI_API_KEY", "vapi-key"),
+                ("RETELL_API_BASE", "http://127.0.0.1:9/retell"),
+                ("TWILIO_STAGING_AUTH_TOKEN", "staging-token"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(
+            exposed(&s.numbers.vapi.api_key),
+            Some("vapi-key".to_owned())
+        );
+        assert_eq!(
+            s.numbers.retell.api_base.as_str(),
+            "http://127.0.0.1:9/retell"
+        );
+        assert!(s.numbers.retell.api_key.is_none());
+        let staging = &s.numbers.accounts[0];
+        assert_eq!(
+            (
+                staging.provider,
+                staging.workspace.as_str(),
+                &staging.api_base
+            ),
+            (ProviderKind::Twilio, "staging", &None)
+        );
+        assert_eq!(exposed(&staging.secret), Some("staging-token".to_owned()));
+        assert!(
+            !format!("{s:?}").contains("staging-token"),
+            "secrets never print"
+        );
+
+        let err = refusal(&accounts.replace("\"twilio\"", "\"plivo\""), &[]);
+        assert!(
+            err.contains("numbers.accounts[0].provider") && err.contains("plivo"),
+            "an unknown provider is refused at start-up: {err}"
+        );
+        let err = refusal(&accounts.replace("\"staging\"", "\"Staging Area\""), &[]);
+        assert!(err.contains("numbers.accounts[0].workspace"), "{err}");
+        let err = refusal("", &[("VAPI_API_BASE", "ftp://vapi.example")]);
+        assert!(
+            err.contains("numbers.vapi.api_base (VAPI_API_BASE)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_realtime_url_that_is_not_a_websocket_is_refused() {
+        let err = refusal(
+            "",
+            &[("OPENAI_REALTIME_URL", "https://api.openai.com/v1/realtime")],
+        );
+        assert!(
+            err.contains("openai.realtime_url (OPENAI_REALTIME_URL)")
+                && err.contains("ws:// or wss://"),
+            "{err}"
+        );
+        let err = refusal("[openai]\nconnect_timeout_ms = 0", &[]);
+        assert!(err.contains("openai.connect_timeout_ms"), "{err}");
+        let mut s = Settings::defaults();
+        s.openai.connect_timeout = Duration::ZERO;
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn a_public_url_must_be_an_http_url() {
+        let s = load(
+            "",
+            &[("SWITCHBOARD_PUBLIC_URL", "https://calls.example.com/")],
+        )
+        .expect("valid");
+        assert_eq!(
+            s.public_url.as_ref().map(HttpUrl::as_str),
+            Some("https://calls.example.com")
+        );
+        let s = load("", &[("SWITCHBOARD_PUBLIC_URL", "")]).expect("empty is unset");
+        assert_eq!(s.public_url, None);
+        let err = refusal("", &[("SWITCHBOARD_PUBLIC_URL", "calls.example.com")]);
+        assert!(err.contains("public_url (SWITCHBOARD_PUBLIC_URL)"), "{err}");
+    }
+
+    #[test]
+    fn durations_that_are_not_seconds_are_refused_with_their_key() {
+        let s = load("[calls]\nring_timeout_secs = 0.5\nwrap_up_secs = 2", &[]).expect("valid");
+        assert_eq!(s.calls.ring_timeout, Duration::from_millis(500));
+        assert_eq!(s.calls.wrap_up, Duration::from_secs(2));
+        for (overlay, key) in [
+            (
+                "[calls]\nring_timeout_secs = -1.0",
+                "calls.ring_timeout_secs",
+            ),
+            (
+                "[calls]\nparking_timeout_secs = \"2m\"",
+                "calls.parking_timeout_secs",
+            ),
+            (
+                "[journal]\nshutdown_timeout_secs = nan",
+                "journal.shutdown_timeout_secs",
+            ),
+            ("[openai]\nexit_grace_secs = -0.1", "openai.exit_grace_secs"),
+            (
+                "[calls]\nringback_chunk_ms = -20",
+                "calls.ringback_chunk_ms",
+            ),
+        ] {
+            let err = refusal(overlay, &[]);
+            assert!(err.contains(key), "{overlay}: {err}");
+        }
+        let err = refusal(
+            "[websocket]\nheartbeat_interval_secs = 6.0\nclient_timeout_secs = 10.0",
+            &[],
+        );
+        assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn the_actors_are_configured_from_the_settings() {
+        let s = load(
+            "[calls]\nring_timeout_secs = 0.3\nvoicemail_prompt = \"none\"\nwrap_up_secs = 1.5",
+            &[],
+        )
+        .expect("valid");
+        let call = s.call_config().expect("a call config");
+        assert_eq!(call.ring_timeout, Duration::from_millis(300));
+        assert_eq!(call.ringback_chunk, Duration::from_millis(200));
+        assert!(call.voicemail_prompt.is_empty());
+        let builtin = Settings::defaults().call_config().expect("a call config");
+        assert_eq!(builtin.voicemail_prompt.as_ref(), BUILTIN_PROMPT);
+        let seat = s.seat_config();
+        assert_eq!(seat.wrap_up, Duration::from_millis(1_500));
+        assert_eq!(seat.heartbeat_interval, Duration::from_secs(5));
+        assert_eq!(s.outbox_limits().audio_frames, 50);
+        let mut missing = s.clone();
+        missing.calls.voicemail_prompt = VoicemailPrompt::File("/nonexistent/prompt.ul".into());
+        let err = missing.call_config().expect_err("no such file");
+        assert!(err.to_string().contains("/nonexistent/prompt.ul"), "{err}");
+    }
+
+    #[test]
+    fn a_node_carries_well_over_a_thousand_realtime_sessions_by_default() {
+        let mut s = Settings::defaults();
+        assert!(
+            s.openai.max_connections >= 5_000,
+            "{}",
+            s.openai.max_connections
+        );
+        s.openai.max_connections = 0;
+        assert!(s.validate().is_err());
+    }
+}
