@@ -128,14 +128,22 @@ impl Floor {
                 },
                 input(rx),
             );
-            let available = SeatCommand::Presence(Presence::Available);
+            let available = SeatCommand::Presence {
+                status: Presence::Available,
+            };
             tx.send(SeatInput::Command(available))
                 .expect("the seat is running");
             floor.push(Seat { input: tx, outbox });
         }
         for seat in &floor {
             wait_for(&seat.outbox, |m| {
-                matches!(m, SeatOutput::Presence(Presence::Available)).then_some(())
+                matches!(
+                    m,
+                    SeatOutput::Presence {
+                        status: Presence::Available
+                    }
+                )
+                .then_some(())
             })
             .await;
         }
@@ -190,7 +198,7 @@ impl Floor {
         let call_id = call.id().clone();
         for seat in &self.seats {
             wait_for(&seat.outbox, |m| {
-                matches!(m, SeatOutput::Ring { call_id: id, .. } if *id == call_id).then_some(())
+                matches!(m, SeatOutput::Ring(ring) if ring.call_id == call_id).then_some(())
             })
             .await;
         }
@@ -202,7 +210,9 @@ impl Floor {
     async fn claim(&self, call: &CallHandle) -> (usize, Duration) {
         let started = Instant::now();
         for seat in &self.seats {
-            let answer = SeatCommand::Answer(call.id().clone());
+            let answer = SeatCommand::Answer {
+                call_id: call.id().clone(),
+            };
             seat.input
                 .send(SeatInput::Command(answer))
                 .expect("the seat is running");

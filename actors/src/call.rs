@@ -32,7 +32,7 @@ use crate::number::Route;
 use crate::outbox::AudioPort;
 use crate::parking::{Park as ParkIn, ParkingHandle};
 use crate::registry::RegistryHandle;
-use crate::seat::{SeatLink, SeatNotice};
+use crate::seat::{Parked, Ring, SeatLink, SeatNotice, SeatOutput, Unparked};
 use crate::stats::EngineStats;
 
 /// The mark that tells us Twilio has finished playing the voicemail prompt.
@@ -405,11 +405,11 @@ impl CallActor {
     fn transfer_status(&self, seat: &SeatLink, agent_id: AgentId, status: &'static str) {
         Self::notify(
             seat,
-            SeatNotice::TransferStatus {
+            SeatNotice::Tell(SeatOutput::TransferStatus {
                 call_id: self.setup.id.clone(),
                 agent_id,
                 status,
-            },
+            }),
         );
     }
 
@@ -556,11 +556,14 @@ impl CallActor {
             }
             let notice = SeatNotice::Ring {
                 call: call.clone(),
-                from: self.setup.from.clone(),
-                to: self.setup.to.clone(),
-                transferred_by: transferred_by.clone(),
-                consult,
-                summary: self.handover_summary.clone(),
+                ring: Ring {
+                    call_id: self.setup.id.clone(),
+                    from: self.setup.from.clone(),
+                    to: self.setup.to.clone(),
+                    transferred_by: transferred_by.clone(),
+                    consult,
+                    summary: self.handover_summary.clone(),
+                },
             };
             if seat.notices.try_send(notice).is_err() {
                 self.deps
@@ -620,10 +623,10 @@ impl CallActor {
             if let Some(seat) = self.rung.remove(agent) {
                 Self::notify(
                     &seat,
-                    SeatNotice::RingCancel {
+                    SeatNotice::Tell(SeatOutput::RingCancel {
                         call_id: self.setup.id.clone(),
                         reason,
-                    },
+                    }),
                 );
             }
         }
@@ -755,10 +758,10 @@ impl CallActor {
             if reason != "agent_disconnected" {
                 Self::notify(
                     &seat,
-                    SeatNotice::Released {
+                    SeatNotice::Tell(SeatOutput::Released {
                         call_id: self.setup.id.clone(),
                         reason: "parked",
-                    },
+                    }),
                 );
             }
         }
@@ -791,20 +794,21 @@ impl CallActor {
                     json!({ "slot": slot, "by": parked_by, "reason": reason }),
                 );
                 act.status(None);
+                let parked = Parked {
+                    call_id: act.setup.id.clone(),
+                    slot,
+                    parked_by,
+                    reason,
+                };
                 act.deps.coordinator.broadcast(Broadcast {
                     workspace: act.setup.workspace.clone(),
                     notice: SeatNotice::Parked {
                         call: act.call_handle(ctx),
-                        slot,
-                        parked_by: parked_by.clone(),
-                        reason,
+                        parked: parked.clone(),
                     },
                     event: FloorEvent::Parked {
-                        call_id: act.setup.id.clone(),
+                        parked,
                         workspace: act.setup.workspace.clone(),
-                        slot,
-                        parked_by,
-                        reason,
                     },
                 });
             },
@@ -835,18 +839,17 @@ impl CallActor {
             return;
         };
         self.deps.parking.leave(self.setup.id.clone());
+        let unparked = Unparked {
+            call_id: self.setup.id.clone(),
+            slot,
+            agent_id: agent_id.cloned(),
+        };
         self.deps.coordinator.broadcast(Broadcast {
             workspace: self.setup.workspace.clone(),
-            notice: SeatNotice::Unparked {
-                call_id: self.setup.id.clone(),
-                slot,
-                agent_id: agent_id.cloned(),
-            },
+            notice: SeatNotice::Tell(SeatOutput::Unparked(unparked.clone())),
             event: FloorEvent::Unparked {
-                call_id: self.setup.id.clone(),
+                unparked,
                 workspace: self.setup.workspace.clone(),
-                slot,
-                agent_id: agent_id.cloned(),
             },
         });
     }
@@ -976,10 +979,10 @@ impl CallActor {
         {
             Self::notify(
                 &seat,
-                SeatNotice::CallEnded {
+                SeatNotice::Tell(SeatOutput::CallEnded {
                     call_id: self.setup.id.clone(),
                     reason: reason.to_owned(),
-                },
+                }),
             );
         }
         if let Some(mut voicemail) = self.voicemail.take() {
@@ -1275,10 +1278,10 @@ impl Handler<SeatHangup> for CallActor {
             if let Some(agent) = self.connected.take() {
                 Self::notify(
                     &agent,
-                    SeatNotice::Released {
+                    SeatNotice::Tell(SeatOutput::Released {
                         call_id: self.setup.id.clone(),
                         reason: "transferred",
-                    },
+                    }),
                 );
             }
             return self.seat_departed(msg.agent_id, left, ctx);
@@ -1350,10 +1353,10 @@ impl Handler<Transfer> for CallActor {
         } else if let Some(seat) = self.connected.take() {
             Self::notify(
                 &seat,
-                SeatNotice::Released {
+                SeatNotice::Tell(SeatOutput::Released {
                     call_id: self.setup.id.clone(),
                     reason: "transferred",
-                },
+                }),
             );
             if let Some(leg) = &self.leg {
                 leg.route(LegRoute::Nowhere);
@@ -1381,10 +1384,10 @@ impl Handler<CompleteTransfer> for CallActor {
             self.transfer_status(&agent, transfer.to.clone(), "completed");
             Self::notify(
                 &agent,
-                SeatNotice::Released {
+                SeatNotice::Tell(SeatOutput::Released {
                     call_id: self.setup.id.clone(),
                     reason: "transferred",
-                },
+                }),
             );
         }
         self.transferrer = None;
@@ -1414,10 +1417,10 @@ impl Handler<CancelTransfer> for CallActor {
         if let Some(target) = self.consulted.take() {
             Self::notify(
                 &target,
-                SeatNotice::Released {
+                SeatNotice::Tell(SeatOutput::Released {
                     call_id: self.setup.id.clone(),
                     reason: "transfer_cancelled",
-                },
+                }),
             );
         }
         if let Some(agent) = &self.connected {
