@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use futures_util::Stream;
-use switchboard::twilio::stream::{decode_media, TwilioWire};
+use switchboard::twilio::stream::{self, TwilioWire};
 use switchboard_actors::call::{CallActor, CallConfig, CallDeps, CallHandle, CallSetup};
 use switchboard_actors::coordinator::CoordinatorHandle;
 use switchboard_actors::journal::{Journal, JournalEntry};
@@ -427,15 +427,18 @@ fn media(c: &mut Criterion) {
     let text = twilio_media_json();
     let mut group = c.benchmark_group("media");
     group.throughput(Throughput::Elements(1));
+    // What the stream adapter does with every text frame after `start`.
     group.bench_function("decode_twilio_media_json", |b| {
-        b.iter(|| decode_media(std::hint::black_box(&text)))
+        b.iter(|| stream::parse(std::hint::black_box(&text)))
     });
-    // The caller→agent path minus the sockets and the actor hop: decode, queue on
+    // The caller→agent path minus the sockets and the actor hop: parse, queue on
     // the softphone's outbox, take it off as the binary frame the writer sends.
     let seat_outbox: Outbox<SeatOutput> = Outbox::new(OutboxLimits::default(), Arc::clone(&stats));
     group.bench_function("twilio_json_in_to_softphone_frame_out", |b| {
         b.iter(|| {
-            let frame = decode_media(std::hint::black_box(&text)).expect("valid media");
+            let Some(LegInput::Media(frame)) = stream::parse(std::hint::black_box(&text)) else {
+                unreachable!("a media message is media")
+            };
             seat_outbox.send_audio(frame);
             match seat_outbox.try_next() {
                 Some(Outgoing::Audio(frame)) => frame,
