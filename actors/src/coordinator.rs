@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, Workspace};
-use crate::seat::{Presence, SeatLink, SeatNotice};
+use crate::seat::{Parked, Presence, SeatLink, SeatNotice, Unparked};
 
 /// One seat as the floor sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,8 +54,10 @@ pub struct FloorCall {
     pub to: String,
 }
 
-/// What supervisors are told, as it happens.
-#[derive(Debug, Clone)]
+/// What supervisors are told, as it happens: serialised as it is
+/// (`{"type":"seat",…}`; see docs/protocol.md).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum FloorEvent {
     Seat(SeatState),
     SeatGone {
@@ -68,18 +70,17 @@ pub enum FloorEvent {
         workspace: Workspace,
         outcome: &'static str,
     },
+    /// The softphones' `parked`, with the workspace.
     Parked {
-        call_id: CallId,
+        #[serde(flatten)]
+        parked: Parked,
         workspace: Workspace,
-        slot: u32,
-        parked_by: Option<AgentId>,
-        reason: &'static str,
     },
+    /// The softphones' `unparked`, with the workspace.
     Unparked {
-        call_id: CallId,
+        #[serde(flatten)]
+        unparked: Unparked,
         workspace: Workspace,
-        slot: u32,
-        agent_id: Option<AgentId>,
     },
 }
 

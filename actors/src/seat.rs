@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::call::{CallHandle, ClaimResult};
 use crate::coordinator::{CoordinatorHandle, RegisterSeat, UpdateSeat};
@@ -42,23 +43,79 @@ impl Presence {
     }
 }
 
-/// What the softphone asked for (parsed at the edge).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the softphone asked for: a client text frame, read straight into this type
+/// (`{"type":"answer","call_id":…}`; ids are checked by their parsers as they are read).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SeatCommand {
-    /// Only `Available` or `Away`: the others are the engine's to set.
-    Presence(Presence),
-    Answer(CallId),
-    Decline(CallId),
-    Hangup(CallId),
-    Park(CallId),
-    Unpark(CallId),
+    Presence {
+        /// Only `available` or `away`: the others are the engine's to set.
+        #[serde(deserialize_with = "chosen_presence")]
+        status: Presence,
+    },
+    Answer {
+        call_id: CallId,
+    },
+    Decline {
+        call_id: CallId,
+    },
+    Hangup {
+        call_id: CallId,
+    },
+    Park {
+        call_id: CallId,
+    },
+    Unpark {
+        call_id: CallId,
+    },
     Transfer {
         call_id: CallId,
         agent_id: AgentId,
+        /// `"mode": "warm"`; `"blind"`, `null` or no mode is a blind transfer.
+        #[serde(default, rename = "mode", deserialize_with = "warm_mode")]
         warm: bool,
     },
-    TransferComplete(CallId),
-    TransferCancel(CallId),
+    TransferComplete {
+        call_id: CallId,
+    },
+    TransferCancel {
+        call_id: CallId,
+    },
+}
+
+impl SeatCommand {
+    /// Every command's `type`, to tell an unknown type from a bad message of a known one.
+    pub const TYPES: &'static [&'static str] = &[
+        "presence",
+        "answer",
+        "decline",
+        "hangup",
+        "park",
+        "unpark",
+        "transfer",
+        "transfer_complete",
+        "transfer_cancel",
+    ];
+}
+
+fn chosen_presence<'de, D: Deserializer<'de>>(status: D) -> Result<Presence, D::Error> {
+    match String::deserialize(status)?.as_str() {
+        "available" => Ok(Presence::Available),
+        "away" => Ok(Presence::Away),
+        other => Err(D::Error::custom(format!(
+            "presence status must be \"available\" or \"away\", not {other:?}"
+        ))),
+    }
+}
+
+fn warm_mode<'de, D: Deserializer<'de>>(mode: D) -> Result<bool, D::Error> {
+    match Option::<String>::deserialize(mode)?.as_deref() {
+        None | Some("blind") => Ok(false),
+        Some("warm") => Ok(true),
+        Some(other) => Err(D::Error::custom(format!(
+            "transfer mode must be \"blind\" or \"warm\", not {other:?}"
+        ))),
+    }
 }
 
 /// One item of the softphone's input stream.
@@ -80,7 +137,7 @@ pub enum SeatInput {
 }
 
 /// A call listed in a `state` message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StateCall {
     pub call_id: CallId,
     pub status: &'static str,
@@ -89,19 +146,56 @@ pub struct StateCall {
     pub to: String,
 }
 
-/// What the engine tells the softphone (serialised at the edge).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `ring`: a call rings this seat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ring {
+    pub call_id: CallId,
+    pub from: String,
+    pub to: String,
+    /// The agent who transferred the call here, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transferred_by: Option<AgentId>,
+    /// A warm transfer: the caller holds while this agent talks with the first one.
+    #[serde(skip_serializing_if = "is_false")]
+    pub consult: bool,
+    /// What an AI assistant said about the caller before handing over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+/// `parked`: a call of the workspace is in the parking lot (supervisors get it too,
+/// with the workspace).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Parked {
+    pub call_id: CallId,
+    pub slot: u32,
+    pub parked_by: Option<AgentId>,
+    pub reason: &'static str,
+}
+
+/// `unparked`: a call left the parking lot (supervisors get it too, with the
+/// workspace).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unparked {
+    pub call_id: CallId,
+    pub slot: u32,
+    /// Who took it; `None` when it went to voicemail or ended.
+    pub agent_id: Option<AgentId>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+/// What the engine tells the softphone: serialised as it is, one JSON text frame
+/// each (`{"type":"ring_cancel","call_id":…,"reason":…}`; see docs/protocol.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum SeatOutput {
-    Presence(Presence),
-    Ring {
-        call_id: CallId,
-        from: String,
-        to: String,
-        transferred_by: Option<AgentId>,
-        consult: bool,
-        /// What an AI assistant said about the caller before handing over.
-        summary: Option<String>,
+    Presence {
+        status: Presence,
     },
+    Ring(Ring),
     RingCancel {
         call_id: CallId,
         reason: CancelReason,
@@ -112,23 +206,15 @@ pub enum SeatOutput {
     Connected {
         call_id: CallId,
         /// Why this seat has the call without having answered it, if so.
+        #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<&'static str>,
     },
     CallEnded {
         call_id: CallId,
         reason: String,
     },
-    Parked {
-        call_id: CallId,
-        slot: u32,
-        parked_by: Option<AgentId>,
-        reason: &'static str,
-    },
-    Unparked {
-        call_id: CallId,
-        slot: u32,
-        agent_id: Option<AgentId>,
-    },
+    Parked(Parked),
+    Unparked(Unparked),
     /// This seat is no longer on the call, which goes on without it.
     Released {
         call_id: CallId,
@@ -149,47 +235,19 @@ pub enum SeatOutput {
     },
 }
 
-/// Messages from calls and the coordinator to a seat.
+/// Messages from calls and the coordinator to a seat. Most are a message for the
+/// softphone ([`SeatNotice::Tell`]); the others carry what only the seat uses (a
+/// call's handle, an audio port) or are the seat's alone.
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub enum SeatNotice {
-    Ring {
-        call: CallHandle,
-        from: String,
-        to: String,
-        transferred_by: Option<AgentId>,
-        consult: bool,
-        /// What an AI assistant said about the caller before handing over.
-        summary: Option<String>,
-    },
-    RingCancel {
-        call_id: CallId,
-        reason: CancelReason,
-    },
-    CallEnded {
-        call_id: CallId,
-        reason: String,
-    },
-    /// A newer connection of the same agent took over.
-    Replaced,
-    Parked {
-        call: CallHandle,
-        slot: u32,
-        parked_by: Option<AgentId>,
-        reason: &'static str,
-    },
-    Unparked {
-        call_id: CallId,
-        slot: u32,
-        agent_id: Option<AgentId>,
-    },
-    /// The call goes on without this seat.
-    Released {
-        call_id: CallId,
-        reason: &'static str,
-    },
+    /// A call rings this seat: kept, to be answered, and passed on as `ring` (a seat
+    /// that is busy or away withdraws from it instead).
+    Ring { call: CallHandle, ring: Ring },
+    /// A call of the workspace was parked: kept, to be unparked, and passed on.
+    Parked { call: CallHandle, parked: Parked },
     /// The call was given to this seat without its `answer` (a supervisor's
-    /// unpark, a transfer coming back).
+    /// unpark, a transfer coming back): told as `connected` with `reason`.
     Assigned {
         call: CallHandle,
         peer_audio: AudioPort,
@@ -200,11 +258,12 @@ pub enum SeatNotice {
         call_id: CallId,
         peer_audio: AudioPort,
     },
-    TransferStatus {
-        call_id: CallId,
-        agent_id: AgentId,
-        status: &'static str,
-    },
+    /// A newer connection of the same agent took over.
+    Replaced,
+    /// A message for the softphone, passed on if it concerns this seat: a
+    /// `ring_cancel` of a call ringing it, a `call_ended` or `released` of its call
+    /// (which frees the seat); `unparked` and `transfer_status` always.
+    Tell(SeatOutput),
 }
 
 /// How a call reaches a seat: its notices and its audio.
@@ -389,10 +448,14 @@ impl SeatActor {
             return;
         }
         if !self.config.wrap_up.is_zero() {
-            self.outbox.send(SeatOutput::Presence(Presence::WrapUp));
+            self.outbox.send(SeatOutput::Presence {
+                status: Presence::WrapUp,
+            });
             self.wrap_up = Some(ctx.run_later(self.config.wrap_up, |act, _ctx| {
                 act.wrap_up = None;
-                act.outbox.send(SeatOutput::Presence(act.presence()));
+                act.outbox.send(SeatOutput::Presence {
+                    status: act.presence(),
+                });
                 act.report();
             }));
         }
@@ -502,9 +565,9 @@ impl SeatActor {
 
     fn command(&mut self, command: SeatCommand, ctx: &mut Context<Self>) {
         match command {
-            SeatCommand::Presence(presence) => {
+            SeatCommand::Presence { status: presence } => {
                 self.wanted = presence;
-                self.outbox.send(SeatOutput::Presence(presence));
+                self.outbox.send(SeatOutput::Presence { status: presence });
                 if let Some(connected) = &self.connected {
                     // Takes effect after the call; the call's trail records it.
                     connected
@@ -513,9 +576,9 @@ impl SeatActor {
                 }
                 self.report();
             }
-            SeatCommand::Answer(call_id) => self.claim(call_id, ClaimKind::Answer, ctx),
-            SeatCommand::Unpark(call_id) => self.claim(call_id, ClaimKind::Unpark, ctx),
-            SeatCommand::Decline(call_id) => match self.rung.remove(&call_id) {
+            SeatCommand::Answer { call_id } => self.claim(call_id, ClaimKind::Answer, ctx),
+            SeatCommand::Unpark { call_id } => self.claim(call_id, ClaimKind::Unpark, ctx),
+            SeatCommand::Decline { call_id } => match self.rung.remove(&call_id) {
                 Some(call) => {
                     call.decline(self.agent_id.clone());
                     self.remember_gone(call_id.clone());
@@ -529,12 +592,12 @@ impl SeatActor {
                     format!("call {call_id} is not ringing this seat"),
                 ),
             },
-            SeatCommand::Hangup(call_id) => match self.on_call(&call_id) {
+            SeatCommand::Hangup { call_id } => match self.on_call(&call_id) {
                 // The call answers with `CallEnded`, which clears `connected`.
                 Some(call) => call.hangup(self.agent_id.clone()),
                 None => self.error("not-on-call", format!("this seat is not on call {call_id}")),
             },
-            SeatCommand::Park(call_id) => {
+            SeatCommand::Park { call_id } => {
                 self.on_call_request(call_id, ctx, |call, agent| async move {
                     call.park(Some(agent), "agent").await
                 })
@@ -551,12 +614,12 @@ impl SeatActor {
                     call.transfer(me, target, warm).await
                 })
             }
-            SeatCommand::TransferComplete(call_id) => {
+            SeatCommand::TransferComplete { call_id } => {
                 self.on_call_request(call_id, ctx, |call, agent| async move {
                     call.complete_transfer(agent).await
                 })
             }
-            SeatCommand::TransferCancel(call_id) => {
+            SeatCommand::TransferCancel { call_id } => {
                 self.on_call_request(call_id, ctx, |call, agent| async move {
                     call.cancel_transfer(agent).await
                 })
@@ -609,6 +672,41 @@ impl SeatActor {
             }
             act.outbox.send(SeatOutput::State { calls: listed });
         }));
+    }
+
+    /// Passes a call's message on to the softphone if it concerns this seat, keeping
+    /// the seat's own account in step: a cancelled ring is forgotten (and remembered
+    /// as gone), an ended or released call frees the seat, an unparked call can no
+    /// longer be unparked here.
+    fn tell(&mut self, message: SeatOutput, ctx: &mut Context<Self>) {
+        let (concerns_seat, frees_seat) = match &message {
+            SeatOutput::RingCancel { call_id, .. } => {
+                let rung = self.rung.remove(call_id).is_some();
+                if rung {
+                    self.remember_gone(call_id.clone());
+                }
+                (rung, false)
+            }
+            SeatOutput::CallEnded { call_id, .. } => {
+                self.rung.remove(call_id);
+                self.parked.remove(call_id);
+                (self.on_call(call_id).is_some(), true)
+            }
+            SeatOutput::Released { call_id, .. } => (self.on_call(call_id).is_some(), true),
+            SeatOutput::Unparked(unparked) => {
+                if self.parked.remove(&unparked.call_id).is_some() {
+                    self.remember_gone(unparked.call_id.clone());
+                }
+                (true, false)
+            }
+            _ => (true, false),
+        };
+        if concerns_seat {
+            self.outbox.send(message);
+            if frees_seat {
+                self.disconnect(ctx);
+            }
+        }
     }
 }
 
@@ -692,83 +790,18 @@ impl Handler<SeatNotice> for SeatActor {
 
     fn handle(&mut self, notice: SeatNotice, ctx: &mut Self::Context) {
         match notice {
-            SeatNotice::Ring {
-                call,
-                from,
-                to,
-                transferred_by,
-                consult,
-                summary,
-            } => {
+            SeatNotice::Ring { call, ring } => {
                 if !self.is_free() || self.presence() != Presence::Available {
                     // Rung while taking another call (or going away): withdraw at once.
                     call.seat_left(self.agent_id.clone());
                     return;
                 }
-                let call_id = call.id().clone();
-                self.rung.insert(call_id.clone(), call);
-                self.outbox.send(SeatOutput::Ring {
-                    call_id,
-                    from,
-                    to,
-                    transferred_by,
-                    consult,
-                    summary,
-                });
+                self.rung.insert(call.id().clone(), call);
+                self.outbox.send(SeatOutput::Ring(ring));
             }
-            SeatNotice::RingCancel { call_id, reason } => {
-                if self.rung.remove(&call_id).is_some() {
-                    self.remember_gone(call_id.clone());
-                    self.outbox.send(SeatOutput::RingCancel { call_id, reason });
-                }
-            }
-            SeatNotice::CallEnded { call_id, reason } => {
-                self.rung.remove(&call_id);
-                self.parked.remove(&call_id);
-                if self.on_call(&call_id).is_some() {
-                    self.outbox.send(SeatOutput::CallEnded { call_id, reason });
-                    self.disconnect(ctx);
-                }
-            }
-            SeatNotice::Replaced => {
-                self.outbox
-                    .close(CLOSE_NORMAL, "replaced by a newer connection of this agent");
-                ctx.stop();
-            }
-            SeatNotice::Parked {
-                call,
-                slot,
-                parked_by,
-                reason,
-            } => {
-                let call_id = call.id().clone();
-                self.parked.insert(call_id.clone(), call);
-                self.outbox.send(SeatOutput::Parked {
-                    call_id,
-                    slot,
-                    parked_by,
-                    reason,
-                });
-            }
-            SeatNotice::Unparked {
-                call_id,
-                slot,
-                agent_id,
-            } => {
-                if self.parked.remove(&call_id).is_some() {
-                    self.remember_gone(call_id.clone());
-                }
-                self.outbox.send(SeatOutput::Unparked {
-                    call_id,
-                    slot,
-                    agent_id,
-                });
-            }
-            SeatNotice::Released { call_id, reason } => {
-                if self.on_call(&call_id).is_some() {
-                    self.outbox.send(SeatOutput::Released { call_id, reason });
-                    self.disconnect(ctx);
-                }
+            SeatNotice::Parked { call, parked } => {
+                self.parked.insert(call.id().clone(), call);
+                self.outbox.send(SeatOutput::Parked(parked));
             }
             SeatNotice::Assigned {
                 call,
@@ -799,17 +832,12 @@ impl Handler<SeatNotice> for SeatActor {
                     }
                 }
             }
-            SeatNotice::TransferStatus {
-                call_id,
-                agent_id,
-                status,
-            } => {
-                self.outbox.send(SeatOutput::TransferStatus {
-                    call_id,
-                    agent_id,
-                    status,
-                });
+            SeatNotice::Replaced => {
+                self.outbox
+                    .close(CLOSE_NORMAL, "replaced by a newer connection of this agent");
+                ctx.stop();
             }
+            SeatNotice::Tell(message) => self.tell(message, ctx),
         }
     }
 }

@@ -7,18 +7,25 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::call::{CallHandle, ClaimResult};
-use crate::coordinator::{CoordinatorHandle, FloorEvent, FloorFeed, Snapshot};
+use crate::coordinator::{
+    CoordinatorHandle, FloorCall, FloorEvent, FloorFeed, SeatState, Snapshot,
+};
 use crate::error::EngineError;
-use crate::ids::{AgentId, CallId};
+use crate::ids::{AgentId, CallId, Workspace};
 use crate::machine::ClaimKind;
 use crate::outbox::{Outbox, OutboxLimits, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY};
 use crate::registry::RegistryHandle;
 use crate::seat::SeatConfig;
 use crate::stats::EngineStats;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the console asked for: a text frame, read straight into this type
+/// (`{"type":"unpark","call_id":…,"agent_id":…}`; ids are checked by their parsers as
+/// they are read, other fields are ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum SupervisorCommand {
     Park { call_id: CallId },
     Unpark { call_id: CallId, agent_id: AgentId },
@@ -28,6 +35,10 @@ pub enum SupervisorCommand {
 }
 
 impl SupervisorCommand {
+    /// Every command's `type`, to tell an unknown type from a bad message of a known one.
+    pub const TYPES: &'static [&'static str] = &["park", "unpark", "transfer", "hangup", "listen"];
+
+    /// The command's `type`, as its `ack` repeats it.
     pub fn name(&self) -> &'static str {
         match self {
             SupervisorCommand::Park { .. } => "park",
@@ -61,11 +72,18 @@ pub enum SupervisorInput {
     Violation(String),
 }
 
-/// What the console is told (serialised at the edge).
-#[derive(Debug, Clone)]
+/// What the console is told: serialised as it is, one JSON text frame each (see
+/// docs/protocol.md).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum SupervisorOutput {
-    Snapshot(Snapshot),
-    Event(FloorEvent),
+    /// The whole floor, first ([`SupervisorOutput::snapshot`]).
+    Snapshot {
+        seats: Vec<SeatState>,
+        calls: Vec<FloorCall>,
+        /// The parked calls among `calls`, by slot.
+        parking: Vec<LotEntry>,
+    },
     Ack {
         command: &'static str,
         call_id: CallId,
@@ -74,6 +92,40 @@ pub enum SupervisorOutput {
         code: &'static str,
         message: String,
     },
+    /// A change of the floor, with its own `type` (`seat`, `call`, `parked`…).
+    #[serde(untagged)]
+    Event(FloorEvent),
+}
+
+/// A parked call as a snapshot's `parking` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LotEntry {
+    pub call_id: CallId,
+    pub workspace: Workspace,
+    pub slot: u32,
+}
+
+impl SupervisorOutput {
+    /// The `snapshot` message of the floor.
+    pub fn snapshot(floor: Snapshot) -> Self {
+        let parking = floor
+            .calls
+            .iter()
+            .filter(|call| call.status == "parked")
+            .filter_map(|call| {
+                Some(LotEntry {
+                    call_id: call.call_id.clone(),
+                    workspace: call.workspace.clone(),
+                    slot: call.slot?,
+                })
+            })
+            .collect();
+        SupervisorOutput::Snapshot {
+            seats: floor.seats,
+            calls: floor.calls,
+            parking,
+        }
+    }
 }
 
 /// Messages a console may be behind before it is closed (the documented queue).
@@ -93,7 +145,7 @@ pub fn console_outbox(limits: OutboxLimits, stats: Arc<EngineStats>) -> Outbox<S
 
 impl FloorFeed for Outbox<SupervisorOutput> {
     fn snapshot(&self, snapshot: Snapshot) -> bool {
-        self.send(SupervisorOutput::Snapshot(snapshot))
+        self.send(SupervisorOutput::snapshot(snapshot))
     }
 
     /// A seat's or a call's change supersedes its older change still queued, so an

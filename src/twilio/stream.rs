@@ -1,5 +1,7 @@
-//! `GET /twilio/stream`: Twilio Media Streams. The handshake (`connected`, `start`) is
-//! read here; from `start` on, the socket drives the call's [`MediaLeg`] actor.
+//! `GET /twilio/stream`: Twilio Media Streams. The socket is read by the same
+//! [`ws::frames`] as every other socket (frame bound, pings, close, violations); the
+//! handshake (`connected`, `start`) is read here, and from `start` on the socket
+//! drives the call's [`MediaLeg`] actor.
 //!
 //! In: `connected`, `start`, `media`, `mark`, `dtmf`, `stop`. Out: `media`, `mark`,
 //! `clear`. Audio is 8 kHz mu-law, base64 in `media.payload`.
@@ -9,12 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{Message, MessageStream, ProtocolError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
 use bytestring::ByteString;
-use futures_util::StreamExt as _;
+use futures_util::{Stream, StreamExt as _};
 use serde::Deserialize;
 use switchboard_actors::leg::{LegControl, LegHandle, LegInput, MediaLeg};
 use switchboard_actors::outbox::{Outbox, CLOSE_POLICY};
@@ -24,6 +25,7 @@ use super::verify_request;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::ws::writer::{self, Render, WireFrame};
+use crate::ws::{self, Frame};
 
 /// Twilio must send `start` this soon after opening the socket.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,13 +74,6 @@ pub struct Dtmf {
     pub digit: String,
 }
 
-/// Decodes one `media` message's audio: the inbound hot path.
-pub fn decode_media(text: &str) -> Option<Bytes> {
-    let inbound: Inbound<'_> = serde_json::from_str(text).ok()?;
-    let payload = inbound.media?.payload;
-    STANDARD.decode(payload.as_bytes()).ok().map(Bytes::from)
-}
-
 pub async fn stream(
     engine: web::Data<Engine>,
     req: HttpRequest,
@@ -96,10 +91,10 @@ pub async fn stream(
     let messages = messages.max_frame_size(engine.settings.websocket.max_frame_bytes);
     let outbox = Outbox::new(engine.outbox_limits, Arc::clone(&engine.stats));
     let engine = engine.into_inner();
+    let mut frames = ws::frames(messages, outbox.clone()).boxed_local();
     actix_rt::spawn(async move {
-        let mut messages = messages;
-        match handshake(&mut messages, &outbox).await {
-            Ok(start) => attach(engine, start, messages, outbox, session).await,
+        match handshake(&mut frames).await {
+            Ok(start) => attach(engine, start, frames, outbox, session).await,
             Err(reason) => {
                 tracing::warn!(%reason, "media stream closed before it started");
                 outbox.close(CLOSE_POLICY, reason);
@@ -111,24 +106,17 @@ pub async fn stream(
 }
 
 /// Reads until `start`. Media before `start` has no call to go to: dropped, logged.
-async fn handshake(
-    messages: &mut MessageStream,
-    outbox: &Outbox<LegControl>,
-) -> Result<Start, String> {
+async fn handshake(frames: &mut (impl Stream<Item = Frame> + Unpin)) -> Result<Start, String> {
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     loop {
-        let next = tokio::time::timeout_at(deadline, messages.next())
+        let next = tokio::time::timeout_at(deadline, frames.next())
             .await
             .map_err(|_| "no start message in time".to_owned())?;
         let text = match next {
-            None | Some(Ok(Message::Close(_))) => return Err("closed before start".into()),
-            Some(Err(err)) => return Err(format!("protocol error: {err}")),
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Ping(payload))) => {
-                outbox.pong(payload);
-                continue;
-            }
-            Some(Ok(_)) => continue,
+            None => return Err("closed before start".into()),
+            Some(Frame::Violation(reason)) => return Err(reason),
+            Some(Frame::Text(text)) => text,
+            Some(Frame::Binary(_) | Frame::Pong | Frame::Unsupported(_)) => continue,
         };
         let inbound: Inbound<'_> = match serde_json::from_str(&text) {
             Ok(inbound) => inbound,
@@ -151,7 +139,7 @@ async fn handshake(
 async fn attach(
     engine: Arc<Engine>,
     start: Start,
-    messages: MessageStream,
+    frames: impl Stream<Item = Frame> + 'static,
     outbox: Outbox<LegControl>,
     session: actix_ws::Session,
 ) {
@@ -173,7 +161,7 @@ async fn attach(
             return;
         }
     };
-    let input = inputs(messages, outbox.clone());
+    let input = inputs(frames, outbox.clone());
     let leg = MediaLeg::start(
         call.clone(),
         outbox.clone(),
@@ -192,39 +180,29 @@ async fn attach(
     }
 }
 
-/// The socket after `start`, as leg input. Ends on close or a protocol error.
+/// The socket after `start`, as leg input. Ends when Twilio closes the socket or
+/// breaks the protocol (an oversized frame, say), which closes it with 1008.
 fn inputs(
-    messages: MessageStream,
+    frames: impl Stream<Item = Frame>,
     outbox: Outbox<LegControl>,
-) -> impl futures_util::Stream<Item = LegInput> {
-    futures_util::stream::unfold((messages, outbox), |(mut messages, outbox)| async move {
-        loop {
-            let text = match messages.next().await? {
-                Ok(Message::Text(text)) => text,
-                Ok(Message::Ping(payload)) => {
-                    outbox.pong(payload);
-                    continue;
-                }
-                Ok(Message::Close(_)) => return None,
-                Ok(_) => continue,
-                Err(ProtocolError::Overflow) => {
-                    outbox.close(CLOSE_POLICY, "frame too large");
-                    return None;
-                }
-                Err(err) => {
-                    tracing::warn!(%err, "media stream protocol error");
-                    outbox.close(CLOSE_POLICY, "protocol error");
-                    return None;
-                }
-            };
-            if let Some(input) = parse(&text) {
-                return Some((input, (messages, outbox)));
+) -> impl Stream<Item = LegInput> {
+    frames.filter_map(move |frame| {
+        let input = match frame {
+            Frame::Text(text) => parse(&text),
+            Frame::Violation(reason) => {
+                tracing::warn!(%reason, "media stream protocol violation");
+                outbox.close(CLOSE_POLICY, reason);
+                None
             }
-        }
+            Frame::Binary(_) | Frame::Pong | Frame::Unsupported(_) => None,
+        };
+        std::future::ready(input)
     })
 }
 
-fn parse(text: &str) -> Option<LegInput> {
+/// Reads one text frame of the stream after `start`: the inbound hot path (`media`
+/// fifty times a second per call). What is not leg input is logged and skipped.
+pub fn parse(text: &str) -> Option<LegInput> {
     let inbound: Inbound<'_> = match serde_json::from_str(text) {
         Ok(inbound) => inbound,
         Err(err) => {
@@ -316,10 +294,6 @@ mod tests {
     #[test]
     fn inbound_media_decodes_byte_exact() {
         let text = r#"{"event":"media","sequenceNumber":"3","media":{"track":"inbound","chunk":"1","timestamp":"5","payload":"/wB/"},"streamSid":"MZ1"}"#;
-        assert_eq!(
-            decode_media(text),
-            Some(Bytes::from_static(&[0xFF, 0x00, 0x7F]))
-        );
         assert_eq!(
             parse(text),
             Some(LegInput::Media(Bytes::from_static(&[0xFF, 0x00, 0x7F])))

@@ -8,17 +8,14 @@ use actix_ws::MessageStream;
 use bytes::Bytes;
 use bytestring::ByteString;
 use futures_util::StreamExt as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use switchboard_actors::outbox::Outbox;
-use switchboard_actors::seat::{
-    Presence, SeatActor, SeatCommand, SeatInput, SeatOutput, SeatSetup,
-};
-use switchboard_actors::{AgentId, CallId};
+use switchboard_actors::seat::{SeatActor, SeatCommand, SeatInput, SeatOutput, SeatSetup};
 
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::ws::writer::{self, Render, WireFrame};
-use crate::ws::Frame;
+use crate::ws::{Frame, Rejected};
 
 #[derive(Deserialize)]
 pub struct TokenQuery {
@@ -78,296 +75,21 @@ fn inputs(
     })
 }
 
-/// The client messages, as they are on the wire.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum ClientMessage {
-    Presence {
-        status: String,
-    },
-    Answer {
-        call_id: String,
-    },
-    Decline {
-        call_id: String,
-    },
-    Hangup {
-        call_id: String,
-    },
-    Park {
-        call_id: String,
-    },
-    Unpark {
-        call_id: String,
-    },
-    Transfer {
-        call_id: String,
-        agent_id: String,
-        #[serde(default)]
-        mode: Option<String>,
-    },
-    TransferComplete {
-        call_id: String,
-    },
-    TransferCancel {
-        call_id: String,
-    },
-}
-
-const KNOWN_TYPES: &[&str] = &[
-    "presence",
-    "answer",
-    "decline",
-    "hangup",
-    "park",
-    "unpark",
-    "transfer",
-    "transfer_complete",
-    "transfer_cancel",
-];
-
-fn invalid(code: &'static str, message: impl Into<String>) -> SeatInput {
-    SeatInput::Invalid {
-        code,
-        message: message.into(),
-    }
-}
-
 /// Turns one text frame into a command, or into the error the softphone is told.
 pub fn parse(text: &str) -> SeatInput {
-    let value: serde_json::Value = match serde_json::from_str(text) {
-        Ok(value) => value,
-        Err(err) => return invalid("invalid-json", format!("not JSON: {err}")),
-    };
-    let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
-        return invalid(
-            "bad-message",
-            "a message is a JSON object with a string \"type\"",
-        );
-    };
-    if !KNOWN_TYPES.contains(&kind) {
-        return invalid("unknown-type", format!("unknown message type {kind:?}"));
+    match super::command(text, SeatCommand::TYPES) {
+        Ok(command) => SeatInput::Command(command),
+        Err(Rejected { code, message }) => SeatInput::Invalid { code, message },
     }
-    let message: ClientMessage = match serde_json::from_value(value.clone()) {
-        Ok(message) => message,
-        Err(err) => return invalid("bad-message", format!("bad {kind} message: {err}")),
-    };
-    let call = |raw: String| {
-        CallId::parse(&raw).map_err(|err| invalid("bad-message", format!("call_id: {err}")))
-    };
-    let command = match message {
-        ClientMessage::Presence { status } => match status.as_str() {
-            "available" => Ok(SeatCommand::Presence(Presence::Available)),
-            "away" => Ok(SeatCommand::Presence(Presence::Away)),
-            other => Err(invalid(
-                "bad-message",
-                format!("presence status must be \"available\" or \"away\", not {other:?}"),
-            )),
-        },
-        ClientMessage::Answer { call_id } => call(call_id).map(SeatCommand::Answer),
-        ClientMessage::Decline { call_id } => call(call_id).map(SeatCommand::Decline),
-        ClientMessage::Hangup { call_id } => call(call_id).map(SeatCommand::Hangup),
-        ClientMessage::Park { call_id } => call(call_id).map(SeatCommand::Park),
-        ClientMessage::Unpark { call_id } => call(call_id).map(SeatCommand::Unpark),
-        ClientMessage::TransferComplete { call_id } => {
-            call(call_id).map(SeatCommand::TransferComplete)
-        }
-        ClientMessage::TransferCancel { call_id } => call(call_id).map(SeatCommand::TransferCancel),
-        ClientMessage::Transfer {
-            call_id,
-            agent_id,
-            mode,
-        } => {
-            let warm = match mode.as_deref() {
-                None | Some("blind") => Ok(false),
-                Some("warm") => Ok(true),
-                Some(other) => Err(invalid(
-                    "bad-message",
-                    format!("transfer mode must be \"blind\" or \"warm\", not {other:?}"),
-                )),
-            };
-            let agent_id = AgentId::parse(&agent_id)
-                .map_err(|err| invalid("bad-message", format!("agent_id: {err}")));
-            match (call(call_id), agent_id, warm) {
-                (Ok(call_id), Ok(agent_id), Ok(warm)) => Ok(SeatCommand::Transfer {
-                    call_id,
-                    agent_id,
-                    warm,
-                }),
-                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
-            }
-        }
-    };
-    command.map_or_else(|input| input, SeatInput::Command)
 }
 
-/// The engine's messages, as they are on the wire.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ServerMessage<'a> {
-    Presence {
-        status: &'a str,
-    },
-    Ring {
-        call_id: &'a str,
-        from: &'a str,
-        to: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        transferred_by: Option<&'a str>,
-        #[serde(skip_serializing_if = "is_false")]
-        consult: bool,
-        /// An AI assistant's summary of the caller, after a handover.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        summary: Option<&'a str>,
-    },
-    RingCancel {
-        call_id: &'a str,
-        reason: &'a str,
-    },
-    ClaimLost {
-        call_id: &'a str,
-    },
-    Connected {
-        call_id: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<&'a str>,
-    },
-    CallEnded {
-        call_id: &'a str,
-        reason: &'a str,
-    },
-    Parked {
-        call_id: &'a str,
-        slot: u32,
-        parked_by: Option<&'a str>,
-        reason: &'a str,
-    },
-    Unparked {
-        call_id: &'a str,
-        slot: u32,
-        agent_id: Option<&'a str>,
-    },
-    Released {
-        call_id: &'a str,
-        reason: &'a str,
-    },
-    TransferStatus {
-        call_id: &'a str,
-        agent_id: &'a str,
-        status: &'a str,
-    },
-    State {
-        calls: Vec<StateCallWire<'a>>,
-    },
-    Error {
-        code: &'a str,
-        message: &'a str,
-    },
-}
-
-#[derive(Serialize)]
-struct StateCallWire<'a> {
-    call_id: &'a str,
-    status: &'a str,
-    slot: Option<u32>,
-    from: &'a str,
-    to: &'a str,
-}
-
-fn is_false(value: &bool) -> bool {
-    !value
-}
-
-pub fn render(output: &SeatOutput) -> String {
-    let message = match output {
-        SeatOutput::Presence(presence) => ServerMessage::Presence {
-            status: presence.as_str(),
-        },
-        SeatOutput::Ring {
-            call_id,
-            from,
-            to,
-            transferred_by,
-            consult,
-            summary,
-        } => ServerMessage::Ring {
-            call_id: call_id.as_str(),
-            from,
-            to,
-            transferred_by: transferred_by.as_ref().map(AgentId::as_str),
-            consult: *consult,
-            summary: summary.as_deref(),
-        },
-        SeatOutput::RingCancel { call_id, reason } => ServerMessage::RingCancel {
-            call_id: call_id.as_str(),
-            reason: reason.as_str(),
-        },
-        SeatOutput::ClaimLost { call_id } => ServerMessage::ClaimLost {
-            call_id: call_id.as_str(),
-        },
-        SeatOutput::Connected { call_id, reason } => ServerMessage::Connected {
-            call_id: call_id.as_str(),
-            reason: *reason,
-        },
-        SeatOutput::CallEnded { call_id, reason } => ServerMessage::CallEnded {
-            call_id: call_id.as_str(),
-            reason,
-        },
-        SeatOutput::Parked {
-            call_id,
-            slot,
-            parked_by,
-            reason,
-        } => ServerMessage::Parked {
-            call_id: call_id.as_str(),
-            slot: *slot,
-            parked_by: parked_by.as_ref().map(AgentId::as_str),
-            reason,
-        },
-        SeatOutput::Unparked {
-            call_id,
-            slot,
-            agent_id,
-        } => ServerMessage::Unparked {
-            call_id: call_id.as_str(),
-            slot: *slot,
-            agent_id: agent_id.as_ref().map(AgentId::as_str),
-        },
-        SeatOutput::Released { call_id, reason } => ServerMessage::Released {
-            call_id: call_id.as_str(),
-            reason,
-        },
-        SeatOutput::TransferStatus {
-            call_id,
-            agent_id,
-            status,
-        } => ServerMessage::TransferStatus {
-            call_id: call_id.as_str(),
-            agent_id: agent_id.as_str(),
-            status,
-        },
-        SeatOutput::State { calls } => ServerMessage::State {
-            calls: calls
-                .iter()
-                .map(|c| StateCallWire {
-                    call_id: c.call_id.as_str(),
-                    status: c.status,
-                    slot: c.slot,
-                    from: &c.from,
-                    to: &c.to,
-                })
-                .collect(),
-        },
-        SeatOutput::Error { code, message } => ServerMessage::Error { code, message },
-    };
-    serde_json::to_string(&message).unwrap_or_default()
-}
-
+/// The seat's outbox on the wire: each message is serialised as it is; audio goes
+/// out as binary frames, verbatim.
 struct SeatWire;
 
 impl Render<SeatOutput> for SeatWire {
     fn control(&mut self, message: SeatOutput) -> ByteString {
-        render(&message).into()
+        serde_json::to_string(&message).unwrap_or_default().into()
     }
 
     fn audio(&mut self, frame: Bytes) -> WireFrame {
@@ -377,6 +99,10 @@ impl Render<SeatOutput> for SeatWire {
 
 #[cfg(test)]
 mod tests {
+    use switchboard_actors::machine::CancelReason;
+    use switchboard_actors::seat::{Parked, Presence, Ring, StateCall, Unparked};
+    use switchboard_actors::{AgentId, CallId};
+
     use super::*;
 
     fn code(input: SeatInput) -> &'static str {
@@ -386,16 +112,58 @@ mod tests {
         }
     }
 
+    fn id(raw: &str) -> CallId {
+        CallId::parse(raw).expect("valid")
+    }
+
+    fn agent(raw: &str) -> AgentId {
+        AgentId::parse(raw).expect("valid")
+    }
+
     #[test]
     fn commands_parse() {
         assert_eq!(
             parse(r#"{"type":"presence","status":"available"}"#),
-            SeatInput::Command(SeatCommand::Presence(Presence::Available))
+            SeatInput::Command(SeatCommand::Presence {
+                status: Presence::Available
+            })
         );
-        assert!(matches!(
+        assert_eq!(
             parse(r#"{"type":"answer","call_id":"abc123"}"#),
-            SeatInput::Command(SeatCommand::Answer(_))
-        ));
+            SeatInput::Command(SeatCommand::Answer {
+                call_id: id("abc123")
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"transfer_cancel","call_id":"c1"}"#),
+            SeatInput::Command(SeatCommand::TransferCancel { call_id: id("c1") })
+        );
+        for (mode, warm) in [
+            ("", false),
+            (r#","mode":null"#, false),
+            (r#","mode":"blind""#, false),
+            (r#","mode":"warm""#, true),
+        ] {
+            assert_eq!(
+                parse(&format!(
+                    r#"{{"type":"transfer","call_id":"c1","agent_id":"a1"{mode}}}"#
+                )),
+                SeatInput::Command(SeatCommand::Transfer {
+                    call_id: id("c1"),
+                    agent_id: agent("a1"),
+                    warm
+                }),
+                "{mode}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_command_type_is_known() {
+        for kind in SeatCommand::TYPES {
+            let input = parse(&format!(r#"{{"type":"{kind}"}}"#));
+            assert_eq!(code(input), "bad-message", "{kind} lacks its fields");
+        }
     }
 
     #[test]
@@ -409,20 +177,180 @@ mod tests {
             "bad-message"
         );
         assert_eq!(
-            code(parse(r#"{"type":"presence","status":"asleep"}"#)),
+            code(parse(r#"{"type":"answer","call_id":"c1","extra":1}"#)),
+            "bad-message"
+        );
+        assert_eq!(
+            code(parse(
+                r#"{"type":"transfer","call_id":"c1","agent_id":"A"}"#
+            )),
+            "bad-message"
+        );
+        for status in ["asleep", "busy", "wrap_up"] {
+            let input = parse(&format!(r#"{{"type":"presence","status":"{status}"}}"#));
+            assert_eq!(
+                input,
+                SeatInput::Invalid {
+                    code: "bad-message",
+                    message: format!(
+                        "bad presence message: presence status must be \"available\" or \"away\", not \"{status}\""
+                    )
+                }
+            );
+        }
+        assert_eq!(
+            code(parse(
+                r#"{"type":"transfer","call_id":"c1","agent_id":"a1","mode":"cold"}"#
+            )),
             "bad-message"
         );
     }
 
+    /// Byte for byte what the softphone got before the seat's messages were
+    /// serialised as they are (the strings are the former renderer's output).
     #[test]
-    fn engine_messages_render_as_the_protocol_says() {
-        let call_id = CallId::parse("c1").expect("valid");
-        assert_eq!(
-            render(&SeatOutput::RingCancel {
-                call_id,
-                reason: switchboard_actors::machine::CancelReason::AnsweredElsewhere
-            }),
-            r#"{"type":"ring_cancel","call_id":"c1","reason":"answered_elsewhere"}"#
-        );
+    fn engine_messages_are_on_the_wire_as_the_protocol_says() {
+        let (c, a) = (id("c1"), agent("a1"));
+        let ring = Ring {
+            call_id: c.clone(),
+            from: "+1".into(),
+            to: "+2".into(),
+            transferred_by: None,
+            consult: false,
+            summary: None,
+        };
+        let cases = [
+            (
+                SeatOutput::Presence {
+                    status: Presence::WrapUp,
+                },
+                r#"{"type":"presence","status":"wrap_up"}"#,
+            ),
+            (
+                SeatOutput::Ring(ring.clone()),
+                r#"{"type":"ring","call_id":"c1","from":"+1","to":"+2"}"#,
+            ),
+            (
+                SeatOutput::Ring(Ring {
+                    transferred_by: Some(a.clone()),
+                    consult: true,
+                    summary: Some("he \"said\"".into()),
+                    ..ring
+                }),
+                r#"{"type":"ring","call_id":"c1","from":"+1","to":"+2","transferred_by":"a1","consult":true,"summary":"he \"said\""}"#,
+            ),
+            (
+                SeatOutput::RingCancel {
+                    call_id: c.clone(),
+                    reason: CancelReason::AnsweredElsewhere,
+                },
+                r#"{"type":"ring_cancel","call_id":"c1","reason":"answered_elsewhere"}"#,
+            ),
+            (
+                SeatOutput::ClaimLost { call_id: c.clone() },
+                r#"{"type":"claim_lost","call_id":"c1"}"#,
+            ),
+            (
+                SeatOutput::Connected {
+                    call_id: c.clone(),
+                    reason: None,
+                },
+                r#"{"type":"connected","call_id":"c1"}"#,
+            ),
+            (
+                SeatOutput::Connected {
+                    call_id: c.clone(),
+                    reason: Some("supervisor"),
+                },
+                r#"{"type":"connected","call_id":"c1","reason":"supervisor"}"#,
+            ),
+            (
+                SeatOutput::CallEnded {
+                    call_id: c.clone(),
+                    reason: "agent_hangup".into(),
+                },
+                r#"{"type":"call_ended","call_id":"c1","reason":"agent_hangup"}"#,
+            ),
+            (
+                SeatOutput::Parked(Parked {
+                    call_id: c.clone(),
+                    slot: 3,
+                    parked_by: None,
+                    reason: "supervisor",
+                }),
+                r#"{"type":"parked","call_id":"c1","slot":3,"parked_by":null,"reason":"supervisor"}"#,
+            ),
+            (
+                SeatOutput::Parked(Parked {
+                    call_id: c.clone(),
+                    slot: 3,
+                    parked_by: Some(a.clone()),
+                    reason: "agent",
+                }),
+                r#"{"type":"parked","call_id":"c1","slot":3,"parked_by":"a1","reason":"agent"}"#,
+            ),
+            (
+                SeatOutput::Unparked(Unparked {
+                    call_id: c.clone(),
+                    slot: 3,
+                    agent_id: None,
+                }),
+                r#"{"type":"unparked","call_id":"c1","slot":3,"agent_id":null}"#,
+            ),
+            (
+                SeatOutput::Unparked(Unparked {
+                    call_id: c.clone(),
+                    slot: 3,
+                    agent_id: Some(a.clone()),
+                }),
+                r#"{"type":"unparked","call_id":"c1","slot":3,"agent_id":"a1"}"#,
+            ),
+            (
+                SeatOutput::Released {
+                    call_id: c.clone(),
+                    reason: "parked",
+                },
+                r#"{"type":"released","call_id":"c1","reason":"parked"}"#,
+            ),
+            (
+                SeatOutput::TransferStatus {
+                    call_id: c.clone(),
+                    agent_id: a.clone(),
+                    status: "ringing",
+                },
+                r#"{"type":"transfer_status","call_id":"c1","agent_id":"a1","status":"ringing"}"#,
+            ),
+            (
+                SeatOutput::State {
+                    calls: vec![
+                        StateCall {
+                            call_id: c.clone(),
+                            status: "parked",
+                            slot: Some(1),
+                            from: "+1".into(),
+                            to: "+2".into(),
+                        },
+                        StateCall {
+                            call_id: c.clone(),
+                            status: "parked",
+                            slot: None,
+                            from: "+1".into(),
+                            to: "+2".into(),
+                        },
+                    ],
+                },
+                r#"{"type":"state","calls":[{"call_id":"c1","status":"parked","slot":1,"from":"+1","to":"+2"},{"call_id":"c1","status":"parked","slot":null,"from":"+1","to":"+2"}]}"#,
+            ),
+            (
+                SeatOutput::Error {
+                    code: "busy",
+                    message: "x".into(),
+                },
+                r#"{"type":"error","code":"busy","message":"x"}"#,
+            ),
+        ];
+        for (message, wire) in cases {
+            assert_eq!(SeatWire.control(message), wire);
+        }
     }
 }

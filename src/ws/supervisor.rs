@@ -11,19 +11,16 @@ use bytestring::ByteString;
 use futures_util::StreamExt as _;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use serde_json::{json, Value};
-use switchboard_actors::coordinator::{FloorCall, FloorEvent, SeatState};
 use switchboard_actors::supervisor::{
     console_outbox, SupervisorActor, SupervisorCommand, SupervisorInput, SupervisorOutput,
     SupervisorSetup,
 };
-use switchboard_actors::{AgentId, CallId};
 
 use crate::auth::secrets_equal;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::ws::writer::{self, Render, WireFrame};
-use crate::ws::Frame;
+use crate::ws::{Frame, Rejected};
 
 #[derive(Deserialize)]
 pub struct TokenQuery {
@@ -72,140 +69,19 @@ fn invalid(code: &'static str, message: impl Into<String>) -> SupervisorInput {
 
 /// Turns one text frame into a command, or into the error the console is told.
 pub fn parse(text: &str) -> SupervisorInput {
-    let value: Value = match serde_json::from_str(text) {
-        Ok(value) => value,
-        Err(err) => return invalid("invalid-json", format!("not JSON: {err}")),
-    };
-    let Some(kind) = value.get("type").and_then(Value::as_str) else {
-        return invalid(
-            "bad-message",
-            "a message is a JSON object with a string \"type\"",
-        );
-    };
-    let field = |name: &str| value.get(name).and_then(Value::as_str);
-    let call_id = match field("call_id").map(CallId::parse) {
-        Some(Ok(id)) => id,
-        Some(Err(err)) => return invalid("bad-message", format!("call_id: {err}")),
-        None if ["park", "unpark", "transfer", "hangup", "listen"].contains(&kind) => {
-            return invalid("bad-message", format!("{kind} needs a call_id"))
-        }
-        None => return invalid("unknown-type", format!("unknown message type {kind:?}")),
-    };
-    let agent = || match field("agent_id").map(AgentId::parse) {
-        Some(Ok(id)) => Ok(id),
-        Some(Err(err)) => Err(invalid("bad-message", format!("agent_id: {err}"))),
-        None => Err(invalid("bad-message", format!("{kind} needs an agent_id"))),
-    };
-    let command = match kind {
-        "park" => SupervisorCommand::Park { call_id },
-        "hangup" => SupervisorCommand::Hangup { call_id },
-        "listen" => SupervisorCommand::Listen { call_id },
-        "unpark" => match agent() {
-            Ok(agent_id) => SupervisorCommand::Unpark { call_id, agent_id },
-            Err(input) => return input,
-        },
-        "transfer" => match agent() {
-            Ok(agent_id) => SupervisorCommand::Transfer { call_id, agent_id },
-            Err(input) => return input,
-        },
-        other => return invalid("unknown-type", format!("unknown message type {other:?}")),
-    };
-    SupervisorInput::Command(command)
-}
-
-fn seat_json(seat: &SeatState) -> Value {
-    json!({
-        "agent_id": seat.agent_id,
-        "workspace": seat.workspace,
-        "presence": seat.presence.as_str(),
-        "call_id": seat.call_id,
-    })
-}
-
-fn call_json(call: &FloorCall) -> Value {
-    json!({
-        "call_id": call.call_id,
-        "workspace": call.workspace,
-        "status": call.status,
-        "agent_id": call.agent_id,
-        "ringing": call.ringing,
-        "slot": call.slot,
-        "from": call.from,
-        "to": call.to,
-    })
-}
-
-pub fn render(output: &SupervisorOutput) -> Value {
-    match output {
-        SupervisorOutput::Snapshot(snapshot) => json!({
-            "type": "snapshot",
-            "seats": snapshot.seats.iter().map(seat_json).collect::<Vec<_>>(),
-            "calls": snapshot.calls.iter().map(call_json).collect::<Vec<_>>(),
-            "parking": snapshot
-                .calls
-                .iter()
-                .filter(|c| c.slot.is_some() && c.status == "parked")
-                .map(|c| json!({ "call_id": c.call_id, "workspace": c.workspace, "slot": c.slot }))
-                .collect::<Vec<_>>(),
-        }),
-        SupervisorOutput::Event(event) => match event {
-            FloorEvent::Seat(seat) => {
-                let mut value = seat_json(seat);
-                value["type"] = "seat".into();
-                value
-            }
-            FloorEvent::SeatGone {
-                agent_id,
-                workspace,
-            } => {
-                json!({ "type": "seat_gone", "agent_id": agent_id, "workspace": workspace })
-            }
-            FloorEvent::Call(call) => {
-                let mut value = call_json(call);
-                value["type"] = "call".into();
-                value
-            }
-            FloorEvent::CallEnded {
-                call_id,
-                workspace,
-                outcome,
-            } => {
-                json!({ "type": "call_ended", "call_id": call_id, "workspace": workspace, "outcome": outcome })
-            }
-            FloorEvent::Parked {
-                call_id,
-                workspace,
-                slot,
-                parked_by,
-                reason,
-            } => json!({
-                "type": "parked", "call_id": call_id, "workspace": workspace, "slot": slot,
-                "parked_by": parked_by, "reason": reason,
-            }),
-            FloorEvent::Unparked {
-                call_id,
-                workspace,
-                slot,
-                agent_id,
-            } => json!({
-                "type": "unparked", "call_id": call_id, "workspace": workspace, "slot": slot,
-                "agent_id": agent_id,
-            }),
-        },
-        SupervisorOutput::Ack { command, call_id } => {
-            json!({ "type": "ack", "command": command, "call_id": call_id })
-        }
-        SupervisorOutput::Error { code, message } => {
-            json!({ "type": "error", "code": code, "message": message })
-        }
+    match super::command(text, SupervisorCommand::TYPES) {
+        Ok(command) => SupervisorInput::Command(command),
+        Err(Rejected { code, message }) => invalid(code, message),
     }
 }
 
+/// The console's outbox on the wire: each message is serialised as it is; audio (what
+/// it listens to) goes out as binary frames.
 struct SupervisorWire;
 
 impl Render<SupervisorOutput> for SupervisorWire {
     fn control(&mut self, message: SupervisorOutput) -> ByteString {
-        render(&message).to_string().into()
+        serde_json::to_string(&message).unwrap_or_default().into()
     }
 
     fn audio(&mut self, frame: Bytes) -> WireFrame {
@@ -215,6 +91,11 @@ impl Render<SupervisorOutput> for SupervisorWire {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+    use switchboard_actors::coordinator::{FloorCall, FloorEvent, SeatState, Snapshot};
+    use switchboard_actors::seat::{Parked, Presence, Unparked};
+    use switchboard_actors::{AgentId, CallId, Workspace};
+
     use super::*;
 
     fn code(input: SupervisorInput) -> &'static str {
@@ -226,16 +107,153 @@ mod tests {
 
     #[test]
     fn commands_parse_and_bad_ones_get_codes() {
-        assert!(matches!(
+        assert_eq!(
             parse(r#"{"type":"unpark","call_id":"c1","agent_id":"a1"}"#),
-            SupervisorInput::Command(SupervisorCommand::Unpark { .. })
+            SupervisorInput::Command(SupervisorCommand::Unpark {
+                call_id: CallId::parse("c1").expect("valid"),
+                agent_id: AgentId::parse("a1").expect("valid"),
+            })
+        );
+        // Fields a command does not use are ignored.
+        assert!(matches!(
+            parse(r#"{"type":"park","call_id":"c1","agent_id":"a1","extra":1}"#),
+            SupervisorInput::Command(SupervisorCommand::Park { .. })
         ));
         assert_eq!(code(parse("nope")), "invalid-json");
+        assert_eq!(code(parse("[1]")), "bad-message");
         assert_eq!(code(parse(r#"{"type":"dance"}"#)), "unknown-type");
         assert_eq!(code(parse(r#"{"type":"park"}"#)), "bad-message");
+        assert_eq!(code(parse(r#"{"type":"park","call_id":5}"#)), "bad-message");
         assert_eq!(
             code(parse(r#"{"type":"unpark","call_id":"c1"}"#)),
             "bad-message"
         );
+        assert_eq!(
+            code(parse(r#"{"type":"unpark","call_id":"c1","agent_id":"A"}"#)),
+            "bad-message"
+        );
+    }
+
+    #[test]
+    fn every_command_type_is_known_and_acked_by_its_name() {
+        for kind in SupervisorCommand::TYPES {
+            let input = parse(&format!(r#"{{"type":"{kind}"}}"#));
+            assert_eq!(code(input), "bad-message", "{kind} lacks its fields");
+            let full = format!(r#"{{"type":"{kind}","call_id":"c1","agent_id":"a1"}}"#);
+            match parse(&full) {
+                SupervisorInput::Command(command) => assert_eq!(command.name(), *kind),
+                other => panic!("{full}: {other:?}"),
+            }
+        }
+    }
+
+    /// What the console got before its messages were serialised as they are (the
+    /// former renderer's output: the same fields and values; JSON objects are
+    /// unordered, and `type` now comes first).
+    #[test]
+    fn console_messages_are_on_the_wire_as_the_protocol_says() {
+        let (c, a) = (
+            CallId::parse("c1").expect("valid"),
+            AgentId::parse("a1").expect("valid"),
+        );
+        let w = Workspace::parse("production").expect("valid");
+        let seat = SeatState {
+            agent_id: a.clone(),
+            workspace: w.clone(),
+            presence: Presence::Busy,
+            call_id: Some(c.clone()),
+        };
+        let call = FloorCall {
+            call_id: c.clone(),
+            workspace: w.clone(),
+            status: "parked",
+            agent_id: None,
+            ringing: vec![a.clone()],
+            slot: Some(2),
+            from: "+1".into(),
+            to: "+2".into(),
+        };
+        let ringing = FloorCall {
+            call_id: CallId::parse("c2").expect("valid"),
+            status: "ringing",
+            slot: None,
+            ..call.clone()
+        };
+        let cases = [
+            (
+                SupervisorOutput::snapshot(Snapshot {
+                    seats: vec![seat.clone()],
+                    calls: vec![call.clone(), ringing],
+                }),
+                r#"{"calls":[{"agent_id":null,"call_id":"c1","from":"+1","ringing":["a1"],"slot":2,"status":"parked","to":"+2","workspace":"production"},{"agent_id":null,"call_id":"c2","from":"+1","ringing":["a1"],"slot":null,"status":"ringing","to":"+2","workspace":"production"}],"parking":[{"call_id":"c1","slot":2,"workspace":"production"}],"seats":[{"agent_id":"a1","call_id":"c1","presence":"busy","workspace":"production"}],"type":"snapshot"}"#,
+            ),
+            (
+                SupervisorOutput::Event(FloorEvent::Seat(seat)),
+                r#"{"agent_id":"a1","call_id":"c1","presence":"busy","type":"seat","workspace":"production"}"#,
+            ),
+            (
+                SupervisorOutput::Event(FloorEvent::SeatGone {
+                    agent_id: a.clone(),
+                    workspace: w.clone(),
+                }),
+                r#"{"agent_id":"a1","type":"seat_gone","workspace":"production"}"#,
+            ),
+            (
+                SupervisorOutput::Event(FloorEvent::Call(call)),
+                r#"{"agent_id":null,"call_id":"c1","from":"+1","ringing":["a1"],"slot":2,"status":"parked","to":"+2","type":"call","workspace":"production"}"#,
+            ),
+            (
+                SupervisorOutput::Event(FloorEvent::CallEnded {
+                    call_id: c.clone(),
+                    workspace: w.clone(),
+                    outcome: "answered",
+                }),
+                r#"{"call_id":"c1","outcome":"answered","type":"call_ended","workspace":"production"}"#,
+            ),
+            (
+                SupervisorOutput::Event(FloorEvent::Parked {
+                    parked: Parked {
+                        call_id: c.clone(),
+                        slot: 2,
+                        parked_by: None,
+                        reason: "supervisor",
+                    },
+                    workspace: w.clone(),
+                }),
+                r#"{"call_id":"c1","parked_by":null,"reason":"supervisor","slot":2,"type":"parked","workspace":"production"}"#,
+            ),
+            (
+                SupervisorOutput::Event(FloorEvent::Unparked {
+                    unparked: Unparked {
+                        call_id: c.clone(),
+                        slot: 2,
+                        agent_id: Some(a),
+                    },
+                    workspace: w,
+                }),
+                r#"{"agent_id":"a1","call_id":"c1","slot":2,"type":"unparked","workspace":"production"}"#,
+            ),
+            (
+                SupervisorOutput::Ack {
+                    command: "park",
+                    call_id: c,
+                },
+                r#"{"call_id":"c1","command":"park","type":"ack"}"#,
+            ),
+            (
+                SupervisorOutput::Error {
+                    code: "not-found",
+                    message: "x".into(),
+                },
+                r#"{"code":"not-found","message":"x","type":"error"}"#,
+            ),
+        ];
+        for (message, before) in cases {
+            let wire = SupervisorWire.control(message);
+            assert!(wire.starts_with(r#"{"type":"#), "{wire}");
+            let now: Value = serde_json::from_str(&wire).expect("JSON");
+            let before: Value = serde_json::from_str(before).expect("JSON");
+            assert_eq!(now, before);
+        }
     }
 }

@@ -253,6 +253,23 @@ async fn a_media_stream_for_an_unknown_call_is_closed() {
 }
 
 #[actix_web::test]
+async fn a_media_stream_frame_over_64_kib_closes_it_with_policy_violation() {
+    let app = spawn_app().await;
+    with_number(&app).await;
+    let agent = app.create_agent("a", "production").await;
+    let mut phone = app.available_softphone(&agent).await;
+    let (_call, mut twilio) = app.answered_call(&mut phone).await;
+    twilio
+        .peer
+        .send_raw(Message::Text("x".repeat(64 * 1024 + 1).into()));
+    let reason = twilio.closed().await.expect("a close reason");
+    assert_eq!(u16::from(reason.code), 1008);
+    // The caller's side is gone: the call ends as when its socket closes.
+    let ended = phone.expect("call_ended").await;
+    assert_eq!(ended["reason"], "stream_closed");
+}
+
+#[actix_web::test]
 async fn media_before_start_is_dropped_and_the_stream_goes_on() {
     let app = spawn_app().await;
     with_number(&app).await;

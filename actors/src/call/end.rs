@@ -13,7 +13,7 @@ use crate::error::EngineError;
 use crate::ids::AgentId;
 use crate::journal::{now_ms, JournalEntry};
 use crate::machine::{CancelReason, Ending, Outcome, Phase};
-use crate::seat::SeatNotice;
+use crate::seat::{SeatNotice, SeatOutput};
 
 use super::CallActor;
 
@@ -68,10 +68,10 @@ impl CallActor {
         {
             Self::notify(
                 &seat,
-                SeatNotice::CallEnded {
+                SeatNotice::Tell(SeatOutput::CallEnded {
                     call_id: self.setup.id.clone(),
                     reason: reason.to_owned(),
-                },
+                }),
             );
         }
         if let Some(mut voicemail) = self.voicemail.take() {
@@ -173,10 +173,10 @@ impl Handler<SeatHangup> for CallActor {
             if let Some(agent) = self.connected.take() {
                 Self::notify(
                     &agent,
-                    SeatNotice::Released {
+                    SeatNotice::Tell(SeatOutput::Released {
                         call_id: self.setup.id.clone(),
                         reason: "transferred",
-                    },
+                    }),
                 );
             }
             return self.seat_departed(msg.agent_id, left, ctx);

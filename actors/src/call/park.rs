@@ -14,7 +14,7 @@ use crate::journal::now_ms;
 use crate::leg::LegRoute;
 use crate::machine::{CancelReason, ClaimDecision, ClaimKind, Phase};
 use crate::parking::TakeSlot;
-use crate::seat::{SeatLink, SeatNotice};
+use crate::seat::{Parked, SeatLink, SeatNotice, SeatOutput, Unparked};
 
 use super::ringing::RingStage;
 use super::CallActor;
@@ -63,10 +63,10 @@ impl CallActor {
             if reason != "agent_disconnected" {
                 Self::notify(
                     &seat,
-                    SeatNotice::Released {
+                    SeatNotice::Tell(SeatOutput::Released {
                         call_id: self.setup.id.clone(),
                         reason: "parked",
-                    },
+                    }),
                 );
             }
         }
@@ -99,20 +99,21 @@ impl CallActor {
                     json!({ "slot": slot, "by": parked_by, "reason": reason }),
                 );
                 act.status(None);
+                let parked = Parked {
+                    call_id: act.setup.id.clone(),
+                    slot,
+                    parked_by,
+                    reason,
+                };
                 act.deps.coordinator.broadcast(Broadcast {
                     workspace: act.setup.workspace.clone(),
                     notice: SeatNotice::Parked {
                         call: act.call_handle(ctx),
-                        slot,
-                        parked_by: parked_by.clone(),
-                        reason,
+                        parked: parked.clone(),
                     },
                     event: FloorEvent::Parked {
-                        call_id: act.setup.id.clone(),
+                        parked,
                         workspace: act.setup.workspace.clone(),
-                        slot,
-                        parked_by,
-                        reason,
                     },
                 });
             },
@@ -143,18 +144,17 @@ impl CallActor {
             return;
         };
         self.deps.parking.leave(self.setup.id.clone());
+        let unparked = Unparked {
+            call_id: self.setup.id.clone(),
+            slot,
+            agent_id: agent_id.cloned(),
+        };
         self.deps.coordinator.broadcast(Broadcast {
             workspace: self.setup.workspace.clone(),
-            notice: SeatNotice::Unparked {
-                call_id: self.setup.id.clone(),
-                slot,
-                agent_id: agent_id.cloned(),
-            },
+            notice: SeatNotice::Tell(SeatOutput::Unparked(unparked.clone())),
             event: FloorEvent::Unparked {
-                call_id: self.setup.id.clone(),
+                unparked,
                 workspace: self.setup.workspace.clone(),
-                slot,
-                agent_id: agent_id.cloned(),
             },
         });
     }
@@ -163,11 +163,11 @@ impl CallActor {
     pub(super) fn transfer_status(&self, seat: &SeatLink, agent_id: AgentId, status: &'static str) {
         Self::notify(
             seat,
-            SeatNotice::TransferStatus {
+            SeatNotice::Tell(SeatOutput::TransferStatus {
                 call_id: self.setup.id.clone(),
                 agent_id,
                 status,
-            },
+            }),
         );
     }
 
@@ -273,10 +273,10 @@ impl Handler<Transfer> for CallActor {
         } else if let Some(seat) = self.connected.take() {
             Self::notify(
                 &seat,
-                SeatNotice::Released {
+                SeatNotice::Tell(SeatOutput::Released {
                     call_id: self.setup.id.clone(),
                     reason: "transferred",
-                },
+                }),
             );
             if let Some(leg) = &self.leg {
                 leg.route(LegRoute::Nowhere);
@@ -304,10 +304,10 @@ impl Handler<CompleteTransfer> for CallActor {
             self.transfer_status(&agent, transfer.to.clone(), "completed");
             Self::notify(
                 &agent,
-                SeatNotice::Released {
+                SeatNotice::Tell(SeatOutput::Released {
                     call_id: self.setup.id.clone(),
                     reason: "transferred",
-                },
+                }),
             );
         }
         self.transferrer = None;
@@ -337,10 +337,10 @@ impl Handler<CancelTransfer> for CallActor {
         if let Some(target) = self.consulted.take() {
             Self::notify(
                 &target,
-                SeatNotice::Released {
+                SeatNotice::Tell(SeatOutput::Released {
                     call_id: self.setup.id.clone(),
                     reason: "transfer_cancelled",
-                },
+                }),
             );
         }
         if let Some(agent) = &self.connected {

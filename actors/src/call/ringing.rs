@@ -18,7 +18,7 @@ use crate::machine::{
 };
 use crate::number::Route;
 use crate::outbox::AudioPort;
-use crate::seat::{SeatLink, SeatNotice};
+use crate::seat::{Ring, SeatLink, SeatNotice, SeatOutput};
 
 use super::CallActor;
 
@@ -144,11 +144,14 @@ impl CallActor {
             }
             let notice = SeatNotice::Ring {
                 call: call.clone(),
-                from: self.setup.from.clone(),
-                to: self.setup.to.clone(),
-                transferred_by: transferred_by.clone(),
-                consult,
-                summary: self.handover_summary.clone(),
+                ring: Ring {
+                    call_id: self.setup.id.clone(),
+                    from: self.setup.from.clone(),
+                    to: self.setup.to.clone(),
+                    transferred_by: transferred_by.clone(),
+                    consult,
+                    summary: self.handover_summary.clone(),
+                },
             };
             if seat.notices.try_send(notice).is_err() {
                 self.deps
@@ -208,10 +211,10 @@ impl CallActor {
             if let Some(seat) = self.rung.remove(agent) {
                 Self::notify(
                     &seat,
-                    SeatNotice::RingCancel {
+                    SeatNotice::Tell(SeatOutput::RingCancel {
                         call_id: self.setup.id.clone(),
                         reason,
-                    },
+                    }),
                 );
             }
         }
