@@ -29,13 +29,18 @@ fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
 /// gives `("src/api", {"engine", "store"})`. "May import: nothing." gives an
 /// empty set.
 fn rules() -> BTreeMap<String, BTreeSet<String>> {
+    rule_lines().into_iter().collect()
+}
+
+/// The rule lines in the document's order, lowest layer first.
+fn rule_lines() -> Vec<(String, BTreeSet<String>)> {
     let doc = std::fs::read_to_string(root().join("docs/architecture.md"))
         .expect("read docs/architecture.md");
     let section = doc
         .split("\n## ")
         .find(|section| section.starts_with("Layout"))
         .expect("docs/architecture.md has a \"## Layout\" section");
-    let mut rules = BTreeMap::new();
+    let mut rules: Vec<(String, BTreeSet<String>)> = Vec::new();
     for line in section.lines().filter(|line| line.starts_with("- `")) {
         let Some((head, allowed)) = line.split_once("May import:") else {
             continue;
@@ -54,14 +59,23 @@ fn rules() -> BTreeMap<String, BTreeSet<String>> {
             .step_by(2)
             .map(|name| name.trim_end_matches('/').to_string())
             .collect();
-        let previous = rules.insert(folder.clone(), allowed);
-        assert!(previous.is_none(), "two rule lines for {folder}");
+        assert!(
+            rules.iter().all(|(known, _)| known != &folder),
+            "two rule lines for {folder}"
+        );
+        rules.push((folder, allowed));
     }
     assert!(
         rules.len() > 10,
         "the Layout section has too few rules: {rules:?}"
     );
     rules
+}
+
+/// The rule line a name of a "May import:" list stands for: a module of `src/`
+/// (`store` is `src/store`) or a crate's folder (`actors`).
+fn rule_of(name: &str) -> [String; 2] {
+    [format!("src/{name}"), name.to_string()]
 }
 
 /// The top-level modules a source text names: `crate::x` and `use crate::{x, y}`
@@ -220,6 +234,27 @@ fn every_workspace_crate_depends_only_on_the_crates_the_layout_section_allows() 
         offences.is_empty(),
         "against the Layout section: {offences:#?}"
     );
+}
+
+#[test]
+fn the_layout_section_is_layered_lowest_first_so_nothing_imports_upward() {
+    let lines = rule_lines();
+    let mut upward = Vec::new();
+    for (at, (folder, allowed)) in lines.iter().enumerate() {
+        for name in allowed {
+            let position = lines
+                .iter()
+                .position(|(known, _)| rule_of(name).contains(known));
+            match position {
+                None => upward.push(format!("{folder} may import `{name}`, which has no line")),
+                Some(position) if position >= at => {
+                    upward.push(format!("{folder} may import `{name}`, a line below it"))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    assert!(upward.is_empty(), "the layers point upward: {upward:#?}");
 }
 
 #[test]
