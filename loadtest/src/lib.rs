@@ -1,6 +1,6 @@
 //! The load generator `switchboard-loadtest` (also run by `switchboard loadtest`,
-//! which execs it). It plays Twilio and agent softphones against an engine on
-//! loopback, over the engine's public protocol only (docs/protocol.md; the Twilio
+//! which execs it). It plays Twilio and agent softphones against an engine (by
+//! default one it spawns on loopback), over the engine's public protocol only (docs/protocol.md; the Twilio
 //! signature comes from `switchboard-wire`), never its code: N agents with N softphones, N calls
 //! placed through the signed voice webhook and bridged (call `i` is answered by
 //! softphone `i`), then paced 20 ms mu-law frames both ways for a fixed time. It
@@ -198,8 +198,9 @@ pub struct LoadtestArgs {
     /// program, then the first on PATH; `switchboard loadtest` sets it to itself).
     #[arg(long, env = "SWITCHBOARD_ENGINE_BIN")]
     pub engine_bin: Option<PathBuf>,
-    /// Drive an engine that is already running at this URL (its public URL, which
-    /// Twilio signatures are computed over) instead of spawning one.
+    /// Drive an engine that is already running at this URL, on this machine or
+    /// another (its public URL, which Twilio signatures are computed over; plain
+    /// `http://`) instead of spawning one.
     #[arg(long)]
     pub engine_url: Option<String>,
     /// PID of that engine, for its CPU and memory figures.
@@ -274,14 +275,17 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
             (Some(process), target)
         }
         Some(url) => {
+            // Any engine this machine reaches over plain HTTP: this one or a
+            // remote node. The generator's own WebSocket client speaks `ws://`
+            // only (no TLS on the measured path), hence no `https://`.
             let host = url
                 .strip_prefix("http://")
                 .and_then(|rest| rest.split(['/', ':']).next())
                 .unwrap_or_default();
             anyhow::ensure!(
-                matches!(host, "127.0.0.1" | "localhost"),
-                "--engine-url must be http://127.0.0.1:PORT or http://localhost:PORT: \
-                 the load generator only talks to this machine"
+                !host.is_empty(),
+                "--engine-url must be http://HOST:PORT (plain HTTP: the load generator's \
+                 WebSocket client speaks ws:// only), not {url:?}"
             );
             let target = Target {
                 base: url.trim_end_matches('/').to_owned(),
