@@ -14,6 +14,14 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The `Cargo.toml` of a workspace member (`.` is the root), parsed.
+fn manifest(member: &str) -> toml::Table {
+    let path = root().join(member).join("Cargo.toml");
+    let text = std::fs::read_to_string(&path).expect("read a Cargo.toml");
+    text.parse()
+        .unwrap_or_else(|err| panic!("{} parses: {err}", path.display()))
+}
+
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read the source tree") {
         let path = entry.expect("a directory entry").path();
@@ -180,8 +188,7 @@ fn every_module_of_src_imports_only_what_the_layout_section_allows() {
 #[test]
 fn every_workspace_crate_depends_only_on_the_crates_the_layout_section_allows() {
     let rules = rules();
-    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).expect("read Cargo.toml");
-    let workspace: toml::Table = manifest.parse().expect("Cargo.toml parses");
+    let workspace = manifest(".");
     let members: Vec<String> = workspace["workspace"]["members"]
         .as_array()
         .expect("workspace members")
@@ -191,9 +198,7 @@ fn every_workspace_crate_depends_only_on_the_crates_the_layout_section_allows() 
     // Each member's package name, by folder.
     let mut names = BTreeMap::new();
     for member in &members {
-        let text = std::fs::read_to_string(root().join(member).join("Cargo.toml"))
-            .expect("read a member's Cargo.toml");
-        let table: toml::Table = text.parse().expect("a member's Cargo.toml parses");
+        let table = manifest(member);
         let name = table["package"]["name"]
             .as_str()
             .expect("a name")
@@ -213,9 +218,7 @@ fn every_workspace_crate_depends_only_on_the_crates_the_layout_section_allows() 
             ));
             continue;
         };
-        let text = std::fs::read_to_string(root().join(member).join("Cargo.toml"))
-            .expect("read a member's Cargo.toml");
-        let table: toml::Table = text.parse().expect("a member's Cargo.toml parses");
+        let table = manifest(member);
         // Dev-dependencies are the tests' business: a test may drive any crate.
         let deps = ["dependencies", "build-dependencies"]
             .iter()
