@@ -293,7 +293,7 @@ impl Store {
     pub async fn close_interrupted_calls(&self) -> Result<u64, StoreError> {
         let now = now_ms();
         let detail = serde_json::json!({ "outcome": "interrupted", "reason": "engine_restart" });
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         // A voicemail cut off by the crash keeps what was recorded: its chunks
         // become the call's recording (also for a call whose close was written but
         // whose recording was not).
@@ -353,7 +353,7 @@ impl Store {
         if entries.len() == 0 {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         for entry in entries {
             self.apply_one(&mut tx, entry).await?;
         }

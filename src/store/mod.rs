@@ -309,6 +309,19 @@ impl Store {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+
+    /// A transaction that will write. On SQLite it takes the write lock at
+    /// `BEGIN IMMEDIATE`, waiting up to the busy timeout for another writer (a
+    /// second engine on the same file): a deferred transaction that reads first
+    /// and then writes would instead fail at its first write with "database is
+    /// locked" (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out) whenever
+    /// another connection committed in between. PostgreSQL: a plain `BEGIN`.
+    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
 }
 
 /// SQLite: create the file (and its folder) when missing, switch it to WAL once,
@@ -405,6 +418,57 @@ impl MigrationSource<'static> for Embedded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two stores on one SQLite file, as two engines of a node's restart: a
+    /// write transaction that reads first must survive a commit by the other
+    /// store between its read and its write.
+    #[tokio::test]
+    async fn a_write_transaction_that_reads_first_survives_another_writer_on_the_same_file() {
+        let path = std::env::temp_dir().join(format!("sb_begin_{}.db", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let first = Store::connect(&url, "a").await.expect("connect");
+        first.migrate().await.expect("migrate");
+        let second = Store::connect(&url, "b").await.expect("connect");
+        let insert = "INSERT INTO agents (id, workspace, name, token_hash, created_at) \
+                      VALUES ($1, 'w', 'n', $1, 0)";
+
+        let mut tx = first.begin().await.expect("begin");
+        sqlx::query("SELECT COUNT(*) FROM agents")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("read");
+        // The other store writes meanwhile: it waits for our lock (busy timeout)
+        // instead of slipping a commit in under our read.
+        let other = tokio::spawn({
+            let second = second.clone();
+            async move {
+                sqlx::query(insert)
+                    .bind("other")
+                    .execute(second.pool())
+                    .await
+                    .map(|_| ())
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sqlx::query(insert)
+            .bind("ours")
+            .execute(&mut *tx)
+            .await
+            .expect("our write after the read is not refused as locked");
+        tx.commit().await.expect("commit");
+        other
+            .await
+            .expect("joined")
+            .expect("the other store's write went through after ours");
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM agents")
+            .fetch_one(first.pool())
+            .await
+            .expect("count");
+        assert_eq!(count, 2);
+        first.close().await;
+        second.close().await;
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn backends_are_told_apart_by_scheme() {

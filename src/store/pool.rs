@@ -251,7 +251,7 @@ impl Store {
         numbers: &[SyncedNumber],
     ) -> Result<SyncCounts, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         write_lock(&mut tx).await?;
         let sql = format!(
             "SELECT {POOL_COLUMNS} FROM phone_numbers p WHERE p.provider = $1 AND p.workspace = $2"
@@ -408,7 +408,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let route = route_json(route, &number.e164)?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         // Still the agent's? Checked by the first write, which also takes SQLite's
         // write lock at once (a read first could not be upgraded under contention).
         // What the provider now has is kept, so the next sync finds nothing changed.
@@ -463,7 +463,7 @@ impl Store {
         clear_provider_agent: bool,
     ) -> Result<Option<Route>, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let clear = if clear_provider_agent {
             ", provider_agent = NULL"
         } else {
@@ -536,7 +536,7 @@ impl Store {
         number: &SyncedNumber,
     ) -> Result<PoolNumber, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         write_lock(&mut tx).await?;
         let sql = format!(
             "SELECT {POOL_COLUMNS} FROM phone_numbers p \
@@ -630,7 +630,7 @@ impl Store {
     /// Records a route migration and its entries, in one transaction.
     #[tracing::instrument(skip_all, fields(id = %migration.id))]
     pub async fn save_route_migration(&self, migration: &RouteMigration) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO route_migrations (id, workspace, target_route, percent, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
