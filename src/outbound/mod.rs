@@ -5,5 +5,8 @@
 //!
 //! - [`clock`]: the injected clock the gates read "now" from (the system clock in
 //!   the engine, a [`clock::ManualClock`] in tests).
+//! - [`zones`]: the callee's time zones from the number (libphonenumber's prefix →
+//!   time-zone map, shipped in `assets/phone_timezones.txt`).
 
 pub mod clock;
+pub mod zones;
