@@ -7,6 +7,9 @@
 //!   the engine, a [`clock::ManualClock`] in tests).
 //! - [`zones`]: the callee's time zones from the number (libphonenumber's prefix →
 //!   time-zone map, shipped in `assets/phone_timezones.txt`).
+//! - [`hours`]: the calling-hours gate: the configured local window intersected
+//!   across the callee's zones, open now or deferred to the next allowed instant.
 
 pub mod clock;
+pub mod hours;
 pub mod zones;
