@@ -164,8 +164,11 @@ impl CallingHours {
         let out_of_range = |_: jiff::Error| HoursError::OutOfRange(at);
         // From the day before `at`'s local date: a DST change can push a window's
         // end past midnight. A few days on covers a day a zone skipped whole.
-        let mut day = zone.to_datetime(at).date();
-        day = day.yesterday().map_err(out_of_range)?;
+        let mut day = zone
+            .to_datetime(at)
+            .date()
+            .yesterday()
+            .map_err(out_of_range)?;
         for _ in 0..5 {
             let opens = local_instant(zone, day, self.start).map_err(out_of_range)?;
             let closes = local_instant(zone, day, self.end).map_err(out_of_range)?;
