@@ -84,6 +84,19 @@ pub struct Settings {
     pub numbers: NumbersSettings,
     /// How the journal holds records the database has not taken yet.
     pub journal: JournalSettings,
+    /// Outbound calls on a user's behalf.
+    pub outbound: OutboundSettings,
+}
+
+/// Outbound calls (`[outbound]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutboundSettings {
+    /// Calls ring only from this local time of the callee's…
+    #[serde(deserialize_with = "values::time_of_day")]
+    pub calling_hours_start: jiff::civil::Time,
+    /// …until this one (exclusive), in every zone the number may be in.
+    #[serde(deserialize_with = "values::time_of_day")]
+    pub calling_hours_end: jiff::civil::Time,
 }
 
 /// The journal writer's bounds (see `store::journal`).
@@ -516,6 +529,11 @@ impl Settings {
             journal.reject_after_attempts >= 1,
             "journal.reject_after_attempts must be ≥ 1"
         );
+        anyhow::ensure!(
+            self.outbound.calling_hours_start < self.outbound.calling_hours_end,
+            "outbound.calling_hours_start must be before outbound.calling_hours_end \
+             (calling hours are a stretch of one day)"
+        );
         Ok(())
     }
 
@@ -885,6 +903,30 @@ mod tests {
         missing.calls.voicemail_prompt = VoicemailPrompt::File("/nonexistent/prompt.ul".into());
         let err = missing.call_config().expect_err("no such file");
         assert!(err.to_string().contains("/nonexistent/prompt.ul"), "{err}");
+    }
+
+    #[test]
+    fn calling_hours_are_times_of_day_parsed_at_load() {
+        let time = |h, m| jiff::civil::Time::new(h, m, 0, 0).expect("a time");
+        let s = Settings::defaults();
+        assert_eq!(s.outbound.calling_hours_start, time(8, 0));
+        assert_eq!(s.outbound.calling_hours_end, time(21, 0));
+        let s = load(
+            "[outbound]\ncalling_hours_start = \"09:30\"\ncalling_hours_end = \"17:00\"",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(
+            (s.outbound.calling_hours_start, s.outbound.calling_hours_end),
+            (time(9, 30), time(17, 0))
+        );
+        let err = refusal("[outbound]\ncalling_hours_start = \"8am\"", &[]);
+        assert!(
+            err.contains("outbound.calling_hours_start") && err.contains("HH:MM"),
+            "{err}"
+        );
+        let err = refusal("[outbound]\ncalling_hours_end = \"07:00\"", &[]);
+        assert!(err.contains("before outbound.calling_hours_end"), "{err}");
     }
 
     #[test]

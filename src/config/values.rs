@@ -51,6 +51,28 @@ where
     raw.parse().map(Some).map_err(de::Error::custom)
 }
 
+/// A time-of-day setting, `"HH:MM"` on a 24-hour clock (`"08:00"`, `"21:00"`).
+pub fn time_of_day<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<jiff::civil::Time, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    parse_time_of_day(&raw).ok_or_else(|| {
+        de::Error::custom(format!(
+            "must be a time of day as \"HH:MM\" (00:00 to 23:59), not {raw:?}"
+        ))
+    })
+}
+
+fn parse_time_of_day(raw: &str) -> Option<jiff::civil::Time> {
+    let (hour, minute) = raw.split_once(':')?;
+    let two_digits = |part: &str| {
+        (part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| part.parse::<i8>().ok())
+            .flatten()
+    };
+    jiff::civil::Time::new(two_digits(hour)?, two_digits(minute)?, 0, 0).ok()
+}
+
 /// Why a URL setting was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
@@ -143,6 +165,20 @@ mod tests {
         chunk_ms: Duration,
         #[serde(deserialize_with = "optional")]
         base_url: Option<HttpUrl>,
+    }
+
+    #[test]
+    fn times_of_day_are_hours_and_minutes() {
+        let time = |h, m| jiff::civil::Time::new(h, m, 0, 0).ok();
+        assert_eq!(parse_time_of_day("08:00"), time(8, 0));
+        assert_eq!(parse_time_of_day("21:30"), time(21, 30));
+        assert_eq!(parse_time_of_day("00:00"), time(0, 0));
+        assert_eq!(parse_time_of_day("23:59"), time(23, 59));
+        for bad in [
+            "8:00", "24:00", "12:60", "12", "12:00:00", "noon", "", "-1:00", "+8:00",
+        ] {
+            assert_eq!(parse_time_of_day(bad), None, "{bad:?}");
+        }
     }
 
     fn sample(toml: &str) -> Result<Sample, String> {
