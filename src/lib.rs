@@ -10,7 +10,8 @@
 //! - [`config`]: typed settings from `config/default.toml` and the environment.
 //! - [`twilio`]: webhooks, signatures, TwiML and the Media Streams socket.
 //! - [`ws`]: the agent softphone socket and the socket writer.
-//! - [`api`]: the admin REST API: thin handlers over the services ([`numbers`]).
+//! - [`api`]: the REST API (the admin, and users with their API key): thin
+//!   handlers over the services ([`numbers`], [`users`]).
 //! - [`ai`]: AI voice agents: assistants, the cost of a call, the post-call summary.
 //! - [`store`]: sqlx storage (SQLite or PostgreSQL) and the journal writer.
 //! - [`domain`]: types parsed at the edge (phone numbers), URL pieces.
@@ -19,6 +20,8 @@
 //! - [`numbers`]: the phone-number feature: the pool and its sync, assignment with
 //!   its compensation, live routes, cut-over and rollback, the directory (what
 //!   `/api/directory` serves), its checks and its JSON.
+//! - [`users`]: users (plans, effective limits, API keys), who ask for outbound
+//!   calls; the do-not-call list is in [`store::dnc`].
 //! - [`cli`]: the command line; `switchboard numbers` is a client of a running
 //!   engine that reads only [`numbers::model`].
 //!
@@ -43,4 +46,5 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod twilio;
+pub mod users;
 pub mod ws;
