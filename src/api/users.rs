@@ -4,6 +4,7 @@
 
 use std::ops::RangeInclusive;
 
+use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
@@ -203,11 +204,16 @@ pub async fn create(
         plan,
     };
     let created = users::create_user(&engine.store, &engine.settings.plans, fields).await?;
-    Ok(HttpResponse::Created().json(CreatedJson {
-        id: created.user.id,
-        api_key: created.api_key.expose_secret().to_owned(),
-        webhook_secret: created.webhook_secret.expose_secret().to_owned(),
-    }))
+    // The key and the secret are shown only here: no cache may keep a copy (as
+    // for an agent's token, RFC 6749 §5.1).
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(CreatedJson {
+            id: created.user.id,
+            api_key: created.api_key.expose_secret().to_owned(),
+            webhook_secret: created.webhook_secret.expose_secret().to_owned(),
+        }))
 }
 
 /// The user without secrets, with its effective limits. Another user's id is a
@@ -252,16 +258,30 @@ pub async fn update(
             None => None,
         },
         status: match body.status {
-            Some(Some(raw)) => {
-                Some(UserStatus::parse(&raw).map_err(|e| bad_field("status", e))?)
-            }
+            Some(Some(raw)) => Some(UserStatus::parse(&raw).map_err(|e| bad_field("status", e))?),
             Some(None) => return Err(not_null("status")),
             None => None,
         },
-        calls_per_hour: check_override("calls_per_hour", body.calls_per_hour, &PlanLimits::CALLS_PER_HOUR)?,
-        calls_per_day: check_override("calls_per_day", body.calls_per_day, &PlanLimits::CALLS_PER_DAY)?,
-        monthly_budget_usd: check_override("monthly_budget_usd", body.monthly_budget_usd, &PlanLimits::MONTHLY_BUDGET_USD)?,
-        max_call_minutes: check_override("max_call_minutes", body.max_call_minutes, &PlanLimits::MAX_CALL_MINUTES)?,
+        calls_per_hour: check_override(
+            "calls_per_hour",
+            body.calls_per_hour,
+            &PlanLimits::CALLS_PER_HOUR,
+        )?,
+        calls_per_day: check_override(
+            "calls_per_day",
+            body.calls_per_day,
+            &PlanLimits::CALLS_PER_DAY,
+        )?,
+        monthly_budget_usd: check_override(
+            "monthly_budget_usd",
+            body.monthly_budget_usd,
+            &PlanLimits::MONTHLY_BUDGET_USD,
+        )?,
+        max_call_minutes: check_override(
+            "max_call_minutes",
+            body.max_call_minutes,
+            &PlanLimits::MAX_CALL_MINUTES,
+        )?,
     };
     let user = users::update_user(&engine.store, &engine.settings.plans, &id, &changes)
         .await?

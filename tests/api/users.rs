@@ -27,19 +27,27 @@ fn limits(per_hour: u32, per_day: u32, budget: f64, minutes: u32) -> Value {
 
 async fn a_user_reads_itself_and_the_admin_overrides_its_plan(db: TestDb) {
     let app = spawn_app_with(db, |_| {}).await;
-    let (status, created) = app
-        .post_json(
-            "/api/users",
-            &json!({
-                "email": "Ada@Example.com",
-                "name": "  Ada Lovelace ",
-                "workspace": "acme",
-                "timezone": "europe/london",
-            }),
-            Some(ADMIN_TOKEN),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let mut res = app
+        .client
+        .post(format!("{}/api/users", app.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .send_json(&json!({
+            "email": "Ada@Example.com",
+            "name": "  Ada Lovelace ",
+            "workspace": "acme",
+            "timezone": "europe/london",
+        }))
+        .await
+        .expect("POST reaches the engine");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(
+        res.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store"),
+        "the key is shown once: no cache keeps it"
+    );
+    let created: Value = res.json().await.expect("a JSON body");
     let id = created["id"].as_str().expect("id");
     let key = created["api_key"].as_str().expect("api_key");
     let secret = created["webhook_secret"].as_str().expect("webhook_secret");
