@@ -23,7 +23,7 @@ pub enum Caller {
     Admin,
     /// A user, as stored when the request arrived (whatever their status: the
     /// gates decide what a paused or suspended user may do).
-    User(UserRecord),
+    User(Box<UserRecord>),
 }
 
 impl Caller {
@@ -58,8 +58,7 @@ impl FromRequest for Caller {
             .and_then(bearer_token)
             .map(|token| token.trim().to_owned());
         Box::pin(async move {
-            let engine =
-                engine.ok_or_else(|| ApiError::unauthorized("engine not configured"))?;
+            let engine = engine.ok_or_else(|| ApiError::unauthorized("engine not configured"))?;
             let presented = presented.ok_or_else(|| {
                 ApiError::unauthorized("an admin token or a user's API key is required")
             })?;
@@ -70,7 +69,7 @@ impl FromRequest for Caller {
                 .store
                 .user_by_key_hash(&token_hash(&presented))
                 .await?
-                .map(Caller::User)
+                .map(|user| Caller::User(Box::new(user)))
                 .ok_or_else(|| ApiError::unauthorized("unknown token or API key"))
         })
     }

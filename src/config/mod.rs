@@ -599,8 +599,7 @@ impl Settings {
             }
         }
         anyhow::ensure!(
-            PlanName::parse(Plans::DEFAULT)
-                .is_ok_and(|default| self.plans.get(&default).is_some()),
+            PlanName::parse(Plans::DEFAULT).is_ok_and(|default| self.plans.get(&default).is_some()),
             "plans.{} must exist: users created without a plan are on it",
             Plans::DEFAULT
         );

@@ -236,8 +236,17 @@ mod tests {
             TimeZoneName::parse("Europe/Zurich").map(|t| t.0),
             Ok("Europe/Zurich".to_owned())
         );
-        assert_eq!(TimeZoneName::parse("UTC").map(|t| t.0), Ok("UTC".to_owned()));
-        for bad in ["", "Mars/Olympus_Mons", "+05:00", "EST5EDT,M3.2.0,M11.1.0", "../etc"] {
+        assert_eq!(
+            TimeZoneName::parse("UTC").map(|t| t.0),
+            Ok("UTC".to_owned())
+        );
+        for bad in [
+            "",
+            "Mars/Olympus_Mons",
+            "+05:00",
+            "EST5EDT,M3.2.0,M11.1.0",
+            "../etc",
+        ] {
             assert!(TimeZoneName::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -258,7 +267,11 @@ mod tests {
         assert!(PlanName::parse("").is_err());
         assert_eq!(UserStatus::parse("paused"), Ok(UserStatus::Paused));
         assert!(UserStatus::parse("deleted").is_err());
-        for status in [UserStatus::Active, UserStatus::Paused, UserStatus::Suspended] {
+        for status in [
+            UserStatus::Active,
+            UserStatus::Paused,
+            UserStatus::Suspended,
+        ] {
             assert_eq!(UserStatus::parse(status.as_str()), Ok(status));
         }
     }

@@ -99,7 +99,10 @@ impl Store {
     /// The global list when `user` is `None`; else the user's own entries and the
     /// global ones. By number, global first.
     #[tracing::instrument(skip_all)]
-    pub async fn list_do_not_call(&self, user: Option<&UserId>) -> Result<Vec<DncEntry>, StoreError> {
+    pub async fn list_do_not_call(
+        &self,
+        user: Option<&UserId>,
+    ) -> Result<Vec<DncEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT e164, user_id, reason, created_at FROM do_not_call \
              WHERE user_id IS NULL OR user_id = $1 \
@@ -132,7 +135,11 @@ impl Store {
     /// Whether `user` may not call `e164`: the number is on the global list or on
     /// the user's own. What the outbound gates ask, at submit and at dispatch.
     #[tracing::instrument(skip_all, fields(user_id = %user, e164 = %e164))]
-    pub async fn is_do_not_call(&self, user: &UserId, e164: &PhoneNumber) -> Result<bool, StoreError> {
+    pub async fn is_do_not_call(
+        &self,
+        user: &UserId,
+        e164: &PhoneNumber,
+    ) -> Result<bool, StoreError> {
         let row = sqlx::query(
             "SELECT 1 AS listed FROM do_not_call \
              WHERE e164 = $1 AND (user_id IS NULL OR user_id = $2) LIMIT 1",

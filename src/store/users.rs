@@ -161,7 +161,10 @@ impl Store {
 
     /// The secret that signs the user's callbacks.
     #[tracing::instrument(skip_all, fields(user_id = %id))]
-    pub async fn user_webhook_secret(&self, id: &UserId) -> Result<Option<SecretString>, StoreError> {
+    pub async fn user_webhook_secret(
+        &self,
+        id: &UserId,
+    ) -> Result<Option<SecretString>, StoreError> {
         let row = sqlx::query("SELECT webhook_secret FROM users WHERE id = $1")
             .bind(id.as_str())
             .fetch_optional(self.pool())
@@ -184,9 +187,8 @@ impl Store {
             .enumerate()
             .map(|(i, (column, _))| format!("{column} = ${}, ", i + 3))
             .collect();
-        let sql = format!(
-            "UPDATE users SET {set}updated_at = $2 WHERE id = $1 RETURNING {USER_COLUMNS}"
-        );
+        let sql =
+            format!("UPDATE users SET {set}updated_at = $2 WHERE id = $1 RETURNING {USER_COLUMNS}");
         let mut query = sqlx::query(&sql).bind(id.as_str()).bind(now_ms());
         for (_, value) in columns {
             query = match value {
