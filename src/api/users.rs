@@ -19,8 +19,8 @@ use crate::config::{PlanLimits, Plans};
 use crate::domain::user::{EmailAddress, PlanName, TimeZoneName, UserStatus};
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::store::users::{UserChanges, UserRecord};
-use crate::users::{self, UserError, UserFields};
+use crate::store::users::{UserChanges, UserFields, UserRecord};
+use crate::users::{self, UserError};
 
 /// The longest name.
 const MAX_NAME_CHARS: usize = 100;

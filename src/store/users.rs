@@ -12,14 +12,19 @@ use switchboard_actors::{UserId, Workspace};
 use super::{db_text, Store, StoreError};
 use crate::domain::user::{EmailAddress, PlanName, TimeZoneName, UserStatus};
 
-/// A user to create: active, with no overrides.
-pub struct NewUser {
-    pub id: UserId,
+/// A user's fields as parsed at the edge.
+pub struct UserFields {
     pub email: EmailAddress,
     pub name: String,
     pub workspace: Workspace,
     pub timezone: Option<TimeZoneName>,
     pub plan: PlanName,
+}
+
+/// A user to create: active, with no overrides.
+pub struct NewUser {
+    pub id: UserId,
+    pub fields: UserFields,
     /// [`crate::auth::token_hash`] of the API key.
     pub api_key_hash: String,
     pub webhook_secret: SecretString,
@@ -121,20 +126,23 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
              RETURNING {USER_COLUMNS}"
         );
+        let fields = &user.fields;
         let row = sqlx::query(&sql)
             .bind(user.id.as_str())
-            .bind(user.email.as_str())
-            .bind(db_text(&user.name))
-            .bind(user.workspace.as_str())
-            .bind(user.timezone.as_ref().map(TimeZoneName::as_str))
-            .bind(user.plan.as_str())
+            .bind(fields.email.as_str())
+            .bind(db_text(&fields.name))
+            .bind(fields.workspace.as_str())
+            .bind(fields.timezone.as_ref().map(TimeZoneName::as_str))
+            .bind(fields.plan.as_str())
             .bind(UserStatus::Active.as_str())
             .bind(user.api_key_hash.as_str())
             .bind(user.webhook_secret.expose_secret())
             .bind(now_ms())
             .fetch_one(self.pool())
             .await
-            .map_err(|e| StoreError::unique(e, || format!("a user with e-mail {}", user.email)))?;
+            .map_err(|e| {
+                StoreError::unique(e, || format!("a user with e-mail {}", fields.email))
+            })?;
         user_from_row(&row)
     }
 

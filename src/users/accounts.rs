@@ -3,27 +3,18 @@
 //! user's callbacks).
 
 use secrecy::SecretString;
-use switchboard_actors::{UserId, Workspace};
+use switchboard_actors::UserId;
 
 use crate::auth::{new_token, token_hash};
 use crate::config::Plans;
-use crate::domain::user::{EmailAddress, PlanName, TimeZoneName};
-use crate::store::users::{NewUser, UserChanges, UserRecord};
+use crate::domain::user::PlanName;
+use crate::store::users::{NewUser, UserChanges, UserFields, UserRecord};
 use crate::store::{Store, StoreError};
 
 /// The prefix of users' API keys (agents' tokens are `sbt_`).
 const API_KEY_PREFIX: &str = "sbu_";
 /// The prefix of webhook secrets.
 const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
-
-/// A user's fields as parsed at the edge.
-pub struct UserFields {
-    pub email: EmailAddress,
-    pub name: String,
-    pub workspace: Workspace,
-    pub timezone: Option<TimeZoneName>,
-    pub plan: PlanName,
-}
 
 /// A user just made, with the two secrets only this answer shows.
 pub struct CreatedUser {
@@ -65,11 +56,7 @@ pub async fn create_user(
     let user = store
         .create_user(&NewUser {
             id: UserId::new(),
-            email: fields.email,
-            name: fields.name,
-            workspace: fields.workspace,
-            timezone: fields.timezone,
-            plan: fields.plan,
+            fields,
             api_key_hash: token_hash(&api_key),
             webhook_secret: webhook_secret.clone(),
         })

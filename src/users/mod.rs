@@ -14,5 +14,5 @@
 pub mod accounts;
 pub mod limits;
 
-pub use accounts::{create_user, update_user, CreatedUser, UserError, UserFields};
+pub use accounts::{create_user, update_user, CreatedUser, UserError};
 pub use limits::{effective_limits, UnknownPlan};
