@@ -10,7 +10,8 @@
 //! - [`config`]: typed settings from `config/default.toml` and the environment.
 //! - [`twilio`]: webhooks, signatures, TwiML and the Media Streams socket.
 //! - [`ws`]: the agent softphone socket and the socket writer.
-//! - [`api`]: the admin REST API: thin handlers over the services ([`numbers`]).
+//! - [`api`]: the REST API (the admin, and users with their API key): thin
+//!   handlers over the services ([`numbers`], [`users`]).
 //! - [`ai`]: AI voice agents: assistants, the cost of a call, the post-call summary.
 //! - [`store`]: sqlx storage (SQLite or PostgreSQL) and the journal writer.
 //! - [`domain`]: types parsed at the edge (phone numbers), URL pieces.
@@ -21,6 +22,8 @@
 //!   `/api/directory` serves), its checks and its JSON.
 //! - [`outbound`]: outbound calls on a user's behalf: the injected clock, the
 //!   callee's time zones and the calling-hours gate.
+//! - [`users`]: users (plans, effective limits, API keys), who ask for outbound
+//!   calls; the do-not-call list is in [`store::dnc`].
 //! - [`cli`]: the command line; `switchboard numbers` is a client of a running
 //!   engine that reads only [`numbers::model`].
 //!
@@ -46,4 +49,5 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod twilio;
+pub mod users;
 pub mod ws;

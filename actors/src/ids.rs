@@ -88,6 +88,12 @@ opaque_id!(
     AssistantId,
     "assistant id"
 );
+opaque_id!(
+    /// One user: a person who asks switchboard to place calls on their behalf,
+    /// authenticated by their own API key.
+    UserId,
+    "user id"
+);
 
 /// A tenant boundary: agents only ever ring for numbers of their own workspace.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

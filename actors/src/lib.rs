@@ -40,4 +40,4 @@ pub mod stats;
 pub mod supervisor;
 
 pub use error::EngineError;
-pub use ids::{AgentId, AssistantId, CallId, IdError, Workspace};
+pub use ids::{AgentId, AssistantId, CallId, IdError, UserId, Workspace};

@@ -2,6 +2,7 @@
 //! character (tab, line feed and carriage return aside) is refused with `400
 //! bad-field` naming the field, before any handler runs. PostgreSQL cannot store
 //! NUL in TEXT at all, and the rest has no business in names, numbers or ids.
+//! And [`fields`]: a body read into its type with the refused field named.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -9,6 +10,8 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage as _};
 use futures_util::StreamExt as _;
+use serde::de::DeserializeOwned;
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -56,6 +59,31 @@ pub async fn refuse_control_characters(
     }
     req.set_payload(Payload::from(body));
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// A JSON body as `T`; a refusal (`400 bad-field`) names the field that is
+/// missing, of the wrong type, out of the type's range or unknown to `T`.
+pub fn fields<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(body).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = if path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        };
+        ApiError::bad_request("bad-field", message)
+    })
+}
+
+/// For `Option<Option<T>>` fields (with `#[serde(default)]`): absent is `None`,
+/// `null` is `Some(None)`, a value `Some(Some(value))`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 fn unwanted(text: &str) -> bool {

@@ -1,12 +1,17 @@
-//! The admin REST API (bearer `SWITCHBOARD_ADMIN_TOKEN`, JSON).
+//! The REST API (JSON): the admin's (bearer `SWITCHBOARD_ADMIN_TOKEN`, the
+//! [`admin::Admin`] extractor) and, where a route says so, users' too (bearer
+//! the user's API key, the [`caller::Caller`] extractor).
 
 pub mod admin;
 pub mod agents;
 pub mod assistants;
+pub mod caller;
 pub mod calls;
 pub mod directory;
+pub mod dnc;
 pub mod input;
 pub mod numbers;
+pub mod users;
 
 use actix_web::web;
 
@@ -54,6 +59,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/numbers", web::post().to(numbers::create))
             .route("/numbers", web::get().to(numbers::list))
             .route("/numbers/{e164}", web::get().to(numbers::get))
+            .route("/users", web::post().to(users::create))
+            .route("/users/{id}", web::get().to(users::get))
+            .route("/users/{id}", web::patch().to(users::update))
+            .route("/dnc", web::post().to(dnc::add))
+            .route("/dnc", web::get().to(dnc::list))
+            .route("/dnc/{e164}", web::delete().to(dnc::remove))
             .route("/calls", web::get().to(calls::find))
             .route("/calls/{id}", web::get().to(calls::get))
             .route("/calls/{id}/recording", web::get().to(calls::recording))

@@ -9,6 +9,8 @@
 //! configuration.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,6 +24,7 @@ use switchboard_actors::seat::SeatConfig;
 use switchboard_actors::Workspace;
 
 use crate::domain::provider::ProviderKind;
+use crate::domain::user::PlanName;
 pub use values::{HttpUrl, UrlError, WsUrl};
 
 mod values;
@@ -86,6 +89,80 @@ pub struct Settings {
     pub journal: JournalSettings,
     /// Outbound calls on a user's behalf.
     pub outbound: OutboundSettings,
+    /// The users' plans by name (`[plans.free]`, `[plans.pro]`…).
+    pub plans: Plans,
+}
+
+/// The plans users are on, by name. `free` always exists: a user created without
+/// a plan gets it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Plans(BTreeMap<PlanName, PlanLimits>);
+
+impl Plans {
+    /// The plan of a user created without one.
+    pub const DEFAULT: &'static str = "free";
+
+    pub fn get(&self, name: &PlanName) -> Option<&PlanLimits> {
+        self.0.get(name)
+    }
+
+    /// The plans' names, sorted (for error messages).
+    pub fn names(&self) -> impl Iterator<Item = &PlanName> {
+        self.0.keys()
+    }
+}
+
+/// What a plan allows: quotas, a monthly budget and the longest call. Also the
+/// shape of a user's effective limits (the plan with the user's overrides).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanLimits {
+    /// Calls placed in any rolling hour, at most.
+    pub calls_per_hour: u32,
+    /// Calls placed in any rolling 24 hours, at most.
+    pub calls_per_day: u32,
+    /// What the calls of a calendar month may cost, in USD.
+    pub monthly_budget_usd: f64,
+    /// The longest call (Twilio's `TimeLimit`), in minutes.
+    pub max_call_minutes: u32,
+}
+
+impl PlanLimits {
+    /// What `calls_per_hour` may be, in a plan or a user's override.
+    pub const CALLS_PER_HOUR: RangeInclusive<u32> = 0..=10_000;
+    pub const CALLS_PER_DAY: RangeInclusive<u32> = 0..=100_000;
+    pub const MONTHLY_BUDGET_USD: RangeInclusive<f64> = 0.0..=1_000_000.0;
+    /// Twilio's `TimeLimit` is at most 4 hours.
+    pub const MAX_CALL_MINUTES: RangeInclusive<u32> = 1..=240;
+
+    /// The first field out of its range, and the range, if any.
+    pub fn out_of_range(&self) -> Option<(&'static str, String)> {
+        fn outside<T: PartialOrd + fmt::Display>(
+            field: &'static str,
+            value: T,
+            range: &RangeInclusive<T>,
+        ) -> Option<(&'static str, String)> {
+            (!range.contains(&value))
+                .then(|| (field, format!("{} to {}", range.start(), range.end())))
+        }
+        outside("calls_per_hour", self.calls_per_hour, &Self::CALLS_PER_HOUR)
+            .or_else(|| outside("calls_per_day", self.calls_per_day, &Self::CALLS_PER_DAY))
+            .or_else(|| {
+                outside(
+                    "monthly_budget_usd",
+                    self.monthly_budget_usd,
+                    &Self::MONTHLY_BUDGET_USD,
+                )
+            })
+            .or_else(|| {
+                outside(
+                    "max_call_minutes",
+                    self.max_call_minutes,
+                    &Self::MAX_CALL_MINUTES,
+                )
+            })
+    }
 }
 
 /// Outbound calls (`[outbound]`).
@@ -534,6 +611,16 @@ impl Settings {
             "outbound.calling_hours_start must be before outbound.calling_hours_end \
              (calling hours are a stretch of one day)"
         );
+        for (name, plan) in &self.plans.0 {
+            if let Some((field, range)) = plan.out_of_range() {
+                anyhow::bail!("plans.{name}.{field} must be {range}");
+            }
+        }
+        anyhow::ensure!(
+            PlanName::parse(Plans::DEFAULT).is_ok_and(|default| self.plans.get(&default).is_some()),
+            "plans.{} must exist: users created without a plan are on it",
+            Plans::DEFAULT
+        );
         Ok(())
     }
 
@@ -939,5 +1026,53 @@ mod tests {
         );
         s.openai.max_connections = 0;
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn plans_default_to_the_issue_s_and_more_can_be_added() {
+        let s = Settings::defaults();
+        let plan = |name: &str| {
+            s.plans
+                .get(&PlanName::parse(name).expect("a plan name"))
+                .copied()
+        };
+        assert_eq!(
+            plan("free"),
+            Some(PlanLimits {
+                calls_per_hour: 5,
+                calls_per_day: 20,
+                monthly_budget_usd: 10.0,
+                max_call_minutes: 5,
+            })
+        );
+        assert_eq!(
+            plan("pro"),
+            Some(PlanLimits {
+                calls_per_hour: 10,
+                calls_per_day: 50,
+                monthly_budget_usd: 200.0,
+                max_call_minutes: 15,
+            })
+        );
+        let s = load(
+            "[plans.team]\ncalls_per_hour = 30\ncalls_per_day = 300\n\
+             monthly_budget_usd = 1000.0\nmax_call_minutes = 30",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(s.plans.names().count(), 3);
+        let refused = refusal("[plans.pro]\nmax_call_minutes = 0", &[]);
+        assert!(refused.contains("plans.pro.max_call_minutes"), "{refused}");
+        let refused = refusal(
+            "[plans.team]\ncalls_per_hour = 30\ncalls_per_day = 300\nmonthly_budget_usd = 1.0",
+            &[],
+        );
+        assert!(refused.contains("max_call_minutes"), "{refused}");
+        let refused = refusal(
+            "[plans.Team]\ncalls_per_hour = 1\ncalls_per_day = 1\n\
+             monthly_budget_usd = 1.0\nmax_call_minutes = 1",
+            &[],
+        );
+        assert!(refused.contains("plan name"), "{refused}");
     }
 }

@@ -1,6 +1,11 @@
 //! Domain types parsed at the edge, and the URL pieces made of them.
+//!
+//! - [`phone`]: E.164 phone numbers; [`provider`]: number providers;
+//!   [`assistant`]: an assistant's tools as stored; [`url`]: URL pieces;
+//!   [`user`]: a user's e-mail, time zone, plan name and status.
 
 pub mod assistant;
 pub mod phone;
 pub mod provider;
 pub mod url;
+pub mod user;

@@ -10,6 +10,9 @@
 //! - [`numbers`]: phone numbers and their routes.
 //! - [`pool`]: the provider-synced number pool (statuses, assignments), the
 //!   directory queries over it and the route migrations.
+//! - [`users`]: users (plan, status, limit overrides, API key hash, webhook
+//!   secret).
+//! - [`dnc`]: the do-not-call list, global and per user.
 //! - [`calls`]: the call record: applying journal entries, reading a call back,
 //!   late events and start-up recovery.
 //! - [`journal`]: [`JournalWriter`], the background task that persists what the
@@ -35,10 +38,12 @@ use sqlx::{AnyConnection, AnyPool, Connection as _};
 pub mod agents;
 pub mod assistants;
 pub mod calls;
+pub mod dnc;
 pub mod journal;
 pub mod numbers;
 pub mod pool;
 mod spill;
+pub mod users;
 
 pub use agents::{AgentRecord, NewAgent};
 pub use assistants::{AssistantFields, AssistantRecord, DeleteAssistant};
@@ -82,6 +87,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "recording chunks",
         include_str!("../../migrations/sqlite/0006_recording_chunks.sql"),
     ),
+    (
+        7,
+        "users",
+        include_str!("../../migrations/sqlite/0007_users.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -113,6 +123,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "recording chunks",
         include_str!("../../migrations/postgres/0006_recording_chunks.sql"),
+    ),
+    (
+        7,
+        "users",
+        include_str!("../../migrations/postgres/0007_users.sql"),
     ),
 ];
 

@@ -48,6 +48,13 @@ pub struct Agent {
     pub token: String,
 }
 
+/// A user as `POST /api/users` answers: the only time the API key is shown.
+pub struct User {
+    pub id: String,
+    pub api_key: String,
+    pub webhook_secret: String,
+}
+
 /// A call Twilio announced with the voice webhook.
 pub struct InboundCall {
     pub call_sid: String,
@@ -143,6 +150,25 @@ impl TestApp {
         Agent {
             id: body["id"].as_str().expect("id").to_owned(),
             token: body["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    /// `POST /api/users` with `email` (name "Ada Lovelace", the defaults
+    /// otherwise), which must succeed.
+    pub async fn create_user(&self, email: &str) -> User {
+        let (status, body) = self
+            .post_json(
+                "/api/users",
+                &json!({ "email": email, "name": "Ada Lovelace" }),
+                Some(ADMIN_TOKEN),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let field = |name: &str| body[name].as_str().expect(name).to_owned();
+        User {
+            id: field("id"),
+            api_key: field("api_key"),
+            webhook_secret: field("webhook_secret"),
         }
     }
 
@@ -895,17 +921,33 @@ impl CliRun {
 }
 
 impl TestApp {
-    /// Any method, a JSON body or none; the answer as JSON (`Null` if it is not).
+    /// Any method, a JSON body or none, as the admin; the answer as JSON (`Null`
+    /// if it is not).
     pub async fn send_json(
         &self,
         method: actix_web::http::Method,
         path: &str,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
-        let req = self
+        self.send_json_as(method, path, body, Some(ADMIN_TOKEN))
+            .await
+    }
+
+    /// [`TestApp::send_json`] with another bearer token (a user's API key), or
+    /// none.
+    pub async fn send_json_as(
+        &self,
+        method: actix_web::http::Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
             .client
-            .request(method, format!("{}{path}", self.address))
-            .bearer_auth(ADMIN_TOKEN);
+            .request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
         let mut res = match body {
             Some(body) => req.send_json(body).await,
             None => req.send().await,
