@@ -84,6 +84,18 @@ pub struct Settings {
     pub numbers: NumbersSettings,
     /// How the journal holds records the database has not taken yet.
     pub journal: JournalSettings,
+    /// Outbound calls placed on a user's behalf.
+    pub outbound: OutboundSettings,
+}
+
+/// Outbound calls placed on a user's behalf (`[outbound]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutboundSettings {
+    /// A request to Twilio's Calls resource (create, list, fetch) gives up after
+    /// this long. A create that times out has an unknown outcome: the call may
+    /// exist (`providers::twilio::calls::DialError::Unknown`).
+    #[serde(rename = "dial_timeout_secs", deserialize_with = "values::seconds")]
+    pub dial_timeout: Duration,
 }
 
 /// The journal writer's bounds (see `store::journal`).
@@ -506,6 +518,10 @@ impl Settings {
         anyhow::ensure!(
             !self.numbers.request_timeout.is_zero(),
             "numbers.request_timeout_secs must be positive"
+        );
+        anyhow::ensure!(
+            !self.outbound.dial_timeout.is_zero(),
+            "outbound.dial_timeout_secs must be positive"
         );
         let journal = &self.journal;
         anyhow::ensure!(
