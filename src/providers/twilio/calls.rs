@@ -299,7 +299,7 @@ impl TwilioClient {
             .context("building the Twilio calls HTTP client")?;
         let http = Http {
             client,
-            account: format!("twilio ({})", twilio.account_sid),
+            account: "twilio calls".to_owned(),
             base: twilio.api_base.as_str().trim_end_matches('/').to_owned(),
             timeout,
             page_size: MAX_PAGE_SIZE,
@@ -407,7 +407,11 @@ impl TwilioClient {
         let body = body.map_err(|e| self.not_answered(&e))?;
         if !status.is_success() {
             return Err(DialError::Unknown {
-                detail: format!("{}: HTTP {status}: {}", self.http.account, error_message(&body)),
+                detail: format!(
+                    "{}: HTTP {status}: {}",
+                    self.http.account,
+                    error_message(&body)
+                ),
             });
         }
         serde_json::from_slice(&body).map_err(|e| DialError::Unknown {
@@ -460,7 +464,12 @@ mod tests {
         )
         .expect("a queued call");
         assert_eq!(
-            (queued.start_time, queued.price, queued.duration, queued.answered_by),
+            (
+                queued.start_time,
+                queued.price,
+                queued.duration,
+                queued.answered_by
+            ),
             (None, None, None, None)
         );
         assert!(!queued.status.is_final());
