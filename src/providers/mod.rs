@@ -1,6 +1,7 @@
-//! REST clients of the phone-number providers: Twilio (IncomingPhoneNumbers), Vapi
-//! (phone numbers and their assistant) and Retell (phone numbers, their
-//! inbound/outbound agent, import over a SIP trunk).
+//! REST clients of the phone-number providers: Twilio (IncomingPhoneNumbers, and
+//! Calls for placing outbound calls: [`twilio::calls`]), Vapi (phone numbers and
+//! their assistant) and Retell (phone numbers, their inbound/outbound agent,
+//! import over a SIP trunk).
 //!
 //! # Layout
 //!

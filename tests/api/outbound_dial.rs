@@ -55,6 +55,18 @@ fn dial(to: &str) -> CreateCall {
     }
 }
 
+/// A create sent to whatever listens on `port` (if anything), which must fail.
+async fn dial_port(port: u16) -> DialError {
+    client_with(
+        &format!("http://127.0.0.1:{port}"),
+        TWILIO_SECRET,
+        Duration::from_secs(5),
+    )
+    .create_call(&dial(CALLEE))
+    .await
+    .expect_err("no call from there")
+}
+
 fn pairs(body: &str) -> Vec<(String, String)> {
     serde_urlencoded::from_str(body).expect("a form body")
 }
@@ -242,15 +254,7 @@ async fn a_refused_connection_is_transport_nothing_was_sent() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
         listener.local_addr().expect("bound").port()
     };
-    let nobody = client_with(
-        &format!("http://127.0.0.1:{port}"),
-        TWILIO_SECRET,
-        Duration::from_secs(5),
-    );
-    let err = nobody
-        .create_call(&dial(CALLEE))
-        .await
-        .expect_err("nobody listens");
+    let err = dial_port(port).await;
     assert!(matches!(err, DialError::Transport { .. }), "{err:?}");
     assert!(!err.to_string().contains(TWILIO_SID), "{err}");
 }
@@ -275,15 +279,7 @@ async fn a_connection_dropped_after_the_request_was_sent_is_unknown() {
         }
         String::from_utf8_lossy(&request[..got]).into_owned()
     });
-    let client = client_with(
-        &format!("http://127.0.0.1:{port}"),
-        TWILIO_SECRET,
-        Duration::from_secs(5),
-    );
-    let err = client
-        .create_call(&dial(CALLEE))
-        .await
-        .expect_err("no answer");
+    let err = dial_port(port).await;
     let request = read.await.expect("the server's read");
     assert!(request.starts_with("POST "), "{request}");
     assert!(matches!(err, DialError::Unknown { .. }), "{err:?}");
