@@ -446,6 +446,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn there_is_no_calls_client_without_the_account_and_its_token() {
+        let mut settings = crate::config::Settings::defaults();
+        settings.twilio.auth_token = None;
+        settings.twilio.account_sid = "AC1".into();
+        assert!(TwilioClient::for_calls(&settings).expect("valid").is_none());
+        settings.twilio.auth_token = Some(SecretString::from("token"));
+        settings.twilio.account_sid = String::new();
+        assert!(TwilioClient::for_calls(&settings).expect("valid").is_none());
+        settings.twilio.account_sid = "AC1".into();
+        assert!(TwilioClient::for_calls(&settings).expect("valid").is_some());
+    }
+
+    #[test]
     fn twilios_text_numbers_and_empty_fields_are_read() {
         let call: Call = serde_json::from_str(
             r#"{"sid":"CA1","status":"completed","to":"+14155550100","from":"+14155550199",
