@@ -174,6 +174,11 @@ pub struct OutboundSettings {
     /// …until this one (exclusive), in every zone the number may be in.
     #[serde(deserialize_with = "values::time_of_day")]
     pub calling_hours_end: jiff::civil::Time,
+    /// A request to Twilio's Calls resource (create, list, fetch) gives up after
+    /// this long. A create that times out has an unknown outcome: the call may
+    /// exist (`providers::twilio::calls::DialError::Unknown`).
+    #[serde(rename = "dial_timeout_secs", deserialize_with = "values::seconds")]
+    pub dial_timeout: Duration,
 }
 
 /// The journal writer's bounds (see `store::journal`).
@@ -596,6 +601,10 @@ impl Settings {
         anyhow::ensure!(
             !self.numbers.request_timeout.is_zero(),
             "numbers.request_timeout_secs must be positive"
+        );
+        anyhow::ensure!(
+            !self.outbound.dial_timeout.is_zero(),
+            "outbound.dial_timeout_secs must be positive"
         );
         let journal = &self.journal;
         anyhow::ensure!(

@@ -1,6 +1,7 @@
-//! REST clients of the phone-number providers: Twilio (IncomingPhoneNumbers), Vapi
-//! (phone numbers and their assistant) and Retell (phone numbers, their
-//! inbound/outbound agent, import over a SIP trunk).
+//! REST clients of the phone-number providers: Twilio (IncomingPhoneNumbers, and
+//! Calls for placing outbound calls: [`twilio::calls`]), Vapi (phone numbers and
+//! their assistant) and Retell (phone numbers, their inbound/outbound agent,
+//! import over a SIP trunk).
 //!
 //! # Layout
 //!
@@ -414,14 +415,19 @@ fn classify_one(number: &mut SyncedNumber) -> Result<(), String> {
 /// The type of a number libphonenumber could not parse.
 const UNKNOWN_TYPE: &str = "unknown";
 
+/// The providers' HTTP client, before it is built: connections give up after
+/// `connect_timeout` (each request has its own total timeout on top).
+pub(crate) fn http_client(connect_timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder().connect_timeout(connect_timeout)
+}
+
 /// The provider accounts of `settings`: Twilio, Vapi and Retell from the
 /// environment (in `numbers.default_workspace`) when their credentials are set,
 /// then `numbers.accounts`.
 pub fn accounts_from(settings: &crate::config::Settings) -> anyhow::Result<Vec<ProviderAccount>> {
     use anyhow::Context as _;
     let numbers = &settings.numbers;
-    let http = reqwest::Client::builder()
-        .connect_timeout(numbers.request_timeout)
+    let http = http_client(numbers.request_timeout)
         .build()
         .context("building the providers' HTTP client")?;
     let timeout = numbers.request_timeout;

@@ -12,11 +12,15 @@
 //! `StatusCallback`/`StatusCallbackMethod`, and hands back what it replaced, so an
 //! undo or a rollback restores every one of those fields exactly.
 //! Basic auth: account SID and auth token.
+//!
+//! The same client places and reads calls: [`calls`].
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::{synced, Http, ProviderError};
+
+pub mod calls;
 use crate::domain::url::path_segment;
 use crate::store::pool::{SipTrunk, SyncedNumber, VoiceRouting};
 
@@ -152,16 +156,22 @@ impl TwilioClient {
                 number.twilio = routing.voice();
                 numbers.push(number);
             }
-            match page.next_page_uri.filter(|u| !u.is_empty()) {
-                // Relative to the API's base, as twilio-python's Page does it.
-                Some(next) if next.starts_with('/') => url = format!("{}{next}", self.http.base),
-                Some(next) => {
-                    return Err(self
-                        .http
-                        .malformed(format!("next_page_uri {next:?} is not a relative URI")))
-                }
-                None => return Ok(numbers),
+            match self.next_page(page.next_page_uri) {
+                Ok(Some(next)) => url = next,
+                Ok(None) => return Ok(numbers),
+                Err(detail) => return Err(self.http.malformed(detail)),
             }
+        }
+    }
+
+    /// The URL of the page after this one, from a list page's `next_page_uri`
+    /// (null or empty on the last page); the error says why it is unusable.
+    fn next_page(&self, next_page_uri: Option<String>) -> Result<Option<String>, String> {
+        match next_page_uri.filter(|u| !u.is_empty()) {
+            // Relative to the API's base, as twilio-python's Page does it.
+            Some(next) if next.starts_with('/') => Ok(Some(format!("{}{next}", self.http.base))),
+            Some(next) => Err(format!("next_page_uri {next:?} is not a relative URI")),
+            None => Ok(None),
         }
     }
 

@@ -24,6 +24,8 @@
 //!   the trunk under `sip_outbound_trunk_config`. The deprecated
 //!   `GET /list-phone-numbers` is gone (404).
 //!
+//! - Twilio Calls: [`calls`].
+//!
 //! Tests turn on failures (401 with a wrong key, a status for every list request,
 //! a malformed page, a page that never comes in time, refusals, broken Retell
 //! paging) and read the requests it received.
@@ -40,6 +42,8 @@ use serde_json::{json, Value};
 use switchboard::config::AccountSettings;
 use switchboard::domain::provider::ProviderKind;
 use switchboard_actors::Workspace;
+
+pub mod calls;
 
 pub const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const TWILIO_SECRET: &str = "fake-twilio-token";
@@ -78,6 +82,8 @@ pub struct State {
     pub retell_passwords: Vec<String>,
     /// Vapi's createdAt clock.
     vapi_clock: u64,
+    /// Twilio's Call resource.
+    pub calls: calls::Calls,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +133,7 @@ impl FakeProvider {
                     "/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers/{pn}.json",
                     web::get().to(twilio_fetch),
                 )
+                .configure(calls::routes)
                 .route("/phone-number", web::get().to(vapi_list))
                 .route("/phone-number/{id}", web::patch().to(vapi_update))
                 .route("/v2/list-phone-numbers", web::get().to(retell_list))

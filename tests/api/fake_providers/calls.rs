@@ -1,0 +1,531 @@
+//! The fake Twilio's Call resource, written from Twilio's published API
+//! (https://www.twilio.com/docs/voice/api/call-resource; twilio/twilio-python
+//! `twilio/rest/api/v2010/account/call/__init__.py` for the field names):
+//!
+//! - `POST /2010-04-01/Accounts/{AC}/Calls.json` (form): Basic auth (401, code
+//!   20003, otherwise), `To` and `From` required and E.164 (400, codes 21211 and
+//!   21212, https://www.twilio.com/docs/api/errors/21211), `Url` required (400,
+//!   21205); answers `201` with the call resource, `queued`.
+//! - `GET …/Calls.json`: newest first, filtered by `To` and `StartTime>` (on or
+//!   after; a date or an instant), in pages of `PageSize` (default 50) with a
+//!   relative `next_page_uri` that keeps the filters.
+//! - `GET …/Calls/{CA}.json` (404, code 20404, for an unknown sid).
+//!
+//! Failure modes tests switch on in [`Calls`]: every create refused with a
+//! Twilio error (a 21216-style 400), answered with a 5xx (nothing created), or
+//! answered only after a hang (the call *is* created: the client's "unknown"
+//! case). [`Calls::dials`] counts create requests per `To`, so a test can assert
+//! that nothing dialed twice.
+//!
+//! Opt-in ([`Calls::like_twilio`]): after a create the fake goes on like Twilio,
+//! each request signed with `X-Twilio-Signature` under the account's auth token
+//! ([`TWILIO_SECRET`]): the `initiated` and `ringing` status callbacks (when
+//! asked for in `StatusCallbackEvent`), a POST to `Url` once "answered"
+//! (`CallStatus=in-progress`), the `answered` callback, and with `AsyncAmd` the
+//! verdict to `AsyncAmdStatusCallback`. [`FakeProvider::complete_call`] ends a
+//! call (duration, price) and sends `completed`. Every delivery is recorded.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+use switchboard::twilio::signature::sign;
+use time::format_description::well_known::{Iso8601, Rfc2822, Rfc3339};
+use time::OffsetDateTime;
+
+use super::{log, server_error, twilio_401, twilio_auth_ok, FakeProvider, Shared, State};
+use super::{TWILIO_SECRET, TWILIO_SID};
+
+/// What Twilio charges per started minute in these tests (USD).
+pub const PER_MINUTE: f64 = 0.014;
+
+/// The Calls resource's state, and what tests switch on.
+#[derive(Default)]
+pub struct Calls {
+    /// Newest last.
+    pub calls: Vec<FakeCall>,
+    /// Create requests (authenticated) per `To`, whatever their outcome.
+    pub dials: HashMap<String, usize>,
+    /// The form body of every authenticated create, in order.
+    pub create_bodies: Vec<String>,
+    /// Every create is answered with this Twilio error, nothing created.
+    pub refusal: Option<Refusal>,
+    /// Every create is answered with this 5xx status, nothing created.
+    pub fail_status: Option<u16>,
+    /// Creates are answered only after this long (the call is created at once).
+    pub hang_for: Option<Duration>,
+    /// Pages hold at most this many calls, whatever `PageSize` asks.
+    pub page_limit: Option<usize>,
+    /// After a create, behave like Twilio (see the module doc).
+    pub like_twilio: Option<LikeTwilio>,
+    /// Requests the fake made to switchboard, in order.
+    pub deliveries: Vec<Delivery>,
+    next_sid: u64,
+}
+
+/// A Twilio error body: `{code, message, more_info, status}`.
+#[derive(Clone)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: u32,
+    pub message: String,
+}
+
+impl Refusal {
+    /// Twilio's answer to a destination on its block list.
+    pub fn blocked_destination() -> Refusal {
+        Refusal {
+            status: 400,
+            code: 21216,
+            message: "Account not allowed to call +14155550123".into(),
+        }
+    }
+}
+
+/// How the fake plays the call after creating it.
+#[derive(Clone)]
+pub struct LikeTwilio {
+    /// The machine-detection verdict (`human`, `machine_end_beep`, …).
+    pub answered_by: String,
+}
+
+pub struct FakeCall {
+    pub resource: Value,
+    pub started_at: OffsetDateTime,
+    /// The create's form (empty for calls a test added).
+    pub request: Vec<(String, String)>,
+}
+
+/// A request the fake made to a URL it was given, and the answer.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub url: String,
+    pub params: Vec<(String, String)>,
+    pub status: u16,
+    pub body: String,
+}
+
+impl Delivery {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        param(&self.params, name)
+    }
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+pub(super) fn routes(app: &mut web::ServiceConfig) {
+    app.route(
+        "/2010-04-01/Accounts/{sid}/Calls.json",
+        web::post().to(create),
+    )
+    .route("/2010-04-01/Accounts/{sid}/Calls.json", web::get().to(list))
+    .route(
+        "/2010-04-01/Accounts/{sid}/Calls/{ca}.json",
+        web::get().to(fetch),
+    );
+}
+
+fn twilio_error(status: u16, code: u32, message: &str) -> HttpResponse {
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
+    )
+    .json(json!({
+        "code": code,
+        "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+        "status": status,
+    }))
+}
+
+/// `+` then 2 to 15 digits, the first not 0.
+fn is_e164(number: &str) -> bool {
+    number.strip_prefix('+').is_some_and(|digits| {
+        (2..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
+}
+
+fn rfc2822(at: OffsetDateTime) -> String {
+    at.format(&Rfc2822).unwrap_or_default()
+}
+
+/// A call resource as Twilio answers it (twilio-python's `CallInstance`).
+fn call_resource(sid: &str, to: &str, from: &str, at: OffsetDateTime) -> Value {
+    json!({
+        "sid": sid,
+        "date_created": rfc2822(at),
+        "date_updated": rfc2822(at),
+        "parent_call_sid": null,
+        "account_sid": TWILIO_SID,
+        "to": to,
+        "to_formatted": to,
+        "from": from,
+        "from_formatted": from,
+        "phone_number_sid": null,
+        "status": "queued",
+        "start_time": rfc2822(at),
+        "end_time": null,
+        "duration": null,
+        "price": null,
+        "price_unit": "USD",
+        "direction": "outbound-api",
+        "answered_by": null,
+        "api_version": "2010-04-01",
+        "forwarded_from": null,
+        "group_sid": null,
+        "caller_name": null,
+        "queue_time": "0",
+        "trunk_sid": null,
+        "uri": format!("/2010-04-01/Accounts/{TWILIO_SID}/Calls/{sid}.json"),
+        "subresource_uris": {
+            "notifications": format!("/2010-04-01/Accounts/{TWILIO_SID}/Calls/{sid}/Notifications.json"),
+            "recordings": format!("/2010-04-01/Accounts/{TWILIO_SID}/Calls/{sid}/Recordings.json"),
+        },
+    })
+}
+
+impl Calls {
+    fn new_sid(&mut self) -> String {
+        self.next_sid += 1;
+        format!("CA{:032x}", self.next_sid)
+    }
+
+    fn find(&mut self, sid: &str) -> Option<&mut FakeCall> {
+        self.calls.iter_mut().find(|c| c.resource["sid"] == sid)
+    }
+}
+
+async fn create(
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+    state: Shared,
+) -> HttpResponse {
+    let sid = path.into_inner();
+    if !twilio_auth_ok(&req, &sid) {
+        return twilio_401();
+    }
+    let form = form.into_inner();
+    let (call, hang, like) = {
+        let mut state = state.lock().expect("state");
+        let body = serde_urlencoded::to_string(&form).unwrap_or_default();
+        log(&mut state, &req, &body);
+        let calls = &mut state.calls;
+        calls.create_bodies.push(body);
+        let to = param(&form, "To").unwrap_or_default().to_owned();
+        *calls.dials.entry(to.clone()).or_default() += 1;
+        let from = param(&form, "From").unwrap_or_default().to_owned();
+        if !is_e164(&to) {
+            return twilio_error(400, 21211, &format!("Invalid 'To' Phone Number: {to}"));
+        }
+        if !is_e164(&from) {
+            return twilio_error(400, 21212, &format!("Invalid 'From' Phone Number: {from}"));
+        }
+        if param(&form, "Url").is_none_or(str::is_empty) {
+            return twilio_error(400, 21205, "Url is not a valid URL");
+        }
+        if let Some(r) = &calls.refusal {
+            return twilio_error(r.status, r.code, &r.message);
+        }
+        if let Some(status) = calls.fail_status {
+            return server_error(
+                status,
+                json!({ "code": 20500, "message": "Internal Server Error", "status": status }),
+            );
+        }
+        let call_sid = calls.new_sid();
+        let now = OffsetDateTime::now_utc();
+        let resource = call_resource(&call_sid, &to, &from, now);
+        calls.calls.push(FakeCall {
+            resource: resource.clone(),
+            started_at: now,
+            request: form.clone(),
+        });
+        (resource, calls.hang_for, calls.like_twilio.clone())
+    };
+    if let Some(like) = like {
+        let state = Arc::clone(state.get_ref());
+        let sid = call["sid"].as_str().unwrap_or_default().to_owned();
+        actix_rt::spawn(play(state, sid, form, like));
+    }
+    if let Some(hang) = hang {
+        actix_rt::time::sleep(hang).await;
+    }
+    HttpResponse::Created().json(call)
+}
+
+/// `StartTime>`'s value: an instant (RFC 3339) or a date (midnight UTC).
+fn parse_bound(value: &str) -> Option<OffsetDateTime> {
+    if let Ok(at) = OffsetDateTime::parse(value, &Rfc3339) {
+        return Some(at);
+    }
+    time::Date::parse(value, &Iso8601::DATE)
+        .ok()
+        .map(|d| d.midnight().assume_utc())
+}
+
+async fn list(req: HttpRequest, path: web::Path<String>, state: Shared) -> HttpResponse {
+    let sid = path.into_inner();
+    if !twilio_auth_ok(&req, &sid) {
+        return twilio_401();
+    }
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let number = |name: &str| param(&query, name).and_then(|v| v.parse::<usize>().ok());
+    let page = number("Page").unwrap_or(0);
+    let mut state = state.lock().expect("state");
+    log(&mut state, &req, "");
+    let size = number("PageSize")
+        .unwrap_or(50)
+        .clamp(1, 1000)
+        .min(state.calls.page_limit.unwrap_or(1000));
+    let to = param(&query, "To");
+    let after = match param(&query, "StartTime>").map(parse_bound) {
+        Some(None) => return twilio_error(400, 20001, "Invalid StartTime>"),
+        Some(Some(at)) => Some(at),
+        None => None,
+    };
+    let matching: Vec<Value> = state
+        .calls
+        .calls
+        .iter()
+        .rev()
+        .filter(|c| to.is_none_or(|to| c.resource["to"] == to))
+        .filter(|c| after.is_none_or(|after| c.started_at >= after))
+        .map(|c| c.resource.clone())
+        .collect();
+    let start = page * size;
+    let calls: Vec<Value> = matching.iter().skip(start).take(size).cloned().collect();
+    let last = start + calls.len() >= matching.len();
+    let filters: Vec<(&str, &str)> = query
+        .iter()
+        .filter(|(k, _)| k == "To" || k == "StartTime>")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let uri = |p: usize| {
+        let mut q = filters.clone();
+        let (size, p_text, token) = (size.to_string(), p.to_string(), format!("PA{}", p * size));
+        q.extend([("PageSize", size.as_str()), ("Page", p_text.as_str())]);
+        q.push(("PageToken", token.as_str()));
+        format!(
+            "/2010-04-01/Accounts/{sid}/Calls.json?{}",
+            serde_urlencoded::to_string(&q).unwrap_or_default()
+        )
+    };
+    HttpResponse::Ok().json(json!({
+        "calls": calls,
+        "end": start + calls.len().saturating_sub(1),
+        "first_page_uri": uri(0),
+        "next_page_uri": if last { Value::Null } else { uri(page + 1).into() },
+        "page": page,
+        "page_size": size,
+        "previous_page_uri": if page == 0 { Value::Null } else { uri(page - 1).into() },
+        "start": start,
+        "uri": uri(page),
+    }))
+}
+
+async fn fetch(req: HttpRequest, path: web::Path<(String, String)>, state: Shared) -> HttpResponse {
+    let (sid, ca) = path.into_inner();
+    if !twilio_auth_ok(&req, &sid) {
+        return twilio_401();
+    }
+    let mut state = state.lock().expect("state");
+    log(&mut state, &req, "");
+    match state.calls.find(&ca) {
+        Some(call) => HttpResponse::Ok().json(call.resource.clone()),
+        None => twilio_error(
+            404,
+            20404,
+            &format!(
+                "The requested resource /2010-04-01/Accounts/{sid}/Calls/{ca}.json was not found"
+            ),
+        ),
+    }
+}
+
+/// What Twilio sends about a call in every request (its webhook parameters).
+fn call_params(sid: &str, request: &[(String, String)], status: &str) -> Vec<(String, String)> {
+    let to = param(request, "To").unwrap_or_default();
+    let from = param(request, "From").unwrap_or_default();
+    [
+        ("AccountSid", TWILIO_SID),
+        ("ApiVersion", "2010-04-01"),
+        ("CallSid", sid),
+        ("CallStatus", status),
+        ("Called", to),
+        ("Caller", from),
+        ("Direction", "outbound-api"),
+        ("From", from),
+        ("To", to),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// A `StatusCallback` request for `event` (`CallStatus`), if it was asked for.
+fn progress(
+    request: &[(String, String)],
+    sid: &str,
+    event: &str,
+    status: &str,
+    sequence: u32,
+) -> Option<(String, Vec<(String, String)>)> {
+    let asked = request
+        .iter()
+        .any(|(k, v)| k == "StatusCallbackEvent" && v == event);
+    let url = param(request, "StatusCallback").filter(|u| !u.is_empty())?;
+    // Without StatusCallbackEvent Twilio sends `completed` only.
+    let default = event == "completed" && !request.iter().any(|(k, _)| k == "StatusCallbackEvent");
+    (asked || default).then(|| {
+        let mut params = call_params(sid, request, status);
+        params.push(("CallbackSource".into(), "call-progress-events".into()));
+        params.push(("SequenceNumber".into(), sequence.to_string()));
+        params.push(("Timestamp".into(), rfc2822(OffsetDateTime::now_utc())));
+        (url.to_owned(), params)
+    })
+}
+
+/// POSTs `params` to `url` signed as Twilio signs it, and records the delivery.
+async fn deliver(state: &Arc<Mutex<State>>, url: String, params: Vec<(String, String)>) {
+    let signature = sign(TWILIO_SECRET, &url, &params);
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .header("X-Twilio-Signature", signature)
+        .form(&params)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    let (status, body) = match answer {
+        Ok(res) => (res.status().as_u16(), res.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    };
+    let mut state = state.lock().expect("state");
+    state.calls.deliveries.push(Delivery {
+        url,
+        params,
+        status,
+        body,
+    });
+}
+
+fn set_status(state: &Arc<Mutex<State>>, sid: &str, status: &str) {
+    let mut state = state.lock().expect("state");
+    if let Some(call) = state.calls.find(sid) {
+        call.resource["status"] = status.into();
+    }
+}
+
+/// The call after its create, like Twilio plays it: initiated, ringing, the TwiML
+/// fetched on answer, answered, and the asynchronous AMD verdict.
+async fn play(
+    state: Arc<Mutex<State>>,
+    sid: String,
+    request: Vec<(String, String)>,
+    like: LikeTwilio,
+) {
+    if let Some((url, params)) = progress(&request, &sid, "initiated", "initiated", 0) {
+        deliver(&state, url, params).await;
+    }
+    set_status(&state, &sid, "ringing");
+    if let Some((url, params)) = progress(&request, &sid, "ringing", "ringing", 1) {
+        deliver(&state, url, params).await;
+    }
+    set_status(&state, &sid, "in-progress");
+    let amd = param(&request, "MachineDetection").is_some();
+    let async_amd = param(&request, "AsyncAmd") == Some("true");
+    {
+        let mut state = state.lock().expect("state");
+        if let Some(call) = state.calls.find(&sid) {
+            if amd {
+                call.resource["answered_by"] = like.answered_by.clone().into();
+            }
+        }
+    }
+    if let Some(url) = param(&request, "Url") {
+        let mut params = call_params(&sid, &request, "in-progress");
+        if amd && !async_amd {
+            params.push(("AnsweredBy".into(), like.answered_by.clone()));
+        }
+        deliver(&state, url.to_owned(), params).await;
+    }
+    if let Some((url, params)) = progress(&request, &sid, "answered", "in-progress", 2) {
+        deliver(&state, url, params).await;
+    }
+    if let (true, Some(url)) = (async_amd, param(&request, "AsyncAmdStatusCallback")) {
+        let params = [
+            ("AccountSid", TWILIO_SID),
+            ("CallSid", sid.as_str()),
+            ("AnsweredBy", like.answered_by.as_str()),
+            ("MachineDetectionDuration", "1840"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        deliver(&state, url.to_owned(), params).await;
+    }
+}
+
+impl FakeProvider {
+    /// Create requests the fake received for `to`.
+    pub fn dials(&self, to: &str) -> usize {
+        self.state().calls.dials.get(to).copied().unwrap_or(0)
+    }
+
+    /// A `queued` call placed earlier (not through the API), started at `at`.
+    pub fn add_call(&self, to: &str, from: &str, at: OffsetDateTime) -> String {
+        let mut state = self.state();
+        let sid = state.calls.new_sid();
+        let resource = call_resource(&sid, to, from, at);
+        state.calls.calls.push(FakeCall {
+            resource,
+            started_at: at,
+            request: Vec::new(),
+        });
+        sid
+    }
+
+    /// Ends the call after `duration_secs`: `completed`, priced per started
+    /// minute at [`PER_MINUTE`], and (like Twilio) the `completed` callback if
+    /// asked for.
+    pub async fn complete_call(&self, sid: &str, duration_secs: u32) {
+        let (request, like) = {
+            let mut state = self.state();
+            let call = state.calls.find(sid).expect("a call of the fake");
+            let minutes = duration_secs.div_ceil(60);
+            call.resource["status"] = "completed".into();
+            call.resource["duration"] = duration_secs.to_string().into();
+            call.resource["end_time"] = rfc2822(OffsetDateTime::now_utc()).into();
+            call.resource["price"] = format!("-{:.5}", f64::from(minutes) * PER_MINUTE).into();
+            let request = call.request.clone();
+            (request, state.calls.like_twilio.is_some())
+        };
+        let callback = progress(&request, sid, "completed", "completed", 3).filter(|_| like);
+        if let Some((url, mut params)) = callback {
+            params.push(("CallDuration".into(), duration_secs.to_string()));
+            deliver(&self.state, url, params).await;
+        }
+    }
+
+    /// The deliveries so far, once there are at least `n` (or after 10 s).
+    pub async fn deliveries(&self, n: usize) -> Vec<Delivery> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let deliveries = self.state().calls.deliveries.clone();
+            if deliveries.len() >= n || tokio::time::Instant::now() > deadline {
+                return deliveries;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
