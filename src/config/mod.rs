@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::Deserialize;
 use switchboard_actors::call::CallConfig;
@@ -21,6 +22,7 @@ use switchboard_actors::outbox::OutboxLimits;
 use switchboard_actors::seat::SeatConfig;
 use switchboard_actors::Workspace;
 
+use crate::domain::phone::Region;
 use crate::domain::provider::ProviderKind;
 pub use values::{HttpUrl, UrlError, WsUrl};
 
@@ -84,6 +86,23 @@ pub struct Settings {
     pub numbers: NumbersSettings,
     /// How the journal holds records the database has not taken yet.
     pub journal: JournalSettings,
+    /// Outbound calls placed on a user's behalf.
+    pub outbound: OutboundSettings,
+}
+
+/// Outbound calls (`src/outbound`): where they may go, and whom to believe about
+/// the client's address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundSettings {
+    /// A number outside these regions (libphonenumber's, from the number itself)
+    /// is refused.
+    pub allowed_regions: Vec<Region>,
+    /// The reverse proxies whose `X-Forwarded-For` is believed when a consent
+    /// record notes the client's address (addresses or CIDR networks); empty:
+    /// the peer's address is the client's.
+    #[serde(deserialize_with = "values::networks")]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// The journal writer's bounds (see `store::journal`).
@@ -516,6 +535,10 @@ impl Settings {
             journal.reject_after_attempts >= 1,
             "journal.reject_after_attempts must be ≥ 1"
         );
+        anyhow::ensure!(
+            !self.outbound.allowed_regions.is_empty(),
+            "outbound.allowed_regions must name at least one region"
+        );
         Ok(())
     }
 
@@ -885,6 +908,42 @@ mod tests {
         missing.calls.voicemail_prompt = VoicemailPrompt::File("/nonexistent/prompt.ul".into());
         let err = missing.call_config().expect_err("no such file");
         assert!(err.to_string().contains("/nonexistent/prompt.ul"), "{err}");
+    }
+
+    #[test]
+    fn outbound_regions_and_proxies_are_parsed_at_load() {
+        let s = Settings::defaults();
+        let regions: Vec<String> = s
+            .outbound
+            .allowed_regions
+            .iter()
+            .map(Region::to_string)
+            .collect();
+        assert_eq!(regions, ["US", "CA"]);
+        assert!(s.outbound.trusted_proxies.is_empty());
+        let s = load(
+            "[outbound]\nallowed_regions = [\"GB\"]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(
+            s.outbound.allowed_regions,
+            ["GB".parse().expect("a region")]
+        );
+        assert_eq!(s.outbound.trusted_proxies.len(), 2);
+
+        let err = refusal("[outbound]\nallowed_regions = [\"US\", \"Canada\"]", &[]);
+        assert!(
+            err.contains("outbound.allowed_regions[1]") && err.contains("Canada"),
+            "{err}"
+        );
+        let err = refusal("[outbound]\ntrusted_proxies = [\"10.0.0.300\"]", &[]);
+        assert!(
+            err.contains("outbound.trusted_proxies") && err.contains("10.0.0.300"),
+            "{err}"
+        );
+        let err = refusal("[outbound]\nallowed_regions = []", &[]);
+        assert!(err.contains("outbound.allowed_regions"), "{err}");
     }
 
     #[test]
