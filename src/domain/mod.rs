@@ -2,6 +2,7 @@
 //! made of them.
 
 pub mod assistant;
+pub mod emergency;
 pub mod field;
 pub mod phone;
 pub mod provider;
