@@ -10,6 +10,8 @@
 //! - [`numbers`]: phone numbers and their routes.
 //! - [`pool`]: the provider-synced number pool (statuses, assignments), the
 //!   directory queries over it and the route migrations.
+//! - [`consent`]: consent records, the attestations signed for outbound calls
+//!   (written once, read back).
 //! - [`calls`]: the call record: applying journal entries, reading a call back,
 //!   late events and start-up recovery.
 //! - [`journal`]: [`JournalWriter`], the background task that persists what the
@@ -35,6 +37,7 @@ use sqlx::{AnyConnection, AnyPool, Connection as _};
 pub mod agents;
 pub mod assistants;
 pub mod calls;
+pub mod consent;
 pub mod journal;
 pub mod numbers;
 pub mod pool;
@@ -43,6 +46,7 @@ mod spill;
 pub use agents::{AgentRecord, NewAgent};
 pub use assistants::{AssistantFields, AssistantRecord, DeleteAssistant};
 pub use calls::{CallView, EventView, Recording, TurnRecord};
+pub use consent::{ConsentId, ConsentRecord};
 pub use journal::{JournalConfig, JournalWriter};
 pub use numbers::NumberRecord;
 
@@ -82,6 +86,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "recording chunks",
         include_str!("../../migrations/sqlite/0006_recording_chunks.sql"),
     ),
+    (
+        8,
+        "consent records",
+        include_str!("../../migrations/sqlite/0008_consent_records.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -113,6 +122,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "recording chunks",
         include_str!("../../migrations/postgres/0006_recording_chunks.sql"),
+    ),
+    (
+        8,
+        "consent records",
+        include_str!("../../migrations/postgres/0008_consent_records.sql"),
     ),
 ];
 
