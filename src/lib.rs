@@ -19,6 +19,8 @@
 //! - [`numbers`]: the phone-number feature: the pool and its sync, assignment with
 //!   its compensation, live routes, cut-over and rollback, the directory (what
 //!   `/api/directory` serves), its checks and its JSON.
+//! - [`outbound`]: outbound calls on a user's behalf: the request, parsed once,
+//!   and the consent record of its signed attestation.
 //! - [`cli`]: the command line; `switchboard numbers` is a client of a running
 //!   engine that reads only [`numbers::model`].
 //!
@@ -38,6 +40,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod numbers;
+pub mod outbound;
 pub mod providers;
 pub mod startup;
 pub mod store;
