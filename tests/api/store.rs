@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
+use switchboard::config::Settings;
 use switchboard::domain::assistant::ToolSpec;
+use switchboard::outbound::consent;
+use switchboard::outbound::request::OutboundRequest;
 use switchboard::store::{
-    AssistantFields, CallView, DeleteAssistant, JournalConfig, JournalWriter, NewAgent, Store,
-    StoreError,
+    AssistantFields, CallView, ConsentId, ConsentRecord, DeleteAssistant, JournalConfig,
+    JournalWriter, NewAgent, Store, StoreError,
 };
 use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, Journal as _, JournalEntry};
 use switchboard_actors::machine::{Outcome, Phase};
@@ -900,6 +903,69 @@ async fn the_writer_keeps_a_turn_of_a_call_not_yet_recorded_until_it_can_write_i
         .expect("the call row");
     flush_within(&writer, Duration::from_secs(15)).await;
     assert_eq!(store.turns(&call).await.expect("turns").len(), 1);
+}
+
+// ---- outbound: consent records ------------------------------------------------------
+
+/// A consent record as `outbound::consent` makes one from a parsed request.
+fn signed_consent(user_id: &str, user_agent: Option<&str>) -> ConsentRecord {
+    let body = json!({
+        "to": "+14155550100",
+        "purpose": "warm_lead",
+        "objective": "Ask whether the quote from last week still stands.",
+        "attestation": {
+            "legitimate_purpose": true,
+            "not_dnc": true,
+            "reasonable_basis": true,
+            "understands_recording": true,
+            "accepts_responsibility": true,
+            "signature_full_name": "Zoë Ångström"
+        }
+    });
+    let now = time::OffsetDateTime::now_utc();
+    let request =
+        OutboundRequest::parse(&body, &Settings::defaults().outbound.allowed_regions, now)
+            .expect("a valid request");
+    let peer = "10.0.0.2".parse().expect("an address");
+    let proxies = ["10.0.0.0/8".parse().expect("a network")];
+    let ip = consent::client_ip(peer, &["1.2.3.4, 2001:db8::7"], &proxies);
+    consent::record(user_id, &request.attestation, ip, user_agent, now_ms())
+}
+
+store_test!(a_consent_record_reads_back_as_written);
+async fn a_consent_record_reads_back_as_written(store: Store) {
+    let full = ConsentRecord {
+        signature_organization: Some("Analytical Engines Ltd".into()),
+        ..signed_consent("user-1", Some("curl/8.5.0"))
+    };
+    let bare = signed_consent("user-2", None);
+    assert_eq!(bare.signature_organization, None);
+    for record in [&full, &bare] {
+        store.create_consent(record).await.expect("stored");
+    }
+    for record in [&full, &bare] {
+        let read = store.get_consent(&record.id).await.expect("read");
+        assert_eq!(read.as_ref(), Some(record));
+    }
+    let read = store
+        .get_consent(&full.id)
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(read.ip, "2001:db8::7");
+    assert_eq!(read.wording_version, consent::WORDING_VERSION);
+    assert_eq!(read.wording_hash, consent::wording_hash());
+    assert_eq!(read.affirmed.len(), 5);
+    assert_eq!(read.signature_full_name, "Zoë Ångström");
+
+    assert!(matches!(
+        store.create_consent(&full).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(
+        store.get_consent(&ConsentId::new()).await.expect("read"),
+        None
+    );
 }
 
 // ---- issue 9: faults -------------------------------------------------------------
