@@ -907,29 +907,24 @@ async fn the_writer_keeps_a_turn_of_a_call_not_yet_recorded_until_it_can_write_i
 
 // ---- outbound: consent records ------------------------------------------------------
 
-/// A consent record as `outbound::consent` makes one from a parsed request.
+/// A consent record as `outbound::consent::record` makes one (its unit tests
+/// check what goes in; here, that the store keeps it).
 fn signed_consent(user_id: &str, user_agent: Option<&str>) -> ConsentRecord {
-    let body = json!({
-        "to": "+14155550100",
-        "purpose": "warm_lead",
-        "objective": "Ask whether the quote from last week still stands.",
-        "attestation": {
-            "legitimate_purpose": true,
-            "not_dnc": true,
-            "reasonable_basis": true,
-            "understands_recording": true,
-            "accepts_responsibility": true,
-            "signature_full_name": "Zoë Ångström"
-        }
-    });
-    let now = time::OffsetDateTime::now_utc();
-    let request =
-        OutboundRequest::parse(&body, &Settings::defaults().outbound.allowed_regions, now)
-            .expect("a valid request");
-    let peer = "10.0.0.2".parse().expect("an address");
-    let proxies = ["10.0.0.0/8".parse().expect("a network")];
-    let ip = consent::client_ip(peer, &["1.2.3.4, 2001:db8::7"], &proxies);
-    consent::record(user_id, &request.attestation, ip, user_agent, now_ms())
+    ConsentRecord {
+        id: ConsentId::new(),
+        user_id: user_id.to_owned(),
+        wording_version: consent::WORDING_VERSION.to_owned(),
+        wording_hash: consent::wording_hash(),
+        affirmed: consent::Affirmation::ALL
+            .iter()
+            .map(|box_| box_.field().to_owned())
+            .collect(),
+        signature_full_name: "Zoë Ångström".to_owned(),
+        signature_organization: None,
+        ip: "2001:db8::7".to_owned(),
+        user_agent: user_agent.map(str::to_owned),
+        created_at: now_ms(),
+    }
 }
 
 store_test!(a_consent_record_reads_back_as_written);
