@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use switchboard::config::Settings;
 use switchboard::domain::assistant::ToolSpec;
 use switchboard::outbound::consent;
-use switchboard::outbound::request::OutboundRequest;
 use switchboard::store::{
     AssistantFields, CallView, ConsentId, ConsentRecord, DeleteAssistant, JournalConfig,
     JournalWriter, NewAgent, Store, StoreError,
