@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use switchboard_actors::EngineError;
 
+use crate::domain::field::FieldError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +128,13 @@ impl From<StoreError> for ApiError {
                 ApiError::internal()
             }
         }
+    }
+}
+
+/// `400 bad-field`, naming the field.
+impl From<FieldError> for ApiError {
+    fn from(err: FieldError) -> Self {
+        ApiError::bad_request("bad-field", err.to_string())
     }
 }
 

@@ -20,8 +20,9 @@
 //! - [`numbers`]: the phone-number feature: the pool and its sync, assignment with
 //!   its compensation, live routes, cut-over and rollback, the directory (what
 //!   `/api/directory` serves), its checks and its JSON.
-//! - [`outbound`]: outbound calls on a user's behalf: the injected clock, the
-//!   callee's time zones and the calling-hours gate.
+//! - [`outbound`]: outbound calls on a user's behalf: the request, parsed once, the
+//!   consent record of its signed attestation, the injected clock, the callee's time
+//!   zones and the calling-hours gate.
 //! - [`users`]: users (plans, effective limits, API keys), who ask for outbound
 //!   calls; the do-not-call list is in [`store::dnc`].
 //! - [`cli`]: the command line; `switchboard numbers` is a client of a running

@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::domain::assistant::ToolSpec;
+use crate::domain::field::FieldError;
 
 /// The voices of the GA realtime API.
 pub const VOICES: &[&str] = &[
@@ -109,24 +110,6 @@ impl ToolSpec {
             "description": description,
             "parameters": parameters,
         })
-    }
-}
-
-/// Why an assistant's field was refused; `field` names it as the API does
-/// (`voice`, `tools[2].url`…).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
     }
 }
 

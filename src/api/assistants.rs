@@ -11,10 +11,11 @@ use switchboard_actors::{AssistantId, Workspace};
 
 use super::admin::Admin;
 use crate::ai::assistant::{
-    check_model, check_tools, check_voice, FieldError, MAX_GREETING_CHARS, MAX_INSTRUCTIONS_CHARS,
+    check_model, check_tools, check_voice, MAX_GREETING_CHARS, MAX_INSTRUCTIONS_CHARS,
     MAX_NAME_CHARS,
 };
 use crate::domain::assistant::ToolSpec;
+use crate::domain::field::FieldError;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::numbers::route::check_agents;
@@ -72,30 +73,26 @@ impl From<AssistantRecord> for AssistantJson {
     }
 }
 
-fn bad_field(err: FieldError) -> ApiError {
-    ApiError::bad_request("bad-field", err.to_string())
-}
-
 /// Checks every field; nothing is stored unless all pass.
 async fn parse_body(engine: &Engine, body: AssistantBody) -> Result<AssistantFields, ApiError> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(bad_field(FieldError::new(
+        return Err(ApiError::from(FieldError::new(
             "name",
             format!("must be 1 to {MAX_NAME_CHARS} characters"),
         )));
     }
     let workspace = Workspace::parse(&body.workspace)
-        .map_err(|e| bad_field(FieldError::new("workspace", e.to_string())))?;
+        .map_err(|e| ApiError::from(FieldError::new("workspace", e.to_string())))?;
     let instructions = body.instructions.trim();
     if instructions.is_empty() || instructions.chars().count() > MAX_INSTRUCTIONS_CHARS {
-        return Err(bad_field(FieldError::new(
+        return Err(ApiError::from(FieldError::new(
             "instructions",
             format!("must be 1 to {MAX_INSTRUCTIONS_CHARS} characters"),
         )));
     }
-    check_voice(&body.voice).map_err(bad_field)?;
-    check_model(&body.model).map_err(bad_field)?;
+    check_voice(&body.voice).map_err(ApiError::from)?;
+    check_model(&body.model).map_err(ApiError::from)?;
     let greeting = body
         .greeting
         .map(|g| g.trim().to_owned())
@@ -104,7 +101,7 @@ async fn parse_body(engine: &Engine, body: AssistantBody) -> Result<AssistantFie
         .as_ref()
         .is_some_and(|g| g.chars().count() > MAX_GREETING_CHARS)
     {
-        return Err(bad_field(FieldError::new(
+        return Err(ApiError::from(FieldError::new(
             "greeting",
             format!("must be at most {MAX_GREETING_CHARS} characters"),
         )));
@@ -115,10 +112,10 @@ async fn parse_body(engine: &Engine, body: AssistantBody) -> Result<AssistantFie
         .enumerate()
         .map(|(i, raw)| {
             serde_json::from_value::<ToolSpec>(raw)
-                .map_err(|e| bad_field(FieldError::new(format!("tools[{i}]"), e.to_string())))
+                .map_err(|e| ApiError::from(FieldError::new(format!("tools[{i}]"), e.to_string())))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    check_tools(&tools).map_err(bad_field)?;
+    check_tools(&tools).map_err(ApiError::from)?;
     let on_failure = parse_on_failure(engine, body.on_failure, &workspace).await?;
     Ok(AssistantFields {
         name: name.to_owned(),

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::Deserialize;
 use switchboard_actors::call::CallConfig;
@@ -23,6 +24,7 @@ use switchboard_actors::outbox::OutboxLimits;
 use switchboard_actors::seat::SeatConfig;
 use switchboard_actors::Workspace;
 
+use crate::domain::phone::Region;
 use crate::domain::provider::ProviderKind;
 use crate::domain::user::PlanName;
 pub use values::{HttpUrl, UrlError, WsUrl};
@@ -165,8 +167,11 @@ impl PlanLimits {
     }
 }
 
-/// Outbound calls (`[outbound]`).
+/// Outbound calls on a user's behalf (`[outbound]`, `src/outbound`): where they
+/// may go, when they may ring, whom to believe about the client's address, how
+/// long a dial may take.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OutboundSettings {
     /// Calls ring only from this local time of the callee's…
     #[serde(deserialize_with = "values::time_of_day")]
@@ -179,6 +184,14 @@ pub struct OutboundSettings {
     /// exist (`providers::twilio::calls::DialError::Unknown`).
     #[serde(rename = "dial_timeout_secs", deserialize_with = "values::seconds")]
     pub dial_timeout: Duration,
+    /// A number outside these regions (libphonenumber's, from the number itself)
+    /// is refused.
+    pub allowed_regions: Vec<Region>,
+    /// The reverse proxies whose `X-Forwarded-For` is believed when a consent
+    /// record notes the client's address (addresses or CIDR networks); empty:
+    /// the peer's address is the client's.
+    #[serde(deserialize_with = "values::networks")]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// The journal writer's bounds (see `store::journal`).
@@ -630,6 +643,10 @@ impl Settings {
             "plans.{} must exist: users created without a plan are on it",
             Plans::DEFAULT
         );
+        anyhow::ensure!(
+            !self.outbound.allowed_regions.is_empty(),
+            "outbound.allowed_regions must name at least one region"
+        );
         Ok(())
     }
 
@@ -1023,6 +1040,42 @@ mod tests {
         );
         let err = refusal("[outbound]\ncalling_hours_end = \"07:00\"", &[]);
         assert!(err.contains("before outbound.calling_hours_end"), "{err}");
+    }
+
+    #[test]
+    fn outbound_regions_and_proxies_are_parsed_at_load() {
+        let s = Settings::defaults();
+        let regions: Vec<String> = s
+            .outbound
+            .allowed_regions
+            .iter()
+            .map(Region::to_string)
+            .collect();
+        assert_eq!(regions, ["US", "CA"]);
+        assert!(s.outbound.trusted_proxies.is_empty());
+        let s = load(
+            "[outbound]\nallowed_regions = [\"GB\"]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(
+            s.outbound.allowed_regions,
+            ["GB".parse().expect("a region")]
+        );
+        assert_eq!(s.outbound.trusted_proxies.len(), 2);
+
+        let err = refusal("[outbound]\nallowed_regions = [\"US\", \"Canada\"]", &[]);
+        assert!(
+            err.contains("outbound.allowed_regions[1]") && err.contains("Canada"),
+            "{err}"
+        );
+        let err = refusal("[outbound]\ntrusted_proxies = [\"10.0.0.300\"]", &[]);
+        assert!(
+            err.contains("outbound.trusted_proxies") && err.contains("10.0.0.300"),
+            "{err}"
+        );
+        let err = refusal("[outbound]\nallowed_regions = []", &[]);
+        assert!(err.contains("outbound.allowed_regions"), "{err}");
     }
 
     #[test]

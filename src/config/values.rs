@@ -1,12 +1,14 @@
 //! The typed values settings hold, read from TOML (and the environment) once at
 //! load: durations from `*_secs` and `*_ms` numbers, HTTP and WebSocket URLs
-//! checked with the `url` parser, and `""` as "unset" where a setting may be left
-//! to its default.
+//! checked with the `url` parser, networks as `IpNet`s, and `""` as "unset" where
+//! a setting may be left to its default.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
@@ -71,6 +73,23 @@ fn parse_time_of_day(raw: &str) -> Option<jiff::civil::Time> {
             .flatten()
     };
     jiff::civil::Time::new(two_digits(hour)?, two_digits(minute)?, 0, 0).ok()
+}
+
+/// A list of networks (`10.0.0.0/8`, `2001:db8::/32`) or single addresses
+/// (`10.1.2.3`, taken as a /32 or /128).
+pub fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|raw| network(raw).map_err(de::Error::custom))
+        .collect()
+}
+
+fn network(raw: &str) -> Result<IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<IpNet>()
+        .map(|net| net.trunc())
+        .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{raw:?} is neither an IP address nor a network (CIDR)"))
 }
 
 /// Why a URL setting was refused.
@@ -202,6 +221,19 @@ mod tests {
             );
         }
         assert!(sample("wait_secs = 1\nchunk_ms = -5\nbase_url = \"\"").is_err());
+    }
+
+    #[test]
+    fn networks_are_addresses_or_cidr_blocks() {
+        let net = |raw: &str| network(raw);
+        assert_eq!(net("10.0.0.0/8"), Ok("10.0.0.0/8".parse().expect("a net")));
+        assert_eq!(net(" 10.1.2.3 "), Ok("10.1.2.3/32".parse().expect("a net")));
+        assert_eq!(net("10.1.2.3/8"), Ok("10.0.0.0/8".parse().expect("a net")));
+        assert_eq!(net("::1"), Ok("::1/128".parse().expect("a net")));
+        for bad in ["10.0.0.300", "10.0.0.0/33", "proxy.internal", ""] {
+            let err = net(bad).expect_err(bad);
+            assert!(err.contains("CIDR"), "{err}");
+        }
     }
 
     #[test]

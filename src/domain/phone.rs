@@ -148,6 +148,51 @@ impl NumberInfo {
     }
 }
 
+/// A region of libphonenumber's metadata: its ISO 3166 alpha-2 code (`US`, `CA`).
+/// A number's region is the one the metadata assigns it (`+1 876…` is `JM`, not
+/// `US`); non-geographic numbers (`+800…`) have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct Region(phonenumber::country::Id);
+
+/// A region code libphonenumber does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a region code of libphonenumber's metadata (ISO 3166 alpha-2, e.g. US)")]
+pub struct RegionError(String);
+
+impl Region {
+    /// The region libphonenumber's metadata gives the number, if any.
+    pub fn of(number: &phonenumber::PhoneNumber) -> Option<Region> {
+        number.country().id().map(Region)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_ref()
+    }
+}
+
+impl std::str::FromStr for Region {
+    type Err = RegionError;
+    fn from_str(raw: &str) -> Result<Self, RegionError> {
+        raw.parse()
+            .map(Region)
+            .map_err(|_| RegionError(raw.to_owned()))
+    }
+}
+
+impl TryFrom<String> for Region {
+    type Error = RegionError;
+    fn try_from(raw: String) -> Result<Self, RegionError> {
+        raw.parse()
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -196,6 +241,20 @@ mod tests {
         );
         let mobile = info("+447911123456").expect("valid");
         assert_eq!((mobile.number_type, mobile.area_code), ("mobile", None));
+    }
+
+    #[test]
+    fn regions_are_libphonenumbers_codes() {
+        let us: Region = "US".parse().expect("a region");
+        assert_eq!(us.to_string(), "US");
+        let number = phonenumber::parse(None, "+18765550100").expect("a number");
+        assert_eq!(
+            Region::of(&number).map(|r| r.to_string()),
+            Some("JM".into())
+        );
+        for bad in ["us", "XX", "", "USA"] {
+            assert!(bad.parse::<Region>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -9,7 +9,15 @@
 //!   time-zone map, shipped in `assets/phone_timezones.txt`).
 //! - [`hours`]: the calling-hours gate: the configured local window intersected
 //!   across the callee's zones, open now or deferred to the next allowed instant.
+//! - [`request`]: the body of `POST /api/calls/outbound`, parsed once into an
+//!   `OutboundRequest` (the number, the purpose, the objective, the signed
+//!   attestation, the schedule…); a refusal names its field.
+//! - [`consent`]: the attestation's versioned wording and its hash, the consent
+//!   record made from a signed attestation (stored by `store::consent`), and the
+//!   client address it notes.
 
 pub mod clock;
+pub mod consent;
 pub mod hours;
+pub mod request;
 pub mod zones;

@@ -13,6 +13,8 @@
 //! - [`users`]: users (plan, status, limit overrides, API key hash, webhook
 //!   secret).
 //! - [`dnc`]: the do-not-call list, global and per user.
+//! - [`consent`]: consent records, the attestations signed for outbound calls
+//!   (written once, read back).
 //! - [`calls`]: the call record: applying journal entries, reading a call back,
 //!   late events and start-up recovery.
 //! - [`journal`]: [`JournalWriter`], the background task that persists what the
@@ -38,6 +40,7 @@ use sqlx::{AnyConnection, AnyPool, Connection as _};
 pub mod agents;
 pub mod assistants;
 pub mod calls;
+pub mod consent;
 pub mod dnc;
 pub mod journal;
 pub mod numbers;
@@ -48,6 +51,7 @@ pub mod users;
 pub use agents::{AgentRecord, NewAgent};
 pub use assistants::{AssistantFields, AssistantRecord, DeleteAssistant};
 pub use calls::{CallView, EventView, Recording, TurnRecord};
+pub use consent::{ConsentId, ConsentRecord};
 pub use journal::{JournalConfig, JournalWriter};
 pub use numbers::NumberRecord;
 
@@ -92,6 +96,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "users",
         include_str!("../../migrations/sqlite/0007_users.sql"),
     ),
+    (
+        8,
+        "consent records",
+        include_str!("../../migrations/sqlite/0008_consent_records.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -128,6 +137,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "users",
         include_str!("../../migrations/postgres/0007_users.sql"),
+    ),
+    (
+        8,
+        "consent records",
+        include_str!("../../migrations/postgres/0008_consent_records.sql"),
     ),
 ];
 

@@ -7,9 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::json;
 use switchboard::domain::assistant::ToolSpec;
+use switchboard::outbound::consent;
 use switchboard::store::{
-    AssistantFields, CallView, DeleteAssistant, JournalConfig, JournalWriter, NewAgent, Store,
-    StoreError,
+    AssistantFields, CallView, ConsentId, ConsentRecord, DeleteAssistant, JournalConfig,
+    JournalWriter, NewAgent, Store, StoreError,
 };
 use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, Journal as _, JournalEntry};
 use switchboard_actors::machine::{Outcome, Phase};
@@ -900,6 +901,64 @@ async fn the_writer_keeps_a_turn_of_a_call_not_yet_recorded_until_it_can_write_i
         .expect("the call row");
     flush_within(&writer, Duration::from_secs(15)).await;
     assert_eq!(store.turns(&call).await.expect("turns").len(), 1);
+}
+
+// ---- outbound: consent records ------------------------------------------------------
+
+/// A consent record as `outbound::consent::record` makes one (its unit tests
+/// check what goes in; here, that the store keeps it).
+fn signed_consent(user_id: &str, user_agent: Option<&str>) -> ConsentRecord {
+    ConsentRecord {
+        id: ConsentId::new(),
+        user_id: user_id.to_owned(),
+        wording_version: consent::WORDING_VERSION.to_owned(),
+        wording_hash: consent::wording_hash(),
+        affirmed: consent::Affirmation::ALL
+            .iter()
+            .map(|box_| box_.field().to_owned())
+            .collect(),
+        signature_full_name: "Zoë Ångström".to_owned(),
+        signature_organization: None,
+        ip: "2001:db8::7".to_owned(),
+        user_agent: user_agent.map(str::to_owned),
+        created_at: now_ms(),
+    }
+}
+
+store_test!(a_consent_record_reads_back_as_written);
+async fn a_consent_record_reads_back_as_written(store: Store) {
+    let full = ConsentRecord {
+        signature_organization: Some("Analytical Engines Ltd".into()),
+        ..signed_consent("user-1", Some("curl/8.5.0"))
+    };
+    let bare = signed_consent("user-2", None);
+    assert_eq!(bare.signature_organization, None);
+    for record in [&full, &bare] {
+        store.create_consent(record).await.expect("stored");
+    }
+    for record in [&full, &bare] {
+        let read = store.get_consent(&record.id).await.expect("read");
+        assert_eq!(read.as_ref(), Some(record));
+    }
+    let read = store
+        .get_consent(&full.id)
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(read.ip, "2001:db8::7");
+    assert_eq!(read.wording_version, consent::WORDING_VERSION);
+    assert_eq!(read.wording_hash, consent::wording_hash());
+    assert_eq!(read.affirmed.len(), 5);
+    assert_eq!(read.signature_full_name, "Zoë Ångström");
+
+    assert!(matches!(
+        store.create_consent(&full).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(
+        store.get_consent(&ConsentId::new()).await.expect("read"),
+        None
+    );
 }
 
 // ---- issue 9: faults -------------------------------------------------------------
