@@ -59,20 +59,27 @@ pub fn ulaw_to_linear(byte: u8) -> i16 {
     }
 }
 
+/// `samples` of a sum of sine tones, each `(frequency in Hz, peak amplitude in 16-bit
+/// linear)`, starting at phase zero, encoded as mu-law into `out`.
+pub(crate) fn put_sines(out: &mut BytesMut, tones: &[(f64, f64)], samples: usize) {
+    for n in 0..samples {
+        let t = n as f64 / f64::from(SAMPLE_RATE);
+        let value: f64 = tones
+            .iter()
+            .map(|(f, amplitude)| (2.0 * std::f64::consts::PI * f * t).sin() * amplitude)
+            .sum();
+        out.put_u8(linear_to_ulaw(value as i16));
+    }
+}
+
 /// A sum of sine tones, switched on and off in a cadence, as mu-law bytes.
 fn tone(freqs: &[f64], amplitude: f64, on_ms: u64, off_ms: u64) -> Bytes {
     let on = (SAMPLE_RATE as u64 * on_ms / 1000) as usize;
     let off = (SAMPLE_RATE as u64 * off_ms / 1000) as usize;
     let mut out = BytesMut::with_capacity(on + off);
-    for n in 0..on {
-        let t = n as f64 / f64::from(SAMPLE_RATE);
-        let value: f64 = freqs
-            .iter()
-            .map(|f| (2.0 * std::f64::consts::PI * f * t).sin())
-            .sum::<f64>()
-            / freqs.len() as f64;
-        out.put_u8(linear_to_ulaw((value * amplitude) as i16));
-    }
+    let share = amplitude / freqs.len() as f64;
+    let tones: Vec<(f64, f64)> = freqs.iter().map(|&f| (f, share)).collect();
+    put_sines(&mut out, &tones, on);
     out.put_bytes(ULAW_SILENCE, off);
     out.freeze()
 }

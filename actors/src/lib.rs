@@ -19,12 +19,14 @@
 //! - [`outbox`]: the bounded, drop-oldest outgoing queue of every socket.
 //! - [`journal`]: what the actors hand to durable storage.
 //! - [`audio`]: mu-law, tones, the WAV container.
+//! - [`dtmf`]: digits as in-band DTMF tones (Q.23), in mu-law frames.
 //! - [`assistant`]: the seam to a call's AI assistant (which lives in the engine crate).
 
 pub mod assistant;
 pub mod audio;
 pub mod call;
 pub mod coordinator;
+pub mod dtmf;
 pub mod error;
 pub mod ids;
 pub mod journal;
