@@ -1,9 +1,12 @@
 //! MediaLeg: the caller's side of a call — one Twilio Media Stream. Driven by the
 //! stream's decoded input; sends caller audio wherever its call points it, and writes
-//! the call's audio, marks and clears back through its [`Outbox`].
+//! the call's audio, marks and clears back through its [`Outbox`]; plays DTMF digits
+//! into the call ([`PlayDigits`]).
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::dev::SendError;
 use actix::prelude::*;
@@ -11,6 +14,8 @@ use bytes::Bytes;
 
 use crate::audio;
 use crate::call::{CallHandle, CallerAudio};
+use crate::dtmf::{self, DtmfError, DTMF};
+use crate::error::EngineError;
 use crate::outbox::{AudioPort, Outbox, CLOSE_NORMAL};
 use crate::stats::EngineStats;
 
@@ -70,11 +75,37 @@ pub struct HangUp {
     pub reason: String,
 }
 
+/// Plays digits into the call as in-band DTMF tones ([`crate::dtmf`]), after the
+/// audio already queued and before any sent later; digits asked for while others
+/// play follow them. Until the last tone frame is queued the caller-bound audio
+/// lane is the digits' alone: other audio sent meanwhile (an assistant's speech)
+/// is discarded, not mixed in, and clears are refused. Answers how long the digits
+/// take to play; an invalid digit is refused before anything is played.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Duration, DtmfError>")]
+pub struct PlayDigits {
+    pub digits: String,
+}
+
+/// Tone frames are queued this far ahead of play-out, then one per 20 ms, so
+/// timer jitter never leaves a gap and the audio lane's bound is never reached.
+const DIGITS_LEAD_FRAMES: u64 = 5;
+const DIGITS_TICK: Duration = Duration::from_millis(100);
+
+/// Digits being played: the frames not yet queued, paced against the clock.
+struct DigitPlayer {
+    frames: VecDeque<Bytes>,
+    started: tokio::time::Instant,
+    sent: u64,
+    timer: SpawnHandle,
+}
+
 pub struct MediaLeg {
     call: CallHandle,
     outbox: Outbox<LegControl>,
     route: LegRoute,
     stats: Arc<EngineStats>,
+    digits: Option<DigitPlayer>,
     /// The call has been told the caller left (or told us to hang up).
     done: bool,
 }
@@ -96,9 +127,31 @@ impl MediaLeg {
                 outbox,
                 route: LegRoute::Nowhere,
                 stats,
+                digits: None,
                 done: false,
             }
         })
+    }
+
+    /// Queues the tone frames that are due, and releases the audio lane after the last.
+    fn play_digits(&mut self, ctx: &mut Context<Self>) {
+        let Some(player) = &mut self.digits else {
+            return;
+        };
+        let due =
+            DIGITS_LEAD_FRAMES + player.started.elapsed().as_millis() as u64 / audio::FRAME_MS;
+        while player.sent < due {
+            let Some(frame) = player.frames.pop_front() else {
+                break;
+            };
+            self.outbox.send_reserved_audio(frame);
+            player.sent += 1;
+        }
+        if player.frames.is_empty() {
+            ctx.cancel_future(player.timer);
+            self.digits = None;
+            self.outbox.release_audio();
+        }
     }
 
     fn caller_left(&mut self, reason: &'static str) {
@@ -192,6 +245,30 @@ impl Handler<RouteAudio> for MediaLeg {
     }
 }
 
+impl Handler<PlayDigits> for MediaLeg {
+    type Result = Result<Duration, DtmfError>;
+
+    fn handle(&mut self, msg: PlayDigits, ctx: &mut Self::Context) -> Self::Result {
+        let frames = DTMF.frames(&msg.digits)?;
+        let duration = dtmf::play_time(frames.len());
+        match &mut self.digits {
+            Some(player) => player.frames.extend(frames),
+            None => {
+                self.outbox.reserve_audio();
+                let timer = ctx.run_interval(DIGITS_TICK, |leg, ctx| leg.play_digits(ctx));
+                self.digits = Some(DigitPlayer {
+                    frames: frames.into(),
+                    started: tokio::time::Instant::now(),
+                    sent: 0,
+                    timer,
+                });
+                self.play_digits(ctx);
+            }
+        }
+        Ok(duration)
+    }
+}
+
 impl Handler<HangUp> for MediaLeg {
     type Result = ();
 
@@ -220,9 +297,21 @@ impl LegHandle {
     }
 
     /// Stops whatever the caller is hearing: our queued audio and Twilio's buffer.
+    /// Nothing is cleared while DTMF digits play ([`PlayDigits`]).
     pub fn clear(&self) {
-        self.outbox.clear_audio();
-        self.outbox.send(LegControl::Clear);
+        if self.outbox.clear_audio() {
+            self.outbox.send(LegControl::Clear);
+        }
+    }
+
+    /// Plays `digits` into the call as DTMF tones; see [`PlayDigits`].
+    pub async fn play_digits(&self, digits: impl Into<String>) -> Result<Duration, EngineError> {
+        let digits = digits.into();
+        self.addr
+            .send(PlayDigits { digits })
+            .await
+            .map_err(|e| EngineError::mailbox("media leg", e))?
+            .map_err(|e| EngineError::Refused(e.to_string()))
     }
 
     pub fn hang_up(&self, reason: impl Into<String>) {
@@ -247,6 +336,103 @@ mod tests {
         type Result = ();
 
         fn handle(&mut self, _input: CallerInput, _ctx: &mut Self::Context) {}
+    }
+
+    /// A media stream that stays open and says nothing.
+    struct Quiet;
+
+    impl Stream for Quiet {
+        type Item = LegInput;
+
+        fn poll_next(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<LegInput>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    fn leg(outbox: &Outbox<LegControl>) -> LegHandle {
+        use crate::call::{CallActor, CallConfig, CallDeps, CallSetup};
+        let stats = Arc::new(EngineStats::default());
+        let call = CallActor::launch(
+            CallSetup {
+                id: crate::ids::CallId::new(),
+                call_sid: None,
+                from: "+14155559876".into(),
+                to: "+14155550100".into(),
+                workspace: crate::ids::Workspace::parse("test").expect("a valid workspace"),
+                route: crate::number::Route::Agents {
+                    agent_ids: Vec::new(),
+                },
+                raw: None,
+            },
+            CallDeps {
+                coordinator: crate::coordinator::CoordinatorHandle::start(),
+                registry: crate::registry::RegistryHandle::start(),
+                parking: crate::parking::ParkingHandle::start(),
+                journal: Arc::new(crate::journal::MemoryJournal::default()),
+                config: Arc::new(CallConfig::default()),
+                stats: Arc::clone(&stats),
+                hooks: None,
+            },
+        );
+        LegHandle {
+            addr: MediaLeg::start(call, outbox.clone(), stats, Quiet),
+            outbox: outbox.clone(),
+            stream_sid: "MZtest".into(),
+            arbiter: actix::Arbiter::current(),
+        }
+    }
+
+    fn drain(outbox: &Outbox<LegControl>) -> Vec<Bytes> {
+        std::iter::from_fn(|| outbox.try_next())
+            .map(|item| match item {
+                crate::outbox::Outgoing::Audio(frame) => frame,
+                other => panic!("only audio was sent, got {other:?}"),
+            })
+            .collect()
+    }
+
+    #[actix_rt::test]
+    async fn digits_play_paced_in_order_in_place_of_other_audio() {
+        let outbox = Outbox::new(Default::default(), Arc::new(EngineStats::default()));
+        let leg = leg(&outbox);
+        let refused = leg.play_digits("1x").await.expect_err("x is no digit");
+        assert!(refused.to_string().contains("'x'"), "{refused}");
+        assert!(
+            drain(&outbox).is_empty(),
+            "nothing of a refused sequence plays"
+        );
+
+        let speech = Bytes::from_static(b"speech queued before");
+        outbox.send_audio(speech.clone());
+        let asked = tokio::time::Instant::now();
+        let took = leg.play_digits("1#").await.expect("valid digits");
+        assert_eq!(took, Duration::from_millis(400));
+        let mut out = drain(&outbox);
+        let ahead = asked.elapsed().as_millis() as usize / 20;
+        assert!(
+            out.len() <= 1 + DIGITS_LEAD_FRAMES as usize + ahead + 1,
+            "paced, not dumped: {} frames queued at once",
+            out.len()
+        );
+        // The assistant keeps talking: replaced by the digits, not mixed in or queued.
+        outbox.send_audio(Bytes::from_static(b"speech during"));
+        leg.clear();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while out.len() < 1 + 20 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            out.extend(drain(&outbox));
+        }
+        let mut expected = vec![speech];
+        expected.extend(DTMF.frames("1#").expect("valid digits"));
+        assert_eq!(out, expected);
+        // The lane is released once the last tone is queued.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        outbox.send_audio(Bytes::from_static(b"speech after"));
+        assert_eq!(drain(&outbox), [Bytes::from_static(b"speech after")]);
+        assert!(!outbox.is_closed(), "the stream stays open");
     }
 
     #[actix_rt::test]

@@ -76,6 +76,9 @@ struct Lanes<C> {
     pong: Option<Bytes>,
     ping: bool,
     close: Option<Close>,
+    /// The audio lane is reserved for one sender (DTMF digits): other audio is
+    /// discarded, and clears are refused, until it is released.
+    reserved: bool,
     /// Set once the writer has taken the close item: nothing more is accepted.
     finished: bool,
 }
@@ -136,6 +139,7 @@ impl<C> Outbox<C> {
                     pong: None,
                     ping: false,
                     close: None,
+                    reserved: false,
                     finished: false,
                 }),
                 notify: Notify::new(),
@@ -193,9 +197,31 @@ impl<C> Outbox<C> {
     }
 
     /// Queues one audio frame, dropping the oldest queued frame if the lane is full.
+    /// While the lane is reserved ([`Outbox::reserve_audio`]) the frame is discarded:
+    /// the reserved audio replaces it rather than mixing with it.
     pub fn send_audio(&self, frame: Bytes) {
+        self.push_frame(frame, false);
+    }
+
+    /// Queues one frame of the audio the lane is reserved for (as
+    /// [`Outbox::send_audio`], but never discarded by the reservation).
+    pub fn send_reserved_audio(&self, frame: Bytes) {
+        self.push_frame(frame, true);
+    }
+
+    /// Reserves the audio lane for [`Outbox::send_reserved_audio`] until
+    /// [`Outbox::release_audio`]. Audio already queued stays, and plays first.
+    pub fn reserve_audio(&self) {
+        self.lanes().reserved = true;
+    }
+
+    pub fn release_audio(&self) {
+        self.lanes().reserved = false;
+    }
+
+    fn push_frame(&self, frame: Bytes, reserved: bool) {
         let mut lanes = self.lanes();
-        if lanes.close.is_some() || lanes.finished {
+        if lanes.close.is_some() || lanes.finished || (lanes.reserved && !reserved) {
             return;
         }
         if lanes.frames >= self.inner.limits.audio_frames {
@@ -232,13 +258,18 @@ impl<C> Outbox<C> {
         true
     }
 
-    /// Drops every queued audio frame (markers stay, in order).
-    pub fn clear_audio(&self) {
+    /// Drops every queued audio frame (markers stay, in order). Refused (false) while
+    /// the lane is reserved: the reserved audio must play whole.
+    pub fn clear_audio(&self) -> bool {
         let mut lanes = self.lanes();
+        if lanes.reserved {
+            return false;
+        }
         lanes
             .audio
             .retain(|item| matches!(item, Ordered::Marker(_)));
         lanes.frames = 0;
+        true
     }
 
     pub fn ping(&self) {
@@ -413,6 +444,35 @@ mod tests {
         out.send_audio(Bytes::from_static(b"5"));
         out.send_audio(Bytes::from_static(b"6"));
         assert_eq!(out.dropped(), 2, "the bound still holds after a clear");
+    }
+
+    #[test]
+    fn a_reserved_lane_takes_only_reserved_audio_and_refuses_clears_until_released() {
+        let out = outbox(8, 4);
+        out.send_audio(Bytes::from_static(b"before"));
+        out.reserve_audio();
+        out.send_audio(Bytes::from_static(b"other"));
+        out.send_reserved_audio(Bytes::from_static(b"tone"));
+        out.send_after_audio(9);
+        assert!(!out.clear_audio());
+        out.release_audio();
+        out.send_audio(Bytes::from_static(b"after"));
+        let mut taken = Vec::new();
+        while let Some(item) = out.try_next() {
+            taken.push(item);
+        }
+        assert_eq!(
+            taken,
+            [
+                Outgoing::Audio(Bytes::from_static(b"before")),
+                Outgoing::Audio(Bytes::from_static(b"tone")),
+                Outgoing::Control(9),
+                Outgoing::Audio(Bytes::from_static(b"after")),
+            ]
+        );
+        out.send_audio(Bytes::from_static(b"x"));
+        assert!(out.clear_audio());
+        assert_eq!(out.try_next(), None);
     }
 
     #[test]
