@@ -19,6 +19,7 @@ use futures_util::Stream;
 use switchboard::twilio::stream::{self, TwilioWire};
 use switchboard_actors::call::{CallActor, CallConfig, CallDeps, CallHandle, CallSetup};
 use switchboard_actors::coordinator::CoordinatorHandle;
+use switchboard_actors::dtmf::{Dtmf, DtmfTiming, DTMF};
 use switchboard_actors::journal::{Journal, JournalEntry};
 use switchboard_actors::leg::{LegControl, LegHandle, LegInput, MediaLeg};
 use switchboard_actors::number::Route;
@@ -485,6 +486,19 @@ fn outbox(c: &mut Criterion) {
     group.finish();
 }
 
+fn dtmf(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dtmf");
+    // What `PlayDigits` does per command: ten digits as shared 20 ms frames.
+    group.bench_function("frames_for_10_digits", |b| {
+        b.iter(|| DTMF.frames(std::hint::black_box("555123456#")))
+    });
+    // Rendering every digit's tone once (per timing; the default is rendered once).
+    group.bench_function("render_16_tones", |b| {
+        b.iter(|| Dtmf::new(std::hint::black_box(DtmfTiming::default())))
+    });
+    group.finish();
+}
+
 fn relay(c: &mut Criterion, engine: &EngineThread) {
     let mut group = c.benchmark_group("relay_through_actors");
     group.throughput(Throughput::Elements(1));
@@ -534,6 +548,7 @@ fn main() {
     claim(&mut criterion, &engine);
     media(&mut criterion);
     outbox(&mut criterion);
+    dtmf(&mut criterion);
     relay(&mut criterion, &engine);
     criterion.final_summary();
     print_claim_percentiles(&engine);
