@@ -48,6 +48,10 @@ pub fn month_start(now: Timestamp) -> Timestamp {
 /// database; the quotas that matter (per hour, per day) are counted there.
 pub struct BurstLimiter(DefaultKeyedRateLimiter<String>);
 
+/// Past this many users held, the limiter forgets those whose bucket is full
+/// again (no different from a user it never saw), so its memory stays bounded.
+const FORGET_ABOVE_USERS: usize = 10_000;
+
 impl BurstLimiter {
     pub fn new(settings: &OutboundSettings) -> Self {
         let per_second = NonZeroU32::new(settings.burst_per_second).unwrap_or(NonZeroU32::MIN);
@@ -60,6 +64,9 @@ impl BurstLimiter {
     /// `Ok` when `user` may submit now; else how long until they may.
     pub fn check(&self, user: &str) -> Result<(), Duration> {
         use governor::clock::Clock as _;
+        if self.0.len() > FORGET_ABOVE_USERS {
+            self.0.retain_recent();
+        }
         let clock = governor::clock::DefaultClock::default();
         self.0
             .check_key(&user.to_owned())
