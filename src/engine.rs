@@ -16,6 +16,9 @@ use switchboard_actors::stats::EngineStats;
 
 use crate::auth::TokenCache;
 use crate::config::Settings;
+use crate::outbound::clock::ClockHandle;
+use crate::outbound::hours::CallingHours;
+use crate::outbound::submit::BurstLimiter;
 use crate::providers::ProviderAccount;
 use crate::store::journal::JournalWriter;
 use crate::store::Store;
@@ -43,6 +46,13 @@ pub struct Engine {
     pub providers: Arc<[ProviderAccount]>,
     /// Agents by token hash, so softphones connect during a database outage.
     pub tokens: TokenCache,
+    /// "Now" for the outbound gates: the system clock, or a test's
+    /// `ManualClock`. The gates read no other.
+    pub clock: ClockHandle,
+    /// The outbound calling-hours window (`[outbound] calling_hours_*`).
+    pub calling_hours: CallingHours,
+    /// The per-user burst limiter in front of `POST /api/calls/outbound`.
+    pub outbound_burst: Arc<BurstLimiter>,
 }
 
 impl Engine {

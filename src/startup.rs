@@ -17,6 +17,9 @@ use switchboard_actors::stats::EngineStats;
 
 use crate::config::Settings;
 use crate::engine::Engine;
+use crate::outbound::clock::ClockHandle;
+use crate::outbound::hours::CallingHours;
+use crate::outbound::submit::BurstLimiter;
 use crate::store::journal::{JournalConfig, JournalWriter};
 use crate::store::Store;
 use crate::{api, health, metrics, twilio, ws};
@@ -29,11 +32,20 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        Self::build_with_clock(settings, ClockHandle::system()).await
+    }
+
+    /// [`Application::build`] with the clock the outbound gates read (tests pass
+    /// a `ManualClock`'s handle).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: ClockHandle,
+    ) -> anyhow::Result<Application> {
         raise_open_files_limit();
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
-        let engine = build_engine(settings, &listener).await?;
+        let engine = build_engine(settings, &listener, clock).await?;
         let workers = match engine.settings.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -170,7 +182,11 @@ fn print_generated_admin_token(token: &str) {
     eprintln!("switchboard: generated admin token for this run: {token}");
 }
 
-async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Result<Engine> {
+async fn build_engine(
+    settings: Settings,
+    listener: &TcpListener,
+    clock: ClockHandle,
+) -> anyhow::Result<Engine> {
     let store = Store::connect(&settings.database_url, &settings.node_id).await?;
     store.migrate().await?;
     let journal = JournalWriter::spawn_with(
@@ -247,6 +263,8 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
     let outbox_limits = settings.outbox_limits();
     let providers: Arc<[crate::providers::ProviderAccount]> =
         crate::providers::accounts_from(&settings)?.into();
+    let calling_hours = CallingHours::from_settings(&settings.outbound)?;
+    let outbound_burst = Arc::new(BurstLimiter::new(&settings.outbound));
     tracing::info!(
         public_url = %public_url,
         database = ?store.backend(),
@@ -268,5 +286,8 @@ async fn build_engine(settings: Settings, listener: &TcpListener) -> anyhow::Res
         outbox_limits,
         providers,
         tokens,
+        clock,
+        calling_hours,
+        outbound_burst,
     })
 }

@@ -11,6 +11,7 @@ pub mod directory;
 pub mod dnc;
 pub mod input;
 pub mod numbers;
+pub mod outbound;
 pub mod users;
 
 use actix_web::web;
@@ -65,6 +66,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/dnc", web::post().to(dnc::add))
             .route("/dnc", web::get().to(dnc::list))
             .route("/dnc/{e164}", web::delete().to(dnc::remove))
+            // Before `/calls/{id}`, which would take `/calls/outbound` for itself.
+            .route("/calls/outbound", web::post().to(outbound::submit))
+            .route("/calls/outbound", web::get().to(outbound::list))
+            .route("/calls/outbound/{id}", web::get().to(outbound::get))
+            .route("/calls/outbound/{id}", web::delete().to(outbound::cancel))
             .route("/calls", web::get().to(calls::find))
             .route("/calls/{id}", web::get().to(calls::get))
             .route("/calls/{id}/recording", web::get().to(calls::recording))

@@ -192,6 +192,11 @@ pub struct OutboundSettings {
     /// the peer's address is the client's.
     #[serde(deserialize_with = "values::networks")]
     pub trusted_proxies: Vec<IpNet>,
+    /// The in-memory burst limiter in front of `POST /api/calls/outbound`, per
+    /// user: this many requests at once…
+    pub burst_size: u32,
+    /// …refilled at this many per second.
+    pub burst_per_second: u32,
 }
 
 /// The journal writer's bounds (see `store::journal`).
@@ -376,7 +381,15 @@ pub struct WebSocketSettings {
 pub struct Pricing {
     pub inbound_local_per_min: f64,
     pub inbound_toll_free_per_min: f64,
+    /// Outbound PSTN legs to a destination without its own rate in
+    /// [`Pricing::outbound_per_min_by_region`] (never a refusal).
     pub outbound_per_min: f64,
+    /// Outbound PSTN rates by the destination's region (`US`, `CA`…).
+    #[serde(default)]
+    pub outbound_per_min_by_region: std::collections::HashMap<Region, f64>,
+    /// What the realtime model of an outbound call is expected to cost per
+    /// minute, for the estimate checked against a user's budget at submit.
+    pub realtime_expected_per_min: f64,
     pub media_stream_per_min: f64,
     /// Realtime models by name.
     pub realtime: BTreeMap<String, RealtimeRates>,
@@ -572,8 +585,10 @@ impl Settings {
             p.inbound_toll_free_per_min,
             p.outbound_per_min,
             p.media_stream_per_min,
+            p.realtime_expected_per_min,
         ]
         .into_iter()
+        .chain(p.outbound_per_min_by_region.values().copied())
         .chain(p.realtime.values().flat_map(|r| {
             [
                 r.text_in,
@@ -642,6 +657,10 @@ impl Settings {
             PlanName::parse(Plans::DEFAULT).is_ok_and(|default| self.plans.get(&default).is_some()),
             "plans.{} must exist: users created without a plan are on it",
             Plans::DEFAULT
+        );
+        anyhow::ensure!(
+            self.outbound.burst_size >= 1 && self.outbound.burst_per_second >= 1,
+            "outbound.burst_size and outbound.burst_per_second must be ≥ 1"
         );
         anyhow::ensure!(
             !self.outbound.allowed_regions.is_empty(),

@@ -15,9 +15,14 @@
 //! - [`consent`]: the attestation's versioned wording and its hash, the consent
 //!   record made from a signed attestation (stored by `store::consent`), and the
 //!   client address it notes.
+//! - [`submit`]: what else runs at submit: the cost estimate, the budget's month,
+//!   the per-user burst limiter (`governor`). The gates' order is in
+//!   `api::outbound`; the quotas and the budget are counted in the transaction
+//!   that stores the call (`store::outbound`).
 
 pub mod clock;
 pub mod consent;
 pub mod hours;
 pub mod request;
+pub mod submit;
 pub mod zones;

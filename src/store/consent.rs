@@ -21,8 +21,7 @@ impl ConsentId {
 
     /// Reads an id back (from a row, a path): 32 lowercase hex digits.
     pub fn parse(raw: &str) -> Option<Self> {
-        (raw.len() == 32 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| Self(raw.to_owned()))
+        is_hex_id(raw).then(|| Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -40,6 +39,12 @@ impl fmt::Display for ConsentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Whether `raw` is an id of the form random ids are made in: 32 lowercase hex
+/// digits (a UUID's simple form).
+pub(crate) fn is_hex_id(raw: &str) -> bool {
+    raw.len() == 32 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// A signed attestation, as stored.
@@ -71,27 +76,8 @@ impl Store {
     /// taken.
     #[tracing::instrument(skip_all, fields(consent_id = %record.id))]
     pub async fn create_consent(&self, record: &ConsentRecord) -> Result<(), StoreError> {
-        let affirmed = serde_json::to_string(&record.affirmed)
-            .map_err(|e| StoreError::Corrupt(format!("affirmed of consent {}: {e}", record.id)))?;
-        let sql = format!(
-            "INSERT INTO consent_records ({CONSENT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        );
-        sqlx::query(&sql)
-            .bind(record.id.as_str())
-            .bind(db_text(&record.user_id))
-            .bind(db_text(&record.wording_version))
-            .bind(db_text(&record.wording_hash))
-            .bind(affirmed)
-            .bind(db_text(&record.signature_full_name))
-            .bind(record.signature_organization.as_deref().map(db_text))
-            .bind(db_text(&record.ip))
-            .bind(record.user_agent.as_deref().map(db_text))
-            .bind(record.created_at)
-            .execute(self.pool())
-            .await
-            .map_err(|e| StoreError::unique(e, || format!("consent record {}", record.id)))?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        insert_consent(&mut conn, record).await
     }
 
     #[tracing::instrument(skip_all, fields(consent_id = %id))]
@@ -103,6 +89,35 @@ impl Store {
             .await?;
         row.as_ref().map(consent_from_row).transpose()
     }
+}
+
+/// Inserts `record` on `conn` (a transaction's, to store it with the call that
+/// references it).
+pub(crate) async fn insert_consent(
+    conn: &mut sqlx::AnyConnection,
+    record: &ConsentRecord,
+) -> Result<(), StoreError> {
+    let affirmed = serde_json::to_string(&record.affirmed)
+        .map_err(|e| StoreError::Corrupt(format!("affirmed of consent {}: {e}", record.id)))?;
+    let sql = format!(
+        "INSERT INTO consent_records ({CONSENT_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    );
+    sqlx::query(&sql)
+        .bind(record.id.as_str())
+        .bind(db_text(&record.user_id))
+        .bind(db_text(&record.wording_version))
+        .bind(db_text(&record.wording_hash))
+        .bind(affirmed)
+        .bind(db_text(&record.signature_full_name))
+        .bind(record.signature_organization.as_deref().map(db_text))
+        .bind(db_text(&record.ip))
+        .bind(record.user_agent.as_deref().map(db_text))
+        .bind(record.created_at)
+        .execute(conn)
+        .await
+        .map_err(|e| StoreError::unique(e, || format!("consent record {}", record.id)))?;
+    Ok(())
 }
 
 fn consent_from_row(row: &AnyRow) -> Result<ConsentRecord, StoreError> {

@@ -15,6 +15,9 @@
 //! - [`dnc`]: the do-not-call list, global and per user.
 //! - [`consent`]: consent records, the attestations signed for outbound calls
 //!   (written once, read back).
+//! - [`outbound`]: the outbound-call queue: a call stored at submit within the
+//!   user's quotas (one transaction), listed, read back, canceled; the budget's
+//!   committed sums.
 //! - [`calls`]: the call record: applying journal entries, reading a call back,
 //!   late events and start-up recovery.
 //! - [`journal`]: [`JournalWriter`], the background task that persists what the
@@ -44,6 +47,7 @@ pub mod consent;
 pub mod dnc;
 pub mod journal;
 pub mod numbers;
+pub mod outbound;
 pub mod pool;
 mod spill;
 pub mod users;
@@ -101,6 +105,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "consent records",
         include_str!("../../migrations/sqlite/0008_consent_records.sql"),
     ),
+    (
+        9,
+        "outbound calls",
+        include_str!("../../migrations/sqlite/0009_outbound_calls.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -142,6 +151,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "consent records",
         include_str!("../../migrations/postgres/0008_consent_records.sql"),
+    ),
+    (
+        9,
+        "outbound calls",
+        include_str!("../../migrations/postgres/0009_outbound_calls.sql"),
     ),
 ];
 

@@ -17,6 +17,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use switchboard::config::Settings;
+use switchboard::outbound::clock::{ClockHandle, ManualClock};
 use switchboard::startup::Application;
 use switchboard::twilio::signature::sign;
 use tokio::sync::mpsc;
@@ -70,8 +71,27 @@ pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut Settings)) -
     spawn_app_on(database_url, configure).await
 }
 
+/// [`spawn_app_with`] on an engine whose outbound gates read `clock` (a test's
+/// `ManualClock`) instead of the wall.
+pub async fn spawn_app_with_clock(
+    db: TestDb,
+    clock: &ManualClock,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let database_url = fresh_database_url(db).await;
+    start_app(database_url, clock.handle(), configure).await
+}
+
 /// Starts an engine on an existing database (restarts, several nodes).
 pub async fn spawn_app_on(database_url: String, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    start_app(database_url, ClockHandle::system(), configure).await
+}
+
+async fn start_app(
+    database_url: String,
+    clock: ClockHandle,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = Settings::defaults();
     settings.bind = "127.0.0.1:0".into();
     settings.database_url = database_url.clone();
@@ -80,7 +100,7 @@ pub async fn spawn_app_on(database_url: String, configure: impl FnOnce(&mut Sett
     settings.workers = 2;
     settings.journal.spill_path = spill_path_for(&database_url);
     configure(&mut settings);
-    let app = Application::build(settings)
+    let app = Application::build_with_clock(settings, clock)
         .await
         .expect("the engine starts");
     let port = app.port();

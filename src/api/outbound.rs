@@ -1,0 +1,355 @@
+//! `POST /api/calls/outbound` (a user's API key): an outbound call request,
+//! parsed and gated, stored in the durable queue; `GET /api/calls/outbound`,
+//! `GET /api/calls/outbound/{id}` (a user their own, the admin all) and
+//! `DELETE /api/calls/outbound/{id}` (cancel while queued or scheduled).
+//!
+//! The gates at submit, in order (each answers before the next runs):
+//! the burst limiter (429), the body (400 naming the field), the account's
+//! status (403 `account-suspended`), the do-not-call lists (409 `do-not-call`),
+//! calling hours (a call outside them is scheduled for the next allowed
+//! instant, `"deferred":"calling_hours"`), then in the transaction that stores
+//! the call: the monthly budget (402 `budget-exceeded`) and the hourly and
+//! daily quotas (429 `rate-limited`). "Now" is `Engine::clock`, nothing else.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::caller::Caller;
+use super::calls::rfc3339;
+use crate::domain::user::UserStatus;
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::outbound::clock::to_offset_date_time;
+use crate::outbound::consent;
+use crate::outbound::request::OutboundRequest;
+use crate::outbound::submit::{estimate_usd, month_start};
+use crate::store::outbound::{
+    Canceled, OutboundCall, OutboundId, OutboundStatus, SubmitLimits, Submitted,
+};
+use crate::store::users::UserRecord;
+use crate::users::effective_limits;
+
+/// `GET /api/calls/outbound` answers at most this many calls a page.
+pub const MAX_PAGE: u32 = 200;
+/// …and this many when `limit` is not given.
+pub const DEFAULT_PAGE: u32 = 50;
+
+/// Why a call waits past the time asked for.
+const DEFERRED_CALLING_HOURS: &str = "calling_hours";
+
+fn call_json(call: &OutboundCall) -> Value {
+    json!({
+        "id": call.id.as_str(),
+        "user_id": call.user_id.as_str(),
+        "workspace": call.workspace.as_str(),
+        "to": call.to.as_str(),
+        "contact_name": call.contact_name,
+        "contact_company": call.contact_company,
+        "purpose": call.purpose,
+        "objective": call.objective,
+        "assistant_id": call.assistant_id,
+        "callback_url": call.callback_url,
+        "consent_id": call.consent_id.as_str(),
+        "status": call.status.as_str(),
+        "deferred": call.deferred,
+        "scheduled_for": rfc3339(call.run_at),
+        "estimated_cost": call.estimated_cost_usd,
+        "created_at": rfc3339(call.created_at),
+        "updated_at": rfc3339(call.updated_at),
+    })
+}
+
+/// `429 rate-limited` with `retry_after` (RFC 3339) and `Retry-After` (whole
+/// seconds from now, at least 1).
+fn rate_limited(now_ms: i64, retry_at_ms: i64, why: &str) -> HttpResponse {
+    let secs = ((retry_at_ms - now_ms).max(0) + 999) / 1000;
+    let secs = secs.max(1);
+    HttpResponse::TooManyRequests()
+        .insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()))
+        .json(json!({
+            "code": "rate-limited",
+            "message": why,
+            "retry_after": rfc3339(retry_at_ms),
+        }))
+}
+
+/// The user a request is placed for: outbound calls are made on a user's
+/// behalf, so the admin token is refused (403).
+fn requesting_user(caller: &Caller) -> Result<&UserRecord, ApiError> {
+    caller.user().ok_or_else(|| {
+        ApiError::forbidden("outbound calls are placed on a user's behalf: use that user's API key")
+    })
+}
+
+/// `202 {"id","status","scheduled_for","estimated_cost"}` (and `"deferred"`
+/// when calling hours moved the call).
+pub async fn submit(
+    caller: Caller,
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let user = requesting_user(&caller)?;
+    let now = engine.clock.now();
+    let now_ms = now.as_millisecond();
+    if let Err(wait) = engine.outbound_burst.check(user.id.as_str()) {
+        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        return Ok(rate_limited(
+            now_ms,
+            now_ms.saturating_add(wait_ms),
+            "too many requests at once; slow down",
+        ));
+    }
+    let settings = &engine.settings;
+    let request = OutboundRequest::parse(
+        &body,
+        &settings.outbound.allowed_regions,
+        to_offset_date_time(now),
+    )?;
+
+    if matches!(user.status, UserStatus::Paused | UserStatus::Suspended) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account-suspended",
+            format!(
+                "the account is {}: it places no calls",
+                user.status.as_str()
+            ),
+        ));
+    }
+    if engine.store.is_do_not_call(&user.id, &request.to).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "do-not-call",
+            format!("{} is on a do-not-call list", request.to),
+        ));
+    }
+
+    let asked = request
+        .schedule_at
+        .map(|at| {
+            jiff::Timestamp::from_nanosecond(at.unix_timestamp_nanos())
+                .map_err(|e| ApiError::bad_request("bad-field", format!("schedule_at: {e}")))
+        })
+        .transpose()?
+        .unwrap_or(now);
+    let verdict = engine
+        .calling_hours
+        .check(&request.to, asked)
+        .map_err(|e| ApiError::bad_request("bad-field", format!("to: {e}")))?;
+    let run_at = verdict.deferred_until().unwrap_or(asked).as_millisecond();
+    let deferred = verdict
+        .deferred_until()
+        .map(|_| DEFERRED_CALLING_HOURS.to_owned());
+
+    let limits = effective_limits(&settings.plans, user).map_err(|e| {
+        tracing::error!(user_id = %user.id, err = %e, "a user's plan is not configured");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the engine's log",
+        )
+    })?;
+    let estimate = estimate_usd(&settings.pricing, &limits, &request.to);
+
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let peer = req
+        .peer_addr()
+        .map(|addr| addr.ip())
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let ip = consent::client_ip(peer, &forwarded, &settings.outbound.trusted_proxies);
+    let user_agent = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let record = consent::record(
+        user.id.as_str(),
+        &request.attestation,
+        ip,
+        user_agent,
+        now_ms,
+    );
+
+    let call = OutboundCall {
+        id: OutboundId::new(),
+        user_id: user.id.clone(),
+        workspace: user.workspace.clone(),
+        to: request.to,
+        contact_name: request.contact_name,
+        contact_company: request.contact_company,
+        purpose: request.purpose.as_str().to_owned(),
+        objective: request.objective,
+        assistant_id: request.assistant_id.map(|id| id.to_string()),
+        callback_url: request.callback_url.map(|url| url.to_string()),
+        consent_id: record.id.clone(),
+        status: if run_at > now_ms {
+            OutboundStatus::Scheduled
+        } else {
+            OutboundStatus::Queued
+        },
+        deferred,
+        run_at,
+        estimated_cost_usd: estimate,
+        actual_cost_usd: None,
+        attempt_id: None,
+        created_at: now_ms,
+        updated_at: now_ms,
+    };
+    let limits = SubmitLimits {
+        calls_per_hour: limits.calls_per_hour,
+        calls_per_day: limits.calls_per_day,
+        monthly_budget_usd: limits.monthly_budget_usd,
+        month_start_ms: month_start(now).as_millisecond(),
+    };
+    match engine
+        .store
+        .submit_outbound(&call, &record, &limits)
+        .await?
+    {
+        Submitted::Created(call) => {
+            tracing::info!(
+                outbound_id = %call.id,
+                user_id = %call.user_id,
+                status = call.status.as_str(),
+                "outbound call submitted"
+            );
+            let mut answer = json!({
+                "id": call.id.as_str(),
+                "status": call.status.as_str(),
+                "scheduled_for": rfc3339(call.run_at),
+                "estimated_cost": call.estimated_cost_usd,
+            });
+            if let Some(deferred) = &call.deferred {
+                answer["deferred"] = json!(deferred);
+            }
+            Ok(HttpResponse::Accepted().json(answer))
+        }
+        Submitted::OverBudget { remaining_usd } => Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "budget-exceeded",
+            format!(
+                "the call may cost up to USD {estimate:.2}; USD {remaining_usd:.2} of this \
+                 month's budget is left"
+            ),
+        )),
+        Submitted::RateLimited { retry_at_ms } => Ok(rate_limited(
+            now_ms,
+            retry_at_ms,
+            "the account's hourly or daily call quota is used up",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    limit: Option<String>,
+    #[serde(default)]
+    offset: Option<String>,
+}
+
+fn number_param<T: std::str::FromStr>(
+    raw: Option<&str>,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    raw.map(|raw| {
+        raw.parse().map_err(|_| {
+            ApiError::bad_request("bad-field", format!("{name}: must be a whole number ≥ 0"))
+        })
+    })
+    .transpose()
+}
+
+/// `{"calls","total","has_more"}`, newest first.
+pub async fn list(
+    caller: Caller,
+    engine: web::Data<Engine>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let status = query
+        .status
+        .as_deref()
+        .map(|raw| {
+            OutboundStatus::parse(raw).ok_or_else(|| {
+                let known: Vec<_> = OutboundStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::bad_request(
+                    "bad-field",
+                    format!("status: must be one of {}", known.join(", ")),
+                )
+            })
+        })
+        .transpose()?;
+    let limit: u32 = number_param(query.limit.as_deref(), "limit")?.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "bad-field",
+            format!("limit: must be 1 to {MAX_PAGE}"),
+        ));
+    }
+    let offset: u64 = number_param(query.offset.as_deref(), "offset")?.unwrap_or(0);
+    let page = engine
+        .store
+        .list_outbound(caller.user().map(|u| &u.id), status, limit, offset)
+        .await?;
+    let has_more = offset.saturating_add(page.calls.len() as u64) < page.total;
+    Ok(HttpResponse::Ok().json(json!({
+        "calls": page.calls.iter().map(call_json).collect::<Vec<_>>(),
+        "total": page.total,
+        "has_more": has_more,
+    })))
+}
+
+/// The call, if the caller may see it: another user's is a 404.
+async fn visible(engine: &Engine, caller: &Caller, raw: &str) -> Result<OutboundCall, ApiError> {
+    let missing = || ApiError::not_found(format!("no outbound call {raw}"));
+    let id = OutboundId::parse(raw).ok_or_else(missing)?;
+    match engine.store.get_outbound(&id).await? {
+        Some(call) if caller.may_see(&call.user_id) => Ok(call),
+        _ => Err(missing()),
+    }
+}
+
+pub async fn get(
+    caller: Caller,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = visible(&engine, &caller, &path).await?;
+    Ok(HttpResponse::Ok().json(call_json(&call)))
+}
+
+/// `200` with the canceled call; `409 not-cancelable` once it is past queued or
+/// scheduled; `404` for another user's.
+pub async fn cancel(
+    caller: Caller,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = visible(&engine, &caller, &path).await?;
+    let now_ms = engine.clock.now().as_millisecond();
+    match engine.store.cancel_outbound(&call.id, now_ms).await? {
+        Canceled::Canceled(call) => {
+            tracing::info!(outbound_id = %call.id, "outbound call canceled");
+            Ok(HttpResponse::Ok().json(call_json(&call)))
+        }
+        Canceled::TooLate(call) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not-cancelable",
+            format!(
+                "outbound call {} is {}: only a queued or scheduled call can be canceled",
+                call.id,
+                call.status.as_str()
+            ),
+        )),
+        Canceled::Missing => Err(ApiError::not_found(format!("no outbound call {}", call.id))),
+    }
+}

@@ -1,0 +1,126 @@
+//! What runs at submit besides parsing: the cost estimate checked against the
+//! user's budget ([`estimate_usd`]), the month the budget is for
+//! ([`month_start`]) and the in-memory burst limiter ([`BurstLimiter`]) in front
+//! of the database gates. The handler (`api::outbound`) runs the gates in their
+//! order; the hourly and daily quotas and the budget are counted by
+//! `Store::submit_outbound` in the transaction that creates the call.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota};
+use jiff::Timestamp;
+
+use crate::config::{OutboundSettings, PlanLimits, Pricing};
+use crate::domain::phone::{PhoneNumber, Region};
+
+/// The most a call to `to` may cost: the plan's longest call, in minutes, at
+/// the destination's per-minute rate (its region's, else the default outbound
+/// rate) plus the realtime model's expected cost per minute. USD, rounded to
+/// the cent.
+pub fn estimate_usd(pricing: &Pricing, limits: &PlanLimits, to: &PhoneNumber) -> f64 {
+    let telephony = region_of(to)
+        .and_then(|region| pricing.outbound_per_min_by_region.get(&region))
+        .copied()
+        .unwrap_or(pricing.outbound_per_min);
+    let per_minute = telephony + pricing.realtime_expected_per_min;
+    (f64::from(limits.max_call_minutes) * per_minute * 100.0).round() / 100.0
+}
+
+fn region_of(to: &PhoneNumber) -> Option<Region> {
+    phonenumber::parse(None, to.as_str())
+        .ok()
+        .as_ref()
+        .and_then(Region::of)
+}
+
+/// Where the calendar month of `now` began, in UTC: the budget is per month.
+pub fn month_start(now: Timestamp) -> Timestamp {
+    let date = now.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    date.first_of_month()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .map(|start| start.timestamp())
+        .unwrap_or(now)
+}
+
+/// Per-user bursts of submits, in memory (`governor`): `outbound.burst_size`
+/// at once, refilled at `outbound.burst_per_second`. It keeps a flood off the
+/// database; the quotas that matter (per hour, per day) are counted there.
+pub struct BurstLimiter(DefaultKeyedRateLimiter<String>);
+
+/// Past this many users held, the limiter forgets those whose bucket is full
+/// again (no different from a user it never saw), so its memory stays bounded.
+const FORGET_ABOVE_USERS: usize = 10_000;
+
+impl BurstLimiter {
+    pub fn new(settings: &OutboundSettings) -> Self {
+        let per_second = NonZeroU32::new(settings.burst_per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(settings.burst_size).unwrap_or(NonZeroU32::MIN);
+        Self(DefaultKeyedRateLimiter::hashmap(
+            Quota::per_second(per_second).allow_burst(burst),
+        ))
+    }
+
+    /// `Ok` when `user` may submit now; else how long until they may.
+    pub fn check(&self, user: &str) -> Result<(), Duration> {
+        use governor::clock::Clock as _;
+        if self.0.len() > FORGET_ABOVE_USERS {
+            self.0.retain_recent();
+        }
+        let clock = governor::clock::DefaultClock::default();
+        self.0
+            .check_key(&user.to_owned())
+            .map_err(|not_until| not_until.wait_time_from(clock.now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    #[test]
+    fn the_estimate_is_the_longest_call_at_the_destinations_rate_plus_the_model() {
+        let mut pricing = Settings::defaults().pricing;
+        pricing.outbound_per_min = 0.02;
+        pricing.realtime_expected_per_min = 0.30;
+        let limits = PlanLimits {
+            calls_per_hour: 5,
+            calls_per_day: 20,
+            monthly_budget_usd: 10.0,
+            max_call_minutes: 5,
+        };
+        let us = PhoneNumber::parse("+14155550100").expect("number");
+        assert_eq!(estimate_usd(&pricing, &limits, &us), 1.6);
+        let region: Region = "US".parse().expect("region");
+        pricing.outbound_per_min_by_region.insert(region, 0.10);
+        assert_eq!(estimate_usd(&pricing, &limits, &us), 2.0);
+        let ca = PhoneNumber::parse("+16135550100").expect("number");
+        assert_eq!(
+            estimate_usd(&pricing, &limits, &ca),
+            1.6,
+            "a destination without its own rate uses the default"
+        );
+    }
+
+    #[test]
+    fn the_budget_month_starts_on_the_first_at_midnight_utc() {
+        let now: Timestamp = "2026-12-02T10:30:00Z".parse().expect("instant");
+        let start: Timestamp = "2026-12-01T00:00:00Z".parse().expect("instant");
+        assert_eq!(month_start(now), start);
+        assert_eq!(month_start(start), start);
+    }
+
+    #[test]
+    fn a_burst_beyond_its_size_waits_and_other_users_do_not() {
+        let mut settings = Settings::defaults().outbound;
+        settings.burst_size = 2;
+        settings.burst_per_second = 1;
+        let limiter = BurstLimiter::new(&settings);
+        assert!(limiter.check("ada").is_ok());
+        assert!(limiter.check("ada").is_ok());
+        let wait = limiter.check("ada").expect_err("the third at once waits");
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(limiter.check("grace").is_ok(), "limits are per user");
+    }
+}

@@ -1,0 +1,446 @@
+//! The outbound-call queue's table: a call is written at submit by
+//! [`Store::submit_outbound`], which counts the user's monthly budget and hourly
+//! and daily quotas in the same transaction that inserts the call and its
+//! consent record, so concurrent requests can never create more calls than the
+//! quotas allow. Calls are read back, listed and canceled here; the dispatcher
+//! (claims by `(status, run_at)`) comes later.
+
+use std::fmt;
+
+use sqlx::any::AnyRow;
+use sqlx::Row as _;
+use switchboard_actors::{UserId, Workspace};
+
+use super::consent::{insert_consent, ConsentId, ConsentRecord};
+use super::{db_text, Backend, Store, StoreError};
+use crate::domain::phone::PhoneNumber;
+
+/// One outbound call: 32 lowercase hex digits (a random UUID).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OutboundId(String);
+
+impl OutboundId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// Reads an id back (from a row, a path): 32 lowercase hex digits.
+    pub fn parse(raw: &str) -> Option<Self> {
+        super::consent::is_hex_id(raw).then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for OutboundId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for OutboundId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where an outbound call stands. The dispatcher adds the states after
+/// `queued`; this part of the queue knows the ones a call has before it is
+/// dialed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundStatus {
+    /// Due now (or as soon as there is capacity).
+    Queued,
+    /// Waits for `run_at`: asked for later, or deferred to calling hours.
+    Scheduled,
+    /// Canceled by its user before it was dialed.
+    Canceled,
+}
+
+impl OutboundStatus {
+    pub const ALL: [OutboundStatus; 3] = [
+        OutboundStatus::Queued,
+        OutboundStatus::Scheduled,
+        OutboundStatus::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboundStatus::Queued => "queued",
+            OutboundStatus::Scheduled => "scheduled",
+            OutboundStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Whether `DELETE` may still cancel a call in this state.
+    pub fn cancelable(self) -> bool {
+        matches!(self, OutboundStatus::Queued | OutboundStatus::Scheduled)
+    }
+}
+
+/// An outbound call as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundCall {
+    pub id: OutboundId,
+    pub user_id: UserId,
+    pub workspace: Workspace,
+    pub to: PhoneNumber,
+    pub contact_name: Option<String>,
+    pub contact_company: Option<String>,
+    /// The request's `purpose`, as its wire name.
+    pub purpose: String,
+    pub objective: String,
+    /// `None`: the workspace's built-in outbound assistant.
+    pub assistant_id: Option<String>,
+    pub callback_url: Option<String>,
+    pub consent_id: ConsentId,
+    pub status: OutboundStatus,
+    /// Why the call waits past the time asked for (`calling_hours`).
+    pub deferred: Option<String>,
+    /// Milliseconds since the epoch: not dialed before.
+    pub run_at: i64,
+    pub estimated_cost_usd: f64,
+    /// `None` until reconciled.
+    pub actual_cost_usd: Option<f64>,
+    pub attempt_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The limits [`Store::submit_outbound`] checks in its transaction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SubmitLimits {
+    pub calls_per_hour: u32,
+    pub calls_per_day: u32,
+    pub monthly_budget_usd: f64,
+    /// Where the month the budget is for began, in milliseconds since the epoch.
+    pub month_start_ms: i64,
+}
+
+/// What [`Store::submit_outbound`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submitted {
+    Created(Box<OutboundCall>),
+    /// The estimate does not fit: what was left of the month's budget.
+    OverBudget {
+        remaining_usd: f64,
+    },
+    /// A quota is used up: the instant (ms) the oldest call that counts leaves
+    /// its window, so that one more fits.
+    RateLimited {
+        retry_at_ms: i64,
+    },
+}
+
+/// The quota windows.
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// A canceled call neither counts against the quotas nor the budget.
+const COUNTS: &str = "status <> 'canceled'";
+
+const OUTBOUND_COLUMNS: &str = "id, user_id, workspace, to_e164, contact_name, contact_company, \
+                                purpose, objective, assistant_id, callback_url, consent_id, \
+                                status, deferred, run_at, estimated_cost_usd, actual_cost_usd, \
+                                attempt_id, created_at, updated_at";
+
+/// What [`Store::cancel_outbound`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Canceled {
+    Canceled(Box<OutboundCall>),
+    /// Past queued or scheduled: the call as it is.
+    TooLate(Box<OutboundCall>),
+    Missing,
+}
+
+/// One page of [`Store::list_outbound`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundPage {
+    pub calls: Vec<OutboundCall>,
+    /// Every call the filter matches, on all pages.
+    pub total: u64,
+}
+
+impl Store {
+    /// Stores `call` (its `created_at` is the submit instant) and its consent
+    /// record, if the user's budget and quotas allow, all in one transaction:
+    /// on SQLite `BEGIN IMMEDIATE` holds the write lock, on PostgreSQL the
+    /// user's row is locked (`FOR UPDATE`) first, so the submits of one user
+    /// take turns and each counts the calls the others created.
+    #[tracing::instrument(skip_all, fields(user_id = %call.user_id, outbound_id = %call.id))]
+    pub async fn submit_outbound(
+        &self,
+        call: &OutboundCall,
+        consent: &ConsentRecord,
+        limits: &SubmitLimits,
+    ) -> Result<Submitted, StoreError> {
+        let user = call.user_id.as_str();
+        let now = call.created_at;
+        let mut tx = self.begin().await?;
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+
+        let committed: f64 = sqlx::query(&format!(
+            "SELECT COALESCE(SUM(COALESCE(actual_cost_usd, estimated_cost_usd)), 0.0) AS spent \
+             FROM outbound_calls WHERE user_id = $1 AND created_at >= $2 AND {COUNTS}"
+        ))
+        .bind(user)
+        .bind(limits.month_start_ms)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("spent")?;
+        let remaining_usd = limits.monthly_budget_usd - committed;
+        if call.estimated_cost_usd > remaining_usd {
+            return Ok(Submitted::OverBudget {
+                remaining_usd: remaining_usd.max(0.0),
+            });
+        }
+
+        let mut retry_at_ms = None;
+        for (window, limit) in [
+            (HOUR_MS, limits.calls_per_hour),
+            (DAY_MS, limits.calls_per_day),
+        ] {
+            if let Some(at) = quota_full(&mut tx, user, now, window, limit).await? {
+                retry_at_ms = retry_at_ms.max(Some(at));
+            }
+        }
+        if let Some(retry_at_ms) = retry_at_ms {
+            return Ok(Submitted::RateLimited { retry_at_ms });
+        }
+
+        insert_consent(&mut tx, consent).await?;
+        let sql = format!(
+            "INSERT INTO outbound_calls ({OUTBOUND_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+             RETURNING {OUTBOUND_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(call.id.as_str())
+            .bind(user)
+            .bind(call.workspace.as_str())
+            .bind(call.to.as_str())
+            .bind(call.contact_name.as_deref().map(db_text))
+            .bind(call.contact_company.as_deref().map(db_text))
+            .bind(db_text(&call.purpose))
+            .bind(db_text(&call.objective))
+            .bind(call.assistant_id.as_deref())
+            .bind(call.callback_url.as_deref().map(db_text))
+            .bind(call.consent_id.as_str())
+            .bind(call.status.as_str())
+            .bind(call.deferred.as_deref())
+            .bind(call.run_at)
+            .bind(call.estimated_cost_usd)
+            .bind(call.actual_cost_usd)
+            .bind(call.attempt_id.as_deref())
+            .bind(call.created_at)
+            .bind(call.updated_at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| StoreError::unique(e, || format!("outbound call {}", call.id)))?;
+        let created = outbound_from_row(&row)?;
+        tx.commit().await?;
+        Ok(Submitted::Created(Box::new(created)))
+    }
+
+    #[tracing::instrument(skip_all, fields(outbound_id = %id))]
+    pub async fn get_outbound(&self, id: &OutboundId) -> Result<Option<OutboundCall>, StoreError> {
+        let sql = format!("SELECT {OUTBOUND_COLUMNS} FROM outbound_calls WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(outbound_from_row).transpose()
+    }
+
+    /// The calls of `user` (every user's when `None`), of `status` if given,
+    /// newest first: `limit` of them from `offset`, and how many match in all.
+    #[tracing::instrument(skip_all)]
+    pub async fn list_outbound(
+        &self,
+        user: Option<&UserId>,
+        status: Option<OutboundStatus>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<OutboundPage, StoreError> {
+        let mut filters = Vec::new();
+        let mut binds = Vec::new();
+        if let Some(user) = user {
+            binds.push(user.as_str());
+            filters.push(format!("user_id = ${}", binds.len()));
+        }
+        if let Some(status) = status {
+            binds.push(status.as_str());
+            filters.push(format!("status = ${}", binds.len()));
+        }
+        let filter = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", filters.join(" AND "))
+        };
+        let count_sql = format!("SELECT COUNT(*) AS total FROM outbound_calls {filter}");
+        let mut count = sqlx::query(&count_sql);
+        for bind in &binds {
+            count = count.bind(*bind);
+        }
+        let total: i64 = count.fetch_one(self.pool()).await?.try_get("total")?;
+
+        let page_sql = format!(
+            "SELECT {OUTBOUND_COLUMNS} FROM outbound_calls {filter} \
+             ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
+            binds.len() + 1,
+            binds.len() + 2
+        );
+        let mut page = sqlx::query(&page_sql);
+        for bind in &binds {
+            page = page.bind(*bind);
+        }
+        let rows = page
+            .bind(i64::from(limit))
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .fetch_all(self.pool())
+            .await?;
+        Ok(OutboundPage {
+            calls: rows
+                .iter()
+                .map(outbound_from_row)
+                .collect::<Result<_, _>>()?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    /// Cancels a queued or scheduled call (compare-and-set on its status, so a
+    /// call the dispatcher claimed meanwhile is not canceled under it).
+    #[tracing::instrument(skip_all, fields(outbound_id = %id))]
+    pub async fn cancel_outbound(
+        &self,
+        id: &OutboundId,
+        now_ms: i64,
+    ) -> Result<Canceled, StoreError> {
+        let sql = format!(
+            "UPDATE outbound_calls SET status = 'canceled', updated_at = $2 \
+             WHERE id = $1 AND status IN ('queued', 'scheduled') RETURNING {OUTBOUND_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .bind(now_ms)
+            .fetch_optional(self.pool())
+            .await?;
+        if let Some(row) = row {
+            return Ok(Canceled::Canceled(Box::new(outbound_from_row(&row)?)));
+        }
+        Ok(match self.get_outbound(id).await? {
+            Some(call) => Canceled::TooLate(Box::new(call)),
+            None => Canceled::Missing,
+        })
+    }
+}
+
+/// When the calls of `user` in the `window` before `now` reach `limit`: the
+/// instant the call whose leaving the window makes room for one more leaves it.
+async fn quota_full(
+    conn: &mut sqlx::AnyConnection,
+    user: &str,
+    now: i64,
+    window: i64,
+    limit: u32,
+) -> Result<Option<i64>, StoreError> {
+    let since = now - window;
+    let counted: i64 = sqlx::query(&format!(
+        "SELECT COUNT(*) AS counted FROM outbound_calls \
+         WHERE user_id = $1 AND created_at > $2 AND {COUNTS}"
+    ))
+    .bind(user)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("counted")?;
+    if counted < i64::from(limit) {
+        return Ok(None);
+    }
+    let leaving = sqlx::query(&format!(
+        "SELECT created_at FROM outbound_calls \
+         WHERE user_id = $1 AND created_at > $2 AND {COUNTS} \
+         ORDER BY created_at LIMIT 1 OFFSET $3"
+    ))
+    .bind(user)
+    .bind(since)
+    .bind(counted - i64::from(limit))
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(Some(match leaving {
+        Some(row) => row.try_get::<i64, _>("created_at")? + window,
+        // A quota of 0: nothing leaves to make room; a whole window from now.
+        None => now + window,
+    }))
+}
+
+fn corrupt(column: &str, raw: &str) -> StoreError {
+    StoreError::Corrupt(format!("outbound_calls.{column} {raw:?}"))
+}
+
+fn outbound_from_row(row: &AnyRow) -> Result<OutboundCall, StoreError> {
+    let text = |column: &str| -> Result<String, StoreError> { Ok(row.try_get(column)?) };
+    let id = text("id")?;
+    let user_id = text("user_id")?;
+    let workspace = text("workspace")?;
+    let to = text("to_e164")?;
+    let consent_id = text("consent_id")?;
+    let status = text("status")?;
+    Ok(OutboundCall {
+        id: OutboundId::parse(&id).ok_or_else(|| corrupt("id", &id))?,
+        user_id: UserId::parse(&user_id).map_err(|_| corrupt("user_id", &user_id))?,
+        workspace: Workspace::parse(&workspace).map_err(|_| corrupt("workspace", &workspace))?,
+        to: PhoneNumber::parse(&to).map_err(|_| corrupt("to_e164", &to))?,
+        contact_name: row.try_get("contact_name")?,
+        contact_company: row.try_get("contact_company")?,
+        purpose: text("purpose")?,
+        objective: text("objective")?,
+        assistant_id: row.try_get("assistant_id")?,
+        callback_url: row.try_get("callback_url")?,
+        consent_id: ConsentId::parse(&consent_id)
+            .ok_or_else(|| corrupt("consent_id", &consent_id))?,
+        status: OutboundStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        deferred: row.try_get("deferred")?,
+        run_at: row.try_get("run_at")?,
+        estimated_cost_usd: row.try_get("estimated_cost_usd")?,
+        actual_cost_usd: row.try_get("actual_cost_usd")?,
+        attempt_id: row.try_get("attempt_id")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_back_as_written() {
+        for status in OutboundStatus::ALL {
+            assert_eq!(OutboundStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(OutboundStatus::parse("dialing"), None);
+        assert!(OutboundStatus::Queued.cancelable());
+        assert!(OutboundStatus::Scheduled.cancelable());
+        assert!(!OutboundStatus::Canceled.cancelable());
+    }
+
+    #[test]
+    fn outbound_ids_are_random_hex() {
+        let id = OutboundId::new();
+        assert_eq!(OutboundId::parse(id.as_str()), Some(id.clone()));
+        assert_ne!(OutboundId::new(), id);
+        assert_eq!(OutboundId::parse("0123456789ABCDEF0123456789abcdef"), None);
+    }
+}
