@@ -264,7 +264,7 @@ async fn build_engine(
     let providers: Arc<[crate::providers::ProviderAccount]> =
         crate::providers::accounts_from(&settings)?.into();
     let calling_hours = CallingHours::from_settings(&settings.outbound)?;
-    let outbound_burst = Arc::new(BurstLimiter::new(&settings.outbound));
+    let outbound_burst = Arc::new(BurstLimiter::new(&settings.outbound, clock.clone()));
     tracing::info!(
         public_url = %public_url,
         database = ?store.backend(),

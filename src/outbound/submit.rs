@@ -8,9 +8,13 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 use jiff::Timestamp;
 
+use super::clock::ClockHandle;
 use crate::config::{OutboundSettings, PlanLimits, Pricing};
 use crate::domain::phone::{PhoneNumber, Region};
 
@@ -45,19 +49,36 @@ pub fn month_start(now: Timestamp) -> Timestamp {
 
 /// Per-user bursts of submits, in memory (`governor`): `outbound.burst_size`
 /// at once, refilled at `outbound.burst_per_second`. It keeps a flood off the
-/// database; the quotas that matter (per hour, per day) are counted there.
-pub struct BurstLimiter(DefaultKeyedRateLimiter<String>);
+/// database; the quotas that matter (per hour, per day) are counted there. It
+/// runs on the engine's clock (the gates' injected one), not on its own.
+pub struct BurstLimiter(
+    RateLimiter<String, DefaultKeyedStateStore<String>, GovernorClock, NoOpMiddleware<Nanos>>,
+);
+
+/// The engine's [`ClockHandle`] as governor's clock: nanoseconds since the epoch.
+#[derive(Clone)]
+pub struct GovernorClock(ClockHandle);
+
+impl governor::clock::Clock for GovernorClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        let nanos = self.0.now().as_nanosecond();
+        Nanos::from(u64::try_from(nanos).unwrap_or(0))
+    }
+}
 
 /// Past this many users held, the limiter forgets those whose bucket is full
 /// again (no different from a user it never saw), so its memory stays bounded.
 const FORGET_ABOVE_USERS: usize = 10_000;
 
 impl BurstLimiter {
-    pub fn new(settings: &OutboundSettings) -> Self {
+    pub fn new(settings: &OutboundSettings, clock: ClockHandle) -> Self {
         let per_second = NonZeroU32::new(settings.burst_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.burst_size).unwrap_or(NonZeroU32::MIN);
-        Self(DefaultKeyedRateLimiter::hashmap(
+        Self(RateLimiter::hashmap_with_clock(
             Quota::per_second(per_second).allow_burst(burst),
+            GovernorClock(clock),
         ))
     }
 
@@ -67,7 +88,7 @@ impl BurstLimiter {
         if self.0.len() > FORGET_ABOVE_USERS {
             self.0.retain_recent();
         }
-        let clock = governor::clock::DefaultClock::default();
+        let clock = self.0.clock().clone();
         self.0
             .check_key(&user.to_owned())
             .map_err(|not_until| not_until.wait_time_from(clock.now()))
@@ -78,6 +99,7 @@ impl BurstLimiter {
 mod tests {
     use super::*;
     use crate::config::Settings;
+    use crate::outbound::clock::ManualClock;
 
     #[test]
     fn the_estimate_is_the_longest_call_at_the_destinations_rate_plus_the_model() {
@@ -116,11 +138,17 @@ mod tests {
         let mut settings = Settings::defaults().outbound;
         settings.burst_size = 2;
         settings.burst_per_second = 1;
-        let limiter = BurstLimiter::new(&settings);
+        let clock = ManualClock::new("2026-12-02T10:00:00Z".parse().expect("instant"));
+        let limiter = BurstLimiter::new(&settings, clock.handle());
         assert!(limiter.check("ada").is_ok());
         assert!(limiter.check("ada").is_ok());
         let wait = limiter.check("ada").expect_err("the third at once waits");
-        assert!(wait <= Duration::from_secs(1), "{wait:?}");
+        assert_eq!(wait, Duration::from_secs(1));
         assert!(limiter.check("grace").is_ok(), "limits are per user");
+        clock.advance(Duration::from_millis(999));
+        assert!(limiter.check("ada").is_err(), "not refilled yet");
+        clock.advance(Duration::from_millis(1));
+        assert!(limiter.check("ada").is_ok(), "one refilled after a second");
+        assert!(limiter.check("ada").is_err());
     }
 }
