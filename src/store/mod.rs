@@ -15,6 +15,8 @@
 //! - [`dnc`]: the do-not-call list, global and per user.
 //! - [`consent`]: consent records, the attestations signed for outbound calls
 //!   (written once, read back).
+//! - [`deliveries`]: the outbox of callback deliveries (a user's
+//!   `callback_url`): enqueued, claimed under a lease, acknowledged or given up.
 //! - [`calls`]: the call record: applying journal entries, reading a call back,
 //!   late events and start-up recovery.
 //! - [`journal`]: [`JournalWriter`], the background task that persists what the
@@ -41,6 +43,7 @@ pub mod agents;
 pub mod assistants;
 pub mod calls;
 pub mod consent;
+pub mod deliveries;
 pub mod dnc;
 pub mod journal;
 pub mod numbers;
@@ -101,6 +104,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "consent records",
         include_str!("../../migrations/sqlite/0008_consent_records.sql"),
     ),
+    (
+        10,
+        "callback deliveries",
+        include_str!("../../migrations/sqlite/0010_callback_deliveries.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -142,6 +150,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "consent records",
         include_str!("../../migrations/postgres/0008_consent_records.sql"),
+    ),
+    (
+        10,
+        "callback deliveries",
+        include_str!("../../migrations/postgres/0010_callback_deliveries.sql"),
     ),
 ];
 

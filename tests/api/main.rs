@@ -20,6 +20,7 @@ mod numbers_providers;
 mod numbers_sync;
 mod outage;
 mod outbound_dial;
+mod outbound_notify;
 mod parking;
 mod postgres;
 mod raw_ws;
