@@ -207,6 +207,7 @@ pub struct OutboundSettings {
         deserialize_with = "values::seconds"
     )]
     pub callback_retry_base: Duration,
+    /// The longest wait between two attempts of an event.
     #[serde(
         rename = "callback_retry_max_secs",
         deserialize_with = "values::seconds"

@@ -107,9 +107,8 @@ pub async fn enqueue(
     url: &str,
     event: &Event,
 ) -> Result<String, StoreError> {
-    let row = delivery(clock, user, url, event);
-    store.enqueue_delivery(&row).await?;
-    Ok(row.event_id)
+    let mut conn = store.pool().acquire().await?;
+    enqueue_in(&mut conn, clock, user, url, event).await
 }
 
 /// [`enqueue`] on `conn` — a transaction's connection (`&mut *tx`), so the event

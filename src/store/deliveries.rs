@@ -1,6 +1,6 @@
 //! Callback deliveries: the outbox of events a user's `callback_url` receives.
-//! A row is written once ([`enqueue_delivery`], in the caller's transaction, or
-//! [`Store::enqueue_delivery`]), claimed by a delivery worker under a lease
+//! A row is written once ([`enqueue_delivery`], on the caller's connection or
+//! transaction), claimed by a delivery worker under a lease
 //! ([`Store::claim_due_deliveries`]), then acknowledged, rescheduled or given up
 //! ([`Store::finish_delivery`]) — only by the claim that holds it. What goes into
 //! the body, how it is signed and when it is tried again is decided by
@@ -84,13 +84,6 @@ pub async fn enqueue_delivery(
 }
 
 impl Store {
-    /// [`enqueue_delivery`] on its own.
-    #[tracing::instrument(skip_all, fields(event_id = %delivery.event_id))]
-    pub async fn enqueue_delivery(&self, delivery: &NewDelivery) -> Result<(), StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        enqueue_delivery(&mut conn, delivery).await
-    }
-
     /// Claims up to `limit` deliveries due at `now` (milliseconds) that nobody
     /// holds, until `lease_until`, under `claim`; each claim counts an attempt.
     /// PostgreSQL skips the rows another engine is claiming (`FOR UPDATE SKIP

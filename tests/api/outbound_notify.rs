@@ -174,6 +174,19 @@ fn fast_callbacks(settings: &mut switchboard::config::Settings) {
     settings.outbound.callback_retry_max = Duration::from_millis(400);
 }
 
+/// Enqueues a `call.status` event for `user` at the wall clock's now.
+async fn enqueue_status(store: &Store, user: &User, url: &str, status: &str) -> String {
+    notify::enqueue(
+        store,
+        &ClockHandle::system(),
+        &user_id(user),
+        url,
+        &status_event(status),
+    )
+    .await
+    .expect("enqueued")
+}
+
 async fn store_of(app: &TestApp) -> Store {
     let store = Store::connect(&app.database_url, "notify-test")
         .await
@@ -243,15 +256,7 @@ async fn a_callback_arrives_signed_with_the_users_secret_and_is_acknowledged_onc
     let receiver = Receiver::start(&[]);
     let store = store_of(&app).await;
 
-    let event_id = notify::enqueue(
-        &store,
-        &ClockHandle::system(),
-        &user_id(&user),
-        &receiver.url,
-        &status_event("ringing"),
-    )
-    .await
-    .expect("enqueued");
+    let event_id = enqueue_status(&store, &user, &receiver.url, "ringing").await;
 
     let received = receiver.wait_for(1).await;
     let got = &received[0];
@@ -390,15 +395,7 @@ async fn a_hanging_endpoint_times_out_and_is_retried_while_the_engine_carries_on
     let user = app.create_user("ada@example.com").await;
     let receiver = Receiver::start(&[Answer::Hang, Answer::Hang]);
     let store = store_of(&app).await;
-    let event_id = notify::enqueue(
-        &store,
-        &ClockHandle::system(),
-        &user_id(&user),
-        &receiver.url,
-        &status_event("ringing"),
-    )
-    .await
-    .expect("enqueued");
+    let event_id = enqueue_status(&store, &user, &receiver.url, "ringing").await;
 
     receiver.wait_for(1).await;
     // While the endpoint hangs, the engine answers as usual.
@@ -430,15 +427,7 @@ async fn a_restarted_engine_delivers_what_was_pending() {
         .await
         .expect("connects");
     // Enqueued while no engine runs (as if the engine died right after).
-    let event_id = notify::enqueue(
-        &store,
-        &ClockHandle::system(),
-        &user_id(&user),
-        &receiver.url,
-        &status_event("completed"),
-    )
-    .await
-    .expect("enqueued");
+    let event_id = enqueue_status(&store, &user, &receiver.url, "completed").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(receiver.received().is_empty());
 
@@ -462,15 +451,7 @@ async fn a_callback_url_in_the_engines_own_network_is_refused_and_the_reason_kep
     let store = store_of(&app).await;
     let by_name = receiver.url.replace("127.0.0.1", "localhost");
     for url in [receiver.url.as_str(), by_name.as_str()] {
-        let event_id = notify::enqueue(
-            &store,
-            &ClockHandle::system(),
-            &user_id(&user),
-            url,
-            &status_event("ringing"),
-        )
-        .await
-        .expect("enqueued");
+        let event_id = enqueue_status(&store, &user, url, "ringing").await;
         let record = wait_for_delivery(&store, &event_id, |r| r.gave_up_at.is_some()).await;
         assert!(record.delivered_at.is_none());
         assert!(
