@@ -112,6 +112,16 @@ impl Store {
                  ORDER BY next_attempt_at LIMIT $4{lock}) \
              RETURNING event_id, user_id, url, body, attempts"
         );
+        // Most polls find nothing due: a plain read says so without taking a
+        // write transaction (on SQLite, the database's one write lock).
+        let due = format!("SELECT 1 FROM callback_deliveries WHERE {free} LIMIT 1");
+        let any_due = sqlx::query(&due)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?;
+        if any_due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin().await?;
         let rows = sqlx::query(&sql)
             .bind(now)
