@@ -19,6 +19,7 @@ use crate::config::Settings;
 use crate::engine::Engine;
 use crate::outbound::clock::ClockHandle;
 use crate::outbound::hours::CallingHours;
+use crate::outbound::notify::{CallbackConfig, DeliveryWorker};
 use crate::outbound::submit::BurstLimiter;
 use crate::store::journal::{JournalConfig, JournalWriter};
 use crate::store::Store;
@@ -28,6 +29,8 @@ pub struct Application {
     port: u16,
     server: Server,
     engine: Engine,
+    /// Posts callbacks to users' `callback_url`s; stopped after the server.
+    deliveries: DeliveryWorker,
 }
 
 impl Application {
@@ -46,6 +49,12 @@ impl Application {
             .with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let engine = build_engine(settings, &listener, clock).await?;
+        let deliveries = DeliveryWorker::spawn(
+            engine.store.clone(),
+            CallbackConfig::from(&engine.settings.outbound),
+            engine.clock.clone(),
+        )
+        .context("starting the callback delivery worker")?;
         let workers = match engine.settings.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -70,6 +79,7 @@ impl Application {
             port,
             server,
             engine,
+            deliveries,
         })
     }
 
@@ -100,6 +110,9 @@ impl Application {
         for call in live {
             call.interrupt("engine_shutdown").await;
         }
+        // Posts in flight finish (each within outbound.callback_timeout_secs);
+        // what is still due is delivered by the next start.
+        self.deliveries.stop().await;
         let journal = &self.engine.journal;
         let limit = self.engine.settings.journal.shutdown_timeout;
         if tokio::time::timeout(limit, journal.flush()).await.is_err() {

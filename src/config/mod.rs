@@ -197,6 +197,33 @@ pub struct OutboundSettings {
     pub burst_size: u32,
     /// …refilled at this many per second.
     pub burst_per_second: u32,
+    /// A POST to a user's `callback_url` gives up after this long (connecting
+    /// included) and counts as failed (`outbound::notify`).
+    #[serde(rename = "callback_timeout_secs", deserialize_with = "values::seconds")]
+    pub callback_timeout: Duration,
+    /// Callback POSTs in flight at once, per engine.
+    pub callback_concurrency: usize,
+    /// Attempts of one event before it is given up (the reason is kept).
+    pub callback_max_attempts: u32,
+    /// The wait after the first failed attempt; it doubles after each further
+    /// one, up to `callback_retry_max_secs`, and is jittered.
+    #[serde(
+        rename = "callback_retry_base_secs",
+        deserialize_with = "values::seconds"
+    )]
+    pub callback_retry_base: Duration,
+    /// The longest wait between two attempts of an event.
+    #[serde(
+        rename = "callback_retry_max_secs",
+        deserialize_with = "values::seconds"
+    )]
+    pub callback_retry_max: Duration,
+    /// How often the delivery worker looks for due deliveries.
+    #[serde(rename = "callback_poll_secs", deserialize_with = "values::seconds")]
+    pub callback_poll: Duration,
+    /// Deliver to loopback, private and link-local addresses too (tests, a
+    /// trusted network). Off: such a URL is refused at delivery (SSRF).
+    pub callback_allow_private: bool,
 }
 
 /// The journal writer's bounds (see `store::journal`).
@@ -573,6 +600,15 @@ impl Settings {
         anyhow::ensure!(
             self.calls.ringback_chunk >= Duration::from_millis(20),
             "calls.ringback_chunk_ms must be at least one 20 ms frame"
+        );
+        let outbound = &self.outbound;
+        anyhow::ensure!(
+            !outbound.callback_timeout.is_zero()
+                && !outbound.callback_poll.is_zero()
+                && outbound.callback_concurrency >= 1
+                && outbound.callback_max_attempts >= 1,
+            "outbound.callback_timeout_secs, callback_poll_secs, callback_concurrency and \
+             callback_max_attempts must be positive"
         );
         let summary = &self.summary;
         anyhow::ensure!(

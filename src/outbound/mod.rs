@@ -1,5 +1,5 @@
 //! Outbound calls on a user's behalf (issue 11): the parts that decide whether,
-//! and when, a call may be placed.
+//! and when, a call may be placed, and how the user hears what happened.
 //!
 //! # Module map
 //!
@@ -15,6 +15,9 @@
 //! - [`consent`]: the attestation's versioned wording and its hash, the consent
 //!   record made from a signed attestation (stored by `store::consent`), and the
 //!   client address it notes.
+//! - [`notify`]: callbacks to the user: events enqueued in the outbox
+//!   (`store::deliveries`), signed and posted to the user's `callback_url` by the
+//!   delivery worker, retried with backoff until acknowledged (2xx).
 //! - [`submit`]: what else runs at submit: the cost estimate, the budget's month,
 //!   the per-user burst limiter (`governor`). The gates' order is in
 //!   `api::outbound`; the quotas and the budget are counted in the transaction
@@ -23,6 +26,7 @@
 pub mod clock;
 pub mod consent;
 pub mod hours;
+pub mod notify;
 pub mod request;
 pub mod submit;
 pub mod zones;

@@ -15,6 +15,8 @@
 //! - [`dnc`]: the do-not-call list, global and per user.
 //! - [`consent`]: consent records, the attestations signed for outbound calls
 //!   (written once, read back).
+//! - [`deliveries`]: the outbox of callback deliveries (a user's
+//!   `callback_url`): enqueued, claimed under a lease, acknowledged or given up.
 //! - [`outbound`]: the outbound-call queue: a call stored at submit within the
 //!   user's quotas (one transaction), listed, read back, canceled; the budget's
 //!   committed sums.
@@ -44,6 +46,7 @@ pub mod agents;
 pub mod assistants;
 pub mod calls;
 pub mod consent;
+pub mod deliveries;
 pub mod dnc;
 pub mod journal;
 pub mod numbers;
@@ -110,6 +113,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbound calls",
         include_str!("../../migrations/sqlite/0009_outbound_calls.sql"),
     ),
+    (
+        10,
+        "callback deliveries",
+        include_str!("../../migrations/sqlite/0010_callback_deliveries.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -156,6 +164,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "outbound calls",
         include_str!("../../migrations/postgres/0009_outbound_calls.sql"),
+    ),
+    (
+        10,
+        "callback deliveries",
+        include_str!("../../migrations/postgres/0010_callback_deliveries.sql"),
     ),
 ];
 

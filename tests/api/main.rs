@@ -20,6 +20,7 @@ mod numbers_providers;
 mod numbers_sync;
 mod outage;
 mod outbound_dial;
+mod outbound_notify;
 mod outbound_submit;
 mod parking;
 mod postgres;
