@@ -23,8 +23,7 @@ pub fn new_token(prefix: &str) -> String {
 
 /// Tokens are stored hashed: a leaked database opens no softphone.
 pub fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Equal-time comparison of two secrets.

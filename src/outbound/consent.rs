@@ -35,10 +35,7 @@ accepts_responsibility: I accept responsibility for this call and what it says a
 /// The hex SHA-256 of [`WORDING`], stored with every record so that the text a
 /// signer saw can be proved later.
 pub fn wording_hash() -> String {
-    Sha256::digest(WORDING.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(WORDING.as_bytes()))
 }
 
 /// One box of the attestation; each must be literally `true` in the request.
