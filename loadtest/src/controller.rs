@@ -494,6 +494,7 @@ pub(super) async fn drive(
             Scenario::Bridge => "bridge",
             Scenario::Parking => "parking",
             Scenario::Ai => "ai",
+            Scenario::Submit => "submit",
         },
         audio: match (args.one_way || parking.is_some(), args.audio) {
             (true, _) | (false, AudioDirection::CallerToAgent) => "caller-to-agent",

@@ -23,14 +23,20 @@ pub(super) struct EngineProcess {
     pub(super) dir: PathBuf,
     pub(super) log: PathBuf,
     pub(super) workers: usize,
+    /// `--engine-database-url`: the server URL and the database created for this
+    /// run, dropped by `finish`.
+    pub(super) postgres: Option<(String, String)>,
 }
 
 impl EngineProcess {
     /// `extra_env`: set on the child after the shell's engine settings are removed
     /// (the AI scenario points `OPENAI_REALTIME_URL` at its fake).
+    /// `extra_toml`: appended to the engine's `--config` file (the submit scenario's
+    /// plan and outbound settings).
     pub(super) fn spawn(
         args: &LoadtestArgs,
         extra_env: &[(&str, String)],
+        extra_toml: &str,
     ) -> anyhow::Result<(EngineProcess, Target)> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
@@ -69,6 +75,7 @@ impl EngineProcess {
         if let Some(ms) = args.mark_interval_ms {
             toml.push_str(&format!("[openai]\nmark_interval_ms = {ms}\n"));
         }
+        toml.push_str(extra_toml);
         if !toml.is_empty() {
             let config = dir.join("engine.toml");
             std::fs::write(&config, toml)?;
@@ -91,13 +98,24 @@ impl EngineProcess {
         ] {
             command.env_remove(name);
         }
+        let (database_url, postgres) = match &args.engine_database_url {
+            Some(server) => {
+                let name = format!("switchboard_loadtest_{}", random_hex(6)?);
+                psql(server, &format!("CREATE DATABASE {name}"))?;
+                (
+                    database_url_with_name(server, &name)?,
+                    Some((server.clone(), name)),
+                )
+            }
+            None => (
+                format!("sqlite://{}?mode=rwc", dir.join("loadtest.db").display()),
+                None,
+            ),
+        };
         let child = command
             .arg("serve")
             .env("SWITCHBOARD_BIND", format!("127.0.0.1:{port}"))
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}?mode=rwc", dir.join("loadtest.db").display()),
-            )
+            .env("DATABASE_URL", database_url)
             .env("SWITCHBOARD_ADMIN_TOKEN", &target.admin_token)
             .env("TWILIO_AUTH_TOKEN", &target.twilio_token)
             .env("RUST_LOG", "warn")
@@ -127,6 +145,7 @@ impl EngineProcess {
                 dir,
                 log,
                 workers: args.engine_workers,
+                postgres,
             },
             target,
         ))
@@ -180,6 +199,11 @@ impl EngineProcess {
             let _ = std::fs::remove_file(self.dir.join(file));
         }
         let _ = std::fs::remove_dir(&self.dir); // only if the log lives elsewhere
+        if let Some((server, name)) = self.postgres.take() {
+            if let Err(err) = psql(&server, &format!("DROP DATABASE IF EXISTS {name}")) {
+                progress(format_args!("could not drop the database {name}: {err:#}"));
+            }
+        }
         let (warnings, errors, problems) = scan_log(&self.log);
         EngineInfo {
             mode: "spawned",
@@ -215,6 +239,37 @@ fn engine_binary(given: Option<&Path>) -> PathBuf {
         .map(Path::to_owned)
         .or_else(beside)
         .unwrap_or_else(|| PathBuf::from(&file))
+}
+
+/// Runs one SQL statement with `psql` against `url` (creating and dropping the
+/// run's PostgreSQL database: the generator has no database driver of its own).
+fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let out = Command::new("psql")
+        .arg(url)
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .context("running psql (needed for --engine-database-url)")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
+/// `postgres://user@host:port/anything?opts` with its database replaced by `name`.
+fn database_url_with_name(server: &str, name: &str) -> anyhow::Result<String> {
+    let (scheme, rest) = server
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(*scheme, "postgres" | "postgresql"))
+        .context("--engine-database-url must be postgres://USER@HOST:PORT/DATABASE")?;
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, format!("?{query}")),
+        None => (rest, String::new()),
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    Ok(format!("{scheme}://{authority}/{name}{query}"))
 }
 
 /// Counts WARN and ERROR lines and keeps the first distinct few.
@@ -279,5 +334,18 @@ mod tests {
     #[test]
     fn log_scan_counts_levels_without_colours() {
         assert_eq!(strip_ansi("\x1b[33m WARN\x1b[0m x"), " WARN x");
+    }
+
+    #[test]
+    fn the_run_database_replaces_the_given_one() {
+        assert_eq!(
+            database_url_with_name("postgres://postgres@127.0.0.1:5432/postgres", "lt_1").unwrap(),
+            "postgres://postgres@127.0.0.1:5432/lt_1"
+        );
+        assert_eq!(
+            database_url_with_name("postgresql://u:p@db/x?sslmode=disable", "lt_2").unwrap(),
+            "postgresql://u:p@db/lt_2?sslmode=disable"
+        );
+        assert!(database_url_with_name("sqlite://x.db", "lt_3").is_err());
     }
 }

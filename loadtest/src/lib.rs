@@ -62,6 +62,7 @@ mod parking;
 mod peers;
 mod procfs;
 mod report;
+mod submit;
 mod worker;
 mod ws;
 
@@ -128,6 +129,9 @@ pub enum Scenario {
     /// N calls routed to an assistant, relayed by the engine to a fake OpenAI
     /// Realtime server in the generator that answers every frame with an audio delta.
     Ai,
+    /// `POST /api/calls/outbound` as fast as `--concurrency` allows, from
+    /// `--users` users: outbound submit throughput and latency.
+    Submit,
 }
 
 /// The options of `--scenario parking` (boxed: they would make `LoadtestArgs`
@@ -215,6 +219,21 @@ pub struct LoadtestArgs {
     /// Where the spawned engine's log goes (default: the run's temporary directory).
     #[arg(long)]
     pub engine_log: Option<PathBuf>,
+    /// `--scenario submit`: outbound call requests to send.
+    #[arg(long, default_value_t = 5000)]
+    pub requests: usize,
+    /// `--scenario submit`: requests in flight at once (and the client's connection
+    /// pool limit).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// `--scenario submit`: users the requests are spread over (round-robin).
+    #[arg(long, default_value_t = 100)]
+    pub users: usize,
+    /// Run the spawned engine on PostgreSQL: a server URL
+    /// (`postgres://postgres@127.0.0.1:5432/postgres`) on which a fresh database is
+    /// created with `psql` for the run and dropped after it (default: SQLite).
+    #[arg(long, conflicts_with = "engine_url")]
+    pub engine_database_url: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -251,6 +270,9 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         args.calls + args.parking.spare_agents.unwrap_or(0) <= MAX_CALLS,
         "--calls plus --spare-agents must be at most {MAX_CALLS}"
     );
+    if args.scenario == Scenario::Submit {
+        return run_submit(args).await;
+    }
     let fake = match args.scenario {
         Scenario::Ai => {
             anyhow::ensure!(
@@ -271,7 +293,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
                 ],
                 None => Vec::new(),
             };
-            let (process, target) = EngineProcess::spawn(&args, &env)?;
+            let (process, target) = EngineProcess::spawn(&args, &env, "")?;
             (Some(process), target)
         }
         Some(url) => {
@@ -327,6 +349,51 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         writeln!(out)?;
     } else {
         out.write_all(render_text(&report).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// `--scenario submit`: its own floor, drive and report (see `submit`).
+async fn run_submit(args: LoadtestArgs) -> anyhow::Result<()> {
+    submit::check_args(&args)?;
+    let (mut process, target) = match &args.engine_url {
+        None => {
+            let (process, target) = EngineProcess::spawn(&args, &[], submit::ENGINE_TOML)?;
+            (Some(process), target)
+        }
+        Some(url) => (
+            None,
+            Target {
+                base: url.trim_end_matches('/').to_owned(),
+                admin_token: args
+                    .admin_token
+                    .clone()
+                    .context("--engine-url needs --admin-token (or SWITCHBOARD_ADMIN_TOKEN)")?,
+                twilio_token: args.twilio_token.clone().unwrap_or_default(),
+            },
+        ),
+    };
+    let pid = process.as_ref().map(|p| p.pid).or(args.engine_pid);
+    let outcome = submit::drive(&args, &target, pid, process.as_mut()).await;
+    let engine_info = match process.as_mut() {
+        Some(process) => process.finish(),
+        None => EngineInfo::external(pid),
+    };
+    let mut report = outcome.with_context(|| {
+        format!(
+            "the submit load test stopped; engine {} (log {})\n  {}",
+            engine_info.exit.as_deref().unwrap_or("left running"),
+            engine_info.log.as_deref().unwrap_or("-"),
+            engine_info.log_problems.join("\n  ")
+        )
+    })?;
+    report.engine = engine_info;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(submit::render_text(&report).as_bytes())?;
     }
     Ok(())
 }
