@@ -339,11 +339,13 @@ mod tests {
     #[test]
     fn the_run_database_replaces_the_given_one() {
         assert_eq!(
-            database_url_with_name("postgres://postgres@127.0.0.1:5432/postgres", "lt_1").unwrap(),
+            database_url_with_name("postgres://postgres@127.0.0.1:5432/postgres", "lt_1")
+                .expect("postgres"),
             "postgres://postgres@127.0.0.1:5432/lt_1"
         );
         assert_eq!(
-            database_url_with_name("postgresql://u:p@db/x?sslmode=disable", "lt_2").unwrap(),
+            database_url_with_name("postgresql://u:p@db/x?sslmode=disable", "lt_2")
+                .expect("postgresql"),
             "postgresql://u:p@db/lt_2?sslmode=disable"
         );
         assert!(database_url_with_name("sqlite://x.db", "lt_3").is_err());

@@ -62,6 +62,10 @@ fn request_body(i: usize) -> serde_json::Value {
     })
 }
 
+/// One request: its latency in microseconds and the status and body answered, or
+/// the transport error.
+type Answer = (u64, Result<(u16, String), String>);
+
 #[derive(Debug, Serialize)]
 pub(super) struct SubmitReport {
     pub(super) requests: usize,
@@ -145,33 +149,32 @@ pub(super) async fn drive(
     let url = format!("{}/api/calls/outbound", target.base);
     let cpu_before = pid.and_then(|pid| cpu_ticks(&pid.to_string()));
     let started = Instant::now();
-    let answers: Vec<(u64, Result<(u16, String), String>)> =
-        futures_util::stream::iter(0..args.requests)
-            .map(|i| {
-                let (client, url, key) = (&client, &url, &keys[i % keys.len()]);
-                async move {
-                    let sent = Instant::now();
-                    let answer = match client
-                        .post(url)
-                        .bearer_auth(key)
-                        .send_json(&request_body(i))
-                        .await
-                    {
-                        Ok(mut res) => match res.body().await {
-                            Ok(body) => Ok((
-                                res.status().as_u16(),
-                                String::from_utf8_lossy(&body).into_owned(),
-                            )),
-                            Err(err) => Err(format!("reading the answer: {err}")),
-                        },
-                        Err(err) => Err(err.to_string()),
-                    };
-                    (sent.elapsed().as_micros() as u64, answer)
-                }
-            })
-            .buffer_unordered(args.concurrency)
-            .collect()
-            .await;
+    let answers: Vec<Answer> = futures_util::stream::iter(0..args.requests)
+        .map(|i| {
+            let (client, url, key) = (&client, &url, &keys[i % keys.len()]);
+            async move {
+                let sent = Instant::now();
+                let answer = match client
+                    .post(url)
+                    .bearer_auth(key)
+                    .send_json(&request_body(i))
+                    .await
+                {
+                    Ok(mut res) => match res.body().await {
+                        Ok(body) => Ok((
+                            res.status().as_u16(),
+                            String::from_utf8_lossy(&body).into_owned(),
+                        )),
+                        Err(err) => Err(format!("reading the answer: {err}")),
+                    },
+                    Err(err) => Err(err.to_string()),
+                };
+                (sent.elapsed().as_micros() as u64, answer)
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
     let elapsed = started.elapsed();
     let cpu_after = pid.and_then(|pid| cpu_ticks(&pid.to_string()));
     check_alive(process)?;
@@ -188,7 +191,7 @@ pub(super) async fn drive(
 
 fn summarise(
     args: &LoadtestArgs,
-    answers: &[(u64, Result<(u16, String), String>)],
+    answers: &[Answer],
     elapsed: Duration,
     engine_cpu_cores: Option<f64>,
 ) -> SubmitReport {
