@@ -19,6 +19,12 @@
 //! audio delta at once. It reports caller → OpenAI and OpenAI → caller latency and
 //! loss, and the engine's CPU per relayed round trip (six socket messages).
 //!
+//! `--scenario submit` (see `submit` and docs/BENCHMARKS.md, "Outbound submit"):
+//! no calls or sockets; `--users` users send `--requests` outbound call requests at
+//! `--concurrency` and it reports requests/s, latency percentiles, the answers by
+//! status and the engine's CPU. `--engine-database-url` runs the spawned engine on a
+//! fresh PostgreSQL database instead of SQLite.
+//!
 //! # Layout
 //!
 //! - [`LoadtestArgs`], [`run`] (here): the command; `main.rs` only parses and runs it.
@@ -50,6 +56,7 @@
 //! - [`Histogram`] (`histogram`): a log-linear histogram (≤ 0.2 % error) for
 //!   latencies.
 //! - `report`: the JSON/text report and the targets it checks.
+//! - `submit`: the submit scenario, with its own drive and report.
 
 mod admin;
 mod ai;
@@ -343,12 +350,21 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         }
     };
     report.engine = engine_info;
+    print_report(args.json, &report, || render_text(&report))
+}
+
+/// The report on stdout: as JSON with `--json`, else as `text` renders it.
+fn print_report(
+    json: bool,
+    report: &impl serde::Serialize,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
+    if json {
+        serde_json::to_writer_pretty(&mut out, report)?;
         writeln!(out)?;
     } else {
-        out.write_all(render_text(&report).as_bytes())?;
+        out.write_all(text().as_bytes())?;
     }
     Ok(())
 }
@@ -388,14 +404,7 @@ async fn run_submit(args: LoadtestArgs) -> anyhow::Result<()> {
         )
     })?;
     report.engine = engine_info;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        out.write_all(submit::render_text(&report).as_bytes())?;
-    }
-    Ok(())
+    print_report(args.json, &report, || submit::render_text(&report))
 }
 
 #[cfg(test)]
