@@ -21,7 +21,7 @@ use super::calls::rfc3339;
 use crate::domain::user::UserStatus;
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::outbound::clock::to_offset_date_time;
+use crate::outbound::clock::{from_offset_date_time, to_offset_date_time};
 use crate::outbound::consent;
 use crate::outbound::request::OutboundRequest;
 use crate::outbound::submit::{estimate_usd, month_start};
@@ -130,7 +130,7 @@ pub async fn submit(
     let asked = request
         .schedule_at
         .map(|at| {
-            jiff::Timestamp::from_nanosecond(at.unix_timestamp_nanos())
+            from_offset_date_time(at)
                 .map_err(|e| ApiError::bad_request("bad-field", format!("schedule_at: {e}")))
         })
         .transpose()?

@@ -114,6 +114,12 @@ pub fn to_offset_date_time(at: Timestamp) -> time::OffsetDateTime {
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
+/// A `time` instant as jiff's, the other way round: [`to_offset_date_time`]'s
+/// twin, beside it. Fails for an instant outside jiff's range.
+pub fn from_offset_date_time(at: time::OffsetDateTime) -> Result<Timestamp, jiff::Error> {
+    Timestamp::from_nanosecond(at.unix_timestamp_nanos())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
