@@ -68,6 +68,12 @@ pub enum AssistantUpdate {
         model: String,
         usage: serde_json::Value,
     },
+    /// Usage of one request to the reasoning model (the `consult` tool of an
+    /// outbound call): the Messages API's `usage`, with its model.
+    ReasoningUsage {
+        model: String,
+        usage: serde_json::Value,
+    },
     /// A model response failed (`response.done` with `status` `failed`, or
     /// `incomplete` with an error): the assistant asks for it again once
     /// (`retrying`), and reports `Failed` if that one fails too.
@@ -108,6 +114,8 @@ pub struct AssistantReport {
     pub usage: Vec<(String, serde_json::Value)>,
     /// Every transcription usage of the caller's speech, with its model.
     pub transcription_usage: Vec<(String, serde_json::Value)>,
+    /// Every reasoning-model usage (`consult`), with its model.
+    pub reasoning_usage: Vec<(String, serde_json::Value)>,
     pub tools_used: Vec<String>,
     /// How the assistant's part ended: `caller_hangup`, `end_call`, `transferred`,
     /// `assistant_failed`…

@@ -202,6 +202,7 @@ mod tests {
             turns: Vec::new(),
             usage: Vec::new(),
             transcription_usage: Vec::new(),
+            reasoning_usage: Vec::new(),
             tools_used: Vec::new(),
             ended_by: how.into(),
         }

@@ -200,6 +200,7 @@ pub async fn submit(
         attempt_id: None,
         created_at: now_ms,
         updated_at: now_ms,
+        progress: Default::default(),
     };
     let limits = SubmitLimits {
         calls_per_hour: limits.calls_per_hour,

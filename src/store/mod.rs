@@ -118,6 +118,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "callback deliveries",
         include_str!("../../migrations/sqlite/0010_callback_deliveries.sql"),
     ),
+    (
+        11,
+        "outbound dispatch",
+        include_str!("../../migrations/sqlite/0011_outbound_dispatch.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -169,6 +174,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "callback deliveries",
         include_str!("../../migrations/postgres/0010_callback_deliveries.sql"),
+    ),
+    (
+        11,
+        "outbound dispatch",
+        include_str!("../../migrations/postgres/0011_outbound_dispatch.sql"),
     ),
 ];
 

@@ -46,31 +46,71 @@ impl fmt::Display for OutboundId {
     }
 }
 
-/// Where an outbound call stands. The dispatcher adds the states after
-/// `queued`; this part of the queue knows the ones a call has before it is
-/// dialed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where an outbound call stands: its disposition. A call moves forward only
+/// (see [`OutboundStatus::may_become`]): a callback that arrives late or twice
+/// never takes it back, and a terminal status never changes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutboundStatus {
     /// Due now (or as soon as there is capacity).
     Queued,
     /// Waits for `run_at`: asked for later, or deferred to calling hours.
     Scheduled,
+    /// Claimed by a dispatcher (a fresh attempt id); Twilio's answer pending.
+    Dialing,
+    /// The dial's answer never came (a timeout, a 5xx): a call may or may not
+    /// exist at Twilio. Reconciled, never dialed again blindly.
+    DialUnknown,
+    Ringing,
+    InProgress,
+    Completed,
+    Busy,
+    NoAnswer,
+    /// Refused at dial, or failed at Twilio (`reason` says why).
+    Failed,
     /// Canceled by its user before it was dialed.
     Canceled,
+    /// An answering machine took it (a message was left, or the call hung up).
+    Voicemail,
+    /// The engine stopped (or was killed) while the call was in progress.
+    Interrupted,
+    /// A batch's window closed before the call was dialed.
+    NotDialedWindowClosed,
 }
 
 impl OutboundStatus {
-    pub const ALL: [OutboundStatus; 3] = [
+    pub const ALL: [OutboundStatus; 14] = [
         OutboundStatus::Queued,
         OutboundStatus::Scheduled,
+        OutboundStatus::Dialing,
+        OutboundStatus::DialUnknown,
+        OutboundStatus::Ringing,
+        OutboundStatus::InProgress,
+        OutboundStatus::Completed,
+        OutboundStatus::Busy,
+        OutboundStatus::NoAnswer,
+        OutboundStatus::Failed,
         OutboundStatus::Canceled,
+        OutboundStatus::Voicemail,
+        OutboundStatus::Interrupted,
+        OutboundStatus::NotDialedWindowClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             OutboundStatus::Queued => "queued",
             OutboundStatus::Scheduled => "scheduled",
+            OutboundStatus::Dialing => "dialing",
+            OutboundStatus::DialUnknown => "dial_unknown",
+            OutboundStatus::Ringing => "ringing",
+            OutboundStatus::InProgress => "in_progress",
+            OutboundStatus::Completed => "completed",
+            OutboundStatus::Busy => "busy",
+            OutboundStatus::NoAnswer => "no_answer",
+            OutboundStatus::Failed => "failed",
             OutboundStatus::Canceled => "canceled",
+            OutboundStatus::Voicemail => "voicemail",
+            OutboundStatus::Interrupted => "interrupted",
+            OutboundStatus::NotDialedWindowClosed => "not_dialed_window_closed",
         }
     }
 
@@ -81,6 +121,48 @@ impl OutboundStatus {
     /// Whether `DELETE` may still cancel a call in this state.
     pub fn cancelable(self) -> bool {
         matches!(self, OutboundStatus::Queued | OutboundStatus::Scheduled)
+    }
+
+    /// The call is over: this status never changes again.
+    pub fn is_terminal(self) -> bool {
+        self.stage() == 4
+    }
+
+    /// How far along a call in this status is: waiting (0), being dialed (1),
+    /// ringing (2), talking (3), over (4).
+    fn stage(self) -> u8 {
+        match self {
+            OutboundStatus::Queued | OutboundStatus::Scheduled => 0,
+            OutboundStatus::Dialing | OutboundStatus::DialUnknown => 1,
+            OutboundStatus::Ringing => 2,
+            OutboundStatus::InProgress => 3,
+            OutboundStatus::Completed
+            | OutboundStatus::Busy
+            | OutboundStatus::NoAnswer
+            | OutboundStatus::Failed
+            | OutboundStatus::Canceled
+            | OutboundStatus::Voicemail
+            | OutboundStatus::Interrupted
+            | OutboundStatus::NotDialedWindowClosed => 4,
+        }
+    }
+
+    /// Whether a call in `self` may move to `next`: forward only, never out of
+    /// a terminal status. Two exceptions go back a stage, both the dispatcher's:
+    /// `dialing → dial_unknown` (same stage) and `dial_unknown → queued`, once
+    /// reconciliation has proved that no call was created.
+    pub fn may_become(self, next: OutboundStatus) -> bool {
+        if self.is_terminal() || self == next {
+            return false;
+        }
+        match (self, next) {
+            (OutboundStatus::DialUnknown, OutboundStatus::Queued) => true,
+            (OutboundStatus::Dialing, OutboundStatus::DialUnknown) => true,
+            (OutboundStatus::DialUnknown, OutboundStatus::Dialing) => false,
+            (OutboundStatus::Queued, OutboundStatus::Scheduled)
+            | (OutboundStatus::Scheduled, OutboundStatus::Queued) => true,
+            _ => next.stage() > self.stage(),
+        }
     }
 }
 
@@ -111,6 +193,39 @@ pub struct OutboundCall {
     pub attempt_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// What dispatch and the call itself add (all empty at submit).
+    pub progress: OutboundProgress,
+}
+
+/// What an outbound call gathers after submit: its Twilio call, the
+/// answering-machine verdict, why it ended, its batch, and its result. Written
+/// by the dispatcher, Twilio's callbacks and the after-call work; empty
+/// (`Default`) at submit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutboundProgress {
+    pub call_sid: Option<String>,
+    pub from: Option<String>,
+    /// Attempts started.
+    pub attempts: i64,
+    /// When the current attempt was claimed (ms).
+    pub dialed_at: Option<i64>,
+    pub answered_by: Option<String>,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub reason: Option<String>,
+    /// Refused at dial: no longer counted against the quotas.
+    pub quota_refunded: bool,
+    pub batch_id: Option<String>,
+    /// A batch's window closes then (ms): not dialed by then, never dialed.
+    pub window_end_at: Option<i64>,
+    pub summary: Option<String>,
+    /// JSON `{"objective_met","key_findings","evidence"}`.
+    pub task_outcome: Option<serde_json::Value>,
+    /// JSON: the cost breakdown, estimated and actual.
+    pub cost_detail: Option<serde_json::Value>,
+    pub analyzed_at: Option<i64>,
+    pub reconciled_at: Option<i64>,
+    pub result_sent_at: Option<i64>,
 }
 
 /// The limits [`Store::submit_outbound`] checks in its transaction.
@@ -142,13 +257,24 @@ pub enum Submitted {
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
-/// A canceled call neither counts against the quotas nor the budget.
-const COUNTS: &str = "status <> 'canceled'";
+/// A canceled call, or one refused at dial (refunded), counts against neither the
+/// quotas nor the budget; nor does a batch's call its window closed on.
+const COUNTS: &str =
+    "status NOT IN ('canceled', 'not_dialed_window_closed') AND quota_refunded = 0";
+
+/// The columns a submit writes; the rest start empty.
+const SUBMIT_COLUMNS: &str = "id, user_id, workspace, to_e164, contact_name, contact_company, \
+                              purpose, objective, assistant_id, callback_url, consent_id, \
+                              status, deferred, run_at, estimated_cost_usd, actual_cost_usd, \
+                              attempt_id, created_at, updated_at, batch_id, window_end_at";
 
 const OUTBOUND_COLUMNS: &str = "id, user_id, workspace, to_e164, contact_name, contact_company, \
                                 purpose, objective, assistant_id, callback_url, consent_id, \
                                 status, deferred, run_at, estimated_cost_usd, actual_cost_usd, \
-                                attempt_id, created_at, updated_at";
+                                attempt_id, created_at, updated_at, call_sid, from_e164, \
+                                attempts, dialed_at, answered_by, answered_at, ended_at, reason, \
+                                quota_refunded, batch_id, window_end_at, summary, task_outcome, \
+                                cost_detail, analyzed_at, reconciled_at, result_sent_at";
 
 /// What [`Store::cancel_outbound`] found.
 #[derive(Debug, Clone, PartialEq)]
@@ -221,8 +347,9 @@ impl Store {
 
         insert_consent(&mut tx, consent).await?;
         let sql = format!(
-            "INSERT INTO outbound_calls ({OUTBOUND_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+            "INSERT INTO outbound_calls ({SUBMIT_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+              $20, $21) \
              RETURNING {OUTBOUND_COLUMNS}"
         );
         let row = sqlx::query(&sql)
@@ -245,6 +372,8 @@ impl Store {
             .bind(call.attempt_id.as_deref())
             .bind(call.created_at)
             .bind(call.updated_at)
+            .bind(call.progress.batch_id.as_deref())
+            .bind(call.progress.window_end_at)
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| StoreError::unique(e, || format!("outbound call {}", call.id)))?;
@@ -418,7 +547,32 @@ fn outbound_from_row(row: &AnyRow) -> Result<OutboundCall, StoreError> {
         attempt_id: row.try_get("attempt_id")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        progress: OutboundProgress {
+            call_sid: row.try_get("call_sid")?,
+            from: row.try_get("from_e164")?,
+            attempts: row.try_get("attempts")?,
+            dialed_at: row.try_get("dialed_at")?,
+            answered_by: row.try_get("answered_by")?,
+            answered_at: row.try_get("answered_at")?,
+            ended_at: row.try_get("ended_at")?,
+            reason: row.try_get("reason")?,
+            quota_refunded: row.try_get::<i64, _>("quota_refunded")? != 0,
+            batch_id: row.try_get("batch_id")?,
+            window_end_at: row.try_get("window_end_at")?,
+            summary: row.try_get("summary")?,
+            task_outcome: json_column(row, "task_outcome")?,
+            cost_detail: json_column(row, "cost_detail")?,
+            analyzed_at: row.try_get("analyzed_at")?,
+            reconciled_at: row.try_get("reconciled_at")?,
+            result_sent_at: row.try_get("result_sent_at")?,
+        },
     })
+}
+
+fn json_column(row: &AnyRow, column: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    let raw: Option<String> = row.try_get(column)?;
+    raw.map(|raw| serde_json::from_str(&raw).map_err(|_| corrupt(column, &raw)))
+        .transpose()
 }
 
 #[cfg(test)]
@@ -430,10 +584,32 @@ mod tests {
         for status in OutboundStatus::ALL {
             assert_eq!(OutboundStatus::parse(status.as_str()), Some(status));
         }
-        assert_eq!(OutboundStatus::parse("dialing"), None);
+        assert_eq!(OutboundStatus::parse("in-progress"), None);
         assert!(OutboundStatus::Queued.cancelable());
         assert!(OutboundStatus::Scheduled.cancelable());
         assert!(!OutboundStatus::Canceled.cancelable());
+        assert!(!OutboundStatus::Dialing.cancelable());
+    }
+
+    #[test]
+    fn a_status_moves_forward_only_and_never_out_of_a_terminal_one() {
+        use OutboundStatus::*;
+        assert!(Queued.may_become(Dialing));
+        assert!(Dialing.may_become(Ringing));
+        assert!(Dialing.may_become(DialUnknown));
+        assert!(DialUnknown.may_become(InProgress));
+        assert!(DialUnknown.may_become(Queued));
+        assert!(!Dialing.may_become(Queued));
+        assert!(Ringing.may_become(InProgress));
+        assert!(!InProgress.may_become(Ringing));
+        assert!(InProgress.may_become(Completed));
+        assert!(!Ringing.may_become(Ringing));
+        for terminal in OutboundStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for next in OutboundStatus::ALL {
+                assert!(!terminal.may_become(next), "{terminal:?} -> {next:?}");
+            }
+        }
+        assert_eq!(OutboundStatus::ALL.iter().filter(|s| s.is_terminal()).count(), 8);
     }
 
     #[test]

@@ -420,7 +420,7 @@ async fn calls_are_listed_in_pages_and_canceled_once_by_their_owner(db: TestDb) 
     );
     let (_, page) = list(&app, ADMIN_TOKEN, "").await;
     assert_eq!(page["total"], 3, "the admin sees every user's");
-    for bad in ["?limit=0", "?limit=x", "?offset=-1", "?status=ringing"] {
+    for bad in ["?limit=0", "?limit=x", "?offset=-1", "?status=in-progress"] {
         let (status, body) = list(&app, &ada.api_key, bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }

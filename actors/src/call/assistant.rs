@@ -22,6 +22,7 @@ pub(super) struct Assistant {
     pub(super) turns: Vec<(String, String)>,
     pub(super) usage: Vec<(String, serde_json::Value)>,
     pub(super) transcription_usage: Vec<(String, serde_json::Value)>,
+    pub(super) reasoning_usage: Vec<(String, serde_json::Value)>,
     pub(super) tools_used: Vec<String>,
     pub(super) ended_by: Option<String>,
 }
@@ -58,6 +59,7 @@ impl CallActor {
             turns: Vec::new(),
             usage: Vec::new(),
             transcription_usage: Vec::new(),
+            reasoning_usage: Vec::new(),
             tools_used: Vec::new(),
             ended_by: None,
         });
@@ -142,6 +144,11 @@ impl Handler<AssistantUpdate> for CallActor {
             AssistantUpdate::TranscriptionUsage { model, usage } => {
                 if let Some(assistant) = &mut self.assistant {
                     assistant.transcription_usage.push((model, usage));
+                }
+            }
+            AssistantUpdate::ReasoningUsage { model, usage } => {
+                if let Some(assistant) = &mut self.assistant {
+                    assistant.reasoning_usage.push((model, usage));
                 }
             }
             AssistantUpdate::TurnFailed { reason, retrying } => {

@@ -122,6 +122,7 @@ impl CallActor {
                     turns: a.turns,
                     usage: a.usage,
                     transcription_usage: a.transcription_usage,
+                    reasoning_usage: a.reasoning_usage,
                     tools_used: a.tools_used,
                     ended_by: a.ended_by.unwrap_or_else(|| reason.to_owned()),
                 }),
