@@ -56,3 +56,17 @@ CREATE TABLE outbound_attempts (
 CREATE INDEX outbound_attempts_by_call ON outbound_attempts (outbound_id);
 CREATE INDEX outbound_calls_by_sid ON outbound_calls (call_sid);
 CREATE INDEX outbound_calls_by_batch ON outbound_calls (batch_id, status);
+
+-- Batches (POST /api/calls/outbound/batch): one row per batch; its calls carry
+-- batch_id. Calls run only inside the window, in each callee's local time, and
+-- at most max_concurrency of them at once.
+CREATE TABLE outbound_batches (
+    id               TEXT    NOT NULL PRIMARY KEY,
+    user_id          TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    objective        TEXT    NOT NULL,
+    -- "HH:MM" local to each callee
+    window_start     TEXT    NOT NULL,
+    window_end       TEXT    NOT NULL,
+    max_concurrency  BIGINT  NOT NULL,
+    created_at       BIGINT  NOT NULL
+);

@@ -224,6 +224,60 @@ pub struct OutboundSettings {
     /// Deliver to loopback, private and link-local addresses too (tests, a
     /// trusted network). Off: such a URL is refused at delivery (SSRF).
     pub callback_allow_private: bool,
+
+    // Dispatch (`outbound::dispatch`).
+    /// Outbound calls being dialed, ringing or in progress at once, across every
+    /// engine sharing the database.
+    pub max_concurrent: u32,
+    /// …and of one user.
+    pub max_per_user: u32,
+    /// The share (0–1) of this node's realtime connections (`openai.max_connections`)
+    /// outbound calls leave to inbound ones: outbound work waits, inbound is never
+    /// refused for it.
+    pub reserve_inbound: f64,
+    /// A dial whose outcome is unknown is dialed again only after this long
+    /// without a status callback, and only if Twilio lists no call to the number.
+    #[serde(rename = "reconcile_secs", deserialize_with = "values::seconds")]
+    pub reconcile: Duration,
+    /// How often the dispatcher looks for due calls (a submit also wakes it).
+    #[serde(rename = "dispatch_poll_secs", deserialize_with = "values::seconds")]
+    pub dispatch_poll: Duration,
+    /// Calls claimed in one round, at most.
+    pub dispatch_claim_size: u32,
+
+    // The conversation (`outbound::conversation`).
+    /// The built-in outbound assistant's realtime model and voice.
+    pub assistant_model: String,
+    pub assistant_voice: String,
+    /// The assistant waits this long for the callee's greeting before it speaks.
+    #[serde(rename = "greeting_wait_secs", deserialize_with = "values::seconds")]
+    pub greeting_wait: Duration,
+    /// Nobody speaks for this long: the call ends.
+    #[serde(rename = "silence_timeout_secs", deserialize_with = "values::seconds")]
+    pub silence_timeout: Duration,
+    /// No turn from the callee for this long (a hold queue, music): the call ends.
+    #[serde(rename = "max_hold_secs", deserialize_with = "values::seconds")]
+    pub max_hold: Duration,
+    /// What an answering machine gets: a message, or a hang-up.
+    pub on_machine: OnMachine,
+    /// The message left on a machine; `{user_name}`, `{organization}` and
+    /// `{objective}` are filled in.
+    pub voicemail_message: String,
+
+    // Batches (`outbound::batch`).
+    /// Targets of one batch, at most.
+    pub batch_max_targets: usize,
+    /// A batch's calls in progress at once, unless the batch asks for fewer.
+    pub batch_max_concurrency: u32,
+}
+
+/// What an outbound call does when an answering machine picks up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMachine {
+    /// Wait for the beep and leave `outbound.voicemail_message`.
+    LeaveMessage,
+    HangUp,
 }
 
 /// The journal writer's bounds (see `store::journal`).
@@ -701,6 +755,23 @@ impl Settings {
         anyhow::ensure!(
             !self.outbound.allowed_regions.is_empty(),
             "outbound.allowed_regions must name at least one region"
+        );
+        let o = &self.outbound;
+        anyhow::ensure!(
+            o.max_concurrent >= 1 && o.max_per_user >= 1 && o.dispatch_claim_size >= 1,
+            "outbound.max_concurrent, max_per_user and dispatch_claim_size must be ≥ 1"
+        );
+        anyhow::ensure!(
+            (0.0..1.0).contains(&o.reserve_inbound),
+            "outbound.reserve_inbound is a share: at least 0, below 1"
+        );
+        anyhow::ensure!(
+            !o.dispatch_poll.is_zero() && !o.reconcile.is_zero(),
+            "outbound.dispatch_poll_secs and reconcile_secs must be positive"
+        );
+        anyhow::ensure!(
+            (1..=1000).contains(&o.batch_max_targets) && o.batch_max_concurrency >= 1,
+            "outbound.batch_max_targets must be 1–1000 and batch_max_concurrency ≥ 1"
         );
         Ok(())
     }
