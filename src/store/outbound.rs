@@ -475,6 +475,96 @@ impl Store {
     }
 }
 
+/// What a status change writes besides the status (`None`: left as it is).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Transition<'a> {
+    /// The change only applies to this attempt (a callback's `attempt`); `None`:
+    /// whatever the current attempt.
+    pub attempt_id: Option<&'a str>,
+    pub call_sid: Option<&'a str>,
+    pub answered_by: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    /// Refused at dial: no longer counted against the quotas.
+    pub refund_quota: bool,
+}
+
+/// What [`Store::advance_outbound`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Advanced {
+    /// Moved from the status given to the call's new one.
+    Moved {
+        from: OutboundStatus,
+        call: Box<OutboundCall>,
+    },
+    /// Not allowed from where the call is (late, replayed, or another attempt's):
+    /// the call as it is, unchanged.
+    Unchanged(Box<OutboundCall>),
+    Missing,
+}
+
+impl Store {
+    /// Moves an outbound call to `next` if [`OutboundStatus::may_become`] allows
+    /// it from its current status (and, given `change.attempt_id`, only while that
+    /// is the call's current attempt): one compare-and-set `UPDATE`, so of two
+    /// racing changes only an allowed one lands and a terminal status never
+    /// changes. `in_progress` notes `answered_at`, a terminal status `ended_at`.
+    #[tracing::instrument(skip_all, fields(outbound_id = %id, next = next.as_str()))]
+    pub async fn advance_outbound(
+        &self,
+        id: &OutboundId,
+        next: OutboundStatus,
+        change: Transition<'_>,
+        now_ms: i64,
+    ) -> Result<Advanced, StoreError> {
+        for _ in 0..4 {
+            let Some(current) = self.get_outbound(id).await? else {
+                return Ok(Advanced::Missing);
+            };
+            let wrong_attempt = change
+                .attempt_id
+                .is_some_and(|a| current.attempt_id.as_deref() != Some(a));
+            if wrong_attempt || !current.status.may_become(next) {
+                return Ok(Advanced::Unchanged(Box::new(current)));
+            }
+            let sql = format!(
+                "UPDATE outbound_calls SET status = $1, updated_at = $2, \
+                 call_sid = COALESCE($3, call_sid), answered_by = COALESCE($4, answered_by), \
+                 reason = COALESCE($5, reason), \
+                 quota_refunded = CASE WHEN $6 = 1 THEN 1 ELSE quota_refunded END, \
+                 answered_at = CASE WHEN $1 = 'in_progress' AND answered_at IS NULL \
+                               THEN $2 ELSE answered_at END, \
+                 ended_at = CASE WHEN $7 = 1 AND ended_at IS NULL THEN $2 ELSE ended_at END \
+                 WHERE id = $8 AND status = $9 AND COALESCE(attempt_id, '') = $10 \
+                 RETURNING {OUTBOUND_COLUMNS}"
+            );
+            let row = sqlx::query(&sql)
+                .bind(next.as_str())
+                .bind(now_ms)
+                .bind(change.call_sid)
+                .bind(change.answered_by)
+                .bind(change.reason.map(db_text))
+                .bind(i64::from(change.refund_quota))
+                .bind(i64::from(next.is_terminal()))
+                .bind(id.as_str())
+                .bind(current.status.as_str())
+                .bind(current.attempt_id.as_deref().unwrap_or(""))
+                .fetch_optional(self.pool())
+                .await?;
+            if let Some(row) = row {
+                return Ok(Advanced::Moved {
+                    from: current.status,
+                    call: Box::new(outbound_from_row(&row)?),
+                });
+            }
+            // Someone else changed the call between the read and the write:
+            // read it again and decide again.
+        }
+        Err(StoreError::Corrupt(format!(
+            "outbound call {id} kept changing under advance_outbound"
+        )))
+    }
+}
+
 /// When the calls of `user` in the `window` before `now` reach `limit`: the
 /// instant the call whose leaving the window makes room for one more leaves it.
 async fn quota_full(
