@@ -22,6 +22,10 @@
 //!   the per-user burst limiter (`governor`). The gates' order is in
 //!   `api::outbound`; the quotas and the budget are counted in the transaction
 //!   that stores the call (`store::outbound`).
+//! - [`view`]: an outbound call as its user sees it: the JSON of
+//!   `GET /api/calls/{id}` and of the `call.result` event (disposition,
+//!   transcript, summary, task outcome, consent record, cost estimated and
+//!   actual).
 
 pub mod clock;
 pub mod consent;
@@ -29,4 +33,5 @@ pub mod hours;
 pub mod notify;
 pub mod request;
 pub mod submit;
+pub mod view;
 pub mod zones;
