@@ -257,6 +257,10 @@ async fn build_engine(
         store.clone(),
         Arc::new(journal.clone()),
         Arc::clone(&stats),
+        {
+            let clock = clock.clone();
+            Arc::new(move || clock.now().as_millisecond())
+        },
     )?;
     let numbers = NumberBookHandle::start(CallDeps {
         coordinator: coordinator.clone(),

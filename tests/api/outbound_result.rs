@@ -5,15 +5,27 @@
 //! a `ManualClock`; rows are created by `POST /api/calls/outbound` and moved
 //! with `Store::advance_outbound`, as dispatch and Twilio's callbacks move them.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use actix_web::http::{Method, StatusCode};
 use jiff::Timestamp;
+use secrecy::SecretString;
 use serde_json::{json, Value};
+use switchboard::ai::hooks::{self, EngineHooks};
+use switchboard::ai::task_outcome;
+use switchboard::config::{Settings, SummaryProvider};
 use switchboard::outbound::clock::ManualClock;
+use switchboard::store::journal::{JournalConfig, JournalWriter};
 use switchboard::store::outbound::{Advanced, OutboundId, OutboundStatus, Transition};
 use switchboard::store::Store;
+use switchboard_actors::assistant::{AssistantReport, CallHooks as _, CallReport};
+use switchboard_actors::stats::EngineStats;
+use switchboard_actors::{AssistantId, CallId};
 
 use crate::db::TestDb;
-use crate::helpers::{spawn_app_with_clock, TestApp, User, ADMIN_TOKEN, CALLER, NUMBER};
+use crate::fakes::llm::{FakeLlm, LlmAnswer};
+use crate::helpers::{spawn_app_with_clock, TestApp, User, ADMIN_TOKEN, CALLER, NUMBER, PATIENCE};
 
 pub const CALLEE: &str = "+14155550123";
 /// 10:00 in San Francisco, a Wednesday.
@@ -203,4 +215,291 @@ async fn an_answered_call_shows_its_disposition_times_and_a_running_estimate_on_
 #[actix_web::test]
 async fn an_answered_call_shows_its_disposition_times_and_a_running_estimate_on_postgres() {
     an_answered_call_shows_its_disposition_times_and_a_running_estimate(TestDb::Postgres).await;
+}
+
+// After-call work: `EngineHooks::call_ended` for an `outbound-<id>` assistant.
+
+/// The hooks of an engine on `app`'s database whose reasoning model is `llm`
+/// (its summary settings), on `clock`.
+async fn hooks_for(
+    app: &TestApp,
+    llm: &FakeLlm,
+    provider: SummaryProvider,
+    clock: &ManualClock,
+) -> EngineHooks {
+    let mut settings = Settings::defaults();
+    settings.summary.provider = provider;
+    settings.summary.base_url = Some(format!("{}/", llm.base_url()).parse().expect("a URL"));
+    settings.summary.api_key = Some(SecretString::from(llm.api_key()));
+    let store = store_of(app).await;
+    let journal = JournalWriter::spawn_with(
+        store.clone(),
+        JournalConfig {
+            spill_path: std::env::temp_dir()
+                .join(format!("sb_result_{}.spill", uuid::Uuid::new_v4().simple())),
+            ..JournalConfig::default()
+        },
+    );
+    let handle = clock.handle();
+    hooks::build(
+        &settings,
+        store,
+        Arc::new(journal),
+        Arc::new(EngineStats::default()),
+        Arc::new(move || handle.now().as_millisecond()),
+    )
+    .expect("the hooks")
+}
+
+fn conversation() -> Vec<(String, String)> {
+    [
+        ("caller", "Acme Plumbing, this is Sam."),
+        (
+            "assistant",
+            "Hi Sam, I'm an AI assistant calling for Ada Lovelace to book a visit.",
+        ),
+        ("caller", "Tuesday at nine works for us."),
+    ]
+    .iter()
+    .map(|(role, text)| ((*role).to_owned(), (*text).to_owned()))
+    .collect()
+}
+
+/// What the CallActor reports when the answered outbound call `id` ends.
+fn ended_report(id: &str) -> CallReport {
+    CallReport {
+        call_id: CallId::parse(id).expect("an outbound id is a call id"),
+        to: CALLEE.into(),
+        started_at: at("2026-12-02T18:00:05Z").as_millisecond(),
+        ended_at: at("2026-12-02T18:02:10Z").as_millisecond(),
+        media: Some((
+            at("2026-12-02T18:00:06Z").as_millisecond(),
+            at("2026-12-02T18:02:10Z").as_millisecond(),
+        )),
+        assistant: Some(AssistantReport {
+            assistant_id: AssistantId::parse(&format!("outbound-{id}")).expect("an assistant id"),
+            turns: conversation(),
+            usage: vec![(
+                "gpt-realtime".into(),
+                json!({"input_tokens": 1000, "output_tokens": 500,
+                       "input_token_details": {"text_tokens": 200, "audio_tokens": 800},
+                       "output_token_details": {"text_tokens": 100, "audio_tokens": 400}}),
+            )],
+            transcription_usage: Vec::new(),
+            reasoning_usage: vec![(
+                "claude-haiku-4-5".into(),
+                json!({"input_tokens": 1000, "output_tokens": 200}),
+            )],
+            tools_used: vec!["consult".into()],
+            ended_by: "end_call".into(),
+        }),
+    }
+}
+
+const SUMMARY: &str =
+    r#"{"summary":"Booked a plumber for Tuesday at nine.","outcome":"goal_achieved"}"#;
+const OUTCOME: &str = r#"{"objective_met": true, "key_findings": "Visit booked for Tuesday 9 am.", "evidence": ["caller: Tuesday at nine works for us."]}"#;
+
+/// Submits a call and moves it through answer to `completed`, as Twilio's
+/// callbacks would; its id.
+async fn completed_call(app: &TestApp, user: &User, body: &Value) -> String {
+    let id = submit(app, user, body).await;
+    let store = store_of(app).await;
+    advance(
+        &store,
+        &id,
+        OutboundStatus::InProgress,
+        Transition {
+            call_sid: Some("CA00000000000000000000000000000002"),
+            answered_by: Some("human"),
+            ..Transition::default()
+        },
+        at("2026-12-02T18:00:05Z"),
+    )
+    .await;
+    advance(
+        &store,
+        &id,
+        OutboundStatus::Completed,
+        Transition::default(),
+        at("2026-12-02T18:02:10Z"),
+    )
+    .await;
+    id
+}
+
+/// Polls the view until `done` holds.
+async fn wait_for_view(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = get_as(app, id, ADMIN_TOKEN).await;
+        if status == StatusCode::OK && done(&body) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "call {id} never got there: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn the_after_call_work_extracts_the_task_outcome_through_a_forced_tool_and_prices_the_models(
+    db: TestDb,
+) {
+    let clock = ManualClock::new(at(MORNING));
+    let app = spawn_app_with_clock(db, &clock, |_| {}).await;
+    let ada = app.create_user("ada@example.com").await;
+    let id = completed_call(&app, &ada, &request(CALLEE)).await;
+    let llm = FakeLlm::start(LlmAnswer::Text(SUMMARY.into())).await;
+    llm.set_structured_answer(LlmAnswer::Text(OUTCOME.into()));
+    let hooks = hooks_for(&app, &llm, SummaryProvider::Anthropic, &clock).await;
+    clock.advance(Duration::from_secs(30));
+
+    hooks.call_ended(ended_report(&id));
+    let call = wait_for_view(&app, &id, |c| c["analyzed_at"].is_string()).await;
+
+    assert_eq!(call["summary"], "Booked a plumber for Tuesday at nine.");
+    assert_eq!(
+        call["task_outcome"],
+        json!({"objective_met": true, "key_findings": "Visit booked for Tuesday 9 am.",
+               "evidence": ["caller: Tuesday at nine works for us."]})
+    );
+    assert_eq!(call["task_outcome_error"], Value::Null);
+    assert_eq!(
+        call["analyzed_at"].as_str().map(at),
+        Some(at("2026-12-02T18:00:30Z")),
+        "the engine's clock"
+    );
+    let forced = llm
+        .requests()
+        .into_iter()
+        .find(|r| r.get("tool_choice").is_some())
+        .expect("a forced tool request");
+    assert_eq!(
+        forced["tool_choice"],
+        json!({"type": "tool", "name": "record_task_outcome"})
+    );
+    assert_eq!(forced["tools"][0]["input_schema"], task_outcome::schema());
+    assert!(
+        forced["messages"][0]["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("Book a plumber's visit") && c.contains("Tuesday at nine")),
+        "the objective and the transcript: {forced}"
+    );
+
+    // The realtime model: 800 audio in × 32 + 200 text in × 4 + 400 audio out
+    // × 64 + 100 text out × 16, per million (default gpt-realtime rates).
+    let actual = &call["cost"]["actual"];
+    let realtime = actual["realtime_model"]["amount"].as_f64().expect("priced");
+    assert!(realtime > 0.0, "{actual}");
+    // The reasoning model: consult (1,000 in, 200 out at haiku's 1 and 5 per
+    // million = 0.002), plus the summary and the extraction.
+    let detail = &call["cost"]["detail"]["reasoning_model"];
+    assert_eq!(detail["consult"][0]["amount"], json!(0.002));
+    let parts = ["summary", "task_outcome"]
+        .iter()
+        .map(|p| detail[p]["amount"].as_f64().expect("priced"))
+        .sum::<f64>()
+        + 0.002;
+    let reasoning = actual["reasoning_model"]["amount"]
+        .as_f64()
+        .expect("priced");
+    assert!((reasoning - parts).abs() < 1e-9, "{detail}");
+    assert_eq!(actual["reasoning_model"]["status"], "estimated");
+
+    // A second report of the same call changes nothing.
+    hooks.call_ended(ended_report(&id));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = wait_for_view(&app, &id, |c| c["analyzed_at"].is_string()).await;
+    assert_eq!(again["analyzed_at"], call["analyzed_at"]);
+}
+
+#[actix_web::test]
+async fn the_after_call_work_extracts_the_task_outcome_through_a_forced_tool_and_prices_the_models_on_sqlite(
+) {
+    the_after_call_work_extracts_the_task_outcome_through_a_forced_tool_and_prices_the_models(
+        TestDb::Sqlite,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn the_after_call_work_extracts_the_task_outcome_through_a_forced_tool_and_prices_the_models_on_postgres(
+) {
+    the_after_call_work_extracts_the_task_outcome_through_a_forced_tool_and_prices_the_models(
+        TestDb::Postgres,
+    )
+    .await;
+}
+
+async fn a_malformed_task_outcome_is_no_outcome_with_its_reason_and_the_rest_is_written(
+    db: TestDb,
+) {
+    let clock = ManualClock::new(at(MORNING));
+    let app = spawn_app_with_clock(db, &clock, |_| {}).await;
+    let ada = app.create_user("ada@example.com").await;
+    let id = completed_call(&app, &ada, &request(CALLEE)).await;
+    let llm = FakeLlm::start(LlmAnswer::Text(SUMMARY.into())).await;
+    llm.set_structured_answer(LlmAnswer::Text(
+        r#"{"objective_met": "probably", "key_findings": "?", "evidence": []}"#.into(),
+    ));
+    let hooks = hooks_for(&app, &llm, SummaryProvider::OpenAi, &clock).await;
+
+    hooks.call_ended(ended_report(&id));
+    let call = wait_for_view(&app, &id, |c| c["analyzed_at"].is_string()).await;
+
+    assert_eq!(call["task_outcome"], Value::Null);
+    assert!(
+        call["task_outcome_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("objective_met")),
+        "{call}"
+    );
+    assert_eq!(call["summary"], "Booked a plumber for Tuesday at nine.");
+    let asked = llm
+        .requests()
+        .into_iter()
+        .find(|r| r["response_format"]["type"] == "json_schema")
+        .expect("a JSON-schema request");
+    assert_eq!(asked["response_format"]["json_schema"]["strict"], true);
+    assert_eq!(
+        asked["response_format"]["json_schema"]["schema"],
+        task_outcome::schema()
+    );
+    // The unusable answer's tokens are still counted.
+    let detail = &call["cost"]["detail"]["reasoning_model"];
+    assert!(
+        detail["task_outcome"]["amount"].as_f64() > Some(0.0),
+        "{detail}"
+    );
+
+    // The reasoning model down: still no crash, the reason kept.
+    let id = completed_call(&app, &ada, &request("+14155550124")).await;
+    llm.set_structured_answer(LlmAnswer::Status(500));
+    hooks.call_ended(ended_report(&id));
+    let call = wait_for_view(&app, &id, |c| c["analyzed_at"].is_string()).await;
+    assert_eq!(call["task_outcome"], Value::Null);
+    assert!(
+        call["task_outcome_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("500")),
+        "{call}"
+    );
+}
+
+#[actix_web::test]
+async fn a_malformed_task_outcome_is_no_outcome_with_its_reason_and_the_rest_is_written_on_sqlite()
+{
+    a_malformed_task_outcome_is_no_outcome_with_its_reason_and_the_rest_is_written(TestDb::Sqlite)
+        .await;
+}
+
+#[actix_web::test]
+async fn a_malformed_task_outcome_is_no_outcome_with_its_reason_and_the_rest_is_written_on_postgres(
+) {
+    a_malformed_task_outcome_is_no_outcome_with_its_reason_and_the_rest_is_written(
+        TestDb::Postgres,
+    )
+    .await;
 }
