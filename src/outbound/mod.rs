@@ -22,6 +22,9 @@
 //!   the per-user burst limiter (`governor`). The gates' order is in
 //!   `api::outbound`; the quotas and the budget are counted in the transaction
 //!   that stores the call (`store::outbound`).
+//! - [`reconcile_cost`]: the reconciler: settles each call that ended (Twilio's
+//!   price, the actual cost, `reconciled_at`) and sends its one `call.result`
+//!   event.
 //! - [`view`]: an outbound call as its user sees it: the JSON of
 //!   `GET /api/calls/{id}` and of the `call.result` event (disposition,
 //!   transcript, summary, task outcome, consent record, cost estimated and
@@ -31,6 +34,7 @@ pub mod clock;
 pub mod consent;
 pub mod hours;
 pub mod notify;
+pub mod reconcile_cost;
 pub mod request;
 pub mod submit;
 pub mod view;

@@ -18,14 +18,18 @@ use switchboard::config::{Settings, SummaryProvider};
 use switchboard::outbound::clock::ManualClock;
 use switchboard::store::journal::{JournalConfig, JournalWriter};
 use switchboard::store::outbound::{Advanced, OutboundId, OutboundStatus, Transition};
+use switchboard::store::outbound_result::OutboundAnalysis;
 use switchboard::store::Store;
 use switchboard_actors::assistant::{AssistantReport, CallHooks as _, CallReport};
 use switchboard_actors::stats::EngineStats;
 use switchboard_actors::{AssistantId, CallId};
+use time::OffsetDateTime;
 
 use crate::db::TestDb;
+use crate::fake_providers::{FakeProvider, TWILIO_SECRET, TWILIO_SID};
 use crate::fakes::llm::{FakeLlm, LlmAnswer};
 use crate::helpers::{spawn_app_with_clock, TestApp, User, ADMIN_TOKEN, CALLER, NUMBER, PATIENCE};
+use crate::outbound_notify::{fast_callbacks, signature_is_valid, Receiver};
 
 pub const CALLEE: &str = "+14155550123";
 /// 10:00 in San Francisco, a Wednesday.
@@ -499,6 +503,281 @@ async fn a_malformed_task_outcome_is_no_outcome_with_its_reason_and_the_rest_is_
 async fn a_malformed_task_outcome_is_no_outcome_with_its_reason_and_the_rest_is_written_on_postgres(
 ) {
     a_malformed_task_outcome_is_no_outcome_with_its_reason_and_the_rest_is_written(
+        TestDb::Postgres,
+    )
+    .await;
+}
+
+// The reconciler: Twilio's price, the actual cost, and one `call.result`.
+
+fn reconciling(fake_base: String) -> impl FnOnce(&mut Settings) {
+    move |s| {
+        fast_callbacks(s);
+        s.twilio.account_sid = TWILIO_SID.into();
+        s.twilio.auth_token = Some(SecretString::from(TWILIO_SECRET));
+        s.twilio.api_base = fake_base.parse().expect("the fake's URL");
+        s.outbound.result_poll = Duration::from_millis(50);
+        s.outbound.price_wait = Duration::from_secs(600);
+    }
+}
+
+fn with_callback(to: &str, url: &str) -> Value {
+    let mut body = request(to);
+    body["callback_url"] = url.into();
+    body
+}
+
+/// The analysis the after-call work would write: model costs only.
+async fn analyzed(store: &Store, id: &str, now: Timestamp) {
+    let written = store
+        .record_outbound_analysis(
+            &OutboundId::parse(id).expect("an id"),
+            &OutboundAnalysis {
+                summary: Some("Booked for Tuesday.".into()),
+                task_outcome: Some(json!({"objective_met": true,
+                    "key_findings": "Booked for Tuesday.", "evidence": []})),
+                cost_detail: json!({"currency": "USD",
+                    "realtime_model": {"amount": 0.5},
+                    "reasoning_model": {"amount": 0.01}}),
+            },
+            now.as_millisecond(),
+        )
+        .await
+        .expect("written");
+    assert!(written);
+}
+
+fn fetches(fake: &FakeProvider, sid: &str) -> usize {
+    let path = format!("GET /2010-04-01/Accounts/{TWILIO_SID}/Calls/{sid}.json");
+    fake.requests().iter().filter(|r| **r == path).count()
+}
+
+fn result_events(receiver: &Receiver) -> Vec<Value> {
+    receiver
+        .received()
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).expect("JSON"))
+        .filter(|body| body["type"] == "call.result")
+        .collect()
+}
+
+async fn twilios_price_settles_the_cost_and_the_result_is_posted_once_signed(db: TestDb) {
+    let clock = ManualClock::new(at(MORNING));
+    let fake = FakeProvider::start().await;
+    let app = spawn_app_with_clock(db, &clock, reconciling(fake.base.clone())).await;
+    let ada = app.create_user("ada@example.com").await;
+    let receiver = Receiver::start(&[]);
+    let id = submit(&app, &ada, &with_callback(CALLEE, &receiver.url)).await;
+    let store = store_of(&app).await;
+    let sid = fake.add_call(CALLEE, NUMBER, OffsetDateTime::now_utc());
+    advance(
+        &store,
+        &id,
+        OutboundStatus::InProgress,
+        Transition {
+            call_sid: Some(&sid),
+            answered_by: Some("human"),
+            ..Transition::default()
+        },
+        at("2026-12-02T18:00:05Z"),
+    )
+    .await;
+    advance(
+        &store,
+        &id,
+        OutboundStatus::Completed,
+        Transition::default(),
+        at("2026-12-02T18:02:10Z"),
+    )
+    .await;
+    clock.set(at("2026-12-02T18:02:20Z"));
+
+    // Not analyzed yet: the reconciler waits for the after-call work.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        fetches(&fake, &sid),
+        0,
+        "nothing fetched before the analysis"
+    );
+    analyzed(&store, &id, at("2026-12-02T18:02:20Z")).await;
+
+    // Twilio has no price yet: asked again each round, nothing settled.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while fetches(&fake, &sid) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Twilio was not asked twice"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, call) = get_as(&app, &id, &ada.api_key).await;
+    assert_eq!(call["reconciled_at"], Value::Null, "{call}");
+    assert_eq!(call["cost"]["actual"]["telephony"]["status"], "estimated");
+    assert!(result_events(&receiver).is_empty());
+
+    // 2 min 5 s: Twilio bills 3 minutes at USD 0.014 ("-0.04200").
+    fake.complete_call(&sid, 125).await;
+    let call = wait_for_view(&app, &id, |c| c["reconciled_at"].is_string()).await;
+    let actual = &call["cost"]["actual"];
+    assert_eq!(
+        actual["telephony"],
+        json!({"amount": 0.042, "status": "actual"})
+    );
+    assert_eq!(
+        actual["realtime_model"],
+        json!({"amount": 0.5, "status": "actual"})
+    );
+    assert_eq!(
+        actual["reasoning_model"],
+        json!({"amount": 0.01, "status": "actual"})
+    );
+    assert_eq!(actual["total"], json!(0.552));
+    assert_eq!(actual["status"], "actual");
+    assert_eq!(call["cost"]["detail"]["telephony"]["price"], json!(-0.042));
+    assert_eq!(
+        call["reconciled_at"].as_str().map(at),
+        Some(at("2026-12-02T18:02:20Z")),
+        "the engine's clock"
+    );
+
+    let received = receiver.wait_for(1).await;
+    let results = result_events(&receiver);
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert!(signature_is_valid(&ada.webhook_secret, &received[0]));
+    assert_eq!(results[0]["data"], call, "the event carries the GET view");
+    // Rounds go on: the result is never sent again.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(result_events(&receiver).len(), 1);
+    assert_eq!(receiver.received().len(), 1);
+}
+
+#[actix_web::test]
+async fn twilios_price_settles_the_cost_and_the_result_is_posted_once_signed_on_sqlite() {
+    twilios_price_settles_the_cost_and_the_result_is_posted_once_signed(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn twilios_price_settles_the_cost_and_the_result_is_posted_once_signed_on_postgres() {
+    twilios_price_settles_the_cost_and_the_result_is_posted_once_signed(TestDb::Postgres).await;
+}
+
+async fn unanswered_calls_settle_at_no_line_cost_and_a_missing_price_keeps_the_estimate(
+    db: TestDb,
+) {
+    let clock = ManualClock::new(at(MORNING));
+    let fake = FakeProvider::start().await;
+    let app = spawn_app_with_clock(db, &clock, reconciling(fake.base.clone())).await;
+    let ada = app.create_user("ada@example.com").await;
+    let receiver = Receiver::start(&[]);
+    let store = store_of(&app).await;
+
+    // Busy, with a CallSid: never connected, not fetched.
+    let busy = submit(&app, &ada, &with_callback(CALLEE, &receiver.url)).await;
+    let busy_sid = fake.add_call(CALLEE, NUMBER, OffsetDateTime::now_utc());
+    advance(
+        &store,
+        &busy,
+        OutboundStatus::Busy,
+        Transition {
+            call_sid: Some(&busy_sid),
+            ..Transition::default()
+        },
+        at(MORNING),
+    )
+    .await;
+    // Canceled before it was dialed.
+    let canceled = submit(&app, &ada, &with_callback("+14155550124", &receiver.url)).await;
+    let (status, body) = app
+        .send_json_as(
+            Method::DELETE,
+            &format!("/api/calls/outbound/{canceled}"),
+            None,
+            Some(&ada.api_key),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    for id in [&busy, &canceled] {
+        let call = wait_for_view(&app, id, |c| c["reconciled_at"].is_string()).await;
+        let actual = &call["cost"]["actual"];
+        assert_eq!(
+            actual["telephony"],
+            json!({"amount": 0.0, "status": "actual", "note": "not_connected"}),
+            "{call}"
+        );
+        assert_eq!(actual["total"], json!(0.0));
+        assert_eq!(actual["realtime_model"]["amount"], json!(0.0));
+    }
+    assert_eq!(
+        fetches(&fake, &busy_sid),
+        0,
+        "an unanswered call is not priced"
+    );
+    receiver.wait_for(2).await;
+    let mut ids: Vec<_> = result_events(&receiver)
+        .iter()
+        .map(|e| e["data"]["id"].as_str().expect("an id").to_owned())
+        .collect();
+    ids.sort();
+    let mut expected = vec![busy.clone(), canceled.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    // Answered, but Twilio never gives a price: after price_wait_secs the
+    // engine's count is kept, marked.
+    let quiet = submit(&app, &ada, &request("+14155550125")).await;
+    let sid = fake.add_call("+14155550125", NUMBER, OffsetDateTime::now_utc());
+    advance(
+        &store,
+        &quiet,
+        OutboundStatus::InProgress,
+        Transition {
+            call_sid: Some(&sid),
+            ..Transition::default()
+        },
+        at("2026-12-02T18:00:05Z"),
+    )
+    .await;
+    advance(
+        &store,
+        &quiet,
+        OutboundStatus::Completed,
+        Transition::default(),
+        at("2026-12-02T18:02:10Z"),
+    )
+    .await;
+    analyzed(&store, &quiet, at("2026-12-02T18:02:10Z")).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while fetches(&fake, &sid) < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Twilio was not asked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, call) = get_as(&app, &quiet, &ada.api_key).await;
+    assert_eq!(call["reconciled_at"], Value::Null, "still waiting: {call}");
+    clock.set(at("2026-12-02T18:12:10Z"));
+    let call = wait_for_view(&app, &quiet, |c| c["reconciled_at"].is_string()).await;
+    assert_eq!(
+        call["cost"]["actual"]["telephony"],
+        json!({"amount": 0.042, "status": "estimated", "note": "twilio_price_unavailable"})
+    );
+    assert_eq!(call["cost"]["actual"]["total"], json!(0.552));
+    assert_eq!(call["cost"]["actual"]["realtime_model"]["status"], "actual");
+}
+
+#[actix_web::test]
+async fn unanswered_calls_settle_at_no_line_cost_and_a_missing_price_keeps_the_estimate_on_sqlite()
+{
+    unanswered_calls_settle_at_no_line_cost_and_a_missing_price_keeps_the_estimate(TestDb::Sqlite)
+        .await;
+}
+
+#[actix_web::test]
+async fn unanswered_calls_settle_at_no_line_cost_and_a_missing_price_keeps_the_estimate_on_postgres(
+) {
+    unanswered_calls_settle_at_no_line_cost_and_a_missing_price_keeps_the_estimate(
         TestDb::Postgres,
     )
     .await;
