@@ -3,6 +3,9 @@
 //!
 //! # Module map
 //!
+//! - [`batch`]: the body of `POST /api/calls/outbound/batch` (JSON, or CSV with
+//!   the other fields in the query string), its window intersected with
+//!   calling hours, and the objective template's placeholders.
 //! - [`clock`]: the injected clock the gates read "now" from (the system clock in
 //!   the engine, a [`clock::ManualClock`] in tests).
 //! - [`zones`]: the callee's time zones from the number (libphonenumber's prefix →
@@ -30,6 +33,7 @@
 //!   transcript, summary, task outcome, consent record, cost estimated and
 //!   actual).
 
+pub mod batch;
 pub mod clock;
 pub mod consent;
 pub mod hours;
