@@ -21,6 +21,7 @@ use switchboard::store::outbound::{Advanced, OutboundId, OutboundStatus, Transit
 use switchboard::store::outbound_result::OutboundAnalysis;
 use switchboard::store::Store;
 use switchboard_actors::assistant::{AssistantReport, CallHooks as _, CallReport};
+use switchboard_actors::journal::{CallOpened, Journal as _, JournalEntry};
 use switchboard_actors::stats::EngineStats;
 use switchboard_actors::{AssistantId, CallId};
 use time::OffsetDateTime;
@@ -781,4 +782,91 @@ async fn unanswered_calls_settle_at_no_line_cost_and_a_missing_price_keeps_the_e
         TestDb::Postgres,
     )
     .await;
+}
+
+async fn the_answered_calls_record_and_transcript_join_its_outbound_view(db: TestDb) {
+    let clock = ManualClock::new(at(MORNING));
+    let app = spawn_app_with_clock(db, &clock, |_| {}).await;
+    let ada = app.create_user("ada@example.com").await;
+    let id = completed_call(&app, &ada, &request(CALLEE)).await;
+
+    // What the answered call's CallActor journals under the same id.
+    let store = store_of(&app).await;
+    let journal = JournalWriter::spawn_with(
+        store.clone(),
+        JournalConfig {
+            spill_path: std::env::temp_dir()
+                .join(format!("sb_result_{}.spill", uuid::Uuid::new_v4().simple())),
+            ..JournalConfig::default()
+        },
+    );
+    let call_id = CallId::parse(&id).expect("a call id");
+    journal.append(JournalEntry::Opened(CallOpened {
+        id: call_id.clone(),
+        call_sid: Some("CA00000000000000000000000000000002".into()),
+        from: NUMBER.into(),
+        to: CALLEE.into(),
+        workspace: None,
+        direction: "outbound",
+        started_at: at("2026-12-02T18:00:05Z").as_millisecond(),
+    }));
+    for (seq, (role, text)) in [
+        ("caller", "Acme Plumbing, this is Sam."),
+        (
+            "assistant",
+            "Hi Sam, I'm an AI assistant calling for Ada Lovelace.",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        journal.append(JournalEntry::Turn {
+            call_id: call_id.clone(),
+            seq: seq as i64 + 1,
+            at: at("2026-12-02T18:00:07Z").as_millisecond() + seq as i64,
+            role,
+            text: text.into(),
+        });
+    }
+    journal.flush().await;
+
+    let (status, call) = get_as(&app, &id, &ada.api_key).await;
+    assert_eq!(status, StatusCode::OK, "{call}");
+    assert_eq!(call["direction"], "outbound");
+    assert_eq!(call["disposition"], "completed");
+    assert_eq!(
+        call["from"], NUMBER,
+        "the record's, while dispatch noted none"
+    );
+    assert!(call["events"].is_array(), "the record's fields: {call}");
+    assert_eq!(
+        call["started_at"].as_str().map(at),
+        Some(at("2026-12-02T18:00:05Z"))
+    );
+    let transcript: Vec<_> = call["transcript"]
+        .as_array()
+        .expect("a transcript")
+        .iter()
+        .map(|t| (t["role"].clone(), t["text"].clone()))
+        .collect();
+    assert_eq!(
+        transcript,
+        vec![
+            (json!("caller"), json!("Acme Plumbing, this is Sam.")),
+            (
+                json!("assistant"),
+                json!("Hi Sam, I'm an AI assistant calling for Ada Lovelace.")
+            ),
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn the_answered_calls_record_and_transcript_join_its_outbound_view_on_sqlite() {
+    the_answered_calls_record_and_transcript_join_its_outbound_view(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn the_answered_calls_record_and_transcript_join_its_outbound_view_on_postgres() {
+    the_answered_calls_record_and_transcript_join_its_outbound_view(TestDb::Postgres).await;
 }
