@@ -20,6 +20,7 @@ use crate::engine::Engine;
 use crate::outbound::clock::ClockHandle;
 use crate::outbound::hours::CallingHours;
 use crate::outbound::notify::{CallbackConfig, DeliveryWorker};
+use crate::outbound::reconcile_cost::{CostReconciler, ReconcileDeps};
 use crate::outbound::submit::BurstLimiter;
 use crate::store::journal::{JournalConfig, JournalWriter};
 use crate::store::Store;
@@ -31,6 +32,8 @@ pub struct Application {
     engine: Engine,
     /// Posts callbacks to users' `callback_url`s; stopped after the server.
     deliveries: DeliveryWorker,
+    /// Settles ended outbound calls (price, actual cost, `call.result`).
+    reconciler: CostReconciler,
 }
 
 impl Application {
@@ -55,6 +58,16 @@ impl Application {
             engine.clock.clone(),
         )
         .context("starting the callback delivery worker")?;
+        let reconciler = CostReconciler::spawn(
+            ReconcileDeps::from_settings(
+                &engine.settings,
+                engine.store.clone(),
+                engine.clock.clone(),
+                Arc::clone(&engine.public_url),
+            )
+            .context("starting the outbound cost reconciler")?,
+            engine.settings.outbound.result_poll,
+        );
         let workers = match engine.settings.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -80,6 +93,7 @@ impl Application {
             server,
             engine,
             deliveries,
+            reconciler,
         })
     }
 
@@ -112,6 +126,7 @@ impl Application {
         }
         // Posts in flight finish (each within outbound.callback_timeout_secs);
         // what is still due is delivered by the next start.
+        self.reconciler.stop().await;
         self.deliveries.stop().await;
         let journal = &self.engine.journal;
         let limit = self.engine.settings.journal.shutdown_timeout;
@@ -257,6 +272,10 @@ async fn build_engine(
         store.clone(),
         Arc::new(journal.clone()),
         Arc::clone(&stats),
+        {
+            let clock = clock.clone();
+            Arc::new(move || clock.now().as_millisecond())
+        },
     )?;
     let numbers = NumberBookHandle::start(CallDeps {
         coordinator: coordinator.clone(),

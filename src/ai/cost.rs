@@ -319,6 +319,18 @@ fn transcription(pricing: &Pricing, usage: &TranscriptionUsage) -> Value {
     json!({ "models": models, "amount": amount })
 }
 
+/// One text-model use (the summary, the task-outcome extraction, a `consult`)
+/// priced at `[pricing.summary]` rates: `{"model","priced","input_tokens",
+/// "cached_input_tokens","output_tokens","amount"}`.
+pub fn text_model(pricing: &Pricing, usage: &SummaryUsage) -> Value {
+    summary(pricing, usage)
+}
+
+/// The `amount` of a priced part.
+pub fn amount(part: &Value) -> f64 {
+    amount_of(part)
+}
+
 fn summary(pricing: &Pricing, usage: &SummaryUsage) -> Value {
     let found = lookup(&pricing.summary, &usage.model);
     // Cached tokens are part of the input: never more than it.

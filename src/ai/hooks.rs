@@ -2,6 +2,13 @@
 //! call works out its cost — and, for an assistant's call, asks the summary model
 //! for a summary and an outcome — then hands the result to the journal, which
 //! writes it on the call's record.
+//!
+//! An outbound call's assistant is `outbound-<outbound id>`: for it the
+//! after-call work goes on ([`after_outbound_call`]): the structured task-outcome
+//! extraction (`task_outcome`), the model costs (the realtime session and its
+//! transcription; the reasoning model: `consult`, the summary, the extraction),
+//! written to the outbound row with the summary and `analyzed_at` — which the
+//! reconciler (`outbound::reconcile_cost`) waits for.
 
 use std::sync::Arc;
 
@@ -12,15 +19,32 @@ use switchboard_actors::assistant::{
 use switchboard_actors::journal::{Journal, JournalEntry};
 use switchboard_actors::AssistantId;
 
-use super::cost::{breakdown, CallCostInput, Pricing, RealtimeUsage, TranscriptionUsage};
+use super::cost::{
+    amount, breakdown, text_model, CallCostInput, Pricing, RealtimeUsage, SummaryUsage,
+    TranscriptionUsage,
+};
 use super::relay::{AiLeg, RelayDeps};
-use super::summary::{AiOutcome, Summarizer, SummaryInput};
+use super::summary::{anthropic_usage, openai_usage, AiOutcome, Summarizer, SummaryInput};
+use super::task_outcome::Extracted;
+use crate::store::outbound::OutboundId;
+use crate::store::outbound_result::OutboundAnalysis;
+use crate::store::Store;
+
+/// "Now" in milliseconds since the epoch: the engine's clock (a test's
+/// `ManualClock`), as the outbound gates read it.
+pub type NowMs = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The assistant id of an outbound call: this prefix, then the outbound id.
+pub const OUTBOUND_ASSISTANT_PREFIX: &str = "outbound-";
 
 pub struct EngineHooks {
     pub relay: RelayDeps,
     pub journal: Arc<dyn Journal>,
     pub pricing: Arc<Pricing>,
     pub summarizer: Option<Arc<Summarizer>>,
+    /// Where an outbound call's result is written.
+    pub store: Store,
+    pub now_ms: NowMs,
 }
 
 impl CallHooks for EngineHooks {
@@ -47,6 +71,12 @@ impl CallHooks for EngineHooks {
         let pricing = Arc::clone(&self.pricing);
         let summarizer = self.summarizer.clone();
         let load = Arc::clone(&self.relay.load);
+        let outbound = assistant
+            .assistant_id
+            .as_str()
+            .strip_prefix(OUTBOUND_ASSISTANT_PREFIX)
+            .and_then(OutboundId::parse)
+            .map(|id| (id, self.store.clone(), Arc::clone(&self.now_ms)));
         actix_rt::spawn(async move {
             let mut realtime = RealtimeUsage::default();
             for (model, usage) in &assistant.usage {
@@ -65,6 +95,23 @@ impl CallHooks for EngineHooks {
                 None => (None, known_outcome(&assistant), None),
             };
             let cost = cost_of(&pricing, &report, &realtime, &transcription, usage.as_ref());
+            if let Some((id, store, now_ms)) = outbound {
+                let facts = OutboundFacts {
+                    summary: summary.clone(),
+                    summary_usage: usage.clone(),
+                    cost: &cost,
+                };
+                after_outbound_call(
+                    &store,
+                    summarizer.as_deref(),
+                    &pricing,
+                    &id,
+                    &assistant,
+                    facts,
+                    now_ms(),
+                )
+                .await;
+            }
             journal.append(JournalEntry::AiResult {
                 call_id: report.call_id,
                 summary,
@@ -115,6 +162,121 @@ async fn summarize(
     }
 }
 
+/// What the inbound-style after-call work already found for an outbound call.
+pub struct OutboundFacts<'a> {
+    pub summary: Option<String>,
+    pub summary_usage: Option<SummaryUsage>,
+    /// The call's [`breakdown`] (its realtime and transcription parts are the
+    /// realtime model's cost).
+    pub cost: &'a serde_json::Value,
+}
+
+/// A `consult` usage as the reasoning model reported it: Anthropic Messages'
+/// `usage` (`input_tokens`…) or Chat Completions' (`prompt_tokens`…).
+fn reasoning_usage(model: &str, usage: &serde_json::Value) -> SummaryUsage {
+    if usage.get("prompt_tokens").is_some() {
+        openai_usage(model, usage)
+    } else {
+        anthropic_usage(model, usage)
+    }
+}
+
+fn round6(amount: f64) -> f64 {
+    (amount * 1e6).round() / 1e6
+}
+
+/// The after-call work of an outbound call (see the module doc): never fails
+/// the call; what cannot be done is logged, and an unusable task outcome is
+/// kept as `{"unavailable": "<why>"}`.
+pub async fn after_outbound_call(
+    store: &Store,
+    summarizer: Option<&Summarizer>,
+    pricing: &Pricing,
+    id: &OutboundId,
+    assistant: &AssistantReport,
+    facts: OutboundFacts<'_>,
+    now_ms: i64,
+) {
+    let call = match store.get_outbound(id).await {
+        Ok(Some(call)) => call,
+        Ok(None) => {
+            tracing::warn!(outbound_id = %id, "an outbound assistant's call has no outbound row");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(outbound_id = %id, error = %e, "the outbound call could not be read");
+            return;
+        }
+    };
+    let (task_outcome, extraction_usage) = match summarizer {
+        None => (
+            serde_json::json!({ "unavailable": "no reasoning model is configured ([summary])" }),
+            None,
+        ),
+        Some(summarizer) => match summarizer
+            .extract_task_outcome(&call.objective, &assistant.ended_by, &assistant.turns)
+            .await
+        {
+            Ok(Extracted {
+                outcome: Ok(outcome),
+                usage,
+            }) => (serde_json::json!(outcome), Some(usage)),
+            Ok(Extracted {
+                outcome: Err(why),
+                usage,
+            }) => {
+                tracing::warn!(outbound_id = %id, reason = %why, "the task outcome is unusable");
+                (serde_json::json!({ "unavailable": why }), Some(usage))
+            }
+            Err(e) => {
+                tracing::warn!(outbound_id = %id, error = %e, "the task outcome could not be extracted");
+                (serde_json::json!({ "unavailable": e.to_string() }), None)
+            }
+        },
+    };
+
+    let realtime_amount =
+        round6(amount(&facts.cost["realtime"]) + amount(&facts.cost["transcription"]));
+    let consult: Vec<serde_json::Value> = assistant
+        .reasoning_usage
+        .iter()
+        .map(|(model, usage)| text_model(pricing, &reasoning_usage(model, usage)))
+        .collect();
+    let summary_part = facts.summary_usage.as_ref().map(|u| text_model(pricing, u));
+    let outcome_part = extraction_usage.as_ref().map(|u| text_model(pricing, u));
+    let reasoning_amount = round6(
+        consult.iter().map(amount).sum::<f64>()
+            + summary_part.as_ref().map(amount).unwrap_or(0.0)
+            + outcome_part.as_ref().map(amount).unwrap_or(0.0),
+    );
+    let cost_detail = serde_json::json!({
+        "currency": "USD",
+        "realtime_model": {
+            "amount": realtime_amount,
+            "realtime": facts.cost["realtime"],
+            "transcription": facts.cost["transcription"],
+        },
+        "reasoning_model": {
+            "amount": reasoning_amount,
+            "consult": consult,
+            "summary": summary_part,
+            "task_outcome": outcome_part,
+        },
+    });
+    let analysis = OutboundAnalysis {
+        summary: facts.summary,
+        task_outcome: Some(task_outcome),
+        cost_detail,
+    };
+    match store.record_outbound_analysis(id, &analysis, now_ms).await {
+        Ok(true) => tracing::info!(outbound_id = %id, "outbound call analyzed"),
+        Ok(false) => tracing::debug!(outbound_id = %id, "outbound call was already analyzed"),
+        Err(e) => {
+            tracing::error!(outbound_id = %id, error = %e, "the outbound analysis could not be written")
+        }
+    }
+}
+
 fn cost_of(
     pricing: &Pricing,
     report: &CallReport,
@@ -142,6 +304,7 @@ pub fn build(
     store: crate::store::Store,
     journal: Arc<dyn Journal>,
     stats: Arc<switchboard_actors::stats::EngineStats>,
+    now_ms: NowMs,
 ) -> anyhow::Result<EngineHooks> {
     use anyhow::Context as _;
 
@@ -156,8 +319,9 @@ pub fn build(
         mark_interval_ms: openai.mark_interval.as_millis() as u64,
         max_connections: openai.max_connections,
     };
+    let assistants = store.clone();
     let load: super::relay::LoadAssistant = Arc::new(move |id: AssistantId| {
-        let store = store.clone();
+        let store = assistants.clone();
         Box::pin(async move {
             match store.get_assistant(&id).await {
                 Ok(Some(a)) => Ok(super::relay::AssistantConfig {
@@ -189,6 +353,8 @@ pub fn build(
         journal,
         pricing: Arc::new(settings.pricing.clone()),
         summarizer: Summarizer::from_settings(&settings.summary).map(Arc::new),
+        store,
+        now_ms,
     })
 }
 

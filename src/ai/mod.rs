@@ -6,3 +6,4 @@ pub mod cost;
 pub mod hooks;
 pub mod relay;
 pub mod summary;
+pub mod task_outcome;

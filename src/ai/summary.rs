@@ -11,11 +11,11 @@ pub use super::cost::SummaryUsage;
 use crate::config::{SummaryProvider, SummarySettings};
 
 /// Anthropic's API version header value.
-const ANTHROPIC_VERSION: &str = "2023-06-01";
+pub(super) const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// How much of an error body is kept in [`SummaryError::Status`].
 const ERROR_EXCERPT_CHARS: usize = 300;
 /// Longest transcript sent: a longer one keeps its beginning and its end.
-const MAX_TRANSCRIPT_CHARS: usize = 60_000;
+pub(super) const MAX_TRANSCRIPT_CHARS: usize = 60_000;
 
 const SYSTEM_PROMPT: &str = "You review phone calls that an AI voice assistant handled. \
 You are given the assistant's instructions (its goal), how the call ended, the tools it used \
@@ -114,7 +114,7 @@ impl From<reqwest::Error> for SummaryError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Provider {
+pub(super) enum Provider {
     Anthropic,
     OpenAi,
 }
@@ -123,13 +123,13 @@ enum Provider {
 #[derive(Clone)]
 pub struct Summarizer {
     /// With the configured timeout on every request.
-    http: reqwest::Client,
-    provider: Provider,
+    pub(super) http: reqwest::Client,
+    pub(super) provider: Provider,
     /// Without a trailing slash; `/v1/…` is appended.
-    base_url: String,
-    model: String,
-    max_tokens: u32,
-    api_key: SecretString,
+    pub(super) base_url: String,
+    pub(super) model: String,
+    pub(super) max_tokens: u32,
+    pub(super) api_key: SecretString,
 }
 
 impl std::fmt::Debug for Summarizer {
@@ -247,7 +247,7 @@ impl Summarizer {
 /// and `cache_creation_input_tokens` come on top. Reads are the cached input;
 /// writes are counted as full-rate input (the engine sets no cache breakpoint, so
 /// there are none).
-fn anthropic_usage(model: &str, usage: &Value) -> SummaryUsage {
+pub(super) fn anthropic_usage(model: &str, usage: &Value) -> SummaryUsage {
     let n = |key: &str| usage[key].as_u64().unwrap_or(0);
     let cached = n("cache_read_input_tokens");
     SummaryUsage {
@@ -260,7 +260,7 @@ fn anthropic_usage(model: &str, usage: &Value) -> SummaryUsage {
 
 /// Chat Completions `usage` (OpenAI API reference): `prompt_tokens` includes
 /// `prompt_tokens_details.cached_tokens`, which are billed at the cached rate.
-fn openai_usage(model: &str, usage: &Value) -> SummaryUsage {
+pub(super) fn openai_usage(model: &str, usage: &Value) -> SummaryUsage {
     SummaryUsage {
         model: model.to_owned(),
         input_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
@@ -272,7 +272,7 @@ fn openai_usage(model: &str, usage: &Value) -> SummaryUsage {
 }
 
 /// Sends a request; a non-2xx status becomes [`SummaryError::Status`].
-async fn send(request: reqwest::RequestBuilder) -> Result<Value, SummaryError> {
+pub(super) async fn send(request: reqwest::RequestBuilder) -> Result<Value, SummaryError> {
     let response = request.send().await?;
     let status = response.status();
     if !status.is_success() {
@@ -314,7 +314,7 @@ fn facts(input: &SummaryInput<'_>) -> String {
 }
 
 /// Keeps the first and last halves of an over-long text.
-fn shorten(text: &str, max_chars: usize) -> String {
+pub(super) fn shorten(text: &str, max_chars: usize) -> String {
     let count = text.chars().count();
     if count <= max_chars {
         return text.to_owned();
@@ -346,7 +346,7 @@ fn parse_answer(text: &str) -> Result<(String, AiOutcome), SummaryError> {
 }
 
 /// The first `{…}` in `text` that parses as a JSON object.
-fn json_object_in(text: &str) -> Option<Value> {
+pub(super) fn json_object_in(text: &str) -> Option<Value> {
     text.match_indices('{').find_map(|(start, _)| {
         let mut stream = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
         match stream.next() {
@@ -356,7 +356,7 @@ fn json_object_in(text: &str) -> Option<Value> {
     })
 }
 
-fn excerpt(text: &str) -> String {
+pub(super) fn excerpt(text: &str) -> String {
     text.chars().take(ERROR_EXCERPT_CHARS).collect()
 }
 

@@ -1,37 +1,56 @@
 //! `GET /api/calls/{id}`, `GET /api/calls/{id}/recording` and
 //! `GET /api/calls/{id}/transcript`.
+//!
+//! `GET /api/calls/{id}` serves the admin any call, and a user (their API key)
+//! their own outbound calls: an outbound id answers the outbound view
+//! (`outbound::view`), with the call's record when it was answered; another
+//! user's call, or an inbound call, is a 404 for a user.
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 use switchboard_actors::CallId;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use super::admin::Admin;
+use super::caller::Caller;
 use crate::engine::Engine;
 use crate::error::ApiError;
-
-/// Milliseconds since the epoch as RFC 3339 (UTC, millisecond precision).
-pub fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
+pub use crate::outbound::view::rfc3339;
+use crate::outbound::view::{call_record_json, outbound_view};
+use crate::store::outbound::OutboundId;
 
 fn call_id(raw: &str) -> Result<CallId, ApiError> {
     CallId::parse(raw).map_err(|e| ApiError::bad_request("bad-id", e.to_string()))
 }
 
 pub async fn get(
-    _admin: Admin,
+    caller: Caller,
     engine: web::Data<Engine>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = call_id(&path)?;
-    let call = call_json(&engine, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no call {id}")))?;
+    let missing = || ApiError::not_found(format!("no call {id}"));
+    let outbound = match OutboundId::parse(id.as_str()) {
+        Some(outbound_id) => engine.store.get_outbound(&outbound_id).await?,
+        None => None,
+    };
+    if let Some(call) = outbound {
+        if !caller.may_see(&call.user_id) {
+            return Err(missing());
+        }
+        let view = outbound_view(
+            &engine.store,
+            &engine.settings.pricing,
+            &engine.public_url,
+            &call,
+        )
+        .await?;
+        return Ok(HttpResponse::Ok().json(view));
+    }
+    if caller.user().is_some() {
+        // A user's calls are outbound ones: anything else is not theirs.
+        return Err(missing());
+    }
+    let call = call_json(&engine, &id).await?.ok_or_else(missing)?;
     Ok(HttpResponse::Ok().json(call))
 }
 
@@ -59,46 +78,11 @@ pub async fn find(
 }
 
 async fn call_json(engine: &Engine, id: &CallId) -> Result<Option<serde_json::Value>, ApiError> {
-    let Some(call) = engine.store.get_call(id).await? else {
-        return Ok(None);
-    };
-    let events: Vec<_> = call
-        .events
-        .iter()
-        .map(|e| {
-            json!({
-                "seq": e.seq,
-                "at": rfc3339(e.at),
-                "kind": e.kind,
-                "agent_id": e.agent_id,
-                "detail": e.detail,
-            })
-        })
-        .collect();
-    let recording_url = call
-        .has_recording
-        .then(|| format!("{}/api/calls/{}/recording", engine.public_url, call.id));
-    Ok(Some(json!({
-        "id": call.id,
-        "call_sid": call.call_sid,
-        "direction": call.direction,
-        "status": call.status,
-        "outcome": call.outcome,
-        "end_reason": call.end_reason,
-        "agent_id": call.agent_id,
-        "from": call.from,
-        "to": call.to,
-        "workspace": call.workspace,
-        "started_at": rfc3339(call.started_at),
-        "answered_at": call.answered_at.map(rfc3339),
-        "ended_at": call.ended_at.map(rfc3339),
-        "events": events,
-        "recording_url": recording_url,
-        "assistant_id": call.assistant_id,
-        "summary": call.summary,
-        "ai_outcome": call.ai_outcome,
-        "cost": call.cost,
-    })))
+    Ok(engine
+        .store
+        .get_call(id)
+        .await?
+        .map(|call| call_record_json(&engine.public_url, &call)))
 }
 
 pub async fn recording(

@@ -12,6 +12,7 @@ pub mod dnc;
 pub mod input;
 pub mod numbers;
 pub mod outbound;
+pub mod outbound_batch;
 pub mod users;
 
 use actix_web::web;
@@ -66,7 +67,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/dnc", web::post().to(dnc::add))
             .route("/dnc", web::get().to(dnc::list))
             .route("/dnc/{e164}", web::delete().to(dnc::remove))
-            // Before `/calls/{id}`, which would take `/calls/outbound` for itself.
+            // Before `/calls/{id}`, which would take `/calls/outbound` for itself,
+            // and the batch before `/calls/outbound/{id}`.
+            .route(
+                "/calls/outbound/batch",
+                web::post().to(outbound_batch::submit),
+            )
+            .route(
+                "/calls/outbound/batch/{id}",
+                web::get().to(outbound_batch::get),
+            )
             .route("/calls/outbound", web::post().to(outbound::submit))
             .route("/calls/outbound", web::get().to(outbound::list))
             .route("/calls/outbound/{id}", web::get().to(outbound::get))

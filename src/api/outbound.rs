@@ -23,10 +23,11 @@ use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::outbound::clock::{from_offset_date_time, to_offset_date_time};
 use crate::outbound::consent;
+use crate::outbound::hours::CallingHours;
 use crate::outbound::request::OutboundRequest;
 use crate::outbound::submit::{estimate_usd, month_start};
 use crate::store::outbound::{
-    Canceled, OutboundCall, OutboundId, OutboundStatus, SubmitLimits, Submitted,
+    Canceled, OutboundCall, OutboundId, OutboundProgress, OutboundStatus, SubmitLimits, Submitted,
 };
 use crate::store::users::UserRecord;
 use crate::users::effective_limits;
@@ -63,7 +64,7 @@ fn call_json(call: &OutboundCall) -> Value {
 
 /// `429 rate-limited` with `retry_after` (RFC 3339) and `Retry-After` (whole
 /// seconds from now, at least 1).
-fn rate_limited(now_ms: i64, retry_at_ms: i64, why: &str) -> HttpResponse {
+pub(super) fn rate_limited(now_ms: i64, retry_at_ms: i64, why: &str) -> HttpResponse {
     let secs = ((retry_at_ms - now_ms).max(0) + 999) / 1000;
     let secs = secs.max(1);
     HttpResponse::TooManyRequests()
@@ -77,38 +78,72 @@ fn rate_limited(now_ms: i64, retry_at_ms: i64, why: &str) -> HttpResponse {
 
 /// The user a request is placed for: outbound calls are made on a user's
 /// behalf, so the admin token is refused (403).
-fn requesting_user(caller: &Caller) -> Result<&UserRecord, ApiError> {
+pub(super) fn requesting_user(caller: &Caller) -> Result<&UserRecord, ApiError> {
     caller.user().ok_or_else(|| {
         ApiError::forbidden("outbound calls are placed on a user's behalf: use that user's API key")
     })
 }
 
-/// `202 {"id","status","scheduled_for","estimated_cost"}` (and `"deferred"`
-/// when calling hours moved the call).
-pub async fn submit(
-    caller: Caller,
-    engine: web::Data<Engine>,
-    req: HttpRequest,
-    body: web::Json<Value>,
-) -> Result<HttpResponse, ApiError> {
-    let user = requesting_user(&caller)?;
-    let now = engine.clock.now();
-    let now_ms = now.as_millisecond();
-    if let Err(wait) = engine.outbound_burst.check(user.id.as_str()) {
-        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
-        return Ok(rate_limited(
-            now_ms,
-            now_ms.saturating_add(wait_ms),
-            "too many requests at once; slow down",
-        ));
-    }
-    let settings = &engine.settings;
-    let request = OutboundRequest::parse(
-        &body,
-        &settings.outbound.allowed_regions,
-        to_offset_date_time(now),
-    )?;
+/// Where a request came from, as its consent record notes it.
+pub(super) struct Origin {
+    pub ip: std::net::IpAddr,
+    pub user_agent: Option<String>,
+}
 
+impl Origin {
+    /// The client's address (`X-Forwarded-For` believed only from
+    /// `outbound.trusted_proxies`) and user agent.
+    pub fn of(engine: &Engine, req: &HttpRequest) -> Origin {
+        let forwarded: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let peer = req
+            .peer_addr()
+            .map(|addr| addr.ip())
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        Origin {
+            ip: consent::client_ip(peer, &forwarded, &engine.settings.outbound.trusted_proxies),
+            user_agent: req
+                .headers()
+                .get(actix_web::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        }
+    }
+}
+
+/// A batch's call: the batch it belongs to and the window it may ring in (the
+/// batch's window intersected with calling hours).
+pub(super) struct BatchSlot<'a> {
+    pub batch_id: &'a str,
+    pub hours: &'a CallingHours,
+}
+
+/// What placing one parsed request came to, short of a refusal.
+pub(super) enum Placed {
+    Created(Box<OutboundCall>),
+    /// A quota is used up until then (ms).
+    RateLimited {
+        retry_at_ms: i64,
+    },
+}
+
+/// Every gate after the body's parse, in order — the account's status (403),
+/// the do-not-call lists (409), calling hours (deferral), then the budget
+/// (402) and the quotas in the transaction that stores the call — for a single
+/// request and for each target of a batch alike.
+pub(super) async fn place(
+    engine: &Engine,
+    user: &UserRecord,
+    request: OutboundRequest,
+    origin: &Origin,
+    now: jiff::Timestamp,
+    batch: Option<BatchSlot<'_>>,
+) -> Result<Placed, ApiError> {
+    let now_ms = now.as_millisecond();
+    let settings = &engine.settings;
     if matches!(user.status, UserStatus::Paused | UserStatus::Suspended) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -135,8 +170,8 @@ pub async fn submit(
         })
         .transpose()?
         .unwrap_or(now);
-    let verdict = engine
-        .calling_hours
+    let hours = batch.as_ref().map_or(&engine.calling_hours, |b| b.hours);
+    let verdict = hours
         .check(&request.to, asked)
         .map_err(|e| ApiError::bad_request("bad-field", format!("to: {e}")))?;
     let run_at = verdict.deferred_until().unwrap_or(asked).as_millisecond();
@@ -153,29 +188,19 @@ pub async fn submit(
         )
     })?;
     let estimate = estimate_usd(&settings.pricing, &limits, &request.to);
-
-    let forwarded: Vec<&str> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let peer = req
-        .peer_addr()
-        .map(|addr| addr.ip())
-        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    let ip = consent::client_ip(peer, &forwarded, &settings.outbound.trusted_proxies);
-    let user_agent = req
-        .headers()
-        .get(actix_web::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
     let record = consent::record(
         user.id.as_str(),
         &request.attestation,
-        ip,
-        user_agent,
+        origin.ip,
+        origin.user_agent.as_deref(),
         now_ms,
     );
 
+    let mut progress = OutboundProgress::default();
+    if let Some(batch) = &batch {
+        progress.batch_id = Some(batch.batch_id.to_owned());
+        progress.window_end_at = Some(verdict.closes().as_millisecond());
+    }
     let call = OutboundCall {
         id: OutboundId::new(),
         user_id: user.id.clone(),
@@ -200,7 +225,7 @@ pub async fn submit(
         attempt_id: None,
         created_at: now_ms,
         updated_at: now_ms,
-        progress: Default::default(),
+        progress,
     };
     let limits = SubmitLimits {
         calls_per_hour: limits.calls_per_hour,
@@ -218,8 +243,53 @@ pub async fn submit(
                 outbound_id = %call.id,
                 user_id = %call.user_id,
                 status = call.status.as_str(),
+                batch_id = call.progress.batch_id.as_deref(),
                 "outbound call submitted"
             );
+            Ok(Placed::Created(call))
+        }
+        Submitted::OverBudget { remaining_usd } => Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "budget-exceeded",
+            format!(
+                "the call may cost up to USD {estimate:.2}; USD {remaining_usd:.2} of this \
+                 month's budget is left"
+            ),
+        )),
+        Submitted::RateLimited { retry_at_ms } => Ok(Placed::RateLimited { retry_at_ms }),
+    }
+}
+
+/// The quota refusal's message.
+pub(super) const QUOTA_USED_UP: &str = "the account's hourly or daily call quota is used up";
+
+/// `202 {"id","status","scheduled_for","estimated_cost"}` (and `"deferred"`
+/// when calling hours moved the call).
+pub async fn submit(
+    caller: Caller,
+    engine: web::Data<Engine>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let user = requesting_user(&caller)?;
+    let now = engine.clock.now();
+    let now_ms = now.as_millisecond();
+    if let Err(wait) = engine.outbound_burst.check(user.id.as_str()) {
+        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        return Ok(rate_limited(
+            now_ms,
+            now_ms.saturating_add(wait_ms),
+            "too many requests at once; slow down",
+        ));
+    }
+    let request = OutboundRequest::parse(
+        &body,
+        &engine.settings.outbound.allowed_regions,
+        to_offset_date_time(now),
+    )?;
+    let origin = Origin::of(&engine, &req);
+    match place(&engine, user, request, &origin, now, None).await? {
+        Placed::Created(call) => {
             let mut answer = json!({
                 "id": call.id.as_str(),
                 "status": call.status.as_str(),
@@ -231,19 +301,7 @@ pub async fn submit(
             }
             Ok(HttpResponse::Accepted().json(answer))
         }
-        Submitted::OverBudget { remaining_usd } => Err(ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "budget-exceeded",
-            format!(
-                "the call may cost up to USD {estimate:.2}; USD {remaining_usd:.2} of this \
-                 month's budget is left"
-            ),
-        )),
-        Submitted::RateLimited { retry_at_ms } => Ok(rate_limited(
-            now_ms,
-            retry_at_ms,
-            "the account's hourly or daily call quota is used up",
-        )),
+        Placed::RateLimited { retry_at_ms } => Ok(rate_limited(now_ms, retry_at_ms, QUOTA_USED_UP)),
     }
 }
 

@@ -269,6 +269,15 @@ pub struct OutboundSettings {
     pub batch_max_targets: usize,
     /// A batch's calls in progress at once, unless the batch asks for fewer.
     pub batch_max_concurrency: u32,
+
+    // The result (`outbound::reconcile_cost`).
+    /// How often ended calls are looked for and settled.
+    #[serde(rename = "result_poll_secs", deserialize_with = "values::seconds")]
+    pub result_poll: Duration,
+    /// How long after a call's end Twilio's price (and the after-call work) is
+    /// waited for before the estimate is kept.
+    #[serde(rename = "price_wait_secs", deserialize_with = "values::seconds")]
+    pub price_wait: Duration,
 }
 
 /// What an outbound call does when an answering machine picks up.
@@ -772,6 +781,10 @@ impl Settings {
         anyhow::ensure!(
             (1..=1000).contains(&o.batch_max_targets) && o.batch_max_concurrency >= 1,
             "outbound.batch_max_targets must be 1–1000 and batch_max_concurrency ≥ 1"
+        );
+        anyhow::ensure!(
+            !o.result_poll.is_zero() && !o.price_wait.is_zero(),
+            "outbound.result_poll_secs and price_wait_secs must be positive"
         );
         Ok(())
     }

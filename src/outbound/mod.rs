@@ -3,6 +3,9 @@
 //!
 //! # Module map
 //!
+//! - [`batch`]: the body of `POST /api/calls/outbound/batch` (JSON, or CSV with
+//!   the other fields in the query string), its window intersected with
+//!   calling hours, and the objective template's placeholders.
 //! - [`clock`]: the injected clock the gates read "now" from (the system clock in
 //!   the engine, a [`clock::ManualClock`] in tests).
 //! - [`zones`]: the callee's time zones from the number (libphonenumber's prefix →
@@ -22,11 +25,21 @@
 //!   the per-user burst limiter (`governor`). The gates' order is in
 //!   `api::outbound`; the quotas and the budget are counted in the transaction
 //!   that stores the call (`store::outbound`).
+//! - [`reconcile_cost`]: the reconciler: settles each call that ended (Twilio's
+//!   price, the actual cost, `reconciled_at`) and sends its one `call.result`
+//!   event.
+//! - [`view`]: an outbound call as its user sees it: the JSON of
+//!   `GET /api/calls/{id}` and of the `call.result` event (disposition,
+//!   transcript, summary, task outcome, consent record, cost estimated and
+//!   actual).
 
+pub mod batch;
 pub mod clock;
 pub mod consent;
 pub mod hours;
 pub mod notify;
+pub mod reconcile_cost;
 pub mod request;
 pub mod submit;
+pub mod view;
 pub mod zones;

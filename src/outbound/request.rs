@@ -162,6 +162,21 @@ impl OutboundRequest {
     }
 }
 
+/// The fields the targets of a batch share, checked once before any target:
+/// `purpose`, `attestation`, `callback_url`?, `assistant_id`? of `body` (other
+/// keys are the batch's to check). A refusal names the field.
+pub fn check_shared(body: &Map<String, Value>) -> Result<(), FieldError> {
+    parse_purpose(required_str(body, "", "purpose")?)?;
+    parse_attestation(body.get("attestation"))?;
+    if let Some(raw) = optional_str(body, "", "callback_url")? {
+        parse_callback_url(raw)?;
+    }
+    if let Some(raw) = optional_str(body, "", "assistant_id")? {
+        AssistantId::parse(raw).map_err(|e| FieldError::new("assistant_id", e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// `prefix` + `field`: `attestation.not_dnc`.
 fn path(prefix: &str, field: &str) -> String {
     format!("{prefix}{field}")

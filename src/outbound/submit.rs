@@ -23,12 +23,18 @@ use crate::domain::phone::{PhoneNumber, Region};
 /// rate) plus the realtime model's expected cost per minute. USD, rounded to
 /// the cent.
 pub fn estimate_usd(pricing: &Pricing, limits: &PlanLimits, to: &PhoneNumber) -> f64 {
-    let telephony = region_of(to)
-        .and_then(|region| pricing.outbound_per_min_by_region.get(&region))
-        .copied()
-        .unwrap_or(pricing.outbound_per_min);
+    let telephony = telephony_per_min(pricing, to);
     let per_minute = telephony + pricing.realtime_expected_per_min;
     (f64::from(limits.max_call_minutes) * per_minute * 100.0).round() / 100.0
+}
+
+/// The per-minute rate of an outbound leg to `to`: its region's, else the
+/// default outbound rate.
+pub fn telephony_per_min(pricing: &Pricing, to: &PhoneNumber) -> f64 {
+    region_of(to)
+        .and_then(|region| pricing.outbound_per_min_by_region.get(&region))
+        .copied()
+        .unwrap_or(pricing.outbound_per_min)
 }
 
 fn region_of(to: &PhoneNumber) -> Option<Region> {

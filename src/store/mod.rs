@@ -51,6 +51,8 @@ pub mod dnc;
 pub mod journal;
 pub mod numbers;
 pub mod outbound;
+pub mod outbound_batch;
+pub mod outbound_result;
 pub mod pool;
 mod spill;
 pub mod users;

@@ -24,7 +24,7 @@ use crate::helpers::{spawn_app_on, spawn_app_with, TestApp, User, PATIENCE};
 
 /// What the receiver does with the next request.
 #[derive(Debug, Clone, Copy)]
-enum Answer {
+pub(crate) enum Answer {
     Status(u16),
     /// Never answers (within the test).
     Hang,
@@ -32,11 +32,11 @@ enum Answer {
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    event_id: Option<String>,
-    signature: Option<String>,
-    content_type: Option<String>,
-    body: Vec<u8>,
+pub(crate) struct Received {
+    pub(crate) event_id: Option<String>,
+    pub(crate) signature: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -48,15 +48,15 @@ struct ReceiverState {
 
 /// A user's endpoint on a random local port.
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     state: Arc<Mutex<ReceiverState>>,
     /// Each answer waits this long first (to hold posts in flight).
     delay: Duration,
 }
 
 impl Receiver {
-    fn start(script: &[Answer]) -> Receiver {
+    pub(crate) fn start(script: &[Answer]) -> Receiver {
         Self::start_with_delay(script, Duration::ZERO)
     }
 
@@ -85,12 +85,12 @@ impl Receiver {
         }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.state.lock().expect("receiver state").received.clone()
     }
 
     /// Waits until at least `n` requests arrived; returns them all.
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + PATIENCE + self.delay * n as u32;
         loop {
             let received = self.received();
@@ -144,7 +144,7 @@ async fn receive(
 
 /// The receiver's check: the signature is HMAC-SHA256 of the raw body under the
 /// user's webhook secret, hex, after `sha256=`.
-fn signature_is_valid(secret: &str, received: &Received) -> bool {
+pub(crate) fn signature_is_valid(secret: &str, received: &Received) -> bool {
     let Some(hex_mac) = received
         .signature
         .as_deref()
@@ -167,7 +167,7 @@ fn status_event(status: &str) -> Event {
     }
 }
 
-fn fast_callbacks(settings: &mut switchboard::config::Settings) {
+pub(crate) fn fast_callbacks(settings: &mut switchboard::config::Settings) {
     settings.outbound.callback_allow_private = true;
     settings.outbound.callback_poll = Duration::from_millis(20);
     settings.outbound.callback_retry_base = Duration::from_millis(100);

@@ -8,10 +8,27 @@
 //! [`api_key`](FakeLlm::api_key), [`requests`](FakeLlm::requests) (JSON bodies of
 //! the requests that passed authentication, in order),
 //! [`seen`](FakeLlm::seen) (the same requests with their path and headers),
-//! [`set_answer`](FakeLlm::set_answer). [`LlmAnswer`]: `Text` (the assistant's
+//! [`set_answer`](FakeLlm::set_answer),
+//! [`set_structured_answer`](FakeLlm::set_structured_answer) (the answer to
+//! requests for structured output, below). [`LlmAnswer`]: `Text` (the assistant's
 //! text, e.g. a JSON summary), `ThinkingThenText` (Anthropic: a `thinking` block
 //! before the text block; OpenAI: the text), `Status(code)` (that status with the
 //! dialect's error JSON), `Hang` (never answers).
+//!
+//! # Structured output
+//!
+//! * Anthropic, a request with `tool_choice: {"type":"tool","name":N}` (forced tool
+//!   use, docs.anthropic.com/en/docs/agents-and-tools/tool-use/implement-tool-use):
+//!   N must be one of `tools` (else 400 `invalid_request_error`); the answer is one
+//!   `tool_use` block `{"type":"tool_use","id","name":N,"input"}` whose `input` is
+//!   the answer text parsed as JSON (the text itself as a string when it does not
+//!   parse), `stop_reason: "tool_use"`.
+//! * OpenAI, a request with `response_format: {"type":"json_schema",
+//!   "json_schema":{"name","schema",…}}` (platform.openai.com/docs/guides/
+//!   structured-outputs): `json_schema.name` and `.schema` required (else 400);
+//!   the answer text is the message's `content`.
+//!
+//! Both use the structured answer when one is set, else the usual answer.
 //!
 //! # Checks
 //!
@@ -86,6 +103,8 @@ pub struct FakeLlm {
 
 struct State {
     answer: LlmAnswer,
+    /// For requests asking for structured output, when set.
+    structured: Option<LlmAnswer>,
     requests: Vec<Value>,
     seen: Vec<LlmRequest>,
     ids: u64,
@@ -103,6 +122,7 @@ impl FakeLlm {
     pub async fn start(answer: LlmAnswer) -> FakeLlm {
         let state = Arc::new(Mutex::new(State {
             answer,
+            structured: None,
             requests: Vec::new(),
             seen: Vec::new(),
             ids: 0,
@@ -145,6 +165,11 @@ impl FakeLlm {
 
     pub fn set_answer(&self, answer: LlmAnswer) {
         lock(&self.state).answer = answer;
+    }
+
+    /// The answer to requests for structured output (a forced tool, a JSON schema).
+    pub fn set_structured_answer(&self, answer: LlmAnswer) {
+        lock(&self.state).structured = Some(answer);
     }
 }
 
@@ -195,9 +220,15 @@ async fn answer(state: &Mutex<State>, req: &HttpRequest, body: Value) -> (LlmAns
             headers,
             body: body.clone(),
         });
+        let structured = body["tool_choice"]["type"] == "tool"
+            || body["response_format"]["type"] == "json_schema";
         state.requests.push(body);
         state.ids += 1;
-        (state.answer.clone(), state.ids)
+        let answer = match (&state.structured, structured) {
+            (Some(answer), true) => answer.clone(),
+            _ => state.answer.clone(),
+        };
+        (answer, state.ids)
     };
     if let LlmAnswer::Hang = answer {
         std::future::pending::<()>().await;
@@ -237,6 +268,19 @@ async fn messages(
             );
         }
     }
+    let forced_tool = body["tool_choice"]["name"].as_str().map(str::to_owned);
+    if let Some(name) = &forced_tool {
+        let known = body["tools"]
+            .as_array()
+            .is_some_and(|tools| tools.iter().any(|t| t["name"] == name.as_str()));
+        if !known {
+            return anthropic_error(
+                400,
+                "invalid_request_error",
+                &format!("tool_choice: tool {name} is not in tools"),
+            );
+        }
+    }
     let input = (chars_of_content(&body["system"]) + messages_chars(&body)).div_ceil(4);
     let model = body["model"].clone();
     let (thinking, text, id) = match answer(&state, &req, body).await {
@@ -245,6 +289,30 @@ async fn messages(
         (LlmAnswer::Status(code), _) => return anthropic_status(code),
         (LlmAnswer::Hang, _) => unreachable!("a hanging answer never returns"),
     };
+    if let Some(name) = forced_tool {
+        let tool_input =
+            serde_json::from_str::<Value>(&text).unwrap_or_else(|_| Value::String(text.clone()));
+        return HttpResponse::Ok().json(json!({
+            "id": format!("msg_fake{id:04}"),
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{
+                "type": "tool_use",
+                "id": format!("toolu_fake{id:04}"),
+                "name": name,
+                "input": tool_input,
+            }],
+            "stop_reason": "tool_use",
+            "stop_sequence": null,
+            "usage": {
+                "input_tokens": input,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "output_tokens": text.chars().count().div_ceil(4),
+            },
+        }));
+    }
     let mut content = Vec::new();
     if let Some(thinking) = thinking {
         content.push(json!({ "type": "thinking", "thinking": thinking, "signature": "sig_fake" }));
@@ -308,6 +376,17 @@ async fn chat_completions(
                 "invalid_request_error",
                 None,
                 &format!("Missing required parameter: '{field}'."),
+            );
+        }
+    }
+    if body["response_format"]["type"] == "json_schema" {
+        let spec = &body["response_format"]["json_schema"];
+        if !spec["name"].is_string() || !spec["schema"].is_object() {
+            return openai_error(
+                400,
+                "invalid_request_error",
+                None,
+                "Missing required parameter: 'response_format.json_schema.name' or '.schema'.",
             );
         }
     }
