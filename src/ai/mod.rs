@@ -4,5 +4,6 @@
 pub mod assistant;
 pub mod cost;
 pub mod hooks;
+pub mod outbound;
 pub mod relay;
 pub mod summary;
