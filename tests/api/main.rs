@@ -22,6 +22,7 @@ mod outage;
 mod outbound_dial;
 mod outbound_notify;
 mod outbound_submit;
+mod outbound_talk;
 mod parking;
 mod postgres;
 mod raw_ws;
