@@ -105,6 +105,12 @@ pub async fn load(
                 .await
                 .map_err(|e| format!("assistant {own_id} could not be read: {e}"))?
                 .ok_or_else(|| format!("assistant {own_id} does not exist"))?;
+            if record.workspace != call.workspace {
+                return Err(format!(
+                    "assistant {own_id} is not of the call's workspace {}",
+                    call.workspace
+                ));
+            }
             Some(record)
         }
         None => None,
@@ -340,12 +346,19 @@ pub fn consult_prompt(objective: &str, question: &str, transcript: &[(String, St
     if transcript.is_empty() {
         text.push_str("(nothing said yet)\n");
     }
-    for (role, said) in transcript {
+    let skipped = transcript.len().saturating_sub(CONSULT_MAX_TURNS);
+    if skipped > 0 {
+        text.push_str(&format!("({skipped} earlier turns left out)\n"));
+    }
+    for (role, said) in &transcript[skipped..] {
         let who = if role == "caller" { "callee" } else { role };
         text.push_str(&format!("{who}: {said}\n"));
     }
     text
 }
+
+/// The last this many turns go to the planner.
+pub const CONSULT_MAX_TURNS: usize = 60;
 
 /// The planner's system prompt.
 pub const CONSULT_SYSTEM: &str = "You advise an AI voice assistant that is on a phone \

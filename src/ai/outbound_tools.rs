@@ -46,12 +46,17 @@ pub(super) struct Outbound {
     hold_timer: Option<SpawnHandle>,
     /// A verdict that came before the session was live.
     verdict: Option<String>,
+    /// The callee is in the middle of an utterance (speech started, not stopped).
+    speaking: bool,
+    /// The greeting wait ran out once while the callee was speaking.
+    waited_once: bool,
     /// A verdict was acted on: later ones are ignored.
     decided: bool,
 }
 
 impl Outbound {
-    pub(super) fn new(brief: Arc<OutboundBrief>) -> Outbound {
+    /// `verdict`: an answering machine's verdict that came first.
+    pub(super) fn new(brief: Arc<OutboundBrief>, verdict: Option<String>) -> Outbound {
         Outbound {
             brief,
             opened: false,
@@ -59,7 +64,9 @@ impl Outbound {
             greeting_timer: None,
             silence_timer: None,
             hold_timer: None,
-            verdict: None,
+            verdict,
+            speaking: false,
+            waited_once: false,
             decided: false,
         }
     }
@@ -69,21 +76,36 @@ impl AiLeg {
     /// The session is live: wait for the greeting (at most `greeting_wait`), and
     /// start the silence and hold limits.
     pub(super) fn outbound_ready(&mut self, ctx: &mut Context<Self>) {
-        let Some(outbound) = &mut self.outbound else {
+        if self.outbound.is_none() {
             return;
-        };
-        let wait = outbound.brief.greeting_wait;
-        outbound.greeting_timer = Some(ctx.run_later(wait, |act, ctx| {
-            if let Some(o) = &mut act.outbound {
-                o.greeting_timer = None;
-            }
-            act.open_outbound(ctx);
-        }));
+        }
+        self.arm_greeting_wait(ctx);
         self.restart_silence(ctx);
         self.restart_hold(ctx);
         if let Some(verdict) = self.outbound.as_mut().and_then(|o| o.verdict.take()) {
             self.on_verdict(verdict, ctx);
         }
+    }
+
+    /// The disclosure follows `greeting_wait` without a finished greeting. A
+    /// callee still speaking when it runs out gets one more wait (not to be
+    /// talked over); then the disclosure comes regardless.
+    fn arm_greeting_wait(&mut self, ctx: &mut Context<Self>) {
+        let Some(outbound) = &mut self.outbound else {
+            return;
+        };
+        let wait = outbound.brief.greeting_wait;
+        outbound.greeting_timer = Some(ctx.run_later(wait, |act, ctx| {
+            let Some(o) = &mut act.outbound else {
+                return;
+            };
+            o.greeting_timer = None;
+            if o.speaking && !o.waited_once {
+                o.waited_once = true;
+                return act.arm_greeting_wait(ctx);
+            }
+            act.open_outbound(ctx);
+        }));
     }
 
     /// The callee's greeting is over (or never came): the disclosure, then the
@@ -125,6 +147,14 @@ impl AiLeg {
         }));
     }
 
+    /// The callee started an utterance.
+    pub(super) fn outbound_speech_started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(outbound) = &mut self.outbound {
+            outbound.speaking = true;
+        }
+        self.outbound_heard_speech(ctx);
+    }
+
     /// Someone is audible (the callee started speaking, or the assistant's audio
     /// goes out or plays): the silence limit starts again.
     pub(super) fn outbound_heard_speech(&mut self, ctx: &mut Context<Self>) {
@@ -136,7 +166,11 @@ impl AiLeg {
     /// The callee finished a turn: the greeting is over, the hold limit starts
     /// again.
     pub(super) fn outbound_speech_stopped(&mut self, ctx: &mut Context<Self>) {
-        if self.outbound.is_none() || self.stage != Stage::Live {
+        let Some(outbound) = &mut self.outbound else {
+            return;
+        };
+        outbound.speaking = false;
+        if self.stage != Stage::Live {
             return;
         }
         self.restart_hold(ctx);
@@ -378,6 +412,10 @@ impl AiLeg {
 
     fn on_verdict(&mut self, verdict: String, ctx: &mut Context<Self>) {
         let Some(outbound) = &mut self.outbound else {
+            if self.stage == Stage::Connecting && self.assistant.is_none() {
+                // The assistant is still being read: kept until it is.
+                self.early_verdict = Some(verdict);
+            }
             return;
         };
         if self.stage != Stage::Live {

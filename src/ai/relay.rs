@@ -245,6 +245,8 @@ pub struct AiLeg {
     started: Instant,
     /// An outbound call's state (`outbound_tools`).
     outbound: Option<outbound_tools::Outbound>,
+    /// An answering machine's verdict that came before the assistant was read.
+    early_verdict: Option<String>,
 }
 
 impl AiLeg {
@@ -279,6 +281,7 @@ impl AiLeg {
             closing: false,
             started: Instant::now(),
             outbound: None,
+            early_verdict: None,
         })
     }
 
@@ -359,10 +362,9 @@ impl AiLeg {
                     if act.stage != Stage::Connecting {
                         return;
                     }
-                    act.outbound = assistant
-                        .outbound
-                        .clone()
-                        .map(outbound_tools::Outbound::new);
+                    act.outbound = assistant.outbound.clone().map(|brief| {
+                        outbound_tools::Outbound::new(brief, act.early_verdict.take())
+                    });
                     act.assistant = Some(assistant);
                     act.open_socket(ctx);
                 }
@@ -531,7 +533,7 @@ impl AiLeg {
             "session.created" => self.configure(),
             "session.updated" => self.session_ready(ctx),
             "input_audio_buffer.speech_started" => {
-                self.outbound_heard_speech(ctx);
+                self.outbound_speech_started(ctx);
                 self.on_speech_started(&event)
             }
             "input_audio_buffer.speech_stopped" => self.outbound_speech_stopped(ctx),

@@ -143,6 +143,10 @@ pub async fn answer(
         direction: "outbound",
     };
     let call = CallActor::launch(setup, engine.call_deps.clone());
+    // A verdict noted before the call was live still reaches its assistant.
+    if let Some(verdict) = &row.progress.answered_by {
+        call.machine_verdict(verdict.clone());
+    }
     tracing::info!(call_id = %call.id(), "outbound call answered");
     Ok(twiml(stream_twiml(&engine, call.id())))
 }

@@ -89,27 +89,32 @@ async fn talk_app(
 
 /// A call submitted through the API, then claimed as the dispatcher claims it.
 async fn claimed_call(app: &TestApp, user: &User) -> String {
+    claimed_call_with(app, user, json!({})).await
+}
+
+/// [`claimed_call`] with more fields in the request (`assistant_id`).
+async fn claimed_call_with(app: &TestApp, user: &User, more: Value) -> String {
+    let mut request = json!({
+        "to": CALLEE,
+        "contact_name": "Joe",
+        "contact_company": "Acme Plumbing",
+        "purpose": "existing_client",
+        "objective": OBJECTIVE,
+        "attestation": {
+            "legitimate_purpose": true,
+            "not_dnc": true,
+            "reasonable_basis": true,
+            "understands_recording": true,
+            "accepts_responsibility": true,
+            "signature_full_name": "Ada Lovelace",
+            "signature_organization": "Analytical Engines Ltd",
+        },
+    });
+    if let (Some(request), Some(more)) = (request.as_object_mut(), more.as_object()) {
+        request.extend(more.clone());
+    }
     let (status, body) = app
-        .post_json(
-            "/api/calls/outbound",
-            &json!({
-                "to": CALLEE,
-                "contact_name": "Joe",
-                "contact_company": "Acme Plumbing",
-                "purpose": "existing_client",
-                "objective": OBJECTIVE,
-                "attestation": {
-                    "legitimate_purpose": true,
-                    "not_dnc": true,
-                    "reasonable_basis": true,
-                    "understands_recording": true,
-                    "accepts_responsibility": true,
-                    "signature_full_name": "Ada Lovelace",
-                    "signature_organization": "Analytical Engines Ltd",
-                },
-            }),
-            Some(&user.api_key),
-        )
+        .post_json("/api/calls/outbound", &request, Some(&user.api_key))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let id = body["id"].as_str().expect("an id").to_owned();
@@ -187,15 +192,9 @@ async fn dial(app: &TestApp, twilio: &FakeProvider, id: &str) -> String {
     call.sid
 }
 
-/// Submits, claims and dials a call; the fake answers it and opens its stream.
-async fn outbound_call(
-    db: TestDb,
-    script: Script,
-    configure: impl FnOnce(&mut Settings),
-) -> (Talk, TwilioStream) {
-    let (app, openai, llm) = talk_app(db, script, configure).await;
-    let user = app.create_user("ada@example.com").await;
-    let id = claimed_call(&app, &user).await;
+/// A fake Twilio that plays calls like Twilio, opens their streams and holds
+/// the AMD verdict until the test sends it.
+async fn twilio_like() -> FakeProvider {
     let twilio = FakeProvider::start().await;
     {
         let mut state = twilio.state();
@@ -205,6 +204,19 @@ async fn outbound_call(
         state.calls.open_streams = true;
         state.calls.hold_amd = true;
     }
+    twilio
+}
+
+/// Submits, claims and dials a call; the fake answers it and opens its stream.
+async fn outbound_call(
+    db: TestDb,
+    script: Script,
+    configure: impl FnOnce(&mut Settings),
+) -> (Talk, TwilioStream) {
+    let (app, openai, llm) = talk_app(db, script, configure).await;
+    let user = app.create_user("ada@example.com").await;
+    let id = claimed_call(&app, &user).await;
+    let twilio = twilio_like().await;
     let call_sid = dial(&app, &twilio, &id).await;
     let stream = twilio.media_stream(&call_sid).await;
     let talk = Talk {
@@ -346,7 +358,7 @@ async fn an_answered_call_streams_to_its_assistant_and_a_retry_gets_the_same_cal
         (&json!("outbound"), &json!(CALLEE), &json!(POOL)),
         "{call}"
     );
-    let session = talk.openai.session_config().expect("a session.update");
+    let session = talk.openai.wait_for_client_event("session.update").await["session"].clone();
     assert_eq!(
         session["audio"]["input"]["turn_detection"]["create_response"], false,
         "the model waits for the greeting"
@@ -792,4 +804,89 @@ async fn a_machine_is_hung_up_on_at_once_when_configured_and_a_fax_always() {
             "{verdict}: nothing said"
         );
     }
+}
+
+#[actix_web::test]
+async fn a_verdict_noted_before_the_answer_reaches_the_assistant_once_it_is_live() {
+    let (app, openai, _llm) = talk_app(TestDb::Sqlite, script(), |s| {
+        s.outbound.greeting_wait = Duration::from_secs(3_600);
+        s.outbound.on_machine = OnMachine::HangUp;
+    })
+    .await;
+    let user = app.create_user("ada@example.com").await;
+    let id = claimed_call(&app, &user).await;
+    let url = hook(&app, "amd", &id, ATTEMPT);
+    let sid = new_call_sid();
+    let params = [
+        ("AccountSid", TWILIO_SID),
+        ("CallSid", sid.as_str()),
+        ("AnsweredBy", "machine_end_other"),
+    ];
+    assert_eq!(signed_post(&app, &url, &params).await.0, StatusCode::OK);
+    assert_eq!(
+        answered_by(&app, &id).await.as_deref(),
+        Some("machine_end_other")
+    );
+
+    let twilio = twilio_like().await;
+    let call_sid = dial(&app, &twilio, &id).await;
+    let mut stream = twilio.media_stream(&call_sid).await;
+    while stream.next().await.is_some() {}
+    assert_eq!(hangup_reason(&app, &id).await, json!("answering_machine"));
+    assert!(
+        !openai
+            .client_events()
+            .iter()
+            .any(|e| e["type"] == "response.create"),
+        "nothing said to the machine"
+    );
+}
+
+#[actix_web::test]
+async fn a_users_own_assistant_speaks_with_its_model_voice_and_tools_and_the_calls_brief() {
+    let (app, openai, _llm) = talk_app(TestDb::Sqlite, script(), |_| {}).await;
+    let own = json!({
+        "name": "Booker",
+        "workspace": "production",
+        "instructions": "You are Booker, Ada's booking assistant.",
+        "voice": "cedar",
+        "model": "gpt-realtime-mini",
+        "tools": [{ "type": "transfer_to_human" }, { "type": "log_event" }],
+        "on_failure": { "kind": "voicemail" },
+    });
+    let (status, created) = app
+        .post_json("/api/assistants", &own, Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let assistant_id = created["id"].as_str().expect("an id");
+    let user = app.create_user("ada@example.com").await;
+    let id = claimed_call_with(&app, &user, json!({ "assistant_id": assistant_id })).await;
+    let twilio = twilio_like().await;
+    let call_sid = dial(&app, &twilio, &id).await;
+    let mut stream = twilio.media_stream(&call_sid).await;
+    until_heard(&mut stream, 0x11).await;
+
+    let session = openai.wait_for_client_event("session.update").await["session"].clone();
+    assert_eq!(
+        (&session["model"], &session["audio"]["output"]["voice"]),
+        (&json!("gpt-realtime-mini"), &json!("cedar"))
+    );
+    let instructions = session["instructions"].as_str().expect("instructions");
+    assert!(
+        instructions.starts_with("You are Booker, Ada's booking assistant."),
+        "{instructions}"
+    );
+    assert!(instructions.contains(OBJECTIVE), "{instructions}");
+    let mut tools: Vec<&str> = session["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    tools.sort_unstable();
+    assert_eq!(
+        tools,
+        ["consult", "end_call", "log_event", "opt_out", "send_digits"],
+        "no transfer: there is nobody to hand a callee to"
+    );
 }
