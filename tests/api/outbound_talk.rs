@@ -22,7 +22,7 @@ use crate::db::TestDb;
 use crate::fake_providers::calls::LikeTwilio;
 use crate::fake_providers::{FakeProvider, TWILIO_SECRET, TWILIO_SID};
 use crate::fakes::llm::{FakeLlm, LlmAnswer};
-use crate::fakes::openai::{FakeOpenAi, Reply, Script};
+use crate::fakes::openai::{FakeOpenAi, Mode, Reply, Script};
 use crate::helpers::{
     event_kinds, new_call_sid, spawn_app_with_clock, TestApp, TwilioStream, User, ADMIN_TOKEN,
     PATIENCE,
@@ -67,7 +67,14 @@ async fn talk_app(
     script: Script,
     configure: impl FnOnce(&mut Settings),
 ) -> (TestApp, FakeOpenAi, FakeLlm) {
-    let openai = FakeOpenAi::start(script).await;
+    talk_app_with(db, FakeOpenAi::start(script).await, configure).await
+}
+
+async fn talk_app_with(
+    db: TestDb,
+    openai: FakeOpenAi,
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, FakeOpenAi, FakeLlm) {
     let llm = FakeLlm::start(LlmAnswer::Text(ADVICE.to_owned())).await;
     let clock = ManualClock::new(MORNING.parse().expect("an instant"));
     let (url, key, llm_url) = (openai.url(), openai.api_key().to_owned(), llm.base_url());
@@ -888,5 +895,36 @@ async fn a_users_own_assistant_speaks_with_its_model_voice_and_tools_and_the_cal
         tools,
         ["consult", "end_call", "log_event", "opt_out", "send_digits"],
         "no transfer: there is nobody to hand a callee to"
+    );
+}
+
+#[actix_web::test]
+async fn an_outbound_assistant_that_fails_ends_the_call_as_there_is_nobody_to_hand_it_to() {
+    let openai = FakeOpenAi::start_with(script(), Mode::DropAfterAppends(3)).await;
+    let (app, _openai, _llm) = talk_app_with(TestDb::Sqlite, openai, |_| {}).await;
+    let user = app.create_user("ada@example.com").await;
+    let id = claimed_call(&app, &user).await;
+    let twilio = twilio_like().await;
+    let call_sid = dial(&app, &twilio, &id).await;
+    let mut stream = twilio.media_stream(&call_sid).await;
+    // The callee's line hiss reaches the model until the model's socket drops.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !app.call(&id).await["ended_at"].is_string() {
+        assert!(tokio::time::Instant::now() < deadline, "the call went on");
+        stream.send_media(&[SILENCE; 160]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reason = hangup_reason(&app, &id).await;
+    assert!(
+        reason
+            .as_str()
+            .is_some_and(|r| r.starts_with("assistant_failed: ")),
+        "{reason}"
+    );
+    let call = app.call(&id).await;
+    let kinds = event_kinds(&call);
+    assert!(
+        !kinds.iter().any(|k| k == "ringing" || k == "voicemail"),
+        "{kinds:?}"
     );
 }
