@@ -601,10 +601,15 @@ async fn opt_out_lists_the_number_for_the_user_and_everyone_and_hangs_up() {
 
 #[actix_web::test]
 async fn send_digits_plays_dtmf_tones_on_the_stream_and_the_session_goes_on() {
-    let script = script().turn(
-        "For sales press one, for service press two.",
-        Reply::call("send_digits", r#"{"digits":"2"}"#),
-    );
+    let script = script()
+        .turn(
+            "For sales press one, for service press two.",
+            Reply::call("send_digits", r#"{"digits":"2"}"#),
+        )
+        .turn(
+            "Enter your account number.",
+            Reply::call("send_digits", r#"{"digits":"12x"}"#),
+        );
     let (talk, mut stream) = outbound_call(TestDb::Sqlite, script, |_| {}).await;
     until_live(&talk, &mut stream).await;
     until_heard(&mut stream, 0x11).await;
@@ -634,6 +639,21 @@ async fn send_digits_plays_dtmf_tones_on_the_stream_and_the_session_goes_on() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(talk.openai.sessions(), 1);
+
+    // Keys a phone does not have are refused, naming the first.
+    speak(&mut stream, 25, 0x22);
+    let refused = talk
+        .openai
+        .wait_for_client_event("conversation.item.create")
+        .await;
+    let refused: Value =
+        serde_json::from_str(refused["item"]["output"].as_str().expect("output")).expect("json");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("'x' (at position 2)")),
+        "{refused}"
+    );
 }
 
 // ---- the hard limits -------------------------------------------------------------
