@@ -289,17 +289,17 @@ impl AiLeg {
             work.into_actor(self)
                 .map(move |result, act, _ctx| match result {
                     Ok((answer, usage)) => {
+                        act.update(AssistantUpdate::Tool {
+                            name: "consult".into(),
+                            ok: true,
+                            detail: json!({ "question": question, "model": model, "usage": usage }),
+                        });
                         if usage.is_object() {
                             act.update(AssistantUpdate::ReasoningUsage {
                                 model: model.clone(),
                                 usage,
                             });
                         }
-                        act.update(AssistantUpdate::Tool {
-                            name: "consult".into(),
-                            ok: true,
-                            detail: json!({ "question": question, "model": model }),
-                        });
                         act.tool_output(&call_id, json!({ "advice": answer }));
                     }
                     Err(e) => {

@@ -561,6 +561,19 @@ async fn consult_asks_the_reasoning_model_with_the_objective_and_transcript() {
         .expect("the consult event")
         .clone();
     assert_eq!(tool["detail"]["ok"], true, "{tool}");
+    // The reasoning model's usage, as the Messages API reported it (the fake
+    // counts ceil(characters / 4)), is the call's reasoning usage.
+    let usage = &tool["detail"]["detail"]["usage"];
+    assert_eq!(
+        usage["output_tokens"],
+        json!(ADVICE.chars().count().div_ceil(4)),
+        "{tool}"
+    );
+    assert!(
+        usage["input_tokens"].as_u64().is_some_and(|n| n > 0),
+        "{usage}"
+    );
+    assert_eq!(tool["detail"]["detail"]["model"], "claude-haiku-4-5");
 }
 
 #[actix_web::test]
