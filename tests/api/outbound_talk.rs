@@ -683,6 +683,11 @@ async fn nobody_speaking_for_the_silence_timeout_ends_the_call() {
         hangup_reason(&talk.app, &talk.id).await,
         json!("silence_timeout")
     );
+    // Twilio retrying the answer webhook of a call that is over starts nothing.
+    let (status, body) = answer(&talk.app, &talk.id, ATTEMPT, &talk.call_sid).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("<Hangup/>"), "{body}");
+    assert_eq!(talk.openai.sessions(), 1);
 }
 
 #[actix_web::test]
