@@ -177,6 +177,7 @@ impl Floor {
                     agent_ids: Vec::new(),
                 },
                 raw: None,
+                direction: "inbound",
             },
             self.deps.clone(),
         );

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use secrecy::SecretString;
-use switchboard_actors::call::CallConfig;
+use switchboard_actors::call::{CallConfig, CallDeps};
 use switchboard_actors::coordinator::CoordinatorHandle;
 use switchboard_actors::number::NumberBookHandle;
 use switchboard_actors::outbox::OutboxLimits;
@@ -53,6 +53,10 @@ pub struct Engine {
     pub calling_hours: CallingHours,
     /// The per-user burst limiter in front of `POST /api/calls/outbound`.
     pub outbound_burst: Arc<BurstLimiter>,
+    /// What a call needs to start: the answer webhook of an outbound call
+    /// launches its CallActor with these (inbound calls start in their number's
+    /// actor, with the same).
+    pub call_deps: CallDeps,
 }
 
 impl Engine {

@@ -195,6 +195,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/twilio/voice", web::post().to(twilio::webhook::voice))
         .route("/twilio/status", web::post().to(twilio::webhook::status))
         .route("/twilio/stream", web::get().to(twilio::stream::stream))
+        .route(
+            "/twilio/outbound/answer",
+            web::post().to(twilio::outbound::answer),
+        )
+        .route(
+            "/twilio/outbound/amd",
+            web::post().to(twilio::outbound::amd),
+        )
         .route("/ws/agent", web::get().to(ws::agent::agent_socket))
         .route(
             "/ws/supervisor",
@@ -277,7 +285,7 @@ async fn build_engine(
             Arc::new(move || clock.now().as_millisecond())
         },
     )?;
-    let numbers = NumberBookHandle::start(CallDeps {
+    let call_deps = CallDeps {
         coordinator: coordinator.clone(),
         registry: registry.clone(),
         parking: parking.clone(),
@@ -285,7 +293,8 @@ async fn build_engine(
         config: Arc::clone(&call_config),
         stats: Arc::clone(&stats),
         hooks: Some(Arc::new(hooks)),
-    });
+    };
+    let numbers = NumberBookHandle::start(call_deps.clone());
     for number in store.list_numbers().await? {
         numbers
             .upsert(number.e164, number.workspace, number.route)
@@ -321,5 +330,6 @@ async fn build_engine(
         clock,
         calling_hours,
         outbound_burst,
+        call_deps,
     })
 }

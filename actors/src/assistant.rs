@@ -31,6 +31,22 @@ pub struct StopAssistant {
     pub reason: &'static str,
 }
 
+/// What a call tells its running assistant, besides [`StopAssistant`].
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub enum AssistantNotice {
+    /// Answering-machine detection's verdict on an outbound call (Twilio's
+    /// `AnsweredBy`: `human`, `machine_end_beep`, `machine_end_silence`,
+    /// `machine_end_other`, `fax`, `unknown`).
+    AnsweredBy(String),
+}
+
+/// How a call reaches the assistant it started.
+pub struct AssistantLink {
+    pub stop: Recipient<StopAssistant>,
+    pub notices: Recipient<AssistantNotice>,
+}
+
 /// What the assistant tells its call.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
@@ -125,7 +141,7 @@ pub struct AssistantReport {
 /// What the engine plugs into every call.
 pub trait CallHooks: Send + Sync + 'static {
     /// Starts an assistant for the call, on the current arbiter.
-    fn start_assistant(&self, session: AssistantSession) -> Recipient<StopAssistant>;
+    fn start_assistant(&self, session: AssistantSession) -> AssistantLink;
 
     /// The call has written its final record.
     fn call_ended(&self, report: CallReport);

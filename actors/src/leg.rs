@@ -366,6 +366,7 @@ mod tests {
                     agent_ids: Vec::new(),
                 },
                 raw: None,
+                direction: "inbound",
             },
             CallDeps {
                 coordinator: crate::coordinator::CoordinatorHandle::start(),

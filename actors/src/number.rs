@@ -81,6 +81,7 @@ impl Handler<IncomingCall> for NumberActor {
             workspace: self.workspace.clone(),
             route: self.route.clone(),
             raw: msg.raw,
+            direction: "inbound",
         };
         MessageResult(CallActor::launch(setup, self.deps.clone()))
     }

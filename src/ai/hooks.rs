@@ -12,9 +12,8 @@
 
 use std::sync::Arc;
 
-use actix::prelude::*;
 use switchboard_actors::assistant::{
-    AssistantReport, AssistantSession, CallHooks, CallReport, StopAssistant,
+    AssistantLink, AssistantReport, AssistantSession, CallHooks, CallReport,
 };
 use switchboard_actors::journal::{Journal, JournalEntry};
 use switchboard_actors::AssistantId;
@@ -48,8 +47,12 @@ pub struct EngineHooks {
 }
 
 impl CallHooks for EngineHooks {
-    fn start_assistant(&self, session: AssistantSession) -> Recipient<StopAssistant> {
-        AiLeg::start(session, self.relay.clone()).recipient()
+    fn start_assistant(&self, session: AssistantSession) -> AssistantLink {
+        let relay = AiLeg::start(session, self.relay.clone());
+        AssistantLink {
+            stop: relay.clone().recipient(),
+            notices: relay.recipient(),
+        }
     }
 
     fn call_ended(&self, report: CallReport) {
@@ -319,10 +322,15 @@ pub fn build(
         mark_interval_ms: openai.mark_interval.as_millis() as u64,
         max_connections: openai.max_connections,
     };
-    let assistants = store.clone();
+    let outbound_settings = Arc::new(settings.outbound.clone());
+    let loader_store = store.clone();
     let load: super::relay::LoadAssistant = Arc::new(move |id: AssistantId| {
-        let store = assistants.clone();
+        let store = loader_store.clone();
+        let outbound_settings = Arc::clone(&outbound_settings);
         Box::pin(async move {
+            if let Some(outbound_id) = super::outbound::outbound_id_of(&id) {
+                return super::outbound::load(&store, &outbound_settings, id, outbound_id).await;
+            }
             match store.get_assistant(&id).await {
                 Ok(Some(a)) => Ok(super::relay::AssistantConfig {
                     id: a.id,
@@ -332,6 +340,7 @@ pub fn build(
                     greeting: a.greeting,
                     tools: a.tools,
                     on_failure: a.on_failure,
+                    outbound: None,
                 }),
                 Ok(None) => Err(format!("assistant {id} does not exist")),
                 Err(e) => Err(format!("assistant {id} could not be read: {e}")),
@@ -343,16 +352,19 @@ pub fn build(
         .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("building the HTTP client for webhook tools")?;
+    let summarizer = Summarizer::from_settings(&settings.summary).map(Arc::new);
     Ok(EngineHooks {
         relay: RelayDeps {
             config: Arc::new(config),
             load,
             http,
             stats,
+            store: store.clone(),
+            reasoner: summarizer.clone(),
         },
         journal,
         pricing: Arc::new(settings.pricing.clone()),
-        summarizer: Summarizer::from_settings(&settings.summary).map(Arc::new),
+        summarizer,
         store,
         now_ms,
     })

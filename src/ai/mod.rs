@@ -4,6 +4,7 @@
 pub mod assistant;
 pub mod cost;
 pub mod hooks;
+pub mod outbound;
 pub mod relay;
 pub mod summary;
 pub mod task_outcome;

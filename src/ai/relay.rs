@@ -51,6 +51,9 @@ use switchboard_actors::AssistantId;
 
 use crate::domain::assistant::ToolSpec;
 
+#[path = "outbound_tools.rs"]
+mod outbound_tools;
+
 type OpenAiSink = Pin<Box<dyn Sink<Message, Error = WsProtocolError>>>;
 
 /// How the relay reaches the model.
@@ -88,6 +91,10 @@ pub struct AssistantConfig {
     pub greeting: Option<String>,
     pub tools: Vec<ToolSpec>,
     pub on_failure: Route,
+    /// Set for an outbound call's assistant: the relay waits for the callee's
+    /// greeting, opens with the disclosure, has the outbound tools and limits
+    /// (`outbound_tools`).
+    pub outbound: Option<Arc<super::outbound::OutboundBrief>>,
 }
 
 /// Finds an assistant by id; `Err` carries why it could not be had.
@@ -108,6 +115,10 @@ pub struct RelayDeps {
     /// connections of this node (each relay holds a [`ConnectionSlot`] from its
     /// handshake until it stops).
     pub stats: Arc<EngineStats>,
+    /// The do-not-call lists (`opt_out`).
+    pub store: crate::store::Store,
+    /// The reasoning model `consult` asks (the summary's client and config).
+    pub reasoner: Option<Arc<super::summary::Summarizer>>,
 }
 
 /// One of the node's `max_connections` realtime connections; given back on drop.
@@ -232,6 +243,10 @@ pub struct AiLeg {
     /// The close frame has been written; the socket is on its way out.
     closing: bool,
     started: Instant,
+    /// An outbound call's state (`outbound_tools`).
+    outbound: Option<outbound_tools::Outbound>,
+    /// An answering machine's verdict that came before the assistant was read.
+    early_verdict: Option<String>,
 }
 
 impl AiLeg {
@@ -265,6 +280,8 @@ impl AiLeg {
             exit: None,
             closing: false,
             started: Instant::now(),
+            outbound: None,
+            early_verdict: None,
         })
     }
 
@@ -284,6 +301,13 @@ impl AiLeg {
             .ai_failures
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(call_id = %self.call.id(), assistant_id = %self.assistant_id, %reason, live, "assistant failed");
+        if self.outbound.is_some() {
+            // Nobody to hand an outbound callee to: the call ends.
+            self.update(AssistantUpdate::HangUp {
+                reason: format!("assistant_failed: {reason}"),
+            });
+            return self.close(ctx);
+        }
         let route = self
             .assistant
             .as_ref()
@@ -338,6 +362,9 @@ impl AiLeg {
                     if act.stage != Stage::Connecting {
                         return;
                     }
+                    act.outbound = assistant.outbound.clone().map(|brief| {
+                        outbound_tools::Outbound::new(brief, act.early_verdict.take())
+                    });
                     act.assistant = Some(assistant);
                     act.open_socket(ctx);
                 }
@@ -411,11 +438,17 @@ impl AiLeg {
         let Some(assistant) = &self.assistant else {
             return;
         };
-        let tools: Vec<Value> = assistant
+        let mut tools: Vec<Value> = assistant
             .tools
             .iter()
             .map(ToolSpec::realtime_definition)
             .collect();
+        // An outbound assistant speaks first only after the callee's greeting
+        // (`outbound_tools`): the model does not answer turns until then.
+        let outbound = assistant.outbound.is_some();
+        if outbound {
+            tools.extend(super::outbound::tool_definitions());
+        }
         let update = json!({
             "type": "session.update",
             "session": {
@@ -428,7 +461,7 @@ impl AiLeg {
                         "format": { "type": "audio/pcmu" },
                         "turn_detection": {
                             "type": "server_vad",
-                            "create_response": true,
+                            "create_response": !outbound,
                             "interrupt_response": true,
                         },
                         "transcription": { "model": self.deps.config.transcription_model },
@@ -445,7 +478,7 @@ impl AiLeg {
         self.send(update);
     }
 
-    fn session_ready(&mut self) {
+    fn session_ready(&mut self, ctx: &mut Context<Self>) {
         if self.stage != Stage::Configuring {
             return;
         }
@@ -465,6 +498,9 @@ impl AiLeg {
             "assistant session ready"
         );
         self.update(AssistantUpdate::Connected { model });
+        if self.outbound.is_some() {
+            return self.outbound_ready(ctx);
+        }
         if let Some(greeting) = greeting.filter(|g| !g.trim().is_empty()) {
             self.request_response(json!({
                 "type": "response.create",
@@ -489,11 +525,18 @@ impl AiLeg {
             }
         };
         match event.kind.as_ref() {
-            "response.output_audio.delta" => self.on_audio(&event),
+            "response.output_audio.delta" => {
+                self.outbound_heard_speech(ctx);
+                self.on_audio(&event)
+            }
             "response.output_audio.done" => self.send_mark(),
             "session.created" => self.configure(),
-            "session.updated" => self.session_ready(),
-            "input_audio_buffer.speech_started" => self.on_speech_started(&event),
+            "session.updated" => self.session_ready(ctx),
+            "input_audio_buffer.speech_started" => {
+                self.outbound_speech_started(ctx);
+                self.on_speech_started(&event)
+            }
+            "input_audio_buffer.speech_stopped" => self.outbound_speech_stopped(ctx),
             "response.created" => {
                 self.active_response = event
                     .response
@@ -514,6 +557,7 @@ impl AiLeg {
                 let item = event.item_id.as_deref().unwrap_or_default();
                 let at = self.speech_at.remove(item).unwrap_or_else(now_ms);
                 if let Some(text) = event.transcript.filter(|t| !t.trim().is_empty()) {
+                    self.outbound_turn("caller", text.trim());
                     self.update(AssistantUpdate::Turn {
                         role: "caller",
                         text: text.trim().to_owned(),
@@ -529,6 +573,7 @@ impl AiLeg {
                     .map(|i| i.first_at)
                     .unwrap_or_else(now_ms);
                 if let Some(text) = event.transcript.filter(|t| !t.trim().is_empty()) {
+                    self.outbound_turn("assistant", text.trim());
                     self.update(AssistantUpdate::Turn {
                         role: "assistant",
                         text: text.trim().to_owned(),
@@ -549,7 +594,6 @@ impl AiLeg {
             | "conversation.item.input_audio_transcription.delta"
             | "conversation.item.input_audio_transcription.segment"
             | "conversation.item.input_audio_transcription.failed"
-            | "input_audio_buffer.speech_stopped"
             | "input_audio_buffer.committed"
             | "input_audio_buffer.cleared"
             | "input_audio_buffer.timeout_triggered"
@@ -684,6 +728,7 @@ impl AiLeg {
                 }
             }
         }
+        self.outbound_heard_speech(ctx);
         self.maybe_exit(ctx);
     }
 
@@ -818,6 +863,9 @@ impl AiLeg {
         let call_id = event.call_id.as_deref().unwrap_or_default().to_owned();
         let name = event.name.as_deref().unwrap_or_default().to_owned();
         let raw = event.arguments.as_deref().unwrap_or("{}");
+        if self.outbound.is_some() && super::outbound::TOOLS.contains(&name.as_str()) {
+            return self.outbound_tool(call_id, name, raw, ctx);
+        }
         let tool = self
             .assistant
             .as_ref()
@@ -1002,11 +1050,16 @@ impl AiLeg {
     /// The assistant leaves once its current response is done and has played (or
     /// after the grace period).
     fn leave(&mut self, exit: Exit, ctx: &mut Context<Self>) {
+        let grace = self.deps.config.exit_grace;
+        self.leave_within(exit, grace, ctx);
+    }
+
+    /// [`leave`](Self::leave), acting anyway after `grace`.
+    fn leave_within(&mut self, exit: Exit, grace: Duration, ctx: &mut Context<Self>) {
         if self.exit.is_some() {
             return;
         }
         self.exit = Some(exit);
-        let grace = self.deps.config.exit_grace;
         ctx.run_later(grace, |act, ctx| act.exit_now(ctx));
         self.maybe_exit(ctx);
     }
@@ -1014,6 +1067,7 @@ impl AiLeg {
     fn maybe_exit(&mut self, ctx: &mut Context<Self>) {
         if self.exit.is_some()
             && self.active_response.is_none()
+            && self.pending_request.is_none()
             && self.marks.is_empty()
             && self.unmarked.is_none()
         {

@@ -189,6 +189,64 @@ impl Summarizer {
         })
     }
 
+    /// Asks the model one question outside the summary (the `consult` tool of an
+    /// outbound call): `system` and `prompt` in, the answer's text and the API's
+    /// raw `usage` out.
+    #[tracing::instrument(skip_all, fields(provider = ?self.provider, model = %self.model))]
+    pub async fn ask(&self, system: &str, prompt: &str) -> Result<(String, Value), SummaryError> {
+        match self.provider {
+            Provider::Anthropic => {
+                let body = json!({
+                    "model": self.model,
+                    "max_tokens": self.max_tokens,
+                    "system": system,
+                    "messages": [{ "role": "user", "content": prompt }],
+                });
+                let request = self
+                    .http
+                    .post(format!("{}/v1/messages", self.base_url))
+                    .header("x-api-key", self.api_key.expose_secret())
+                    .header("anthropic-version", ANTHROPIC_VERSION)
+                    .json(&body);
+                let answer = send(request).await?;
+                let text = answer["content"]
+                    .as_array()
+                    .and_then(|blocks| {
+                        blocks
+                            .iter()
+                            .find(|b| b["type"] == "text")
+                            .and_then(|b| b["text"].as_str())
+                    })
+                    .ok_or_else(|| {
+                        SummaryError::BadAnswer("no text block in content".to_owned())
+                    })?;
+                Ok((text.to_owned(), answer["usage"].clone()))
+            }
+            Provider::OpenAi => {
+                let body = json!({
+                    "model": self.model,
+                    "max_completion_tokens": self.max_tokens,
+                    "messages": [
+                        { "role": "system", "content": system },
+                        { "role": "user", "content": prompt },
+                    ],
+                });
+                let request = self
+                    .http
+                    .post(format!("{}/v1/chat/completions", self.base_url))
+                    .bearer_auth(self.api_key.expose_secret())
+                    .json(&body);
+                let answer = send(request).await?;
+                let text = answer["choices"][0]["message"]["content"]
+                    .as_str()
+                    .ok_or_else(|| {
+                        SummaryError::BadAnswer("no choices[0].message.content".to_owned())
+                    })?;
+                Ok((text.to_owned(), answer["usage"].clone()))
+            }
+        }
+    }
+
     async fn anthropic(&self, facts: &str) -> Result<(String, SummaryUsage), SummaryError> {
         let body = json!({
             "model": self.model,

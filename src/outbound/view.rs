@@ -279,7 +279,14 @@ pub async fn outbound_view(
         "analyzed_at": progress.analyzed_at.map(rfc3339),
         "reconciled_at": progress.reconciled_at.map(rfc3339),
     });
-    if let (Some(view), Value::Object(fields)) = (view.as_object_mut(), fields) {
+    if let (Some(view), Value::Object(mut fields)) = (view.as_object_mut(), fields) {
+        // Times the outbound row does not know yet (no status callback came)
+        // leave the call record's in place.
+        for time in ["answered_at", "ended_at"] {
+            if fields.get(time).is_some_and(Value::is_null) && view.contains_key(time) {
+                fields.remove(time);
+            }
+        }
         view.extend(fields);
     }
     Ok(view)

@@ -20,6 +20,8 @@
 //! - [`outbound`]: the outbound-call queue: a call stored at submit within the
 //!   user's quotas (one transaction), listed, read back, canceled; the budget's
 //!   committed sums.
+//! - `outbound_talk`: what the outbound conversation notes on its call's row
+//!   (the answering-machine verdict).
 //! - [`calls`]: the call record: applying journal entries, reading a call back,
 //!   late events and start-up recovery.
 //! - [`journal`]: [`JournalWriter`], the background task that persists what the
@@ -53,6 +55,7 @@ pub mod numbers;
 pub mod outbound;
 pub mod outbound_batch;
 pub mod outbound_result;
+mod outbound_talk;
 pub mod pool;
 mod spill;
 pub mod users;

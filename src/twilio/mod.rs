@@ -1,8 +1,10 @@
 //! Everything Twilio-facing: the signature check of every request (the signing and
 //! verifying itself is `switchboard_wire::signature`, shared with the load
-//! generator), TwiML, the voice and status webhooks, and the Media Streams socket.
+//! generator), TwiML, the voice and status webhooks, the outbound call's answer and AMD
+//! webhooks, and the Media Streams socket.
 
 pub use switchboard_wire::signature;
+pub mod outbound;
 pub mod stream;
 pub mod twiml;
 pub mod webhook;

@@ -38,10 +38,10 @@ pub struct WebhookGate {
     reads: Arc<Semaphore>,
     max_body: usize,
     body_timeout: Duration,
-    max_address_chars: usize,
+    pub(super) max_address_chars: usize,
     /// How long the voice webhook waits for the store to reserve a CallSid before
     /// going on without it (a database outage must not stop calls).
-    store_timeout: Duration,
+    pub(super) store_timeout: Duration,
 }
 
 impl WebhookGate {
@@ -58,7 +58,7 @@ impl WebhookGate {
 
 /// The form of a Twilio webhook, verified and cleaned: values carry no control
 /// characters (each became U+FFFD); what they were is kept, escaped, in `raw`.
-struct Form {
+pub(super) struct Form {
     pairs: Vec<(String, String)>,
     /// Field → original value (Rust-escaped), for every field that was cleaned.
     raw: serde_json::Map<String, serde_json::Value>,
@@ -92,14 +92,14 @@ impl Form {
         Form { pairs, raw }
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
 
-    fn require(&self, name: &'static str) -> Result<&str, ApiError> {
+    pub(super) fn require(&self, name: &'static str) -> Result<&str, ApiError> {
         match self.get(name) {
             Some(value) if !value.is_empty() => Ok(value),
             _ => Err(ApiError::bad_request(
@@ -111,7 +111,7 @@ impl Form {
 
     /// `From` or `To`: E.164, a SIP URI or `client:` + an identity — short
     /// (<https://www.twilio.com/docs/voice/twiml#request-parameters>).
-    fn address(&self, name: &'static str, max_chars: usize) -> Result<&str, ApiError> {
+    pub(super) fn address(&self, name: &'static str, max_chars: usize) -> Result<&str, ApiError> {
         let value = self.require(name)?;
         if value.chars().count() > max_chars {
             return Err(ApiError::bad_request(
@@ -122,7 +122,7 @@ impl Form {
         Ok(value)
     }
 
-    fn call_sid(&self) -> Result<&str, ApiError> {
+    pub(super) fn call_sid(&self) -> Result<&str, ApiError> {
         let sid = self.require("CallSid")?;
         let valid = sid.len() == 34
             && sid.starts_with("CA")
@@ -138,7 +138,7 @@ impl Form {
     }
 
     /// What was cleaned, for the trail (`None` when nothing was).
-    fn raw(&self) -> Option<serde_json::Value> {
+    pub(super) fn raw(&self) -> Option<serde_json::Value> {
         (!self.raw.is_empty()).then(|| serde_json::Value::Object(self.raw.clone()))
     }
 }
@@ -150,7 +150,7 @@ fn forbidden(req: &HttpRequest, err: &SignatureError) -> ApiError {
 
 /// Signature first (an unsigned request learns nothing, not even what is malformed),
 /// then the form's shape.
-async fn signed_form(
+pub(super) async fn signed_form(
     engine: &Engine,
     gate: &WebhookGate,
     req: &HttpRequest,
@@ -252,7 +252,7 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<BytesMut, 
     Ok(body)
 }
 
-fn twiml(body: String) -> HttpResponse {
+pub(super) fn twiml(body: String) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::xml())
         .body(body)
@@ -319,7 +319,7 @@ const FIRST_DELIVERY_GRACE: Duration = Duration::from_secs(2);
 
 /// The answer to a webhook whose CallSid the store already holds: the live call's
 /// stream, or — the call is over — a hang-up.
-async fn known_call(
+pub(super) async fn known_call(
     engine: &Engine,
     call_sid: &str,
     call_id: &CallId,
@@ -341,7 +341,7 @@ async fn known_call(
     Ok(twiml::hang_up())
 }
 
-fn stream_twiml(engine: &Engine, call_id: &CallId) -> String {
+pub(super) fn stream_twiml(engine: &Engine, call_id: &CallId) -> String {
     twiml::connect_stream(&engine.stream_url(), &[("call_id", call_id.as_str())])
 }
 

@@ -294,35 +294,14 @@ impl TestApp {
     }
 
     pub async fn open_stream_for(&self, call_sid: &str, call_id: &str) -> TwilioStream {
-        let signature = sign(TWILIO_TOKEN, &self.stream_url(), &[]);
-        let peer = WsPeer::connect(&self.stream_url(), Some(&signature))
-            .await
-            .expect("the engine accepts a signed media stream");
-        let stream_sid = format!("MZ{}", uuid::Uuid::new_v4().simple());
-        let stream = TwilioStream {
-            peer,
-            stream_sid,
-            sequence: Arc::new(AtomicU64::new(0)),
-            media_sent: 0,
-            play_out: None,
-        };
-        stream
-            .peer
-            .send_text(json!({ "event": "connected", "protocol": "Call", "version": "1.0.0" }));
-        stream.peer.send_text(json!({
-            "event": "start",
-            "sequenceNumber": "1",
-            "streamSid": stream.stream_sid,
-            "start": {
-                "accountSid": "AC00000000000000000000000000000000",
-                "streamSid": stream.stream_sid,
-                "callSid": call_sid,
-                "tracks": ["inbound"],
-                "mediaFormat": { "encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1 },
-                "customParameters": { "call_id": call_id },
-            },
-        }));
-        stream
+        TwilioStream::open(
+            &self.stream_url(),
+            TWILIO_TOKEN,
+            call_sid,
+            json!({ "call_id": call_id }),
+        )
+        .await
+        .expect("the engine accepts a signed media stream")
     }
 
     pub async fn softphone(&self, token: &str) -> Softphone {
@@ -657,6 +636,44 @@ pub struct TwilioStream {
 }
 
 impl TwilioStream {
+    /// Opens a Media Stream on `url` as Twilio does after `<Connect><Stream>`:
+    /// the handshake signed under `token`, then `connected` and `start` with the
+    /// TwiML's `<Parameter>`s as `customParameters`.
+    pub async fn open(
+        url: &str,
+        token: &str,
+        call_sid: &str,
+        custom_parameters: Value,
+    ) -> Result<TwilioStream, awc::error::WsClientError> {
+        let signature = sign(token, url, &[]);
+        let peer = WsPeer::connect(url, Some(&signature)).await?;
+        let stream_sid = format!("MZ{}", uuid::Uuid::new_v4().simple());
+        let stream = TwilioStream {
+            peer,
+            stream_sid,
+            sequence: Arc::new(AtomicU64::new(0)),
+            media_sent: 0,
+            play_out: None,
+        };
+        stream
+            .peer
+            .send_text(json!({ "event": "connected", "protocol": "Call", "version": "1.0.0" }));
+        stream.peer.send_text(json!({
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": stream.stream_sid,
+            "start": {
+                "accountSid": "AC00000000000000000000000000000000",
+                "streamSid": stream.stream_sid,
+                "callSid": call_sid,
+                "tracks": ["inbound"],
+                "mediaFormat": { "encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1 },
+                "customParameters": custom_parameters,
+            },
+        }));
+        Ok(stream)
+    }
+
     pub fn send_media(&mut self, audio: &[u8]) {
         let sequence = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
         self.media_sent += 1;

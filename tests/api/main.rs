@@ -24,6 +24,7 @@ mod outbound_dial;
 mod outbound_notify;
 mod outbound_result;
 mod outbound_submit;
+mod outbound_talk;
 mod parking;
 mod postgres;
 mod raw_ws;

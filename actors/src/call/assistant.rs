@@ -5,7 +5,7 @@
 use actix::prelude::*;
 use serde_json::json;
 
-use crate::assistant::{AssistantSession, AssistantUpdate, StopAssistant};
+use crate::assistant::{AssistantNotice, AssistantSession, AssistantUpdate, StopAssistant};
 use crate::ids::AssistantId;
 use crate::journal::JournalEntry;
 use crate::leg::LegRoute;
@@ -19,6 +19,8 @@ pub(super) struct Assistant {
     pub(super) id: AssistantId,
     /// Stops it; `None` once it has stopped.
     stop: Option<Recipient<StopAssistant>>,
+    /// The call's news for it (an answering machine's verdict).
+    notices: Recipient<AssistantNotice>,
     pub(super) turns: Vec<(String, String)>,
     pub(super) usage: Vec<(String, serde_json::Value)>,
     pub(super) transcription_usage: Vec<(String, serde_json::Value)>,
@@ -40,7 +42,7 @@ impl CallActor {
         if self.machine.assistant().is_err() {
             return;
         }
-        let stop = hooks.start_assistant(AssistantSession {
+        let link = hooks.start_assistant(AssistantSession {
             call: self.call_handle(ctx),
             leg,
             assistant_id: assistant_id.clone(),
@@ -53,9 +55,14 @@ impl CallActor {
             call_id: self.setup.id.clone(),
             assistant_id: assistant_id.clone(),
         });
+        if let Some(verdict) = &self.answered_by {
+            link.notices
+                .do_send(AssistantNotice::AnsweredBy(verdict.clone()));
+        }
         self.assistant = Some(Assistant {
             id: assistant_id,
-            stop: Some(stop),
+            stop: Some(link.stop),
+            notices: link.notices,
             turns: Vec::new(),
             usage: Vec::new(),
             transcription_usage: Vec::new(),
@@ -87,6 +94,35 @@ impl CallActor {
             Route::Ai { .. } => self.take_route(Route::everyone(), ctx),
             other => self.take_route(other, ctx),
         }
+    }
+}
+
+/// Answering-machine detection's verdict on this (outbound) call: recorded in
+/// the trail and passed to the assistant — now if it runs, else when it starts.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MachineVerdict {
+    pub answered_by: String,
+}
+
+impl Handler<MachineVerdict> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: MachineVerdict, _ctx: &mut Self::Context) {
+        if self.machine.is_ended() || self.answered_by.is_some() {
+            return;
+        }
+        self.event(
+            "answered_by",
+            None,
+            json!({ "answered_by": msg.answered_by }),
+        );
+        if let Some(assistant) = self.assistant.as_ref().filter(|a| a.stop.is_some()) {
+            assistant
+                .notices
+                .do_send(AssistantNotice::AnsweredBy(msg.answered_by.clone()));
+        }
+        self.answered_by = Some(msg.answered_by);
     }
 }
 

@@ -46,6 +46,11 @@ impl CallHandle {
             .map_err(|e| EngineError::mailbox("call", e))
     }
 
+    /// Answering-machine detection's verdict (an outbound call's `AnsweredBy`).
+    pub fn machine_verdict(&self, answered_by: String) {
+        self.addr.do_send(super::MachineVerdict { answered_by });
+    }
+
     pub async fn attach(&self, leg: LegHandle) -> Result<(), EngineError> {
         self.ask(AttachCaller { leg }).await?
     }

@@ -36,6 +36,7 @@ mod park;
 mod ringing;
 mod voicemail;
 
+pub use assistant::MachineVerdict;
 pub use bridge::Listen;
 pub use end::{CallerLeft, Interrupt, SeatHangup, SupervisorHangup, TwilioStatus};
 pub use handle::CallHandle;
@@ -127,6 +128,8 @@ pub struct CallSetup {
     /// The webhook's fields as received (escaped) when they had to be cleaned of
     /// control characters; recorded in the `created` event.
     pub raw: Option<serde_json::Value>,
+    /// `inbound`, or `outbound` for a call the engine placed.
+    pub direction: &'static str,
 }
 
 /// The caller's media stream started.
@@ -178,6 +181,8 @@ pub struct CallActor {
     /// What the assistant said about the caller, attached to every ring after a
     /// handover.
     handover_summary: Option<String>,
+    /// Answering-machine detection's verdict (outbound calls), once known.
+    answered_by: Option<String>,
     started_at: i64,
     media_started_at: Option<i64>,
 }
@@ -209,6 +214,7 @@ impl CallActor {
             mixer: None,
             assistant: None,
             handover_summary: None,
+            answered_by: None,
             started_at: now_ms(),
             media_started_at: None,
         }
@@ -279,7 +285,7 @@ impl Actor for CallActor {
             from: self.setup.from.clone(),
             to: self.setup.to.clone(),
             workspace: Some(self.setup.workspace.clone()),
-            direction: "inbound",
+            direction: self.setup.direction,
             started_at: now_ms(),
         }));
         let route = serde_json::to_value(&self.setup.route).unwrap_or_default();

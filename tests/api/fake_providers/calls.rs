@@ -24,6 +24,17 @@
 //! (`CallStatus=in-progress`), the `answered` callback, and with `AsyncAmd` the
 //! verdict to `AsyncAmdStatusCallback`. [`FakeProvider::complete_call`] ends a
 //! call (duration, price) and sends `completed`. Every delivery is recorded.
+//!
+//! With [`Calls::open_streams`], an answer to `Url` that is `<Connect><Stream
+//! url="…">` (https://www.twilio.com/docs/voice/twiml/stream) makes the fake open
+//! that Media Stream as Twilio does: the WebSocket handshake signed over the
+//! stream URL, `connected`, then `start` with the `callSid` and the TwiML's
+//! `<Parameter>`s as `customParameters`
+//! (https://www.twilio.com/docs/voice/media-streams/websocket-messages). The
+//! test takes the stream ([`FakeProvider::media_stream`]) and plays the callee
+//! through it: media frames in, the engine's media, marks and clears out. With
+//! [`Calls::hold_amd`] the AMD verdict waits for [`FakeProvider::send_amd`], so a
+//! test decides when the machine is detected.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +45,8 @@ use serde_json::{json, Value};
 use switchboard::twilio::signature::sign;
 use time::format_description::well_known::{Iso8601, Rfc2822, Rfc3339};
 use time::OffsetDateTime;
+
+use crate::helpers::{TwilioStream, PATIENCE};
 
 use super::{log, server_error, twilio_401, twilio_auth_ok, FakeProvider, Shared, State};
 use super::{TWILIO_SECRET, TWILIO_SID};
@@ -62,6 +75,12 @@ pub struct Calls {
     pub like_twilio: Option<LikeTwilio>,
     /// Requests the fake made to switchboard, in order.
     pub deliveries: Vec<Delivery>,
+    /// Open the Media Stream a `<Connect><Stream>` answer names.
+    pub open_streams: bool,
+    /// The AMD verdict is sent only by [`FakeProvider::send_amd`].
+    pub hold_amd: bool,
+    /// The Media Streams opened, by CallSid, until a test takes them.
+    pub streams: HashMap<String, TwilioStream>,
     next_sid: u64,
 }
 
@@ -396,8 +415,9 @@ fn progress(
     })
 }
 
-/// POSTs `params` to `url` signed as Twilio signs it, and records the delivery.
-async fn deliver(state: &Arc<Mutex<State>>, url: String, params: Vec<(String, String)>) {
+/// POSTs `params` to `url` signed as Twilio signs it, and records the delivery;
+/// the answer's body.
+async fn deliver(state: &Arc<Mutex<State>>, url: String, params: Vec<(String, String)>) -> String {
     let signature = sign(TWILIO_SECRET, &url, &params);
     let answer = reqwest::Client::new()
         .post(&url)
@@ -415,8 +435,65 @@ async fn deliver(state: &Arc<Mutex<State>>, url: String, params: Vec<(String, St
         url,
         params,
         status,
-        body,
+        body: body.clone(),
     });
+    body
+}
+
+fn xml_unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The value of `name="…"` in `tag`.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+    let end = tag[start..].find('"')? + start;
+    Some(xml_unescape(&tag[start..end]))
+}
+
+/// `<Connect><Stream url>`'s URL and its `<Parameter>`s, if the TwiML has them.
+fn stream_of(twiml: &str) -> Option<(String, Value)> {
+    let connect = twiml.find("<Connect>")?;
+    let stream = twiml[connect..].find("<Stream ")? + connect;
+    let tag_end = twiml[stream..].find('>')? + stream;
+    let url = attribute(&twiml[stream..tag_end], "url")?;
+    let mut parameters = serde_json::Map::new();
+    let mut rest = &twiml[tag_end..];
+    while let Some(at) = rest.find("<Parameter ") {
+        let end = rest[at..].find("/>").map_or(rest.len(), |e| e + at);
+        let tag = &rest[at..end];
+        if let (Some(name), Some(value)) = (attribute(tag, "name"), attribute(tag, "value")) {
+            parameters.insert(name, Value::String(value));
+        }
+        rest = &rest[end..];
+    }
+    Some((url, Value::Object(parameters)))
+}
+
+/// The AMD callback, if the create asked for asynchronous AMD.
+async fn send_verdict(
+    state: &Arc<Mutex<State>>,
+    sid: &str,
+    request: &[(String, String)],
+    answered_by: &str,
+) {
+    let async_amd = param(request, "AsyncAmd") == Some("true");
+    if let (true, Some(url)) = (async_amd, param(request, "AsyncAmdStatusCallback")) {
+        let params = [
+            ("AccountSid", TWILIO_SID),
+            ("CallSid", sid),
+            ("AnsweredBy", answered_by),
+            ("MachineDetectionDuration", "1840"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        deliver(state, url.to_owned(), params).await;
+    }
 }
 
 fn set_status(state: &Arc<Mutex<State>>, sid: &str, status: &str) {
@@ -457,22 +534,26 @@ async fn play(
         if amd && !async_amd {
             params.push(("AnsweredBy".into(), like.answered_by.clone()));
         }
-        deliver(&state, url.to_owned(), params).await;
+        let twiml = deliver(&state, url.to_owned(), params).await;
+        let open = state.lock().expect("state").calls.open_streams;
+        if let Some((stream_url, parameters)) = stream_of(&twiml).filter(|_| open) {
+            let stream = TwilioStream::open(&stream_url, TWILIO_SECRET, &sid, parameters)
+                .await
+                .expect("the fake Twilio opens the media stream its TwiML names");
+            state
+                .lock()
+                .expect("state")
+                .calls
+                .streams
+                .insert(sid.clone(), stream);
+        }
     }
     if let Some((url, params)) = progress(&request, &sid, "answered", "in-progress", 2) {
         deliver(&state, url, params).await;
     }
-    if let (true, Some(url)) = (async_amd, param(&request, "AsyncAmdStatusCallback")) {
-        let params = [
-            ("AccountSid", TWILIO_SID),
-            ("CallSid", sid.as_str()),
-            ("AnsweredBy", like.answered_by.as_str()),
-            ("MachineDetectionDuration", "1840"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        deliver(&state, url.to_owned(), params).await;
+    let hold = state.lock().expect("state").calls.hold_amd;
+    if !hold {
+        send_verdict(&state, &sid, &request, &like.answered_by).await;
     }
 }
 
@@ -515,6 +596,33 @@ impl FakeProvider {
             params.push(("CallDuration".into(), duration_secs.to_string()));
             deliver(&self.state, url, params).await;
         }
+    }
+
+    /// The Media Stream the fake opened for call `sid` (waiting for it).
+    pub async fn media_stream(&self, sid: &str) -> TwilioStream {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(stream) = self.state().calls.streams.remove(sid) {
+                return stream;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the fake opened no media stream for {sid}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Sends the AMD verdict of call `sid` now (with [`Calls::hold_amd`]), signed,
+    /// to the create's `AsyncAmdStatusCallback`; the delivery is recorded.
+    pub async fn send_amd(&self, sid: &str, answered_by: &str) {
+        let request = {
+            let mut state = self.state();
+            let call = state.calls.find(sid).expect("a call of the fake");
+            call.resource["answered_by"] = answered_by.into();
+            call.request.clone()
+        };
+        send_verdict(&self.state, sid, &request, answered_by).await;
     }
 
     /// The deliveries so far, once there are at least `n` (or after 10 s).

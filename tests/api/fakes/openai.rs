@@ -37,7 +37,8 @@
 //!   Once ≥ 300 ms of wholly silent appends follow → `speech_stopped`
 //!   (`audio_end_ms` = position where the silence began), `committed`,
 //!   `conversation.item.added` (user message), `…input_audio_transcription.completed`
-//!   (`transcript` = the turn's `heard`), then the turn's reply. No turns left: no
+//!   (`transcript` = the turn's `heard`), then the turn's reply (none while the
+//!   session's `turn_detection.create_response` is `false`). No turns left: no
 //!   transcription and no reply (logged). `input_audio_buffer.commit` ends a turn the same way; `.clear` →
 //!   `input_audio_buffer.cleared`.
 //! * A response follows §6.4: `response.created`, `rate_limits.updated`, then per
@@ -978,6 +979,16 @@ impl RealtimeSession {
             "usage": usage,
         });
         self.send(transcribed).await;
+        // `turn_detection.create_response: false`: the turn is committed, and the
+        // client asks for a response itself (Realtime API reference, session
+        // `audio.input.turn_detection.create_response`).
+        if self.session["audio"]["input"]["turn_detection"]["create_response"] == false {
+            tracing::info!(
+                turn = self.turn,
+                "create_response is off: no reply to this turn"
+            );
+            return;
+        }
         let speech_ms = (speech.voice_end - speech.start_byte) / 8;
         self.respond(turn.reply, speech_ms).await;
     }
