@@ -699,7 +699,13 @@ mod tests {
                 assert!(!terminal.may_become(next), "{terminal:?} -> {next:?}");
             }
         }
-        assert_eq!(OutboundStatus::ALL.iter().filter(|s| s.is_terminal()).count(), 8);
+        assert_eq!(
+            OutboundStatus::ALL
+                .iter()
+                .filter(|s| s.is_terminal())
+                .count(),
+            8
+        );
     }
 
     #[test]

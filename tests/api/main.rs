@@ -26,6 +26,7 @@ mod parking;
 mod postgres;
 mod raw_ws;
 mod recovery;
+mod safety_flags;
 mod softphone;
 mod store;
 mod supervisor;
