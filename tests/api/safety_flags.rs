@@ -67,8 +67,16 @@ async fn a_critical_flag_pauses_the_user_once_and_the_trail_says_so(db: TestDb) 
 
     let open = store.user_flags(&ada_id, true).await.expect("flags");
     assert_eq!(open.len(), 4);
-    assert_eq!(open[2].severity, Severity::Critical);
-    assert_eq!(open[2].evidence["turns"][0], "callee: leave me alone");
+    let threat = open
+        .iter()
+        .find(|f| f.reason == "a threat")
+        .expect("the critical flag");
+    assert_eq!(threat.severity, Severity::Critical);
+    assert_eq!(
+        threat.outbound_id.as_deref(),
+        Some("0123456789abcdef0123456789abcdef")
+    );
+    assert_eq!(threat.evidence["turns"][0], "callee: leave me alone");
     let trail = store
         .audit_trail(Some(&ada_id), 0, 100)
         .await
@@ -83,7 +91,7 @@ async fn a_critical_flag_pauses_the_user_once_and_the_trail_says_so(db: TestDb) 
         ("system", "user_paused", 2_000)
     );
     assert_eq!(trail[0].detail["reason"], "a threat");
-    assert_eq!(trail[0].subject.as_deref(), Some(open[2].id.as_str()));
+    assert_eq!(trail[0].subject.as_deref(), Some(threat.id.as_str()));
     store.close().await;
 }
 
