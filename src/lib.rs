@@ -23,6 +23,8 @@
 //! - [`outbound`]: outbound calls on a user's behalf: the request, parsed once, the
 //!   consent record of its signed attestation, the injected clock, the callee's time
 //!   zones and the calling-hours gate.
+//! - [`safety`]: outbound safety: the word categories screened before a call and
+//!   after it, the flags that come of them.
 //! - [`users`]: users (plans, effective limits, API keys), who ask for outbound
 //!   calls; the do-not-call list is in [`store::dnc`].
 //! - [`cli`]: the command line; `switchboard numbers` is a client of a running
@@ -46,6 +48,7 @@ pub mod metrics;
 pub mod numbers;
 pub mod outbound;
 pub mod providers;
+pub mod safety;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

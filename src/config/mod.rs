@@ -93,6 +93,25 @@ pub struct Settings {
     pub outbound: OutboundSettings,
     /// The users' plans by name (`[plans.free]`, `[plans.pro]`…).
     pub plans: Plans,
+    /// Outbound safety: what is screened, and how seriously.
+    pub safety: SafetySettings,
+}
+
+/// Outbound safety (`[safety]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SafetySettings {
+    /// Word lists screened against objectives and transcripts.
+    pub categories: Vec<SafetyCategory>,
+}
+
+/// One category of words (`[[safety.categories]]`): any of its terms, matched as
+/// whole words on normalised text, raises a flag of its severity; a critical one
+/// refuses the request.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SafetyCategory {
+    pub name: String,
+    pub severity: crate::domain::safety::Severity,
+    pub terms: Vec<String>,
 }
 
 /// The plans users are on, by name. `free` always exists: a user created without
@@ -765,6 +784,18 @@ impl Settings {
             !self.outbound.allowed_regions.is_empty(),
             "outbound.allowed_regions must name at least one region"
         );
+        for category in &self.safety.categories {
+            anyhow::ensure!(
+                !category.name.trim().is_empty()
+                    && category
+                        .terms
+                        .iter()
+                        .all(|t| t.chars().any(char::is_alphanumeric)),
+                "safety.categories: every category needs a name, and every term a letter or digit \
+                 ({:?})",
+                category.name
+            );
+        }
         let o = &self.outbound;
         anyhow::ensure!(
             o.max_concurrent >= 1 && o.max_per_user >= 1 && o.dispatch_claim_size >= 1,

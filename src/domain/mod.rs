@@ -3,12 +3,14 @@
 //! - [`phone`]: E.164 phone numbers; [`provider`]: number providers;
 //!   [`assistant`]: an assistant's tools as stored; [`url`]: URL pieces;
 //!   [`user`]: a user's e-mail, time zone, plan name and status;
-//!   [`field`]: why a field was refused; [`emergency`]: emergency numbers.
+//!   [`field`]: why a field was refused; [`emergency`]: emergency numbers;
+//!   [`safety`]: how serious a safety finding is.
 
 pub mod assistant;
 pub mod emergency;
 pub mod field;
 pub mod phone;
 pub mod provider;
+pub mod safety;
 pub mod url;
 pub mod user;

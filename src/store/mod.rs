@@ -50,6 +50,7 @@ pub mod calls;
 pub mod consent;
 pub mod deliveries;
 pub mod dnc;
+pub mod flags;
 pub mod journal;
 pub mod numbers;
 pub mod outbound;
@@ -128,6 +129,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbound dispatch",
         include_str!("../../migrations/sqlite/0011_outbound_dispatch.sql"),
     ),
+    (
+        15,
+        "safety",
+        include_str!("../../migrations/sqlite/0015_safety.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -184,6 +190,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "outbound dispatch",
         include_str!("../../migrations/postgres/0011_outbound_dispatch.sql"),
+    ),
+    (
+        15,
+        "safety",
+        include_str!("../../migrations/postgres/0015_safety.sql"),
     ),
 ];
 

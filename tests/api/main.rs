@@ -29,6 +29,7 @@ mod parking;
 mod postgres;
 mod raw_ws;
 mod recovery;
+mod safety_flags;
 mod softphone;
 mod store;
 mod supervisor;

@@ -1,0 +1,7 @@
+//! Outbound safety (issue 12): what is screened before a call is dialed and
+//! reviewed after it, and the flags that come of it.
+//!
+//! - [`screen`]: the configured word categories matched on normalised text (an
+//!   objective, a transcript), by whole words.
+
+pub mod screen;
