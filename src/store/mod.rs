@@ -20,6 +20,10 @@
 //! - [`outbound`]: the outbound-call queue: a call stored at submit within the
 //!   user's quotas (one transaction), listed, read back, canceled; the budget's
 //!   committed sums.
+//! - [`outbound_dispatch`]: the dispatcher's side of the queue: claims of due
+//!   calls (a compare-and-set per row, within the global, per-user and per-batch
+//!   caps), batch windows closed, attempts and their outcomes, the calls whose
+//!   dial is to be reconciled, and start-up recovery.
 //! - [`calls`]: the call record: applying journal entries, reading a call back,
 //!   late events and start-up recovery.
 //! - [`journal`]: [`JournalWriter`], the background task that persists what the
@@ -51,6 +55,7 @@ pub mod dnc;
 pub mod journal;
 pub mod numbers;
 pub mod outbound;
+pub mod outbound_dispatch;
 pub mod pool;
 mod spill;
 pub mod users;
@@ -123,6 +128,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbound dispatch",
         include_str!("../../migrations/sqlite/0011_outbound_dispatch.sql"),
     ),
+    (
+        12,
+        "outbound claims",
+        include_str!("../../migrations/sqlite/0012_outbound_claims.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -179,6 +189,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "outbound dispatch",
         include_str!("../../migrations/postgres/0011_outbound_dispatch.sql"),
+    ),
+    (
+        12,
+        "outbound claims",
+        include_str!("../../migrations/postgres/0012_outbound_claims.sql"),
     ),
 ];
 

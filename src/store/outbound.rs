@@ -268,7 +268,8 @@ const SUBMIT_COLUMNS: &str = "id, user_id, workspace, to_e164, contact_name, con
                               status, deferred, run_at, estimated_cost_usd, actual_cost_usd, \
                               attempt_id, created_at, updated_at, batch_id, window_end_at";
 
-const OUTBOUND_COLUMNS: &str = "id, user_id, workspace, to_e164, contact_name, contact_company, \
+pub(super) const OUTBOUND_COLUMNS: &str =
+    "id, user_id, workspace, to_e164, contact_name, contact_company, \
                                 purpose, objective, assistant_id, callback_url, consent_id, \
                                 status, deferred, run_at, estimated_cost_usd, actual_cost_usd, \
                                 attempt_id, created_at, updated_at, call_sid, from_e164, \
@@ -608,7 +609,7 @@ fn corrupt(column: &str, raw: &str) -> StoreError {
     StoreError::Corrupt(format!("outbound_calls.{column} {raw:?}"))
 }
 
-fn outbound_from_row(row: &AnyRow) -> Result<OutboundCall, StoreError> {
+pub(super) fn outbound_from_row(row: &AnyRow) -> Result<OutboundCall, StoreError> {
     let text = |column: &str| -> Result<String, StoreError> { Ok(row.try_get(column)?) };
     let id = text("id")?;
     let user_id = text("user_id")?;
@@ -699,7 +700,13 @@ mod tests {
                 assert!(!terminal.may_become(next), "{terminal:?} -> {next:?}");
             }
         }
-        assert_eq!(OutboundStatus::ALL.iter().filter(|s| s.is_terminal()).count(), 8);
+        assert_eq!(
+            OutboundStatus::ALL
+                .iter()
+                .filter(|s| s.is_terminal())
+                .count(),
+            8
+        );
     }
 
     #[test]

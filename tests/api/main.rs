@@ -19,6 +19,7 @@ mod numbers_cli;
 mod numbers_providers;
 mod numbers_sync;
 mod outage;
+mod outbound_claims;
 mod outbound_dial;
 mod outbound_notify;
 mod outbound_submit;
