@@ -29,7 +29,7 @@ use super::{Backend, Store, StoreError};
 const ACTIVE: &str = "'dialing', 'dial_unknown', 'ringing', 'in_progress'";
 
 /// The advisory lock claimers take on PostgreSQL (any constant; "sbclaim").
-const CLAIM_LOCK: i64 = 0x7362_636c_6169_6d;
+const CLAIM_LOCK: i64 = 0x0073_6263_6c61_696d;
 
 /// How many due calls one claim looks at, at least: enough that calls of users
 /// (or batches) at their cap do not hide those behind them.
@@ -190,8 +190,8 @@ impl Store {
             return Ok(claims);
         }
 
-        let mut per_user = counts(&mut *tx, "user_id").await?;
-        let mut per_batch = counts(&mut *tx, "batch_id").await?;
+        let mut per_user = counts(&mut tx, "user_id").await?;
+        let mut per_batch = counts(&mut tx, "batch_id").await?;
         let claim_sql = format!(
             "UPDATE outbound_calls SET status = 'dialing', attempt_id = $1, \
              attempts = attempts + 1, dialed_at = $2, updated_at = $2, call_sid = NULL, \

@@ -337,7 +337,8 @@ async fn a_released_claim_waits_again_and_recovery_reconciles_dialing_calls(db: 
         .expect("a claim")
         .claimed;
     assert_eq!(claimed.len(), 4);
-    let attempt = |c: &switchboard::store::outbound::OutboundCall| c.attempt_id.clone().unwrap();
+    let attempt =
+        |c: &switchboard::store::outbound::OutboundCall| c.attempt_id.clone().expect("an attempt");
 
     // Given back (a gate deferred it): scheduled again, the attempt uncounted.
     let deferred = &claimed[0];
@@ -353,7 +354,11 @@ async fn a_released_claim_waits_again_and_recovery_reconciles_dialing_calls(db: 
         )
         .await
         .expect("release"));
-    let back = store.get_outbound(&deferred.id).await.unwrap().unwrap();
+    let back = store
+        .get_outbound(&deferred.id)
+        .await
+        .expect("read")
+        .expect("a call");
     assert_eq!(
         (back.status, back.run_at, back.progress.attempts),
         (OutboundStatus::Scheduled, run_at, 0)
