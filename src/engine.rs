@@ -17,6 +17,7 @@ use switchboard_actors::stats::EngineStats;
 use crate::auth::TokenCache;
 use crate::config::Settings;
 use crate::outbound::clock::ClockHandle;
+use crate::outbound::dispatch::DispatchWaker;
 use crate::outbound::hours::CallingHours;
 use crate::outbound::submit::BurstLimiter;
 use crate::providers::ProviderAccount;
@@ -53,6 +54,8 @@ pub struct Engine {
     pub calling_hours: CallingHours,
     /// The per-user burst limiter in front of `POST /api/calls/outbound`.
     pub outbound_burst: Arc<BurstLimiter>,
+    /// Wakes the `OutboundDispatcher` when a call is submitted.
+    pub outbound_dispatch: DispatchWaker,
 }
 
 impl Engine {

@@ -214,6 +214,7 @@ pub async fn submit(
         .await?
     {
         Submitted::Created(call) => {
+            engine.outbound_dispatch.wake();
             tracing::info!(
                 outbound_id = %call.id,
                 user_id = %call.user_id,

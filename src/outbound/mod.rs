@@ -22,11 +22,18 @@
 //!   the per-user burst limiter (`governor`). The gates' order is in
 //!   `api::outbound`; the quotas and the budget are counted in the transaction
 //!   that stores the call (`store::outbound`).
+//! - [`dispatch`]: the `OutboundDispatcher` actor: claims due calls, runs the
+//!   gates again, picks the From number, dials through Twilio's Calls resource,
+//!   reconciles dials whose outcome is unknown, and recovers at start-up.
+//! - [`progress`]: Twilio's call statuses as dispositions, and the
+//!   `call.status` event each status change enqueues.
 
 pub mod clock;
 pub mod consent;
+pub mod dispatch;
 pub mod hours;
 pub mod notify;
+pub mod progress;
 pub mod request;
 pub mod submit;
 pub mod zones;

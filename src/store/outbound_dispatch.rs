@@ -51,6 +51,8 @@ pub struct ClaimCaps {
 pub struct Claims {
     /// Now `dialing`, each with its fresh `attempt_id`, claimed by this node.
     pub claimed: Vec<OutboundCall>,
+    /// The status each of `claimed` had (same order): `queued` or `scheduled`.
+    pub claimed_from: Vec<OutboundStatus>,
     /// Batch calls whose window closed before they were dialed: now
     /// `not_dialed_window_closed` (each was `queued` or `scheduled`).
     pub window_closed: Vec<(OutboundStatus, OutboundCall)>,
@@ -174,7 +176,7 @@ impl Store {
             ""
         };
         let candidates = sqlx::query(&format!(
-            "SELECT id, user_id, batch_id, \
+            "SELECT id, status, user_id, batch_id, \
              (SELECT b.max_concurrency FROM outbound_batches b \
               WHERE b.id = outbound_calls.batch_id) AS batch_cap \
              FROM outbound_calls \
@@ -205,6 +207,7 @@ impl Store {
                 break;
             }
             let id: String = candidate.try_get("id")?;
+            let status: String = candidate.try_get("status")?;
             let user: String = candidate.try_get("user_id")?;
             let batch: Option<String> = candidate.try_get("batch_id")?;
             let batch_cap: Option<i64> = candidate.try_get("batch_cap")?;
@@ -243,6 +246,9 @@ impl Store {
                 *per_batch.entry(batch).or_default() += 1;
             }
             claims.claimed.push(outbound_from_row(&row)?);
+            claims
+                .claimed_from
+                .push(OutboundStatus::parse(&status).unwrap_or(OutboundStatus::Queued));
             left -= 1;
         }
         tx.commit().await?;

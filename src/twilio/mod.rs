@@ -3,6 +3,7 @@
 //! generator), TwiML, the voice and status webhooks, and the Media Streams socket.
 
 pub use switchboard_wire::signature;
+pub mod outbound_status;
 pub mod stream;
 pub mod twiml;
 pub mod webhook;

@@ -21,6 +21,7 @@ mod numbers_sync;
 mod outage;
 mod outbound_claims;
 mod outbound_dial;
+mod outbound_dispatch;
 mod outbound_notify;
 mod outbound_submit;
 mod parking;
