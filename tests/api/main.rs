@@ -20,6 +20,7 @@ mod numbers_providers;
 mod numbers_sync;
 mod outage;
 mod outbound_claims;
+mod outbound_crash;
 mod outbound_dial;
 mod outbound_dispatch;
 mod outbound_notify;
