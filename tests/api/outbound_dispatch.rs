@@ -696,3 +696,74 @@ async fn a_workspace_without_a_twilio_number_fails_the_call(db: TestDb) {
 async fn a_workspace_without_a_twilio_number_fails_the_call_on_sqlite() {
     a_workspace_without_a_twilio_number_fails_the_call(TestDb::Sqlite).await;
 }
+
+async fn outbound_calls_leave_the_inbound_reserve_free(db: TestDb) {
+    // 5 realtime connections, 20 % kept for inbound calls: 4 outbound calls at once.
+    let s = setup(db, |_, s| {
+        s.openai.max_connections = 5;
+        s.outbound.reserve_inbound = 0.2;
+        s.outbound.max_per_user = 100;
+    })
+    .await;
+    patch_user(&s.app, &s.user, json!({"calls_per_hour": 100})).await;
+    let callees: Vec<String> = (0..6).map(|i| format!("+1415555014{i}")).collect();
+    let mut ids = Vec::new();
+    for to in &callees {
+        ids.push(submit_ok(&s.app, &s.user, &outbound_request(to)).await);
+    }
+    let dialed = |fake: &FakeProvider| callees.iter().filter(|to| fake.dials(to) > 0).count();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while dialed(&s.fake) < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "never 4 dials");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    some_rounds().await;
+    assert_eq!(dialed(&s.fake), 4, "the fifth waits for room");
+
+    // One call ends: its room goes to the next.
+    let first = creates(&s.fake)[0].clone();
+    let to = field(&first, "To").expect("To").to_owned();
+    let url = field(&first, "StatusCallback").expect("url").to_owned();
+    let sid = s
+        .fake
+        .state()
+        .calls
+        .calls
+        .iter()
+        .find(|c| c.resource["to"] == to.as_str())
+        .map(|c| c.resource["sid"].as_str().unwrap_or_default().to_owned())
+        .expect("its call");
+    let params: Vec<(String, String)> = vec![
+        ("CallSid".into(), sid),
+        ("CallStatus".into(), "busy".into()),
+        ("To".into(), to),
+    ];
+    let status = s
+        .app
+        .client
+        .post(&url)
+        .insert_header(("X-Twilio-Signature", sign(TWILIO_SECRET, &url, &params)))
+        .send_form(&params)
+        .await
+        .expect("reaches")
+        .status();
+    assert_eq!(status, StatusCode::OK);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while dialed(&s.fake) < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "never a fifth dial");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    some_rounds().await;
+    assert_eq!(dialed(&s.fake), 5);
+    assert!(callees.iter().all(|to| s.fake.dials(to) <= 1));
+}
+
+#[actix_rt::test]
+async fn outbound_calls_leave_the_inbound_reserve_free_on_sqlite() {
+    outbound_calls_leave_the_inbound_reserve_free(TestDb::Sqlite).await;
+}
+
+#[actix_rt::test]
+async fn outbound_calls_leave_the_inbound_reserve_free_on_postgres() {
+    outbound_calls_leave_the_inbound_reserve_free(TestDb::Postgres).await;
+}
