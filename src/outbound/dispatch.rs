@@ -22,6 +22,10 @@
 //!    timeout, a 5xx): `dial_unknown`, reconciled, never dialed blindly. Not
 //!    sent (no connection): queued again.
 //!
+//! Every quarter of `outbound.reconcile`, calls whose Twilio call is known but whose
+//! status has not moved for long (a lost callback) are fetched from Twilio and
+//! moved to what it says, so no call holds a slot for ever.
+//!
 //! On start, before the first round, recovery: the calls this node left
 //! `dialing` become `dial_unknown` (reconciled, not re-dialed), those
 //! `ringing` or `in_progress` become `interrupted`.
@@ -108,6 +112,8 @@ pub struct OutboundDispatcher {
     busy: bool,
     /// Woken while busy: run another round after this one.
     again: bool,
+    /// When (the clock's ms) calls were last checked for lost callbacks.
+    last_check: Option<i64>,
 }
 
 impl OutboundDispatcher {
@@ -117,6 +123,7 @@ impl OutboundDispatcher {
             deps: Arc::new(deps),
             busy: false,
             again: false,
+            last_check: None,
         }
         .start();
         let _ = waker.0.set(addr.clone());
@@ -130,15 +137,26 @@ impl OutboundDispatcher {
         }
         self.busy = true;
         let deps = Arc::clone(&self.deps);
+        let now = now_ms(&deps);
+        let every = reconcile_ms(&deps) / 4;
+        let check = self.last_check.is_none_or(|at| now - at >= every);
+        if check {
+            self.last_check = Some(now);
+        }
         ctx.spawn(
-            async move { round(&deps).await }
-                .into_actor(self)
-                .map(|more, act, ctx| {
-                    act.busy = false;
-                    if std::mem::take(&mut act.again) || more {
-                        act.kick(ctx);
-                    }
-                }),
+            async move {
+                if check {
+                    check_stale(&deps).await;
+                }
+                round(&deps).await
+            }
+            .into_actor(self)
+            .map(|more, act, ctx| {
+                act.busy = false;
+                if std::mem::take(&mut act.again) || more {
+                    act.kick(ctx);
+                }
+            }),
         );
     }
 }
@@ -183,6 +201,11 @@ impl Handler<Wake> for OutboundDispatcher {
 
 fn now_ms(deps: &DispatchDeps) -> i64 {
     deps.clock.now().as_millisecond()
+}
+
+/// `outbound.reconcile` in milliseconds.
+fn reconcile_ms(deps: &DispatchDeps) -> i64 {
+    i64::try_from(deps.settings.outbound.reconcile.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Start-up recovery (see the module doc).
@@ -583,8 +606,7 @@ async fn reconcile_due(deps: &DispatchDeps) -> bool {
     let Some(twilio) = &deps.twilio else {
         return false;
     };
-    let window = i64::try_from(deps.settings.outbound.reconcile.as_millis()).unwrap_or(i64::MAX);
-    let before = now_ms(deps).saturating_sub(window);
+    let before = now_ms(deps).saturating_sub(reconcile_ms(deps));
     let due = match deps
         .store
         .outbound_to_reconcile(before, deps.settings.outbound.dispatch_claim_size)
@@ -663,6 +685,68 @@ async fn reconcile_due(deps: &DispatchDeps) -> bool {
         }
     }
     requeued
+}
+
+/// Asks Twilio about calls whose status callbacks have not come for long
+/// (`Store::outbound_to_check`): a call still dialing `RING_TIMEOUT_SECS` plus
+/// `outbound.reconcile` after its claim, ringing that long, or in progress
+/// longer than the longest plan's call plus `outbound.reconcile`. Twilio's
+/// status is applied like a callback (this attempt only, forward only), so a
+/// lost callback never leaves a call holding a slot for ever.
+async fn check_stale(deps: &DispatchDeps) {
+    let Some(twilio) = &deps.twilio else {
+        return;
+    };
+    let now = now_ms(deps);
+    let reconcile = reconcile_ms(deps);
+    let ring = i64::from(RING_TIMEOUT_SECS) * 1000 + reconcile;
+    let plans = &deps.settings.plans;
+    let longest = plans
+        .names()
+        .filter_map(|name| plans.get(name))
+        .map(|plan| i64::from(plan.max_call_minutes) * 60_000)
+        .max()
+        .unwrap_or(0);
+    let stale = match deps
+        .store
+        .outbound_to_check(
+            now - ring,
+            now - ring,
+            now - longest - reconcile,
+            deps.settings.outbound.dispatch_claim_size,
+        )
+        .await
+    {
+        Ok(stale) => stale,
+        Err(error) => {
+            tracing::warn!(%error, "listing outbound calls without news failed");
+            return;
+        }
+    };
+    for call in stale {
+        let (Some(attempt), Some(sid)) = (call.attempt_id.clone(), call.progress.call_sid.clone())
+        else {
+            continue;
+        };
+        match twilio.fetch_call(&sid).await {
+            Ok(found) => {
+                let answered_by = found.answered_by.map(answered_by_name);
+                if let Some(next) = listed_disposition(found.status, answered_by) {
+                    if next != call.status {
+                        tracing::info!(outbound_id = %call.id, status = next.as_str(), "a status callback was missed; Twilio's status applied");
+                        let change = Transition {
+                            answered_by,
+                            ..Transition::default()
+                        };
+                        advance(deps, &call, &attempt, next, change, None).await;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(outbound_id = %call.id, %error, "fetching a call without news failed");
+            }
+        }
+    }
 }
 
 /// Twilio's wire name of an `AnsweredBy` verdict.

@@ -392,6 +392,35 @@ impl Store {
         rows.iter().map(outbound_from_row).collect()
     }
 
+    /// Calls whose Twilio call is known but whose status has not moved for
+    /// long: `dialing` (or `dial_unknown` with an adopted sid) claimed at or
+    /// before `dialed_before_ms`, `ringing` unchanged since `ringing_before_ms`,
+    /// `in_progress` since `talking_before_ms`. A status callback lost on the
+    /// way would leave them holding a slot for ever: the dispatcher asks Twilio.
+    #[tracing::instrument(skip_all)]
+    pub async fn outbound_to_check(
+        &self,
+        dialed_before_ms: i64,
+        ringing_before_ms: i64,
+        talking_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboundCall>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {OUTBOUND_COLUMNS} FROM outbound_calls WHERE call_sid IS NOT NULL AND ( \
+             (status IN ('dialing', 'dial_unknown') AND dialed_at <= $1) \
+             OR (status = 'ringing' AND updated_at <= $2) \
+             OR (status = 'in_progress' AND updated_at <= $3)) \
+             ORDER BY updated_at, id LIMIT $4"
+        ))
+        .bind(dialed_before_ms)
+        .bind(ringing_before_ms)
+        .bind(talking_before_ms)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(outbound_from_row).collect()
+    }
+
     /// Calls this node claimed that will need a realtime connection soon, or
     /// might: dialing, in doubt or ringing (a call in progress already holds
     /// one, counted by the relay).

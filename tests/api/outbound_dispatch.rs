@@ -767,3 +767,38 @@ async fn outbound_calls_leave_the_inbound_reserve_free_on_sqlite() {
 async fn outbound_calls_leave_the_inbound_reserve_free_on_postgres() {
     outbound_calls_leave_the_inbound_reserve_free(TestDb::Postgres).await;
 }
+
+async fn a_call_whose_callbacks_are_lost_gets_twilios_status_and_frees_its_slot(db: TestDb) {
+    let s = setup(db, |_, _| {}).await;
+    let id = submit_ok(&s.app, &s.user, &outbound_request(CALLEE)).await;
+    wait_for_dials(&s.fake, CALLEE, 1).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while row(&s.app, &id).await.3.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sid is never noted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Twilio rang out; its callback never reached the engine.
+    for call in &mut s.fake.state().calls.calls {
+        call.resource["status"] = "no-answer".into();
+    }
+    // Not yet: the ring timeout (30 s) and the reconcile window (60 s) run.
+    s.clock.advance(Duration::from_secs(60));
+    some_rounds().await;
+    assert_eq!(row(&s.app, &id).await.0, "dialing");
+    s.clock.advance(Duration::from_secs(31));
+    wait_for_status(&s.app, &id, "no_answer").await;
+    assert_eq!(s.fake.dials(CALLEE), 1);
+}
+
+#[actix_rt::test]
+async fn a_call_whose_callbacks_are_lost_gets_twilios_status_and_frees_its_slot_on_sqlite() {
+    a_call_whose_callbacks_are_lost_gets_twilios_status_and_frees_its_slot(TestDb::Sqlite).await;
+}
+
+#[actix_rt::test]
+async fn a_call_whose_callbacks_are_lost_gets_twilios_status_and_frees_its_slot_on_postgres() {
+    a_call_whose_callbacks_are_lost_gets_twilios_status_and_frees_its_slot(TestDb::Postgres).await;
+}
