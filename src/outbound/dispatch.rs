@@ -36,6 +36,7 @@
 //! `dialing` is announced once the gates have passed, just before the dial: a
 //! call a gate stops goes from `queued` (or `scheduled`) to `failed` for the user.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -276,9 +277,26 @@ async fn round(deps: &Arc<DispatchDeps>) -> bool {
     for (from, call) in &claims.window_closed {
         announce(&deps.store, &deps.clock, *from, call).await;
     }
+    // Each workspace's Twilio numbers, read once per round.
+    let mut pools: HashMap<String, Arc<Vec<String>>> = HashMap::new();
     for (call, from) in claims.claimed.into_iter().zip(claims.claimed_from) {
+        let workspace = call.workspace.as_str().to_owned();
+        let pool = match pools.get(&workspace) {
+            Some(pool) => Some(Arc::clone(pool)),
+            None => match deps.store.twilio_numbers_of(&call.workspace).await {
+                Ok(numbers) => {
+                    let pool = Arc::new(numbers);
+                    pools.insert(workspace, Arc::clone(&pool));
+                    Some(pool)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "reading the workspace's Twilio numbers failed");
+                    None
+                }
+            },
+        };
         let deps = Arc::clone(deps);
-        actix_rt::spawn(async move { dial(&deps, from, call).await });
+        actix_rt::spawn(async move { dial(&deps, from, call, pool).await });
     }
     requeued
 }
@@ -295,7 +313,11 @@ enum Gate {
 }
 
 /// The gates again, at dispatch (things change while a call waits).
-async fn gates(deps: &DispatchDeps, call: &OutboundCall) -> Result<Gate, crate::store::StoreError> {
+async fn gates(
+    deps: &DispatchDeps,
+    call: &OutboundCall,
+    pool: &[String],
+) -> Result<Gate, crate::store::StoreError> {
     let store = &deps.store;
     let Some(user) = store.get_user(&call.user_id).await? else {
         return Ok(Gate::Fail(reasons::ACCOUNT_SUSPENDED));
@@ -314,8 +336,7 @@ async fn gates(deps: &DispatchDeps, call: &OutboundCall) -> Result<Gate, crate::
     let Ok(limits) = effective_limits(&deps.settings.plans, &user) else {
         return Ok(Gate::Fail(reasons::PLAN_UNKNOWN));
     };
-    let pool = store.twilio_numbers_of(&call.workspace).await?;
-    let Some(from) = from_number(&pool, call.user_id.as_str()) else {
+    let Some(from) = from_number(pool, call.user_id.as_str()) else {
         return Ok(Gate::Fail(reasons::NO_FROM_NUMBER));
     };
     Ok(Gate::Dial {
@@ -402,12 +423,23 @@ async fn advance(
 }
 
 /// Gates, then dials one claimed call (see the module doc).
-async fn dial(deps: &DispatchDeps, claimed_from: OutboundStatus, call: OutboundCall) {
+async fn dial(
+    deps: &DispatchDeps,
+    claimed_from: OutboundStatus,
+    call: OutboundCall,
+    pool: Option<Arc<Vec<String>>>,
+) {
     let Some(attempt) = call.attempt_id.clone() else {
         return;
     };
     let store = &deps.store;
-    let gate = match gates(deps, &call).await {
+    let gated = match &pool {
+        Some(pool) => gates(deps, &call, pool).await,
+        None => Err(crate::store::StoreError::Corrupt(
+            "the workspace's Twilio numbers could not be read".to_owned(),
+        )),
+    };
+    let gate = match gated {
         Ok(gate) => gate,
         Err(error) => {
             tracing::warn!(outbound_id = %call.id, %error, "dispatch gates failed; queued again");

@@ -194,16 +194,12 @@ impl Store {
 
         let mut per_user = counts(&mut tx, "user_id").await?;
         let mut per_batch = counts(&mut tx, "batch_id").await?;
-        let claim_sql = format!(
-            "UPDATE outbound_calls SET status = 'dialing', attempt_id = $1, \
-             attempts = attempts + 1, dialed_at = $2, updated_at = $2, call_sid = NULL, \
-             node_id = $3 \
-             WHERE id = $4 AND status IN ('queued', 'scheduled') AND run_at <= $2 \
-             RETURNING {OUTBOUND_COLUMNS}"
-        );
-        let mut left = room;
+        // The calls to claim, within the caps, oldest first; then one UPDATE
+        // (each row its own attempt id, still a compare-and-set on its status)
+        // and one INSERT of their attempts.
+        let mut chosen: Vec<(String, String, OutboundStatus)> = Vec::new();
         for candidate in &candidates {
-            if left == 0 {
+            if chosen.len() as i64 >= room {
                 break;
             }
             let id: String = candidate.try_get("id")?;
@@ -211,8 +207,7 @@ impl Store {
             let user: String = candidate.try_get("user_id")?;
             let batch: Option<String> = candidate.try_get("batch_id")?;
             let batch_cap: Option<i64> = candidate.try_get("batch_cap")?;
-            let user_active = per_user.get(&user).copied().unwrap_or(0);
-            if user_active >= i64::from(caps.max_per_user) {
+            if per_user.get(&user).copied().unwrap_or(0) >= i64::from(caps.max_per_user) {
                 continue;
             }
             if let (Some(batch), Some(cap)) = (&batch, batch_cap) {
@@ -220,36 +215,64 @@ impl Store {
                     continue;
                 }
             }
-            let attempt = new_attempt_id();
-            let row = sqlx::query(&claim_sql)
-                .bind(&attempt)
-                .bind(now_ms)
-                .bind(self.node_id())
-                .bind(&id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else {
-                // Canceled (or claimed) since it was read: not ours.
-                continue;
-            };
-            sqlx::query(
-                "INSERT INTO outbound_attempts (attempt_id, outbound_id, started_at) \
-                 VALUES ($1, $2, $3)",
-            )
-            .bind(&attempt)
-            .bind(&id)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
             *per_user.entry(user).or_default() += 1;
             if let Some(batch) = batch {
                 *per_batch.entry(batch).or_default() += 1;
             }
-            claims.claimed.push(outbound_from_row(&row)?);
-            claims
-                .claimed_from
-                .push(OutboundStatus::parse(&status).unwrap_or(OutboundStatus::Queued));
-            left -= 1;
+            let was = OutboundStatus::parse(&status).unwrap_or(OutboundStatus::Queued);
+            chosen.push((id, new_attempt_id(), was));
+        }
+        if chosen.is_empty() {
+            tx.commit().await?;
+            return Ok(claims);
+        }
+        // $1 now, $2 node, then (id, attempt) pairs from $3.
+        let cases: String = (0..chosen.len())
+            .map(|i| format!(" WHEN ${} THEN ${}", 3 + 2 * i, 4 + 2 * i))
+            .collect();
+        let ids: Vec<String> = (0..chosen.len())
+            .map(|i| format!("${}", 3 + 2 * i))
+            .collect();
+        let sql = format!(
+            "UPDATE outbound_calls SET status = 'dialing', attempt_id = CASE id{cases} END, \
+             attempts = attempts + 1, dialed_at = $1, updated_at = $1, call_sid = NULL, \
+             node_id = $2 \
+             WHERE id IN ({}) AND status IN ('queued', 'scheduled') AND run_at <= $1 \
+             RETURNING {OUTBOUND_COLUMNS}",
+            ids.join(", ")
+        );
+        let mut update = sqlx::query(&sql).bind(now_ms).bind(self.node_id());
+        for (id, attempt, _) in &chosen {
+            update = update.bind(id.as_str()).bind(attempt.as_str());
+        }
+        let rows = update.fetch_all(&mut *tx).await?;
+        let mut claimed: HashMap<String, OutboundCall> = HashMap::new();
+        for row in &rows {
+            let call = outbound_from_row(row)?;
+            claimed.insert(call.id.to_string(), call);
+        }
+        let mut inserted = Vec::new();
+        for (id, attempt, was) in chosen {
+            // Missing: canceled (or claimed) since it was read: not ours.
+            if let Some(call) = claimed.remove(&id) {
+                inserted.push((attempt, id));
+                claims.claimed.push(call);
+                claims.claimed_from.push(was);
+            }
+        }
+        if !inserted.is_empty() {
+            let values: Vec<String> = (0..inserted.len())
+                .map(|i| format!("(${}, ${}, $1)", 2 + 2 * i, 3 + 2 * i))
+                .collect();
+            let sql = format!(
+                "INSERT INTO outbound_attempts (attempt_id, outbound_id, started_at) VALUES {}",
+                values.join(", ")
+            );
+            let mut insert = sqlx::query(&sql).bind(now_ms);
+            for (attempt, id) in &inserted {
+                insert = insert.bind(attempt.as_str()).bind(id.as_str());
+            }
+            insert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(claims)

@@ -5,7 +5,7 @@
 //! (Twilio's list shows its call: adopted, never dialed again) and the one in
 //! progress ends `interrupted`.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -37,6 +37,11 @@ fn free_port() -> u16 {
 /// `switchboard serve` on `database_url`, its Twilio the fake; once healthy.
 async fn start(database_url: &str, fake: &FakeProvider, config: &std::path::Path) -> Engine {
     let port = free_port();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_extension("log"))
+        .expect("a log file");
     let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["--config", &config.display().to_string(), "serve"])
         .env("DATABASE_URL", database_url)
@@ -47,8 +52,8 @@ async fn start(database_url: &str, fake: &FakeProvider, config: &std::path::Path
         .env("TWILIO_API_BASE", &fake.base)
         .env_remove("SWITCHBOARD_PUBLIC_URL")
         .env_remove("SWITCHBOARD_NODE_ID")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(log.try_clone().expect("the log"))
+        .stderr(log)
         .spawn()
         .expect("the switchboard binary starts");
     let url = format!("http://127.0.0.1:{port}");
@@ -98,7 +103,8 @@ async fn wait_until(db: &sqlx::AnyPool, id: &str, done: impl Fn(&str, Option<&st
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{id} stuck at {status} ({sid:?})"
+            "{id} stuck at {status} ({sid:?}); the engine's log is beside its config, {}",
+            std::env::temp_dir().display()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -122,6 +128,19 @@ async fn engine_killed_while_calls_are_queued_dialing_and_in_progress(db_kind: T
     .expect("a config file");
 
     let mut engine = start(&database_url, &fake, &config).await;
+    // The binary is found by path (`CARGO_BIN_EXE_switchboard`): in a target
+    // directory shared with other checkouts it may be another branch's build.
+    let probe = reqwest::Client::new()
+        .post(format!("{}/twilio/outbound/status", engine.url))
+        .send()
+        .await
+        .expect("the engine answers");
+    assert_eq!(
+        probe.status().as_u16(),
+        403,
+        "{} is not this build (no /twilio/outbound/status): rebuild it",
+        env!("CARGO_BIN_EXE_switchboard")
+    );
     let (status, user) = post(
         &format!("{}/api/users", engine.url),
         ADMIN_TOKEN,
@@ -213,6 +232,7 @@ async fn engine_killed_while_calls_are_queued_dialing_and_in_progress(db_kind: T
     let _ = engine.child.wait();
     db.close().await;
     let _ = std::fs::remove_file(&config);
+    let _ = std::fs::remove_file(config.with_extension("log"));
 }
 
 #[actix_rt::test]
