@@ -5,7 +5,7 @@
 //! answered `201` at once, each arrival timed), spawns the engine pointed at it
 //! (`TWILIO_API_BASE`), syncs the pool, creates `--users` users, then sends
 //! `--requests` `POST /api/calls/outbound` at `--concurrency`, each to its own
-//! number. It reports, per call, submit sent → `Calls.json` received and `202`
+//! number (`--submit-rate` paces them). It reports, per call, submit sent → `Calls.json` received and `202`
 //! received → `Calls.json` received (the dispatcher's own share), and checks
 //! that every accepted call was dialed exactly once.
 //!
@@ -151,6 +151,8 @@ pub(super) struct DispatchReport {
     pub(super) requests: usize,
     pub(super) accepted: usize,
     pub(super) concurrency: usize,
+    /// Submits per second asked for (0: unpaced).
+    pub(super) submit_rate: f64,
     pub(super) users: usize,
     pub(super) seconds: f64,
     /// Microseconds, submit sent → `Calls.json` received.
@@ -172,6 +174,10 @@ pub(super) fn check_args(args: &LoadtestArgs) -> anyhow::Result<()> {
         args.requests <= 8_000,
         "--requests must stay within the node's outbound room (8000 by default): every \
          dialed call stays dialing for the run"
+    );
+    anyhow::ensure!(
+        args.submit_rate >= 0.0 && args.submit_rate.is_finite(),
+        "--submit-rate must be ≥ 0"
     );
     anyhow::ensure!(
         args.requests <= 10_000,
@@ -253,6 +259,10 @@ async fn drive(
         .map(|i| {
             let (client, url, key) = (&client, &url, &keys[i % keys.len()]);
             async move {
+                if args.submit_rate > 0.0 {
+                    let at = started + Duration::from_secs_f64(i as f64 / args.submit_rate);
+                    actix_rt::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                }
                 let body = request_body(i);
                 let to = body["to"].as_str().unwrap_or_default().to_owned();
                 let sent = Instant::now();
@@ -347,6 +357,7 @@ fn summarise(
         requests: submitted.len(),
         accepted: submitted.iter().filter(|s| s.accepted.is_some()).count(),
         concurrency: args.concurrency,
+        submit_rate: args.submit_rate,
         users: args.users,
         seconds: elapsed.as_secs_f64(),
         submit_to_dial_us: LatencySummary::of(&from_submit),
@@ -369,8 +380,13 @@ pub(super) fn render_text(report: &DispatchReport) -> String {
             ms(l.max)
         )
     };
+    let pace = if report.submit_rate > 0.0 {
+        format!(", paced at {}/s", report.submit_rate)
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "dispatch: {} submits ({} accepted) from {} users at concurrency {} in {:.2} s\n",
+        "dispatch: {} submits ({} accepted) from {} users at concurrency {}{pace} in {:.2} s\n",
         report.requests, report.accepted, report.users, report.concurrency, report.seconds
     );
     out.push_str(&line(

@@ -247,6 +247,10 @@ pub struct LoadtestArgs {
     /// `--scenario submit` and `dispatch`: users the requests are spread over (round-robin).
     #[arg(long, default_value_t = 100)]
     pub users: usize,
+    /// `--scenario dispatch`: submits per second, paced (0: as fast as
+    /// `--concurrency` allows).
+    #[arg(long, default_value_t = 0.0)]
+    pub submit_rate: f64,
     /// Run the spawned engine on PostgreSQL: a server URL
     /// (`postgres://postgres@127.0.0.1:5432/postgres`) on which a fresh database is
     /// created with `psql` for the run and dropped after it (default: SQLite).
