@@ -802,3 +802,25 @@ async fn a_call_whose_callbacks_are_lost_gets_twilios_status_and_frees_its_slot_
 async fn a_call_whose_callbacks_are_lost_gets_twilios_status_and_frees_its_slot_on_postgres() {
     a_call_whose_callbacks_are_lost_gets_twilios_status_and_frees_its_slot(TestDb::Postgres).await;
 }
+
+async fn a_submit_wakes_the_dispatcher(db: TestDb) {
+    // The poll would come only in an hour: the submit itself gets the call dialed.
+    let s = setup(db, |_, s| {
+        s.outbound.dispatch_poll = Duration::from_secs(3600);
+    })
+    .await;
+    some_rounds().await;
+    let id = submit_ok(&s.app, &s.user, &outbound_request(CALLEE)).await;
+    wait_for_dials(&s.fake, CALLEE, 1).await;
+    wait_for_status(&s.app, &id, "dialing").await;
+}
+
+#[actix_rt::test]
+async fn a_submit_wakes_the_dispatcher_on_sqlite() {
+    a_submit_wakes_the_dispatcher(TestDb::Sqlite).await;
+}
+
+#[actix_rt::test]
+async fn a_submit_wakes_the_dispatcher_on_postgres() {
+    a_submit_wakes_the_dispatcher(TestDb::Postgres).await;
+}
