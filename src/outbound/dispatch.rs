@@ -24,7 +24,9 @@
 //!
 //! Every quarter of `outbound.reconcile`, calls whose Twilio call is known but whose
 //! status has not moved for long (a lost callback) are fetched from Twilio and
-//! moved to what it says, so no call holds a slot for ever.
+//! moved to what it says, so no call holds a slot for ever; and `dialing`
+//! calls without a Twilio call long past the dial timeout (their engine died
+//! mid-dial, this node or another) become `dial_unknown`, to be reconciled.
 //!
 //! On start, before the first round, recovery: the calls this node left
 //! `dialing` become `dial_unknown` (reconciled, not re-dialed), those
@@ -755,6 +757,37 @@ async fn check_stale(deps: &DispatchDeps) {
             return;
         }
     };
+    // Dials whose engine died before Twilio answered (another node's too: a
+    // dial in flight writes its outcome within the dial timeout): in doubt.
+    let dial_timeout =
+        i64::try_from(deps.settings.outbound.dial_timeout.as_millis()).unwrap_or(i64::MAX);
+    match deps
+        .store
+        .orphaned_dials(
+            now.saturating_sub(dial_timeout.saturating_add(reconcile)),
+            deps.settings.outbound.dispatch_claim_size,
+        )
+        .await
+    {
+        Ok(orphans) => {
+            for call in orphans {
+                let Some(attempt) = call.attempt_id.clone() else {
+                    continue;
+                };
+                tracing::warn!(outbound_id = %call.id, "a dial left unanswered by its engine; reconciling");
+                advance(
+                    deps,
+                    &call,
+                    &attempt,
+                    OutboundStatus::DialUnknown,
+                    Transition::default(),
+                    None,
+                )
+                .await;
+            }
+        }
+        Err(error) => tracing::warn!(%error, "listing orphaned dials failed"),
+    }
     for call in stale {
         let (Some(attempt), Some(sid)) = (call.attempt_id.clone(), call.progress.call_sid.clone())
         else {

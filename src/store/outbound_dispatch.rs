@@ -444,6 +444,28 @@ impl Store {
         rows.iter().map(outbound_from_row).collect()
     }
 
+    /// `dialing` calls with no Twilio call known, claimed at or before
+    /// `dialed_before_ms` (by any engine): a dial lasts at most
+    /// `outbound.dial_timeout_secs` and then writes its outcome, so these were
+    /// left by an engine that died mid-dial (or could not write the outcome).
+    #[tracing::instrument(skip_all)]
+    pub async fn orphaned_dials(
+        &self,
+        dialed_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboundCall>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {OUTBOUND_COLUMNS} FROM outbound_calls \
+             WHERE status = 'dialing' AND call_sid IS NULL AND dialed_at <= $1 \
+             ORDER BY dialed_at, id LIMIT $2"
+        ))
+        .bind(dialed_before_ms)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(outbound_from_row).collect()
+    }
+
     /// Calls this node claimed that will need a realtime connection soon, or
     /// might: dialing, in doubt or ringing (a call in progress already holds
     /// one, counted by the relay).

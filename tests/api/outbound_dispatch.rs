@@ -824,3 +824,59 @@ async fn a_submit_wakes_the_dispatcher_on_sqlite() {
 async fn a_submit_wakes_the_dispatcher_on_postgres() {
     a_submit_wakes_the_dispatcher(TestDb::Postgres).await;
 }
+
+async fn a_dial_left_by_a_dead_engine_is_reconciled_then_dialed_once(db: TestDb) {
+    let s = setup(db, |_, _| {}).await;
+    // A call another engine claimed, then died before Twilio answered it.
+    let mut body = outbound_request(CALLEE);
+    body["schedule_at"] =
+        json!((s.clock.handle().now() + SignedDuration::from_hours(1)).to_string());
+    let id = submit_ok(&s.app, &s.user, &body).await;
+    let claimed_at = s.clock.handle().now().as_millisecond();
+    let db = pool(&s.app).await;
+    let attempt = "a".repeat(32);
+    sqlx::query(
+        "UPDATE outbound_calls SET status = 'dialing', attempt_id = $1, attempts = 1, \
+         dialed_at = $2, node_id = 'dead-node' WHERE id = $3",
+    )
+    .bind(&attempt)
+    .bind(claimed_at)
+    .bind(&id)
+    .execute(&db)
+    .await
+    .expect("claimed by the dead engine");
+    sqlx::query(
+        "INSERT INTO outbound_attempts (attempt_id, outbound_id, started_at) VALUES ($1, $2, $3)",
+    )
+    .bind(&attempt)
+    .bind(&id)
+    .bind(claimed_at)
+    .execute(&db)
+    .await
+    .expect("its attempt");
+    db.close().await;
+
+    // Within the dial timeout and the reconcile window: left alone.
+    s.clock.advance(Duration::from_secs(30));
+    some_rounds().await;
+    assert_eq!(row(&s.app, &id).await.0, "dialing");
+    // Past both (and the scheduled hour): in doubt, Twilio lists no call, dialed
+    // with a new attempt, once.
+    s.clock.advance(Duration::from_secs(3600));
+    wait_for_dials(&s.fake, CALLEE, 1).await;
+    some_rounds().await;
+    assert_eq!(s.fake.dials(CALLEE), 1);
+    let (status, _, attempts, _, _) = row(&s.app, &id).await;
+    assert_eq!((status.as_str(), attempts), ("dialing", 2));
+    assert!(!status_url(&s.fake, 0).ends_with(&attempt));
+}
+
+#[actix_rt::test]
+async fn a_dial_left_by_a_dead_engine_is_reconciled_then_dialed_once_on_sqlite() {
+    a_dial_left_by_a_dead_engine_is_reconciled_then_dialed_once(TestDb::Sqlite).await;
+}
+
+#[actix_rt::test]
+async fn a_dial_left_by_a_dead_engine_is_reconciled_then_dialed_once_on_postgres() {
+    a_dial_left_by_a_dead_engine_is_reconciled_then_dialed_once(TestDb::Postgres).await;
+}
