@@ -17,6 +17,7 @@ use switchboard_actors::stats::EngineStats;
 use crate::auth::TokenCache;
 use crate::config::Settings;
 use crate::outbound::clock::ClockHandle;
+use crate::outbound::dispatch::DispatchWaker;
 use crate::outbound::hours::CallingHours;
 use crate::outbound::submit::BurstLimiter;
 use crate::providers::ProviderAccount;
@@ -57,6 +58,8 @@ pub struct Engine {
     /// launches its CallActor with these (inbound calls start in their number's
     /// actor, with the same).
     pub call_deps: CallDeps,
+    /// Wakes the `OutboundDispatcher` when a call is submitted.
+    pub outbound_dispatch: DispatchWaker,
 }
 
 impl Engine {

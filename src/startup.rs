@@ -18,6 +18,7 @@ use switchboard_actors::stats::EngineStats;
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::outbound::clock::ClockHandle;
+use crate::outbound::dispatch::{DispatchDeps, DispatchWaker, OutboundDispatcher};
 use crate::outbound::hours::CallingHours;
 use crate::outbound::notify::{CallbackConfig, DeliveryWorker};
 use crate::outbound::reconcile_cost::{CostReconciler, ReconcileDeps};
@@ -52,6 +53,19 @@ impl Application {
             .with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let engine = build_engine(settings, &listener, clock).await?;
+        OutboundDispatcher::start(
+            DispatchDeps {
+                store: engine.store.clone(),
+                clock: engine.clock.clone(),
+                settings: Arc::clone(&engine.settings),
+                calling_hours: engine.calling_hours,
+                twilio: crate::providers::twilio::TwilioClient::for_calls(&engine.settings)
+                    .context("building the Twilio calls client")?,
+                stats: Arc::clone(&engine.stats),
+                public_url: Arc::clone(&engine.public_url),
+            },
+            &engine.outbound_dispatch,
+        );
         let deliveries = DeliveryWorker::spawn(
             engine.store.clone(),
             CallbackConfig::from(&engine.settings.outbound),
@@ -194,6 +208,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/twilio/voice", web::post().to(twilio::webhook::voice))
         .route("/twilio/status", web::post().to(twilio::webhook::status))
+        .route(
+            "/twilio/outbound/status",
+            web::post().to(twilio::outbound_status::status),
+        )
         .route("/twilio/stream", web::get().to(twilio::stream::stream))
         .route(
             "/twilio/outbound/answer",
@@ -331,5 +349,6 @@ async fn build_engine(
         calling_hours,
         outbound_burst,
         call_deps,
+        outbound_dispatch: DispatchWaker::default(),
     })
 }

@@ -495,6 +495,7 @@ pub(super) async fn drive(
             Scenario::Parking => "parking",
             Scenario::Ai => "ai",
             Scenario::Submit => "submit",
+            Scenario::Dispatch => "dispatch",
         },
         audio: match (args.one_way || parking.is_some(), args.audio) {
             (true, _) | (false, AudioDirection::CallerToAgent) => "caller-to-agent",

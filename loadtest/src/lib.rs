@@ -25,6 +25,11 @@
 //! status and the engine's CPU. `--engine-database-url` runs the spawned engine on a
 //! fresh PostgreSQL database instead of SQLite.
 //!
+//! `--scenario dispatch` (see `dispatch` and docs/BENCHMARKS.md, "Outbound
+//! dispatch"): like `submit`, against an engine whose Twilio is a minimal fake the
+//! generator serves; it reports submit → `Calls.json` latency per call and checks
+//! that every accepted call is dialed exactly once.
+//!
 //! # Layout
 //!
 //! - [`LoadtestArgs`], [`run`] (here): the command; `main.rs` only parses and runs it.
@@ -57,11 +62,14 @@
 //!   latencies.
 //! - `report`: the JSON/text report and the targets it checks.
 //! - `submit`: the submit scenario, with its own drive and report.
+//! - `dispatch`: the dispatch scenario: its fake Twilio (actix-web), drive and
+//!   report.
 
 mod admin;
 mod ai;
 mod bridge;
 mod controller;
+mod dispatch;
 mod engine;
 mod frame;
 mod histogram;
@@ -139,6 +147,9 @@ pub enum Scenario {
     /// `POST /api/calls/outbound` as fast as `--concurrency` allows, from
     /// `--users` users: outbound submit throughput and latency.
     Submit,
+    /// Outbound calls submitted at `--concurrency` against a fake Twilio the
+    /// generator serves: submit → `Calls.json` latency, no double dial.
+    Dispatch,
 }
 
 /// The options of `--scenario parking` (boxed: they would make `LoadtestArgs`
@@ -226,16 +237,20 @@ pub struct LoadtestArgs {
     /// Where the spawned engine's log goes (default: the run's temporary directory).
     #[arg(long)]
     pub engine_log: Option<PathBuf>,
-    /// `--scenario submit`: outbound call requests to send.
+    /// `--scenario submit` and `dispatch`: outbound call requests to send.
     #[arg(long, default_value_t = 5000)]
     pub requests: usize,
-    /// `--scenario submit`: requests in flight at once (and the client's connection
+    /// `--scenario submit` and `dispatch`: requests in flight at once (and the client's connection
     /// pool limit).
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// `--scenario submit`: users the requests are spread over (round-robin).
+    /// `--scenario submit` and `dispatch`: users the requests are spread over (round-robin).
     #[arg(long, default_value_t = 100)]
     pub users: usize,
+    /// `--scenario dispatch`: submits per second, paced (0: as fast as
+    /// `--concurrency` allows).
+    #[arg(long, default_value_t = 0.0)]
+    pub submit_rate: f64,
     /// Run the spawned engine on PostgreSQL: a server URL
     /// (`postgres://postgres@127.0.0.1:5432/postgres`) on which a fresh database is
     /// created with `psql` for the run and dropped after it (default: SQLite).
@@ -279,6 +294,11 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     );
     if args.scenario == Scenario::Submit {
         return run_submit(args).await;
+    }
+    if args.scenario == Scenario::Dispatch {
+        dispatch::check_args(&args)?;
+        let report = dispatch::run(&args).await?;
+        return print_report(args.json, &report, || dispatch::render_text(&report));
     }
     let fake = match args.scenario {
         Scenario::Ai => {

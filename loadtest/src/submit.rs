@@ -44,7 +44,7 @@ fn callee(i: usize) -> String {
     format!("+1415201{:04}", i % 10_000)
 }
 
-fn request_body(i: usize) -> serde_json::Value {
+pub(super) fn request_body(i: usize) -> serde_json::Value {
     json!({
         "to": callee(i),
         "contact_name": "Load Test",
@@ -93,7 +93,7 @@ pub(super) struct LatencySummary {
 }
 
 impl LatencySummary {
-    fn of(histogram: &Histogram) -> LatencySummary {
+    pub(super) fn of(histogram: &Histogram) -> LatencySummary {
         LatencySummary {
             p50: histogram.percentile(0.50),
             p90: histogram.percentile(0.90),
@@ -237,7 +237,7 @@ fn random_suffix() -> anyhow::Result<String> {
 }
 
 /// `n` users on the `loadtest` plan; returns their API keys.
-async fn create_users(
+pub(super) async fn create_users(
     client: &awc::Client,
     target: &Target,
     n: usize,

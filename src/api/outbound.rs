@@ -239,6 +239,7 @@ pub(super) async fn place(
         .await?
     {
         Submitted::Created(call) => {
+            engine.outbound_dispatch.wake();
             tracing::info!(
                 outbound_id = %call.id,
                 user_id = %call.user_id,

@@ -32,13 +32,20 @@
 //!   `GET /api/calls/{id}` and of the `call.result` event (disposition,
 //!   transcript, summary, task outcome, consent record, cost estimated and
 //!   actual).
+//! - [`dispatch`]: the `OutboundDispatcher` actor: claims due calls, runs the
+//!   gates again, picks the From number, dials through Twilio's Calls resource,
+//!   reconciles dials whose outcome is unknown, and recovers at start-up.
+//! - [`progress`]: Twilio's call statuses as dispositions, and the
+//!   `call.status` event each status change enqueues.
 
 pub mod batch;
 pub mod clock;
 pub mod consent;
+pub mod dispatch;
 pub mod hours;
 pub mod notify;
 pub mod reconcile_cost;
+pub mod progress;
 pub mod request;
 pub mod submit;
 pub mod view;

@@ -22,6 +22,10 @@
 //!   committed sums.
 //! - `outbound_talk`: what the outbound conversation notes on its call's row
 //!   (the answering-machine verdict).
+//! - [`outbound_dispatch`]: the dispatcher's side of the queue: claims of due
+//!   calls (a compare-and-set per row, within the global, per-user and per-batch
+//!   caps), batch windows closed, attempts and their outcomes, the calls whose
+//!   dial is to be reconciled, and start-up recovery.
 //! - [`calls`]: the call record: applying journal entries, reading a call back,
 //!   late events and start-up recovery.
 //! - [`journal`]: [`JournalWriter`], the background task that persists what the
@@ -57,6 +61,7 @@ pub mod outbound;
 pub mod outbound_batch;
 pub mod outbound_result;
 mod outbound_talk;
+pub mod outbound_dispatch;
 pub mod pool;
 mod spill;
 pub mod users;
@@ -130,6 +135,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0011_outbound_dispatch.sql"),
     ),
     (
+        12,
+        "outbound claims",
+        include_str!("../../migrations/sqlite/0012_outbound_claims.sql"),
+    ),
+    (
         15,
         "safety",
         include_str!("../../migrations/sqlite/0015_safety.sql"),
@@ -190,6 +200,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "outbound dispatch",
         include_str!("../../migrations/postgres/0011_outbound_dispatch.sql"),
+    ),
+    (
+        12,
+        "outbound claims",
+        include_str!("../../migrations/postgres/0012_outbound_claims.sql"),
     ),
     (
         15,

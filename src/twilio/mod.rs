@@ -5,6 +5,7 @@
 
 pub use switchboard_wire::signature;
 pub mod outbound;
+pub mod outbound_status;
 pub mod stream;
 pub mod twiml;
 pub mod webhook;

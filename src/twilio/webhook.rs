@@ -58,7 +58,7 @@ impl WebhookGate {
 
 /// The form of a Twilio webhook, verified and cleaned: values carry no control
 /// characters (each became U+FFFD); what they were is kept, escaped, in `raw`.
-pub(super) struct Form {
+pub(crate) struct Form {
     pairs: Vec<(String, String)>,
     /// Field → original value (Rust-escaped), for every field that was cleaned.
     raw: serde_json::Map<String, serde_json::Value>,
@@ -92,14 +92,14 @@ impl Form {
         Form { pairs, raw }
     }
 
-    pub(super) fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
 
-    pub(super) fn require(&self, name: &'static str) -> Result<&str, ApiError> {
+    pub(crate) fn require(&self, name: &'static str) -> Result<&str, ApiError> {
         match self.get(name) {
             Some(value) if !value.is_empty() => Ok(value),
             _ => Err(ApiError::bad_request(
@@ -122,7 +122,7 @@ impl Form {
         Ok(value)
     }
 
-    pub(super) fn call_sid(&self) -> Result<&str, ApiError> {
+    pub(crate) fn call_sid(&self) -> Result<&str, ApiError> {
         let sid = self.require("CallSid")?;
         let valid = sid.len() == 34
             && sid.starts_with("CA")
@@ -138,7 +138,7 @@ impl Form {
     }
 
     /// What was cleaned, for the trail (`None` when nothing was).
-    pub(super) fn raw(&self) -> Option<serde_json::Value> {
+    pub(crate) fn raw(&self) -> Option<serde_json::Value> {
         (!self.raw.is_empty()).then(|| serde_json::Value::Object(self.raw.clone()))
     }
 }
@@ -150,7 +150,7 @@ fn forbidden(req: &HttpRequest, err: &SignatureError) -> ApiError {
 
 /// Signature first (an unsigned request learns nothing, not even what is malformed),
 /// then the form's shape.
-pub(super) async fn signed_form(
+pub(crate) async fn signed_form(
     engine: &Engine,
     gate: &WebhookGate,
     req: &HttpRequest,
