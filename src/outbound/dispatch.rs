@@ -921,3 +921,30 @@ mod tests {
         assert_eq!(from_number(&[], "u_ada"), None);
     }
 }
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    #[test]
+    fn a_resting_number_is_skipped_for_the_next_healthy_one() {
+        let pool: Vec<String> = ["+14155550100", "+14155550101", "+14155550102"]
+            .map(String::from)
+            .to_vec();
+        let own = from_number(&pool, "u_ada").expect("a number").to_owned();
+        let none = HashMap::new();
+        assert_eq!(
+            healthy_from_number(&pool, "u_ada", &none),
+            Some(own.as_str())
+        );
+        let at = pool.iter().position(|n| *n == own).expect("in the pool");
+        let next = &pool[(at + 1) % pool.len()];
+        let rested = HashMap::from([(own.clone(), 1)]);
+        assert_eq!(
+            healthy_from_number(&pool, "u_ada", &rested),
+            Some(next.as_str())
+        );
+        let all: HashMap<String, i64> = pool.iter().map(|n| (n.clone(), 1)).collect();
+        assert_eq!(healthy_from_number(&pool, "u_ada", &all), None);
+    }
+}

@@ -147,3 +147,35 @@ fn rfc3339(ms: i64) -> String {
         .map(|t| t.to_string())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(calls: i64, answered: i64, short: i64, opt_outs: i64) -> CallFigures {
+        CallFigures {
+            calls,
+            answered,
+            short,
+            early_hangups: 0,
+            opt_outs,
+        }
+    }
+
+    #[test]
+    fn a_number_rests_only_past_a_threshold_and_after_enough_calls() {
+        let config = NumberHealthSettings::default();
+        assert_eq!(
+            verdict(&config, &figures(9, 0, 0, 0)),
+            None,
+            "too few calls"
+        );
+        assert_eq!(verdict(&config, &figures(20, 10, 2, 0)), None, "healthy");
+        let low = verdict(&config, &figures(20, 2, 0, 0)).expect("rested");
+        assert!(low.starts_with("answer_rate: 2 of 20"), "{low}");
+        let short = verdict(&config, &figures(20, 10, 6, 0)).expect("rested");
+        assert!(short.starts_with("short_call_ratio: 6 of 10"), "{short}");
+        let opted = verdict(&config, &figures(2, 2, 0, 4)).expect("rested");
+        assert!(opted.starts_with("opt_outs: 4"), "{opted}");
+    }
+}

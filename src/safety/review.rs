@@ -316,3 +316,80 @@ pub fn pattern_flags(config: &ReviewSettings, figures: &CallFigures) -> Vec<NewF
     }
     flags
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::domain::safety::Severity;
+
+    fn turn(seq: i64, role: &str, text: &str) -> ReviewTurn {
+        ReviewTurn {
+            seq,
+            role: role.to_owned(),
+            text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_transcript_gets_a_flag_per_category_with_the_turns_that_say_it() {
+        let screener = Screener::new(&Settings::defaults().safety.categories);
+        let flags = transcript_flags(
+            &screener,
+            &[
+                turn(1, "caller", "That is an issue; I will pursue it."),
+                turn(2, "assistant", "You have won a prize, but the I.R.S. says…"),
+                turn(3, "caller", "Won't you stop?"),
+            ],
+        );
+        let kinds: Vec<(&str, Severity)> = flags
+            .iter()
+            .map(|f| (f.evidence["category"].as_str().unwrap_or(""), f.severity))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("government_impersonation", Severity::Critical),
+                ("prizes", Severity::High)
+            ]
+        );
+        assert_eq!(flags[0].evidence["turns"][0]["seq"], 2);
+        assert_eq!(flags[0].evidence["turns"].as_array().map(Vec::len), Some(1));
+        assert!(flags
+            .iter()
+            .all(|f| f.kind == kinds::TRANSCRIPT && f.auto_detected));
+    }
+
+    #[test]
+    fn a_pattern_is_flagged_past_each_threshold_once_there_are_enough_calls() {
+        let config = ReviewSettings::default();
+        let quiet = CallFigures {
+            calls: 9,
+            answered: 0,
+            short: 0,
+            early_hangups: 0,
+            opt_outs: 0,
+        };
+        assert!(pattern_flags(&config, &quiet).is_empty(), "too few calls");
+        let bad = CallFigures {
+            calls: 20,
+            answered: 1,
+            short: 1,
+            early_hangups: 1,
+            opt_outs: 4,
+        };
+        let kinds: Vec<String> = pattern_flags(&config, &bad)
+            .into_iter()
+            .map(|f| f.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                kinds::OPT_OUTS,
+                kinds::ANSWER_RATE,
+                kinds::SHORT_CALLS,
+                kinds::EARLY_HANGUPS
+            ]
+        );
+    }
+}
