@@ -23,6 +23,7 @@ use crate::outbound::hours::CallingHours;
 use crate::outbound::notify::{CallbackConfig, DeliveryWorker};
 use crate::outbound::reconcile_cost::{CostReconciler, ReconcileDeps};
 use crate::outbound::submit::BurstLimiter;
+use crate::safety::review::{ReviewDeps, ReviewWorker};
 use crate::store::journal::{JournalConfig, JournalWriter};
 use crate::store::Store;
 use crate::{api, health, metrics, twilio, ws};
@@ -35,6 +36,9 @@ pub struct Application {
     deliveries: DeliveryWorker,
     /// Settles ended outbound calls (price, actual cost, `call.result`).
     reconciler: CostReconciler,
+    /// Reviews ended outbound calls (transcript, telephony pattern, number
+    /// health).
+    reviewer: ReviewWorker,
 }
 
 impl Application {
@@ -82,6 +86,12 @@ impl Application {
             .context("starting the outbound cost reconciler")?,
             engine.settings.outbound.result_poll,
         );
+        let review_clock = engine.clock.clone();
+        let reviewer = ReviewWorker::spawn(ReviewDeps::new(
+            Arc::clone(&engine.settings),
+            engine.store.clone(),
+            Arc::new(move || review_clock.now().as_millisecond()),
+        ));
         let workers = match engine.settings.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -108,6 +118,7 @@ impl Application {
             engine,
             deliveries,
             reconciler,
+            reviewer,
         })
     }
 
@@ -141,6 +152,7 @@ impl Application {
         // Posts in flight finish (each within outbound.callback_timeout_secs);
         // what is still due is delivered by the next start.
         self.reconciler.stop().await;
+        self.reviewer.stop().await;
         self.deliveries.stop().await;
         let journal = &self.engine.journal;
         let limit = self.engine.settings.journal.shutdown_timeout;

@@ -326,7 +326,8 @@ impl AiLeg {
         let store = self.deps.store.clone();
         let brief = Arc::clone(&outbound.brief);
         let why = format!(
-            "opted out during outbound call {}{}",
+            "{} {}{}",
+            crate::store::safety_review::OPT_OUT_REASON_PREFIX,
             brief.outbound_id,
             if reason.is_empty() {
                 String::new()

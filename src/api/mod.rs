@@ -10,6 +10,7 @@ pub mod calls;
 pub mod directory;
 pub mod dnc;
 pub mod input;
+pub mod number_health;
 pub mod numbers;
 pub mod outbound;
 pub mod outbound_batch;
@@ -45,6 +46,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             // The pool and the cut-over (before `/numbers/{e164}`, which would
             // take `/numbers/sync` for itself), then the directory.
             .route("/numbers/sync", web::post().to(numbers::sync))
+            .route("/numbers/health", web::get().to(number_health::health))
             .route("/numbers/import", web::post().to(numbers::import))
             .route("/numbers/migrate", web::post().to(numbers::migrate))
             .route("/numbers/rollback", web::post().to(numbers::rollback))

@@ -102,6 +102,97 @@ pub struct Settings {
 pub struct SafetySettings {
     /// Word lists screened against objectives and transcripts.
     pub categories: Vec<SafetyCategory>,
+    /// The post-call review (`[safety.review]`).
+    #[serde(default)]
+    pub review: ReviewSettings,
+    /// Number health (`[safety.number_health]`).
+    #[serde(default)]
+    pub number_health: NumberHealthSettings,
+}
+
+/// The post-call review (`[safety.review]`): how often it looks for ended
+/// calls, and the thresholds of a user's telephony pattern over a rolling
+/// window (a flag per threshold crossed, once per window).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReviewSettings {
+    #[serde(rename = "poll_secs", deserialize_with = "values::seconds")]
+    pub poll: Duration,
+    /// Calls reviewed per transaction.
+    pub batch_size: u32,
+    /// An answered call waits this long after it ended for its after-call work
+    /// (`analyzed_at`) before it is reviewed without it.
+    #[serde(rename = "analysis_wait_secs", deserialize_with = "values::seconds")]
+    pub analysis_wait: Duration,
+    #[serde(rename = "window_secs", deserialize_with = "values::seconds")]
+    pub window: Duration,
+    /// Fewer dialed calls in the window: no pattern is judged.
+    pub min_calls: u32,
+    /// An answered call shorter than this is short.
+    #[serde(rename = "short_call_secs", deserialize_with = "values::seconds")]
+    pub short_call: Duration,
+    pub max_short_call_ratio: f64,
+    pub min_answer_rate: f64,
+    /// An answered call ended this soon: the callee hung up at once.
+    #[serde(rename = "early_hangup_secs", deserialize_with = "values::seconds")]
+    pub early_hangup: Duration,
+    pub max_early_hangup_ratio: f64,
+    /// Callees who opted out (`opt_out`) in the window, at most.
+    pub max_opt_outs: u32,
+    /// The severity of a pattern flag.
+    pub pattern_severity: crate::domain::safety::Severity,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_secs(5),
+            batch_size: 500,
+            analysis_wait: Duration::from_secs(300),
+            window: Duration::from_secs(24 * 3600),
+            min_calls: 10,
+            short_call: Duration::from_secs(15),
+            max_short_call_ratio: 0.6,
+            min_answer_rate: 0.1,
+            early_hangup: Duration::from_secs(5),
+            max_early_hangup_ratio: 0.5,
+            max_opt_outs: 3,
+            pattern_severity: crate::domain::safety::Severity::Medium,
+        }
+    }
+}
+
+/// Number health (`[safety.number_health]`): each pool number's calls over a
+/// rolling window; one past a threshold is rested (not used as caller ID) for
+/// `rest_secs`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NumberHealthSettings {
+    #[serde(rename = "window_secs", deserialize_with = "values::seconds")]
+    pub window: Duration,
+    /// Fewer dialed calls from the number in the window: it is not judged.
+    pub min_calls: u32,
+    pub min_answer_rate: f64,
+    #[serde(rename = "short_call_secs", deserialize_with = "values::seconds")]
+    pub short_call: Duration,
+    pub max_short_call_ratio: f64,
+    pub max_opt_outs: u32,
+    #[serde(rename = "rest_secs", deserialize_with = "values::seconds")]
+    pub rest: Duration,
+}
+
+impl Default for NumberHealthSettings {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(24 * 3600),
+            min_calls: 10,
+            min_answer_rate: 0.15,
+            short_call: Duration::from_secs(15),
+            max_short_call_ratio: 0.5,
+            max_opt_outs: 3,
+            rest: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// One category of words (`[[safety.categories]]`): any of its terms, matched as

@@ -71,6 +71,9 @@ const NOT_SENT_RETRY_MS: i64 = 5_000;
 /// Why a call failed at dispatch (`reason`), before anything was dialed.
 pub mod reasons {
     pub const ACCOUNT_SUSPENDED: &str = "account-suspended";
+    /// The user was paused (a critical flag) while the call waited: it ends
+    /// `canceled`.
+    pub const ACCOUNT_PAUSED: &str = "account-paused";
     pub const DO_NOT_CALL: &str = "do-not-call";
     pub const NO_FROM_NUMBER: &str = "no-from-number";
     pub const NO_CALLING_WINDOW: &str = "no-calling-window";
@@ -279,6 +282,18 @@ async fn round(deps: &Arc<DispatchDeps>) -> bool {
     for (from, call) in &claims.window_closed {
         announce(&deps.store, &deps.clock, *from, call).await;
     }
+    // The numbers resting (number health), read once per round.
+    let rested = if claims.claimed.is_empty() {
+        Arc::new(HashMap::new())
+    } else {
+        match deps.store.rested_numbers(now_ms(deps)).await {
+            Ok(rested) => Arc::new(rested),
+            Err(error) => {
+                tracing::warn!(%error, "reading the rested numbers failed; none skipped");
+                Arc::new(HashMap::new())
+            }
+        }
+    };
     // Each workspace's Twilio numbers, read once per round.
     let mut pools: HashMap<String, Arc<Vec<String>>> = HashMap::new();
     for (call, from) in claims.claimed.into_iter().zip(claims.claimed_from) {
@@ -298,7 +313,8 @@ async fn round(deps: &Arc<DispatchDeps>) -> bool {
             },
         };
         let deps = Arc::clone(deps);
-        actix_rt::spawn(async move { dial(&deps, from, call, pool).await });
+        let rested = Arc::clone(&rested);
+        actix_rt::spawn(async move { dial(&deps, from, call, pool, &rested).await });
     }
     requeued
 }
@@ -309,9 +325,13 @@ enum Gate {
         from: String,
         time_limit_secs: u32,
     },
-    /// Outside calling hours now: back to `scheduled` at this instant.
-    Defer(Timestamp),
+    /// Not now: back to `scheduled` at this instant, `deferred` saying why
+    /// (`calling_hours`; `numbers_resting`: every From number rests).
+    Defer(Timestamp, &'static str),
     Fail(&'static str),
+    /// The account was paused or suspended while the call waited: it ends
+    /// `canceled` with this reason.
+    Cancel(&'static str),
 }
 
 /// The gates again, at dispatch (things change while a call waits).
@@ -319,27 +339,42 @@ async fn gates(
     deps: &DispatchDeps,
     call: &OutboundCall,
     pool: &[String],
+    rested: &HashMap<String, i64>,
 ) -> Result<Gate, crate::store::StoreError> {
     let store = &deps.store;
     let Some(user) = store.get_user(&call.user_id).await? else {
-        return Ok(Gate::Fail(reasons::ACCOUNT_SUSPENDED));
+        return Ok(Gate::Cancel(reasons::ACCOUNT_SUSPENDED));
     };
-    if matches!(user.status, UserStatus::Paused | UserStatus::Suspended) {
-        return Ok(Gate::Fail(reasons::ACCOUNT_SUSPENDED));
+    match user.status {
+        UserStatus::Paused => return Ok(Gate::Cancel(reasons::ACCOUNT_PAUSED)),
+        UserStatus::Suspended => return Ok(Gate::Cancel(reasons::ACCOUNT_SUSPENDED)),
+        _ => {}
     }
     if store.is_do_not_call(&user.id, &call.to).await? {
         return Ok(Gate::Fail(reasons::DO_NOT_CALL));
     }
     match deps.calling_hours.check(&call.to, deps.clock.now()) {
         Ok(Verdict::Open { .. }) => {}
-        Ok(Verdict::Deferred { opens, .. }) => return Ok(Gate::Defer(opens)),
+        Ok(Verdict::Deferred { opens, .. }) => return Ok(Gate::Defer(opens, "calling_hours")),
         Err(_) => return Ok(Gate::Fail(reasons::NO_CALLING_WINDOW)),
     }
     let Ok(limits) = effective_limits(&deps.settings.plans, &user) else {
         return Ok(Gate::Fail(reasons::PLAN_UNKNOWN));
     };
-    let Some(from) = from_number(pool, call.user_id.as_str()) else {
+    if pool.is_empty() {
         return Ok(Gate::Fail(reasons::NO_FROM_NUMBER));
+    }
+    let Some(from) = healthy_from_number(pool, call.user_id.as_str(), rested) else {
+        // Every number of the pool rests: the call waits for the first rest
+        // to end (it does not fail).
+        let until = pool
+            .iter()
+            .filter_map(|n| rested.get(n))
+            .min()
+            .copied()
+            .unwrap_or_else(|| now_ms(deps));
+        let at = Timestamp::from_millisecond(until).unwrap_or_else(|_| deps.clock.now());
+        return Ok(Gate::Defer(at, "numbers_resting"));
     };
     Ok(Gate::Dial {
         from: from.to_owned(),
@@ -361,6 +396,22 @@ pub fn from_number<'a>(pool: &'a [String], user_id: &str) -> Option<&'a str> {
     }
     let index = usize::try_from(hash % pool.len() as u64).unwrap_or(0);
     pool.get(index).map(String::as_str)
+}
+
+/// [`from_number`], skipping the numbers resting (number health): the user's
+/// own number if it is healthy, else the next healthy one of the sorted pool
+/// (wrapping around); `None` when every number rests.
+pub fn healthy_from_number<'a>(
+    pool: &'a [String],
+    user_id: &str,
+    rested: &HashMap<String, i64>,
+) -> Option<&'a str> {
+    let own = from_number(pool, user_id)?;
+    let start = pool.iter().position(|n| n == own).unwrap_or(0);
+    (0..pool.len())
+        .map(|i| &pool[(start + i) % pool.len()])
+        .find(|n| !rested.contains_key(n.as_str()))
+        .map(String::as_str)
 }
 
 /// The request to Twilio for `call`'s `attempt` (URLs per docs/protocol.md).
@@ -430,13 +481,14 @@ async fn dial(
     claimed_from: OutboundStatus,
     call: OutboundCall,
     pool: Option<Arc<Vec<String>>>,
+    rested: &HashMap<String, i64>,
 ) {
     let Some(attempt) = call.attempt_id.clone() else {
         return;
     };
     let store = &deps.store;
     let gated = match &pool {
-        Some(pool) => gates(deps, &call, pool).await,
+        Some(pool) => gates(deps, &call, pool, rested).await,
         None => Err(crate::store::StoreError::Corrupt(
             "the workspace's Twilio numbers could not be read".to_owned(),
         )),
@@ -462,15 +514,39 @@ async fn dial(
             from,
             time_limit_secs,
         } => (from, time_limit_secs),
-        Gate::Defer(opens) => {
-            tracing::info!(outbound_id = %call.id, opens = %opens, "outside calling hours now");
+        Gate::Defer(opens, why) => {
+            tracing::info!(outbound_id = %call.id, opens = %opens, why, "not dialed now");
             release(
                 deps,
                 &call,
                 &attempt,
                 OutboundStatus::Scheduled,
                 opens.as_millisecond(),
-                Some("calling_hours"),
+                Some(why),
+            )
+            .await;
+            return;
+        }
+        Gate::Cancel(reason) => {
+            tracing::info!(outbound_id = %call.id, reason, "canceled at dispatch");
+            if let Err(error) = store
+                .record_attempt(&call.id, &attempt, AttemptOutcome::NotSent, None, None)
+                .await
+            {
+                tracing::warn!(outbound_id = %call.id, %error, "attempt not noted");
+            }
+            let change = Transition {
+                reason: Some(reason),
+                refund_quota: true,
+                ..Transition::default()
+            };
+            advance(
+                deps,
+                &call,
+                &attempt,
+                OutboundStatus::Canceled,
+                change,
+                Some(claimed_from),
             )
             .await;
             return;
@@ -843,5 +919,32 @@ mod tests {
             .collect();
         assert!(spread.len() > 1, "users spread over the pool");
         assert_eq!(from_number(&[], "u_ada"), None);
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    #[test]
+    fn a_resting_number_is_skipped_for_the_next_healthy_one() {
+        let pool: Vec<String> = ["+14155550100", "+14155550101", "+14155550102"]
+            .map(String::from)
+            .to_vec();
+        let own = from_number(&pool, "u_ada").expect("a number").to_owned();
+        let none = HashMap::new();
+        assert_eq!(
+            healthy_from_number(&pool, "u_ada", &none),
+            Some(own.as_str())
+        );
+        let at = pool.iter().position(|n| *n == own).expect("in the pool");
+        let next = &pool[(at + 1) % pool.len()];
+        let rested = HashMap::from([(own.clone(), 1)]);
+        assert_eq!(
+            healthy_from_number(&pool, "u_ada", &rested),
+            Some(next.as_str())
+        );
+        let all: HashMap<String, i64> = pool.iter().map(|n| (n.clone(), 1)).collect();
+        assert_eq!(healthy_from_number(&pool, "u_ada", &all), None);
     }
 }

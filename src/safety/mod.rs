@@ -3,5 +3,11 @@
 //!
 //! - [`screen`]: the configured word categories matched on normalised text (an
 //!   objective, a transcript), by whole words.
+//! - [`review`]: the post-call review, a durable periodic job over every ended
+//!   outbound call (transcript, the user's telephony pattern → flags).
+//! - [`number_health`]: each pool number's figures over a window; numbers past
+//!   a threshold rest (the dispatcher does not call from them).
 
+pub mod number_health;
+pub mod review;
 pub mod screen;

@@ -120,56 +120,9 @@ impl Store {
             });
         }
         let mut tx = self.begin().await?;
-        let mut flags = Vec::with_capacity(findings.len());
-        for finding in findings {
-            let sql = format!(
-                "INSERT INTO flags (id, user_id, outbound_id, type, severity, reason, evidence, \
-                 auto_detected, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 RETURNING {FLAG_COLUMNS}"
-            );
-            let row = sqlx::query(&sql)
-                .bind(uuid::Uuid::new_v4().simple().to_string())
-                .bind(user.as_str())
-                .bind(outbound_id)
-                .bind(db_text(&finding.kind))
-                .bind(finding.severity.as_str())
-                .bind(db_text(&finding.reason))
-                .bind(db_text(&finding.evidence.to_string()))
-                .bind(i64::from(finding.auto_detected))
-                .bind(now_ms)
-                .fetch_one(&mut *tx)
-                .await?;
-            flags.push(flag_from_row(&row)?);
-        }
-        let critical: Vec<&Flag> = flags
-            .iter()
-            .filter(|f| f.severity == Severity::Critical)
-            .collect();
-        let mut paused = false;
-        if !critical.is_empty() {
-            paused = sqlx::query(
-                "UPDATE users SET status = 'paused', updated_at = $2 \
-                 WHERE id = $1 AND status = 'active'",
-            )
-            .bind(user.as_str())
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if paused {
-                let entry = AuditEntry::new(now_ms, "system", "user_paused", Some(user))
-                    .subject(critical[0].id.clone())
-                    .detail(serde_json::json!({
-                        "reason": critical[0].reason,
-                        "flags": critical.iter().map(|f| &f.id).collect::<Vec<_>>(),
-                        "outbound_id": outbound_id,
-                    }));
-                append_audit(&mut tx, &entry).await?;
-            }
-        }
+        let raised = raise_flags_in(&mut tx, user, outbound_id, findings, now_ms).await?;
         tx.commit().await?;
-        Ok(Raised { flags, paused })
+        Ok(raised)
     }
 
     #[tracing::instrument(skip_all, fields(flag_id = id))]
@@ -317,4 +270,70 @@ pub(crate) fn flag_from_row(row: &AnyRow) -> Result<Flag, StoreError> {
         created_at: row.try_get("created_at")?,
         resolution,
     })
+}
+
+/// [`Store::raise_flags`] inside the caller's transaction (the post-call review
+/// marks its call reviewed in the same one).
+pub(crate) async fn raise_flags_in(
+    tx: &mut sqlx::AnyConnection,
+    user: &UserId,
+    outbound_id: Option<&str>,
+    findings: &[NewFlag],
+    now_ms: i64,
+) -> Result<Raised, StoreError> {
+    if findings.is_empty() {
+        return Ok(Raised {
+            flags: Vec::new(),
+            paused: false,
+        });
+    }
+    let mut flags = Vec::with_capacity(findings.len());
+    for finding in findings {
+        let sql = format!(
+            "INSERT INTO flags (id, user_id, outbound_id, type, severity, reason, evidence, \
+             auto_detected, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING {FLAG_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(uuid::Uuid::new_v4().simple().to_string())
+            .bind(user.as_str())
+            .bind(outbound_id)
+            .bind(db_text(&finding.kind))
+            .bind(finding.severity.as_str())
+            .bind(db_text(&finding.reason))
+            .bind(db_text(&finding.evidence.to_string()))
+            .bind(i64::from(finding.auto_detected))
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+        flags.push(flag_from_row(&row)?);
+    }
+    let critical: Vec<&Flag> = flags
+        .iter()
+        .filter(|f| f.severity == Severity::Critical)
+        .collect();
+    let mut paused = false;
+    if !critical.is_empty() {
+        paused = sqlx::query(
+            "UPDATE users SET status = 'paused', updated_at = $2 \
+             WHERE id = $1 AND status = 'active'",
+        )
+        .bind(user.as_str())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if paused {
+            let entry = AuditEntry::new(now_ms, "system", "user_paused", Some(user))
+                .subject(critical[0].id.clone())
+                .detail(serde_json::json!({
+                    "reason": critical[0].reason,
+                    "flags": critical.iter().map(|f| &f.id).collect::<Vec<_>>(),
+                    "outbound_id": outbound_id,
+                }));
+            append_audit(&mut *tx, &entry).await?;
+        }
+    }
+    Ok(Raised { flags, paused })
 }

@@ -59,10 +59,11 @@ pub mod journal;
 pub mod numbers;
 pub mod outbound;
 pub mod outbound_batch;
+pub mod outbound_dispatch;
 pub mod outbound_result;
 mod outbound_talk;
-pub mod outbound_dispatch;
 pub mod pool;
+pub mod safety_review;
 mod spill;
 pub mod users;
 
@@ -144,6 +145,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "safety",
         include_str!("../../migrations/sqlite/0015_safety.sql"),
     ),
+    (
+        17,
+        "safety review",
+        include_str!("../../migrations/sqlite/0017_safety_review.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -210,6 +216,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "safety",
         include_str!("../../migrations/postgres/0015_safety.sql"),
+    ),
+    (
+        17,
+        "safety review",
+        include_str!("../../migrations/postgres/0017_safety_review.sql"),
     ),
 ];
 

@@ -33,6 +33,8 @@ mod postgres;
 mod raw_ws;
 mod recovery;
 mod safety_flags;
+mod safety_review;
+mod safety_review_bench;
 mod softphone;
 mod store;
 mod supervisor;

@@ -22,25 +22,28 @@ use crate::helpers::{spawn_app_with_clock, TestApp, User, ADMIN_TOKEN, PATIENCE}
 use crate::outbound_claims::outbound_request;
 
 /// San Francisco.
-const CALLEE: &str = "+14155550123";
+pub(crate) const CALLEE: &str = "+14155550123";
 /// The workspace's Twilio number calls are placed from.
-const POOL_NUMBER: &str = "+14155550199";
+pub(crate) const POOL_NUMBER: &str = "+14155550199";
 
 /// A dispatcher test: the engine (its Twilio account the fake's), the fake, the
 /// clock and a user whose workspace has a Twilio number.
-struct Setup {
-    app: TestApp,
-    fake: FakeProvider,
-    clock: ManualClock,
-    user: User,
+pub(crate) struct Setup {
+    pub(crate) app: TestApp,
+    pub(crate) fake: FakeProvider,
+    pub(crate) clock: ManualClock,
+    pub(crate) user: User,
 }
 
-fn wide_open(settings: &mut Settings) {
+pub(crate) fn wide_open(settings: &mut Settings) {
     settings.outbound.calling_hours_start = jiff::civil::time(0, 0, 0, 0);
     settings.outbound.calling_hours_end = jiff::civil::time(23, 59, 59, 0);
 }
 
-async fn setup(db: TestDb, configure: impl FnOnce(&FakeProvider, &mut Settings)) -> Setup {
+pub(crate) async fn setup(
+    db: TestDb,
+    configure: impl FnOnce(&FakeProvider, &mut Settings),
+) -> Setup {
     let fake = FakeProvider::start().await;
     // The fake's calls start on the wall clock; reconciliation lists from the
     // engine's clock: the two agree, and calling hours are always open.
@@ -67,7 +70,7 @@ async fn setup(db: TestDb, configure: impl FnOnce(&FakeProvider, &mut Settings))
     }
 }
 
-async fn pool(app: &TestApp) -> sqlx::AnyPool {
+pub(crate) async fn pool(app: &TestApp) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
     sqlx::AnyPool::connect(&app.database_url)
         .await
@@ -75,7 +78,7 @@ async fn pool(app: &TestApp) -> sqlx::AnyPool {
 }
 
 /// A Twilio number of the user's workspace, in the pool.
-async fn add_pool_number(app: &TestApp, user: &User, e164: &str) {
+pub(crate) async fn add_pool_number(app: &TestApp, user: &User, e164: &str) {
     let db = pool(app).await;
     let workspace: String = sqlx::query_scalar("SELECT workspace FROM users WHERE id = $1")
         .bind(&user.id)
@@ -97,7 +100,7 @@ async fn add_pool_number(app: &TestApp, user: &User, e164: &str) {
     db.close().await;
 }
 
-async fn patch_user(app: &TestApp, user: &User, changes: Value) {
+pub(crate) async fn patch_user(app: &TestApp, user: &User, changes: Value) {
     let (status, body) = app
         .send_json_as(
             Method::PATCH,
@@ -109,12 +112,12 @@ async fn patch_user(app: &TestApp, user: &User, changes: Value) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-async fn submit(app: &TestApp, user: &User, body: &Value) -> (StatusCode, Value) {
+pub(crate) async fn submit(app: &TestApp, user: &User, body: &Value) -> (StatusCode, Value) {
     app.post_json("/api/calls/outbound", body, Some(&user.api_key))
         .await
 }
 
-async fn submit_ok(app: &TestApp, user: &User, body: &Value) -> String {
+pub(crate) async fn submit_ok(app: &TestApp, user: &User, body: &Value) -> String {
     let (status, answer) = submit(app, user, body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     answer["id"].as_str().expect("an id").to_owned()
@@ -129,7 +132,10 @@ async fn outbound(app: &TestApp, user: &User, id: &str) -> Value {
 }
 
 /// The call's row, as the dispatcher wrote it.
-async fn row(app: &TestApp, id: &str) -> (String, Option<String>, i64, Option<String>, i64) {
+pub(crate) async fn row(
+    app: &TestApp,
+    id: &str,
+) -> (String, Option<String>, i64, Option<String>, i64) {
     let db = pool(app).await;
     let row: (String, Option<String>, i64, Option<String>, i64) = sqlx::query_as(
         "SELECT status, reason, attempts, call_sid, quota_refunded FROM outbound_calls WHERE id = $1",
@@ -142,7 +148,7 @@ async fn row(app: &TestApp, id: &str) -> (String, Option<String>, i64, Option<St
     row
 }
 
-async fn wait_for_status(app: &TestApp, id: &str, status: &str) {
+pub(crate) async fn wait_for_status(app: &TestApp, id: &str, status: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let (now, ..) = row(app, id).await;
@@ -157,7 +163,7 @@ async fn wait_for_status(app: &TestApp, id: &str, status: &str) {
     }
 }
 
-async fn wait_for_dials(fake: &FakeProvider, to: &str, n: usize) {
+pub(crate) async fn wait_for_dials(fake: &FakeProvider, to: &str, n: usize) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while fake.dials(to) < n {
         assert!(
@@ -170,12 +176,12 @@ async fn wait_for_dials(fake: &FakeProvider, to: &str, n: usize) {
 }
 
 /// Lets the dispatcher run several rounds (its poll is 50 ms).
-async fn some_rounds() {
+pub(crate) async fn some_rounds() {
     tokio::time::sleep(Duration::from_millis(400)).await;
 }
 
 /// The create forms the fake received, parsed.
-fn creates(fake: &FakeProvider) -> Vec<Vec<(String, String)>> {
+pub(crate) fn creates(fake: &FakeProvider) -> Vec<Vec<(String, String)>> {
     fake.state()
         .calls
         .create_bodies
@@ -184,21 +190,21 @@ fn creates(fake: &FakeProvider) -> Vec<Vec<(String, String)>> {
         .collect()
 }
 
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
 
 /// The status callback URL of the `n`th create.
-fn status_url(fake: &FakeProvider, n: usize) -> String {
+pub(crate) fn status_url(fake: &FakeProvider, n: usize) -> String {
     field(&creates(fake)[n], "StatusCallback")
         .expect("a StatusCallback")
         .to_owned()
 }
 
 /// A status callback as Twilio posts it, signed (or not) under `token`.
-async fn callback(
+pub(crate) async fn callback(
     app: &TestApp,
     url: &str,
     call_sid: &str,
@@ -654,13 +660,15 @@ async fn the_gates_run_again_at_dispatch(db: TestDb) {
     assert_eq!(fake.dials(CALLEE), 0);
     assert_eq!(fake.dials("+14155550124"), 0);
 
-    // A suspended account's call fails at dispatch.
+    // A suspended account's waiting call is canceled at dispatch, its quota
+    // given back.
     patch_user(&app, &user, json!({"status": "suspended"})).await;
     clock.set(next_morning + SignedDuration::from_mins(1));
-    wait_for_status(&app, &late, "failed").await;
+    wait_for_status(&app, &late, "canceled").await;
+    let (_, reason, _, _, refunded) = row(&app, &late).await;
     assert_eq!(
-        row(&app, &late).await.1.as_deref(),
-        Some("account-suspended")
+        (reason.as_deref(), refunded),
+        (Some("account-suspended"), 1)
     );
     assert_eq!(fake.dials("+14155550124"), 0);
 }
