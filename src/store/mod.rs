@@ -59,9 +59,9 @@ pub mod journal;
 pub mod numbers;
 pub mod outbound;
 pub mod outbound_batch;
+pub mod outbound_dispatch;
 pub mod outbound_result;
 mod outbound_talk;
-pub mod outbound_dispatch;
 pub mod pool;
 mod spill;
 pub mod users;
@@ -144,6 +144,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "safety",
         include_str!("../../migrations/sqlite/0015_safety.sql"),
     ),
+    (
+        19,
+        "callback_order",
+        include_str!("../../migrations/sqlite/0019_callback_order.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -210,6 +215,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "safety",
         include_str!("../../migrations/postgres/0015_safety.sql"),
+    ),
+    (
+        19,
+        "callback_order",
+        include_str!("../../migrations/postgres/0019_callback_order.sql"),
     ),
 ];
 
