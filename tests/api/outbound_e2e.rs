@@ -36,6 +36,7 @@ const CALLEE: &str = "+14155550123";
 /// The workspace's Twilio number calls are placed from.
 const POOL: &str = "+14155550199";
 const DISCLOSURE: &str = "Hello, this is an AI assistant calling for Ada Lovelace.";
+const GREETING: &str = "Acme Plumbing, Joe speaking.";
 const HEARD: &str = "Tuesday at nine works for us.";
 const SUMMARY: &str =
     r#"{"summary":"Booked a plumber for Tuesday at nine.","outcome":"goal_achieved"}"#;
@@ -282,12 +283,18 @@ async fn an_outbound_call_runs_from_the_request_to_its_result(db: TestDb) {
     let script = Script::new()
         .greeting(Reply::say(DISCLOSURE, 200, 0x11))
         .turn(
+            GREETING,
+            Reply::say("unused: the engine asks itself", 100, 0x99),
+        )
+        .turn(
             HEARD,
             Reply::say("Wonderful, Tuesday at nine it is. Goodbye!", 200, 0x13)
                 .then_call("end_call", r#"{"reason":"objective met"}"#),
         );
     let w = world(db, script, "human", |s| {
         s.outbound.on_machine = OnMachine::HangUp;
+        // The disclosure waits for the callee's greeting, however long.
+        s.outbound.greeting_wait = Duration::from_secs(3_600);
     })
     .await;
     let id = submit(&w).await;
@@ -295,6 +302,8 @@ async fn an_outbound_call_runs_from_the_request_to_its_result(db: TestDb) {
     assert_eq!(w.twilio.dials(CALLEE), 1);
     let mut stream = w.twilio.media_stream(&sid).await;
     until_live(&w.openai, &mut stream).await;
+    // The callee answers with a greeting; then the assistant discloses.
+    speak(&mut stream, 25, 0x21);
     until_heard(&mut stream, 0x11).await;
     speak(&mut stream, 25, 0x22);
     until_heard(&mut stream, 0x13).await;
@@ -319,8 +328,15 @@ async fn an_outbound_call_runs_from_the_request_to_its_result(db: TestDb) {
     assert_eq!(call["call_sid"], json!(sid));
     assert_eq!(call["from"], POOL, "{call}");
     let transcript = call["transcript"].to_string();
-    assert!(transcript.contains(DISCLOSURE), "{transcript}");
-    assert!(transcript.contains(HEARD), "{transcript}");
+    let at = |text: &str| {
+        transcript
+            .find(text)
+            .unwrap_or_else(|| panic!("{text:?} in {transcript}"))
+    };
+    assert!(
+        at(GREETING) < at(DISCLOSURE) && at(DISCLOSURE) < at(HEARD),
+        "greeting, disclosure, answer: {transcript}"
+    );
     assert_eq!(call["summary"], "Booked a plumber for Tuesday at nine.");
     assert_eq!(call["task_outcome"]["objective_met"], true, "{call}");
     assert_eq!(
