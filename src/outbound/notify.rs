@@ -25,6 +25,13 @@
 //! - "Now" (when an event is due, when to try again) comes from the injected
 //!   [`ClockHandle`]; the worker's polling sleeps on tokio's clock.
 //!
+//! - Events about one call (the same `data.id`) reach the endpoint in the order
+//!   they happened: the worker claims only the oldest undelivered event of a
+//!   call while it is due or in flight, so they are posted one after the other.
+//!   An event waiting to be retried steps aside (later ones go on rather than
+//!   wait out its backoff): order holds while the endpoint acknowledges, and
+//!   every event still carries `previous` and `at`.
+//!
 //! Delivery is at least once: an acknowledgement the database could not record
 //! (or an engine killed mid-post) means the event is posted again when its lease
 //! runs out; the receiver deduplicates on `event_id`.
@@ -80,8 +87,13 @@ struct Body<'a> {
 
 /// The outbox row for `event`, to `url`, at the clock's now: a fresh event id
 /// and the body that will be signed and sent on every attempt.
+///
+/// The id is a UUIDv7 (time-ordered, and ordered by creation within the
+/// process), and an event about a call (its `data.id`) carries the call's id
+/// as its ordering key: events of one call are posted one at a time, in the
+/// order they were enqueued (`Store::claim_due_deliveries`).
 pub fn delivery(clock: &ClockHandle, user: &UserId, url: &str, event: &Event) -> NewDelivery {
-    let event_id = uuid::Uuid::new_v4().simple().to_string();
+    let event_id = uuid::Uuid::now_v7().simple().to_string();
     let now = clock.now();
     let body = serde_json::to_string(&Body {
         event_id: &event_id,
@@ -96,6 +108,11 @@ pub fn delivery(clock: &ClockHandle, user: &UserId, url: &str, event: &Event) ->
         url: url.to_owned(),
         body,
         created_at: now.as_millisecond(),
+        ordering_key: event
+            .data
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     }
 }
 

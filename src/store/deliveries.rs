@@ -22,6 +22,9 @@ pub struct NewDelivery {
     pub body: String,
     /// Milliseconds since the epoch: enqueued then, due at once.
     pub created_at: i64,
+    /// Deliveries sharing a key (the events of one call) are claimed one at a
+    /// time, oldest first (`created_at`, then `event_id`).
+    pub ordering_key: Option<String>,
 }
 
 /// A delivery claimed for one attempt.
@@ -62,8 +65,8 @@ pub struct DeliveryRecord {
 }
 
 const INSERT_DELIVERY: &str = "INSERT INTO callback_deliveries \
-     (event_id, user_id, url, body, attempts, next_attempt_at, created_at) \
-     VALUES ($1, $2, $3, $4, 0, $5, $5)";
+     (event_id, user_id, url, body, attempts, next_attempt_at, created_at, ordering_key) \
+     VALUES ($1, $2, $3, $4, 0, $5, $5, $6)";
 
 /// Writes `delivery` on `conn` — a transaction's connection, so the event is
 /// recorded together with what it reports, or not at all.
@@ -77,6 +80,7 @@ pub async fn enqueue_delivery(
         .bind(db_text(&delivery.url))
         .bind(db_text(&delivery.body))
         .bind(delivery.created_at)
+        .bind(delivery.ordering_key.as_deref())
         .execute(conn)
         .await
         .map_err(|e| StoreError::unique(e, || format!("callback event {}", delivery.event_id)))?;
@@ -89,7 +93,10 @@ impl Store {
     /// PostgreSQL skips the rows another engine is claiming (`FOR UPDATE SKIP
     /// LOCKED`), and the outer condition is checked again on the locked row;
     /// SQLite takes the write lock first (`BEGIN IMMEDIATE`): two engines never
-    /// hold one delivery at once.
+    /// hold one delivery at once. A delivery with an ordering key is claimed
+    /// only when no older one with that key is pending and due or in flight
+    /// (held by any engine), so a call's events are posted in order, one at a
+    /// time; an older one waiting for its retry does not hold the others back.
     #[tracing::instrument(skip_all)]
     pub async fn claim_due_deliveries(
         &self,
@@ -104,12 +111,17 @@ impl Store {
         };
         let free = "delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= $1 \
                     AND (claimed_until IS NULL OR claimed_until <= $1)";
+        let older_first = "NOT EXISTS (SELECT 1 FROM callback_deliveries o \
+                 WHERE o.ordering_key = d.ordering_key \
+                 AND o.delivered_at IS NULL AND o.gave_up_at IS NULL AND o.next_attempt_at <= $1 \
+                 AND (o.created_at < d.created_at \
+                      OR (o.created_at = d.created_at AND o.event_id < d.event_id)))";
         let sql = format!(
             "UPDATE callback_deliveries \
              SET claimed_until = $2, claim = $3, attempts = attempts + 1 \
              WHERE {free} AND event_id IN (\
-                 SELECT event_id FROM callback_deliveries WHERE {free} \
-                 ORDER BY next_attempt_at LIMIT $4{lock}) \
+                 SELECT d.event_id FROM callback_deliveries d WHERE {free} AND {older_first} \
+                 ORDER BY d.next_attempt_at, d.created_at, d.event_id LIMIT $4{lock}) \
              RETURNING event_id, user_id, url, body, attempts"
         );
         // Most polls find nothing due: a plain read says so without taking a

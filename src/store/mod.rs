@@ -150,6 +150,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "safety review",
         include_str!("../../migrations/sqlite/0017_safety_review.sql"),
     ),
+    (
+        19,
+        "callback_order",
+        include_str!("../../migrations/sqlite/0019_callback_order.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -221,6 +226,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         17,
         "safety review",
         include_str!("../../migrations/postgres/0017_safety_review.sql"),
+    ),
+    (
+        19,
+        "callback_order",
+        include_str!("../../migrations/postgres/0019_callback_order.sql"),
     ),
 ];
 

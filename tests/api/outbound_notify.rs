@@ -533,3 +533,107 @@ async fn two_engines_on_one_postgres_never_post_the_same_event_twice() {
 fn now_ms(clock: &ManualClock) -> i64 {
     clock.handle().now().as_millisecond()
 }
+
+/// A `call.status` event of call `call`.
+fn call_event(call: &str, status: &str) -> Event {
+    Event {
+        kind: "call.status".into(),
+        data: json!({ "id": call, "status": status }),
+    }
+}
+
+/// `(data.id, data.status)` of each request, in the order they arrived.
+fn arrivals(receiver: &Receiver) -> Vec<(String, String)> {
+    receiver
+        .received()
+        .iter()
+        .map(|got| {
+            let body: Value = serde_json::from_slice(&got.body).expect("JSON");
+            (
+                body["data"]["id"].as_str().unwrap_or_default().to_owned(),
+                body["data"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn the_events_of_one_call_arrive_in_order_and_a_retry_steps_aside(db: TestDb) {
+    let (database_url, user) = user_then_stop(db).await;
+    let store = Store::connect(&database_url, "notify-test")
+        .await
+        .expect("connects");
+    // One instant for every event: only the enqueue order tells them apart.
+    let clock = ManualClock::new("2026-03-02T15:00:00Z".parse().expect("an instant"));
+    let statuses = ["dialing", "ringing", "in_progress", "completed", "result"];
+
+    // Two calls' events, interleaved, to an endpoint that takes its time.
+    let slow = Receiver::start_with_delay(&[], Duration::from_millis(20));
+    for status in statuses {
+        for call in ["call-b", "call-c"] {
+            notify::enqueue(
+                &store,
+                &clock.handle(),
+                &user_id(&user),
+                &slow.url,
+                &call_event(call, status),
+            )
+            .await
+            .expect("enqueued");
+        }
+    }
+    // The first post of call A fails: it waits for its retry (a minute, on
+    // the manual clock) and the later ones go on meanwhile.
+    let failing = Receiver::start(&[Answer::Status(500)]);
+    for status in ["dialing", "ringing", "in_progress"] {
+        notify::enqueue(
+            &store,
+            &clock.handle(),
+            &user_id(&user),
+            &failing.url,
+            &call_event("call-a", status),
+        )
+        .await
+        .expect("enqueued");
+    }
+    let worker = test_worker(&store, &clock, 8);
+
+    slow.wait_for(10).await;
+    let got = arrivals(&slow);
+    for call in ["call-b", "call-c"] {
+        let of_call: Vec<&str> = got
+            .iter()
+            .filter(|(id, _)| id == call)
+            .map(|(_, status)| status.as_str())
+            .collect();
+        assert_eq!(of_call, statuses, "{call} in order: {got:?}");
+    }
+    let first_two: Vec<&str> = got[..2].iter().map(|(id, _)| id.as_str()).collect();
+    assert!(
+        first_two.contains(&"call-b") && first_two.contains(&"call-c"),
+        "one call does not wait for another: {got:?}"
+    );
+
+    failing.wait_for(3).await;
+    clock.advance(Duration::from_secs(120));
+    failing.wait_for(4).await;
+    let statuses_a: Vec<String> = arrivals(&failing).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(
+        statuses_a,
+        ["dialing", "ringing", "in_progress", "dialing"],
+        "the failed one stepped aside, then came again"
+    );
+    worker.stop().await;
+}
+
+#[actix_web::test]
+async fn the_events_of_one_call_arrive_in_order_and_a_retry_steps_aside_on_sqlite() {
+    the_events_of_one_call_arrive_in_order_and_a_retry_steps_aside(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn the_events_of_one_call_arrive_in_order_and_a_retry_steps_aside_on_postgres() {
+    the_events_of_one_call_arrive_in_order_and_a_retry_steps_aside(TestDb::Postgres).await;
+}

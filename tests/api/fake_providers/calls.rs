@@ -34,7 +34,8 @@
 //! test takes the stream ([`FakeProvider::media_stream`]) and plays the callee
 //! through it: media frames in, the engine's media, marks and clears out. With
 //! [`Calls::hold_amd`] the AMD verdict waits for [`FakeProvider::send_amd`], so a
-//! test decides when the machine is detected.
+//! test decides when the machine is detected. With [`Calls::unanswered`] the
+//! call rings and ends `busy` or `no-answer` instead.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -81,6 +82,18 @@ pub struct Calls {
     pub hold_amd: bool,
     /// The Media Streams opened, by CallSid, until a test takes them.
     pub streams: HashMap<String, TwilioStream>,
+    /// With [`Calls::like_twilio`]: nobody answers; after `ringing` the call
+    /// ends with this `CallStatus` (`busy`, `no-answer`), sent with the
+    /// `completed` event as Twilio does
+    /// (https://www.twilio.com/docs/voice/api/call-resource#statuscallbackevent),
+    /// and the `Url` is never fetched.
+    pub unanswered: Option<String>,
+    /// With [`Calls::unanswered`]: how long the call rings first.
+    pub ring_for: Option<Duration>,
+    /// Calls created and not yet ended (by the fake's terminal callback or
+    /// [`FakeProvider::complete_call`]), and the most there ever were at once.
+    pub live: usize,
+    pub peak_live: usize,
     next_sid: u64,
 }
 
@@ -264,6 +277,8 @@ async fn create(
         let call_sid = calls.new_sid();
         let now = OffsetDateTime::now_utc();
         let resource = call_resource(&call_sid, &to, &from, now);
+        calls.live += 1;
+        calls.peak_live = calls.peak_live.max(calls.live);
         calls.calls.push(FakeCall {
             resource: resource.clone(),
             started_at: now,
@@ -518,6 +533,25 @@ async fn play(
     if let Some((url, params)) = progress(&request, &sid, "ringing", "ringing", 1) {
         deliver(&state, url, params).await;
     }
+    let (unanswered, ring_for) = {
+        let state = state.lock().expect("state");
+        (state.calls.unanswered.clone(), state.calls.ring_for)
+    };
+    if let Some(status) = unanswered {
+        if let Some(ring_for) = ring_for {
+            tokio::time::sleep(ring_for).await;
+        }
+        set_status(&state, &sid, &status);
+        {
+            let mut state = state.lock().expect("state");
+            state.calls.live = state.calls.live.saturating_sub(1);
+        }
+        if let Some((url, mut params)) = progress(&request, &sid, "completed", &status, 2) {
+            params.push(("CallDuration".into(), "0".into()));
+            deliver(&state, url, params).await;
+        }
+        return;
+    }
     set_status(&state, &sid, "in-progress");
     let amd = param(&request, "MachineDetection").is_some();
     let async_amd = param(&request, "AsyncAmd") == Some("true");
@@ -589,6 +623,7 @@ impl FakeProvider {
             call.resource["end_time"] = rfc2822(OffsetDateTime::now_utc()).into();
             call.resource["price"] = format!("-{:.5}", f64::from(minutes) * PER_MINUTE).into();
             let request = call.request.clone();
+            state.calls.live = state.calls.live.saturating_sub(1);
             (request, state.calls.like_twilio.is_some())
         };
         let callback = progress(&request, sid, "completed", "completed", 3).filter(|_| like);
