@@ -102,6 +102,31 @@ pub struct Settings {
 pub struct SafetySettings {
     /// Word lists screened against objectives and transcripts.
     pub categories: Vec<SafetyCategory>,
+    /// The velocity rules counted at submit (`[safety.velocity]`).
+    pub velocity: VelocitySettings,
+}
+
+/// The velocity rules (`[safety.velocity]`), counted over a user's accepted
+/// requests (dialed or not) at submit. A rule that fires raises a flag of its
+/// severity; the call still goes through (unless a critical flag paused the user).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct VelocitySettings {
+    /// The same number called more than `max` times in `window` by one user.
+    pub same_number: VelocityRule,
+    /// More than `max` distinct numbers called in `window` by one user.
+    pub distinct_numbers: VelocityRule,
+    /// `max` or more whole numbers in a row (…01, …02, …03) within one NPA-NXX
+    /// called in `window` by one user.
+    pub sequential: VelocityRule,
+}
+
+/// One velocity rule: its threshold, its window and the flag's severity.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct VelocityRule {
+    pub max: u32,
+    #[serde(rename = "window_secs", deserialize_with = "values::seconds")]
+    pub window: Duration,
+    pub severity: crate::domain::safety::Severity,
 }
 
 /// One category of words (`[[safety.categories]]`): any of its terms, matched as

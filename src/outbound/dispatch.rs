@@ -55,6 +55,9 @@ use crate::providers::twilio::calls::{
     AmdMode, AnsweredBy, CallEvent, CallStatus, CreateCall, DialError, MachineDetection,
 };
 use crate::providers::twilio::TwilioClient;
+use crate::safety::predial;
+use crate::safety::screen::Screener;
+use crate::store::flags::NewFlag;
 use crate::store::outbound::{Advanced, OutboundCall, OutboundStatus, Transition};
 use crate::store::outbound_dispatch::{AttemptOutcome, ClaimCaps};
 use crate::store::Store;
@@ -75,6 +78,9 @@ pub mod reasons {
     pub const NO_FROM_NUMBER: &str = "no-from-number";
     pub const NO_CALLING_WINDOW: &str = "no-calling-window";
     pub const PLAN_UNKNOWN: &str = "plan-unknown";
+    /// The objective screened again is refused (a category added or made
+    /// critical since submit): the call ends `canceled`.
+    pub const OBJECTIVE_REFUSED: &str = crate::safety::predial::OBJECTIVE_REFUSED;
 }
 
 /// What the dispatcher works with (the engine's parts it needs).
@@ -89,6 +95,8 @@ pub struct DispatchDeps {
     pub stats: Arc<EngineStats>,
     /// `http(s)://host[:port]` Twilio reaches this engine at.
     pub public_url: Arc<str>,
+    /// The safety word categories the objective is screened against again.
+    pub screener: Arc<Screener>,
 }
 
 /// Wakes the engine's dispatcher (a call was submitted); does nothing before it
@@ -312,6 +320,8 @@ enum Gate {
     /// Outside calling hours now: back to `scheduled` at this instant.
     Defer(Timestamp),
     Fail(&'static str),
+    /// The objective is refused now: canceled, with these flags raised.
+    Refuse(Vec<NewFlag>),
 }
 
 /// The gates again, at dispatch (things change while a call waits).
@@ -326,6 +336,11 @@ async fn gates(
     };
     if matches!(user.status, UserStatus::Paused | UserStatus::Suspended) {
         return Ok(Gate::Fail(reasons::ACCOUNT_SUSPENDED));
+    }
+    if let predial::Verdict::Refused(refusal) =
+        predial::screen_objective(&deps.screener, &call.objective)
+    {
+        return Ok(Gate::Refuse(refusal.flags));
     }
     if store.is_do_not_call(&user.id, &call.to).await? {
         return Ok(Gate::Fail(reasons::DO_NOT_CALL));
@@ -471,6 +486,36 @@ async fn dial(
                 OutboundStatus::Scheduled,
                 opens.as_millisecond(),
                 Some("calling_hours"),
+            )
+            .await;
+            return;
+        }
+        Gate::Refuse(flags) => {
+            tracing::warn!(outbound_id = %call.id, "objective refused at dispatch");
+            if let Err(error) = store
+                .raise_flags(&call.user_id, Some(call.id.as_str()), &flags, now_ms(deps))
+                .await
+            {
+                tracing::error!(outbound_id = %call.id, %error, "flags not raised");
+            }
+            if let Err(error) = store
+                .record_attempt(&call.id, &attempt, AttemptOutcome::NotSent, None, None)
+                .await
+            {
+                tracing::warn!(outbound_id = %call.id, %error, "attempt not noted");
+            }
+            let change = Transition {
+                reason: Some(reasons::OBJECTIVE_REFUSED),
+                refund_quota: true,
+                ..Transition::default()
+            };
+            advance(
+                deps,
+                &call,
+                &attempt,
+                OutboundStatus::Canceled,
+                change,
+                Some(claimed_from),
             )
             .await;
             return;

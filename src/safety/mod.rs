@@ -3,5 +3,10 @@
 //!
 //! - [`screen`]: the configured word categories matched on normalised text (an
 //!   objective, a transcript), by whole words.
+//! - [`predial`]: the objective's screening before dialing, shared by submit and
+//!   dispatch (critical refuses, lesser flags).
+//! - [`velocity`]: the velocity rules counted at submit.
 
+pub mod predial;
 pub mod screen;
+pub mod velocity;

@@ -59,12 +59,13 @@ pub mod journal;
 pub mod numbers;
 pub mod outbound;
 pub mod outbound_batch;
+pub mod outbound_dispatch;
 pub mod outbound_result;
 mod outbound_talk;
-pub mod outbound_dispatch;
 pub mod pool;
 mod spill;
 pub mod users;
+pub mod velocity;
 
 pub use agents::{AgentRecord, NewAgent};
 pub use assistants::{AssistantFields, AssistantRecord, DeleteAssistant};

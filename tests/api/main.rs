@@ -33,6 +33,7 @@ mod postgres;
 mod raw_ws;
 mod recovery;
 mod safety_flags;
+mod safety_gates;
 mod softphone;
 mod store;
 mod supervisor;

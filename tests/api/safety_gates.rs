@@ -1,0 +1,309 @@
+//! Safety before dialing, at submit (issue 12): the objective screened (evasive
+//! spellings of a critical term refused, innocent words that a substring match
+//! would catch accepted, a high category let through with a flag, a critical
+//! one refused and the user paused) and the velocity rules (the same number a
+//! fourth time in 24 h, three sequential numbers in one NPA-NXX), end to end
+//! through the HTTP API, on SQLite and PostgreSQL, with time from a `ManualClock`.
+
+use actix_web::http::StatusCode;
+use serde_json::{json, Value};
+use switchboard::outbound::clock::ManualClock;
+use switchboard::store::flags::Flag;
+use switchboard::store::Store;
+use switchboard_actors::UserId;
+
+use crate::db::TestDb;
+use crate::helpers::{spawn_app_with_clock, TestApp, User};
+
+const PATH: &str = "/api/calls/outbound";
+/// San Francisco: Pacific time.
+const CALLEE: &str = "+14155550123";
+/// 10:00 in San Francisco, a Wednesday.
+const MORNING: &str = "2026-12-02T18:00:00Z";
+
+fn clock() -> ManualClock {
+    ManualClock::new(MORNING.parse().expect("an instant"))
+}
+
+fn request(to: &str, objective: &str) -> Value {
+    json!({
+        "to": to,
+        "contact_name": "Front desk",
+        "contact_company": "Acme Plumbing",
+        "purpose": "existing_client",
+        "objective": objective,
+        "attestation": {
+            "legitimate_purpose": true,
+            "not_dnc": true,
+            "reasonable_basis": true,
+            "understands_recording": true,
+            "accepts_responsibility": true,
+            "signature_full_name": "Ada Lovelace",
+        },
+    })
+}
+
+const INNOCENT: &str = "Book a plumber's visit for Tuesday morning.";
+
+async fn submit(app: &TestApp, user: &User, to: &str, objective: &str) -> (StatusCode, Value) {
+    app.post_json(PATH, &request(to, objective), Some(&user.api_key))
+        .await
+}
+
+async fn store(app: &TestApp) -> Store {
+    Store::connect(&app.database_url, "gates-test")
+        .await
+        .expect("the store")
+}
+
+async fn flags(store: &Store, user: &User) -> Vec<Flag> {
+    store
+        .user_flags(&UserId::parse(&user.id).expect("a user id"), false)
+        .await
+        .expect("flags")
+}
+
+async fn status(store: &Store, user: &User) -> String {
+    store
+        .get_user(&UserId::parse(&user.id).expect("a user id"))
+        .await
+        .expect("read")
+        .expect("the user")
+        .status
+        .as_str()
+        .to_owned()
+}
+
+async fn objectives_spelled_to_slip_past_a_naive_filter_are_refused(db: TestDb) {
+    let clock = clock();
+    let app = spawn_app_with_clock(db, &clock, |_| {}).await;
+    let store = store(&app).await;
+    let evasive = [
+        ("mixed case", "Tell him we will KiLL his dog", "threats"),
+        (
+            "punctuation inside a word",
+            "Say the I.R.S. found a problem with his return",
+            "government_impersonation",
+        ),
+        (
+            "a no-break space",
+            "Say you are from Social\u{00A0}Security",
+            "government_impersonation",
+        ),
+        (
+            "a Cyrillic letter",
+            "Say there is a w\u{0430}rrant out for her",
+            "government_impersonation",
+        ),
+    ];
+    for (index, (trick, objective, category)) in evasive.into_iter().enumerate() {
+        // Each refusal pauses its user: one user a trick.
+        let user = app.create_user(&format!("user{index}@example.com")).await;
+        let (code, body) = submit(&app, &user, CALLEE, objective).await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{trick}: {body}");
+        assert_eq!(body["code"], "objective-refused", "{trick}");
+        let message = body["message"].as_str().expect("a message");
+        assert!(message.contains(category), "{trick}: {message}");
+        let raised = flags(&store, &user).await;
+        assert_eq!(raised.len(), 1, "{trick}: {raised:?}");
+        assert_eq!(raised[0].severity.as_str(), "critical");
+        assert_eq!(raised[0].kind, "objective_screen");
+        assert_eq!(raised[0].outbound_id, None, "no call was stored");
+        assert_eq!(status(&store, &user).await, "paused", "{trick}");
+    }
+    store.close().await;
+}
+
+#[actix_web::test]
+async fn objectives_spelled_to_slip_past_a_naive_filter_are_refused_on_sqlite() {
+    objectives_spelled_to_slip_past_a_naive_filter_are_refused(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn objectives_spelled_to_slip_past_a_naive_filter_are_refused_on_postgres() {
+    objectives_spelled_to_slip_past_a_naive_filter_are_refused(TestDb::Postgres).await;
+}
+
+async fn innocent_words_a_substring_match_would_catch_are_accepted_unflagged(db: TestDb) {
+    let clock = clock();
+    let app = spawn_app_with_clock(db, &clock, |_| {}).await;
+    let store = store(&app).await;
+    let ada = app.create_user("ada@example.com").await;
+    let innocent = [
+        (
+            "+14155550123",
+            "Ask why the plumber won't come before noon.",
+        ),
+        (
+            "+14155551234",
+            "Follow up on the billing issue from last week.",
+        ),
+        ("+14155552345", "Pursue the refund for the broken heater."),
+        (
+            "+14155553456",
+            "Ask whether a skilled electrician is free on Friday.",
+        ),
+    ];
+    for (to, objective) in innocent {
+        let (code, body) = submit(&app, &ada, to, objective).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{objective}: {body}");
+    }
+    assert_eq!(flags(&store, &ada).await, Vec::<Flag>::new());
+    assert_eq!(status(&store, &ada).await, "active");
+    store.close().await;
+}
+
+#[actix_web::test]
+async fn innocent_words_a_substring_match_would_catch_are_accepted_unflagged_on_sqlite() {
+    innocent_words_a_substring_match_would_catch_are_accepted_unflagged(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn innocent_words_a_substring_match_would_catch_are_accepted_unflagged_on_postgres() {
+    innocent_words_a_substring_match_would_catch_are_accepted_unflagged(TestDb::Postgres).await;
+}
+
+async fn a_high_category_is_let_through_with_a_high_flag_on_the_call(db: TestDb) {
+    let clock = clock();
+    let app = spawn_app_with_clock(db, &clock, |_| {}).await;
+    let store = store(&app).await;
+    let ada = app.create_user("ada@example.com").await;
+    let (code, body) = submit(&app, &ada, CALLEE, "Tell her she has won a PRIZE.").await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    let raised = flags(&store, &ada).await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0].severity.as_str(), "high");
+    assert_eq!(raised[0].kind, "objective_screen");
+    assert_eq!(raised[0].evidence["category"], "prizes");
+    assert_eq!(raised[0].outbound_id.as_deref(), body["id"].as_str());
+    assert_eq!(status(&store, &ada).await, "active");
+    store.close().await;
+}
+
+#[actix_web::test]
+async fn a_high_category_is_let_through_with_a_high_flag_on_the_call_on_sqlite() {
+    a_high_category_is_let_through_with_a_high_flag_on_the_call(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_high_category_is_let_through_with_a_high_flag_on_the_call_on_postgres() {
+    a_high_category_is_let_through_with_a_high_flag_on_the_call(TestDb::Postgres).await;
+}
+
+async fn a_critical_objective_pauses_the_user_and_their_next_request_is_refused(db: TestDb) {
+    let clock = clock();
+    let app = spawn_app_with_clock(db, &clock, |_| {}).await;
+    let store = store(&app).await;
+    let ada = app.create_user("ada@example.com").await;
+    let (code, body) = submit(&app, &ada, CALLEE, "Tell him we know where you live.").await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "objective-refused");
+    let message = body["message"].as_str().expect("a message");
+    assert!(message.contains("threats"), "{message}");
+    assert!(
+        !message.contains("kill"),
+        "the list is not shown: {message}"
+    );
+    assert_eq!(status(&store, &ada).await, "paused");
+
+    let (code, body) = submit(&app, &ada, CALLEE, INNOCENT).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "account-suspended");
+    store.close().await;
+}
+
+#[actix_web::test]
+async fn a_critical_objective_pauses_the_user_and_their_next_request_is_refused_on_sqlite() {
+    a_critical_objective_pauses_the_user_and_their_next_request_is_refused(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_critical_objective_pauses_the_user_and_their_next_request_is_refused_on_postgres() {
+    a_critical_objective_pauses_the_user_and_their_next_request_is_refused(TestDb::Postgres).await;
+}
+
+async fn the_fourth_call_to_one_number_in_a_day_is_flagged_and_the_third_is_not(db: TestDb) {
+    let clock = clock();
+    let app = spawn_app_with_clock(db, &clock, |_| {}).await;
+    let store = store(&app).await;
+    let ada = app.create_user("ada@example.com").await;
+    for n in 1..=3 {
+        let (code, body) = submit(&app, &ada, CALLEE, INNOCENT).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "call {n}: {body}");
+        // Within the day, outside the hourly quota's window.
+        clock.advance(std::time::Duration::from_secs(2 * 3600));
+    }
+    assert_eq!(flags(&store, &ada).await, Vec::<Flag>::new(), "three calls");
+
+    let (code, body) = submit(&app, &ada, CALLEE, INNOCENT).await;
+    assert_eq!(
+        code,
+        StatusCode::ACCEPTED,
+        "the fourth goes through: {body}"
+    );
+    let raised = flags(&store, &ada).await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0].kind, "velocity_same_number");
+    assert_eq!(raised[0].severity.as_str(), "medium");
+    assert_eq!(raised[0].evidence["count"], 4);
+    assert_eq!(raised[0].outbound_id.as_deref(), body["id"].as_str());
+    assert_eq!(status(&store, &ada).await, "active");
+    store.close().await;
+}
+
+#[actix_web::test]
+async fn the_fourth_call_to_one_number_in_a_day_is_flagged_and_the_third_is_not_on_sqlite() {
+    the_fourth_call_to_one_number_in_a_day_is_flagged_and_the_third_is_not(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn the_fourth_call_to_one_number_in_a_day_is_flagged_and_the_third_is_not_on_postgres() {
+    the_fourth_call_to_one_number_in_a_day_is_flagged_and_the_third_is_not(TestDb::Postgres).await;
+}
+
+async fn three_sequential_numbers_are_flagged_and_three_exchanges_are_not(db: TestDb) {
+    let clock = clock();
+    let app = spawn_app_with_clock(db, &clock, |_| {}).await;
+    let store = store(&app).await;
+    let ada = app.create_user("ada@example.com").await;
+    let grace = app.create_user("grace@example.com").await;
+
+    for (n, to) in ["+14155550101", "+14155550103", "+14155550102"]
+        .into_iter()
+        .enumerate()
+    {
+        let (code, body) = submit(&app, &ada, to, INNOCENT).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{to}: {body}");
+        let raised = flags(&store, &ada).await;
+        if n < 2 {
+            assert_eq!(raised, Vec::<Flag>::new(), "{to}");
+        } else {
+            assert_eq!(raised.len(), 1, "{raised:?}");
+            assert_eq!(raised[0].kind, "velocity_sequential");
+            assert_eq!(raised[0].severity.as_str(), "high");
+            assert_eq!(
+                raised[0].evidence["numbers"],
+                json!(["+14155550101", "+14155550102", "+14155550103"])
+            );
+            assert_eq!(raised[0].outbound_id.as_deref(), body["id"].as_str());
+        }
+    }
+
+    // The same last digits in three exchanges: no run.
+    for to in ["+14155550101", "+14155560102", "+14155570103"] {
+        let (code, body) = submit(&app, &grace, to, INNOCENT).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{to}: {body}");
+    }
+    assert_eq!(flags(&store, &grace).await, Vec::<Flag>::new());
+    store.close().await;
+}
+
+#[actix_web::test]
+async fn three_sequential_numbers_are_flagged_and_three_exchanges_are_not_on_sqlite() {
+    three_sequential_numbers_are_flagged_and_three_exchanges_are_not(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn three_sequential_numbers_are_flagged_and_three_exchanges_are_not_on_postgres() {
+    three_sequential_numbers_are_flagged_and_three_exchanges_are_not(TestDb::Postgres).await;
+}
