@@ -325,6 +325,8 @@ async fn build_engine(
         crate::providers::accounts_from(&settings)?.into();
     let calling_hours = CallingHours::from_settings(&settings.outbound)?;
     let outbound_burst = Arc::new(BurstLimiter::new(&settings.outbound, clock.clone()));
+    let objective_classifier =
+        crate::safety::predial::Classifier::from_settings(&settings).map(Arc::new);
     let screener = Arc::new(crate::safety::screen::Screener::new(
         &settings.safety.categories,
     ));
@@ -355,5 +357,6 @@ async fn build_engine(
         call_deps,
         outbound_dispatch: DispatchWaker::default(),
         screener,
+        objective_classifier,
     })
 }

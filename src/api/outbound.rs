@@ -160,7 +160,13 @@ pub(super) async fn place(
             ),
         ));
     }
-    let objective_flags = match predial::screen_objective(&engine.screener, &request.objective) {
+    let objective_flags = match predial::check_objective(
+        &engine.screener,
+        engine.objective_classifier.as_deref(),
+        &request.objective,
+    )
+    .await
+    {
         predial::Verdict::Allowed(flags) => flags,
         predial::Verdict::Refused(refusal) => {
             let raised = engine

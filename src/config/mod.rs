@@ -104,6 +104,21 @@ pub struct SafetySettings {
     pub categories: Vec<SafetyCategory>,
     /// The velocity rules counted at submit (`[safety.velocity]`).
     pub velocity: VelocitySettings,
+    /// The reasoning model's classification of objectives at submit
+    /// (`[safety.classifier]`).
+    pub classifier: ClassifierSettings,
+}
+
+/// `[safety.classifier]`: when on and a summary model is configured
+/// (`[summary]`), each objective the word screen lets through is also
+/// classified by that model at submit.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ClassifierSettings {
+    pub enabled: bool,
+    /// The model's answer is waited for this long; past it the request goes
+    /// through, with a `low` flag saying the check could not run.
+    #[serde(rename = "timeout_secs", deserialize_with = "values::seconds")]
+    pub timeout: Duration,
 }
 
 /// The velocity rules (`[safety.velocity]`), counted over a user's accepted

@@ -5,9 +5,13 @@
 //! pauses the user; a lesser match lets the call through with a flag of that
 //! severity on it.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::screen::{Hit, Screener};
+use crate::ai::summary::Summarizer;
+use crate::config::Settings;
 use crate::domain::safety::Severity;
 use crate::store::flags::NewFlag;
 
@@ -15,6 +19,31 @@ use crate::store::flags::NewFlag;
 pub const OBJECTIVE_REFUSED: &str = "objective-refused";
 /// The `type` of a flag raised by the word screen.
 pub const OBJECTIVE_SCREEN: &str = "objective_screen";
+/// The `type` of a flag raised by the reasoning model's refusal.
+pub const OBJECTIVE_MODEL: &str = "objective_model";
+/// The `type` of the flag saying the model's check could not run.
+pub const OBJECTIVE_MODEL_UNAVAILABLE: &str = "objective_model_unavailable";
+
+/// The reasoning model that classifies objectives at submit
+/// (`[safety.classifier]` on, and a `[summary]` model configured).
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    model: Summarizer,
+    timeout: Duration,
+}
+
+impl Classifier {
+    /// `None` when `[safety.classifier]` is off or no summary model is configured.
+    pub fn from_settings(settings: &Settings) -> Option<Classifier> {
+        if !settings.safety.classifier.enabled {
+            return None;
+        }
+        Some(Classifier {
+            model: Summarizer::from_settings(&settings.summary)?,
+            timeout: settings.safety.classifier.timeout,
+        })
+    }
+}
 
 /// A refused objective.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +104,66 @@ pub fn screen_objective(screener: &Screener, objective: &str) -> Verdict {
         }),
         _ => Verdict::Allowed(flags),
     }
+}
+
+/// The objective at submit: the word screen ([`screen_objective`]), then — when
+/// it lets the objective through and a [`Classifier`] is configured — the
+/// model. `allowed: false` refuses with the model's reason and a `high`
+/// `objective_model` flag (a model's judgement does not pause the user by
+/// itself: an admin reviews it). A model error or timeout lets the request
+/// through with a `low` `objective_model_unavailable` flag.
+pub async fn check_objective(
+    screener: &Screener,
+    classifier: Option<&Classifier>,
+    objective: &str,
+) -> Verdict {
+    let mut flags = match screen_objective(screener, objective) {
+        Verdict::Refused(refusal) => return Verdict::Refused(refusal),
+        Verdict::Allowed(flags) => flags,
+    };
+    let Some(classifier) = classifier else {
+        return Verdict::Allowed(flags);
+    };
+    let asked = tokio::time::timeout(
+        classifier.timeout,
+        classifier.model.classify_objective(objective),
+    )
+    .await;
+    let failure = match asked {
+        Ok(Ok(verdict)) if verdict.allowed => return Verdict::Allowed(flags),
+        Ok(Ok(verdict)) => {
+            flags.push(NewFlag {
+                kind: OBJECTIVE_MODEL.to_owned(),
+                severity: Severity::High,
+                reason: format!("the model refused the objective: {}", verdict.reason),
+                evidence: json!({
+                    "category": verdict.category,
+                    "reason": verdict.reason,
+                    "model": classifier.model.model(),
+                }),
+                auto_detected: true,
+            });
+            return Verdict::Refused(Refusal {
+                message: format!("the objective was refused: {}", verdict.reason),
+                category: verdict.category,
+                flags,
+            });
+        }
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!(
+            "the model did not answer within {} ms",
+            classifier.timeout.as_millis()
+        ),
+    };
+    tracing::warn!(error = %failure, "the objective's model check could not run; let through");
+    flags.push(NewFlag {
+        kind: OBJECTIVE_MODEL_UNAVAILABLE.to_owned(),
+        severity: Severity::Low,
+        reason: "the model's check of the objective could not run".to_owned(),
+        evidence: json!({ "error": failure, "model": classifier.model.model() }),
+        auto_detected: true,
+    });
+    Verdict::Allowed(flags)
 }
 
 #[cfg(test)]

@@ -3,16 +3,21 @@
 //! would catch accepted, a high category let through with a flag, a critical
 //! one refused and the user paused) and the velocity rules (the same number a
 //! fourth time in 24 h, three sequential numbers in one NPA-NXX), end to end
-//! through the HTTP API, on SQLite and PostgreSQL, with time from a `ManualClock`.
+//! through the HTTP API, on SQLite and PostgreSQL, with time from a `ManualClock`;
+//! and the reasoning model's classification (the fake summary API,
+//! `fakes::llm`): its block refuses, its failure lets the request through.
 
 use actix_web::http::StatusCode;
+use secrecy::SecretString;
 use serde_json::{json, Value};
+use switchboard::config::SummaryProvider;
 use switchboard::outbound::clock::ManualClock;
 use switchboard::store::flags::Flag;
 use switchboard::store::Store;
 use switchboard_actors::UserId;
 
 use crate::db::TestDb;
+use crate::fakes::llm::{FakeLlm, LlmAnswer};
 use crate::helpers::{spawn_app_with_clock, TestApp, User};
 
 const PATH: &str = "/api/calls/outbound";
@@ -306,4 +311,143 @@ async fn three_sequential_numbers_are_flagged_and_three_exchanges_are_not_on_sql
 #[actix_web::test]
 async fn three_sequential_numbers_are_flagged_and_three_exchanges_are_not_on_postgres() {
     three_sequential_numbers_are_flagged_and_three_exchanges_are_not(TestDb::Postgres).await;
+}
+
+/// An app whose summary model (`[summary]`) is the fake, so objectives the word
+/// screen lets through are classified by it.
+async fn app_with_model(
+    db: TestDb,
+    clock: &ManualClock,
+    llm: &FakeLlm,
+    provider: SummaryProvider,
+) -> TestApp {
+    let base = llm.base_url();
+    let key = llm.api_key().to_owned();
+    spawn_app_with_clock(db, clock, move |s| {
+        s.summary.provider = provider;
+        s.summary.base_url = Some(base.parse().expect("the fake's URL"));
+        s.summary.model = "screening-model".to_owned();
+        s.summary.api_key = Some(SecretString::from(key));
+        s.safety.classifier.enabled = true;
+    })
+    .await
+}
+
+async fn the_models_block_refuses_with_its_reason_and_a_flag(
+    db: TestDb,
+    provider: SummaryProvider,
+) {
+    let clock = clock();
+    let llm = FakeLlm::start(LlmAnswer::Text(
+        r#"{"allowed":true,"category":"appointment","reason":"An ordinary booking."}"#.into(),
+    ))
+    .await;
+    let app = app_with_model(db, &clock, &llm, provider).await;
+    let store = store(&app).await;
+    let ada = app.create_user("ada@example.com").await;
+
+    let (code, body) = submit(&app, &ada, CALLEE, INNOCENT).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "allowed: {body}");
+    assert_eq!(flags(&store, &ada).await, Vec::<Flag>::new());
+    let asked = llm.requests();
+    assert_eq!(asked.len(), 1, "one classification a request");
+    let schema_name = match provider {
+        SummaryProvider::Anthropic => asked[0]["tool_choice"]["name"].clone(),
+        _ => asked[0]["response_format"]["json_schema"]["name"].clone(),
+    };
+    assert_eq!(schema_name, "classify_objective");
+    assert!(
+        asked[0].to_string().contains("plumber"),
+        "the objective is sent"
+    );
+
+    llm.set_answer(LlmAnswer::Text(
+        r#"{"allowed":false,"category":"scam","reason":"It pressures the callee to pay a fake fee."}"#
+            .into(),
+    ));
+    let objective = "Get them to pay the release fee for their parcel today.";
+    let (code, body) = submit(&app, &ada, "+14155551234", objective).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "objective-refused");
+    let message = body["message"].as_str().expect("a message");
+    assert!(
+        message.contains("fake fee"),
+        "the model's reason: {message}"
+    );
+    let raised = flags(&store, &ada).await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0].kind, "objective_model");
+    assert_eq!(raised[0].severity.as_str(), "high");
+    assert_eq!(raised[0].evidence["category"], "scam");
+    assert_eq!(raised[0].outbound_id, None, "no call was stored");
+    assert_eq!(
+        status(&store, &ada).await,
+        "active",
+        "a model's block does not pause"
+    );
+    store.close().await;
+}
+
+#[actix_web::test]
+async fn the_models_block_refuses_with_its_reason_and_a_flag_on_sqlite() {
+    the_models_block_refuses_with_its_reason_and_a_flag(TestDb::Sqlite, SummaryProvider::Anthropic)
+        .await;
+}
+
+#[actix_web::test]
+async fn the_models_block_refuses_with_its_reason_and_a_flag_on_postgres() {
+    the_models_block_refuses_with_its_reason_and_a_flag(
+        TestDb::Postgres,
+        SummaryProvider::Anthropic,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn the_models_block_refuses_with_its_reason_and_a_flag_over_openai() {
+    the_models_block_refuses_with_its_reason_and_a_flag(TestDb::Sqlite, SummaryProvider::OpenAi)
+        .await;
+}
+
+async fn a_model_that_fails_lets_the_request_through_and_says_the_check_did_not_run(db: TestDb) {
+    let clock = clock();
+    let llm = FakeLlm::start(LlmAnswer::Status(529)).await;
+    let app = app_with_model(db, &clock, &llm, SummaryProvider::Anthropic).await;
+    let store = store(&app).await;
+    let ada = app.create_user("ada@example.com").await;
+
+    let (code, body) = submit(&app, &ada, CALLEE, INNOCENT).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(llm.requests().len(), 1, "the model was asked");
+    let raised = flags(&store, &ada).await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0].kind, "objective_model_unavailable");
+    assert_eq!(raised[0].severity.as_str(), "low");
+    assert!(
+        raised[0].evidence["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("529")),
+        "{:?}",
+        raised[0].evidence
+    );
+    assert_eq!(raised[0].outbound_id.as_deref(), body["id"].as_str());
+
+    // An unusable answer is a failure too, not a block.
+    llm.set_answer(LlmAnswer::Text(r#"{"allowed":"maybe"}"#.into()));
+    let (code, body) = submit(&app, &ada, "+14155551234", INNOCENT).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(status(&store, &ada).await, "active");
+    store.close().await;
+}
+
+#[actix_web::test]
+async fn a_model_that_fails_lets_the_request_through_and_says_the_check_did_not_run_on_sqlite() {
+    a_model_that_fails_lets_the_request_through_and_says_the_check_did_not_run(TestDb::Sqlite)
+        .await;
+}
+
+#[actix_web::test]
+async fn a_model_that_fails_lets_the_request_through_and_says_the_check_did_not_run_on_postgres() {
+    a_model_that_fails_lets_the_request_through_and_says_the_check_did_not_run(TestDb::Postgres)
+        .await;
 }
