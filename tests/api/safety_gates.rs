@@ -5,20 +5,25 @@
 //! fourth time in 24 h, three sequential numbers in one NPA-NXX), end to end
 //! through the HTTP API, on SQLite and PostgreSQL, with time from a `ManualClock`;
 //! and the reasoning model's classification (the fake summary API,
-//! `fakes::llm`): its block refuses, its failure lets the request through.
+//! `fakes::llm`): its block refuses, its failure lets the request through. At
+//! dispatch (the fake Twilio): an objective refused by the lists as they are
+//! now ends the call `canceled` with `objective-refused`, never dialed.
 
 use actix_web::http::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use switchboard::config::SummaryProvider;
+use switchboard::domain::safety::Severity;
 use switchboard::outbound::clock::ManualClock;
 use switchboard::store::flags::Flag;
+use switchboard::store::outbound::OutboundId;
 use switchboard::store::Store;
 use switchboard_actors::UserId;
 
 use crate::db::TestDb;
+use crate::fake_providers::{FakeProvider, TWILIO_SECRET, TWILIO_SID};
 use crate::fakes::llm::{FakeLlm, LlmAnswer};
-use crate::helpers::{spawn_app_with_clock, TestApp, User};
+use crate::helpers::{spawn_app_on_with_clock, spawn_app_with_clock, TestApp, User, PATIENCE};
 
 const PATH: &str = "/api/calls/outbound";
 /// San Francisco: Pacific time.
@@ -450,4 +455,126 @@ async fn a_model_that_fails_lets_the_request_through_and_says_the_check_did_not_
 async fn a_model_that_fails_lets_the_request_through_and_says_the_check_did_not_run_on_postgres() {
     a_model_that_fails_lets_the_request_through_and_says_the_check_did_not_run(TestDb::Postgres)
         .await;
+}
+
+/// A Twilio number of the user's workspace, in the pool the dispatcher dials from.
+async fn add_pool_number(app: &TestApp, user: &User, e164: &str) {
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&app.database_url)
+        .await
+        .expect("the test reaches the database");
+    let workspace: String = sqlx::query_scalar("SELECT workspace FROM users WHERE id = $1")
+        .bind(&user.id)
+        .fetch_one(&db)
+        .await
+        .expect("the user's workspace");
+    sqlx::query(
+        "INSERT INTO phone_numbers (id, provider, provider_id, workspace, e164, number_type, \
+         status, created_at, updated_at) \
+         VALUES ($1, 'twilio', $2, $3, $4, 'local', 'AVAILABLE', 0, 0)",
+    )
+    .bind(uuid::Uuid::new_v4().simple().to_string())
+    .bind(format!("PN{}", uuid::Uuid::new_v4().simple()))
+    .bind(&workspace)
+    .bind(e164)
+    .execute(&db)
+    .await
+    .expect("a pool number");
+    db.close().await;
+}
+
+async fn a_call_whose_objective_is_refused_at_dispatch_ends_canceled_and_flags(db: TestDb) {
+    // Accepted with a high flag under the default lists, scheduled an hour ahead.
+    let start = jiff::Timestamp::now();
+    let clock = ManualClock::new(start);
+    let app = spawn_app_with_clock(db, &clock, wide_open).await;
+    let ada = app.create_user("ada@example.com").await;
+    add_pool_number(&app, &ada, "+14155550199").await;
+    let mut body = request(CALLEE, "Tell her she has won a prize.");
+    let at = start
+        .checked_add(jiff::SignedDuration::from_hours(1))
+        .expect("an instant");
+    body["schedule_at"] = json!(at.to_string());
+    let (code, answer) = app.post_json(PATH, &body, Some(&ada.api_key)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{answer}");
+    let id = answer["id"].as_str().expect("an id").to_owned();
+    let database_url = app.database_url.clone();
+    app.server.stop(true).await;
+    app.stopped.await.expect("the engine stops");
+
+    // Meanwhile prizes became critical; the engine restarts with Twilio, and the
+    // call falls due.
+    let fake = FakeProvider::start().await;
+    let base = fake.base.clone();
+    let app = spawn_app_on_with_clock(database_url, &clock, |s| {
+        s.twilio.account_sid = TWILIO_SID.into();
+        s.twilio.auth_token = Some(SecretString::from(TWILIO_SECRET));
+        s.twilio.api_base = base.parse().expect("a base URL");
+        s.outbound.dispatch_poll = std::time::Duration::from_millis(50);
+        s.outbound.callback_poll = std::time::Duration::from_secs(3600);
+        for category in &mut s.safety.categories {
+            if category.name == "prizes" {
+                category.severity = Severity::Critical;
+            }
+        }
+        wide_open(s);
+    })
+    .await;
+    let store = store(&app).await;
+    clock.advance(std::time::Duration::from_secs(2 * 3600));
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let call = loop {
+        let call = store
+            .get_outbound(&OutboundId::parse(&id).expect("an id"))
+            .await
+            .expect("read")
+            .expect("the call");
+        if call.status.is_terminal() {
+            break call;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} stayed {:?}",
+            call.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(call.status.as_str(), "canceled");
+    assert_eq!(fake.dials(CALLEE), 0, "never dialed");
+    let reason: Option<String> = {
+        let db = sqlx::AnyPool::connect(&app.database_url).await.expect("db");
+        let reason = sqlx::query_scalar("SELECT reason FROM outbound_calls WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&db)
+            .await
+            .expect("the reason");
+        db.close().await;
+        reason
+    };
+    assert_eq!(reason.as_deref(), Some("objective-refused"));
+    let raised = flags(&store, &ada).await;
+    let critical: Vec<&Flag> = raised
+        .iter()
+        .filter(|f| f.severity == Severity::Critical)
+        .collect();
+    assert_eq!(critical.len(), 1, "{raised:?}");
+    assert_eq!(critical[0].outbound_id.as_deref(), Some(id.as_str()));
+    assert_eq!(critical[0].kind, "objective_screen");
+    assert_eq!(status(&store, &ada).await, "paused");
+    store.close().await;
+}
+
+fn wide_open(settings: &mut switchboard::config::Settings) {
+    settings.outbound.calling_hours_start = jiff::civil::time(0, 0, 0, 0);
+    settings.outbound.calling_hours_end = jiff::civil::time(23, 59, 59, 0);
+}
+
+#[actix_web::test]
+async fn a_call_whose_objective_is_refused_at_dispatch_ends_canceled_and_flags_on_sqlite() {
+    a_call_whose_objective_is_refused_at_dispatch_ends_canceled_and_flags(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_call_whose_objective_is_refused_at_dispatch_ends_canceled_and_flags_on_postgres() {
+    a_call_whose_objective_is_refused_at_dispatch_ends_canceled_and_flags(TestDb::Postgres).await;
 }
