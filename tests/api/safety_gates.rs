@@ -578,3 +578,71 @@ async fn a_call_whose_objective_is_refused_at_dispatch_ends_canceled_and_flags_o
 async fn a_call_whose_objective_is_refused_at_dispatch_ends_canceled_and_flags_on_postgres() {
     a_call_whose_objective_is_refused_at_dispatch_ends_canceled_and_flags(TestDb::Postgres).await;
 }
+
+async fn a_batch_target_with_a_critical_objective_is_refused_and_the_rest_see_the_pause(
+    db: TestDb,
+) {
+    let clock = clock();
+    let app = spawn_app_with_clock(db, &clock, |_| {}).await;
+    let store = store(&app).await;
+    let ada = app.create_user("ada@example.com").await;
+    let target = |to: &str, day: &str| {
+        json!({"to": to, "contact_name": "Sam", "contact_company": "Acme",
+               "variables": {"day": day}})
+    };
+    let mut body = request(CALLEE, INNOCENT);
+    body["objective"] = json!("Book a visit with {contact_name} at {contact_company} for {day}.");
+    body["window_start"] = json!("09:00");
+    body["window_end"] = json!("17:00");
+    body["max_concurrency"] = json!(10);
+    body["targets"] = json!([
+        target("+14155550123", "Tuesday"),
+        target("+14155551234", "Tuesday, or we will hurt you"),
+        target("+14155552345", "Friday"),
+    ]);
+    for field in ["to", "contact_name", "contact_company"] {
+        body.as_object_mut().expect("an object").remove(field);
+    }
+    let (code, answer) = app
+        .post_json("/api/calls/outbound/batch", &body, Some(&ada.api_key))
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{answer}");
+    let accepted: Vec<_> = answer["accepted"]
+        .as_array()
+        .expect("accepted")
+        .iter()
+        .map(|a| a["index"].clone())
+        .collect();
+    assert_eq!(accepted, [json!(0)]);
+    let refused: Vec<_> = answer["refused"]
+        .as_array()
+        .expect("refused")
+        .iter()
+        .map(|r| (r["index"].clone(), r["code"].clone()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (json!(1), json!("objective-refused")),
+            (json!(2), json!("account-suspended")),
+        ]
+    );
+    assert_eq!(status(&store, &ada).await, "paused");
+    store.close().await;
+}
+
+#[actix_web::test]
+async fn a_batch_target_with_a_critical_objective_is_refused_and_the_rest_see_the_pause_on_sqlite()
+{
+    a_batch_target_with_a_critical_objective_is_refused_and_the_rest_see_the_pause(TestDb::Sqlite)
+        .await;
+}
+
+#[actix_web::test]
+async fn a_batch_target_with_a_critical_objective_is_refused_and_the_rest_see_the_pause_on_postgres(
+) {
+    a_batch_target_with_a_critical_objective_is_refused_and_the_rest_see_the_pause(
+        TestDb::Postgres,
+    )
+    .await;
+}
