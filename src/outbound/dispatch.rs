@@ -13,7 +13,10 @@
 //!    below `openai.max_connections × (1 − outbound.reserve_inbound)`, so
 //!    outbound work waits and inbound calls are never refused for it;
 //! 3. dials each claimed call in its own task (dials run concurrently): the
-//!    gates again — the account, the do-not-call lists, calling hours now (a
+//!    gates again — the account, the objective screened again
+//!    (`safety::predial::screen_objective`; a critical category: `canceled`
+//!    `objective-refused`, with a critical flag that pauses the user), the
+//!    do-not-call lists, calling hours now (a
 //!    closed window puts the call back, `scheduled` for the next open instant)
 //!    —, the From number (the workspace's Twilio pool, sorted, one per user by a
 //!    stable hash of the user id), then `Calls.json`. Created: the sid is noted
