@@ -21,6 +21,8 @@ use crate::outbound::dispatch::DispatchWaker;
 use crate::outbound::hours::CallingHours;
 use crate::outbound::submit::BurstLimiter;
 use crate::providers::ProviderAccount;
+use crate::safety::predial::Classifier;
+use crate::safety::screen::Screener;
 use crate::store::journal::JournalWriter;
 use crate::store::Store;
 
@@ -60,6 +62,12 @@ pub struct Engine {
     pub call_deps: CallDeps,
     /// Wakes the `OutboundDispatcher` when a call is submitted.
     pub outbound_dispatch: DispatchWaker,
+    /// The safety word categories, compiled once (`[[safety.categories]]`):
+    /// objectives are screened with it at submit and at dispatch.
+    pub screener: Arc<Screener>,
+    /// The reasoning model that classifies objectives at submit, when
+    /// `[safety.classifier]` is on and a summary model is configured.
+    pub objective_classifier: Option<Arc<Classifier>>,
 }
 
 impl Engine {

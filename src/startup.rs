@@ -67,6 +67,7 @@ impl Application {
                     .context("building the Twilio calls client")?,
                 stats: Arc::clone(&engine.stats),
                 public_url: Arc::clone(&engine.public_url),
+                screener: Arc::clone(&engine.screener),
             },
             &engine.outbound_dispatch,
         );
@@ -336,6 +337,11 @@ async fn build_engine(
         crate::providers::accounts_from(&settings)?.into();
     let calling_hours = CallingHours::from_settings(&settings.outbound)?;
     let outbound_burst = Arc::new(BurstLimiter::new(&settings.outbound, clock.clone()));
+    let objective_classifier =
+        crate::safety::predial::Classifier::from_settings(&settings).map(Arc::new);
+    let screener = Arc::new(crate::safety::screen::Screener::new(
+        &settings.safety.categories,
+    ));
     tracing::info!(
         public_url = %public_url,
         database = ?store.backend(),
@@ -362,5 +368,7 @@ async fn build_engine(
         outbound_burst,
         call_deps,
         outbound_dispatch: DispatchWaker::default(),
+        screener,
+        objective_classifier,
     })
 }

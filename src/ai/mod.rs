@@ -4,6 +4,7 @@
 pub mod assistant;
 pub mod cost;
 pub mod hooks;
+pub mod objective_check;
 pub mod outbound;
 pub mod relay;
 pub mod summary;

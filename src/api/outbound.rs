@@ -5,11 +5,15 @@
 //!
 //! The gates at submit, in order (each answers before the next runs):
 //! the burst limiter (429), the body (400 naming the field), the account's
-//! status (403 `account-suspended`), the do-not-call lists (409 `do-not-call`),
+//! status (403 `account-suspended`), the objective's screening (422
+//! `objective-refused` for a critical category, which also pauses the user; a
+//! lesser one is flagged on the stored call), the do-not-call lists (409 `do-not-call`),
 //! calling hours (a call outside them is scheduled for the next allowed
 //! instant, `"deferred":"calling_hours"`), then in the transaction that stores
 //! the call: the monthly budget (402 `budget-exceeded`) and the hourly and
-//! daily quotas (429 `rate-limited`). "Now" is `Engine::clock`, nothing else.
+//! daily quotas (429 `rate-limited`). Once stored, the velocity rules count the
+//! user's recent requests and flag the new call (it still goes through).
+//! "Now" is `Engine::clock`, nothing else.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -26,6 +30,8 @@ use crate::outbound::consent;
 use crate::outbound::hours::CallingHours;
 use crate::outbound::request::OutboundRequest;
 use crate::outbound::submit::{estimate_usd, month_start};
+use crate::safety::{predial, velocity};
+use crate::store::flags::NewFlag;
 use crate::store::outbound::{
     Canceled, OutboundCall, OutboundId, OutboundProgress, OutboundStatus, SubmitLimits, Submitted,
 };
@@ -154,6 +160,32 @@ pub(super) async fn place(
             ),
         ));
     }
+    let objective_flags = match predial::check_objective(
+        &engine.screener,
+        engine.objective_classifier.as_deref(),
+        &request.objective,
+    )
+    .await
+    {
+        predial::Verdict::Allowed(flags) => flags,
+        predial::Verdict::Refused(refusal) => {
+            let raised = engine
+                .store
+                .raise_flags(&user.id, None, &refusal.flags, now_ms)
+                .await?;
+            tracing::warn!(
+                user_id = %user.id,
+                category = %refusal.category,
+                paused = raised.paused,
+                "objective refused at submit"
+            );
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                predial::OBJECTIVE_REFUSED,
+                refusal.message,
+            ));
+        }
+    };
     if engine.store.is_do_not_call(&user.id, &request.to).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -239,6 +271,7 @@ pub(super) async fn place(
         .await?
     {
         Submitted::Created(call) => {
+            flag_submitted(engine, &call, objective_flags, now_ms).await;
             engine.outbound_dispatch.wake();
             tracing::info!(
                 outbound_id = %call.id,
@@ -258,6 +291,40 @@ pub(super) async fn place(
             ),
         )),
         Submitted::RateLimited { retry_at_ms } => Ok(Placed::RateLimited { retry_at_ms }),
+    }
+}
+
+/// Raises the objective's flags and the velocity rules' on a stored call. The
+/// call is stored already: a failure here is logged, not answered.
+async fn flag_submitted(
+    engine: &Engine,
+    call: &OutboundCall,
+    mut flags: Vec<NewFlag>,
+    now_ms: i64,
+) {
+    let rules = &engine.settings.safety.velocity;
+    let since = now_ms.saturating_sub(velocity::lookback_ms(rules));
+    match engine.store.recent_outbound(&call.user_id, since).await {
+        Ok(recent) => flags.extend(velocity::evaluate(rules, call.to.as_str(), &recent, now_ms)),
+        Err(error) => {
+            tracing::error!(outbound_id = %call.id, %error, "velocity rules not counted");
+        }
+    }
+    if flags.is_empty() {
+        return;
+    }
+    match engine
+        .store
+        .raise_flags(&call.user_id, Some(call.id.as_str()), &flags, now_ms)
+        .await
+    {
+        Ok(raised) => tracing::info!(
+            outbound_id = %call.id,
+            flags = raised.flags.len(),
+            paused = raised.paused,
+            "flags raised at submit"
+        ),
+        Err(error) => tracing::error!(outbound_id = %call.id, %error, "flags not raised"),
     }
 }
 

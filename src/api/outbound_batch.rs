@@ -151,7 +151,11 @@ pub async fn submit(
     let origin = Origin::of(&engine, &req);
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
+    // Read again after a refused objective: its critical flag may have paused
+    // the user, and the batch's next targets must see it (403).
+    let mut current: Option<crate::store::users::UserRecord> = None;
     for (index, request) in requests.into_iter().enumerate() {
+        let user = current.as_ref().unwrap_or(user);
         let to = batch.targets[index].to.clone();
         let refusal = |mut why: Value| {
             why["index"] = index.into();
@@ -189,10 +193,15 @@ pub async fn submit(
                 "reason": QUOTA_USED_UP,
                 "retry_after": rfc3339(retry_at_ms),
             }))),
-            Err(e) if e.status.is_client_error() => refused.push(refusal(json!({
-                "code": e.code,
-                "reason": e.message,
-            }))),
+            Err(e) if e.status.is_client_error() => {
+                if e.code == crate::safety::predial::OBJECTIVE_REFUSED {
+                    current = engine.store.get_user(&user.id).await?;
+                }
+                refused.push(refusal(json!({
+                    "code": e.code,
+                    "reason": e.message,
+                })));
+            }
             Err(e) => return Err(e),
         }
     }

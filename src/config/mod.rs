@@ -108,6 +108,11 @@ pub struct SafetySettings {
     /// Number health (`[safety.number_health]`).
     #[serde(default)]
     pub number_health: NumberHealthSettings,
+    /// The velocity rules counted at submit (`[safety.velocity]`).
+    pub velocity: VelocitySettings,
+    /// The reasoning model's classification of objectives at submit
+    /// (`[safety.classifier]`).
+    pub classifier: ClassifierSettings,
 }
 
 /// The post-call review (`[safety.review]`): how often it looks for ended
@@ -193,6 +198,41 @@ impl Default for NumberHealthSettings {
             rest: Duration::from_secs(24 * 3600),
         }
     }
+}
+
+/// `[safety.classifier]`: when on and a summary model is configured
+/// (`[summary]`), each objective the word screen lets through is also
+/// classified by that model at submit.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ClassifierSettings {
+    pub enabled: bool,
+    /// The model's answer is waited for this long; past it the request goes
+    /// through, with a `low` flag saying the check could not run.
+    #[serde(rename = "timeout_secs", deserialize_with = "values::seconds")]
+    pub timeout: Duration,
+}
+
+/// The velocity rules (`[safety.velocity]`), counted over a user's accepted
+/// requests (dialed or not) at submit. A rule that fires raises a flag of its
+/// severity; the call still goes through (unless a critical flag paused the user).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct VelocitySettings {
+    /// The same number called more than `max` times in `window` by one user.
+    pub same_number: VelocityRule,
+    /// More than `max` distinct numbers called in `window` by one user.
+    pub distinct_numbers: VelocityRule,
+    /// `max` or more whole numbers in a row (…01, …02, …03) within one NPA-NXX
+    /// called in `window` by one user.
+    pub sequential: VelocityRule,
+}
+
+/// One velocity rule: its threshold, its window and the flag's severity.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct VelocityRule {
+    pub max: u32,
+    #[serde(rename = "window_secs", deserialize_with = "values::seconds")]
+    pub window: Duration,
+    pub severity: crate::domain::safety::Severity,
 }
 
 /// One category of words (`[[safety.categories]]`): any of its terms, matched as

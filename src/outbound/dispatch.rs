@@ -13,7 +13,10 @@
 //!    below `openai.max_connections × (1 − outbound.reserve_inbound)`, so
 //!    outbound work waits and inbound calls are never refused for it;
 //! 3. dials each claimed call in its own task (dials run concurrently): the
-//!    gates again — the account, the do-not-call lists, calling hours now (a
+//!    gates again — the account, the objective screened again
+//!    (`safety::predial::screen_objective`; a critical category: `canceled`
+//!    `objective-refused`, with a critical flag that pauses the user), the
+//!    do-not-call lists, calling hours now (a
 //!    closed window puts the call back, `scheduled` for the next open instant)
 //!    —, the From number (the workspace's Twilio pool, sorted, one per user by a
 //!    stable hash of the user id), then `Calls.json`. Created: the sid is noted
@@ -55,6 +58,9 @@ use crate::providers::twilio::calls::{
     AmdMode, AnsweredBy, CallEvent, CallStatus, CreateCall, DialError, MachineDetection,
 };
 use crate::providers::twilio::TwilioClient;
+use crate::safety::predial;
+use crate::safety::screen::Screener;
+use crate::store::flags::NewFlag;
 use crate::store::outbound::{Advanced, OutboundCall, OutboundStatus, Transition};
 use crate::store::outbound_dispatch::{AttemptOutcome, ClaimCaps};
 use crate::store::Store;
@@ -78,6 +84,9 @@ pub mod reasons {
     pub const NO_FROM_NUMBER: &str = "no-from-number";
     pub const NO_CALLING_WINDOW: &str = "no-calling-window";
     pub const PLAN_UNKNOWN: &str = "plan-unknown";
+    /// The objective screened again is refused (a category added or made
+    /// critical since submit): the call ends `canceled`.
+    pub const OBJECTIVE_REFUSED: &str = crate::safety::predial::OBJECTIVE_REFUSED;
 }
 
 /// What the dispatcher works with (the engine's parts it needs).
@@ -92,6 +101,8 @@ pub struct DispatchDeps {
     pub stats: Arc<EngineStats>,
     /// `http(s)://host[:port]` Twilio reaches this engine at.
     pub public_url: Arc<str>,
+    /// The safety word categories the objective is screened against again.
+    pub screener: Arc<Screener>,
 }
 
 /// Wakes the engine's dispatcher (a call was submitted); does nothing before it
@@ -332,6 +343,8 @@ enum Gate {
     /// The account was paused or suspended while the call waited: it ends
     /// `canceled` with this reason.
     Cancel(&'static str),
+    /// The objective is refused now: canceled, with these flags raised.
+    Refuse(Vec<NewFlag>),
 }
 
 /// The gates again, at dispatch (things change while a call waits).
@@ -349,6 +362,11 @@ async fn gates(
         UserStatus::Paused => return Ok(Gate::Cancel(reasons::ACCOUNT_PAUSED)),
         UserStatus::Suspended => return Ok(Gate::Cancel(reasons::ACCOUNT_SUSPENDED)),
         _ => {}
+    }
+    if let predial::Verdict::Refused(refusal) =
+        predial::screen_objective(&deps.screener, &call.objective)
+    {
+        return Ok(Gate::Refuse(refusal.flags));
     }
     if store.is_do_not_call(&user.id, &call.to).await? {
         return Ok(Gate::Fail(reasons::DO_NOT_CALL));
@@ -537,6 +555,36 @@ async fn dial(
             }
             let change = Transition {
                 reason: Some(reason),
+                refund_quota: true,
+                ..Transition::default()
+            };
+            advance(
+                deps,
+                &call,
+                &attempt,
+                OutboundStatus::Canceled,
+                change,
+                Some(claimed_from),
+            )
+            .await;
+            return;
+        }
+        Gate::Refuse(flags) => {
+            tracing::warn!(outbound_id = %call.id, "objective refused at dispatch");
+            if let Err(error) = store
+                .raise_flags(&call.user_id, Some(call.id.as_str()), &flags, now_ms(deps))
+                .await
+            {
+                tracing::error!(outbound_id = %call.id, %error, "flags not raised");
+            }
+            if let Err(error) = store
+                .record_attempt(&call.id, &attempt, AttemptOutcome::NotSent, None, None)
+                .await
+            {
+                tracing::warn!(outbound_id = %call.id, %error, "attempt not noted");
+            }
+            let change = Transition {
+                reason: Some(reasons::OBJECTIVE_REFUSED),
                 refund_quota: true,
                 ..Transition::default()
             };

@@ -7,7 +7,12 @@
 //!   outbound call (transcript, the user's telephony pattern → flags).
 //! - [`number_health`]: each pool number's figures over a window; numbers past
 //!   a threshold rest (the dispatcher does not call from them).
+//! - [`predial`]: the objective's screening before dialing, shared by submit and
+//!   dispatch (critical refuses, lesser flags).
+//! - [`velocity`]: the velocity rules counted at submit.
 
 pub mod number_health;
+pub mod predial;
 pub mod review;
 pub mod screen;
+pub mod velocity;

@@ -66,6 +66,7 @@ pub mod pool;
 pub mod safety_review;
 mod spill;
 pub mod users;
+pub mod velocity;
 
 pub use agents::{AgentRecord, NewAgent};
 pub use assistants::{AssistantFields, AssistantRecord, DeleteAssistant};

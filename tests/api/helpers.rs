@@ -87,6 +87,16 @@ pub async fn spawn_app_on(database_url: String, configure: impl FnOnce(&mut Sett
     start_app(database_url, ClockHandle::system(), configure).await
 }
 
+/// [`spawn_app_on`] with the clock the outbound gates read (a restart under a
+/// test's `ManualClock`).
+pub async fn spawn_app_on_with_clock(
+    database_url: String,
+    clock: &ManualClock,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    start_app(database_url, clock.handle(), configure).await
+}
+
 async fn start_app(
     database_url: String,
     clock: ClockHandle,

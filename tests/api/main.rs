@@ -35,6 +35,7 @@ mod postgres;
 mod raw_ws;
 mod recovery;
 mod safety_flags;
+mod safety_gates;
 mod safety_review;
 mod safety_review_bench;
 mod softphone;

@@ -529,8 +529,13 @@ async fn consult_asks_the_reasoning_model_with_the_objective_and_transcript() {
     assert_eq!(answer, json!({ "advice": ADVICE }));
     until_heard(&mut stream, 0x44).await;
 
+    // The same model classified the objective at submit (issue 12's
+    // `[safety.classifier]`): the consult is the request after that one.
     let asked = talk.llm.seen();
-    let consult = &asked[0];
+    let consult = asked
+        .iter()
+        .find(|r| r.body["tool_choice"]["name"] != "classify_objective")
+        .expect("the consult's request");
     assert_eq!(consult.path, "/v1/messages");
     let prompt = consult.body["messages"][0]["content"]
         .as_str()
