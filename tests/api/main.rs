@@ -1,4 +1,5 @@
 mod admin;
+mod admin_review;
 mod ai;
 mod ai_summary;
 mod assistants;
