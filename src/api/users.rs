@@ -19,7 +19,7 @@ use crate::config::{PlanLimits, Plans};
 use crate::domain::user::{EmailAddress, PlanName, TimeZoneName, UserStatus};
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::store::flags::StatusChanged;
+use crate::store::flags::{AuditEntry, StatusChanged};
 use crate::store::users::{UserChanges, UserFields, UserRecord};
 use crate::users::{self, UserError};
 
@@ -414,8 +414,24 @@ pub async fn update(
             &PlanLimits::MAX_CALL_MINUTES,
         )?,
     };
+    let before = match changes.status {
+        Some(_) => engine.store.get_user(&id).await?.map(|u| u.status),
+        None => None,
+    };
     let user = users::update_user(&engine.store, &engine.settings.plans, &id, &changes)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+    // A status set here is an admin action too: it goes to the audit trail
+    // (after the change; `suspend`/`reinstate` write both in one transaction).
+    if let Some(from) = before.filter(|from| *from != user.status) {
+        let entry = AuditEntry::new(
+            engine.clock.now().as_millisecond(),
+            super::flags::ADMIN_ACTOR,
+            "user_status_changed",
+            Some(&id),
+        )
+        .detail(serde_json::json!({ "from": from.as_str(), "to": user.status.as_str() }));
+        engine.store.audit(&entry).await?;
+    }
     Ok(HttpResponse::Ok().json(UserJson::of(user, &engine.settings.plans)))
 }

@@ -572,13 +572,46 @@ async fn a_suspend_reinstate_cycle_is_in_the_audit_trail_and_leaves_quotas_alone
             &json!("explained")
         )
     );
+    // A status set with PATCH is on the trail too.
+    let (status, body) = admin(
+        &app,
+        Method::PATCH,
+        &user_path,
+        Some(&json!({ "status": "paused" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, trail) = app.get_json(&format!("/api/audit?user={}", ada.id)).await;
+    let last = trail["entries"]
+        .as_array()
+        .expect("entries")
+        .last()
+        .cloned();
+    let last = last.expect("an entry");
+    assert_eq!(
+        (
+            &last["action"],
+            &last["detail"]["from"],
+            &last["detail"]["to"]
+        ),
+        (
+            &json!("user_status_changed"),
+            &json!("active"),
+            &json!("paused")
+        )
+    );
     let (_, later) = app
         .get_json("/api/audit?since=2026-12-02T18:01:30%2B00:00")
         .await;
+    let later: Vec<&Value> = later["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| &e["action"])
+        .collect();
     assert_eq!(
-        later["entries"].as_array().expect("entries").len(),
-        1,
-        "{later}"
+        later,
+        [&json!("user_reinstated"), &json!("user_status_changed")]
     );
     let (_, one) = app.get_json("/api/audit?limit=1").await;
     assert_eq!(one["entries"][0]["action"], "user_suspended");
