@@ -102,6 +102,19 @@ pub struct Settings {
 pub struct SafetySettings {
     /// Word lists screened against objectives and transcripts.
     pub categories: Vec<SafetyCategory>,
+    /// The attestation users sign (`[safety.consent]`).
+    pub consent: ConsentSettings,
+}
+
+/// The attestation's wording and its version (`[safety.consent]`). A new
+/// wording needs a new version: the engine pins each version to its wording in
+/// the database the first time it runs with it, and refuses to start with a
+/// different wording under a pinned version. A user's first request under a new
+/// version must name it (`attestation.wording_version`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ConsentSettings {
+    pub version: String,
+    pub wording: String,
 }
 
 /// One category of words (`[[safety.categories]]`): any of its terms, matched as
@@ -696,6 +709,20 @@ impl Settings {
         anyhow::ensure!(
             !summary.timeout.is_zero() && summary.max_tokens > 0,
             "summary.timeout_secs and summary.max_tokens must be positive"
+        );
+        let consent = &self.safety.consent;
+        anyhow::ensure!(
+            !consent.version.is_empty()
+                && consent.version.len() <= 40
+                && consent
+                    .version
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
+            "safety.consent.version must be 1 to 40 letters, digits, '.', '-' or '_'"
+        );
+        anyhow::ensure!(
+            !consent.wording.trim().is_empty(),
+            "safety.consent.wording must not be empty"
         );
         let p = &self.pricing;
         let rates = [

@@ -144,6 +144,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "safety",
         include_str!("../../migrations/sqlite/0015_safety.sql"),
     ),
+    (
+        18,
+        "consent versions",
+        include_str!("../../migrations/sqlite/0018_consent_versions.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -210,6 +215,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "safety",
         include_str!("../../migrations/postgres/0015_safety.sql"),
+    ),
+    (
+        18,
+        "consent versions",
+        include_str!("../../migrations/postgres/0018_consent_versions.sql"),
     ),
 ];
 

@@ -4,6 +4,7 @@ mod ai;
 mod ai_summary;
 mod assistants;
 mod claims;
+mod consent_versions;
 mod db;
 mod dnc;
 mod fake_providers;
