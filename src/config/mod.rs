@@ -104,6 +104,19 @@ pub struct SafetySettings {
     pub categories: Vec<SafetyCategory>,
     /// The attestation users sign (`[safety.consent]`).
     pub consent: ConsentSettings,
+    /// Which workspaces record calls, and where only after a notice
+    /// (`[safety.recording]`).
+    pub recording: RecordingSettings,
+}
+
+/// Recording (`[safety.recording]`): off unless a workspace is listed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RecordingSettings {
+    /// Workspaces whose outbound calls are recorded (default none).
+    pub workspaces: Vec<String>,
+    /// US states (USPS codes) where every party must consent: a callee there is
+    /// recorded only after the recording notice.
+    pub all_party_consent_states: Vec<String>,
 }
 
 /// The attestation's wording and its version (`[safety.consent]`). A new
@@ -723,6 +736,14 @@ impl Settings {
         anyhow::ensure!(
             !consent.wording.trim().is_empty(),
             "safety.consent.wording must not be empty"
+        );
+        anyhow::ensure!(
+            self.safety
+                .recording
+                .all_party_consent_states
+                .iter()
+                .all(|s| s.len() == 2 && s.chars().all(|c| c.is_ascii_uppercase())),
+            "safety.recording.all_party_consent_states must be two-letter state codes (CA, WA…)"
         );
         let p = &self.pricing;
         let rates = [
