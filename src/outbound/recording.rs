@@ -6,8 +6,10 @@
 //! not known — only after the callee has heard the recording notice; elsewhere
 //! (one-party consent) from the dial.
 //!
-//! This module decides; the dial and the notice do not use it yet (see
-//! docs/architecture.md "Recording").
+//! The dispatcher sends `Record=true` with the dial for [`RecordingPlan::FromDial`];
+//! starting a recording after the notice is not built yet, so an
+//! [`RecordingPlan::AfterNotice`] call is not recorded (docs/architecture.md
+//! "Recording").
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -194,6 +194,7 @@ async fn dial(app: &TestApp, twilio: &FakeProvider, id: &str) -> String {
             timeout_secs: 30,
             time_limit_secs: 300,
             send_digits: None,
+            record: false,
         })
         .await
         .expect("the fake Twilio creates the call");
