@@ -249,6 +249,35 @@ fn print_generated_admin_token(token: &str) {
     eprintln!("switchboard: generated admin token for this run: {token}");
 }
 
+/// Checks the attestation's wording (`safety.consent`) and pins its version to
+/// it in the database; a wording changed under a pinned version is refused.
+async fn pin_consent_wording(
+    settings: &Settings,
+    store: &Store,
+    clock: &ClockHandle,
+) -> anyhow::Result<()> {
+    let consent = &settings.safety.consent;
+    crate::outbound::consent::check_wording(consent).map_err(anyhow::Error::msg)?;
+    let hash = crate::outbound::consent::wording_hash(&consent.wording);
+    match store
+        .pin_consent_wording(
+            &consent.version,
+            &hash,
+            &consent.wording,
+            clock.now().as_millisecond(),
+        )
+        .await?
+    {
+        crate::store::consent::WordingPin::Pinned => Ok(()),
+        crate::store::consent::WordingPin::Changed { stored_hash } => anyhow::bail!(
+            "safety.consent.wording changed but safety.consent.version is still {:?} \
+             (its wording was pinned with SHA-256 {stored_hash}, the configured one is {hash}): \
+             a new wording needs a new version",
+            consent.version
+        ),
+    }
+}
+
 async fn build_engine(
     settings: Settings,
     listener: &TcpListener,
@@ -272,6 +301,7 @@ async fn build_engine(
         tracing::warn!(interrupted, "closed calls left open by a previous run");
     }
     let tokens = crate::auth::TokenCache::load(&store).await?;
+    pin_consent_wording(&settings, &store, &clock).await?;
 
     let public_url: Arc<str> = match &settings.public_url {
         Some(url) => url.as_str().into(),

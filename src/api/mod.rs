@@ -5,10 +5,12 @@
 pub mod admin;
 pub mod agents;
 pub mod assistants;
+pub mod audit;
 pub mod caller;
 pub mod calls;
 pub mod directory;
 pub mod dnc;
+pub mod flags;
 pub mod input;
 pub mod number_health;
 pub mod numbers;
@@ -66,6 +68,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/users", web::post().to(users::create))
             .route("/users/{id}", web::get().to(users::get))
             .route("/users/{id}", web::patch().to(users::update))
+            .route("/users/{id}/suspend", web::post().to(users::suspend))
+            .route("/users/{id}/reinstate", web::post().to(users::reinstate))
+            .route("/flags", web::get().to(flags::list))
+            .route("/flags/{id}/resolve", web::post().to(flags::resolve))
+            .route("/audit", web::get().to(audit::list))
             .route("/dnc", web::post().to(dnc::add))
             .route("/dnc", web::get().to(dnc::list))
             .route("/dnc/{e164}", web::delete().to(dnc::remove))

@@ -223,6 +223,7 @@ pub(super) async fn place(
     let record = consent::record(
         user.id.as_str(),
         &request.attestation,
+        &settings.safety.consent,
         origin.ip,
         origin.user_agent.as_deref(),
         now_ms,
@@ -328,6 +329,55 @@ async fn flag_submitted(
     }
 }
 
+/// `409 attestation-outdated` when the request's attestation is not for the
+/// current wording (`safety.consent`): it names another version, or names none
+/// and the user has not signed the current version before. The answer carries
+/// the current version, its wording and hash, so the client can show it and
+/// send `attestation.wording_version` with the next request.
+pub(super) async fn outdated_attestation(
+    engine: &Engine,
+    user: &UserRecord,
+    attestation: &crate::outbound::request::Attestation,
+) -> Result<Option<HttpResponse>, ApiError> {
+    let current = &engine.settings.safety.consent;
+    let hash = consent::wording_hash(&current.wording);
+    let message = match attestation.wording_version() {
+        Some(version) if version == current.version => return Ok(None),
+        Some(version) => format!(
+            "attestation.wording_version: {version:?} is not the current wording's version \
+             {:?}; read the wording in this answer and accept it",
+            current.version
+        ),
+        None => {
+            // Signed this wording before, or never signed any: the attestation
+            // is for the current wording, as the consent record will say. Only
+            // a user who signed an older wording must name the new one.
+            let store = &engine.store;
+            if store
+                .has_accepted_wording(user.id.as_str(), &current.version, &hash)
+                .await?
+                || !store.has_any_consent(user.id.as_str()).await?
+            {
+                return Ok(None);
+            }
+            format!(
+                "attestation.wording_version: required: the attestation's wording is at version \
+                 {:?}, which this user has not accepted yet; read the wording in this answer \
+                 and send its version",
+                current.version
+            )
+        }
+    };
+    Ok(Some(HttpResponse::Conflict().json(json!({
+        "code": "attestation-outdated",
+        "message": message,
+        "field": "attestation.wording_version",
+        "current_version": current.version,
+        "wording": current.wording,
+        "wording_sha256": hash,
+    }))))
+}
+
 /// The quota refusal's message.
 pub(super) const QUOTA_USED_UP: &str = "the account's hourly or daily call quota is used up";
 
@@ -355,6 +405,9 @@ pub async fn submit(
         &engine.settings.outbound.allowed_regions,
         to_offset_date_time(now),
     )?;
+    if let Some(outdated) = outdated_attestation(&engine, user, &request.attestation).await? {
+        return Ok(outdated);
+    }
     let origin = Origin::of(&engine, &req);
     match place(&engine, user, request, &origin, now, None).await? {
         Placed::Created(call) => {

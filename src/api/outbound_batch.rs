@@ -138,6 +138,15 @@ pub async fn submit(
         }
     }
 
+    // One attestation for the whole batch: its wording's version is checked once.
+    if let Some(Ok(first)) = requests.iter().find(|r| r.is_ok()) {
+        if let Some(outdated) =
+            super::outbound::outdated_attestation(&engine, user, &first.attestation).await?
+        {
+            return Ok(outdated);
+        }
+    }
+
     let record = BatchRecord {
         id: uuid::Uuid::new_v4().simple().to_string(),
         user_id: user.id.clone(),

@@ -19,6 +19,7 @@ use crate::config::{PlanLimits, Plans};
 use crate::domain::user::{EmailAddress, PlanName, TimeZoneName, UserStatus};
 use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::store::flags::{AuditEntry, StatusChanged};
 use crate::store::users::{UserChanges, UserFields, UserRecord};
 use crate::users::{self, UserError};
 
@@ -229,7 +230,137 @@ pub async fn get(
         return Err(not_found());
     }
     let user = engine.store.get_user(&id).await?.ok_or_else(not_found)?;
+    if matches!(caller, Caller::Admin) {
+        return Ok(HttpResponse::Ok().json(admin_view(&engine, user).await?));
+    }
     Ok(HttpResponse::Ok().json(UserJson::of(user, &engine.settings.plans)))
+}
+
+/// What the admin sees of a user: the user as `GET` shows it, plus the quota
+/// use now (`quota`) and the open flags (`open_flags`, oldest first).
+async fn admin_view(engine: &Engine, user: UserRecord) -> Result<Value, ApiError> {
+    let now = engine.clock.now();
+    let id = user.id.clone();
+    let usage = engine
+        .store
+        .quota_use(
+            &id,
+            now.as_millisecond(),
+            crate::outbound::submit::month_start(now).as_millisecond(),
+        )
+        .await?;
+    let flags = engine.store.user_flags(&id, true).await?;
+    let shown = UserJson::of(user, &engine.settings.plans);
+    let limits = shown.limits;
+    let mut body = serde_json::to_value(shown).map_err(|e| {
+        tracing::error!(%e, "user as JSON");
+        ApiError::new(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the engine's log",
+        )
+    })?;
+    body["quota"] = serde_json::json!({
+        "calls_last_hour": usage.calls_last_hour,
+        "calls_per_hour": limits.as_ref().map(|l| l.calls_per_hour),
+        "calls_last_day": usage.calls_last_day,
+        "calls_per_day": limits.as_ref().map(|l| l.calls_per_day),
+        "month_spend_usd": (usage.month_spend_usd * 100.0).round() / 100.0,
+        "monthly_budget_usd": limits.as_ref().map(|l| l.monthly_budget_usd),
+    });
+    body["open_flags"] = Value::Array(
+        flags
+            .iter()
+            .map(|f| super::flags::flag_json(f, None, None))
+            .collect(),
+    );
+    Ok(body)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    reason: String,
+}
+
+/// The longest reason of a suspension or reinstatement.
+const MAX_REASON_CHARS: usize = 2000;
+
+/// `POST /api/users/{id}/suspend` (admin): the user can place no call until
+/// reinstated; 409 `already-suspended`.
+pub async fn suspend(
+    admin: Admin,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    change_status(admin, engine, path, body, UserStatus::Suspended).await
+}
+
+/// `POST /api/users/{id}/reinstate` (admin): a suspended or paused user is
+/// active again; quotas are not touched. 409 `not-suspended` for an active user.
+pub async fn reinstate(
+    admin: Admin,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    change_status(admin, engine, path, body, UserStatus::Active).await
+}
+
+async fn change_status(
+    _admin: Admin,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+    to: UserStatus,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&path)?;
+    let body: StatusBody = fields(body.into_inner())?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        return Err(bad_field(
+            "reason",
+            format!("must be 1 to {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    let action = match to {
+        UserStatus::Active => "user_reinstated",
+        _ => "user_suspended",
+    };
+    let now_ms = engine.clock.now().as_millisecond();
+    match engine
+        .store
+        .change_user_status(
+            &id,
+            to.as_str(),
+            super::flags::ADMIN_ACTOR,
+            action,
+            reason,
+            now_ms,
+        )
+        .await?
+    {
+        StatusChanged::Changed => {}
+        StatusChanged::Unchanged => {
+            let (code, what) = match to {
+                UserStatus::Active => ("not-suspended", "is active"),
+                _ => ("already-suspended", "is suspended already"),
+            };
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::CONFLICT,
+                code,
+                format!("user {id} {what}"),
+            ));
+        }
+        StatusChanged::Missing => return Err(ApiError::not_found(format!("no user {id}"))),
+    }
+    let user = engine
+        .store
+        .get_user(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+    Ok(HttpResponse::Ok().json(admin_view(&engine, user).await?))
 }
 
 /// Changes what the body names; answers the user as `GET` does.
@@ -283,8 +414,24 @@ pub async fn update(
             &PlanLimits::MAX_CALL_MINUTES,
         )?,
     };
+    let before = match changes.status {
+        Some(_) => engine.store.get_user(&id).await?.map(|u| u.status),
+        None => None,
+    };
     let user = users::update_user(&engine.store, &engine.settings.plans, &id, &changes)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+    // A status set here is an admin action too: it goes to the audit trail
+    // (after the change; `suspend`/`reinstate` write both in one transaction).
+    if let Some(from) = before.filter(|from| *from != user.status) {
+        let entry = AuditEntry::new(
+            engine.clock.now().as_millisecond(),
+            super::flags::ADMIN_ACTOR,
+            "user_status_changed",
+            Some(&id),
+        )
+        .detail(serde_json::json!({ "from": from.as_str(), "to": user.status.as_str() }));
+        engine.store.audit(&entry).await?;
+    }
     Ok(HttpResponse::Ok().json(UserJson::of(user, &engine.settings.plans)))
 }

@@ -113,6 +113,11 @@ pub struct SafetySettings {
     /// The reasoning model's classification of objectives at submit
     /// (`[safety.classifier]`).
     pub classifier: ClassifierSettings,
+    /// The attestation users sign (`[safety.consent]`).
+    pub consent: ConsentSettings,
+    /// Which workspaces record calls, and where only after a notice
+    /// (`[safety.recording]`).
+    pub recording: RecordingSettings,
 }
 
 /// The post-call review (`[safety.review]`): how often it looks for ended
@@ -233,6 +238,27 @@ pub struct VelocityRule {
     #[serde(rename = "window_secs", deserialize_with = "values::seconds")]
     pub window: Duration,
     pub severity: crate::domain::safety::Severity,
+}
+
+/// Recording (`[safety.recording]`): off unless a workspace is listed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RecordingSettings {
+    /// Workspaces whose outbound calls are recorded (default none).
+    pub workspaces: Vec<String>,
+    /// US states (USPS codes) where every party must consent: a callee there is
+    /// recorded only after the recording notice.
+    pub all_party_consent_states: Vec<String>,
+}
+
+/// The attestation's wording and its version (`[safety.consent]`). A new
+/// wording needs a new version: the engine pins each version to its wording in
+/// the database the first time it runs with it, and refuses to start with a
+/// different wording under a pinned version. A user's first request under a new
+/// version must name it (`attestation.wording_version`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ConsentSettings {
+    pub version: String,
+    pub wording: String,
 }
 
 /// One category of words (`[[safety.categories]]`): any of its terms, matched as
@@ -827,6 +853,28 @@ impl Settings {
         anyhow::ensure!(
             !summary.timeout.is_zero() && summary.max_tokens > 0,
             "summary.timeout_secs and summary.max_tokens must be positive"
+        );
+        let consent = &self.safety.consent;
+        anyhow::ensure!(
+            !consent.version.is_empty()
+                && consent.version.len() <= 40
+                && consent
+                    .version
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
+            "safety.consent.version must be 1 to 40 letters, digits, '.', '-' or '_'"
+        );
+        anyhow::ensure!(
+            !consent.wording.trim().is_empty(),
+            "safety.consent.wording must not be empty"
+        );
+        anyhow::ensure!(
+            self.safety
+                .recording
+                .all_party_consent_states
+                .iter()
+                .all(|s| s.len() == 2 && s.chars().all(|c| c.is_ascii_uppercase())),
+            "safety.recording.all_party_consent_states must be two-letter state codes (CA, WA…)"
         );
         let p = &self.pricing;
         let rates = [

@@ -52,7 +52,11 @@ const BOXES: [&str; 5] = [
     "understands_recording",
     "accepts_responsibility",
 ];
-const SIGNATURE: [&str; 2] = ["signature_full_name", "signature_organization"];
+const SIGNATURE: [&str; 3] = [
+    "signature_full_name",
+    "signature_organization",
+    "wording_version",
+];
 
 /// One target, as given.
 #[derive(Debug, Clone, PartialEq)]
@@ -311,7 +315,7 @@ pub fn render(template: &str, target: &Target) -> Result<String, String> {
 /// fields (`purpose`, `objective`, `callback_url`, `assistant_id`,
 /// `window_start`, `window_end`, `max_concurrency`, the attestation's boxes —
 /// `true` is the literal true — and `signature_full_name`,
-/// `signature_organization`). A refusal names the CSV line.
+/// `signature_organization`, `wording_version`). A refusal names the CSV line.
 pub fn json_from_csv(csv_text: &str, query: &HashMap<String, String>) -> Result<Value, FieldError> {
     let mut body = Map::new();
     let mut attestation = Map::new();

@@ -1,6 +1,6 @@
 //! The attestation a user signs for each outbound call, and the consent record
-//! that keeps it: the wording as versioned text ([`WORDING_VERSION`],
-//! [`WORDING`]) and its SHA-256 ([`wording_hash`]), the boxes it asks to be
+//! that keeps it: the wording as versioned text (config `[safety.consent]`:
+//! `version`, `wording`) and its SHA-256 ([`wording_hash`]), the boxes it asks to be
 //! ticked ([`Affirmation`]), and [`client_ip`], the address the record notes
 //! (believing `X-Forwarded-For` only from `outbound.trusted_proxies`).
 //!
@@ -13,29 +13,38 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 use super::request::Attestation;
+use crate::config::ConsentSettings;
 use crate::store::consent::{ConsentId, ConsentRecord};
 
-/// The version of [`WORDING`]: a new wording gets a new version (the test
-/// `the_wording_is_pinned_to_its_version` fails until it does), so every record
-/// says which text its signer saw.
-pub const WORDING_VERSION: &str = "2026-12-01";
+/// The hex SHA-256 of an attestation's wording (`safety.consent.wording`),
+/// stored with every record so that the text a signer saw can be proved.
+pub fn wording_hash(wording: &str) -> String {
+    hex::encode(Sha256::digest(wording.as_bytes()))
+}
 
-/// What the signer affirms, box by box; each line names the request field that
-/// ticks it. Shown to users as is and hashed into every consent record.
-pub const WORDING: &str = "\
-switchboard outbound call attestation, version 2026-12-01.
-By submitting this request I, the signer named in it, affirm for the call it asks switchboard to place on my behalf:
-legitimate_purpose: the call has a legitimate business purpose, and the objective states it truthfully.
-not_dnc: to my knowledge the number is not on a do-not-call list (a national or state registry, or the callee's own request not to be called by me or my organization), or the callee has an established business relationship with me or has agreed to be called.
-reasonable_basis: I have a reasonable basis to believe the callee expects or would welcome a call of this kind (an existing client, a lead who asked to be contacted, a referral, a vendor or a partner).
-understands_recording: I understand that the call is placed by an AI assistant that says so, and that it is recorded and transcribed.
-accepts_responsibility: I accept responsibility for this call and what it says as the party on whose behalf it is made, and the information in this request is accurate.
-";
-
-/// The hex SHA-256 of [`WORDING`], stored with every record so that the text a
-/// signer saw can be proved later.
-pub fn wording_hash() -> String {
-    hex::encode(Sha256::digest(WORDING.as_bytes()))
+/// What the configured wording must say: every box, each on a line of its own
+/// that starts with the box's field (`not_dnc: …`), and its version. Checked at
+/// start-up.
+pub fn check_wording(consent: &ConsentSettings) -> Result<(), String> {
+    for affirmation in Affirmation::ALL {
+        if !consent
+            .wording
+            .lines()
+            .any(|line| line.starts_with(&format!("{}: ", affirmation.field())))
+        {
+            return Err(format!(
+                "safety.consent.wording must have a line that starts with \"{}: \"",
+                affirmation.field()
+            ));
+        }
+    }
+    if !consent.wording.contains(&consent.version) {
+        return Err(format!(
+            "safety.consent.wording must state its version {:?}",
+            consent.version
+        ));
+    }
+    Ok(())
 }
 
 /// One box of the attestation; each must be literally `true` in the request.
@@ -49,7 +58,7 @@ pub enum Affirmation {
 }
 
 impl Affirmation {
-    /// Every box, in the order of [`WORDING`].
+    /// Every box, in the order of the wording.
     pub const ALL: [Affirmation; 5] = [
         Affirmation::LegitimatePurpose,
         Affirmation::NotDnc,
@@ -80,6 +89,7 @@ pub const MAX_USER_AGENT_CHARS: usize = 512;
 pub fn record(
     user_id: &str,
     attestation: &Attestation,
+    consent: &ConsentSettings,
     ip: IpAddr,
     user_agent: Option<&str>,
     now_ms: i64,
@@ -87,8 +97,8 @@ pub fn record(
     ConsentRecord {
         id: ConsentId::new(),
         user_id: user_id.to_owned(),
-        wording_version: WORDING_VERSION.to_owned(),
-        wording_hash: wording_hash(),
+        wording_version: consent.version.clone(),
+        wording_hash: wording_hash(&consent.wording),
         affirmed: Affirmation::ALL
             .iter()
             .map(|box_| box_.field().to_owned())
@@ -159,28 +169,42 @@ mod tests {
         raw.iter().map(|n| n.parse().expect("a network")).collect()
     }
 
+    fn consent() -> ConsentSettings {
+        crate::config::Settings::defaults().safety.consent
+    }
+
     #[test]
-    fn the_wording_is_pinned_to_its_version() {
-        // Changing WORDING changes its hash: give it a new WORDING_VERSION (and
-        // update both here), so that old records keep pointing at old text.
+    fn the_default_wording_is_pinned_to_its_version() {
+        // Changing the default wording changes its hash: give it a new version
+        // (and update both here), so that old records keep pointing at old text.
+        // (An engine started on a database that pinned the old text refuses a
+        // changed wording under the same version, whatever the defaults say.)
+        let consent = consent();
         assert_eq!(
-            (WORDING_VERSION, wording_hash().as_str()),
+            (
+                consent.version.as_str(),
+                wording_hash(&consent.wording).as_str()
+            ),
             (
                 "2026-12-01",
                 "29dd5f01452b53147e5fb6ca907b7f478a696be789a41060e4e1ea8de6af9802"
             )
         );
-        assert!(WORDING.contains(WORDING_VERSION));
+        assert_eq!(check_wording(&consent), Ok(()));
     }
 
     #[test]
-    fn the_wording_names_every_box() {
-        for affirmation in Affirmation::ALL {
-            assert!(
-                WORDING.contains(&format!("\n{}: ", affirmation.field())),
-                "{affirmation:?}"
-            );
-        }
+    fn a_wording_without_every_box_or_its_version_is_refused() {
+        let mut missing_box = consent();
+        missing_box.wording = missing_box
+            .wording
+            .replace("\nnot_dnc: ", "\nnot on a list: ");
+        let err = check_wording(&missing_box).expect_err("refused");
+        assert!(err.contains("not_dnc"), "{err}");
+        let mut other_version = consent();
+        other_version.version = "2027-01-01".into();
+        let err = check_wording(&other_version).expect_err("refused");
+        assert!(err.contains("2027-01-01"), "{err}");
     }
 
     #[test]
@@ -199,6 +223,7 @@ mod tests {
         let record = record(
             "user-1",
             &request.attestation,
+            &consent(),
             ip("203.0.113.9"),
             Some(&agent),
             1_796_000_000_000,
@@ -206,7 +231,7 @@ mod tests {
         assert_eq!(record.user_id, "user-1");
         assert_eq!(
             (record.wording_version.as_str(), record.wording_hash),
-            (WORDING_VERSION, wording_hash())
+            (consent().version.as_str(), wording_hash(&consent().wording))
         );
         assert_eq!(
             record.affirmed,
@@ -228,7 +253,14 @@ mod tests {
         assert!(kept.starts_with("Mozilla/5.0 "), "trimmed: {kept}");
         assert_eq!(kept.chars().count(), MAX_USER_AGENT_CHARS);
         assert_eq!(record.created_at, 1_796_000_000_000);
-        let blank = super::record("user-1", &request.attestation, ip("::1"), Some("  "), 0);
+        let blank = super::record(
+            "user-1",
+            &request.attestation,
+            &consent(),
+            ip("::1"),
+            Some("  "),
+            0,
+        );
         assert_eq!(blank.user_agent, None);
         assert_ne!(blank.id, record.id, "every record its own id");
     }

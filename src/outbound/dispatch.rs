@@ -459,6 +459,7 @@ pub fn create_request(
         timeout_secs: RING_TIMEOUT_SECS,
         time_limit_secs,
         send_digits: None,
+        record: false,
     }
 }
 
@@ -628,7 +629,15 @@ async fn dial(
         return;
     };
     announce(store, &deps.clock, claimed_from, &call).await;
-    let request = create_request(&deps.public_url, &call, &attempt, &from, time_limit_secs);
+    let mut request = create_request(&deps.public_url, &call, &attempt, &from, time_limit_secs);
+    // A recording workspace's call to a one-party-consent state is recorded
+    // from the dial; to an all-party-consent state (or an unknown one) it is
+    // not recorded at all until the after-the-notice start exists.
+    request.record = super::recording::plan(
+        &deps.settings.safety.recording,
+        call.workspace.as_str(),
+        call.to.as_str(),
+    ) == super::recording::RecordingPlan::FromDial;
     let started = std::time::Instant::now();
     let outcome = twilio.create_call(&request).await;
     tracing::info!(

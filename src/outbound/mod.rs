@@ -46,6 +46,7 @@ pub mod hours;
 pub mod notify;
 pub mod progress;
 pub mod reconcile_cost;
+pub mod recording;
 pub mod request;
 pub mod submit;
 pub mod view;

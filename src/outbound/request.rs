@@ -114,6 +114,9 @@ impl fmt::Display for Purpose {
 pub struct Attestation {
     signature_full_name: String,
     signature_organization: Option<String>,
+    /// The wording's version the signer accepts (`safety.consent.version`);
+    /// `None` when the request does not say.
+    wording_version: Option<String>,
 }
 
 impl Attestation {
@@ -124,6 +127,10 @@ impl Attestation {
 
     pub fn signature_organization(&self) -> Option<&str> {
         self.signature_organization.as_deref()
+    }
+
+    pub fn wording_version(&self) -> Option<&str> {
+        self.wording_version.as_deref()
     }
 }
 
@@ -321,7 +328,11 @@ fn parse_attestation(value: Option<&Value>) -> Result<Attestation, FieldError> {
     let known: Vec<&str> = Affirmation::ALL
         .iter()
         .map(|a| a.field())
-        .chain(["signature_full_name", "signature_organization"])
+        .chain([
+            "signature_full_name",
+            "signature_organization",
+            "wording_version",
+        ])
         .collect();
     refuse_unknown(object, PREFIX, &known)?;
     for affirmation in Affirmation::ALL {
@@ -354,6 +365,7 @@ fn parse_attestation(value: Option<&Value>) -> Result<Attestation, FieldError> {
     Ok(Attestation {
         signature_full_name,
         signature_organization: name(object, PREFIX, "signature_organization")?,
+        wording_version: name(object, PREFIX, "wording_version")?,
     })
 }
 

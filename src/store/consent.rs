@@ -160,3 +160,95 @@ mod tests {
         }
     }
 }
+
+/// What [`Store::pin_consent_wording`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WordingPin {
+    /// The version is pinned to this wording (now, or since an earlier run).
+    Pinned,
+    /// The version was pinned to another wording (its hash as stored).
+    Changed { stored_hash: String },
+}
+
+impl Store {
+    /// Pins `version` to the wording of hash `hash` (and keeps its text), unless
+    /// it is pinned already; then says whether the stored wording is this one.
+    /// Records signed before the pin exists count too: a record of `version`
+    /// with another hash means the wording changed.
+    #[tracing::instrument(skip_all, fields(version))]
+    pub async fn pin_consent_wording(
+        &self,
+        version: &str,
+        hash: &str,
+        wording: &str,
+        now_ms: i64,
+    ) -> Result<WordingPin, StoreError> {
+        sqlx::query(
+            "INSERT INTO consent_versions (version, wording_hash, wording, first_used_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(version)
+        .bind(hash)
+        .bind(db_text(wording))
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?;
+        let pinned: String =
+            sqlx::query("SELECT wording_hash FROM consent_versions WHERE version = $1")
+                .bind(version)
+                .fetch_one(self.pool())
+                .await?
+                .try_get("wording_hash")?;
+        if pinned != hash {
+            return Ok(WordingPin::Changed {
+                stored_hash: pinned,
+            });
+        }
+        let signed_other = sqlx::query(
+            "SELECT wording_hash FROM consent_records \
+             WHERE wording_version = $1 AND wording_hash <> $2 LIMIT 1",
+        )
+        .bind(version)
+        .bind(hash)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match signed_other {
+            Some(row) => WordingPin::Changed {
+                stored_hash: row.try_get("wording_hash")?,
+            },
+            None => WordingPin::Pinned,
+        })
+    }
+
+    /// Whether `user` has signed any wording before.
+    #[tracing::instrument(skip_all, fields(user_id = user))]
+    pub async fn has_any_consent(&self, user: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("SELECT 1 AS signed FROM consent_records WHERE user_id = $1 LIMIT 1")
+                .bind(user)
+                .fetch_optional(self.pool())
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// Whether `user` has signed the wording `version` of hash `hash` before.
+    #[tracing::instrument(skip_all, fields(user_id = user, version))]
+    pub async fn has_accepted_wording(
+        &self,
+        user: &str,
+        version: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "SELECT 1 AS signed FROM consent_records \
+             WHERE user_id = $1 AND wording_version = $2 AND wording_hash = $3 LIMIT 1",
+        )
+        .bind(user)
+        .bind(version)
+        .bind(hash)
+        .fetch_optional(self.pool())
+        .await?
+        .is_some())
+    }
+}

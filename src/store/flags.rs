@@ -65,10 +65,11 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    /// A new entry, with a fresh id.
+    /// A new entry, with a fresh id: entries of the same instant are read back
+    /// in the order they were made on one node (see [`audit_id`]).
     pub fn new(at: i64, actor: &str, action: &str, user_id: Option<&UserId>) -> Self {
         Self {
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            id: audit_id(),
             at,
             actor: actor.to_owned(),
             action: action.to_owned(),
@@ -87,6 +88,30 @@ impl AuditEntry {
         self.detail = detail;
         self
     }
+}
+
+/// 32 hex digits: 16 of a per-process counter that starts at the wall clock's
+/// microseconds and only goes up (so ids sort in the order this node made them,
+/// across restarts too), then 16 random ones (so two nodes never collide). The
+/// trail is read by `(at, id)`: two entries of one transaction — a resolution
+/// and the suspension it causes — come back in the order they were written.
+fn audit_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let mut prev = LAST.load(Ordering::Relaxed);
+    let seq = loop {
+        let next = wall.max(prev + 1);
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(actual) => prev = actual,
+        }
+    };
+    let random = uuid::Uuid::new_v4().as_u64_pair().0;
+    format!("{seq:016x}{random:016x}")
 }
 
 /// What [`Store::raise_flags`] did.
@@ -336,4 +361,354 @@ pub(crate) async fn raise_flags_in(
         }
     }
     Ok(Raised { flags, paused })
+}
+
+/// Which flags [`Store::list_flags`] returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlagFilter {
+    /// `Some(false)`: open flags only; `Some(true)`: resolved only.
+    pub resolved: Option<bool>,
+    /// Empty: every severity.
+    pub severities: Vec<Severity>,
+    pub user: Option<UserId>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// A flag as the admin reviews it: with its call's summary and callee.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagForReview {
+    pub flag: Flag,
+    pub summary: Option<String>,
+    pub callee: Option<String>,
+}
+
+/// How an admin resolves a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagAction {
+    Dismiss,
+    Warn,
+    /// Suspends the flag's user.
+    Suspend,
+    /// Puts the flag's call's callee on the global do-not-call list.
+    BlockNumber,
+}
+
+impl FlagAction {
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "dismiss" => Self::Dismiss,
+            "warn" => Self::Warn,
+            "suspend" => Self::Suspend,
+            "block_number" => Self::BlockNumber,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dismiss => "dismiss",
+            Self::Warn => "warn",
+            Self::Suspend => "suspend",
+            Self::BlockNumber => "block_number",
+        }
+    }
+}
+
+/// What [`Store::resolve_flag`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlagResolved {
+    Resolved(Box<Flag>),
+    /// Resolved before: the flag as it is, its first resolution kept.
+    AlreadyResolved(Box<Flag>),
+    /// `block_number` on a flag about no call: nothing to block.
+    NoCallee,
+    Missing,
+}
+
+/// What [`Store::change_user_status`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChanged {
+    Changed,
+    /// The user has that status already: nothing written.
+    Unchanged,
+    Missing,
+}
+
+/// The calls a user's quotas and budget count now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuotaUse {
+    pub calls_last_hour: i64,
+    pub calls_last_day: i64,
+    pub month_spend_usd: f64,
+}
+
+/// Critical first.
+const SEVERITY_RANK: &str = "CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 \
+                             WHEN 'medium' THEN 2 ELSE 3 END";
+
+impl Store {
+    /// The flags `filter` selects, most severe first, then oldest first; each
+    /// with its call's summary and callee (when it is about a call).
+    #[tracing::instrument(skip_all)]
+    pub async fn list_flags(&self, filter: &FlagFilter) -> Result<Vec<FlagForReview>, StoreError> {
+        let mut clauses = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        match filter.resolved {
+            Some(false) => clauses.push("f.resolved_at IS NULL".to_owned()),
+            Some(true) => clauses.push("f.resolved_at IS NOT NULL".to_owned()),
+            None => {}
+        }
+        if !filter.severities.is_empty() {
+            let marks: Vec<String> = filter.severities.iter().map(|_| next()).collect();
+            clauses.push(format!("f.severity IN ({})", marks.join(", ")));
+        }
+        if filter.user.is_some() {
+            clauses.push(format!("f.user_id = {}", next()));
+        }
+        let limit = next();
+        let offset = next();
+        let filter_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let columns = FLAG_COLUMNS
+            .split(", ")
+            .map(|c| format!("f.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns}, o.summary AS call_summary, o.to_e164 AS call_callee \
+             FROM flags f LEFT JOIN outbound_calls o ON o.id = f.outbound_id {filter_sql} \
+             ORDER BY {rank}, f.created_at, f.id LIMIT {limit} OFFSET {offset}",
+            rank = SEVERITY_RANK.replace("severity", "f.severity"),
+        );
+        let mut query = sqlx::query(&sql);
+        for severity in &filter.severities {
+            query = query.bind(severity.as_str());
+        }
+        if let Some(user) = &filter.user {
+            query = query.bind(user.as_str());
+        }
+        let rows = query
+            .bind(i64::from(filter.limit))
+            .bind(i64::from(filter.offset))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(FlagForReview {
+                    flag: flag_from_row(row)?,
+                    summary: row.try_get("call_summary")?,
+                    callee: row.try_get("call_callee")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Resolves flag `id` once (compare-and-set on its open state), and does
+    /// what `action` says, with the audit entries, all in one transaction:
+    /// `suspend` suspends the user, `block_number` lists the callee of the
+    /// flag's call on the global do-not-call list.
+    #[tracing::instrument(skip_all, fields(flag_id = id, action = action.as_str()))]
+    pub async fn resolve_flag(
+        &self,
+        id: &str,
+        by: &str,
+        action: FlagAction,
+        notes: Option<&str>,
+        now_ms: i64,
+    ) -> Result<FlagResolved, StoreError> {
+        let mut tx = self.begin().await?;
+        let sql = format!("SELECT {FLAG_COLUMNS} FROM flags WHERE id = $1");
+        let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await? else {
+            return Ok(FlagResolved::Missing);
+        };
+        let before = flag_from_row(&row)?;
+        if before.resolution.is_some() {
+            return Ok(FlagResolved::AlreadyResolved(Box::new(before)));
+        }
+        let callee: Option<String> = match (&before.outbound_id, action) {
+            (Some(outbound), FlagAction::BlockNumber) => {
+                sqlx::query("SELECT to_e164 FROM outbound_calls WHERE id = $1")
+                    .bind(outbound.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|row| row.try_get("to_e164"))
+                    .transpose()?
+            }
+            _ => None,
+        };
+        if action == FlagAction::BlockNumber && callee.is_none() {
+            return Ok(FlagResolved::NoCallee);
+        }
+        let sql = format!(
+            "UPDATE flags SET resolved_at = $2, resolved_by = $3, action = $4, notes = $5 \
+             WHERE id = $1 AND resolved_at IS NULL RETURNING {FLAG_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(now_ms)
+            .bind(by)
+            .bind(action.as_str())
+            .bind(notes.map(db_text))
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            // Resolved by someone else between the read and the write.
+            drop(tx);
+            return Ok(match self.get_flag(id).await? {
+                Some(flag) => FlagResolved::AlreadyResolved(Box::new(flag)),
+                None => FlagResolved::Missing,
+            });
+        };
+        let flag = flag_from_row(&row)?;
+        let entry = AuditEntry::new(now_ms, by, "flag_resolved", Some(&flag.user_id))
+            .subject(flag.id.clone())
+            .detail(serde_json::json!({
+                "action": action.as_str(),
+                "notes": notes,
+                "flag_type": flag.kind,
+                "severity": flag.severity.as_str(),
+                "outbound_id": flag.outbound_id,
+            }));
+        append_audit(&mut tx, &entry).await?;
+        match action {
+            FlagAction::Suspend => {
+                let reason = notes.unwrap_or(&flag.reason).to_owned();
+                set_status(
+                    &mut tx,
+                    &flag.user_id,
+                    "suspended",
+                    by,
+                    "user_suspended",
+                    &reason,
+                    Some(&flag.id),
+                    now_ms,
+                )
+                .await?;
+            }
+            FlagAction::BlockNumber => {
+                let callee = callee.unwrap_or_default();
+                let reason = format!("flag {}: {}", flag.id, flag.reason);
+                sqlx::query(
+                    "INSERT INTO do_not_call (e164, user_id, reason, created_at) \
+                     VALUES ($1, NULL, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(callee.as_str())
+                .bind(db_text(&reason))
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                let entry = AuditEntry::new(now_ms, by, "number_blocked", Some(&flag.user_id))
+                    .subject(callee.clone())
+                    .detail(serde_json::json!({ "flag_id": flag.id, "notes": notes }));
+                append_audit(&mut tx, &entry).await?;
+            }
+            FlagAction::Dismiss | FlagAction::Warn => {}
+        }
+        tx.commit().await?;
+        Ok(FlagResolved::Resolved(Box::new(flag)))
+    }
+
+    /// Sets `user`'s status to `status` (`suspended` or `active`) with an audit
+    /// entry `action` by `actor` giving `reason`, in one transaction. Quotas and
+    /// limits are not touched.
+    #[tracing::instrument(skip_all, fields(user_id = %user, status))]
+    pub async fn change_user_status(
+        &self,
+        user: &UserId,
+        status: &str,
+        actor: &str,
+        action: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<StatusChanged, StoreError> {
+        let mut tx = self.begin().await?;
+        let current: Option<String> = sqlx::query("SELECT status FROM users WHERE id = $1")
+            .bind(user.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.try_get("status"))
+            .transpose()?;
+        let Some(current) = current else {
+            return Ok(StatusChanged::Missing);
+        };
+        if current == status {
+            return Ok(StatusChanged::Unchanged);
+        }
+        set_status(&mut tx, user, status, actor, action, reason, None, now_ms).await?;
+        tx.commit().await?;
+        Ok(StatusChanged::Changed)
+    }
+
+    /// What `user`'s hourly and daily quotas and month's budget count at
+    /// `now_ms` — the calls `submit_outbound` counts.
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    pub async fn quota_use(
+        &self,
+        user: &UserId,
+        now_ms: i64,
+        month_start_ms: i64,
+    ) -> Result<QuotaUse, StoreError> {
+        let counts = super::outbound::COUNTS;
+        let row = sqlx::query(&format!(
+            "SELECT \
+               COALESCE(SUM(CASE WHEN created_at > $2 THEN 1 ELSE 0 END), 0) AS last_hour, \
+               COALESCE(SUM(CASE WHEN created_at > $3 THEN 1 ELSE 0 END), 0) AS last_day, \
+               COALESCE(SUM(CASE WHEN created_at >= $4 \
+                 THEN COALESCE(actual_cost_usd, estimated_cost_usd) ELSE 0.0 END), 0.0) AS spent \
+             FROM outbound_calls WHERE user_id = $1 AND {counts}"
+        ))
+        .bind(user.as_str())
+        .bind(now_ms - 3_600_000)
+        .bind(now_ms - 86_400_000)
+        .bind(month_start_ms)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(QuotaUse {
+            calls_last_hour: row.try_get("last_hour")?,
+            calls_last_day: row.try_get("last_day")?,
+            month_spend_usd: row.try_get("spent")?,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn set_status(
+    conn: &mut sqlx::AnyConnection,
+    user: &UserId,
+    status: &str,
+    actor: &str,
+    action: &str,
+    reason: &str,
+    flag_id: Option<&str>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let before: Option<String> = sqlx::query("SELECT status FROM users WHERE id = $1")
+        .bind(user.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| row.try_get("status"))
+        .transpose()?;
+    sqlx::query("UPDATE users SET status = $2, updated_at = $3 WHERE id = $1")
+        .bind(user.as_str())
+        .bind(status)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    let mut entry = AuditEntry::new(now_ms, actor, action, Some(user)).detail(serde_json::json!({
+        "reason": reason,
+        "from": before,
+        "to": status,
+    }));
+    if let Some(flag_id) = flag_id {
+        entry = entry.subject(flag_id);
+    }
+    append_audit(conn, &entry).await
 }

@@ -152,6 +152,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0017_safety_review.sql"),
     ),
     (
+        18,
+        "consent versions",
+        include_str!("../../migrations/sqlite/0018_consent_versions.sql"),
+    ),
+    (
         19,
         "callback_order",
         include_str!("../../migrations/sqlite/0019_callback_order.sql"),
@@ -227,6 +232,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         17,
         "safety review",
         include_str!("../../migrations/postgres/0017_safety_review.sql"),
+    ),
+    (
+        18,
+        "consent versions",
+        include_str!("../../migrations/postgres/0018_consent_versions.sql"),
     ),
     (
         19,

@@ -259,7 +259,7 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// A canceled call, or one refused at dial (refunded), counts against neither the
 /// quotas nor the budget; nor does a batch's call its window closed on.
-const COUNTS: &str =
+pub(super) const COUNTS: &str =
     "status NOT IN ('canceled', 'not_dialed_window_closed') AND quota_refunded = 0";
 
 /// The columns a submit writes; the rest start empty.

@@ -1,8 +1,10 @@
 mod admin;
+mod admin_review;
 mod ai;
 mod ai_summary;
 mod assistants;
 mod claims;
+mod consent_versions;
 mod db;
 mod dnc;
 mod fake_providers;

@@ -22,6 +22,7 @@ fn attestation() -> Value {
         "reasonable_basis": true,
         "understands_recording": true,
         "accepts_responsibility": true,
+        "wording_version": "2026-12-01",
         "signature_full_name": "Ada Lovelace",
     })
 }
@@ -93,6 +94,7 @@ fn csv_query() -> Vec<(&'static str, &'static str)> {
         ("understands_recording", "true"),
         ("accepts_responsibility", "true"),
         ("signature_full_name", "Ada Lovelace"),
+        ("wording_version", "2026-12-01"),
         ("window_start", "14:00"),
         ("window_end", "16:00"),
     ]

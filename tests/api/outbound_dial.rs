@@ -52,6 +52,7 @@ fn dial(to: &str) -> CreateCall {
         timeout_secs: 30,
         time_limit_secs: 300,
         send_digits: Some("ww1234".into()),
+        record: false,
     }
 }
 
@@ -124,6 +125,7 @@ async fn a_create_posts_twilios_form_with_each_status_event_and_async_amd() {
     let plain = CreateCall {
         machine_detection: None,
         send_digits: None,
+        record: false,
         ..dial(CALLEE)
     };
     client(&fake).create_call(&plain).await.expect("created");

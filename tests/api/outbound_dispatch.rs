@@ -295,6 +295,8 @@ async fn a_submitted_call_is_dialed_once_with_twilios_form_and_moved_by_its_call
     assert_eq!(field(form, "Timeout"), Some("30"));
     // The free plan's longest call: 5 minutes.
     assert_eq!(field(form, "TimeLimit"), Some("300"));
+    // Recording is off by default: not recorded from the dial.
+    assert_eq!(field(form, "Record"), None);
 
     s.fake.complete_call(&call_sid, 42).await;
     wait_for_status(&s.app, &id, "completed").await;
@@ -887,4 +889,50 @@ async fn a_dial_left_by_a_dead_engine_is_reconciled_then_dialed_once_on_sqlite()
 #[actix_rt::test]
 async fn a_dial_left_by_a_dead_engine_is_reconciled_then_dialed_once_on_postgres() {
     a_dial_left_by_a_dead_engine_is_reconciled_then_dialed_once(TestDb::Postgres).await;
+}
+
+/// Denver: Colorado, a one-party-consent state.
+const ONE_PARTY_CALLEE: &str = "+17205550123";
+
+async fn a_recording_workspaces_call_is_recorded_from_the_dial_only_in_a_one_party_state(
+    db: TestDb,
+) {
+    let s = setup(db, |fake, settings| {
+        fake.state().calls.like_twilio = Some(LikeTwilio {
+            answered_by: "human".into(),
+        });
+        settings.safety.recording.workspaces = vec![settings.numbers.default_workspace.to_string()];
+    })
+    .await;
+    let colorado = submit_ok(&s.app, &s.user, &outbound_request(ONE_PARTY_CALLEE)).await;
+    wait_for_status(&s.app, &colorado, "in_progress").await;
+    let california = submit_ok(&s.app, &s.user, &outbound_request(CALLEE)).await;
+    wait_for_status(&s.app, &california, "in_progress").await;
+    let forms = creates(&s.fake);
+    let record_of = |to: &str| {
+        let form = forms
+            .iter()
+            .find(|f| field(f, "To") == Some(to))
+            .unwrap_or_else(|| panic!("a dial to {to}"));
+        field(form, "Record").map(str::to_owned)
+    };
+    assert_eq!(record_of(ONE_PARTY_CALLEE).as_deref(), Some("true"));
+    // California is an all-party-consent state: not recorded from the dial.
+    assert_eq!(record_of(CALLEE), None);
+}
+
+#[actix_web::test]
+async fn a_recording_workspaces_call_is_recorded_from_the_dial_only_in_a_one_party_state_on_sqlite()
+{
+    a_recording_workspaces_call_is_recorded_from_the_dial_only_in_a_one_party_state(TestDb::Sqlite)
+        .await;
+}
+
+#[actix_web::test]
+async fn a_recording_workspaces_call_is_recorded_from_the_dial_only_in_a_one_party_state_on_postgres(
+) {
+    a_recording_workspaces_call_is_recorded_from_the_dial_only_in_a_one_party_state(
+        TestDb::Postgres,
+    )
+    .await;
 }

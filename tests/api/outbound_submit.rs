@@ -38,6 +38,7 @@ fn request(to: &str) -> Value {
             "reasonable_basis": true,
             "understands_recording": true,
             "accepts_responsibility": true,
+            "wording_version": "2026-12-01",
             "signature_full_name": "Ada Lovelace",
         },
     })

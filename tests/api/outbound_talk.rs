@@ -113,6 +113,7 @@ async fn claimed_call_with(app: &TestApp, user: &User, more: Value) -> String {
             "reasonable_basis": true,
             "understands_recording": true,
             "accepts_responsibility": true,
+            "wording_version": "2026-12-01",
             "signature_full_name": "Ada Lovelace",
             "signature_organization": "Analytical Engines Ltd",
         },
@@ -193,6 +194,7 @@ async fn dial(app: &TestApp, twilio: &FakeProvider, id: &str) -> String {
             timeout_secs: 30,
             time_limit_secs: 300,
             send_digits: None,
+            record: false,
         })
         .await
         .expect("the fake Twilio creates the call");

@@ -911,8 +911,16 @@ fn signed_consent(user_id: &str, user_agent: Option<&str>) -> ConsentRecord {
     ConsentRecord {
         id: ConsentId::new(),
         user_id: user_id.to_owned(),
-        wording_version: consent::WORDING_VERSION.to_owned(),
-        wording_hash: consent::wording_hash(),
+        wording_version: switchboard::config::Settings::defaults()
+            .safety
+            .consent
+            .version,
+        wording_hash: consent::wording_hash(
+            &switchboard::config::Settings::defaults()
+                .safety
+                .consent
+                .wording,
+        ),
         affirmed: consent::Affirmation::ALL
             .iter()
             .map(|box_| box_.field().to_owned())
@@ -946,8 +954,22 @@ async fn a_consent_record_reads_back_as_written(store: Store) {
         .expect("read")
         .expect("there");
     assert_eq!(read.ip, "2001:db8::7");
-    assert_eq!(read.wording_version, consent::WORDING_VERSION);
-    assert_eq!(read.wording_hash, consent::wording_hash());
+    assert_eq!(
+        read.wording_version,
+        switchboard::config::Settings::defaults()
+            .safety
+            .consent
+            .version
+    );
+    assert_eq!(
+        read.wording_hash,
+        consent::wording_hash(
+            &switchboard::config::Settings::defaults()
+                .safety
+                .consent
+                .wording
+        )
+    );
     assert_eq!(read.affirmed.len(), 5);
     assert_eq!(read.signature_full_name, "Zoë Ångström");
 

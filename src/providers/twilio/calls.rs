@@ -138,6 +138,9 @@ pub struct CreateCall {
     /// DTMF digits played once the call is answered (`SendDigits`; `w` waits
     /// half a second).
     pub send_digits: Option<String>,
+    /// Record the call from the start (`Record=true`; Twilio's "Create a Call"
+    /// parameter, https://www.twilio.com/docs/voice/api/call-resource#create-a-call-resource).
+    pub record: bool,
 }
 
 impl CreateCall {
@@ -168,6 +171,9 @@ impl CreateCall {
                 form.push(("AsyncAmdStatusCallback", callback.clone()));
                 form.push(("AsyncAmdStatusCallbackMethod", "POST".to_owned()));
             }
+        }
+        if self.record {
+            form.push(("Record", "true".to_owned()));
         }
         form.push(("TimeLimit", self.time_limit_secs.to_string()));
         form.push(("Url", self.url.clone()));
