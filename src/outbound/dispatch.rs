@@ -494,6 +494,31 @@ async fn advance(
     }
 }
 
+/// A claimed call the gates at dispatch stopped: its attempt is noted as never
+/// sent, and the call ends `status` with `reason`, its quota refunded.
+async fn end_undialed(
+    deps: &DispatchDeps,
+    call: &OutboundCall,
+    attempt: &str,
+    status: OutboundStatus,
+    reason: &'static str,
+    claimed_from: OutboundStatus,
+) {
+    if let Err(error) = deps
+        .store
+        .record_attempt(&call.id, attempt, AttemptOutcome::NotSent, None, None)
+        .await
+    {
+        tracing::warn!(outbound_id = %call.id, %error, "attempt not noted");
+    }
+    let change = Transition {
+        reason: Some(reason),
+        refund_quota: true,
+        ..Transition::default()
+    };
+    advance(deps, call, attempt, status, change, Some(claimed_from)).await;
+}
+
 /// Gates, then dials one claimed call (see the module doc).
 async fn dial(
     deps: &DispatchDeps,
@@ -548,26 +573,8 @@ async fn dial(
         }
         Gate::Cancel(reason) => {
             tracing::info!(outbound_id = %call.id, reason, "canceled at dispatch");
-            if let Err(error) = store
-                .record_attempt(&call.id, &attempt, AttemptOutcome::NotSent, None, None)
-                .await
-            {
-                tracing::warn!(outbound_id = %call.id, %error, "attempt not noted");
-            }
-            let change = Transition {
-                reason: Some(reason),
-                refund_quota: true,
-                ..Transition::default()
-            };
-            advance(
-                deps,
-                &call,
-                &attempt,
-                OutboundStatus::Canceled,
-                change,
-                Some(claimed_from),
-            )
-            .await;
+            let status = OutboundStatus::Canceled;
+            end_undialed(deps, &call, &attempt, status, reason, claimed_from).await;
             return;
         }
         Gate::Refuse(flags) => {
@@ -578,50 +585,14 @@ async fn dial(
             {
                 tracing::error!(outbound_id = %call.id, %error, "flags not raised");
             }
-            if let Err(error) = store
-                .record_attempt(&call.id, &attempt, AttemptOutcome::NotSent, None, None)
-                .await
-            {
-                tracing::warn!(outbound_id = %call.id, %error, "attempt not noted");
-            }
-            let change = Transition {
-                reason: Some(reasons::OBJECTIVE_REFUSED),
-                refund_quota: true,
-                ..Transition::default()
-            };
-            advance(
-                deps,
-                &call,
-                &attempt,
-                OutboundStatus::Canceled,
-                change,
-                Some(claimed_from),
-            )
-            .await;
+            let (status, reason) = (OutboundStatus::Canceled, reasons::OBJECTIVE_REFUSED);
+            end_undialed(deps, &call, &attempt, status, reason, claimed_from).await;
             return;
         }
         Gate::Fail(reason) => {
             tracing::info!(outbound_id = %call.id, reason, "refused at dispatch");
-            if let Err(error) = store
-                .record_attempt(&call.id, &attempt, AttemptOutcome::NotSent, None, None)
-                .await
-            {
-                tracing::warn!(outbound_id = %call.id, %error, "attempt not noted");
-            }
-            let change = Transition {
-                reason: Some(reason),
-                refund_quota: true,
-                ..Transition::default()
-            };
-            advance(
-                deps,
-                &call,
-                &attempt,
-                OutboundStatus::Failed,
-                change,
-                Some(claimed_from),
-            )
-            .await;
+            let status = OutboundStatus::Failed;
+            end_undialed(deps, &call, &attempt, status, reason, claimed_from).await;
             return;
         }
     };
