@@ -10,10 +10,9 @@
 //!   (platform.openai.com/docs/guides/structured-outputs), the answer the
 //!   message's `content`.
 
-use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};
 
-use super::summary::{excerpt, send, Provider, Summarizer, SummaryError, ANTHROPIC_VERSION};
+use super::summary::{excerpt, Provider, Summarizer, SummaryError};
 
 /// The forced tool's name (Anthropic) and the schema's (OpenAI).
 pub const TOOL_NAME: &str = "classify_objective";
@@ -96,13 +95,7 @@ impl Summarizer {
                     }],
                     "tool_choice": { "type": "tool", "name": TOOL_NAME },
                 });
-                let request = self
-                    .http
-                    .post(format!("{}/v1/messages", self.base_url))
-                    .header("x-api-key", self.api_key.expose_secret())
-                    .header("anthropic-version", ANTHROPIC_VERSION)
-                    .json(&body);
-                let answer = send(request).await?;
+                let answer = self.post_messages(&body).await?;
                 answer["content"]
                     .as_array()
                     .and_then(|blocks| {
@@ -128,12 +121,7 @@ impl Summarizer {
                         "json_schema": { "name": TOOL_NAME, "strict": true, "schema": schema() },
                     },
                 });
-                let request = self
-                    .http
-                    .post(format!("{}/v1/chat/completions", self.base_url))
-                    .bearer_auth(self.api_key.expose_secret())
-                    .json(&body);
-                let answer = send(request).await?;
+                let answer = self.post_chat(&body).await?;
                 let message = &answer["choices"][0]["message"];
                 if let Some(refusal) = message["refusal"].as_str() {
                     return Err(SummaryError::BadAnswer(format!(

@@ -11,7 +11,7 @@ pub use super::cost::SummaryUsage;
 use crate::config::{SummaryProvider, SummarySettings};
 
 /// Anthropic's API version header value.
-pub(super) const ANTHROPIC_VERSION: &str = "2023-06-01";
+const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// How much of an error body is kept in [`SummaryError::Status`].
 const ERROR_EXCERPT_CHARS: usize = 300;
 /// Longest transcript sent: a longer one keeps its beginning and its end.
@@ -177,10 +177,8 @@ impl Summarizer {
     #[tracing::instrument(skip_all, fields(provider = ?self.provider, model = %self.model))]
     pub async fn summarize(&self, input: &SummaryInput<'_>) -> Result<CallSummary, SummaryError> {
         let facts = facts(input);
-        let (text, usage) = match self.provider {
-            Provider::Anthropic => self.anthropic(&facts).await?,
-            Provider::OpenAi => self.openai(&facts).await?,
-        };
+        let (text, usage) = self.text(SYSTEM_PROMPT, &facts, true).await?;
+        let usage = self.usage(&usage);
         let (summary, outcome) = parse_answer(&text)?;
         Ok(CallSummary {
             summary,
@@ -194,21 +192,29 @@ impl Summarizer {
     /// raw `usage` out.
     #[tracing::instrument(skip_all, fields(provider = ?self.provider, model = %self.model))]
     pub async fn ask(&self, system: &str, prompt: &str) -> Result<(String, Value), SummaryError> {
+        self.text(system, prompt, false).await
+    }
+
+    /// One question answered in text: the answer and the API's raw `usage`.
+    /// `json_object` asks OpenAI for a JSON object (Anthropic has no such switch:
+    /// the prompt says so).
+    async fn text(
+        &self,
+        system: &str,
+        prompt: &str,
+        json_object: bool,
+    ) -> Result<(String, Value), SummaryError> {
         match self.provider {
             Provider::Anthropic => {
-                let body = json!({
-                    "model": self.model,
-                    "max_tokens": self.max_tokens,
-                    "system": system,
-                    "messages": [{ "role": "user", "content": prompt }],
-                });
-                let request = self
-                    .http
-                    .post(format!("{}/v1/messages", self.base_url))
-                    .header("x-api-key", self.api_key.expose_secret())
-                    .header("anthropic-version", ANTHROPIC_VERSION)
-                    .json(&body);
-                let answer = send(request).await?;
+                let answer = self
+                    .post_messages(&json!({
+                        "model": self.model,
+                        "max_tokens": self.max_tokens,
+                        "system": system,
+                        "messages": [{ "role": "user", "content": prompt }],
+                    }))
+                    .await?;
+                // The first text block (a thinking block may come before it).
                 let text = answer["content"]
                     .as_array()
                     .and_then(|blocks| {
@@ -223,7 +229,7 @@ impl Summarizer {
                 Ok((text.to_owned(), answer["usage"].clone()))
             }
             Provider::OpenAi => {
-                let body = json!({
+                let mut body = json!({
                     "model": self.model,
                     "max_completion_tokens": self.max_tokens,
                     "messages": [
@@ -231,12 +237,10 @@ impl Summarizer {
                         { "role": "user", "content": prompt },
                     ],
                 });
-                let request = self
-                    .http
-                    .post(format!("{}/v1/chat/completions", self.base_url))
-                    .bearer_auth(self.api_key.expose_secret())
-                    .json(&body);
-                let answer = send(request).await?;
+                if json_object {
+                    body["response_format"] = json!({ "type": "json_object" });
+                }
+                let answer = self.post_chat(&body).await?;
                 let text = answer["choices"][0]["message"]["content"]
                     .as_str()
                     .ok_or_else(|| {
@@ -247,56 +251,33 @@ impl Summarizer {
         }
     }
 
-    async fn anthropic(&self, facts: &str) -> Result<(String, SummaryUsage), SummaryError> {
-        let body = json!({
-            "model": self.model,
-            "max_tokens": self.max_tokens,
-            "system": SYSTEM_PROMPT,
-            "messages": [{ "role": "user", "content": facts }],
-        });
+    /// The API's raw `usage`, read as this provider writes it.
+    pub(super) fn usage(&self, raw: &Value) -> SummaryUsage {
+        match self.provider {
+            Provider::Anthropic => anthropic_usage(&self.model, raw),
+            Provider::OpenAi => openai_usage(&self.model, raw),
+        }
+    }
+
+    /// POSTs an Anthropic Messages request; the answer's JSON.
+    pub(super) async fn post_messages(&self, body: &Value) -> Result<Value, SummaryError> {
         let request = self
             .http
             .post(format!("{}/v1/messages", self.base_url))
             .header("x-api-key", self.api_key.expose_secret())
             .header("anthropic-version", ANTHROPIC_VERSION)
-            .json(&body);
-        let answer = send(request).await?;
-        // The first text block (a thinking block may come before it).
-        let text = answer["content"]
-            .as_array()
-            .and_then(|blocks| {
-                blocks
-                    .iter()
-                    .find(|b| b["type"] == "text")
-                    .and_then(|b| b["text"].as_str())
-            })
-            .ok_or_else(|| SummaryError::BadAnswer("no text block in content".to_owned()))?;
-        Ok((
-            text.to_owned(),
-            anthropic_usage(&self.model, &answer["usage"]),
-        ))
+            .json(body);
+        send(request).await
     }
 
-    async fn openai(&self, facts: &str) -> Result<(String, SummaryUsage), SummaryError> {
-        let body = json!({
-            "model": self.model,
-            "max_completion_tokens": self.max_tokens,
-            "messages": [
-                { "role": "system", "content": SYSTEM_PROMPT },
-                { "role": "user", "content": facts },
-            ],
-            "response_format": { "type": "json_object" },
-        });
+    /// POSTs an OpenAI Chat Completions request; the answer's JSON.
+    pub(super) async fn post_chat(&self, body: &Value) -> Result<Value, SummaryError> {
         let request = self
             .http
             .post(format!("{}/v1/chat/completions", self.base_url))
             .bearer_auth(self.api_key.expose_secret())
-            .json(&body);
-        let answer = send(request).await?;
-        let text = answer["choices"][0]["message"]["content"]
-            .as_str()
-            .ok_or_else(|| SummaryError::BadAnswer("no choices[0].message.content".to_owned()))?;
-        Ok((text.to_owned(), openai_usage(&self.model, &answer["usage"])))
+            .json(body);
+        send(request).await
     }
 }
 
@@ -330,7 +311,7 @@ pub(super) fn openai_usage(model: &str, usage: &Value) -> SummaryUsage {
 }
 
 /// Sends a request; a non-2xx status becomes [`SummaryError::Status`].
-pub(super) async fn send(request: reqwest::RequestBuilder) -> Result<Value, SummaryError> {
+async fn send(request: reqwest::RequestBuilder) -> Result<Value, SummaryError> {
     let response = request.send().await?;
     let status = response.status();
     if !status.is_success() {

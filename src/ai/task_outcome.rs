@@ -17,13 +17,12 @@
 //! not hold to the schema, and a malformed answer becomes no outcome with the
 //! reason kept, never a crash. The tokens are counted either way.
 
-use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::summary::{
-    anthropic_usage, excerpt, openai_usage, send, shorten, Provider, Summarizer, SummaryError,
-    SummaryUsage, ANTHROPIC_VERSION, MAX_TRANSCRIPT_CHARS,
+    anthropic_usage, excerpt, openai_usage, shorten, Provider, Summarizer, SummaryError,
+    SummaryUsage, MAX_TRANSCRIPT_CHARS,
 };
 
 /// The Anthropic tool the answer is forced through.
@@ -175,13 +174,7 @@ impl Summarizer {
             }],
             "tool_choice": { "type": "tool", "name": TOOL_NAME },
         });
-        let request = self
-            .http
-            .post(format!("{}/v1/messages", self.base_url))
-            .header("x-api-key", self.api_key.expose_secret())
-            .header("anthropic-version", ANTHROPIC_VERSION)
-            .json(&body);
-        let answer = send(request).await?;
+        let answer = self.post_messages(&body).await?;
         let usage = anthropic_usage(&self.model, &answer["usage"]);
         let input = answer["content"].as_array().and_then(|blocks| {
             blocks
@@ -209,12 +202,7 @@ impl Summarizer {
                 "json_schema": { "name": "task_outcome", "strict": true, "schema": schema() },
             },
         });
-        let request = self
-            .http
-            .post(format!("{}/v1/chat/completions", self.base_url))
-            .bearer_auth(self.api_key.expose_secret())
-            .json(&body);
-        let answer = send(request).await?;
+        let answer = self.post_chat(&body).await?;
         let usage = openai_usage(&self.model, &answer["usage"]);
         let message = &answer["choices"][0]["message"];
         let outcome = if let Some(refusal) = message["refusal"].as_str() {
