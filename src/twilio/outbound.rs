@@ -22,10 +22,9 @@ use switchboard_actors::number::Route;
 use switchboard_actors::{AssistantId, CallId};
 
 use super::twiml;
-use super::webhook::{known_call, signed_form, stream_twiml, twiml, WebhookGate};
+use super::webhook::{reserve_call_sid, signed_form, stream_twiml, twiml, WebhookGate};
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::store::calls::SidClaim;
 use crate::store::outbound::{OutboundCall, OutboundId};
 
 /// The prefix of an outbound call's assistant id (as `ai::outbound::PREFIX`).
@@ -120,17 +119,8 @@ pub async fn answer(
     };
     // The store's unique id and CallSid decide, as for `/twilio/voice`: a retry
     // after the call ended, or racing the first delivery, starts no second call.
-    match tokio::time::timeout(gate.store_timeout, engine.store.claim_call_sid(&opened)).await {
-        Ok(Ok(SidClaim::Claimed)) => {}
-        Ok(Ok(SidClaim::Taken { call_id, ended })) => {
-            return Ok(twiml(
-                known_call(&engine, &call_sid, &call_id, ended).await?,
-            ));
-        }
-        Ok(Err(err)) => {
-            tracing::warn!(%err, "could not reserve the CallSid; going on without the store")
-        }
-        Err(_) => tracing::warn!("the store did not reserve the CallSid in time; going on"),
+    if let Some(known) = reserve_call_sid(&engine, &gate, &opened).await? {
+        return Ok(twiml(known));
     }
     let setup = CallSetup {
         id: call_id,

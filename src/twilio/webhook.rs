@@ -289,17 +289,8 @@ pub async fn voice(
         direction: "inbound",
         started_at: now_ms(),
     };
-    match tokio::time::timeout(gate.store_timeout, engine.store.claim_call_sid(&opened)).await {
-        Ok(Ok(SidClaim::Claimed)) => {}
-        Ok(Ok(SidClaim::Taken { call_id, ended })) => {
-            return Ok(twiml(
-                known_call(&engine, &call_sid, &call_id, ended).await?,
-            ));
-        }
-        Ok(Err(err)) => {
-            tracing::warn!(%err, "could not reserve the CallSid; going on without the store")
-        }
-        Err(_) => tracing::warn!("the store did not reserve the CallSid in time; going on"),
+    if let Some(known) = reserve_call_sid(&engine, &gate, &opened).await? {
+        return Ok(twiml(known));
     }
 
     let Some(number) = number else {
@@ -316,6 +307,32 @@ const NOT_IN_SERVICE: &str = "The number you have called is not in service. Good
 /// How long a retried webhook waits for the first delivery of its CallSid, which
 /// holds the store's record but is not live yet, to start its call.
 const FIRST_DELIVERY_GRACE: Duration = Duration::from_secs(2);
+
+/// Reserves the call's CallSid in the store, whose unique id and CallSid decide
+/// whether this webhook starts a call: `Some(TwiML)` when the CallSid is taken
+/// (a retry, or a race with the first delivery: the known call's answer). A
+/// store that fails or is slow does not stop the call; it goes on unrecorded.
+pub(super) async fn reserve_call_sid(
+    engine: &Engine,
+    gate: &WebhookGate,
+    opened: &CallOpened,
+) -> Result<Option<String>, ApiError> {
+    match tokio::time::timeout(gate.store_timeout, engine.store.claim_call_sid(opened)).await {
+        Ok(Ok(SidClaim::Claimed)) => Ok(None),
+        Ok(Ok(SidClaim::Taken { call_id, ended })) => {
+            let call_sid = opened.call_sid.as_deref().unwrap_or_default();
+            Ok(Some(known_call(engine, call_sid, &call_id, ended).await?))
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(%err, "could not reserve the CallSid; going on without the store");
+            Ok(None)
+        }
+        Err(_) => {
+            tracing::warn!("the store did not reserve the CallSid in time; going on");
+            Ok(None)
+        }
+    }
+}
 
 /// The answer to a webhook whose CallSid the store already holds: the live call's
 /// stream, or — the call is over — a hang-up.
