@@ -336,9 +336,12 @@ async fn build_engine(
     let coordinator = CoordinatorHandle::start();
     let registry = RegistryHandle::start();
     let parking = ParkingHandle::start();
+    let start_recording = crate::providers::twilio::TwilioClient::for_calls(&settings)?
+        .map(|twilio| crate::outbound::recording::starter(twilio, store.clone()));
     let hooks = crate::ai::hooks::build(
         &settings,
         store.clone(),
+        start_recording,
         Arc::new(journal.clone()),
         Arc::clone(&stats),
         {

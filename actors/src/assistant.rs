@@ -72,6 +72,10 @@ pub enum AssistantUpdate {
         name: String,
         detail: serde_json::Value,
     },
+    /// An outbound call's recording after its notice: `{"status":"started",
+    /// "recording_sid",…}`, `failed` with a `reason`, or `skipped` (the callee
+    /// talked over the notice).
+    Recording { detail: serde_json::Value },
     /// Token usage of one model response (`response.done.response.usage`).
     Usage {
         model: String,

@@ -305,6 +305,7 @@ fn cost_of(
 pub fn build(
     settings: &crate::config::Settings,
     store: crate::store::Store,
+    start_recording: Option<super::relay::StartRecording>,
     journal: Arc<dyn Journal>,
     stats: Arc<switchboard_actors::stats::EngineStats>,
     now_ms: NowMs,
@@ -322,14 +323,16 @@ pub fn build(
         mark_interval_ms: openai.mark_interval.as_millis() as u64,
         max_connections: openai.max_connections,
     };
-    let outbound_settings = Arc::new(settings.outbound.clone());
+    let outbound_settings =
+        Arc::new((settings.outbound.clone(), settings.safety.recording.clone()));
     let loader_store = store.clone();
     let load: super::relay::LoadAssistant = Arc::new(move |id: AssistantId| {
         let store = loader_store.clone();
         let outbound_settings = Arc::clone(&outbound_settings);
         Box::pin(async move {
             if let Some(outbound_id) = super::outbound::outbound_id_of(&id) {
-                return super::outbound::load(&store, &outbound_settings, id, outbound_id).await;
+                let (outbound, recording) = &*outbound_settings;
+                return super::outbound::load(&store, outbound, recording, id, outbound_id).await;
             }
             match store.get_assistant(&id).await {
                 Ok(Some(a)) => Ok(super::relay::AssistantConfig {
@@ -360,6 +363,7 @@ pub fn build(
             http,
             stats,
             store: store.clone(),
+            start_recording,
             reasoner: summarizer.clone(),
         },
         journal,

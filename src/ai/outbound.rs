@@ -16,9 +16,10 @@ use switchboard_actors::number::Route;
 use switchboard_actors::{AssistantId, UserId};
 
 use super::relay::AssistantConfig;
-use crate::config::{OnMachine, OutboundSettings};
+use crate::config::{OnMachine, OutboundSettings, RecordingSettings};
 use crate::domain::assistant::ToolSpec;
 use crate::domain::phone::PhoneNumber;
+use crate::domain::recording::RecordingPlan;
 use crate::store::outbound::{OutboundCall, OutboundId};
 use crate::store::Store;
 
@@ -37,8 +38,11 @@ pub struct OutboundBrief {
     pub callee: PhoneNumber,
     /// What the call is for, as the user wrote it (sent to `consult`).
     pub objective: String,
-    /// Said first: an AI assistant, on whose behalf, and why.
+    /// Said first: an AI assistant, on whose behalf, and why — and that the
+    /// call is recorded, when it is.
     pub disclosure: String,
+    /// Whether and when the call is recorded (`[safety.recording]`).
+    pub recording: RecordingPlan,
     /// Left on an answering machine (`on_machine = leave_message`).
     pub voicemail: String,
     pub on_machine: OnMachine,
@@ -71,6 +75,7 @@ pub struct Principal {
 pub async fn load(
     store: &Store,
     settings: &OutboundSettings,
+    recording: &RecordingSettings,
     id: AssistantId,
     outbound_id: OutboundId,
 ) -> Result<AssistantConfig, String> {
@@ -94,7 +99,8 @@ pub async fn load(
             .and_then(|c| c.signature_organization)
             .filter(|o| !o.trim().is_empty()),
     };
-    let brief = brief(&call, &principal, settings);
+    let plan = recording.plan(call.workspace.as_str(), call.to.as_str());
+    let brief = brief(&call, &principal, settings, plan);
     let outbound_instructions = instructions(&call, &principal, &brief.disclosure);
     let own = match call.assistant_id.as_deref() {
         Some(raw) => {
@@ -167,11 +173,16 @@ fn on_behalf_of(principal: &Principal) -> String {
     }
 }
 
-/// The disclosure said first: that it is an AI assistant, for whom, and why.
-pub fn disclosure(call: &OutboundCall, principal: &Principal) -> String {
+/// The disclosure said first: that it is an AI assistant, for whom, and why;
+/// the recording notice ends it when the call is recorded (and only then).
+pub fn disclosure(call: &OutboundCall, principal: &Principal, recording: RecordingPlan) -> String {
+    let notice = if recording.records() {
+        " This call is recorded."
+    } else {
+        ""
+    };
     format!(
-        "Hello, this is an AI assistant calling on behalf of {}, about {}: {} \
-         This call may be recorded.",
+        "Hello, this is an AI assistant calling on behalf of {}, about {}: {}{notice}",
         on_behalf_of(principal),
         purpose_phrase(&call.purpose),
         sentence(&call.objective),
@@ -202,13 +213,19 @@ pub fn voicemail(template: &str, call: &OutboundCall, principal: &Principal) -> 
         .replace("{objective}", call.objective.trim().trim_end_matches('.'))
 }
 
-fn brief(call: &OutboundCall, principal: &Principal, settings: &OutboundSettings) -> OutboundBrief {
+fn brief(
+    call: &OutboundCall,
+    principal: &Principal,
+    settings: &OutboundSettings,
+    recording: RecordingPlan,
+) -> OutboundBrief {
     OutboundBrief {
         outbound_id: call.id.clone(),
         user_id: call.user_id.clone(),
         callee: call.to.clone(),
         objective: call.objective.clone(),
-        disclosure: disclosure(call, principal),
+        disclosure: disclosure(call, principal, recording),
+        recording,
         voicemail: voicemail(&settings.voicemail_message, call, principal),
         on_machine: settings.on_machine,
         greeting_wait: settings.greeting_wait,

@@ -16,7 +16,12 @@
 //!   the voicemail message then a hang-up (`on_machine = leave_message`) or a
 //!   hang-up at once, a fax a hang-up; `human` and `unknown` change nothing;
 //! - hard limits: `silence_timeout` with nobody speaking (neither side's audio)
-//!   and `max_hold` without a turn from the callee end the call.
+//!   and `max_hold` without a turn from the callee end the call;
+//! - recording after the notice (`RecordingPlan::AfterNotice`): once the
+//!   disclosure — which says the call is recorded — has played to its end
+//!   (every mark after its audio echoed), the relay's `start_recording` asks
+//!   Twilio to record; a disclosure the callee talked over is not a notice
+//!   heard, and the call is not recorded. Each outcome is a `recording` event.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +33,7 @@ use switchboard_actors::assistant::{AssistantNotice, AssistantUpdate};
 use super::super::outbound::{self as brief_mod, OutboundBrief};
 use super::{AiLeg, Exit, Stage};
 use crate::config::OnMachine;
+use crate::domain::recording::RecordingPlan;
 use crate::store::dnc::DncScope;
 
 /// The longest a voicemail message may take to play before the call hangs up
@@ -52,6 +58,19 @@ pub(super) struct Outbound {
     waited_once: bool,
     /// A verdict was acted on: later ones are ignored.
     decided: bool,
+    /// Where the recording notice (the disclosure) stands.
+    notice: Notice,
+}
+
+/// The disclosure, heard or not: recording after the notice waits for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Notice {
+    /// Not asked for yet.
+    NotYet,
+    /// Asked for; its response's id once `response.created` names it.
+    Playing(Option<String>),
+    /// Played to its end, or talked over: decided either way.
+    Settled,
 }
 
 impl Outbound {
@@ -68,6 +87,7 @@ impl Outbound {
             speaking: false,
             waited_once: false,
             decided: false,
+            notice: Notice::NotYet,
         }
     }
 }
@@ -118,6 +138,7 @@ impl AiLeg {
             return;
         }
         outbound.opened = true;
+        outbound.notice = Notice::Playing(None);
         if let Some(timer) = outbound.greeting_timer.take() {
             ctx.cancel_future(timer);
         }
@@ -144,6 +165,79 @@ impl AiLeg {
                     },
                 },
             },
+        }));
+    }
+
+    /// `response.created`: the first response after the disclosure was asked
+    /// for is the disclosure.
+    /// A disclosure whose response failed without audio is asked for again: the
+    /// retry's response is the disclosure then.
+    pub(super) fn outbound_response_created(&mut self, response: &str) {
+        let Some(outbound) = &mut self.outbound else {
+            return;
+        };
+        let replaces = match &outbound.notice {
+            Notice::Playing(None) => true,
+            Notice::Playing(Some(earlier)) => {
+                earlier != response && !self.items.values().any(|i| i.response_id == *earlier)
+            }
+            _ => false,
+        };
+        if replaces {
+            outbound.notice = Notice::Playing(Some(response.to_owned()));
+        }
+    }
+
+    /// After a mark echo, a response's end or a barge-in: has the disclosure
+    /// been heard to its end (then a recording after the notice starts), or
+    /// was it cut (then the call is not recorded)?
+    pub(super) fn outbound_notice_check(&mut self, ctx: &mut Context<Self>) {
+        let Some(outbound) = &mut self.outbound else {
+            return;
+        };
+        let Notice::Playing(Some(response)) = &outbound.notice else {
+            return;
+        };
+        let cut = self.cancelled_responses.contains(response);
+        let mut audio = self
+            .items
+            .values()
+            .filter(|item| item.response_id == *response)
+            .peekable();
+        let has_audio = audio.peek().is_some();
+        let played = audio.all(|item| item.played_ms >= item.sent_ms);
+        let done = self.active_response.as_deref() != Some(response.as_str());
+        let heard = done && has_audio && played;
+        if !(cut || heard) {
+            return;
+        }
+        outbound.notice = Notice::Settled;
+        if outbound.brief.recording != RecordingPlan::AfterNotice {
+            return;
+        }
+        if cut {
+            tracing::info!(call_id = %self.call.id(), "the recording notice was talked over: not recorded");
+            self.update(AssistantUpdate::Recording {
+                detail: json!({ "status": "skipped", "reason": "notice_interrupted" }),
+            });
+            return;
+        }
+        let Some(start) = self.deps.start_recording.clone() else {
+            self.update(AssistantUpdate::Recording {
+                detail: json!({ "status": "failed", "reason": "no Twilio account to record with" }),
+            });
+            return;
+        };
+        let id = outbound.brief.outbound_id.clone();
+        ctx.spawn(start(id).into_actor(self).map(|result, act, _| {
+            let detail = match result {
+                Ok(sid) => json!({ "status": "started", "after": "notice", "recording_sid": sid }),
+                Err(reason) => {
+                    tracing::warn!(call_id = %act.call.id(), %reason, "recording not started");
+                    json!({ "status": "failed", "reason": reason })
+                }
+            };
+            act.update(AssistantUpdate::Recording { detail });
         }));
     }
 

@@ -50,6 +50,7 @@ use switchboard_actors::stats::EngineStats;
 use switchboard_actors::AssistantId;
 
 use crate::domain::assistant::ToolSpec;
+use crate::store::outbound::OutboundId;
 
 #[path = "outbound_tools.rs"]
 mod outbound_tools;
@@ -104,6 +105,13 @@ pub type LoadAssistant = Arc<
         + Sync,
 >;
 
+/// Starts the recording of an outbound call: the recording's sid, or why not.
+pub type StartRecording = Arc<
+    dyn Fn(OutboundId) -> futures_util::future::BoxFuture<'static, Result<String, String>>
+        + Send
+        + Sync,
+>;
+
 /// What every relay shares.
 #[derive(Clone)]
 pub struct RelayDeps {
@@ -117,6 +125,9 @@ pub struct RelayDeps {
     pub stats: Arc<EngineStats>,
     /// The do-not-call lists (`opt_out`).
     pub store: crate::store::Store,
+    /// Starts an outbound call's recording once its notice has played
+    /// (`outbound::recording::starter`); `None` without a Twilio account.
+    pub start_recording: Option<StartRecording>,
     /// The reasoning model `consult` asks (the summary's client and config).
     pub reasoner: Option<Arc<super::summary::Summarizer>>,
 }
@@ -534,7 +545,8 @@ impl AiLeg {
             "session.updated" => self.session_ready(ctx),
             "input_audio_buffer.speech_started" => {
                 self.outbound_speech_started(ctx);
-                self.on_speech_started(&event)
+                self.on_speech_started(&event);
+                self.outbound_notice_check(ctx);
             }
             "input_audio_buffer.speech_stopped" => self.outbound_speech_stopped(ctx),
             "response.created" => {
@@ -545,6 +557,9 @@ impl AiLeg {
                     .and_then(Value::as_str)
                     .map(str::to_owned);
                 self.active_request = self.pending_request.take();
+                if let Some(id) = self.active_response.clone() {
+                    self.outbound_response_created(&id);
+                }
             }
             "response.done" => self.on_response_done(&event, ctx),
             "conversation.item.input_audio_transcription.completed" => {
@@ -729,6 +744,7 @@ impl AiLeg {
             }
         }
         self.outbound_heard_speech(ctx);
+        self.outbound_notice_check(ctx);
         self.maybe_exit(ctx);
     }
 
@@ -827,6 +843,7 @@ impl AiLeg {
             self.want_response = false;
             self.request_response(json!({ "type": "response.create" }));
         }
+        self.outbound_notice_check(ctx);
         self.maybe_exit(ctx);
     }
 

@@ -250,6 +250,18 @@ pub struct RecordingSettings {
     pub all_party_consent_states: Vec<String>,
 }
 
+impl RecordingSettings {
+    /// When the call of `workspace` to `to` (E.164) may be recorded.
+    pub fn plan(&self, workspace: &str, to: &str) -> crate::domain::recording::RecordingPlan {
+        crate::domain::recording::RecordingPlan::for_call(
+            &self.workspaces,
+            &self.all_party_consent_states,
+            workspace,
+            to,
+        )
+    }
+}
+
 /// The attestation's wording and its version (`[safety.consent]`). A new
 /// wording needs a new version: the engine pins each version to its wording in
 /// the database the first time it runs with it, and refuses to start with a
@@ -1116,6 +1128,20 @@ fn merge(base: &mut toml::Table, overlay: toml::Table) {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    #[test]
+    fn recording_is_off_by_default_and_all_party_states_are_the_usual_eleven() {
+        let defaults = Settings::defaults().safety.recording;
+        assert!(defaults.workspaces.is_empty());
+        assert_eq!(
+            defaults.plan("default", "+17205550123"),
+            crate::domain::recording::RecordingPlan::Off
+        );
+        assert_eq!(
+            defaults.all_party_consent_states,
+            ["CA", "DE", "FL", "IL", "MD", "MA", "MI", "MT", "NH", "PA", "WA"]
+        );
+    }
 
     /// `overlay` (a `--config` file) and `env` over the defaults.
     fn load(overlay: &str, env: &[(&str, &str)]) -> anyhow::Result<Settings> {

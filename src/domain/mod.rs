@@ -11,6 +11,7 @@ pub mod emergency;
 pub mod field;
 pub mod phone;
 pub mod provider;
+pub mod recording;
 pub mod safety;
 pub mod url;
 pub mod user;

@@ -602,13 +602,14 @@ async fn dial(
     announce(store, &deps.clock, claimed_from, &call).await;
     let mut request = create_request(&deps.public_url, &call, &attempt, &from, time_limit_secs);
     // A recording workspace's call to a one-party-consent state is recorded
-    // from the dial; to an all-party-consent state (or an unknown one) it is
-    // not recorded at all until the after-the-notice start exists.
-    request.record = super::recording::plan(
-        &deps.settings.safety.recording,
-        call.workspace.as_str(),
-        call.to.as_str(),
-    ) == super::recording::RecordingPlan::FromDial;
+    // from the dial; to an all-party-consent state (or an unknown one) the
+    // assistant starts the recording once the notice has played.
+    request.record = deps
+        .settings
+        .safety
+        .recording
+        .plan(call.workspace.as_str(), call.to.as_str())
+        == crate::domain::recording::RecordingPlan::FromDial;
     let started = std::time::Instant::now();
     let outcome = twilio.create_call(&request).await;
     tracing::info!(

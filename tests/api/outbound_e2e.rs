@@ -564,3 +564,183 @@ async fn a_callee_hanging_up_ends_the_live_call_through_the_status_callback_on_s
 async fn a_callee_hanging_up_ends_the_live_call_through_the_status_callback_on_postgres() {
     a_callee_hanging_up_ends_the_live_call_through_the_status_callback(TestDb::Postgres).await;
 }
+
+// ---- recording after the notice (issue 12, item 6) --------------------------------
+
+/// The engine's media until `bytes` of audio filled with `fill` went out, and the
+/// marks after it within `settle`; nothing is echoed, as if Twilio had not yet
+/// played any of it. Answers the marks' names.
+async fn unplayed_marks(
+    stream: &mut TwilioStream,
+    fill: u8,
+    bytes: usize,
+    settle: Duration,
+) -> Vec<String> {
+    use base64::Engine as _;
+    let (mut heard, mut marks) = (0, Vec::new());
+    loop {
+        let next = if heard < bytes {
+            Some(
+                stream
+                    .peer
+                    .next_text()
+                    .await
+                    .expect("the engine sends media"),
+            )
+        } else {
+            tokio::time::timeout(settle, stream.peer.next_text())
+                .await
+                .ok()
+                .flatten()
+        };
+        let Some(message) = next else {
+            return marks;
+        };
+        match message["event"].as_str() {
+            Some("media") => {
+                let audio = base64::engine::general_purpose::STANDARD
+                    .decode(message["media"]["payload"].as_str().unwrap_or_default())
+                    .expect("base64");
+                heard += audio.iter().filter(|b| **b == fill).count();
+            }
+            Some("mark") => {
+                marks.push(message["mark"]["name"].as_str().expect("a name").to_owned())
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn a_call_to_an_all_party_consent_state_is_recorded_only_once_the_notice_has_played(
+    db: TestDb,
+) {
+    let script = Script::new().greeting(Reply::say(DISCLOSURE, 200, 0x11));
+    let w = world(db, script, "human", |s| {
+        s.safety.recording.workspaces = vec![s.numbers.default_workspace.to_string()];
+    })
+    .await;
+    let id = submit(&w).await;
+    let sid = dialed(&w.twilio).await;
+    let create = w.twilio.state().calls.create_bodies[0].clone();
+    assert!(!create.contains("Record="), "not from the dial: {create}");
+    let mut stream = w.twilio.media_stream(&sid).await;
+    until_live(&w.openai, &mut stream).await;
+    // The disclosure tells the callee the call is recorded.
+    let create = w.openai.wait_for_client_event("response.create").await;
+    let instructions = create["response"]["instructions"].as_str().expect("text");
+    assert!(
+        instructions.contains("This call is recorded."),
+        "{instructions}"
+    );
+
+    // Its audio went out, but Twilio has not played it (no mark echoed): no
+    // recording yet.
+    let marks = unplayed_marks(&mut stream, 0x11, 1_600, Duration::from_millis(300)).await;
+    assert!(!marks.is_empty(), "the disclosure's audio is marked");
+    assert!(
+        w.twilio.recordings().is_empty(),
+        "recorded before the notice played"
+    );
+    // Twilio played it all: the recording starts, on this call, both parties.
+    for name in &marks {
+        stream.send_event("mark", json!({ "name": name }));
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while w.twilio.recordings().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let recordings = w.twilio.recordings();
+    assert_eq!(recordings.len(), 1);
+    assert_eq!(recordings[0].call_sid, sid);
+    assert!(recordings[0]
+        .form
+        .contains(&("RecordingChannels".to_owned(), "dual".to_owned())));
+    let call = w
+        .app
+        .wait_for_call(&id, |c| event_kinds(c).contains(&"recording".to_owned()))
+        .await;
+    let event = call["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["kind"] == "recording")
+        .expect("a recording event")
+        .clone();
+    assert_eq!(event["detail"]["status"], "started", "{event}");
+    assert_eq!(event["detail"]["recording_sid"], json!(recordings[0].sid));
+}
+
+#[actix_web::test]
+async fn a_call_to_an_all_party_consent_state_is_recorded_only_once_the_notice_has_played_on_sqlite(
+) {
+    a_call_to_an_all_party_consent_state_is_recorded_only_once_the_notice_has_played(
+        TestDb::Sqlite,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn a_call_to_an_all_party_consent_state_is_recorded_only_once_the_notice_has_played_on_postgres(
+) {
+    a_call_to_an_all_party_consent_state_is_recorded_only_once_the_notice_has_played(
+        TestDb::Postgres,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn a_notice_the_callee_talks_over_is_not_a_notice_heard_and_nothing_is_recorded() {
+    let script = Script::new().greeting(Reply::say(DISCLOSURE, 2_000, 0x11));
+    let w = world(TestDb::Sqlite, script, "human", |s| {
+        s.safety.recording.workspaces = vec![s.numbers.default_workspace.to_string()];
+    })
+    .await;
+    let id = submit(&w).await;
+    let sid = dialed(&w.twilio).await;
+    let mut stream = w.twilio.media_stream(&sid).await;
+    until_live(&w.openai, &mut stream).await;
+    let _ = unplayed_marks(&mut stream, 0x11, 800, Duration::ZERO).await;
+    // The callee speaks over the notice before it has played: a barge-in.
+    speak(&mut stream, 25, 0x22);
+    let call = w
+        .app
+        .wait_for_call(&id, |c| event_kinds(c).contains(&"recording".to_owned()))
+        .await;
+    let event = call["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["kind"] == "recording")
+        .expect("a recording event")
+        .clone();
+    assert_eq!(event["detail"]["status"], "skipped", "{event}");
+    assert_eq!(event["detail"]["reason"], "notice_interrupted", "{event}");
+    // Whatever plays after, the call is never recorded.
+    for _ in 0..20 {
+        if let Ok(Some(message)) =
+            tokio::time::timeout(Duration::from_millis(20), stream.peer.next_text()).await
+        {
+            if message["event"] == "mark" {
+                stream.send_event("mark", json!({ "name": message["mark"]["name"] }));
+            }
+        }
+    }
+    assert!(w.twilio.recordings().is_empty());
+}
+
+#[actix_web::test]
+async fn a_workspace_that_does_not_record_says_nothing_of_recording() {
+    let script = Script::new().greeting(Reply::say(DISCLOSURE, 200, 0x11));
+    let w = world(TestDb::Sqlite, script, "human", |_| {}).await;
+    let _id = submit(&w).await;
+    let sid = dialed(&w.twilio).await;
+    let mut stream = w.twilio.media_stream(&sid).await;
+    until_live(&w.openai, &mut stream).await;
+    let create = w.openai.wait_for_client_event("response.create").await;
+    let instructions = create["response"]["instructions"].as_str().expect("text");
+    assert!(instructions.contains("AI assistant"), "{instructions}");
+    assert!(!instructions.contains("record"), "{instructions}");
+    until_heard(&mut stream, 0x11).await;
+    assert!(w.twilio.recordings().is_empty());
+}

@@ -250,6 +250,7 @@ async fn hooks_for(
     hooks::build(
         &settings,
         store,
+        None,
         Arc::new(journal),
         Arc::new(EngineStats::default()),
         Arc::new(move || handle.now().as_millisecond()),

@@ -172,6 +172,9 @@ impl Handler<AssistantUpdate> for CallActor {
             AssistantUpdate::Logged { name, detail } => {
                 self.event("ai_log", None, json!({ "name": name, "detail": detail }));
             }
+            AssistantUpdate::Recording { detail } => {
+                self.event("recording", None, detail);
+            }
             AssistantUpdate::Usage { model, usage } => {
                 if let Some(assistant) = &mut self.assistant {
                     assistant.usage.push((model, usage));

@@ -181,6 +181,19 @@ impl CreateCall {
     }
 }
 
+/// A Recording resource, the fields the engine reads
+/// (https://www.twilio.com/docs/voice/api/recording#recording-properties).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Recording {
+    /// `RE…`.
+    pub sid: String,
+    #[serde(default)]
+    pub call_sid: Option<String>,
+    /// `in-progress` once started.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
 /// A call's `status` (twilio-python's `CallInstance.Status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -377,6 +390,21 @@ impl TwilioClient {
     pub async fn fetch_call(&self, sid: &str) -> Result<Call, DialError> {
         let url = format!("{}/{}.json", self.calls_url(), path_segment(sid));
         self.send_calls(self.request(reqwest::Method::GET, &url))
+            .await
+    }
+
+    /// Starts recording call `call_sid` now, both parties (Twilio's "Create a
+    /// Recording", `POST …/Calls/{CallSid}/Recordings.json`,
+    /// https://www.twilio.com/docs/voice/api/recording#create-a-recording-resource):
+    /// `RecordingChannels=dual` keeps the callee and the assistant apart.
+    pub async fn start_recording(&self, call_sid: &str) -> Result<Recording, DialError> {
+        let url = format!(
+            "{}/{}/Recordings.json",
+            self.calls_url(),
+            path_segment(call_sid)
+        );
+        let form = [("RecordingChannels", "dual"), ("RecordingTrack", "both")];
+        self.send_calls(self.request(reqwest::Method::POST, &url).form(&form))
             .await
     }
 

@@ -10,6 +10,13 @@
 //!   after; a date or an instant), in pages of `PageSize` (default 50) with a
 //!   relative `next_page_uri` that keeps the filters.
 //! - `GET …/Calls/{CA}.json` (404, code 20404, for an unknown sid).
+//! - `POST …/Calls/{CA}/Recordings.json` (form; "Create a Recording",
+//!   https://www.twilio.com/docs/voice/api/recording#create-a-recording-resource):
+//!   starts recording a call that is `in-progress` — `400` code 21220 ("Invalid
+//!   call state", https://www.twilio.com/docs/api/errors/21220) otherwise, 404
+//!   (20404) for an unknown call —, answers `201` with the Recording resource
+//!   (`RE…`, `status` `in-progress`, `source` `StartCallRecordingAPI`); every
+//!   start is kept in [`Calls::recordings`].
 //!
 //! Failure modes tests switch on in [`Calls`]: every create refused with a
 //! Twilio error (a 21216-style 400), answered with a 5xx (nothing created), or
@@ -90,6 +97,8 @@ pub struct Calls {
     pub unanswered: Option<String>,
     /// With [`Calls::unanswered`]: how long the call rings first.
     pub ring_for: Option<Duration>,
+    /// Recordings started through the API, in order.
+    pub recordings: Vec<StartedRecording>,
     /// Calls created and not yet ended (by the fake's terminal callback or
     /// [`FakeProvider::complete_call`]), and the most there ever were at once.
     pub live: usize,
@@ -121,6 +130,14 @@ impl Refusal {
 pub struct LikeTwilio {
     /// The machine-detection verdict (`human`, `machine_end_beep`, …).
     pub answered_by: String,
+}
+
+/// A recording started with `POST …/Calls/{CA}/Recordings.json`.
+#[derive(Debug, Clone)]
+pub struct StartedRecording {
+    pub sid: String,
+    pub call_sid: String,
+    pub form: Vec<(String, String)>,
 }
 
 pub struct FakeCall {
@@ -161,6 +178,10 @@ pub(super) fn routes(app: &mut web::ServiceConfig) {
     .route(
         "/2010-04-01/Accounts/{sid}/Calls/{ca}.json",
         web::get().to(fetch),
+    )
+    .route(
+        "/2010-04-01/Accounts/{sid}/Calls/{ca}/Recordings.json",
+        web::post().to(start_recording),
     );
 }
 
@@ -385,6 +406,65 @@ async fn fetch(req: HttpRequest, path: web::Path<(String, String)>, state: Share
             ),
         ),
     }
+}
+
+async fn start_recording(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: web::Form<Vec<(String, String)>>,
+    state: Shared,
+) -> HttpResponse {
+    let (sid, call_sid) = path.into_inner();
+    if !twilio_auth_ok(&req, &sid) {
+        return twilio_401();
+    }
+    let form = form.into_inner();
+    let mut state = state.lock().expect("state");
+    let body = serde_urlencoded::to_string(&form).unwrap_or_default();
+    log(&mut state, &req, &body);
+    let calls = &mut state.calls;
+    let Some(call) = calls.find(&call_sid) else {
+        return twilio_error(
+            404,
+            20404,
+            &format!("The requested resource /2010-04-01/Accounts/{sid}/Calls/{call_sid}/Recordings.json was not found"),
+        );
+    };
+    if call.resource["status"] != "in-progress" {
+        return twilio_error(400, 21220, "Invalid call state");
+    }
+    let recording_sid = format!("RE{:032x}", calls.recordings.len() + 1);
+    let now = OffsetDateTime::now_utc();
+    let channels = if param(&form, "RecordingChannels") == Some("dual") {
+        2
+    } else {
+        1
+    };
+    let resource = json!({
+        "account_sid": TWILIO_SID,
+        "api_version": "2010-04-01",
+        "call_sid": call_sid,
+        "conference_sid": null,
+        "channels": channels,
+        "date_created": rfc2822(now),
+        "date_updated": rfc2822(now),
+        "start_time": rfc2822(now),
+        "duration": "-1",
+        "price": null,
+        "price_unit": "USD",
+        "sid": recording_sid,
+        "source": "StartCallRecordingAPI",
+        "status": "in-progress",
+        "error_code": null,
+        "track": param(&form, "RecordingTrack").unwrap_or("both"),
+        "uri": format!("/2010-04-01/Accounts/{sid}/Calls/{call_sid}/Recordings/{recording_sid}.json"),
+    });
+    calls.recordings.push(StartedRecording {
+        sid: recording_sid,
+        call_sid,
+        form,
+    });
+    HttpResponse::Created().json(resource)
 }
 
 /// What Twilio sends about a call in every request (its webhook parameters).
@@ -658,6 +738,11 @@ impl FakeProvider {
             call.request.clone()
         };
         send_verdict(&self.state, sid, &request, answered_by).await;
+    }
+
+    /// The recordings started so far.
+    pub fn recordings(&self) -> Vec<StartedRecording> {
+        self.state().calls.recordings.clone()
     }
 
     /// The deliveries so far, once there are at least `n` (or after 10 s).
