@@ -318,6 +318,64 @@ async fn three_sequential_numbers_are_flagged_and_three_exchanges_are_not_on_pos
     three_sequential_numbers_are_flagged_and_three_exchanges_are_not(TestDb::Postgres).await;
 }
 
+/// The distinct-numbers rule as configured: a threshold of 3 in the hour (the
+/// default 30 would need a plan above the hourly quotas), counted per user,
+/// with the severity configured.
+async fn more_distinct_numbers_in_an_hour_than_the_rule_allows_are_flagged(db: TestDb) {
+    let clock = clock();
+    let app = spawn_app_with_clock(db, &clock, |s| {
+        s.safety.velocity.distinct_numbers.max = 3;
+        s.safety.velocity.distinct_numbers.severity = Severity::Critical;
+    })
+    .await;
+    let store = store(&app).await;
+    let ada = app.create_user("ada@example.com").await;
+    let grace = app.create_user("grace@example.com").await;
+    // Far apart, so no run of sequential numbers; the same number twice counts once.
+    let numbers = [
+        "+14155550101",
+        "+14155550155",
+        "+14155550101",
+        "+12125550123",
+    ];
+    for to in numbers {
+        let (code, body) = submit(&app, &ada, to, INNOCENT).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{to}: {body}");
+    }
+    let (code, body) = submit(&app, &grace, "+13125550123", INNOCENT).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "another user's number: {body}");
+    assert_eq!(
+        flags(&store, &ada).await,
+        Vec::<Flag>::new(),
+        "three distinct"
+    );
+
+    let (code, body) = submit(&app, &ada, "+16175550123", INNOCENT).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "the fourth is accepted: {body}");
+    let raised = flags(&store, &ada).await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0].kind, "velocity_distinct_numbers");
+    assert_eq!(raised[0].severity.as_str(), "critical", "as configured");
+    assert_eq!(raised[0].evidence["count"], 4, "{:?}", raised[0].evidence);
+    assert_eq!(raised[0].outbound_id.as_deref(), body["id"].as_str());
+    // A critical flag pauses the user: the next request is refused.
+    assert_eq!(status(&store, &ada).await, "paused");
+    let (code, body) = submit(&app, &ada, "+16175550124", INNOCENT).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "account-suspended", "{body}");
+    store.close().await;
+}
+
+#[actix_web::test]
+async fn more_distinct_numbers_in_an_hour_than_the_rule_allows_are_flagged_on_sqlite() {
+    more_distinct_numbers_in_an_hour_than_the_rule_allows_are_flagged(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn more_distinct_numbers_in_an_hour_than_the_rule_allows_are_flagged_on_postgres() {
+    more_distinct_numbers_in_an_hour_than_the_rule_allows_are_flagged(TestDb::Postgres).await;
+}
+
 /// An app whose summary model (`[summary]`) is the fake, so objectives the word
 /// screen lets through are classified by it.
 async fn app_with_model(
