@@ -4,8 +4,8 @@
 // reconnection with backoff is the shared js/socket.js.
 
 import { requireSession, signOut } from './session.js';
-import { connectSocket } from './socket.js';
-import { formatPhone } from './phone.js';
+import { EngineSocket } from './socket.js';
+import { formatNumber } from './phone.js';
 
 const debug = new URLSearchParams(location.search).get('debug') === '1';
 const $ = (id) => document.getElementById(id);
@@ -64,11 +64,7 @@ function el(tag, attrs = {}, ...children) {
 
 function pretty(number) {
   if (!number) return 'unknown';
-  try {
-    return formatPhone(number) || number;
-  } catch {
-    return number;
-  }
+  return formatNumber(number) || number;
 }
 
 function duration(ms) {
@@ -641,22 +637,56 @@ function onMessage(msg) {
 /** Loads the shared audio module; the page works without it (no talking). */
 async function loadAudio() {
   try {
-    const mod = await import('./audio/index.js');
-    audio = mod;
+    audio = await import('./audio/index.js');
   } catch (err) {
     console.warn('softphone: audio module unavailable', err);
   }
 }
 
+const MIC_REFUSED = 'Microphone blocked: you can still take, park and transfer calls, but the caller '
+  + 'will not hear you. Allow the microphone for this site and reload to talk.';
+
+/** Asks for the microphone once, at start: a refusal is said, and the page goes on. */
+async function openMic() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    notice('This browser gives the page no microphone: you can take calls but not talk.', 'warn', true);
+    return;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    for (const track of stream.getTracks()) track.stop();
+    micState = 'granted';
+    await listDevices();
+  } catch (err) {
+    micState = 'refused';
+    console.warn('softphone: microphone refused', err && err.name);
+    notice(MIC_REFUSED, 'warn', true);
+    $('audio-device').disabled = true;
+  }
+}
+
+async function listDevices() {
+  const select = $('audio-device');
+  const current = select.value;
+  let devices = [];
+  try {
+    devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === 'audioinput');
+  } catch {
+    return;
+  }
+  select.replaceChildren(el('option', { value: '', text: 'Default microphone' }),
+    ...devices.filter((d) => d.deviceId && d.deviceId !== 'default')
+      .map((d, i) => el('option', { value: d.deviceId, text: d.label || `Microphone ${i + 1}` })));
+  select.value = current;
+}
+
+let micState = 'unknown';
 let micWanted = false;
 function startMic() {
   micWanted = true;
 }
 function stopMic() {
   micWanted = false;
-}
-function micOpen() {
-  return micWanted && state.call && !state.call.muted;
 }
 
 // --------------------------------------------------------------- wiring
@@ -731,38 +761,39 @@ function wire() {
   }, 1000);
 }
 
+function onStatus(status) {
+  if (status === 'open') {
+    $('reconnecting').hidden = true;
+    $('presence').disabled = false;
+    // A new connection starts away (docs/protocol.md §1).
+    state.presence = 'away';
+    renderAll();
+    return;
+  }
+  if (status !== 'reconnecting' && status !== 'closed') return;
+  $('reconnecting').hidden = status === 'closed';
+  $('presence').disabled = true;
+  if (state.call) {
+    endCall('idle');
+    notice('Connection lost during the call: the caller is parked and will show here when the page is back.', 'warn', true);
+  }
+  for (const id of [...state.rings.keys()]) removeRing(id);
+  renderAll();
+}
+
 async function main() {
   wire();
-  const session = await requireSession('agent');
-  if (!session) return;
+  const { token, session } = await requireSession('agent');
   state.me = { agent_id: session.agent_id, name: session.name, workspace: session.workspace };
   $('me-name').textContent = session.name || 'Softphone';
   $('me-workspace').textContent = session.workspace || '';
   await loadAudio();
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  socket = connectSocket({
-    url: `${scheme}//${location.host}/ws/agent?token=${encodeURIComponent(session.token)}`,
-    onMessage,
-    onBinary: (data) => { if (audio && state.call) audio.play(data); },
-    onOpen: () => {
-      $('reconnecting').hidden = true;
-      $('presence').disabled = false;
-      // A new connection starts away (docs/protocol.md §1).
-      state.presence = 'away';
-      state.roster = [];
-      renderAll();
-    },
-    onClose: () => {
-      $('reconnecting').hidden = false;
-      $('presence').disabled = true;
-      if (state.call) {
-        endCall('idle');
-        notice('Connection lost during the call: the caller is parked; it will show when we are back.', 'warn', true);
-      }
-      for (const id of [...state.rings.keys()]) removeRing(id);
-      renderAll();
-    },
+  openMic();
+  socket = new EngineSocket('/ws/agent', token, {
+    onStatus,
+    onBinary: (data) => { if (audio && state.call && audio.play) audio.play(data); },
   });
+  socket.on('*', onMessage);
   renderAll();
 }
 
