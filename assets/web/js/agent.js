@@ -801,6 +801,8 @@ if (debug) {
   window.switchboardDebug = {
     playbackLevel: () => (audio && audio.playbackLevel ? audio.playbackLevel() : 0),
     state: () => JSON.parse(JSON.stringify({ ...state, rings: [...state.rings.keys()], lot: [...state.lot.values()] })),
+    // Feeds a text frame to the page as if the engine had sent it (bad-input tests).
+    receive: (text) => { if (socket) socket.receive(text); },
   };
 }
 
