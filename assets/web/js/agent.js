@@ -525,7 +525,8 @@ const handlers = {
     state.lot.delete(msg.call_id);
     state.call = { call_id: msg.call_id, from, to, since: Date.now(), muted: false, transfer: null };
     state.rest = 'idle';
-    $('notice').hidden = true;
+    if (micState === 'refused') notice(MIC_REFUSED, 'warn', true);
+    else $('notice').hidden = true;
     if (msg.reason === 'supervisor') notice('A supervisor gave you this call.');
     if (msg.reason === 'transfer_failed') notice('The transfer was not taken: the caller is back with you.', 'warn');
     startMic();
