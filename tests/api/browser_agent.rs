@@ -256,13 +256,15 @@ async fn a_page_whose_socket_is_cut_reconnects_and_offers_its_parked_call_with_o
     click_css(&page, &in_card("ring-card", &call.call_id, "answer")).await;
     wait_state(&page, "connected").await;
     other.send(json!({ "type": "presence", "status": "available" }));
-    other.expect("presence").await;
+    other.wait_for("presence", |_| true).await;
 
     // The connection dies under the page: the engine parks the call and offers it
     // to Bob, who declines; the page says it is reconnecting.
     proxy.cut();
     page.find("[data-testid=\"reconnecting\"]:not([hidden])").await;
-    other.expect_ring(&call.call_id).await;
+    other
+        .wait_for("ring", |ring| ring["call_id"] == call.call_id.as_str())
+        .await;
     other.send(json!({ "type": "decline", "call_id": call.call_id }));
     proxy.heal();
 
