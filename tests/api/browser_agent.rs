@@ -237,7 +237,7 @@ async fn a_page_whose_socket_is_cut_reconnects_and_offers_its_parked_call_with_o
     .await;
     let through_proxy = format!("http://{}", proxy.addr);
     let browser = Browser::start().await;
-    let mut page = browser.page().await;
+    let page = browser.page().await;
     page.client
         .goto(&format!("{through_proxy}/"))
         .await

@@ -460,6 +460,7 @@ const handlers = {
     renderLot();
   },
   parked(msg) {
+    requireCallId(msg);
     addParked(msg, false);
     if (state.call && state.call.call_id === msg.call_id) endCall('parked');
     renderAll();
