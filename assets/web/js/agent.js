@@ -314,7 +314,7 @@ function renderLot() {
   // Keep existing cards (and their focus) when possible.
   const keep = new Map([...lot.querySelectorAll('[data-testid="parked-card"]')].map((n) => [n.dataset.callId, n]));
   for (const [id, node] of keep) if (!state.lot.has(id)) node.remove();
-  for (const p of items) {
+  items.forEach((p, index) => {
     let card = keep.get(p.call_id);
     if (!card) {
       const retrieve = el('button', {
@@ -328,7 +328,9 @@ function renderLot() {
         el('div', { class: 'muted since' }),
         el('div', { class: 'actions' }, retrieve));
     }
-    lot.append(card);
+    // Move a card only when its place changes: re-inserting a node under the
+    // pointer would swallow a click on it.
+    if (lot.children[index] !== card) lot.insertBefore(card, lot.children[index] || null);
     card.classList.toggle('mine', !!p.mine);
     card.querySelector('.slot').textContent = p.slot != null ? `Slot ${p.slot}` : 'Parked';
     card.querySelector('.caller').textContent = pretty(p.from);
@@ -337,7 +339,7 @@ function renderLot() {
     card.querySelector('.by').textContent = `parked by ${by}`;
     card.querySelector('.since').textContent = p.since ? `for ${duration(Date.now() - p.since)}` : '';
     card.querySelector('[data-testid="retrieve"]').disabled = !!state.call;
-  }
+  });
   $('lot-empty').hidden = items.length > 0;
 }
 
