@@ -317,7 +317,7 @@ function renderLot() {
   items.forEach((p, index) => {
     let card = keep.get(p.call_id);
     if (!card) {
-      const retrieve = el('button', {
+      const retrieveButton = el('button', {
         type: 'button', class: 'primary', dataTestid: 'retrieve', text: 'Retrieve',
         onclick: () => retrieve(p.call_id),
       });
@@ -326,7 +326,7 @@ function renderLot() {
         el('div', { class: 'caller' }),
         el('div', { class: 'muted by' }),
         el('div', { class: 'muted since' }),
-        el('div', { class: 'actions' }, retrieve));
+        el('div', { class: 'actions' }, retrieveButton));
     }
     // Move a card only when its place changes: re-inserting a node under the
     // pointer would swallow a click on it.
