@@ -4,6 +4,7 @@ mod ai;
 mod ai_summary;
 mod assistants;
 mod browser;
+mod browser_agent;
 mod claims;
 mod consent_versions;
 mod db;
