@@ -6,8 +6,8 @@
 
 import { Floor, Malformed } from './supervisor-floor.js';
 import { requireSession, signOut } from './session.js';
-import { connectSocket } from './socket.js';
-import { formatPhone } from './phone.js';
+import { EngineSocket } from './socket.js';
+import { formatNumber } from './phone.js';
 
 const debug = new URLSearchParams(window.location.search).get('debug') === '1';
 
@@ -54,7 +54,7 @@ function el(tag, attrs = {}, ...children) {
 function phone(number) {
   if (!number) return 'unknown number';
   try {
-    return formatPhone(number);
+    return formatNumber(number) || number;
   } catch {
     return number;
   }
@@ -629,10 +629,11 @@ function onMessage(message) {
   render();
 }
 
-function setConnected(up) {
-  ui.reconnecting.hidden = up;
-  ui.connection.dataset.state = up ? 'connected' : 'reconnecting';
-  ui.connection.textContent = up ? 'Live' : 'Offline';
+// The socket's status: connecting | open | reconnecting | closed.
+function setConnected(status) {
+  ui.reconnecting.hidden = status !== 'reconnecting';
+  ui.connection.dataset.state = status;
+  ui.connection.textContent = { connecting: 'Connecting…', open: 'Live', reconnecting: 'Offline', closed: 'Closed' }[status] ?? status;
 }
 
 function tick() {
@@ -647,12 +648,13 @@ async function main() {
   document.querySelector('[data-testid="sign-out"]').addEventListener('click', () => signOut());
   const session = await requireSession('admin');
   if (!session) return;
-  socket = connectSocket(`/ws/supervisor?token=${encodeURIComponent(session.token)}`, {
-    onOpen: () => setConnected(true),
-    onClose: () => setConnected(false),
-    onMessage,
+  setConnected('connecting');
+  socket = new EngineSocket('/ws/supervisor', session.token, {
+    onStatus: setConnected,
     onBinary: onAudio,
   });
+  // Every type comes to one place: the floor model knows which it takes.
+  socket.on('*', onMessage);
   window.setInterval(tick, 1000);
   render();
 }
