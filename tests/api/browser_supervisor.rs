@@ -7,10 +7,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use fantoccini::actions::{InputSource as _, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+use fantoccini::actions::{
+    InputSource as _, KeyAction, KeyActions, MouseActions, PointerAction, MOUSE_BUTTON_LEFT,
+};
 use fantoccini::elements::Element;
 use serde_json::json;
 
+use crate::browser::audio::mulaw_tone;
 use crate::browser::{Browser, Page, PageOptions};
 use crate::helpers::{spawn_app, Agent, Softphone, TestApp, ADMIN_TOKEN, CALLER, NUMBER};
 
@@ -137,6 +140,34 @@ async fn drag_onto(page: &Page, card: &Element, target: &Element) {
     assert!(page.all(".drag-ghost").await.is_empty(), "the ghost stayed");
 }
 
+/// Enter, pressed on whatever has the focus.
+async fn press_enter(page: &Page) {
+    let enter = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: '\u{E007}' })
+        .then(KeyAction::Up { value: '\u{E007}' });
+    page.client.perform_actions(enter).await.expect("press Enter");
+}
+
+/// A click on the card's top strip (its centre may be one of its buttons).
+async fn click_top(page: &Page, card: &Element) {
+    let (_, _, _, height) = card.rectangle().await.expect("the card's box");
+    let click = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: card.clone(),
+            duration: None,
+            x: 0,
+            y: -(height / 2.0) as i64 + 8,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    page.client.perform_actions(click).await.expect("click the card");
+    page.client.release_actions().await.expect("release");
+}
+
 #[actix_web::test]
 async fn the_console_shows_the_seats_and_a_call_ringing_then_connected_live() {
     let app = spawn_app().await;
@@ -220,11 +251,11 @@ async fn a_parked_card_selected_then_a_seat_picked_with_the_keyboard_is_unparked
     let card = page.find(&parked).await;
     // Enter on the focused card selects it; Enter on a focused seat gives it there.
     page.eval("arguments[0].focus();", vec![json!(card)]).await;
-    card.send_keys("\u{E007}").await.expect("Enter on the card");
+    press_enter(&page).await;
     wait_css_attr(&page, &parked, "aria-pressed", "true").await;
     let seat = page.find(&seat_css(&bob)).await;
     page.eval("arguments[0].focus();", vec![json!(seat)]).await;
-    seat.send_keys("\u{E007}").await.expect("Enter on the seat");
+    press_enter(&page).await;
 
     let connected = bob_phone
         .wait_for("connected", |m| m["call_id"] == call.call_id.as_str())
@@ -363,7 +394,8 @@ async fn the_console_works_at_360_px_wide() {
     page.eval("arguments[0].scrollIntoView({block: 'center'});", vec![json!(seat)])
         .await;
     let card = page.find(&parked).await;
-    card.click().await.expect("select the parked card");
+    click_top(&page, &card).await;
+    wait_css_attr(&page, &parked, "aria-pressed", "true").await;
     seat.click().await.expect("pick Bob's seat");
     bob_phone
         .wait_for("connected", |m| m["call_id"] == call.call_id.as_str())
@@ -562,6 +594,50 @@ async fn malformed_and_unknown_messages_from_the_engine_are_ignored_and_the_cons
         .filter(|(level, message)| level == "WARNING" && message.contains("ignored"))
         .count();
     assert!(warnings >= 6, "the page logged {logged:?}");
+
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn listen_plays_the_tone_the_caller_sends_in_the_console() {
+    let app = spawn_app().await;
+    let ((_ann, mut ann_phone), _bob) = ann_and_bob(&app).await;
+    let browser = Browser::start().await;
+    let page = console(&browser, &app, "/supervisor?debug=1").await;
+    let (call, mut twilio) = app.answered_call(&mut ann_phone).await;
+    let card = card_css("call-card", &call.call_id);
+    wait_css_attr(&page, &card, "data-status", "connected").await;
+    let level = "return window.switchboardDebug.playbackLevel();";
+    assert_eq!(page.eval(level, vec![]).await.as_f64(), Some(0.0));
+
+    page.find(&format!("{card} [data-testid=\"listen\"]"))
+        .await
+        .click()
+        .await
+        .expect("click Listen");
+    wait_css_attr(
+        &page,
+        &format!("{card} [data-testid=\"listen\"]"),
+        "aria-pressed",
+        "true",
+    )
+    .await;
+
+    // The caller says a 1 kHz tone, one 20 ms frame at a time, until the page
+    // plays it (or 10 s of it have gone by).
+    let mut heard = 0.0;
+    for frame in 0..500 {
+        twilio.send_media(&mulaw_tone(1000.0, 0.5, frame * 160, 160));
+        if frame % 5 == 4 {
+            heard = page.eval(level, vec![]).await.as_f64().unwrap_or(0.0);
+            if heard > 0.05 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(heard > 0.05, "the console played nothing: level {heard}");
+    page.screenshot("supervisor-listening").await;
 
     browser.close().await;
 }

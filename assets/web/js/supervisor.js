@@ -184,7 +184,9 @@ function updateSeat(card, seat) {
     timer.textContent = '';
     timer.hidden = true;
   }
-  const target = selected && selected.workspace === seat.workspace;
+  // Seats a parked call can go to: its workspace's, while one is selected or dragged.
+  const picking = selected ?? (drag && drag.active ? { workspace: drag.workspace } : null);
+  const target = picking && (!picking.workspace || picking.workspace === seat.workspace);
   card.classList.toggle('drop-target', Boolean(target));
   card.setAttribute(
     'aria-label',
@@ -475,9 +477,7 @@ function startDrag() {
   drag.ghost = ghost;
   drag.card.classList.add('dragging');
   document.body.classList.add('drag-active');
-  for (const seat of ui.seats.children) {
-    seat.classList.toggle('drop-target', !drag.workspace || seat.dataset.workspace === drag.workspace);
-  }
+  render();
 }
 
 function pointerUp(event) {
