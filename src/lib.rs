@@ -16,6 +16,7 @@
 //! - [`store`]: sqlx storage (SQLite or PostgreSQL) and the journal writer.
 //! - [`domain`]: types parsed at the edge (phone numbers), URL pieces.
 //! - [`health`], [`metrics`]: `/healthz`, `/metrics`.
+//! - [`web`]: the web pages (sign-in, softphone, supervisor console), embedded.
 //! - [`providers`]: REST clients of Twilio, Vapi and Retell (phone numbers).
 //! - [`numbers`]: the phone-number feature: the pool and its sync, assignment with
 //!   its compensation, live routes, cut-over and rollback, the directory (what
@@ -54,4 +55,5 @@ pub mod store;
 pub mod telemetry;
 pub mod twilio;
 pub mod users;
+pub mod web;
 pub mod ws;

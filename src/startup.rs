@@ -239,7 +239,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/ws/supervisor",
             web::get().to(ws::supervisor::supervisor_socket),
         )
-        .configure(api::routes);
+        .configure(api::routes)
+        .configure(crate::web::routes);
 }
 
 /// The one place the generated admin token is shown: a plain line on standard

@@ -3,6 +3,7 @@ mod admin_review;
 mod ai;
 mod ai_summary;
 mod assistants;
+mod browser;
 mod claims;
 mod consent_versions;
 mod db;
