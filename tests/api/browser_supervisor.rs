@@ -175,9 +175,9 @@ async fn the_console_shows_the_seats_and_a_call_ringing_then_connected_live() {
     let browser = Browser::start().await;
     let page = console(&browser, &app, "/supervisor").await;
 
-    wait_text_in(&page, &seat_css(&ann), "Ann").await;
-    wait_text_in(&page, &seat_css(&bob), "Bob").await;
     wait_css_attr(&page, &seat_css(&ann), "data-presence", "available").await;
+    wait_css_attr(&page, &seat_css(&bob), "data-presence", "available").await;
+    wait_text_in(&page, &seat_css(&ann), "available").await;
 
     let call = app.ring_in(CALLER, NUMBER).await;
     let _twilio = app.open_stream(&call).await;
@@ -189,7 +189,7 @@ async fn the_console_shows_the_seats_and_a_call_ringing_then_connected_live() {
     ann_phone.answer(&call.call_id);
     ann_phone.expect("connected").await;
     wait_css_attr(&page, &card, "data-status", "connected").await;
-    wait_text_in(&page, &card, "Ann").await;
+    wait_css_attr(&page, &card, "data-agent-id", &ann.id).await;
     wait_css_attr(&page, &seat_css(&ann), "data-call-id", &call.call_id).await;
     wait_css_attr(&page, &seat_css(&ann), "data-presence", "busy").await;
     // The seat shows its call's live duration.
@@ -214,7 +214,7 @@ async fn a_parked_card_dragged_onto_a_seat_card_connects_that_agent_and_leaves_t
 
     let parked = card_css("parked-card", &call.call_id);
     let card = page.find(&parked).await;
-    wait_text_in(&page, &parked, "Ann").await;
+    wait_text_in(&page, &parked, "parked by").await;
     let seat = page.find(&seat_css(&bob)).await;
     page.screenshot("supervisor-parked").await;
     drag_onto(&page, &card, &seat).await;

@@ -4,6 +4,7 @@ mod ai;
 mod ai_summary;
 mod assistants;
 mod browser;
+mod browser_supervisor;
 mod claims;
 mod consent_versions;
 mod db;
