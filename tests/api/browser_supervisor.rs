@@ -38,7 +38,10 @@ fn card_css(kind: &str, call_id: &str) -> String {
 }
 
 fn seat_css(agent: &Agent) -> String {
-    format!("[data-testid=\"seat-card\"][data-agent-id=\"{}\"]", agent.id)
+    format!(
+        "[data-testid=\"seat-card\"][data-agent-id=\"{}\"]",
+        agent.id
+    )
 }
 
 async fn attr(element: &Element, name: &str) -> Option<String> {
@@ -145,7 +148,10 @@ async fn press_enter(page: &Page) {
     let enter = KeyActions::new("keyboard".into())
         .then(KeyAction::Down { value: '\u{E007}' })
         .then(KeyAction::Up { value: '\u{E007}' });
-    page.client.perform_actions(enter).await.expect("press Enter");
+    page.client
+        .perform_actions(enter)
+        .await
+        .expect("press Enter");
 }
 
 /// A click on the card's top strip (its centre may be one of its buttons).
@@ -164,7 +170,10 @@ async fn click_top(page: &Page, card: &Element) {
         .then(PointerAction::Up {
             button: MOUSE_BUTTON_LEFT,
         });
-    page.client.perform_actions(click).await.expect("click the card");
+    page.client
+        .perform_actions(click)
+        .await
+        .expect("click the card");
     page.client.release_actions().await.expect("release");
 }
 
@@ -210,7 +219,9 @@ async fn a_parked_card_dragged_onto_a_seat_card_connects_that_agent_and_leaves_t
 
     let (call, _twilio) = app.answered_call(&mut ann_phone).await;
     ann_phone.send(json!({ "type": "park", "call_id": call.call_id }));
-    bob_phone.wait_for("parked", |m| m["call_id"] == call.call_id.as_str()).await;
+    bob_phone
+        .wait_for("parked", |m| m["call_id"] == call.call_id.as_str())
+        .await;
 
     let parked = card_css("parked-card", &call.call_id);
     let card = page.find(&parked).await;
@@ -391,8 +402,11 @@ async fn the_console_works_at_360_px_wide() {
     page.screenshot("supervisor-360px").await;
     // The lot is below the seats there: the drag scrolls nothing but still works.
     let seat = page.find(&seat_css(&bob)).await;
-    page.eval("arguments[0].scrollIntoView({block: 'center'});", vec![json!(seat)])
-        .await;
+    page.eval(
+        "arguments[0].scrollIntoView({block: 'center'});",
+        vec![json!(seat)],
+    )
+    .await;
     let card = page.find(&parked).await;
     click_top(&page, &card).await;
     wait_css_attr(&page, &parked, "aria-pressed", "true").await;
@@ -517,7 +531,11 @@ mod injector {
     }
 
     /// Cuts the engine's byte stream into whole frames (header and payload).
-    async fn read_frames(mut server: OwnedReadHalf, mut buffer: Vec<u8>, out: mpsc::Sender<Vec<u8>>) {
+    async fn read_frames(
+        mut server: OwnedReadHalf,
+        mut buffer: Vec<u8>,
+        out: mpsc::Sender<Vec<u8>>,
+    ) {
         loop {
             while let Some(size) = frame_size(&buffer) {
                 let frame: Vec<u8> = buffer.drain(..size).collect();
@@ -556,9 +574,11 @@ mod injector {
 }
 
 #[actix_web::test]
-async fn malformed_and_unknown_messages_from_the_engine_are_ignored_and_the_console_keeps_working() {
+async fn malformed_and_unknown_messages_from_the_engine_are_ignored_and_the_console_keeps_working()
+{
     let app = spawn_app().await;
-    let ((ann, mut ann_phone), (bob, _bob_phone)) = ann_and_bob(&app).await;
+    let ((ann, mut ann_phone), (bob, mut bob_phone)) = ann_and_bob(&app).await;
+    let (call, _twilio) = app.answered_call(&mut ann_phone).await;
     let upstream: SocketAddr = format!("127.0.0.1:{}", app.port).parse().expect("address");
     let proxy = injector::InjectingProxy::start(upstream).await;
     let browser = Browser::start().await;
@@ -581,11 +601,13 @@ async fn malformed_and_unknown_messages_from_the_engine_are_ignored_and_the_cons
     proxy.send_text(r#"{"type":"weather","sky":"grey"}"#);
     proxy.send_text(r#"[1,2,3]"#);
 
-    // Still live: a call rings and connects on the page, the floor intact.
-    let (call, _twilio) = app.answered_call(&mut ann_phone).await;
-    let card = card_css("call-card", &call.call_id);
-    wait_css_attr(&page, &card, "data-status", "connected").await;
+    // Still live: the floor is intact and changes show.
     wait_css_attr(&page, &seat_css(&ann), "data-call-id", &call.call_id).await;
+    bob_phone.send(json!({ "type": "presence", "status": "away" }));
+    wait_css_attr(&page, &seat_css(&bob), "data-presence", "away").await;
+    ann_phone.send(json!({ "type": "park", "call_id": call.call_id }));
+    page.find(&card_css("parked-card", &call.call_id)).await;
+    wait_gone(&page, &card_css("call-card", &call.call_id)).await;
     assert_eq!(page.all("[data-testid=\"seat-card\"]").await.len(), 2);
     assert!(page.testid("notice").await.is_displayed().await.ok() != Some(true));
     let logged = page.console().await;
