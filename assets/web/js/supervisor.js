@@ -542,9 +542,13 @@ async function toggleListen(callId) {
   }
 }
 
+// Playback only (no microphone) through the shared audio module, loaded when
+// first needed so the rest of the console works without it.
 async function startPlayback() {
-  const audio = await import('./audio/index.js');
-  return audio.createPlayback();
+  const { CallAudio } = await import('./audio/index.js');
+  const audio = new CallAudio();
+  await audio.startPlayback();
+  return audio;
 }
 
 function stopPlayback() {
@@ -559,12 +563,12 @@ function stopPlayback() {
 }
 
 function onAudio(data) {
-  if (listening && playback) playback.push(data instanceof Uint8Array ? data : new Uint8Array(data));
+  if (listening && playback) playback.receive(data);
 }
 
 if (debug) {
   window.switchboardDebug = {
-    playbackLevel: () => (playback ? playback.level() : 0),
+    playbackLevel: () => (playback ? playback.playbackLevel() : 0),
   };
 }
 
