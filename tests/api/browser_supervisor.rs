@@ -577,7 +577,7 @@ mod injector {
 async fn malformed_and_unknown_messages_from_the_engine_are_ignored_and_the_console_keeps_working()
 {
     let app = spawn_app().await;
-    let ((ann, mut ann_phone), (bob, mut bob_phone)) = ann_and_bob(&app).await;
+    let ((ann, mut ann_phone), (bob, bob_phone)) = ann_and_bob(&app).await;
     let (call, _twilio) = app.answered_call(&mut ann_phone).await;
     let upstream: SocketAddr = format!("127.0.0.1:{}", app.port).parse().expect("address");
     let proxy = injector::InjectingProxy::start(upstream).await;
