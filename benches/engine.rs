@@ -120,6 +120,7 @@ impl Floor {
             SeatActor::start(
                 SeatSetup {
                     agent_id: AgentId::new(),
+                    name: "bench".into(),
                     workspace: workspace.clone(),
                     outbox: outbox.clone(),
                     coordinator: coordinator.clone(),
@@ -141,7 +142,8 @@ impl Floor {
                 matches!(
                     m,
                     SeatOutput::Presence {
-                        status: Presence::Available
+                        status: Presence::Available,
+                        ..
                     }
                 )
                 .then_some(())

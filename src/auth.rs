@@ -123,9 +123,46 @@ pub fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// Query parameters whose values are secrets (the softphone's and the console's
+/// `?token=`): never written to a log.
+const SECRET_PARAMETERS: &[&str] = &["token", "access_token", "api_key", "key", "secret"];
+
+/// A request's query string fit for a log line: the value of every secret
+/// parameter (`token=…`, matched case-insensitively, percent-encoded or not) is
+/// replaced with `[redacted]`; everything else is kept as sent.
+pub fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| {
+            let (name, _) = pair.split_once('=').unwrap_or((pair, ""));
+            let plain = name.replace("%5F", "_").replace("%5f", "_");
+            if SECRET_PARAMETERS
+                .iter()
+                .any(|secret| plain.eq_ignore_ascii_case(secret))
+            {
+                format!("{name}=[redacted]")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_query_values_are_redacted() {
+        assert_eq!(redact_query("token=sb_abc"), "token=[redacted]");
+        assert_eq!(
+            redact_query("a=1&TOKEN=x&access%5Ftoken=y&b=2&token"),
+            "a=1&TOKEN=[redacted]&access%5Ftoken=[redacted]&b=2&token=[redacted]"
+        );
+        assert_eq!(redact_query("call=c1&attempt=2"), "call=c1&attempt=2");
+        assert_eq!(redact_query(""), "");
+    }
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive() {

@@ -94,7 +94,8 @@ impl From<EngineError> for ApiError {
             EngineError::Unavailable(_)
             | EngineError::Away(_)
             | EngineError::Busy(_)
-            | EngineError::WrongWorkspace(_) => {
+            | EngineError::WrongWorkspace(_)
+            | EngineError::NotOnCall(_) => {
                 let code = err.code();
                 ApiError::new(StatusCode::CONFLICT, code, err.to_string())
             }

@@ -204,11 +204,15 @@ async fn log_request(
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
+    // Tokens travel in the query of the sockets (`/ws/agent?token=…`): the query is
+    // logged only with their values redacted.
+    let query = crate::auth::redact_query(req.query_string());
     let response = next.call(req).await?;
     tracing::info!(
         target: "switchboard::http",
         %method,
         %path,
+        query = query.as_str(),
         status = response.status().as_u16(),
         micros = started.elapsed().as_micros() as u64,
         "request"

@@ -6,18 +6,23 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde::Serialize;
 
+use crate::call::CallHandle;
 use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, Workspace};
-use crate::seat::{Parked, Presence, SeatLink, SeatNotice, Unparked};
+use crate::seat::{
+    Parked, Presence, Roster, RosterEntry, SeatLink, SeatNotice, SeatOutput, Unparked,
+};
 
 /// One seat as the floor sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SeatState {
     pub agent_id: AgentId,
+    pub name: String,
     pub workspace: Workspace,
     pub presence: Presence,
     pub call_id: Option<CallId>,
@@ -47,6 +52,8 @@ pub struct FloorCall {
     pub workspace: Workspace,
     /// `starting`, `ringing`, `connected`, `parked`, `consulting`, `voicemail`.
     pub status: &'static str,
+    /// When the current status began (RFC 3339).
+    pub since: String,
     pub agent_id: Option<AgentId>,
     pub ringing: Vec<AgentId>,
     pub slot: Option<u32>,
@@ -100,6 +107,8 @@ pub trait FloorFeed: Send + Sync + 'static {
 pub struct Snapshot {
     pub seats: Vec<SeatState>,
     pub calls: Vec<FloorCall>,
+    /// The parked calls, by workspace and slot.
+    pub parking: Vec<(Workspace, Parked)>,
 }
 
 #[derive(Message)]
@@ -187,6 +196,7 @@ pub struct UnregisterSupervisor {
 
 struct SeatEntry {
     workspace: Workspace,
+    name: Arc<str>,
     presence: Presence,
     call_id: Option<CallId>,
     link: SeatLink,
@@ -197,6 +207,7 @@ impl SeatEntry {
     fn state(&self, agent_id: &AgentId) -> SeatState {
         SeatState {
             agent_id: agent_id.clone(),
+            name: self.name.to_string(),
             workspace: self.workspace.clone(),
             presence: self.presence,
             call_id: self.call_id.clone(),
@@ -204,14 +215,103 @@ impl SeatEntry {
     }
 }
 
+/// A workspace's roster goes out this long after the first change of a burst, so
+/// a burst (a call ringing and being claimed, a team signing in) costs each seat
+/// one `roster`...
+const ROSTER_COALESCE: Duration = Duration::from_millis(20);
+/// ...and, in a large workspace, at most one per this much per seat of it: every
+/// seat gets the whole list, so the bytes sent grow with the square of the seats.
+const ROSTER_PER_SEAT: Duration = Duration::from_millis(1);
+
+/// When a workspace's roster went out last and whether another is due.
+#[derive(Default)]
+struct RosterClock {
+    due: bool,
+    last: Option<Instant>,
+}
+
 #[derive(Default)]
 pub struct RingCoordinator {
     seats: HashMap<AgentId, SeatEntry>,
     calls: HashMap<CallId, FloorCall>,
     supervisors: HashMap<u64, Arc<dyn FloorFeed>>,
+    /// Every parked call as it was broadcast (`parked`, until `unparked` or its
+    /// end): what a seat that connects is told (`parking`) and may unpark, and a
+    /// console's snapshot `parking`.
+    lot: HashMap<CallId, (Workspace, CallHandle, Parked)>,
+    rosters: HashMap<Workspace, RosterClock>,
 }
 
 impl RingCoordinator {
+    /// The workspace's connected seats, sorted by name (then id).
+    fn roster(&self, workspace: &Workspace) -> Roster {
+        let mut agents: Vec<RosterEntry> = self
+            .seats
+            .iter()
+            .filter(|(_, seat)| &seat.workspace == workspace)
+            .map(|(agent_id, seat)| RosterEntry {
+                agent_id: agent_id.clone(),
+                name: seat.name.to_string(),
+                presence: seat.presence,
+                on_call: seat.call_id.is_some(),
+            })
+            .collect();
+        agents.sort_by(|a, b| (&a.name, &a.agent_id).cmp(&(&b.name, &b.agent_id)));
+        Roster {
+            agents: Arc::new(agents),
+        }
+    }
+
+    /// The workspace's parked calls, by slot.
+    fn lot_of(&self, workspace: &Workspace) -> Vec<(CallHandle, Parked)> {
+        let mut calls: Vec<(CallHandle, Parked)> = self
+            .lot
+            .values()
+            .filter(|(ws, _, _)| ws == workspace)
+            .map(|(_, call, parked)| (call.clone(), parked.clone()))
+            .collect();
+        calls.sort_by_key(|(_, parked)| parked.slot);
+        calls
+    }
+
+    /// A seat of the workspace changed: its roster goes out soon (once per burst).
+    fn roster_changed(&mut self, workspace: &Workspace, ctx: &mut Context<Self>) {
+        let seats = self
+            .seats
+            .values()
+            .filter(|seat| &seat.workspace == workspace)
+            .count() as u32;
+        let clock = self.rosters.entry(workspace.clone()).or_default();
+        if clock.due {
+            return;
+        }
+        clock.due = true;
+        let spacing = ROSTER_COALESCE.max(ROSTER_PER_SEAT * seats);
+        let delay = clock.last.map_or(ROSTER_COALESCE, |last| {
+            (last + spacing)
+                .saturating_duration_since(Instant::now())
+                .max(ROSTER_COALESCE)
+        });
+        let workspace = workspace.clone();
+        ctx.run_later(delay, move |act, _ctx| act.send_roster(&workspace));
+    }
+
+    fn send_roster(&mut self, workspace: &Workspace) {
+        let roster = self.roster(workspace);
+        if roster.agents.is_empty() {
+            self.rosters.remove(workspace);
+            return;
+        }
+        if let Some(clock) = self.rosters.get_mut(workspace) {
+            clock.due = false;
+            clock.last = Some(Instant::now());
+        }
+        for seat in self.seats.values().filter(|s| &s.workspace == workspace) {
+            let notice = SeatNotice::Tell(SeatOutput::Roster(roster.clone()));
+            let _ = seat.link.notices.try_send(notice);
+        }
+    }
+
     fn tell_supervisors(&mut self, event: FloorEvent) {
         // A supervisor that cannot keep up is cut off by its feed (told so, to
         // reconnect for a fresh snapshot) rather than slowing the floor or missing
@@ -245,8 +345,11 @@ impl Supervised for RingCoordinator {
 impl Handler<RegisterSeat> for RingCoordinator {
     type Result = ();
 
-    fn handle(&mut self, msg: RegisterSeat, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: RegisterSeat, ctx: &mut Self::Context) {
+        let workspace = msg.workspace.clone();
+        let notices = msg.link.notices.clone();
         let entry = SeatEntry {
+            name: Arc::clone(&msg.link.name),
             workspace: msg.workspace,
             presence: Presence::Away,
             call_id: None,
@@ -260,19 +363,27 @@ impl Handler<RegisterSeat> for RingCoordinator {
             }
         }
         self.seat_changed(&msg.agent_id);
+        // The new seat learns the floor at once (after its `welcome`): the roster,
+        // then the parking lot; the others with the next roster.
+        let roster = SeatOutput::Roster(self.roster(&workspace));
+        let _ = notices.try_send(SeatNotice::Tell(roster));
+        let calls = self.lot_of(&workspace);
+        let _ = notices.try_send(SeatNotice::Lot { calls });
+        self.roster_changed(&workspace, ctx);
     }
 }
 
 impl Handler<UnregisterSeat> for RingCoordinator {
     type Result = ();
 
-    fn handle(&mut self, msg: UnregisterSeat, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: UnregisterSeat, ctx: &mut Self::Context) {
         let ours = self
             .seats
             .get(&msg.agent_id)
             .is_some_and(|seat| seat.generation == msg.generation);
         if ours {
             if let Some(seat) = self.seats.remove(&msg.agent_id) {
+                self.roster_changed(&seat.workspace, ctx);
                 self.tell_supervisors(FloorEvent::SeatGone {
                     agent_id: msg.agent_id,
                     workspace: seat.workspace,
@@ -285,7 +396,7 @@ impl Handler<UnregisterSeat> for RingCoordinator {
 impl Handler<UpdateSeat> for RingCoordinator {
     type Result = ();
 
-    fn handle(&mut self, msg: UpdateSeat, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: UpdateSeat, ctx: &mut Self::Context) {
         let Some(seat) = self.seats.get_mut(&msg.agent_id) else {
             return;
         };
@@ -296,7 +407,9 @@ impl Handler<UpdateSeat> for RingCoordinator {
         }
         seat.presence = msg.presence;
         seat.call_id = msg.call_id;
+        let workspace = seat.workspace.clone();
         self.seat_changed(&msg.agent_id);
+        self.roster_changed(&workspace, ctx);
     }
 }
 
@@ -345,6 +458,16 @@ impl Handler<Broadcast> for RingCoordinator {
     type Result = ();
 
     fn handle(&mut self, msg: Broadcast, _ctx: &mut Self::Context) {
+        match (&msg.notice, &msg.event) {
+            (SeatNotice::Parked { call, parked }, FloorEvent::Parked { workspace, .. }) => {
+                let entry = (workspace.clone(), call.clone(), parked.clone());
+                self.lot.insert(parked.call_id.clone(), entry);
+            }
+            (_, FloorEvent::Unparked { unparked, .. }) => {
+                self.lot.remove(&unparked.call_id);
+            }
+            _ => {}
+        }
         for seat in self.seats.values().filter(|s| s.workspace == msg.workspace) {
             let _ = seat.link.notices.try_send(msg.notice.clone());
         }
@@ -366,6 +489,7 @@ impl Handler<CallGone> for RingCoordinator {
     type Result = ();
 
     fn handle(&mut self, msg: CallGone, _ctx: &mut Self::Context) {
+        self.lot.remove(&msg.call_id);
         if let Some(call) = self.calls.remove(&msg.call_id) {
             self.tell_supervisors(FloorEvent::CallEnded {
                 call_id: msg.call_id,
@@ -384,7 +508,17 @@ impl Handler<RegisterSupervisor> for RingCoordinator {
         seats.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
         let mut calls: Vec<FloorCall> = self.calls.values().cloned().collect();
         calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
-        if msg.feed.snapshot(Snapshot { seats, calls }) {
+        let mut parking: Vec<(Workspace, Parked)> = self
+            .lot
+            .values()
+            .map(|(workspace, _, parked)| (workspace.clone(), parked.clone()))
+            .collect();
+        parking.sort_by(|a, b| (&a.0, a.1.slot).cmp(&(&b.0, b.1.slot)));
+        if msg.feed.snapshot(Snapshot {
+            seats,
+            calls,
+            parking,
+        }) {
             self.supervisors.insert(msg.id, msg.feed);
         }
     }

@@ -26,6 +26,9 @@ pub enum EngineError {
     Busy(String),
     #[error("{0}")]
     WrongWorkspace(String),
+    /// A request about a call this agent is not connected to.
+    #[error("{0}")]
+    NotOnCall(String),
 }
 
 impl EngineError {
@@ -48,6 +51,7 @@ impl EngineError {
             EngineError::Away(_) => "agent-away",
             EngineError::Busy(_) => "agent-busy",
             EngineError::WrongWorkspace(_) => "wrong-workspace",
+            EngineError::NotOnCall(_) => "not-on-call",
         }
     }
 }

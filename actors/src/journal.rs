@@ -18,6 +18,16 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// An instant in milliseconds since the Unix epoch as RFC 3339, in UTC
+/// (`2026-12-02T14:52:59.123Z`): how the sockets show times.
+pub fn rfc3339(ms: i64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
 /// The call's row, written once when the call starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallOpened {

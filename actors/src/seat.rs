@@ -16,6 +16,7 @@ use crate::call::{CallHandle, ClaimResult};
 use crate::coordinator::{CoordinatorHandle, RegisterSeat, UpdateSeat};
 use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, Workspace};
+use crate::journal::{now_ms, rfc3339};
 use crate::machine::{CancelReason, ClaimKind};
 use crate::outbox::{AudioPort, Outbox, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY};
 use crate::parking::ParkingHandle;
@@ -81,7 +82,17 @@ pub enum SeatCommand {
     TransferCancel {
         call_id: CallId,
     },
+    /// Keys pressed on the softphone's keypad, played into the call as in-band
+    /// DTMF tones.
+    Dtmf {
+        call_id: CallId,
+        #[serde(deserialize_with = "dtmf_digits")]
+        digits: String,
+    },
 }
+
+/// The most digits one `dtmf` message may carry.
+pub const MAX_DTMF_DIGITS: usize = 32;
 
 impl SeatCommand {
     /// Every command's `type`, to tell an unknown type from a bad message of a known one.
@@ -95,7 +106,30 @@ impl SeatCommand {
         "transfer",
         "transfer_complete",
         "transfer_cancel",
+        "dtmf",
     ];
+}
+
+/// 1 to [`MAX_DTMF_DIGITS`] keys of a phone's keypad: `0-9`, `*`, `#`, `A-D` (no
+/// pause: every key is a tone).
+fn dtmf_digits<'de, D: Deserializer<'de>>(digits: D) -> Result<String, D::Error> {
+    let digits = String::deserialize(digits)?;
+    let count = digits.chars().count();
+    if count == 0 || count > MAX_DTMF_DIGITS {
+        return Err(D::Error::custom(format!(
+            "digits must be 1 to {MAX_DTMF_DIGITS} keys, not {count}"
+        )));
+    }
+    match digits
+        .chars()
+        .position(|c| !matches!(c, '0'..='9' | '*' | '#' | 'A'..='D'))
+    {
+        Some(position) => Err(D::Error::custom(format!(
+            "digits may only be 0-9, *, #, A-D: {:?} (at position {position}) is not",
+            digits.chars().nth(position).unwrap_or_default()
+        ))),
+        None => Ok(digits),
+    }
 }
 
 fn chosen_presence<'de, D: Deserializer<'de>>(status: D) -> Result<Presence, D::Error> {
@@ -164,13 +198,46 @@ pub struct Ring {
 }
 
 /// `parked`: a call of the workspace is in the parking lot (supervisors get it too,
-/// with the workspace).
+/// with the workspace); also each call of a `parking` list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Parked {
     pub call_id: CallId,
     pub slot: u32,
+    /// The caller's number.
+    pub from: String,
+    /// The number called.
+    pub to: String,
     pub parked_by: Option<AgentId>,
+    /// The name of the agent who parked it (`None` for a supervisor).
+    pub parked_by_name: Option<String>,
+    /// When it was parked (RFC 3339).
+    pub parked_at: String,
     pub reason: &'static str,
+}
+
+/// One seat of a `roster`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RosterEntry {
+    pub agent_id: AgentId,
+    pub name: String,
+    pub presence: Presence,
+    pub on_call: bool,
+}
+
+/// `roster`: every connected seat of the workspace, sorted by name. One list is
+/// shared by every seat it is sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roster {
+    pub agents: Arc<Vec<RosterEntry>>,
+}
+
+impl Serialize for Roster {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut roster = serializer.serialize_struct("Roster", 1)?;
+        roster.serialize_field("agents", self.agents.as_slice())?;
+        roster.end()
+    }
 }
 
 /// `unparked`: a call left the parking lot (supervisors get it too, with the
@@ -192,8 +259,24 @@ fn is_false(value: &bool) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SeatOutput {
+    /// The first message of every connection: who this seat is.
+    Welcome {
+        agent_id: AgentId,
+        name: String,
+        workspace: Workspace,
+        presence: Presence,
+    },
     Presence {
         status: Presence,
+        /// When a `wrap_up` ends (RFC 3339).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+    },
+    /// The workspace's connected seats (after `welcome`, then on every change).
+    Roster(Roster),
+    /// The workspace's parking lot, by slot (on connect, after the roster).
+    Parking {
+        calls: Vec<Parked>,
     },
     Ring(Ring),
     RingCancel {
@@ -205,6 +288,10 @@ pub enum SeatOutput {
     },
     Connected {
         call_id: CallId,
+        /// The caller's number.
+        from: String,
+        /// The number called.
+        to: String,
         /// Why this seat has the call without having answered it, if so.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<&'static str>,
@@ -246,6 +333,9 @@ pub enum SeatNotice {
     Ring { call: CallHandle, ring: Ring },
     /// A call of the workspace was parked: kept, to be unparked, and passed on.
     Parked { call: CallHandle, parked: Parked },
+    /// The workspace's parking lot as this seat connects: kept, to be unparked,
+    /// and passed on as `parking`.
+    Lot { calls: Vec<(CallHandle, Parked)> },
     /// The call was given to this seat without its `answer` (a supervisor's
     /// unpark, a transfer coming back): told as `connected` with `reason`.
     Assigned {
@@ -270,6 +360,8 @@ pub enum SeatNotice {
 #[derive(Clone)]
 pub struct SeatLink {
     pub agent_id: AgentId,
+    /// The agent's name, as the roster and the parking lot show it.
+    pub name: Arc<str>,
     pub workspace: Workspace,
     pub notices: Recipient<SeatNotice>,
     pub audio: AudioPort,
@@ -309,6 +401,7 @@ impl Default for SeatConfig {
 /// Everything a seat needs to start.
 pub struct SeatSetup {
     pub agent_id: AgentId,
+    pub name: String,
     pub workspace: Workspace,
     pub outbox: Outbox<SeatOutput>,
     pub coordinator: CoordinatorHandle,
@@ -330,6 +423,7 @@ const REMEMBERED: usize = 64;
 
 pub struct SeatActor {
     agent_id: AgentId,
+    name: Arc<str>,
     workspace: Workspace,
     outbox: Outbox<SeatOutput>,
     coordinator: CoordinatorHandle,
@@ -354,6 +448,8 @@ pub struct SeatActor {
     recently_gone: VecDeque<CallId>,
     /// Audio without a call is answered with one error a second, not one a frame.
     last_audio_error: Option<Instant>,
+    /// The roster last passed on: an unchanged one is not sent again.
+    last_roster: Option<Arc<Vec<RosterEntry>>>,
 }
 
 impl SeatActor {
@@ -366,6 +462,7 @@ impl SeatActor {
             ctx.add_stream(input);
             SeatActor {
                 agent_id: setup.agent_id,
+                name: setup.name.into(),
                 workspace: setup.workspace,
                 outbox: setup.outbox,
                 coordinator: setup.coordinator,
@@ -382,6 +479,7 @@ impl SeatActor {
                 last_pong: Instant::now(),
                 recently_gone: VecDeque::new(),
                 last_audio_error: None,
+                last_roster: None,
             }
         })
     }
@@ -389,6 +487,7 @@ impl SeatActor {
     fn link(&self, ctx: &Context<Self>) -> SeatLink {
         SeatLink {
             agent_id: self.agent_id.clone(),
+            name: Arc::clone(&self.name),
             workspace: self.workspace.clone(),
             notices: ctx.address().recipient(),
             audio: Arc::new(self.outbox.clone()),
@@ -448,13 +547,16 @@ impl SeatActor {
             return;
         }
         if !self.config.wrap_up.is_zero() {
+            let until = now_ms().saturating_add(self.config.wrap_up.as_millis() as i64);
             self.outbox.send(SeatOutput::Presence {
                 status: Presence::WrapUp,
+                until: Some(rfc3339(until)),
             });
             self.wrap_up = Some(ctx.run_later(self.config.wrap_up, |act, _ctx| {
                 act.wrap_up = None;
                 act.outbox.send(SeatOutput::Presence {
                     status: act.presence(),
+                    until: None,
                 });
                 act.report();
             }));
@@ -499,9 +601,12 @@ impl SeatActor {
                 Ok((ClaimResult::Won { peer_audio }, call)) => {
                     act.rung.remove(&call_id);
                     act.parked.remove(&call_id);
+                    let (from, to) = (call.from().to_owned(), call.to().to_owned());
                     act.connect(call, peer_audio, ctx);
                     act.outbox.send(SeatOutput::Connected {
                         call_id,
+                        from,
+                        to,
                         reason: None,
                     });
                 }
@@ -567,7 +672,10 @@ impl SeatActor {
         match command {
             SeatCommand::Presence { status: presence } => {
                 self.wanted = presence;
-                self.outbox.send(SeatOutput::Presence { status: presence });
+                self.outbox.send(SeatOutput::Presence {
+                    status: presence,
+                    until: None,
+                });
                 if let Some(connected) = &self.connected {
                     // Takes effect after the call; the call's trail records it.
                     connected
@@ -622,6 +730,11 @@ impl SeatActor {
             SeatCommand::TransferCancel { call_id } => {
                 self.on_call_request(call_id, ctx, |call, agent| async move {
                     call.cancel_transfer(agent).await
+                })
+            }
+            SeatCommand::Dtmf { call_id, digits } => {
+                self.on_call_request(call_id, ctx, |call, agent| async move {
+                    call.play_digits(agent, digits).await
                 })
             }
         }
@@ -699,9 +812,25 @@ impl SeatActor {
                 }
                 (true, false)
             }
+            SeatOutput::Roster(roster) => {
+                let unchanged = self.last_roster.as_ref().is_some_and(|last| {
+                    Arc::ptr_eq(last, &roster.agents) || last == &roster.agents
+                });
+                if !unchanged {
+                    self.last_roster = Some(Arc::clone(&roster.agents));
+                }
+                (!unchanged, false)
+            }
             _ => (true, false),
         };
         if concerns_seat {
+            if matches!(message, SeatOutput::Roster(_)) {
+                // A newer roster replaces one still queued: a slow softphone gets
+                // the latest, once.
+                self.outbox
+                    .send_superseding(message, |queued| matches!(queued, SeatOutput::Roster(_)));
+                return;
+            }
             self.outbox.send(message);
             if frees_seat {
                 self.disconnect(ctx);
@@ -738,6 +867,13 @@ impl Actor for SeatActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
         self.stats.seats_connected.fetch_add(1, Ordering::Relaxed);
+        self.outbox.send(SeatOutput::Welcome {
+            agent_id: self.agent_id.clone(),
+            name: self.name.to_string(),
+            workspace: self.workspace.clone(),
+            presence: self.presence(),
+        });
+        // The coordinator answers with the roster and the parking lot, in that order.
         self.coordinator.register(RegisterSeat {
             agent_id: self.agent_id.clone(),
             workspace: self.workspace.clone(),
@@ -803,6 +939,13 @@ impl Handler<SeatNotice> for SeatActor {
                 self.parked.insert(call.id().clone(), call);
                 self.outbox.send(SeatOutput::Parked(parked));
             }
+            SeatNotice::Lot { calls } => {
+                let listed = calls.iter().map(|(_, parked)| parked.clone()).collect();
+                for (call, _) in calls {
+                    self.parked.insert(call.id().clone(), call);
+                }
+                self.outbox.send(SeatOutput::Parking { calls: listed });
+            }
             SeatNotice::Assigned {
                 call,
                 peer_audio,
@@ -816,9 +959,12 @@ impl Handler<SeatNotice> for SeatActor {
                 }
                 self.rung.remove(&call_id);
                 self.parked.remove(&call_id);
+                let (from, to) = (call.from().to_owned(), call.to().to_owned());
                 self.connect(call, peer_audio, ctx);
                 self.outbox.send(SeatOutput::Connected {
                     call_id,
+                    from,
+                    to,
                     reason: Some(reason),
                 });
             }

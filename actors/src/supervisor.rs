@@ -18,7 +18,7 @@ use crate::ids::{AgentId, CallId, Workspace};
 use crate::machine::ClaimKind;
 use crate::outbox::{Outbox, OutboxLimits, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY};
 use crate::registry::RegistryHandle;
-use crate::seat::SeatConfig;
+use crate::seat::{Parked, SeatConfig};
 use crate::stats::EngineStats;
 
 /// What the console asked for: a text frame, read straight into this type
@@ -97,28 +97,21 @@ pub enum SupervisorOutput {
     Event(FloorEvent),
 }
 
-/// A parked call as a snapshot's `parking` lists it.
+/// A parked call as a snapshot's `parking` lists it: the `parked` event's fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LotEntry {
-    pub call_id: CallId,
+    #[serde(flatten)]
+    pub parked: Parked,
     pub workspace: Workspace,
-    pub slot: u32,
 }
 
 impl SupervisorOutput {
     /// The `snapshot` message of the floor.
     pub fn snapshot(floor: Snapshot) -> Self {
         let parking = floor
-            .calls
-            .iter()
-            .filter(|call| call.status == "parked")
-            .filter_map(|call| {
-                Some(LotEntry {
-                    call_id: call.call_id.clone(),
-                    workspace: call.workspace.clone(),
-                    slot: call.slot?,
-                })
-            })
+            .parking
+            .into_iter()
+            .map(|(workspace, parked)| LotEntry { parked, workspace })
             .collect();
         SupervisorOutput::Snapshot {
             seats: floor.seats,

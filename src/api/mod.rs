@@ -16,6 +16,7 @@ pub mod number_health;
 pub mod numbers;
 pub mod outbound;
 pub mod outbound_batch;
+pub mod session;
 pub mod users;
 
 use actix_web::web;
@@ -35,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .wrap(actix_web::middleware::from_fn(
                 input::refuse_control_characters,
             ))
+            .route("/session", web::get().to(session::get))
             .route("/agents", web::post().to(agents::create))
             .route("/agents", web::get().to(agents::list))
             .route("/agents/{id}", web::get().to(agents::get))

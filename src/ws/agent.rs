@@ -46,6 +46,7 @@ pub async fn agent_socket(
     SeatActor::start(
         SeatSetup {
             agent_id: agent.id,
+            name: agent.name,
             workspace: agent.workspace,
             outbox: outbox.clone(),
             coordinator: engine.coordinator.clone(),
@@ -100,8 +101,12 @@ impl Render<SeatOutput> for SeatWire {
 #[cfg(test)]
 mod tests {
     use switchboard_actors::machine::CancelReason;
-    use switchboard_actors::seat::{Parked, Presence, Ring, StateCall, Unparked};
-    use switchboard_actors::{AgentId, CallId};
+    use switchboard_actors::seat::{
+        Parked, Presence, Ring, Roster, RosterEntry, StateCall, Unparked,
+    };
+    use switchboard_actors::{AgentId, CallId, Workspace};
+
+    use std::sync::Arc;
 
     use super::*;
 
@@ -156,6 +161,34 @@ mod tests {
                 "{mode}"
             );
         }
+    }
+
+    #[test]
+    fn dtmf_digits_are_keypad_keys_one_to_thirty_two() {
+        assert_eq!(
+            parse(r#"{"type":"dtmf","call_id":"c1","digits":"0123456789*#ABCD"}"#),
+            SeatInput::Command(SeatCommand::Dtmf {
+                call_id: id("c1"),
+                digits: "0123456789*#ABCD".into()
+            })
+        );
+        let longest = "1".repeat(32);
+        assert!(matches!(
+            parse(&format!(
+                r#"{{"type":"dtmf","call_id":"c1","digits":"{longest}"}}"#
+            )),
+            SeatInput::Command(SeatCommand::Dtmf { .. })
+        ));
+        for digits in ["", "12w3", "1 2", "e", "a", "\\u0000", &"1".repeat(33)] {
+            let input = parse(&format!(
+                r#"{{"type":"dtmf","call_id":"c1","digits":"{digits}"}}"#
+            ));
+            assert_eq!(code(input), "bad-message", "{digits:?}");
+        }
+        assert_eq!(
+            code(parse(r#"{"type":"dtmf","call_id":"c1","digits":5}"#)),
+            "bad-message"
+        );
     }
 
     #[test]
@@ -223,8 +256,40 @@ mod tests {
             (
                 SeatOutput::Presence {
                     status: Presence::WrapUp,
+                    until: None,
                 },
                 r#"{"type":"presence","status":"wrap_up"}"#,
+            ),
+            (
+                SeatOutput::Presence {
+                    status: Presence::WrapUp,
+                    until: Some("2026-12-02T15:00:05Z".into()),
+                },
+                r#"{"type":"presence","status":"wrap_up","until":"2026-12-02T15:00:05Z"}"#,
+            ),
+            (
+                SeatOutput::Welcome {
+                    agent_id: a.clone(),
+                    name: "Ada".into(),
+                    workspace: Workspace::parse("production").expect("valid"),
+                    presence: Presence::Away,
+                },
+                r#"{"type":"welcome","agent_id":"a1","name":"Ada","workspace":"production","presence":"away"}"#,
+            ),
+            (
+                SeatOutput::Roster(Roster {
+                    agents: Arc::new(vec![RosterEntry {
+                        agent_id: a.clone(),
+                        name: "Ada".into(),
+                        presence: Presence::Busy,
+                        on_call: true,
+                    }]),
+                }),
+                r#"{"type":"roster","agents":[{"agent_id":"a1","name":"Ada","presence":"busy","on_call":true}]}"#,
+            ),
+            (
+                SeatOutput::Parking { calls: Vec::new() },
+                r#"{"type":"parking","calls":[]}"#,
             ),
             (
                 SeatOutput::Ring(ring.clone()),
@@ -253,16 +318,20 @@ mod tests {
             (
                 SeatOutput::Connected {
                     call_id: c.clone(),
+                    from: "+1".into(),
+                    to: "+2".into(),
                     reason: None,
                 },
-                r#"{"type":"connected","call_id":"c1"}"#,
+                r#"{"type":"connected","call_id":"c1","from":"+1","to":"+2"}"#,
             ),
             (
                 SeatOutput::Connected {
                     call_id: c.clone(),
+                    from: "+1".into(),
+                    to: "+2".into(),
                     reason: Some("supervisor"),
                 },
-                r#"{"type":"connected","call_id":"c1","reason":"supervisor"}"#,
+                r#"{"type":"connected","call_id":"c1","from":"+1","to":"+2","reason":"supervisor"}"#,
             ),
             (
                 SeatOutput::CallEnded {
@@ -275,19 +344,27 @@ mod tests {
                 SeatOutput::Parked(Parked {
                     call_id: c.clone(),
                     slot: 3,
+                    from: "+1".into(),
+                    to: "+2".into(),
                     parked_by: None,
+                    parked_by_name: None,
+                    parked_at: "2026-12-02T15:00:00Z".into(),
                     reason: "supervisor",
                 }),
-                r#"{"type":"parked","call_id":"c1","slot":3,"parked_by":null,"reason":"supervisor"}"#,
+                r#"{"type":"parked","call_id":"c1","slot":3,"from":"+1","to":"+2","parked_by":null,"parked_by_name":null,"parked_at":"2026-12-02T15:00:00Z","reason":"supervisor"}"#,
             ),
             (
                 SeatOutput::Parked(Parked {
                     call_id: c.clone(),
                     slot: 3,
+                    from: "+1".into(),
+                    to: "+2".into(),
                     parked_by: Some(a.clone()),
+                    parked_by_name: Some("Ada".into()),
+                    parked_at: "2026-12-02T15:00:00Z".into(),
                     reason: "agent",
                 }),
-                r#"{"type":"parked","call_id":"c1","slot":3,"parked_by":"a1","reason":"agent"}"#,
+                r#"{"type":"parked","call_id":"c1","slot":3,"from":"+1","to":"+2","parked_by":"a1","parked_by_name":"Ada","parked_at":"2026-12-02T15:00:00Z","reason":"agent"}"#,
             ),
             (
                 SeatOutput::Unparked(Unparked {

@@ -159,6 +159,7 @@ mod tests {
         let w = Workspace::parse("production").expect("valid");
         let seat = SeatState {
             agent_id: a.clone(),
+            name: "Ada".into(),
             workspace: w.clone(),
             presence: Presence::Busy,
             call_id: Some(c.clone()),
@@ -167,6 +168,7 @@ mod tests {
             call_id: c.clone(),
             workspace: w.clone(),
             status: "parked",
+            since: "2026-12-02T15:00:00Z".into(),
             agent_id: None,
             ringing: vec![a.clone()],
             slot: Some(2),
@@ -179,17 +181,28 @@ mod tests {
             slot: None,
             ..call.clone()
         };
+        let parked = Parked {
+            call_id: c.clone(),
+            slot: 2,
+            from: "+1".into(),
+            to: "+2".into(),
+            parked_by: None,
+            parked_by_name: None,
+            parked_at: "2026-12-02T15:00:00Z".into(),
+            reason: "supervisor",
+        };
         let cases = [
             (
                 SupervisorOutput::snapshot(Snapshot {
                     seats: vec![seat.clone()],
                     calls: vec![call.clone(), ringing],
+                    parking: vec![(w.clone(), parked.clone())],
                 }),
-                r#"{"calls":[{"agent_id":null,"call_id":"c1","from":"+1","ringing":["a1"],"slot":2,"status":"parked","to":"+2","workspace":"production"},{"agent_id":null,"call_id":"c2","from":"+1","ringing":["a1"],"slot":null,"status":"ringing","to":"+2","workspace":"production"}],"parking":[{"call_id":"c1","slot":2,"workspace":"production"}],"seats":[{"agent_id":"a1","call_id":"c1","presence":"busy","workspace":"production"}],"type":"snapshot"}"#,
+                r#"{"calls":[{"agent_id":null,"call_id":"c1","from":"+1","ringing":["a1"],"since":"2026-12-02T15:00:00Z","slot":2,"status":"parked","to":"+2","workspace":"production"},{"agent_id":null,"call_id":"c2","from":"+1","ringing":["a1"],"since":"2026-12-02T15:00:00Z","slot":null,"status":"ringing","to":"+2","workspace":"production"}],"parking":[{"call_id":"c1","slot":2,"from":"+1","to":"+2","parked_by":null,"parked_by_name":null,"parked_at":"2026-12-02T15:00:00Z","reason":"supervisor","workspace":"production"}],"seats":[{"agent_id":"a1","name":"Ada","call_id":"c1","presence":"busy","workspace":"production"}],"type":"snapshot"}"#,
             ),
             (
                 SupervisorOutput::Event(FloorEvent::Seat(seat)),
-                r#"{"agent_id":"a1","call_id":"c1","presence":"busy","type":"seat","workspace":"production"}"#,
+                r#"{"agent_id":"a1","name":"Ada","call_id":"c1","presence":"busy","type":"seat","workspace":"production"}"#,
             ),
             (
                 SupervisorOutput::Event(FloorEvent::SeatGone {
@@ -200,7 +213,7 @@ mod tests {
             ),
             (
                 SupervisorOutput::Event(FloorEvent::Call(call)),
-                r#"{"agent_id":null,"call_id":"c1","from":"+1","ringing":["a1"],"slot":2,"status":"parked","to":"+2","type":"call","workspace":"production"}"#,
+                r#"{"agent_id":null,"call_id":"c1","from":"+1","ringing":["a1"],"since":"2026-12-02T15:00:00Z","slot":2,"status":"parked","to":"+2","type":"call","workspace":"production"}"#,
             ),
             (
                 SupervisorOutput::Event(FloorEvent::CallEnded {
@@ -212,15 +225,10 @@ mod tests {
             ),
             (
                 SupervisorOutput::Event(FloorEvent::Parked {
-                    parked: Parked {
-                        call_id: c.clone(),
-                        slot: 2,
-                        parked_by: None,
-                        reason: "supervisor",
-                    },
+                    parked,
                     workspace: w.clone(),
                 }),
-                r#"{"call_id":"c1","parked_by":null,"reason":"supervisor","slot":2,"type":"parked","workspace":"production"}"#,
+                r#"{"call_id":"c1","from":"+1","to":"+2","parked_by":null,"parked_by_name":null,"parked_at":"2026-12-02T15:00:00Z","reason":"supervisor","slot":2,"type":"parked","workspace":"production"}"#,
             ),
             (
                 SupervisorOutput::Event(FloorEvent::Unparked {

@@ -314,12 +314,22 @@ impl TestApp {
         .expect("the engine accepts a signed media stream")
     }
 
+    /// A softphone that passes over what every connection is told besides the
+    /// test's subject (`welcome`, `roster`, `parking`; see [`Softphone::hidden`]).
     pub async fn softphone(&self, token: &str) -> Softphone {
+        let mut phone = self.softphone_seeing_all(token).await;
+        phone.hidden = FLOOR_MESSAGES;
+        phone
+    }
+
+    /// A softphone that sees every message the engine sends.
+    pub async fn softphone_seeing_all(&self, token: &str) -> Softphone {
         let url = format!("ws://127.0.0.1:{}/ws/agent?token={token}", self.port);
         Softphone {
             peer: WsPeer::connect(&url, None)
                 .await
                 .expect("the softphone connects"),
+            hidden: &[],
         }
     }
 
@@ -333,6 +343,7 @@ impl TestApp {
             peer: WsPeer::connect(&url, None)
                 .await
                 .expect("the console connects"),
+            hidden: &[],
         };
         let snapshot = console.expect("snapshot").await;
         (console, snapshot)
@@ -572,9 +583,16 @@ impl WsPeer {
     }
 }
 
+/// What the engine tells a softphone about the floor as it connects and whenever a
+/// seat of its workspace changes: most tests are about something else and pass over
+/// these (`softphone_seeing_all` does not).
+pub const FLOOR_MESSAGES: &[&str] = &["welcome", "roster", "parking"];
+
 /// The fake softphone.
 pub struct Softphone {
     pub peer: WsPeer,
+    /// Message types `next` (and everything built on it) passes over.
+    pub hidden: &'static [&'static str],
 }
 
 impl Softphone {
@@ -587,10 +605,22 @@ impl Softphone {
     }
 
     pub async fn next(&mut self) -> Value {
-        self.peer
-            .next_text()
-            .await
-            .expect("the softphone gets a message")
+        loop {
+            let message = self
+                .peer
+                .next_text()
+                .await
+                .expect("the softphone gets a message");
+            if !self.is_hidden(&message) {
+                return message;
+            }
+        }
+    }
+
+    fn is_hidden(&self, message: &Value) -> bool {
+        message["type"]
+            .as_str()
+            .is_some_and(|kind| self.hidden.contains(&kind))
     }
 
     /// The next message, which must be of this type.
@@ -630,7 +660,12 @@ impl Softphone {
     /// No text message arrives within `wait`.
     pub async fn silent_for(&mut self, wait: Duration) -> bool {
         tokio::time::sleep(wait).await;
-        self.peer.try_text().is_none()
+        while let Some(message) = self.peer.try_text() {
+            if !self.is_hidden(&message) {
+                return false;
+            }
+        }
+        true
     }
 }
 

@@ -43,6 +43,7 @@ mod safety_gates;
 mod safety_review;
 mod safety_review_bench;
 mod softphone;
+mod softphone_roster;
 mod store;
 mod supervisor;
 mod transfers;

@@ -1,5 +1,7 @@
 //! `CallHandle`: the typed way to talk to a call; hides the mailbox and its errors.
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 
 use crate::assistant::AssistantUpdate;
@@ -11,9 +13,9 @@ use crate::outbox::AudioPort;
 use crate::seat::SeatLink;
 
 use super::{
-    AgentPresence, AttachCaller, CallActor, CallerDtmf, CallerLeft, CallerMark, CancelTransfer,
-    Claim, ClaimResult, CompleteTransfer, Decline, Interrupt, Listen, Park, SeatGone, SeatHangup,
-    SupervisorHangup, Transfer, TwilioStatus,
+    AgentDigits, AgentPresence, AttachCaller, CallActor, CallerDtmf, CallerLeft, CallerMark,
+    CancelTransfer, Claim, ClaimResult, CompleteTransfer, Decline, Interrupt, Listen, Park,
+    SeatGone, SeatHangup, SupervisorHangup, Transfer, TwilioStatus,
 };
 
 /// The typed way to talk to a call.
@@ -21,6 +23,8 @@ use super::{
 pub struct CallHandle {
     pub(super) id: CallId,
     pub(super) addr: Addr<CallActor>,
+    /// The caller's number and the number called, known from the webhook.
+    pub(super) parties: Arc<(String, String)>,
 }
 
 impl std::fmt::Debug for CallHandle {
@@ -32,6 +36,28 @@ impl std::fmt::Debug for CallHandle {
 impl CallHandle {
     pub fn id(&self) -> &CallId {
         &self.id
+    }
+
+    /// The caller's number.
+    pub fn from(&self) -> &str {
+        &self.parties.0
+    }
+
+    /// The number called.
+    pub fn to(&self) -> &str {
+        &self.parties.1
+    }
+
+    /// Plays `digits` (already checked) into the call as DTMF tones, for the agent
+    /// connected to it.
+    pub async fn play_digits(&self, agent_id: AgentId, digits: String) -> Result<(), EngineError> {
+        let leg = self
+            .ask(AgentDigits {
+                agent_id,
+                digits: digits.clone(),
+            })
+            .await??;
+        leg.play_digits(digits).await.map(|_| ())
     }
 
     async fn ask<M>(&self, msg: M) -> Result<M::Result, EngineError>

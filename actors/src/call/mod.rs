@@ -58,7 +58,7 @@ use crate::audio::Looper;
 use crate::coordinator::{CoordinatorHandle, FloorCall};
 use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, Workspace};
-use crate::journal::{now_ms, CallEvent, CallOpened, Journal, JournalEntry};
+use crate::journal::{now_ms, rfc3339, CallEvent, CallOpened, Journal, JournalEntry};
 use crate::leg::LegHandle;
 use crate::machine::{CallMachine, Phase};
 use crate::mixer::Mixer;
@@ -145,6 +145,15 @@ pub struct CallerDtmf {
     pub digit: String,
 }
 
+/// The connected agent pressed keys: answers the caller's leg to play them into,
+/// once the trail has them.
+#[derive(Message)]
+#[rtype(result = "Result<LegHandle, EngineError>")]
+pub struct AgentDigits {
+    pub agent_id: AgentId,
+    pub digits: String,
+}
+
 /// The agent on the call changed its presence (recorded in the trail).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -185,6 +194,13 @@ pub struct CallActor {
     answered_by: Option<String>,
     started_at: i64,
     media_started_at: Option<i64>,
+    /// The status consoles see and since when (ms), for `since`.
+    shown_status: (&'static str, i64),
+    /// The names of the agents this call has met (rung, connected), for the
+    /// parking lot's `parked_by_name`.
+    names: HashMap<AgentId, Arc<str>>,
+    /// The caller's and the called number, shared by every handle.
+    parties: Arc<(String, String)>,
 }
 
 impl CallActor {
@@ -194,6 +210,7 @@ impl CallActor {
         let id = setup.id.clone();
         let call_sid = setup.call_sid.clone();
         let registry = deps.registry.clone();
+        let parties = Arc::new((setup.from.clone(), setup.to.clone()));
         let addr = CallActor {
             setup,
             deps,
@@ -217,9 +234,12 @@ impl CallActor {
             answered_by: None,
             started_at: now_ms(),
             media_started_at: None,
+            shown_status: ("", 0),
+            names: HashMap::new(),
+            parties: Arc::clone(&parties),
         }
         .start();
-        let handle = CallHandle { id, addr };
+        let handle = CallHandle { id, addr, parties };
         registry.register(handle.clone(), call_sid);
         handle
     }
@@ -228,6 +248,15 @@ impl CallActor {
         CallHandle {
             id: self.setup.id.clone(),
             addr: ctx.address(),
+            parties: Arc::clone(&self.parties),
+        }
+    }
+
+    /// Remembers a seat's agent name (for the parking lot).
+    fn meet(&mut self, seat: &SeatLink) {
+        if !self.names.contains_key(&seat.agent_id) {
+            self.names
+                .insert(seat.agent_id.clone(), Arc::clone(&seat.name));
         }
     }
 
@@ -245,6 +274,10 @@ impl CallActor {
 
     /// Writes the live status and tells the floor.
     fn status(&mut self, answered_at: Option<i64>) {
+        let status = self.machine.phase().as_str();
+        if self.shown_status.0 != status {
+            self.shown_status = (status, now_ms());
+        }
         self.deps.journal.append(JournalEntry::Status {
             call_id: self.setup.id.clone(),
             status: self.machine.phase(),
@@ -254,7 +287,8 @@ impl CallActor {
         self.deps.coordinator.call_changed(FloorCall {
             call_id: self.setup.id.clone(),
             workspace: self.setup.workspace.clone(),
-            status: self.machine.phase().as_str(),
+            status,
+            since: rfc3339(self.shown_status.1),
             agent_id: self.machine.agent().cloned(),
             ringing: self.machine.ringing().to_vec(),
             slot: self.slot,
@@ -335,6 +369,24 @@ impl Handler<CallerDtmf> for CallActor {
 
     fn handle(&mut self, msg: CallerDtmf, _ctx: &mut Self::Context) {
         self.event("dtmf", None, json!({ "digit": msg.digit }));
+    }
+}
+
+impl Handler<AgentDigits> for CallActor {
+    type Result = Result<LegHandle, EngineError>;
+
+    fn handle(&mut self, msg: AgentDigits, _ctx: &mut Self::Context) -> Self::Result {
+        if self.machine.agent() != Some(&msg.agent_id) || self.machine.phase() != Phase::Connected {
+            return Err(EngineError::NotOnCall(format!(
+                "agent {} is not talking with the caller of call {}",
+                msg.agent_id, self.setup.id
+            )));
+        }
+        let leg = self.leg.clone().ok_or_else(|| {
+            EngineError::Refused("the call has no media stream to play digits into".into())
+        })?;
+        self.event("dtmf", Some(&msg.agent_id), json!({ "digits": msg.digits }));
+        Ok(leg)
     }
 }
 

@@ -10,7 +10,7 @@ use crate::audio::{HOLD, RINGBACK};
 use crate::coordinator::{Broadcast, FloorEvent};
 use crate::error::EngineError;
 use crate::ids::AgentId;
-use crate::journal::now_ms;
+use crate::journal::{now_ms, rfc3339};
 use crate::leg::LegRoute;
 use crate::machine::{CancelReason, ClaimDecision, ClaimKind, Phase};
 use crate::parking::TakeSlot;
@@ -75,6 +75,7 @@ impl CallActor {
         }
         self.start_background(HOLD.clone(), ctx);
         let parked_by = self.machine.parked_by().cloned();
+        let parked_at = now_ms();
         let lot = self.deps.parking.clone();
         let park = TakeSlot {
             call: self.call_handle(ctx),
@@ -102,7 +103,14 @@ impl CallActor {
                 let parked = Parked {
                     call_id: act.setup.id.clone(),
                     slot,
+                    from: act.setup.from.clone(),
+                    to: act.setup.to.clone(),
+                    parked_by_name: parked_by
+                        .as_ref()
+                        .and_then(|agent| act.names.get(agent))
+                        .map(|name| name.to_string()),
                     parked_by,
+                    parked_at: rfc3339(parked_at),
                     reason,
                 };
                 act.deps.coordinator.broadcast(Broadcast {
@@ -192,6 +200,7 @@ impl CallActor {
     /// unpark) and tells it so.
     fn give_to(&mut self, seat: SeatLink, reason: &'static str, ctx: &mut Context<Self>) {
         self.leave_parking(Some(&seat.agent_id), ctx);
+        self.meet(&seat);
         self.connected = Some(seat.clone());
         self.bridge(ctx);
         if let Some(caller) = self.caller_port() {

@@ -142,6 +142,7 @@ impl CallActor {
             if !ringing.contains(&seat.agent_id) {
                 continue;
             }
+            self.meet(&seat);
             let notice = SeatNotice::Ring {
                 call: call.clone(),
                 ring: Ring {
@@ -247,6 +248,7 @@ impl Handler<Claim> for CallActor {
         if msg.seat.workspace != self.setup.workspace {
             return MessageResult(ClaimResult::Lost);
         }
+        self.meet(&msg.seat);
         let was_parked = self.machine.phase() == Phase::Parked;
         let transfer = self.machine.pending_transfer().cloned();
         match self.machine.claim(&msg.agent_id, msg.kind) {
