@@ -186,7 +186,8 @@ async fn the_console_shows_the_seats_and_a_call_ringing_then_connected_live() {
 
     wait_css_attr(&page, &seat_css(&ann), "data-presence", "available").await;
     wait_css_attr(&page, &seat_css(&bob), "data-presence", "available").await;
-    wait_text_in(&page, &seat_css(&ann), "available").await;
+    wait_text_in(&page, &seat_css(&ann), "Ann").await;
+    wait_text_in(&page, &seat_css(&bob), "Bob").await;
 
     let call = app.ring_in(CALLER, NUMBER).await;
     let _twilio = app.open_stream(&call).await;
@@ -225,7 +226,7 @@ async fn a_parked_card_dragged_onto_a_seat_card_connects_that_agent_and_leaves_t
 
     let parked = card_css("parked-card", &call.call_id);
     let card = page.find(&parked).await;
-    wait_text_in(&page, &parked, "parked by").await;
+    wait_text_in(&page, &parked, "parked by Ann").await;
     let seat = page.find(&seat_css(&bob)).await;
     page.screenshot("supervisor-parked").await;
     drag_onto(&page, &card, &seat).await;
