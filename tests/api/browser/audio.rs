@@ -69,7 +69,7 @@ pub fn mulaw_encode(sample: i16) -> u8 {
         mask >>= 1;
     }
     let mantissa = (value >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) as i32 | mantissa) as u8
+    !(sign | (exponent << 4) | mantissa) as u8
 }
 
 /// μ-law samples of a sine at `hz` (8 kHz), from sample `start` on.

@@ -35,6 +35,7 @@ use serde_json::{json, Value};
 use crate::helpers::{TestApp, PATIENCE};
 
 pub mod audio;
+mod call_audio;
 mod pages;
 
 /// A running chromedriver; its Chromium sessions are closed when it is dropped.
