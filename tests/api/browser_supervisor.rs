@@ -622,7 +622,6 @@ async fn malformed_and_unknown_messages_from_the_engine_are_ignored_and_the_cons
 }
 
 #[actix_web::test]
-#[ignore = "needs web13's audio module (assets/web/js/audio/, its \"web audio:\" commit)"]
 async fn listen_plays_the_tone_the_caller_sends_in_the_console() {
     let app = spawn_app().await;
     let ((_ann, mut ann_phone), _bob) = ann_and_bob(&app).await;
