@@ -5,6 +5,7 @@ mod ai_summary;
 mod assistants;
 mod browser;
 mod browser_agent;
+mod browser_supervisor;
 mod claims;
 mod consent_versions;
 mod db;
