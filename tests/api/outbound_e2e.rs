@@ -611,6 +611,20 @@ async fn unplayed_marks(
     }
 }
 
+/// The call's `recording` event, once there is one.
+async fn recording_event(app: &TestApp, id: &str) -> Value {
+    let call = app
+        .wait_for_call(id, |c| event_kinds(c).contains(&"recording".to_owned()))
+        .await;
+    call["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["kind"] == "recording")
+        .expect("a recording event")
+        .clone()
+}
+
 async fn a_call_to_an_all_party_consent_state_is_recorded_only_once_the_notice_has_played(
     db: TestDb,
 ) {
@@ -656,17 +670,7 @@ async fn a_call_to_an_all_party_consent_state_is_recorded_only_once_the_notice_h
     assert!(recordings[0]
         .form
         .contains(&("RecordingChannels".to_owned(), "dual".to_owned())));
-    let call = w
-        .app
-        .wait_for_call(&id, |c| event_kinds(c).contains(&"recording".to_owned()))
-        .await;
-    let event = call["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .find(|e| e["kind"] == "recording")
-        .expect("a recording event")
-        .clone();
+    let event = recording_event(&w.app, &id).await;
     assert_eq!(event["detail"]["status"], "started", "{event}");
     assert_eq!(event["detail"]["recording_sid"], json!(recordings[0].sid));
 }
@@ -703,17 +707,7 @@ async fn a_notice_the_callee_talks_over_is_not_a_notice_heard_and_nothing_is_rec
     let _ = unplayed_marks(&mut stream, 0x11, 800, Duration::ZERO).await;
     // The callee speaks over the notice before it has played: a barge-in.
     speak(&mut stream, 25, 0x22);
-    let call = w
-        .app
-        .wait_for_call(&id, |c| event_kinds(c).contains(&"recording".to_owned()))
-        .await;
-    let event = call["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .find(|e| e["kind"] == "recording")
-        .expect("a recording event")
-        .clone();
+    let event = recording_event(&w.app, &id).await;
     assert_eq!(event["detail"]["status"], "skipped", "{event}");
     assert_eq!(event["detail"]["reason"], "notice_interrupted", "{event}");
     // Whatever plays after, the call is never recorded.
