@@ -15,7 +15,7 @@
 //! - [`ai`]: AI voice agents: assistants, the cost of a call, the post-call summary.
 //! - [`store`]: sqlx storage (SQLite or PostgreSQL) and the journal writer.
 //! - [`domain`]: types parsed at the edge (phone numbers), URL pieces.
-//! - [`health`], [`metrics`]: `/healthz`, `/metrics`.
+//! - [`health`], [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`providers`]: REST clients of Twilio, Vapi and Retell (phone numbers).
 //! - [`numbers`]: the phone-number feature: the pool and its sync, assignment with
 //!   its compensation, live routes, cut-over and rollback, the directory (what

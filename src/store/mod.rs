@@ -430,6 +430,26 @@ impl Store {
         Ok(())
     }
 
+    /// The embedded migrations of this backend that the database has not applied
+    /// (no successful row in sqlx's `_sqlx_migrations`), by version: empty when
+    /// the schema is the one this binary expects. For `/readyz`.
+    #[tracing::instrument(skip_all)]
+    pub async fn missing_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let applied: Vec<(i64,)> =
+            sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_all(&self.pool)
+                .await?;
+        let applied: std::collections::HashSet<i64> = applied.into_iter().map(|(v,)| v).collect();
+        Ok(self
+            .backend
+            .migrations()
+            .iter()
+            .map(|m| m.0)
+            .filter(|version| !applied.contains(version))
+            .collect())
+    }
+
     /// Closes every connection; later queries fail.
     pub async fn close(&self) {
         self.pool.close().await;

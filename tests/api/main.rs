@@ -35,6 +35,7 @@ mod outbound_talk;
 mod parking;
 mod postgres;
 mod raw_ws;
+mod readiness;
 mod recovery;
 mod safety_flags;
 mod safety_gates;
