@@ -2,6 +2,7 @@ mod admin;
 mod admin_review;
 mod ai;
 mod ai_summary;
+mod analytics;
 mod assistants;
 mod claims;
 mod consent_versions;
