@@ -3,6 +3,7 @@ mod admin_review;
 mod ai;
 mod ai_summary;
 mod analytics;
+mod analytics_bench;
 mod assistants;
 mod claims;
 mod consent_versions;
