@@ -15,7 +15,7 @@
 //! - [`ai`]: AI voice agents: assistants, the cost of a call, the post-call summary.
 //! - [`store`]: sqlx storage (SQLite or PostgreSQL) and the journal writer.
 //! - [`domain`]: types parsed at the edge (phone numbers), URL pieces.
-//! - [`health`], [`metrics`]: `/healthz`, `/metrics`.
+//! - [`health`], [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`web`]: the web pages (sign-in, softphone, supervisor console), embedded.
 //! - [`providers`]: REST clients of Twilio, Vapi and Retell (phone numbers).
 //! - [`numbers`]: the phone-number feature: the pool and its sync, assignment with

@@ -222,6 +222,7 @@ async fn log_request(
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/twilio/voice", web::post().to(twilio::webhook::voice))
         .route("/twilio/status", web::post().to(twilio::webhook::status))

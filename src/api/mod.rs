@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod agents;
+pub mod analytics;
 pub mod assistants;
 pub mod audit;
 pub mod caller;
@@ -75,6 +76,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/flags", web::get().to(flags::list))
             .route("/flags/{id}/resolve", web::post().to(flags::resolve))
             .route("/audit", web::get().to(audit::list))
+            .route("/analytics/summary", web::get().to(analytics::summary))
             .route("/dnc", web::post().to(dnc::add))
             .route("/dnc", web::get().to(dnc::list))
             .route("/dnc/{e164}", web::delete().to(dnc::remove))

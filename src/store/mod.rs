@@ -6,6 +6,8 @@
 //! - this module: [`Store`] (connect, migrate, health), [`Backend`], [`StoreError`]
 //!   and the embedded migrations (`migrations/<backend>/`).
 //! - [`agents`]: agents and their token hashes.
+//! - [`analytics`]: the call analytics, aggregated in SQL (groups, nearest-rank
+//!   percentiles by window functions, outbound dispositions).
 //! - [`assistants`]: AI assistants (instructions, voice, model, tools, failure route).
 //! - [`numbers`]: phone numbers and their routes.
 //! - [`pool`]: the provider-synced number pool (statuses, assignments), the
@@ -49,6 +51,7 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, Connection as _};
 
 pub mod agents;
+pub mod analytics;
 pub mod assistants;
 pub mod calls;
 pub mod consent;
@@ -161,6 +164,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "callback_order",
         include_str!("../../migrations/sqlite/0019_callback_order.sql"),
     ),
+    (
+        20,
+        "analytics indexes",
+        include_str!("../../migrations/sqlite/0020_analytics_indexes.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -242,6 +250,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         19,
         "callback_order",
         include_str!("../../migrations/postgres/0019_callback_order.sql"),
+    ),
+    (
+        20,
+        "analytics indexes",
+        include_str!("../../migrations/postgres/0020_analytics_indexes.sql"),
     ),
 ];
 
@@ -428,6 +441,26 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// The embedded migrations of this backend that the database has not applied
+    /// (no successful row in sqlx's `_sqlx_migrations`), by version: empty when
+    /// the schema is the one this binary expects. For `/readyz`.
+    #[tracing::instrument(skip_all)]
+    pub async fn missing_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let applied: Vec<(i64,)> =
+            sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_all(&self.pool)
+                .await?;
+        let applied: std::collections::HashSet<i64> = applied.into_iter().map(|(v,)| v).collect();
+        Ok(self
+            .backend
+            .migrations()
+            .iter()
+            .map(|m| m.0)
+            .filter(|version| !applied.contains(version))
+            .collect())
     }
 
     /// Closes every connection; later queries fail.
