@@ -157,6 +157,22 @@ async fn a_1_khz_tone_in_the_microphone_reaches_twilio_as_mulaw_frames_every_20_
         (0.9..1.1).contains(&ratio),
         "100 frames took {elapsed:?} (ratio {ratio:.3})"
     );
+    // Mute: the frames keep coming, 160 bytes every 20 ms, as silence.
+    page.click("mute").await;
+    let mut silent = false;
+    for _ in 0..100 {
+        let frame = next_media(&mut twilio).await;
+        assert_eq!(frame.len(), 160, "a muted frame keeps its size");
+        let samples: Vec<f64> = frame
+            .iter()
+            .map(|&b| f64::from(mulaw_decode(b)) / 32768.0)
+            .collect();
+        if rms(&samples) < 0.001 {
+            silent = true;
+            break;
+        }
+    }
+    assert!(silent, "muted, the page sends silence within 2 s of frames");
     browser.close().await;
 }
 
