@@ -23,7 +23,8 @@ const MAX_SKEW: usize = 3;
 struct MixState {
     caller: VecDeque<Bytes>,
     agent: VecDeque<Bytes>,
-    listeners: Vec<AudioPort>,
+    /// Each listener by the key it listens under (a supervisor session's id).
+    listeners: Vec<(u64, AudioPort)>,
 }
 
 #[derive(Default)]
@@ -32,10 +33,22 @@ pub struct Mixer {
 }
 
 impl Mixer {
-    pub fn add_listener(&self, port: AudioPort) {
+    /// Adds `port` under `key`; a key already listening is re-pointed, not doubled.
+    pub fn add_listener(&self, key: u64, port: AudioPort) {
         if let Ok(mut state) = self.state.lock() {
-            state.listeners.push(port);
+            state.listeners.retain(|(k, _)| *k != key);
+            state.listeners.push((key, port));
         }
+    }
+
+    /// Stops what `key` hears; false if it was not listening.
+    pub fn remove_listener(&self, key: u64) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        let before = state.listeners.len();
+        state.listeners.retain(|(k, _)| *k != key);
+        state.listeners.len() != before
     }
 
     pub fn listeners(&self) -> usize {
@@ -62,7 +75,7 @@ impl Mixer {
                 _ if state.agent.len() > MAX_SKEW => state.agent.pop_front().unwrap_or_default(),
                 _ => break,
             };
-            for listener in &state.listeners {
+            for (_, listener) in &state.listeners {
                 listener.push_audio(mixed.clone());
             }
         }
@@ -95,7 +108,7 @@ mod tests {
         let mixer = Arc::new(Mixer::default());
         let listener: Outbox<()> =
             Outbox::new(OutboxLimits::default(), Arc::new(EngineStats::default()));
-        mixer.add_listener(Arc::new(listener.clone()));
+        mixer.add_listener(1, Arc::new(listener.clone()));
         let sink: Outbox<()> =
             Outbox::new(OutboxLimits::default(), Arc::new(EngineStats::default()));
         let caller = Tee {

@@ -1,6 +1,6 @@
 //! SupervisorActor: one supervisor console. Gets a snapshot of the floor, then every
 //! change as it happens (from the RingCoordinator), and steers calls: park, unpark
-//! to an agent, transfer, hang up, listen in.
+//! to an agent, transfer, hang up, listen in, stop listening.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,11 +32,13 @@ pub enum SupervisorCommand {
     Transfer { call_id: CallId, agent_id: AgentId },
     Hangup { call_id: CallId },
     Listen { call_id: CallId },
+    Unlisten { call_id: CallId },
 }
 
 impl SupervisorCommand {
     /// Every command's `type`, to tell an unknown type from a bad message of a known one.
-    pub const TYPES: &'static [&'static str] = &["park", "unpark", "transfer", "hangup", "listen"];
+    pub const TYPES: &'static [&'static str] =
+        &["park", "unpark", "transfer", "hangup", "listen", "unlisten"];
 
     /// The command's `type`, as its `ack` repeats it.
     pub fn name(&self) -> &'static str {
@@ -46,6 +48,7 @@ impl SupervisorCommand {
             SupervisorCommand::Transfer { .. } => "transfer",
             SupervisorCommand::Hangup { .. } => "hangup",
             SupervisorCommand::Listen { .. } => "listen",
+            SupervisorCommand::Unlisten { .. } => "unlisten",
         }
     }
 
@@ -55,7 +58,8 @@ impl SupervisorCommand {
             | SupervisorCommand::Unpark { call_id, .. }
             | SupervisorCommand::Transfer { call_id, .. }
             | SupervisorCommand::Hangup { call_id }
-            | SupervisorCommand::Listen { call_id } => call_id,
+            | SupervisorCommand::Listen { call_id }
+            | SupervisorCommand::Unlisten { call_id } => call_id,
         }
     }
 }
@@ -206,12 +210,13 @@ impl SupervisorActor {
         let call_id = command.call_id().clone();
         let (registry, coordinator) = (self.registry.clone(), self.coordinator.clone());
         let outbox = self.outbox.clone();
+        let listener = self.id;
         let run = async move {
             let call = registry
                 .lookup(call_id.clone())
                 .await?
                 .ok_or_else(|| EngineError::NotFound(format!("no live call {call_id}")))?;
-            steer(&coordinator, call, command, &outbox).await
+            steer(&coordinator, call, command, &outbox, listener).await
         };
         ctx.spawn(
             run.into_actor(self)
@@ -239,12 +244,14 @@ async fn steer(
     call: CallHandle,
     command: SupervisorCommand,
     outbox: &Outbox<SupervisorOutput>,
+    listener: u64,
 ) -> Result<CallId, EngineError> {
     let call_id = call.id().clone();
     match command {
         SupervisorCommand::Park { .. } => call.park(None, "supervisor").await?,
         SupervisorCommand::Hangup { .. } => call.supervisor_hangup().await?,
-        SupervisorCommand::Listen { .. } => call.listen(Arc::new(outbox.clone())).await?,
+        SupervisorCommand::Listen { .. } => call.listen(listener, Arc::new(outbox.clone())).await?,
+        SupervisorCommand::Unlisten { .. } => call.unlisten(listener).await?,
         SupervisorCommand::Unpark { agent_id, .. } => {
             let (state, link) = coordinator.connected_seat(agent_id.clone()).await?;
             if state.call_id.is_some() {

@@ -1,6 +1,6 @@
 //! `GET /ws/supervisor?token=ADMIN_TOKEN`: the supervisor console. A `snapshot` of
 //! the floor, then every change as an event; commands `park`, `unpark`,
-//! `transfer`, `hangup`, `listen`, each answered with `ack` or `error`. Binary frames
+//! `transfer`, `hangup`, `listen`, `unlisten`, each answered with `ack` or `error`. Binary frames
 //! out are the mixed audio of the calls it listens to.
 
 use std::sync::Arc;

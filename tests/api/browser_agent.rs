@@ -98,7 +98,6 @@ async fn wait_state(page: &Page, state: &str) {
 }
 
 #[actix_web::test]
-#[ignore = "needs GET /api/session, which the engine gains with proto13's softphone protocol commit"]
 async fn a_call_rings_two_pages_and_answering_in_one_shows_answered_by_another_agent_in_the_other()
 {
     let app = spawn_app().await;
@@ -143,7 +142,6 @@ async fn a_call_rings_two_pages_and_answering_in_one_shows_answered_by_another_a
 }
 
 #[actix_web::test]
-#[ignore = "needs GET /api/session, which the engine gains with proto13's softphone protocol commit"]
 async fn a_call_parked_on_one_page_is_retrieved_on_another_and_the_callers_hang_up_shows_there() {
     let app = spawn_app().await;
     app.number_for_everyone().await;
@@ -162,8 +160,9 @@ async fn a_call_parked_on_one_page_is_retrieved_on_another_and_the_callers_hang_
     wait_state(&one, "parked").await;
     let parked = card("parked-card", &call.call_id);
     two.find(&parked).await;
-    // The caller's number shows once `parked` carries `from` (proto13); the slot now.
+    // The card shows the slot and the caller's number (`parked` carries `from`).
     wait_css_text(&two, &parked, "Slot 1").await;
+    wait_css_text(&two, &parked, "+1 (415) 555-9876").await;
     two.screenshot("agent-parking-lot").await;
 
     click_css(&two, &in_card("parked-card", &call.call_id, "retrieve")).await;
@@ -179,7 +178,6 @@ async fn a_call_parked_on_one_page_is_retrieved_on_another_and_the_callers_hang_
 }
 
 #[actix_web::test]
-#[ignore = "needs GET /api/session and the roster message (transfer targets), which the engine gains with proto13's softphone protocol commit"]
 async fn a_call_transferred_from_one_page_rings_the_picked_agents_page_and_its_hang_up_ends_it() {
     let app = spawn_app().await;
     app.create_number(
@@ -232,7 +230,6 @@ async fn a_call_transferred_from_one_page_rings_the_picked_agents_page_and_its_h
 }
 
 #[actix_web::test]
-#[ignore = "needs GET /api/session, which the engine gains with proto13's softphone protocol commit"]
 async fn a_page_whose_socket_is_cut_reconnects_and_offers_its_parked_call_with_one_click_retrieve()
 {
     let app = spawn_app().await;
@@ -306,7 +303,6 @@ async fn a_page_whose_socket_is_cut_reconnects_and_offers_its_parked_call_with_o
 }
 
 #[actix_web::test]
-#[ignore = "needs GET /api/session, which the engine gains with proto13's softphone protocol commit"]
 async fn a_wrong_token_on_sign_in_is_refused_clearly_and_nothing_is_stored() {
     let app = spawn_app().await;
     let browser = Browser::start().await;
@@ -337,7 +333,6 @@ async fn a_wrong_token_on_sign_in_is_refused_clearly_and_nothing_is_stored() {
 }
 
 #[actix_web::test]
-#[ignore = "needs GET /api/session, which the engine gains with proto13's softphone protocol commit"]
 async fn a_refused_microphone_is_said_and_the_page_still_answers_and_hangs_up_from_the_keyboard() {
     let app = spawn_app().await;
     app.number_for_everyone().await;
@@ -372,7 +367,6 @@ async fn a_refused_microphone_is_said_and_the_page_still_answers_and_hangs_up_fr
 }
 
 #[actix_web::test]
-#[ignore = "needs GET /api/session, which the engine gains with proto13's softphone protocol commit"]
 async fn malformed_and_unknown_engine_messages_are_logged_and_ignored_and_the_page_keeps_working() {
     let app = spawn_app().await;
     app.number_for_everyone().await;
@@ -411,7 +405,6 @@ async fn malformed_and_unknown_engine_messages_are_logged_and_ignored_and_the_pa
 }
 
 #[actix_web::test]
-#[ignore = "needs GET /api/session, which the engine gains with proto13's softphone protocol commit"]
 async fn the_softphone_fits_a_360_px_wide_window() {
     let app = spawn_app().await;
     app.number_for_everyone().await;

@@ -168,6 +168,77 @@ async fn a_listening_supervisor_hears_both_sides_mixed() {
     }
 }
 
+/// What the agent's `tone` sounds like in the mix when the caller is silent.
+fn agent_only(tone: &[u8]) -> Vec<u8> {
+    tone.iter()
+        .map(|&b| {
+            switchboard_actors::audio::linear_to_ulaw(switchboard_actors::audio::ulaw_to_linear(b))
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_supervisor_who_unlistens_is_acked_and_hears_no_more_while_another_still_does() {
+    let app = spawn_app().await;
+    let (_agents, mut phones) = app.floor(1).await;
+    let (call, mut twilio) = app.answered_call(&mut phones[0]).await;
+    let (mut leaving, _) = app.supervisor().await;
+    leaving.send(json!({ "type": "listen", "call_id": call.call_id }));
+    leaving.wait_for("ack", |m| m["command"] == "listen").await;
+    let before = agent_only(&frame(0x2A, 0));
+    for _ in 0..5 {
+        twilio.send_media(&[0xFF; 160]);
+        phones[0].send_audio(frame(0x2A, 0));
+    }
+    loop {
+        if leaving.audio().await[..] == before[..] {
+            break;
+        }
+    }
+
+    leaving.send(json!({ "type": "unlisten", "call_id": call.call_id }));
+    let ack = leaving
+        .wait_for("ack", |m| m["command"] == "unlisten")
+        .await;
+    assert_eq!(ack["call_id"], call.call_id);
+
+    // A second console, listening now, is the witness: every mixed frame goes to
+    // each listener at once, so once it has heard the new tone, so would have the
+    // first console, had it still been listening.
+    let (mut staying, _) = app.supervisor().await;
+    staying.send(json!({ "type": "listen", "call_id": call.call_id }));
+    staying.wait_for("ack", |m| m["command"] == "listen").await;
+    let after = agent_only(&frame(0x55, 0));
+    for _ in 0..10 {
+        twilio.send_media(&[0xFF; 160]);
+        phones[0].send_audio(frame(0x55, 0));
+    }
+    loop {
+        if staying.audio().await[..] == after[..] {
+            break;
+        }
+    }
+    // What the first console still gets is what was mixed before it unlistened.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Some(late) = leaving.peer.next_binary_now() {
+        assert_ne!(
+            late[..],
+            after[..],
+            "the console heard the call after unlisten"
+        );
+    }
+
+    // Unlisten again, or on a call it never listened to: still acked; an unknown call
+    // is not-found.
+    leaving.send(json!({ "type": "unlisten", "call_id": call.call_id }));
+    leaving
+        .wait_for("ack", |m| m["command"] == "unlisten")
+        .await;
+    leaving.send(json!({ "type": "unlisten", "call_id": "nosuchcall" }));
+    let error = leaving.wait_for("error", |_| true).await;
+    assert_eq!(error["code"], "not-found");
+}
+
 #[actix_web::test]
 async fn supervisor_commands_with_unknown_ids_get_an_error_and_the_console_stays() {
     let app = spawn_app().await;

@@ -19,11 +19,20 @@ use crate::seat::{SeatLink, SeatNotice};
 
 use super::CallActor;
 
-/// A supervisor listens in: both sides, mixed, to `port`.
+/// A supervisor listens in: both sides, mixed, to `port`, under `listener` (its
+/// session's id; listening again re-points, it does not double).
 #[derive(Message)]
 #[rtype(result = "Result<(), EngineError>")]
 pub struct Listen {
+    pub listener: u64,
     pub port: AudioPort,
+}
+
+/// A supervisor stops listening; a no-op if `listener` was not listening.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unlisten {
+    pub listener: u64,
 }
 
 impl CallActor {
@@ -140,9 +149,21 @@ impl Handler<Listen> for CallActor {
             ));
         }
         let mixer = Arc::clone(self.mixer.get_or_insert_with(Default::default));
-        mixer.add_listener(msg.port);
+        mixer.add_listener(msg.listener, msg.port);
         self.event("listen", None, json!({ "listeners": mixer.listeners() }));
         self.bridge(ctx);
         Ok(())
+    }
+}
+
+impl Handler<Unlisten> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unlisten, _ctx: &mut Self::Context) {
+        if let Some(mixer) = &self.mixer {
+            if mixer.remove_listener(msg.listener) {
+                self.event("unlisten", None, json!({ "listeners": mixer.listeners() }));
+            }
+        }
     }
 }

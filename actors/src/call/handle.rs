@@ -15,7 +15,7 @@ use crate::seat::SeatLink;
 use super::{
     AgentDigits, AgentPresence, AttachCaller, CallActor, CallerDtmf, CallerLeft, CallerMark,
     CancelTransfer, Claim, ClaimResult, CompleteTransfer, Decline, Interrupt, Listen, Park,
-    SeatGone, SeatHangup, SupervisorHangup, Transfer, TwilioStatus,
+    SeatGone, SeatHangup, SupervisorHangup, Transfer, TwilioStatus, Unlisten,
 };
 
 /// The typed way to talk to a call.
@@ -137,8 +137,13 @@ impl CallHandle {
         self.ask(SupervisorHangup).await?
     }
 
-    pub async fn listen(&self, port: AudioPort) -> Result<(), EngineError> {
-        self.ask(Listen { port }).await?
+    pub async fn listen(&self, listener: u64, port: AudioPort) -> Result<(), EngineError> {
+        self.ask(Listen { listener, port }).await?
+    }
+
+    /// Stops what `listener` hears of the call (acked even if it was not listening).
+    pub async fn unlisten(&self, listener: u64) -> Result<(), EngineError> {
+        self.ask(Unlisten { listener }).await
     }
 
     pub fn decline(&self, agent_id: AgentId) {

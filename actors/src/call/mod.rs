@@ -37,7 +37,7 @@ mod ringing;
 mod voicemail;
 
 pub use assistant::MachineVerdict;
-pub use bridge::Listen;
+pub use bridge::{Listen, Unlisten};
 pub use end::{CallerLeft, Interrupt, SeatHangup, SupervisorHangup, TwilioStatus};
 pub use handle::CallHandle;
 pub use park::{CancelTransfer, CompleteTransfer, Park, Transfer};

@@ -418,7 +418,6 @@ function transferTo(agentId) {
 function dtmf(digit) {
   if (!state.call) return;
   send({ type: 'dtmf', call_id: state.call.call_id, digits: digit });
-  if (audio && audio.beep) audio.beep(digit);
 }
 
 function focusFirstAnswer() {
@@ -638,13 +637,39 @@ function onMessage(msg) {
 
 // --------------------------------------------------------------- audio
 
-/** Loads the shared audio module; the page works without it (no talking). */
+/**
+ * The call audio (shared module js/audio/, a CallAudio): while a call is
+ * connected, the microphone's 160-byte μ-law frames go out as binary frames on
+ * the socket and the frames the engine sends are played through the jitter
+ * buffer. Mute keeps the frames flowing as μ-law silence. The page works without
+ * the module or the microphone (no talking).
+ */
+let audioModule = null;
+let micState = 'unknown';
+let micWanted = false;
+let micOpening = null;
+
+/** Loads the shared audio module and makes the page's CallAudio. */
 async function loadAudio() {
   try {
-    audio = await import('./audio/index.js');
+    audioModule = await import('./audio/index.js');
   } catch (err) {
     console.warn('softphone: audio module unavailable', err);
+    return;
   }
+  audio = new audioModule.CallAudio({
+    // Frames go out only while connected (and the socket is up: false otherwise).
+    send: (bytes) => (state.call && socket ? socket.sendBinary(bytes) : false),
+  });
+  const meter = $('mic-level');
+  audio.onLevel = (rms) => {
+    meter.value = Math.min(1, Math.sqrt(rms) * 3);
+    meter.dataset.level = rms.toFixed(3);
+  };
+  $('audio-device').addEventListener('change', (e) => {
+    audio.setInputDevice(e.target.value || undefined)
+      .catch((err) => console.warn('softphone: microphone switch failed', err && err.message));
+  });
 }
 
 const MIC_REFUSED = 'Microphone blocked: you can still take, park and transfer calls, but the caller '
@@ -653,7 +678,9 @@ const MIC_REFUSED = 'Microphone blocked: you can still take, park and transfer c
 /** Asks for the microphone once, at start: a refusal is said, and the page goes on. */
 async function openMic() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    micState = 'refused';
     notice('This browser gives the page no microphone: you can take calls but not talk.', 'warn', true);
+    $('audio-device').disabled = true;
     return;
   }
   try {
@@ -662,11 +689,15 @@ async function openMic() {
     micState = 'granted';
     await listDevices();
   } catch (err) {
-    micState = 'refused';
-    console.warn('softphone: microphone refused', err && err.name);
-    notice(MIC_REFUSED, 'warn', true);
-    $('audio-device').disabled = true;
+    micRefused(err && err.name);
   }
+}
+
+function micRefused(reason) {
+  micState = 'refused';
+  console.warn('softphone: microphone refused', reason);
+  notice(MIC_REFUSED, 'warn', true);
+  $('audio-device').disabled = true;
 }
 
 async function listDevices() {
@@ -684,13 +715,33 @@ async function listDevices() {
   select.value = current;
 }
 
-let micState = 'unknown';
-let micWanted = false;
+/** Starts playback and the microphone for a call (answer, retrieve, connected). */
 function startMic() {
   micWanted = true;
+  if (!audio || micOpening) return;
+  micOpening = (async () => {
+    try {
+      await audio.startPlayback();
+      if (micState !== 'refused' && micWanted && !audio.capture) {
+        await audio.startMic($('audio-device').value || undefined);
+        micState = 'granted';
+      }
+    } catch (err) {
+      if (err && err.reason === 'denied') micRefused(err.name);
+      else if (err && err.reason) notice(err.message, 'warn', true);
+      else console.warn('softphone: call audio failed', err);
+    } finally {
+      micOpening = null;
+    }
+    // The call ended while the microphone opened.
+    if (!micWanted) audio.stopMic();
+  })();
 }
+
+/** Stops the microphone (the call ended or left the page). */
 function stopMic() {
   micWanted = false;
+  if (audio && !micOpening) audio.stopMic();
 }
 
 // --------------------------------------------------------------- wiring
@@ -795,7 +846,7 @@ async function main() {
   openMic();
   socket = new EngineSocket('/ws/agent', token, {
     onStatus,
-    onBinary: (data) => { if (audio && state.call && audio.play) audio.play(data); },
+    onBinary: (data) => { if (audio && state.call) audio.receive(data); },
   });
   socket.on('*', onMessage);
   renderAll();
@@ -803,7 +854,10 @@ async function main() {
 
 if (debug) {
   window.switchboardDebug = {
-    playbackLevel: () => (audio && audio.playbackLevel ? audio.playbackLevel() : 0),
+    // RMS (0-1) of what the page played over the last 100 ms (docs/protocol.md §6).
+    playbackLevel: () => (audio ? audio.playbackLevel() : 0),
+    // The audio module's counters and onset timing (the benchmark).
+    audioStats: () => (audio ? { ...audio.stats(), playbackOnsetWallMs: audio.playbackOnsetWallMs() } : null),
     state: () => JSON.parse(JSON.stringify({ ...state, rings: [...state.rings.keys()], lot: [...state.lot.values()] })),
     // Feeds a text frame to the page as if the engine had sent it (bad-input tests).
     receive: (text) => { if (socket) socket.receive(text); },

@@ -522,6 +522,8 @@ document.addEventListener('pointercancel', (event) => {
 
 async function toggleListen(callId) {
   if (listening === callId) {
+    // The engine stops sending this call's mix (docs/protocol.md §2 `unlisten`).
+    send({ type: 'unlisten', call_id: callId });
     listening = null;
     stopPlayback();
     announce('Stopped listening.');
@@ -535,6 +537,8 @@ async function toggleListen(callId) {
     showNotice(`Cannot play audio in this browser: ${error.message ?? error}`);
     return;
   }
+  // One call at a time: the one listened to so far is let go first.
+  if (listening) send({ type: 'unlisten', call_id: listening });
   if (send({ type: 'listen', call_id: callId })) {
     listening = callId;
     announce('Listening to the call.');

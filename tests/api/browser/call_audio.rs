@@ -1,7 +1,7 @@
 //! The call audio module (`assets/web/js/audio/`) in Chromium, on a live call:
 //! the fake microphone plays a WAV the test writes, the fake Twilio hears it, and
-//! what the fake Twilio sends is played by the page. The page is the bare audio
-//! check page (`/assets/dev/audio-check.html`), which answers the first ring.
+//! what the fake Twilio sends is played by the page. The page is the softphone
+//! (`/agent?debug=1`), on a call answered with its Answer button.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,8 +12,27 @@ use super::audio::{goertzel, mulaw_decode, mulaw_tone, tone_wav};
 use super::{scratch_dir, Browser, Page, PageOptions};
 use crate::helpers::{spawn_app, InboundCall, TestApp, TwilioStream, CALLER, NUMBER, PATIENCE};
 
-/// A page with `wav` as its microphone, signed in as an available agent, on a
-/// call it answered; the fake Twilio's stream of that call.
+/// Waits until the softphone page's socket is up (its presence switch enables).
+async fn wait_socket_up(page: &Page) {
+    let enabled = page
+        .wait_until(|p| async move {
+            p.testid("presence")
+                .await
+                .is_enabled()
+                .await
+                .unwrap_or(false)
+        })
+        .await;
+    assert!(
+        enabled,
+        "the presence switch never came up: {}",
+        page.text("notice").await
+    );
+}
+
+/// The softphone page (`/agent?debug=1`) with `wav` as its microphone, signed in
+/// as an available agent, on a call answered with its Answer button; the fake
+/// Twilio's stream of that call.
 pub(super) async fn call_in_the_page(
     app: &TestApp,
     browser: &Browser,
@@ -27,31 +46,27 @@ pub(super) async fn call_in_the_page(
             ..PageOptions::default()
         })
         .await;
-    page.open(app, "/").await;
-    page.eval(
-        "sessionStorage.setItem('switchboard.token', arguments[0]);",
-        vec![json!(agent.token)],
-    )
-    .await;
-    page.open(app, "/assets/dev/audio-check.html?debug=1").await;
-    let ready = page
-        .wait_until(|page| async move {
-            page.eval(
-                "return document.body.dataset.ready === 'true' && \
-                 document.querySelector('[data-testid=call-state]').dataset.presence === 'available';",
-                vec![],
-            )
-            .await
-                == Value::Bool(true)
-        })
+    page.sign_in(app, &agent.token).await;
+    page.open(app, "/agent?debug=1").await;
+    wait_socket_up(&page).await;
+    page.testid("presence")
+        .await
+        .select_by_value("available")
+        .await
+        .expect("pick available");
+    page.wait_attr("presence-status", "data-status", "available")
         .await;
-    assert!(
-        ready,
-        "the page did not become available: {}",
-        page.text("notice").await
-    );
     let call = app.ring_in(CALLER, NUMBER).await;
     let twilio = app.open_stream(&call).await;
+    let answer = format!(
+        "[data-testid=\"ring-card\"][data-call-id=\"{}\"] [data-testid=\"answer\"]",
+        call.call_id
+    );
+    page.find(&answer)
+        .await
+        .click()
+        .await
+        .expect("click Answer");
     page.wait_attr("call-state", "data-state", "connected")
         .await;
     (page, call, twilio)
@@ -120,7 +135,7 @@ async fn a_1_khz_tone_in_the_microphone_reaches_twilio_as_mulaw_frames_every_20_
         audio.extend(frame.iter().map(|&b| f64::from(mulaw_decode(b)) / 32768.0));
     }
     let elapsed = started.elapsed();
-    page.screenshot("audio-check-mic-tone").await;
+    page.screenshot("agent-mic-tone").await;
     assert!(
         sizes.iter().all(|&size| size == 160),
         "160-byte frames: {sizes:?}"
@@ -142,6 +157,22 @@ async fn a_1_khz_tone_in_the_microphone_reaches_twilio_as_mulaw_frames_every_20_
         (0.9..1.1).contains(&ratio),
         "100 frames took {elapsed:?} (ratio {ratio:.3})"
     );
+    // Mute: the frames keep coming, 160 bytes every 20 ms, as silence.
+    page.click("mute").await;
+    let mut silent = false;
+    for _ in 0..100 {
+        let frame = next_media(&mut twilio).await;
+        assert_eq!(frame.len(), 160, "a muted frame keeps its size");
+        let samples: Vec<f64> = frame
+            .iter()
+            .map(|&b| f64::from(mulaw_decode(b)) / 32768.0)
+            .collect();
+        if rms(&samples) < 0.001 {
+            silent = true;
+            break;
+        }
+    }
+    assert!(silent, "muted, the page sends silence within 2 s of frames");
     browser.close().await;
 }
 
@@ -223,7 +254,7 @@ async fn a_tone_twilio_sends_is_played_by_the_page_within_300_ms() {
     };
     let ((), level) = tokio::join!(sending, watching);
     let stats = debug_stats(&page).await;
-    page.screenshot("audio-check-playback").await;
+    page.screenshot("agent-playback").await;
     let onset = stats["playbackOnsetWallMs"]
         .as_f64()
         .expect("an onset was played");
@@ -245,22 +276,16 @@ async fn the_debug_hook_exists_only_with_debug_1() {
     let agent = app.create_agent("Ada", "production").await;
     let browser = Browser::start().await;
     let mut page = browser.page().await;
-    page.open(&app, "/").await;
-    page.eval(
-        "sessionStorage.setItem('switchboard.token', arguments[0]);",
-        vec![json!(agent.token)],
-    )
-    .await;
-    page.open(&app, "/assets/dev/audio-check.html").await;
-    page.find("body[data-ready=true]").await;
+    page.sign_in(&app, &agent.token).await;
+    page.open(&app, "/agent").await;
+    wait_socket_up(&page).await;
     assert_eq!(
         page.eval("return typeof window.switchboardDebug;", vec![])
             .await,
         json!("undefined")
     );
-    page.open(&app, "/assets/dev/audio-check.html?debug=1")
-        .await;
-    page.find("body[data-ready=true]").await;
+    page.open(&app, "/agent?debug=1").await;
+    wait_socket_up(&page).await;
     assert_eq!(
         page.eval(
             "return typeof window.switchboardDebug.playbackLevel;",

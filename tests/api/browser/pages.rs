@@ -157,7 +157,6 @@ async fn a_wrong_token_on_sign_in_shows_a_clear_message_and_stores_nothing() {
 }
 
 #[actix_web::test]
-#[ignore = "needs GET /api/session, which the engine gains with the softphone protocol commit"]
 async fn an_agent_token_opens_the_softphone_and_the_admin_token_the_console() {
     let app = spawn_app().await;
     let agent = app.create_agent("Ada", "production").await;
