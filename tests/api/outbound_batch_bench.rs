@@ -30,7 +30,7 @@ use crate::db::TestDb;
 use crate::fake_providers::calls::LikeTwilio;
 use crate::fake_providers::{FakeProvider, TWILIO_SECRET, TWILIO_SID};
 use crate::helpers::{spawn_app_with_clock, TestApp, ADMIN_TOKEN};
-use crate::outbound_e2e::add_pool_number;
+use crate::outbound_dispatch::add_pool_number;
 
 /// The `n`th target, in San Francisco.
 fn number(n: usize) -> String {

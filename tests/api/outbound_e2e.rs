@@ -29,6 +29,7 @@ use crate::fakes::openai::{FakeOpenAi, Reply, Script};
 use crate::helpers::{
     event_kinds, spawn_app_with_clock, TestApp, TwilioStream, User, ADMIN_TOKEN, PATIENCE,
 };
+use crate::outbound_dispatch::add_pool_number;
 use crate::outbound_notify::{fast_callbacks, signature_is_valid, Receiver};
 
 /// San Francisco.
@@ -112,32 +113,6 @@ async fn world(
         user,
         endpoint: Receiver::start(&[]),
     }
-}
-
-/// A Twilio number of the user's workspace, in the pool.
-pub async fn add_pool_number(app: &TestApp, user: &User, e164: &str) {
-    sqlx::any::install_default_drivers();
-    let db = sqlx::AnyPool::connect(&app.database_url)
-        .await
-        .expect("the test reaches the database");
-    let workspace: String = sqlx::query_scalar("SELECT workspace FROM users WHERE id = $1")
-        .bind(&user.id)
-        .fetch_one(&db)
-        .await
-        .expect("the user's workspace");
-    sqlx::query(
-        "INSERT INTO phone_numbers (id, provider, provider_id, workspace, e164, number_type, \
-         status, created_at, updated_at) \
-         VALUES ($1, 'twilio', $2, $3, $4, 'local', 'AVAILABLE', 0, 0)",
-    )
-    .bind(uuid::Uuid::new_v4().simple().to_string())
-    .bind(format!("PN{}", uuid::Uuid::new_v4().simple()))
-    .bind(&workspace)
-    .bind(e164)
-    .execute(&db)
-    .await
-    .expect("a pool number");
-    db.close().await;
 }
 
 /// Submits the call with the user's endpoint as `callback_url`; its id.

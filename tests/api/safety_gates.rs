@@ -24,6 +24,7 @@ use crate::db::TestDb;
 use crate::fake_providers::{FakeProvider, TWILIO_SECRET, TWILIO_SID};
 use crate::fakes::llm::{FakeLlm, LlmAnswer};
 use crate::helpers::{spawn_app_on_with_clock, spawn_app_with_clock, TestApp, User, PATIENCE};
+use crate::outbound_dispatch::add_pool_number;
 
 const PATH: &str = "/api/calls/outbound";
 /// San Francisco: Pacific time.
@@ -513,32 +514,6 @@ async fn a_model_that_fails_lets_the_request_through_and_says_the_check_did_not_
 async fn a_model_that_fails_lets_the_request_through_and_says_the_check_did_not_run_on_postgres() {
     a_model_that_fails_lets_the_request_through_and_says_the_check_did_not_run(TestDb::Postgres)
         .await;
-}
-
-/// A Twilio number of the user's workspace, in the pool the dispatcher dials from.
-async fn add_pool_number(app: &TestApp, user: &User, e164: &str) {
-    sqlx::any::install_default_drivers();
-    let db = sqlx::AnyPool::connect(&app.database_url)
-        .await
-        .expect("the test reaches the database");
-    let workspace: String = sqlx::query_scalar("SELECT workspace FROM users WHERE id = $1")
-        .bind(&user.id)
-        .fetch_one(&db)
-        .await
-        .expect("the user's workspace");
-    sqlx::query(
-        "INSERT INTO phone_numbers (id, provider, provider_id, workspace, e164, number_type, \
-         status, created_at, updated_at) \
-         VALUES ($1, 'twilio', $2, $3, $4, 'local', 'AVAILABLE', 0, 0)",
-    )
-    .bind(uuid::Uuid::new_v4().simple().to_string())
-    .bind(format!("PN{}", uuid::Uuid::new_v4().simple()))
-    .bind(&workspace)
-    .bind(e164)
-    .execute(&db)
-    .await
-    .expect("a pool number");
-    db.close().await;
 }
 
 async fn a_call_whose_objective_is_refused_at_dispatch_ends_canceled_and_flags(db: TestDb) {
