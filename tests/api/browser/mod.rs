@@ -38,11 +38,20 @@ pub mod audio;
 mod call_audio;
 mod pages;
 
+/// One browser test at a time in this process (`cargo test` runs tests on
+/// threads): two Chromiums playing and capturing audio at once on a 2-core
+/// machine starve each other's audio threads, and the pages' timing is part of
+/// what these tests check. Under nextest (a process per test) the `browser`
+/// test group of `.config/nextest.toml` does the same.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A running chromedriver; its Chromium sessions are closed when it is dropped.
 pub struct Browser {
     driver: Child,
     port: u16,
     sessions: Mutex<Vec<String>>,
+    /// Held until the browser is dropped (after its sessions are closed).
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 /// How a page's Chromium is started.
@@ -121,6 +130,7 @@ impl Browser {
              (as .ci/run does) or set CHROMIUM to its path",
             chromium().display()
         );
+        let turn = ONE_AT_A_TIME.lock().await;
         let port = free_port();
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
@@ -133,6 +143,7 @@ impl Browser {
             driver,
             port,
             sessions: Mutex::new(Vec::new()),
+            _turn: turn,
         };
         let deadline = tokio::time::Instant::now() + PATIENCE;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
