@@ -31,6 +31,7 @@ use crate::helpers::{
 };
 use crate::outbound_dispatch::add_pool_number;
 use crate::outbound_notify::{fast_callbacks, signature_is_valid, Receiver};
+use crate::outbound_talk::{speak, until_heard};
 
 /// San Francisco.
 const CALLEE: &str = "+14155550123";
@@ -147,29 +148,6 @@ async fn until_live(openai: &FakeOpenAi, stream: &mut TwilioStream) {
         assert!(tokio::time::Instant::now() < deadline, "never live");
         stream.send_media(&[SILENCE; 160]);
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Reads the engine's media until a chunk filled with `fill` plays.
-async fn until_heard(stream: &mut TwilioStream, fill: u8) {
-    let mut skipped = 0;
-    loop {
-        let audio = stream.next_media().await;
-        if !audio.is_empty() && audio.iter().all(|b| *b == fill) {
-            return;
-        }
-        skipped += 1;
-        assert!(skipped < 10_000, "no audio filled with {fill:#x}");
-    }
-}
-
-/// The callee says something: a turn, then the silence that ends it.
-fn speak(stream: &mut TwilioStream, frames: usize, tag: u8) {
-    for _ in 0..frames {
-        stream.send_media(&[tag; 160]);
-    }
-    for _ in 0..20 {
-        stream.send_media(&[SILENCE; 160]);
     }
 }
 

@@ -251,7 +251,7 @@ async fn until_live(talk: &Talk, stream: &mut TwilioStream) {
 }
 
 /// Reads the engine's media until a chunk of the reply filled with `fill` plays.
-async fn until_heard(stream: &mut TwilioStream, fill: u8) {
+pub(crate) async fn until_heard(stream: &mut TwilioStream, fill: u8) {
     let mut skipped = 0;
     loop {
         let audio = stream.next_media().await;
@@ -263,7 +263,7 @@ async fn until_heard(stream: &mut TwilioStream, fill: u8) {
     }
 }
 
-fn speak(stream: &mut TwilioStream, frames: usize, tag: u8) {
+pub(crate) fn speak(stream: &mut TwilioStream, frames: usize, tag: u8) {
     for _ in 0..frames {
         stream.send_media(&[tag; 160]);
     }
