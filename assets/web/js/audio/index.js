@@ -219,6 +219,8 @@ export class CallAudio {
       framesReceived: this.framesReceived,
       micStartedAt: this.micStartedAt,
       sampleRate: this.context ? this.context.sampleRate : null,
+      // The audio clock (s): the pacing test counts frames against it.
+      audioClock: this.context ? this.context.currentTime : null,
     };
   }
 
