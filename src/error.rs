@@ -17,6 +17,9 @@ pub struct ApiError {
     /// Seconds for a `Retry-After` header (a 503: the database is away, or the
     /// engine is busy reading other bodies).
     pub retry_after: Option<u64>,
+    /// The field a `400 bad-field` names (sent as `field`, so a form can put the
+    /// message next to it).
+    pub field: Option<String>,
 }
 
 /// What a 503 for an unavailable database tells clients to wait before retrying.
@@ -29,11 +32,17 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            field: None,
         }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// `400 bad-field`: "`field`: `message`", with `field` named in the body.
+    pub fn bad_field(field: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        FieldError::new(field, message.to_string()).into()
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -75,10 +84,14 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after {
             response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
         }
-        response.json(serde_json::json!({
+        let mut body = serde_json::json!({
             "code": self.code,
             "message": self.message,
-        }))
+        });
+        if let Some(field) = &self.field {
+            body["field"] = serde_json::json!(field);
+        }
+        response.json(body)
     }
 }
 
@@ -135,7 +148,11 @@ impl From<StoreError> for ApiError {
 /// `400 bad-field`, naming the field.
 impl From<FieldError> for ApiError {
     fn from(err: FieldError) -> Self {
-        ApiError::bad_request("bad-field", err.to_string())
+        let field = err.field.clone();
+        ApiError {
+            field: Some(field),
+            ..ApiError::bad_request("bad-field", err.to_string())
+        }
     }
 }
 

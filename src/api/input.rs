@@ -67,12 +67,11 @@ pub fn fields<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(body).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let message = if path == "." {
-            inner.to_string()
+        if path == "." {
+            ApiError::bad_request("bad-field", inner.to_string())
         } else {
-            format!("{path}: {inner}")
-        };
-        ApiError::bad_request("bad-field", message)
+            ApiError::bad_field(path, inner)
+        }
     })
 }
 

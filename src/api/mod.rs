@@ -17,6 +17,7 @@ pub mod number_health;
 pub mod numbers;
 pub mod outbound;
 pub mod outbound_batch;
+pub mod outbound_check;
 pub mod session;
 pub mod users;
 
@@ -89,6 +90,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/calls/outbound/batch/{id}",
                 web::get().to(outbound_batch::get),
+            )
+            .route(
+                "/calls/outbound/check",
+                web::get().to(outbound_check::check),
             )
             .route("/calls/outbound", web::post().to(outbound::submit))
             .route("/calls/outbound", web::get().to(outbound::list))

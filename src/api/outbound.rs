@@ -196,16 +196,13 @@ pub(super) async fn place(
 
     let asked = request
         .schedule_at
-        .map(|at| {
-            from_offset_date_time(at)
-                .map_err(|e| ApiError::bad_request("bad-field", format!("schedule_at: {e}")))
-        })
+        .map(|at| from_offset_date_time(at).map_err(|e| ApiError::bad_field("schedule_at", e)))
         .transpose()?
         .unwrap_or(now);
     let hours = batch.as_ref().map_or(&engine.calling_hours, |b| b.hours);
     let verdict = hours
         .check(&request.to, asked)
-        .map_err(|e| ApiError::bad_request("bad-field", format!("to: {e}")))?;
+        .map_err(|e| ApiError::bad_field("to", e))?;
     let run_at = verdict.deferred_until().unwrap_or(asked).as_millisecond();
     let deferred = verdict
         .deferred_until()

@@ -127,7 +127,7 @@ impl UserJson {
 }
 
 fn bad_field(field: &str, message: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("bad-field", format!("{field}: {message}"))
+    ApiError::bad_field(field, message)
 }
 
 fn name_field(raw: &str) -> Result<String, ApiError> {

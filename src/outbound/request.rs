@@ -269,7 +269,7 @@ fn bounded_text(
 
 /// E.164 through libphonenumber: not an emergency number, valid, not
 /// premium-rate, in one of `allowed`.
-fn parse_to(raw: &str, allowed: &[Region]) -> Result<PhoneNumber, FieldError> {
+pub fn parse_to(raw: &str, allowed: &[Region]) -> Result<PhoneNumber, FieldError> {
     let refuse = |message: String| FieldError::new("to", message);
     if let Some(region) = emergency_region(raw) {
         return Err(refuse(format!(
@@ -370,7 +370,7 @@ fn parse_attestation(value: Option<&Value>) -> Result<Attestation, FieldError> {
 }
 
 /// RFC 3339, not before `now`, at most [`MAX_SCHEDULE_AHEAD`] after it.
-fn parse_schedule_at(raw: &str, now: OffsetDateTime) -> Result<OffsetDateTime, FieldError> {
+pub fn parse_schedule_at(raw: &str, now: OffsetDateTime) -> Result<OffsetDateTime, FieldError> {
     let refuse = |message: String| FieldError::new("schedule_at", message);
     let at = OffsetDateTime::parse(raw, &Rfc3339)
         .map_err(|e| refuse(format!("{raw:?} is not an RFC 3339 time: {e}")))?;

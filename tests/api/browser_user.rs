@@ -1,6 +1,7 @@
 //! A user's pages (`/app`) in headless Chromium against the real engine: the
-//! user signs in with their API key, watches an outbound call run to its result
-//! on the call's page (the fake Twilio, OpenAI and Anthropic playing their
+//! user signs in with their API key, places a call through the new-call form
+//! (each field refused by the engine shows its message next to it), watches the
+//! call run to its result on the call's page (the fake Twilio, OpenAI and Anthropic playing their
 //! parts, as in `outbound_e2e`), reads its transcript, outcome and cost, and
 //! finds it on the dashboard and in the list; bad input: another user's call, a
 //! made-up status in the list's URL.
@@ -36,8 +37,92 @@ async fn user_json(w: &World) -> Value {
     user
 }
 
+/// Submits the form and waits for the engine's refusal next to `field`.
+async fn refused_at(page: &Page, field: &str, says: &str) {
+    page.click("new-submit").await;
+    page.wait_text(&format!("error-{field}"), says).await;
+    assert_eq!(page.path().await, "/app/new", "nothing was placed");
+}
+
+/// The attestation's boxes (`attest-…` controls).
+const BOXES: [&str; 5] = [
+    "legitimate_purpose",
+    "not_dnc",
+    "reasonable_basis",
+    "understands_recording",
+    "accepts_responsibility",
+];
+
+/// Fills the new-call form field by field, each time submitting and reading the
+/// engine's refusal next to the field it names, then places the call; its id.
+async fn place_through_the_form(page: &mut Page, w: &World) -> String {
+    page.click("nav-new").await;
+    // The number is checked as it is typed, by the engine.
+    page.type_into("new-to", "+1 415 555").await;
+    page.wait_text("error-to", "to:").await;
+    page.type_into("new-to", "+1 415 555 0123").await;
+    let info = page.wait_text("to-info", "+1 (415) 555-0123").await;
+    assert!(info.contains("America/Los_Angeles"), "{info}");
+    page.wait_attr("hours-info", "data-open", "true").await;
+    assert_eq!(
+        page.text("error-to").await,
+        "",
+        "the error went with the fix"
+    );
+    let (_, check) = w
+        .app
+        .send_json_as(
+            actix_web::http::Method::GET,
+            "/api/calls/outbound/check?to=%2B14155550123",
+            None,
+            Some(&w.user.api_key),
+        )
+        .await;
+    let estimate = format!(
+        "${:.2}",
+        check["estimated_cost"].as_f64().expect("an estimate")
+    );
+    page.wait_text("new-estimate", &estimate).await;
+    // Each field the engine refuses, in the order it checks them.
+    refused_at(page, "purpose", "purpose:").await;
+    page.testid("new-purpose")
+        .await
+        .select_by_value("existing_client")
+        .await
+        .expect("pick a purpose");
+    page.type_into("new-objective", "Book it").await;
+    assert_eq!(page.text("objective-count").await, "7 / 500");
+    refused_at(page, "objective", "objective:").await;
+    page.type_into(
+        "new-objective",
+        "Book a plumber's visit for Tuesday morning.",
+    )
+    .await;
+    refused_at(page, "attestation", "attestation.legitimate_purpose").await;
+    for field in BOXES {
+        page.click(&format!("attest-{field}")).await;
+    }
+    refused_at(page, "attestation", "attestation.signature_full_name").await;
+    page.type_into("new-signature", "Ada Lovelace").await;
+    page.type_into("new-contact-name", "Front desk").await;
+    page.screenshot("app-new-call").await;
+    page.click("new-submit").await;
+    let moved = page
+        .wait_until(|p| async move { p.path().await.starts_with("/app/calls/") })
+        .await;
+    assert!(
+        moved,
+        "the form did not open the call: {}",
+        page.text("error-form").await
+    );
+    page.path()
+        .await
+        .trim_start_matches("/app/calls/")
+        .to_owned()
+}
+
 #[actix_web::test]
-async fn a_user_watches_their_call_run_to_its_result_then_finds_it_on_the_dashboard_and_in_the_list(
+async fn a_user_places_a_call_through_the_form_watches_it_run_to_its_result_and_finds_it_on_the_dashboard_and_in_the_list(
 ) {
     let script = Script::new()
         .greeting(Reply::say(DISCLOSURE, 200, 0x11))
@@ -53,8 +138,7 @@ async fn a_user_watches_their_call_run_to_its_result_then_finds_it_on_the_dashbo
     .await;
     let browser = Browser::start().await;
     let mut page = user_page(&browser, &w).await;
-    let id = submit(&w).await;
-    page.open(&w.app, &format!("/app/calls/{id}")).await;
+    let id = place_through_the_form(&mut page, &w).await;
     page.wait_text("call-title", "Call to +1 (415) 555-0123")
         .await;
 

@@ -29,6 +29,7 @@ mod numbers_sync;
 mod outage;
 mod outbound_batch;
 mod outbound_batch_bench;
+mod outbound_check;
 mod outbound_claims;
 mod outbound_crash;
 mod outbound_dial;

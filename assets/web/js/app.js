@@ -6,6 +6,11 @@
 //   /app              the dashboard
 //   /app/calls        the list (?status=…&page=…)
 //   /app/calls/{id}   one call
+//   /app/new          the new-call form: the number checked as it is typed by
+//                     GET /api/calls/outbound/check (the engine's rules, not a
+//                     copy here), with the callee's local time, calling hours and
+//                     the estimate; the attestation's boxes in their current
+//                     wording; the engine's refusals shown next to the field
 // It needs a user's API key that sign-in left in sessionStorage; everything it
 // shows comes from the REST API with that key (docs/protocol.md §4a, §6).
 import { requireSession, signOut } from "./session.js";
@@ -37,28 +42,33 @@ function notice(text, kind = "error") {
   box.hidden = !text;
 }
 
-async function api(path) {
+async function api(path, { method = "GET", body } = {}) {
+  const headers = { Authorization: `Bearer ${auth.token}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
-    headers: { Authorization: `Bearer ${auth.token}` },
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
     cache: "no-store",
   });
   if (response.status === 401) {
     signOut();
     throw new Error("signed out");
   }
-  let body = null;
+  let answer = null;
   try {
-    body = await response.json();
+    answer = await response.json();
   } catch {
-    body = null;
+    answer = null;
   }
   if (!response.ok) {
-    const message = (body && body.message) || `HTTP ${response.status}`;
+    const message = (answer && answer.message) || `HTTP ${response.status}`;
     const error = new Error(message);
     error.status = response.status;
+    error.body = answer || {};
     throw error;
   }
-  return body;
+  return answer;
 }
 
 function el(tag, props = {}, ...children) {
@@ -250,13 +260,187 @@ async function callPage(view, id) {
   if (!settled) refresh = setTimeout(() => callPage(view, id).catch(() => {}), REFRESH_MS);
 }
 
+// ---- the new-call form ------------------------------------------------------------
+
+const OBJECTIVE_MAX = 500;
+const CHECK_DELAY_MS = 300;
+let checkTimer = null;
+let checkSeq = 0;
+let wordingVersion = null;
+
+function fieldError(field, message) {
+  // `attestation.not_dnc` shows at the attestation; anything unknown at the form.
+  const top = String(field || "").split(".")[0];
+  const box = document.querySelector(`[data-testid="error-${CSS.escape(top)}"]`)
+    || document.querySelector('[data-testid="error-form"]');
+  box.textContent = message;
+  box.hidden = false;
+  const input = document.querySelector(`[data-field="${CSS.escape(top)}"] input, [data-field="${CSS.escape(top)}"] select, [data-field="${CSS.escape(top)}"] textarea`);
+  if (input) input.setAttribute("aria-invalid", "true");
+}
+
+function clearErrors(only) {
+  for (const box of document.querySelectorAll("#new-form .field-error")) {
+    if (only && box.dataset.testid !== `error-${only}`) continue;
+    box.hidden = true;
+    box.textContent = "";
+  }
+  for (const input of document.querySelectorAll("#new-form [aria-invalid]")) {
+    if (!only || input.closest(`[data-field="${only}"]`)) input.removeAttribute("aria-invalid");
+  }
+}
+
+function scheduleAt() {
+  const later = document.querySelector('input[name="when"]:checked').value === "later";
+  const raw = $("new-schedule-at").value;
+  if (!later || !raw) return null;
+  const at = new Date(raw);
+  return Number.isNaN(at.getTime()) ? "" : at.toISOString();
+}
+
+function renderBoxes(attestation) {
+  if (!attestation || attestation.version === wordingVersion) return;
+  wordingVersion = attestation.version;
+  document.querySelector('[data-testid="attestation-version"]').textContent = `version ${attestation.version}`;
+  $("attestation-boxes").replaceChildren(
+    ...attestation.boxes.map((box) => el("label", { class: "box" },
+      el("input", { type: "checkbox", "data-testid": `attest-${box.field}`, "data-box": box.field }),
+      ` ${box.text}`)),
+  );
+}
+
+function localTimeOf(callee) {
+  // "10:43 on Wed 2 Dec" in the callee's zone (the engine's offset, not the browser's).
+  const match = /T(\d{2}:\d{2})/.exec(callee.local_time);
+  return `${match ? match[1] : callee.local_time} (${callee.time_zone})`;
+}
+
+async function runCheck() {
+  const seq = ++checkSeq;
+  const to = $("new-to").value.trim();
+  const at = scheduleAt();
+  const params = new URLSearchParams();
+  if (to) params.set("to", to);
+  if (at) params.set("schedule_at", at);
+  let answer;
+  try {
+    answer = await api(`/api/calls/outbound/check?${params}`);
+  } catch (error) {
+    if (seq !== checkSeq) return;
+    $("to-info").textContent = "";
+    $("new-estimate").textContent = "–";
+    if (error.status === 400 && error.body.field) {
+      clearErrors(error.body.field);
+      fieldError(error.body.field, error.message);
+    }
+    return;
+  }
+  if (seq !== checkSeq) return;
+  clearErrors("to");
+  clearErrors("schedule_at");
+  renderBoxes(answer.attestation);
+  const hours = answer.calling_hours;
+  if (!answer.to) {
+    $("to-info").textContent = "";
+    $("hours-info").textContent = `Calls ring between ${hours.start} and ${hours.end}, the callee's time.`;
+    $("new-estimate").textContent = "–";
+    return;
+  }
+  const where = answer.callee.map(localTimeOf).join(" or ");
+  $("to-info").textContent = `${formatNumber(answer.to)} · ${at ? "then" : "now"} ${where}`
+    + (answer.do_not_call ? " · on a do-not-call list: it will be refused" : "");
+  $("to-info").dataset.e164 = answer.to;
+  const hoursInfo = $("hours-info");
+  hoursInfo.dataset.open = String(!!hours.open);
+  if (hours.open) {
+    hoursInfo.textContent = `Inside calling hours (${hours.start}–${hours.end} the callee's time).`;
+  } else if (hours.opens_at) {
+    hoursInfo.textContent = `Outside calling hours (${hours.start}–${hours.end} the callee's time): it will ring at ${when(hours.opens_at)}.`;
+  } else {
+    hoursInfo.textContent = hours.error || "No calling hours for this number.";
+  }
+  $("new-estimate").textContent = money(answer.estimated_cost);
+}
+
+function queueCheck() {
+  clearTimeout(checkTimer);
+  checkTimer = setTimeout(() => runCheck().catch((error) => console.warn("check", error.message)), CHECK_DELAY_MS);
+}
+
+function formBody() {
+  const text = (id) => $(id).value.trim();
+  const body = {
+    to: text("new-to"),
+    purpose: $("new-purpose").value,
+    objective: $("new-objective").value.trim(),
+    attestation: { signature_full_name: text("new-signature") },
+  };
+  if (text("new-contact-name")) body.contact_name = text("new-contact-name");
+  if (text("new-contact-company")) body.contact_company = text("new-contact-company");
+  if (text("new-organization")) body.attestation.signature_organization = text("new-organization");
+  // An unticked box is sent as false: the engine names it.
+  for (const box of document.querySelectorAll("[data-box]")) body.attestation[box.dataset.box] = box.checked;
+  if (wordingVersion) body.attestation.wording_version = wordingVersion;
+  const at = scheduleAt();
+  if (at !== null) body.schedule_at = at;
+  return body;
+}
+
+async function submitCall(event) {
+  event.preventDefault();
+  clearErrors();
+  const button = $("new-submit");
+  button.disabled = true;
+  try {
+    const placed = await api("/api/calls/outbound", { method: "POST", body: formBody() });
+    go(`/app/calls/${encodeURIComponent(placed.id)}`);
+  } catch (error) {
+    if (error.message === "signed out") return;
+    const body = error.body || {};
+    if (body.field) fieldError(body.field, error.message);
+    else if (body.code === "do-not-call") fieldError("to", error.message);
+    else if (body.code === "objective-refused") fieldError("objective", error.message);
+    else fieldError("form", error.message);
+    if (body.code === "attestation-outdated") {
+      renderBoxes({ version: body.current_version, boxes: [] });
+      runCheck().catch(() => {});
+    }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function newCall(view) {
+  await runCheck();
+  if (view !== shown) return;
+  $("new-to").focus();
+}
+
+function bindForm() {
+  $("new-to").addEventListener("input", queueCheck);
+  $("new-schedule-at").addEventListener("change", queueCheck);
+  for (const radio of document.querySelectorAll('input[name="when"]')) {
+    radio.addEventListener("change", () => {
+      $("new-schedule-at").hidden = document.querySelector('input[name="when"]:checked').value !== "later";
+      queueCheck();
+    });
+  }
+  $("new-objective").addEventListener("input", () => {
+    const count = [...$("new-objective").value.trim()].length;
+    const counter = $("objective-count");
+    counter.textContent = `${count} / ${OBJECTIVE_MAX}`;
+    counter.dataset.over = String(count > OBJECTIVE_MAX);
+  });
+  $("new-form").addEventListener("submit", submitCall);
+}
+
 // ---- routing -------------------------------------------------------------------
 
 function show(section) {
-  for (const id of ["dashboard", "calls", "call"]) $(id).hidden = id !== section;
+  for (const id of ["dashboard", "calls", "call", "new"]) $(id).hidden = id !== section;
+  const nav = { dashboard: "nav-dashboard", calls: "nav-calls", call: "nav-calls", new: "nav-new" }[section];
   for (const link of document.querySelectorAll("nav a")) {
-    const current = (section === "dashboard" && link.dataset.testid === "nav-dashboard")
-      || (section !== "dashboard" && link.dataset.testid === "nav-calls");
+    const current = link.dataset.testid === nav;
     if (current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -274,6 +458,9 @@ async function route() {
     if (match) {
       show("call");
       await callPage(view, decodeURIComponent(match[1]));
+    } else if (path === "/app/new") {
+      show("new");
+      await newCall(view);
     } else if (path === "/app/calls") {
       show("calls");
       await list(view);
@@ -308,6 +495,7 @@ async function main() {
   filter.addEventListener("change", () => go(listUrl({ status: filter.value, page: 1 })));
   $("page-prev").addEventListener("click", () => { const q = listQuery(); go(listUrl({ ...q, page: q.page - 1 })); });
   $("page-next").addEventListener("click", () => { const q = listQuery(); go(listUrl({ ...q, page: q.page + 1 })); });
+  bindForm();
   await route();
 }
 

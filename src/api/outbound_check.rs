@@ -1,0 +1,165 @@
+//! `GET /api/calls/outbound/check?to=&schedule_at=` (a user's API key): what the
+//! new-call form shows before it submits, by the engine's own rules — the number
+//! checked exactly as `POST /api/calls/outbound` checks it, the callee's time
+//! zones and local time, whether that time is inside calling hours (and when they
+//! open), the cost estimate for the user's plan, whether the number is on a
+//! do-not-call list the user's calls obey, and the attestation's current wording
+//! with its five boxes. A bad `to` or `schedule_at` is `400 bad-field` naming it.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::caller::Caller;
+use super::calls::rfc3339;
+use super::outbound::requesting_user;
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::outbound::clock::{from_offset_date_time, to_offset_date_time};
+use crate::outbound::hours::Verdict;
+use crate::outbound::request::{parse_schedule_at, parse_to};
+use crate::outbound::submit::estimate_usd;
+use crate::outbound::zones::CalleeZones;
+use crate::users::effective_limits;
+
+/// The attestation's boxes, in the order the form shows them.
+pub const BOXES: [&str; 5] = [
+    "legitimate_purpose",
+    "not_dnc",
+    "reasonable_basis",
+    "understands_recording",
+    "accepts_responsibility",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckQuery {
+    to: Option<String>,
+    schedule_at: Option<String>,
+}
+
+pub async fn check(
+    caller: Caller,
+    engine: web::Data<Engine>,
+    query: web::Query<CheckQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let user = requesting_user(&caller)?;
+    let query = query.into_inner();
+    let now = engine.clock.now();
+    let at = match query
+        .schedule_at
+        .as_deref()
+        .filter(|raw| !raw.trim().is_empty())
+    {
+        Some(raw) => {
+            from_offset_date_time(parse_schedule_at(raw.trim(), to_offset_date_time(now))?)
+                .unwrap_or(now)
+        }
+        None => now,
+    };
+    let consent = &engine.settings.safety.consent;
+    let mut body = json!({
+        "calling_hours": {
+            "start": engine.calling_hours.start().strftime("%H:%M").to_string(),
+            "end": engine.calling_hours.end().strftime("%H:%M").to_string(),
+        },
+        "attestation": {
+            "version": consent.version,
+            "wording": consent.wording,
+            "boxes": boxes(&consent.wording),
+        },
+    });
+    let Some(raw) = query.to.as_deref().filter(|raw| !raw.trim().is_empty()) else {
+        return Ok(HttpResponse::Ok().json(body));
+    };
+    let to = parse_to(raw.trim(), &engine.settings.outbound.allowed_regions)?;
+    let zones = CalleeZones::of(&to);
+    let local: Vec<Value> = zones
+        .zones()
+        .iter()
+        .map(|zone| {
+            json!({
+                "time_zone": zone.iana_name().unwrap_or("UTC"),
+                "local_time": local_time(zone, at),
+            })
+        })
+        .collect();
+    body["to"] = json!(to.as_str());
+    body["callee"] = Value::Array(local);
+    match engine.calling_hours.check(&to, at) {
+        Ok(Verdict::Open { closes }) => {
+            body["calling_hours"]["open"] = json!(true);
+            body["calling_hours"]["closes_at"] = json!(rfc3339(closes.as_millisecond()));
+        }
+        Ok(Verdict::Deferred { opens, .. }) => {
+            body["calling_hours"]["open"] = json!(false);
+            body["calling_hours"]["opens_at"] = json!(rfc3339(opens.as_millisecond()));
+        }
+        Err(error) => {
+            body["calling_hours"]["open"] = json!(false);
+            body["calling_hours"]["error"] = json!(error.to_string());
+        }
+    }
+    body["estimated_cost"] = match effective_limits(&engine.settings.plans, user) {
+        Ok(limits) => json!(estimate_usd(&engine.settings.pricing, &limits, &to)),
+        Err(_) => Value::Null,
+    };
+    body["do_not_call"] = json!(engine.store.is_do_not_call(&user.id, &to).await?);
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `at` on `zone`'s clock, RFC 3339 with its offset: `2026-12-02T10:43:00-08:00`.
+fn local_time(zone: &jiff::tz::TimeZone, at: jiff::Timestamp) -> String {
+    let seconds = zone.to_offset(at).seconds();
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let minutes = seconds.unsigned_abs() / 60;
+    format!(
+        "{}{sign}{:02}:{:02}",
+        zone.to_datetime(at).strftime("%Y-%m-%dT%H:%M:%S"),
+        minutes / 60,
+        minutes % 60
+    )
+}
+
+/// Each box's sentence: the wording's line that starts with the box's field name
+/// (`not_dnc: to my knowledge …`), or the whole wording when no line does.
+fn boxes(wording: &str) -> Vec<Value> {
+    BOXES
+        .iter()
+        .map(|field| {
+            let text = wording
+                .lines()
+                .find_map(|line| line.trim().strip_prefix(&format!("{field}:")))
+                .map_or_else(|| wording.trim().to_owned(), |text| text.trim().to_owned());
+            json!({ "field": field, "text": text })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_time_carries_the_zones_offset() {
+        let zone = jiff::tz::TimeZone::get("America/Los_Angeles").expect("a zone");
+        let at: jiff::Timestamp = "2026-12-02T18:43:00Z".parse().expect("a time");
+        assert_eq!(local_time(&zone, at), "2026-12-02T10:43:00-08:00");
+        let zone = jiff::tz::TimeZone::get("Asia/Kolkata").expect("a zone");
+        assert_eq!(local_time(&zone, at), "2026-12-03T00:13:00+05:30");
+    }
+
+    #[test]
+    fn each_box_gets_its_line_of_the_wording() {
+        let wording = "Preamble.\nlegitimate_purpose: A.\n  not_dnc: B.\nreasonable_basis: C.\n";
+        let found = boxes(wording);
+        assert_eq!(found[0]["text"], "A.");
+        assert_eq!(found[1]["text"], "B.");
+        assert_eq!(found[2]["text"], "C.");
+        assert_eq!(
+            found[3]["text"],
+            wording.trim(),
+            "no line: the whole wording"
+        );
+    }
+}
