@@ -1394,6 +1394,75 @@ mod tests {
     }
 
     #[test]
+    fn the_missed_call_text_is_off_by_default_and_its_templates_are_parsed_at_load() {
+        let defaults = Settings::defaults();
+        assert!(!defaults.missed_call_text.enabled);
+        let s = load(
+            "[missed_call_text]\nenabled = true\n\
+             [missed_call_text.numbers.\"+1 415 555 0100\"]\ntemplate = \"Call {number} back\"",
+            &[],
+        )
+        .expect("valid");
+        let texts = &s.missed_call_text;
+        assert_eq!(
+            texts
+                .template_for("+14155550100")
+                .map(|t| t.render("+14155559876", "+14155550100")),
+            Some("Call +14155550100 back".to_owned())
+        );
+        assert_eq!(
+            texts.template_for("+14155550199"),
+            texts.template.as_ref(),
+            "other numbers have the default"
+        );
+        let only_listed = load(
+            "[missed_call_text]\ntemplate = \"\"\n\
+             [missed_call_text.numbers.\"+14155550100\"]\ntemplate = \"Hi\"",
+            &[],
+        )
+        .expect("valid");
+        assert!(only_listed
+            .missed_call_text
+            .template_for("+14155550199")
+            .is_none());
+    }
+
+    #[test]
+    fn an_unknown_placeholder_or_an_over_long_text_stops_the_engine_at_start_up() {
+        let long = "x".repeat(1600);
+        for (overlay, says) in [
+            (
+                "[missed_call_text]\ntemplate = \"Hi {name}\"".to_owned(),
+                "unknown placeholder {name}",
+            ),
+            (
+                format!("[missed_call_text]\ntemplate = \"{long}{{caller}}\""),
+                "Twilio takes at most 1600",
+            ),
+            (
+                "[missed_call_text.numbers.\"+14155550100\"]\ntemplate = \"{numbr}\"".to_owned(),
+                "numbers.\"+14155550100\".template",
+            ),
+            (
+                "[missed_call_text.numbers.\"555\"]\ntemplate = \"Hi\"".to_owned(),
+                "numbers.\"555\"",
+            ),
+            (
+                "[missed_call_text]\nenabled = true\ntemplate = \"\"".to_owned(),
+                "needs a template",
+            ),
+            (
+                "[missed_call_text]\nmax_attempts = 0".to_owned(),
+                "max_attempts",
+            ),
+        ] {
+            let err = load(&overlay, &[]).expect_err("refused");
+            let text = format!("{err:#}");
+            assert!(text.contains(says), "{overlay}: {text}");
+        }
+    }
+
+    #[test]
     fn durations_that_are_not_seconds_are_refused_with_their_key() {
         let s = load("[calls]\nring_timeout_secs = 0.5\nwrap_up_secs = 2", &[]).expect("valid");
         assert_eq!(s.calls.ring_timeout, Duration::from_millis(500));
