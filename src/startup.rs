@@ -265,13 +265,14 @@ fn missed_call_texter(
     if !texts.enabled {
         return Ok(None);
     }
-    let twilio = crate::providers::twilio::TwilioClient::for_messages(settings, texts.send_timeout)?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "missed_call_text.enabled needs the Twilio account: TWILIO_ACCOUNT_SID and \
+    let twilio =
+        crate::providers::twilio::TwilioClient::for_messages(settings, texts.send_timeout)?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "missed_call_text.enabled needs the Twilio account: TWILIO_ACCOUNT_SID and \
                  TWILIO_AUTH_TOKEN"
-            )
-        })?;
+                )
+            })?;
     let clock = clock.clone();
     Ok(Some(crate::missed_call::Texter::start(
         texts.clone(),

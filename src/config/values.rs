@@ -10,8 +10,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::de::{self, Deserializer};
 use serde::de::Error as _;
+use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use crate::domain::phone::PhoneNumber;
@@ -177,6 +177,46 @@ checked_url!(
     |raw| raw
 );
 
+/// `""` is unset; anything else must be a valid [`TextTemplate`].
+pub fn optional_template<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<TextTemplate>, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    TextTemplate::parse(&raw)
+        .map(Some)
+        .map_err(|e| D::Error::custom(format!("the template {e}")))
+}
+
+/// `[missed_call_text.numbers."+1…"] template = "…"`: each key a phone number
+/// (kept in E.164), each template valid.
+pub fn number_templates<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, TextTemplate>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NumberText {
+        template: String,
+    }
+    let raw = BTreeMap::<String, NumberText>::deserialize(deserializer)?;
+    let mut numbers = BTreeMap::new();
+    for (key, text) in raw {
+        let number = PhoneNumber::parse(&key)
+            .map_err(|e| D::Error::custom(format!("numbers.\"{key}\": the number {e}")))?;
+        let template = TextTemplate::parse(&text.template).map_err(|e| {
+            D::Error::custom(format!("numbers.\"{key}\".template: the template {e}"))
+        })?;
+        if numbers.insert(number.into_string(), template).is_some() {
+            return Err(D::Error::custom(format!(
+                "numbers.\"{key}\": that number is listed twice"
+            )));
+        }
+    }
+    Ok(numbers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,44 +309,4 @@ mod tests {
             "\"https://api.openai.com/v1/realtime\" must start with ws:// or wss://"
         );
     }
-}
-
-/// `""` is unset; anything else must be a valid [`TextTemplate`].
-pub fn optional_template<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<TextTemplate>, D::Error> {
-    let raw = String::deserialize(deserializer)?;
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    TextTemplate::parse(&raw)
-        .map(Some)
-        .map_err(|e| D::Error::custom(format!("the template {e}")))
-}
-
-/// `[missed_call_text.numbers."+1…"] template = "…"`: each key a phone number
-/// (kept in E.164), each template valid.
-pub fn number_templates<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<BTreeMap<String, TextTemplate>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct NumberText {
-        template: String,
-    }
-    let raw = BTreeMap::<String, NumberText>::deserialize(deserializer)?;
-    let mut numbers = BTreeMap::new();
-    for (key, text) in raw {
-        let number = PhoneNumber::parse(&key)
-            .map_err(|e| D::Error::custom(format!("numbers.\"{key}\": the number {e}")))?;
-        let template = TextTemplate::parse(&text.template).map_err(|e| {
-            D::Error::custom(format!("numbers.\"{key}\".template: the template {e}"))
-        })?;
-        if numbers.insert(number.into_string(), template).is_some() {
-            return Err(D::Error::custom(format!(
-                "numbers.\"{key}\": that number is listed twice"
-            )));
-        }
-    }
-    Ok(numbers)
 }

@@ -153,10 +153,7 @@ mod tests {
             t.render("+14155559876", "+14155550100"),
             "Hi +14155559876, {sorry} we missed you at +14155550100."
         );
-        assert_eq!(
-            TextTemplate::parse(&t.to_string()).expect("round trip"),
-            t
-        );
+        assert_eq!(TextTemplate::parse(&t.to_string()).expect("round trip"), t);
     }
 
     #[test]
@@ -165,7 +162,10 @@ mod tests {
             TextTemplate::parse("Hi {name}"),
             Err(TemplateError::UnknownPlaceholder("name".into()))
         );
-        assert_eq!(TextTemplate::parse("Hi {caller"), Err(TemplateError::Unclosed));
+        assert_eq!(
+            TextTemplate::parse("Hi {caller"),
+            Err(TemplateError::Unclosed)
+        );
         assert_eq!(TextTemplate::parse("Hi }"), Err(TemplateError::LoneClose));
         assert_eq!(TextTemplate::parse("  "), Err(TemplateError::Empty));
     }

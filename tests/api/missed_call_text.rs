@@ -170,7 +170,9 @@ async fn a_caller_who_hangs_up_while_ringing_gets_the_numbers_text_from_the_numb
     let messages = fake.messages();
     assert_eq!(messages.len(), 1);
     assert_eq!(text["sid"], messages[0]["sid"]);
-    assert!(messages[0]["sid"].as_str().is_some_and(|s| s.starts_with("SM")));
+    assert!(messages[0]["sid"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("SM")));
     assert_eq!(messages[0]["to"], CALLER);
     assert_eq!(messages[0]["from"], NUMBER);
     assert_eq!(messages[0]["body"], body);
@@ -295,10 +297,7 @@ async fn a_twilio_that_does_not_answer_in_time_is_tried_again() {
 #[actix_web::test]
 async fn a_twilio_400_is_recorded_as_failed_in_the_trail_without_a_retry() {
     let fake = FakeProvider::start().await;
-    fake.state()
-        .messages
-        .unsubscribed
-        .insert(CALLER.to_owned());
+    fake.state().messages.unsubscribed.insert(CALLER.to_owned());
     let app = texting_app(TestDb::Sqlite, &fake).await;
     voicemail_number(&app).await;
     let call_id = hang_up_early(&app, CALLER).await;
@@ -328,19 +327,25 @@ async fn delivered_and_failed_status_callbacks_land_in_the_trail() {
         second["sid"].as_str().expect("a sid").to_owned(),
     );
     assert_eq!(fake.send_message_status(&sid1, "sent", None).await, 204);
-    assert_eq!(fake.send_message_status(&sid1, "delivered", None).await, 204);
+    assert_eq!(
+        fake.send_message_status(&sid1, "delivered", None).await,
+        204
+    );
     assert_eq!(
         fake.send_message_status(&sid2, "undelivered", Some("30003"))
             .await,
         204
     );
     assert_eq!(
-        fake.send_message_status(&sid2, "failed", Some("30006")).await,
+        fake.send_message_status(&sid2, "failed", Some("30006"))
+            .await,
         204
     );
 
     let call = app
-        .wait_for_call(&delivered, |c| events_of(c, "missed_call_text_status").len() == 2)
+        .wait_for_call(&delivered, |c| {
+            events_of(c, "missed_call_text_status").len() == 2
+        })
         .await;
     let statuses: Vec<&Value> = events_of(&call, "missed_call_text_status")
         .iter()
@@ -352,7 +357,9 @@ async fn delivered_and_failed_status_callbacks_land_in_the_trail() {
         sid1.as_str()
     );
     let call = app
-        .wait_for_call(&failed, |c| events_of(c, "missed_call_text_status").len() == 2)
+        .wait_for_call(&failed, |c| {
+            events_of(c, "missed_call_text_status").len() == 2
+        })
         .await;
     let last = events_of(&call, "missed_call_text_status")[1]["detail"].clone();
     assert_eq!(last["status"], "failed");
@@ -363,7 +370,10 @@ async fn delivered_and_failed_status_callbacks_land_in_the_trail() {
     let forged = [("MessageSid", sid1.as_str()), ("MessageStatus", "failed")];
     let (status, _) = app.form_post(&path, &forged, None).await;
     assert_eq!(status, 403);
-    let unknown = format!("{}/twilio/missed-call-text/status?call=nosuchcall", app.address);
+    let unknown = format!(
+        "{}/twilio/missed-call-text/status?call=nosuchcall",
+        app.address
+    );
     let params = vec![
         ("MessageSid".to_owned(), sid1.clone()),
         ("MessageStatus".to_owned(), "failed".to_owned()),
@@ -399,6 +409,9 @@ async fn on_postgres_two_missed_calls_ending_together_send_one_text() {
     assert_eq!(statuses, ["queued", "skipped"], "{texts:?}");
     assert_eq!(fake.message_creates(), 1);
     let again = hang_up_early(&app, CALLER).await;
-    assert_eq!(text_event(&app, &again).await["reason"], "already-texted-today");
+    assert_eq!(
+        text_event(&app, &again).await["reason"],
+        "already-texted-today"
+    );
     assert_eq!(fake.message_creates(), 1);
 }

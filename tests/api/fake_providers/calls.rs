@@ -512,7 +512,11 @@ fn progress(
 
 /// POSTs `params` to `url` signed as Twilio signs it, and records the delivery;
 /// the answer's body.
-pub(super) async fn deliver(state: &Arc<Mutex<State>>, url: String, params: Vec<(String, String)>) -> String {
+pub(super) async fn deliver(
+    state: &Arc<Mutex<State>>,
+    url: String,
+    params: Vec<(String, String)>,
+) -> String {
     let signature = sign(TWILIO_SECRET, &url, &params);
     let answer = reqwest::Client::new()
         .post(&url)

@@ -34,8 +34,8 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::calls::{deliver, is_e164, param, rfc2822, twilio_error};
-use super::{log, server_error, twilio_401, twilio_auth_ok, FakeProvider, Shared};
 use super::TWILIO_SID;
+use super::{log, server_error, twilio_401, twilio_auth_ok, FakeProvider, Shared};
 
 /// Twilio's limit on `Body`, in characters.
 const MAX_BODY_CHARS: usize = 1600;
