@@ -415,3 +415,22 @@ async fn on_postgres_two_missed_calls_ending_together_send_one_text() {
     );
     assert_eq!(fake.message_creates(), 1);
 }
+
+#[actix_web::test]
+async fn bad_twilio_credentials_are_a_failed_text_in_the_trail_and_not_retried() {
+    let fake = FakeProvider::start().await;
+    let app = spawn_app_with(TestDb::Sqlite, |s| {
+        on_fake_twilio(&fake, true)(s);
+        s.twilio.account_sid = "AC00000000000000000000000000000000".into();
+    })
+    .await;
+    voicemail_number(&app).await;
+    let call_id = hang_up_early(&app, CALLER).await;
+    let text = text_event(&app, &call_id).await;
+    assert_eq!(text["status"], "failed", "{text}");
+    assert_eq!(text["attempts"], 1);
+    assert_eq!(text["error"]["http_status"], 401);
+    assert_eq!(text["error"]["code"], 20003);
+    assert!(fake.messages().is_empty());
+    assert_eq!(app.call(&call_id).await["outcome"], "abandoned");
+}
