@@ -28,6 +28,8 @@
 //!   after it, the flags that come of them.
 //! - [`users`]: users (plans, effective limits, API keys), who ask for outbound
 //!   calls; the do-not-call list is in [`store::dnc`].
+//! - [`missed_call`]: the missed-call text (a caller who hung up while ringing or
+//!   left a voicemail is texted from the number called) and its status callback.
 //! - [`cli`]: the command line; `switchboard numbers` is a client of a running
 //!   engine that reads only [`numbers::model`].
 //!
@@ -46,6 +48,7 @@ pub mod engine;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod missed_call;
 pub mod numbers;
 pub mod outbound;
 pub mod providers;

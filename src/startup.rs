@@ -230,6 +230,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/twilio/outbound/status",
             web::post().to(twilio::outbound_status::status),
         )
+        .route(
+            "/twilio/missed-call-text/status",
+            web::post().to(crate::missed_call::status::status),
+        )
         .route("/twilio/stream", web::get().to(twilio::stream::stream))
         .route(
             "/twilio/outbound/answer",
@@ -246,6 +250,38 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .configure(api::routes)
         .configure(crate::web::routes);
+}
+
+/// The missed-call texter when `[missed_call_text]` is on; on without the
+/// Twilio account's credentials, the engine does not start.
+fn missed_call_texter(
+    settings: &Settings,
+    store: &Store,
+    journal: &JournalWriter,
+    public_url: &Arc<str>,
+    clock: &ClockHandle,
+) -> anyhow::Result<Option<crate::missed_call::Texter>> {
+    let texts = &settings.missed_call_text;
+    if !texts.enabled {
+        return Ok(None);
+    }
+    let twilio =
+        crate::providers::twilio::TwilioClient::for_messages(settings, texts.send_timeout)?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "missed_call_text.enabled needs the Twilio account: TWILIO_ACCOUNT_SID and \
+                 TWILIO_AUTH_TOKEN"
+                )
+            })?;
+    let clock = clock.clone();
+    Ok(Some(crate::missed_call::Texter::start(
+        texts.clone(),
+        store.clone(),
+        Arc::new(journal.clone()),
+        twilio,
+        Arc::clone(public_url),
+        Arc::new(move || clock.now().as_millisecond()),
+    )))
 }
 
 /// The one place the generated admin token is shown: a plain line on standard
@@ -355,6 +391,7 @@ async fn build_engine(
             Arc::new(move || clock.now().as_millisecond())
         },
     )?;
+    let texter = missed_call_texter(&settings, &store, &journal, &public_url, &clock)?;
     let call_deps = CallDeps {
         coordinator: coordinator.clone(),
         registry: registry.clone(),
@@ -362,7 +399,10 @@ async fn build_engine(
         journal: Arc::new(journal.clone()),
         config: Arc::clone(&call_config),
         stats: Arc::clone(&stats),
-        hooks: Some(Arc::new(hooks)),
+        hooks: Some(Arc::new(crate::missed_call::TextingHooks {
+            inner: Arc::new(hooks),
+            texter,
+        })),
     };
     let numbers = NumberBookHandle::start(call_deps.clone());
     for number in store.list_numbers().await? {

@@ -11,6 +11,7 @@ use actix::prelude::*;
 use crate::call::CallHandle;
 use crate::ids::{AssistantId, CallId, Workspace};
 use crate::leg::LegHandle;
+use crate::machine::Outcome;
 use crate::number::Route;
 
 /// What an assistant needs to take a call.
@@ -116,7 +117,14 @@ pub enum AssistantUpdate {
 #[derive(Debug, Clone)]
 pub struct CallReport {
     pub call_id: CallId,
+    /// Who called (inbound) or was called (outbound), as Twilio gave it.
+    pub from: String,
     pub to: String,
+    /// `inbound`, or `outbound` for a call the engine placed.
+    pub direction: &'static str,
+    /// How the call ended, and why (`stream_closed`, `supervisor_hangup`…).
+    pub outcome: Outcome,
+    pub reason: String,
     pub started_at: i64,
     pub ended_at: i64,
     /// When the caller's media stream started and stopped, if it did.

@@ -128,6 +128,16 @@ pub enum JournalEntry {
         kind: &'static str,
         detail: serde_json::Value,
     },
+    /// An event of a call's after-call work (the missed-call text and its delivery
+    /// status), known by the call's id: it goes at the end of that call's trail,
+    /// after the call's own entries (appended before it), and is dropped (logged)
+    /// if no call has that id.
+    AfterEvent {
+        call_id: CallId,
+        at: i64,
+        kind: &'static str,
+        detail: serde_json::Value,
+    },
 }
 
 impl JournalEntry {
@@ -145,7 +155,8 @@ impl JournalEntry {
             | JournalEntry::AiResult { call_id, .. }
             | JournalEntry::Cost { call_id, .. }
             | JournalEntry::RecordingChunk { call_id, .. }
-            | JournalEntry::RecordingFinished { call_id, .. } => call_id.as_str(),
+            | JournalEntry::RecordingFinished { call_id, .. }
+            | JournalEntry::AfterEvent { call_id, .. } => call_id.as_str(),
             JournalEntry::LateEvent { call_sid, .. } => call_sid,
         }
     }
@@ -165,6 +176,7 @@ impl JournalEntry {
             JournalEntry::RecordingChunk { .. } => "recording_chunk",
             JournalEntry::RecordingFinished { .. } => "recording_finished",
             JournalEntry::LateEvent { .. } => "late_event",
+            JournalEntry::AfterEvent { .. } => "after_event",
         }
     }
 
@@ -207,6 +219,7 @@ impl JournalEntry {
             JournalEntry::LateEvent {
                 call_sid, detail, ..
             } => call_sid.len() + json_len(detail),
+            JournalEntry::AfterEvent { detail, .. } => json_len(detail),
             JournalEntry::Status { .. } | JournalEntry::RecordingFinished { .. } => 0,
         };
         FIXED + variable

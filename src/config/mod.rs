@@ -26,6 +26,7 @@ use switchboard_actors::Workspace;
 
 use crate::domain::phone::Region;
 use crate::domain::provider::ProviderKind;
+use crate::domain::text_template::TextTemplate;
 use crate::domain::user::PlanName;
 pub use values::{HttpUrl, UrlError, WsUrl};
 
@@ -95,6 +96,48 @@ pub struct Settings {
     pub plans: Plans,
     /// Outbound safety: what is screened, and how seriously.
     pub safety: SafetySettings,
+    /// The text a missed caller gets (`[missed_call_text]`).
+    pub missed_call_text: MissedCallTextSettings,
+}
+
+/// `[missed_call_text]`: a caller who hung up while ringing or left a voicemail
+/// gets a text from the number called (Twilio's Messages API), at most once per
+/// caller, number and UTC day, never to a number on the global do-not-call list.
+/// Templates are parsed at load ([`TextTemplate`]: `{caller}`, `{number}`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissedCallTextSettings {
+    /// Off by default: nothing is sent and nothing is recorded.
+    pub enabled: bool,
+    /// Every number's text, unless the number has its own; unset (`""`): only
+    /// the numbers under `numbers` send one.
+    #[serde(deserialize_with = "values::optional_template")]
+    pub template: Option<TextTemplate>,
+    /// Per-number templates, by the number's E.164 form
+    /// (`[missed_call_text.numbers."+14155550100"]`).
+    #[serde(default, deserialize_with = "values::number_templates")]
+    pub numbers: BTreeMap<String, TextTemplate>,
+    /// One request to Twilio waits this long; past it the attempt failed.
+    #[serde(rename = "send_timeout_secs", deserialize_with = "values::seconds")]
+    pub send_timeout: Duration,
+    /// Attempts per text, the first included: a 5xx, a timeout or a connection
+    /// that failed is tried again (a 4xx never is).
+    pub max_attempts: u32,
+    /// The wait before the second attempt; it doubles before each next one.
+    #[serde(rename = "retry_backoff_ms", deserialize_with = "values::millis")]
+    pub retry_backoff: Duration,
+    /// Missed calls waiting for their text; past it a call's text is dropped
+    /// (noted in its trail) rather than held.
+    pub queue_size: usize,
+    /// Texts being sent at once.
+    pub concurrency: usize,
+}
+
+impl MissedCallTextSettings {
+    /// The template of calls to `number` (E.164), if that number sends texts.
+    pub fn template_for(&self, number: &str) -> Option<&TextTemplate> {
+        self.numbers.get(number).or(self.template.as_ref())
+    }
 }
 
 /// Outbound safety (`[safety]`).
@@ -861,6 +904,20 @@ impl Settings {
             "outbound.callback_timeout_secs, callback_poll_secs, callback_concurrency and \
              callback_max_attempts must be positive"
         );
+        let texts = &self.missed_call_text;
+        anyhow::ensure!(
+            !texts.send_timeout.is_zero()
+                && (1..=10).contains(&texts.max_attempts)
+                && texts.queue_size >= 1
+                && texts.concurrency >= 1,
+            "missed_call_text.send_timeout_secs, queue_size and concurrency must be positive, \
+             max_attempts between 1 and 10"
+        );
+        anyhow::ensure!(
+            !texts.enabled || texts.template.is_some() || !texts.numbers.is_empty(),
+            "missed_call_text.enabled needs a template (missed_call_text.template or \
+             [missed_call_text.numbers.\"+1…\"] template)"
+        );
         let summary = &self.summary;
         anyhow::ensure!(
             !summary.timeout.is_zero() && summary.max_tokens > 0,
@@ -1334,6 +1391,75 @@ mod tests {
         assert_eq!(s.public_url, None);
         let err = refusal("", &[("SWITCHBOARD_PUBLIC_URL", "calls.example.com")]);
         assert!(err.contains("public_url (SWITCHBOARD_PUBLIC_URL)"), "{err}");
+    }
+
+    #[test]
+    fn the_missed_call_text_is_off_by_default_and_its_templates_are_parsed_at_load() {
+        let defaults = Settings::defaults();
+        assert!(!defaults.missed_call_text.enabled);
+        let s = load(
+            "[missed_call_text]\nenabled = true\n\
+             [missed_call_text.numbers.\"+1 415 555 0100\"]\ntemplate = \"Call {number} back\"",
+            &[],
+        )
+        .expect("valid");
+        let texts = &s.missed_call_text;
+        assert_eq!(
+            texts
+                .template_for("+14155550100")
+                .map(|t| t.render("+14155559876", "+14155550100")),
+            Some("Call +14155550100 back".to_owned())
+        );
+        assert_eq!(
+            texts.template_for("+14155550199"),
+            texts.template.as_ref(),
+            "other numbers have the default"
+        );
+        let only_listed = load(
+            "[missed_call_text]\ntemplate = \"\"\n\
+             [missed_call_text.numbers.\"+14155550100\"]\ntemplate = \"Hi\"",
+            &[],
+        )
+        .expect("valid");
+        assert!(only_listed
+            .missed_call_text
+            .template_for("+14155550199")
+            .is_none());
+    }
+
+    #[test]
+    fn an_unknown_placeholder_or_an_over_long_text_stops_the_engine_at_start_up() {
+        let long = "x".repeat(1600);
+        for (overlay, says) in [
+            (
+                "[missed_call_text]\ntemplate = \"Hi {name}\"".to_owned(),
+                "unknown placeholder {name}",
+            ),
+            (
+                format!("[missed_call_text]\ntemplate = \"{long}{{caller}}\""),
+                "Twilio takes at most 1600",
+            ),
+            (
+                "[missed_call_text.numbers.\"+14155550100\"]\ntemplate = \"{numbr}\"".to_owned(),
+                "numbers.\"+14155550100\".template",
+            ),
+            (
+                "[missed_call_text.numbers.\"555\"]\ntemplate = \"Hi\"".to_owned(),
+                "numbers.\"555\"",
+            ),
+            (
+                "[missed_call_text]\nenabled = true\ntemplate = \"\"".to_owned(),
+                "needs a template",
+            ),
+            (
+                "[missed_call_text]\nmax_attempts = 0".to_owned(),
+                "max_attempts",
+            ),
+        ] {
+            let err = load(&overlay, &[]).expect_err("refused");
+            let text = format!("{err:#}");
+            assert!(text.contains(says), "{overlay}: {text}");
+        }
     }
 
     #[test]

@@ -3,14 +3,19 @@
 //! checked with the `url` parser, networks as `IpNet`s, and `""` as "unset" where
 //! a setting may be left to its default.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use serde::de::Error as _;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
+
+use crate::domain::phone::PhoneNumber;
+use crate::domain::text_template::TextTemplate;
 
 /// The longest duration a setting may hold: one day.
 const MAX_SECS: f64 = 86_400.0;
@@ -171,6 +176,46 @@ checked_url!(
     "ws:// or wss://",
     |raw| raw
 );
+
+/// `""` is unset; anything else must be a valid [`TextTemplate`].
+pub fn optional_template<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<TextTemplate>, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    TextTemplate::parse(&raw)
+        .map(Some)
+        .map_err(|e| D::Error::custom(format!("the template {e}")))
+}
+
+/// `[missed_call_text.numbers."+1…"] template = "…"`: each key a phone number
+/// (kept in E.164), each template valid.
+pub fn number_templates<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, TextTemplate>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NumberText {
+        template: String,
+    }
+    let raw = BTreeMap::<String, NumberText>::deserialize(deserializer)?;
+    let mut numbers = BTreeMap::new();
+    for (key, text) in raw {
+        let number = PhoneNumber::parse(&key)
+            .map_err(|e| D::Error::custom(format!("numbers.\"{key}\": the number {e}")))?;
+        let template = TextTemplate::parse(&text.template).map_err(|e| {
+            D::Error::custom(format!("numbers.\"{key}\".template: the template {e}"))
+        })?;
+        if numbers.insert(number.into_string(), template).is_some() {
+            return Err(D::Error::custom(format!(
+                "numbers.\"{key}\": that number is listed twice"
+            )));
+        }
+    }
+    Ok(numbers)
+}
 
 #[cfg(test)]
 mod tests {

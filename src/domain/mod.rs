@@ -4,7 +4,8 @@
 //!   [`assistant`]: an assistant's tools as stored; [`url`]: URL pieces;
 //!   [`user`]: a user's e-mail, time zone, plan name and status;
 //!   [`field`]: why a field was refused; [`emergency`]: emergency numbers;
-//!   [`safety`]: how serious a safety finding is.
+//!   [`safety`]: how serious a safety finding is; [`text_template`]: the
+//!   missed-call text's template.
 
 pub mod assistant;
 pub mod emergency;
@@ -13,5 +14,6 @@ pub mod phone;
 pub mod provider;
 pub mod recording;
 pub mod safety;
+pub mod text_template;
 pub mod url;
 pub mod user;

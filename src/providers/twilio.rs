@@ -13,7 +13,7 @@
 //! undo or a rollback restores every one of those fields exactly.
 //! Basic auth: account SID and auth token.
 //!
-//! The same client places and reads calls: [`calls`].
+//! The same client places and reads calls: [`calls`]; and sends texts: [`messages`].
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -21,6 +21,7 @@ use serde::Deserialize;
 use super::{synced, Http, ProviderError};
 
 pub mod calls;
+pub mod messages;
 use crate::domain::url::path_segment;
 use crate::store::pool::{SipTrunk, SyncedNumber, VoiceRouting};
 

@@ -532,6 +532,27 @@ impl Store {
                 }
                 Ok(())
             }
+            JournalEntry::AfterEvent {
+                call_id,
+                at,
+                kind,
+                detail,
+            } => {
+                let done = sqlx::query(&format!(
+                    "INSERT INTO call_events (call_id, seq, at, kind, agent_id, detail) \
+                     SELECT c.id, {NEXT_SEQ}, $2, $3, NULL, $4 FROM calls c WHERE c.id = $1"
+                ))
+                .bind(call_id.as_str())
+                .bind(*at)
+                .bind(*kind)
+                .bind(detail.to_string())
+                .execute(&mut **tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    tracing::warn!(call_id = %call_id, kind, "after-call event for an unknown call dropped");
+                }
+                Ok(())
+            }
         }
     }
 

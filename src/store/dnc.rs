@@ -152,6 +152,22 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Whether `e164` is on the global (the admin's) list: what applies to a
+    /// message the engine sends on no user's behalf (the missed-call text, from an
+    /// inbound number, which no user owns).
+    #[tracing::instrument(skip_all, fields(e164 = %e164))]
+    pub async fn is_globally_do_not_call(&self, e164: &PhoneNumber) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS listed FROM do_not_call WHERE e164 = $1 AND user_id IS NULL LIMIT 1",
+        )
+        .bind(e164.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+}
+
 fn entry_from_row(row: &AnyRow) -> Result<DncEntry, StoreError> {
     let e164: String = row.try_get("e164")?;
     let user_id: Option<String> = row.try_get("user_id")?;

@@ -15,6 +15,8 @@
 //! - [`users`]: users (plan, status, limit overrides, API key hash, webhook
 //!   secret).
 //! - [`dnc`]: the do-not-call list, global and per user.
+//! - [`missed_call`]: the missed-call texts, one per caller, number and UTC day
+//!   (claimed atomically), and what became of each.
 //! - [`consent`]: consent records, the attestations signed for outbound calls
 //!   (written once, read back).
 //! - [`deliveries`]: the outbox of callback deliveries (a user's
@@ -59,6 +61,7 @@ pub mod deliveries;
 pub mod dnc;
 pub mod flags;
 pub mod journal;
+pub mod missed_call;
 pub mod numbers;
 pub mod outbound;
 pub mod outbound_batch;
@@ -169,6 +172,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "analytics indexes",
         include_str!("../../migrations/sqlite/0020_analytics_indexes.sql"),
     ),
+    (
+        21,
+        "missed call texts",
+        include_str!("../../migrations/sqlite/0021_missed_call_texts.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -255,6 +263,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         20,
         "analytics indexes",
         include_str!("../../migrations/postgres/0020_analytics_indexes.sql"),
+    ),
+    (
+        21,
+        "missed call texts",
+        include_str!("../../migrations/postgres/0021_missed_call_texts.sql"),
     ),
 ];
 

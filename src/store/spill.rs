@@ -210,6 +210,12 @@ enum Spilled {
         kind: String,
         detail: serde_json::Value,
     },
+    AfterEvent {
+        call_id: CallId,
+        at: i64,
+        kind: String,
+        detail: serde_json::Value,
+    },
 }
 
 impl From<&JournalEntry> for Spilled {
@@ -320,6 +326,17 @@ impl From<&JournalEntry> for Spilled {
                 detail,
             } => Spilled::LateEvent {
                 call_sid,
+                at,
+                kind: kind.to_owned(),
+                detail,
+            },
+            JournalEntry::AfterEvent {
+                call_id,
+                at,
+                kind,
+                detail,
+            } => Spilled::AfterEvent {
+                call_id,
                 at,
                 kind: kind.to_owned(),
                 detail,
@@ -463,6 +480,17 @@ impl Spilled {
                 kind: intern(kind),
                 detail,
             },
+            Spilled::AfterEvent {
+                call_id,
+                at,
+                kind,
+                detail,
+            } => JournalEntry::AfterEvent {
+                call_id,
+                at,
+                kind: intern(kind),
+                detail,
+            },
         })
     }
 }
@@ -531,6 +559,12 @@ mod tests {
                 at: 6,
                 kind: "twilio_status",
                 detail: json!({ "status": "completed" }),
+            },
+            JournalEntry::AfterEvent {
+                call_id: call.clone(),
+                at: 7,
+                kind: "missed_call_text",
+                detail: json!({ "status": "queued" }),
             },
         ];
         let path = std::env::temp_dir().join(format!("sb_spill_{}.spill", uuid::Uuid::new_v4()));

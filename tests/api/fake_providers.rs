@@ -24,7 +24,8 @@
 //!   the trunk under `sip_outbound_trunk_config`. The deprecated
 //!   `GET /list-phone-numbers` is gone (404).
 //!
-//! - Twilio Calls: [`calls`].
+//! - Twilio Calls: [`calls`]; Twilio Messages (texts and their status
+//!   callbacks): [`messages`].
 //!
 //! Tests turn on failures (401 with a wrong key, a status for every list request,
 //! a malformed page, a page that never comes in time, refusals, broken Retell
@@ -44,6 +45,7 @@ use switchboard::domain::provider::ProviderKind;
 use switchboard_actors::Workspace;
 
 pub mod calls;
+pub mod messages;
 
 pub const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const TWILIO_SECRET: &str = "fake-twilio-token";
@@ -84,6 +86,8 @@ pub struct State {
     vapi_clock: u64,
     /// Twilio's Call resource.
     pub calls: calls::Calls,
+    /// Twilio's Message resource.
+    pub messages: messages::Messages,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +138,7 @@ impl FakeProvider {
                     web::get().to(twilio_fetch),
                 )
                 .configure(calls::routes)
+                .configure(messages::routes)
                 .route("/phone-number", web::get().to(vapi_list))
                 .route("/phone-number/{id}", web::patch().to(vapi_update))
                 .route("/v2/list-phone-numbers", web::get().to(retell_list))

@@ -21,6 +21,7 @@ mod helpers;
 mod hostile;
 mod inbound;
 mod layout;
+mod missed_call_text;
 mod numbers_assign;
 mod numbers_bench;
 mod numbers_cli;

@@ -22,6 +22,7 @@ use switchboard::store::outbound_result::OutboundAnalysis;
 use switchboard::store::Store;
 use switchboard_actors::assistant::{AssistantReport, CallHooks as _, CallReport};
 use switchboard_actors::journal::{CallOpened, Journal as _, JournalEntry};
+use switchboard_actors::machine::Outcome;
 use switchboard_actors::stats::EngineStats;
 use switchboard_actors::{AssistantId, CallId};
 use time::OffsetDateTime;
@@ -276,7 +277,11 @@ fn conversation() -> Vec<(String, String)> {
 fn ended_report(id: &str) -> CallReport {
     CallReport {
         call_id: CallId::parse(id).expect("an outbound id is a call id"),
+        from: "+14155550100".into(),
         to: CALLEE.into(),
+        direction: "outbound",
+        outcome: Outcome::Answered,
+        reason: "end_call".into(),
         started_at: at("2026-12-02T18:00:05Z").as_millisecond(),
         ended_at: at("2026-12-02T18:02:10Z").as_millisecond(),
         media: Some((

@@ -113,7 +113,11 @@ impl CallActor {
         if let Some(hooks) = &self.deps.hooks {
             hooks.call_ended(CallReport {
                 call_id: self.setup.id.clone(),
+                from: self.setup.from.clone(),
                 to: self.setup.to.clone(),
+                direction: self.setup.direction,
+                outcome: ending.outcome,
+                reason: reason.to_owned(),
                 started_at: self.started_at,
                 ended_at,
                 media: self.media_started_at.map(|at| (at, ended_at)),

@@ -410,7 +410,7 @@ impl TwilioClient {
 
     /// Sends `request` with the dial timeout; classifies its failure by whether
     /// Twilio could have acted on it.
-    async fn send_calls<T: DeserializeOwned>(
+    pub(super) async fn send_calls<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, DialError> {

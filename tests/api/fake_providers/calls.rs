@@ -162,7 +162,7 @@ impl Delivery {
     }
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
@@ -185,7 +185,7 @@ pub(super) fn routes(app: &mut web::ServiceConfig) {
     );
 }
 
-fn twilio_error(status: u16, code: u32, message: &str) -> HttpResponse {
+pub(super) fn twilio_error(status: u16, code: u32, message: &str) -> HttpResponse {
     HttpResponse::build(
         actix_web::http::StatusCode::from_u16(status)
             .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
@@ -199,7 +199,7 @@ fn twilio_error(status: u16, code: u32, message: &str) -> HttpResponse {
 }
 
 /// `+` then 2 to 15 digits, the first not 0.
-fn is_e164(number: &str) -> bool {
+pub(super) fn is_e164(number: &str) -> bool {
     number.strip_prefix('+').is_some_and(|digits| {
         (2..=15).contains(&digits.len())
             && digits.bytes().all(|b| b.is_ascii_digit())
@@ -207,7 +207,7 @@ fn is_e164(number: &str) -> bool {
     })
 }
 
-fn rfc2822(at: OffsetDateTime) -> String {
+pub(super) fn rfc2822(at: OffsetDateTime) -> String {
     at.format(&Rfc2822).unwrap_or_default()
 }
 
@@ -512,7 +512,11 @@ fn progress(
 
 /// POSTs `params` to `url` signed as Twilio signs it, and records the delivery;
 /// the answer's body.
-async fn deliver(state: &Arc<Mutex<State>>, url: String, params: Vec<(String, String)>) -> String {
+pub(super) async fn deliver(
+    state: &Arc<Mutex<State>>,
+    url: String,
+    params: Vec<(String, String)>,
+) -> String {
     let signature = sign(TWILIO_SECRET, &url, &params);
     let answer = reqwest::Client::new()
         .post(&url)
