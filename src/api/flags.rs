@@ -148,6 +148,21 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(json!({ "flags": flags })))
 }
 
+/// `GET /api/flags/{id}`: one flag (its call's id and link when it is about one).
+pub async fn get(
+    _admin: Admin,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let flag = engine
+        .store
+        .get_flag(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no flag {id}")))?;
+    Ok(HttpResponse::Ok().json(flag_json(&flag, None, None)))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResolveBody {
@@ -166,10 +181,10 @@ pub async fn resolve(
 ) -> Result<HttpResponse, ApiError> {
     let body: ResolveBody = fields(body.into_inner())?;
     let action = FlagAction::parse(&body.action).ok_or_else(|| {
-        ApiError::bad_request(
-            "bad-field",
+        ApiError::bad_field(
+            "action",
             format!(
-                "action: {:?} is not one of dismiss, warn, suspend, block_number",
+                "{:?} is not one of dismiss, warn, suspend, block_number",
                 body.action
             ),
         )
@@ -180,9 +195,9 @@ pub async fn resolve(
         .map(str::trim)
         .filter(|n| !n.is_empty());
     if notes.is_some_and(|n| n.chars().count() > MAX_NOTES_CHARS) {
-        return Err(ApiError::bad_request(
-            "bad-field",
-            format!("notes: at most {MAX_NOTES_CHARS} characters"),
+        return Err(ApiError::bad_field(
+            "notes",
+            format!("at most {MAX_NOTES_CHARS} characters"),
         ));
     }
     let now_ms = engine.clock.now().as_millisecond();

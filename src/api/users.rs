@@ -217,6 +217,40 @@ pub async fn create(
         }))
 }
 
+/// The most users `GET /api/users` answers at once: each carries its quota use.
+const MAX_USERS_PAGE: u32 = 100;
+
+/// `GET /api/users?status=&limit=&offset=` (admin): `{"users","total","has_more"}`,
+/// newest first, each user as the admin's `GET /api/users/{id}` shows it.
+pub async fn list(
+    _admin: Admin,
+    engine: web::Data<Engine>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    use super::flags::{bad_param, number_param, query_params};
+    let params = query_params(req.query_string(), &["status", "limit", "offset"])?;
+    let status = match params.get("status").map(String::as_str) {
+        None | Some("") => None,
+        Some(raw) => Some(UserStatus::parse(raw).map_err(|e| bad_param("status", e))?),
+    };
+    let limit = number_param(&params, "limit", 50, MAX_USERS_PAGE)?;
+    let offset = number_param(&params, "offset", 0, u32::MAX)?;
+    let (users, total) = engine
+        .store
+        .list_users(status, limit, u64::from(offset))
+        .await?;
+    let mut shown = Vec::with_capacity(users.len());
+    for user in users {
+        shown.push(user_view(&engine, user, true).await?);
+    }
+    let has_more = i64::from(offset) + (shown.len() as i64) < total;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "users": shown,
+        "total": total,
+        "has_more": has_more,
+    })))
+}
+
 /// The user without secrets, with its effective limits. Another user's id is a
 /// 404, as an unknown one.
 pub async fn get(

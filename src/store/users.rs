@@ -156,6 +156,38 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    /// A page of users, newest first (`status` narrows it), and how many match.
+    #[tracing::instrument(skip_all)]
+    pub async fn list_users(
+        &self,
+        status: Option<UserStatus>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<UserRecord>, i64), StoreError> {
+        let filter = if status.is_some() {
+            "WHERE status = $1"
+        } else {
+            "WHERE $1 IS NULL"
+        };
+        let total: i64 = sqlx::query(&format!("SELECT COUNT(*) AS total FROM users {filter}"))
+            .bind(status.map(UserStatus::as_str))
+            .fetch_one(self.pool())
+            .await?
+            .try_get("total")?;
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users {filter} \
+             ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(status.map(UserStatus::as_str))
+            .bind(i64::from(limit))
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .fetch_all(self.pool())
+            .await?;
+        let users = rows.iter().map(user_from_row).collect::<Result<_, _>>()?;
+        Ok((users, total))
+    }
+
     /// The user whose API key hashes to `hash`.
     #[tracing::instrument(skip_all)]
     pub async fn user_by_key_hash(&self, hash: &str) -> Result<Option<UserRecord>, StoreError> {

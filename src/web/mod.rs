@@ -86,6 +86,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(sign_in))
         .route("/agent", web::get().to(agent))
         .route("/supervisor", web::get().to(supervisor))
+        .route("/app/admin", web::get().to(admin_app))
+        .route("/app/admin/{view:.*}", web::get().to(admin_app))
         .route("/app", web::get().to(user_app))
         .route("/app/{view:.*}", web::get().to(user_app))
         .route("/assets/{path:.*}", web::get().to(asset));
@@ -107,6 +109,11 @@ async fn supervisor(req: HttpRequest) -> HttpResponse {
 /// shows the view its path names.
 async fn user_app(req: HttpRequest) -> HttpResponse {
     serve(&req, "app.html")
+}
+
+/// The admin's pages (`/app/admin`, `…/flags/{id}`, `…/users`, `…/audit`).
+async fn admin_app(req: HttpRequest) -> HttpResponse {
+    serve(&req, "admin.html")
 }
 
 async fn asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {

@@ -6,6 +6,7 @@ mod analytics;
 mod analytics_bench;
 mod assistants;
 mod browser;
+mod browser_admin;
 mod browser_agent;
 mod browser_supervisor;
 mod browser_user;

@@ -493,3 +493,54 @@ async fn users_see_only_themselves_and_only_the_admin_manages_users_on_sqlite() 
 async fn users_see_only_themselves_and_only_the_admin_manages_users_on_postgres() {
     users_see_only_themselves_and_only_the_admin_manages_users(TestDb::Postgres).await;
 }
+
+async fn the_admin_lists_users_newest_first_in_pages_filtered_by_status(db: TestDb) {
+    let app = spawn_app_with(db, |_| {}).await;
+    let ada = app.create_user("ada@example.com").await;
+    // Created a moment apart: the order is by creation time.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let grace = app.create_user("grace@example.com").await;
+    let (status, _) = app
+        .post_json(
+            &format!("/api/users/{}/suspend", ada.id),
+            &json!({"reason": "testing"}),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, all) = get_as(&app, "/api/users", Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["total"], 2);
+    assert_eq!(all["has_more"], false);
+    let ids: Vec<&str> = all["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|u| u["id"].as_str())
+        .collect();
+    assert_eq!(ids, [grace.id.as_str(), ada.id.as_str()], "newest first");
+    assert!(all["users"][0]["quota"].is_object(), "{all}");
+    let (_, page) = get_as(&app, "/api/users?limit=1&offset=0", Some(ADMIN_TOKEN)).await;
+    assert_eq!(page["users"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["has_more"], true);
+    let (_, suspended) = get_as(&app, "/api/users?status=suspended", Some(ADMIN_TOKEN)).await;
+    assert_eq!(suspended["total"], 1);
+    assert_eq!(suspended["users"][0]["id"], json!(ada.id));
+    for bad in ["status=gone", "limit=1000", "sort=name", "limit=x"] {
+        let (status, body) = get_as(&app, &format!("/api/users?{bad}"), Some(ADMIN_TOKEN)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["code"], "bad-parameter", "{bad}: {body}");
+    }
+    let (status, _) = get_as(&app, "/api/users", Some(&ada.api_key)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a user lists no one");
+}
+
+#[actix_web::test]
+async fn the_admin_lists_users_newest_first_in_pages_filtered_by_status_on_sqlite() {
+    the_admin_lists_users_newest_first_in_pages_filtered_by_status(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn the_admin_lists_users_newest_first_in_pages_filtered_by_status_on_postgres() {
+    the_admin_lists_users_newest_first_in_pages_filtered_by_status(TestDb::Postgres).await;
+}

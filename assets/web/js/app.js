@@ -15,6 +15,7 @@
 // shows comes from the REST API with that key (docs/protocol.md §4a, §6).
 import { requireSession, signOut } from "./session.js";
 import { formatNumber } from "./phone.js";
+import { el, label, money, restClient, when } from "./rest.js";
 
 const PAGE = 20;
 // A call in one of these states changes no more: its page stops refreshing.
@@ -32,6 +33,7 @@ let afterEnd = 0;
 
 const $ = (id) => document.getElementById(id);
 let auth = null;
+let api = null;
 let refresh = null;
 let shown = 0; // bumped on every view change: late answers of an old view are dropped
 
@@ -41,50 +43,6 @@ function notice(text, kind = "error") {
   box.dataset.kind = kind;
   box.hidden = !text;
 }
-
-async function api(path, { method = "GET", body } = {}) {
-  const headers = { Authorization: `Bearer ${auth.token}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    cache: "no-store",
-  });
-  if (response.status === 401) {
-    signOut();
-    throw new Error("signed out");
-  }
-  let answer = null;
-  try {
-    answer = await response.json();
-  } catch {
-    answer = null;
-  }
-  if (!response.ok) {
-    const message = (answer && answer.message) || `HTTP ${response.status}`;
-    const error = new Error(message);
-    error.status = response.status;
-    error.body = answer || {};
-    throw error;
-  }
-  return answer;
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-
-const money = (usd) => (typeof usd === "number" ? `$${usd.toFixed(2)}` : "–");
-const when = (rfc3339) => (rfc3339 ? new Date(rfc3339).toLocaleString() : "–");
-const label = (status) => String(status || "").replaceAll("_", " ");
 
 function callLink(call) {
   return el("a", { href: `/app/calls/${encodeURIComponent(call.id)}`, "data-nav": "" }, formatNumber(call.to));
@@ -482,6 +440,7 @@ function go(url) {
 
 async function main() {
   auth = await requireSession("user");
+  api = restClient(auth.token);
   $("sign-out").addEventListener("click", signOut);
   document.addEventListener("click", (event) => {
     const link = event.target.closest("a[data-nav]");

@@ -1,0 +1,54 @@
+// What the REST pages (/app, /app/admin) share: the API called with the page's
+// token, a small element builder and the formats the pages show.
+//
+//   const api = restClient(token);      api(path, {method, body}) -> JSON
+//     a non-2xx answer throws an Error with .status and .body (the engine's
+//     {"code","message","field"?}); a 401 signs the page out first.
+//   el(tag, {attr: value, dataset: {…}, text}, ...children)
+//   money(usd) "$1.57"   when(rfc3339) local date and time   label("no_answer") "no answer"
+import { signOut } from "./session.js";
+
+export function restClient(token) {
+  return async function api(path, { method = "GET", body } = {}) {
+    const headers = { Authorization: `Bearer ${token}` };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+    if (response.status === 401) {
+      signOut();
+      throw new Error("signed out");
+    }
+    let answer = null;
+    try {
+      answer = await response.json();
+    } catch {
+      answer = null;
+    }
+    if (!response.ok) {
+      const error = new Error((answer && answer.message) || `HTTP ${response.status}`);
+      error.status = response.status;
+      error.body = answer || {};
+      throw error;
+    }
+    return answer;
+  };
+}
+
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+export const money = (usd) => (typeof usd === "number" ? `$${usd.toFixed(2)}` : "–");
+export const when = (rfc3339) => (rfc3339 ? new Date(rfc3339).toLocaleString() : "–");
+export const label = (status) => String(status || "").replaceAll("_", " ");
