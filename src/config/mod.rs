@@ -27,8 +27,12 @@ use switchboard_actors::Workspace;
 use crate::domain::phone::Region;
 use crate::domain::provider::ProviderKind;
 use crate::domain::user::PlanName;
+pub use alerts::{
+    AlertRules, AlertSettings, AlertSeverity, AlertWebhook, RuleSettings, SmtpSettings, SmtpTls,
+};
 pub use values::{HttpUrl, UrlError, WsUrl};
 
+mod alerts;
 mod values;
 
 /// The defaults, compiled in.
@@ -95,6 +99,8 @@ pub struct Settings {
     pub plans: Plans,
     /// Outbound safety: what is screened, and how seriously.
     pub safety: SafetySettings,
+    /// Alert rules and where their events go (`[alerts]`).
+    pub alerts: AlertSettings,
 }
 
 /// Outbound safety (`[safety]`).
@@ -822,6 +828,20 @@ impl Settings {
                 }
             }
         }
+        for hook in &mut self.alerts.webhooks {
+            if !hook.secret_env.is_empty() {
+                if let Some(value) = secret(&hook.secret_env) {
+                    hook.secret = Some(value);
+                }
+            }
+        }
+        let smtp = &mut self.alerts.smtp;
+        if let Some(user) = var(alerts::SMTP_USERNAME_ENV).filter(|v| !v.is_empty()) {
+            smtp.username = Some(user);
+        }
+        if let Some(password) = secret(alerts::SMTP_PASSWORD_ENV) {
+            smtp.password = Some(password);
+        }
     }
 
     /// What the types cannot say: bounds, and settings that must agree.
@@ -1008,6 +1028,7 @@ impl Settings {
             !o.result_poll.is_zero() && !o.price_wait.is_zero(),
             "outbound.result_poll_secs and price_wait_secs must be positive"
         );
+        self.alerts.validate()?;
         Ok(())
     }
 
