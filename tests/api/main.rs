@@ -1,6 +1,7 @@
 mod admin;
 mod admin_review;
 mod ai;
+mod alerts;
 mod ai_summary;
 mod analytics;
 mod analytics_bench;
