@@ -190,9 +190,10 @@ async fn evaluate(deps: AlertDeps, senders: notify::Senders) {
             let Some(transition) = tracker.observe(breached, now, deps.clock.now()) else {
                 continue;
             };
-            gauge
-                .firing
-                .store(matches!(transition, Transition::Fired { .. }), Ordering::Relaxed);
+            gauge.firing.store(
+                matches!(transition, Transition::Fired { .. }),
+                Ordering::Relaxed,
+            );
             let event = rules::event(rule, settings, value, &transition, &deps.settings.node_id);
             match &transition {
                 Transition::Fired { .. } => tracing::warn!(

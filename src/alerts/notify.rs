@@ -295,6 +295,9 @@ fn text(event: &AlertEvent) -> String {
     if let Some(resolved_at) = &event.resolved_at {
         text.push_str(&format!("Resolved at: {resolved_at}\n"));
     }
-    text.push_str(&format!("Node: {}\nEvent id: {}\n", event.node, event.event_id));
+    text.push_str(&format!(
+        "Node: {}\nEvent id: {}\n",
+        event.node, event.event_id
+    ));
     text
 }

@@ -107,7 +107,9 @@ fn minutes(window: Duration) -> String {
 /// What an observation changed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
-    Fired { started_at: Timestamp },
+    Fired {
+        started_at: Timestamp,
+    },
     Resolved {
         started_at: Timestamp,
         resolved_at: Timestamp,
@@ -118,7 +120,9 @@ pub enum Transition {
 enum Phase {
     Inactive,
     /// Breached since `since`, not yet for `for_secs`.
-    Pending { since: Instant },
+    Pending {
+        since: Instant,
+    },
     /// Fired at `started_at`; clear since `clear_since`, if it is.
     Firing {
         started_at: Timestamp,

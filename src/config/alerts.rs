@@ -28,9 +28,15 @@ pub struct AlertSettings {
     pub webhook_timeout: Duration,
     /// Tries of one event (the first included), then it is given up.
     pub webhook_max_attempts: u32,
-    #[serde(rename = "webhook_retry_base_secs", deserialize_with = "values::seconds")]
+    #[serde(
+        rename = "webhook_retry_base_secs",
+        deserialize_with = "values::seconds"
+    )]
     pub webhook_retry_base: Duration,
-    #[serde(rename = "webhook_retry_max_secs", deserialize_with = "values::seconds")]
+    #[serde(
+        rename = "webhook_retry_max_secs",
+        deserialize_with = "values::seconds"
+    )]
     pub webhook_retry_max: Duration,
     pub webhooks: Vec<AlertWebhook>,
     pub rules: AlertRules,
@@ -49,10 +55,7 @@ impl AlertSettings {
             self.evaluate_interval >= Duration::from_millis(10),
             "alerts.evaluate_interval_ms must be at least 10"
         );
-        anyhow::ensure!(
-            self.queue_size >= 1,
-            "alerts.queue_size must be at least 1"
-        );
+        anyhow::ensure!(self.queue_size >= 1, "alerts.queue_size must be at least 1");
         anyhow::ensure!(
             !self.webhook_timeout.is_zero() && self.webhook_max_attempts >= 1,
             "alerts.webhook_timeout_secs must be positive and webhook_max_attempts at least 1"
@@ -97,10 +100,7 @@ impl AlertSettings {
         );
         let smtp = &self.smtp;
         if !smtp.host.is_empty() {
-            anyhow::ensure!(
-                smtp.port >= 1,
-                "alerts.smtp.port must be a port number"
-            );
+            anyhow::ensure!(smtp.port >= 1, "alerts.smtp.port must be a port number");
             anyhow::ensure!(
                 !smtp.to.is_empty(),
                 "alerts.smtp.to must name at least one recipient when alerts.smtp.host is set"
@@ -184,11 +184,7 @@ pub struct RuleSettings {
     #[serde(rename = "clear_secs", deserialize_with = "values::seconds")]
     pub clear: Duration,
     /// Counted over this rolling window (windowed rules).
-    #[serde(
-        default,
-        rename = "window_secs",
-        deserialize_with = "values::seconds"
-    )]
+    #[serde(default, rename = "window_secs", deserialize_with = "values::seconds")]
     pub window: Duration,
     /// Fewer attempts in the window: the rate is not judged (`ai_failure_rate`).
     #[serde(default)]

@@ -129,7 +129,9 @@ async fn a_rested_number_fires_a_signed_alert_and_its_end_resolves_it(db: TestDb
     assert!(event["summary"]
         .as_str()
         .is_some_and(|s| s.contains("resting")));
-    assert!(event["started_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(event["started_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
     assert!(event.get("resolved_at").is_none(), "{event}");
     wait_for_metric(&app, RESTED_FIRING, 1.0).await;
     assert_eq!(
@@ -189,7 +191,10 @@ async fn a_database_outage_fires_database_unreachable_and_its_return_resolves_it
     let got = events(&receiver, 2).await;
     assert_eq!(got[1]["alert"], "database_unreachable");
     assert_eq!(got[1]["status"], "resolved");
-    assert!(receiver.received().iter().all(|r| signature_is_valid(SECRET, r)));
+    assert!(receiver
+        .received()
+        .iter()
+        .all(|r| signature_is_valid(SECRET, r)));
     wait_for_metric(&app, firing, 0.0).await;
 }
 

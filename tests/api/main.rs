@@ -1,8 +1,8 @@
 mod admin;
 mod admin_review;
 mod ai;
-mod alerts;
 mod ai_summary;
+mod alerts;
 mod analytics;
 mod analytics_bench;
 mod assistants;
