@@ -22,6 +22,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use serde::Serialize;
 use switchboard_actors::stats::EngineStats;
 use tokio::task::JoinHandle;
@@ -141,12 +142,22 @@ pub struct Alerts {
 
 impl Alerts {
     /// Starts the evaluator (when a rule is enabled) and a worker per receiver
-    /// (when a webhook or SMTP is configured). Fails only when an HTTP client or
-    /// the SMTP transport cannot be built.
+    /// (when a webhook or SMTP is configured). Fails when the recordings'
+    /// directory cannot be measured, or an HTTP client or the SMTP transport
+    /// cannot be built.
     pub fn start(deps: AlertDeps) -> anyhow::Result<Alerts> {
         let mut tasks = Vec::new();
         if deps.board.gauges.is_empty() {
             return Ok(Alerts { tasks });
+        }
+        let disk = &deps.settings.alerts.rules.recordings_disk;
+        if disk.enabled {
+            fs4::statvfs(&disk.path).with_context(|| {
+                format!(
+                    "alerts.rules.recordings_disk.path {:?}: its disk cannot be measured",
+                    disk.path
+                )
+            })?;
         }
         let (senders, workers) = notify::start(&deps.settings.alerts, &deps.board)?;
         tasks.extend(workers);

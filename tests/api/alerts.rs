@@ -17,8 +17,8 @@ use switchboard::config::{AlertWebhook, Settings, SmtpTls};
 use switchboard::store::Store;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
-use crate::db::{set_postgres_reachable, TestDb};
-use crate::helpers::{spawn_app_with, TestApp, PATIENCE};
+use crate::db::{fresh_database_url, set_postgres_reachable, TestDb};
+use crate::helpers::{spawn_app_with, spill_path_for, TestApp, CALLER, NUMBER, PATIENCE};
 use crate::outbound_notify::{signature_is_valid, Answer, Received, Receiver};
 
 const SECRET: &str = "alert-webhook-secret";
@@ -196,6 +196,50 @@ async fn a_database_outage_fires_database_unreachable_and_its_return_resolves_it
         .iter()
         .all(|r| signature_is_valid(SECRET, r)));
     wait_for_metric(&app, firing, 0.0).await;
+}
+
+/// A status callback Twilio sends during an outage is taken into the journal
+/// (protocol §5): the backlog crosses its threshold, and drains once the
+/// database is back.
+#[actix_web::test]
+async fn a_journal_backlog_over_its_threshold_fires_and_resolves_once_the_journal_drains() {
+    let receiver = Receiver::start(&[]);
+    let app = spawn_app_with(TestDb::Postgres, |s| {
+        alerting(s, "journal_backlog", &[&receiver]);
+        s.alerts.rules.journal_backlog.threshold = 0.0;
+    })
+    .await;
+    app.create_number(NUMBER, "production", json!({ "kind": "voicemail" }))
+        .await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    twilio.wait_for("mark").await;
+    twilio.stop();
+    app.wait_for_outcome(&call.call_id).await;
+    assert!(receiver.received().is_empty(), "no backlog yet");
+
+    set_postgres_reachable(&app.database_url, false).await;
+    assert_eq!(app.status_callback(&call.call_sid, "completed").await, 204);
+    let got = events(&receiver, 1).await;
+    set_postgres_reachable(&app.database_url, true).await;
+    assert_eq!(got[0]["alert"], "journal_backlog");
+    assert_eq!(got[0]["status"], "firing");
+    assert!(
+        got[0]["value"].as_f64().is_some_and(|v| v >= 1.0),
+        "{}",
+        got[0]
+    );
+
+    let got = events(&receiver, 2).await;
+    assert_eq!(got[1]["alert"], "journal_backlog");
+    assert_eq!(got[1]["status"], "resolved");
+    assert_eq!(got[1]["value"], 0.0);
+    wait_for_metric(
+        &app,
+        "switchboard_alert_firing{alert=\"journal_backlog\"}",
+        0.0,
+    )
+    .await;
 }
 
 #[actix_web::test]
@@ -446,4 +490,21 @@ async fn bad_alert_configuration_is_refused_with_the_key_named() {
     assert!(settings.alerts.notifies());
     assert!(settings.alerts.webhooks[0].secret.is_some());
     assert_eq!(settings.alerts.smtp.username.as_deref(), Some("mailer"));
+}
+
+#[actix_web::test]
+async fn a_recordings_directory_that_cannot_be_measured_stops_the_engine_at_start() {
+    let mut settings = Settings::defaults();
+    settings.bind = "127.0.0.1:0".into();
+    settings.database_url = fresh_database_url(TestDb::Sqlite).await;
+    settings.journal.spill_path = spill_path_for(&settings.database_url);
+    settings.alerts.rules.recordings_disk.path = "/no/such/recordings/dir".into();
+    let error = match switchboard::startup::Application::build(settings).await {
+        Ok(_) => panic!("the engine started"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        error.contains("alerts.rules.recordings_disk.path \"/no/such/recordings/dir\""),
+        "{error}"
+    );
 }
