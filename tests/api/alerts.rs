@@ -198,6 +198,69 @@ async fn a_database_outage_fires_database_unreachable_and_its_return_resolves_it
     wait_for_metric(&app, firing, 0.0).await;
 }
 
+/// Assistant sessions that cannot start (nothing listens where the realtime
+/// API should be) push the failure rate over its threshold; once they leave
+/// the window the rate is judged 0 again and the alert resolves.
+#[actix_web::test]
+async fn assistants_failing_to_start_fire_the_failure_rate_alert_until_they_leave_the_window() {
+    let receiver = Receiver::start(&[]);
+    let app = spawn_app_with(TestDb::Sqlite, |s| {
+        // Nothing listens on port 1.
+        s.openai.realtime_url = "ws://127.0.0.1:1/v1/realtime".parse().expect("a URL");
+        s.openai.api_key = Some(secrecy::SecretString::from("sk-test"));
+        s.summary.provider = switchboard::config::SummaryProvider::Off;
+        alerting(s, "ai_failure_rate", &[&receiver]);
+        let rule = &mut s.alerts.rules.ai_failure_rate;
+        rule.threshold = 50.0;
+        rule.min_sessions = 2;
+        // Long enough for both calls to fail inside it on a busy machine.
+        rule.window = Duration::from_secs(3);
+    })
+    .await;
+    let assistant = json!({
+        "name": "Ada",
+        "workspace": "production",
+        "instructions": "You are Ada.",
+        "voice": "marin",
+        "model": "gpt-realtime",
+        "greeting": "Hello.",
+        "tools": [],
+        "on_failure": { "kind": "voicemail" },
+    });
+    let (status, created) = app
+        .post_json(
+            "/api/assistants",
+            &assistant,
+            Some(crate::helpers::ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    app.create_number(
+        NUMBER,
+        "production",
+        json!({ "kind": "ai", "assistant_id": created["id"] }),
+    )
+    .await;
+
+    for _ in 0..2 {
+        let call = app.ring_in(CALLER, NUMBER).await;
+        let mut twilio = app.open_stream(&call).await;
+        // The voicemail prompt: the assistant failed and the caller moved on.
+        twilio.wait_for("mark").await;
+        twilio.stop();
+    }
+    let got = events(&receiver, 1).await;
+    assert_eq!(got[0]["alert"], "ai_failure_rate");
+    assert_eq!(got[0]["status"], "firing");
+    assert_eq!(got[0]["severity"], "critical");
+    assert_eq!(got[0]["value"], 100.0);
+    assert_eq!(app.metric("switchboard_ai_start_failures_total").await, 2.0);
+
+    let got = events(&receiver, 2).await;
+    assert_eq!(got[1]["status"], "resolved");
+    assert_eq!(got[1]["value"], 0.0);
+}
+
 /// A status callback Twilio sends during an outage is taken into the journal
 /// (protocol §5): the backlog crosses its threshold, and drains once the
 /// database is back.
