@@ -18,7 +18,10 @@ use switchboard::store::Store;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 use crate::db::{fresh_database_url, set_postgres_reachable, TestDb};
+use crate::fake_providers::calls::Refusal;
 use crate::helpers::{spawn_app_with, spill_path_for, TestApp, CALLER, NUMBER, PATIENCE};
+use crate::outbound_claims::outbound_request;
+use crate::outbound_dispatch::{setup, submit_ok, wait_for_status, CALLEE};
 use crate::outbound_notify::{signature_is_valid, Answer, Received, Receiver};
 
 const SECRET: &str = "alert-webhook-secret";
@@ -256,6 +259,38 @@ async fn assistants_failing_to_start_fire_the_failure_rate_alert_until_they_leav
     assert_eq!(got[0]["value"], 100.0);
     assert_eq!(app.metric("switchboard_ai_start_failures_total").await, 2.0);
 
+    let got = events(&receiver, 2).await;
+    assert_eq!(got[1]["status"], "resolved");
+    assert_eq!(got[1]["value"], 0.0);
+}
+
+/// Twilio refusing a dial (its 401 for a wrong account: the fake follows
+/// Twilio's error body, `fake_providers::calls`) is a provider error; once it
+/// leaves the window the alert resolves.
+#[actix_web::test]
+async fn a_provider_refusing_a_dial_fires_the_provider_errors_alert_until_it_leaves_the_window() {
+    let receiver = Receiver::start(&[]);
+    let hook = receiver.clone();
+    let s = setup(TestDb::Sqlite, move |fake, settings| {
+        fake.state().calls.refusal = Some(Refusal {
+            status: 401,
+            code: 20003,
+            message: "Authenticate".into(),
+        });
+        alerting(settings, "provider_errors", &[&hook]);
+        let rule = &mut settings.alerts.rules.provider_errors;
+        rule.threshold = 0.0;
+        rule.window = Duration::from_secs(2);
+    })
+    .await;
+    let id = submit_ok(&s.app, &s.user, &outbound_request(CALLEE)).await;
+    wait_for_status(&s.app, &id, "failed").await;
+
+    let got = events(&receiver, 1).await;
+    assert_eq!(got[0]["alert"], "provider_errors");
+    assert_eq!(got[0]["status"], "firing");
+    assert_eq!(got[0]["value"], 1.0);
+    assert_eq!(s.app.metric("switchboard_provider_errors_total").await, 1.0);
     let got = events(&receiver, 2).await;
     assert_eq!(got[1]["status"], "resolved");
     assert_eq!(got[1]["value"], 0.0);
