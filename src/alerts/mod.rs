@@ -159,7 +159,14 @@ impl Alerts {
                 )
             })?;
         }
-        let (senders, workers) = notify::start(&deps.settings.alerts, &deps.board)?;
+        let alerts = &deps.settings.alerts;
+        if !alerts.notifies() {
+            tracing::info!(
+                "alerts: no [[alerts.webhooks]] and no [alerts.smtp] host; the alerts are \
+                 on /metrics only"
+            );
+        }
+        let (senders, workers) = notify::start(alerts, &deps.board)?;
         tasks.extend(workers);
         tasks.push(tokio::spawn(evaluate(deps, senders)));
         Ok(Alerts { tasks })

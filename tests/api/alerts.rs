@@ -296,6 +296,36 @@ async fn a_provider_refusing_a_dial_fires_the_provider_errors_alert_until_it_lea
     assert_eq!(got[1]["value"], 0.0);
 }
 
+/// Under a threshold of 100 % free, any disk is short of space: the rule
+/// fires with the free share it measured.
+#[actix_web::test]
+async fn a_recordings_disk_under_its_free_space_threshold_fires() {
+    let receiver = Receiver::start(&[]);
+    let dir = std::env::temp_dir().display().to_string();
+    let app = spawn_app_with(TestDb::Sqlite, |s| {
+        alerting(s, "recordings_disk", &[&receiver]);
+        s.alerts.rules.recordings_disk.threshold = 100.0;
+        s.alerts.rules.recordings_disk.path = dir.clone();
+    })
+    .await;
+    let got = events(&receiver, 1).await;
+    assert_eq!(got[0]["alert"], "recordings_disk");
+    assert_eq!(got[0]["status"], "firing");
+    let free = got[0]["value"].as_f64().expect("a share");
+    assert!((0.0..100.0).contains(&free), "{free}");
+    assert!(
+        got[0]["summary"].as_str().is_some_and(|s| s.contains(&dir)),
+        "{}",
+        got[0]
+    );
+    wait_for_metric(
+        &app,
+        "switchboard_alert_firing{alert=\"recordings_disk\"}",
+        1.0,
+    )
+    .await;
+}
+
 /// A status callback Twilio sends during an outage is taken into the journal
 /// (protocol §5): the backlog crosses its threshold, and drains once the
 /// database is back.
