@@ -85,12 +85,23 @@ async fn call_json(engine: &Engine, id: &CallId) -> Result<Option<serde_json::Va
         .map(|call| call_record_json(&engine.public_url, &call)))
 }
 
+/// `GET /api/calls/{id}/recording`: the admin any call's, a user their own
+/// outbound call's (another's, or an inbound call, is a 404 as for the call).
 pub async fn recording(
-    _admin: Admin,
+    caller: Caller,
     engine: web::Data<Engine>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = call_id(&path)?;
+    if caller.user().is_some() {
+        let owner = match OutboundId::parse(id.as_str()) {
+            Some(outbound_id) => engine.store.get_outbound(&outbound_id).await?,
+            None => None,
+        };
+        if !owner.is_some_and(|call| caller.may_see(&call.user_id)) {
+            return Err(ApiError::not_found(format!("no call {id}")));
+        }
+    }
     let recording = engine
         .store
         .get_recording(&id)

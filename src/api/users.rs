@@ -230,15 +230,14 @@ pub async fn get(
         return Err(not_found());
     }
     let user = engine.store.get_user(&id).await?.ok_or_else(not_found)?;
-    if matches!(caller, Caller::Admin) {
-        return Ok(HttpResponse::Ok().json(admin_view(&engine, user).await?));
-    }
-    Ok(HttpResponse::Ok().json(UserJson::of(user, &engine.settings.plans)))
+    let admin = matches!(caller, Caller::Admin);
+    Ok(HttpResponse::Ok().json(user_view(&engine, user, admin).await?))
 }
 
-/// What the admin sees of a user: the user as `GET` shows it, plus the quota
-/// use now (`quota`) and the open flags (`open_flags`, oldest first).
-async fn admin_view(engine: &Engine, user: UserRecord) -> Result<Value, ApiError> {
+/// A user as `GET` shows it, with the quota use now (`quota`: the user's own
+/// dashboard shows it too); the admin also gets the open flags (`open_flags`,
+/// oldest first).
+async fn user_view(engine: &Engine, user: UserRecord, admin: bool) -> Result<Value, ApiError> {
     let now = engine.clock.now();
     let id = user.id.clone();
     let usage = engine
@@ -249,7 +248,6 @@ async fn admin_view(engine: &Engine, user: UserRecord) -> Result<Value, ApiError
             crate::outbound::submit::month_start(now).as_millisecond(),
         )
         .await?;
-    let flags = engine.store.user_flags(&id, true).await?;
     let shown = UserJson::of(user, &engine.settings.plans);
     let limits = shown.limits;
     let mut body = serde_json::to_value(shown).map_err(|e| {
@@ -268,12 +266,21 @@ async fn admin_view(engine: &Engine, user: UserRecord) -> Result<Value, ApiError
         "month_spend_usd": (usage.month_spend_usd * 100.0).round() / 100.0,
         "monthly_budget_usd": limits.as_ref().map(|l| l.monthly_budget_usd),
     });
-    body["open_flags"] = Value::Array(
-        flags
-            .iter()
-            .map(|f| super::flags::flag_json(f, None, None))
-            .collect(),
-    );
+    body["month"] = serde_json::json!({
+        "calls": usage.month_calls,
+        "finished": usage.month_finished,
+        "completed": usage.month_completed,
+        "minutes": (usage.month_talk_ms as f64 / 600.0).round() / 100.0,
+    });
+    if admin {
+        let flags = engine.store.user_flags(&id, true).await?;
+        body["open_flags"] = Value::Array(
+            flags
+                .iter()
+                .map(|f| super::flags::flag_json(f, None, None))
+                .collect(),
+        );
+    }
     Ok(body)
 }
 
@@ -360,7 +367,7 @@ async fn change_status(
         .get_user(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
-    Ok(HttpResponse::Ok().json(admin_view(&engine, user).await?))
+    Ok(HttpResponse::Ok().json(user_view(&engine, user, true).await?))
 }
 
 /// Changes what the body names; answers the user as `GET` does.
@@ -433,5 +440,5 @@ pub async fn update(
         .detail(serde_json::json!({ "from": from.as_str(), "to": user.status.as_str() }));
         engine.store.audit(&entry).await?;
     }
-    Ok(HttpResponse::Ok().json(UserJson::of(user, &engine.settings.plans)))
+    Ok(HttpResponse::Ok().json(user_view(&engine, user, true).await?))
 }

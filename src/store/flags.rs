@@ -441,6 +441,13 @@ pub struct QuotaUse {
     pub calls_last_hour: i64,
     pub calls_last_day: i64,
     pub month_spend_usd: f64,
+    /// This calendar month's counted calls, those of them over, and those
+    /// `completed` (answered and ended normally).
+    pub month_calls: i64,
+    pub month_finished: i64,
+    pub month_completed: i64,
+    /// The month's talk time: answered to ended, summed over its calls.
+    pub month_talk_ms: i64,
 }
 
 /// Critical first.
@@ -657,13 +664,25 @@ impl Store {
         month_start_ms: i64,
     ) -> Result<QuotaUse, StoreError> {
         let counts = super::outbound::COUNTS;
+        // The call record (same id) holds when the call was answered and ended.
         let row = sqlx::query(&format!(
             "SELECT \
-               COALESCE(SUM(CASE WHEN created_at > $2 THEN 1 ELSE 0 END), 0) AS last_hour, \
-               COALESCE(SUM(CASE WHEN created_at > $3 THEN 1 ELSE 0 END), 0) AS last_day, \
-               COALESCE(SUM(CASE WHEN created_at >= $4 \
-                 THEN COALESCE(actual_cost_usd, estimated_cost_usd) ELSE 0.0 END), 0.0) AS spent \
-             FROM outbound_calls WHERE user_id = $1 AND {counts}"
+               COALESCE(SUM(CASE WHEN o.created_at > $2 THEN 1 ELSE 0 END), 0) AS last_hour, \
+               COALESCE(SUM(CASE WHEN o.created_at > $3 THEN 1 ELSE 0 END), 0) AS last_day, \
+               COALESCE(SUM(CASE WHEN o.created_at >= $4 \
+                 THEN COALESCE(o.actual_cost_usd, o.estimated_cost_usd) ELSE 0.0 END), 0.0) AS spent, \
+               COALESCE(SUM(CASE WHEN o.created_at >= $4 THEN 1 ELSE 0 END), 0) AS month_calls, \
+               COALESCE(SUM(CASE WHEN o.created_at >= $4 AND o.status IN ({finished}) \
+                 THEN 1 ELSE 0 END), 0) AS month_finished, \
+               COALESCE(SUM(CASE WHEN o.created_at >= $4 AND o.status = 'completed' \
+                 THEN 1 ELSE 0 END), 0) AS month_completed, \
+               CAST(COALESCE(SUM(CASE WHEN o.created_at >= $4 AND c.answered_at IS NOT NULL \
+                 AND c.ended_at IS NOT NULL THEN c.ended_at - c.answered_at ELSE 0 END), 0) \
+                 AS BIGINT) AS month_talk_ms \
+             FROM (SELECT id, created_at, status, actual_cost_usd, estimated_cost_usd \
+                   FROM outbound_calls WHERE user_id = $1 AND {counts}) o \
+             LEFT JOIN calls c ON c.id = o.id",
+            finished = super::outbound::FINISHED,
         ))
         .bind(user.as_str())
         .bind(now_ms - 3_600_000)
@@ -675,6 +694,10 @@ impl Store {
             calls_last_hour: row.try_get("last_hour")?,
             calls_last_day: row.try_get("last_day")?,
             month_spend_usd: row.try_get("spent")?,
+            month_calls: row.try_get("month_calls")?,
+            month_finished: row.try_get("month_finished")?,
+            month_completed: row.try_get("month_completed")?,
+            month_talk_ms: row.try_get("month_talk_ms")?,
         })
     }
 }

@@ -262,6 +262,11 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 pub(super) const COUNTS: &str =
     "status NOT IN ('canceled', 'not_dialed_window_closed') AND quota_refunded = 0";
 
+/// The statuses of a call that was placed and is over (canceled and
+/// never-dialed calls are not counted at all).
+pub(super) const FINISHED: &str =
+    "'completed', 'busy', 'no_answer', 'failed', 'voicemail', 'interrupted'";
+
 /// The columns a submit writes; the rest start empty.
 const SUBMIT_COLUMNS: &str = "id, user_id, workspace, to_e164, contact_name, contact_company, \
                               purpose, objective, assistant_id, callback_url, consent_id, \

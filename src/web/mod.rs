@@ -1,5 +1,6 @@
 //! The web pages, served by the engine itself: `/` (sign-in), `/agent` (the
-//! softphone), `/supervisor` (the console) and their files under `/assets/…`.
+//! softphone), `/supervisor` (the console), `/app/…` (a user's pages) and their
+//! files under `/assets/…`.
 //!
 //! Every file of `assets/web/` is embedded in the binary at compile time
 //! (`include_dir`), so `switchboard serve` needs nothing beside it and no build
@@ -85,6 +86,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(sign_in))
         .route("/agent", web::get().to(agent))
         .route("/supervisor", web::get().to(supervisor))
+        .route("/app", web::get().to(user_app))
+        .route("/app/{view:.*}", web::get().to(user_app))
         .route("/assets/{path:.*}", web::get().to(asset));
 }
 
@@ -98,6 +101,12 @@ async fn agent(req: HttpRequest) -> HttpResponse {
 
 async fn supervisor(req: HttpRequest) -> HttpResponse {
     serve(&req, "supervisor.html")
+}
+
+/// The user's pages (`/app`, `/app/calls`, `/app/calls/{id}`): one page that
+/// shows the view its path names.
+async fn user_app(req: HttpRequest) -> HttpResponse {
+    serve(&req, "app.html")
 }
 
 async fn asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {

@@ -9,6 +9,7 @@ mod assistants;
 mod browser;
 mod browser_agent;
 mod browser_supervisor;
+mod browser_user;
 mod claims;
 mod consent_versions;
 mod db;

@@ -34,12 +34,12 @@ use crate::outbound_notify::{fast_callbacks, signature_is_valid, Receiver};
 use crate::outbound_talk::{speak, until_heard};
 
 /// San Francisco.
-const CALLEE: &str = "+14155550123";
+pub(crate) const CALLEE: &str = "+14155550123";
 /// The workspace's Twilio number calls are placed from.
 const POOL: &str = "+14155550199";
-const DISCLOSURE: &str = "Hello, this is an AI assistant calling for Ada Lovelace.";
-const GREETING: &str = "Acme Plumbing, Joe speaking.";
-const HEARD: &str = "Tuesday at nine works for us.";
+pub(crate) const DISCLOSURE: &str = "Hello, this is an AI assistant calling for Ada Lovelace.";
+pub(crate) const GREETING: &str = "Acme Plumbing, Joe speaking.";
+pub(crate) const HEARD: &str = "Tuesday at nine works for us.";
 const SUMMARY: &str =
     r#"{"summary":"Booked a plumber for Tuesday at nine.","outcome":"goal_achieved"}"#;
 const OUTCOME: &str = r#"{"objective_met": true, "key_findings": "Visit booked for Tuesday 9 am.", "evidence": ["caller: Tuesday at nine works for us."]}"#;
@@ -48,16 +48,16 @@ const SILENCE: u8 = 0xFF;
 
 /// The engine with Twilio credentials (so its dispatcher dials the fake), the
 /// fakes, the user and their endpoint.
-struct World {
-    app: TestApp,
-    twilio: FakeProvider,
-    openai: FakeOpenAi,
+pub(crate) struct World {
+    pub(crate) app: TestApp,
+    pub(crate) twilio: FakeProvider,
+    pub(crate) openai: FakeOpenAi,
     _llm: FakeLlm,
-    user: User,
+    pub(crate) user: User,
     endpoint: Receiver,
 }
 
-async fn world(
+pub(crate) async fn world(
     db: TestDb,
     script: Script,
     like: &str,
@@ -117,7 +117,7 @@ async fn world(
 }
 
 /// Submits the call with the user's endpoint as `callback_url`; its id.
-async fn submit(w: &World) -> String {
+pub(crate) async fn submit(w: &World) -> String {
     let mut body = crate::outbound_claims::outbound_request(CALLEE);
     body["callback_url"] = json!(w.endpoint.url);
     let (status, answer) = w
@@ -130,7 +130,7 @@ async fn submit(w: &World) -> String {
 }
 
 /// The CallSid of the fake's one call, once the dispatcher dialed it.
-async fn dialed(twilio: &FakeProvider) -> String {
+pub(crate) async fn dialed(twilio: &FakeProvider) -> String {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         if let Some(call) = twilio.state().calls.calls.first() {
@@ -142,7 +142,7 @@ async fn dialed(twilio: &FakeProvider) -> String {
 }
 
 /// Silence until the relay relays it (appends reach the model).
-async fn until_live(openai: &FakeOpenAi, stream: &mut TwilioStream) {
+pub(crate) async fn until_live(openai: &FakeOpenAi, stream: &mut TwilioStream) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while openai.appended_bytes() == 0 {
         assert!(tokio::time::Instant::now() < deadline, "never live");

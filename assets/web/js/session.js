@@ -1,9 +1,9 @@
-// The signed-in session of a page, shared by the sign-in page, the softphone and
-// the supervisor console.
+// The signed-in session of a page, shared by the sign-in page, the softphone, the
+// supervisor console and a user's pages.
 //
 //   checkToken(token)         -> {ok:true, session} | {ok:false, status, message}
 //                                (GET /api/session with the bearer token)
-//   pageFor(session)          -> "/agent" | "/supervisor" | null
+//   pageFor(session)          -> "/agent" | "/supervisor" | "/app" | null
 //   saveToken(token), token(), clearToken()   (sessionStorage, this tab only)
 //   requireSession(role)      -> {token, session}, or leaves for "/" (no or bad
 //                                token) or the page of the token's role
@@ -64,6 +64,8 @@ export function pageFor(session) {
       return "/agent";
     case "admin":
       return "/supervisor";
+    case "user":
+      return "/app";
     default:
       return null;
   }

@@ -35,7 +35,7 @@ function start() {
       }
       const page = pageFor(checked.session);
       if (!page) {
-        fail("This is a user's API key: it has no page here. Use an agent token or the admin token.");
+        fail("This token has no page here. Use an agent token, a user's API key or the admin token.");
         return;
       }
       saveToken(value);

@@ -340,13 +340,65 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[rank]
 }
 
+/// The stamps (wall ms) of `list` in the page's `audioStats()`.
+fn stamps(stats: &Value, list: &str, field: Option<&str>) -> Vec<f64> {
+    stats[list]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|entry| match field {
+                    Some(field) => entry[field].as_f64(),
+                    None => entry.as_f64(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// For each of `laters`, its latency from the last of `earliers` at or before
+/// it (within a second: a burst every second).
+fn latencies(earliers: &[f64], laters: &[f64]) -> Vec<f64> {
+    laters
+        .iter()
+        .filter_map(|&later| {
+            earliers
+                .iter()
+                // Date.now() is whole milliseconds: a stamp may read up to 1 ms early.
+                .filter(|&&earlier| earlier <= later + 1.0)
+                .map(|&earlier| (later - earlier).max(0.0))
+                .fold(None, |best: Option<f64>, latency| {
+                    Some(best.map_or(latency, |best| best.min(latency)))
+                })
+        })
+        .filter(|latency| *latency < 1000.0)
+        .collect()
+}
+
+fn summary(mut values: Vec<f64>) -> Value {
+    let max = values.iter().copied().fold(f64::NAN, f64::max);
+    json!({
+        "n": values.len(),
+        "p50": percentile(&mut values, 50.0),
+        "p99": percentile(&mut values, 99.0),
+        "max": max,
+    })
+}
+
 /// The benchmark of docs/BENCHMARKS.md: a 60 s call between the page and the fake
-/// Twilio, both directions at once. Mouth-to-wire: each tone onset of the
-/// microphone's file (anchored at the page's getUserMedia resolving) to the first
-/// frame carrying it at the fake Twilio. Wire-to-ear: each burst the fake Twilio
-/// starts sending (20 ms pacing, silence between bursts) to the moment the page's
-/// playback worklet outputs it (the audio clock mapped to wall time, output latency
-/// added). Run: `cargo nextest run --run-ignored only -E 'test(page_audio_latency)' --no-capture`.
+/// Twilio, both directions at once, each direction split into what the page adds
+/// and what the engine and the sockets add, from stamps on one wall clock (the
+/// page's `Date.now()`, this test's `SystemTime`: one machine):
+/// - mouth → wire: an onset's sample reaches the capture worklet (`onsetWall`) →
+///   the page hands its frame to the socket (`sentWall`) → the first frame carrying
+///   it reaches the fake Twilio;
+/// - wire → ear: the fake Twilio starts a burst (20 ms pacing, silence between) →
+///   the page's socket hands over its first frame (`arrivalOnsets`) → the playback
+///   worklet renders it (`playOnsets.renderWall`: handed to the output device) →
+///   the device plays it (`heardWall`: the audio clock mapped to wall time by
+///   `getOutputTimestamp()`).
+///
+/// Run: `cargo nextest run --run-ignored only -E 'test(page_audio_latency)' --no-capture`.
 #[actix_web::test]
 #[ignore = "a 60 s benchmark; run explicitly"]
 async fn page_audio_latency_over_a_60_s_call() {
@@ -356,9 +408,6 @@ async fn page_audio_latency_over_a_60_s_call() {
     let browser = Browser::start().await;
     let (page, _call, mut twilio) = call_in_the_page(&app, &browser, wav).await;
     let before = debug_stats(&page).await;
-    let mic_started = before["micStartedAt"]
-        .as_f64()
-        .expect("the microphone started");
     let began = Instant::now();
     let began_wall = wall_ms();
     let mut tick = began;
@@ -366,8 +415,7 @@ async fn page_audio_latency_over_a_60_s_call() {
     let mut burst_sends = Vec::new();
     let mut arrivals = Vec::new(); // wall ms of a frame whose audio rose from silence
     let mut quiet = true;
-    let mut onsets = std::collections::BTreeSet::new();
-    let mut next_poll = began;
+    let mut late_sends = Vec::new(); // (ms into the run, ms behind the 20 ms schedule)
     while began.elapsed() < Duration::from_secs(SECONDS as u64) {
         tokio::select! {
             _ = tokio::time::sleep_until(tick) => {
@@ -378,6 +426,10 @@ async fn page_audio_latency_over_a_60_s_call() {
                 }
                 let frame = if tone { mulaw_tone(1000.0, 0.5, sent * 160, 160) } else { vec![0xFF; 160] };
                 twilio.send_media(&frame);
+                let behind = tick.elapsed();
+                if behind > Duration::from_millis(20) {
+                    late_sends.push(((tick - began).as_millis(), behind.as_millis()));
+                }
                 sent += 1;
                 tick = began + Duration::from_millis(20 * sent as u64);
             }
@@ -398,49 +450,58 @@ async fn page_audio_latency_over_a_60_s_call() {
                 }
             }
         }
-        if Instant::now() >= next_poll {
-            next_poll = Instant::now() + Duration::from_millis(250);
-            let stats = debug_stats(&page).await;
-            if let Some(onset) = stats["playbackOnsetWallMs"].as_f64() {
-                onsets.insert(onset.round() as i64);
-            }
-        }
     }
     let after = debug_stats(&page).await;
-    // Mouth-to-wire: the file's onsets are at k s + 500 ms after the microphone opened.
-    // (The latency is below a period, so it is the arrival's offset in its period;
-    // an offset past 900 ms is read as a small negative one: the anchor is late.)
-    let mut mouth: Vec<f64> = arrivals
-        .iter()
-        .map(|&at| {
-            let offset = (at - mic_started - 500.0).rem_euclid(1000.0);
-            if offset > 900.0 {
-                offset - 1000.0
-            } else {
-                offset
-            }
+    let in_run = |stamps: Vec<f64>| -> Vec<f64> {
+        stamps
+            .into_iter()
+            .filter(|&stamp| stamp >= began_wall)
+            .collect()
+    };
+    let onset_walls = in_run(stamps(&after, "captureOnsets", Some("onsetWall")));
+    let sent_walls = in_run(stamps(&after, "captureOnsets", Some("sentWall")));
+    let captures: Vec<(f64, f64, f64)> = after["captureOnsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            Some((
+                entry["onsetWall"].as_f64()?,
+                entry["postWall"].as_f64()?,
+                entry["sentWall"].as_f64()?,
+            ))
         })
+        .filter(|(onset, _, _)| *onset >= began_wall)
         .collect();
-    let mut ear: Vec<f64> = onsets
-        .iter()
-        .filter_map(|&onset| {
-            let onset = onset as f64;
-            burst_sends
-                .iter()
-                .rev()
-                .find(|&&sent| sent <= onset)
-                .map(|sent| onset - sent)
-        })
-        .filter(|latency| *latency < 1000.0)
-        .collect();
+    let page_arrivals = in_run(stamps(&after, "arrivalOnsets", None));
+    let renders = in_run(stamps(&after, "playOnsets", Some("renderWall")));
+    let heard = in_run(stamps(&after, "playOnsets", Some("heardWall")));
+    let report_mouth = json!({
+        "page_worklet_to_socket_ms": summary(captures.iter().map(|(onset, _, sent)| sent - onset).collect()),
+        "of_which_worklet_to_main_thread_ms": summary(captures.iter().map(|(_, post, sent)| sent - post).collect()),
+        "socket_to_twilio_ms": summary(latencies(&sent_walls, &arrivals)),
+        "worklet_to_twilio_ms": summary(latencies(&onset_walls, &arrivals)),
+        "chromium_input_track": after["inputTrack"],
+    });
+    let report_ear = json!({
+        "twilio_to_page_socket_ms": summary(latencies(&burst_sends, &page_arrivals)),
+        "page_socket_to_rendered_ms": summary(latencies(&page_arrivals, &renders)),
+        "page_socket_to_heard_ms": summary(latencies(&page_arrivals, &heard)),
+        "twilio_to_heard_ms": summary(latencies(&burst_sends, &heard)),
+        "output_latency_reported_ms": after["outputLatencyMs"],
+    });
     let underruns = after["underruns"].as_f64().unwrap_or_default()
         - before["underruns"].as_f64().unwrap_or_default();
     let report = json!({
         "seconds": SECONDS,
         "started_wall_ms": began_wall,
-        "mouth_to_wire_ms": { "n": mouth.len(), "p50": percentile(&mut mouth, 50.0), "p99": percentile(&mut mouth, 99.0), "max": mouth.last() },
-        "wire_to_ear_ms": { "n": ear.len(), "p50": percentile(&mut ear, 50.0), "p99": percentile(&mut ear, 99.0), "max": ear.last() },
+        "mouth_to_wire": report_mouth,
+        "wire_to_ear": report_ear,
         "underruns": underruns,
+        "underruns_at_ms_into_the_run": in_run(stamps(&after, "underrunWalls", None)).iter().map(|at| (at - began_wall).round()).collect::<Vec<_>>(),
+        // The sending side's own hiccups (this test and the engine share the cores).
+        "fake_twilio_sends_over_20_ms_late": late_sends,
+        "page_arrival_gaps_over_50_ms": after["arrivalGaps"].as_array().into_iter().flatten().filter_map(|gap| Some(json!({"at_ms_into_the_run": (gap["at"].as_f64()? - began_wall).round(), "gap_ms": gap["gapMs"]}))).collect::<Vec<_>>(),
         "jitter_target_ms": after["targetMs"],
         "buffered_ms": after["bufferedMs"],
         "capture_worklet_cpu": after["captureCpu"],

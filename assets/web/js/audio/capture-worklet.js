@@ -9,6 +9,11 @@
 // Muted (`{type:"mute", muted:true}`), frames carry μ-law silence (0xFF).
 // Every second it posts {type:"cpu", busyMs, audioMs}: the time spent in
 // process() (performance.now() accounting) against the audio it covered.
+// Timing (the latency benchmark): a frame whose RMS rises above 0.05 after one
+// below 0.01 (the rule the benchmark applies at the fake Twilio) is an onset; its
+// message carries `onsetWall`, the wall time (Date.now(), ms) at which the
+// frame's first sample above 0.05 reached this worklet, and `postWall`, when the
+// frame was posted.
 import { encodeSample } from "./mulaw.js";
 
 const FRAME = 160;
@@ -50,6 +55,8 @@ class Capture extends AudioWorkletProcessor {
     this.muted = false;
     this.busy = 0;
     this.covered = 0;
+    this.frameQuiet = true;
+    this.firstLoudWall = null;
     this.port.onmessage = (event) => {
       if (event.data && event.data.type === "mute") this.muted = !!event.data.muted;
     };
@@ -60,13 +67,16 @@ class Capture extends AudioWorkletProcessor {
     const input = inputs[0];
     const channel = input && input[0];
     const length = channel ? channel.length : 128;
+    // The wall time at which this block's last sample arrived (the block is whole).
+    const wall = Date.now();
     for (let i = 0; i < length; i += 1) {
+      const sampleWall = wall - ((length - 1 - i) / sampleRate) * 1000;
       let x = channel ? channel[i] : 0;
       for (const f of this.filters) x = run(f, x);
       // Output samples between `previous` (time -1) and x (time 0).
       while (this.position <= 1) {
         const sample = this.previous + (x - this.previous) * this.position;
-        this.push(this.muted ? 0 : sample);
+        this.push(this.muted ? 0 : sample, sampleWall);
         this.position += this.step;
       }
       this.position -= 1;
@@ -82,14 +92,24 @@ class Capture extends AudioWorkletProcessor {
     return true;
   }
 
-  push(sample) {
+  push(sample, wall) {
+    if (this.firstLoudWall === null && Math.abs(sample) > 0.05) this.firstLoudWall = wall;
     this.frame[this.filled] = encodeSample(sample);
     this.energy += sample * sample;
     this.filled += 1;
     if (this.filled === FRAME) {
       const bytes = this.frame.buffer;
       const level = Math.sqrt(this.energy / FRAME);
-      this.port.postMessage({ type: "frame", bytes, level, at: currentTime }, [bytes]);
+      const message = { type: "frame", bytes, level, at: currentTime };
+      if (this.frameQuiet && level > 0.05) {
+        this.frameQuiet = false;
+        message.onsetWall = this.firstLoudWall === null ? wall : this.firstLoudWall;
+        message.postWall = Date.now();
+      } else if (!this.frameQuiet && level < 0.01) {
+        this.frameQuiet = true;
+      }
+      this.firstLoudWall = null;
+      this.port.postMessage(message, [bytes]);
       this.frame = new Uint8Array(FRAME);
       this.filled = 0;
       this.energy = 0;

@@ -30,7 +30,11 @@
 // nothing is sent while the socket is down. The AudioContext runs at the device's
 // rate; the worklets resample.
 
+import { DECODE } from "./mulaw.js";
+
 const BASE = new URL(".", import.meta.url);
+// The onset timings kept for the benchmark (debug only): the last this many.
+const ONSETS_KEPT = 300;
 
 export class MicError extends Error {
   constructor(reason, message) {
@@ -62,8 +66,23 @@ export class CallAudio {
     this.playbackCpu = 0;
     this.framesSent = 0;
     this.framesReceived = 0;
-    this.sentLog = [];
     this.micStartedAt = null;
+    // The latency benchmark's stamps (wall ms), kept only with ?debug=1:
+    // captureOnsets {onsetWall, postWall, sentWall} — an onset's sample reached the
+    // capture worklet, its frame was posted, the page handed it to the socket;
+    // arrivalOnsets — a received frame rose from silence; playOnsets {renderWall,
+    // heardWall} — the playback worklet rendered that sound (handed it to the
+    // output device), and when the device plays it (the audio clock mapped to wall
+    // time); underrunWalls — when the jitter buffer ran dry; arrivalGaps {at,
+    // gapMs} — frames that came more than 50 ms after the one before.
+    this.timing = debugEnabled();
+    this.captureOnsets = [];
+    this.arrivalOnsets = [];
+    this.playOnsets = [];
+    this.underrunWalls = [];
+    this.arrivalGaps = [];
+    this.lastArrivalWall = null;
+    this.arrivalQuiet = true;
   }
 
   async ensureContext() {
@@ -93,7 +112,13 @@ export class CallAudio {
     });
     node.port.onmessage = (event) => {
       const data = event.data;
-      if (data.type === "level") this.last = data;
+      if (data.type === "level") {
+        if (this.timing && data.underruns > this.last.underruns) keep(this.underrunWalls, Date.now());
+        if (this.timing && data.onset !== null && data.onset !== this.last.onset) {
+          keep(this.playOnsets, { renderWall: data.onsetWall, heardWall: this.contextWallMs(data.onset) });
+        }
+        this.last = data;
+      }
       else if (data.type === "cpu") this.playbackCpu = data.busyMs / data.audioMs;
     };
     node.connect(context.destination);
@@ -103,6 +128,14 @@ export class CallAudio {
   receive(buffer) {
     if (!this.playback) return;
     this.framesReceived += 1;
+    if (this.timing) {
+      const now = Date.now();
+      if (this.lastArrivalWall !== null && now - this.lastArrivalWall > 50) {
+        keep(this.arrivalGaps, { at: now, gapMs: now - this.lastArrivalWall });
+      }
+      this.lastArrivalWall = now;
+      this.stampArrival(buffer);
+    }
     this.playback.port.postMessage({ type: "frame", bytes: buffer }, [buffer]);
   }
 
@@ -149,7 +182,11 @@ export class CallAudio {
       const data = event.data;
       if (data.type === "frame") {
         this.level = data.level;
-        if (this.send(new Uint8Array(data.bytes)) !== false) this.framesSent += 1;
+        const sent = this.send(new Uint8Array(data.bytes)) !== false;
+        if (sent) this.framesSent += 1;
+        if (sent && this.timing && data.onsetWall !== undefined) {
+          keep(this.captureOnsets, { onsetWall: data.onsetWall, postWall: data.postWall, sentWall: Date.now() });
+        }
         try {
           this.onLevel(data.level);
         } catch (error) {
@@ -202,10 +239,31 @@ export class CallAudio {
   // the played audio reached the speakers, or null.
   playbackOnsetWallMs() {
     if (this.last.onset === null || !this.context) return null;
+    return this.contextWallMs(this.last.onset);
+  }
+
+  // The wall time (ms) at which the sample of context time `time` (s) is heard:
+  // getOutputTimestamp() pairs a context time with the performance time at which
+  // the device plays that sample (the Web Audio API's AudioTimestamp), so the output latency is in
+  // the pairing already (the benchmark sees heard − rendered ≈ outputLatency).
+  contextWallMs(time) {
     const stamp = this.context.getOutputTimestamp();
-    const latencyMs = ((this.context.outputLatency || 0) + (this.context.baseLatency || 0)) * 1000;
-    const ms = stamp.performanceTime + (this.last.onset - stamp.contextTime) * 1000 + latencyMs;
+    const ms = stamp.performanceTime + (time - stamp.contextTime) * 1000;
     return performance.timeOrigin + ms;
+  }
+
+  // A received frame that rises from silence (RMS above 0.05 after one below 0.01).
+  stampArrival(buffer) {
+    const bytes = new Uint8Array(buffer);
+    let energy = 0;
+    for (let i = 0; i < bytes.length; i += 1) energy += DECODE[bytes[i]] * DECODE[bytes[i]];
+    const rms = Math.sqrt(energy / Math.max(1, bytes.length));
+    if (this.arrivalQuiet && rms > 0.05) {
+      this.arrivalQuiet = false;
+      keep(this.arrivalOnsets, Date.now());
+    } else if (!this.arrivalQuiet && rms < 0.01) {
+      this.arrivalQuiet = true;
+    }
   }
 
   stats() {
@@ -221,7 +279,21 @@ export class CallAudio {
       sampleRate: this.context ? this.context.sampleRate : null,
       // The audio clock (s): the pacing test counts frames against it.
       audioClock: this.context ? this.context.currentTime : null,
+      outputLatencyMs: this.context ? ((this.context.outputLatency || 0) + (this.context.baseLatency || 0)) * 1000 : null,
+      // Chromium's own figures for the microphone track (MediaStreamTrackAudioStats).
+      inputTrack: this.inputTrackStats(),
+      captureOnsets: this.captureOnsets,
+      arrivalOnsets: this.arrivalOnsets,
+      playOnsets: this.playOnsets,
+      underrunWalls: this.underrunWalls,
+      arrivalGaps: this.arrivalGaps,
     };
+  }
+
+  inputTrackStats() {
+    const track = this.stream && this.stream.getAudioTracks()[0];
+    const stats = track && track.stats;
+    return stats && typeof stats.toJSON === "function" ? stats.toJSON() : null;
   }
 
   close() {
@@ -232,6 +304,11 @@ export class CallAudio {
     this.context = null;
     this.loading = null;
   }
+}
+
+function keep(list, entry) {
+  list.push(entry);
+  if (list.length > ONSETS_KEPT) list.shift();
 }
 
 export function bindLevelMeter(element, audio) {

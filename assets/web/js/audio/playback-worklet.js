@@ -7,11 +7,14 @@
 // times the frames' arrival jitter (RFC 3550's running estimate, measured on the
 // audio clock), and an underrun (the queue ran dry while playing) raises it by
 // 20 ms and waits for the queue to refill. When the queue holds more than the
-// target plus 40 ms (a burst), samples are dropped a few at a time until it is
-// back. Output is resampled to the context's rate by linear interpolation.
+// target plus one frame (20 ms: a late frame and the next came together, or a
+// burst), samples are dropped a few at a time until it is back, so the delay a
+// caller's voice sees stays near the target rather than growing with each burst. Output is resampled to the context's rate by linear interpolation.
 // Every 10 ms it posts {type:"level", rms, onset, bufferedMs, targetMs, underruns}
 // (rms over the last 100 ms of output; onset: the context time at which the
-// output's 10 ms RMS last rose above 0.05 from below 0.01, or null);
+// output's 10 ms RMS last rose above 0.05 from below 0.01, or null; onsetWall:
+// the wall time, Date.now() ms, at which the block holding that onset was
+// rendered, i.e. handed to the output device);
 // every second {type:"cpu", busyMs, audioMs}.
 import { DECODE } from "./mulaw.js";
 
@@ -19,6 +22,7 @@ const IN_RATE = 8000;
 const MIN_MS = 40;
 const MAX_MS = 200;
 const CAPACITY = IN_RATE; // one second of samples
+const FRAME_MS = 20; // what one frame adds to the queue
 
 const clock = () => (globalThis.performance ? globalThis.performance.now() : Date.now());
 
@@ -44,6 +48,7 @@ class Playback extends AudioWorkletProcessor {
     this.shortEnergy = [];
     this.quiet = true;
     this.onset = null;
+    this.onsetWall = null;
     this.sincePost = 0;
     this.busy = 0;
     this.covered = 0;
@@ -90,7 +95,7 @@ class Playback extends AudioWorkletProcessor {
     const output = outputs[0];
     const channel = output[0];
     let energy = 0;
-    if (this.playing && this.bufferedMs() > this.targetMs + 40) {
+    if (this.playing && this.bufferedMs() > this.targetMs + FRAME_MS) {
       // A burst: catch up by one 8 kHz sample in every few, inaudibly.
       for (let i = 0; i < 4 && this.size > 0; i += 1) this.take();
     }
@@ -150,6 +155,7 @@ class Playback extends AudioWorkletProcessor {
     if (this.quiet && shortRms > 0.05) {
       this.quiet = false;
       this.onset = currentTime;
+      this.onsetWall = Date.now();
     } else if (!this.quiet && shortRms < 0.01) {
       this.quiet = true;
     }
@@ -166,6 +172,7 @@ class Playback extends AudioWorkletProcessor {
         type: "level",
         rms: count ? Math.sqrt(total / count) : 0,
         onset: this.onset,
+        onsetWall: this.onsetWall,
         bufferedMs: this.bufferedMs(),
         targetMs: this.targetMs,
         underruns: this.underruns,

@@ -1,0 +1,317 @@
+// A user's pages (`/app`): the dashboard (this month's calls, success rate,
+// minutes, spend against the budget, the quotas left, recent calls), the list of
+// their outbound calls (status filter, pages of 20) and a call's page (status,
+// kept current while the call runs; then its outcome, summary, transcript,
+// recording and estimated-vs-actual cost). One page; the path names the view:
+//   /app              the dashboard
+//   /app/calls        the list (?status=…&page=…)
+//   /app/calls/{id}   one call
+// It needs a user's API key that sign-in left in sessionStorage; everything it
+// shows comes from the REST API with that key (docs/protocol.md §4a, §6).
+import { requireSession, signOut } from "./session.js";
+import { formatNumber } from "./phone.js";
+
+const PAGE = 20;
+// A call in one of these states changes no more: its page stops refreshing.
+const OVER = new Set([
+  "completed", "busy", "no_answer", "failed", "canceled", "voicemail",
+  "interrupted", "not_dialed_window_closed",
+]);
+const STATUSES = [
+  "queued", "scheduled", "dialing", "dial_unknown", "ringing", "in_progress", ...OVER,
+];
+const REFRESH_MS = 2000;
+// After a call ends, how many more refreshes wait for its summary and price.
+const SETTLE_REFRESHES = 30;
+let afterEnd = 0;
+
+const $ = (id) => document.getElementById(id);
+let auth = null;
+let refresh = null;
+let shown = 0; // bumped on every view change: late answers of an old view are dropped
+
+function notice(text, kind = "error") {
+  const box = $("notice");
+  box.textContent = text;
+  box.dataset.kind = kind;
+  box.hidden = !text;
+}
+
+async function api(path) {
+  const response = await fetch(path, {
+    headers: { Authorization: `Bearer ${auth.token}` },
+    cache: "no-store",
+  });
+  if (response.status === 401) {
+    signOut();
+    throw new Error("signed out");
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    const message = (body && body.message) || `HTTP ${response.status}`;
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+const money = (usd) => (typeof usd === "number" ? `$${usd.toFixed(2)}` : "–");
+const when = (rfc3339) => (rfc3339 ? new Date(rfc3339).toLocaleString() : "–");
+const label = (status) => String(status || "").replaceAll("_", " ");
+
+function callLink(call) {
+  return el("a", { href: `/app/calls/${encodeURIComponent(call.id)}`, "data-nav": "" }, formatNumber(call.to));
+}
+
+// ---- the dashboard -----------------------------------------------------------
+
+async function dashboard(view) {
+  const [user, recent] = await Promise.all([
+    api(`/api/users/${encodeURIComponent(auth.session.user_id)}`),
+    api(`/api/calls/outbound?limit=5`),
+  ]);
+  if (view !== shown) return;
+  $("me").textContent = `${user.name} · ${user.plan}`;
+  const month = user.month || {};
+  const quota = user.quota || {};
+  $("dashboard").querySelector('[data-testid="stat-calls"]').textContent = String(month.calls ?? 0);
+  $("dashboard").querySelector('[data-testid="stat-success"]').textContent =
+    month.finished ? `${Math.round((100 * month.completed) / month.finished)} %` : "–";
+  $("dashboard").querySelector('[data-testid="stat-minutes"]').textContent = (month.minutes ?? 0).toFixed(1);
+  $("dashboard").querySelector('[data-testid="stat-spend"]').textContent =
+    `${money(quota.month_spend_usd)} of ${money(quota.monthly_budget_usd)}`;
+  const left = (limit, used) => (typeof limit === "number" ? String(Math.max(0, limit - used)) : "–");
+  $("dashboard").querySelector('[data-testid="stat-left-hour"]').textContent = left(quota.calls_per_hour, quota.calls_last_hour);
+  $("dashboard").querySelector('[data-testid="stat-left-day"]').textContent = left(quota.calls_per_day, quota.calls_last_day);
+  $("recent-calls").replaceChildren(
+    ...recent.calls.map((call) =>
+      el("li", { "data-testid": "recent-call", dataset: { callId: call.id } },
+        callLink(call), " ", el("span", { class: "status", text: label(call.status) }), " ",
+        el("span", { class: "muted", text: when(call.created_at) }))),
+  );
+  document.querySelector('[data-empty="recent"]').hidden = recent.calls.length > 0;
+}
+
+// ---- the list ----------------------------------------------------------------
+
+function listQuery() {
+  const params = new URLSearchParams(location.search);
+  const status = STATUSES.includes(params.get("status")) ? params.get("status") : "";
+  const page = Math.max(1, Number.parseInt(params.get("page") || "1", 10) || 1);
+  return { status, page };
+}
+
+function listUrl({ status, page }) {
+  const params = new URLSearchParams();
+  if (status) params.set("status", status);
+  if (page > 1) params.set("page", String(page));
+  const query = params.toString();
+  return `/app/calls${query ? `?${query}` : ""}`;
+}
+
+async function list(view) {
+  const { status, page } = listQuery();
+  $("status-filter").value = status;
+  const params = new URLSearchParams({ limit: String(PAGE), offset: String((page - 1) * PAGE) });
+  if (status) params.set("status", status);
+  const answer = await api(`/api/calls/outbound?${params}`);
+  if (view !== shown) return;
+  $("call-rows").replaceChildren(
+    ...answer.calls.map((call) =>
+      el("tr", { "data-testid": "call-row", dataset: { callId: call.id, status: call.status } },
+        el("td", { text: when(call.created_at) }),
+        el("td", {}, callLink(call)),
+        el("td", { text: [call.contact_name, call.contact_company].filter(Boolean).join(", ") }),
+        el("td", { text: label(call.status) }),
+        el("td", { text: money(call.estimated_cost) }))),
+  );
+  document.querySelector('[data-empty="calls"]').hidden = answer.calls.length > 0;
+  const pages = Math.max(1, Math.ceil(answer.total / PAGE));
+  $("page-info").textContent = `Page ${page} of ${pages} · ${answer.total} ${answer.total === 1 ? "call" : "calls"}`;
+  $("page-prev").disabled = page <= 1;
+  $("page-next").disabled = !answer.has_more;
+}
+
+// ---- one call ----------------------------------------------------------------
+
+function fact(list, name, value) {
+  if (value === null || value === undefined || value === "") return;
+  list.append(el("dt", { text: name }), el("dd", { text: String(value) }));
+}
+
+function renderOutcome(call) {
+  const box = $("call-outcome");
+  const outcome = call.task_outcome;
+  if (!outcome) {
+    box.replaceChildren(el("p", { class: "muted", text: call.task_outcome_error || "Not yet." }));
+    return;
+  }
+  box.replaceChildren(
+    el("p", { "data-testid": "objective-met", dataset: { met: String(!!outcome.objective_met) }, text: outcome.objective_met ? "Objective met" : "Objective not met" }),
+    el("p", { text: outcome.key_findings || "" }),
+    el("ul", {}, ...(outcome.evidence || []).map((quote) => el("li", {}, el("q", { text: quote })))),
+  );
+}
+
+function renderCost(cost) {
+  const rows = [];
+  const estimated = (cost && cost.estimated) || {};
+  const actual = (cost && cost.actual) || {};
+  for (const [part, name] of [["telephony", "Phone line"], ["realtime_model", "Voice model"], ["reasoning_model", "Reasoning model"]]) {
+    const real = actual[part];
+    const amount = real && typeof real === "object" ? real.amount : real;
+    const status = real && typeof real === "object" ? real.status : null;
+    rows.push(el("tr", { dataset: { part } }, el("th", { scope: "row", text: name }),
+      el("td", { text: money(estimated[part]) }),
+      el("td", { text: `${money(amount)}${status === "estimated" ? " (so far)" : ""}` })));
+  }
+  rows.push(el("tr", { dataset: { part: "total" } }, el("th", { scope: "row", text: "Total" }),
+    el("td", { "data-testid": "cost-estimated", text: money(estimated.total) }),
+    el("td", { "data-testid": "cost-actual", text: money(actual.total) })));
+  $("cost-rows").replaceChildren(...rows);
+}
+
+let recordingFor = null;
+
+async function loadRecording(call) {
+  if (!call.recording_url || recordingFor === call.id) return;
+  recordingFor = call.id;
+  // The recording needs the key, which an <audio src> cannot send: fetch it.
+  const response = await fetch(`/api/calls/${encodeURIComponent(call.id)}/recording`, {
+    headers: { Authorization: `Bearer ${auth.token}` },
+  });
+  if (!response.ok) return;
+  $("recording-player").src = URL.createObjectURL(await response.blob());
+  $("recording").hidden = false;
+}
+
+async function callPage(view, id) {
+  let call;
+  try {
+    call = await api(`/api/calls/${encodeURIComponent(id)}`);
+  } catch (error) {
+    if (view === shown && error.status === 404) notice("No such call.");
+    throw error;
+  }
+  if (view !== shown) return;
+  $("call-title").textContent = `Call to ${formatNumber(call.to)}`;
+  const status = $("call-status");
+  status.textContent = label(call.disposition || call.status);
+  status.dataset.status = call.disposition || call.status;
+  const facts = el("dl");
+  fact(facts, "Contact", [call.contact_name, call.contact_company].filter(Boolean).join(", "));
+  fact(facts, "Purpose", call.purpose);
+  fact(facts, "Objective", call.objective);
+  fact(facts, "From", call.from && formatNumber(call.from));
+  fact(facts, "Scheduled for", call.scheduled_for && when(call.scheduled_for));
+  fact(facts, "Answered", call.answered_at && when(call.answered_at));
+  fact(facts, "Ended", call.ended_at && when(call.ended_at));
+  fact(facts, "Answered by", call.answered_by);
+  fact(facts, "Why", call.reason);
+  $("call-facts").replaceChildren(...facts.childNodes);
+  renderOutcome(call);
+  $("call-summary").textContent = call.summary || "Not yet.";
+  $("call-summary").classList.toggle("muted", !call.summary);
+  const turns = call.transcript || [];
+  $("transcript").replaceChildren(
+    ...turns.map((turn) =>
+      el("li", { "data-testid": "turn", dataset: { role: turn.role } },
+        el("span", { class: "speaker", text: turn.role === "assistant" ? "Assistant" : "Callee" }),
+        el("time", { datetime: turn.at, text: new Date(turn.at).toLocaleTimeString() }),
+        el("span", { class: "text", text: turn.text }))),
+  );
+  document.querySelector('[data-empty="transcript"]').hidden = turns.length > 0;
+  renderCost(call.cost);
+  loadRecording(call).catch((error) => console.warn("recording", error.message));
+  // Kept current while it runs, then until its result is in (the summary after
+  // an answered call, the provider's price) or for a minute at most.
+  const over = OVER.has(call.disposition || call.status);
+  afterEnd = over ? afterEnd + 1 : 0;
+  const complete = (call.analyzed_at || !call.answered_at) && call.reconciled_at;
+  const settled = over && (complete || afterEnd > SETTLE_REFRESHES);
+  $("call-live").hidden = settled;
+  if (!settled) refresh = setTimeout(() => callPage(view, id).catch(() => {}), REFRESH_MS);
+}
+
+// ---- routing -------------------------------------------------------------------
+
+function show(section) {
+  for (const id of ["dashboard", "calls", "call"]) $(id).hidden = id !== section;
+  for (const link of document.querySelectorAll("nav a")) {
+    const current = (section === "dashboard" && link.dataset.testid === "nav-dashboard")
+      || (section !== "dashboard" && link.dataset.testid === "nav-calls");
+    if (current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+async function route() {
+  clearTimeout(refresh);
+  afterEnd = 0;
+  shown += 1;
+  const view = shown;
+  notice("");
+  const path = location.pathname.replace(/\/+$/, "");
+  const match = path.match(/^\/app\/calls\/([^/]+)$/);
+  try {
+    if (match) {
+      show("call");
+      await callPage(view, decodeURIComponent(match[1]));
+    } else if (path === "/app/calls") {
+      show("calls");
+      await list(view);
+    } else {
+      show("dashboard");
+      await dashboard(view);
+    }
+  } catch (error) {
+    if (view === shown && error.message !== "signed out" && error.status !== 404) {
+      notice(`Could not load this page: ${error.message}`);
+    }
+  }
+}
+
+function go(url) {
+  history.pushState(null, "", url);
+  route();
+}
+
+async function main() {
+  auth = await requireSession("user");
+  $("sign-out").addEventListener("click", signOut);
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-nav]");
+    if (!link || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+    event.preventDefault();
+    go(link.getAttribute("href"));
+  });
+  window.addEventListener("popstate", route);
+  const filter = $("status-filter");
+  for (const status of STATUSES) filter.append(el("option", { value: status, text: label(status) }));
+  filter.addEventListener("change", () => go(listUrl({ status: filter.value, page: 1 })));
+  $("page-prev").addEventListener("click", () => { const q = listQuery(); go(listUrl({ ...q, page: q.page - 1 })); });
+  $("page-next").addEventListener("click", () => { const q = listQuery(); go(listUrl({ ...q, page: q.page + 1 })); });
+  await route();
+}
+
+main().catch((error) => {
+  console.error("app: failed to start", error);
+  notice("The page could not start: reload it.");
+});
