@@ -14,6 +14,7 @@ use switchboard_actors::registry::RegistryHandle;
 use switchboard_actors::seat::SeatConfig;
 use switchboard_actors::stats::EngineStats;
 
+use crate::alerts::AlertBoard;
 use crate::auth::TokenCache;
 use crate::config::Settings;
 use crate::outbound::clock::ClockHandle;
@@ -68,6 +69,9 @@ pub struct Engine {
     /// The reasoning model that classifies objectives at submit, when
     /// `[safety.classifier]` is on and a summary model is configured.
     pub objective_classifier: Option<Arc<Classifier>>,
+    /// Every alert's state (firing, last value) and its notifications' fate,
+    /// as the alert evaluator keeps them and `/metrics` shows them.
+    pub alerts: AlertBoard,
 }
 
 impl Engine {

@@ -16,6 +16,8 @@
 //! - [`store`]: sqlx storage (SQLite or PostgreSQL) and the journal writer.
 //! - [`domain`]: types parsed at the edge (phone numbers), URL pieces.
 //! - [`health`], [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`alerts`]: alert rules over the engine's state, their firing and resolved
+//!   events to webhooks and e-mail, their state for `/metrics`.
 //! - [`web`]: the web pages (sign-in, softphone, supervisor console), embedded.
 //! - [`providers`]: REST clients of Twilio, Vapi and Retell (phone numbers).
 //! - [`numbers`]: the phone-number feature: the pool and its sync, assignment with
@@ -39,6 +41,7 @@
 //! `switchboard loadtest` through [`cli::exec_loadtest`]) and never imports this one.
 
 pub mod ai;
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod cli;

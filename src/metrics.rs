@@ -8,9 +8,11 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use switchboard_actors::stats::EngineStats;
 
+use crate::alerts::AlertBoard;
 use crate::engine::Engine;
 
 /// Reads the engine's atomics at scrape time; nothing is copied on the hot paths.
@@ -18,6 +20,7 @@ use crate::engine::Engine;
 struct EngineCollector {
     stats: Arc<EngineStats>,
     journal_backlog: i64,
+    alerts: AlertBoard,
 }
 
 fn counter(
@@ -135,6 +138,16 @@ impl Collector for EngineCollector {
                 &s.ai_late_deltas_dropped,
             ),
             (
+                "switchboard_ai_start_failures",
+                "Assistant sessions that failed before the model accepted them.",
+                &s.ai_start_failures,
+            ),
+            (
+                "switchboard_provider_errors",
+                "Requests to a provider's API that failed (Twilio's Calls: refused, unanswered, not reached).",
+                &s.provider_errors,
+            ),
+            (
                 "switchboard_ai_events_ignored",
                 "Realtime events that were malformed, unknown or errors.",
                 &s.ai_events_ignored,
@@ -154,8 +167,54 @@ impl Collector for EngineCollector {
             "Call records waiting to be written.",
             self.journal_backlog,
         )?;
-        Ok(())
+        alerts(e, &self.alerts)
     }
+}
+
+/// `switchboard_alert_firing{alert}` and `switchboard_alert_value{alert}` for
+/// every enabled rule, and what became of the alerts' notifications.
+fn alerts(e: &mut DescriptorEncoder<'_>, board: &AlertBoard) -> Result<(), std::fmt::Error> {
+    let mut firing = e.encode_descriptor(
+        "switchboard_alert_firing",
+        "1 while the alert fires, else 0.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for gauge in board.gauges() {
+        let labels = [("alert", gauge.rule.name())];
+        ConstGauge::new(i64::from(gauge.firing())).encode(firing.encode_family(&labels)?)?;
+    }
+    let mut value = e.encode_descriptor(
+        "switchboard_alert_value",
+        "The value the alert's rule last judged.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for gauge in board.gauges() {
+        let labels = [("alert", gauge.rule.name())];
+        ConstGauge::new(gauge.value()).encode(value.encode_family(&labels)?)?;
+    }
+    let counts = board.counts();
+    for (name, help, count) in [
+        (
+            "switchboard_alert_notifications_delivered",
+            "Alert events a webhook or the mail server took.",
+            &counts.delivered,
+        ),
+        (
+            "switchboard_alert_notifications_given_up",
+            "Alert events given up after every attempt failed (logged at error level).",
+            &counts.given_up,
+        ),
+        (
+            "switchboard_alert_notifications_dropped",
+            "Alert events dropped because a receiver's queue was full.",
+            &counts.dropped,
+        ),
+    ] {
+        counter(e, name, help, count.load(Ordering::Relaxed))?;
+    }
+    Ok(())
 }
 
 pub async fn metrics(engine: web::Data<Engine>) -> HttpResponse {
@@ -163,6 +222,7 @@ pub async fn metrics(engine: web::Data<Engine>) -> HttpResponse {
     registry.register_collector(Box::new(EngineCollector {
         stats: Arc::clone(&engine.stats),
         journal_backlog: engine.journal.backlog(),
+        alerts: engine.alerts.clone(),
     }));
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &registry) {

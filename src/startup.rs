@@ -15,6 +15,7 @@ use switchboard_actors::parking::ParkingHandle;
 use switchboard_actors::registry::RegistryHandle;
 use switchboard_actors::stats::EngineStats;
 
+use crate::alerts::{AlertBoard, AlertDeps, Alerts};
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::outbound::clock::ClockHandle;
@@ -39,6 +40,8 @@ pub struct Application {
     /// Reviews ended outbound calls (transcript, telephony pattern, number
     /// health).
     reviewer: ReviewWorker,
+    /// Judges the alert rules and notifies their receivers.
+    alerts: Alerts,
 }
 
 impl Application {
@@ -93,6 +96,15 @@ impl Application {
             engine.store.clone(),
             Arc::new(move || review_clock.now().as_millisecond()),
         ));
+        let alerts = Alerts::start(AlertDeps {
+            settings: Arc::clone(&engine.settings),
+            store: engine.store.clone(),
+            journal: engine.journal.clone(),
+            stats: Arc::clone(&engine.stats),
+            clock: engine.clock.clone(),
+            board: engine.alerts.clone(),
+        })
+        .context("starting the alerts")?;
         let workers = match engine.settings.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -120,6 +132,7 @@ impl Application {
             deliveries,
             reconciler,
             reviewer,
+            alerts,
         })
     }
 
@@ -152,6 +165,7 @@ impl Application {
         }
         // Posts in flight finish (each within outbound.callback_timeout_secs);
         // what is still due is delivered by the next start.
+        self.alerts.stop();
         self.reconciler.stop().await;
         self.reviewer.stop().await;
         self.deliveries.stop().await;
@@ -421,6 +435,7 @@ async fn build_engine(
     let screener = Arc::new(crate::safety::screen::Screener::new(
         &settings.safety.categories,
     ));
+    let alerts = AlertBoard::new(&settings);
     tracing::info!(
         public_url = %public_url,
         database = ?store.backend(),
@@ -449,5 +464,6 @@ async fn build_engine(
         outbound_dispatch: DispatchWaker::default(),
         screener,
         objective_classifier,
+        alerts,
     })
 }

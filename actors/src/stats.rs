@@ -28,6 +28,12 @@ pub struct EngineStats {
     pub ai_sessions: AtomicU64,
     /// Assistant sessions that could not start or dropped (the caller was handed on).
     pub ai_failures: AtomicU64,
+    /// Of `ai_failures`, those that never started (the model was not reached or
+    /// refused the session): sessions attempted = `ai_sessions` + this.
+    pub ai_start_failures: AtomicU64,
+    /// Requests to a provider's API that failed (Twilio's Calls: refused,
+    /// unanswered, not reached).
+    pub provider_errors: AtomicU64,
     /// Times a caller spoke over the assistant and its audio was cut.
     pub ai_barge_ins: AtomicU64,
     /// Audio deltas of a cancelled response that arrived late and were dropped.

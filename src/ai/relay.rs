@@ -311,6 +311,12 @@ impl AiLeg {
             .stats
             .ai_failures
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !live {
+            self.deps
+                .stats
+                .ai_start_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         tracing::warn!(call_id = %self.call.id(), assistant_id = %self.assistant_id, %reason, live, "assistant failed");
         if self.outbound.is_some() {
             // Nobody to hand an outbound callee to: the call ends.

@@ -28,8 +28,12 @@ use crate::domain::phone::Region;
 use crate::domain::provider::ProviderKind;
 use crate::domain::text_template::TextTemplate;
 use crate::domain::user::PlanName;
+pub use alerts::{
+    AlertRules, AlertSettings, AlertSeverity, AlertWebhook, RuleSettings, SmtpSettings, SmtpTls,
+};
 pub use values::{HttpUrl, UrlError, WsUrl};
 
+mod alerts;
 mod values;
 
 /// The defaults, compiled in.
@@ -98,6 +102,8 @@ pub struct Settings {
     pub safety: SafetySettings,
     /// The text a missed caller gets (`[missed_call_text]`).
     pub missed_call_text: MissedCallTextSettings,
+    /// Alert rules and where their events go (`[alerts]`).
+    pub alerts: AlertSettings,
 }
 
 /// `[missed_call_text]`: a caller who hung up while ringing or left a voicemail
@@ -865,6 +871,20 @@ impl Settings {
                 }
             }
         }
+        for hook in &mut self.alerts.webhooks {
+            if !hook.secret_env.is_empty() {
+                if let Some(value) = secret(&hook.secret_env) {
+                    hook.secret = Some(value);
+                }
+            }
+        }
+        let smtp = &mut self.alerts.smtp;
+        if let Some(user) = var(alerts::SMTP_USERNAME_ENV).filter(|v| !v.is_empty()) {
+            smtp.username = Some(user);
+        }
+        if let Some(password) = secret(alerts::SMTP_PASSWORD_ENV) {
+            smtp.password = Some(password);
+        }
     }
 
     /// What the types cannot say: bounds, and settings that must agree.
@@ -1065,6 +1085,7 @@ impl Settings {
             !o.result_poll.is_zero() && !o.price_wait.is_zero(),
             "outbound.result_poll_secs and price_wait_secs must be positive"
         );
+        self.alerts.validate()?;
         Ok(())
     }
 

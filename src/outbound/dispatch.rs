@@ -619,6 +619,9 @@ async fn dial(
         ok = outcome.is_ok(),
         "dialed"
     );
+    if outcome.is_err() {
+        EngineStats::count(&deps.stats.provider_errors);
+    }
     match outcome {
         Ok(created) => {
             if let Err(error) = store

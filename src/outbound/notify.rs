@@ -157,8 +157,8 @@ pub fn retry_delay(failed: u32, base: Duration, max: Duration, jitter: f64) -> D
     doubled.min(max).mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
-/// A uniform number in `0..=1` from the OS.
-fn jitter() -> f64 {
+/// A uniform number in `0..=1` from the OS (the jitter of [`retry_delay`]).
+pub fn jitter() -> f64 {
     let mut bytes = [0u8; 4];
     match getrandom::getrandom(&mut bytes) {
         Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),

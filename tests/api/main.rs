@@ -2,6 +2,7 @@ mod admin;
 mod admin_review;
 mod ai;
 mod ai_summary;
+mod alerts;
 mod analytics;
 mod analytics_bench;
 mod assistants;
