@@ -169,6 +169,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "analytics indexes",
         include_str!("../../migrations/sqlite/0020_analytics_indexes.sql"),
     ),
+    (
+        22,
+        "assistant numbers",
+        include_str!("../../migrations/sqlite/0022_assistant_numbers.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -255,6 +260,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         20,
         "analytics indexes",
         include_str!("../../migrations/postgres/0020_analytics_indexes.sql"),
+    ),
+    (
+        22,
+        "assistant numbers",
+        include_str!("../../migrations/postgres/0022_assistant_numbers.sql"),
     ),
 ];
 

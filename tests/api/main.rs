@@ -5,6 +5,7 @@ mod ai_summary;
 mod analytics;
 mod analytics_bench;
 mod assistants;
+mod assistants_assign;
 mod browser;
 mod browser_agent;
 mod browser_supervisor;

@@ -11,7 +11,12 @@ use crate::db::TestDb;
 use crate::fake_providers::{account, FakeProvider};
 use crate::helpers::{spawn_app_with, TestApp, ADMIN_TOKEN, CALLER};
 
-async fn engine_on(db: TestDb, fake: &FakeProvider, accounts: &[(&str, &str)]) -> TestApp {
+/// An engine with these provider accounts (provider, workspace), its pool synced.
+pub(crate) async fn engine_on(
+    db: TestDb,
+    fake: &FakeProvider,
+    accounts: &[(&str, &str)],
+) -> TestApp {
     let accounts_empty = accounts.is_empty();
     let accounts = accounts.iter().map(|(p, w)| account(fake, p, w)).collect();
     let app = spawn_app_with(db, move |s| {
@@ -38,7 +43,7 @@ async fn create_agent(app: &TestApp, name: &str, workspace: &str, assign: bool) 
     body
 }
 
-fn entry_of<'a>(entries: &'a [Value], e164: &str) -> &'a Value {
+pub(crate) fn entry_of<'a>(entries: &'a [Value], e164: &str) -> &'a Value {
     entries
         .iter()
         .find(|e| e["e164"] == e164)
@@ -203,7 +208,15 @@ async fn when_recording_fails_after_the_provider_accepted_the_provider_assignmen
     );
 }
 
-async fn twenty_at_once(db: TestDb) {
+/// Twenty agents or assistants created at once (`body(i)` POSTed to `path`, with
+/// `assign_number`) out of a pool of 25 numbers: twenty different numbers, one
+/// provider assignment each, five left. `number_of` reads a created one's number.
+pub(crate) async fn twenty_at_once(
+    db: TestDb,
+    path: &str,
+    body: fn(usize) -> Value,
+    number_of: fn(&Value) -> Option<&str>,
+) {
     let fake = FakeProvider::start().await;
     for i in 0..25 {
         fake.add_vapi(
@@ -215,14 +228,17 @@ async fn twenty_at_once(db: TestDb) {
     let app = engine_on(db, &fake, &[("vapi", "production")]).await;
     let creations = (0..20).map(|i| {
         let app = &app;
-        async move { create_agent(app, &format!("agent {i}"), "production", true).await }
+        async move {
+            let (status, created) = app.post_json(path, &body(i), Some(ADMIN_TOKEN)).await;
+            assert_eq!(status, 201, "{created}");
+            created
+        }
     });
-    let agents = futures_util::future::join_all(creations).await;
-    let mut numbers: Vec<String> = agents
+    let created = futures_util::future::join_all(creations).await;
+    let mut numbers: Vec<String> = created
         .iter()
         .map(|a| {
-            a["number"]
-                .as_str()
+            number_of(a)
                 .unwrap_or_else(|| panic!("a number for {a}"))
                 .to_owned()
         })
@@ -241,14 +257,22 @@ async fn twenty_at_once(db: TestDb) {
     assert_eq!(app.directory("?status=AVAILABLE").await.len(), 5);
 }
 
+fn agent_body(i: usize) -> Value {
+    json!({ "name": format!("agent {i}"), "workspace": "production", "assign_number": true })
+}
+
+fn agent_number(agent: &Value) -> Option<&str> {
+    agent["number"].as_str()
+}
+
 #[actix_web::test]
 async fn twenty_agents_created_at_once_get_twenty_different_numbers() {
-    twenty_at_once(TestDb::Sqlite).await;
+    twenty_at_once(TestDb::Sqlite, "/api/agents", agent_body, agent_number).await;
 }
 
 #[actix_web::test]
 async fn twenty_agents_created_at_once_get_twenty_different_numbers_on_postgres() {
-    twenty_at_once(TestDb::Postgres).await;
+    twenty_at_once(TestDb::Postgres, "/api/agents", agent_body, agent_number).await;
 }
 
 #[actix_web::test]
