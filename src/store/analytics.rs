@@ -5,7 +5,7 @@
 //!
 //! Scope: inbound calls of `calls` whose `started_at` is in `[from_ms, to_ms)`
 //! (and of one workspace when asked), and the outbound calls of `outbound_calls`
-//! created in the same range. Indexes: migrations 0020 and 0022.
+//! created in the same range. Indexes: migration 0020.
 //!
 //! A summary reads the range twice (see [`Store::call_summary`]): the groups,
 //! the totals and the split by route are sums of the same cells.
