@@ -12,6 +12,7 @@ use crate::auth::{new_token, token_hash};
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::store::agents::{AgentRecord, NewAgent};
+use crate::store::pool::Holder;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,7 +81,11 @@ pub async fn create(
             .unwrap_or_else(|| agent.id.to_string());
         Some(
             super::numbers::service(&engine)
-                .assign_any(&agent.id, &agent.workspace, &provider_agent)
+                .assign_any(
+                    &Holder::Agent(agent.id.clone()),
+                    &agent.workspace,
+                    &provider_agent,
+                )
                 .await,
         )
     } else {
@@ -168,7 +173,9 @@ pub async fn delete(
     if engine.store.get_agent(&id).await?.is_none() {
         return Err(ApiError::not_found(format!("no agent {id}")));
     }
-    let released = super::numbers::service(&engine).unassign_agent(&id).await?;
+    let released = super::numbers::service(&engine)
+        .unassign_all(&Holder::Agent(id.clone()))
+        .await?;
     engine.store.delete_agent(&id).await?;
     engine.tokens.remove_agent(&id);
     tracing::info!(agent_id = %id, numbers = released.len(), "agent deleted");

@@ -93,14 +93,13 @@ pub async fn summary(
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_query(req.query_string())?;
     let store = &engine.store;
-    let groups = store.call_figures(&query.scope, query.group_by).await?;
-    let totals = store.call_figures(&query.scope, GroupBy::All).await?;
-    let routes = store.call_figures(&query.scope, GroupBy::Route).await?;
+    let summary = store.call_summary(&query.scope, query.group_by).await?;
     let outbound = store.outbound_figures(&query.scope).await?;
-    let totals = totals.into_iter().next().unwrap_or_default();
+    let (totals, groups) = (summary.totals, summary.groups);
     let mut cost_by_route = Map::new();
     for route in ["human", "ai"] {
-        let figures = routes
+        let figures = summary
+            .routes
             .iter()
             .find(|f| f.key.as_deref() == Some(route))
             .cloned()

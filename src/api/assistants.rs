@@ -1,4 +1,6 @@
-//! `POST /api/assistants`, `GET /api/assistants`, `GET|PUT|DELETE /api/assistants/{id}`.
+//! `POST /api/assistants` (optionally with an automatically assigned number, as
+//! agents have), `GET /api/assistants`, `GET|PUT|DELETE /api/assistants/{id}`
+//! (a delete gives the assistant's number back to the pool).
 //!
 //! An assistant is read by each call when it starts: a change takes effect on the
 //! next call, with no restart.
@@ -16,10 +18,12 @@ use crate::ai::assistant::{
 };
 use crate::domain::assistant::ToolSpec;
 use crate::domain::field::FieldError;
+use crate::domain::phone::PhoneNumber;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::numbers::route::check_agents;
 use crate::store::assistants::{AssistantFields, AssistantRecord, DeleteAssistant};
+use crate::store::pool::Holder;
 
 /// The body of `POST` and `PUT` (a `PUT` replaces every field).
 #[derive(Deserialize)]
@@ -38,6 +42,31 @@ pub struct AssistantBody {
     /// Omitted: every available agent of the workspace.
     #[serde(default)]
     on_failure: Option<Value>,
+    /// `POST` only: take an AVAILABLE number of the workspace for this assistant
+    /// (its route becomes the assistant).
+    #[serde(default)]
+    assign_number: bool,
+    /// `POST` only: the agent (Retell) or assistant (Vapi) id at the provider;
+    /// default the assistant's own id.
+    #[serde(default)]
+    provider_agent_id: Option<String>,
+}
+
+/// The number an assistant holds, in both printed forms.
+#[derive(Serialize)]
+struct NumberJson {
+    e164: String,
+    /// `(415) 555-0100`; `None` if libphonenumber cannot format it.
+    national: Option<String>,
+}
+
+impl NumberJson {
+    fn of(e164: String) -> Self {
+        let national = PhoneNumber::parse_with_info(&e164)
+            .ok()
+            .map(|(_, info)| info.national);
+        Self { e164, national }
+    }
 }
 
 #[derive(Serialize)]
@@ -51,12 +80,15 @@ struct AssistantJson {
     greeting: Option<String>,
     tools: Vec<ToolSpec>,
     on_failure: Route,
+    /// The pool number the assistant holds (`assign_number`), or `None`.
+    number: Option<NumberJson>,
     created_at: String,
     updated_at: String,
 }
 
-impl From<AssistantRecord> for AssistantJson {
-    fn from(a: AssistantRecord) -> Self {
+impl AssistantJson {
+    /// The assistant with the number it holds.
+    fn new(a: AssistantRecord, number: Option<String>) -> Self {
         Self {
             id: a.id,
             name: a.name,
@@ -67,6 +99,7 @@ impl From<AssistantRecord> for AssistantJson {
             greeting: a.greeting,
             tools: a.tools,
             on_failure: a.on_failure,
+            number: number.map(NumberJson::of),
             created_at: super::calls::rfc3339(a.created_at),
             updated_at: super::calls::rfc3339(a.updated_at),
         }
@@ -166,27 +199,61 @@ fn assistant_id(raw: &str) -> Result<AssistantId, ApiError> {
     AssistantId::parse(raw).map_err(|e| ApiError::bad_request("bad-id", e.to_string()))
 }
 
+/// The E.164 form of the (first) number the assistant holds.
+async fn number_of(engine: &Engine, id: &AssistantId) -> Result<Option<String>, ApiError> {
+    let held = engine
+        .store
+        .numbers_of(&Holder::Assistant(id.clone()))
+        .await?;
+    Ok(held.into_iter().next().map(|n| n.e164))
+}
+
+/// `201` with the assistant; with `assign_number`, also `number` (or `null`) and
+/// `warnings` (why no number was assigned): the assistant is created either way.
 pub async fn create(
     _admin: Admin,
     engine: web::Data<Engine>,
     body: web::Json<AssistantBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = parse_body(&engine, body.into_inner()).await?;
+    let body = body.into_inner();
+    let (assign_number, provider_agent) = (body.assign_number, body.provider_agent_id.clone());
+    let fields = parse_body(&engine, body).await?;
     let assistant = engine
         .store
         .create_assistant(&AssistantId::new(), &fields)
         .await?;
     tracing::info!(assistant_id = %assistant.id, "assistant created");
-    Ok(HttpResponse::Created().json(AssistantJson::from(assistant)))
+    if !assign_number {
+        return Ok(HttpResponse::Created().json(AssistantJson::new(assistant, None)));
+    }
+    let provider_agent = provider_agent.unwrap_or_else(|| assistant.id.to_string());
+    let assigned = super::numbers::service(&engine)
+        .assign_any(
+            &Holder::Assistant(assistant.id.clone()),
+            &assistant.workspace,
+            &provider_agent,
+        )
+        .await;
+    let (number, warnings) = match assigned {
+        Ok(number) => (Some(number.e164), vec![]),
+        Err(warning) => (None, vec![warning]),
+    };
+    let mut json = serde_json::to_value(AssistantJson::new(assistant, number)).unwrap_or_default();
+    json["warnings"] = serde_json::json!(warnings);
+    Ok(HttpResponse::Created().json(json))
 }
 
 pub async fn list(_admin: Admin, engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
+    let mut numbers = engine.store.assistant_numbers().await?;
     let assistants: Vec<AssistantJson> = engine
         .store
         .list_assistants()
         .await?
         .into_iter()
-        .map(AssistantJson::from)
+        .map(|a| {
+            let number = numbers.remove(a.id.as_str());
+            AssistantJson::new(a, number)
+        })
         .collect();
     Ok(HttpResponse::Ok().json(assistants))
 }
@@ -202,11 +269,14 @@ pub async fn get(
         .get_assistant(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no assistant {id}")))?;
-    Ok(HttpResponse::Ok().json(AssistantJson::from(assistant)))
+    let number = number_of(&engine, &id).await?;
+    Ok(HttpResponse::Ok().json(AssistantJson::new(assistant, number)))
 }
 
 /// Replaces every editable field. The workspace may only change while no number
-/// routes to the assistant (a number's assistant is of the number's workspace).
+/// routes to the assistant and it holds none (a number's assistant is of the
+/// number's workspace); its number is not changed here (`assign_number` is
+/// refused: delete the assistant to give its number back).
 pub async fn update(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -219,9 +289,22 @@ pub async fn update(
         .get_assistant(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no assistant {id}")))?;
-    let fields = parse_body(&engine, body.into_inner()).await?;
+    let body = body.into_inner();
+    if body.assign_number || body.provider_agent_id.is_some() {
+        return Err(ApiError::bad_request(
+            "number-immutable",
+            "assign_number: an assistant's number cannot be changed; delete the assistant \
+             to return its number to the pool",
+        ));
+    }
+    let fields = parse_body(&engine, body).await?;
+    let number = number_of(&engine, &id).await?;
     if fields.workspace != current.workspace {
-        if let Some(e164) = engine.store.number_routed_to(&id).await? {
+        let routed = match &number {
+            Some(held) => Some(held.clone()),
+            None => engine.store.number_routed_to(&id).await?,
+        };
+        if let Some(e164) = routed {
             return Err(ApiError::bad_request(
                 "wrong-workspace",
                 format!(
@@ -237,26 +320,53 @@ pub async fn update(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no assistant {id}")))?;
     tracing::info!(assistant_id = %assistant.id, "assistant updated");
-    Ok(HttpResponse::Ok().json(AssistantJson::from(assistant)))
+    Ok(HttpResponse::Ok().json(AssistantJson::new(assistant, number)))
 }
 
-/// 204; 409 `assistant-in-use` while a number routes to it.
+/// 204: the numbers the assistant holds (`assign_number`) are taken off it at
+/// their provider and go back to the pool (AVAILABLE), their calls to voicemail.
+/// 409 `assistant-in-use`, nothing changed, while a number it does not hold
+/// routes to it (routed by hand or by a cut-over: an operator's choice, which a
+/// delete does not silently undo); 502 `provider-failed`, nothing changed, when a
+/// provider refuses to take a number off it.
 pub async fn delete(
     _admin: Admin,
     engine: web::Data<Engine>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = assistant_id(&path)?;
+    if engine.store.get_assistant(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no assistant {id}")));
+    }
+    let holder = Holder::Assistant(id.clone());
+    let held: Vec<String> = engine
+        .store
+        .numbers_of(&holder)
+        .await?
+        .into_iter()
+        .map(|n| n.e164)
+        .collect();
+    let routed = engine.store.numbers_routed_to(&id).await?;
+    if let Some(e164) = routed.iter().find(|e164| !held.contains(e164)) {
+        return Err(in_use(e164, &id));
+    }
+    let released = super::numbers::service(&engine)
+        .unassign_all(&holder)
+        .await?;
     match engine.store.delete_assistant(&id).await? {
         DeleteAssistant::Deleted => {
-            tracing::info!(assistant_id = %id, "assistant deleted");
+            tracing::info!(assistant_id = %id, numbers = released.len(), "assistant deleted");
             Ok(HttpResponse::NoContent().finish())
         }
         DeleteAssistant::NotFound => Err(ApiError::not_found(format!("no assistant {id}"))),
-        DeleteAssistant::InUse(e164) => Err(ApiError::new(
-            actix_web::http::StatusCode::CONFLICT,
-            "assistant-in-use",
-            format!("number {e164} routes to assistant {id}; re-route it first"),
-        )),
+        DeleteAssistant::InUse(e164) => Err(in_use(&e164, &id)),
     }
+}
+
+fn in_use(e164: &str, id: &AssistantId) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::CONFLICT,
+        "assistant-in-use",
+        format!("number {e164} routes to assistant {id}; re-route it first"),
+    )
 }

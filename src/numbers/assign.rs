@@ -1,10 +1,10 @@
-//! A number handed to an agent, in three steps — claim it in the database, assign
-//! it at the provider, record it (pool row and live route) — where each failed step
-//! undoes the ones before it: a provider's refusal gives the claim back, a record
-//! that fails undoes the provider assignment, then the claim. And the way back:
-//! an agent's numbers taken off it at their providers and returned to the pool.
+//! A number handed to an agent or an AI assistant (its [`Holder`]), in three
+//! steps — claim it in the database, assign it at the provider, record it (pool
+//! row and live route) — where each failed step undoes the ones before it: a
+//! provider's refusal gives the claim back, a record that fails undoes the
+//! provider assignment, then the claim. And the way back: a holder's numbers
+//! taken off it at their providers and returned to the pool.
 
-use switchboard_actors::number::Route;
 use switchboard_actors::{AgentId, Workspace};
 
 use super::{NumberService, NumbersError};
@@ -12,23 +12,24 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::provider::ProviderKind;
 use crate::providers::twilio::Hooks;
 use crate::providers::ProviderAccount;
-use crate::store::pool::{PoolFilter, PoolNumber, PoolStatus};
+use crate::store::pool::{Holder, PoolFilter, PoolNumber, PoolStatus};
 use crate::store::StoreError;
 
 impl NumberService<'_> {
-    /// Hands an AVAILABLE number of the agent's workspace to the agent: claim it in
-    /// the database, assign it at the provider, record it as the agent's live route.
-    /// `Err` is the warning to show: no number, the provider refused (the claim is
-    /// given back), or recording failed (the provider assignment is undone too).
+    /// Hands an AVAILABLE number of the holder's workspace to the holder (an agent
+    /// or an assistant): claim it in the database, assign it at the provider,
+    /// record it as the holder's live route. `Err` is the warning to show: no
+    /// number, the provider refused (the claim is given back), or recording failed
+    /// (the provider assignment is undone too).
     pub async fn assign_any(
         &self,
-        agent_id: &AgentId,
+        holder: &Holder,
         workspace: &Workspace,
         provider_agent: &str,
     ) -> Result<PoolNumber, String> {
         let claimed = self
             .store
-            .claim_available(workspace, agent_id)
+            .claim_available(workspace, holder)
             .await
             .map_err(|e| {
                 tracing::error!(err = %e, "claiming a number failed");
@@ -37,7 +38,7 @@ impl NumberService<'_> {
         let number = claimed.ok_or_else(|| {
             format!("no number was assigned: workspace {workspace} has no AVAILABLE number")
         })?;
-        self.assign_claimed(number, agent_id, provider_agent).await
+        self.assign_claimed(number, holder, provider_agent).await
     }
 
     /// Assigns one given AVAILABLE number of `workspace` (held by `provider`, if
@@ -79,14 +80,15 @@ impl NumberService<'_> {
                     format!("{e164} is not an AVAILABLE number of workspace {workspace}"),
                 )
             })?;
+        let holder = Holder::Agent(agent_id.clone());
         let claimed = self
             .store
-            .claim_number(&candidate.id, agent_id)
+            .claim_number(&candidate.id, &holder)
             .await?
             .ok_or_else(|| {
                 NumbersError::conflict("not-available", format!("{e164} was taken meanwhile"))
             })?;
-        self.assign_claimed(claimed, agent_id, provider_agent)
+        self.assign_claimed(claimed, &holder, provider_agent)
             .await
             .map_err(NumbersError::ProviderFailed)
     }
@@ -95,14 +97,14 @@ impl NumberService<'_> {
     async fn assign_claimed(
         &self,
         number: PoolNumber,
-        agent_id: &AgentId,
+        holder: &Holder,
         provider_agent: &str,
     ) -> Result<PoolNumber, String> {
         let (claim_id, claim_e164) = (number.id.clone(), number.e164.clone());
         let give_back = |why: String| {
             let (claim_id, claim_e164) = (claim_id.clone(), claim_e164.clone());
             async move {
-                if let Err(e) = self.store.release_claim(&claim_id, agent_id).await {
+                if let Err(e) = self.store.release_claim(&claim_id, holder).await {
                     tracing::error!(err = %e, e164 = %claim_e164, "giving a claimed number back failed");
                 }
                 why
@@ -139,16 +141,14 @@ impl NumberService<'_> {
                 .await)
             }
         };
-        let route = Route::Agents {
-            agent_ids: vec![agent_id.clone()],
-        };
+        let route = holder.route();
         let (voice_url, held_by) = match &repointed {
             Some(r) => (r.now.voice_url.as_deref(), number.provider_agent.as_deref()),
             None => (number.voice_url.as_deref(), Some(provider_agent)),
         };
         let recorded = self
             .store
-            .record_assignment(&number, agent_id, &route, voice_url, held_by)
+            .record_assignment(&number, holder, voice_url, held_by)
             .await;
         if let Err(e) = recorded {
             tracing::warn!(err = %e, e164 = %number.e164, "recording an assignment failed; undoing it at the provider");
@@ -184,20 +184,25 @@ impl NumberService<'_> {
         {
             tracing::error!(err = %e, e164 = %number.e164, "the number's actor did not take its route");
         }
-        tracing::info!(e164 = %number.e164, agent_id = %agent_id, "number assigned");
+        tracing::info!(e164 = %number.e164, holder = %holder, "number assigned");
+        let (agent_id, assistant_id) = match holder {
+            Holder::Agent(id) => (Some(id.to_string()), None),
+            Holder::Assistant(id) => (None, Some(id.to_string())),
+        };
         Ok(PoolNumber {
             status: PoolStatus::Assigned,
-            agent_id: Some(agent_id.to_string()),
+            agent_id,
+            assistant_id,
             ..number
         })
     }
 
-    /// Takes every number of an agent off it at the provider and gives them back to
-    /// the pool; their E.164 forms. A provider that refuses stops it: the numbers
-    /// already taken off are assigned again at their provider, and nothing is
-    /// recorded.
-    pub async fn unassign_agent(&self, agent_id: &AgentId) -> Result<Vec<String>, NumbersError> {
-        let numbers = self.store.numbers_of_agent(agent_id).await?;
+    /// Takes every number of an agent or assistant off it at the provider and
+    /// gives them back to the pool; their E.164 forms. A provider that refuses
+    /// stops it: the numbers already taken off are assigned again at their
+    /// provider, and nothing is recorded.
+    pub async fn unassign_all(&self, holder: &Holder) -> Result<Vec<String>, NumbersError> {
+        let numbers = self.store.numbers_of(holder).await?;
         let mut done: Vec<(&ProviderAccount, &PoolNumber)> = Vec::new();
         for number in &numbers {
             let Some(account) = self.account(&number.provider, &number.workspace) else {
@@ -210,7 +215,7 @@ impl NumberService<'_> {
                     }
                 }
                 return Err(NumbersError::ProviderFailed(format!(
-                    "{} could not be taken off the agent: {e}",
+                    "{} could not be taken off {holder}: {e}",
                     number.e164
                 )));
             }
@@ -224,7 +229,7 @@ impl NumberService<'_> {
             let clear_provider_agent = number.provider != ProviderKind::Twilio.as_str();
             if let Some(route) = self
                 .store
-                .unassign(number, agent_id, clear_provider_agent)
+                .unassign(number, holder, clear_provider_agent)
                 .await?
             {
                 self.book

@@ -78,9 +78,15 @@ pub fn validate(
                     format!("no provider id at {}", entry.provider),
                 );
             }
-            if entry.status == "ASSIGNED" {
+            // An assistant's number: deleting the assistant releases it, so it
+            // cannot outlive its holder.
+            if entry.status == "ASSIGNED" && entry.assistant_id.is_none() {
                 match entry.agent_id.as_deref() {
-                    None => error(e164, workspace, "ASSIGNED, but to no agent".to_owned()),
+                    None => error(
+                        e164,
+                        workspace,
+                        "ASSIGNED, but to no agent or assistant".to_owned(),
+                    ),
                     Some(id) => match agents.get(id) {
                         None => error(
                             e164,

@@ -22,6 +22,9 @@ pub struct DirectoryEntry {
     pub nickname: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
+    /// The AI assistant holding the number, when an assistant (not an agent) does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant_id: Option<String>,
     /// `None` when there is no agent, or it no longer exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_name: Option<String>,
@@ -123,6 +126,7 @@ impl From<DirectoryRow> for DirectoryEntry {
             agent_name: row.agent_name,
             agent_workspace: row.agent_workspace,
             agent_id: n.agent_id,
+            assistant_id: n.assistant_id,
             provider_agent: n.provider_agent,
             voice_url: n.voice_url,
             sip_trunk: n.sip_trunk.as_ref().map(MaskedTrunk::of),
@@ -199,6 +203,7 @@ pub(crate) fn test_entry(e164: &str, workspace: &str, provider: &str, id: &str) 
         status: "AVAILABLE".into(),
         nickname: None,
         agent_id: None,
+        assistant_id: None,
         agent_name: None,
         agent_workspace: None,
         provider_agent: None,

@@ -1,6 +1,8 @@
 //! AI assistants: what each says and does on a call. A call reads its assistant
 //! when it starts, so an update takes effect on the next call.
 
+use std::collections::HashMap;
+
 use sqlx::any::AnyRow;
 use sqlx::Row as _;
 use switchboard_actors::journal::now_ms;
@@ -161,6 +163,33 @@ impl Store {
             return Ok(DeleteAssistant::InUse(e164));
         }
         Ok(DeleteAssistant::NotFound)
+    }
+
+    /// Every live number (E.164 form) whose route is this assistant.
+    #[tracing::instrument(skip_all, fields(assistant_id = %id))]
+    pub async fn numbers_routed_to(&self, id: &AssistantId) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT e164 FROM numbers WHERE route = $1 ORDER BY e164")
+            .bind(ai_route(id)?)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| row.try_get("e164"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Assistant id → the (first, by E.164 form) pool number it holds.
+    #[tracing::instrument(skip_all)]
+    pub async fn assistant_numbers(&self) -> Result<HashMap<String, String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT assistant_id, MIN(e164) AS e164 FROM phone_numbers \
+             WHERE assistant_id IS NOT NULL AND status = 'ASSIGNED' GROUP BY assistant_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("assistant_id")?, row.try_get("e164")?)))
+            .collect()
     }
 
     /// The first number (by E.164 form) whose route is this assistant.

@@ -177,6 +177,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "missed call texts",
         include_str!("../../migrations/sqlite/0021_missed_call_texts.sql"),
     ),
+    (
+        22,
+        "assistant numbers",
+        include_str!("../../migrations/sqlite/0022_assistant_numbers.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -268,6 +273,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         21,
         "missed call texts",
         include_str!("../../migrations/postgres/0021_missed_call_texts.sql"),
+    ),
+    (
+        22,
+        "assistant numbers",
+        include_str!("../../migrations/postgres/0022_assistant_numbers.sql"),
     ),
 ];
 

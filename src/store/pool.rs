@@ -14,7 +14,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row as _, Transaction};
 use switchboard_actors::journal::now_ms;
 use switchboard_actors::number::Route;
-use switchboard_actors::{AgentId, Workspace};
+use switchboard_actors::{AgentId, AssistantId, Workspace};
 
 use super::{Backend, Store, StoreError};
 
@@ -159,6 +159,52 @@ pub struct SyncedNumber {
     pub twilio: Option<TwilioVoice>,
 }
 
+/// Who an ASSIGNED number is for: an agent (the number rings it) or an AI
+/// assistant (the assistant answers the number's calls).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    Agent(AgentId),
+    Assistant(AssistantId),
+}
+
+impl Holder {
+    /// The pool column that names the holder.
+    fn column(&self) -> &'static str {
+        match self {
+            Holder::Agent(_) => "agent_id",
+            Holder::Assistant(_) => "assistant_id",
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Holder::Agent(id) => id.as_str(),
+            Holder::Assistant(id) => id.as_str(),
+        }
+    }
+
+    /// The live route of a number held by it: the agent alone, or the assistant.
+    pub fn route(&self) -> Route {
+        match self {
+            Holder::Agent(id) => Route::Agents {
+                agent_ids: vec![id.clone()],
+            },
+            Holder::Assistant(id) => Route::Ai {
+                assistant_id: id.clone(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Holder::Agent(id) => write!(f, "agent {id}"),
+            Holder::Assistant(id) => write!(f, "assistant {id}"),
+        }
+    }
+}
+
 /// One row of the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolNumber {
@@ -172,6 +218,8 @@ pub struct PoolNumber {
     pub status: PoolStatus,
     /// Kept as text: it may name an agent deleted since (validation reports that).
     pub agent_id: Option<String>,
+    /// The assistant holding it, when an assistant (not an agent) does.
+    pub assistant_id: Option<String>,
     pub voice_url: Option<String>,
     pub provider_agent: Option<String>,
     pub sip_trunk: Option<SipTrunk>,
@@ -235,7 +283,7 @@ pub struct MigrationEntry {
 }
 
 const POOL_COLUMNS: &str = "p.id, p.provider, p.provider_id, p.workspace, p.e164, p.number_type, \
-     p.nickname, p.status, p.agent_id, p.voice_url, p.provider_agent, p.sip_trunk, \
+     p.nickname, p.status, p.agent_id, p.assistant_id, p.voice_url, p.provider_agent, p.sip_trunk, \
      p.note, p.twilio_voice, p.created_at, p.updated_at, p.released_at";
 
 impl Store {
@@ -306,13 +354,13 @@ impl Store {
         Ok(counts)
     }
 
-    /// Atomically takes an AVAILABLE number of `workspace` for `agent_id`. Of any
+    /// Atomically takes an AVAILABLE number of `workspace` for `holder`. Of any
     /// number of concurrent claims each gets a different number (or none).
-    #[tracing::instrument(skip_all, fields(workspace = %workspace, agent_id))]
+    #[tracing::instrument(skip_all, fields(workspace = %workspace, holder = %holder))]
     pub async fn claim_available(
         &self,
         workspace: &Workspace,
-        agent_id: &AgentId,
+        holder: &Holder,
     ) -> Result<Option<PoolNumber>, StoreError> {
         // PostgreSQL: concurrent claims skip each other's locked rows. SQLite has one
         // writer at a time; the `status` re-check makes a lost race a retry.
@@ -321,13 +369,14 @@ impl Store {
             Backend::Sqlite => "",
         };
         let sql = format!(
-            "UPDATE phone_numbers SET status = 'ASSIGNED', agent_id = $1, updated_at = $2 \
+            "UPDATE phone_numbers SET status = 'ASSIGNED', {column} = $1, updated_at = $2 \
              WHERE id = (SELECT id FROM phone_numbers \
                          WHERE workspace = $3 AND status = 'AVAILABLE' AND note IS NULL \
                          ORDER BY e164, id LIMIT 1{lock}) \
                AND status = 'AVAILABLE' \
              RETURNING {}",
-            POOL_COLUMNS.replace("p.", "")
+            POOL_COLUMNS.replace("p.", ""),
+            column = holder.column(),
         );
         for _ in 0..CLAIM_ATTEMPTS {
             let any_left = sqlx::query(
@@ -341,7 +390,7 @@ impl Store {
                 return Ok(None);
             }
             let row = sqlx::query(&sql)
-                .bind(agent_id.as_str())
+                .bind(holder.id())
                 .bind(now_ms())
                 .bind(workspace.as_str())
                 .fetch_optional(self.pool())
@@ -355,21 +404,22 @@ impl Store {
         )))
     }
 
-    /// Takes one given AVAILABLE number for `agent_id`; `None` when it is not
+    /// Takes one given AVAILABLE number for `holder`; `None` when it is not
     /// AVAILABLE (any more).
-    #[tracing::instrument(skip_all, fields(id, agent_id))]
+    #[tracing::instrument(skip_all, fields(id, holder = %holder))]
     pub async fn claim_number(
         &self,
         id: &str,
-        agent_id: &AgentId,
+        holder: &Holder,
     ) -> Result<Option<PoolNumber>, StoreError> {
         let sql = format!(
-            "UPDATE phone_numbers SET status = 'ASSIGNED', agent_id = $1, updated_at = $2 \
+            "UPDATE phone_numbers SET status = 'ASSIGNED', {column} = $1, updated_at = $2 \
              WHERE id = $3 AND status = 'AVAILABLE' AND note IS NULL RETURNING {}",
-            POOL_COLUMNS.replace("p.", "")
+            POOL_COLUMNS.replace("p.", ""),
+            column = holder.column(),
         );
         let row = sqlx::query(&sql)
-            .bind(agent_id.as_str())
+            .bind(holder.id())
             .bind(now_ms())
             .bind(id)
             .fetch_optional(self.pool())
@@ -377,55 +427,56 @@ impl Store {
         row.as_ref().map(pool_from_row).transpose()
     }
 
-    /// Gives a claimed number back to the pool (AVAILABLE, no agent) — only while
-    /// `agent_id` still holds it.
-    #[tracing::instrument(skip_all, fields(id, agent_id))]
-    pub async fn release_claim(&self, id: &str, agent_id: &AgentId) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE phone_numbers SET status = 'AVAILABLE', agent_id = NULL, updated_at = $1 \
-             WHERE id = $2 AND agent_id = $3 AND status = 'ASSIGNED'",
-        )
+    /// Gives a claimed number back to the pool (AVAILABLE, no holder) — only while
+    /// `holder` still holds it.
+    #[tracing::instrument(skip_all, fields(id, holder = %holder))]
+    pub async fn release_claim(&self, id: &str, holder: &Holder) -> Result<bool, StoreError> {
+        let done = sqlx::query(&format!(
+            "UPDATE phone_numbers SET status = 'AVAILABLE', {column} = NULL, updated_at = $1 \
+             WHERE id = $2 AND {column} = $3 AND status = 'ASSIGNED'",
+            column = holder.column(),
+        ))
         .bind(now_ms())
         .bind(id)
-        .bind(agent_id.as_str())
+        .bind(holder.id())
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records a claimed number as the agent's live route: in one transaction the
-    /// pool row is checked to be still the agent's, and the live number is pointed
-    /// at the agent. Refused ([`StoreError::Conflict`]) when the number is live in
+    /// Records a claimed number as its holder's live route: in one transaction the
+    /// pool row is checked to be still the holder's, and the live number is pointed
+    /// at the holder ([`Holder::route`]). Refused ([`StoreError::Conflict`]) when the number is live in
     /// another workspace: an assignment never re-routes another workspace's calls.
-    #[tracing::instrument(skip_all, fields(e164 = %number.e164, agent_id))]
+    #[tracing::instrument(skip_all, fields(e164 = %number.e164, holder = %holder))]
     pub async fn record_assignment(
         &self,
         number: &PoolNumber,
-        agent_id: &AgentId,
-        route: &Route,
+        holder: &Holder,
         voice_url: Option<&str>,
         provider_agent: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let route = route_json(route, &number.e164)?;
+        let route = route_json(&holder.route(), &number.e164)?;
         let mut tx = self.begin().await?;
-        // Still the agent's? Checked by the first write, which also takes SQLite's
+        // Still the holder's? Checked by the first write, which also takes SQLite's
         // write lock at once (a read first could not be upgraded under contention).
         // What the provider now has is kept, so the next sync finds nothing changed.
-        let held = sqlx::query(
+        let held = sqlx::query(&format!(
             "UPDATE phone_numbers SET voice_url = $1, provider_agent = $2, updated_at = $3 \
-             WHERE id = $4 AND agent_id = $5 AND status = 'ASSIGNED'",
-        )
+             WHERE id = $4 AND {column} = $5 AND status = 'ASSIGNED'",
+            column = holder.column(),
+        ))
         .bind(voice_url)
         .bind(provider_agent)
         .bind(now)
         .bind(&number.id)
-        .bind(agent_id.as_str())
+        .bind(holder.id())
         .execute(&mut *tx)
         .await?;
         if held.rows_affected() != 1 {
             return Err(StoreError::Conflict(format!(
-                "{} is no longer held by agent {agent_id}",
+                "{} is no longer held by {holder}",
                 number.e164
             )));
         }
@@ -452,14 +503,15 @@ impl Store {
         Ok(())
     }
 
-    /// Returns an agent's number to the pool (AVAILABLE, no agent); when its live
-    /// route rang only that agent, the number's calls go to voicemail instead.
-    /// Returns the new live route when it changed.
-    #[tracing::instrument(skip_all, fields(id = %number.id, agent_id))]
+    /// Returns a holder's number to the pool (AVAILABLE, no holder); when its live
+    /// route was the holder's own ([`Holder::route`]: that agent alone, or the
+    /// assistant), the number's calls go to voicemail instead. Returns the new live
+    /// route when it changed.
+    #[tracing::instrument(skip_all, fields(id = %number.id, holder = %holder))]
     pub async fn unassign(
         &self,
         number: &PoolNumber,
-        agent_id: &AgentId,
+        holder: &Holder,
         clear_provider_agent: bool,
     ) -> Result<Option<Route>, StoreError> {
         let now = now_ms();
@@ -470,20 +522,16 @@ impl Store {
             ""
         };
         sqlx::query(&format!(
-            "UPDATE phone_numbers SET status = 'AVAILABLE', agent_id = NULL, updated_at = $1{clear} \
-             WHERE id = $2 AND agent_id = $3 AND status = 'ASSIGNED'"
+            "UPDATE phone_numbers SET status = 'AVAILABLE', {column} = NULL, updated_at = $1{clear} \
+             WHERE id = $2 AND {column} = $3 AND status = 'ASSIGNED'",
+            column = holder.column(),
         ))
         .bind(now)
         .bind(&number.id)
-        .bind(agent_id.as_str())
+        .bind(holder.id())
         .execute(&mut *tx)
         .await?;
-        let only_agent = route_json(
-            &Route::Agents {
-                agent_ids: vec![agent_id.clone()],
-            },
-            &number.e164,
-        )?;
+        let own_route = route_json(&holder.route(), &number.e164)?;
         let voicemail = route_json(&Route::Voicemail, &number.e164)?;
         let changed = sqlx::query(
             "UPDATE numbers SET route = $1, updated_at = $2 \
@@ -493,25 +541,23 @@ impl Store {
         .bind(now)
         .bind(&number.e164)
         .bind(number.workspace.as_str())
-        .bind(only_agent)
+        .bind(own_route)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok((changed.rows_affected() == 1).then_some(Route::Voicemail))
     }
 
-    /// The numbers an agent holds (ASSIGNED).
-    #[tracing::instrument(skip_all, fields(agent_id))]
-    pub async fn numbers_of_agent(
-        &self,
-        agent_id: &AgentId,
-    ) -> Result<Vec<PoolNumber>, StoreError> {
+    /// The numbers an agent or assistant holds (ASSIGNED).
+    #[tracing::instrument(skip_all, fields(holder = %holder))]
+    pub async fn numbers_of(&self, holder: &Holder) -> Result<Vec<PoolNumber>, StoreError> {
         let sql = format!(
             "SELECT {POOL_COLUMNS} FROM phone_numbers p \
-             WHERE p.agent_id = $1 AND p.status = 'ASSIGNED' ORDER BY p.e164, p.id"
+             WHERE p.{column} = $1 AND p.status = 'ASSIGNED' ORDER BY p.e164, p.id",
+            column = holder.column(),
         );
         let rows = sqlx::query(&sql)
-            .bind(agent_id.as_str())
+            .bind(holder.id())
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(pool_from_row).collect()
@@ -802,6 +848,7 @@ const DIRECTORY_FIELDS: &[(&str, &str)] = &[
     ("nickname", "p.nickname"),
     ("status", "p.status"),
     ("agent_id", "p.agent_id"),
+    ("assistant_id", "p.assistant_id"),
     ("voice_url", "p.voice_url"),
     ("provider_agent", "p.provider_agent"),
     ("sip_trunk", "p.sip_trunk"),
@@ -827,6 +874,7 @@ struct JsonRow {
     nickname: Option<String>,
     status: String,
     agent_id: Option<String>,
+    assistant_id: Option<String>,
     voice_url: Option<String>,
     provider_agent: Option<String>,
     sip_trunk: Option<String>,
@@ -866,6 +914,7 @@ impl JsonRow {
                 number_type: self.number_type,
                 nickname: self.nickname,
                 agent_id: self.agent_id,
+                assistant_id: self.assistant_id,
                 voice_url: self.voice_url,
                 provider_agent: self.provider_agent,
                 created_at: self.created_at,
@@ -903,7 +952,7 @@ async fn update_if_changed(
     let sql = if reappeared {
         "UPDATE phone_numbers SET e164 = $1, number_type = $2, nickname = $3, voice_url = $4, \
              provider_agent = $5, sip_trunk = $6, updated_at = $7, note = $9, twilio_voice = $10, \
-             status = 'AVAILABLE', agent_id = NULL, released_at = NULL \
+             status = 'AVAILABLE', agent_id = NULL, assistant_id = NULL, released_at = NULL \
          WHERE id = $8"
     } else {
         "UPDATE phone_numbers SET e164 = $1, number_type = $2, nickname = $3, voice_url = $4, \
@@ -1030,6 +1079,7 @@ fn pool_from_row(row: &AnyRow) -> Result<PoolNumber, StoreError> {
         number_type: row.try_get("number_type")?,
         nickname: row.try_get("nickname")?,
         agent_id: row.try_get("agent_id")?,
+        assistant_id: row.try_get("assistant_id")?,
         voice_url: row.try_get("voice_url")?,
         provider_agent: row.try_get("provider_agent")?,
         created_at: row.try_get("created_at")?,

@@ -6,6 +6,7 @@ mod alerts;
 mod analytics;
 mod analytics_bench;
 mod assistants;
+mod assistants_assign;
 mod browser;
 mod browser_admin;
 mod browser_agent;

@@ -11,7 +11,12 @@ use crate::db::TestDb;
 use crate::fake_providers::{account, FakeProvider};
 use crate::helpers::{spawn_app_with, TestApp, ADMIN_TOKEN, CALLER};
 
-async fn engine_on(db: TestDb, fake: &FakeProvider, accounts: &[(&str, &str)]) -> TestApp {
+/// An engine with these provider accounts (provider, workspace), its pool synced.
+pub(crate) async fn engine_on(
+    db: TestDb,
+    fake: &FakeProvider,
+    accounts: &[(&str, &str)],
+) -> TestApp {
     let accounts_empty = accounts.is_empty();
     let accounts = accounts.iter().map(|(p, w)| account(fake, p, w)).collect();
     let app = spawn_app_with(db, move |s| {
@@ -27,18 +32,76 @@ async fn engine_on(db: TestDb, fake: &FakeProvider, accounts: &[(&str, &str)]) -
 }
 
 async fn create_agent(app: &TestApp, name: &str, workspace: &str, assign: bool) -> Value {
-    let (status, body) = app
-        .post_json(
-            "/api/agents",
-            &json!({ "name": name, "workspace": workspace, "assign_number": assign }),
-            Some(ADMIN_TOKEN),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body
+    Kind::Agent.create(app, name, workspace, assign).await
 }
 
-fn entry_of<'a>(entries: &'a [Value], e164: &str) -> &'a Value {
+/// What a shared scenario creates with `assign_number`: an agent, or an AI
+/// assistant (`assistants_assign.rs`); the assignment is the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Agent,
+    Assistant,
+}
+
+impl Kind {
+    fn path(self) -> &'static str {
+        match self {
+            Kind::Agent => "/api/agents",
+            Kind::Assistant => "/api/assistants",
+        }
+    }
+
+    /// The pool's and the directory's field naming the holder.
+    pub(crate) fn holder_field(self) -> &'static str {
+        match self {
+            Kind::Agent => "agent_id",
+            Kind::Assistant => "assistant_id",
+        }
+    }
+
+    pub(crate) fn body(self, name: &str, workspace: &str, assign: bool) -> Value {
+        match self {
+            Kind::Agent => json!({ "name": name, "workspace": workspace, "assign_number": assign }),
+            Kind::Assistant => json!({
+                "name": name,
+                "workspace": workspace,
+                "instructions": "You book tables at Chez Nous. Get a name, a time and a party size.",
+                "voice": "marin",
+                "model": "gpt-realtime",
+                "assign_number": assign,
+            }),
+        }
+    }
+
+    pub(crate) async fn create(
+        self,
+        app: &TestApp,
+        name: &str,
+        workspace: &str,
+        assign: bool,
+    ) -> Value {
+        let (status, body) = app
+            .post_json(
+                self.path(),
+                &self.body(name, workspace, assign),
+                Some(ADMIN_TOKEN),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// The E.164 form of a created one's number (an agent shows it as is, an
+    /// assistant with its national form).
+    pub(crate) fn number(self, created: &Value) -> Option<&str> {
+        match self {
+            Kind::Agent => created["number"].as_str(),
+            Kind::Assistant => created["number"]["e164"].as_str(),
+        }
+    }
+}
+
+pub(crate) fn entry_of<'a>(entries: &'a [Value], e164: &str) -> &'a Value {
     entries
         .iter()
         .find(|e| e["e164"] == e164)
@@ -92,22 +155,28 @@ async fn an_agent_created_with_assign_number_gets_an_available_number_assigned_a
 
 #[actix_web::test]
 async fn without_an_available_number_the_agent_is_still_created_with_a_warning() {
+    without_a_number(Kind::Agent).await;
+}
+
+/// No AVAILABLE number: created all the same, with the reason, no provider asked.
+pub(crate) async fn without_a_number(kind: Kind) {
     let fake = FakeProvider::start().await;
     fake.add_vapi("vapi-1", "+18005550100", "Support");
     let app = engine_on(TestDb::Sqlite, &fake, &[("vapi", "production")]).await;
-    let staging = create_agent(&app, "Bob", "staging", true).await;
+    let staging = kind.create(&app, "Bob", "staging", true).await;
     assert_eq!(staging["number"], Value::Null);
     assert_eq!(
         staging["warnings"],
         json!(["no number was assigned: workspace staging has no AVAILABLE number"])
     );
-    let (status, _) = app
+    let (status, read) = app
         .get_json(&format!(
-            "/api/agents/{}",
+            "{}/{}",
+            kind.path(),
             staging["id"].as_str().unwrap_or_default()
         ))
         .await;
-    assert_eq!(status, 200, "the agent exists");
+    assert_eq!(status, 200, "it exists: {read}");
     assert!(
         !fake.requests().iter().any(|r| r.starts_with("PATCH")),
         "no provider was asked"
@@ -116,12 +185,18 @@ async fn without_an_available_number_the_agent_is_still_created_with_a_warning()
 
 #[actix_web::test]
 async fn when_the_provider_refuses_the_agent_is_created_without_a_number_and_told_why() {
+    provider_refuses(Kind::Agent).await;
+}
+
+/// The provider refuses the assignment: created without a number, told why, the
+/// claim given back.
+pub(crate) async fn provider_refuses(kind: Kind) {
     let fake = FakeProvider::start().await;
     fake.add_retell("+16285550100", "Front desk");
     let app = engine_on(TestDb::Sqlite, &fake, &[("retell", "production")]).await;
     fake.state().refuse_updates = true;
 
-    let agent = create_agent(&app, "Ada", "production", true).await;
+    let agent = kind.create(&app, "Ada", "production", true).await;
     assert_eq!(agent["number"], Value::Null);
     assert_eq!(
         agent["warnings"],
@@ -133,7 +208,7 @@ async fn when_the_provider_refuses_the_agent_is_created_without_a_number_and_tol
     let entries = app.directory("").await;
     let number = entry_of(&entries, "+16285550100");
     assert_eq!(
-        (number["status"].as_str(), &number["agent_id"]),
+        (number["status"].as_str(), &number[kind.holder_field()]),
         (Some("AVAILABLE"), &Value::Null)
     );
     let (status, _) = app.get_json("/api/numbers/+16285550100").await;
@@ -142,8 +217,13 @@ async fn when_the_provider_refuses_the_agent_is_created_without_a_number_and_tol
 
 #[actix_web::test]
 async fn when_recording_fails_after_the_provider_accepted_the_provider_assignment_is_undone() {
-    // The number is live in production; its staging twin may not re-route it. The
-    // record step fails for real (the store refuses), after Twilio accepted.
+    record_fails(Kind::Agent).await;
+}
+
+/// The number is live in production; its staging twin may not re-route it. The
+/// record step fails for real (the store refuses), after Twilio accepted: Twilio
+/// is put back as it was and the claim given back.
+pub(crate) async fn record_fails(kind: Kind) {
     let fake = FakeProvider::start().await;
     let sid = fake.add_twilio(
         1,
@@ -155,7 +235,7 @@ async fn when_recording_fails_after_the_provider_accepted_the_provider_assignmen
     app.create_number("+14155550123", "production", json!({ "kind": "voicemail" }))
         .await;
 
-    let agent = create_agent(&app, "Stagey", "staging", true).await;
+    let agent = kind.create(&app, "Stagey", "staging", true).await;
     assert_eq!(agent["number"], Value::Null, "{agent}");
     let warning = agent["warnings"][0].as_str().unwrap_or_default();
     assert!(
@@ -203,7 +283,9 @@ async fn when_recording_fails_after_the_provider_accepted_the_provider_assignmen
     );
 }
 
-async fn twenty_at_once(db: TestDb) {
+/// Twenty agents or assistants created at once with `assign_number` out of a pool
+/// of 25 numbers: twenty different numbers, one provider assignment each, five left.
+pub(crate) async fn twenty_at_once(db: TestDb, kind: Kind) {
     let fake = FakeProvider::start().await;
     for i in 0..25 {
         fake.add_vapi(
@@ -215,14 +297,16 @@ async fn twenty_at_once(db: TestDb) {
     let app = engine_on(db, &fake, &[("vapi", "production")]).await;
     let creations = (0..20).map(|i| {
         let app = &app;
-        async move { create_agent(app, &format!("agent {i}"), "production", true).await }
+        async move {
+            kind.create(app, &format!("{kind:?} {i}"), "production", true)
+                .await
+        }
     });
-    let agents = futures_util::future::join_all(creations).await;
-    let mut numbers: Vec<String> = agents
+    let created = futures_util::future::join_all(creations).await;
+    let mut numbers: Vec<String> = created
         .iter()
         .map(|a| {
-            a["number"]
-                .as_str()
+            kind.number(a)
                 .unwrap_or_else(|| panic!("a number for {a}"))
                 .to_owned()
         })
@@ -243,20 +327,26 @@ async fn twenty_at_once(db: TestDb) {
 
 #[actix_web::test]
 async fn twenty_agents_created_at_once_get_twenty_different_numbers() {
-    twenty_at_once(TestDb::Sqlite).await;
+    twenty_at_once(TestDb::Sqlite, Kind::Agent).await;
 }
 
 #[actix_web::test]
 async fn twenty_agents_created_at_once_get_twenty_different_numbers_on_postgres() {
-    twenty_at_once(TestDb::Postgres).await;
+    twenty_at_once(TestDb::Postgres, Kind::Agent).await;
 }
 
 #[actix_web::test]
 async fn deleting_an_agent_unassigns_its_number_at_the_provider_and_returns_it_to_the_pool() {
+    delete_returns_the_number(TestDb::Sqlite, Kind::Agent).await;
+}
+
+/// Deleting it takes the number off it at the provider, back to the pool, the
+/// number's calls to voicemail; the next one created gets the number.
+pub(crate) async fn delete_returns_the_number(db: TestDb, kind: Kind) {
     let fake = FakeProvider::start().await;
     fake.add_retell("+16285550100", "Front desk");
-    let app = engine_on(TestDb::Sqlite, &fake, &[("retell", "production")]).await;
-    let agent = create_agent(&app, "Ada", "production", true).await;
+    let app = engine_on(db, &fake, &[("retell", "production")]).await;
+    let agent = kind.create(&app, "Ada", "production", true).await;
     let id = agent["id"].as_str().unwrap_or_default().to_owned();
     assert_eq!(
         fake.state().retell[0]["inbound_agents"],
@@ -264,10 +354,15 @@ async fn deleting_an_agent_unassigns_its_number_at_the_provider_and_returns_it_t
     );
 
     let (status, body) = app
-        .send_json(Method::DELETE, &format!("/api/agents/{id}"), None)
+        .send_json(Method::DELETE, &format!("{}/{id}", kind.path()), None)
         .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["released_numbers"], json!(["+16285550100"]));
+    match kind {
+        Kind::Agent => {
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["released_numbers"], json!(["+16285550100"]));
+        }
+        Kind::Assistant => assert_eq!(status, 204, "{body}"),
+    }
     assert!(fake.requests().contains(
         &"PATCH /update-phone-number/%2B16285550100 {\"inbound_agents\":null,\"outbound_agents\":null}"
             .to_owned()
@@ -275,43 +370,51 @@ async fn deleting_an_agent_unassigns_its_number_at_the_provider_and_returns_it_t
     assert_eq!(fake.state().retell[0]["inbound_agents"], Value::Null);
     let entries = app.directory("").await;
     assert_eq!(
-        (entries[0]["status"].as_str(), &entries[0]["agent_id"]),
+        (
+            entries[0]["status"].as_str(),
+            &entries[0][kind.holder_field()]
+        ),
         (Some("AVAILABLE"), &Value::Null)
     );
     let (_, live) = app.get_json("/api/numbers/+16285550100").await;
     assert_eq!(
         live["route"],
         json!({ "kind": "voicemail" }),
-        "nobody is rung for a deleted agent"
+        "no call goes to a deleted {kind:?}"
     );
-    let (status, _) = app.get_json(&format!("/api/agents/{id}")).await;
+    let (status, _) = app.get_json(&format!("{}/{id}", kind.path())).await;
     assert_eq!(status, 404);
     let (_, again) = app.sync_numbers(json!({})).await;
     assert_eq!(again["updated"], 0, "{again}");
-    let next = create_agent(&app, "Bea", "production", true).await;
+    let next = kind.create(&app, "Bea", "production", true).await;
     assert_eq!(
-        next["number"], "+16285550100",
+        kind.number(&next),
+        Some("+16285550100"),
         "the number is back in the pool"
     );
 }
 
 #[actix_web::test]
 async fn when_the_provider_refuses_to_unassign_the_agent_and_its_number_stay() {
+    unassign_refused(Kind::Agent).await;
+}
+
+/// The provider refuses to take the number off it: 502, it and its number stay.
+pub(crate) async fn unassign_refused(kind: Kind) {
     let fake = FakeProvider::start().await;
     fake.add_vapi("vapi-1", "+18005550100", "Support");
     let app = engine_on(TestDb::Sqlite, &fake, &[("vapi", "production")]).await;
-    let agent = create_agent(&app, "Ada", "production", true).await;
+    let agent = kind.create(&app, "Ada", "production", true).await;
     let id = agent["id"].as_str().unwrap_or_default();
+    let path = format!("{}/{id}", kind.path());
     fake.state().refuse_updates = true;
-    let (status, body) = app
-        .send_json(Method::DELETE, &format!("/api/agents/{id}"), None)
-        .await;
+    let (status, body) = app.send_json(Method::DELETE, &path, None).await;
     assert_eq!(
         (status.as_u16(), body["code"].as_str()),
         (502, Some("provider-failed")),
         "{body}"
     );
-    let (status, _) = app.get_json(&format!("/api/agents/{id}")).await;
+    let (status, _) = app.get_json(&path).await;
     assert_eq!(status, 200);
     assert_eq!(app.directory("").await[0]["status"], "ASSIGNED");
 }
