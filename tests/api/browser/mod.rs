@@ -232,7 +232,11 @@ impl Drop for Browser {
 }
 
 /// One plain HTTP/1.1 request to chromedriver, blocking (drop cannot await; the
-/// answer is on loopback at once). Returns the raw answer, head and body.
+/// answer is on loopback at once). Returns the raw answer, head and body. The
+/// answer is read up to its `Content-Length`: chromedriver may keep the
+/// connection open whatever `Connection: close` says, and reading to the end
+/// would then wait out the read timeout with the test's runtime blocked (its
+/// sockets unanswered, the engine's heartbeat dropping them).
 fn driver_request(port: u16, method: &str, path: &str, body: &str) -> String {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return String::new();
@@ -244,8 +248,25 @@ fn driver_request(port: u16, method: &str, path: &str, body: &str) -> String {
         body.len()
     );
     let mut answer = Vec::new();
-    if stream.write_all(request.as_bytes()).is_ok() {
-        let _ = stream.read_to_end(&mut answer);
+    if stream.write_all(request.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(head_end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..head_end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|value| value.trim().parse::<usize>().ok());
+            if length.is_some_and(|length| answer.len() >= head_end + 4 + length) {
+                break;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+        }
     }
     String::from_utf8_lossy(&answer).into_owned()
 }
