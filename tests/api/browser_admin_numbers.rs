@@ -5,14 +5,19 @@
 //! cut-over of a share whose confirmation lists exactly the numbers the engine
 //! then moves; a rollback, previewed the same way, that restores every route.
 
+use std::time::Duration;
+
+use secrecy::SecretString;
 use serde_json::{json, Value};
+use switchboard::config::SummaryProvider;
 
 use crate::browser::{Browser, Page};
 use crate::db::TestDb;
-use crate::fake_providers::FakeProvider;
-use crate::helpers::{TestApp, ADMIN_TOKEN};
-use crate::numbers_assign::{engine_on, Kind};
+use crate::fake_providers::{account, FakeProvider};
+use crate::fakes::openai::{FakeOpenAi, Reply, Script};
+use crate::helpers::{spawn_app_with, TestApp, ADMIN_TOKEN, CALLER};
 
+const GREETING: &str = "Chez Nous, good evening!";
 const PRODUCTION: [&str; 4] = [
     "+14155550601",
     "+14155550602",
@@ -79,6 +84,24 @@ async fn e164s_at(page: &Page, css: &str) -> Vec<String> {
     all
 }
 
+/// An engine with a Twilio account of `production` on `fake` (its numbers
+/// synced) and the assistants' model on `openai`.
+async fn engine(fake: &FakeProvider, openai: &FakeOpenAi) -> TestApp {
+    let accounts = vec![account(fake, "twilio", "production")];
+    let (url, key) = (openai.url(), openai.api_key().to_owned());
+    let app = spawn_app_with(TestDb::Sqlite, move |s| {
+        s.numbers.accounts = accounts;
+        s.numbers.request_timeout = Duration::from_secs_f64(2.0);
+        s.openai.realtime_url = url.parse().expect("the fake's URL");
+        s.openai.api_key = Some(SecretString::from(key));
+        s.summary.provider = SummaryProvider::Off;
+    })
+    .await;
+    let (status, body) = app.sync_numbers(json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    app
+}
+
 async fn route_of(app: &TestApp, e164: &str) -> Value {
     app.get_json(&format!("/api/numbers/{e164}")).await.1["route"].clone()
 }
@@ -101,16 +124,29 @@ async fn an_admin_routes_a_number_to_an_assistant_sees_a_refusal_next_to_its_row
     for (i, e164) in PRODUCTION.iter().enumerate() {
         fake.add_twilio(i + 1, e164, "", "https://other.example/voice");
     }
-    let app = engine_on(TestDb::Sqlite, &fake, &[("twilio", "production")]).await;
+    let openai = FakeOpenAi::start(Script::new().greeting(Reply::say(GREETING, 200, 0x11))).await;
+    let app = engine(&fake, &openai).await;
     for e164 in PRODUCTION {
         app.create_number(e164, "production", json!({ "kind": "voicemail" }))
             .await;
     }
     app.create_number(STAGING, "staging", json!({ "kind": "voicemail" }))
         .await;
-    let assistant = Kind::Assistant
-        .create(&app, "Chez Nous", "production", false)
+    let (status, assistant) = app
+        .post_json(
+            "/api/assistants",
+            &json!({
+                "name": "Chez Nous",
+                "workspace": "production",
+                "instructions": "You book tables at Chez Nous. Get a name, a time and a party size.",
+                "voice": "marin",
+                "model": "gpt-realtime",
+                "greeting": GREETING,
+            }),
+            Some(ADMIN_TOKEN),
+        )
         .await;
+    assert_eq!(status, 201, "{assistant}");
     let assistant_id = assistant["id"].as_str().unwrap_or_default().to_owned();
 
     let browser = Browser::start().await;
@@ -178,6 +214,17 @@ async fn an_admin_routes_a_number_to_an_assistant_sees_a_refusal_next_to_its_row
         .await
         .unwrap_or_default();
     assert!(shown.contains("Chez Nous"), "{shown}");
+    // A call to it now reaches the assistant: the caller hears its greeting.
+    let call = app.ring_in(CALLER, PRODUCTION[0]).await;
+    let mut caller = app.open_stream(&call).await;
+    loop {
+        let audio = caller.next_media().await;
+        if !audio.is_empty() && audio.iter().all(|b| *b == 0x11) {
+            break;
+        }
+    }
+    assert_eq!(openai.sessions(), 1, "one model session, for that call");
+    caller.stop();
 
     // Staging has no assistant: the engine refuses; the row says why, nothing changed.
     let staging = row(STAGING);

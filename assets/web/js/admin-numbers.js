@@ -109,7 +109,7 @@ function numberRow(row) {
     }
   });
   const tr = el("tr", { "data-testid": "number-row", dataset: { e164: row.e164, workspace: row.workspace, provider: row.provider, status: row.status, route: kind } },
-    el("td", {}, el("strong", { text: formatNumber(row.e164) }), row.nickname ? el("br") : "", row.nickname ? el("span", { class: "muted", text: row.nickname }) : ""),
+    el("td", { class: "number" }, el("strong", { text: formatNumber(row.e164) }), row.nickname ? el("br") : "", row.nickname ? el("span", { class: "muted", text: row.nickname }) : ""),
     el("td", { text: row.provider }),
     el("td", { text: row.workspace }),
     el("td", {}, el("span", { class: "status", text: label(row.status) })),
