@@ -279,6 +279,9 @@ pub struct MigrateRequest {
     workspace: String,
     route: serde_json::Value,
     percent: i64,
+    /// Answer the numbers that would move, changing nothing.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 /// Moves `percent` % of a workspace's live numbers to `route`: 201 with what moved
@@ -295,6 +298,21 @@ pub async fn migrate(
             "bad-field",
             "percent must be between 1 and 100",
         ));
+    }
+    if body.dry_run {
+        let (target, moving) = service(&engine)
+            .migration_plan(&workspace, body.route, body.percent)
+            .await?;
+        return Ok(HttpResponse::Ok().json(json!({
+            "dry_run": true,
+            "workspace": workspace.to_string(),
+            "percent": body.percent,
+            "route": target,
+            "would_move": moving.iter().map(|n| json!({
+                "e164": n.e164,
+                "previous_route": n.route,
+            })).collect::<Vec<_>>(),
+        })));
     }
     let Some(migration) = service(&engine)
         .migrate(&workspace, body.route, body.percent)
@@ -324,6 +342,9 @@ pub struct RollbackRequest {
     /// Default: the workspace's latest migration not rolled back yet.
     #[serde(default)]
     id: Option<String>,
+    /// Answer the numbers that would be restored, changing nothing.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 /// Puts every number of a migration back on its previous route and its Twilio
@@ -335,6 +356,19 @@ pub async fn rollback(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let workspace = workspace_field(&body.workspace, "workspace")?;
+    if body.dry_run {
+        let migration = service(&engine)
+            .rollback_plan(&workspace, body.id.as_deref())
+            .await?;
+        return Ok(HttpResponse::Ok().json(json!({
+            "dry_run": true,
+            "id": migration.id,
+            "would_restore": migration.entries.iter().map(|e| json!({
+                "e164": e.e164,
+                "route": e.previous_route,
+            })).collect::<Vec<_>>(),
+        })));
+    }
     let migration = service(&engine)
         .rollback(&workspace, body.id.as_deref())
         .await?;

@@ -4,6 +4,7 @@
 //! the ones already re-pointed), and records each number's previous route and
 //! previous Twilio routing, so a rollback puts both back exactly.
 
+use switchboard_actors::number::Route;
 use switchboard_actors::Workspace;
 
 use super::route::parse_route;
@@ -11,6 +12,7 @@ use super::{NumberService, NumbersError};
 use crate::domain::provider::ProviderKind;
 use crate::providers::twilio::Hooks;
 use crate::providers::{ProviderAccount, Repointed};
+use crate::store::numbers::NumberRecord;
 use crate::store::pool::{
     MigrationEntry, PoolFilter, PoolNumber, PoolStatus, RouteMigration, VoiceRouting,
 };
@@ -26,21 +28,7 @@ impl NumberService<'_> {
         raw_route: serde_json::Value,
         percent: i64,
     ) -> Result<Option<RouteMigration>, NumbersError> {
-        let target = parse_route(self.store, raw_route, workspace).await?;
-        let live: Vec<_> = self
-            .store
-            .list_numbers()
-            .await?
-            .into_iter()
-            .filter(|n| &n.workspace == workspace)
-            .collect();
-        let share = ((live.len() as i64 * percent + 99) / 100) as usize;
-        let already = live.iter().filter(|n| n.route == target).count();
-        let moving: Vec<_> = live
-            .into_iter()
-            .filter(|n| n.route != target)
-            .take(share.saturating_sub(already))
-            .collect();
+        let (target, moving) = self.migration_plan(workspace, raw_route, percent).await?;
         if moving.is_empty() {
             return Ok(None);
         }
@@ -116,6 +104,32 @@ impl NumberService<'_> {
         Ok(Some(migration))
     }
 
+    /// What [`Self::migrate`] would do, changing nothing: the route checked, and
+    /// the live numbers it would move (in the order it moves them).
+    pub async fn migration_plan(
+        &self,
+        workspace: &Workspace,
+        raw_route: serde_json::Value,
+        percent: i64,
+    ) -> Result<(Route, Vec<NumberRecord>), NumbersError> {
+        let target = parse_route(self.store, raw_route, workspace).await?;
+        let live: Vec<_> = self
+            .store
+            .list_numbers()
+            .await?
+            .into_iter()
+            .filter(|n| &n.workspace == workspace)
+            .collect();
+        let share = ((live.len() as i64 * percent + 99) / 100) as usize;
+        let already = live.iter().filter(|n| n.route == target).count();
+        let moving = live
+            .into_iter()
+            .filter(|n| n.route != target)
+            .take(share.saturating_sub(already))
+            .collect();
+        Ok((target, moving))
+    }
+
     /// Restores the numbers a failed migration had already re-pointed.
     async fn undo_repoints(
         &self,
@@ -158,21 +172,7 @@ impl NumberService<'_> {
         workspace: &Workspace,
         id: Option<&str>,
     ) -> Result<RouteMigration, NumbersError> {
-        let migration = self
-            .store
-            .route_migration(id, workspace)
-            .await?
-            .ok_or_else(|| {
-                NumbersError::NotFound(format!(
-                    "no migration to roll back in workspace {workspace}"
-                ))
-            })?;
-        if migration.rolled_back_at.is_some() {
-            return Err(NumbersError::conflict(
-                "rolled-back",
-                format!("migration {} was rolled back already", migration.id),
-            ));
-        }
+        let migration = self.rollback_plan(workspace, id).await?;
         let pool = self.twilio_rows(workspace).await?;
         let twilio = self.account(ProviderKind::Twilio.as_str(), workspace);
         for entry in &migration.entries {
@@ -211,6 +211,31 @@ impl NumberService<'_> {
         }
         self.store.mark_rolled_back(&migration.id).await?;
         tracing::info!(id = %migration.id, "migration rolled back");
+        Ok(migration)
+    }
+
+    /// The migration [`Self::rollback`] would undo (with the same refusals),
+    /// changing nothing.
+    pub async fn rollback_plan(
+        &self,
+        workspace: &Workspace,
+        id: Option<&str>,
+    ) -> Result<RouteMigration, NumbersError> {
+        let migration = self
+            .store
+            .route_migration(id, workspace)
+            .await?
+            .ok_or_else(|| {
+                NumbersError::NotFound(format!(
+                    "no migration to roll back in workspace {workspace}"
+                ))
+            })?;
+        if migration.rolled_back_at.is_some() {
+            return Err(NumbersError::conflict(
+                "rolled-back",
+                format!("migration {} was rolled back already", migration.id),
+            ));
+        }
         Ok(migration)
     }
 }

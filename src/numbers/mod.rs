@@ -22,7 +22,8 @@
 //! - [`assign`]: a number handed to an agent (claim, provider, record — each
 //!   failed step undoes the ones before it) and taken back when the agent goes.
 //! - [`migrate`]: the cut-over of a share of a workspace's numbers to a route,
-//!   re-pointing Twilio at switchboard, and its exact rollback.
+//!   re-pointing Twilio at switchboard, and its exact rollback; the dry run of
+//!   each (what would move, nothing changed).
 //!
 //! The provider clients are [`crate::providers`]; the SQL is
 //! [`crate::store::pool`] and [`crate::store::numbers`].

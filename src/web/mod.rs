@@ -111,7 +111,7 @@ async fn user_app(req: HttpRequest) -> HttpResponse {
     serve(&req, "app.html")
 }
 
-/// The admin's pages (`/app/admin`, `…/flags/{id}`, `…/users`, `…/audit`).
+/// The admin's pages (`/app/admin`, `…/flags/{id}`, `…/users`, `…/numbers`, `…/audit`).
 async fn admin_app(req: HttpRequest) -> HttpResponse {
     serve(&req, "admin.html")
 }

@@ -5,11 +5,15 @@
 //                           flagged turns marked, and the resolve form
 //   /app/admin/users        users with status, quota use, spend and open flags;
 //                           suspend / reinstate with a reason
+//   /app/admin/numbers      the number directory, each number's route, the
+//                           cut-over of a share of numbers and its rollback
+//                           (js/admin-numbers.js)
 //   /app/admin/audit        the audit trail, newest first
 // Everything comes from the admin REST routes (docs/protocol.md §4a).
 import { requireSession, signOut } from "./session.js";
 import { formatNumber } from "./phone.js";
 import { el, label, money, restClient, when } from "./rest.js";
+import { numbersView } from "./admin-numbers.js";
 
 const USERS_PAGE = 50;
 const $ = (id) => document.getElementById(id);
@@ -195,8 +199,8 @@ async function audit(view) {
 // ---- routing -------------------------------------------------------------------
 
 function show(section) {
-  for (const id of ["flags", "flag", "users", "audit"]) $(id).hidden = id !== section;
-  const nav = { flags: "nav-flags", flag: "nav-flags", users: "nav-users", audit: "nav-audit" }[section];
+  for (const id of ["flags", "flag", "users", "numbers", "audit"]) $(id).hidden = id !== section;
+  const nav = { flags: "nav-flags", flag: "nav-flags", users: "nav-users", numbers: "nav-numbers", audit: "nav-audit" }[section];
   for (const link of document.querySelectorAll("nav a")) {
     if (link.dataset.testid === nav) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -216,6 +220,9 @@ async function route() {
     } else if (path === "/app/admin/users") {
       show("users");
       await users(view);
+    } else if (path === "/app/admin/numbers") {
+      show("numbers");
+      await numbersView(api, () => view === shown);
     } else if (path === "/app/admin/audit") {
       show("audit");
       await audit(view);
