@@ -6,10 +6,12 @@
 //   /app/admin/users        users with status, quota use, spend and open flags;
 //                           suspend / reinstate with a reason
 //   /app/admin/audit        the audit trail, newest first
+//   /app/admin/analytics    call analytics for a range (js/admin-analytics.js)
 // Everything comes from the admin REST routes (docs/protocol.md §4a).
 import { requireSession, signOut } from "./session.js";
 import { formatNumber } from "./phone.js";
 import { el, label, money, restClient, when } from "./rest.js";
+import { analytics } from "./admin-analytics.js";
 
 const USERS_PAGE = 50;
 const $ = (id) => document.getElementById(id);
@@ -195,8 +197,8 @@ async function audit(view) {
 // ---- routing -------------------------------------------------------------------
 
 function show(section) {
-  for (const id of ["flags", "flag", "users", "audit"]) $(id).hidden = id !== section;
-  const nav = { flags: "nav-flags", flag: "nav-flags", users: "nav-users", audit: "nav-audit" }[section];
+  for (const id of ["flags", "flag", "users", "audit", "analytics"]) $(id).hidden = id !== section;
+  const nav = { flags: "nav-flags", flag: "nav-flags", users: "nav-users", audit: "nav-audit", analytics: "nav-analytics" }[section];
   for (const link of document.querySelectorAll("nav a")) {
     if (link.dataset.testid === nav) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -216,6 +218,9 @@ async function route() {
     } else if (path === "/app/admin/users") {
       show("users");
       await users(view);
+    } else if (path === "/app/admin/analytics") {
+      show("analytics");
+      await analytics(api);
     } else if (path === "/app/admin/audit") {
       show("audit");
       await audit(view);
