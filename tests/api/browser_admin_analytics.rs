@@ -98,6 +98,27 @@ async fn page_weight(page: &Page) -> Value {
     .await
 }
 
+/// chromedriver's `POST /session/{id}/goog/cdp/execute`: one DevTools command.
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (reqwest::Method, Option<String>) {
+        (reqwest::Method::POST, Some(self.0.to_string()))
+    }
+}
+
 /// Records every Blob the page turns into a URL (read back by [`csv`]).
 const WATCH_BLOBS: &str = "window.__blobs = new Map();\
      const make = URL.createObjectURL.bind(URL);\
@@ -235,9 +256,33 @@ async fn an_admin_reads_a_seeded_month_on_the_analytics_page_with_every_figure_i
     assert_eq!(lines.remove(0), "disposition,calls");
     lines.sort_unstable();
     assert_eq!(lines, ["completed,3", "failed,1", "no-answer,1"]);
-    // Clicking the link downloads the file without a CSP refusal.
+    // Clicking the link downloads the file, under the page's CSP, without a
+    // policy violation: Chromium saves it where DevTools says.
+    let downloads = crate::browser::scratch_dir("analytics-csv");
+    page.client
+        .issue_cmd(Cdp(json!({
+            "cmd": "Browser.setDownloadBehavior",
+            "params": { "behavior": "allow", "downloadPath": downloads.to_string_lossy() },
+        })))
+        .await
+        .expect("allow downloads");
     page.click("csv-cost").await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let file = downloads.join("cost-by-route-2026-11-01-2026-11-30.csv");
+    let saved = page
+        .wait_until(|_| {
+            let file = file.clone();
+            async move { std::fs::read_to_string(&file).is_ok_and(|text| text.ends_with("\r\n")) }
+        })
+        .await;
+    assert!(
+        saved,
+        "the CSV file was downloaded to {}",
+        downloads.display()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("the file"),
+        csv(&page, "cost").await
+    );
     assert_eq!(page.eval("return window.__csp;", vec![]).await, json!([]));
     page.screenshot("admin-analytics").await;
 
