@@ -246,7 +246,7 @@ fn ms(at: &str) -> i64 {
         .as_millisecond()
 }
 
-async fn seed(app: &TestApp) {
+pub(crate) async fn seed(app: &TestApp) {
     let user = app.create_user("analytics@example.com").await;
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(&app.database_url)

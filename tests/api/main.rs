@@ -9,6 +9,7 @@ mod assistants;
 mod assistants_assign;
 mod browser;
 mod browser_admin;
+mod browser_admin_analytics;
 mod browser_admin_numbers;
 mod browser_agent;
 mod browser_supervisor;

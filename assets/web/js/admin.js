@@ -9,11 +9,13 @@
 //                           cut-over of a share of numbers and its rollback
 //                           (js/admin-numbers.js)
 //   /app/admin/audit        the audit trail, newest first
+//   /app/admin/analytics    call analytics for a range (js/admin-analytics.js)
 // Everything comes from the admin REST routes (docs/protocol.md §4a).
 import { requireSession, signOut } from "./session.js";
 import { formatNumber } from "./phone.js";
 import { el, label, money, restClient, when } from "./rest.js";
 import { numbersView } from "./admin-numbers.js";
+import { analytics } from "./admin-analytics.js";
 
 const USERS_PAGE = 50;
 const $ = (id) => document.getElementById(id);
@@ -199,8 +201,8 @@ async function audit(view) {
 // ---- routing -------------------------------------------------------------------
 
 function show(section) {
-  for (const id of ["flags", "flag", "users", "numbers", "audit"]) $(id).hidden = id !== section;
-  const nav = { flags: "nav-flags", flag: "nav-flags", users: "nav-users", numbers: "nav-numbers", audit: "nav-audit" }[section];
+  for (const id of ["flags", "flag", "users", "numbers", "audit", "analytics"]) $(id).hidden = id !== section;
+  const nav = { flags: "nav-flags", flag: "nav-flags", users: "nav-users", numbers: "nav-numbers", audit: "nav-audit", analytics: "nav-analytics" }[section];
   for (const link of document.querySelectorAll("nav a")) {
     if (link.dataset.testid === nav) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -223,6 +225,9 @@ async function route() {
     } else if (path === "/app/admin/numbers") {
       show("numbers");
       await numbersView(api, () => view === shown);
+    } else if (path === "/app/admin/analytics") {
+      show("analytics");
+      await analytics(api);
     } else if (path === "/app/admin/audit") {
       show("audit");
       await audit(view);
