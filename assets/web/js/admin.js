@@ -13,7 +13,7 @@
 // Everything comes from the admin REST routes (docs/protocol.md §4a).
 import { requireSession, signOut } from "./session.js";
 import { formatNumber } from "./phone.js";
-import { el, label, money, restClient, when } from "./rest.js";
+import { el, label, money, pageViews, restClient, when } from "./rest.js";
 import { numbersView } from "./admin-numbers.js";
 import { analytics } from "./admin-analytics.js";
 
@@ -200,13 +200,14 @@ async function audit(view) {
 
 // ---- routing -------------------------------------------------------------------
 
+const NAV = {
+  flags: "nav-flags", flag: "nav-flags", users: "nav-users", numbers: "nav-numbers",
+  audit: "nav-audit", analytics: "nav-analytics",
+};
+let views = null;
+
 function show(section) {
-  for (const id of ["flags", "flag", "users", "numbers", "audit", "analytics"]) $(id).hidden = id !== section;
-  const nav = { flags: "nav-flags", flag: "nav-flags", users: "nav-users", numbers: "nav-numbers", audit: "nav-audit", analytics: "nav-analytics" }[section];
-  for (const link of document.querySelectorAll("nav a")) {
-    if (link.dataset.testid === nav) link.setAttribute("aria-current", "page");
-    else link.removeAttribute("aria-current");
-  }
+  views.show(section, NAV[section]);
 }
 
 async function route() {
@@ -242,21 +243,14 @@ async function route() {
 }
 
 function go(url) {
-  history.pushState(null, "", url);
-  route();
+  views.go(url);
 }
 
 async function main() {
   const auth = await requireSession("admin");
   api = restClient(auth.token);
   $("sign-out").addEventListener("click", signOut);
-  document.addEventListener("click", (event) => {
-    const link = event.target.closest("a[data-nav]");
-    if (!link || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
-    event.preventDefault();
-    go(link.getAttribute("href"));
-  });
-  window.addEventListener("popstate", route);
+  views = pageViews(Object.keys(NAV), route);
   $("flag-filter").addEventListener("change", () => go(`/app/admin?resolved=${encodeURIComponent($("flag-filter").value)}`));
   $("resolve-form").addEventListener("submit", resolveFlag);
   $("users-prev").addEventListener("click", () => go(`/app/admin/users?page=${usersPage() - 1}`));

@@ -15,7 +15,7 @@
 // shows comes from the REST API with that key (docs/protocol.md §4a, §6).
 import { requireSession, signOut } from "./session.js";
 import { formatNumber } from "./phone.js";
-import { el, label, money, restClient, when } from "./rest.js";
+import { el, label, money, pageViews, restClient, when } from "./rest.js";
 
 const PAGE = 20;
 // A call in one of these states changes no more: its page stops refreshing.
@@ -394,14 +394,11 @@ function bindForm() {
 
 // ---- routing -------------------------------------------------------------------
 
+const NAV = { dashboard: "nav-dashboard", calls: "nav-calls", call: "nav-calls", new: "nav-new" };
+let views = null;
+
 function show(section) {
-  for (const id of ["dashboard", "calls", "call", "new"]) $(id).hidden = id !== section;
-  const nav = { dashboard: "nav-dashboard", calls: "nav-calls", call: "nav-calls", new: "nav-new" }[section];
-  for (const link of document.querySelectorAll("nav a")) {
-    const current = link.dataset.testid === nav;
-    if (current) link.setAttribute("aria-current", "page");
-    else link.removeAttribute("aria-current");
-  }
+  views.show(section, NAV[section]);
 }
 
 async function route() {
@@ -434,21 +431,14 @@ async function route() {
 }
 
 function go(url) {
-  history.pushState(null, "", url);
-  route();
+  views.go(url);
 }
 
 async function main() {
   auth = await requireSession("user");
   api = restClient(auth.token);
   $("sign-out").addEventListener("click", signOut);
-  document.addEventListener("click", (event) => {
-    const link = event.target.closest("a[data-nav]");
-    if (!link || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
-    event.preventDefault();
-    go(link.getAttribute("href"));
-  });
-  window.addEventListener("popstate", route);
+  views = pageViews(Object.keys(NAV), route);
   const filter = $("status-filter");
   for (const status of STATUSES) filter.append(el("option", { value: status, text: label(status) }));
   filter.addEventListener("change", () => go(listUrl({ status: filter.value, page: 1 })));

@@ -52,3 +52,31 @@ export function el(tag, props = {}, ...children) {
 export const money = (usd) => (typeof usd === "number" ? `$${usd.toFixed(2)}` : "–");
 export const when = (rfc3339) => (rfc3339 ? new Date(rfc3339).toLocaleString() : "–");
 export const label = (status) => String(status || "").replaceAll("_", " ");
+
+// The views of a one-page app. `sections` are the ids of its views' sections and
+// `route` shows the view the current path names. Links marked `data-nav`, and
+// Back and Forward, move between views without a reload.
+//   const nav = pageViews(["dashboard", "calls"], route);
+//   nav.show("calls", "nav-calls")   that section only; that nav link current
+//   nav.go("/app/calls?page=2")      a new history entry, then route()
+export function pageViews(sections, route) {
+  const go = (url) => {
+    history.pushState(null, "", url);
+    route();
+  };
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-nav]");
+    if (!link || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+    event.preventDefault();
+    go(link.getAttribute("href"));
+  });
+  window.addEventListener("popstate", () => route());
+  const show = (section, nav) => {
+    for (const id of sections) document.getElementById(id).hidden = id !== section;
+    for (const link of document.querySelectorAll("nav a")) {
+      if (link.dataset.testid === nav) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+  };
+  return { show, go };
+}
