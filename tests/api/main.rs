@@ -10,6 +10,7 @@ mod assistants_assign;
 mod browser;
 mod browser_admin;
 mod browser_admin_analytics;
+mod browser_admin_assistants;
 mod browser_admin_numbers;
 mod browser_agent;
 mod browser_supervisor;

@@ -8,6 +8,9 @@
 //   /app/admin/numbers      the number directory, each number's route, the
 //                           cut-over of a share of numbers and its rollback
 //                           (js/admin-numbers.js)
+//   /app/admin/assistants   a card per assistant and agent with its number (or
+//                           "Assign a number"), and the new-assistant wizard
+//                           (js/admin-assistants.js)
 //   /app/admin/audit        the audit trail, newest first
 //   /app/admin/analytics    call analytics for a range (js/admin-analytics.js)
 // Everything comes from the admin REST routes (docs/protocol.md §4a).
@@ -16,6 +19,7 @@ import { formatNumber } from "./phone.js";
 import { el, label, money, pageViews, restClient, when } from "./rest.js";
 import { numbersView } from "./admin-numbers.js";
 import { analytics } from "./admin-analytics.js";
+import { assistantsView } from "./admin-assistants.js";
 
 const USERS_PAGE = 50;
 const $ = (id) => document.getElementById(id);
@@ -202,7 +206,7 @@ async function audit(view) {
 
 const NAV = {
   flags: "nav-flags", flag: "nav-flags", users: "nav-users", numbers: "nav-numbers",
-  audit: "nav-audit", analytics: "nav-analytics",
+  assistants: "nav-assistants", audit: "nav-audit", analytics: "nav-analytics",
 };
 let views = null;
 
@@ -226,6 +230,9 @@ async function route() {
     } else if (path === "/app/admin/numbers") {
       show("numbers");
       await numbersView(api, () => view === shown);
+    } else if (path === "/app/admin/assistants") {
+      show("assistants");
+      await assistantsView(api, () => view === shown);
     } else if (path === "/app/admin/analytics") {
       show("analytics");
       await analytics(api);
