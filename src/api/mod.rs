@@ -7,6 +7,7 @@ pub mod agents;
 pub mod analytics;
 pub mod assistants;
 pub mod audit;
+pub mod call_events;
 pub mod caller;
 pub mod calls;
 pub mod directory;
@@ -104,6 +105,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/calls", web::get().to(calls::find))
             .route("/calls/{id}", web::get().to(calls::get))
             .route("/calls/{id}/recording", web::get().to(calls::recording))
+            .route("/calls/{id}/events", web::get().to(call_events::events))
             .route("/calls/{id}/transcript", web::get().to(calls::transcript)),
     );
 }

@@ -167,6 +167,14 @@ async fn a_user_places_a_call_through_the_form_watches_it_run_to_its_result_and_
     page.wait_text("call-summary", "Booked a plumber for Tuesday at nine.")
         .await;
     page.wait_attr("objective-met", "data-met", "true").await;
+    // Followed through the call's event stream, not the polling fallback.
+    let logged = page.console().await;
+    assert!(
+        !logged
+            .iter()
+            .any(|(_, message)| message.contains("call events unavailable")),
+        "{logged:?}"
+    );
     let turns = page.all("[data-testid=\"turn\"]").await;
     let mut said = Vec::new();
     for turn in &turns {

@@ -15,6 +15,7 @@ mod browser_admin_numbers;
 mod browser_agent;
 mod browser_supervisor;
 mod browser_user;
+mod call_events;
 mod claims;
 mod consent_versions;
 mod db;

@@ -1,7 +1,8 @@
 // A user's pages (`/app`): the dashboard (this month's calls, success rate,
 // minutes, spend against the budget, the quotas left, recent calls), the list of
 // their outbound calls (status filter, pages of 20) and a call's page (status,
-// kept current while the call runs; then its outcome, summary, transcript,
+// kept current while the call runs through its event stream, GET
+// /api/calls/{id}/events, polling if that fails; then its outcome, summary, transcript,
 // recording and estimated-vs-actual cost). One page; the path names the view:
 //   /app              the dashboard
 //   /app/calls        the list (?status=…&page=…)
@@ -30,6 +31,8 @@ const REFRESH_MS = 2000;
 // After a call ends, how many more refreshes wait for its summary and price.
 const SETTLE_REFRESHES = 30;
 let afterEnd = 0;
+// Ends the call page's event stream (a view change).
+let stopFollowing = () => {};
 
 const $ = (id) => document.getElementById(id);
 let auth = null;
@@ -179,6 +182,76 @@ async function callPage(view, id) {
     throw error;
   }
   if (view !== shown) return;
+  renderCall(call);
+  if (settledCall(call)) return;
+  // Live: the engine's event stream of the call; should it fail, polling.
+  $("call-live").hidden = false;
+  try {
+    await followCall(view, id);
+  } catch (error) {
+    if (error.name === "AbortError" || view !== shown) return;
+    console.warn("call events unavailable; polling", error.message);
+    pollCall(view, id);
+    return;
+  }
+  if (view === shown) $("call-live").hidden = true;
+}
+
+// The call's server-sent events (`GET /api/calls/{id}/events`), read with fetch
+// (which can send the key) until the engine ends the stream.
+async function followCall(view, id) {
+  const controller = new AbortController();
+  stopFollowing = () => controller.abort();
+  const response = await fetch(`/api/calls/${encodeURIComponent(id)}/events`, {
+    headers: { Authorization: `Bearer ${auth.token}`, Accept: "text/event-stream" },
+    signal: controller.signal,
+    cache: "no-store",
+  });
+  if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end = buffer.indexOf("\n\n");
+    while (end >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = block.split("\n").filter((line) => line.startsWith("data:"))
+        .map((line) => line.slice(5).trimStart()).join("\n");
+      if (data && view === shown) renderCall(JSON.parse(data));
+      end = buffer.indexOf("\n\n");
+    }
+  }
+}
+
+// Without the stream: read the call every 2 s while it runs, then until its
+// result is in, or for a minute at most.
+async function pollCall(view, id) {
+  let call;
+  try {
+    call = await api(`/api/calls/${encodeURIComponent(id)}`);
+  } catch {
+    call = null;
+  }
+  if (view !== shown) return;
+  if (call) renderCall(call);
+  const over = call && OVER.has(call.disposition || call.status);
+  afterEnd = over ? afterEnd + 1 : 0;
+  const settled = call && over && (settledCall(call) || afterEnd > SETTLE_REFRESHES);
+  $("call-live").hidden = !!settled;
+  if (!settled) refresh = setTimeout(() => pollCall(view, id), REFRESH_MS);
+}
+
+// Over, summarised when it was answered, and priced when it was dialed: it
+// changes no more.
+function settledCall(call) {
+  return OVER.has(call.disposition || call.status)
+    && (call.analyzed_at || !call.answered_at) && (call.reconciled_at || !call.dialed_at);
+}
+
+function renderCall(call) {
   $("call-title").textContent = `Call to ${formatNumber(call.to)}`;
   const status = $("call-status");
   status.textContent = label(call.disposition || call.status);
@@ -208,14 +281,6 @@ async function callPage(view, id) {
   document.querySelector('[data-empty="transcript"]').hidden = turns.length > 0;
   renderCost(call.cost);
   loadRecording(call).catch((error) => console.warn("recording", error.message));
-  // Kept current while it runs, then until its result is in (the summary after
-  // an answered call, the provider's price) or for a minute at most.
-  const over = OVER.has(call.disposition || call.status);
-  afterEnd = over ? afterEnd + 1 : 0;
-  const complete = (call.analyzed_at || !call.answered_at) && call.reconciled_at;
-  const settled = over && (complete || afterEnd > SETTLE_REFRESHES);
-  $("call-live").hidden = settled;
-  if (!settled) refresh = setTimeout(() => callPage(view, id).catch(() => {}), REFRESH_MS);
 }
 
 // ---- the new-call form ------------------------------------------------------------
@@ -403,6 +468,7 @@ function show(section) {
 
 async function route() {
   clearTimeout(refresh);
+  stopFollowing();
   afterEnd = 0;
   shown += 1;
   const view = shown;

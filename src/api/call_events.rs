@@ -1,0 +1,128 @@
+//! `GET /api/calls/{id}/events` (a user's API key for their own outbound call, or
+//! the admin): the call as `GET /api/calls/{id}` shows it, as server-sent events —
+//! `event: call` with the whole view each time it changes, from the request until
+//! its result is in (over, summarised when it was answered, and priced when it
+//! was dialed — or two minutes after it ended, whichever comes first), then the
+//! stream ends. A user's page reads it with `fetch` (which can send the key;
+//! `EventSource` cannot) and shows the call live.
+//!
+//! The view is read from the store once a second per open stream (a comment line
+//! keeps a quiet stream alive every 15 s); a stream lasts at most an hour — the
+//! client reconnects if it still cares.
+
+use std::time::Duration;
+
+use actix_web::web::{self, Bytes};
+use actix_web::HttpResponse;
+use serde_json::Value;
+
+use super::caller::Caller;
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::outbound::view::outbound_view;
+use crate::store::outbound::{OutboundId, OutboundStatus};
+
+/// How often an open stream reads the call.
+const POLL: Duration = Duration::from_secs(1);
+/// A comment line this often when nothing changed (proxies close idle streams).
+const KEEP_ALIVE_POLLS: u32 = 15;
+/// The longest a stream stays open.
+const MAX_POLLS: u32 = 3_600;
+/// How long an ended call's stream waits for its summary and price.
+const AFTER_END_POLLS: u32 = 120;
+
+pub async fn events(
+    caller: Caller,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = path.into_inner();
+    let missing = || ApiError::not_found(format!("no call {raw}"));
+    let id = OutboundId::parse(&raw).ok_or_else(missing)?;
+    let call = engine.store.get_outbound(&id).await?.ok_or_else(missing)?;
+    if !caller.may_see(&call.user_id) {
+        return Err(missing());
+    }
+    let stream = futures_util::stream::unfold(
+        Some(Poll {
+            engine,
+            id,
+            last: None,
+            polls: 0,
+            quiet: 0,
+            over_polls: 0,
+        }),
+        |state| async move {
+            let mut state = state?;
+            loop {
+                if state.polls > 0 {
+                    tokio::time::sleep(POLL).await;
+                }
+                state.polls += 1;
+                if state.polls > MAX_POLLS {
+                    return None;
+                }
+                let Some((view, over, complete)) = state.read().await else {
+                    // The store is away: try again next poll, the stream stays.
+                    continue;
+                };
+                state.over_polls = if over { state.over_polls + 1 } else { 0 };
+                let settled = over && (complete || state.over_polls > AFTER_END_POLLS);
+                let text = view.to_string();
+                if state.last.as_deref() != Some(text.as_str()) {
+                    state.last = Some(text.clone());
+                    state.quiet = 0;
+                    let chunk = Bytes::from(format!("event: call\ndata: {text}\n\n"));
+                    let next = if settled { None } else { Some(state) };
+                    return Some((Ok::<_, actix_web::Error>(chunk), next));
+                }
+                if settled {
+                    return None;
+                }
+                state.quiet += 1;
+                if state.quiet >= KEEP_ALIVE_POLLS {
+                    state.quiet = 0;
+                    return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), Some(state)));
+                }
+            }
+        },
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}
+
+struct Poll {
+    engine: web::Data<Engine>,
+    id: OutboundId,
+    last: Option<String>,
+    polls: u32,
+    quiet: u32,
+    /// Polls since the call was first seen over.
+    over_polls: u32,
+}
+
+impl Poll {
+    /// The view now, whether the call is over, and whether its result is in too
+    /// (its after-call work done when it was answered, its cost reconciled when
+    /// it was dialed).
+    async fn read(&self) -> Option<(Value, bool, bool)> {
+        let engine = &self.engine;
+        let call = engine.store.get_outbound(&self.id).await.ok()??;
+        let view = outbound_view(
+            &engine.store,
+            &engine.settings.pricing,
+            &engine.public_url,
+            &call,
+        )
+        .await
+        .ok()?;
+        let over = OutboundStatus::parse(view["disposition"].as_str().unwrap_or_default())
+            .is_some_and(OutboundStatus::is_terminal);
+        let analyzed = view["answered_at"].is_null() || view["analyzed_at"].is_string();
+        let priced = view["dialed_at"].is_null() || view["reconciled_at"].is_string();
+        Some((view, over, analyzed && priced))
+    }
+}
