@@ -5,6 +5,7 @@
 //! An assistant is read by each call when it starts: a change takes effect on the
 //! next call, with no restart.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -206,6 +207,41 @@ async fn number_of(engine: &Engine, id: &AssistantId) -> Result<Option<String>, 
         .numbers_of(&Holder::Assistant(id.clone()))
         .await?;
     Ok(held.into_iter().next().map(|n| n.e164))
+}
+
+/// `POST /api/assistants/{id}/number` (admin): an assistant without a number gets
+/// one — an AVAILABLE number of its workspace, claimed, assigned at its provider
+/// and routed to it, exactly as `assign_number` at creation. `200` the assistant
+/// with its `number`; `409 has-number` when it holds one already; `409
+/// number-not-assigned` with the reason (no number left, a provider refusal)
+/// when none could be given — nothing changed then (the claim is given back).
+pub async fn assign_number(
+    _admin: Admin,
+    engine: web::Data<Engine>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = assistant_id(&path)?;
+    let assistant = engine
+        .store
+        .get_assistant(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no assistant {id}")))?;
+    if let Some(number) = number_of(&engine, &id).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "has-number",
+            format!("assistant {id} holds {number} already"),
+        ));
+    }
+    let assigned = super::numbers::service(&engine)
+        .assign_any(
+            &Holder::Assistant(id.clone()),
+            &assistant.workspace,
+            id.as_str(),
+        )
+        .await
+        .map_err(|reason| ApiError::new(StatusCode::CONFLICT, "number-not-assigned", reason))?;
+    Ok(HttpResponse::Ok().json(AssistantJson::new(assistant, Some(assigned.e164))))
 }
 
 /// `201` with the assistant; with `assign_number`, also `number` (or `null`) and

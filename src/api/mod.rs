@@ -48,6 +48,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/assistants/{id}", web::get().to(assistants::get))
             .route("/assistants/{id}", web::put().to(assistants::update))
             .route("/assistants/{id}", web::delete().to(assistants::delete))
+            .route(
+                "/assistants/{id}/number",
+                web::post().to(assistants::assign_number),
+            )
             .route("/agents/{id}", web::delete().to(agents::delete))
             .route("/agents/{id}", web::patch().to(agents::update))
             // The pool and the cut-over (before `/numbers/{e164}`, which would

@@ -237,3 +237,79 @@ async fn replacing_an_assistant_never_changes_its_number_nor_moves_it_to_another
     );
     assert_eq!(app.directory("?status=ASSIGNED").await.len(), 1);
 }
+
+#[actix_web::test]
+async fn an_assistant_without_a_number_is_given_one_later_once_and_told_why_when_none_is_left() {
+    let fake = FakeProvider::start().await;
+    fake.add_vapi("vapi-1", "+18005550100", "Support");
+    let app = engine_on(TestDb::Sqlite, &fake, &[("vapi", "production")]).await;
+    let first = create_assistant(&app, "Front desk", "production", false).await;
+    let second = create_assistant(&app, "Night line", "production", false).await;
+    assert_eq!(first["number"], Value::Null);
+    let path = |a: &Value| format!("/api/assistants/{}/number", id_of(a));
+
+    let (status, given) = app
+        .send_json_as(
+            Method::POST,
+            &path(&first),
+            None,
+            Some(crate::helpers::ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, 200, "{given}");
+    assert_eq!(
+        given["number"],
+        json!({ "e164": "+18005550100", "national": "(800) 555-0100" })
+    );
+    let entries = app.directory("").await;
+    let number = entry_of(&entries, "+18005550100");
+    assert_eq!(
+        number["assistant_id"].as_str(),
+        Some(id_of(&first).as_str())
+    );
+
+    // Once: a second time is refused, nothing changes.
+    let (status, again) = app
+        .send_json_as(
+            Method::POST,
+            &path(&first),
+            None,
+            Some(crate::helpers::ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["code"], "has-number");
+    // The pool is empty now: the other assistant is told why and keeps none.
+    let (status, none) = app
+        .send_json_as(
+            Method::POST,
+            &path(&second),
+            None,
+            Some(crate::helpers::ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, 409, "{none}");
+    assert_eq!(none["code"], "number-not-assigned");
+    let (_, read) = app
+        .send_json_as(
+            Method::GET,
+            &format!("/api/assistants/{}", id_of(&second)),
+            None,
+            Some(crate::helpers::ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(read["number"], Value::Null, "{read}");
+    let (status, _) = app
+        .send_json_as(
+            Method::POST,
+            "/api/assistants/no-such-assistant/number",
+            None,
+            Some(crate::helpers::ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .send_json_as(Method::POST, &path(&second), None, None)
+        .await;
+    assert_eq!(status, 401);
+}

@@ -17,8 +17,13 @@ async fn an_agent_gets_a_number_from_its_card_and_the_wizard_creates_an_assistan
     let fake = FakeProvider::start().await;
     fake.add_vapi("vapi-1", "+18005550100", "Support");
     fake.add_vapi("vapi-2", "+18005550101", "Sales");
+    fake.add_vapi("vapi-3", "+18005550102", "Nights");
     let app = engine_on(TestDb::Sqlite, &fake, &[("vapi", "production")]).await;
     let agent = app.create_agent("Ada", "production").await;
+    let night = crate::numbers_assign::Kind::Assistant
+        .create(&app, "Night line", "production", false)
+        .await;
+    let night_id = night["id"].as_str().expect("an id").to_owned();
 
     let browser = Browser::start().await;
     let mut page = browser.page().await;
@@ -48,6 +53,20 @@ async fn an_agent_gets_a_number_from_its_card_and_the_wizard_creates_an_assistan
         .cloned()
         .unwrap_or(Value::Null);
     assert_eq!(held["agent_id"], json!(agent.id), "{held}");
+
+    // An assistant without a number gets one from its card too.
+    let night_card = format!("[data-testid=\"assistant-card\"][data-assistant-id=\"{night_id}\"]");
+    page.find(&format!("{night_card} [data-testid=\"no-phone\"]"))
+        .await;
+    page.find(&format!("{night_card} [data-testid=\"assign-number\"]"))
+        .await
+        .click()
+        .await
+        .expect("assign the assistant a number");
+    page.find(&format!(
+        "{night_card}[data-number=\"+18005550101\"] [data-testid=\"phone-national\"]"
+    ))
+    .await;
 
     // The wizard: a missing instruction is refused and its step shown.
     page.type_into("wizard-name", "Front desk").await;
@@ -86,23 +105,28 @@ async fn an_agent_gets_a_number_from_its_card_and_the_wizard_creates_an_assistan
     page.screenshot("admin-assistant-wizard").await;
     page.click("wizard-create").await;
     let result = page.wait_text("wizard-result", "is ready on").await;
-    assert!(result.contains("(800) 555-0101"), "{result}");
+    assert!(result.contains("(800) 555-0102"), "{result}");
 
     // The engine has it as the wizard said, with the pool's other number.
     let (status, assistants) = app
         .send_json_as(Method::GET, "/api/assistants", None, Some(ADMIN_TOKEN))
         .await;
     assert_eq!(status, 200, "{assistants}");
-    let made = &assistants[0];
+    let made = assistants
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["name"] == "Front desk")
+        .expect("the wizard's assistant");
     assert_eq!(made["name"], "Front desk");
     assert_eq!(made["voice"], "marin");
     assert_eq!(made["greeting"], "Hello, Acme here.");
     assert_eq!(made["tools"], json!([{"type": "end_call"}]));
     assert_eq!(made["on_failure"], json!({"kind": "voicemail"}));
-    assert_eq!(made["number"]["e164"], "+18005550101", "{made}");
+    assert_eq!(made["number"]["e164"], "+18005550102", "{made}");
     let id = made["id"].as_str().expect("an id");
     let assistant_card = format!(
-        "[data-testid=\"assistant-card\"][data-assistant-id=\"{id}\"][data-number=\"+18005550101\"]"
+        "[data-testid=\"assistant-card\"][data-assistant-id=\"{id}\"][data-number=\"+18005550102\"]"
     );
     page.find(&format!("{assistant_card} [data-testid=\"copy-number\"]"))
         .await
@@ -114,7 +138,7 @@ async fn an_agent_gets_a_number_from_its_card_and_the_wizard_creates_an_assistan
             let css = format!("{assistant_card} [data-testid=\"copy-number\"]");
             async move {
                 let text = p.find(&css).await.text().await.unwrap_or_default();
-                text == "Copied" || text == "+18005550101"
+                text == "Copied" || text == "+18005550102"
             }
         })
         .await;

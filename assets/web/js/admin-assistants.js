@@ -1,7 +1,8 @@
 // The admin's Assistants view (`/app/admin/assistants`): a card per assistant and
 // per agent with the number it holds (national form, with a Copy button) or "No
-// phone assigned" — an agent without one gets "Assign a number", the first
-// AVAILABLE pool number of its workspace (`POST /api/directory/assign`); and the
+// phone assigned" with "Assign a number": an agent gets the first AVAILABLE pool
+// number of its workspace (`POST /api/directory/assign`), an assistant one the
+// engine picks (`POST /api/assistants/{id}/number`); and the
 // wizard that creates an assistant step by step (who, instructions, voice and
 // greeting, tools, where callers go on failure) and gives it a number from the
 // pool (`POST /api/assistants` with `"assign_number": true`). The engine's
@@ -57,27 +58,36 @@ async function render(api, current) {
     if (entry.status === "ASSIGNED" && entry.agent_id && !held.has(entry.agent_id)) held.set(entry.agent_id, nationalOf(entry));
   }
   const available = (workspace) => directory.find((entry) => entry.status === "AVAILABLE" && entry.workspace === workspace);
-  $("assistant-cards").replaceChildren(...assistants.map((assistant) => card("assistant", assistant, assistant.number)));
-  $("agent-cards").replaceChildren(...agents.map((agent) => {
-    const number = held.get(agent.id);
-    if (number) return card("agent", agent, number);
-    const free = available(agent.workspace);
-    const assign = el("button", { type: "button", "data-testid": "assign-number" }, "Assign a number");
-    assign.disabled = !free;
-    if (!free) assign.title = `No AVAILABLE number in ${agent.workspace}`;
+  // "Assign a number" on a card without one: `assign` asks the engine, then the
+  // cards are drawn again; a refusal stays on the card.
+  const assignControl = (workspace, assign) => {
+    const button = el("button", { type: "button", "data-testid": "assign-number" }, "Assign a number");
+    const free = available(workspace);
+    button.disabled = !free;
+    if (!free) button.title = `No AVAILABLE number in ${workspace}`;
     const error = el("p", { class: "field-error", "data-testid": "assign-error", hidden: "" });
-    assign.addEventListener("click", async () => {
-      assign.disabled = true;
+    button.addEventListener("click", async () => {
+      button.disabled = true;
       try {
-        await api("/api/directory/assign", { method: "POST", body: { e164: free.e164, workspace: agent.workspace, agent_id: agent.id } });
+        await assign(free);
         await render(api, current);
       } catch (failure) {
         error.textContent = failure.message;
         error.hidden = false;
-        assign.disabled = false;
+        button.disabled = false;
       }
     });
-    return card("agent", agent, null, el("div", {}, assign, error));
+    return el("div", {}, button, error);
+  };
+  $("assistant-cards").replaceChildren(...assistants.map((assistant) => (assistant.number
+    ? card("assistant", assistant, assistant.number)
+    : card("assistant", assistant, null, assignControl(assistant.workspace, () =>
+      api(`/api/assistants/${encodeURIComponent(assistant.id)}/number`, { method: "POST" }))))));
+  $("agent-cards").replaceChildren(...agents.map((agent) => {
+    const number = held.get(agent.id);
+    if (number) return card("agent", agent, number);
+    return card("agent", agent, null, assignControl(agent.workspace, (free) =>
+      api("/api/directory/assign", { method: "POST", body: { e164: free.e164, workspace: agent.workspace, agent_id: agent.id } })));
   }));
   document.querySelector('[data-empty="assistants"]').hidden = assistants.length > 0;
 }
