@@ -72,6 +72,9 @@ pub struct Engine {
     /// Every alert's state (firing, last value) and its notifications' fate,
     /// as the alert evaluator keeps them and `/metrics` shows them.
     pub alerts: AlertBoard,
+    /// The call event streams open now (`GET /api/calls/{id}/events`), against
+    /// `calls.max_event_streams`.
+    pub event_streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Engine {

@@ -465,5 +465,6 @@ async fn build_engine(
         screener,
         objective_classifier,
         alerts,
+        event_streams: Arc::default(),
     })
 }

@@ -7,9 +7,14 @@
 //! `EventSource` cannot) and shows the call live.
 //!
 //! The view is read from the store once a second per open stream (a comment line
-//! keeps a quiet stream alive every 15 s); a stream lasts at most an hour — the
-//! client reconnects if it still cares.
+//! keeps a quiet stream alive every 5 s, which is also when a client that left is
+//! noticed); a stream lasts at most an hour — the
+//! client reconnects if it still cares. At most `calls.max_event_streams` are
+//! open at once in an engine: past that, `503 too-many-streams` (the page then
+//! polls).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::{self, Bytes};
@@ -24,12 +29,31 @@ use crate::store::outbound::{OutboundId, OutboundStatus};
 
 /// How often an open stream reads the call.
 const POLL: Duration = Duration::from_secs(1);
-/// A comment line this often when nothing changed (proxies close idle streams).
-const KEEP_ALIVE_POLLS: u32 = 15;
+/// A comment line this often when nothing changed: proxies close idle streams,
+/// and a write is how a client that left is noticed (its slot given back).
+const KEEP_ALIVE_POLLS: u32 = 5;
 /// The longest a stream stays open.
 const MAX_POLLS: u32 = 3_600;
 /// How long an ended call's stream waits for its summary and price.
 const AFTER_END_POLLS: u32 = 120;
+/// One open stream, counted in the engine's `event_streams` while it lives.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+            (now < max).then_some(now + 1)
+        })
+        .ok()
+        .map(|_| Slot(Arc::clone(open)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 pub async fn events(
     caller: Caller,
@@ -43,6 +67,17 @@ pub async fn events(
     if !caller.may_see(&call.user_id) {
         return Err(missing());
     }
+    let slot = Slot::take(
+        &engine.event_streams,
+        engine.settings.calls.max_event_streams,
+    )
+    .ok_or_else(|| {
+        ApiError::unavailable(
+            "too-many-streams",
+            "too many call event streams are open; read GET /api/calls/{id} instead",
+            5,
+        )
+    })?;
     let stream = futures_util::stream::unfold(
         Some(Poll {
             engine,
@@ -51,6 +86,7 @@ pub async fn events(
             polls: 0,
             quiet: 0,
             over_polls: 0,
+            _slot: slot,
         }),
         |state| async move {
             let mut state = state?;
@@ -102,6 +138,8 @@ struct Poll {
     quiet: u32,
     /// Polls since the call was first seen over.
     over_polls: u32,
+    /// Given back when the stream ends or its client goes.
+    _slot: Slot,
 }
 
 impl Poll {

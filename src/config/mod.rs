@@ -666,6 +666,9 @@ pub struct CallSettings {
     pub wrap_up: Duration,
     #[serde(rename = "reconnect_grace_secs", deserialize_with = "values::seconds")]
     pub reconnect_grace: Duration,
+    /// Call event streams (`GET /api/calls/{id}/events`) open at once; each
+    /// reads the store once a second. Past it, `503 too-many-streams`.
+    pub max_event_streams: usize,
 }
 
 /// What a caller hears before a voicemail is recorded: `builtin` (a spoken prompt
@@ -897,6 +900,10 @@ impl Settings {
         anyhow::ensure!(
             openai.max_connections >= 1,
             "openai.max_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            self.calls.max_event_streams >= 1,
+            "calls.max_event_streams must be at least 1"
         );
         let ws = &self.websocket;
         anyhow::ensure!(

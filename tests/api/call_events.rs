@@ -7,7 +7,8 @@ use std::time::Duration;
 use actix_web::http::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, TestApp, ADMIN_TOKEN, PATIENCE};
+use crate::db::TestDb;
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, ADMIN_TOKEN, PATIENCE};
 
 /// The events stream of a call, as its bytes arrive.
 struct Events {
@@ -122,4 +123,62 @@ async fn a_call_streams_its_view_then_each_change_and_the_stream_ends_once_it_is
         Events::open(&app, id, "sbu_wrong").await.err(),
         Some(StatusCode::UNAUTHORIZED)
     );
+}
+
+#[actix_web::test]
+async fn past_the_open_streams_limit_a_stream_is_refused_with_503_until_one_closes() {
+    let app = spawn_app_with(TestDb::Sqlite, |s| s.calls.max_event_streams = 3).await;
+    let user = app.create_user("ada@example.com").await;
+    let (status, placed) = app
+        .post_json(
+            "/api/calls/outbound",
+            &crate::outbound_claims::outbound_request("+14155550123"),
+            Some(&user.api_key),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{placed}");
+    let id = placed["id"].as_str().expect("an id");
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut events = Events::open(&app, id, &user.api_key)
+            .await
+            .expect("within the limit");
+        events.next().await.expect("the view");
+        open.push(events);
+    }
+    assert_eq!(
+        Events::open(&app, id, &user.api_key).await.err(),
+        Some(StatusCode::SERVICE_UNAVAILABLE),
+        "a fourth is refused"
+    );
+    // The call itself still reads.
+    let (status, _) = app
+        .send_json_as(
+            Method::GET,
+            &format!("/api/calls/{id}"),
+            None,
+            Some(&user.api_key),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // One client goes: its slot is given back once the engine notices (its next
+    // write, the 5 s keep-alive at the latest).
+    drop(open.pop());
+    let deadline = tokio::time::Instant::now() + 2 * PATIENCE;
+    loop {
+        match Events::open(&app, id, &user.api_key).await {
+            Ok(mut events) => {
+                events.next().await.expect("the view");
+                break;
+            }
+            Err(status) => {
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the slot never came back"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
 }
