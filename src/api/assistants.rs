@@ -24,7 +24,7 @@ use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::numbers::route::check_agents;
 use crate::store::assistants::{AssistantFields, AssistantRecord, DeleteAssistant};
-use crate::store::pool::Holder;
+use crate::store::pool::{Holder, PoolNumber};
 
 /// The body of `POST` and `PUT` (a `PUT` replaces every field).
 #[derive(Deserialize)]
@@ -209,6 +209,31 @@ async fn number_of(engine: &Engine, id: &AssistantId) -> Result<Option<String>, 
     Ok(held.into_iter().next().map(|n| n.e164))
 }
 
+/// The assistant `id`, or `404`.
+async fn existing(engine: &Engine, id: &AssistantId) -> Result<AssistantRecord, ApiError> {
+    engine
+        .store
+        .get_assistant(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no assistant {id}")))
+}
+
+/// An AVAILABLE number of the assistant's workspace, claimed, assigned at its
+/// provider (as `provider_agent`) and routed to it; or why none was.
+async fn take_number(
+    engine: &Engine,
+    assistant: &AssistantRecord,
+    provider_agent: &str,
+) -> Result<PoolNumber, String> {
+    super::numbers::service(engine)
+        .assign_any(
+            &Holder::Assistant(assistant.id.clone()),
+            &assistant.workspace,
+            provider_agent,
+        )
+        .await
+}
+
 /// `POST /api/assistants/{id}/number` (admin): an assistant without a number gets
 /// one — an AVAILABLE number of its workspace, claimed, assigned at its provider
 /// and routed to it, exactly as `assign_number` at creation. `200` the assistant
@@ -221,11 +246,7 @@ pub async fn assign_number(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = assistant_id(&path)?;
-    let assistant = engine
-        .store
-        .get_assistant(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no assistant {id}")))?;
+    let assistant = existing(&engine, &id).await?;
     if let Some(number) = number_of(&engine, &id).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -233,12 +254,7 @@ pub async fn assign_number(
             format!("assistant {id} holds {number} already"),
         ));
     }
-    let assigned = super::numbers::service(&engine)
-        .assign_any(
-            &Holder::Assistant(id.clone()),
-            &assistant.workspace,
-            id.as_str(),
-        )
+    let assigned = take_number(&engine, &assistant, id.as_str())
         .await
         .map_err(|reason| ApiError::new(StatusCode::CONFLICT, "number-not-assigned", reason))?;
     Ok(HttpResponse::Ok().json(AssistantJson::new(assistant, Some(assigned.e164))))
@@ -263,13 +279,7 @@ pub async fn create(
         return Ok(HttpResponse::Created().json(AssistantJson::new(assistant, None)));
     }
     let provider_agent = provider_agent.unwrap_or_else(|| assistant.id.to_string());
-    let assigned = super::numbers::service(&engine)
-        .assign_any(
-            &Holder::Assistant(assistant.id.clone()),
-            &assistant.workspace,
-            &provider_agent,
-        )
-        .await;
+    let assigned = take_number(&engine, &assistant, &provider_agent).await;
     let (number, warnings) = match assigned {
         Ok(number) => (Some(number.e164), vec![]),
         Err(warning) => (None, vec![warning]),
@@ -300,11 +310,7 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = assistant_id(&path)?;
-    let assistant = engine
-        .store
-        .get_assistant(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no assistant {id}")))?;
+    let assistant = existing(&engine, &id).await?;
     let number = number_of(&engine, &id).await?;
     Ok(HttpResponse::Ok().json(AssistantJson::new(assistant, number)))
 }
@@ -320,11 +326,7 @@ pub async fn update(
     body: web::Json<AssistantBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = assistant_id(&path)?;
-    let current = engine
-        .store
-        .get_assistant(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no assistant {id}")))?;
+    let current = existing(&engine, &id).await?;
     let body = body.into_inner();
     if body.assign_number || body.provider_agent_id.is_some() {
         return Err(ApiError::bad_request(

@@ -16,20 +16,12 @@ use super::outbound::requesting_user;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::outbound::clock::{from_offset_date_time, to_offset_date_time};
+use crate::outbound::consent::Affirmation;
 use crate::outbound::hours::Verdict;
 use crate::outbound::request::{parse_schedule_at, parse_to};
 use crate::outbound::submit::estimate_usd;
 use crate::outbound::zones::CalleeZones;
 use crate::users::effective_limits;
-
-/// The attestation's boxes, in the order the form shows them.
-pub const BOXES: [&str; 5] = [
-    "legitimate_purpose",
-    "not_dnc",
-    "reasonable_basis",
-    "understands_recording",
-    "accepts_responsibility",
-];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,12 +113,13 @@ fn local_time(zone: &jiff::tz::TimeZone, at: jiff::Timestamp) -> String {
     )
 }
 
-/// Each box's sentence: the wording's line that starts with the box's field name
+/// Each box's sentence, in the wording's order of the boxes: the wording's line that starts with the box's field name
 /// (`not_dnc: to my knowledge …`), or the whole wording when no line does.
 fn boxes(wording: &str) -> Vec<Value> {
-    BOXES
+    Affirmation::ALL
         .iter()
-        .map(|field| {
+        .map(|affirmation| {
+            let field = affirmation.field();
             let text = wording
                 .lines()
                 .find_map(|line| line.trim().strip_prefix(&format!("{field}:")))

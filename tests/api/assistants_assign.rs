@@ -247,15 +247,17 @@ async fn an_assistant_without_a_number_is_given_one_later_once_and_told_why_when
     let second = create_assistant(&app, "Night line", "production", false).await;
     assert_eq!(first["number"], Value::Null);
     let path = |a: &Value| format!("/api/assistants/{}/number", id_of(a));
+    // `POST /api/assistants/{id}/number` as the admin.
+    let give = |a: &Value| {
+        let path = path(a);
+        let app = &app;
+        async move {
+            app.send_json_as(Method::POST, &path, None, Some(crate::helpers::ADMIN_TOKEN))
+                .await
+        }
+    };
 
-    let (status, given) = app
-        .send_json_as(
-            Method::POST,
-            &path(&first),
-            None,
-            Some(crate::helpers::ADMIN_TOKEN),
-        )
-        .await;
+    let (status, given) = give(&first).await;
     assert_eq!(status, 200, "{given}");
     assert_eq!(
         given["number"],
@@ -269,25 +271,11 @@ async fn an_assistant_without_a_number_is_given_one_later_once_and_told_why_when
     );
 
     // Once: a second time is refused, nothing changes.
-    let (status, again) = app
-        .send_json_as(
-            Method::POST,
-            &path(&first),
-            None,
-            Some(crate::helpers::ADMIN_TOKEN),
-        )
-        .await;
+    let (status, again) = give(&first).await;
     assert_eq!(status, 409, "{again}");
     assert_eq!(again["code"], "has-number");
     // The pool is empty now: the other assistant is told why and keeps none.
-    let (status, none) = app
-        .send_json_as(
-            Method::POST,
-            &path(&second),
-            None,
-            Some(crate::helpers::ADMIN_TOKEN),
-        )
-        .await;
+    let (status, none) = give(&second).await;
     assert_eq!(status, 409, "{none}");
     assert_eq!(none["code"], "number-not-assigned");
     let (_, read) = app

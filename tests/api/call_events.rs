@@ -8,7 +8,7 @@ use actix_web::http::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::db::TestDb;
-use crate::helpers::{spawn_app, spawn_app_with, TestApp, ADMIN_TOKEN, PATIENCE};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, User, ADMIN_TOKEN, PATIENCE};
 
 /// The events stream of a call, as its bytes arrive.
 struct Events {
@@ -70,10 +70,8 @@ impl Events {
     }
 }
 
-#[actix_web::test]
-async fn a_call_streams_its_view_then_each_change_and_the_stream_ends_once_it_is_settled() {
-    let app = spawn_app().await;
-    let user = app.create_user("ada@example.com").await;
+/// A call the user asked for (nothing dials it here: it stays queued).
+async fn queued_call(app: &TestApp, user: &User) -> Value {
     let (status, placed) = app
         .post_json(
             "/api/calls/outbound",
@@ -82,6 +80,14 @@ async fn a_call_streams_its_view_then_each_change_and_the_stream_ends_once_it_is
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{placed}");
+    placed
+}
+
+#[actix_web::test]
+async fn a_call_streams_its_view_then_each_change_and_the_stream_ends_once_it_is_settled() {
+    let app = spawn_app().await;
+    let user = app.create_user("ada@example.com").await;
+    let placed = queued_call(&app, &user).await;
     let id = placed["id"].as_str().expect("an id");
     let mut events = Events::open(&app, id, &user.api_key)
         .await
@@ -129,14 +135,7 @@ async fn a_call_streams_its_view_then_each_change_and_the_stream_ends_once_it_is
 async fn past_the_open_streams_limit_a_stream_is_refused_with_503_until_one_closes() {
     let app = spawn_app_with(TestDb::Sqlite, |s| s.calls.max_event_streams = 3).await;
     let user = app.create_user("ada@example.com").await;
-    let (status, placed) = app
-        .post_json(
-            "/api/calls/outbound",
-            &crate::outbound_claims::outbound_request("+14155550123"),
-            Some(&user.api_key),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{placed}");
+    let placed = queued_call(&app, &user).await;
     let id = placed["id"].as_str().expect("an id");
     let mut open = Vec::new();
     for _ in 0..3 {
