@@ -54,6 +54,8 @@ pub(crate) struct World {
     pub(crate) openai: FakeOpenAi,
     _llm: FakeLlm,
     pub(crate) user: User,
+    /// The engine's clock: the calls' times, and when queued calls come due.
+    pub(crate) clock: ManualClock,
     endpoint: Receiver,
 }
 
@@ -112,6 +114,7 @@ pub(crate) async fn world(
         openai,
         _llm: llm,
         user,
+        clock,
         endpoint: Receiver::start(&[]),
     }
 }

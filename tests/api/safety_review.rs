@@ -1,6 +1,7 @@
 //! The post-call review and number health (issue 12, items 2 and 3): a threat
-//! in a call's transcript pauses its user before their next queued call dials
-//! (which ends `canceled`, `account-paused`); a call that ended while the
+//! the assistant says on a live call (the fake Twilio and the fake OpenAI
+//! Realtime playing both ends) pauses its user before their next queued call
+//! dials (which ends `canceled`, `account-paused`); a call that ended while the
 //! engine was down is reviewed once after it starts; a number that placed a
 //! run of short calls rests and the next call goes out from another. The
 //! dispatcher dials through the fake Twilio; time is a `ManualClock`.
@@ -13,19 +14,18 @@ use serde_json::{json, Value};
 use switchboard::config::Settings;
 use switchboard::outbound::clock::Clock as _;
 use switchboard::outbound::dispatch::from_number;
-use switchboard::store::journal::{JournalConfig, JournalWriter};
-use switchboard::store::Store;
-use switchboard_actors::journal::{CallOpened, Journal as _, JournalEntry};
 use switchboard_actors::CallId;
 
 use crate::db::TestDb;
-use crate::fake_providers::TWILIO_SECRET;
+use crate::fakes::openai::{Reply, Script};
 use crate::helpers::{spawn_app_on, spawn_app_with_clock, TestApp, ADMIN_TOKEN, PATIENCE};
 use crate::outbound_claims::outbound_request;
 use crate::outbound_dispatch::{
-    add_pool_number, callback, creates, field, patch_user, pool, row, setup, status_url, submit_ok,
-    wait_for_dials, wait_for_status, CALLEE, POOL_NUMBER,
+    add_pool_number, creates, field, patch_user, pool, row, setup, submit_ok, wait_for_dials,
+    wait_for_status, CALLEE, POOL_NUMBER,
 };
+use crate::outbound_e2e::{dialed, submit, until_live, world, DISCLOSURE, GREETING};
+use crate::outbound_talk::{speak, until_heard};
 
 /// Another callee, in New York.
 const OTHER_CALLEE: &str = "+12125550188";
@@ -36,46 +36,6 @@ const THREAT: &str = "Pay today or we know where you live.";
 fn quick_review(s: &mut Settings) {
     s.safety.review.poll = Duration::from_millis(50);
     s.safety.review.analysis_wait = Duration::ZERO;
-}
-
-async fn store_of(app: &TestApp) -> Store {
-    let store = Store::connect(&app.database_url, "review-test")
-        .await
-        .expect("the test reaches the database");
-    store.migrate().await.expect("migrated");
-    store
-}
-
-/// What the call's CallActor journals: its record and its transcript.
-async fn journal_transcript(app: &TestApp, id: &str, turns: &[(&'static str, &str)], at: i64) {
-    let journal = JournalWriter::spawn_with(
-        store_of(app).await,
-        JournalConfig {
-            spill_path: std::env::temp_dir()
-                .join(format!("sb_review_{}.spill", uuid::Uuid::new_v4().simple())),
-            ..JournalConfig::default()
-        },
-    );
-    let call_id = CallId::parse(id).expect("a call id");
-    journal.append(JournalEntry::Opened(CallOpened {
-        id: call_id.clone(),
-        call_sid: None,
-        from: POOL_NUMBER.into(),
-        to: CALLEE.into(),
-        workspace: None,
-        direction: "outbound",
-        started_at: at,
-    }));
-    for (seq, (role, text)) in turns.iter().enumerate() {
-        journal.append(JournalEntry::Turn {
-            call_id: call_id.clone(),
-            seq: seq as i64 + 1,
-            at: at + seq as i64,
-            role,
-            text: (*text).into(),
-        });
-    }
-    journal.flush().await;
 }
 
 async fn user_status(app: &TestApp, user: &str) -> String {
@@ -117,45 +77,29 @@ async fn wait_until_paused(app: &TestApp, user: &str) {
 async fn a_threat_in_the_transcript_pauses_the_user_before_their_next_queued_call_dials(
     db: TestDb,
 ) {
-    let s = setup(db, |_, settings| quick_review(settings)).await;
-    let (app, fake, clock, user) = (&s.app, &s.fake, &s.clock, &s.user);
-    let first = submit_ok(app, user, &outbound_request(CALLEE)).await;
+    // The assistant discloses, the callee greets it, and it answers with a
+    // threat: all spoken on the live call, through the fake OpenAI Realtime.
+    let script = Script::new()
+        .greeting(Reply::say(DISCLOSURE, 200, 0x11))
+        .turn(GREETING, Reply::say(THREAT, 200, 0x13));
+    let w = world(db, script, "human", quick_review).await;
+    let (app, user) = (&w.app, &w.user);
+    let first = submit(&w).await;
     // The next call waits an hour in the queue.
     let mut later = outbound_request(OTHER_CALLEE);
-    later["schedule_at"] = json!((clock.now() + SignedDuration::from_hours(1)).to_string());
+    later["schedule_at"] = json!((w.clock.now() + SignedDuration::from_hours(1)).to_string());
     let next = submit_ok(app, user, &later).await;
 
-    // The first is dialed, answered, and says a threat; then it completes.
-    wait_for_dials(fake, CALLEE, 1).await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let sid = loop {
-        if let (_, _, _, Some(sid), _) = row(app, &first).await {
-            break sid;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no CallSid noted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let url = status_url(fake, 0);
-    assert_eq!(
-        callback(app, &url, &sid, "in-progress", Some(TWILIO_SECRET)).await,
-        StatusCode::OK
-    );
-    journal_transcript(
-        app,
-        &first,
-        &[
-            ("caller", "Acme Plumbing, this is Sam."),
-            ("assistant", THREAT),
-            ("caller", "I am hanging up."),
-        ],
-        clock.now().as_millisecond(),
-    )
-    .await;
-    clock.advance(Duration::from_secs(40));
-    assert_eq!(
-        callback(app, &url, &sid, "completed", Some(TWILIO_SECRET)).await,
-        StatusCode::OK
-    );
+    let sid = dialed(&w.twilio).await;
+    let mut stream = w.twilio.media_stream(&sid).await;
+    until_live(&w.openai, &mut stream).await;
+    until_heard(&mut stream, 0x11).await;
+    speak(&mut stream, 25, 0x22);
+    until_heard(&mut stream, 0x13).await;
+    // The callee hangs up after 40 s; Twilio says so.
+    w.clock.advance(Duration::from_secs(40));
+    w.twilio.complete_call(&sid, 40).await;
+    while stream.next().await.is_some() {}
     wait_for_status(app, &first, "completed").await;
 
     // The review flags the call (critical: threats) and pauses the user.
@@ -169,10 +113,16 @@ async fn a_threat_in_the_transcript_pauses_the_user_before_their_next_queued_cal
         ("critical", Some(first.as_str()))
     );
     assert_eq!(evidence["category"], "threats", "{evidence}");
+    let quoted = evidence["turns"].as_array().expect("quoted turns");
     assert_eq!(
-        evidence["turns"],
-        json!([{ "seq": 2, "role": "assistant", "text": THREAT }]),
-        "only the turn that says it is quoted"
+        quoted.len(),
+        1,
+        "only the turn that says it is quoted: {evidence}"
+    );
+    assert_eq!(
+        (&quoted[0]["role"], &quoted[0]["text"]),
+        (&json!("assistant"), &json!(THREAT)),
+        "{evidence}"
     );
     let db = pool(app).await;
     let paused: i64 = sqlx::query_scalar(
@@ -194,11 +144,11 @@ async fn a_threat_in_the_transcript_pauses_the_user_before_their_next_queued_cal
 
     // The queued call comes due: it ends canceled with the reason, never
     // dialed, its quota given back.
-    clock.advance(Duration::from_secs(3600));
+    w.clock.advance(Duration::from_secs(3600));
     wait_for_status(app, &next, "canceled").await;
     let (_, reason, _, _, refunded) = row(app, &next).await;
     assert_eq!((reason.as_deref(), refunded), (Some("account-paused"), 1));
-    assert_eq!(fake.dials(OTHER_CALLEE), 0);
+    assert_eq!(w.twilio.dials(OTHER_CALLEE), 0);
     // Reviewing goes on; the call is not flagged twice.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
