@@ -247,17 +247,26 @@ pub async fn assign_number(
 ) -> Result<HttpResponse, ApiError> {
     let id = assistant_id(&path)?;
     let assistant = existing(&engine, &id).await?;
-    if let Some(number) = number_of(&engine, &id).await? {
-        return Err(ApiError::new(
+    let has_number = |number| {
+        ApiError::new(
             StatusCode::CONFLICT,
             "has-number",
             format!("assistant {id} holds {number} already"),
-        ));
+        )
+    };
+    if let Some(number) = number_of(&engine, &id).await? {
+        return Err(has_number(number));
     }
-    let assigned = take_number(&engine, &assistant, id.as_str())
-        .await
-        .map_err(|reason| ApiError::new(StatusCode::CONFLICT, "number-not-assigned", reason))?;
-    Ok(HttpResponse::Ok().json(AssistantJson::new(assistant, Some(assigned.e164))))
+    match take_number(&engine, &assistant, id.as_str()).await {
+        Ok(assigned) => {
+            Ok(HttpResponse::Ok().json(AssistantJson::new(assistant, Some(assigned.e164))))
+        }
+        // A request racing this one gave the assistant its number first.
+        Err(reason) => Err(match number_of(&engine, &id).await? {
+            Some(number) => has_number(number),
+            None => ApiError::new(StatusCode::CONFLICT, "number-not-assigned", reason),
+        }),
+    }
 }
 
 /// `201` with the assistant; with `assign_number`, also `number` (or `null`) and

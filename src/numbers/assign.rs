@@ -12,7 +12,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::provider::ProviderKind;
 use crate::providers::twilio::Hooks;
 use crate::providers::ProviderAccount;
-use crate::store::pool::{Holder, PoolFilter, PoolNumber, PoolStatus};
+use crate::store::pool::{Claim, Holder, PoolFilter, PoolNumber, PoolStatus};
 use crate::store::StoreError;
 
 impl NumberService<'_> {
@@ -35,9 +35,17 @@ impl NumberService<'_> {
                 tracing::error!(err = %e, "claiming a number failed");
                 "no number was assigned: the pool could not be read".to_owned()
             })?;
-        let number = claimed.ok_or_else(|| {
-            format!("no number was assigned: workspace {workspace} has no AVAILABLE number")
-        })?;
+        let number = match claimed {
+            Claim::Taken(number) => number,
+            Claim::NoneLeft => {
+                return Err(format!(
+                    "no number was assigned: workspace {workspace} has no AVAILABLE number"
+                ))
+            }
+            Claim::HolderHasOne(held) => {
+                return Err(format!("{holder} holds {} already", held.e164))
+            }
+        };
         self.assign_claimed(number, holder, provider_agent).await
     }
 

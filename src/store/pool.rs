@@ -205,6 +205,17 @@ impl std::fmt::Display for Holder {
     }
 }
 
+/// What [`Store::claim_available`] took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This number, now ASSIGNED to the holder.
+    Taken(PoolNumber),
+    /// The workspace has no AVAILABLE number.
+    NoneLeft,
+    /// The holder (an assistant) holds this number already; nothing was taken.
+    HolderHasOne(PoolNumber),
+}
+
 /// One row of the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolNumber {
@@ -355,30 +366,68 @@ impl Store {
     }
 
     /// Atomically takes an AVAILABLE number of `workspace` for `holder`. Of any
-    /// number of concurrent claims each gets a different number (or none).
+    /// number of concurrent claims each gets a different number (or none). An
+    /// assistant answers one number: a claim for an assistant that holds one
+    /// already takes nothing ([`Claim::HolderHasOne`]), decided in the same
+    /// statement as the claim (and, on PostgreSQL, under the assistant's row
+    /// lock), so two racing claims for one assistant never give it two.
     #[tracing::instrument(skip_all, fields(workspace = %workspace, holder = %holder))]
     pub async fn claim_available(
         &self,
         workspace: &Workspace,
         holder: &Holder,
-    ) -> Result<Option<PoolNumber>, StoreError> {
+    ) -> Result<Claim, StoreError> {
         // PostgreSQL: concurrent claims skip each other's locked rows. SQLite has one
         // writer at a time; the `status` re-check makes a lost race a retry.
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        let one_only = match holder {
+            Holder::Agent(_) => "",
+            Holder::Assistant(_) => {
+                " AND NOT EXISTS (SELECT 1 FROM phone_numbers held \
+                 WHERE held.assistant_id = $1 AND held.status = 'ASSIGNED')"
+            }
+        };
         let sql = format!(
             "UPDATE phone_numbers SET status = 'ASSIGNED', {column} = $1, updated_at = $2 \
              WHERE id = (SELECT id FROM phone_numbers \
                          WHERE workspace = $3 AND status = 'AVAILABLE' AND note IS NULL \
                          ORDER BY e164, id LIMIT 1{lock}) \
-               AND status = 'AVAILABLE' \
+               AND status = 'AVAILABLE'{one_only} \
              RETURNING {}",
             POOL_COLUMNS.replace("p.", ""),
             column = holder.column(),
         );
         for _ in 0..CLAIM_ATTEMPTS {
+            let mut tx = self.begin().await?;
+            if let (Holder::Assistant(id), Backend::Postgres) = (holder, self.backend()) {
+                // Claims for one assistant queue here; the one behind sees the
+                // number the one before took (each statement reads what is
+                // committed when it starts).
+                sqlx::query("SELECT id FROM assistants WHERE id = $1 FOR UPDATE")
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            }
+            let row = sqlx::query(&sql)
+                .bind(holder.id())
+                .bind(now_ms())
+                .bind(workspace.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = row {
+                let number = pool_from_row(&row)?;
+                tx.commit().await?;
+                return Ok(Claim::Taken(number));
+            }
+            tx.rollback().await?;
+            if let Holder::Assistant(_) = holder {
+                if let Some(held) = self.numbers_of(holder).await?.into_iter().next() {
+                    return Ok(Claim::HolderHasOne(held));
+                }
+            }
             let any_left = sqlx::query(
                 "SELECT id FROM phone_numbers \
                  WHERE workspace = $1 AND status = 'AVAILABLE' AND note IS NULL LIMIT 1",
@@ -387,16 +436,7 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
             if any_left.is_none() {
-                return Ok(None);
-            }
-            let row = sqlx::query(&sql)
-                .bind(holder.id())
-                .bind(now_ms())
-                .bind(workspace.as_str())
-                .fetch_optional(self.pool())
-                .await?;
-            if let Some(row) = row {
-                return pool_from_row(&row).map(Some);
+                return Ok(Claim::NoneLeft);
             }
         }
         Err(StoreError::Conflict(format!(

@@ -301,3 +301,58 @@ async fn an_assistant_without_a_number_is_given_one_later_once_and_told_why_when
         .await;
     assert_eq!(status, 401);
 }
+
+/// Twenty `POST /api/assistants/{id}/number` for one assistant at once, with
+/// numbers to spare: one takes a number, every other is refused, and the
+/// assistant holds exactly one, assigned once at the provider.
+async fn twenty_requests_for_one_assistant_give_it_one_number(db: TestDb) {
+    let fake = FakeProvider::start().await;
+    for i in 0..25 {
+        fake.add_vapi(
+            &format!("vapi-{i:02}"),
+            &format!("+1415555{:04}", 300 + i),
+            "",
+        );
+    }
+    let app = engine_on(db, &fake, &[("vapi", "production")]).await;
+    let assistant = create_assistant(&app, "Front desk", "production", false).await;
+    let path = format!("/api/assistants/{}/number", id_of(&assistant));
+    let requests = (0..20).map(|_| {
+        let (app, path) = (&app, &path);
+        async move {
+            app.send_json_as(Method::POST, path, None, Some(crate::helpers::ADMIN_TOKEN))
+                .await
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let given: Vec<_> = answers.iter().filter(|(s, _)| *s == 200).collect();
+    assert_eq!(given.len(), 1, "{answers:?}");
+    for (status, refused) in answers.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!(*status, 409, "{refused}");
+        assert_eq!(refused["code"], "has-number", "{refused}");
+    }
+    let assigned = app.directory("?status=ASSIGNED").await;
+    assert_eq!(assigned.len(), 1, "{assigned:?}");
+    assert_eq!(
+        assigned[0]["assistant_id"].as_str(),
+        Some(id_of(&assistant).as_str())
+    );
+    assert_eq!(assigned[0]["e164"], given[0].1["number"]["e164"]);
+    let patched = fake
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("PATCH"))
+        .count();
+    assert_eq!(patched, 1, "one provider assignment");
+    assert_eq!(app.directory("?status=AVAILABLE").await.len(), 24);
+}
+
+#[actix_web::test]
+async fn twenty_requests_for_one_assistant_at_once_give_it_one_number() {
+    twenty_requests_for_one_assistant_give_it_one_number(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn twenty_requests_for_one_assistant_at_once_give_it_one_number_on_postgres() {
+    twenty_requests_for_one_assistant_give_it_one_number(TestDb::Postgres).await;
+}
