@@ -9,7 +9,7 @@
 // refusals show next to the field they name; its warnings (no number left, a
 // provider refusal) under the wizard.
 import { formatNumber } from "./phone.js";
-import { el } from "./rest.js";
+import { clearFieldErrors, el, showFieldError } from "./rest.js";
 
 const VOICES = ["alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"];
 const TOOLS = [
@@ -122,18 +122,11 @@ function wizardBody() {
   return body;
 }
 
-function clearWizardErrors() {
-  for (const box of document.querySelectorAll("#wizard .field-error")) {
-    box.hidden = true;
-    box.textContent = "";
-  }
-}
-
 // The step holding a field, so a refusal opens it.
 const FIELD_STEP = { name: 0, workspace: 0, instructions: 1, voice: 2, model: 2, greeting: 2, tools: 3, on_failure: 4 };
 
 async function create(api, current) {
-  clearWizardErrors();
+  clearFieldErrors($("wizard"));
   $("wizard-create").disabled = true;
   try {
     const made = await api("/api/assistants", { method: "POST", body: wizardBody() });
@@ -147,11 +140,10 @@ async function create(api, current) {
     showStep(0);
     await render(api, current);
   } catch (failure) {
-    const field = String((failure.body && failure.body.field) || "").split(/[.[]/)[0];
-    const box = document.querySelector(`#wizard [data-testid="error-wizard-${CSS.escape(field)}"]`)
-      || $("wizard-error");
-    box.textContent = failure.message;
-    box.hidden = false;
+    const field = showFieldError($("wizard"), failure.body && failure.body.field, failure.message, {
+      prefix: "error-wizard-",
+      fallback: "wizard-error",
+    });
     if (field in FIELD_STEP) showStep(FIELD_STEP[field]);
   } finally {
     $("wizard-create").disabled = false;

@@ -16,7 +16,9 @@
 // Everything comes from the admin REST routes (docs/protocol.md §4a).
 import { requireSession, signOut } from "./session.js";
 import { formatNumber } from "./phone.js";
-import { el, label, money, pageViews, restClient, when } from "./rest.js";
+import {
+  clearFieldErrors, el, label, money, pageViews, restClient, showFieldError, when,
+} from "./rest.js";
 import { numbersView } from "./admin-numbers.js";
 import { analytics } from "./admin-analytics.js";
 import { assistantsView } from "./admin-assistants.js";
@@ -32,21 +34,6 @@ function notice(text, kind = "error") {
   box.textContent = text;
   box.dataset.kind = kind;
   box.hidden = !text;
-}
-
-function showErrors(form, error) {
-  const body = error.body || {};
-  const box = form.querySelector(`[data-testid="error-${CSS.escape(body.field || "form")}"]`)
-    || form.querySelector('[data-testid="error-form"]');
-  box.textContent = error.message;
-  box.hidden = false;
-}
-
-function clearErrors(form) {
-  for (const box of form.querySelectorAll(".field-error")) {
-    box.hidden = true;
-    box.textContent = "";
-  }
 }
 
 // ---- flags -------------------------------------------------------------------
@@ -97,7 +84,7 @@ async function flagPage(view, id) {
   $("flag-facts").replaceChildren(...facts.childNodes);
   $("flag-evidence").textContent = JSON.stringify(flag.evidence, null, 2);
   renderResolution(flag);
-  clearErrors($("resolve-form"));
+  clearFieldErrors($("resolve-form"));
   $("flag-call").hidden = !flag.call;
   if (!flag.call) return;
   const call = await api(`/api/calls/${encodeURIComponent(flag.call.id)}`);
@@ -117,7 +104,7 @@ async function flagPage(view, id) {
 async function resolveFlag(event) {
   event.preventDefault();
   const form = $("resolve-form");
-  clearErrors(form);
+  clearFieldErrors(form);
   const body = { action: $("resolve-action").value };
   const notes = $("resolve-notes").value.trim();
   if (notes) body.notes = notes;
@@ -128,7 +115,7 @@ async function resolveFlag(event) {
   } catch (error) {
     if (error.message === "signed out") return;
     if (error.body && error.body.flag) renderResolution(error.body.flag);
-    showErrors(form, error);
+    showFieldError(form, error.body && error.body.field, error.message);
   } finally {
     $("resolve-submit").disabled = false;
   }

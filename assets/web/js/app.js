@@ -16,7 +16,9 @@
 // shows comes from the REST API with that key (docs/protocol.md §4a, §6).
 import { requireSession, signOut } from "./session.js";
 import { formatNumber } from "./phone.js";
-import { el, label, money, pageViews, restClient, when } from "./rest.js";
+import {
+  clearFieldErrors, el, label, money, pageViews, restClient, showFieldError, when,
+} from "./rest.js";
 
 const PAGE = 20;
 // A call in one of these states changes no more: its page stops refreshing.
@@ -291,27 +293,8 @@ let checkTimer = null;
 let checkSeq = 0;
 let wordingVersion = null;
 
-function fieldError(field, message) {
-  // `attestation.not_dnc` shows at the attestation; anything unknown at the form.
-  const top = String(field || "").split(".")[0];
-  const box = document.querySelector(`[data-testid="error-${CSS.escape(top)}"]`)
-    || document.querySelector('[data-testid="error-form"]');
-  box.textContent = message;
-  box.hidden = false;
-  const input = document.querySelector(`[data-field="${CSS.escape(top)}"] input, [data-field="${CSS.escape(top)}"] select, [data-field="${CSS.escape(top)}"] textarea`);
-  if (input) input.setAttribute("aria-invalid", "true");
-}
-
-function clearErrors(only) {
-  for (const box of document.querySelectorAll("#new-form .field-error")) {
-    if (only && box.dataset.testid !== `error-${only}`) continue;
-    box.hidden = true;
-    box.textContent = "";
-  }
-  for (const input of document.querySelectorAll("#new-form [aria-invalid]")) {
-    if (!only || input.closest(`[data-field="${only}"]`)) input.removeAttribute("aria-invalid");
-  }
-}
+const fieldError = (field, message) => showFieldError($("new-form"), field, message);
+const clearErrors = (only) => clearFieldErrors($("new-form"), only);
 
 function scheduleAt() {
   const later = document.querySelector('input[name="when"]:checked').value === "later";

@@ -6,6 +6,8 @@
 //     {"code","message","field"?}); a 401 signs the page out first.
 //   el(tag, {attr: value, dataset: {…}, text}, ...children)
 //   money(usd) "$1.57"   when(rfc3339) local date and time   label("no_answer") "no answer"
+//   showFieldError(scope, field, message, {prefix, fallback})  a refusal at its field
+//   clearFieldErrors(scope, only, prefix)                      hides them (or one's)
 import { signOut } from "./session.js";
 
 export function restClient(token) {
@@ -52,6 +54,37 @@ export function el(tag, props = {}, ...children) {
 export const money = (usd) => (typeof usd === "number" ? `$${usd.toFixed(2)}` : "–");
 export const when = (rfc3339) => (rfc3339 ? new Date(rfc3339).toLocaleString() : "–");
 export const label = (status) => String(status || "").replaceAll("_", " ");
+
+// A refusal next to the field it names: the box `[data-testid="<prefix><field>"]`
+// inside `scope`, for the field's first segment (`attestation.not_dnc` shows at
+// `attestation`, `tools[0].url` at `tools`), else the scope's `fallback` box
+// (`<prefix>form`); the field's control is marked aria-invalid. Answers that
+// first segment.
+export function showFieldError(scope, field, message, { prefix = "error-", fallback = `${prefix}form` } = {}) {
+  const top = String(field || "").split(/[.[]/)[0];
+  const box = (top && scope.querySelector(`[data-testid="${prefix}${CSS.escape(top)}"]`))
+    || scope.querySelector(`[data-testid="${fallback}"]`);
+  box.textContent = message;
+  box.hidden = false;
+  const control = top
+    && scope.querySelector(`[data-field="${CSS.escape(top)}"] :is(input, select, textarea)`);
+  if (control) control.setAttribute("aria-invalid", "true");
+  return top;
+}
+
+// Hides the refusals shown in `scope` (only the field `only`'s, when named).
+export function clearFieldErrors(scope, only, prefix = "error-") {
+  for (const box of scope.querySelectorAll(".field-error")) {
+    if (only && box.dataset.testid !== `${prefix}${only}`) continue;
+    box.hidden = true;
+    box.textContent = "";
+  }
+  for (const control of scope.querySelectorAll("[aria-invalid]")) {
+    if (!only || control.closest(`[data-field="${CSS.escape(only)}"]`)) {
+      control.removeAttribute("aria-invalid");
+    }
+  }
+}
 
 // The views of a one-page app. `sections` are the ids of its views' sections and
 // `route` shows the view the current path names. Links marked `data-nav`, and
