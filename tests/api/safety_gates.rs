@@ -516,6 +516,47 @@ async fn a_model_that_fails_lets_the_request_through_and_says_the_check_did_not_
         .await;
 }
 
+/// A model that takes the request and never answers: past
+/// `[safety.classifier] timeout_secs` the request goes through, flagged low as
+/// a check that did not run; the submit is not held hostage by the model.
+async fn a_model_that_never_answers_lets_the_request_through_at_its_timeout(db: TestDb) {
+    let clock = clock();
+    let llm = FakeLlm::start(LlmAnswer::Hang).await;
+    let (base, key) = (llm.base_url(), llm.api_key().to_owned());
+    let app = spawn_app_with_clock(db, &clock, move |s| {
+        s.summary.provider = SummaryProvider::Anthropic;
+        s.summary.base_url = Some(base.parse().expect("the fake's URL"));
+        s.summary.model = "screening-model".to_owned();
+        s.summary.api_key = Some(SecretString::from(key));
+        s.safety.classifier.enabled = true;
+        s.safety.classifier.timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let store = store(&app).await;
+    let ada = app.create_user("ada@example.com").await;
+
+    let (code, body) = submit(&app, &ada, CALLEE, INNOCENT).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(llm.requests().len(), 1, "the model was asked");
+    let raised = flags(&store, &ada).await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0].kind, "objective_model_unavailable");
+    assert_eq!(raised[0].severity.as_str(), "low");
+    assert_eq!(raised[0].outbound_id.as_deref(), body["id"].as_str());
+    assert_eq!(status(&store, &ada).await, "active");
+    store.close().await;
+}
+
+#[actix_web::test]
+async fn a_model_that_never_answers_lets_the_request_through_at_its_timeout_on_sqlite() {
+    a_model_that_never_answers_lets_the_request_through_at_its_timeout(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_model_that_never_answers_lets_the_request_through_at_its_timeout_on_postgres() {
+    a_model_that_never_answers_lets_the_request_through_at_its_timeout(TestDb::Postgres).await;
+}
+
 async fn a_call_whose_objective_is_refused_at_dispatch_ends_canceled_and_flags(db: TestDb) {
     // Accepted with a high flag under the default lists, scheduled an hour ahead.
     let start = jiff::Timestamp::now();
