@@ -163,9 +163,11 @@ impl Application {
         for call in live {
             call.interrupt("engine_shutdown").await;
         }
-        // Posts in flight finish (each within outbound.callback_timeout_secs);
+        // Alert events already queued get alerts.shutdown_grace_secs to go out.
+        // Callbacks in flight finish (each within outbound.callback_timeout_secs);
         // what is still due is delivered by the next start.
-        self.alerts.stop();
+        let grace = self.engine.settings.alerts.shutdown_grace;
+        self.alerts.stop(grace).await;
         self.reconciler.stop().await;
         self.reviewer.stop().await;
         self.deliveries.stop().await;

@@ -21,6 +21,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -137,7 +138,8 @@ pub struct AlertDeps {
 
 /// The evaluator and the receivers' workers; [`Alerts::stop`] ends them.
 pub struct Alerts {
-    tasks: Vec<JoinHandle<()>>,
+    evaluator: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl Alerts {
@@ -146,9 +148,11 @@ impl Alerts {
     /// directory cannot be measured, or an HTTP client or the SMTP transport
     /// cannot be built.
     pub fn start(deps: AlertDeps) -> anyhow::Result<Alerts> {
-        let mut tasks = Vec::new();
         if deps.board.gauges.is_empty() {
-            return Ok(Alerts { tasks });
+            return Ok(Alerts {
+                evaluator: None,
+                workers: Vec::new(),
+            });
         }
         let disk = &deps.settings.alerts.rules.recordings_disk;
         if disk.enabled {
@@ -167,16 +171,41 @@ impl Alerts {
             );
         }
         let (senders, workers) = notify::start(alerts, &deps.board)?;
-        tasks.extend(workers);
-        tasks.push(tokio::spawn(evaluate(deps, senders)));
-        Ok(Alerts { tasks })
+        Ok(Alerts {
+            evaluator: Some(tokio::spawn(evaluate(deps, senders))),
+            workers,
+        })
     }
 
-    /// Stops judging and drops what is still queued or being retried (alerts
-    /// are about this process; a restart judges afresh).
-    pub fn stop(self) {
-        for task in self.tasks {
-            task.abort();
+    /// Stops judging, then lets the receivers' workers deliver what is already
+    /// queued or between retries for up to `grace` (`alerts.shutdown_grace_secs`):
+    /// an alert that fired just before a shutdown still reaches its receivers.
+    /// What is left after `grace` is dropped, and the log says so (alerts are
+    /// about this process; a restart judges afresh).
+    pub async fn stop(self, grace: Duration) {
+        if let Some(evaluator) = self.evaluator {
+            evaluator.abort();
+            // Its end drops the queues' senders: each worker ends once its queue
+            // is empty.
+            let _ = evaluator.await;
+        }
+        let mut workers = self.workers;
+        let drained = tokio::time::timeout(grace, async {
+            for worker in &mut workers {
+                let _ = worker.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            let left = workers.iter().filter(|w| !w.is_finished()).count();
+            tracing::warn!(
+                receivers = left,
+                grace_ms = grace.as_millis() as u64,
+                "shutting down with alert events not yet delivered: dropped"
+            );
+            for worker in workers {
+                worker.abort();
+            }
         }
     }
 }

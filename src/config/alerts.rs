@@ -38,6 +38,10 @@ pub struct AlertSettings {
         deserialize_with = "values::seconds"
     )]
     pub webhook_retry_max: Duration,
+    /// At shutdown, events already queued (or between retries) are still
+    /// delivered for up to this long; what is left then is dropped and logged.
+    #[serde(rename = "shutdown_grace_secs", deserialize_with = "values::seconds")]
+    pub shutdown_grace: Duration,
     pub webhooks: Vec<AlertWebhook>,
     pub rules: AlertRules,
     pub smtp: SmtpSettings,

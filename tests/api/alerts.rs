@@ -414,6 +414,37 @@ async fn a_hanging_webhook_is_retried_with_backoff_then_given_up_while_the_engin
     assert_eq!(status, 200);
 }
 
+/// An alert that fired just before a shutdown still reaches its webhook: the
+/// engine stops while the event waits for its retry, and the retry goes out
+/// (within `alerts.shutdown_grace_secs`) before the engine is gone.
+#[actix_web::test]
+async fn an_alert_event_waiting_for_its_retry_at_shutdown_is_still_delivered() {
+    let receiver = Receiver::start(&[Answer::Status(503)]);
+    let app = spawn_app_with(TestDb::Sqlite, |s| {
+        alerting(s, "number_rested", &[&receiver]);
+        s.alerts.webhook_retry_base = Duration::from_millis(300);
+        s.alerts.webhook_retry_max = Duration::from_millis(300);
+    })
+    .await;
+    let store = store_of(&app).await;
+    rest(&store, true).await;
+    let refused = receiver.wait_for(1).await;
+    assert_eq!(body(&refused[0])["status"], "firing");
+
+    // The first try was refused: the event waits for its retry as the engine stops.
+    app.server.stop(true).await;
+    app.stopped.await.expect("the engine stops");
+    let tries = receiver.received();
+    assert_eq!(
+        tries.len(),
+        2,
+        "the retry went out before the engine was gone"
+    );
+    assert_eq!(tries[1].event_id, tries[0].event_id);
+    assert!(signature_is_valid(SECRET, &tries[1]));
+    store.close().await;
+}
+
 /// A local SMTP sink: enough of RFC 5321 for one client at a time (220, EHLO
 /// → 250, MAIL / RCPT → 250, DATA → 354, the message up to "." → 250, QUIT →
 /// 221); keeps each message's envelope and text.
