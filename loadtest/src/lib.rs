@@ -71,6 +71,8 @@ mod bridge;
 mod capacity;
 mod controller;
 mod dispatch;
+#[cfg(test)]
+mod e2e_tests;
 mod engine;
 mod frame;
 mod histogram;
