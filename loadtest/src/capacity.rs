@@ -22,16 +22,21 @@ pub(super) struct CapacityReport {
     pub(super) scenario: &'static str,
     /// `spawned`, `external` or `peer`.
     pub(super) engine_mode: &'static str,
-    pub(super) engine_cpu: Option<usize>,
+    /// The CPUs the engine (or peer relay) was allowed, as `/proc` showed them:
+    /// pinned by `--engine-cpu`, or by `taskset` for a running one.
+    pub(super) engine_cpus: Option<String>,
     pub(super) generator_cpu: Option<usize>,
     pub(super) seconds_per_step: u64,
     pub(super) p99_limit_ms: f64,
     /// The most calls of a passing step, when no larger step passed.
     pub(super) capacity: Option<usize>,
-    /// "calls per core" when the engine was pinned to one CPU.
+    /// "calls per core" when the engine (or relay) was pinned to one CPU.
     pub(super) capacity_is_per_core: bool,
     /// The largest step tried failed too: the capacity is at least `capacity`.
     pub(super) capped_by_max_calls: bool,
+    /// The generator was saturated in the smallest failing step: the limit found may
+    /// be the generator's.
+    pub(super) generator_limited: bool,
     pub(super) steps: Vec<Step>,
 }
 
@@ -65,7 +70,10 @@ impl Step {
         let p99_ms = c.latency_p99_us.max(a.latency_p99_us) / 1e3;
         let p50_ms = c.latency_p50_us.max(a.latency_p50_us) / 1e3;
         let lost = c.lost + a.lost;
-        let dropped = report.engine_cpu.as_ref().and_then(|cpu| cpu.frames_dropped);
+        let dropped = report
+            .engine_cpu
+            .as_ref()
+            .and_then(|cpu| cpu.frames_dropped);
         let mut failures = Vec::new();
         if report.calls_bridged < calls {
             failures.push(format!("{} of {calls} calls set up", report.calls_bridged));
@@ -114,7 +122,10 @@ impl Step {
                 .engine_cpu
                 .as_ref()
                 .and_then(|cpu| cpu.voluntary_ctx_switches_per_frame),
-            engine_kib_per_call: report.engine_memory.as_ref().map(|m| m.kib_per_bridged_call),
+            engine_kib_per_call: report
+                .engine_memory
+                .as_ref()
+                .map(|m| m.kib_per_bridged_call),
             generator_cpu_pct: Some(report.generator.utilisation_pct),
             generator_saturated: Some(report.generator.saturated),
             others_pct_of_one_core: report.machine.as_ref().map(|m| m.others_pct_of_one_core),
@@ -167,6 +178,7 @@ pub(super) async fn find(args: &LoadtestArgs) -> anyhow::Result<CapacityReport> 
     let (mut pass, mut fail) = (None::<usize>, None::<usize>);
     let mut calls = args.calls;
     let mut engine_mode = "spawned";
+    let mut engine_cpus = args.engine_cpu.map(|cpu| cpu.to_string());
     loop {
         progress(format_args!("capacity step: {calls} calls"));
         let mut step_args = args.clone();
@@ -175,6 +187,13 @@ pub(super) async fn find(args: &LoadtestArgs) -> anyhow::Result<CapacityReport> 
         let step = match measure(&step_args).await {
             Ok(report) => {
                 engine_mode = report.engine.mode;
+                if let Some(cpus) = report
+                    .engine_cpu
+                    .as_ref()
+                    .and_then(|c| c.allowed_cpus.clone())
+                {
+                    engine_cpus = Some(cpus);
+                }
                 Step::judge(calls, &report, args.capacity_p99_ms)
             }
             Err(err) => Step::failed(calls, &err),
@@ -196,6 +215,7 @@ pub(super) async fn find(args: &LoadtestArgs) -> anyhow::Result<CapacityReport> 
         }
         tokio::time::sleep(BETWEEN_STEPS).await;
     }
+    let generator_limited = first_failure_with_generator_saturated(&steps).is_some();
     Ok(CapacityReport {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         scenario: match args.scenario {
@@ -203,13 +223,16 @@ pub(super) async fn find(args: &LoadtestArgs) -> anyhow::Result<CapacityReport> 
             _ => "bridge",
         },
         engine_mode,
-        engine_cpu: args.engine_cpu,
+        capacity_is_per_core: engine_cpus
+            .as_deref()
+            .is_some_and(|cpus| cpus.trim().parse::<usize>().is_ok()),
+        engine_cpus,
         generator_cpu: args.generator_cpu,
         seconds_per_step: args.seconds,
         p99_limit_ms: args.capacity_p99_ms,
         capacity: pass,
-        capacity_is_per_core: args.engine_cpu.is_some(),
         capped_by_max_calls: fail.is_none(),
+        generator_limited,
         steps,
     })
 }
@@ -224,7 +247,7 @@ pub(super) fn render_text(r: &CapacityReport) -> String {
         "  scenario {}, engine {} (CPU {}), generator CPU {}, {} s per step; a step passes with every call set up, no frame lost, misrouted or reordered, and p99 added latency < {} ms",
         r.scenario,
         r.engine_mode,
-        r.engine_cpu.map_or("not pinned".into(), |c| c.to_string()),
+        r.engine_cpus.as_deref().unwrap_or("unknown"),
         r.generator_cpu.map_or("not pinned".into(), |c| c.to_string()),
         r.seconds_per_step,
         r.p99_limit_ms
@@ -232,7 +255,18 @@ pub(super) fn render_text(r: &CapacityReport) -> String {
     let _ = writeln!(
         s,
         "  {:>6} {:>6} {:>9} {:>9} {:>6} {:>7} {:>8} {:>8} {:>9} {:>8} {:>6} {:>7}  why",
-        "calls", "pass", "p50 ms", "p99 ms", "lost", "eng %", "µs/frame", "µs/rt", "vcsw/frm", "KiB/call", "gen %", "others"
+        "calls",
+        "pass",
+        "p50 ms",
+        "p99 ms",
+        "lost",
+        "eng %",
+        "µs/frame",
+        "µs/rt",
+        "vcsw/frm",
+        "KiB/call",
+        "gen %",
+        "others"
     );
     for step in &r.steps {
         let _ = writeln!(
@@ -256,7 +290,7 @@ pub(super) fn render_text(r: &CapacityReport) -> String {
     let unit = if r.capacity_is_per_core {
         "calls on one pinned core"
     } else {
-        "calls (engine not pinned: not a per-core figure)"
+        "calls (the engine was not pinned to one CPU: not a per-core figure)"
     };
     let _ = match r.capacity {
         Some(calls) if r.capped_by_max_calls => writeln!(
@@ -266,7 +300,23 @@ pub(super) fn render_text(r: &CapacityReport) -> String {
         Some(calls) => writeln!(s, "  capacity: {calls} {unit}"),
         None => writeln!(s, "  capacity: none (even the smallest step failed)"),
     };
+    if let Some(step) = first_failure_with_generator_saturated(&r.steps) {
+        let _ = writeln!(
+            s,
+            "  the generator was saturated at {} calls, the smallest failing step: the limit found may be the generator's, not the engine's (run the generator on another machine with --engine-url)",
+            step.calls
+        );
+    }
     s
+}
+
+/// The smallest failing step, if the generator was saturated in it.
+fn first_failure_with_generator_saturated(steps: &[Step]) -> Option<&Step> {
+    steps
+        .iter()
+        .filter(|step| !step.passed)
+        .min_by_key(|step| step.calls)
+        .filter(|step| step.generator_saturated == Some(true))
 }
 
 #[cfg(test)]

@@ -12,10 +12,10 @@ use super::admin::{
     wait_calls_ended, wait_healthy,
 };
 use super::ai::{FakeOpenAi, FakeOpenAiReport};
-use super::options::{EngineUrl, PeerUrl};
 use super::engine::EngineProcess;
 use super::frame::Clock;
 use super::histogram::Histogram;
+use super::options::{EngineUrl, PeerUrl};
 use super::parking::{ParkLayout, ParkPlan};
 use super::procfs::{
     allowed_cpus, clock_ticks_per_second, cpu_ticks, machine_ticks, process_ctx_switches, rss_kib,

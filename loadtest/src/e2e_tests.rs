@@ -10,7 +10,6 @@ use clap::Parser as _;
 use secrecy::SecretString;
 
 use super::frame::find;
-use super::peers::media_payload;
 use super::report::{render_text, NOT_MEASURED};
 use super::ws::{read_upgrade_head, switch_protocols, Frame, Message, WsClient};
 use super::{check_args, measure, LoadtestArgs};
@@ -101,7 +100,10 @@ async fn a_remote_engine_is_driven_by_url_and_tokens_and_its_process_is_not_meas
         text.contains("engine CPU and context switches: not measured (remote engine)"),
         "{text}"
     );
-    assert!(text.contains("engine RSS: not measured (remote engine)"), "{text}");
+    assert!(
+        text.contains("engine RSS: not measured (remote engine)"),
+        "{text}"
+    );
     // The engine's own counters still came over HTTP.
     assert_eq!(report.protocol.calls_active_after, Some(0));
 }
@@ -267,8 +269,15 @@ async fn the_peer_mode_speaks_plain_media_streams_to_a_relay_and_measures_its_ro
     assert_eq!(report.calls_bridged, 3);
     assert_eq!((counts.streams.get(), counts.starts.get()), (3, 3));
     let (c2a, a2c) = (&report.caller_to_agent, &report.agent_to_caller);
-    assert!(c2a.sent >= 3 * 40, "a second of 20 ms frames per call: {c2a:?}");
-    assert_eq!((c2a.received, a2c.received), (c2a.sent, c2a.sent), "{c2a:?} {a2c:?}");
+    assert!(
+        c2a.sent >= 3 * 40,
+        "a second of 20 ms frames per call: {c2a:?}"
+    );
+    assert_eq!(
+        (c2a.received, a2c.received),
+        (c2a.sent, c2a.sent),
+        "{c2a:?} {a2c:?}"
+    );
     assert_eq!((c2a.lost, a2c.lost, a2c.misrouted), (0, 0, 0));
     assert_eq!(counts.appends.get(), c2a.sent);
     // Every delta became a media and a mark, and every mark came back as Twilio
@@ -299,22 +308,38 @@ fn bad_urls_cpus_and_combinations_are_refused_with_the_option_named() {
     assert!(parse_err(&["--engine-cpu", "zero"]).contains("not a CPU number"));
     assert!(parse_err(&["--engine-cpu", "0,1"]).contains("not a CPU number"));
     let refused = |list: &[&str]| check_args(&args(list)).expect_err("refused").to_string();
-    assert!(refused(&["--engine-cpu", "4096"]).contains("--engine-cpu 4096: this process may run on CPUs"));
+    assert!(refused(&["--engine-cpu", "4096"])
+        .contains("--engine-cpu 4096: this process may run on CPUs"));
     assert!(refused(&["--generator-cpu", "4096"]).contains("--generator-cpu 4096"));
     let cpu = super::options::usable_cpus()[0].to_string();
     assert!(refused(&["--engine-cpu", &cpu, "--generator-cpu", &cpu]).contains("different CPUs"));
-    assert!(refused(&["--engine-url", "http://10.0.0.7:8080", "--engine-cpu", &cpu])
-        .contains("taskset"));
+    assert!(
+        refused(&["--engine-url", "http://10.0.0.7:8080", "--engine-cpu", &cpu])
+            .contains("taskset")
+    );
     assert!(refused(&["--engine-pid", "1"]).contains("--engine-url"));
     assert!(refused(&["--peer-url", "ws://127.0.0.1:5050/media-stream"]).contains("--scenario ai"));
-    assert!(refused(&["--scenario", "ai", "--peer-url", "ws://127.0.0.1:5050/media-stream"])
-        .contains("--fake-openai-listen"));
-    assert!(refused(&["--scenario", "ai", "--engine-url", "http://10.0.0.7:8080"])
-        .contains("--fake-openai-listen"));
+    assert!(refused(&[
+        "--scenario",
+        "ai",
+        "--peer-url",
+        "ws://127.0.0.1:5050/media-stream"
+    ])
+    .contains("--fake-openai-listen"));
+    assert!(
+        refused(&["--scenario", "ai", "--engine-url", "http://10.0.0.7:8080"])
+            .contains("--fake-openai-listen")
+    );
     assert!(refused(&["--fake-openai-key", "k"]).contains("--scenario ai"));
     assert!(refused(&["--find-capacity", "--scenario", "parking"]).contains("bridge and ai"));
-    assert!(refused(&["--find-capacity", "--calls", "500", "--capacity-max-calls", "100"])
-        .contains("--capacity-max-calls"));
+    assert!(refused(&[
+        "--find-capacity",
+        "--calls",
+        "500",
+        "--capacity-max-calls",
+        "100"
+    ])
+    .contains("--capacity-max-calls"));
     // A peer relay and a running engine are exclusive.
     assert!(parse_err(&[
         "--engine-url",

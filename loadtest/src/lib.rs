@@ -30,6 +30,15 @@
 //! generator serves; it reports submit → `Calls.json` latency per call and checks
 //! that every accepted call is dialed exactly once.
 //!
+//! `--engine-url` drives an engine on any host (admin and Twilio tokens given); its
+//! CPU, RSS and context switches are read from `/proc` only when it is spawned or
+//! named by `--engine-pid`, and are otherwise reported "not measured (remote
+//! engine)". `--peer-url` (with `--scenario ai`) plays plain Twilio Media Streams to
+//! a relay that is not switchboard (Twilio's Node sample), no webhook, no signature,
+//! with the fake OpenAI at `--fake-openai-listen`. `--engine-cpu`/`--generator-cpu`
+//! pin the two; `--find-capacity` steps the calls up and bisects for the most a run
+//! carries with p99 added latency under `--capacity-p99-ms` and no frame lost.
+//!
 //! # Layout
 //!
 //! - [`LoadtestArgs`], [`run`] (here): the command; `main.rs` only parses and runs it.
@@ -61,6 +70,10 @@
 //! - [`Histogram`] (`histogram`): a log-linear histogram (≤ 0.2 % error) for
 //!   latencies.
 //! - `report`: the JSON/text report and the targets it checks.
+//! - `options`: `EngineUrl`, `PeerUrl` and the CPU options, parsed and checked.
+//! - `capacity`: `--find-capacity`, its steps and report.
+//! - `e2e_tests`: the generator against a real engine on loopback (`--engine-url`)
+//!   and against a tiny in-test Media Streams relay (`--peer-url`).
 //! - `submit`: the submit scenario, with its own drive and report.
 //! - `dispatch`: the dispatch scenario: its fake Twilio (actix-web), drive and
 //!   report.
@@ -361,7 +374,11 @@ pub fn check_args(args: &LoadtestArgs) -> anyhow::Result<()> {
             "--scenario ai with {} needs --fake-openai-listen ADDR:PORT and --fake-openai-key KEY \
              (the running relay's OpenAI URL must be ws://ADDR:PORT/v1/realtime and its \
              OPENAI_API_KEY that key)",
-            if args.peer_url.is_some() { "--peer-url" } else { "--engine-url" }
+            if args.peer_url.is_some() {
+                "--peer-url"
+            } else {
+                "--engine-url"
+            }
         );
     }
     if args.find_capacity {

@@ -204,11 +204,14 @@ mod tests {
                 .expect_err("refused")
                 .to_string()
         };
-        assert!(err(Some(7), None, true).contains("--engine-cpu 7: this process may run on CPUs 0,1 only"));
+        assert!(err(Some(7), None, true)
+            .contains("--engine-cpu 7: this process may run on CPUs 0,1 only"));
         assert!(err(None, Some(2), true).contains("--generator-cpu 2"));
         assert!(err(Some(1), Some(1), true).contains("different CPUs"));
         assert!(err(Some(0), Some(1), false).contains("taskset"));
-        assert!(parse_cpu("0,1").expect_err("a list").contains("not a CPU number"));
+        assert!(parse_cpu("0,1")
+            .expect_err("a list")
+            .contains("not a CPU number"));
         assert_eq!(parse_cpu("1"), Ok(1));
     }
 }

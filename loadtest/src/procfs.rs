@@ -157,7 +157,10 @@ pub(super) fn parse_ctx_switches(status: &str) -> Option<CtxSwitches> {
 pub(super) fn process_ctx_switches(pid: &str) -> Option<CtxSwitches> {
     let mut total = CtxSwitches::default();
     let mut threads = 0;
-    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
         if let Some(switches) = std::fs::read_to_string(entry.path().join("status"))
             .ok()
             .and_then(|text| parse_ctx_switches(&text))
