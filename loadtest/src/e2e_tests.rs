@@ -17,6 +17,15 @@ use super::{check_args, measure, LoadtestArgs};
 const ADMIN_TOKEN: &str = "loadtest-admin-token";
 const TWILIO_TOKEN: &str = "loadtest-twilio-token";
 
+/// A short run (3 calls, 1 s of audio, one generator thread) with `options`.
+async fn short_run(options: &[&str]) -> super::report::Report {
+    let mut all = options.to_vec();
+    all.extend_from_slice(&["--calls", "3", "--seconds", "1", "--threads", "1"]);
+    let options = args(&all);
+    check_args(&options).expect("valid options");
+    measure(&options).await.expect("the run completes")
+}
+
 fn args(list: &[&str]) -> LoadtestArgs {
     let mut all = vec!["switchboard-loadtest"];
     all.extend_from_slice(list);
@@ -67,22 +76,15 @@ impl Drop for Engine {
 #[actix_rt::test]
 async fn a_remote_engine_is_driven_by_url_and_tokens_and_its_process_is_not_measured() {
     let engine = Engine::start().await;
-    let options = args(&[
+    let report = short_run(&[
         "--engine-url",
         &format!("{}/", engine.url),
         "--admin-token",
         ADMIN_TOKEN,
         "--twilio-token",
         TWILIO_TOKEN,
-        "--calls",
-        "3",
-        "--seconds",
-        "1",
-        "--threads",
-        "1",
-    ]);
-    check_args(&options).expect("valid options");
-    let report = measure(&options).await.expect("the run completes");
+    ])
+    .await;
 
     assert_eq!(report.calls_bridged, 3);
     let (c2a, a2c) = (&report.caller_to_agent, &report.agent_to_caller);
@@ -246,7 +248,7 @@ async fn the_peer_mode_speaks_plain_media_streams_to_a_relay_and_measures_its_ro
         .expect("a free port");
     let key = "sk-peer-test";
     let (peer_url, counts) = tiny_relay(format!("ws://{fake_addr}/v1/realtime"), key.into()).await;
-    let options = args(&[
+    let report = short_run(&[
         "--scenario",
         "ai",
         "--peer-url",
@@ -255,15 +257,8 @@ async fn the_peer_mode_speaks_plain_media_streams_to_a_relay_and_measures_its_ro
         &fake_addr.to_string(),
         "--fake-openai-key",
         key,
-        "--calls",
-        "3",
-        "--seconds",
-        "1",
-        "--threads",
-        "1",
-    ]);
-    check_args(&options).expect("valid options");
-    let report = measure(&options).await.expect("the run completes");
+    ])
+    .await;
 
     assert_eq!(report.engine.mode, "peer");
     assert_eq!(report.calls_bridged, 3);

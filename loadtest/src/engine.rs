@@ -130,10 +130,15 @@ impl EngineProcess {
             .spawn()
             .with_context(|| {
                 format!(
-                    "starting the engine {} (build it with `cargo build --release \
+                    "starting the engine {}{} (build it with `cargo build --release \
                      --workspace`, pass --engine-bin, or drive a running engine with \
                      --engine-url)",
-                    exe.display()
+                    exe.display(),
+                    if args.engine_cpu.is_some() {
+                        " under taskset (util-linux), for --engine-cpu"
+                    } else {
+                        ""
+                    }
                 )
             })?;
         let pid = child.id();
