@@ -41,7 +41,7 @@ struct Engine {
 }
 
 impl Engine {
-    async fn start() -> Engine {
+    async fn start(configure: impl FnOnce(&mut switchboard::config::Settings)) -> Engine {
         let dir = std::env::temp_dir().join(format!(
             "switchboard-loadtest-e2e-{}",
             uuid::Uuid::new_v4().simple()
@@ -54,6 +54,7 @@ impl Engine {
         settings.twilio.auth_token = Some(SecretString::from(TWILIO_TOKEN));
         settings.workers = 2;
         settings.journal.spill_path = dir.join("{node_id}.spill").display().to_string();
+        configure(&mut settings);
         let app = switchboard::startup::Application::build(settings)
             .await
             .expect("the engine starts");
@@ -75,7 +76,7 @@ impl Drop for Engine {
 
 #[actix_rt::test]
 async fn a_remote_engine_is_driven_by_url_and_tokens_and_its_process_is_not_measured() {
-    let engine = Engine::start().await;
+    let engine = Engine::start(|_| {}).await;
     let report = short_run(&[
         "--engine-url",
         &format!("{}/", engine.url),
@@ -108,6 +109,59 @@ async fn a_remote_engine_is_driven_by_url_and_tokens_and_its_process_is_not_meas
     );
     // The engine's own counters still came over HTTP.
     assert_eq!(report.protocol.calls_active_after, Some(0));
+}
+
+#[actix_rt::test]
+async fn a_remote_engine_relays_ai_calls_to_the_fake_openai_the_generator_serves_at_a_given_address(
+) {
+    let fake_addr = free_loopback_address();
+    let key = "sk-remote-test";
+    let engine = Engine::start(|settings| {
+        settings.openai.realtime_url = format!("ws://{fake_addr}/v1/realtime")
+            .parse()
+            .expect("a URL");
+        settings.openai.api_key = Some(SecretString::from(key));
+        settings.summary.provider = switchboard::config::SummaryProvider::Off;
+    })
+    .await;
+    let report = short_run(&[
+        "--scenario",
+        "ai",
+        "--engine-url",
+        &engine.url,
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--twilio-token",
+        TWILIO_TOKEN,
+        "--fake-openai-listen",
+        &fake_addr.to_string(),
+        "--fake-openai-key",
+        key,
+    ])
+    .await;
+
+    assert_eq!(report.engine.mode, "external");
+    assert_eq!(report.engine.measured, NOT_MEASURED);
+    let (c2a, a2c) = (&report.caller_to_agent, &report.agent_to_caller);
+    assert!(c2a.sent > 0, "{c2a:?}");
+    assert_eq!(
+        (c2a.received, a2c.received),
+        (c2a.sent, c2a.sent),
+        "{c2a:?} {a2c:?}"
+    );
+    let ai = report.ai.as_ref().expect("the AI part");
+    assert_eq!(ai.fake_openai.sessions_ready, 3);
+    assert_eq!(ai.fake_openai.bearer_refused, 0);
+    assert_eq!(ai.ai_failures, Some(0));
+    assert!(ai.engine_us_per_round_trip.is_none());
+}
+
+/// A loopback address free a moment ago: where a fixed `--fake-openai-listen` goes
+/// when its user (the engine, the relay) must be told it before the run.
+fn free_loopback_address() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
 }
 
 /// What the test's relay saw.
@@ -243,9 +297,7 @@ async fn relay_stream(mut twilio: WsClient, openai_url: &str, key: &str, counts:
 
 #[actix_rt::test]
 async fn the_peer_mode_speaks_plain_media_streams_to_a_relay_and_measures_its_round_trips() {
-    let fake_addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port");
+    let fake_addr = free_loopback_address();
     let key = "sk-peer-test";
     let (peer_url, counts) = tiny_relay(format!("ws://{fake_addr}/v1/realtime"), key.into()).await;
     let report = short_run(&[
