@@ -434,6 +434,18 @@ pub(super) async fn drive(
         }
         _ => None,
     };
+    if let Some(cpu) = engine_cpu
+        .as_ref()
+        .filter(|c| c.seconds == 0.0 && c.frames_relayed > 1_000)
+    {
+        // A PID that used no CPU while thousands of frames went through is not the
+        // process that relayed them (e.g. the shell that started it).
+        stats.note(format!(
+            "the engine PID {} used no CPU while {} frames were relayed: is it the engine's process?",
+            pid.unwrap_or_default(),
+            cpu.frames_relayed
+        ));
+    }
     let rss_bridged = [rss_mid, rss_end].into_iter().flatten().max();
     let engine_memory = match (rss_idle, rss_seated, rss_bridged) {
         (Some(idle), Some(seated), Some(bridged_kib)) => Some(EngineMemory {

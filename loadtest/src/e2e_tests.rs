@@ -365,6 +365,13 @@ fn bad_urls_cpus_and_combinations_are_refused_with_the_option_named() {
             .contains("taskset")
     );
     assert!(refused(&["--engine-pid", "1"]).contains("--engine-url"));
+    assert!(refused(&[
+        "--engine-url",
+        "http://10.0.0.7:8080",
+        "--engine-pid",
+        &u32::MAX.to_string()
+    ])
+    .contains("no such process"));
     assert!(refused(&["--peer-url", "ws://127.0.0.1:5050/media-stream"]).contains("--scenario ai"));
     assert!(refused(&[
         "--scenario",

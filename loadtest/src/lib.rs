@@ -359,6 +359,12 @@ pub fn check_args(args: &LoadtestArgs) -> anyhow::Result<()> {
         args.engine_pid.is_none() || !spawned,
         "--engine-pid names a running engine: give --engine-url (or --peer-url) with it"
     );
+    if let Some(pid) = args.engine_pid {
+        anyhow::ensure!(
+            std::path::Path::new(&format!("/proc/{pid}/stat")).exists(),
+            "--engine-pid {pid}: no such process on this machine"
+        );
+    }
     let ai = args.scenario == Scenario::Ai;
     anyhow::ensure!(
         args.peer_url.is_none() || ai,
