@@ -27,15 +27,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use bytes::BytesMut;
 use serde::Serialize;
-use sha1::{Digest as _, Sha1};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 
 use super::frame::{decode_frame, encode_frame, find, Stamp};
 use super::worker::{hanging_up, Worker};
-use super::ws::{Frame, Message, WsClient, WS_GUID};
+use super::ws::{read_upgrade_head, switch_protocols, Frame, Message, WsClient};
 use super::{random_hex, AGENT_TO_CALLER, CALLER_TO_AGENT, FRAME_BYTES};
 
 /// The path the engine is pointed at (`OPENAI_REALTIME_URL`).
@@ -78,11 +76,20 @@ pub(super) struct FakeOpenAi {
 }
 
 impl FakeOpenAi {
-    pub(super) fn bind() -> anyhow::Result<FakeOpenAi> {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").context("binding the fake OpenAI")?;
+    /// `listen`: `--fake-openai-listen` (default a free loopback port); `key`:
+    /// `--fake-openai-key` (default a random `sk-loadtest-…`).
+    pub(super) fn bind(
+        listen: Option<std::net::SocketAddr>,
+        key: Option<String>,
+    ) -> anyhow::Result<FakeOpenAi> {
+        let addr = listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("binding the fake OpenAI on {addr}"))?;
         listener.set_nonblocking(true)?;
-        let api_key = format!("sk-loadtest-{}", random_hex(12)?);
+        let api_key = match key {
+            Some(key) => key,
+            None => format!("sk-loadtest-{}", random_hex(12)?),
+        };
         Ok(FakeOpenAi {
             listener,
             api_key,
@@ -97,13 +104,14 @@ impl FakeOpenAi {
     }
 
     /// Accepts connections on the current (controller's) runtime and deals them to
-    /// the generator threads in turn, until every thread has gone.
+    /// the generator threads in turn, until every thread has gone or the returned
+    /// guard is dropped (which closes the listener).
     pub(super) fn serve(
         self,
         threads: Vec<mpsc::UnboundedSender<std::net::TcpStream>>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Acceptor> {
         let listener = tokio::net::TcpListener::from_std(self.listener)?;
-        actix_rt::spawn(async move {
+        Ok(Acceptor(actix_rt::spawn(async move {
             let mut next = 0usize;
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -121,8 +129,16 @@ impl FakeOpenAi {
                 let _ = threads[next % threads.len()].send(stream);
                 next += 1;
             }
-        });
-        Ok(())
+        })))
+    }
+}
+
+/// The fake's accept loop; dropping it stops the loop and closes the listener.
+pub(super) struct Acceptor(actix_rt::task::JoinHandle<()>);
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -189,22 +205,8 @@ async fn handshake(
     api_key: &str,
     shared: &AiShared,
 ) -> anyhow::Result<WsClient> {
-    let mut read = BytesMut::with_capacity(4096);
-    let head = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(at) = find(&read, b"\r\n\r\n") {
-                return anyhow::Ok(read.split_to(at + 4));
-            }
-            anyhow::ensure!(read.len() < 16 * 1024, "oversized handshake");
-            anyhow::ensure!(
-                stream.read_buf(&mut read).await? > 0,
-                "closed during the handshake"
-            );
-        }
-    })
-    .await
-    .context("no handshake in time")??;
-    let head = String::from_utf8_lossy(&head).into_owned();
+    let (head, read) = read_upgrade_head(&mut stream).await?;
+
     let refuse = |status: &str| format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
     let Some(request) = parse_upgrade(&head) else {
         shared.handshake_failures.fetch_add(1, Ordering::Relaxed);
@@ -225,14 +227,9 @@ async fn handshake(
         stream.write_all(refuse("404 Not Found").as_bytes()).await?;
         anyhow::bail!("wrong path or no key: {}", request.path);
     };
-    let accept = STANDARD.encode(Sha1::digest(format!("{key}{WS_GUID}").as_bytes()));
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
-    stream.write_all(response.as_bytes()).await?;
+    let ws = switch_protocols(stream, read, key).await?;
     shared.sessions_opened.fetch_add(1, Ordering::Relaxed);
-    Ok(WsClient::server(stream, read))
+    Ok(ws)
 }
 
 /// A client event, as the fake sorts it.

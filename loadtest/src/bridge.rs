@@ -203,6 +203,12 @@ pub(super) async fn twilio_stream(
                         hangup = Some(tokio::time::Instant::now() + HANGUP_TIMEOUT);
                         seq += 1;
                         send_stop(&mut ws, &stream_sid, seq).await;
+                        if worker.target.peer.is_some() {
+                            // Twilio closes the stream after `stop`; switchboard
+                            // closes it first, a peer relay (Twilio's Node sample)
+                            // waits for Twilio to.
+                            let _ = ws.send(Message::Close).await;
+                        }
                     }
                     _ => ticker = None,
                 }

@@ -15,10 +15,11 @@ use super::ai::{FakeOpenAi, FakeOpenAiReport};
 use super::engine::EngineProcess;
 use super::frame::Clock;
 use super::histogram::Histogram;
+use super::options::{EngineUrl, PeerUrl};
 use super::parking::{ParkLayout, ParkPlan};
 use super::procfs::{
-    allowed_cpus, clock_ticks_per_second, cpu_ticks, machine_ticks, rss_kib, thread_breakdown,
-    CpuTicks, EngineSample,
+    allowed_cpus, clock_ticks_per_second, cpu_ticks, machine_ticks, process_ctx_switches, rss_kib,
+    thread_breakdown, CpuTicks, EngineSample,
 };
 use super::report::{
     check_targets, AiReport, DirectionReport, EngineCpu, EngineInfo, EngineMemory, GeneratorInfo,
@@ -37,9 +38,42 @@ pub(super) struct Target {
     pub(super) base: String,
     pub(super) admin_token: String,
     pub(super) twilio_token: String,
+    /// `--peer-url`: the calls go straight to this relay's media stream WebSocket
+    /// (no webhook, no admin API, no `/metrics`).
+    pub(super) peer: Option<PeerUrl>,
 }
 
 impl Target {
+    /// The engine already running at `--engine-url`, with the tokens given.
+    pub(super) fn running(url: &EngineUrl, args: &LoadtestArgs) -> anyhow::Result<Target> {
+        let twilio_token = match args.scenario {
+            Scenario::Submit => args.twilio_token.clone().unwrap_or_default(),
+            _ => args
+                .twilio_token
+                .clone()
+                .context("--engine-url needs --twilio-token (or TWILIO_AUTH_TOKEN)")?,
+        };
+        Ok(Target {
+            base: url.as_str().to_owned(),
+            admin_token: args
+                .admin_token
+                .clone()
+                .context("--engine-url needs --admin-token (or SWITCHBOARD_ADMIN_TOKEN)")?,
+            twilio_token,
+            peer: None,
+        })
+    }
+
+    /// The relay at `--peer-url`: no tokens.
+    pub(super) fn peer(url: &PeerUrl) -> Target {
+        Target {
+            base: url.as_str().to_owned(),
+            admin_token: String::new(),
+            twilio_token: String::new(),
+            peer: Some(url.clone()),
+        }
+    }
+
     pub(super) fn ws_base(&self) -> String {
         if let Some(rest) = self.base.strip_prefix("https://") {
             format!("wss://{rest}")
@@ -74,8 +108,13 @@ pub(super) async fn drive(
     fake: Option<FakeOpenAi>,
 ) -> anyhow::Result<Report> {
     let ai = fake.is_some();
+    // A peer relay has no admin API, `/healthz` or `/metrics`: its calls need no
+    // floor, and its figures come from the generator's own counts.
+    let peer = target.peer.is_some();
     let client = awc::Client::builder().timeout(HTTP_TIMEOUT).finish();
-    wait_healthy(&client, target, process.as_deref_mut()).await?;
+    if !peer {
+        wait_healthy(&client, target, process.as_deref_mut()).await?;
+    }
     let n = args.calls;
     let threads = match args.threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -112,7 +151,9 @@ pub(super) async fn drive(
         if parking.is_some() { "-*" } else { "" }
     ));
     let agents = create_agents(&client, target, &agent_workspaces).await?;
-    let numbers = if ai {
+    let numbers = if peer {
+        vec![String::new()]
+    } else if ai {
         vec![create_ai_number(&client, target, &workspace).await?]
     } else {
         create_numbers(&client, target, &agent_workspaces, &agents[..n], ring).await?
@@ -185,9 +226,12 @@ pub(super) async fn drive(
             .context("starting a generator thread")?;
     }
     drop(event_tx);
-    if let Some(fake) = fake {
-        fake.serve(ai_senders)?;
-    }
+    // Stops accepting when the run ends, however it ends (a fixed
+    // `--fake-openai-listen` port is bound again by the next step).
+    let _acceptor = match fake {
+        Some(fake) => Some(fake.serve(ai_senders)?),
+        None => None,
+    };
 
     // Softphones.
     let phones_started = Instant::now();
@@ -295,9 +339,14 @@ pub(super) async fn drive(
 
     // Steady state.
     tokio::time::sleep(SETTLE).await;
-    let metrics_before = scrape_metrics(&client, target).await.unwrap_or_default();
+    let metrics_before = if peer {
+        Default::default()
+    } else {
+        scrape_metrics(&client, target).await.unwrap_or_default()
+    };
     let engine_before = pid.map(EngineSample::take);
     let self_before = cpu_ticks("self");
+    let self_switches_before = process_ctx_switches("self");
     let machine_before = machine_ticks();
     let start = Instant::now() + Duration::from_millis(100);
     let _ = phase_tx.send(Phase::Stream { start });
@@ -310,9 +359,14 @@ pub(super) async fn drive(
     tokio::time::sleep(DRAIN).await;
     let engine_after = pid.map(EngineSample::take);
     let self_after = cpu_ticks("self");
+    let self_switches_after = process_ctx_switches("self");
     let machine_after = machine_ticks();
     let window = start.elapsed();
-    let metrics_after = scrape_metrics(&client, target).await.unwrap_or_default();
+    let metrics_after = if peer {
+        Default::default()
+    } else {
+        scrape_metrics(&client, target).await.unwrap_or_default()
+    };
     check_alive(process)?;
 
     // Hang up, collect.
@@ -335,7 +389,11 @@ pub(super) async fn drive(
             }
         }
     }
-    let (calls_active_after, metrics_end) = wait_calls_ended(&client, target).await;
+    let (calls_active_after, metrics_end) = if peer {
+        (None, Default::default())
+    } else {
+        wait_calls_ended(&client, target).await
+    };
 
     // The report.
     let cpu = |ticks: u64| ticks as f64 / clk_tck;
@@ -352,6 +410,7 @@ pub(super) async fn drive(
     let engine_cpu = match (&engine_before, &engine_after) {
         (Some(before), Some(after)) => {
             let ticks = after.ticks.since(before.ticks);
+            let switches = after.switches.since(before.switches);
             let seconds = cpu(ticks.total());
             let frames = relayed.unwrap_or(
                 (stats.caller_to_agent.received + stats.agent_to_caller.received) as f64,
@@ -366,11 +425,27 @@ pub(super) async fn drive(
                 frames_relayed: frames as u64,
                 frames_dropped: dropped.map(|d| d as u64),
                 us_per_frame: (frames > 0.0).then(|| seconds * 1e6 / frames),
+                voluntary_ctx_switches: switches.voluntary,
+                involuntary_ctx_switches: switches.involuntary,
+                voluntary_ctx_switches_per_frame: (frames > 0.0)
+                    .then(|| switches.voluntary as f64 / frames),
                 threads: thread_breakdown(before, after, clk_tck, window),
             })
         }
         _ => None,
     };
+    if let Some(cpu) = engine_cpu
+        .as_ref()
+        .filter(|c| c.seconds == 0.0 && c.frames_relayed > 1_000)
+    {
+        // A PID that used no CPU while thousands of frames went through is not the
+        // process that relayed them (e.g. the shell that started it).
+        stats.note(format!(
+            "the engine PID {} used no CPU while {} frames were relayed: is it the engine's process?",
+            pid.unwrap_or_default(),
+            cpu.frames_relayed
+        ));
+    }
     let rss_bridged = [rss_mid, rss_end].into_iter().flatten().max();
     let engine_memory = match (rss_idle, rss_seated, rss_bridged) {
         (Some(idle), Some(seated), Some(bridged_kib)) => Some(EngineMemory {
@@ -423,6 +498,10 @@ pub(super) async fn drive(
         user_seconds: cpu(generator_ticks.user),
         system_seconds: cpu(generator_ticks.system),
         utilisation_pct: 100.0 * generator_seconds / window.as_secs_f64(),
+        voluntary_ctx_switches: match (self_switches_before, self_switches_after) {
+            (Some(b), Some(a)) => Some(a.since(b).voluntary),
+            _ => None,
+        },
         thread_utilisation_pct: thread_pct,
         send_lag_p50_us: stats.send_lag.percentile(0.5) as f64 / 1e3,
         send_lag_p99_us,
@@ -447,6 +526,9 @@ pub(super) async fn drive(
             engine_system_us_per_round_trip: engine_cpu
                 .as_ref()
                 .and_then(|c| per_trip(c.system_seconds)),
+            engine_voluntary_ctx_switches_per_round_trip: engine_cpu.as_ref().and_then(|c| {
+                (round_trips > 0).then(|| c.voluntary_ctx_switches as f64 / round_trips as f64)
+            }),
             engine_cpu_ms_per_call_second: engine_cpu
                 .as_ref()
                 .map(|c| c.seconds * 1e3 / window_seconds / bridged as f64),
@@ -507,7 +589,7 @@ pub(super) async fn drive(
             RingMode::All => "all",
             RingMode::Own => "own",
         },
-        engine: EngineInfo::external(pid),
+        engine: EngineInfo::external(pid, target.peer.is_some()),
         setup: SetupInfo {
             total_seconds: setup_seconds,
             softphones_seconds: phones_seconds,

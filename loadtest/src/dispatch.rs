@@ -365,7 +365,7 @@ fn summarise(
         not_dialed,
         dialed_twice: seen.dials.values().filter(|d| d.len() > 1).count(),
         notes,
-        engine: EngineInfo::external(None),
+        engine: EngineInfo::external(None, false),
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 
 use super::controller::{progress, Target};
-use super::report::EngineInfo;
+use super::report::{EngineInfo, MEASURED};
 use super::{random_hex, LoadtestArgs, MAX_NOTES};
 
 /// The engine's binary, looked for beside this program (cargo builds both into one
@@ -58,12 +58,15 @@ impl EngineProcess {
             base: format!("http://127.0.0.1:{port}"),
             admin_token: format!("sba_{}", random_hex(32)?),
             twilio_token: format!("lt_{}", random_hex(32)?),
+            peer: None,
         };
         let exe = engine_binary(args.engine_bin.as_deref());
-        let mut command = match &args.engine_cpus {
-            Some(cpus) => {
+        // `taskset` execs the engine already pinned, so every thread it starts
+        // inherits the CPU (the workspace forbids the `unsafe` of a `pre_exec` hook).
+        let mut command = match args.engine_cpu {
+            Some(cpu) => {
                 let mut command = Command::new("taskset");
-                command.arg("-c").arg(cpus).arg(&exe);
+                command.arg("-c").arg(cpu.to_string()).arg(&exe);
                 command
             }
             None => Command::new(&exe),
@@ -127,10 +130,15 @@ impl EngineProcess {
             .spawn()
             .with_context(|| {
                 format!(
-                    "starting the engine {} (build it with `cargo build --release \
+                    "starting the engine {}{} (build it with `cargo build --release \
                      --workspace`, pass --engine-bin, or drive a running engine with \
                      --engine-url)",
-                    exe.display()
+                    exe.display(),
+                    if args.engine_cpu.is_some() {
+                        " under taskset (util-linux), for --engine-cpu"
+                    } else {
+                        ""
+                    }
                 )
             })?;
         let pid = child.id();
@@ -208,6 +216,7 @@ impl EngineProcess {
         EngineInfo {
             mode: "spawned",
             pid: Some(self.pid),
+            measured: MEASURED.to_owned(),
             workers: self.workers,
             log: Some(self.log.display().to_string()),
             log_warnings: warnings,

@@ -30,6 +30,15 @@
 //! generator serves; it reports submit → `Calls.json` latency per call and checks
 //! that every accepted call is dialed exactly once.
 //!
+//! `--engine-url` drives an engine on any host (admin and Twilio tokens given); its
+//! CPU, RSS and context switches are read from `/proc` only when it is spawned or
+//! named by `--engine-pid`, and are otherwise reported "not measured (remote
+//! engine)". `--peer-url` (with `--scenario ai`) plays plain Twilio Media Streams to
+//! a relay that is not switchboard (Twilio's Node sample), no webhook, no signature,
+//! with the fake OpenAI at `--fake-openai-listen`. `--engine-cpu`/`--generator-cpu`
+//! pin the two; `--find-capacity` steps the calls up and bisects for the most a run
+//! carries with p99 added latency under `--capacity-p99-ms` and no frame lost.
+//!
 //! # Layout
 //!
 //! - [`LoadtestArgs`], [`run`] (here): the command; `main.rs` only parses and runs it.
@@ -61,6 +70,10 @@
 //! - [`Histogram`] (`histogram`): a log-linear histogram (≤ 0.2 % error) for
 //!   latencies.
 //! - `report`: the JSON/text report and the targets it checks.
+//! - `options`: `EngineUrl`, `PeerUrl` and the CPU options, parsed and checked.
+//! - `capacity`: `--find-capacity`, its steps and report.
+//! - `e2e_tests`: the generator against a real engine on loopback (`--engine-url`)
+//!   and against a tiny in-test Media Streams relay (`--peer-url`).
 //! - `submit`: the submit scenario, with its own drive and report.
 //! - `dispatch`: the dispatch scenario: its fake Twilio (actix-web), drive and
 //!   report.
@@ -68,11 +81,15 @@
 mod admin;
 mod ai;
 mod bridge;
+mod capacity;
 mod controller;
 mod dispatch;
+#[cfg(test)]
+mod e2e_tests;
 mod engine;
 mod frame;
 mod histogram;
+mod options;
 mod parking;
 mod peers;
 mod procfs;
@@ -88,11 +105,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 pub use self::histogram::Histogram;
+pub use self::options::{EngineUrl, PeerUrl};
 
 use self::ai::FakeOpenAi;
 use self::controller::{drive, Target};
 use self::engine::EngineProcess;
-use self::report::{render_text, EngineInfo};
+use self::report::{render_text, EngineInfo, Report};
 
 /// 20 ms of 8 kHz mu-law.
 const FRAME_BYTES: usize = 160;
@@ -154,7 +172,7 @@ pub enum Scenario {
 
 /// The options of `--scenario parking` (boxed: they would make `LoadtestArgs`
 /// the one large variant of the command enum).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ParkingArgs {
     /// Parking: seconds between two parks of the same call (the first at a random
     /// point of the first interval, then ±10 % each time).
@@ -169,7 +187,7 @@ pub struct ParkingArgs {
     pub workspace_calls: usize,
 }
 
-#[derive(Debug, clap::Parser)]
+#[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "switchboard-loadtest",
     version,
@@ -181,7 +199,8 @@ pub struct LoadtestArgs {
     pub scenario: Scenario,
     #[command(flatten)]
     pub parking: Box<ParkingArgs>,
-    /// Bridged calls to hold at once (as many agents and softphones).
+    /// Bridged calls to hold at once (as many agents and softphones); with
+    /// `--find-capacity`, the first step.
     #[arg(long, default_value_t = 100)]
     pub calls: usize,
     /// Seconds of steady bridged audio.
@@ -212,21 +231,27 @@ pub struct LoadtestArgs {
     /// default, a Twilio mark after every delta).
     #[arg(long)]
     pub mark_interval_ms: Option<u64>,
-    /// Pin the spawned engine to these CPUs (`taskset -c` list, e.g. `0`); pin the
-    /// generator itself by starting it under `taskset -c 1`.
-    #[arg(long)]
-    pub engine_cpus: Option<String>,
+    /// Pin the spawned engine to this CPU (`taskset -c N` at its start, so that every
+    /// engine thread inherits it). A running engine or peer relay is pinned by
+    /// whoever starts it.
+    #[arg(long, alias = "engine-cpus", value_parser = options::parse_cpu)]
+    pub engine_cpu: Option<usize>,
+    /// Pin this generator, every thread of it, to this CPU (another than the engine's).
+    #[arg(long, value_parser = options::parse_cpu)]
+    pub generator_cpu: Option<usize>,
     /// The `switchboard` binary to spawn as the engine (default: the one beside this
     /// program, then the first on PATH; `switchboard loadtest` sets it to itself).
     #[arg(long, env = "SWITCHBOARD_ENGINE_BIN")]
     pub engine_bin: Option<PathBuf>,
     /// Drive an engine that is already running at this URL, on this machine or
     /// another (its public URL, which Twilio signatures are computed over; plain
-    /// `http://`) instead of spawning one.
+    /// `http://HOST:PORT`) instead of spawning one. Its CPU, memory and context
+    /// switches are measured only with `--engine-pid`.
+    #[arg(long, value_parser = EngineUrl::parse)]
+    pub engine_url: Option<EngineUrl>,
+    /// PID of the engine at `--engine-url` (or of the relay at `--peer-url`) when it
+    /// runs on this machine: its CPU, RSS and context switches from `/proc`.
     #[arg(long)]
-    pub engine_url: Option<String>,
-    /// PID of that engine, for its CPU and memory figures.
-    #[arg(long, requires = "engine_url")]
     pub engine_pid: Option<u32>,
     /// Admin token of the engine given by `--engine-url`.
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
@@ -234,6 +259,35 @@ pub struct LoadtestArgs {
     /// Twilio auth token of the engine given by `--engine-url`.
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_token: Option<String>,
+    /// `--scenario ai` against a relay that is not switchboard: the plain Twilio Media
+    /// Streams WebSocket it serves (`ws://HOST:PORT/media-stream` for Twilio's Node
+    /// sample): connect, `connected`, `start`, `media` every 20 ms, marks echoed; no
+    /// webhook, no signature. The relay must use the fake OpenAI at
+    /// `--fake-openai-listen` with `--fake-openai-key`.
+    #[arg(long, value_parser = PeerUrl::parse, conflicts_with_all = ["engine_url", "engine_database_url"])]
+    pub peer_url: Option<PeerUrl>,
+    /// `--scenario ai`: where the fake OpenAI Realtime server listens (default: a free
+    /// loopback port, given to the spawned engine). Needed with `--engine-url` and
+    /// `--peer-url`: point the engine's `OPENAI_REALTIME_URL` (or the peer's OpenAI
+    /// URL) at `ws://THIS_ADDRESS/v1/realtime`.
+    #[arg(long)]
+    pub fake_openai_listen: Option<std::net::SocketAddr>,
+    /// `--scenario ai`: the bearer key the fake OpenAI requires (default: random, given
+    /// to the spawned engine); the running engine's or peer's `OPENAI_API_KEY`.
+    #[arg(long, env = "LOADTEST_FAKE_OPENAI_KEY", hide_env_values = true)]
+    pub fake_openai_key: Option<String>,
+    /// Step mode: run `--seconds` of audio at `--calls`, then at twice as many, …,
+    /// then bisect, for the most concurrent calls with p99 added latency under
+    /// `--capacity-p99-ms` and no frame lost. With `--engine-cpu` that is the calls
+    /// one core carries.
+    #[arg(long)]
+    pub find_capacity: bool,
+    /// `--find-capacity`: the p99 added latency a step must stay under, both ways.
+    #[arg(long, default_value_t = 20.0)]
+    pub capacity_p99_ms: f64,
+    /// `--find-capacity`: the largest step tried.
+    #[arg(long, default_value_t = 4000)]
+    pub capacity_max_calls: usize,
     /// Where the spawned engine's log goes (default: the run's temporary directory).
     #[arg(long)]
     pub engine_log: Option<PathBuf>,
@@ -270,7 +324,9 @@ fn random_hex(bytes: usize) -> anyhow::Result<String> {
 
 // ---- entry point ---------------------------------------------------------------
 
-pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
+/// The options' checks that need more than one option (each value is parsed at the
+/// edge by clap); every refusal names the option.
+pub fn check_args(args: &LoadtestArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=MAX_CALLS).contains(&args.calls),
         "--calls must be between 1 and {MAX_CALLS}"
@@ -292,6 +348,70 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         args.calls + args.parking.spare_agents.unwrap_or(0) <= MAX_CALLS,
         "--calls plus --spare-agents must be at most {MAX_CALLS}"
     );
+    let spawned = args.engine_url.is_none() && args.peer_url.is_none();
+    options::check_cpus(
+        args.engine_cpu,
+        args.generator_cpu,
+        spawned,
+        &options::usable_cpus(),
+    )?;
+    anyhow::ensure!(
+        args.engine_pid.is_none() || !spawned,
+        "--engine-pid names a running engine: give --engine-url (or --peer-url) with it"
+    );
+    if let Some(pid) = args.engine_pid {
+        anyhow::ensure!(
+            std::path::Path::new(&format!("/proc/{pid}/stat")).exists(),
+            "--engine-pid {pid}: no such process on this machine"
+        );
+    }
+    let ai = args.scenario == Scenario::Ai;
+    anyhow::ensure!(
+        args.peer_url.is_none() || ai,
+        "--peer-url measures an AI relay that is not switchboard: add --scenario ai"
+    );
+    anyhow::ensure!(
+        ai || (args.fake_openai_listen.is_none() && args.fake_openai_key.is_none()),
+        "--fake-openai-listen and --fake-openai-key are for --scenario ai"
+    );
+    if ai && !spawned {
+        anyhow::ensure!(
+            args.fake_openai_listen.is_some() && args.fake_openai_key.is_some(),
+            "--scenario ai with {} needs --fake-openai-listen ADDR:PORT and --fake-openai-key KEY \
+             (the running relay's OpenAI URL must be ws://ADDR:PORT/v1/realtime and its \
+             OPENAI_API_KEY that key)",
+            if args.peer_url.is_some() {
+                "--peer-url"
+            } else {
+                "--engine-url"
+            }
+        );
+    }
+    if args.find_capacity {
+        anyhow::ensure!(
+            matches!(args.scenario, Scenario::Bridge | Scenario::Ai),
+            "--find-capacity steps the bridge and ai scenarios only"
+        );
+        anyhow::ensure!(
+            args.capacity_p99_ms.is_finite() && args.capacity_p99_ms > 0.0,
+            "--capacity-p99-ms must be a positive number of milliseconds"
+        );
+        anyhow::ensure!(
+            (args.calls..=MAX_CALLS).contains(&args.capacity_max_calls),
+            "--capacity-max-calls must be between --calls ({}) and {MAX_CALLS}",
+            args.calls
+        );
+    }
+    Ok(())
+}
+
+pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
+    check_args(&args)?;
+    if let Some(cpu) = args.generator_cpu {
+        // The runtime is this one thread so far: every generator thread started from
+        // here on inherits the pin.
+        options::pin_current_thread(cpu)?;
+    }
     if args.scenario == Scenario::Submit {
         return run_submit(args).await;
     }
@@ -300,18 +420,26 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         let report = dispatch::run(&args).await?;
         return print_report(args.json, &report, || dispatch::render_text(&report));
     }
+    if args.find_capacity {
+        let report = capacity::find(&args).await?;
+        return print_report(args.json, &report, || capacity::render_text(&report));
+    }
+    let report = measure(&args).await?;
+    print_report(args.json, &report, || render_text(&report))
+}
+
+/// One run of the bridge, parking or AI scenario against the engine (spawned,
+/// running at `--engine-url`) or the relay at `--peer-url`, and its report.
+async fn measure(args: &LoadtestArgs) -> anyhow::Result<Report> {
     let fake = match args.scenario {
-        Scenario::Ai => {
-            anyhow::ensure!(
-                args.engine_url.is_none(),
-                "--scenario ai spawns its engine (it points the engine at its fake OpenAI)"
-            );
-            Some(FakeOpenAi::bind()?)
-        }
+        Scenario::Ai => Some(FakeOpenAi::bind(
+            args.fake_openai_listen,
+            args.fake_openai_key.clone(),
+        )?),
         _ => None,
     };
-    let (mut process, target) = match &args.engine_url {
-        None => {
+    let (mut process, target) = match (&args.engine_url, &args.peer_url) {
+        (None, None) => {
             let env = match &fake {
                 Some(fake) => vec![
                     ("OPENAI_REALTIME_URL", fake.url()?),
@@ -320,41 +448,17 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
                 ],
                 None => Vec::new(),
             };
-            let (process, target) = EngineProcess::spawn(&args, &env, "")?;
+            let (process, target) = EngineProcess::spawn(args, &env, "")?;
             (Some(process), target)
         }
-        Some(url) => {
-            // Any engine this machine reaches over plain HTTP: this one or a
-            // remote node. The generator's own WebSocket client speaks `ws://`
-            // only (no TLS on the measured path), hence no `https://`.
-            let host = url
-                .strip_prefix("http://")
-                .and_then(|rest| rest.split(['/', ':']).next())
-                .unwrap_or_default();
-            anyhow::ensure!(
-                !host.is_empty(),
-                "--engine-url must be http://HOST:PORT (plain HTTP: the load generator's \
-                 WebSocket client speaks ws:// only), not {url:?}"
-            );
-            let target = Target {
-                base: url.trim_end_matches('/').to_owned(),
-                admin_token: args
-                    .admin_token
-                    .clone()
-                    .context("--engine-url needs --admin-token (or SWITCHBOARD_ADMIN_TOKEN)")?,
-                twilio_token: args
-                    .twilio_token
-                    .clone()
-                    .context("--engine-url needs --twilio-token (or TWILIO_AUTH_TOKEN)")?,
-            };
-            (None, target)
-        }
+        (Some(url), _) => (None, Target::running(url, args)?),
+        (None, Some(peer)) => (None, Target::peer(peer)),
     };
     let pid = process.as_ref().map(|p| p.pid).or(args.engine_pid);
-    let outcome = drive(&args, &target, pid, process.as_mut(), fake).await;
+    let outcome = drive(args, &target, pid, process.as_mut(), fake).await;
     let engine_info = match process.as_mut() {
         Some(process) => process.finish(),
-        None => EngineInfo::external(pid),
+        None => EngineInfo::external(pid, target.peer.is_some()),
     };
     let mut report = match outcome {
         Ok(report) => report,
@@ -370,7 +474,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         }
     };
     report.engine = engine_info;
-    print_report(args.json, &report, || render_text(&report))
+    Ok(report)
 }
 
 /// The report on stdout: as JSON with `--json`, else as `text` renders it.
@@ -397,23 +501,13 @@ async fn run_submit(args: LoadtestArgs) -> anyhow::Result<()> {
             let (process, target) = EngineProcess::spawn(&args, &[], submit::ENGINE_TOML)?;
             (Some(process), target)
         }
-        Some(url) => (
-            None,
-            Target {
-                base: url.trim_end_matches('/').to_owned(),
-                admin_token: args
-                    .admin_token
-                    .clone()
-                    .context("--engine-url needs --admin-token (or SWITCHBOARD_ADMIN_TOKEN)")?,
-                twilio_token: args.twilio_token.clone().unwrap_or_default(),
-            },
-        ),
+        Some(url) => (None, Target::running(url, &args)?),
     };
     let pid = process.as_ref().map(|p| p.pid).or(args.engine_pid);
     let outcome = submit::drive(&args, &target, pid, process.as_mut()).await;
     let engine_info = match process.as_mut() {
         Some(process) => process.finish(),
-        None => EngineInfo::external(pid),
+        None => EngineInfo::external(pid, false),
     };
     let mut report = outcome.with_context(|| {
         format!(

@@ -115,9 +115,67 @@ pub(super) fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|kib| kib.parse().ok())
 }
 
+/// Context switches of a thread (`voluntary_ctxt_switches` and
+/// `nonvoluntary_ctxt_switches` of `/proc/…/status`): a voluntary one is the thread
+/// going to sleep (an empty epoll, a futex), i.e. one wake-up later.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct CtxSwitches {
+    pub(super) voluntary: u64,
+    pub(super) involuntary: u64,
+}
+
+impl CtxSwitches {
+    pub(super) fn since(self, earlier: CtxSwitches) -> CtxSwitches {
+        CtxSwitches {
+            voluntary: self.voluntary.saturating_sub(earlier.voluntary),
+            involuntary: self.involuntary.saturating_sub(earlier.involuntary),
+        }
+    }
+
+    fn add(&mut self, other: CtxSwitches) {
+        self.voluntary += other.voluntary;
+        self.involuntary += other.involuntary;
+    }
+}
+
+pub(super) fn parse_ctx_switches(status: &str) -> Option<CtxSwitches> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().parse::<u64>().ok())
+    };
+    Some(CtxSwitches {
+        voluntary: field("voluntary_ctxt_switches:")?,
+        involuntary: field("nonvoluntary_ctxt_switches:")?,
+    })
+}
+
+/// A process's context switches: the sum over its threads (`/proc/PID/status`
+/// counts the main thread only). Threads that exit between two samples take their
+/// counts with them; the engine's threads live as long as it does.
+pub(super) fn process_ctx_switches(pid: &str) -> Option<CtxSwitches> {
+    let mut total = CtxSwitches::default();
+    let mut threads = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        if let Some(switches) = std::fs::read_to_string(entry.path().join("status"))
+            .ok()
+            .and_then(|text| parse_ctx_switches(&text))
+        {
+            total.add(switches);
+            threads += 1;
+        }
+    }
+    (threads > 0).then_some(total)
+}
+
 /// The engine's CPU, in total and per thread.
 pub(super) struct EngineSample {
     pub(super) ticks: CpuTicks,
+    pub(super) switches: CtxSwitches,
     /// tid → (thread name, ticks)
     pub(super) threads: BTreeMap<u32, (String, CpuTicks)>,
 }
@@ -140,6 +198,7 @@ impl EngineSample {
         }
         EngineSample {
             ticks: cpu_ticks(&pid.to_string()).unwrap_or_default(),
+            switches: process_ctx_switches(&pid.to_string()).unwrap_or_default(),
             threads,
         }
     }
@@ -183,5 +242,23 @@ mod tests {
         let (comm, ticks) = parse_stat(line).expect("parses");
         assert_eq!(comm, "actix-rt|system:0");
         assert_eq!((ticks.user, ticks.system, ticks.total()), (250, 30, 280));
+    }
+
+    #[test]
+    fn context_switches_are_read_from_status_and_summed_over_threads() {
+        let status = "Name:\tswitchboard\nThreads:\t5\nvoluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
+        assert_eq!(
+            parse_ctx_switches(status),
+            Some(CtxSwitches {
+                voluntary: 1234,
+                involuntary: 56
+            })
+        );
+        assert_eq!(parse_ctx_switches("Name:\tx\n"), None);
+        // This test's own process: at least the thread running it has slept once.
+        let before = process_ctx_switches("self").expect("readable");
+        std::thread::sleep(Duration::from_millis(2));
+        let after = process_ctx_switches("self").expect("readable");
+        assert!(after.since(before).voluntary >= 1, "{before:?} → {after:?}");
     }
 }

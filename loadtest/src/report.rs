@@ -197,6 +197,8 @@ pub(super) struct AiReport {
     pub(super) engine_us_per_round_trip: Option<f64>,
     pub(super) engine_user_us_per_round_trip: Option<f64>,
     pub(super) engine_system_us_per_round_trip: Option<f64>,
+    /// The engine's voluntary context switches ÷ round trips.
+    pub(super) engine_voluntary_ctx_switches_per_round_trip: Option<f64>,
     /// Engine CPU per second of one call (1,000 ms = a whole core per call).
     pub(super) engine_cpu_ms_per_call_second: Option<f64>,
     /// The generator's CPU (Twilio streams and the fake OpenAI) ÷ round trips.
@@ -215,11 +217,13 @@ pub(super) fn render_ai(s: &mut String, a: &AiReport) {
     let us = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.2} µs"));
     let _ = writeln!(
         s,
-        "  ai: {} round trips (caller frame → OpenAI → delta → caller); engine {} per round trip ({} user, {} system), {} ms of CPU per call-second; generator {} per round trip",
+        "  ai: {} round trips (caller frame → OpenAI → delta → caller); engine {} per round trip ({} user, {} system, {} voluntary context switches), {} ms of CPU per call-second; generator {} per round trip",
         a.round_trips,
         us(a.engine_us_per_round_trip),
         us(a.engine_user_us_per_round_trip),
         us(a.engine_system_us_per_round_trip),
+        a.engine_voluntary_ctx_switches_per_round_trip
+            .map_or("n/a".into(), |v| format!("{v:.3}")),
         a.engine_cpu_ms_per_call_second.map_or("n/a".into(), |v| format!("{v:.3}")),
         us(a.generator_us_per_round_trip),
     );
@@ -241,10 +245,19 @@ pub(super) fn render_ai(s: &mut String, a: &AiReport) {
     );
 }
 
+/// What `EngineInfo::measured` says when the engine's process was sampled.
+pub(super) const MEASURED: &str = "measured from /proc";
+/// ... and when it was not: there is no process of it on this machine to read.
+pub(super) const NOT_MEASURED: &str = "not measured (remote engine)";
+
 #[derive(Debug, Serialize)]
 pub(super) struct EngineInfo {
+    /// `spawned`, `external` (`--engine-url`) or `peer` (`--peer-url`).
     pub(super) mode: &'static str,
     pub(super) pid: Option<u32>,
+    /// Whether its CPU, RSS and context switches were read from `/proc` (a spawned
+    /// engine, or `--engine-pid`), or not measured.
+    pub(super) measured: String,
     /// HTTP workers asked for (0: the engine's default, one per core).
     pub(super) workers: usize,
     pub(super) log: Option<String>,
@@ -255,10 +268,14 @@ pub(super) struct EngineInfo {
 }
 
 impl EngineInfo {
-    pub(super) fn external(pid: Option<u32>) -> EngineInfo {
+    pub(super) fn external(pid: Option<u32>, peer: bool) -> EngineInfo {
         EngineInfo {
-            mode: "external",
+            mode: if peer { "peer" } else { "external" },
             pid,
+            measured: match pid {
+                Some(_) => MEASURED.to_owned(),
+                None => NOT_MEASURED.to_owned(),
+            },
             workers: 0,
             log: None,
             log_warnings: 0,
@@ -330,6 +347,11 @@ pub(super) struct EngineCpu {
     pub(super) frames_relayed: u64,
     pub(super) frames_dropped: Option<u64>,
     pub(super) us_per_frame: Option<f64>,
+    /// Summed over the engine's threads (`/proc/PID/task/*/status`) over the window.
+    pub(super) voluntary_ctx_switches: u64,
+    pub(super) involuntary_ctx_switches: u64,
+    /// Voluntary context switches ÷ frames relayed: about the wake-ups a frame costs.
+    pub(super) voluntary_ctx_switches_per_frame: Option<f64>,
     pub(super) threads: Vec<ThreadCpu>,
 }
 
@@ -362,6 +384,7 @@ pub(super) struct GeneratorInfo {
     pub(super) user_seconds: f64,
     pub(super) system_seconds: f64,
     pub(super) utilisation_pct: f64,
+    pub(super) voluntary_ctx_switches: Option<u64>,
     pub(super) thread_utilisation_pct: Vec<f64>,
     pub(super) send_lag_p50_us: f64,
     pub(super) send_lag_p99_us: f64,
@@ -536,6 +559,15 @@ fn ai_targets(
     checks
 }
 
+/// Why the engine's process figures are missing.
+fn not_measured(engine: &EngineInfo) -> String {
+    match (engine.mode, engine.pid) {
+        ("spawned", _) | (_, Some(_)) => "not read (the process went away?)".into(),
+        ("peer", None) => "not measured (remote relay: give --engine-pid for a local one)".into(),
+        _ => format!("{NOT_MEASURED}: give --engine-pid when it runs on this machine"),
+    }
+}
+
 pub(super) fn render_text(r: &Report) -> String {
     let mut s = String::new();
     let yes_no = |met: Option<bool>| match met {
@@ -553,9 +585,10 @@ pub(super) fn render_text(r: &Report) -> String {
     let e = &r.engine;
     let _ = writeln!(
         s,
-        "  engine: {} pid {} workers {}; log {}: {} warnings, {} errors; {}",
+        "  engine: {} ({}) pid {} workers {}; log {}: {} warnings, {} errors; {}",
         e.mode,
-        e.pid.map_or("?".into(), |p| p.to_string()),
+        e.measured,
+        e.pid.map_or("-".into(), |p| p.to_string()),
         if e.workers == 0 {
             "default".into()
         } else {
@@ -662,6 +695,14 @@ pub(super) fn render_text(r: &Report) -> String {
                 cpu.frames_dropped.map_or("?".into(), |d| d.to_string()),
                 cpu.us_per_frame.map_or("n/a".into(), |us| format!("{us:.2} µs"))
             );
+            let _ = writeln!(
+                s,
+                "  engine context switches: {} voluntary ({} per relayed frame), {} involuntary",
+                cpu.voluntary_ctx_switches,
+                cpu.voluntary_ctx_switches_per_frame
+                    .map_or("n/a".into(), |v| format!("{v:.3}")),
+                cpu.involuntary_ctx_switches
+            );
             let threads: Vec<String> = cpu
                 .threads
                 .iter()
@@ -671,7 +712,11 @@ pub(super) fn render_text(r: &Report) -> String {
             let _ = writeln!(s, "  engine threads: {}", threads.join(", "));
         }
         None => {
-            let _ = writeln!(s, "  engine CPU: unknown (no --engine-pid)");
+            let _ = writeln!(
+                s,
+                "  engine CPU and context switches: {}",
+                not_measured(&r.engine)
+            );
         }
     }
     match &r.engine_memory {
@@ -687,7 +732,7 @@ pub(super) fn render_text(r: &Report) -> String {
             );
         }
         None => {
-            let _ = writeln!(s, "  engine RSS: unknown (no --engine-pid)");
+            let _ = writeln!(s, "  engine RSS: {}", not_measured(&r.engine));
         }
     }
     let g = &r.generator;
@@ -698,7 +743,7 @@ pub(super) fn render_text(r: &Report) -> String {
         .collect();
     let _ = writeln!(
         s,
-        "  generator: {} threads ({}), CPUs {}, CPU {:.2} s ({:.2} user, {:.2} system; {:.0} % of one core); send lag p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs{}",
+        "  generator: {} threads ({}), CPUs {}, CPU {:.2} s ({:.2} user, {:.2} system; {:.0} % of one core), {} voluntary context switches; send lag p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs{}",
         g.threads,
         threads.join(", "),
         g.allowed_cpus.as_deref().unwrap_or("?"),
@@ -706,6 +751,7 @@ pub(super) fn render_text(r: &Report) -> String {
         g.user_seconds,
         g.system_seconds,
         g.utilisation_pct,
+        g.voluntary_ctx_switches.map_or("?".into(), |v| v.to_string()),
         g.send_lag_p50_us,
         g.send_lag_p99_us,
         g.send_lag_max_us,

@@ -228,7 +228,7 @@ fn summarise(
         statuses,
         notes,
         engine_cpu_cores,
-        engine: EngineInfo::external(None),
+        engine: EngineInfo::external(None, false),
     }
 }
 

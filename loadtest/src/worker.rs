@@ -405,9 +405,19 @@ pub(super) async fn place_calls(
 }
 
 /// Twilio's side of a call: the signed webhook, then the media stream (`connected`,
-/// `start`); done when softphone `index` has it.
+/// `start`); done when softphone `index` has it. Against a `--peer-url` relay only
+/// the media stream, as Twilio opens it for `<Connect><Stream>`, unsigned.
 pub(super) async fn place_call(worker: &Rc<Worker>, index: usize, to: &str) -> anyhow::Result<()> {
     let target = &worker.target;
+    if let Some(peer) = &target.peer {
+        let call_sid = format!("CA{}", uuid::Uuid::new_v4().simple());
+        let ws = WsClient::connect(peer.as_str(), &[])
+            .await
+            .with_context(|| format!("the peer's media stream {}", peer.as_str()))?;
+        let (stream_sid, ws) = start_stream(ws, &call_sid, json!({})).await?;
+        stream_started(worker, index, stream_sid, ws);
+        return Ok(());
+    }
     let call_sid = format!("CA{}", uuid::Uuid::new_v4().simple());
     let from = format!("+1415555{:04}", index % 10_000);
     let params: Vec<(String, String)> = [
@@ -451,33 +461,14 @@ pub(super) async fn place_call(worker: &Rc<Worker>, index: usize, to: &str) -> a
     *slot.waiter.borrow_mut() = Some(tx);
 
     let signature = sign(&target.twilio_token, &stream_url, &[]);
-    let mut ws = WsClient::connect(&stream_url, &[("X-Twilio-Signature", &signature)])
+    let ws = WsClient::connect(&stream_url, &[("X-Twilio-Signature", &signature)])
         .await
         .context("media stream")?;
-    let stream_sid = format!("MZ{}", uuid::Uuid::new_v4().simple());
-    let connected = json!({ "event": "connected", "protocol": "Call", "version": "1.0.0" });
-    let start = json!({
-        "event": "start",
-        "sequenceNumber": "1",
-        "streamSid": stream_sid,
-        "start": {
-            "accountSid": "AC00000000000000000000000000000000",
-            "streamSid": stream_sid,
-            "callSid": call_sid,
-            "tracks": ["inbound"],
-            "mediaFormat": { "encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1 },
-            "customParameters": { "call_id": call_id },
-        },
-    });
-    ws.send(Message::Text(&connected.to_string())).await?;
-    ws.send(Message::Text(&start.to_string())).await?;
+    let (stream_sid, ws) = start_stream(ws, &call_sid, json!({ "call_id": call_id })).await?;
     if worker.ai {
         // No softphone: the call is the assistant's once its stream has started
         // (the controller waits for the fake OpenAI's sessions to be ready).
-        slot.bridged.set(true);
-        *slot.waiter.borrow_mut() = None;
-        let task = actix_rt::spawn(twilio_stream(Rc::clone(worker), index, stream_sid, ws));
-        worker.tasks.borrow_mut().push(task);
+        stream_started(worker, index, stream_sid, ws);
         return Ok(());
     }
     let task = if worker.park.is_some() {
@@ -493,6 +484,44 @@ pub(super) async fn place_call(worker: &Rc<Worker>, index: usize, to: &str) -> a
         Ok(Err(_)) => bail!("call {call_id}: softphone {index} went away"),
         Err(_) => bail!("call {call_id}: not bridged within {CALL_SETUP_TIMEOUT:?}"),
     }
+}
+
+/// Sends Twilio's first two messages on a new media stream, `connected` and `start`
+/// (as https://www.twilio.com/docs/voice/media-streams/websocket-messages shows
+/// them); returns the stream's SID.
+async fn start_stream(
+    mut ws: WsClient,
+    call_sid: &str,
+    custom_parameters: serde_json::Value,
+) -> anyhow::Result<(String, WsClient)> {
+    let stream_sid = format!("MZ{}", uuid::Uuid::new_v4().simple());
+    let connected = json!({ "event": "connected", "protocol": "Call", "version": "1.0.0" });
+    let start = json!({
+        "event": "start",
+        "sequenceNumber": "1",
+        "streamSid": stream_sid,
+        "start": {
+            "accountSid": "AC00000000000000000000000000000000",
+            "streamSid": stream_sid,
+            "callSid": call_sid,
+            "tracks": ["inbound"],
+            "mediaFormat": { "encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1 },
+            "customParameters": custom_parameters,
+        },
+    });
+    ws.send(Message::Text(&connected.to_string())).await?;
+    ws.send(Message::Text(&start.to_string())).await?;
+    Ok((stream_sid, ws))
+}
+
+/// A call with no softphone (AI, or a peer relay) counts as bridged once its stream
+/// has started; its Twilio stream task takes over.
+fn stream_started(worker: &Rc<Worker>, index: usize, stream_sid: String, ws: WsClient) {
+    let slot = worker.slot(index);
+    slot.bridged.set(true);
+    *slot.waiter.borrow_mut() = None;
+    let task = actix_rt::spawn(twilio_stream(Rc::clone(worker), index, stream_sid, ws));
+    worker.tasks.borrow_mut().push(task);
 }
 
 /// The (unescaped) attribute value that follows `marker` in a TwiML document.

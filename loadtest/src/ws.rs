@@ -277,3 +277,42 @@ impl WsClient {
         }
     }
 }
+
+/// Server side: reads an upgrade request's head (bounded, 10 s); returns it and
+/// whatever arrived after it.
+pub(super) async fn read_upgrade_head(
+    stream: &mut tokio::net::TcpStream,
+) -> anyhow::Result<(String, BytesMut)> {
+    let mut read = BytesMut::with_capacity(4096);
+    let head = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(at) = find(&read, b"\r\n\r\n") {
+                return anyhow::Ok(read.split_to(at + 4));
+            }
+            anyhow::ensure!(read.len() < 16 * 1024, "oversized handshake");
+            anyhow::ensure!(
+                stream.read_buf(&mut read).await? > 0,
+                "closed during the handshake"
+            );
+        }
+    })
+    .await
+    .context("no handshake in time")??;
+    Ok((String::from_utf8_lossy(&head).into_owned(), read))
+}
+
+/// Server side: answers `101 Switching Protocols` to the client's
+/// `Sec-WebSocket-Key` and returns the server end of the socket.
+pub(super) async fn switch_protocols(
+    mut stream: tokio::net::TcpStream,
+    read: BytesMut,
+    key: &str,
+) -> anyhow::Result<WsClient> {
+    let accept = STANDARD.encode(Sha1::digest(format!("{key}{WS_GUID}").as_bytes()));
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    stream.write_all(response.as_bytes()).await?;
+    Ok(WsClient::server(stream, read))
+}
