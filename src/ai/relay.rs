@@ -4,9 +4,11 @@
 //!
 //! - Caller audio arrives from the call's `MediaLeg` (`LegRoute::Assistant`) and goes
 //!   out as `input_audio_buffer.append`.
-//! - Each `response.output_audio.delta` goes to Twilio followed by a uniquely named
-//!   `mark`; Twilio echoes a mark once the audio before it has played, so the relay
-//!   knows, per item, how much the caller has actually heard.
+//! - Each `response.output_audio.delta` goes to Twilio; a uniquely named `mark`
+//!   follows every `mark_interval_ms` of audio and the end of each burst (a
+//!   response's or an item's last delta); Twilio echoes a mark once the audio
+//!   before it has played, so the relay knows, per item, how much the caller has
+//!   actually heard.
 //! - Barge-in: on `input_audio_buffer.speech_started` while assistant audio is still
 //!   queued or playing, Twilio is told to `clear`, the playing item is truncated at
 //!   the played position (`conversation.item.truncate`), and late deltas of the
@@ -73,10 +75,10 @@ pub struct RelayConfig {
     pub exit_grace: Duration,
     /// Largest frame accepted from the model.
     pub max_frame_bytes: usize,
-    /// A Twilio mark follows the model's audio at least every this many
-    /// milliseconds (0: after every delta). The played position a barge-in
-    /// truncates at is exact to this; larger values save two socket messages per
-    /// unmarked delta.
+    /// A Twilio mark follows the model's audio every this many milliseconds
+    /// while a burst plays, and each burst's end (0: after every delta). The
+    /// played position a barge-in truncates at is exact to this; larger values
+    /// save two socket messages per unmarked delta.
     pub mark_interval_ms: u64,
     /// Realtime connections open at once on this node, at most.
     pub max_connections: usize,

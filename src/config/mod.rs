@@ -639,8 +639,9 @@ pub struct OpenAiSettings {
     /// words to finish playing.
     #[serde(rename = "exit_grace_secs", deserialize_with = "values::seconds")]
     pub exit_grace: Duration,
-    /// A Twilio mark follows the assistant's audio at least this often (0: after
-    /// every delta); barge-in truncation is exact to this.
+    /// A Twilio mark follows each burst of the assistant's audio and, while it
+    /// plays, every this much of it (default 100 ms; 0: after every delta);
+    /// barge-in truncation is exact to the last mark played.
     #[serde(rename = "mark_interval_ms", deserialize_with = "values::millis")]
     pub mark_interval: Duration,
     /// Realtime WebSocket connections open at once on this node, at most: every
