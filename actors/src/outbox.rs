@@ -305,6 +305,11 @@ impl<C> Outbox<C> {
         lanes.close.is_some() || lanes.finished
     }
 
+    /// The engine's counters (the writer counts its socket writes there).
+    pub fn stats(&self) -> &Arc<EngineStats> {
+        &self.inner.stats
+    }
+
     /// Audio frames dropped on this connection because its peer was slow.
     pub fn dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)

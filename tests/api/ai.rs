@@ -1308,3 +1308,47 @@ async fn cached_prompt_tokens_of_an_openai_summary_are_priced_at_the_cached_rate
         "{amount} ≠ {expected}: {summary}"
     );
 }
+
+#[actix_web::test]
+async fn a_media_and_the_mark_behind_it_go_out_in_one_socket_write() {
+    // 4 s of answer in 100 ms deltas, one every 25 ms (steady, faster than it plays),
+    // with a mark after every delta: two messages per delta, one write if batched.
+    let script = Script::new()
+        .greeting(Reply::say(GREETING, 4_000, 0x19))
+        .paced(Duration::from_millis(25));
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |s| s.openai.mark_interval = Duration::ZERO).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    // Warm-up: the session's set-up messages and the first deltas.
+    for _ in 0..5 {
+        assert_eq!(twilio.next_media().await[0], 0x19);
+    }
+    let writes_before = app.metric("switchboard_socket_writes_total").await;
+    let messages_before = app.metric("switchboard_socket_messages_total").await;
+    let (mut media, mut marks) = (0u32, 0u32);
+    while media < 30 {
+        let message = twilio.next().await.expect("the engine streams the answer");
+        match message["event"].as_str() {
+            Some("media") => media += 1,
+            Some("mark") => marks += 1,
+            _ => {}
+        }
+    }
+    let writes = app.metric("switchboard_socket_writes_total").await - writes_before;
+    let messages = app.metric("switchboard_socket_messages_total").await - messages_before;
+    assert!(
+        marks >= media - 1,
+        "a mark after every delta ({marks} for {media})"
+    );
+    assert!(
+        messages >= f64::from(media + marks),
+        "{messages} messages counted for {media} media and {marks} marks"
+    );
+    let per_media = writes / f64::from(media);
+    assert!(
+        per_media < 1.1,
+        "{writes} socket writes for {media} media and {marks} marks: {per_media:.2} per relayed media"
+    );
+}
