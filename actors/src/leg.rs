@@ -36,6 +36,9 @@ pub enum LegInput {
 pub enum LegControl {
     /// Ask Twilio to echo this name once the audio queued so far has played.
     Mark(String),
+    /// A mark named `prefix` and a number (`ai:7`), rendered straight onto the
+    /// wire: an assistant marks its audio every 100 ms, without a `String` each.
+    NumberedMark { prefix: &'static str, seq: u64 },
     /// Drop the audio Twilio has buffered but not played.
     Clear,
 }

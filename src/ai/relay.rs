@@ -36,15 +36,15 @@ use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
 use awc::error::WsProtocolError;
 use awc::ws::{CloseCode, CloseReason, Frame, Message};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use bytestring::ByteString;
 use futures_util::{Sink, StreamExt as _};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchboard_actors::assistant::{AssistantSession, AssistantUpdate, StopAssistant};
 use switchboard_actors::call::CallHandle;
+use switchboard_actors::framebuf::FrameBuf;
 use switchboard_actors::journal::now_ms;
 use switchboard_actors::leg::{CallerInput, LegControl, LegHandle, LegRoute};
 use switchboard_actors::number::Route;
@@ -162,19 +162,19 @@ impl Drop for ConnectionSlot {
 struct ServerEvent<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     delta: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     item_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     response_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     transcript: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     call_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     arguments: Option<Cow<'a, str>>,
     #[serde(default)]
     response: Option<Value>,
@@ -182,6 +182,18 @@ struct ServerEvent<'a> {
     error: Option<Value>,
     #[serde(default)]
     usage: Option<Value>,
+}
+
+/// An optional string borrowed from the frame unless it has escapes. (serde only
+/// borrows a `Cow` that is a field itself: inside an `Option` it would allocate,
+/// three times per audio delta.)
+fn borrowed<'de: 'a, 'a, D>(deserializer: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    struct Text<'b>(#[serde(borrow)] Cow<'b, str>);
+    Ok(Option::<Text<'de>>::deserialize(deserializer)?.map(|text| text.0))
 }
 
 /// An assistant item's audio: how much went to Twilio and how much has played.
@@ -229,6 +241,9 @@ pub struct AiLeg {
     sink: Option<SinkWrite<Message, OpenAiSink>>,
     /// A text message arriving in continuation frames.
     partial: Option<BytesMut>,
+    /// The model's audio is decoded, and the caller's appends rendered, into this
+    /// reused buffer: no allocation per frame either way.
+    frames: FrameBuf,
     items: HashMap<Rc<str>, ItemAudio>,
     marks: VecDeque<PendingMark>,
     /// Audio sent since the last mark (its item, and where it ends), and how much.
@@ -276,6 +291,7 @@ impl AiLeg {
             stage: Stage::Connecting,
             sink: None,
             partial: None,
+            frames: FrameBuf::new(),
             items: HashMap::new(),
             marks: VecDeque::new(),
             unmarked: None,
@@ -681,10 +697,10 @@ impl AiLeg {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
-        let audio = match STANDARD.decode(delta) {
-            Ok(audio) if !audio.is_empty() => Bytes::from(audio),
-            Ok(_) => return,
-            Err(_) => {
+        let audio = match delta_audio(&mut self.frames, delta) {
+            Some(audio) if !audio.is_empty() => audio,
+            Some(_) => return,
+            None => {
                 self.ignored();
                 return;
             }
@@ -729,9 +745,10 @@ impl AiLeg {
         };
         self.unmarked_ms = 0;
         self.mark_seq += 1;
-        self.leg
-            .outbox
-            .send_after_audio(LegControl::Mark(format!("ai:{}", self.mark_seq)));
+        self.leg.outbox.send_after_audio(LegControl::NumberedMark {
+            prefix: "ai:",
+            seq: self.mark_seq,
+        });
         self.marks.push_back(PendingMark {
             seq: self.mark_seq,
             item,
@@ -1248,6 +1265,23 @@ impl Actor for AiLeg {
     }
 }
 
+/// The caller's frame as `input_audio_buffer.append`, by a fixed template into
+/// the relay's reused buffer (the caller → model hot path).
+fn append_event(frames: &mut FrameBuf, frame: &[u8]) -> ByteString {
+    let text = frames.base64_between(
+        br#"{"type":"input_audio_buffer.append","audio":""#,
+        frame,
+        br#""}"#,
+    );
+    ByteString::try_from(text).unwrap_or_default()
+}
+
+/// The audio of a `response.output_audio.delta`, decoded into the relay's reused
+/// buffer (the model → caller hot path); `None` if it is not base64.
+fn delta_audio(frames: &mut FrameBuf, delta: &str) -> Option<bytes::Bytes> {
+    frames.decode_base64(delta.as_bytes()).ok()
+}
+
 impl Handler<CallerInput> for AiLeg {
     type Result = ();
 
@@ -1257,13 +1291,8 @@ impl Handler<CallerInput> for AiLeg {
                 if self.stage != Stage::Live {
                     return;
                 }
-                const HEAD: &str = r#"{"type":"input_audio_buffer.append","audio":""#;
-                let mut text = String::with_capacity(HEAD.len() + frame.len() * 4 / 3 + 8);
-                text.push_str(HEAD);
-                STANDARD.encode_string(&frame, &mut text);
-                text.push_str(r#""}"#);
                 if let Some(sink) = &mut self.sink {
-                    let _ = sink.write(Message::Text(text.into()));
+                    let _ = sink.write(Message::Text(append_event(&mut self.frames, &frame)));
                 }
             }
             CallerInput::Mark(name) => self.on_mark(&name, ctx),
@@ -1394,5 +1423,66 @@ mod tests {
     fn long_tool_answers_are_cut() {
         assert_eq!(truncate("abcdef", 3), "abc…");
         assert_eq!(truncate("abc", 3), "abc");
+    }
+
+    #[test]
+    fn no_frame_allocates_at_steady_state_caller_to_model_or_model_to_caller() {
+        use base64::Engine as _;
+        use std::hint::black_box;
+        use switchboard_actors::outbox::{Outbox, OutboxLimits, Outgoing};
+
+        let b64 = |n: u8| base64::engine::general_purpose::STANDARD.encode([n; 160]);
+        let caller: Vec<bytes::Bytes> = (0..50u8)
+            .map(|n| bytes::Bytes::from(vec![n; 160]))
+            .collect();
+        let deltas: Vec<String> = (0..50u8)
+            .map(|n| {
+                format!(
+                    r#"{{"type":"response.output_audio.delta","event_id":"event_{n}","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"{}"}}"#,
+                    b64(n)
+                )
+            })
+            .collect();
+        let mut frames = FrameBuf::new();
+
+        // Caller → model: the append, rendered by its template.
+        let mut caller_to_model = |count: usize| {
+            for n in 0..count {
+                let text = append_event(&mut frames, &caller[n % 50]);
+                assert!(black_box(text).ends_with(r#""}"#));
+            }
+        };
+        caller_to_model(1_000);
+        let counted = allocation_counter::measure(|| caller_to_model(10_000));
+        assert_eq!(counted.count_total, 0, "caller → model: {counted:?}");
+
+        // Model → caller: the event read (borrowed), its audio decoded, queued on
+        // the caller's outbox with a mark every fifth delta, taken off for the writer.
+        let leg: Outbox<LegControl> =
+            Outbox::new(OutboxLimits::default(), Arc::new(EngineStats::default()));
+        let mut model_to_caller = |count: usize| {
+            for n in 0..count {
+                let event: ServerEvent<'_> =
+                    serde_json::from_str(&deltas[n % 50]).expect("a delta");
+                assert_eq!(event.kind, "response.output_audio.delta");
+                let audio = delta_audio(&mut frames, event.delta.as_deref().unwrap_or_default())
+                    .expect("base64");
+                leg.send_audio(audio);
+                if n % 5 == 4 {
+                    leg.send_after_audio(LegControl::NumberedMark {
+                        prefix: "ai:",
+                        seq: n as u64,
+                    });
+                }
+                while let Some(item) = leg.try_next() {
+                    if let Outgoing::Audio(frame) = item {
+                        assert_eq!(black_box(frame)[0], (n % 50) as u8);
+                    }
+                }
+            }
+        };
+        model_to_caller(1_000);
+        let counted = allocation_counter::measure(|| model_to_caller(10_000));
+        assert_eq!(counted.count_total, 0, "model → caller: {counted:?}");
     }
 }
