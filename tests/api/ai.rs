@@ -1352,3 +1352,77 @@ async fn a_media_and_the_mark_behind_it_go_out_in_one_socket_write() {
         "{writes} socket writes for {media} media and {marks} marks: {per_media:.2} per relayed media"
     );
 }
+
+#[actix_web::test]
+async fn ten_seconds_of_audio_in_one_burst_reach_twilio_whole_with_sparse_marks_and_barge_in_stays_exact(
+) {
+    // The whole 10 s answer as 500 deltas of 20 ms, sent at once; marks as
+    // configured by default (one every 100 ms of audio and one at the end).
+    let script = Script::new()
+        .greeting(Reply::say("A very long welcome message.", 10_000, 0x26))
+        .delta_ms(20)
+        .turn("Stop, I need help", Reply::say("Sure.", 200, 0x27));
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    twilio.play_out();
+
+    let (mut audio_ms, mut marks) = (0, 0);
+    while audio_ms < 10_000 {
+        let message = twilio.next().await.expect("the engine sends the answer");
+        match message["event"].as_str() {
+            Some("media") => {
+                let audio = base64_decode(message["media"]["payload"].as_str().expect("payload"));
+                assert!(audio.iter().all(|b| *b == 0x26), "only the answer's audio");
+                audio_ms += audio.len() / 8;
+            }
+            Some("mark") => marks += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(audio_ms, 10_000, "the whole answer, nothing dropped");
+    assert_eq!(
+        app.metric("switchboard_audio_frames_dropped_total").await,
+        0.0
+    );
+    assert!(
+        (90..=101).contains(&marks),
+        "a mark per 100 ms of audio, not per delta: {marks} for 500 deltas"
+    );
+
+    // The caller speaks over it once about a second has played.
+    while twilio.played_ms() < 1_000 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    speak(&mut twilio, 0x50, 10);
+    loop {
+        let message = twilio.next().await.expect("the engine sends clear");
+        if message["event"] == "clear" {
+            break;
+        }
+    }
+    let truncate = fake
+        .wait_for_client_event("conversation.item.truncate")
+        .await;
+    let truncated_at = truncate["audio_end_ms"].as_u64().expect("audio_end_ms");
+    let heard = twilio
+        .echoed_marks()
+        .iter()
+        .filter_map(|(name, played_ms)| {
+            let n: u64 = name.strip_prefix("ai:")?.parse().ok()?;
+            (*played_ms >= n * 100).then_some(n * 100)
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        truncated_at == heard || (heard >= 100 && truncated_at == heard - 100),
+        "truncated at {truncated_at} ms; marks say {heard} ms had played"
+    );
+    assert!(
+        (900..10_000).contains(&truncated_at),
+        "cut where the caller was, not at what was sent: {truncated_at} ms"
+    );
+    hear(&mut twilio, 0x27, 200).await;
+}
