@@ -37,6 +37,7 @@ where
     R: Render<C> + 'static,
 {
     actix_rt::spawn(async move {
+        outbox.drained_here();
         let stats = std::sync::Arc::clone(outbox.stats());
         'socket: while let Some(first) = outbox.next().await {
             let mut item = Some(first);
