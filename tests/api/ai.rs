@@ -197,6 +197,38 @@ async fn with_sparser_marks_a_barge_in_truncates_at_the_last_mark_that_played() 
     barge_in(300, 300).await;
 }
 
+/// The caller speaks over the assistant: waits for Twilio's `clear` and the
+/// model's `conversation.item.truncate`; answers where it truncated, and what the
+/// marks echoed because their audio played (not those flushed by the clear) say
+/// was heard — `ai:N` follows the first N × `step_ms` of the answer — with them.
+async fn interrupt(
+    twilio: &mut TwilioStream,
+    fake: &FakeOpenAi,
+    step_ms: u64,
+) -> (u64, u64, Vec<u64>) {
+    speak(twilio, 0x50, 10);
+    loop {
+        let message = twilio.next().await.expect("the engine sends clear");
+        if message["event"] == "clear" {
+            break;
+        }
+    }
+    let truncate = fake
+        .wait_for_client_event("conversation.item.truncate")
+        .await;
+    let truncated_at = truncate["audio_end_ms"].as_u64().expect("audio_end_ms");
+    let played: Vec<u64> = twilio
+        .echoed_marks()
+        .iter()
+        .filter_map(|(name, played_ms)| {
+            let n: u64 = name.strip_prefix("ai:")?.parse().ok()?;
+            (*played_ms >= n * step_ms).then_some(n * step_ms)
+        })
+        .collect();
+    let heard = played.iter().copied().max().unwrap_or(0);
+    (truncated_at, heard, played)
+}
+
 /// `mark_interval_ms` as configured; `step_ms`, the audio between two marks.
 async fn barge_in(mark_interval_ms: u64, step_ms: u64) {
     // 4 s of greeting generated four times faster than it plays, so at the barge-in
@@ -222,30 +254,7 @@ async fn barge_in(mark_interval_ms: u64, step_ms: u64) {
         assert_eq!(media[0], 0x22);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    speak(&mut twilio, 0x50, 10);
-
-    loop {
-        let message = twilio.next().await.expect("the engine sends clear");
-        if message["event"] == "clear" {
-            break;
-        }
-    }
-    let truncate = fake
-        .wait_for_client_event("conversation.item.truncate")
-        .await;
-    let truncated_at = truncate["audio_end_ms"].as_u64().expect("audio_end_ms");
-
-    // Marks echoed because their audio played (not those flushed by the clear):
-    // `ai:N` follows the first N × `step_ms` of the greeting.
-    let played: Vec<u64> = twilio
-        .echoed_marks()
-        .iter()
-        .filter_map(|(name, played_ms)| {
-            let n: u64 = name.strip_prefix("ai:")?.parse().ok()?;
-            (*played_ms >= n * step_ms).then_some(n * step_ms)
-        })
-        .collect();
-    let heard = played.iter().copied().max().unwrap_or(0);
+    let (truncated_at, heard, played) = interrupt(&mut twilio, &fake, step_ms).await;
     let sent: usize = fake.sent_audio().iter().map(|(_, bytes)| bytes / 8).sum();
     assert!(
         truncated_at == heard || (heard >= step_ms && truncated_at == heard - step_ms),
@@ -1396,26 +1405,7 @@ async fn ten_seconds_of_audio_in_one_burst_reach_twilio_whole_with_sparse_marks_
     while twilio.played_ms() < 1_000 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    speak(&mut twilio, 0x50, 10);
-    loop {
-        let message = twilio.next().await.expect("the engine sends clear");
-        if message["event"] == "clear" {
-            break;
-        }
-    }
-    let truncate = fake
-        .wait_for_client_event("conversation.item.truncate")
-        .await;
-    let truncated_at = truncate["audio_end_ms"].as_u64().expect("audio_end_ms");
-    let heard = twilio
-        .echoed_marks()
-        .iter()
-        .filter_map(|(name, played_ms)| {
-            let n: u64 = name.strip_prefix("ai:")?.parse().ok()?;
-            (*played_ms >= n * 100).then_some(n * 100)
-        })
-        .max()
-        .unwrap_or(0);
+    let (truncated_at, heard, _) = interrupt(&mut twilio, &fake, 100).await;
     assert!(
         truncated_at == heard || (heard >= 100 && truncated_at == heard - 100),
         "truncated at {truncated_at} ms; marks say {heard} ms had played"
