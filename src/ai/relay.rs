@@ -2,7 +2,8 @@
 //! between the caller's Twilio media stream and an OpenAI Realtime WebSocket (GA
 //! protocol, `audio/pcmu` both ways, so audio passes through untouched).
 //!
-//! - Caller audio arrives from the call's `MediaLeg` (`LegRoute::Assistant`) and goes
+//! - Caller audio arrives from the call's `MediaLeg` (`LegRoute::Assistant`, a
+//!   bounded `CallerPort` read as a stream, no mailbox envelope per frame) and goes
 //!   out as `input_audio_buffer.append`.
 //! - Each `response.output_audio.delta` goes to Twilio; a uniquely named `mark`
 //!   follows every `mark_interval_ms` of audio and the end of each burst (a
@@ -46,7 +47,7 @@ use switchboard_actors::assistant::{AssistantSession, AssistantUpdate, StopAssis
 use switchboard_actors::call::CallHandle;
 use switchboard_actors::framebuf::FrameBuf;
 use switchboard_actors::journal::now_ms;
-use switchboard_actors::leg::{CallerInput, LegControl, LegHandle, LegRoute};
+use switchboard_actors::leg::{caller_port, CallerInput, LegControl, LegHandle, LegRoute};
 use switchboard_actors::number::Route;
 use switchboard_actors::stats::EngineStats;
 use switchboard_actors::AssistantId;
@@ -1255,8 +1256,11 @@ impl Actor for AiLeg {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
-        self.leg
-            .route(LegRoute::Assistant(ctx.address().recipient()));
+        // The caller's frames and mark echoes come through a bounded queue read as a
+        // stream, not the mailbox: no envelope to allocate per frame.
+        let (port, feed) = caller_port(1024);
+        ctx.add_stream(feed);
+        self.leg.route(LegRoute::Assistant(port));
         self.connect(ctx);
     }
 
@@ -1282,9 +1286,7 @@ fn delta_audio(frames: &mut FrameBuf, delta: &str) -> Option<bytes::Bytes> {
     frames.decode_base64(delta.as_bytes()).ok()
 }
 
-impl Handler<CallerInput> for AiLeg {
-    type Result = ();
-
+impl StreamHandler<CallerInput> for AiLeg {
     fn handle(&mut self, msg: CallerInput, ctx: &mut Self::Context) {
         match msg {
             CallerInput::Media(frame) => {
@@ -1298,6 +1300,10 @@ impl Handler<CallerInput> for AiLeg {
             CallerInput::Mark(name) => self.on_mark(&name, ctx),
         }
     }
+
+    /// The leg routed the caller elsewhere or stopped: the call decides what
+    /// becomes of the relay (`StopAssistant`), not the end of its feed.
+    fn finished(&mut self, _ctx: &mut Self::Context) {}
 }
 
 impl Handler<StopAssistant> for AiLeg {
@@ -1445,10 +1451,18 @@ mod tests {
             .collect();
         let mut frames = FrameBuf::new();
 
-        // Caller → model: the append, rendered by its template.
+        // Caller → model: the leg's port to the relay, its feed, the append
+        // rendered by its template.
+        let stats = EngineStats::default();
+        let (port, mut feed) = caller_port(1024);
         let mut caller_to_model = |count: usize| {
+            use futures_util::{FutureExt as _, StreamExt as _};
             for n in 0..count {
-                let text = append_event(&mut frames, &caller[n % 50]);
+                assert!(port.offer(CallerInput::Media(caller[n % 50].clone()), &stats));
+                let Some(Some(CallerInput::Media(frame))) = feed.next().now_or_never() else {
+                    panic!("the frame is in the feed")
+                };
+                let text = append_event(&mut frames, &frame);
                 assert!(black_box(text).ends_with(r#""}"#));
             }
         };
