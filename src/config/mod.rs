@@ -707,7 +707,8 @@ pub struct WebSocketSettings {
     /// Audio pushed into a socket's queue from another thread (a bridged call's
     /// other socket on another HTTP worker) wakes that socket's writer at most
     /// this late, with every frame pushed meanwhile from the same thread: one
-    /// wake-up per period instead of one per frame. 0: at once, frame by frame.
+    /// wake-up per period instead of one per frame. 0 (the default): at once,
+    /// frame by frame.
     #[serde(rename = "audio_wake_batch_ms", deserialize_with = "values::millis")]
     pub audio_wake_batch: Duration,
 }
