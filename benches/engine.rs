@@ -20,6 +20,7 @@ use switchboard::twilio::stream::{self, TwilioWire};
 use switchboard_actors::call::{CallActor, CallConfig, CallDeps, CallHandle, CallSetup};
 use switchboard_actors::coordinator::CoordinatorHandle;
 use switchboard_actors::dtmf::{Dtmf, DtmfTiming, DTMF};
+use switchboard_actors::framebuf::FrameBuf;
 use switchboard_actors::journal::{Journal, JournalEntry};
 use switchboard_actors::leg::{LegControl, LegHandle, LegInput, MediaLeg};
 use switchboard_actors::number::Route;
@@ -432,15 +433,17 @@ fn media(c: &mut Criterion) {
     let mut group = c.benchmark_group("media");
     group.throughput(Throughput::Elements(1));
     // What the stream adapter does with every text frame after `start`.
+    let mut buf = FrameBuf::new();
     group.bench_function("decode_twilio_media_json", |b| {
-        b.iter(|| stream::parse(std::hint::black_box(&text)))
+        b.iter(|| stream::parse(std::hint::black_box(&text), &mut buf))
     });
     // The caller→agent path minus the sockets and the actor hop: parse, queue on
     // the softphone's outbox, take it off as the binary frame the writer sends.
     let seat_outbox: Outbox<SeatOutput> = Outbox::new(OutboxLimits::default(), Arc::clone(&stats));
     group.bench_function("twilio_json_in_to_softphone_frame_out", |b| {
         b.iter(|| {
-            let Some(LegInput::Media(frame)) = stream::parse(std::hint::black_box(&text)) else {
+            let Some(LegInput::Media(frame)) = stream::parse(std::hint::black_box(&text), &mut buf)
+            else {
                 unreachable!("a media message is media")
             };
             seat_outbox.send_audio(frame);
@@ -452,7 +455,7 @@ fn media(c: &mut Criterion) {
     });
     // The agent→caller path likewise: queue on the leg's outbox, render Twilio JSON.
     let leg_outbox: Outbox<LegControl> = Outbox::new(OutboxLimits::default(), Arc::clone(&stats));
-    let wire = TwilioWire::new("MZ18ad3ab5a668481ce02b83e7395059f0".into());
+    let mut wire = TwilioWire::new("MZ18ad3ab5a668481ce02b83e7395059f0".into());
     let frame = Bytes::from_static(&[0x7F; 160]);
     group.bench_function("softphone_frame_in_to_twilio_json_out", |b| {
         b.iter(|| {

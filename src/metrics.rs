@@ -106,6 +106,18 @@ impl Collector for EngineCollector {
         )?;
         counter(
             e,
+            "switchboard_socket_writes",
+            "Writes to sockets: each a batch of the messages queued for one socket.",
+            load(&s.socket_writes),
+        )?;
+        counter(
+            e,
+            "switchboard_socket_messages",
+            "Messages written to sockets (audio frames, JSON messages, pings).",
+            load(&s.socket_messages),
+        )?;
+        counter(
+            e,
             "switchboard_slow_peers_closed",
             "Sockets closed for not reading control messages.",
             load(&s.slow_peers_closed),

@@ -36,6 +36,9 @@ pub enum LegInput {
 pub enum LegControl {
     /// Ask Twilio to echo this name once the audio queued so far has played.
     Mark(String),
+    /// A mark named `prefix` and a number (`ai:7`), rendered straight onto the
+    /// wire: an assistant marks its audio every 100 ms, without a `String` each.
+    NumberedMark { prefix: &'static str, seq: u64 },
     /// Drop the audio Twilio has buffered but not played.
     Clear,
 }
@@ -51,15 +54,62 @@ pub enum LegRoute {
     /// To the call itself (voicemail recording).
     Call(Recipient<CallerAudio>),
     /// To an AI assistant, with Twilio's mark echoes (it tracks what has played).
-    Assistant(Recipient<CallerInput>),
+    Assistant(CallerPort),
 }
 
 /// The caller's side, as an assistant hears it.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub enum CallerInput {
     Media(Bytes),
     Mark(String),
+}
+
+/// The way into an assistant's [`CallerFeed`]: a bounded queue instead of the
+/// assistant's mailbox, which would box every frame in an envelope (50 a second per
+/// call). Pushing never waits: past the bound an item is dropped and counted in
+/// `audio_frames_dropped`, as the outboxes' audio lanes do.
+#[derive(Clone, Debug)]
+pub struct CallerPort {
+    tx: tokio::sync::mpsc::Sender<CallerInput>,
+}
+
+/// What the assistant reads (`ctx.add_stream`): the caller's frames and mark
+/// echoes, in order. Ends when the leg routes the caller elsewhere or stops.
+#[derive(Debug)]
+pub struct CallerFeed {
+    rx: tokio::sync::mpsc::Receiver<CallerInput>,
+}
+
+/// A caller port and its feed, holding up to `capacity` items.
+pub fn caller_port(capacity: usize) -> (CallerPort, CallerFeed) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    (CallerPort { tx }, CallerFeed { rx })
+}
+
+impl CallerPort {
+    /// Hands one item on without waiting; true if the assistant will get it.
+    pub fn offer(&self, input: CallerInput, stats: &EngineStats) -> bool {
+        match self.tx.try_send(input) {
+            Ok(()) => true,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                stats.audio_frames_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            // The assistant is gone: nothing to relay to, nothing lost.
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+impl Stream for CallerFeed {
+    type Item = CallerInput;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<CallerInput>> {
+        self.rx.poll_recv(cx)
+    }
 }
 
 #[derive(Message)]
@@ -192,7 +242,7 @@ impl StreamHandler<LegInput> for MediaLeg {
                     offer(call, CallerAudio { frame }, &self.stats);
                 }
                 LegRoute::Assistant(assistant) => {
-                    if offer(assistant, CallerInput::Media(frame), &self.stats) {
+                    if assistant.offer(CallerInput::Media(frame), &self.stats) {
                         self.stats
                             .audio_frames_relayed
                             .fetch_add(1, Ordering::Relaxed);
@@ -200,7 +250,9 @@ impl StreamHandler<LegInput> for MediaLeg {
                 }
             },
             LegInput::Mark(name) => match &self.route {
-                LegRoute::Assistant(assistant) => assistant.do_send(CallerInput::Mark(name)),
+                LegRoute::Assistant(assistant) => {
+                    assistant.offer(CallerInput::Mark(name), &self.stats);
+                }
                 _ => self.call.caller_mark(name),
             },
             LegInput::Dtmf(digit) => self.call.caller_dtmf(digit),
@@ -325,17 +377,17 @@ impl LegHandle {
 mod tests {
     use super::*;
 
-    /// Takes frames into its mailbox of two; never slow, just not run yet.
+    /// Takes recordings into its mailbox of two; never slow, just not run yet.
     struct Sink;
 
     impl Actor for Sink {
         type Context = Context<Self>;
     }
 
-    impl Handler<CallerInput> for Sink {
+    impl Handler<CallerAudio> for Sink {
         type Result = ();
 
-        fn handle(&mut self, _input: CallerInput, _ctx: &mut Self::Context) {}
+        fn handle(&mut self, _input: CallerAudio, _ctx: &mut Self::Context) {}
     }
 
     /// A media stream that stays open and says nothing.
@@ -446,10 +498,39 @@ mod tests {
         .recipient();
         // The sink cannot run between these sends: its mailbox fills.
         let taken = (0..10)
-            .filter(|_| offer(&sink, CallerInput::Media(Bytes::from_static(b"f")), &stats))
+            .filter(|_| {
+                let frame = Bytes::from_static(b"f");
+                offer(&sink, CallerAudio { frame }, &stats)
+            })
             .count();
         let dropped = stats.audio_frames_dropped.load(Ordering::Relaxed);
         assert!(taken < 10, "the mailbox bound was ignored");
         assert_eq!(taken as u64 + dropped, 10, "each frame is taken or counted");
+    }
+
+    #[actix_rt::test]
+    async fn frames_past_a_full_caller_port_are_dropped_and_counted_and_the_rest_arrive_in_order() {
+        let stats = EngineStats::default();
+        let (port, mut feed) = caller_port(4);
+        let taken = (0..10u8)
+            .filter(|n| port.offer(CallerInput::Media(Bytes::from(vec![*n])), &stats))
+            .count();
+        assert_eq!(taken, 4);
+        assert_eq!(stats.audio_frames_dropped.load(Ordering::Relaxed), 6);
+        for n in 0..4u8 {
+            match next(&mut feed).await {
+                Some(CallerInput::Media(frame)) => assert_eq!(frame[..], [n]),
+                other => panic!("frame {n} expected, got {other:?}"),
+            }
+        }
+        drop(port);
+        assert!(
+            next(&mut feed).await.is_none(),
+            "the feed ends with its port"
+        );
+    }
+
+    async fn next(feed: &mut CallerFeed) -> Option<CallerInput> {
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut *feed).poll_next(cx)).await
     }
 }

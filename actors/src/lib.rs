@@ -17,6 +17,7 @@
 //! - [`supervisor`]: `SupervisorActor`, one per supervisor console.
 //! - [`mixer`]: both sides of a call mixed for listening supervisors.
 //! - [`outbox`]: the bounded, drop-oldest outgoing queue of every socket.
+//! - [`framebuf`]: the reused buffer frames are decoded and rendered into.
 //! - [`journal`]: what the actors hand to durable storage.
 //! - [`audio`]: mu-law, tones, the WAV container.
 //! - [`dtmf`]: digits as in-band DTMF tones (Q.23), in mu-law frames.
@@ -28,6 +29,7 @@ pub mod call;
 pub mod coordinator;
 pub mod dtmf;
 pub mod error;
+pub mod framebuf;
 pub mod ids;
 pub mod journal;
 pub mod leg;

@@ -5,9 +5,12 @@
 //! (or the call) that feeds it. A peer that cannot even keep up with control messages is
 //! closed: it is no longer a usable endpoint.
 
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -49,6 +52,10 @@ pub struct OutboxLimits {
     pub audio_frames: usize,
     /// Control messages kept before the peer is declared dead.
     pub control_messages: usize,
+    /// Audio pushed from another thread than the writer's wakes the writer at most
+    /// this late, together with the other audio pushed meanwhile from that thread
+    /// ([`Outbox::drained_here`]); zero wakes it at once, frame by frame.
+    pub wake_batch: Duration,
 }
 
 impl Default for OutboxLimits {
@@ -56,6 +63,7 @@ impl Default for OutboxLimits {
         Self {
             audio_frames: 50,
             control_messages: 1024,
+            wake_batch: Duration::ZERO,
         }
     }
 }
@@ -83,9 +91,19 @@ struct Lanes<C> {
     finished: bool,
 }
 
+/// What wakes an outbox's writer. Shared with the wake batcher of the threads
+/// that push audio into it from afar.
+struct Doorbell {
+    notify: Notify,
+    /// A batcher holds this bell, due to ring it: pushes meanwhile need not.
+    deferred: AtomicBool,
+    /// The thread whose writer drains the outbox (0: none yet).
+    home: AtomicU64,
+}
+
 struct Inner<C> {
     lanes: Mutex<Lanes<C>>,
-    notify: Notify,
+    bell: Arc<Doorbell>,
     limits: OutboxLimits,
     /// The close reason the peer is given when its control lane overflows.
     overflow_reason: &'static str,
@@ -142,7 +160,11 @@ impl<C> Outbox<C> {
                     reserved: false,
                     finished: false,
                 }),
-                notify: Notify::new(),
+                bell: Arc::new(Doorbell {
+                    notify: Notify::new(),
+                    deferred: AtomicBool::new(false),
+                    home: AtomicU64::new(0),
+                }),
                 limits,
                 overflow_reason,
                 dropped: AtomicU64::new(0),
@@ -187,12 +209,12 @@ impl<C> Outbox<C> {
                 .slow_peers_closed
                 .fetch_add(1, Ordering::Relaxed);
             drop(lanes);
-            self.inner.notify.notify_one();
+            self.inner.bell.notify.notify_one();
             return false;
         }
         lanes.control.push_back(message);
         drop(lanes);
-        self.inner.notify.notify_one();
+        self.inner.bell.notify.notify_one();
         true
     }
 
@@ -242,7 +264,31 @@ impl<C> Outbox<C> {
         lanes.audio.push_back(Ordered::Frame(frame));
         lanes.frames += 1;
         drop(lanes);
-        self.inner.notify.notify_one();
+        self.wake_for_audio();
+    }
+
+    /// Wakes the writer for audio: at once on its own thread (no syscall, it runs
+    /// after the pusher) or where no batcher runs; from another thread, through
+    /// this thread's batcher, which rings every bell due at most `wake_batch` later
+    /// — one wake-up of the writer's thread for all the frames pushed meanwhile,
+    /// instead of one per frame.
+    fn wake_for_audio(&self) {
+        let bell = &self.inner.bell;
+        let home = bell.home.load(Ordering::Relaxed);
+        if home == 0 || home == thread_no() || !BATCHER.with(|b| b.defer(bell)) {
+            bell.notify.notify_one();
+        }
+    }
+
+    /// Called by the writer on its thread: this outbox is drained here, and audio
+    /// pushed from another thread is batched per `limits.wake_batch` (that thread
+    /// needs a batcher too; every thread that runs a writer has one).
+    pub fn drained_here(&self) {
+        self.inner.bell.home.store(thread_no(), Ordering::Relaxed);
+        let period = self.inner.limits.wake_batch;
+        if !period.is_zero() {
+            BATCHER.with(|b| b.start(period));
+        }
     }
 
     /// Queues a protocol message behind the audio already queued (it is never
@@ -254,7 +300,7 @@ impl<C> Outbox<C> {
         }
         lanes.audio.push_back(Ordered::Marker(message));
         drop(lanes);
-        self.inner.notify.notify_one();
+        self.inner.bell.notify.notify_one();
         true
     }
 
@@ -276,14 +322,14 @@ impl<C> Outbox<C> {
         let mut lanes = self.lanes();
         lanes.ping = true;
         drop(lanes);
-        self.inner.notify.notify_one();
+        self.inner.bell.notify.notify_one();
     }
 
     pub fn pong(&self, payload: Bytes) {
         let mut lanes = self.lanes();
         lanes.pong = Some(payload);
         drop(lanes);
-        self.inner.notify.notify_one();
+        self.inner.bell.notify.notify_one();
     }
 
     /// Asks the writer to close the socket once the queued control messages are out.
@@ -297,12 +343,17 @@ impl<C> Outbox<C> {
             });
         }
         drop(lanes);
-        self.inner.notify.notify_one();
+        self.inner.bell.notify.notify_one();
     }
 
     pub fn is_closed(&self) -> bool {
         let lanes = self.lanes();
         lanes.close.is_some() || lanes.finished
+    }
+
+    /// The engine's counters (the writer counts its socket writes there).
+    pub fn stats(&self) -> &Arc<EngineStats> {
+        &self.inner.stats
     }
 
     /// Audio frames dropped on this connection because its peer was slow.
@@ -350,7 +401,7 @@ impl<C> Outbox<C> {
             if self.lanes().finished {
                 return None;
             }
-            self.inner.notify.notified().await;
+            self.inner.bell.notify.notified().await;
         }
     }
 
@@ -363,7 +414,73 @@ impl<C> Outbox<C> {
         lanes.audio.clear();
         lanes.frames = 0;
         drop(lanes);
-        self.inner.notify.notify_one();
+        self.inner.bell.notify.notify_one();
+    }
+}
+
+/// This thread's number (threads are numbered as they first ask).
+fn thread_no() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local!(static NO: Cell<u64> = const { Cell::new(0) });
+    NO.with(|no| {
+        if no.get() == 0 {
+            no.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        no.get()
+    })
+}
+
+/// A thread's batch of writer wake-ups for other threads: the bells of the outboxes
+/// this thread pushed audio into since its last flush.
+#[derive(Default)]
+struct Batcher {
+    /// Bells due; swapped with `spare` at each flush so neither reallocates.
+    due: Rc<RefCell<Vec<Arc<Doorbell>>>>,
+    /// Wakes the flush task (same thread: no syscall) when the first bell is due.
+    kick: Rc<Notify>,
+    started: Cell<bool>,
+}
+
+thread_local!(static BATCHER: Batcher = Batcher::default());
+
+impl Batcher {
+    /// Starts this thread's flush task (once): it rings the bells due `period`
+    /// after the first of them. Must run inside the thread's tokio `LocalSet`.
+    fn start(&self, period: Duration) {
+        if self.started.replace(true) {
+            return;
+        }
+        let due = Rc::clone(&self.due);
+        let kick = Rc::clone(&self.kick);
+        tokio::task::spawn_local(async move {
+            let mut ringing = Vec::new();
+            loop {
+                kick.notified().await;
+                tokio::time::sleep(period).await;
+                std::mem::swap(&mut *due.borrow_mut(), &mut ringing);
+                for bell in ringing.drain(..) {
+                    bell.deferred.store(false, Ordering::Release);
+                    bell.notify.notify_one();
+                }
+            }
+        });
+    }
+
+    /// Takes the bell to ring with the next flush; false if this thread has no
+    /// flush task (then the caller rings it at once).
+    fn defer(&self, bell: &Arc<Doorbell>) -> bool {
+        if !self.started.get() {
+            return false;
+        }
+        if bell.deferred.swap(true, Ordering::AcqRel) {
+            return true; // already due
+        }
+        let mut due = self.due.borrow_mut();
+        due.push(Arc::clone(bell));
+        if due.len() == 1 {
+            self.kick.notify_one();
+        }
+        true
     }
 }
 
@@ -390,6 +507,7 @@ mod tests {
             OutboxLimits {
                 audio_frames: audio,
                 control_messages: control,
+                wake_batch: Duration::ZERO,
             },
             Arc::new(EngineStats::default()),
         )
@@ -510,6 +628,7 @@ mod tests {
             OutboxLimits {
                 audio_frames: 1,
                 control_messages: 1,
+                wake_batch: Duration::ZERO,
             },
             Arc::new(EngineStats::default()),
             "fell behind",
@@ -536,5 +655,52 @@ mod tests {
             }))
         );
         assert_eq!(out.try_next(), None);
+    }
+
+    #[actix_rt::test]
+    async fn audio_pushed_from_another_thread_reaches_its_writer_whole_and_in_order_in_batches() {
+        let limits = OutboxLimits {
+            audio_frames: 1_000,
+            control_messages: 4,
+            wake_batch: Duration::from_millis(1),
+        };
+        let out: Outbox<u32> = Outbox::new(limits, Arc::new(EngineStats::default()));
+        // The pushing thread runs a writer too (as every HTTP worker does): it has
+        // a batcher.
+        let local: Outbox<u32> = Outbox::new(limits, Arc::new(EngineStats::default()));
+        local.drained_here();
+        let writer = actix_rt::Arbiter::new();
+        let (done, received) = tokio::sync::oneshot::channel();
+        let drained = out.clone();
+        assert!(writer.spawn(async move {
+            drained.drained_here();
+            let (mut frames, mut wakes) = (Vec::new(), 0);
+            while frames.len() < 500 {
+                let Some(Outgoing::Audio(first)) = drained.next().await else {
+                    panic!("only audio")
+                };
+                wakes += 1;
+                frames.push(first);
+                while let Some(Outgoing::Audio(frame)) = drained.try_next() {
+                    frames.push(frame);
+                }
+            }
+            let _ = done.send((frames, wakes));
+        }));
+        // Let the writer start and wait on the outbox, then push a burst.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for n in 0..500u16 {
+            out.send_audio(Bytes::copy_from_slice(&n.to_be_bytes()));
+        }
+        let (frames, wakes) = received.await.expect("the writer got every frame");
+        let expected: Vec<Bytes> = (0..500u16)
+            .map(|n| Bytes::copy_from_slice(&n.to_be_bytes()))
+            .collect();
+        assert_eq!(frames, expected);
+        assert!(
+            wakes < 500,
+            "one wake-up per batch, not per frame ({wakes})"
+        );
+        writer.stop();
     }
 }

@@ -10,6 +10,12 @@ pub struct EngineStats {
     pub audio_frames_relayed: AtomicU64,
     /// Frames dropped because a peer's audio queue was full (drop-oldest).
     pub audio_frames_dropped: AtomicU64,
+    /// Socket writes by the sockets' writers: one per batch of queued messages
+    /// handed to the socket in one turn (actix-ws encodes every message queued
+    /// before its connection is polled into one buffer, written at once).
+    pub socket_writes: AtomicU64,
+    /// Messages (frames, JSON messages, pings) those writes carried.
+    pub socket_messages: AtomicU64,
     /// Peers closed because they could not keep up with control messages.
     pub slow_peers_closed: AtomicU64,
     /// Ring messages that could not be delivered to a seat's mailbox.

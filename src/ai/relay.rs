@@ -2,11 +2,14 @@
 //! between the caller's Twilio media stream and an OpenAI Realtime WebSocket (GA
 //! protocol, `audio/pcmu` both ways, so audio passes through untouched).
 //!
-//! - Caller audio arrives from the call's `MediaLeg` (`LegRoute::Assistant`) and goes
+//! - Caller audio arrives from the call's `MediaLeg` (`LegRoute::Assistant`, a
+//!   bounded `CallerPort` read as a stream, no mailbox envelope per frame) and goes
 //!   out as `input_audio_buffer.append`.
-//! - Each `response.output_audio.delta` goes to Twilio followed by a uniquely named
-//!   `mark`; Twilio echoes a mark once the audio before it has played, so the relay
-//!   knows, per item, how much the caller has actually heard.
+//! - Each `response.output_audio.delta` goes to Twilio; a uniquely named `mark`
+//!   follows every `mark_interval_ms` of audio and the end of each burst (a
+//!   response's or an item's last delta); Twilio echoes a mark once the audio
+//!   before it has played, so the relay knows, per item, how much the caller has
+//!   actually heard.
 //! - Barge-in: on `input_audio_buffer.speech_started` while assistant audio is still
 //!   queued or playing, Twilio is told to `clear`, the playing item is truncated at
 //!   the played position (`conversation.item.truncate`), and late deltas of the
@@ -34,17 +37,17 @@ use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
 use awc::error::WsProtocolError;
 use awc::ws::{CloseCode, CloseReason, Frame, Message};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use bytestring::ByteString;
 use futures_util::{Sink, StreamExt as _};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchboard_actors::assistant::{AssistantSession, AssistantUpdate, StopAssistant};
 use switchboard_actors::call::CallHandle;
+use switchboard_actors::framebuf::FrameBuf;
 use switchboard_actors::journal::now_ms;
-use switchboard_actors::leg::{CallerInput, LegControl, LegHandle, LegRoute};
+use switchboard_actors::leg::{caller_port, CallerInput, LegControl, LegHandle, LegRoute};
 use switchboard_actors::number::Route;
 use switchboard_actors::stats::EngineStats;
 use switchboard_actors::AssistantId;
@@ -73,10 +76,10 @@ pub struct RelayConfig {
     pub exit_grace: Duration,
     /// Largest frame accepted from the model.
     pub max_frame_bytes: usize,
-    /// A Twilio mark follows the model's audio at least every this many
-    /// milliseconds (0: after every delta). The played position a barge-in
-    /// truncates at is exact to this; larger values save two socket messages per
-    /// unmarked delta.
+    /// A Twilio mark follows the model's audio every this many milliseconds
+    /// while a burst plays, and each burst's end (0: after every delta). The
+    /// played position a barge-in truncates at is exact to this; larger values
+    /// save two socket messages per unmarked delta.
     pub mark_interval_ms: u64,
     /// Realtime connections open at once on this node, at most.
     pub max_connections: usize,
@@ -160,19 +163,19 @@ impl Drop for ConnectionSlot {
 struct ServerEvent<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     delta: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     item_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     response_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     transcript: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     call_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     arguments: Option<Cow<'a, str>>,
     #[serde(default)]
     response: Option<Value>,
@@ -180,6 +183,18 @@ struct ServerEvent<'a> {
     error: Option<Value>,
     #[serde(default)]
     usage: Option<Value>,
+}
+
+/// An optional string borrowed from the frame unless it has escapes. (serde only
+/// borrows a `Cow` that is a field itself: inside an `Option` it would allocate,
+/// three times per audio delta.)
+fn borrowed<'de: 'a, 'a, D>(deserializer: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    struct Text<'b>(#[serde(borrow)] Cow<'b, str>);
+    Ok(Option::<Text<'de>>::deserialize(deserializer)?.map(|text| text.0))
 }
 
 /// An assistant item's audio: how much went to Twilio and how much has played.
@@ -227,6 +242,9 @@ pub struct AiLeg {
     sink: Option<SinkWrite<Message, OpenAiSink>>,
     /// A text message arriving in continuation frames.
     partial: Option<BytesMut>,
+    /// The model's audio is decoded, and the caller's appends rendered, into this
+    /// reused buffer: no allocation per frame either way.
+    frames: FrameBuf,
     items: HashMap<Rc<str>, ItemAudio>,
     marks: VecDeque<PendingMark>,
     /// Audio sent since the last mark (its item, and where it ends), and how much.
@@ -274,6 +292,7 @@ impl AiLeg {
             stage: Stage::Connecting,
             sink: None,
             partial: None,
+            frames: FrameBuf::new(),
             items: HashMap::new(),
             marks: VecDeque::new(),
             unmarked: None,
@@ -679,10 +698,10 @@ impl AiLeg {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
-        let audio = match STANDARD.decode(delta) {
-            Ok(audio) if !audio.is_empty() => Bytes::from(audio),
-            Ok(_) => return,
-            Err(_) => {
+        let audio = match delta_audio(&mut self.frames, delta) {
+            Some(audio) if !audio.is_empty() => audio,
+            Some(_) => return,
+            None => {
                 self.ignored();
                 return;
             }
@@ -727,9 +746,10 @@ impl AiLeg {
         };
         self.unmarked_ms = 0;
         self.mark_seq += 1;
-        self.leg
-            .outbox
-            .send_after_audio(LegControl::Mark(format!("ai:{}", self.mark_seq)));
+        self.leg.outbox.send_after_audio(LegControl::NumberedMark {
+            prefix: "ai:",
+            seq: self.mark_seq,
+        });
         self.marks.push_back(PendingMark {
             seq: self.mark_seq,
             item,
@@ -1236,8 +1256,11 @@ impl Actor for AiLeg {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
-        self.leg
-            .route(LegRoute::Assistant(ctx.address().recipient()));
+        // The caller's frames and mark echoes come through a bounded queue read as a
+        // stream, not the mailbox: no envelope to allocate per frame.
+        let (port, feed) = caller_port(1024);
+        ctx.add_stream(feed);
+        self.leg.route(LegRoute::Assistant(port));
         self.connect(ctx);
     }
 
@@ -1246,27 +1269,41 @@ impl Actor for AiLeg {
     }
 }
 
-impl Handler<CallerInput> for AiLeg {
-    type Result = ();
+/// The caller's frame as `input_audio_buffer.append`, by a fixed template into
+/// the relay's reused buffer (the caller → model hot path).
+fn append_event(frames: &mut FrameBuf, frame: &[u8]) -> ByteString {
+    let text = frames.base64_between(
+        br#"{"type":"input_audio_buffer.append","audio":""#,
+        frame,
+        br#""}"#,
+    );
+    ByteString::try_from(text).unwrap_or_default()
+}
 
+/// The audio of a `response.output_audio.delta`, decoded into the relay's reused
+/// buffer (the model → caller hot path); `None` if it is not base64.
+fn delta_audio(frames: &mut FrameBuf, delta: &str) -> Option<bytes::Bytes> {
+    frames.decode_base64(delta.as_bytes()).ok()
+}
+
+impl StreamHandler<CallerInput> for AiLeg {
     fn handle(&mut self, msg: CallerInput, ctx: &mut Self::Context) {
         match msg {
             CallerInput::Media(frame) => {
                 if self.stage != Stage::Live {
                     return;
                 }
-                const HEAD: &str = r#"{"type":"input_audio_buffer.append","audio":""#;
-                let mut text = String::with_capacity(HEAD.len() + frame.len() * 4 / 3 + 8);
-                text.push_str(HEAD);
-                STANDARD.encode_string(&frame, &mut text);
-                text.push_str(r#""}"#);
                 if let Some(sink) = &mut self.sink {
-                    let _ = sink.write(Message::Text(text.into()));
+                    let _ = sink.write(Message::Text(append_event(&mut self.frames, &frame)));
                 }
             }
             CallerInput::Mark(name) => self.on_mark(&name, ctx),
         }
     }
+
+    /// The leg routed the caller elsewhere or stopped: the call decides what
+    /// becomes of the relay (`StopAssistant`), not the end of its feed.
+    fn finished(&mut self, _ctx: &mut Self::Context) {}
 }
 
 impl Handler<StopAssistant> for AiLeg {
@@ -1392,5 +1429,74 @@ mod tests {
     fn long_tool_answers_are_cut() {
         assert_eq!(truncate("abcdef", 3), "abc…");
         assert_eq!(truncate("abc", 3), "abc");
+    }
+
+    #[test]
+    fn no_frame_allocates_at_steady_state_caller_to_model_or_model_to_caller() {
+        use base64::Engine as _;
+        use std::hint::black_box;
+        use switchboard_actors::outbox::{Outbox, OutboxLimits, Outgoing};
+
+        let b64 = |n: u8| base64::engine::general_purpose::STANDARD.encode([n; 160]);
+        let caller: Vec<bytes::Bytes> = (0..50u8)
+            .map(|n| bytes::Bytes::from(vec![n; 160]))
+            .collect();
+        let deltas: Vec<String> = (0..50u8)
+            .map(|n| {
+                format!(
+                    r#"{{"type":"response.output_audio.delta","event_id":"event_{n}","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"{}"}}"#,
+                    b64(n)
+                )
+            })
+            .collect();
+        let mut frames = FrameBuf::new();
+
+        // Caller → model: the leg's port to the relay, its feed, the append
+        // rendered by its template.
+        let stats = EngineStats::default();
+        let (port, mut feed) = caller_port(1024);
+        let mut caller_to_model = |count: usize| {
+            use futures_util::{FutureExt as _, StreamExt as _};
+            for n in 0..count {
+                assert!(port.offer(CallerInput::Media(caller[n % 50].clone()), &stats));
+                let Some(Some(CallerInput::Media(frame))) = feed.next().now_or_never() else {
+                    panic!("the frame is in the feed")
+                };
+                let text = append_event(&mut frames, &frame);
+                assert!(black_box(text).ends_with(r#""}"#));
+            }
+        };
+        caller_to_model(1_000);
+        let counted = allocation_counter::measure(|| caller_to_model(10_000));
+        assert_eq!(counted.count_total, 0, "caller → model: {counted:?}");
+
+        // Model → caller: the event read (borrowed), its audio decoded, queued on
+        // the caller's outbox with a mark every fifth delta, taken off for the writer.
+        let leg: Outbox<LegControl> =
+            Outbox::new(OutboxLimits::default(), Arc::new(EngineStats::default()));
+        let mut model_to_caller = |count: usize| {
+            for n in 0..count {
+                let event: ServerEvent<'_> =
+                    serde_json::from_str(&deltas[n % 50]).expect("a delta");
+                assert_eq!(event.kind, "response.output_audio.delta");
+                let audio = delta_audio(&mut frames, event.delta.as_deref().unwrap_or_default())
+                    .expect("base64");
+                leg.send_audio(audio);
+                if n % 5 == 4 {
+                    leg.send_after_audio(LegControl::NumberedMark {
+                        prefix: "ai:",
+                        seq: n as u64,
+                    });
+                }
+                while let Some(item) = leg.try_next() {
+                    if let Outgoing::Audio(frame) = item {
+                        assert_eq!(black_box(frame)[0], (n % 50) as u8);
+                    }
+                }
+            }
+        };
+        model_to_caller(1_000);
+        let counted = allocation_counter::measure(|| model_to_caller(10_000));
+        assert_eq!(counted.count_total, 0, "model → caller: {counted:?}");
     }
 }

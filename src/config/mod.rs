@@ -639,8 +639,9 @@ pub struct OpenAiSettings {
     /// words to finish playing.
     #[serde(rename = "exit_grace_secs", deserialize_with = "values::seconds")]
     pub exit_grace: Duration,
-    /// A Twilio mark follows the assistant's audio at least this often (0: after
-    /// every delta); barge-in truncation is exact to this.
+    /// A Twilio mark follows each burst of the assistant's audio and, while it
+    /// plays, every this much of it (default 100 ms; 0: after every delta);
+    /// barge-in truncation is exact to the last mark played.
     #[serde(rename = "mark_interval_ms", deserialize_with = "values::millis")]
     pub mark_interval: Duration,
     /// Realtime WebSocket connections open at once on this node, at most: every
@@ -703,6 +704,13 @@ pub struct WebSocketSettings {
     pub max_frame_bytes: usize,
     pub audio_queue_frames: usize,
     pub control_queue_messages: usize,
+    /// Audio pushed into a socket's queue from another thread (a bridged call's
+    /// other socket on another HTTP worker) wakes that socket's writer at most
+    /// this late, with every frame pushed meanwhile from the same thread: one
+    /// wake-up per period instead of one per frame. 0 (the default): at once,
+    /// frame by frame.
+    #[serde(rename = "audio_wake_batch_ms", deserialize_with = "values::millis")]
+    pub audio_wake_batch: Duration,
 }
 
 /// Prices in USD: telephony per minute (each leg rounded up to whole minutes) and
@@ -919,6 +927,10 @@ impl Settings {
             "websocket.audio_queue_frames must be ≥ 1"
         );
         anyhow::ensure!(
+            ws.audio_wake_batch <= Duration::from_millis(20),
+            "websocket.audio_wake_batch_ms must be at most one 20 ms frame"
+        );
+        anyhow::ensure!(
             self.calls.ringback_chunk >= Duration::from_millis(20),
             "calls.ringback_chunk_ms must be at least one 20 ms frame"
         );
@@ -1133,6 +1145,7 @@ impl Settings {
         OutboxLimits {
             audio_frames: self.websocket.audio_queue_frames,
             control_messages: self.websocket.control_queue_messages,
+            wake_batch: self.websocket.audio_wake_batch,
         }
     }
 }

@@ -7,16 +7,16 @@
 //! `clear`. Audio is 8 kHz mu-law, base64 in `media.payload`.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use bytes::Bytes;
+use bytes::{BufMut as _, Bytes};
 use bytestring::ByteString;
 use futures_util::{Stream, StreamExt as _};
 use serde::Deserialize;
+use switchboard_actors::framebuf::FrameBuf;
 use switchboard_actors::leg::{LegControl, LegHandle, LegInput, MediaLeg};
 use switchboard_actors::outbox::{Outbox, CLOSE_POLICY};
 use switchboard_actors::CallId;
@@ -44,8 +44,6 @@ pub struct Inbound<'a> {
     pub mark: Option<Named>,
     #[serde(default)]
     pub dtmf: Option<Dtmf>,
-    #[serde(default, rename = "streamSid")]
-    pub stream_sid: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,9 +184,11 @@ fn inputs(
     frames: impl Stream<Item = Frame>,
     outbox: Outbox<LegControl>,
 ) -> impl Stream<Item = LegInput> {
+    // The caller's frames are decoded into this buffer, reused frame after frame.
+    let mut buf = FrameBuf::new();
     frames.filter_map(move |frame| {
         let input = match frame {
-            Frame::Text(text) => parse(&text),
+            Frame::Text(text) => parse(&text, &mut buf),
             Frame::Violation(reason) => {
                 tracing::warn!(%reason, "media stream protocol violation");
                 outbox.close(CLOSE_POLICY, reason);
@@ -201,8 +201,9 @@ fn inputs(
 }
 
 /// Reads one text frame of the stream after `start`: the inbound hot path (`media`
-/// fifty times a second per call). What is not leg input is logged and skipped.
-pub fn parse(text: &str) -> Option<LegInput> {
+/// fifty times a second per call), a `media` payload decoded into `buf`. What is
+/// not leg input is logged and skipped.
+pub fn parse(text: &str, buf: &mut FrameBuf) -> Option<LegInput> {
     let inbound: Inbound<'_> = match serde_json::from_str(text) {
         Ok(inbound) => inbound,
         Err(err) => {
@@ -213,8 +214,8 @@ pub fn parse(text: &str) -> Option<LegInput> {
     match inbound.event.as_ref() {
         "media" => {
             let payload = inbound.media?.payload;
-            match STANDARD.decode(payload.as_bytes()) {
-                Ok(audio) => Some(LegInput::Media(Bytes::from(audio))),
+            match buf.decode_base64(payload.as_bytes()) {
+                Ok(audio) => Some(LegInput::Media(audio)),
                 Err(_) => {
                     tracing::warn!("media payload is not base64");
                     None
@@ -232,11 +233,13 @@ pub fn parse(text: &str) -> Option<LegInput> {
     }
 }
 
-/// Renders outgoing items as Twilio Media Streams JSON for one stream.
+/// Renders outgoing items as Twilio Media Streams JSON for one stream, into one
+/// reused buffer (`media` by a fixed template: the outbound hot path).
 pub struct TwilioWire {
     /// `{"event":"media","streamSid":"MZ…","media":{"payload":"` — built once.
     media_prefix: String,
     stream_sid_json: String,
+    buf: FrameBuf,
 }
 
 impl TwilioWire {
@@ -247,33 +250,58 @@ impl TwilioWire {
                 r#"{{"event":"media","streamSid":{stream_sid_json},"media":{{"payload":""#
             ),
             stream_sid_json,
+            buf: FrameBuf::new(),
         }
     }
 
     /// One outbound `media` message (the outbound hot path).
-    pub fn media(&self, frame: &[u8]) -> String {
-        let mut out = String::with_capacity(self.media_prefix.len() + frame.len() * 4 / 3 + 8);
-        out.push_str(&self.media_prefix);
-        STANDARD.encode_string(frame, &mut out);
-        out.push_str(r#""}}"#);
-        out
+    pub fn media(&mut self, frame: &[u8]) -> ByteString {
+        text(
+            self.buf
+                .base64_between(self.media_prefix.as_bytes(), frame, br#""}}"#),
+        )
     }
+}
+
+/// What the wire templates render is UTF-8 by construction.
+fn text(bytes: Bytes) -> ByteString {
+    ByteString::try_from(bytes).unwrap_or_default()
 }
 
 impl Render<LegControl> for TwilioWire {
     fn control(&mut self, message: LegControl) -> ByteString {
-        let sid = &self.stream_sid_json;
-        match message {
+        let sid = self.stream_sid_json.as_bytes();
+        text(match message {
             LegControl::Mark(name) => {
                 let name = serde_json::to_string(&name).unwrap_or_default();
-                format!(r#"{{"event":"mark","streamSid":{sid},"mark":{{"name":{name}}}}}"#).into()
+                self.buf.message(sid.len() + name.len() + 48, |out| {
+                    out.put_slice(br#"{"event":"mark","streamSid":"#);
+                    out.put_slice(sid);
+                    out.put_slice(br#","mark":{"name":"#);
+                    out.put_slice(name.as_bytes());
+                    out.put_slice(b"}}");
+                })
             }
-            LegControl::Clear => format!(r#"{{"event":"clear","streamSid":{sid}}}"#).into(),
-        }
+            LegControl::NumberedMark { prefix, seq } => {
+                self.buf.message(sid.len() + prefix.len() + 68, |out| {
+                    out.put_slice(br#"{"event":"mark","streamSid":"#);
+                    out.put_slice(sid);
+                    out.put_slice(br#","mark":{"name":""#);
+                    // `fmt` writes the number straight into the buffer: no String.
+                    let _ = write!(out, "{prefix}{seq}");
+                    out.put_slice(br#""}}"#);
+                })
+            }
+            LegControl::Clear => self.buf.message(sid.len() + 32, |out| {
+                out.put_slice(br#"{"event":"clear","streamSid":"#);
+                out.put_slice(sid);
+                out.put_slice(b"}");
+            }),
+        })
     }
 
     fn audio(&mut self, frame: Bytes) -> WireFrame {
-        WireFrame::Text(self.media(&frame).into())
+        WireFrame::Text(self.media(&frame))
     }
 }
 
@@ -283,7 +311,7 @@ mod tests {
 
     #[test]
     fn outbound_media_carries_the_stream_sid_and_base64_audio() {
-        let wire = TwilioWire::new("MZ123".into());
+        let mut wire = TwilioWire::new("MZ123".into());
         let json: serde_json::Value =
             serde_json::from_str(&wire.media(&[0xFF, 0x00, 0x7F])).expect("valid JSON");
         assert_eq!(json["event"], "media");
@@ -295,13 +323,15 @@ mod tests {
     fn inbound_media_decodes_byte_exact() {
         let text = r#"{"event":"media","sequenceNumber":"3","media":{"track":"inbound","chunk":"1","timestamp":"5","payload":"/wB/"},"streamSid":"MZ1"}"#;
         assert_eq!(
-            parse(text),
+            parse(text, &mut FrameBuf::new()),
             Some(LegInput::Media(Bytes::from_static(&[0xFF, 0x00, 0x7F])))
         );
     }
 
     #[test]
     fn marks_dtmf_and_stop_are_recognised_and_junk_is_not() {
+        let buf = &mut FrameBuf::new();
+        let mut parse = |text: &str| parse(text, buf);
         assert_eq!(
             parse(r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"m1"}}"#),
             Some(LegInput::Mark("m1".into()))
@@ -313,5 +343,113 @@ mod tests {
         assert_eq!(parse(r#"{"event":"stop","stop":{}}"#), Some(LegInput::Stop));
         assert_eq!(parse("not json"), None);
         assert_eq!(parse(r#"{"event":"media","media":{"payload":"!!"}}"#), None);
+    }
+
+    /// Twilio's inbound `media` for one 20 ms frame (fields as Twilio sends them).
+    pub(crate) fn inbound_media(n: u32) -> String {
+        use base64::Engine as _;
+        let frame = [n as u8; 160];
+        let payload = base64::engine::general_purpose::STANDARD.encode(frame);
+        format!(
+            r#"{{"event":"media","sequenceNumber":"{n}","media":{{"track":"inbound","chunk":"{n}","timestamp":"{}","payload":"{payload}"}},"streamSid":"MZ18ad3ab5a668481ce02b83e7395059f0"}}"#,
+            n * 20
+        )
+    }
+
+    #[test]
+    fn no_frame_allocates_at_steady_state_caller_to_softphone_or_softphone_to_caller() {
+        use std::hint::black_box;
+        use switchboard_actors::outbox::{Outbox, OutboxLimits, Outgoing};
+        use switchboard_actors::seat::SeatOutput;
+        use switchboard_actors::stats::EngineStats;
+
+        let stats = Arc::new(EngineStats::default());
+        let seat: Outbox<SeatOutput> = Outbox::new(OutboxLimits::default(), Arc::clone(&stats));
+        let leg: Outbox<LegControl> = Outbox::new(OutboxLimits::default(), stats);
+        let texts: Vec<String> = (0..50).map(inbound_media).collect();
+        let softphone_frames: Vec<Bytes> = (0..50u8).map(|n| Bytes::from(vec![n; 160])).collect();
+        let mut buf = FrameBuf::new();
+        let mut seat_wire = crate::ws::agent::SeatWire;
+        let mut wire = TwilioWire::new("MZ18ad3ab5a668481ce02b83e7395059f0".into());
+
+        // Caller → softphone: the stream's parse (base64 into the reused buffer),
+        // cut into 20 ms frames, the softphone's outbox, its writer's render.
+        let mut caller_to_softphone = |frames: usize| {
+            for n in 0..frames {
+                let Some(LegInput::Media(audio)) = parse(&texts[n % 50], &mut buf) else {
+                    panic!("media is media")
+                };
+                for frame in switchboard_actors::audio::frames(audio) {
+                    seat.send_audio(frame);
+                }
+                let Some(Outgoing::Audio(out)) = seat.try_next() else {
+                    panic!("one frame in, one out")
+                };
+                let WireFrame::Binary(out) = seat_wire.audio(out) else {
+                    panic!("softphone audio is binary")
+                };
+                assert_eq!(black_box(out)[0], (n % 50) as u8);
+            }
+        };
+        caller_to_softphone(1_000);
+        let counted = allocation_counter::measure(|| caller_to_softphone(10_000));
+        assert_eq!(
+            counted.count_total, 0,
+            "caller → softphone allocated {} times in 10,000 frames",
+            counted.count_total
+        );
+
+        // Softphone → caller: the leg's outbox, Twilio's `media` by its template;
+        // a mark behind every fifth frame (an assistant's, every 100 ms).
+        let mut softphone_to_caller = |frames: usize| {
+            for n in 0..frames {
+                leg.send_audio(softphone_frames[n % 50].clone());
+                if n % 5 == 4 {
+                    leg.send_after_audio(LegControl::NumberedMark {
+                        prefix: "ai:",
+                        seq: n as u64,
+                    });
+                }
+                while let Some(item) = leg.try_next() {
+                    let text = match item {
+                        Outgoing::Audio(frame) => match wire.audio(frame) {
+                            WireFrame::Text(text) => text,
+                            WireFrame::Binary(_) => panic!("Twilio media is text"),
+                        },
+                        Outgoing::Control(message) => wire.control(message),
+                        _ => panic!("only audio and marks were queued"),
+                    };
+                    assert!(black_box(text).starts_with(r#"{"event":""#));
+                }
+            }
+        };
+        softphone_to_caller(1_000);
+        let counted = allocation_counter::measure(|| softphone_to_caller(10_000));
+        assert_eq!(
+            counted.count_total, 0,
+            "softphone → caller allocated {} times in 10,000 frames",
+            counted.count_total
+        );
+    }
+
+    #[test]
+    fn a_numbered_mark_and_a_clear_render_as_twilio_expects() {
+        let mut wire = TwilioWire::new("MZ1".into());
+        let mark: serde_json::Value =
+            serde_json::from_str(&wire.control(LegControl::NumberedMark {
+                prefix: "ai:",
+                seq: 42,
+            }))
+            .expect("valid JSON");
+        assert_eq!(
+            mark,
+            serde_json::json!({"event": "mark", "streamSid": "MZ1", "mark": {"name": "ai:42"}})
+        );
+        let clear: serde_json::Value =
+            serde_json::from_str(&wire.control(LegControl::Clear)).expect("valid JSON");
+        assert_eq!(
+            clear,
+            serde_json::json!({"event": "clear", "streamSid": "MZ1"})
+        );
     }
 }

@@ -86,7 +86,7 @@ pub fn parse(text: &str) -> SeatInput {
 
 /// The seat's outbox on the wire: each message is serialised as it is; audio goes
 /// out as binary frames, verbatim.
-struct SeatWire;
+pub(crate) struct SeatWire;
 
 impl Render<SeatOutput> for SeatWire {
     fn control(&mut self, message: SeatOutput) -> ByteString {

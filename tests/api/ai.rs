@@ -197,6 +197,38 @@ async fn with_sparser_marks_a_barge_in_truncates_at_the_last_mark_that_played() 
     barge_in(300, 300).await;
 }
 
+/// The caller speaks over the assistant: waits for Twilio's `clear` and the
+/// model's `conversation.item.truncate`; answers where it truncated, and what the
+/// marks echoed because their audio played (not those flushed by the clear) say
+/// was heard — `ai:N` follows the first N × `step_ms` of the answer — with them.
+async fn interrupt(
+    twilio: &mut TwilioStream,
+    fake: &FakeOpenAi,
+    step_ms: u64,
+) -> (u64, u64, Vec<u64>) {
+    speak(twilio, 0x50, 10);
+    loop {
+        let message = twilio.next().await.expect("the engine sends clear");
+        if message["event"] == "clear" {
+            break;
+        }
+    }
+    let truncate = fake
+        .wait_for_client_event("conversation.item.truncate")
+        .await;
+    let truncated_at = truncate["audio_end_ms"].as_u64().expect("audio_end_ms");
+    let played: Vec<u64> = twilio
+        .echoed_marks()
+        .iter()
+        .filter_map(|(name, played_ms)| {
+            let n: u64 = name.strip_prefix("ai:")?.parse().ok()?;
+            (*played_ms >= n * step_ms).then_some(n * step_ms)
+        })
+        .collect();
+    let heard = played.iter().copied().max().unwrap_or(0);
+    (truncated_at, heard, played)
+}
+
 /// `mark_interval_ms` as configured; `step_ms`, the audio between two marks.
 async fn barge_in(mark_interval_ms: u64, step_ms: u64) {
     // 4 s of greeting generated four times faster than it plays, so at the barge-in
@@ -222,30 +254,7 @@ async fn barge_in(mark_interval_ms: u64, step_ms: u64) {
         assert_eq!(media[0], 0x22);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    speak(&mut twilio, 0x50, 10);
-
-    loop {
-        let message = twilio.next().await.expect("the engine sends clear");
-        if message["event"] == "clear" {
-            break;
-        }
-    }
-    let truncate = fake
-        .wait_for_client_event("conversation.item.truncate")
-        .await;
-    let truncated_at = truncate["audio_end_ms"].as_u64().expect("audio_end_ms");
-
-    // Marks echoed because their audio played (not those flushed by the clear):
-    // `ai:N` follows the first N × `step_ms` of the greeting.
-    let played: Vec<u64> = twilio
-        .echoed_marks()
-        .iter()
-        .filter_map(|(name, played_ms)| {
-            let n: u64 = name.strip_prefix("ai:")?.parse().ok()?;
-            (*played_ms >= n * step_ms).then_some(n * step_ms)
-        })
-        .collect();
-    let heard = played.iter().copied().max().unwrap_or(0);
+    let (truncated_at, heard, played) = interrupt(&mut twilio, &fake, step_ms).await;
     let sent: usize = fake.sent_audio().iter().map(|(_, bytes)| bytes / 8).sum();
     assert!(
         truncated_at == heard || (heard >= step_ms && truncated_at == heard - step_ms),
@@ -1307,4 +1316,103 @@ async fn cached_prompt_tokens_of_an_openai_summary_are_priced_at_the_cached_rate
         (amount - expected).abs() < 2e-6,
         "{amount} ≠ {expected}: {summary}"
     );
+}
+
+#[actix_web::test]
+async fn a_media_and_the_mark_behind_it_go_out_in_one_socket_write() {
+    // 4 s of answer in 100 ms deltas, one every 25 ms (steady, faster than it plays),
+    // with a mark after every delta: two messages per delta, one write if batched.
+    let script = Script::new()
+        .greeting(Reply::say(GREETING, 4_000, 0x19))
+        .paced(Duration::from_millis(25));
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |s| s.openai.mark_interval = Duration::ZERO).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    // Warm-up: the session's set-up messages and the first deltas.
+    for _ in 0..5 {
+        assert_eq!(twilio.next_media().await[0], 0x19);
+    }
+    let writes_before = app.metric("switchboard_socket_writes_total").await;
+    let messages_before = app.metric("switchboard_socket_messages_total").await;
+    let (mut media, mut marks) = (0u32, 0u32);
+    while media < 30 {
+        let message = twilio.next().await.expect("the engine streams the answer");
+        match message["event"].as_str() {
+            Some("media") => media += 1,
+            Some("mark") => marks += 1,
+            _ => {}
+        }
+    }
+    let writes = app.metric("switchboard_socket_writes_total").await - writes_before;
+    let messages = app.metric("switchboard_socket_messages_total").await - messages_before;
+    assert!(
+        marks >= media - 1,
+        "a mark after every delta ({marks} for {media})"
+    );
+    assert!(
+        messages >= f64::from(media + marks),
+        "{messages} messages counted for {media} media and {marks} marks"
+    );
+    let per_media = writes / f64::from(media);
+    assert!(
+        per_media < 1.1,
+        "{writes} socket writes for {media} media and {marks} marks: {per_media:.2} per relayed media"
+    );
+}
+
+#[actix_web::test]
+async fn ten_seconds_of_audio_in_one_burst_reach_twilio_whole_with_sparse_marks_and_barge_in_stays_exact(
+) {
+    // The whole 10 s answer as 500 deltas of 20 ms, sent at once; marks as
+    // configured by default (one every 100 ms of audio and one at the end).
+    let script = Script::new()
+        .greeting(Reply::say("A very long welcome message.", 10_000, 0x26))
+        .delta_ms(20)
+        .turn("Stop, I need help", Reply::say("Sure.", 200, 0x27));
+    let fake = FakeOpenAi::start(script).await;
+    let app = ai_app(&fake, |_| {}).await;
+    route_to_assistant(&app, assistant(builtin_tools(), everyone())).await;
+    let call = app.ring_in(CALLER, NUMBER).await;
+    let mut twilio = app.open_stream(&call).await;
+    twilio.play_out();
+
+    let (mut audio_ms, mut marks) = (0, 0);
+    while audio_ms < 10_000 {
+        let message = twilio.next().await.expect("the engine sends the answer");
+        match message["event"].as_str() {
+            Some("media") => {
+                let audio = base64_decode(message["media"]["payload"].as_str().expect("payload"));
+                assert!(audio.iter().all(|b| *b == 0x26), "only the answer's audio");
+                audio_ms += audio.len() / 8;
+            }
+            Some("mark") => marks += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(audio_ms, 10_000, "the whole answer, nothing dropped");
+    assert_eq!(
+        app.metric("switchboard_audio_frames_dropped_total").await,
+        0.0
+    );
+    assert!(
+        (90..=101).contains(&marks),
+        "a mark per 100 ms of audio, not per delta: {marks} for 500 deltas"
+    );
+
+    // The caller speaks over it once about a second has played.
+    while twilio.played_ms() < 1_000 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (truncated_at, heard, _) = interrupt(&mut twilio, &fake, 100).await;
+    assert!(
+        truncated_at == heard || (heard >= 100 && truncated_at == heard - 100),
+        "truncated at {truncated_at} ms; marks say {heard} ms had played"
+    );
+    assert!(
+        (900..10_000).contains(&truncated_at),
+        "cut where the caller was, not at what was sent: {truncated_at} ms"
+    );
+    hear(&mut twilio, 0x27, 200).await;
 }

@@ -228,6 +228,60 @@ async fn a_stalled_softphone_loses_its_own_oldest_audio_and_stalls_nobody() {
     assert_eq!(record["outcome"], "answered");
 }
 
+/// A softphone's frame `seq` of a burst: a tag, the sequence number, then filler.
+fn burst_frame(seq: u16) -> Vec<u8> {
+    let mut frame = vec![0xA5; 160];
+    frame[1..3].copy_from_slice(&seq.to_be_bytes());
+    frame
+}
+
+#[actix_web::test]
+async fn a_burst_of_a_thousand_frames_in_one_write_is_relayed_in_order_or_dropped_oldest_never_stalled(
+) {
+    let app = spawn_app().await;
+    let agent = one_agent(&app).await;
+    let (mut softphone, _call, mut twilio) =
+        stalled_softphone_on_a_call(&app, &agent.token, NUMBER).await;
+    let dropped_before = app.metric("switchboard_audio_frames_dropped_total").await;
+
+    // 1,000 binary frames (20 s of audio) written to the socket at once.
+    let burst: Vec<u8> = (0..1_000u16)
+        .flat_map(|seq| raw_ws::masked(raw_ws::BINARY, &burst_frame(seq)))
+        .collect();
+    softphone
+        .write_all(&burst)
+        .await
+        .expect("the burst is written");
+
+    // The caller hears them in order; the last one arrives.
+    let mut heard: Vec<u16> = Vec::new();
+    while heard.last() != Some(&999) {
+        let media = twilio.next_media().await;
+        if media.len() == 160 && media[0] == 0xA5 {
+            heard.push(u16::from_be_bytes([media[1], media[2]]));
+        }
+    }
+    assert!(
+        heard.windows(2).all(|pair| pair[0] < pair[1]),
+        "in order: {heard:?}"
+    );
+    // What was not heard was dropped as the oldest of a full queue, and counted.
+    let dropped = app.metric("switchboard_audio_frames_dropped_total").await - dropped_before;
+    assert_eq!(
+        heard.len() as f64 + dropped,
+        1_000.0,
+        "{} frames heard, {dropped} dropped",
+        heard.len()
+    );
+    // Nothing stalled: the next frame goes through as usual.
+    softphone
+        .write_all(&raw_ws::masked(raw_ws::BINARY, &burst_frame(1_000)))
+        .await
+        .expect("one more frame");
+    let next = twilio.next_media().await;
+    assert_eq!(&next[..3], &[0xA5, 0x03, 0xE8]);
+}
+
 /// RFC 6455 §5.5.2–5.5.3: a peer answers every ping with a pong (browsers do so on
 /// their own). Audio shows that a softphone sends; only a pong shows that it reads.
 #[actix_web::test]
