@@ -107,7 +107,7 @@ async fn a_killed_node_is_marked_not_alive_once_its_key_expires_and_a_terminated
 #[actix_web::test]
 async fn a_node_with_the_wrong_secret_does_not_join_and_says_why() {
     let mut cluster = spawn_cluster(1).await;
-    let port = super::free_port();
+    let port = crate::helpers::free_port();
     let mut command = cluster.command("intruder", port);
     command.env("SWITCHBOARD_CLUSTER_SECRET", "not-the-cluster-secret");
     let intruder = cluster.spawn_node("intruder", port, command);
@@ -135,7 +135,7 @@ async fn a_node_without_its_url_or_the_secret_is_refused_at_start_with_the_varia
         ("no-url", "SWITCHBOARD_NODE_URL"),
         ("no-secret", "SWITCHBOARD_CLUSTER_SECRET"),
     ] {
-        let port = super::free_port();
+        let port = crate::helpers::free_port();
         let mut command = cluster.command(id, port);
         command.env_remove(missing);
         let node = cluster.spawn_node(id, port, command);
@@ -189,7 +189,7 @@ async fn a_node_is_not_ready_while_redis_is_unreachable_and_ready_again_after() 
         .expect("the test Redis is at an IP address and port");
     let proxy = FaultProxy::start(redis_addr).await;
     let mut cluster = TestCluster::empty().await;
-    let port = super::free_port();
+    let port = crate::helpers::free_port();
     let mut command = cluster.command("node-1", port);
     command.env("REDIS_URL", format!("redis://{}", proxy.addr));
     cluster.spawn_node("node-1", port, command);
@@ -217,4 +217,52 @@ async fn a_node_is_not_ready_while_redis_is_unreachable_and_ready_again_after() 
     node.until_members("itself alive again", |m| lists(m, "node-1", true))
         .await;
     cluster.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_second_node_with_a_live_nodes_id_at_another_url_is_refused() {
+    let mut cluster = spawn_cluster(1).await;
+    let port = crate::helpers::free_port();
+    let command = cluster.command("node-1", port);
+    let twin = cluster.spawn_node("node-1", port, command);
+    let status = twin.exited().await;
+    let log = twin.log();
+    assert!(!status.success(), "refused: {status:?}\n{log}");
+    assert!(
+        log.lines()
+            .any(|line| line.contains("ERROR") && line.contains("already alive")),
+        "{log}"
+    );
+    let first = &cluster.nodes[0];
+    let members = first.members().await;
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0]["url"], first.url, "the first node keeps its id");
+    cluster.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_single_node_lists_itself_alone_and_only_to_the_admin() {
+    let app = crate::helpers::spawn_app().await;
+    let (status, body) = app.get_json("/api/cluster").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["mode"], "single", "{body}");
+    let nodes = body["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 1, "{body}");
+    assert_eq!(nodes[0]["alive"], true, "{body}");
+    assert_eq!(nodes[0]["id"], body["node"], "{body}");
+    let (status, _) = app.get("/api/cluster", None).await;
+    assert_eq!(status, 401);
+    let (status, _) = app.get("/api/cluster", Some("not-the-admin")).await;
+    assert_eq!(status, 401);
+    let (status, ready) = app.get_json("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert!(
+        ready["checks"].get("cluster").is_none(),
+        "no cluster check: {ready}"
+    );
+    let (_, metrics) = app.get("/metrics", None).await;
+    assert!(
+        !String::from_utf8_lossy(&metrics).contains("switchboard_cluster_"),
+        "no cluster gauges on a single node"
+    );
 }

@@ -25,7 +25,7 @@ use deadpool_redis::redis;
 use serde_json::Value;
 
 use crate::db::{drop_database, fresh_database_url, TestDb};
-use crate::helpers::{spill_path_for, ADMIN_TOKEN, PATIENCE};
+use crate::helpers::{free_port, spill_path_for, ADMIN_TOKEN, PATIENCE};
 
 const REDIS_URL_VAR: &str = "SWITCHBOARD_TEST_REDIS_URL";
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -42,14 +42,6 @@ fn binary() -> PathBuf {
     std::env::var_os("SWITCHBOARD_TEST_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_switchboard")))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("bound")
-        .port()
 }
 
 /// One engine process of a test cluster.
@@ -83,28 +75,20 @@ impl Node {
 
     /// Waits (within the patience) for the process to exit on its own.
     pub async fn exited(&mut self) -> ExitStatus {
-        let deadline = tokio::time::Instant::now() + PATIENCE * 2;
-        loop {
-            if let Some(status) = self.status {
-                return status;
-            }
-            if let Some(status) = self.child.try_wait().expect("the node's status") {
-                self.status = Some(status);
-                return status;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "node {} did not exit; its log:\n{}",
-                self.id,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (id, log) = (self.id.clone(), self.log.clone());
+        let (status, child) = (&mut self.status, &mut self.child);
+        let exited = eventually(
+            async || status.or(child.try_wait().expect("the node's status")),
+            || format!("node {id} did not exit; its log:\n{}", read_log(&log)),
+        )
+        .await;
+        *status = Some(exited);
+        exited
     }
 
     /// Everything the node wrote on stdout and stderr.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        read_log(&self.log)
     }
 
     /// `GET path` on this node with the admin token: the status and the JSON
@@ -144,39 +128,68 @@ impl Node {
     /// Polls `GET /api/cluster` on this node until `done` holds of its nodes
     /// (within the patience), and returns them.
     pub async fn until_members(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + PATIENCE * 2;
-        loop {
-            let members = self.members().await;
-            if done(&members) {
-                return members;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "node {} never saw {what}; it lists {members:?}",
-                self.id
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let last = std::cell::RefCell::new(Vec::new());
+        eventually(
+            async || {
+                let members = self.members().await;
+                let found = done(&members).then(|| members.clone());
+                *last.borrow_mut() = members;
+                found
+            },
+            || {
+                format!(
+                    "node {} never saw {what}; it lists {:?}",
+                    self.id,
+                    last.borrow()
+                )
+            },
+        )
+        .await
     }
 
     /// Polls until `GET path` answers `status`.
     pub async fn until_status(&self, path: &str, status: u16) -> Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE * 2;
-        loop {
-            let answer = self.get(path).await;
-            if let Some((got, body)) = &answer {
-                if *got == status {
-                    return body.clone();
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "GET {path} on {} never answered {status} (last: {answer:?}); its log:\n{}",
-                self.id,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let last = std::cell::RefCell::new(None);
+        eventually(
+            async || {
+                let answer = self.get(path).await;
+                let found = match &answer {
+                    Some((got, body)) if *got == status => Some(body.clone()),
+                    _ => None,
+                };
+                *last.borrow_mut() = answer;
+                found
+            },
+            || {
+                format!(
+                    "GET {path} on {} never answered {status} (last: {:?}); its log:\n{}",
+                    self.id,
+                    last.borrow(),
+                    self.log()
+                )
+            },
+        )
+        .await
+    }
+}
+
+fn read_log(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Tries `attempt` every 50 ms until it gives a value; past three times the patience
+/// panics with `failure()`. (No test asserts how fast: only that it happens.)
+async fn eventually<T>(
+    mut attempt: impl AsyncFnMut() -> Option<T>,
+    failure: impl FnOnce() -> String,
+) -> T {
+    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+    loop {
+        if let Some(found) = attempt().await {
+            return found;
         }
+        assert!(tokio::time::Instant::now() < deadline, "{}", failure());
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -353,22 +366,7 @@ fn redis_connection() -> redis::Connection {
 
 /// Waits until `node` is ready, and checks it is a cluster node of this build.
 async fn wait_ready(node: &Node) {
-    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
-    let client = reqwest::Client::new();
-    loop {
-        if let Ok(res) = client.get(format!("{}/readyz", node.url)).send().await {
-            if res.status().is_success() {
-                break;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "node {} never became ready; its log:\n{}",
-            node.id,
-            node.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    node.until_status("/readyz", 200).await;
     let (status, body) = node.get("/api/cluster").await.unwrap_or_default();
     assert!(
         status == 200 && body["mode"] == "cluster",
