@@ -113,6 +113,12 @@ impl Application {
             .cluster
             .as_ref()
             .map(|cluster| cluster.start_heartbeat(Arc::clone(&engine.stats)));
+        if let Some(cluster) = &engine.cluster {
+            cluster
+                .start_presence(engine.coordinator.clone())
+                .await
+                .context("publishing seat presence to the cluster")?;
+        }
         let workers = match engine.settings.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,

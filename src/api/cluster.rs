@@ -1,7 +1,8 @@
 //! `GET /api/cluster` (admin): the nodes of the cluster as Redis lists them —
 //! each node's id, own URL, whether its membership key is alive, its last
 //! heartbeat and its calls and seats. A single node (no `REDIS_URL`) lists
-//! itself.
+//! itself. `GET /api/cluster/seats[?workspace=W]` (admin): every softphone seat
+//! of the cluster, with the node its socket is on.
 
 use std::sync::atomic::Ordering;
 
@@ -9,7 +10,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
 use crate::api::admin::Admin;
-use crate::cluster::Member;
+use crate::cluster::{Member, SeatRecord};
 use crate::engine::Engine;
 use crate::error::ApiError;
 
@@ -83,4 +84,63 @@ pub async fn get(_admin: Admin, engine: web::Data<Engine>) -> Result<HttpRespons
         node: cluster.node_id().to_owned(),
         nodes: members.into_iter().map(NodeJson::from).collect(),
     }))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct SeatsQuery {
+    pub workspace: Option<String>,
+}
+
+/// `GET /api/cluster/seats`: the seats of every live node (a single node: its
+/// own), by workspace then agent.
+pub async fn seats(
+    _admin: Admin,
+    engine: web::Data<Engine>,
+    query: web::Query<SeatsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace = match query.into_inner().workspace {
+        Some(raw) => Some(
+            switchboard_actors::Workspace::parse(&raw)
+                .map_err(|e| ApiError::bad_request("bad-workspace", e.to_string()))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let seats: Vec<SeatRecord> = match &engine.cluster {
+        Some(cluster) => cluster.seats(workspace.as_deref()).await.map_err(|err| {
+            tracing::warn!(error = %err, "GET /api/cluster/seats: Redis does not answer");
+            ApiError::unavailable(
+                "cluster-unavailable",
+                "the cluster's seats cannot be read: Redis does not answer",
+                1,
+            )
+        })?,
+        None => {
+            let now = jiff::Timestamp::now().as_millisecond();
+            let mut seats: Vec<SeatRecord> = engine
+                .coordinator
+                .seats()
+                .await
+                .map_err(|e| ApiError::unavailable("engine-busy", e.to_string(), 1))?
+                .into_iter()
+                .filter(|seat| {
+                    workspace
+                        .as_deref()
+                        .is_none_or(|w| seat.workspace.as_str() == w)
+                })
+                .map(|seat| SeatRecord {
+                    agent_id: seat.agent_id.to_string(),
+                    name: seat.name,
+                    workspace: seat.workspace.to_string(),
+                    presence: seat.presence,
+                    call_id: seat.call_id.map(|id| id.to_string()),
+                    node: engine.settings.node_id.clone(),
+                    at_ms: now,
+                })
+                .collect();
+            seats.sort_by(|a, b| (&a.workspace, &a.agent_id).cmp(&(&b.workspace, &b.agent_id)));
+            seats
+        }
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "seats": seats })))
 }

@@ -42,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             ))
             .route("/session", web::get().to(session::get))
             .route("/cluster", web::get().to(cluster::get))
+            .route("/cluster/seats", web::get().to(cluster::seats))
             .route("/agents", web::post().to(agents::create))
             .route("/agents", web::get().to(agents::list))
             .route("/agents/{id}", web::get().to(agents::get))

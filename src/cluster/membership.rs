@@ -97,6 +97,9 @@ impl Cluster {
     /// This node leaves: its membership key is deleted (the others see it gone
     /// at once) and its record says it left.
     pub async fn leave(&self) -> Result<(), ClusterError> {
+        if let Err(err) = self.forget_own_seats().await {
+            tracing::warn!(error = %err, "leaving: this node's seats stay until its key expires");
+        }
         let record = NodeRecord {
             last_heartbeat_ms: now_ms(),
             left: true,

@@ -9,12 +9,15 @@
 //! - [`trust`]: the verifier of the shared secret kept in Redis, checked at join;
 //! - [`membership`]: each node's record under a key with a time to live, the
 //!   heartbeat that refreshes it, and the list of members;
+//! - [`presence`]: this node's seats published to Redis (a hash per workspace,
+//!   a channel of changes) and the whole floor's seats read back;
 //! - [`keys`]: the Redis key names, every one under `SWITCHBOARD_REDIS_PREFIX`.
 //!
 //! Single-node mode (no `REDIS_URL`) builds none of this.
 
 pub mod keys;
 pub mod membership;
+pub mod presence;
 pub mod trust;
 
 use std::sync::Arc;
@@ -27,6 +30,7 @@ use secrecy::SecretString;
 use crate::config::Settings;
 pub use keys::Keys;
 pub use membership::{Heartbeat, Member, NodeRecord};
+pub use presence::{PresenceChange, SeatRecord};
 
 /// Redis did not answer as expected.
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,7 @@
 //! build; each node is probed for cluster mode before a test relies on it).
 
 mod membership;
+mod presence;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -25,7 +26,9 @@ use deadpool_redis::redis;
 use serde_json::Value;
 
 use crate::db::{drop_database, fresh_database_url, TestDb};
-use crate::helpers::{free_port, spill_path_for, ADMIN_TOKEN, PATIENCE};
+use crate::helpers::{
+    free_port, spill_path_for, Softphone, WsPeer, ADMIN_TOKEN, FLOOR_MESSAGES, PATIENCE,
+};
 
 const REDIS_URL_VAR: &str = "SWITCHBOARD_TEST_REDIS_URL";
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -106,6 +109,35 @@ impl Node {
         Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
+    /// `POST /api/agents` on this node: the new agent's id and token.
+    pub async fn create_agent(&self, name: &str, workspace: &str) -> (String, String) {
+        let res = reqwest::Client::new()
+            .post(format!("{}/api/agents", self.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({ "name": name, "workspace": workspace }))
+            .send()
+            .await
+            .expect("the node answers");
+        assert_eq!(res.status().as_u16(), 201);
+        let body: Value = res.json().await.expect("JSON");
+        let field = |name: &str| body[name].as_str().expect("a field").to_owned();
+        (field("id"), field("token"))
+    }
+
+    /// A softphone on this node (passing over `welcome`, `roster`, `parking`).
+    pub async fn softphone(&self, token: &str) -> Softphone {
+        let url = format!(
+            "{}/ws/agent?token={token}",
+            self.url.replacen("http://", "ws://", 1)
+        );
+        Softphone {
+            peer: WsPeer::connect(&url, None)
+                .await
+                .expect("the softphone connects"),
+            hidden: FLOOR_MESSAGES,
+        }
+    }
+
     /// `GET /metrics` as text.
     pub async fn metrics(&self) -> String {
         reqwest::get(format!("{}/metrics", self.url))
@@ -179,7 +211,7 @@ fn read_log(path: &std::path::Path) -> String {
 
 /// Tries `attempt` every 50 ms until it gives a value; past three times the patience
 /// panics with `failure()`. (No test asserts how fast: only that it happens.)
-async fn eventually<T>(
+pub(super) async fn eventually<T>(
     mut attempt: impl AsyncFnMut() -> Option<T>,
     failure: impl FnOnce() -> String,
 ) -> T {
