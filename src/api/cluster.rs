@@ -128,15 +128,7 @@ pub async fn seats(
                         .as_deref()
                         .is_none_or(|w| seat.workspace.as_str() == w)
                 })
-                .map(|seat| SeatRecord {
-                    agent_id: seat.agent_id.to_string(),
-                    name: seat.name,
-                    workspace: seat.workspace.to_string(),
-                    presence: seat.presence,
-                    call_id: seat.call_id.map(|id| id.to_string()),
-                    node: engine.settings.node_id.clone(),
-                    at_ms: now,
-                })
+                .map(|seat| SeatRecord::of(seat, &engine.settings.node_id, now))
                 .collect();
             seats.sort_by(|a, b| (&a.workspace, &a.agent_id).cmp(&(&b.workspace, &b.agent_id)));
             seats

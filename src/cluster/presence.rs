@@ -58,6 +58,21 @@ pub struct SeatRecord {
     pub at_ms: i64,
 }
 
+impl SeatRecord {
+    /// `seat` as held by `node`, at `at_ms`.
+    pub fn of(seat: SeatState, node: &str, at_ms: i64) -> SeatRecord {
+        SeatRecord {
+            agent_id: seat.agent_id.to_string(),
+            name: seat.name,
+            workspace: seat.workspace.to_string(),
+            presence: seat.presence,
+            call_id: seat.call_id.map(|id| id.to_string()),
+            node: node.to_owned(),
+            at_ms,
+        }
+    }
+}
+
 /// What goes out on the `presence` channel.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -130,15 +145,7 @@ impl Cluster {
     }
 
     fn record(&self, seat: &SeatState) -> SeatRecord {
-        SeatRecord {
-            agent_id: seat.agent_id.to_string(),
-            name: seat.name.clone(),
-            workspace: seat.workspace.to_string(),
-            presence: seat.presence,
-            call_id: seat.call_id.as_ref().map(ToString::to_string),
-            node: self.node_id().to_owned(),
-            at_ms: now_ms(),
-        }
+        SeatRecord::of(seat.clone(), self.node_id(), now_ms())
     }
 
     /// Publishes this node's seats from now on: registers with the coordinator
