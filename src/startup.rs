@@ -358,6 +358,14 @@ async fn build_engine(
     listener: &TcpListener,
     clock: ClockHandle,
 ) -> anyhow::Result<Engine> {
+    // Joined first: a node that may not join (wrong secret, a live node's id)
+    // must not touch the shared database — recovery below closes the calls left
+    // open under this node's id.
+    let cluster = if settings.is_cluster() {
+        Some(Cluster::join(&settings).await?)
+    } else {
+        None
+    };
     let store = Store::connect(&settings.database_url, &settings.node_id).await?;
     store.migrate().await?;
     let journal = JournalWriter::spawn_with(
@@ -395,11 +403,6 @@ async fn build_engine(
             print_generated_admin_token(&token);
             SecretString::from(token)
         }
-    };
-    let cluster = if settings.is_cluster() {
-        Some(Cluster::join(&settings).await?)
-    } else {
-        None
     };
     if settings.twilio.auth_token.is_none() {
         tracing::warn!("TWILIO_AUTH_TOKEN is not set: every Twilio request will be refused (403)");

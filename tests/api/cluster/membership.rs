@@ -123,6 +123,10 @@ async fn a_node_with_the_wrong_secret_does_not_join_and_says_why() {
         !log.contains("not-the-cluster-secret"),
         "the secret is never logged"
     );
+    assert!(
+        !log.contains("database connected"),
+        "a refused node never touches the shared database:\n{log}"
+    );
     let members = cluster.node("node-1").members().await;
     assert_eq!(ids(&members), ["node-1"], "{members:?}");
     cluster.shutdown().await;
@@ -232,6 +236,10 @@ async fn a_second_node_with_a_live_nodes_id_at_another_url_is_refused() {
         log.lines()
             .any(|line| line.contains("ERROR") && line.contains("already alive")),
         "{log}"
+    );
+    assert!(
+        !log.contains("database connected"),
+        "the twin never closes node-1's calls in the shared database:\n{log}"
     );
     let first = &cluster.nodes[0];
     let members = first.members().await;
