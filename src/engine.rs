@@ -16,6 +16,7 @@ use switchboard_actors::stats::EngineStats;
 
 use crate::alerts::AlertBoard;
 use crate::auth::TokenCache;
+use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::outbound::clock::ClockHandle;
 use crate::outbound::dispatch::DispatchWaker;
@@ -75,6 +76,9 @@ pub struct Engine {
     /// The call event streams open now (`GET /api/calls/{id}/events`), against
     /// `calls.max_event_streams`.
     pub event_streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// This node's handle on the cluster when `REDIS_URL` is set (cluster mode);
+    /// `None` on a single node.
+    pub cluster: Option<Cluster>,
 }
 
 impl Engine {

@@ -4,9 +4,10 @@
 //! database is reported but does not fail the check: calls keep flowing while it is
 //! away, and their records wait in the journal.
 //!
-//! `/readyz`: 200 only when every check passes — the database answers and every
-//! migration embedded in this binary is applied — so a load balancer sends traffic
-//! to a node that can also serve the API; 503 naming the failed checks otherwise.
+//! `/readyz`: 200 only when every check passes — the database answers, every
+//! migration embedded in this binary is applied and, in cluster mode, Redis
+//! answers (`cluster`) — so a load balancer sends traffic to a node that can also
+//! serve the API; 503 naming the failed checks otherwise.
 
 use std::time::Duration;
 
@@ -107,9 +108,19 @@ async fn migrations_check(engine: &Engine) -> Check {
     }
 }
 
-/// Cluster mode (`REDIS_URL`) is not built yet: there is no Redis client to ask,
-/// so this adds no check. When cluster mode lands, this returns
-/// `Some(check)` whether Redis answers a `PING` whenever `REDIS_URL` is set.
-async fn cluster_check(_engine: &Engine) -> Option<Check> {
-    None
+/// In cluster mode (`REDIS_URL`), whether Redis answers a `PING`: a node that
+/// cannot reach Redis cannot coordinate with the others, so it takes no new
+/// traffic. A single node has no such check.
+async fn cluster_check(engine: &Engine) -> Option<Check> {
+    let cluster = engine.cluster.as_ref()?;
+    Some(
+        match tokio::time::timeout(CHECK_DEADLINE, cluster.ping()).await {
+            Ok(Ok(())) => Check::pass(),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "readiness: Redis does not answer");
+                Check::fail("unavailable", json!({}))
+            }
+            Err(_) => Check::fail("timeout", json!({})),
+        },
+    )
 }

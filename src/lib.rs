@@ -8,6 +8,8 @@
 //! - [`startup`]: builds the engine (store, journal, actors) and the HTTP server.
 //! - [`error`], [`auth`]: errors as HTTP shows them; tokens and the admin bearer.
 //! - [`config`]: typed settings from `config/default.toml` and the environment.
+//! - [`cluster`]: cluster mode (`REDIS_URL`): the Redis pool, the shared secret's
+//!   verifier, membership and its heartbeat.
 //! - [`twilio`]: webhooks, signatures, TwiML and the Media Streams socket.
 //! - [`ws`]: the agent softphone socket and the socket writer.
 //! - [`api`]: the REST API (the admin, and users with their API key): thin
@@ -45,6 +47,7 @@ pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod engine;

@@ -13,7 +13,11 @@ use prometheus_client::registry::Registry;
 use switchboard_actors::stats::EngineStats;
 
 use crate::alerts::AlertBoard;
+use crate::cluster::Member;
 use crate::engine::Engine;
+
+/// A scrape waits this long for the cluster's membership, then shows Redis down.
+const CLUSTER_READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reads the engine's atomics at scrape time; nothing is copied on the hot paths.
 #[derive(Debug)]
@@ -21,6 +25,9 @@ struct EngineCollector {
     stats: Arc<EngineStats>,
     journal_backlog: i64,
     alerts: AlertBoard,
+    /// In cluster mode, the members as Redis listed them for this scrape (`None`
+    /// when Redis did not answer); a single node has no cluster gauges.
+    cluster: Option<Option<Vec<Member>>>,
 }
 
 fn counter(
@@ -179,8 +186,55 @@ impl Collector for EngineCollector {
             "Call records waiting to be written.",
             self.journal_backlog,
         )?;
+        if let Some(members) = &self.cluster {
+            cluster(e, members.as_deref())?;
+        }
         alerts(e, &self.alerts)
     }
+}
+
+/// Cluster mode's gauges: whether Redis answered the scrape, the nodes alive, and
+/// each live node's calls and seats (labelled by node id).
+fn cluster(
+    e: &mut DescriptorEncoder<'_>,
+    members: Option<&[Member]>,
+) -> Result<(), std::fmt::Error> {
+    gauge(
+        e,
+        "switchboard_cluster_redis_up",
+        "1 when Redis answered this scrape's membership read, else 0.",
+        i64::from(members.is_some()),
+    )?;
+    let alive: Vec<&Member> = members
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m.alive)
+        .collect();
+    gauge(
+        e,
+        "switchboard_cluster_nodes_alive",
+        "Nodes of the cluster whose membership key is alive.",
+        alive.len() as i64,
+    )?;
+    for (name, help, value) in [
+        (
+            "switchboard_cluster_node_calls",
+            "Calls in progress on each live node, as its last heartbeat said.",
+            (|m: &Member| m.record.calls) as fn(&Member) -> i64,
+        ),
+        (
+            "switchboard_cluster_node_seats",
+            "Softphones connected to each live node, as its last heartbeat said.",
+            |m: &Member| m.record.seats,
+        ),
+    ] {
+        let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for member in &alive {
+            let labels = [("node", member.record.id.as_str())];
+            ConstGauge::new(value(member)).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
 }
 
 /// `switchboard_alert_firing{alert}` and `switchboard_alert_value{alert}` for
@@ -230,11 +284,21 @@ fn alerts(e: &mut DescriptorEncoder<'_>, board: &AlertBoard) -> Result<(), std::
 }
 
 pub async fn metrics(engine: web::Data<Engine>) -> HttpResponse {
+    let cluster = match &engine.cluster {
+        Some(cluster) => Some(
+            match tokio::time::timeout(CLUSTER_READ_DEADLINE, cluster.members()).await {
+                Ok(Ok(members)) => Some(members),
+                _ => None,
+            },
+        ),
+        None => None,
+    };
     let mut registry = Registry::default();
     registry.register_collector(Box::new(EngineCollector {
         stats: Arc::clone(&engine.stats),
         journal_backlog: engine.journal.backlog(),
         alerts: engine.alerts.clone(),
+        cluster,
     }));
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &registry) {

@@ -16,6 +16,7 @@ use switchboard_actors::registry::RegistryHandle;
 use switchboard_actors::stats::EngineStats;
 
 use crate::alerts::{AlertBoard, AlertDeps, Alerts};
+use crate::cluster::{Cluster, Heartbeat};
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::outbound::clock::ClockHandle;
@@ -42,6 +43,9 @@ pub struct Application {
     reviewer: ReviewWorker,
     /// Judges the alert rules and notifies their receivers.
     alerts: Alerts,
+    /// This node's membership heartbeat, in cluster mode; stopped (the node
+    /// leaves) as soon as the server stops.
+    heartbeat: Option<Heartbeat>,
 }
 
 impl Application {
@@ -105,6 +109,16 @@ impl Application {
             board: engine.alerts.clone(),
         })
         .context("starting the alerts")?;
+        let heartbeat = engine
+            .cluster
+            .as_ref()
+            .map(|cluster| cluster.start_heartbeat(Arc::clone(&engine.stats)));
+        if let Some(cluster) = &engine.cluster {
+            cluster
+                .start_presence(engine.coordinator.clone())
+                .await
+                .context("publishing seat presence to the cluster")?;
+        }
         let workers = match engine.settings.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -133,6 +147,7 @@ impl Application {
             reconciler,
             reviewer,
             alerts,
+            heartbeat,
         })
     }
 
@@ -156,6 +171,10 @@ impl Application {
     /// written on the next start, and the log says how many entries that was.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        // The others see this node gone at once, not when its key expires.
+        if let Some(heartbeat) = self.heartbeat {
+            heartbeat.stop().await;
+        }
         let live = self.engine.registry.live().await.unwrap_or_default();
         if !live.is_empty() {
             tracing::warn!(calls = live.len(), "shutting down with calls in progress");
@@ -341,6 +360,14 @@ async fn build_engine(
     listener: &TcpListener,
     clock: ClockHandle,
 ) -> anyhow::Result<Engine> {
+    // Joined first: a node that may not join (wrong secret, a live node's id)
+    // must not touch the shared database — recovery below closes the calls left
+    // open under this node's id.
+    let cluster = if settings.is_cluster() {
+        Some(Cluster::join(&settings).await?)
+    } else {
+        None
+    };
     let store = Store::connect(&settings.database_url, &settings.node_id).await?;
     store.migrate().await?;
     let journal = JournalWriter::spawn_with(
@@ -379,12 +406,6 @@ async fn build_engine(
             SecretString::from(token)
         }
     };
-    if !settings.redis_url.is_empty() {
-        tracing::warn!(
-            "REDIS_URL is set, but cluster coordination is not part of this build: \
-             this node coordinates only its own calls and softphones"
-        );
-    }
     if settings.twilio.auth_token.is_none() {
         tracing::warn!("TWILIO_AUTH_TOKEN is not set: every Twilio request will be refused (403)");
     }
@@ -468,5 +489,6 @@ async fn build_engine(
         objective_classifier,
         alerts,
         event_streams: Arc::default(),
+        cluster,
     })
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod call_events;
 pub mod caller;
 pub mod calls;
+pub mod cluster;
 pub mod directory;
 pub mod dnc;
 pub mod flags;
@@ -40,6 +41,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 input::refuse_control_characters,
             ))
             .route("/session", web::get().to(session::get))
+            .route("/cluster", web::get().to(cluster::get))
+            .route("/cluster/seats", web::get().to(cluster::seats))
             .route("/agents", web::post().to(agents::create))
             .route("/agents", web::get().to(agents::list))
             .route("/agents/{id}", web::get().to(agents::get))

@@ -49,6 +49,8 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("DATABASE_URL", "database_url"),
     ("REDIS_URL", "redis_url"),
     ("SWITCHBOARD_NODE_ID", "node_id"),
+    ("SWITCHBOARD_NODE_URL", "cluster.node_url"),
+    ("SWITCHBOARD_REDIS_PREFIX", "cluster.redis_prefix"),
     ("TWILIO_ACCOUNT_SID", "twilio.account_sid"),
     ("TWILIO_API_BASE", "twilio.api_base"),
     ("OPENAI_REALTIME_URL", "openai.realtime_url"),
@@ -68,6 +70,7 @@ const SECRET_ENV_KEYS: &[(&str, &str)] = &[
     ("OPENAI_API_KEY", "openai.api_key"),
     ("VAPI_API_KEY", "numbers.vapi.api_key"),
     ("RETELL_API_KEY", "numbers.retell.api_key"),
+    ("SWITCHBOARD_CLUSTER_SECRET", "cluster.secret"),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,8 +80,11 @@ pub struct Settings {
     #[serde(deserialize_with = "values::optional")]
     pub public_url: Option<HttpUrl>,
     pub database_url: String,
+    /// Unset (`""`): a single node. Set: one node of a cluster (`[cluster]`).
     pub redis_url: String,
     pub node_id: String,
+    /// Cluster mode's settings, read when `redis_url` is set.
+    pub cluster: ClusterSettings,
     pub workers: usize,
     /// Bearer token of the admin API and the supervisor socket; generated if unset.
     #[serde(default)]
@@ -104,6 +110,108 @@ pub struct Settings {
     pub missed_call_text: MissedCallTextSettings,
     /// Alert rules and where their events go (`[alerts]`).
     pub alerts: AlertSettings,
+}
+
+/// `[cluster]`: how this node joins the others when `REDIS_URL` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// This node's own URL, as the other nodes reach it (`SWITCHBOARD_NODE_URL`);
+    /// required in a cluster.
+    #[serde(deserialize_with = "values::optional")]
+    pub node_url: Option<HttpUrl>,
+    /// The start of every key the cluster writes (`SWITCHBOARD_REDIS_PREFIX`).
+    pub redis_prefix: String,
+    /// The cluster's shared secret (`SWITCHBOARD_CLUSTER_SECRET`); required in a
+    /// cluster, never written to Redis.
+    #[serde(default)]
+    pub secret: Option<SecretString>,
+    /// How often the membership key is refreshed.
+    #[serde(rename = "heartbeat_interval_ms", deserialize_with = "values::millis")]
+    pub heartbeat_interval: Duration,
+    /// The membership key's time to live: how soon the others see this node gone.
+    #[serde(rename = "node_ttl_ms", deserialize_with = "values::millis")]
+    pub node_ttl: Duration,
+    /// A node gone this long is no longer listed.
+    #[serde(rename = "forget_after_secs", deserialize_with = "values::seconds")]
+    pub forget_after: Duration,
+    /// Redis connections kept by this node.
+    pub redis_pool_size: usize,
+    /// A Redis command, a connection and a wait for a pooled one give up after this.
+    #[serde(rename = "redis_timeout_ms", deserialize_with = "values::millis")]
+    pub redis_timeout: Duration,
+}
+
+/// The longest a membership key lives: the others notice a dead node within it.
+pub const MAX_NODE_TTL: Duration = Duration::from_secs(5);
+
+/// The shortest cluster secret accepted, in bytes.
+pub const MIN_CLUSTER_SECRET_BYTES: usize = 16;
+
+impl Settings {
+    /// Cluster mode: `REDIS_URL` is set.
+    pub fn is_cluster(&self) -> bool {
+        !self.redis_url.is_empty()
+    }
+
+    /// Cluster mode's settings agree with each other and name a node that can join.
+    fn validate_cluster(&self) -> anyhow::Result<()> {
+        let cluster = &self.cluster;
+        anyhow::ensure!(
+            !cluster.heartbeat_interval.is_zero()
+                && cluster.node_ttl <= MAX_NODE_TTL
+                && cluster.node_ttl >= 2 * cluster.heartbeat_interval,
+            "cluster.node_ttl_ms must be at most {} and at least twice \
+             cluster.heartbeat_interval_ms (which must be positive)",
+            MAX_NODE_TTL.as_millis()
+        );
+        anyhow::ensure!(
+            (1..=256).contains(&cluster.redis_pool_size),
+            "cluster.redis_pool_size must be between 1 and 256"
+        );
+        anyhow::ensure!(
+            (10..=60_000).contains(&cluster.redis_timeout.as_millis()),
+            "cluster.redis_timeout_ms must be between 10 and 60000"
+        );
+        anyhow::ensure!(
+            !cluster.redis_prefix.is_empty()
+                && cluster.redis_prefix.len() <= 64
+                && cluster.redis_prefix.chars().all(|c| c.is_ascii_graphic()),
+            "cluster.redis_prefix (SWITCHBOARD_REDIS_PREFIX) must be 1 to 64 printable \
+             characters without spaces"
+        );
+        if !self.is_cluster() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            !self.node_id.is_empty()
+                && self.node_id.len() <= 64
+                && self
+                    .node_id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
+            "REDIS_URL is set (cluster mode): node_id (SWITCHBOARD_NODE_ID) must be 1 to 64 \
+             letters, digits, '.', '-' or '_', and each node's own"
+        );
+        anyhow::ensure!(
+            cluster.node_url.is_some(),
+            "REDIS_URL is set (cluster mode) but SWITCHBOARD_NODE_URL (cluster.node_url) is \
+             not: set it to this node's own http(s) URL, as the other nodes reach it"
+        );
+        match &cluster.secret {
+            None => anyhow::bail!(
+                "REDIS_URL is set (cluster mode) but SWITCHBOARD_CLUSTER_SECRET is not: set it \
+                 to the secret every node of the cluster shares (at least \
+                 {MIN_CLUSTER_SECRET_BYTES} characters)"
+            ),
+            Some(secret) => anyhow::ensure!(
+                secrecy::ExposeSecret::expose_secret(secret).len() >= MIN_CLUSTER_SECRET_BYTES,
+                "SWITCHBOARD_CLUSTER_SECRET is too short: at least {MIN_CLUSTER_SECRET_BYTES} \
+                 characters"
+            ),
+        }
+        Ok(())
+    }
 }
 
 /// `[missed_call_text]`: a caller who hung up while ringing or left a voicemail
@@ -900,6 +1008,7 @@ impl Settings {
 
     /// What the types cannot say: bounds, and settings that must agree.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.validate_cluster()?;
         let openai = &self.openai;
         anyhow::ensure!(
             (100..=60_000).contains(&openai.connect_timeout.as_millis()),
@@ -1282,7 +1391,7 @@ mod tests {
             &[
                 ("SWITCHBOARD_BIND", "0.0.0.0:9000"),
                 ("DATABASE_URL", "postgres://db/x"),
-                ("TWILIO_AUTH_TOKEN", "secret"),
+                ("TWILIO_AUTH_TOKEN", "tw-auth-value"),
                 ("SWITCHBOARD_ADMIN_TOKEN", ""),
             ],
         )
@@ -1290,9 +1399,16 @@ mod tests {
         assert_eq!(s.bind, "0.0.0.0:9000");
         assert_eq!(s.node_id, "from-file");
         assert_eq!(s.database_url, "postgres://db/x");
-        assert_eq!(exposed(&s.twilio.auth_token), Some("secret".to_owned()));
+        assert_eq!(
+            exposed(&s.twilio.auth_token),
+            Some("tw-auth-value".to_owned())
+        );
         assert!(s.admin_token.is_none(), "an empty secret is unset");
-        assert!(!format!("{s:?}").contains("secret"), "secrets never print");
+        // The value, not the word: `[cluster] secret` is a field name.
+        assert!(
+            !format!("{s:?}").contains("tw-auth-value"),
+            "secrets never print"
+        );
     }
 
     #[test]
@@ -1678,5 +1794,66 @@ mod tests {
             &[],
         );
         assert!(refused.contains("plan name"), "{refused}");
+    }
+
+    #[test]
+    fn cluster_mode_needs_a_node_url_and_a_long_enough_secret() {
+        let single = Settings::defaults();
+        assert!(!single.is_cluster());
+        assert_eq!(single.cluster.redis_prefix, "switchboard:");
+        assert!(single.cluster.node_ttl <= MAX_NODE_TTL);
+        let redis = ("REDIS_URL", "redis://127.0.0.1:6379");
+        let node = ("SWITCHBOARD_NODE_ID", "a");
+        let url = ("SWITCHBOARD_NODE_URL", "http://10.0.0.1:8080");
+        let secret = ("SWITCHBOARD_CLUSTER_SECRET", "0123456789abcdef");
+        let refused = refusal("", &[redis, node, secret]);
+        assert!(refused.contains("SWITCHBOARD_NODE_URL"), "{refused}");
+        let refused = refusal("", &[redis, node, url]);
+        assert!(refused.contains("SWITCHBOARD_CLUSTER_SECRET"), "{refused}");
+        let refused = refusal(
+            "",
+            &[redis, node, url, ("SWITCHBOARD_CLUSTER_SECRET", "short")],
+        );
+        assert!(refused.contains("too short"), "{refused}");
+        let refused = refusal("", &[redis, ("SWITCHBOARD_NODE_ID", "a b"), url, secret]);
+        assert!(refused.contains("SWITCHBOARD_NODE_ID"), "{refused}");
+        let refused = refusal(
+            "",
+            &[redis, node, ("SWITCHBOARD_NODE_URL", "ftp://x"), secret],
+        );
+        assert!(
+            refused.contains("cluster.node_url (SWITCHBOARD_NODE_URL)"),
+            "{refused}"
+        );
+        let refused = refusal("[cluster]\nnode_ttl_ms = 6000", &[]);
+        assert!(refused.contains("node_ttl_ms"), "{refused}");
+        let refused = refusal("[cluster]\nheartbeat_interval_ms = 3000", &[]);
+        assert!(refused.contains("twice"), "{refused}");
+
+        let s = load(
+            "",
+            &[
+                redis,
+                node,
+                url,
+                secret,
+                ("SWITCHBOARD_REDIS_PREFIX", "t1:"),
+            ],
+        )
+        .expect("a valid node");
+        assert!(s.is_cluster());
+        assert_eq!(s.cluster.redis_prefix, "t1:");
+        assert_eq!(
+            s.cluster.node_url.as_ref().map(HttpUrl::as_str),
+            Some("http://10.0.0.1:8080")
+        );
+        assert_eq!(
+            exposed(&s.cluster.secret),
+            Some("0123456789abcdef".to_owned())
+        );
+        assert!(
+            !format!("{s:?}").contains("0123456789abcdef"),
+            "the secret never prints"
+        );
     }
 }

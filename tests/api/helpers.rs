@@ -1083,6 +1083,15 @@ impl TestApp {
     }
 }
 
+/// A loopback port free now, for a process the test starts (which binds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("bound")
+        .port()
+}
+
 /// The journal spill file of an engine on `database_url` (per node): in the temp
 /// folder, so that an engine restarted on the same database finds it.
 pub fn spill_path_for(database_url: &str) -> String {

@@ -17,6 +17,7 @@ mod browser_supervisor;
 mod browser_user;
 mod call_events;
 mod claims;
+mod cluster;
 mod consent_versions;
 mod db;
 mod dnc;

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::db::{fresh_database_url, TestDb};
 use crate::fake_providers::calls::LikeTwilio;
 use crate::fake_providers::{FakeProvider, TWILIO_SECRET, TWILIO_SID};
-use crate::helpers::{spill_path_for, ADMIN_TOKEN, PATIENCE};
+use crate::helpers::{free_port, spill_path_for, ADMIN_TOKEN, PATIENCE};
 use crate::outbound_claims::outbound_request;
 
 const IN_PROGRESS: &str = "+14155550131";
@@ -24,14 +24,6 @@ const POOL_NUMBER: &str = "+14155550199";
 struct Engine {
     child: Child,
     url: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("bound")
-        .port()
 }
 
 /// `switchboard serve` on `database_url`, its Twilio the fake; once healthy.
