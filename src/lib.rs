@@ -53,6 +53,7 @@ pub mod health;
 pub mod metrics;
 pub mod missed_call;
 pub mod numbers;
+pub mod openapi;
 pub mod outbound;
 pub mod providers;
 pub mod safety;
