@@ -19,6 +19,7 @@ pub mod numbers;
 pub mod outbound;
 pub mod outbound_batch;
 pub mod outbound_check;
+pub mod schema;
 pub mod session;
 pub mod users;
 
