@@ -7,14 +7,14 @@
 //! with its five boxes. A bad `to` or `schedule_at` is `400 bad-field` naming it.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::caller::Caller;
 use super::calls::rfc3339;
 use super::outbound::requesting_user;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::outbound::clock::{from_offset_date_time, to_offset_date_time};
 use crate::outbound::consent::Affirmation;
 use crate::outbound::hours::Verdict;
@@ -23,12 +23,100 @@ use crate::outbound::submit::estimate_usd;
 use crate::outbound::zones::CalleeZones;
 use crate::users::effective_limits;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CheckQuery {
+    /// The number, checked exactly as a request's `to`.
     to: Option<String>,
+    /// RFC 3339 with an offset, as a request's; absent: now.
     schedule_at: Option<String>,
 }
+
+// The answer is built as JSON, its parts added as `to` allows; these types
+// describe it.
+
+/// The calling-hours window and, with `to`, whether the instant is inside it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckHours {
+    /// `HH:MM`.
+    start: String,
+    /// `HH:MM`.
+    end: String,
+    /// With `to`: inside calling hours in every zone of the callee.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    open: Option<bool>,
+    /// With `to`, when open: RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closes_at: Option<String>,
+    /// With `to`, when closed: when the call would ring, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opens_at: Option<String>,
+    /// With `to`, when the hours cannot be judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// One of the attestation's boxes and its line of the wording.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckBox {
+    /// `legitimate_purpose`, `not_dnc`, `reasonable_basis`,
+    /// `understands_recording`, `accepts_responsibility`.
+    field: String,
+    text: String,
+}
+
+/// The attestation's current wording.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckAttestation {
+    version: String,
+    wording: String,
+    boxes: Vec<CheckBox>,
+}
+
+/// One of the callee's possible time zones.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CalleeTime {
+    /// IANA.
+    time_zone: String,
+    /// RFC 3339 with the zone's offset, at `schedule_at` or now.
+    local_time: String,
+}
+
+/// `GET /api/calls/outbound/check`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckAnswer {
+    calling_hours: CheckHours,
+    attestation: CheckAttestation,
+    /// With `to`: E.164.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callee: Option<Vec<CalleeTime>>,
+    /// With `to`: USD for the user's plan (`null` without a configured plan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estimated_cost: Option<Option<f64>>,
+    /// With `to`: on a do-not-call list the user's calls obey.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    do_not_call: Option<bool>,
+}
+
+/// Checks a new call before it is submitted
+///
+/// What the new-call form shows, by the rules the submit applies: calling hours,
+/// the attestation's wording and boxes, and with `to` the callee's zones and
+/// local time, whether it is inside calling hours, the estimate and the
+/// do-not-call lists. The admin token is `403`.
+#[utoipa::path(get, path = "/api/calls/outbound/check", tag = "outbound",
+    security(("user_api_key" = [])),
+    params(CheckQuery),
+    responses(
+        (status = 200, description = "The check", body = CheckAnswer),
+        (status = 400, description = "`bad-field` naming `to` or `schedule_at`; another parameter", body = ErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ErrorBody),
+        (status = 403, description = "The admin token", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 
 pub async fn check(
     caller: Caller,
