@@ -266,6 +266,8 @@ pub async fn delete(
 }
 
 /// Lists the agents
+///
+/// Every agent of every workspace, without their tokens.
 #[utoipa::path(get, path = "/api/agents", tag = "agents",
     security(("admin_token" = [])),
     responses(
@@ -285,6 +287,8 @@ pub async fn list(_admin: Admin, engine: web::Data<Engine>) -> Result<HttpRespon
 }
 
 /// Reads an agent
+///
+/// The agent's id, name, workspace and creation time; never its token.
 #[utoipa::path(get, path = "/api/agents/{id}", tag = "agents",
     security(("admin_token" = [])),
     params(("id" = String, Path, description = "The agent's id")),
