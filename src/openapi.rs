@@ -123,11 +123,35 @@ pub const TWILIO_SIGNATURE: &str = "twilio_signature";
 )]
 struct ApiDoc;
 
-/// Adds the three bearer schemes to the components.
+/// Adds the bearer schemes and Twilio's signature to the components, and makes
+/// each operation's id unique: `{tag}_{handler}` (utoipa names an operation after
+/// its handler, and several modules have a `list` or a `get`).
 struct BearerSchemes;
 
 impl Modify for BearerSchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let tag = operation
+                    .tags
+                    .as_ref()
+                    .and_then(|tags| tags.first())
+                    .cloned()
+                    .unwrap_or_default();
+                if let Some(id) = operation.operation_id.as_mut() {
+                    *id = format!("{tag}_{id}");
+                }
+            }
+        }
         let components = openapi.components.get_or_insert_with(Default::default);
         for (name, what) in [
             (

@@ -14,7 +14,7 @@ use super::numbers::{e164_field, provider_field, service, workspace_field, Numbe
 use crate::domain::phone::PhoneNumber;
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorBody};
-use crate::numbers::model::{DirectoryEntry, Diff, Validation};
+use crate::numbers::model::{Diff, DirectoryEntry, Validation};
 use crate::store::pool::{PoolFilter, PoolStatus};
 
 #[derive(Deserialize, utoipa::IntoParams)]

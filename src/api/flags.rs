@@ -314,18 +314,16 @@ pub async fn resolve(
         .await?
     {
         FlagResolved::Resolved(flag) => Ok(HttpResponse::Ok().json(flag_json(&flag, None, None))),
-        FlagResolved::AlreadyResolved(flag) => {
-            Ok(
-                HttpResponse::build(StatusCode::CONFLICT).json(AlreadyResolved {
-                    error: ErrorBody {
-                        code: "already-resolved".to_owned(),
-                        message: format!("flag {id} is resolved already"),
-                        field: None,
-                    },
-                    flag: flag_json(&flag, None, None),
-                }),
-            )
-        }
+        FlagResolved::AlreadyResolved(flag) => Ok(HttpResponse::build(StatusCode::CONFLICT).json(
+            AlreadyResolved {
+                error: ErrorBody {
+                    code: "already-resolved".to_owned(),
+                    message: format!("flag {id} is resolved already"),
+                    field: None,
+                },
+                flag: flag_json(&flag, None, None),
+            },
+        )),
         FlagResolved::NoCallee => Err(ApiError::new(
             StatusCode::CONFLICT,
             "flag-without-call",

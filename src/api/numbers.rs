@@ -16,10 +16,10 @@ use crate::domain::provider::ProviderKind;
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorBody};
 use crate::numbers::migrate::cleared;
-use crate::numbers::{NumberService, NumbersError};
-use crate::providers::retell::Import;
 use crate::numbers::model::DirectoryEntry;
 use crate::numbers::sync::SyncReport;
+use crate::numbers::{NumberService, NumbersError};
+use crate::providers::retell::Import;
 use crate::store::numbers::NumberRecord;
 use crate::store::pool::VoiceRouting;
 

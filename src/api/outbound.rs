@@ -542,15 +542,13 @@ pub async fn submit(
     }
     let origin = Origin::of(&engine, &req);
     match place(&engine, user, request, &origin, now, None).await? {
-        Placed::Created(call) => {
-            Ok(HttpResponse::Accepted().json(SubmitAnswer {
-                id: call.id.as_str().to_owned(),
-                status: call.status.as_str(),
-                scheduled_for: rfc3339(call.run_at),
-                estimated_cost: call.estimated_cost_usd,
-                deferred: call.deferred.clone(),
-            }))
-        }
+        Placed::Created(call) => Ok(HttpResponse::Accepted().json(SubmitAnswer {
+            id: call.id.as_str().to_owned(),
+            status: call.status.as_str(),
+            scheduled_for: rfc3339(call.run_at),
+            estimated_cost: call.estimated_cost_usd,
+            deferred: call.deferred.clone(),
+        })),
         Placed::RateLimited { retry_at_ms } => Ok(rate_limited(now_ms, retry_at_ms, QUOTA_USED_UP)),
     }
 }

@@ -21,10 +21,10 @@ use serde_json::{json, Value};
 
 use super::caller::Caller;
 use super::calls::rfc3339;
-use super::outbound::{AttestationBody, AttestationOutdated, RateLimited};
 use super::outbound::{
     place, rate_limited, requesting_user, BatchSlot, Origin, Placed, QUOTA_USED_UP,
 };
+use super::outbound::{AttestationBody, AttestationOutdated, RateLimited};
 use crate::domain::user::UserStatus;
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorBody};
@@ -166,7 +166,7 @@ pub struct BatchView {
 /// "refused":[{"index","to","code","reason","retry_after"?}]}`. The body is JSON,
 /// or CSV (`Content-Type: text/csv`: a header row naming `to` and the other
 /// columns) with the other fields in the query string.
-#[utoipa::path(post, path = "/api/calls/outbound/batch", tag = "outbound",
+#[utoipa::path(post, path = "/api/calls/outbound/batch", tag = "outbound", operation_id = "submit_batch",
     security(("user_api_key" = [])),
     params(
         ("purpose" = Option<String>, Query, description = "CSV only: as in the JSON body"),
@@ -367,7 +367,7 @@ fn hh_mm(time: jiff::civil::Time) -> String {
 /// `200 {"id","user_id","objective","window_start","window_end",
 /// "max_concurrency","created_at","total","counts":{status: n}}`; another
 /// user's batch is a 404.
-#[utoipa::path(get, path = "/api/calls/outbound/batch/{id}", tag = "outbound",
+#[utoipa::path(get, path = "/api/calls/outbound/batch/{id}", tag = "outbound", operation_id = "get_batch",
     security(("admin_token" = []), ("user_api_key" = [])),
     params(("id" = String, Path, description = "The batch's id")),
     responses(

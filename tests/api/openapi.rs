@@ -82,7 +82,11 @@ fn registered_routes() -> BTreeSet<Route> {
     let mut routes = BTreeSet::new();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read a source file");
-        let name = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
+        let name = file
+            .strip_prefix(&root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         if file.ends_with("src/openapi.rs") {
             continue; // it names routes in its documentation only
         }
@@ -95,7 +99,10 @@ fn registered_routes() -> BTreeSet<Route> {
         for found in service.captures_iter(&text) {
             let at = found.get(0).expect("a match").start();
             assert!(
-                text[at..].trim_start_matches(".service(").trim_start().starts_with("web::scope("),
+                text[at..]
+                    .trim_start_matches(".service(")
+                    .trim_start()
+                    .starts_with("web::scope("),
                 "{name}: a .service(...) that is not the scope; teach registered_routes()"
             );
         }
@@ -138,7 +145,10 @@ async fn served_document(app: &TestApp) -> Value {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    assert!(content_type.starts_with("application/json"), "{content_type}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
     let body = res.body().limit(4 << 20).await.expect("body");
     serde_json::from_slice(&body).expect("the description is JSON")
 }
@@ -214,7 +224,10 @@ async fn every_route_the_engine_registers_is_described_and_nothing_else() {
     let expected: BTreeSet<Route> = registered.difference(&excluded).cloned().collect();
     let missing: Vec<_> = expected.difference(&described).collect();
     let extra: Vec<_> = described.difference(&expected).collect();
-    assert!(missing.is_empty(), "routes without a description: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "routes without a description: {missing:?}"
+    );
     assert!(extra.is_empty(), "described but not registered: {extra:?}");
 
     // The live cross-check: the router knows every described route (an unknown
@@ -226,7 +239,12 @@ async fn every_route_the_engine_registers_is_described_and_nothing_else() {
             continue; // GETs are safe to send without a token; the rest are checked above
         }
         let url = format!("{}{}", app.address, dummy.replace_all(path, "x"));
-        let mut res = app.client.get(url).send().await.expect("GET reaches the engine");
+        let mut res = app
+            .client
+            .get(url)
+            .send()
+            .await
+            .expect("GET reaches the engine");
         let body = res.body().limit(16 << 20).await.unwrap_or_default();
         assert!(
             res.status() != 404 || !body.is_empty(),
@@ -243,19 +261,32 @@ async fn every_operation_is_explained_secured_and_its_schemas_resolve() {
     let schemes = doc["components"]["securitySchemes"]
         .as_object()
         .expect("security schemes");
-    for name in ["admin_token", "agent_token", "user_api_key", "twilio_signature"] {
+    for name in [
+        "admin_token",
+        "agent_token",
+        "user_api_key",
+        "twilio_signature",
+    ] {
         assert!(schemes.contains_key(name), "no security scheme {name}");
     }
     let mut problems = Vec::new();
+    let mut ids = BTreeSet::new();
     for ((method, path), operation) in operations(&doc) {
         let what = format!("{method} {path}");
+        let id = operation["operationId"].as_str().unwrap_or_default();
+        if id.is_empty() || !ids.insert(id.to_owned()) {
+            problems.push(format!("{what}: operationId {id:?} missing or not unique"));
+        }
         for field in ["summary", "description"] {
             let text = operation[field].as_str().unwrap_or_default().trim();
             if text.is_empty() {
                 problems.push(format!("{what}: no {field}"));
             }
         }
-        let security = operation["security"].as_array().cloned().unwrap_or_default();
+        let security = operation["security"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if public.contains(&(method.clone(), path.clone())) {
             if !security.is_empty() {
                 problems.push(format!("{what} is public but declares {security:?}"));
@@ -274,7 +305,10 @@ async fn every_operation_is_explained_secured_and_its_schemas_resolve() {
         assert!(!responses.is_empty(), "{what}: no responses");
         for (status, response) in responses {
             assert!(
-                !response["description"].as_str().unwrap_or_default().is_empty(),
+                !response["description"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .is_empty(),
                 "{what} {status}: no description"
             );
             let code: u16 = status.parse().expect("a numeric status");
@@ -289,9 +323,14 @@ async fn every_operation_is_explained_secured_and_its_schemas_resolve() {
             }
         }
         // Path parameters are declared.
-        for name in Regex::new(r"\{([^}]*)\}").expect("a regex").captures_iter(&path) {
+        for name in Regex::new(r"\{([^}]*)\}")
+            .expect("a regex")
+            .captures_iter(&path)
+        {
             let declared = operation["parameters"].as_array().is_some_and(|params| {
-                params.iter().any(|p| p["in"] == "path" && p["name"] == name[1])
+                params
+                    .iter()
+                    .any(|p| p["in"] == "path" && p["name"] == name[1])
             });
             if !declared {
                 problems.push(format!("{what}: path parameter {} not declared", &name[1]));
@@ -303,7 +342,10 @@ async fn every_operation_is_explained_secured_and_its_schemas_resolve() {
     references(&doc, &mut refs);
     assert!(refs.len() > 50, "few references: {refs:?}");
     for reference in refs {
-        assert!(resolve(&doc, &reference).is_some(), "{reference} does not resolve");
+        assert!(
+            resolve(&doc, &reference).is_some(),
+            "{reference} does not resolve"
+        );
     }
 }
 
@@ -419,7 +461,15 @@ fn response_schema(doc: &Value, method: &str, path: &str, status: u16) -> Value 
         .clone()
 }
 
-async fn check(app: &TestApp, doc: &Value, method: &str, path: &str, real: &str, token: Option<&str>, body: Option<Value>) {
+async fn check(
+    app: &TestApp,
+    doc: &Value,
+    method: &str,
+    path: &str,
+    real: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) {
     let url = format!("{}{real}", app.address);
     let req = match method {
         "get" => app.client.get(url),
@@ -457,14 +507,68 @@ async fn real_answers_fit_the_schemas_the_description_gives_them() {
     let agent = app.create_agent("Ada", "production").await;
     let user = app.create_user("ada@example.com").await;
     check(&app, &doc, "get", "/api/agents", "/api/agents", admin, None).await;
-    check(&app, &doc, "get", "/api/agents/{id}", &format!("/api/agents/{}", agent.id), admin, None).await;
-    check(&app, &doc, "post", "/api/agents", "/api/agents", admin, Some(json!({"name": "Bo", "workspace": "production"}))).await;
+    check(
+        &app,
+        &doc,
+        "get",
+        "/api/agents/{id}",
+        &format!("/api/agents/{}", agent.id),
+        admin,
+        None,
+    )
+    .await;
+    check(
+        &app,
+        &doc,
+        "post",
+        "/api/agents",
+        "/api/agents",
+        admin,
+        Some(json!({"name": "Bo", "workspace": "production"})),
+    )
+    .await;
     // Errors: a missing agent, a refused field, no token.
-    check(&app, &doc, "get", "/api/agents/{id}", "/api/agents/no-such-agent", admin, None).await;
-    check(&app, &doc, "post", "/api/agents", "/api/agents", admin, Some(json!({"name": "", "workspace": "production"}))).await;
+    check(
+        &app,
+        &doc,
+        "get",
+        "/api/agents/{id}",
+        "/api/agents/no-such-agent",
+        admin,
+        None,
+    )
+    .await;
+    check(
+        &app,
+        &doc,
+        "post",
+        "/api/agents",
+        "/api/agents",
+        admin,
+        Some(json!({"name": "", "workspace": "production"})),
+    )
+    .await;
     check(&app, &doc, "get", "/api/agents", "/api/agents", None, None).await;
-    check(&app, &doc, "get", "/api/session", "/api/session", Some(&agent.token), None).await;
-    check(&app, &doc, "get", "/api/session", "/api/session", Some(&user.api_key), None).await;
+    check(
+        &app,
+        &doc,
+        "get",
+        "/api/session",
+        "/api/session",
+        Some(&agent.token),
+        None,
+    )
+    .await;
+    check(
+        &app,
+        &doc,
+        "get",
+        "/api/session",
+        "/api/session",
+        Some(&user.api_key),
+        None,
+    )
+    .await;
     check(&app, &doc, "get", "/healthz", "/healthz", None, None).await;
     check(&app, &doc, "get", "/readyz", "/readyz", None, None).await;
 }
