@@ -138,8 +138,8 @@ pub struct OutboundCallView {
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum CallView {
-    Outbound(OutboundCallView),
-    Record(CallRecord),
+    Outbound(Box<OutboundCallView>),
+    Record(Box<CallRecord>),
 }
 
 /// Reads a call

@@ -271,6 +271,7 @@ async fn every_operation_is_explained_secured_and_its_schemas_resolve() {
     }
     let mut problems = Vec::new();
     let mut ids = BTreeSet::new();
+    let parameter = Regex::new(r"\{([^}]*)\}").expect("a regex");
     for ((method, path), operation) in operations(&doc) {
         let what = format!("{method} {path}");
         let id = operation["operationId"].as_str().unwrap_or_default();
@@ -323,10 +324,7 @@ async fn every_operation_is_explained_secured_and_its_schemas_resolve() {
             }
         }
         // Path parameters are declared.
-        for name in Regex::new(r"\{([^}]*)\}")
-            .expect("a regex")
-            .captures_iter(&path)
-        {
+        for name in parameter.captures_iter(&path) {
             let declared = operation["parameters"].as_array().is_some_and(|params| {
                 params
                     .iter()
