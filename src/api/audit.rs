@@ -42,7 +42,7 @@ pub struct AuditTrail {
 ///
 /// `200 {"entries": [...]}` oldest first; `since` is an RFC 3339 instant. The
 /// trail is append-only.
-#[utoipa::path(get, path = "/api/audit", tag = "safety",
+#[utoipa::path(get, path = "/api/audit", tag = "safety", operation_id = "list_audit",
     security(("admin_token" = [])),
     params(
         ("user" = Option<String>, Query, description = "A user id"),

@@ -67,7 +67,7 @@ fn own_list(caller: &Caller) -> DncScope {
 /// The admin's token adds to the global list, a user's key to the user's own.
 /// `201` with the entry; `200` with the entry as it was when the number was on
 /// that list already.
-#[utoipa::path(post, path = "/api/dnc", tag = "safety",
+#[utoipa::path(post, path = "/api/dnc", tag = "safety", operation_id = "add_dnc",
     security(("admin_token" = []), ("user_api_key" = [])),
     request_body = AddNumber,
     responses(
@@ -115,7 +115,7 @@ pub async fn add(
 ///
 /// The admin: the global list. A user: their own entries and the global ones,
 /// each with its `scope`.
-#[utoipa::path(get, path = "/api/dnc", tag = "safety",
+#[utoipa::path(get, path = "/api/dnc", tag = "safety", operation_id = "list_dnc",
     security(("admin_token" = []), ("user_api_key" = [])),
     responses(
         (status = 200, description = "The entries, by number", body = Vec<EntryJson>),
@@ -137,7 +137,7 @@ pub async fn list(caller: Caller, engine: web::Data<Engine>) -> Result<HttpRespo
 ///
 /// `204`; `404` when the number is not on the caller's list; `403` when a user
 /// asks to lift a number that only the global list holds.
-#[utoipa::path(delete, path = "/api/dnc/{e164}", tag = "safety",
+#[utoipa::path(delete, path = "/api/dnc/{e164}", tag = "safety", operation_id = "remove_dnc",
     security(("admin_token" = []), ("user_api_key" = [])),
     params(("e164" = String, Path, description = "The number (`+` may be sent as `%2B`)")),
     responses(

@@ -167,7 +167,7 @@ pub struct AlreadyResolved {
 ///
 /// `200 {"flags": [...]}`: most severe first, then oldest first. A bad, unknown or
 /// repeated parameter is `400 bad-parameter`.
-#[utoipa::path(get, path = "/api/flags", tag = "safety",
+#[utoipa::path(get, path = "/api/flags", tag = "safety", operation_id = "list_flags",
     security(("admin_token" = [])),
     params(
         ("resolved" = Option<bool>, Query, description = "`true` or `false` (absent: both)"),
@@ -229,7 +229,7 @@ pub async fn list(
 /// Reads a flag
 ///
 /// `GET /api/flags/{id}`: one flag (its call's id and link when it is about one).
-#[utoipa::path(get, path = "/api/flags/{id}", tag = "safety",
+#[utoipa::path(get, path = "/api/flags/{id}", tag = "safety", operation_id = "get_flag",
     security(("admin_token" = [])),
     params(("id" = String, Path, description = "The flag's id")),
     responses(
@@ -267,7 +267,7 @@ pub struct ResolveBody {
 ///
 /// `200` the resolved flag; 409 `already-resolved` (with the flag) the second
 /// time; 409 `flag-without-call` for `block_number` on a flag about no call.
-#[utoipa::path(post, path = "/api/flags/{id}/resolve", tag = "safety",
+#[utoipa::path(post, path = "/api/flags/{id}/resolve", tag = "safety", operation_id = "resolve_flag",
     security(("admin_token" = [])),
     params(("id" = String, Path, description = "The flag's id")),
     request_body = ResolveBody,

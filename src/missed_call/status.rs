@@ -59,7 +59,7 @@ pub struct MessageStatusForm {
 ///
 /// Kept on the text's row and appended to the call's trail
 /// (`missed_call_text_status`).
-#[utoipa::path(post, path = "/twilio/missed-call-text/status", tag = "twilio",
+#[utoipa::path(post, path = "/twilio/missed-call-text/status", tag = "twilio", operation_id = "missed_call_text_status",
     security(("twilio_signature" = [])),
     params(("call" = String, Query, description = "The call whose text this is")),
     request_body(content = MessageStatusForm, content_type = "application/x-www-form-urlencoded"),

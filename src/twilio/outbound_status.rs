@@ -46,7 +46,7 @@ pub struct OutboundStatusForm {
 ///
 /// Moves the call's disposition forward, for its current attempt only; a
 /// replayed, late or older attempt's callback changes nothing.
-#[utoipa::path(post, path = "/twilio/outbound/status", tag = "twilio",
+#[utoipa::path(post, path = "/twilio/outbound/status", tag = "twilio", operation_id = "outbound_status",
     security(("twilio_signature" = [])),
     params(
         ("call" = String, Query, description = "The outbound call's id (32 hex)"),

@@ -466,7 +466,7 @@ fn record_unknown_number(
 ///
 /// Lands in the call's trail as a `twilio_status` event; `completed` /
 /// `canceled` / `failed` / `busy` / `no-answer` end a call the engine holds.
-#[utoipa::path(post, path = "/twilio/status", tag = "twilio",
+#[utoipa::path(post, path = "/twilio/status", tag = "twilio", operation_id = "call_status",
     security(("twilio_signature" = [])),
     request_body(content = StatusForm, content_type = "application/x-www-form-urlencoded"),
     responses(
