@@ -459,19 +459,56 @@ fn response_schema(doc: &Value, method: &str, path: &str, status: u16) -> Value 
         .clone()
 }
 
-async fn check(
-    app: &TestApp,
-    doc: &Value,
-    method: &str,
-    path: &str,
-    real: &str,
-    token: Option<&str>,
+/// One request of `real_answers_fit_…`: what to send, the operation it is (its
+/// described path), and the status it must answer.
+struct Probe<'a> {
+    method: &'a str,
+    path: &'a str,
+    real: String,
+    token: Option<&'a str>,
     body: Option<Value>,
-) {
+    status: u16,
+}
+
+fn probe<'a>(
+    method: &'a str,
+    path: &'a str,
+    real: impl Into<String>,
+    token: Option<&'a str>,
+    status: u16,
+) -> Probe<'a> {
+    Probe {
+        method,
+        path,
+        real: real.into(),
+        token,
+        body: None,
+        status,
+    }
+}
+
+/// The probe with a JSON body.
+fn with(mut probe: Probe<'_>, body: Value) -> Probe<'_> {
+    probe.body = Some(body);
+    probe
+}
+
+/// Sends the probe and checks its answer against the schema the document
+/// gives that operation's status.
+async fn check(app: &TestApp, doc: &Value, probe: Probe<'_>) {
+    let Probe {
+        method,
+        path,
+        real,
+        token,
+        body,
+        status: expected,
+    } = probe;
     let url = format!("{}{real}", app.address);
     let req = match method {
         "get" => app.client.get(url),
         "post" => app.client.post(url),
+        "put" => app.client.put(url),
         "delete" => app.client.delete(url),
         other => panic!("no {other} here"),
     };
@@ -487,6 +524,7 @@ async fn check(
     let bytes = res.body().limit(16 << 20).await.expect("body");
     let value: Value = serde_json::from_slice(&bytes).expect("a JSON answer");
     let status = res.status().as_u16();
+    assert_eq!(status, expected, "{method} {real}: {value}");
     let schema = response_schema(doc, method, path, status);
     assert!(
         !schema.is_null(),
@@ -502,71 +540,156 @@ async fn real_answers_fit_the_schemas_the_description_gives_them() {
     let app = spawn_app().await;
     let doc = served_document(&app).await;
     let admin = Some(ADMIN_TOKEN);
+    // The checker can fail: a missing required key, an undescribed key, a
+    // wrong type.
+    let error = json!({"$ref": "#/components/schemas/ErrorBody"});
+    for wrong in [
+        json!({"code": "x"}),
+        json!({"code": "x", "message": "y", "extra": 1}),
+        json!({"code": 1, "message": "y"}),
+    ] {
+        assert!(conforms(&doc, &error, &wrong, "body").is_err(), "{wrong}");
+    }
     let agent = app.create_agent("Ada", "production").await;
     let user = app.create_user("ada@example.com").await;
-    check(&app, &doc, "get", "/api/agents", "/api/agents", admin, None).await;
-    check(
-        &app,
-        &doc,
-        "get",
-        "/api/agents/{id}",
-        &format!("/api/agents/{}", agent.id),
-        admin,
-        None,
-    )
-    .await;
-    check(
-        &app,
-        &doc,
-        "post",
-        "/api/agents",
-        "/api/agents",
-        admin,
-        Some(json!({"name": "Bo", "workspace": "production"})),
-    )
-    .await;
-    // Errors: a missing agent, a refused field, no token.
-    check(
-        &app,
-        &doc,
-        "get",
-        "/api/agents/{id}",
-        "/api/agents/no-such-agent",
-        admin,
-        None,
-    )
-    .await;
-    check(
-        &app,
-        &doc,
-        "post",
-        "/api/agents",
-        "/api/agents",
-        admin,
-        Some(json!({"name": "", "workspace": "production"})),
-    )
-    .await;
-    check(&app, &doc, "get", "/api/agents", "/api/agents", None, None).await;
-    check(
-        &app,
-        &doc,
-        "get",
-        "/api/session",
-        "/api/session",
-        Some(&agent.token),
-        None,
-    )
-    .await;
-    check(
-        &app,
-        &doc,
-        "get",
-        "/api/session",
-        "/api/session",
-        Some(&user.api_key),
-        None,
-    )
-    .await;
-    check(&app, &doc, "get", "/healthz", "/healthz", None, None).await;
-    check(&app, &doc, "get", "/readyz", "/readyz", None, None).await;
+    let key = Some(user.api_key.as_str());
+    let probes = vec![
+        probe("get", "/api/agents", "/api/agents", admin, 200),
+        probe(
+            "get",
+            "/api/agents/{id}",
+            format!("/api/agents/{}", agent.id),
+            admin,
+            200,
+        ),
+        with(
+            probe("post", "/api/agents", "/api/agents", admin, 201),
+            json!({"name": "Bo", "workspace": "production"}),
+        ),
+        // Errors: a missing agent, a refused field, no token.
+        probe(
+            "get",
+            "/api/agents/{id}",
+            "/api/agents/no-such-agent",
+            admin,
+            404,
+        ),
+        with(
+            probe("post", "/api/agents", "/api/agents", admin, 400),
+            json!({"name": "", "workspace": "production"}),
+        ),
+        probe("get", "/api/agents", "/api/agents", None, 401),
+        probe(
+            "get",
+            "/api/session",
+            "/api/session",
+            Some(&agent.token),
+            200,
+        ),
+        probe("get", "/api/session", "/api/session", key, 200),
+        probe("get", "/api/session", "/api/session", admin, 200),
+        probe("get", "/healthz", "/healthz", None, 200),
+        probe("get", "/readyz", "/readyz", None, 200),
+        with(
+            probe("post", "/api/numbers", "/api/numbers", admin, 201),
+            json!({"e164": "+14155550100", "workspace": "production",
+                   "route": {"kind": "agents", "agent_ids": [agent.id]}}),
+        ),
+        probe("get", "/api/numbers", "/api/numbers", admin, 200),
+        with(
+            probe(
+                "put",
+                "/api/numbers/{e164}/route",
+                "/api/numbers/%2B14155550100/route",
+                admin,
+                200,
+            ),
+            json!({"kind": "voicemail"}),
+        ),
+        with(
+            probe(
+                "post",
+                "/api/numbers/migrate",
+                "/api/numbers/migrate",
+                admin,
+                200,
+            ),
+            json!({"workspace": "production", "route": {"kind": "voicemail"}, "percent": 100, "dry_run": true}),
+        ),
+        probe(
+            "get",
+            "/api/numbers/health",
+            "/api/numbers/health",
+            admin,
+            200,
+        ),
+        probe("get", "/api/directory", "/api/directory", admin, 200),
+        probe(
+            "get",
+            "/api/directory/validate",
+            "/api/directory/validate",
+            admin,
+            200,
+        ),
+        probe(
+            "get",
+            "/api/directory/agents/{id}",
+            format!("/api/directory/agents/{}", agent.id),
+            admin,
+            200,
+        ),
+        probe("get", "/api/users", "/api/users", admin, 200),
+        probe(
+            "get",
+            "/api/users/{id}",
+            format!("/api/users/{}", user.id),
+            admin,
+            200,
+        ),
+        probe(
+            "get",
+            "/api/users/{id}",
+            format!("/api/users/{}", user.id),
+            key,
+            200,
+        ),
+        with(
+            probe("post", "/api/dnc", "/api/dnc", key, 201),
+            json!({"e164": "+14155550199", "reason": "asked"}),
+        ),
+        probe("get", "/api/dnc", "/api/dnc", key, 200),
+        probe("get", "/api/flags", "/api/flags", admin, 200),
+        probe("get", "/api/audit", "/api/audit", admin, 200),
+        probe(
+            "get",
+            "/api/analytics/summary",
+            "/api/analytics/summary?from=2026-11-01&to=2026-11-30&group_by=route",
+            admin,
+            200,
+        ),
+        probe(
+            "get",
+            "/api/calls/outbound/check",
+            "/api/calls/outbound/check?to=%2B14155550123",
+            key,
+            200,
+        ),
+        probe(
+            "get",
+            "/api/calls/outbound",
+            "/api/calls/outbound",
+            key,
+            200,
+        ),
+        probe(
+            "get",
+            "/api/calls/{id}/transcript",
+            "/api/calls/no-such-call/transcript",
+            admin,
+            404,
+        ),
+    ];
+    for one in probes {
+        check(&app, &doc, one).await;
+    }
 }
