@@ -18,12 +18,13 @@
 //! with a body or another status).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use regex::Regex;
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, TestApp, ADMIN_TOKEN};
+use crate::layout::rust_files;
 
 /// The routes left out of the description on purpose: the web pages and their
 /// assets (HTML, JavaScript, CSS — docs/protocol.md §6), not an API.
@@ -49,17 +50,6 @@ const PUBLIC: &[(&str, &str)] = &[
 ];
 
 type Route = (String, String);
-
-fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read the source tree") {
-        let path = entry.expect("a directory entry").path();
-        if path.is_dir() {
-            rust_files(&path, found);
-        } else if path.extension().is_some_and(|ext| ext == "rs") {
-            found.push(path);
-        }
-    }
-}
 
 /// Every route `src/` registers, as (METHOD, path).
 fn registered_routes() -> BTreeSet<Route> {
