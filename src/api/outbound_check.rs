@@ -8,7 +8,6 @@
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use super::caller::Caller;
 use super::calls::rfc3339;
@@ -32,9 +31,6 @@ pub struct CheckQuery {
     /// RFC 3339 with an offset, as a request's; absent: now.
     schedule_at: Option<String>,
 }
-
-// The answer is built as JSON, its parts added as `to` allows; these types
-// describe it.
 
 /// The calling-hours window and, with `to`, whether the instant is inside it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -117,7 +113,6 @@ pub struct CheckAnswer {
         (status = 403, description = "The admin token", body = ErrorBody),
         (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
     ))]
-
 pub async fn check(
     caller: Caller,
     engine: web::Data<Engine>,
@@ -138,53 +133,61 @@ pub async fn check(
         None => now,
     };
     let consent = &engine.settings.safety.consent;
-    let mut body = json!({
-        "calling_hours": {
-            "start": engine.calling_hours.start().strftime("%H:%M").to_string(),
-            "end": engine.calling_hours.end().strftime("%H:%M").to_string(),
+    let mut body = CheckAnswer {
+        calling_hours: CheckHours {
+            start: engine.calling_hours.start().strftime("%H:%M").to_string(),
+            end: engine.calling_hours.end().strftime("%H:%M").to_string(),
+            open: None,
+            closes_at: None,
+            opens_at: None,
+            error: None,
         },
-        "attestation": {
-            "version": consent.version,
-            "wording": consent.wording,
-            "boxes": boxes(&consent.wording),
+        attestation: CheckAttestation {
+            version: consent.version.clone(),
+            wording: consent.wording.clone(),
+            boxes: boxes(&consent.wording),
         },
-    });
+        to: None,
+        callee: None,
+        estimated_cost: None,
+        do_not_call: None,
+    };
     let Some(raw) = query.to.as_deref().filter(|raw| !raw.trim().is_empty()) else {
         return Ok(HttpResponse::Ok().json(body));
     };
     let to = parse_to(raw.trim(), &engine.settings.outbound.allowed_regions)?;
     let zones = CalleeZones::of(&to);
-    let local: Vec<Value> = zones
+    let local = zones
         .zones()
         .iter()
-        .map(|zone| {
-            json!({
-                "time_zone": zone.iana_name().unwrap_or("UTC"),
-                "local_time": local_time(zone, at),
-            })
+        .map(|zone| CalleeTime {
+            time_zone: zone.iana_name().unwrap_or("UTC").to_owned(),
+            local_time: local_time(zone, at),
         })
         .collect();
-    body["to"] = json!(to.as_str());
-    body["callee"] = Value::Array(local);
+    body.to = Some(to.as_str().to_owned());
+    body.callee = Some(local);
+    let hours = &mut body.calling_hours;
     match engine.calling_hours.check(&to, at) {
         Ok(Verdict::Open { closes }) => {
-            body["calling_hours"]["open"] = json!(true);
-            body["calling_hours"]["closes_at"] = json!(rfc3339(closes.as_millisecond()));
+            hours.open = Some(true);
+            hours.closes_at = Some(rfc3339(closes.as_millisecond()));
         }
         Ok(Verdict::Deferred { opens, .. }) => {
-            body["calling_hours"]["open"] = json!(false);
-            body["calling_hours"]["opens_at"] = json!(rfc3339(opens.as_millisecond()));
+            hours.open = Some(false);
+            hours.opens_at = Some(rfc3339(opens.as_millisecond()));
         }
         Err(error) => {
-            body["calling_hours"]["open"] = json!(false);
-            body["calling_hours"]["error"] = json!(error.to_string());
+            hours.open = Some(false);
+            hours.error = Some(error.to_string());
         }
     }
-    body["estimated_cost"] = match effective_limits(&engine.settings.plans, user) {
-        Ok(limits) => json!(estimate_usd(&engine.settings.pricing, &limits, &to)),
-        Err(_) => Value::Null,
-    };
-    body["do_not_call"] = json!(engine.store.is_do_not_call(&user.id, &to).await?);
+    body.estimated_cost = Some(
+        effective_limits(&engine.settings.plans, user)
+            .ok()
+            .map(|limits| estimate_usd(&engine.settings.pricing, &limits, &to)),
+    );
+    body.do_not_call = Some(engine.store.is_do_not_call(&user.id, &to).await?);
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -203,7 +206,7 @@ fn local_time(zone: &jiff::tz::TimeZone, at: jiff::Timestamp) -> String {
 
 /// Each box's sentence, in the wording's order of the boxes: the wording's line that starts with the box's field name
 /// (`not_dnc: to my knowledge …`), or the whole wording when no line does.
-fn boxes(wording: &str) -> Vec<Value> {
+fn boxes(wording: &str) -> Vec<CheckBox> {
     Affirmation::ALL
         .iter()
         .map(|affirmation| {
@@ -212,7 +215,10 @@ fn boxes(wording: &str) -> Vec<Value> {
                 .lines()
                 .find_map(|line| line.trim().strip_prefix(&format!("{field}:")))
                 .map_or_else(|| wording.trim().to_owned(), |text| text.trim().to_owned());
-            json!({ "field": field, "text": text })
+            CheckBox {
+                field: field.to_owned(),
+                text,
+            }
         })
         .collect()
 }
