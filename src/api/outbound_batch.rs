@@ -17,7 +17,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::caller::Caller;
 use super::calls::rfc3339;
@@ -118,7 +118,9 @@ pub struct BatchAccepted {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BatchRefused {
     index: usize,
-    to: String,
+    /// The target's `to` as sent.
+    #[schema(value_type = Object)]
+    to: Value,
     /// `bad-field`, `do-not-call`, `budget-exceeded`, `rate-limited`,
     /// `account-suspended`, `objective-refused`…
     code: String,
@@ -126,13 +128,26 @@ pub struct BatchRefused {
     /// With `rate-limited`: RFC 3339.
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<String>,
-    /// With `bad-field`: the field.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
 }
 
-/// `POST /api/calls/outbound/batch`'s answer (built as JSON while the targets
-/// are placed one by one; this type describes it).
+/// Why a target is refused, before its index and `to` are known to it.
+struct Refusal {
+    code: String,
+    reason: String,
+    retry_after: Option<String>,
+}
+
+impl Refusal {
+    fn new(code: impl Into<String>, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            code: code.into(),
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// `POST /api/calls/outbound/batch`'s answer.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BatchAnswer {
     id: String,
@@ -251,10 +266,10 @@ pub async fn submit(
         match OutboundRequest::parse(&single, &settings.allowed_regions, to_offset_date_time(now)) {
             Ok(request) => requests.push(Ok(request)),
             Err(e) if TARGET_FIELDS.contains(&e.field.as_str()) => {
-                requests.push(Err(json!({
-                    "code": "bad-field",
-                    "reason": format!("{}: {}", e.field, e.message),
-                })));
+                requests.push(Err(Refusal::new(
+                    "bad-field",
+                    format!("{}: {}", e.field, e.message),
+                )));
             }
             Err(e) => {
                 return Err(ApiError::bad_request(
@@ -293,10 +308,12 @@ pub async fn submit(
     for (index, request) in requests.into_iter().enumerate() {
         let user = current.as_ref().unwrap_or(user);
         let to = batch.targets[index].to.clone();
-        let refusal = |mut why: Value| {
-            why["index"] = index.into();
-            why["to"] = to.clone();
-            why
+        let refusal = |why: Refusal| BatchRefused {
+            index,
+            to: to.clone(),
+            code: why.code,
+            reason: why.reason,
+            retry_after: why.retry_after,
         };
         let request = match request {
             Ok(request) => request,
@@ -311,32 +328,25 @@ pub async fn submit(
         };
         match place(&engine, user, request, &origin, now, Some(slot)).await {
             Ok(Placed::Created(call)) => {
-                let mut entry = json!({
-                    "index": index,
-                    "id": call.id.as_str(),
-                    "to": call.to.as_str(),
-                    "status": call.status.as_str(),
-                    "scheduled_for": rfc3339(call.run_at),
-                    "window_end_at": call.progress.window_end_at.map(rfc3339),
+                accepted.push(BatchAccepted {
+                    index,
+                    id: call.id.as_str().to_owned(),
+                    to: call.to.as_str().to_owned(),
+                    status: call.status.as_str().to_owned(),
+                    scheduled_for: rfc3339(call.run_at),
+                    window_end_at: call.progress.window_end_at.map(rfc3339),
+                    deferred: call.deferred.clone(),
                 });
-                if let Some(deferred) = &call.deferred {
-                    entry["deferred"] = json!(deferred);
-                }
-                accepted.push(entry);
             }
-            Ok(Placed::RateLimited { retry_at_ms }) => refused.push(refusal(json!({
-                "code": "rate-limited",
-                "reason": QUOTA_USED_UP,
-                "retry_after": rfc3339(retry_at_ms),
-            }))),
+            Ok(Placed::RateLimited { retry_at_ms }) => refused.push(refusal(Refusal {
+                retry_after: Some(rfc3339(retry_at_ms)),
+                ..Refusal::new("rate-limited", QUOTA_USED_UP)
+            })),
             Err(e) if e.status.is_client_error() => {
                 if e.code == crate::safety::predial::OBJECTIVE_REFUSED {
                     current = engine.store.get_user(&user.id).await?;
                 }
-                refused.push(refusal(json!({
-                    "code": e.code,
-                    "reason": e.message,
-                })));
+                refused.push(refusal(Refusal::new(e.code, e.message)));
             }
             Err(e) => return Err(e),
         }
@@ -348,14 +358,14 @@ pub async fn submit(
         refused = refused.len(),
         "outbound batch submitted"
     );
-    Ok(HttpResponse::Accepted().json(json!({
-        "id": record.id,
-        "max_concurrency": record.max_concurrency,
-        "window_start": record.window_start,
-        "window_end": record.window_end,
-        "accepted": accepted,
-        "refused": refused,
-    })))
+    Ok(HttpResponse::Accepted().json(BatchAnswer {
+        id: record.id,
+        max_concurrency: record.max_concurrency,
+        window_start: record.window_start,
+        window_end: record.window_end,
+        accepted,
+        refused,
+    }))
 }
 
 fn hh_mm(time: jiff::civil::Time) -> String {
