@@ -485,7 +485,7 @@ fn with(mut probe: Probe<'_>, body: Value) -> Probe<'_> {
 
 /// Sends the probe and checks its answer against the schema the document
 /// gives that operation's status.
-async fn check(app: &TestApp, doc: &Value, probe: Probe<'_>) {
+async fn check(app: &TestApp, doc: &Value, probe: Probe<'_>) -> Value {
     let Probe {
         method,
         path,
@@ -523,6 +523,7 @@ async fn check(app: &TestApp, doc: &Value, probe: Probe<'_>) {
     if let Err(why) = conforms(doc, &schema, &value, "body") {
         panic!("{method} {real} → {status} does not fit its schema: {why}\n{value}");
     }
+    value
 }
 
 #[actix_web::test]
@@ -680,6 +681,79 @@ async fn real_answers_fit_the_schemas_the_description_gives_them() {
         ),
     ];
     for one in probes {
+        check(&app, &doc, one).await;
+    }
+
+    // An outbound call, scheduled two days ahead (nothing is dialed): submitted,
+    // read as stored, read as its user's view, canceled.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+    let later = later
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a time");
+    let request = json!({
+        "to": "+14155550123",
+        "purpose": "existing_client",
+        "objective": "Book a visit with Sam for Tuesday.",
+        "schedule_at": later,
+        "attestation": {
+            "legitimate_purpose": true, "not_dnc": true, "reasonable_basis": true,
+            "understands_recording": true, "accepts_responsibility": true,
+            "signature_full_name": "Ada Lovelace",
+        },
+    });
+    let submitted = check(
+        &app,
+        &doc,
+        with(
+            probe(
+                "post",
+                "/api/calls/outbound",
+                "/api/calls/outbound",
+                key,
+                202,
+            ),
+            request,
+        ),
+    )
+    .await;
+    let id = submitted["id"].as_str().expect("an id").to_owned();
+    for one in [
+        probe(
+            "get",
+            "/api/calls/outbound/{id}",
+            format!("/api/calls/outbound/{id}"),
+            key,
+            200,
+        ),
+        probe(
+            "get",
+            "/api/calls/{id}",
+            format!("/api/calls/{id}"),
+            key,
+            200,
+        ),
+        probe(
+            "get",
+            "/api/calls/{id}",
+            format!("/api/calls/{id}"),
+            admin,
+            200,
+        ),
+        probe(
+            "delete",
+            "/api/calls/outbound/{id}",
+            format!("/api/calls/outbound/{id}"),
+            key,
+            200,
+        ),
+        probe(
+            "delete",
+            "/api/calls/outbound/{id}",
+            format!("/api/calls/outbound/{id}"),
+            key,
+            409,
+        ),
+    ] {
         check(&app, &doc, one).await;
     }
 }
