@@ -240,13 +240,9 @@ mod tests {
     fn each_box_gets_its_line_of_the_wording() {
         let wording = "Preamble.\nlegitimate_purpose: A.\n  not_dnc: B.\nreasonable_basis: C.\n";
         let found = boxes(wording);
-        assert_eq!(found[0]["text"], "A.");
-        assert_eq!(found[1]["text"], "B.");
-        assert_eq!(found[2]["text"], "C.");
-        assert_eq!(
-            found[3]["text"],
-            wording.trim(),
-            "no line: the whole wording"
-        );
+        assert_eq!(found[0].text, "A.");
+        assert_eq!(found[1].text, "B.");
+        assert_eq!(found[2].text, "C.");
+        assert_eq!(found[3].text, wording.trim(), "no line: the whole wording");
     }
 }
