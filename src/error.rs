@@ -22,6 +22,22 @@ pub struct ApiError {
     pub field: Option<String>,
 }
 
+/// The body of every error: what [`ApiError`] sends, and the one schema the
+/// OpenAPI description's error responses refer to.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"code": "bad-field", "message": "name: must be 1 to 100 characters", "field": "name"}))]
+pub struct ErrorBody {
+    /// Stable, kebab-case: what a client branches on (`bad-field`, `not-found`,
+    /// `unauthorized`, `database-unavailable`…).
+    pub code: String,
+    /// For people; a refused field's message starts with the field's path.
+    pub message: String,
+    /// The field a `400 bad-field` names (`to`, `attestation.not_dnc`), so a form
+    /// can put the message next to it; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
 /// What a 503 for an unavailable database tells clients to wait before retrying.
 pub const DATABASE_RETRY_AFTER_SECS: u64 = 5;
 
@@ -84,14 +100,11 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after {
             response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
         }
-        let mut body = serde_json::json!({
-            "code": self.code,
-            "message": self.message,
-        });
-        if let Some(field) = &self.field {
-            body["field"] = serde_json::json!(field);
-        }
-        response.json(body)
+        response.json(ErrorBody {
+            code: self.code.to_owned(),
+            message: self.message.clone(),
+            field: self.field.clone(),
+        })
     }
 }
 

@@ -9,76 +9,139 @@
 //! answers (`cluster`) — so a load balancer sends traffic to a node that can also
 //! serve the API; 503 naming the failed checks otherwise.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use crate::engine::Engine;
 
 /// How long each check may take before it counts as failed.
 const CHECK_DEADLINE: Duration = Duration::from_secs(2);
 
+/// `/healthz`'s answer while the engine's actors answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` while the database is away (calls still flow).
+    status: &'static str,
+    /// `ok` or `unavailable`.
+    database: &'static str,
+    /// Records waiting in the journal to be written.
+    journal_backlog: i64,
+}
+
+/// `/healthz`'s answer when the engine's actors do not answer (`503`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Unhealthy {
+    /// `unavailable`.
+    status: &'static str,
+}
+
+/// Liveness: the engine can take calls
+///
+/// `200` while the engine's actors answer, whatever the database does (records
+/// wait in the journal); `503` otherwise. No token.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses(
+        (status = 200, description = "Alive", body = Health),
+        (status = 503, description = "The engine's actors do not answer", body = Unhealthy),
+    ))]
 pub async fn healthz(engine: web::Data<Engine>) -> HttpResponse {
     let actors = tokio::time::timeout(CHECK_DEADLINE, engine.coordinator.seats()).await;
     let database = tokio::time::timeout(CHECK_DEADLINE, engine.store.ping()).await;
     let database_ok = matches!(database, Ok(Ok(())));
-    let body = json!({
-        "status": if database_ok { "ok" } else { "degraded" },
-        "database": if database_ok { "ok" } else { "unavailable" },
-        "journal_backlog": engine.journal.backlog(),
-    });
+    let body = Health {
+        status: if database_ok { "ok" } else { "degraded" },
+        database: if database_ok { "ok" } else { "unavailable" },
+        journal_backlog: engine.journal.backlog(),
+    };
     match actors {
         Ok(Ok(_)) => HttpResponse::Ok().json(body),
-        _ => HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable" })),
+        _ => HttpResponse::ServiceUnavailable().json(Unhealthy {
+            status: "unavailable",
+        }),
     }
 }
 
 /// One readiness check's verdict, as `/readyz` shows it under `checks`.
 struct Check {
     ok: bool,
-    detail: Value,
+    detail: CheckDetail,
+}
+
+/// What `/readyz` says of one check.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckDetail {
+    /// `ok`, or why not: `unavailable`, `timeout`, `missing`, `unknown`.
+    status: &'static str,
+    /// The migrations embedded in the binary but not applied (`missing` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing: Option<Vec<i64>>,
+}
+
+/// `/readyz`'s answer, `200` or `503` alike.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not-ready`.
+    status: &'static str,
+    /// The names of the checks that failed.
+    failed: Vec<&'static str>,
+    /// Each check by name (`database`, `migrations`).
+    checks: BTreeMap<&'static str, CheckDetail>,
 }
 
 impl Check {
     fn pass() -> Check {
         Check {
             ok: true,
-            detail: json!({ "status": "ok" }),
+            detail: CheckDetail {
+                status: "ok",
+                missing: None,
+            },
         }
     }
 
-    fn fail(status: &str, extra: Value) -> Check {
-        let mut detail = json!({ "status": status });
-        if let (Some(detail), Value::Object(extra)) = (detail.as_object_mut(), extra) {
-            detail.extend(extra);
+    fn fail(status: &'static str, missing: Option<Vec<i64>>) -> Check {
+        Check {
+            ok: false,
+            detail: CheckDetail { status, missing },
         }
-        Check { ok: false, detail }
     }
 }
 
+/// Readiness: the database answers and every migration is applied
+///
+/// No token. `200` only when every check passes, `503` naming the failed ones
+/// otherwise; `/healthz` stays the liveness check.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: `failed` names the checks", body = Readiness),
+    ))]
 pub async fn readyz(engine: web::Data<Engine>) -> HttpResponse {
-    let mut checks: Vec<(&str, Check)> = vec![
+    let mut checks: Vec<(&'static str, Check)> = vec![
         ("database", database_check(&engine).await),
         ("migrations", migrations_check(&engine).await),
     ];
     if let Some(cluster) = cluster_check(&engine).await {
         checks.push(("cluster", cluster));
     }
-    let failed: Vec<&str> = checks
+    let failed: Vec<&'static str> = checks
         .iter()
         .filter(|(_, check)| !check.ok)
         .map(|(name, _)| *name)
         .collect();
-    let body = json!({
-        "status": if failed.is_empty() { "ready" } else { "not-ready" },
-        "failed": failed,
-        "checks": checks
+    let ready = failed.is_empty();
+    let body = Readiness {
+        status: if ready { "ready" } else { "not-ready" },
+        failed,
+        checks: checks
             .into_iter()
-            .map(|(name, check)| (name.to_owned(), check.detail))
-            .collect::<Map<String, Value>>(),
-    });
-    if failed.is_empty() {
+            .map(|(name, check)| (name, check.detail))
+            .collect(),
+    };
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
@@ -90,21 +153,21 @@ async fn database_check(engine: &Engine) -> Check {
         Ok(Ok(())) => Check::pass(),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness: the database does not answer");
-            Check::fail("unavailable", json!({}))
+            Check::fail("unavailable", None)
         }
-        Err(_) => Check::fail("timeout", json!({})),
+        Err(_) => Check::fail("timeout", None),
     }
 }
 
 async fn migrations_check(engine: &Engine) -> Check {
     match tokio::time::timeout(CHECK_DEADLINE, engine.store.missing_migrations()).await {
         Ok(Ok(missing)) if missing.is_empty() => Check::pass(),
-        Ok(Ok(missing)) => Check::fail("missing", json!({ "missing": missing })),
+        Ok(Ok(missing)) => Check::fail("missing", Some(missing)),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness: the applied migrations cannot be read");
-            Check::fail("unknown", json!({}))
+            Check::fail("unknown", None)
         }
-        Err(_) => Check::fail("timeout", json!({})),
+        Err(_) => Check::fail("timeout", None),
     }
 }
 
@@ -118,9 +181,9 @@ async fn cluster_check(engine: &Engine) -> Option<Check> {
             Ok(Ok(())) => Check::pass(),
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "readiness: Redis does not answer");
-                Check::fail("unavailable", json!({}))
+                Check::fail("unavailable", None)
             }
-            Err(_) => Check::fail("timeout", json!({})),
+            Err(_) => Check::fail("timeout", None),
         },
     )
 }

@@ -18,6 +18,8 @@
 //! - [`store`]: sqlx storage (SQLite or PostgreSQL) and the journal writer.
 //! - [`domain`]: types parsed at the edge (phone numbers), URL pieces.
 //! - [`health`], [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`openapi`]: `/api/openapi.json`, the OpenAPI 3.1 description utoipa
+//!   generates from the handlers and their types.
 //! - [`alerts`]: alert rules over the engine's state, their firing and resolved
 //!   events to webhooks and e-mail, their state for `/metrics`.
 //! - [`web`]: the web pages (sign-in, softphone, supervisor console), embedded.
@@ -56,6 +58,7 @@ pub mod health;
 pub mod metrics;
 pub mod missed_call;
 pub mod numbers;
+pub mod openapi;
 pub mod outbound;
 pub mod providers;
 pub mod safety;

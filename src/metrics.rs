@@ -283,6 +283,16 @@ fn alerts(e: &mut DescriptorEncoder<'_>, board: &AlertBoard) -> Result<(), std::
     Ok(())
 }
 
+/// Prometheus metrics
+///
+/// The engine's counters and every alert's state, in the OpenMetrics text format.
+/// No token.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "The metrics",
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 500, description = "The metrics could not be encoded (empty body)"),
+    ))]
 pub async fn metrics(engine: web::Data<Engine>) -> HttpResponse {
     let cluster = match &engine.cluster {
         Some(cluster) => Some(

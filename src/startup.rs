@@ -28,7 +28,7 @@ use crate::outbound::submit::BurstLimiter;
 use crate::safety::review::{ReviewDeps, ReviewWorker};
 use crate::store::journal::{JournalConfig, JournalWriter};
 use crate::store::Store;
-use crate::{api, health, metrics, twilio, ws};
+use crate::{api, health, metrics, openapi, twilio, ws};
 
 pub struct Application {
     port: u16,
@@ -259,6 +259,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
+        // Before the `/api` scope, which would take it for itself.
+        .route("/api/openapi.json", web::get().to(openapi::serve))
         .route("/twilio/voice", web::post().to(twilio::webhook::voice))
         .route("/twilio/status", web::post().to(twilio::webhook::status))
         .route(

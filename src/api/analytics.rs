@@ -3,14 +3,16 @@
 //! and percentiles aggregated by SQL (`store::analytics`); this handler parses
 //! the query and turns sums into rates.
 
+use std::collections::BTreeMap;
+
 use actix_web::{web, HttpResponse};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use super::admin::Admin;
 use super::flags::query_params;
 use crate::domain::field::FieldError;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::analytics::{AnalyticsScope, CallFigures, GroupBy, OutboundFigures};
 
 /// The longest range one summary covers, in days (a leap year).
@@ -86,6 +88,105 @@ fn utc_midnight_ms(date: jiff::civil::Date) -> Result<i64, ApiError> {
 }
 
 /// `200 {"from","to","workspace","group_by","totals","groups","cost_by_route","outbound"}`.
+/// `GET /api/analytics/summary`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Summary {
+    /// `YYYY-MM-DD`, included.
+    from: String,
+    /// `YYYY-MM-DD`, included.
+    to: String,
+    /// One workspace, or `null`: all.
+    workspace: Option<String>,
+    /// `day`, `number`, `route` or `assistant`.
+    group_by: &'static str,
+    totals: Figures,
+    groups: Vec<Group>,
+    /// `human` and `ai` side by side.
+    cost_by_route: BTreeMap<&'static str, Cost>,
+    outbound: Outbound,
+}
+
+/// The inbound figures of a group, or of all calls. Rates are 0–1 rounded to 4
+/// decimals, `null` when there is nothing to divide by.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AnalyticsFigures)]
+pub struct Figures {
+    calls: i64,
+    answered: i64,
+    answer_rate: Option<f64>,
+    time_to_answer_ms: Percentiles,
+    abandoned: i64,
+    abandon_rate: Option<f64>,
+    voicemail: i64,
+    ai_calls: i64,
+    ai_contained: i64,
+    ai_containment: Option<f64>,
+    transferred: i64,
+    transfer_rate: Option<f64>,
+    average_handle_time_secs: Option<f64>,
+    cost: Cost,
+}
+
+/// Nearest-rank percentiles of answer − start over the answered calls.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Percentiles {
+    p50: Option<i64>,
+    p90: Option<i64>,
+}
+
+/// One group: its key (the day, number, route or assistant; `null` for calls
+/// without an assistant) and its figures.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AnalyticsGroup)]
+pub struct Group {
+    key: Option<String>,
+    #[serde(flatten)]
+    figures: Figures,
+}
+
+/// What the calls cost, USD.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AnalyticsCost)]
+pub struct Cost {
+    calls: i64,
+    priced_calls: i64,
+    total_usd: f64,
+    per_call_usd: Option<f64>,
+    per_minute_usd: Option<f64>,
+}
+
+/// The outbound calls created in the range.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AnalyticsOutbound)]
+pub struct Outbound {
+    calls: i64,
+    /// Calls by disposition.
+    dispositions: BTreeMap<String, i64>,
+    /// Calls with a task outcome.
+    judged: i64,
+    objective_met: i64,
+    objective_met_rate: Option<f64>,
+}
+
+/// Call analytics for a date range
+///
+/// Inbound calls that started in the range and outbound calls created in it,
+/// aggregated in SQL: totals, groups, the cost by route (human vs AI) and the
+/// outbound dispositions. Unknown parameters are `400 bad-parameter`.
+#[utoipa::path(get, path = "/api/analytics/summary", tag = "analytics",
+    security(("admin_token" = [])),
+    params(
+        ("from" = String, Query, description = "A UTC date, `YYYY-MM-DD`, included"),
+        ("to" = String, Query, description = "A UTC date, included; at most 366 days after `from`"),
+        ("workspace" = Option<String>, Query, description = "One workspace (absent: all)"),
+        ("group_by" = Option<String>, Query, description = "`day` (default), `number`, `route` or `assistant`"),
+    ),
+    responses(
+        (status = 200, description = "The summary", body = Summary),
+        (status = 400, description = "`bad-field` (a date, the range, `group_by`), `bad-parameter`", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn summary(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -96,7 +197,7 @@ pub async fn summary(
     let summary = store.call_summary(&query.scope, query.group_by).await?;
     let outbound = store.outbound_figures(&query.scope).await?;
     let (totals, groups) = (summary.totals, summary.groups);
-    let mut cost_by_route = Map::new();
+    let mut cost_by_route = BTreeMap::new();
     for route in ["human", "ai"] {
         let figures = summary
             .routes
@@ -104,34 +205,29 @@ pub async fn summary(
             .find(|f| f.key.as_deref() == Some(route))
             .cloned()
             .unwrap_or_default();
-        cost_by_route.insert(route.to_owned(), cost_json(&figures));
+        cost_by_route.insert(route, cost_json(&figures));
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "from": query.from.to_string(),
-        "to": query.to.to_string(),
-        "workspace": query.scope.workspace,
-        "group_by": query.group_by_name,
-        "totals": figures_json(&totals),
-        "groups": groups
+    Ok(HttpResponse::Ok().json(Summary {
+        from: query.from.to_string(),
+        to: query.to.to_string(),
+        workspace: query.scope.workspace,
+        group_by: query.group_by_name,
+        totals: figures_json(&totals),
+        groups: groups
             .iter()
-            .map(|g| {
-                let mut value = figures_json(g);
-                value["key"] = json!(g.key);
-                value
+            .map(|g| Group {
+                key: g.key.clone(),
+                figures: figures_json(g),
             })
-            .collect::<Vec<_>>(),
-        "cost_by_route": cost_by_route,
-        "outbound": outbound_json(&outbound),
-    })))
+            .collect(),
+        cost_by_route,
+        outbound: outbound_json(&outbound),
+    }))
 }
 
 /// `part / whole`, rounded to 4 decimals; `null` when there is no whole.
-fn rate(part: i64, whole: i64) -> Value {
-    if whole == 0 {
-        Value::Null
-    } else {
-        json!(round(part as f64 / whole as f64, 4))
-    }
+fn rate(part: i64, whole: i64) -> Option<f64> {
+    (whole != 0).then(|| round(part as f64 / whole as f64, 4))
 }
 
 fn round(value: f64, decimals: i32) -> f64 {
@@ -139,52 +235,49 @@ fn round(value: f64, decimals: i32) -> f64 {
     (value * scale).round() / scale
 }
 
-fn figures_json(f: &CallFigures) -> Value {
-    json!({
-        "calls": f.calls,
-        "answered": f.answered,
-        "answer_rate": rate(f.answered, f.calls),
-        "time_to_answer_ms": { "p50": f.answer_p50_ms, "p90": f.answer_p90_ms },
-        "abandoned": f.abandoned,
-        "abandon_rate": rate(f.abandoned, f.calls),
-        "voicemail": f.voicemail,
-        "ai_calls": f.ai_calls,
-        "ai_contained": f.ai_contained,
-        "ai_containment": rate(f.ai_contained, f.ai_calls),
-        "transferred": f.transferred,
-        "transfer_rate": rate(f.transferred, f.calls),
-        "average_handle_time_secs": if f.handled == 0 {
-            Value::Null
-        } else {
-            json!(round(f.handle_ms as f64 / f.handled as f64 / 1000.0, 3))
+fn figures_json(f: &CallFigures) -> Figures {
+    Figures {
+        calls: f.calls,
+        answered: f.answered,
+        answer_rate: rate(f.answered, f.calls),
+        time_to_answer_ms: Percentiles {
+            p50: f.answer_p50_ms,
+            p90: f.answer_p90_ms,
         },
-        "cost": cost_json(f),
-    })
+        abandoned: f.abandoned,
+        abandon_rate: rate(f.abandoned, f.calls),
+        voicemail: f.voicemail,
+        ai_calls: f.ai_calls,
+        ai_contained: f.ai_contained,
+        ai_containment: rate(f.ai_contained, f.ai_calls),
+        transferred: f.transferred,
+        transfer_rate: rate(f.transferred, f.calls),
+        average_handle_time_secs: (f.handled != 0)
+            .then(|| round(f.handle_ms as f64 / f.handled as f64 / 1000.0, 3)),
+        cost: cost_json(f),
+    }
 }
 
-fn cost_json(f: &CallFigures) -> Value {
+fn cost_json(f: &CallFigures) -> Cost {
     let minutes = f.priced_ms as f64 / 60_000.0;
-    json!({
-        "calls": f.calls,
-        "priced_calls": f.priced,
-        "total_usd": round(f.cost_usd, 6),
-        "per_call_usd": if f.priced == 0 { Value::Null } else { json!(round(f.cost_usd / f.priced as f64, 6)) },
-        "per_minute_usd": if f.priced_ms <= 0 { Value::Null } else { json!(round(f.cost_usd / minutes, 6)) },
-    })
+    Cost {
+        calls: f.calls,
+        priced_calls: f.priced,
+        total_usd: round(f.cost_usd, 6),
+        per_call_usd: (f.priced != 0).then(|| round(f.cost_usd / f.priced as f64, 6)),
+        per_minute_usd: (f.priced_ms > 0).then(|| round(f.cost_usd / minutes, 6)),
+    }
 }
 
-fn outbound_json(rows: &[OutboundFigures]) -> Value {
+fn outbound_json(rows: &[OutboundFigures]) -> Outbound {
     let calls: i64 = rows.iter().map(|r| r.calls).sum();
     let judged: i64 = rows.iter().map(|r| r.judged).sum();
     let met: i64 = rows.iter().map(|r| r.objective_met).sum();
-    json!({
-        "calls": calls,
-        "dispositions": rows
-            .iter()
-            .map(|r| (r.status.clone(), json!(r.calls)))
-            .collect::<Map<String, Value>>(),
-        "judged": judged,
-        "objective_met": met,
-        "objective_met_rate": rate(met, judged),
-    })
+    Outbound {
+        calls,
+        dispositions: rows.iter().map(|r| (r.status.clone(), r.calls)).collect(),
+        judged,
+        objective_met: met,
+        objective_met_rate: rate(met, judged),
+    }
 }

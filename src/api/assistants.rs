@@ -21,27 +21,34 @@ use crate::domain::assistant::ToolSpec;
 use crate::domain::field::FieldError;
 use crate::domain::phone::PhoneNumber;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::numbers::route::check_agents;
 use crate::store::assistants::{AssistantFields, AssistantRecord, DeleteAssistant};
 use crate::store::pool::{Holder, PoolNumber};
 
 /// The body of `POST` and `PUT` (a `PUT` replaces every field).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssistantBody {
     name: String,
     workspace: String,
+    /// The system prompt.
     instructions: String,
+    /// A realtime voice: `alloy ash ballad coral echo sage shimmer verse marin cedar`.
     voice: String,
+    /// The realtime model (`gpt-realtime`…).
     model: String,
+    /// Said first, word for word.
     #[serde(default)]
     greeting: Option<String>,
     /// Parsed one by one, so a refusal names the tool.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::domain::assistant::ToolSpec>)]
     tools: Vec<Value>,
+    /// Where the caller goes when the model fails: `agents` or `voicemail`.
     /// Omitted: every available agent of the workspace.
     #[serde(default)]
+    #[schema(value_type = Option<super::schema::RouteJson>)]
     on_failure: Option<Value>,
     /// `POST` only: take an AVAILABLE number of the workspace for this assistant
     /// (its route becomes the assistant).
@@ -54,8 +61,9 @@ pub struct AssistantBody {
 }
 
 /// The number an assistant holds, in both printed forms.
-#[derive(Serialize)]
-struct NumberJson {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AssistantNumber)]
+pub struct NumberJson {
     e164: String,
     /// `(415) 555-0100`; `None` if libphonenumber cannot format it.
     national: Option<String>,
@@ -70,8 +78,11 @@ impl NumberJson {
     }
 }
 
-#[derive(Serialize)]
-struct AssistantJson {
+/// An assistant as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Assistant)]
+pub struct AssistantJson {
+    #[schema(value_type = String)]
     id: AssistantId,
     name: String,
     workspace: String,
@@ -80,11 +91,25 @@ struct AssistantJson {
     model: String,
     greeting: Option<String>,
     tools: Vec<ToolSpec>,
+    #[schema(value_type = super::schema::RouteJson)]
     on_failure: Route,
     /// The pool number the assistant holds (`assign_number`), or `None`.
     number: Option<NumberJson>,
+    /// RFC 3339.
     created_at: String,
+    /// RFC 3339.
     updated_at: String,
+}
+
+/// `POST /api/assistants`'s answer: the assistant and, with `assign_number`,
+/// why no number was assigned.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedAssistant {
+    #[serde(flatten)]
+    assistant: AssistantJson,
+    /// With `assign_number` only (empty when a number was assigned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Vec<String>>,
 }
 
 impl AssistantJson {
@@ -234,12 +259,25 @@ async fn take_number(
         .await
 }
 
+/// Gives an assistant a number
+///
 /// `POST /api/assistants/{id}/number` (admin): an assistant without a number gets
 /// one — an AVAILABLE number of its workspace, claimed, assigned at its provider
 /// and routed to it, exactly as `assign_number` at creation. `200` the assistant
 /// with its `number`; `409 has-number` when it holds one already; `409
 /// number-not-assigned` with the reason (no number left, a provider refusal)
 /// when none could be given — nothing changed then (the claim is given back).
+#[utoipa::path(post, path = "/api/assistants/{id}/number", tag = "assistants",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The assistant's id")),
+    responses(
+        (status = 200, description = "The assistant with its `number`", body = AssistantJson),
+        (status = 400, description = "`bad-id`", body = ErrorBody),
+        (status = 404, description = "No such assistant", body = ErrorBody),
+        (status = 409, description = "`has-number`; `number-not-assigned` with the reason (nothing changed)", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn assign_number(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -269,8 +307,19 @@ pub async fn assign_number(
     }
 }
 
+/// Creates an assistant
+///
 /// `201` with the assistant; with `assign_number`, also `number` (or `null`) and
 /// `warnings` (why no number was assigned): the assistant is created either way.
+#[utoipa::path(post, path = "/api/assistants", tag = "assistants",
+    security(("admin_token" = [])),
+    request_body = AssistantBody,
+    responses(
+        (status = 201, description = "The assistant", body = CreatedAssistant),
+        (status = 400, description = "`bad-field` naming the field, `bad-json`", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn create(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -285,7 +334,10 @@ pub async fn create(
         .await?;
     tracing::info!(assistant_id = %assistant.id, "assistant created");
     if !assign_number {
-        return Ok(HttpResponse::Created().json(AssistantJson::new(assistant, None)));
+        return Ok(HttpResponse::Created().json(CreatedAssistant {
+            assistant: AssistantJson::new(assistant, None),
+            warnings: None,
+        }));
     }
     let provider_agent = provider_agent.unwrap_or_else(|| assistant.id.to_string());
     let assigned = take_number(&engine, &assistant, &provider_agent).await;
@@ -293,11 +345,22 @@ pub async fn create(
         Ok(number) => (Some(number.e164), vec![]),
         Err(warning) => (None, vec![warning]),
     };
-    let mut json = serde_json::to_value(AssistantJson::new(assistant, number)).unwrap_or_default();
-    json["warnings"] = serde_json::json!(warnings);
-    Ok(HttpResponse::Created().json(json))
+    Ok(HttpResponse::Created().json(CreatedAssistant {
+        assistant: AssistantJson::new(assistant, number),
+        warnings: Some(warnings),
+    }))
 }
 
+/// Lists the assistants
+///
+/// Each with the pool number it holds, or `number: null`.
+#[utoipa::path(get, path = "/api/assistants", tag = "assistants",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Every assistant", body = Vec<AssistantJson>),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn list(_admin: Admin, engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
     let mut numbers = engine.store.assistant_numbers().await?;
     let assistants: Vec<AssistantJson> = engine
@@ -313,6 +376,19 @@ pub async fn list(_admin: Admin, engine: web::Data<Engine>) -> Result<HttpRespon
     Ok(HttpResponse::Ok().json(assistants))
 }
 
+/// Reads an assistant
+///
+/// With the pool number it holds, or `number: null`.
+#[utoipa::path(get, path = "/api/assistants/{id}", tag = "assistants",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The assistant's id")),
+    responses(
+        (status = 200, description = "The assistant", body = AssistantJson),
+        (status = 400, description = "`bad-id`", body = ErrorBody),
+        (status = 404, description = "No such assistant", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn get(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -324,10 +400,23 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(AssistantJson::new(assistant, number)))
 }
 
-/// Replaces every editable field. The workspace may only change while no number
+/// Replaces an assistant
+///
+/// Replaces every editable field; applies from the next call. The workspace may only change while no number
 /// routes to the assistant and it holds none (a number's assistant is of the
 /// number's workspace); its number is not changed here (`assign_number` is
 /// refused: delete the assistant to give its number back).
+#[utoipa::path(put, path = "/api/assistants/{id}", tag = "assistants",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The assistant's id")),
+    request_body = AssistantBody,
+    responses(
+        (status = 200, description = "The assistant", body = AssistantJson),
+        (status = 400, description = "`bad-field`, `bad-id`, `number-immutable`, `wrong-workspace`", body = ErrorBody),
+        (status = 404, description = "No such assistant", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn update(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -370,12 +459,26 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(AssistantJson::new(assistant, number)))
 }
 
+/// Deletes an assistant
+///
 /// 204: the numbers the assistant holds (`assign_number`) are taken off it at
 /// their provider and go back to the pool (AVAILABLE), their calls to voicemail.
 /// 409 `assistant-in-use`, nothing changed, while a number it does not hold
 /// routes to it (routed by hand or by a cut-over: an operator's choice, which a
 /// delete does not silently undo); 502 `provider-failed`, nothing changed, when a
 /// provider refuses to take a number off it.
+#[utoipa::path(delete, path = "/api/assistants/{id}", tag = "assistants",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The assistant's id")),
+    responses(
+        (status = 204, description = "Deleted; its numbers are back in the pool"),
+        (status = 400, description = "`bad-id`", body = ErrorBody),
+        (status = 404, description = "No such assistant", body = ErrorBody),
+        (status = 409, description = "`assistant-in-use`: a number it does not hold routes to it", body = ErrorBody),
+        (status = 502, description = "`provider-failed`: nothing changed", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn delete(
     _admin: Admin,
     engine: web::Data<Engine>,

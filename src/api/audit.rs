@@ -3,18 +3,58 @@
 //! route (nor any store function) updates or deletes it.
 
 use actix_web::{web, HttpResponse};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::admin::Admin;
 use super::calls::rfc3339;
 use super::flags::{bad_param, number_param, query_params, user_param};
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-/// `200 {"entries": [...]}`; `since` is an RFC 3339 instant.
+/// One entry of the audit trail.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditJson {
+    id: String,
+    /// RFC 3339.
+    at: String,
+    /// `admin` or `system`.
+    actor: String,
+    /// `flag_resolved`, `user_suspended`, `user_reinstated`, `number_blocked`,
+    /// `user_status_changed`, `user_paused`.
+    action: String,
+    user_id: Option<String>,
+    subject: Option<String>,
+    #[schema(value_type = Object)]
+    detail: Value,
+}
+
+/// `GET /api/audit`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditTrail {
+    entries: Vec<AuditJson>,
+}
+
+/// Reads the audit trail
+///
+/// `200 {"entries": [...]}` oldest first; `since` is an RFC 3339 instant. The
+/// trail is append-only.
+#[utoipa::path(get, path = "/api/audit", tag = "safety", operation_id = "list_audit",
+    security(("admin_token" = [])),
+    params(
+        ("user" = Option<String>, Query, description = "A user id"),
+        ("since" = Option<String>, Query, description = "An RFC 3339 instant: entries at or after it"),
+        ("limit" = Option<u32>, Query, description = "0–1000, default 100"),
+    ),
+    responses(
+        (status = 200, description = "The entries", body = AuditTrail),
+        (status = 400, description = "`bad-parameter`", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn list(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -34,19 +74,17 @@ pub async fn list(
         .store
         .audit_trail(user.as_ref(), since_ms, limit)
         .await?;
-    let entries: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "at": rfc3339(e.at),
-                "actor": e.actor,
-                "action": e.action,
-                "user_id": e.user_id,
-                "subject": e.subject,
-                "detail": e.detail,
-            })
+    let entries = entries
+        .into_iter()
+        .map(|e| AuditJson {
+            id: e.id,
+            at: rfc3339(e.at),
+            actor: e.actor,
+            action: e.action,
+            user_id: e.user_id,
+            subject: e.subject,
+            detail: e.detail,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "entries": entries })))
+    Ok(HttpResponse::Ok().json(AuditTrail { entries }))
 }

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::caller::Caller;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::outbound::view::outbound_view;
 use crate::store::outbound::{OutboundId, OutboundStatus};
 
@@ -55,6 +55,23 @@ impl Drop for Slot {
     }
 }
 
+/// A call's changes as server-sent events
+///
+/// `text/event-stream`: `event: call` with `data:` the whole view (as
+/// `GET /api/calls/{id}` answers for an outbound call) at once and after each
+/// change, `: keep-alive` after 5 s without one; it ends once the call changes no
+/// more, two minutes after it ended, or after an hour. Another user's call, an
+/// inbound call or no such call is a 404.
+#[utoipa::path(get, path = "/api/calls/{id}/events", tag = "calls",
+    security(("admin_token" = []), ("user_api_key" = [])),
+    params(("id" = String, Path, description = "The outbound call's id")),
+    responses(
+        (status = 200, description = "The stream; each event's `data` is an `OutboundCallView`",
+            content_type = "text/event-stream", body = String),
+        (status = 401, description = "No token or a wrong one", body = ErrorBody),
+        (status = 404, description = "No such outbound call, or another user's", body = ErrorBody),
+        (status = 503, description = "`too-many-streams` (`Retry-After: 5`), or the database is unavailable", body = ErrorBody),
+    ))]
 pub async fn events(
     caller: Caller,
     engine: web::Data<Engine>,

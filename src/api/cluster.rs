@@ -8,14 +8,16 @@ use std::sync::atomic::Ordering;
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
+use switchboard_actors::seat::Presence;
+use utoipa::ToSchema;
 
 use crate::api::admin::Admin;
 use crate::cluster::{Member, SeatRecord};
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
 /// One node as `GET /api/cluster` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct NodeJson {
     pub id: String,
     pub url: String,
@@ -28,7 +30,7 @@ pub struct NodeJson {
 
 /// The answer: `mode` is `cluster` or `single`, `node` the id of the node that
 /// answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ClusterJson {
     pub mode: &'static str,
     pub node: String,
@@ -55,6 +57,18 @@ impl From<Member> for NodeJson {
     }
 }
 
+/// The cluster's nodes
+///
+/// Each node as Redis lists it: its id, own URL, whether its membership key is
+/// alive, its last heartbeat, its calls and seats. A single node (no
+/// `REDIS_URL`) lists itself, `mode` `single`.
+#[utoipa::path(get, path = "/api/cluster", tag = "operations",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The nodes", body = ClusterJson),
+        (status = 401, description = "No token, a wrong one, or not the admin's", body = ErrorBody),
+        (status = 503, description = "`cluster-unavailable`: Redis does not answer (`Retry-After: 1`)", body = ErrorBody),
+    ))]
 pub async fn get(_admin: Admin, engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
     let Some(cluster) = &engine.cluster else {
         let stats = &engine.stats;
@@ -86,13 +100,61 @@ pub async fn get(_admin: Admin, engine: web::Data<Engine>) -> Result<HttpRespons
     }))
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 pub struct SeatsQuery {
+    /// Only this workspace's seats.
     pub workspace: Option<String>,
 }
 
-/// `GET /api/cluster/seats`: the seats of every live node (a single node: its
-/// own), by workspace then agent.
+/// A softphone seat as `GET /api/cluster/seats` shows it (`SeatRecord`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeatJson {
+    pub agent_id: String,
+    pub name: String,
+    pub workspace: String,
+    /// `available`, `away`, `busy` or `wrap_up`.
+    #[schema(value_type = String)]
+    pub presence: Presence,
+    /// The call the seat is on, if any.
+    pub call_id: Option<String>,
+    /// The node whose softphone socket this is.
+    pub node: String,
+    /// Unix milliseconds of the seat's last change.
+    pub at_ms: i64,
+}
+
+impl From<SeatRecord> for SeatJson {
+    fn from(seat: SeatRecord) -> SeatJson {
+        SeatJson {
+            agent_id: seat.agent_id,
+            name: seat.name,
+            workspace: seat.workspace,
+            presence: seat.presence,
+            call_id: seat.call_id,
+            node: seat.node,
+            at_ms: seat.at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeatsJson {
+    pub seats: Vec<SeatJson>,
+}
+
+/// The cluster's softphone seats
+///
+/// The seats of every live node (a single node: its own), by workspace then
+/// agent, each with the node its socket is on.
+#[utoipa::path(get, path = "/api/cluster/seats", tag = "operations",
+    security(("admin_token" = [])),
+    params(SeatsQuery),
+    responses(
+        (status = 200, description = "The seats", body = SeatsJson),
+        (status = 400, description = "`bad-workspace`", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or not the admin's", body = ErrorBody),
+        (status = 503, description = "`cluster-unavailable`: Redis does not answer; `engine-busy` (`Retry-After: 1`)", body = ErrorBody),
+    ))]
 pub async fn seats(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -134,5 +196,7 @@ pub async fn seats(
             seats
         }
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "seats": seats })))
+    Ok(HttpResponse::Ok().json(SeatsJson {
+        seats: seats.into_iter().map(SeatJson::from).collect(),
+    }))
 }

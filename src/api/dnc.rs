@@ -11,26 +11,32 @@ use super::caller::Caller;
 use super::input::fields;
 use super::numbers::e164_field;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::dnc::{DncAdded, DncEntry, DncScope};
 
 /// The longest reason.
 const MAX_REASON_CHARS: usize = 500;
 
-#[derive(Deserialize)]
+/// The body of `POST /api/dnc`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddNumber {
+pub struct AddNumber {
+    /// International form, valid by libphonenumber.
     e164: String,
+    /// At most 500 characters.
     #[serde(default)]
     reason: Option<String>,
 }
 
-#[derive(Serialize)]
-struct EntryJson {
+/// An entry of a do-not-call list.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DncEntry)]
+pub struct EntryJson {
     e164: String,
     /// `global` or `user`.
     scope: &'static str,
     reason: Option<String>,
+    /// RFC 3339.
     created_at: String,
 }
 
@@ -56,8 +62,21 @@ fn own_list(caller: &Caller) -> DncScope {
     }
 }
 
+/// Adds a number to a do-not-call list
+///
+/// The admin's token adds to the global list, a user's key to the user's own.
 /// `201` with the entry; `200` with the entry as it was when the number was on
 /// that list already.
+#[utoipa::path(post, path = "/api/dnc", tag = "safety", operation_id = "add_dnc",
+    security(("admin_token" = []), ("user_api_key" = [])),
+    request_body = AddNumber,
+    responses(
+        (status = 201, description = "Added", body = EntryJson),
+        (status = 200, description = "On that list already", body = EntryJson),
+        (status = 400, description = "`bad-field`", body = ErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn add(
     caller: Caller,
     engine: web::Data<Engine>,
@@ -92,7 +111,17 @@ pub async fn add(
     }
 }
 
-/// The admin: the global list. A user: their own entries and the global ones.
+/// Lists the do-not-call entries
+///
+/// The admin: the global list. A user: their own entries and the global ones,
+/// each with its `scope`.
+#[utoipa::path(get, path = "/api/dnc", tag = "safety", operation_id = "list_dnc",
+    security(("admin_token" = []), ("user_api_key" = [])),
+    responses(
+        (status = 200, description = "The entries, by number", body = Vec<EntryJson>),
+        (status = 401, description = "No token or a wrong one", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn list(caller: Caller, engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
     let entries: Vec<EntryJson> = engine
         .store
@@ -104,8 +133,21 @@ pub async fn list(caller: Caller, engine: web::Data<Engine>) -> Result<HttpRespo
     Ok(HttpResponse::Ok().json(entries))
 }
 
+/// Takes a number off a do-not-call list
+///
 /// `204`; `404` when the number is not on the caller's list; `403` when a user
 /// asks to lift a number that only the global list holds.
+#[utoipa::path(delete, path = "/api/dnc/{e164}", tag = "safety", operation_id = "remove_dnc",
+    security(("admin_token" = []), ("user_api_key" = [])),
+    params(("e164" = String, Path, description = "The number (`+` may be sent as `%2B`)")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`bad-field`: not a phone number", body = ErrorBody),
+        (status = 403, description = "Only the global list holds it", body = ErrorBody),
+        (status = 404, description = "Not on the caller's list", body = ErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn remove(
     caller: Caller,
     engine: web::Data<Engine>,

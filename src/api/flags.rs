@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use switchboard_actors::UserId;
 
 use super::admin::Admin;
@@ -14,7 +14,7 @@ use super::calls::rfc3339;
 use super::input::fields;
 use crate::domain::safety::Severity;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::flags::{Flag, FlagAction, FlagFilter, FlagResolved};
 
 /// Who resolves: there is one admin token, so every admin action is `admin`'s.
@@ -77,33 +77,111 @@ pub(super) fn user_param(params: &HashMap<String, String>) -> Result<Option<User
 }
 
 /// A flag as the admin sees it; `call` when it is about an outbound call.
-pub(super) fn flag_json(flag: &Flag, summary: Option<&str>, callee: Option<&str>) -> Value {
-    json!({
-        "id": flag.id,
-        "user_id": flag.user_id,
-        "type": flag.kind,
-        "severity": flag.severity.as_str(),
-        "reason": flag.reason,
-        "evidence": flag.evidence,
-        "auto_detected": flag.auto_detected,
-        "created_at": rfc3339(flag.created_at),
-        "resolved": flag.resolution.is_some(),
-        "resolution": flag.resolution.as_ref().map(|r| json!({
-            "at": rfc3339(r.at),
-            "by": r.by,
-            "action": r.action,
-            "notes": r.notes,
-        })),
-        "call": flag.outbound_id.as_ref().map(|id| json!({
-            "id": id,
-            "to": callee,
-            "summary": summary,
-            "link": format!("/api/calls/{id}"),
-        })),
-    })
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Flag)]
+pub struct FlagJson {
+    id: String,
+    user_id: String,
+    /// `objective_screen`, `velocity_same_number`, `transcript_screen`…
+    #[serde(rename = "type")]
+    kind: String,
+    /// `low`, `medium`, `high` or `critical`.
+    severity: &'static str,
+    reason: String,
+    /// What raised it (the rule's own shape).
+    #[schema(value_type = Object)]
+    evidence: Value,
+    auto_detected: bool,
+    /// RFC 3339.
+    created_at: String,
+    resolved: bool,
+    resolution: Option<ResolutionJson>,
+    call: Option<FlagCall>,
 }
 
-/// `200 {"flags": [...]}`: most severe first, then oldest first.
+/// How a flag was resolved.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ResolutionJson {
+    /// RFC 3339.
+    at: String,
+    /// `admin`.
+    by: String,
+    /// `dismiss`, `warn`, `suspend` or `block_number`.
+    action: String,
+    notes: Option<String>,
+}
+
+/// The outbound call a flag is about.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FlagCall {
+    id: String,
+    /// The callee (`null` on a single flag: read the call).
+    to: Option<String>,
+    /// The call's summary, after its after-call work.
+    summary: Option<String>,
+    /// `/api/calls/{id}`.
+    link: String,
+}
+
+pub(super) fn flag_json(flag: &Flag, summary: Option<&str>, callee: Option<&str>) -> FlagJson {
+    FlagJson {
+        id: flag.id.clone(),
+        user_id: flag.user_id.to_string(),
+        kind: flag.kind.clone(),
+        severity: flag.severity.as_str(),
+        reason: flag.reason.clone(),
+        evidence: flag.evidence.clone(),
+        auto_detected: flag.auto_detected,
+        created_at: rfc3339(flag.created_at),
+        resolved: flag.resolution.is_some(),
+        resolution: flag.resolution.as_ref().map(|r| ResolutionJson {
+            at: rfc3339(r.at),
+            by: r.by.clone(),
+            action: r.action.clone(),
+            notes: r.notes.clone(),
+        }),
+        call: flag.outbound_id.as_ref().map(|id| FlagCall {
+            id: id.clone(),
+            to: callee.map(str::to_owned),
+            summary: summary.map(str::to_owned),
+            link: format!("/api/calls/{id}"),
+        }),
+    }
+}
+
+/// `GET /api/flags`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FlagList {
+    flags: Vec<FlagJson>,
+}
+
+/// `409 already-resolved`: the error, with the flag as first resolved.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AlreadyResolved {
+    #[serde(flatten)]
+    error: ErrorBody,
+    flag: FlagJson,
+}
+
+/// Lists the safety flags
+///
+/// `200 {"flags": [...]}`: most severe first, then oldest first. A bad, unknown or
+/// repeated parameter is `400 bad-parameter`.
+#[utoipa::path(get, path = "/api/flags", tag = "safety", operation_id = "list_flags",
+    security(("admin_token" = [])),
+    params(
+        ("resolved" = Option<bool>, Query, description = "`true` or `false` (absent: both)"),
+        ("severity" = Option<String>, Query, description = "Comma-separated: `high,critical`"),
+        ("user" = Option<String>, Query, description = "A user id"),
+        ("limit" = Option<u32>, Query, description = "0–500, default 50"),
+        ("offset" = Option<u32>, Query, description = "Default 0"),
+    ),
+    responses(
+        (status = 200, description = "The flags", body = FlagList),
+        (status = 400, description = "`bad-parameter`", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn list(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -141,14 +219,25 @@ pub async fn list(
         offset: number_param(&params, "offset", 0, u32::MAX)?,
     };
     let flags = engine.store.list_flags(&filter).await?;
-    let flags: Vec<Value> = flags
+    let flags = flags
         .iter()
         .map(|f| flag_json(&f.flag, f.summary.as_deref(), f.callee.as_deref()))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "flags": flags })))
+    Ok(HttpResponse::Ok().json(FlagList { flags }))
 }
 
+/// Reads a flag
+///
 /// `GET /api/flags/{id}`: one flag (its call's id and link when it is about one).
+#[utoipa::path(get, path = "/api/flags/{id}", tag = "safety", operation_id = "get_flag",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The flag's id")),
+    responses(
+        (status = 200, description = "The flag", body = FlagJson),
+        (status = 404, description = "No such flag", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn get(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -163,16 +252,33 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(flag_json(&flag, None, None)))
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/flags/{id}/resolve`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResolveBody {
+pub struct ResolveBody {
+    /// `dismiss`, `warn`, `suspend` or `block_number`.
     action: String,
+    /// At most 2000 characters.
     #[serde(default)]
     notes: Option<String>,
 }
 
+/// Resolves a flag
+///
 /// `200` the resolved flag; 409 `already-resolved` (with the flag) the second
 /// time; 409 `flag-without-call` for `block_number` on a flag about no call.
+#[utoipa::path(post, path = "/api/flags/{id}/resolve", tag = "safety", operation_id = "resolve_flag",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The flag's id")),
+    request_body = ResolveBody,
+    responses(
+        (status = 200, description = "The flag, resolved", body = FlagJson),
+        (status = 400, description = "`bad-field` (`action`, `notes`)", body = ErrorBody),
+        (status = 404, description = "No such flag", body = ErrorBody),
+        (status = 409, description = "`already-resolved` (with the flag), or `flag-without-call` (an ErrorBody)", body = AlreadyResolved),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn resolve(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -208,13 +314,16 @@ pub async fn resolve(
         .await?
     {
         FlagResolved::Resolved(flag) => Ok(HttpResponse::Ok().json(flag_json(&flag, None, None))),
-        FlagResolved::AlreadyResolved(flag) => {
-            Ok(HttpResponse::build(StatusCode::CONFLICT).json(json!({
-                "code": "already-resolved",
-                "message": format!("flag {id} is resolved already"),
-                "flag": flag_json(&flag, None, None),
-            })))
-        }
+        FlagResolved::AlreadyResolved(flag) => Ok(HttpResponse::build(StatusCode::CONFLICT).json(
+            AlreadyResolved {
+                error: ErrorBody {
+                    code: "already-resolved".to_owned(),
+                    message: format!("flag {id} is resolved already"),
+                    field: None,
+                },
+                flag: flag_json(&flag, None, None),
+            },
+        )),
         FlagResolved::NoCallee => Err(ApiError::new(
             StatusCode::CONFLICT,
             "flag-without-call",

@@ -20,6 +20,7 @@ pub mod numbers;
 pub mod outbound;
 pub mod outbound_batch;
 pub mod outbound_check;
+pub mod schema;
 pub mod session;
 pub mod users;
 

@@ -17,14 +17,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::caller::Caller;
 use super::calls::rfc3339;
 use crate::domain::user::UserStatus;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::outbound::clock::{from_offset_date_time, to_offset_date_time};
 use crate::outbound::consent;
 use crate::outbound::hours::CallingHours;
@@ -46,26 +46,138 @@ pub const DEFAULT_PAGE: u32 = 50;
 /// Why a call waits past the time asked for.
 const DEFERRED_CALLING_HOURS: &str = "calling_hours";
 
-fn call_json(call: &OutboundCall) -> Value {
-    json!({
-        "id": call.id.as_str(),
-        "user_id": call.user_id.as_str(),
-        "workspace": call.workspace.as_str(),
-        "to": call.to.as_str(),
-        "contact_name": call.contact_name,
-        "contact_company": call.contact_company,
-        "purpose": call.purpose,
-        "objective": call.objective,
-        "assistant_id": call.assistant_id,
-        "callback_url": call.callback_url,
-        "consent_id": call.consent_id.as_str(),
-        "status": call.status.as_str(),
-        "deferred": call.deferred,
-        "scheduled_for": rfc3339(call.run_at),
-        "estimated_cost": call.estimated_cost_usd,
-        "created_at": rfc3339(call.created_at),
-        "updated_at": rfc3339(call.updated_at),
-    })
+/// An outbound call request (the body of `POST /api/calls/outbound`). Parsed
+/// field by field by `outbound::request`, so that every refusal names its field
+/// (`400 bad-field`); unknown fields are refused, `null` is the same as absent.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // described only: the parser reads the JSON itself
+pub struct OutboundRequestBody {
+    /// International form, valid; not an emergency, premium-rate or
+    /// disallowed-region number.
+    to: String,
+    /// 1–200 characters.
+    contact_name: Option<String>,
+    /// 1–200 characters.
+    contact_company: Option<String>,
+    /// `existing_client`, `warm_lead`, `referral`, `vendor_inquiry`,
+    /// `partnership` or `other_business`.
+    purpose: String,
+    /// 10–500 characters.
+    objective: String,
+    attestation: AttestationBody,
+    /// RFC 3339 with an offset; not in the past, at most 30 days ahead.
+    schedule_at: Option<String>,
+    /// `http://` or `https://`, at most 2048 characters.
+    callback_url: Option<String>,
+    /// Absent: the workspace's built-in outbound assistant.
+    assistant_id: Option<String>,
+}
+
+/// The signed attestation: each box literally `true`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // described only: the parser reads the JSON itself
+pub struct AttestationBody {
+    legitimate_purpose: bool,
+    not_dnc: bool,
+    reasonable_basis: bool,
+    understands_recording: bool,
+    accepts_responsibility: bool,
+    /// 3–200 characters.
+    signature_full_name: String,
+    /// 1–200 characters.
+    signature_organization: Option<String>,
+    /// The wording's version the signer accepts; it must be the current one.
+    wording_version: Option<String>,
+}
+
+/// An outbound call as stored (list, read, cancel).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OutboundCallJson {
+    id: String,
+    user_id: String,
+    workspace: String,
+    to: String,
+    contact_name: Option<String>,
+    contact_company: Option<String>,
+    purpose: String,
+    objective: String,
+    assistant_id: Option<String>,
+    callback_url: Option<String>,
+    consent_id: String,
+    /// The disposition: `queued`, `scheduled`, `dialing`, … `canceled`.
+    status: &'static str,
+    /// `calling_hours` or `numbers_resting`, or `null`.
+    deferred: Option<String>,
+    /// RFC 3339.
+    scheduled_for: String,
+    /// USD.
+    estimated_cost: f64,
+    created_at: String,
+    updated_at: String,
+}
+
+fn call_json(call: &OutboundCall) -> OutboundCallJson {
+    OutboundCallJson {
+        id: call.id.as_str().to_owned(),
+        user_id: call.user_id.as_str().to_owned(),
+        workspace: call.workspace.as_str().to_owned(),
+        to: call.to.as_str().to_owned(),
+        contact_name: call.contact_name.clone(),
+        contact_company: call.contact_company.clone(),
+        purpose: call.purpose.clone(),
+        objective: call.objective.clone(),
+        assistant_id: call.assistant_id.clone(),
+        callback_url: call.callback_url.clone(),
+        consent_id: call.consent_id.as_str().to_owned(),
+        status: call.status.as_str(),
+        deferred: call.deferred.clone(),
+        scheduled_for: rfc3339(call.run_at),
+        estimated_cost: call.estimated_cost_usd,
+        created_at: rfc3339(call.created_at),
+        updated_at: rfc3339(call.updated_at),
+    }
+}
+
+/// `429 rate-limited`: the error, and when to try again.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RateLimited {
+    #[serde(flatten)]
+    error: ErrorBody,
+    /// RFC 3339 (also in `Retry-After`, in whole seconds).
+    retry_after: String,
+}
+
+/// `409 attestation-outdated`: the error, and the wording to sign.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AttestationOutdated {
+    #[serde(flatten)]
+    error: ErrorBody,
+    current_version: String,
+    wording: String,
+    wording_sha256: String,
+}
+
+/// `POST /api/calls/outbound`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SubmitAnswer {
+    id: String,
+    /// `queued` (due now) or `scheduled`.
+    status: &'static str,
+    /// RFC 3339.
+    scheduled_for: String,
+    /// USD.
+    estimated_cost: f64,
+    /// `calling_hours` when calling hours moved the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deferred: Option<String>,
+}
+
+/// `GET /api/calls/outbound`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OutboundPage {
+    calls: Vec<OutboundCallJson>,
+    total: u64,
+    has_more: bool,
 }
 
 /// `429 rate-limited` with `retry_after` (RFC 3339) and `Retry-After` (whole
@@ -75,11 +187,14 @@ pub(super) fn rate_limited(now_ms: i64, retry_at_ms: i64, why: &str) -> HttpResp
     let secs = secs.max(1);
     HttpResponse::TooManyRequests()
         .insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()))
-        .json(json!({
-            "code": "rate-limited",
-            "message": why,
-            "retry_after": rfc3339(retry_at_ms),
-        }))
+        .json(RateLimited {
+            error: ErrorBody {
+                code: "rate-limited".to_owned(),
+                message: why.to_owned(),
+                field: None,
+            },
+            retry_after: rfc3339(retry_at_ms),
+        })
 }
 
 /// The user a request is placed for: outbound calls are made on a user's
@@ -365,21 +480,41 @@ pub(super) async fn outdated_attestation(
             )
         }
     };
-    Ok(Some(HttpResponse::Conflict().json(json!({
-        "code": "attestation-outdated",
-        "message": message,
-        "field": "attestation.wording_version",
-        "current_version": current.version,
-        "wording": current.wording,
-        "wording_sha256": hash,
-    }))))
+    Ok(Some(HttpResponse::Conflict().json(AttestationOutdated {
+        error: ErrorBody {
+            code: "attestation-outdated".to_owned(),
+            message,
+            field: Some("attestation.wording_version".to_owned()),
+        },
+        current_version: current.version.clone(),
+        wording: current.wording.clone(),
+        wording_sha256: hash,
+    })))
 }
 
 /// The quota refusal's message.
 pub(super) const QUOTA_USED_UP: &str = "the account's hourly or daily call quota is used up";
 
+/// Places an outbound call
+///
 /// `202 {"id","status","scheduled_for","estimated_cost"}` (and `"deferred"`
-/// when calling hours moved the call).
+/// when calling hours moved the call). The gates, in order: the burst limiter,
+/// the body, the account, the objective's screening, the do-not-call lists,
+/// calling hours, then the budget and the quotas (docs/protocol.md §4a).
+#[utoipa::path(post, path = "/api/calls/outbound", tag = "outbound",
+    security(("user_api_key" = [])),
+    request_body = OutboundRequestBody,
+    responses(
+        (status = 202, description = "Queued or scheduled", body = SubmitAnswer),
+        (status = 400, description = "`bad-field` naming the field; nothing stored", body = ErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ErrorBody),
+        (status = 402, description = "`budget-exceeded`", body = ErrorBody),
+        (status = 403, description = "The admin token (`forbidden`), or `account-suspended`", body = ErrorBody),
+        (status = 409, description = "`do-not-call` (an ErrorBody), or `attestation-outdated` with the wording", body = AttestationOutdated),
+        (status = 422, description = "`objective-refused`", body = ErrorBody),
+        (status = 429, description = "`rate-limited`: the burst limiter or the quotas", body = RateLimited),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn submit(
     caller: Caller,
     engine: web::Data<Engine>,
@@ -407,28 +542,27 @@ pub async fn submit(
     }
     let origin = Origin::of(&engine, &req);
     match place(&engine, user, request, &origin, now, None).await? {
-        Placed::Created(call) => {
-            let mut answer = json!({
-                "id": call.id.as_str(),
-                "status": call.status.as_str(),
-                "scheduled_for": rfc3339(call.run_at),
-                "estimated_cost": call.estimated_cost_usd,
-            });
-            if let Some(deferred) = &call.deferred {
-                answer["deferred"] = json!(deferred);
-            }
-            Ok(HttpResponse::Accepted().json(answer))
-        }
+        Placed::Created(call) => Ok(HttpResponse::Accepted().json(SubmitAnswer {
+            id: call.id.as_str().to_owned(),
+            status: call.status.as_str(),
+            scheduled_for: rfc3339(call.run_at),
+            estimated_cost: call.estimated_cost_usd,
+            deferred: call.deferred.clone(),
+        })),
         Placed::RateLimited { retry_at_ms } => Ok(rate_limited(now_ms, retry_at_ms, QUOTA_USED_UP)),
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// A disposition: `queued`, `scheduled`, `dialing`, … `not_dialed_window_closed`.
     #[serde(default)]
     status: Option<String>,
+    /// 1–200, default 50.
     #[serde(default)]
     limit: Option<String>,
+    /// Default 0.
     #[serde(default)]
     offset: Option<String>,
 }
@@ -445,7 +579,18 @@ fn number_param<T: std::str::FromStr>(
     .transpose()
 }
 
-/// `{"calls","total","has_more"}`, newest first.
+/// Lists outbound calls
+///
+/// `{"calls","total","has_more"}`, newest first: a user their own, the admin all.
+#[utoipa::path(get, path = "/api/calls/outbound", tag = "outbound",
+    security(("admin_token" = []), ("user_api_key" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of calls", body = OutboundPage),
+        (status = 400, description = "`bad-field` (status, limit, offset)", body = ErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn list(
     caller: Caller,
     engine: web::Data<Engine>,
@@ -478,11 +623,11 @@ pub async fn list(
         .list_outbound(caller.user().map(|u| &u.id), status, limit, offset)
         .await?;
     let has_more = offset.saturating_add(page.calls.len() as u64) < page.total;
-    Ok(HttpResponse::Ok().json(json!({
-        "calls": page.calls.iter().map(call_json).collect::<Vec<_>>(),
-        "total": page.total,
-        "has_more": has_more,
-    })))
+    Ok(HttpResponse::Ok().json(OutboundPage {
+        calls: page.calls.iter().map(call_json).collect(),
+        total: page.total,
+        has_more,
+    }))
 }
 
 /// The call, if the caller may see it: another user's is a 404.
@@ -495,6 +640,18 @@ async fn visible(engine: &Engine, caller: &Caller, raw: &str) -> Result<Outbound
     }
 }
 
+/// Reads an outbound call
+///
+/// The call as stored: a user their own (another's is a 404), the admin any.
+#[utoipa::path(get, path = "/api/calls/outbound/{id}", tag = "outbound",
+    security(("admin_token" = []), ("user_api_key" = [])),
+    params(("id" = String, Path, description = "The outbound call's id")),
+    responses(
+        (status = 200, description = "The call", body = OutboundCallJson),
+        (status = 404, description = "No such call, or another user's", body = ErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn get(
     caller: Caller,
     engine: web::Data<Engine>,
@@ -504,8 +661,20 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(call_json(&call)))
 }
 
+/// Cancels an outbound call
+///
 /// `200` with the canceled call; `409 not-cancelable` once it is past queued or
 /// scheduled; `404` for another user's.
+#[utoipa::path(delete, path = "/api/calls/outbound/{id}", tag = "outbound",
+    security(("admin_token" = []), ("user_api_key" = [])),
+    params(("id" = String, Path, description = "The outbound call's id")),
+    responses(
+        (status = 200, description = "The call, now `canceled`", body = OutboundCallJson),
+        (status = 404, description = "No such call, or another user's", body = ErrorBody),
+        (status = 409, description = "`not-cancelable`", body = ErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn cancel(
     caller: Caller,
     engine: web::Data<Engine>,

@@ -16,16 +16,18 @@ use std::collections::HashMap;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::caller::Caller;
 use super::calls::rfc3339;
 use super::outbound::{
     place, rate_limited, requesting_user, BatchSlot, Origin, Placed, QUOTA_USED_UP,
 };
+use super::outbound::{AttestationBody, AttestationOutdated, RateLimited};
 use crate::domain::user::UserStatus;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::outbound::batch::{json_from_csv, BatchRequest};
 use crate::outbound::clock::to_offset_date_time;
 use crate::outbound::request::{check_shared, OutboundRequest};
@@ -62,9 +64,149 @@ fn is_csv(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/csv"))
 }
 
+/// A batch's JSON body (`outbound::batch` parses it, naming each refused field).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // described only: the batch parser reads the JSON itself
+pub struct BatchBody {
+    /// As a single request's `purpose`.
+    purpose: String,
+    /// A template: `{contact_name}`, `{contact_company}` and the target's
+    /// `variables`; `{{`/`}}` are literal braces. Rendered: 10–500 characters.
+    objective: String,
+    attestation: AttestationBody,
+    callback_url: Option<String>,
+    assistant_id: Option<String>,
+    /// `HH:MM`, each callee's local time.
+    window_start: Option<String>,
+    /// `HH:MM`, after `window_start`.
+    window_end: Option<String>,
+    /// 1 to `outbound.batch_max_concurrency`.
+    max_concurrency: Option<u32>,
+    /// At most `outbound.batch_max_targets` (1,000).
+    targets: Vec<BatchTarget>,
+}
+
+/// One target of a batch.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // described only: the batch parser reads the JSON itself
+pub struct BatchTarget {
+    to: String,
+    contact_name: Option<String>,
+    contact_company: Option<String>,
+    /// The template's other placeholders.
+    variables: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// A target the batch placed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchAccepted {
+    index: usize,
+    id: String,
+    to: String,
+    /// `queued` or `scheduled`.
+    status: String,
+    /// RFC 3339.
+    scheduled_for: String,
+    /// The end of its window's stretch: not dialed by then, it ends
+    /// `not_dialed_window_closed`.
+    window_end_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deferred: Option<String>,
+}
+
+/// A target the batch refused, and why (as a single request would be).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchRefused {
+    index: usize,
+    /// The target's `to` as sent.
+    #[schema(value_type = Object)]
+    to: Value,
+    /// `bad-field`, `do-not-call`, `budget-exceeded`, `rate-limited`,
+    /// `account-suspended`, `objective-refused`…
+    code: String,
+    reason: String,
+    /// With `rate-limited`: RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<String>,
+}
+
+/// Why a target is refused, before its index and `to` are known to it.
+struct Refusal {
+    code: String,
+    reason: String,
+    retry_after: Option<String>,
+}
+
+impl Refusal {
+    fn new(code: impl Into<String>, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            code: code.into(),
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// `POST /api/calls/outbound/batch`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchAnswer {
+    id: String,
+    max_concurrency: u32,
+    window_start: String,
+    window_end: String,
+    accepted: Vec<BatchAccepted>,
+    refused: Vec<BatchRefused>,
+}
+
+/// `GET /api/calls/outbound/batch/{id}`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchView {
+    id: String,
+    user_id: String,
+    objective: String,
+    window_start: String,
+    window_end: String,
+    max_concurrency: u32,
+    /// RFC 3339.
+    created_at: String,
+    total: i64,
+    /// The batch's calls by disposition.
+    counts: std::collections::BTreeMap<String, i64>,
+}
+
+/// Places a batch of outbound calls
+///
 /// `202 {"id","max_concurrency","window_start","window_end","accepted":[{"index",
 /// "id","to","status","scheduled_for","window_end_at","deferred"?}],
-/// "refused":[{"index","to","code","reason","retry_after"?}]}`.
+/// "refused":[{"index","to","code","reason","retry_after"?}]}`. The body is JSON,
+/// or CSV (`Content-Type: text/csv`: a header row naming `to` and the other
+/// columns) with the other fields in the query string.
+#[utoipa::path(post, path = "/api/calls/outbound/batch", tag = "outbound", operation_id = "submit_batch",
+    security(("user_api_key" = [])),
+    params(
+        ("purpose" = Option<String>, Query, description = "CSV only: as in the JSON body"),
+        ("objective" = Option<String>, Query, description = "CSV only"),
+        ("callback_url" = Option<String>, Query, description = "CSV only"),
+        ("assistant_id" = Option<String>, Query, description = "CSV only"),
+        ("window_start" = Option<String>, Query, description = "CSV only"),
+        ("window_end" = Option<String>, Query, description = "CSV only"),
+        ("max_concurrency" = Option<u32>, Query, description = "CSV only"),
+        ("wording_version" = Option<String>, Query, description = "CSV only: the attestation's"),
+        ("signature_full_name" = Option<String>, Query, description = "CSV only: the attestation's"),
+        ("signature_organization" = Option<String>, Query, description = "CSV only: the attestation's"),
+    ),
+    request_body(description = "The batch: JSON, or CSV with the other fields in the query",
+        content((BatchBody = "application/json"), (String = "text/csv"))),
+    responses(
+        (status = 202, description = "Each target accepted or refused", body = BatchAnswer),
+        (status = 400, description = "`bad-field` naming what is wrong; nothing stored", body = ErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ErrorBody),
+        (status = 403, description = "The admin token (`forbidden`), or `account-suspended`", body = ErrorBody),
+        (status = 409, description = "`attestation-outdated` with the wording", body = AttestationOutdated),
+        (status = 413, description = "`too-large`: more than 4 MiB", body = ErrorBody),
+        (status = 429, description = "`rate-limited`: the burst limiter", body = RateLimited),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn submit(
     caller: Caller,
     engine: web::Data<Engine>,
@@ -124,10 +266,10 @@ pub async fn submit(
         match OutboundRequest::parse(&single, &settings.allowed_regions, to_offset_date_time(now)) {
             Ok(request) => requests.push(Ok(request)),
             Err(e) if TARGET_FIELDS.contains(&e.field.as_str()) => {
-                requests.push(Err(json!({
-                    "code": "bad-field",
-                    "reason": format!("{}: {}", e.field, e.message),
-                })));
+                requests.push(Err(Refusal::new(
+                    "bad-field",
+                    format!("{}: {}", e.field, e.message),
+                )));
             }
             Err(e) => {
                 return Err(ApiError::bad_request(
@@ -166,10 +308,12 @@ pub async fn submit(
     for (index, request) in requests.into_iter().enumerate() {
         let user = current.as_ref().unwrap_or(user);
         let to = batch.targets[index].to.clone();
-        let refusal = |mut why: Value| {
-            why["index"] = index.into();
-            why["to"] = to.clone();
-            why
+        let refusal = |why: Refusal| BatchRefused {
+            index,
+            to: to.clone(),
+            code: why.code,
+            reason: why.reason,
+            retry_after: why.retry_after,
         };
         let request = match request {
             Ok(request) => request,
@@ -184,32 +328,25 @@ pub async fn submit(
         };
         match place(&engine, user, request, &origin, now, Some(slot)).await {
             Ok(Placed::Created(call)) => {
-                let mut entry = json!({
-                    "index": index,
-                    "id": call.id.as_str(),
-                    "to": call.to.as_str(),
-                    "status": call.status.as_str(),
-                    "scheduled_for": rfc3339(call.run_at),
-                    "window_end_at": call.progress.window_end_at.map(rfc3339),
+                accepted.push(BatchAccepted {
+                    index,
+                    id: call.id.as_str().to_owned(),
+                    to: call.to.as_str().to_owned(),
+                    status: call.status.as_str().to_owned(),
+                    scheduled_for: rfc3339(call.run_at),
+                    window_end_at: call.progress.window_end_at.map(rfc3339),
+                    deferred: call.deferred.clone(),
                 });
-                if let Some(deferred) = &call.deferred {
-                    entry["deferred"] = json!(deferred);
-                }
-                accepted.push(entry);
             }
-            Ok(Placed::RateLimited { retry_at_ms }) => refused.push(refusal(json!({
-                "code": "rate-limited",
-                "reason": QUOTA_USED_UP,
-                "retry_after": rfc3339(retry_at_ms),
-            }))),
+            Ok(Placed::RateLimited { retry_at_ms }) => refused.push(refusal(Refusal {
+                retry_after: Some(rfc3339(retry_at_ms)),
+                ..Refusal::new("rate-limited", QUOTA_USED_UP)
+            })),
             Err(e) if e.status.is_client_error() => {
                 if e.code == crate::safety::predial::OBJECTIVE_REFUSED {
                     current = engine.store.get_user(&user.id).await?;
                 }
-                refused.push(refusal(json!({
-                    "code": e.code,
-                    "reason": e.message,
-                })));
+                refused.push(refusal(Refusal::new(e.code, e.message)));
             }
             Err(e) => return Err(e),
         }
@@ -221,23 +358,34 @@ pub async fn submit(
         refused = refused.len(),
         "outbound batch submitted"
     );
-    Ok(HttpResponse::Accepted().json(json!({
-        "id": record.id,
-        "max_concurrency": record.max_concurrency,
-        "window_start": record.window_start,
-        "window_end": record.window_end,
-        "accepted": accepted,
-        "refused": refused,
-    })))
+    Ok(HttpResponse::Accepted().json(BatchAnswer {
+        id: record.id,
+        max_concurrency: record.max_concurrency,
+        window_start: record.window_start,
+        window_end: record.window_end,
+        accepted,
+        refused,
+    }))
 }
 
 fn hh_mm(time: jiff::civil::Time) -> String {
     format!("{:02}:{:02}", time.hour(), time.minute())
 }
 
+/// Reads a batch
+///
 /// `200 {"id","user_id","objective","window_start","window_end",
 /// "max_concurrency","created_at","total","counts":{status: n}}`; another
 /// user's batch is a 404.
+#[utoipa::path(get, path = "/api/calls/outbound/batch/{id}", tag = "outbound", operation_id = "get_batch",
+    security(("admin_token" = []), ("user_api_key" = [])),
+    params(("id" = String, Path, description = "The batch's id")),
+    responses(
+        (status = 200, description = "The batch and its calls counted", body = BatchView),
+        (status = 404, description = "No such batch, or another user's", body = ErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn get(
     caller: Caller,
     engine: web::Data<Engine>,
@@ -250,19 +398,15 @@ pub async fn get(
     };
     let counts = engine.store.batch_counts(&batch.id).await?;
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
-    let counts: serde_json::Map<String, Value> = counts
-        .into_iter()
-        .map(|(status, n)| (status, Value::from(n)))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "id": batch.id,
-        "user_id": batch.user_id.as_str(),
-        "objective": batch.objective,
-        "window_start": batch.window_start,
-        "window_end": batch.window_end,
-        "max_concurrency": batch.max_concurrency,
-        "created_at": rfc3339(batch.created_at),
-        "total": total,
-        "counts": counts,
-    })))
+    Ok(HttpResponse::Ok().json(BatchView {
+        id: batch.id,
+        user_id: batch.user_id.as_str().to_owned(),
+        objective: batch.objective,
+        window_start: batch.window_start,
+        window_end: batch.window_end,
+        max_concurrency: batch.max_concurrency,
+        created_at: rfc3339(batch.created_at),
+        total,
+        counts: counts.into_iter().collect(),
+    }))
 }

@@ -18,7 +18,7 @@ use super::numbers::workspace_field;
 use crate::config::{PlanLimits, Plans};
 use crate::domain::user::{EmailAddress, PlanName, TimeZoneName, UserStatus};
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::flags::{AuditEntry, StatusChanged};
 use crate::store::users::{UserChanges, UserFields, UserRecord};
 use crate::users::{self, UserError};
@@ -26,28 +26,33 @@ use crate::users::{self, UserError};
 /// The longest name.
 const MAX_NAME_CHARS: usize = 100;
 
-#[derive(Deserialize)]
+/// The body of `POST /api/users`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateUser {
+pub struct CreateUser {
+    /// One address; lowercased.
     email: String,
+    /// 1 to 100 characters.
     name: String,
     /// Omitted: `numbers.default_workspace`.
     #[serde(default)]
     workspace: Option<String>,
+    /// An IANA name (`America/New_York`).
     #[serde(default)]
     timezone: Option<String>,
-    /// Omitted: `free`.
+    /// A key of `[plans.*]`. Omitted: `free`.
     #[serde(default)]
     plan: Option<String>,
 }
 
 /// Every field optional: absent leaves it, `null` clears an override (back to
 /// the plan's) or the time zone; `name`, `plan` and `status` cannot be null.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchUser {
+pub struct PatchUser {
     #[serde(default, deserialize_with = "nullable")]
     plan: Option<Option<String>>,
+    /// 0–10000; `null`: the plan's.
     #[serde(default, deserialize_with = "nullable")]
     calls_per_hour: Option<Option<u32>>,
     #[serde(default, deserialize_with = "nullable")]
@@ -60,12 +65,16 @@ struct PatchUser {
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     timezone: Option<Option<String>>,
+    /// `active`, `paused` or `suspended`.
     #[serde(default, deserialize_with = "nullable")]
     status: Option<Option<String>>,
 }
 
-#[derive(Serialize)]
-struct CreatedJson {
+/// `POST /api/users`'s answer: the secrets, shown only here.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CreatedUser)]
+pub struct CreatedJson {
+    #[schema(value_type = String)]
     id: UserId,
     /// Shown here only; stored as its hash.
     api_key: String,
@@ -74,29 +83,91 @@ struct CreatedJson {
 }
 
 /// A user's overrides as shown: `null` is the plan's.
-#[derive(Serialize)]
-struct OverridesJson {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UserOverrides)]
+pub struct OverridesJson {
     calls_per_hour: Option<u32>,
     calls_per_day: Option<u32>,
     monthly_budget_usd: Option<f64>,
     max_call_minutes: Option<u32>,
 }
 
-#[derive(Serialize)]
-struct UserJson {
+/// A user without secrets.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UserFields)]
+pub struct UserJson {
+    #[schema(value_type = String)]
     id: UserId,
     email: String,
     name: String,
     workspace: String,
     timezone: Option<String>,
     plan: String,
+    /// `active`, `paused` or `suspended`.
+    #[schema(value_type = String)]
     status: UserStatus,
     overrides: OverridesJson,
     /// The plan merged with the overrides; `null` when the plan is no longer
     /// configured.
+    #[schema(value_type = Option<UserLimits>)]
     limits: Option<PlanLimits>,
+    /// RFC 3339.
     created_at: String,
+    /// RFC 3339.
     updated_at: String,
+}
+
+/// A user's effective limits (`crate::config::PlanLimits` on the wire).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // described only: `PlanLimits` is what is sent
+pub struct UserLimits {
+    calls_per_hour: u32,
+    calls_per_day: u32,
+    monthly_budget_usd: f64,
+    max_call_minutes: u32,
+}
+
+/// The quotas' use now.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct QuotaJson {
+    calls_last_hour: i64,
+    calls_per_hour: Option<u32>,
+    calls_last_day: i64,
+    calls_per_day: Option<u32>,
+    /// The month's committed spend (actual cost, else the estimate), USD.
+    month_spend_usd: f64,
+    monthly_budget_usd: Option<f64>,
+}
+
+/// This calendar month (UTC).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MonthJson {
+    calls: i64,
+    finished: i64,
+    completed: i64,
+    /// Answered to ended, to 2 decimals.
+    minutes: f64,
+}
+
+/// A user as `GET /api/users/{id}` shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
+pub struct UserView {
+    #[serde(flatten)]
+    user: UserJson,
+    quota: QuotaJson,
+    month: MonthJson,
+    /// The admin's view only: the user's unresolved flags, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    open_flags: Option<Vec<super::flags::FlagJson>>,
+}
+
+/// `GET /api/users`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UserList {
+    users: Vec<UserView>,
+    total: i64,
+    has_more: bool,
 }
 
 impl UserJson {
@@ -181,8 +252,20 @@ impl From<UserError> for ApiError {
     }
 }
 
-/// `201 {"id","api_key","webhook_secret"}`; 409 `duplicate` when the e-mail is
-/// taken.
+/// Creates a user
+///
+/// `201 {"id","api_key","webhook_secret"}` (`Cache-Control: no-store`); 409
+/// `duplicate` when the e-mail is taken.
+#[utoipa::path(post, path = "/api/users", tag = "users",
+    security(("admin_token" = [])),
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "The user's id and secrets, shown only here", body = CreatedJson),
+        (status = 400, description = "`bad-field`, `unknown-plan`", body = ErrorBody),
+        (status = 409, description = "`duplicate`: the e-mail is taken", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn create(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -220,8 +303,23 @@ pub async fn create(
 /// The most users `GET /api/users` answers at once: each carries its quota use.
 const MAX_USERS_PAGE: u32 = 100;
 
+/// Lists the users
+///
 /// `GET /api/users?status=&limit=&offset=` (admin): `{"users","total","has_more"}`,
 /// newest first, each user as the admin's `GET /api/users/{id}` shows it.
+#[utoipa::path(get, path = "/api/users", tag = "users",
+    security(("admin_token" = [])),
+    params(
+        ("status" = Option<String>, Query, description = "`active`, `paused` or `suspended`"),
+        ("limit" = Option<u32>, Query, description = "0–100, default 50"),
+        ("offset" = Option<u32>, Query, description = "Default 0"),
+    ),
+    responses(
+        (status = 200, description = "A page of users", body = UserList),
+        (status = 400, description = "`bad-parameter`", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn list(
     _admin: Admin,
     engine: web::Data<Engine>,
@@ -244,15 +342,27 @@ pub async fn list(
         shown.push(user_view(&engine, user, true).await?);
     }
     let has_more = i64::from(offset) + (shown.len() as i64) < total;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "users": shown,
-        "total": total,
-        "has_more": has_more,
-    })))
+    Ok(HttpResponse::Ok().json(UserList {
+        users: shown,
+        total,
+        has_more,
+    }))
 }
 
-/// The user without secrets, with its effective limits. Another user's id is a
-/// 404, as an unknown one.
+/// Reads a user
+///
+/// The user without secrets, with its effective limits, quota use and month.
+/// Another user's id is a 404, as an unknown one.
+#[utoipa::path(get, path = "/api/users/{id}", tag = "users",
+    security(("admin_token" = []), ("user_api_key" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user (`open_flags` for the admin only)", body = UserView),
+        (status = 400, description = "`bad-id`", body = ErrorBody),
+        (status = 404, description = "No such user, or another user's", body = ErrorBody),
+        (status = 401, description = "No token or a wrong one", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn get(
     caller: Caller,
     engine: web::Data<Engine>,
@@ -271,7 +381,7 @@ pub async fn get(
 /// A user as `GET` shows it, with the quota use now (`quota`: the user's own
 /// dashboard shows it too); the admin also gets the open flags (`open_flags`,
 /// oldest first).
-async fn user_view(engine: &Engine, user: UserRecord, admin: bool) -> Result<Value, ApiError> {
+async fn user_view(engine: &Engine, user: UserRecord, admin: bool) -> Result<UserView, ApiError> {
     let now = engine.clock.now();
     let id = user.id.clone();
     let usage = engine
@@ -284,51 +394,66 @@ async fn user_view(engine: &Engine, user: UserRecord, admin: bool) -> Result<Val
         .await?;
     let shown = UserJson::of(user, &engine.settings.plans);
     let limits = shown.limits;
-    let mut body = serde_json::to_value(shown).map_err(|e| {
-        tracing::error!(%e, "user as JSON");
-        ApiError::new(
-            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; see the engine's log",
-        )
-    })?;
-    body["quota"] = serde_json::json!({
-        "calls_last_hour": usage.calls_last_hour,
-        "calls_per_hour": limits.as_ref().map(|l| l.calls_per_hour),
-        "calls_last_day": usage.calls_last_day,
-        "calls_per_day": limits.as_ref().map(|l| l.calls_per_day),
-        "month_spend_usd": (usage.month_spend_usd * 100.0).round() / 100.0,
-        "monthly_budget_usd": limits.as_ref().map(|l| l.monthly_budget_usd),
-    });
-    body["month"] = serde_json::json!({
-        "calls": usage.month_calls,
-        "finished": usage.month_finished,
-        "completed": usage.month_completed,
-        "minutes": (usage.month_talk_ms as f64 / 600.0).round() / 100.0,
-    });
-    if admin {
+    let quota = QuotaJson {
+        calls_last_hour: usage.calls_last_hour,
+        calls_per_hour: limits.as_ref().map(|l| l.calls_per_hour),
+        calls_last_day: usage.calls_last_day,
+        calls_per_day: limits.as_ref().map(|l| l.calls_per_day),
+        month_spend_usd: (usage.month_spend_usd * 100.0).round() / 100.0,
+        monthly_budget_usd: limits.as_ref().map(|l| l.monthly_budget_usd),
+    };
+    let month = MonthJson {
+        calls: usage.month_calls,
+        finished: usage.month_finished,
+        completed: usage.month_completed,
+        minutes: (usage.month_talk_ms as f64 / 600.0).round() / 100.0,
+    };
+    let open_flags = if admin {
         let flags = engine.store.user_flags(&id, true).await?;
-        body["open_flags"] = Value::Array(
+        Some(
             flags
                 .iter()
                 .map(|f| super::flags::flag_json(f, None, None))
                 .collect(),
-        );
-    }
-    Ok(body)
+        )
+    } else {
+        None
+    };
+    Ok(UserView {
+        user: shown,
+        quota,
+        month,
+        open_flags,
+    })
 }
 
-#[derive(Deserialize)]
+/// The body of `suspend` and `reinstate`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StatusBody {
+pub struct StatusBody {
+    /// 1–2000 characters; goes to the audit trail.
     reason: String,
 }
 
 /// The longest reason of a suspension or reinstatement.
 const MAX_REASON_CHARS: usize = 2000;
 
+/// Suspends a user
+///
 /// `POST /api/users/{id}/suspend` (admin): the user can place no call until
 /// reinstated; 409 `already-suspended`.
+#[utoipa::path(post, path = "/api/users/{id}/suspend", tag = "users",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = StatusBody,
+    responses(
+        (status = 200, description = "The user, now `suspended`", body = UserView),
+        (status = 400, description = "`bad-field` (`reason`), `bad-id`", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "`already-suspended`", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn suspend(
     admin: Admin,
     engine: web::Data<Engine>,
@@ -338,8 +463,22 @@ pub async fn suspend(
     change_status(admin, engine, path, body, UserStatus::Suspended).await
 }
 
+/// Reinstates a user
+///
 /// `POST /api/users/{id}/reinstate` (admin): a suspended or paused user is
 /// active again; quotas are not touched. 409 `not-suspended` for an active user.
+#[utoipa::path(post, path = "/api/users/{id}/reinstate", tag = "users",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = StatusBody,
+    responses(
+        (status = 200, description = "The user, now `active`", body = UserView),
+        (status = 400, description = "`bad-field` (`reason`), `bad-id`", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "`not-suspended`", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn reinstate(
     admin: Admin,
     engine: web::Data<Engine>,
@@ -404,7 +543,21 @@ async fn change_status(
     Ok(HttpResponse::Ok().json(user_view(&engine, user, true).await?))
 }
 
-/// Changes what the body names; answers the user as `GET` does.
+/// Changes a user
+///
+/// Changes what the body names (plan, limit overrides, name, time zone,
+/// status); answers the user as `GET` does. A status change is audited.
+#[utoipa::path(patch, path = "/api/users/{id}", tag = "users",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = PatchUser,
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 400, description = "`bad-field`, `unknown-plan`, `bad-id`", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 401, description = "No token, a wrong one, or a user's API key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`Retry-After: 5`)", body = ErrorBody),
+    ))]
 pub async fn update(
     _admin: Admin,
     engine: web::Data<Engine>,

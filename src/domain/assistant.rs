@@ -13,8 +13,9 @@ pub const DEFAULT_WEBHOOK_TIMEOUT_MS: u64 = 5_000;
 /// `{"type": "transfer_to_human"}`, `{"type": "end_call"}`, `{"type": "log_event"}`
 /// and `{"type": "webhook", "name", "description", "parameters", "url",
 /// "timeout_ms"}`; any other field is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", from = "ToolJson")]
+#[schema(as = Tool)]
 pub enum ToolSpec {
     /// Hand the caller over to the human agents.
     TransferToHuman,
@@ -27,6 +28,7 @@ pub enum ToolSpec {
         name: String,
         description: String,
         /// A JSON-schema object describing the arguments.
+        #[schema(value_type = Object)]
         parameters: Value,
         url: String,
         /// Default 5000, at most 30000.

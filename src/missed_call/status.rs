@@ -18,7 +18,7 @@ use switchboard_actors::journal::{now_ms, Journal as _, JournalEntry};
 use switchboard_actors::CallId;
 
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::twilio::webhook::{signed_form, WebhookGate};
 
 /// The trail event of each status callback.
@@ -44,6 +44,34 @@ struct Query {
     call: String,
 }
 
+/// The form of a message's `StatusCallback`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "PascalCase")]
+pub struct MessageStatusForm {
+    /// One of Twilio's message statuses (`queued`, `sent`, `delivered`…).
+    pub message_status: String,
+    pub message_sid: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+/// Status of a missed-call text (its `StatusCallback`)
+///
+/// Kept on the text's row and appended to the call's trail
+/// (`missed_call_text_status`).
+#[utoipa::path(post, path = "/twilio/missed-call-text/status", tag = "twilio", operation_id = "missed_call_text_status",
+    security(("twilio_signature" = [])),
+    params(("call" = String, Query, description = "The call whose text this is")),
+    request_body(content = MessageStatusForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 204, description = "Taken"),
+        (status = 400, description = "A signed request that is not a form, or lacks a required field; `bad-field` (`call` missing, an unknown `MessageStatus`)", body = ErrorBody),
+        (status = 403, description = "A missing, malformed or wrong `X-Twilio-Signature` (nothing changed)", body = ErrorBody),
+        (status = 408, description = "`body-timeout`: the body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "`body-too-large`", body = ErrorBody),
+        (status = 404, description = "The call sent no text", body = ErrorBody),
+        (status = 503, description = "`busy`: too many bodies being read at once (`Retry-After: 1`)", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(call_id))]
 pub async fn status(
     engine: web::Data<Engine>,

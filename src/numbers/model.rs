@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::pool::{DirectoryRow, SipTrunk, TwilioVoice};
 
 /// One number of one provider account in one workspace. Absent fields are `null`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DirectoryEntry {
     pub id: String,
     pub e164: String,
@@ -48,6 +48,7 @@ pub struct DirectoryEntry {
     pub twilio: Option<TwilioVoice>,
     /// The live route in this workspace, when the number is live here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub route: Option<serde_json::Value>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -56,7 +57,7 @@ pub struct DirectoryEntry {
 }
 
 /// A SIP trunk as the directory shows it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MaskedTrunk {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trunk_sid: Option<String>,
@@ -144,28 +145,29 @@ impl From<DirectoryRow> for DirectoryEntry {
 }
 
 /// A live number (the `numbers` table) as validation sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveNumber {
     pub e164: String,
     pub workspace: String,
+    #[schema(value_type = Object)]
     pub route: serde_json::Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     pub e164: String,
     pub workspace: String,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Validation {
     pub errors: Vec<Finding>,
     pub warnings: Vec<Finding>,
 }
 
 /// `GET /api/directory/diff?a=…&b=…`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Diff {
     pub a: String,
     pub b: String,
@@ -176,13 +178,13 @@ pub struct Diff {
     pub same: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DiffSide {
     pub e164: String,
     pub summary: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DiffChange {
     pub e164: String,
     pub field: String,

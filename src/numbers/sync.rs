@@ -13,7 +13,7 @@ use crate::providers::ProviderAccount;
 use crate::store::pool::{PoolFilter, SyncCounts};
 
 /// What a sync did: the totals, each account that synced, each that failed.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct SyncReport {
     #[serde(flatten)]
     pub total: SyncCounts,
@@ -21,7 +21,7 @@ pub struct SyncReport {
     pub failed: Vec<AccountFailure>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccountResult {
     pub provider: &'static str,
     pub workspace: String,
@@ -33,7 +33,7 @@ pub struct AccountResult {
     pub store_ms: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccountFailure {
     pub provider: &'static str,
     pub workspace: String,

@@ -81,7 +81,7 @@ pub struct SipTrunk {
 /// Twilio's routing of a number besides `VoiceUrl` (the `voice_url` column) and
 /// `TrunkSid` (in [`SipTrunk`]), as the IncomingPhoneNumbers resource reports it:
 /// what re-pointing a number at switchboard replaces, and a rollback puts back.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TwilioVoice {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voice_method: Option<String>,
@@ -97,7 +97,7 @@ pub struct TwilioVoice {
 /// Everything that decides where Twilio sends a number's calls and their status
 /// callbacks: one snapshot, taken before switchboard changes it, and restored
 /// exactly by an undo or a rollback.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VoiceRouting {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voice_url: Option<String>,
@@ -253,7 +253,7 @@ pub struct DirectoryRow {
     pub live_route: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SyncCounts {
     pub added: u64,
     pub updated: u64,

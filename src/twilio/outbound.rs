@@ -24,7 +24,7 @@ use switchboard_actors::{AssistantId, CallId};
 use super::twiml;
 use super::webhook::{reserve_call_sid, signed_form, stream_twiml, twiml, WebhookGate};
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::outbound::{OutboundCall, OutboundId};
 
 /// The prefix of an outbound call's assistant id (as `ai::outbound::PREFIX`).
@@ -70,6 +70,25 @@ fn current<'a>(call: &'a Option<OutboundCall>, attempt: &str) -> Option<&'a Outb
         .filter(|c| c.attempt_id.as_deref() == Some(attempt) && !c.status.is_terminal())
 }
 
+/// An outbound call is answered (its `Url`)
+///
+/// For the call's current attempt, the engine starts the call (routed to its
+/// outbound assistant) and answers `<Connect><Stream>`; a stale attempt, an
+/// unknown or finished call is answered `<Hangup/>`.
+#[utoipa::path(post, path = "/twilio/outbound/answer", tag = "twilio",
+    security(("twilio_signature" = [])),
+    params(
+        ("call" = String, Query, description = "The outbound call's id (32 hex)"),
+        ("attempt" = String, Query, description = "The dial attempt (1–64 characters)"),
+    ),
+    request_body(content = crate::twilio::webhook::VoiceForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "TwiML", content_type = "text/xml", body = String),
+        (status = 400, description = "A signed request that is not a form, or lacks a required field; `bad-query` (after the signature check)", body = ErrorBody),
+        (status = 403, description = "A missing, malformed or wrong `X-Twilio-Signature` (nothing changed)", body = ErrorBody),
+        (status = 408, description = "`body-timeout`: the body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "`body-too-large`", body = ErrorBody),        (status = 503, description = "`busy`: too many bodies being read at once (`Retry-After: 1`)", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(call_sid, outbound_id))]
 pub async fn answer(
     engine: web::Data<Engine>,
@@ -141,6 +160,38 @@ pub async fn answer(
     Ok(twiml(stream_twiml(&engine, call.id())))
 }
 
+/// The form of Twilio's `AsyncAmdStatusCallback`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "PascalCase")]
+pub struct AmdForm {
+    /// `CA` + 32 hex digits.
+    pub call_sid: String,
+    /// `human`, `machine_start`, `machine_end_beep`, `machine_end_silence`,
+    /// `machine_end_other`, `fax` or `unknown`.
+    pub answered_by: String,
+}
+
+/// Answering-machine verdict of an outbound call
+///
+/// Written once to the call and passed to its assistant (leave a message, hang
+/// up). A replay, a second verdict, a stale attempt or a finished call changes
+/// nothing.
+#[utoipa::path(post, path = "/twilio/outbound/amd", tag = "twilio",
+    security(("twilio_signature" = [])),
+    params(
+        ("call" = String, Query, description = "The outbound call's id (32 hex)"),
+        ("attempt" = String, Query, description = "The dial attempt (1–64 characters)"),
+    ),
+    request_body(content = AmdForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Taken (empty body)"),
+        (status = 400, description = "A signed request that is not a form, or lacks a required field; `bad-field`", body = ErrorBody),
+        (status = 403, description = "A missing, malformed or wrong `X-Twilio-Signature` (nothing changed)", body = ErrorBody),
+        (status = 408, description = "`body-timeout`: the body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "`body-too-large`", body = ErrorBody),
+        (status = 404, description = "No such outbound call", body = ErrorBody),
+        (status = 503, description = "`busy`: too many bodies being read at once (`Retry-After: 1`)", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(call_sid, outbound_id))]
 pub async fn amd(
     engine: web::Data<Engine>,

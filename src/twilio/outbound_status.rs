@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::webhook::{signed_form, WebhookGate};
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::outbound::progress::{announce, disposition};
 use crate::store::outbound::{Advanced, OutboundId, OutboundStatus, Transition};
 use crate::store::outbound_dispatch::AttemptOutcome;
@@ -29,6 +29,39 @@ struct Query {
     attempt: String,
 }
 
+/// The form of an outbound call's `StatusCallback`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "PascalCase")]
+pub struct OutboundStatusForm {
+    /// `CA` + 32 hex digits.
+    pub call_sid: String,
+    /// `queued`, `initiated`, `ringing`, `in-progress`, `completed`, `busy`,
+    /// `no-answer`, `failed`, `canceled`: becomes the call's disposition.
+    pub call_status: String,
+    pub answered_by: Option<String>,
+    pub sip_response_code: Option<String>,
+}
+
+/// Status of an outbound call (its `StatusCallback`)
+///
+/// Moves the call's disposition forward, for its current attempt only; a
+/// replayed, late or older attempt's callback changes nothing.
+#[utoipa::path(post, path = "/twilio/outbound/status", tag = "twilio", operation_id = "outbound_status",
+    security(("twilio_signature" = [])),
+    params(
+        ("call" = String, Query, description = "The outbound call's id (32 hex)"),
+        ("attempt" = String, Query, description = "The dial attempt (1–64 characters)"),
+    ),
+    request_body(content = OutboundStatusForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Taken (empty body)"),
+        (status = 400, description = "A signed request that is not a form, or lacks a required field; `call`/`attempt` missing", body = ErrorBody),
+        (status = 403, description = "A missing, malformed or wrong `X-Twilio-Signature` (nothing changed)", body = ErrorBody),
+        (status = 408, description = "`body-timeout`: the body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "`body-too-large`", body = ErrorBody),
+        (status = 404, description = "No such outbound call", body = ErrorBody),
+        (status = 503, description = "`busy`: too many bodies being read at once (`Retry-After: 1`)", body = ErrorBody),
+    ))]
 pub async fn status(
     engine: web::Data<Engine>,
     gate: web::Data<WebhookGate>,

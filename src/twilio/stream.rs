@@ -23,7 +23,7 @@ use switchboard_actors::CallId;
 
 use super::verify_request;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ws::writer::{self, Render, WireFrame};
 use crate::ws::{self, Frame};
 
@@ -72,6 +72,18 @@ pub struct Dtmf {
     pub digit: String,
 }
 
+/// Twilio Media Stream (WebSocket upgrade)
+///
+/// The caller's audio, both ways, for the call's life. The upgrade carries
+/// `X-Twilio-Signature` over the `ws://`/`wss://` public URL and the path. The
+/// messages are Twilio's Media Streams JSON: see docs/protocol.md §3.
+#[utoipa::path(get, path = "/twilio/stream", tag = "sockets",
+    security(("twilio_signature" = [])),
+    responses(
+        (status = 101, description = "Switching protocols: the media stream (docs/protocol.md §3)"),
+        (status = 400, description = "`bad-upgrade`: not a WebSocket upgrade", body = ErrorBody),
+        (status = 403, description = "A missing or wrong signature", body = ErrorBody),
+    ))]
 pub async fn stream(
     engine: web::Data<Engine>,
     req: HttpRequest,

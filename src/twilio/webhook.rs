@@ -27,7 +27,7 @@ use super::signature::{SignatureError, TwilioSignature};
 use super::{twiml, verify_request};
 use crate::config::TwilioSettings;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::calls::SidClaim;
 
 /// The bounds under which webhook bodies are read; one per engine, shared by every
@@ -258,6 +258,50 @@ pub(super) fn twiml(body: String) -> HttpResponse {
         .body(body)
 }
 
+/// The form of Twilio's voice webhook, as the engine reads it (Twilio's field
+/// names; other fields are kept in the call's trail). Read from the signed form,
+/// never deserialised: the signature covers every parameter as sent.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "PascalCase")]
+pub struct VoiceForm {
+    /// `CA` + 32 hex digits.
+    pub call_sid: String,
+    /// The caller (at most `twilio.webhook_max_address_chars`).
+    pub from: String,
+    /// The number called.
+    pub to: String,
+}
+
+/// The form of Twilio's status callback (`StatusCallback`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "PascalCase")]
+pub struct StatusForm {
+    /// `CA` + 32 hex digits.
+    pub call_sid: String,
+    /// `queued`, `ringing`, `in-progress`, `completed`, `busy`, `failed`,
+    /// `no-answer`, `canceled`.
+    pub call_status: String,
+    pub sequence_number: Option<String>,
+    pub call_duration: Option<String>,
+    pub timestamp: Option<String>,
+    pub sip_response_code: Option<String>,
+}
+
+/// A call arrives (Twilio's voice webhook)
+///
+/// Answered with TwiML: `<Connect><Stream>` to `/twilio/stream` for a known
+/// number, a spoken refusal for an unknown one, `<Hangup/>` for a CallSid whose
+/// call is over. The same CallSid posted again gets the same call.
+#[utoipa::path(post, path = "/twilio/voice", tag = "twilio",
+    security(("twilio_signature" = [])),
+    request_body(content = VoiceForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "TwiML", content_type = "text/xml", body = String),
+        (status = 400, description = "A signed request that is not a form, or lacks a required field; `bad-field`", body = ErrorBody),
+        (status = 403, description = "A missing, malformed or wrong `X-Twilio-Signature` (nothing changed)", body = ErrorBody),
+        (status = 408, description = "`body-timeout`: the body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "`body-too-large`", body = ErrorBody),        (status = 503, description = "`busy`: too many bodies being read at once (`Retry-After: 1`)", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(call_sid))]
 pub async fn voice(
     engine: web::Data<Engine>,
@@ -418,6 +462,22 @@ fn record_unknown_number(
     tracing::warn!(call_id = %id, %to, "call to an unknown number");
 }
 
+/// Call progress (Twilio's status callback)
+///
+/// Lands in the call's trail as a `twilio_status` event; `completed` /
+/// `canceled` / `failed` / `busy` / `no-answer` end a call the engine holds.
+#[utoipa::path(post, path = "/twilio/status", tag = "twilio", operation_id = "call_status",
+    security(("twilio_signature" = [])),
+    request_body(content = StatusForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 204, description = "Taken (also while the database is away: the journal keeps it)"),
+        (status = 400, description = "A signed request that is not a form, or lacks a required field; `bad-field`", body = ErrorBody),
+        (status = 403, description = "A missing, malformed or wrong `X-Twilio-Signature` (nothing changed)", body = ErrorBody),
+        (status = 408, description = "`body-timeout`: the body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "`body-too-large`", body = ErrorBody),
+        (status = 404, description = "No call has that CallSid", body = ErrorBody),
+        (status = 503, description = "`busy`: too many bodies being read at once (`Retry-After: 1`)", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(call_sid))]
 pub async fn status(
     engine: web::Data<Engine>,

@@ -13,15 +13,30 @@ use switchboard_actors::outbox::Outbox;
 use switchboard_actors::seat::{SeatActor, SeatCommand, SeatInput, SeatOutput, SeatSetup};
 
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ws::writer::{self, Render, WireFrame};
 use crate::ws::{Frame, Rejected};
 
-#[derive(Deserialize)]
+/// `?token=`: a browser cannot set `Authorization` on a WebSocket.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokenQuery {
+    /// An agent's token.
     token: Option<String>,
 }
 
+/// Agent softphone socket (WebSocket upgrade)
+///
+/// The messages both ways are JSON text frames (and binary audio): see
+/// docs/protocol.md §1. The token goes in the query.
+#[utoipa::path(get, path = "/ws/agent", tag = "sockets",
+    params(TokenQuery),
+    responses(
+        (status = 101, description = "Switching protocols: the socket (docs/protocol.md §1)"),
+        (status = 400, description = "`bad-upgrade`: not a WebSocket upgrade", body = ErrorBody),
+        (status = 401, description = "No token, or not an agent's token", body = ErrorBody),
+        (status = 503, description = "The database is unavailable and the token is not cached", body = ErrorBody),
+    ))]
 pub async fn agent_socket(
     engine: web::Data<Engine>,
     req: HttpRequest,

@@ -18,15 +18,30 @@ use switchboard_actors::supervisor::{
 
 use crate::auth::secrets_equal;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ws::writer::{self, Render, WireFrame};
 use crate::ws::{Frame, Rejected};
 
-#[derive(Deserialize)]
+/// `?token=`: a browser cannot set `Authorization` on a WebSocket.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokenQuery {
+    /// The admin token.
     token: Option<String>,
 }
 
+/// Supervisor console socket (WebSocket upgrade)
+///
+/// The messages both ways are JSON text frames (and binary audio): see
+/// docs/protocol.md §2. The token goes in the query.
+#[utoipa::path(get, path = "/ws/supervisor", tag = "sockets",
+    params(TokenQuery),
+    responses(
+        (status = 101, description = "Switching protocols: the socket (docs/protocol.md §2)"),
+        (status = 400, description = "`bad-upgrade`: not a WebSocket upgrade", body = ErrorBody),
+        (status = 401, description = "No token, or not the admin token", body = ErrorBody),
+        (status = 503, description = "The database is unavailable and the token is not cached", body = ErrorBody),
+    ))]
 pub async fn supervisor_socket(
     engine: web::Data<Engine>,
     req: HttpRequest,

@@ -22,7 +22,7 @@ fn manifest(member: &str) -> toml::Table {
         .unwrap_or_else(|err| panic!("{} parses: {err}", path.display()))
 }
 
-fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+pub(crate) fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read the source tree") {
         let path = entry.expect("a directory entry").path();
         if path.is_dir() {

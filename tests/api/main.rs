@@ -36,6 +36,7 @@ mod numbers_cli;
 mod numbers_preview;
 mod numbers_providers;
 mod numbers_sync;
+mod openapi;
 mod outage;
 mod outbound_batch;
 mod outbound_batch_bench;
