@@ -10,8 +10,11 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::{BufMut as _, Bytes, BytesMut};
 
-/// Bytes a buffer grows by when it must: 16 KiB, ~100 frames of 20 ms as JSON.
-pub const CHUNK: usize = 16 * 1024;
+/// Bytes a buffer grows by when it must: 4 KiB, ~16 frames of 20 ms as JSON. Each
+/// call holds two or three of these for as long as it lives, so this is most of
+/// a call's share of RSS: 16 KiB put an AI call at ~105 KiB, past the 64 KiB
+/// target; a frame larger than this (a long model delta) gets its own size.
+pub const CHUNK: usize = 4 * 1024;
 
 /// One socket's (or one relay's) reused frame buffer.
 #[derive(Debug, Default)]
