@@ -7,7 +7,6 @@ use deadpool_redis::redis;
 use serde_json::Value;
 
 use super::{lists, redis_url, spawn_cluster, TestCluster};
-use crate::fault_proxy::FaultProxy;
 
 fn ids(members: &[Value]) -> Vec<&str> {
     members.iter().filter_map(|m| m["id"].as_str()).collect()
@@ -184,19 +183,7 @@ async fn two_clusters_with_different_prefixes_on_one_redis_do_not_see_each_other
 
 #[actix_web::test]
 async fn a_node_is_not_ready_while_redis_is_unreachable_and_ready_again_after() {
-    let redis_addr = redis_url()
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .expect("host:port")
-        .parse()
-        .expect("the test Redis is at an IP address and port");
-    let proxy = FaultProxy::start(redis_addr).await;
-    let mut cluster = TestCluster::empty().await;
-    let port = crate::helpers::free_port();
-    let mut command = cluster.command("node-1", port);
-    command.env("REDIS_URL", format!("redis://{}", proxy.addr));
-    cluster.spawn_node("node-1", port, command);
+    let (cluster, proxy) = TestCluster::behind_a_redis_proxy("node-1").await;
     let node = cluster.node("node-1");
     super::wait_ready(node).await;
 

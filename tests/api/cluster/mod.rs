@@ -26,6 +26,7 @@ use deadpool_redis::redis;
 use serde_json::Value;
 
 use crate::db::{drop_database, fresh_database_url, TestDb};
+use crate::fault_proxy::FaultProxy;
 use crate::helpers::{
     free_port, spill_path_for, Softphone, WsPeer, ADMIN_TOKEN, FLOOR_MESSAGES, PATIENCE,
 };
@@ -251,6 +252,25 @@ pub async fn spawn_cluster(n: usize) -> TestCluster {
 }
 
 impl TestCluster {
+    /// A cluster of one node, `name`, that reaches Redis through a
+    /// [`FaultProxy`] the test can cut; the node is spawned, not yet waited for.
+    pub async fn behind_a_redis_proxy(name: &str) -> (TestCluster, FaultProxy) {
+        let redis_addr = redis_url()
+            .trim_start_matches("redis://")
+            .split('/')
+            .next()
+            .expect("host:port")
+            .parse()
+            .expect("the test Redis is at an IP address and port");
+        let proxy = FaultProxy::start(redis_addr).await;
+        let mut cluster = TestCluster::empty().await;
+        let port = crate::helpers::free_port();
+        let mut command = cluster.command(name, port);
+        command.env("REDIS_URL", format!("redis://{}", proxy.addr));
+        cluster.spawn_node(name, port, command);
+        (cluster, proxy)
+    }
+
     /// A database, a prefix and a secret, no node yet.
     pub async fn empty() -> TestCluster {
         let run = uuid::Uuid::new_v4().simple().to_string();

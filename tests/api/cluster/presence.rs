@@ -7,7 +7,6 @@ use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 
 use super::{redis_url, spawn_cluster, Node, TestCluster};
-use crate::fault_proxy::FaultProxy;
 
 /// The seats `node` lists once `done` holds of them.
 async fn until_seats(node: &Node, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -97,19 +96,7 @@ async fn a_seat_on_one_node_is_listed_by_every_node_with_its_presence_and_goes_w
 
 #[actix_web::test]
 async fn a_presence_change_made_while_redis_was_unreachable_is_published_once_it_is_back() {
-    let redis_addr = redis_url()
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .expect("host:port")
-        .parse()
-        .expect("the test Redis is at an IP address and port");
-    let proxy = FaultProxy::start(redis_addr).await;
-    let mut cluster = TestCluster::empty().await;
-    let port = crate::helpers::free_port();
-    let mut command = cluster.command("node-1", port);
-    command.env("REDIS_URL", format!("redis://{}", proxy.addr));
-    cluster.spawn_node("node-1", port, command);
+    let (mut cluster, proxy) = TestCluster::behind_a_redis_proxy("node-1").await;
     super::wait_ready(cluster.node("node-1")).await;
     cluster.add_nodes(1).await;
     let (ada, token) = cluster.node("node-1").create_agent("Ada", "blue").await;
