@@ -385,6 +385,17 @@ async fn app_with_model(
     llm: &FakeLlm,
     provider: SummaryProvider,
 ) -> TestApp {
+    app_with_model_waiting(db, clock, llm, provider, None).await
+}
+
+/// [`app_with_model`], the model's answer waited for `timeout` when given.
+async fn app_with_model_waiting(
+    db: TestDb,
+    clock: &ManualClock,
+    llm: &FakeLlm,
+    provider: SummaryProvider,
+    timeout: Option<std::time::Duration>,
+) -> TestApp {
     let base = llm.base_url();
     let key = llm.api_key().to_owned();
     spawn_app_with_clock(db, clock, move |s| {
@@ -393,6 +404,9 @@ async fn app_with_model(
         s.summary.model = "screening-model".to_owned();
         s.summary.api_key = Some(SecretString::from(key));
         s.safety.classifier.enabled = true;
+        if let Some(timeout) = timeout {
+            s.safety.classifier.timeout = timeout;
+        }
     })
     .await
 }
@@ -522,16 +536,9 @@ async fn a_model_that_fails_lets_the_request_through_and_says_the_check_did_not_
 async fn a_model_that_never_answers_lets_the_request_through_at_its_timeout(db: TestDb) {
     let clock = clock();
     let llm = FakeLlm::start(LlmAnswer::Hang).await;
-    let (base, key) = (llm.base_url(), llm.api_key().to_owned());
-    let app = spawn_app_with_clock(db, &clock, move |s| {
-        s.summary.provider = SummaryProvider::Anthropic;
-        s.summary.base_url = Some(base.parse().expect("the fake's URL"));
-        s.summary.model = "screening-model".to_owned();
-        s.summary.api_key = Some(SecretString::from(key));
-        s.safety.classifier.enabled = true;
-        s.safety.classifier.timeout = std::time::Duration::from_millis(300);
-    })
-    .await;
+    let timeout = std::time::Duration::from_millis(300);
+    let app =
+        app_with_model_waiting(db, &clock, &llm, SummaryProvider::Anthropic, Some(timeout)).await;
     let store = store(&app).await;
     let ada = app.create_user("ada@example.com").await;
 
