@@ -16,6 +16,7 @@ use switchboard_actors::stats::EngineStats;
 
 use crate::alerts::AlertBoard;
 use crate::auth::TokenCache;
+use crate::cluster::link::Links;
 use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::outbound::clock::ClockHandle;
@@ -79,6 +80,9 @@ pub struct Engine {
     /// This node's handle on the cluster when `REDIS_URL` is set (cluster mode);
     /// `None` on a single node.
     pub cluster: Option<Cluster>,
+    /// This node's links to the other nodes (cluster mode): seats and calls on
+    /// other nodes are reached through them.
+    pub links: Option<Links>,
 }
 
 impl Engine {

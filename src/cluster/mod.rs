@@ -16,6 +16,7 @@
 //! Single-node mode (no `REDIS_URL`) builds none of this.
 
 pub mod keys;
+pub mod link;
 pub mod membership;
 pub mod presence;
 pub mod trust;

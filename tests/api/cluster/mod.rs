@@ -15,6 +15,7 @@
 //! (a target directory shared with other checkouts may hold another branch's
 //! build; each node is probed for cluster mode before a test relies on it).
 
+mod floor;
 mod membership;
 mod presence;
 
