@@ -50,6 +50,10 @@ use super::Cluster;
 
 pub use self::proxy::RemoteFloorOverLinks;
 
+/// The coordinator knows each link's floor feed by an id counted down from here
+/// (consoles count up from 0; the presence publisher is `u64::MAX`).
+static FEED_IDS: AtomicU64 = AtomicU64::new(u64::MAX - 1);
+
 /// Control messages a link holds for a slow peer before it is cut off.
 pub const CONTROL_LIMIT: usize = 65_536;
 /// The largest frame a link reads (a `lot` of a large workspace is the biggest).
@@ -324,14 +328,29 @@ impl Links {
         }
         tracing::info!(peer = %peer.node, "node link up");
         self.inner.up.notify_waiters();
+        // This node's floor goes to the peer: a snapshot, then every change.
+        let feed = Arc::new(proxy::PeerFeed {
+            peer: Arc::clone(&peer),
+        });
+        let id = FEED_IDS.fetch_sub(1, Ordering::Relaxed);
+        let coordinator = self.inner.coordinator.clone();
+        actix_rt::spawn(async move {
+            let _ = coordinator.register_supervisor(id, feed).await;
+        });
     }
 
-    /// `peer` is gone: forgotten if it is still the node's link.
+    /// `peer` is gone: forgotten if it is still the node's link, with the floor
+    /// it told.
     fn remove(&self, peer: &Arc<Peer>) {
-        if let Ok(mut peers) = self.inner.peers.lock() {
-            if peers.get(&peer.node).is_some_and(|p| Arc::ptr_eq(p, peer)) {
+        let current = self.inner.peers.lock().is_ok_and(|mut peers| {
+            let current = peers.get(&peer.node).is_some_and(|p| Arc::ptr_eq(p, peer));
+            if current {
                 peers.remove(&peer.node);
             }
+            current
+        });
+        if current {
+            self.inner.coordinator.peer_gone(Arc::clone(&peer.node));
         }
         self.retire(peer);
     }
@@ -593,6 +612,9 @@ impl Links {
                 if let Some(notice) = proxy::notice_in(self, peer, notice) {
                     let _ = seat.notices.try_send(notice);
                 }
+            }
+            floor @ (Control::FloorSnapshot { .. } | Control::Floor { .. }) => {
+                proxy::floor_in(self, peer, floor)
             }
             Control::Request { id, call, request } => {
                 let links = self.clone();

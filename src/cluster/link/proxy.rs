@@ -10,14 +10,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use switchboard_actors::call::{CallRemote, CallReply, CallRequest, ClaimResult, RemoteReply};
-use switchboard_actors::coordinator::{RemoteFloor, SeatState};
+use switchboard_actors::call::{
+    CallHandle, CallRemote, CallReply, CallRequest, ClaimResult, RemoteReply,
+};
+use switchboard_actors::coordinator::{
+    FloorEvent, FloorFeed, PeerEvent, PeerSnapshot, RemoteFloor, SeatState, Snapshot,
+};
 use switchboard_actors::outbox::AudioOut;
-use switchboard_actors::seat::{Parked, Presence, SeatLink, SeatNotice, SeatOutput};
+use switchboard_actors::seat::{Presence, SeatLink, SeatNotice, SeatOutput};
 use switchboard_actors::{AgentId, CallId, EngineError, Workspace};
 
 use super::wire::{
-    word, Address, Control, SeatRef, WireNotice, WireParked, WireReply, WireRequest,
+    word, Address, Control, SeatRef, WireFloorCall, WireFloorEvent, WireNotice, WireParked,
+    WireReply, WireRequest,
 };
 use super::{error_in, Links, Peer};
 
@@ -289,32 +294,6 @@ pub(super) fn reply_in(
     }
 }
 
-fn parked_out(parked: Parked) -> WireParked {
-    WireParked {
-        call_id: parked.call_id,
-        slot: parked.slot,
-        from: parked.from,
-        to: parked.to,
-        parked_by: parked.parked_by,
-        parked_by_name: parked.parked_by_name,
-        parked_at: parked.parked_at,
-        reason: parked.reason.to_owned(),
-    }
-}
-
-fn parked_in(parked: WireParked) -> Parked {
-    Parked {
-        call_id: parked.call_id,
-        slot: parked.slot,
-        from: parked.from,
-        to: parked.to,
-        parked_by: parked.parked_by,
-        parked_by_name: parked.parked_by_name,
-        parked_at: parked.parked_at,
-        reason: word(&parked.reason),
-    }
-}
-
 /// A notice for a seat on `peer`'s node, as the wire carries it; `None` for what
 /// a call never sends a seat on another node (the coordinator's own messages).
 fn notice_out(links: &Links, peer: &Arc<Peer>, notice: SeatNotice) -> Option<WireNotice> {
@@ -325,12 +304,12 @@ fn notice_out(links: &Links, peer: &Arc<Peer>, notice: SeatNotice) -> Option<Wir
         },
         SeatNotice::Parked { call, parked } => WireNotice::Parked {
             call: links.call_ref(&call),
-            parked: parked_out(parked),
+            parked: WireParked::out(parked),
         },
         SeatNotice::Lot { calls } => WireNotice::Lot {
             calls: calls
                 .into_iter()
-                .map(|(call, parked)| (links.call_ref(&call), parked_out(parked)))
+                .map(|(call, parked)| (links.call_ref(&call), WireParked::out(parked)))
                 .collect(),
         },
         SeatNotice::Assigned {
@@ -384,12 +363,12 @@ pub(super) fn notice_in(links: &Links, peer: &Arc<Peer>, notice: WireNotice) -> 
         },
         WireNotice::Parked { call, parked } => SeatNotice::Parked {
             call: links.remote_call(call),
-            parked: parked_in(parked),
+            parked: parked.into_parked(),
         },
         WireNotice::Lot { calls } => SeatNotice::Lot {
             calls: calls
                 .into_iter()
-                .map(|(call, parked)| (links.remote_call(call), parked_in(parked)))
+                .map(|(call, parked)| (links.remote_call(call), parked.into_parked()))
                 .collect(),
         },
         WireNotice::Assigned { call, port, reason } => SeatNotice::Assigned {
@@ -517,5 +496,86 @@ impl RemoteFloor for RemoteFloorOverLinks {
             );
             Some((state, link))
         })
+    }
+}
+
+/// Carries this node's floor to one peer: registered with the coordinator as a
+/// console is (so it gets the snapshot, then every change, in the coordinator's
+/// order), but for this node's floor only.
+pub(super) struct PeerFeed {
+    pub(super) peer: Arc<Peer>,
+}
+
+impl FloorFeed for PeerFeed {
+    fn snapshot(&self, snapshot: Snapshot) -> bool {
+        self.peer.send(&Control::FloorSnapshot {
+            seats: snapshot.seats,
+            calls: snapshot.calls.into_iter().map(WireFloorCall::out).collect(),
+            parking: snapshot
+                .parking
+                .into_iter()
+                .map(|(workspace, parked)| (workspace, WireParked::out(parked)))
+                .collect(),
+        })
+    }
+
+    fn event(&self, event: FloorEvent) -> bool {
+        self.peer.send(&Control::Floor {
+            event: WireFloorEvent::out(event),
+        })
+    }
+
+    fn whole_cluster(&self) -> bool {
+        false
+    }
+}
+
+/// A parked call of `peer`'s node, as a handle that reaches it there.
+fn parked_call(
+    links: &Links,
+    peer: &Peer,
+    parked: &switchboard_actors::seat::Parked,
+) -> CallHandle {
+    links.remote_call(super::wire::CallRef {
+        id: parked.call_id.clone(),
+        from: parked.from.clone(),
+        to: parked.to.clone(),
+        node: peer.node.to_string(),
+    })
+}
+
+/// `peer`'s floor, for this node's coordinator.
+pub(super) fn floor_in(links: &Links, peer: &Peer, control: Control) {
+    let coordinator = &links.inner.coordinator;
+    match control {
+        Control::FloorSnapshot {
+            seats,
+            calls,
+            parking,
+        } => coordinator.peer_snapshot(PeerSnapshot {
+            node: Arc::clone(&peer.node),
+            seats,
+            calls: calls.into_iter().map(WireFloorCall::into_call).collect(),
+            lot: parking
+                .into_iter()
+                .map(|(workspace, parked)| {
+                    let parked = parked.into_parked();
+                    (workspace, parked_call(links, peer, &parked), parked)
+                })
+                .collect(),
+        }),
+        Control::Floor { event } => {
+            let event = event.into_event();
+            let call = match &event {
+                FloorEvent::Parked { parked, .. } => Some(parked_call(links, peer, parked)),
+                _ => None,
+            };
+            coordinator.peer_event(PeerEvent {
+                node: Arc::clone(&peer.node),
+                event,
+                call,
+            });
+        }
+        _ => {}
     }
 }

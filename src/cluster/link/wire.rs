@@ -12,8 +12,9 @@ use std::sync::{Mutex, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
+use switchboard_actors::coordinator::{FloorCall, FloorEvent, SeatState};
 use switchboard_actors::machine::{CancelReason, ClaimKind};
-use switchboard_actors::seat::{Ring, Unparked};
+use switchboard_actors::seat::{Parked, Ring, Unparked};
 use switchboard_actors::{AgentId, CallId, Workspace};
 
 /// A control message.
@@ -39,6 +40,155 @@ pub enum Control {
     Release {
         port: u64,
     },
+    /// The sender's own floor, when the link comes up (every change follows).
+    FloorSnapshot {
+        seats: Vec<SeatState>,
+        calls: Vec<WireFloorCall>,
+        parking: Vec<(Workspace, WireParked)>,
+    },
+    /// One change of the sender's own floor.
+    Floor {
+        event: WireFloorEvent,
+    },
+}
+
+/// [`FloorCall`] with its status as a string.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireFloorCall {
+    pub call_id: CallId,
+    pub workspace: Workspace,
+    pub status: String,
+    pub since: String,
+    pub agent_id: Option<AgentId>,
+    pub ringing: Vec<AgentId>,
+    pub slot: Option<u32>,
+    pub from: String,
+    pub to: String,
+}
+
+impl WireFloorCall {
+    pub fn out(call: FloorCall) -> Self {
+        WireFloorCall {
+            call_id: call.call_id,
+            workspace: call.workspace,
+            status: call.status.to_owned(),
+            since: call.since,
+            agent_id: call.agent_id,
+            ringing: call.ringing,
+            slot: call.slot,
+            from: call.from,
+            to: call.to,
+        }
+    }
+
+    pub fn into_call(self) -> FloorCall {
+        FloorCall {
+            call_id: self.call_id,
+            workspace: self.workspace,
+            status: word(&self.status),
+            since: self.since,
+            agent_id: self.agent_id,
+            ringing: self.ringing,
+            slot: self.slot,
+            from: self.from,
+            to: self.to,
+        }
+    }
+}
+
+/// [`FloorEvent`] on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WireFloorEvent {
+    Seat(SeatState),
+    SeatGone {
+        agent_id: AgentId,
+        workspace: Workspace,
+    },
+    Call(WireFloorCall),
+    CallEnded {
+        call_id: CallId,
+        workspace: Workspace,
+        outcome: String,
+    },
+    Parked {
+        parked: WireParked,
+        workspace: Workspace,
+    },
+    Unparked {
+        unparked: Unparked,
+        workspace: Workspace,
+    },
+}
+
+impl WireFloorEvent {
+    pub fn out(event: FloorEvent) -> Self {
+        match event {
+            FloorEvent::Seat(seat) => WireFloorEvent::Seat(seat),
+            FloorEvent::SeatGone {
+                agent_id,
+                workspace,
+            } => WireFloorEvent::SeatGone {
+                agent_id,
+                workspace,
+            },
+            FloorEvent::Call(call) => WireFloorEvent::Call(WireFloorCall::out(call)),
+            FloorEvent::CallEnded {
+                call_id,
+                workspace,
+                outcome,
+            } => WireFloorEvent::CallEnded {
+                call_id,
+                workspace,
+                outcome: outcome.to_owned(),
+            },
+            FloorEvent::Parked { parked, workspace } => WireFloorEvent::Parked {
+                parked: WireParked::out(parked),
+                workspace,
+            },
+            FloorEvent::Unparked {
+                unparked,
+                workspace,
+            } => WireFloorEvent::Unparked {
+                unparked,
+                workspace,
+            },
+        }
+    }
+
+    pub fn into_event(self) -> FloorEvent {
+        match self {
+            WireFloorEvent::Seat(seat) => FloorEvent::Seat(seat),
+            WireFloorEvent::SeatGone {
+                agent_id,
+                workspace,
+            } => FloorEvent::SeatGone {
+                agent_id,
+                workspace,
+            },
+            WireFloorEvent::Call(call) => FloorEvent::Call(call.into_call()),
+            WireFloorEvent::CallEnded {
+                call_id,
+                workspace,
+                outcome,
+            } => FloorEvent::CallEnded {
+                call_id,
+                workspace,
+                outcome: word(&outcome),
+            },
+            WireFloorEvent::Parked { parked, workspace } => FloorEvent::Parked {
+                parked: parked.into_parked(),
+                workspace,
+            },
+            WireFloorEvent::Unparked {
+                unparked,
+                workspace,
+            } => FloorEvent::Unparked {
+                unparked,
+                workspace,
+            },
+        }
+    }
 }
 
 /// A seat, wherever it is connected.
@@ -187,6 +337,34 @@ pub struct WireParked {
     pub parked_by_name: Option<String>,
     pub parked_at: String,
     pub reason: String,
+}
+
+impl WireParked {
+    pub fn out(parked: Parked) -> Self {
+        WireParked {
+            call_id: parked.call_id,
+            slot: parked.slot,
+            from: parked.from,
+            to: parked.to,
+            parked_by: parked.parked_by,
+            parked_by_name: parked.parked_by_name,
+            parked_at: parked.parked_at,
+            reason: parked.reason.to_owned(),
+        }
+    }
+
+    pub fn into_parked(self) -> Parked {
+        Parked {
+            call_id: self.call_id,
+            slot: self.slot,
+            from: self.from,
+            to: self.to,
+            parked_by: self.parked_by,
+            parked_by_name: self.parked_by_name,
+            parked_at: self.parked_at,
+            reason: word(&self.reason),
+        }
+    }
 }
 
 /// How many distinct words [`word`] keeps: the engine's vocabulary of reasons

@@ -328,3 +328,95 @@ fn chrono_ms() -> i64 {
         .expect("after 1970")
         .as_millis() as i64
 }
+
+/// A console on `node_url` and its snapshot.
+async fn console(node_url: &str) -> (Softphone, Value) {
+    let url = format!(
+        "{}/ws/supervisor?token={ADMIN_TOKEN}",
+        node_url.replacen("http://", "ws://", 1)
+    );
+    let mut console = Softphone {
+        peer: crate::helpers::WsPeer::connect(&url, None)
+            .await
+            .expect("the console connects"),
+        hidden: &[],
+    };
+    let snapshot = console.expect("snapshot").await;
+    (console, snapshot)
+}
+
+#[actix_web::test]
+async fn an_agent_on_one_node_parks_a_call_another_node_owns_and_an_agent_on_a_third_node_unparks_it(
+) {
+    let cluster = telephony_cluster(3).await;
+    let mut phones = seats(&cluster, 1).await;
+    let (call_id, mut twilio) = ring_in(&cluster.nodes[0].url).await;
+    for (_, phone) in &mut phones {
+        phone.expect_ring(&call_id).await;
+    }
+    phones[1].1.answer(&call_id);
+    phones[1].1.expect("connected").await;
+    phones[1]
+        .1
+        .send(json!({ "type": "park", "call_id": call_id }));
+    // Every seat of the workspace, on every node, is told, with one slot.
+    let mut slots = Vec::new();
+    for (node, phone) in &mut phones {
+        let parked = phone
+            .wait_for("parked", |m| m["call_id"] == call_id.as_str())
+            .await;
+        assert!(parked["slot"].as_u64().is_some(), "node {node}: {parked}");
+        slots.push(parked["slot"].clone());
+    }
+    assert!(slots.windows(2).all(|w| w[0] == w[1]), "{slots:?}");
+    // The agent on node 3 takes it back from the lot.
+    phones[2]
+        .1
+        .send(json!({ "type": "unpark", "call_id": call_id }));
+    phones[2]
+        .1
+        .wait_for("connected", |m| m["call_id"] == call_id.as_str())
+        .await;
+    for (_, phone) in &mut phones[..2] {
+        let unparked = phone
+            .wait_for("unparked", |m| m["call_id"] == call_id.as_str())
+            .await;
+        assert!(unparked["agent_id"].is_string(), "{unparked}");
+    }
+    let (_, taker) = &mut phones[2];
+    assert_bridged(&mut twilio, taker, 0x52).await;
+    cluster.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_supervisor_on_one_node_sees_the_seats_and_calls_of_every_node() {
+    let cluster = telephony_cluster(2).await;
+    let mut phones = seats(&cluster, 1).await;
+    let (mut live, _) = console(&cluster.nodes[1].url).await;
+    let (call_id, _twilio) = ring_in(&cluster.nodes[0].url).await;
+    // Told as it happens on node 1, to a console on node 2.
+    let call = live
+        .wait_for("call", |m| {
+            m["call_id"] == call_id.as_str() && m["status"] == "ringing"
+        })
+        .await;
+    assert_eq!(call["from"], CALLER, "{call}");
+    phones[0].1.expect_ring(&call_id).await;
+    phones[0].1.answer(&call_id);
+    live.wait_for("call", |m| {
+        m["call_id"] == call_id.as_str() && m["status"] == "connected"
+    })
+    .await;
+    // A console connecting now gets both nodes' seats and the call in its snapshot.
+    let (_, snapshot) = console(&cluster.nodes[1].url).await;
+    let seats = snapshot["seats"].as_array().expect("seats");
+    assert_eq!(seats.len(), 2, "{snapshot}");
+    let calls = snapshot["calls"].as_array().expect("calls");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["call_id"] == call_id.as_str() && c["status"] == "connected"),
+        "{snapshot}"
+    );
+    cluster.shutdown().await;
+}

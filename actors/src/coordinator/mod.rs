@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde::Serialize;
 
+mod peers;
+
+pub use peers::{PeerEvent, PeerGone, PeerSnapshot};
+
 use crate::call::CallHandle;
 use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, Workspace};
@@ -21,7 +25,7 @@ use crate::seat::{
 };
 
 /// One seat as the floor sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SeatState {
     pub agent_id: AgentId,
     pub name: String,
@@ -102,6 +106,12 @@ pub trait FloorFeed: Send + Sync + 'static {
     fn snapshot(&self, snapshot: Snapshot) -> bool;
     /// One change. False once the console is gone or fell behind: it is dropped.
     fn event(&self, event: FloorEvent) -> bool;
+    /// Whether the feed wants the other nodes' floor too (a console does); the
+    /// cluster's own feeds, which carry this node's floor to Redis and to the
+    /// other nodes, get this node's alone.
+    fn whole_cluster(&self) -> bool {
+        true
+    }
 }
 
 /// The whole floor at once (a supervisor's first message).
@@ -268,6 +278,8 @@ pub struct RingCoordinator {
     /// console's snapshot `parking`.
     lot: HashMap<CallId, (Workspace, CallHandle, Parked)>,
     rosters: HashMap<Workspace, RosterClock>,
+    /// The other nodes' floors, as their links tell them (cluster mode).
+    peers: HashMap<Arc<str>, peers::PeerFloor>,
 }
 
 impl RingCoordinator {
@@ -283,6 +295,7 @@ impl RingCoordinator {
                 presence: seat.presence,
                 on_call: seat.call_id.is_some(),
             })
+            .chain(self.peer_roster(workspace))
             .collect();
         agents.sort_by(|a, b| (&a.name, &a.agent_id).cmp(&(&b.name, &b.agent_id)));
         Roster {
@@ -297,6 +310,7 @@ impl RingCoordinator {
             .values()
             .filter(|(ws, _, _)| ws == workspace)
             .map(|(_, call, parked)| (call.clone(), parked.clone()))
+            .chain(self.peer_lot(workspace))
             .collect();
         calls.sort_by_key(|(_, parked)| parked.slot);
         calls
@@ -538,15 +552,27 @@ impl Handler<RegisterSupervisor> for RingCoordinator {
     type Result = ();
 
     fn handle(&mut self, msg: RegisterSupervisor, _ctx: &mut Self::Context) {
+        let whole = msg.feed.whole_cluster();
         let mut seats: Vec<SeatState> = self.seats.iter().map(|(id, s)| s.state(id)).collect();
-        seats.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
         let mut calls: Vec<FloorCall> = self.calls.values().cloned().collect();
-        calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
         let mut parking: Vec<(Workspace, Parked)> = self
             .lot
             .values()
             .map(|(workspace, _, parked)| (workspace.clone(), parked.clone()))
             .collect();
+        if whole {
+            for peer in self.peers.values() {
+                seats.extend(peer.seats.values().cloned());
+                calls.extend(peer.calls.values().cloned());
+                parking.extend(
+                    peer.lot
+                        .values()
+                        .map(|(workspace, _, parked)| (workspace.clone(), parked.clone())),
+                );
+            }
+        }
+        seats.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
         parking.sort_by(|a, b| (&a.0, a.1.slot).cmp(&(&b.0, b.1.slot)));
         if msg.feed.snapshot(Snapshot {
             seats,
@@ -689,6 +715,21 @@ impl CoordinatorHandle {
 
     pub fn call_gone(&self, call_id: CallId, outcome: &'static str) {
         self.addr.do_send(CallGone { call_id, outcome });
+    }
+
+    /// Another node's whole floor, from its link (cluster mode).
+    pub fn peer_snapshot(&self, msg: PeerSnapshot) {
+        self.addr.do_send(msg);
+    }
+
+    /// One change of another node's floor, in that node's order.
+    pub fn peer_event(&self, msg: PeerEvent) {
+        self.addr.do_send(msg);
+    }
+
+    /// The link to `node` is down.
+    pub fn peer_gone(&self, node: Arc<str>) {
+        self.addr.do_send(PeerGone { node });
     }
 
     /// Registers a console; its feed gets the snapshot, then every change.
