@@ -123,6 +123,10 @@ impl Application {
         if let Some(links) = &engine.links {
             links.start(engine.settings.cluster.heartbeat_interval);
         }
+        if let Some(cluster) = &engine.cluster {
+            let slots = cluster::slots::ClusterSlots::new(cluster.clone());
+            engine.parking.share_slots(Arc::new(slots));
+        }
         let links = engine.links.clone().map(web::Data::new);
         let workers = match engine.settings.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod link;
 pub mod membership;
 pub mod presence;
+pub mod slots;
 pub mod trust;
 
 use std::sync::Arc;

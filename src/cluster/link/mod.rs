@@ -227,6 +227,7 @@ impl Links {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
             }
+            tracing::info!("stopping: closing the node links");
             closing.close_all();
         });
         let links = self.clone();
@@ -238,8 +239,12 @@ impl Links {
                 if links.inner.stopping.load(Ordering::Relaxed) {
                     return;
                 }
-                let Ok(members) = links.inner.cluster.members().await else {
-                    continue;
+                let members = match links.inner.cluster.members().await {
+                    Ok(members) => members,
+                    Err(err) => {
+                        tracing::debug!(error = %err, "the members cannot be read; links are dialed later");
+                        continue;
+                    }
                 };
                 let now = tokio::time::Instant::now();
                 for member in members.iter().filter(|m| m.alive) {
@@ -253,6 +258,7 @@ impl Links {
                         continue;
                     }
                     backoff.insert(node.clone(), (now + wait, (wait * 2).min(MAX_BACKOFF)));
+                    tracing::debug!(peer = %node, "dialing a node link");
                     links.dial(Arc::from(node.as_str()), member.record.url.clone());
                 }
             }

@@ -420,3 +420,74 @@ async fn a_supervisor_on_one_node_sees_the_seats_and_calls_of_every_node() {
     );
     cluster.shutdown().await;
 }
+
+#[actix_web::test]
+async fn two_calls_parked_at_once_on_two_nodes_get_two_slots_which_are_given_back_when_they_end() {
+    let cluster = telephony_cluster(2).await;
+    let mut phones = seats(&cluster, 1).await;
+    let (first, mut first_twilio) = ring_in(&cluster.nodes[0].url).await;
+    phones[0]
+        .1
+        .wait_for("ring", |m| m["call_id"] == first.as_str())
+        .await;
+    phones[0].1.answer(&first);
+    phones[0]
+        .1
+        .wait_for("connected", |m| m["call_id"] == first.as_str())
+        .await;
+    let (second, mut second_twilio) = ring_in(&cluster.nodes[1].url).await;
+    phones[1]
+        .1
+        .wait_for("ring", |m| m["call_id"] == second.as_str())
+        .await;
+    phones[1].1.answer(&second);
+    phones[1]
+        .1
+        .wait_for("connected", |m| m["call_id"] == second.as_str())
+        .await;
+    // Both park at the same instant, each on its own node.
+    phones[0]
+        .1
+        .send(json!({ "type": "park", "call_id": first }));
+    phones[1]
+        .1
+        .send(json!({ "type": "park", "call_id": second }));
+    // The node-1 seat is told of both, in whichever order they parked.
+    let mut slots = std::collections::BTreeMap::new();
+    while slots.len() < 2 {
+        let parked = phones[0].1.wait_for("parked", |_| true).await;
+        slots.insert(
+            parked["call_id"].as_str().unwrap_or_default().to_owned(),
+            parked["slot"].as_u64().expect("a slot"),
+        );
+    }
+    assert!(
+        slots.contains_key(&first) && slots.contains_key(&second),
+        "{slots:?}"
+    );
+    let mut slots: Vec<u64> = slots.into_values().collect();
+    slots.sort_unstable();
+    assert_eq!(
+        slots,
+        [1, 2],
+        "one number per parked call across the cluster"
+    );
+    let key = format!("{}parking:{WORKSPACE}", cluster.prefix);
+    let held = || -> usize {
+        let mut conn = super::redis_connection();
+        deadpool_redis::redis::cmd("HLEN")
+            .arg(&key)
+            .query(&mut conn)
+            .expect("HLEN")
+    };
+    assert_eq!(held(), 2);
+    // The callers hang up: both slots are given back.
+    first_twilio.stop();
+    second_twilio.stop();
+    eventually(
+        async || (held() == 0).then_some(()),
+        || "the slots of ended calls were never given back".to_owned(),
+    )
+    .await;
+    cluster.shutdown().await;
+}
