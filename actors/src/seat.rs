@@ -983,6 +983,10 @@ impl Handler<SeatNotice> for SeatActor {
                 }
             }
             SeatNotice::Replaced => {
+                self.error(
+                    "replaced",
+                    "this agent opened a newer softphone connection (on this or another node)",
+                );
                 self.outbox
                     .close(CLOSE_NORMAL, "replaced by a newer connection of this agent");
                 ctx.stop();

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 mod peers;
 
-pub use peers::{PeerEvent, PeerGone, PeerSnapshot};
+pub use peers::{PeerEvent, PeerGone, PeerSeatOpened, PeerSnapshot};
 
 use crate::call::CallHandle;
 use crate::error::EngineError;
@@ -213,6 +213,9 @@ struct SeatEntry {
     call_id: Option<CallId>,
     link: SeatLink,
     generation: u64,
+    /// When the seat registered (Unix ms): of two seats of one agent on two
+    /// nodes, the later one stays.
+    registered_ms: i64,
 }
 
 impl SeatEntry {
@@ -400,6 +403,7 @@ impl Handler<RegisterSeat> for RingCoordinator {
             call_id: None,
             link: msg.link,
             generation: msg.generation,
+            registered_ms: crate::journal::now_ms(),
         };
         if let Some(old) = self.seats.insert(msg.agent_id.clone(), entry) {
             if old.generation != msg.generation {
@@ -725,6 +729,12 @@ impl CoordinatorHandle {
     /// One change of another node's floor, in that node's order.
     pub fn peer_event(&self, msg: PeerEvent) {
         self.addr.do_send(msg);
+    }
+
+    /// A seat of `agent_id` opened on another node at `at_ms`: an older seat of
+    /// the agent here is replaced.
+    pub fn peer_seat_opened(&self, agent_id: AgentId, at_ms: i64) {
+        self.addr.do_send(PeerSeatOpened { agent_id, at_ms });
     }
 
     /// The link to `node` is down.

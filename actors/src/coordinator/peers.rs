@@ -51,6 +51,16 @@ pub struct PeerEvent {
     pub call: Option<CallHandle>,
 }
 
+/// A seat of this agent opened on another node: a seat of it here that
+/// registered before is closed (`replaced`), so an agent has one seat in the
+/// cluster, the newest.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PeerSeatOpened {
+    pub agent_id: AgentId,
+    pub at_ms: i64,
+}
+
 /// The link to another node is down: its floor is forgotten.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -234,6 +244,18 @@ impl Handler<PeerEvent> for RingCoordinator {
             } => {
                 self.peer_floor(&node).lot.remove(&unparked.call_id);
                 self.peer_unparked(workspace, unparked);
+            }
+        }
+    }
+}
+
+impl Handler<PeerSeatOpened> for RingCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerSeatOpened, _ctx: &mut Self::Context) {
+        if let Some(seat) = self.seats.get(&msg.agent_id) {
+            if seat.registered_ms <= msg.at_ms {
+                let _ = seat.link.notices.try_send(SeatNotice::Replaced);
             }
         }
     }

@@ -337,6 +337,7 @@ impl Links {
         // This node's floor goes to the peer: a snapshot, then every change.
         let feed = Arc::new(proxy::PeerFeed {
             peer: Arc::clone(&peer),
+            known: Mutex::default(),
         });
         let id = FEED_IDS.fetch_sub(1, Ordering::Relaxed);
         let coordinator = self.inner.coordinator.clone();
@@ -619,9 +620,9 @@ impl Links {
                     let _ = seat.notices.try_send(notice);
                 }
             }
-            floor @ (Control::FloorSnapshot { .. } | Control::Floor { .. }) => {
-                proxy::floor_in(self, peer, floor)
-            }
+            floor @ (Control::FloorSnapshot { .. }
+            | Control::Floor { .. }
+            | Control::SeatOpened { .. }) => proxy::floor_in(self, peer, floor),
             Control::Request { id, call, request } => {
                 let links = self.clone();
                 let peer = Arc::clone(peer);

@@ -504,10 +504,16 @@ impl RemoteFloor for RemoteFloorOverLinks {
 /// order), but for this node's floor only.
 pub(super) struct PeerFeed {
     pub(super) peer: Arc<Peer>,
+    /// The seats this feed has told of: a seat event of another agent is a seat
+    /// that just registered, told to the peer as `seat_opened` too.
+    pub(super) known: std::sync::Mutex<std::collections::HashSet<AgentId>>,
 }
 
 impl FloorFeed for PeerFeed {
     fn snapshot(&self, snapshot: Snapshot) -> bool {
+        if let Ok(mut known) = self.known.lock() {
+            known.extend(snapshot.seats.iter().map(|seat| seat.agent_id.clone()));
+        }
         self.peer.send(&Control::FloorSnapshot {
             seats: snapshot.seats,
             calls: snapshot.calls.into_iter().map(WireFloorCall::out).collect(),
@@ -520,9 +526,28 @@ impl FloorFeed for PeerFeed {
     }
 
     fn event(&self, event: FloorEvent) -> bool {
-        self.peer.send(&Control::Floor {
+        let opened = match (&event, self.known.lock()) {
+            (FloorEvent::Seat(seat), Ok(mut known)) => known
+                .insert(seat.agent_id.clone())
+                .then(|| seat.agent_id.clone()),
+            (FloorEvent::SeatGone { agent_id, .. }, Ok(mut known)) => {
+                known.remove(agent_id);
+                None
+            }
+            _ => None,
+        };
+        let told = self.peer.send(&Control::Floor {
             event: WireFloorEvent::out(event),
-        })
+        });
+        match opened {
+            Some(agent) => {
+                told && self.peer.send(&Control::SeatOpened {
+                    agent,
+                    at_ms: switchboard_actors::journal::now_ms(),
+                })
+            }
+            None => told,
+        }
     }
 
     fn whole_cluster(&self) -> bool {
@@ -564,6 +589,7 @@ pub(super) fn floor_in(links: &Links, peer: &Peer, control: Control) {
                 })
                 .collect(),
         }),
+        Control::SeatOpened { agent, at_ms } => coordinator.peer_seat_opened(agent, at_ms),
         Control::Floor { event } => {
             let event = event.into_event();
             let call = match &event {

@@ -50,6 +50,11 @@ pub enum Control {
     Floor {
         event: WireFloorEvent,
     },
+    /// A seat of `agent` registered on the sender at `at_ms` (Unix ms).
+    SeatOpened {
+        agent: AgentId,
+        at_ms: i64,
+    },
 }
 
 /// [`FloorCall`] with its status as a string.

@@ -491,3 +491,41 @@ async fn two_calls_parked_at_once_on_two_nodes_get_two_slots_which_are_given_bac
     .await;
     cluster.shutdown().await;
 }
+
+#[actix_web::test]
+async fn an_agent_opening_a_second_softphone_on_another_node_replaces_the_first() {
+    let cluster = telephony_cluster(2).await;
+    let (agent, token) = cluster.nodes[0].create_agent("Ada", WORKSPACE).await;
+    let mut first = cluster.nodes[0].softphone(&token).await;
+    first.send(json!({ "type": "presence", "status": "available" }));
+    first.expect("presence").await;
+    // Node 2 knows the seat on node 1 before the second softphone opens.
+    eventually(
+        async || {
+            let (_, floor) = console(&cluster.nodes[1].url).await;
+            floor["seats"]
+                .as_array()?
+                .iter()
+                .any(|s| s["agent_id"] == agent.as_str())
+                .then_some(())
+        },
+        || "node 2 never saw the first seat".to_owned(),
+    )
+    .await;
+    let mut second = cluster.nodes[1].softphone(&token).await;
+    let error = first.expect("error").await;
+    assert_eq!(error["code"], "replaced", "{error}");
+    assert!(
+        first.peer.closed().await.is_some(),
+        "the first softphone is closed"
+    );
+    // The second one stays, and rings.
+    second.send(json!({ "type": "presence", "status": "available" }));
+    second.expect("presence").await;
+    assert!(
+        second
+            .silent_for(std::time::Duration::from_millis(300))
+            .await
+    );
+    cluster.shutdown().await;
+}
