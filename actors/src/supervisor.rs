@@ -212,10 +212,14 @@ impl SupervisorActor {
         let outbox = self.outbox.clone();
         let listener = self.id;
         let run = async move {
-            let call = registry
-                .lookup(call_id.clone())
-                .await?
-                .ok_or_else(|| EngineError::NotFound(format!("no live call {call_id}")))?;
+            // A call of this node, else (cluster mode) one another node owns.
+            let call = match registry.lookup(call_id.clone()).await? {
+                Some(call) => call,
+                None => coordinator
+                    .remote_call(call_id.clone())
+                    .await?
+                    .ok_or_else(|| EngineError::NotFound(format!("no live call {call_id}")))?,
+            };
             steer(&coordinator, call, command, &outbox, listener).await
         };
         ctx.spawn(

@@ -263,6 +263,8 @@ pub trait RemoteFloor: Send + Sync + 'static {
         &self,
         agent_id: AgentId,
     ) -> Pin<Box<dyn Future<Output = Option<(SeatState, SeatLink)>> + Send>>;
+    /// A handle on a call `node` owns.
+    fn call(&self, node: &str, call: &FloorCall) -> CallHandle;
 }
 
 /// This node's connected seats by agent, readable without a mailbox hop (the node
@@ -690,6 +692,19 @@ impl CoordinatorHandle {
             (None, Some(remote)) => Ok(remote.find(agent_id).await),
             (None, None) => Ok(None),
         }
+    }
+
+    /// A call another node owns, as this node's floor knows it (cluster mode).
+    pub async fn remote_call(&self, call_id: CallId) -> Result<Option<CallHandle>, EngineError> {
+        let Some(remote) = self.remote.get() else {
+            return Ok(None);
+        };
+        let found = self
+            .addr
+            .send(peers::PeerCall { call_id })
+            .await
+            .map_err(|e| EngineError::mailbox("ring coordinator", e))?;
+        Ok(found.map(|(node, call)| remote.call(&node, &call)))
     }
 
     /// The agent's seat, or `Unavailable` if its softphone is not connected.

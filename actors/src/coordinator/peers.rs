@@ -61,6 +61,13 @@ pub struct PeerSeatOpened {
     pub at_ms: i64,
 }
 
+/// The node that owns a call of another node's floor, and the call as told.
+#[derive(Message)]
+#[rtype(result = "Option<(Arc<str>, FloorCall)>")]
+pub struct PeerCall {
+    pub call_id: CallId,
+}
+
 /// The link to another node is down: its floor is forgotten.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -258,6 +265,19 @@ impl Handler<PeerSeatOpened> for RingCoordinator {
                 let _ = seat.link.notices.try_send(SeatNotice::Replaced);
             }
         }
+    }
+}
+
+impl Handler<PeerCall> for RingCoordinator {
+    type Result = Option<(Arc<str>, FloorCall)>;
+
+    fn handle(&mut self, msg: PeerCall, _ctx: &mut Self::Context) -> Self::Result {
+        self.peers.iter().find_map(|(node, floor)| {
+            floor
+                .calls
+                .get(&msg.call_id)
+                .map(|call| (Arc::clone(node), call.clone()))
+        })
     }
 }
 

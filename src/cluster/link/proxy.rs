@@ -14,7 +14,7 @@ use switchboard_actors::call::{
     CallHandle, CallRemote, CallReply, CallRequest, ClaimResult, RemoteReply,
 };
 use switchboard_actors::coordinator::{
-    FloorEvent, FloorFeed, PeerEvent, PeerSnapshot, RemoteFloor, SeatState, Snapshot,
+    FloorCall, FloorEvent, FloorFeed, PeerEvent, PeerSnapshot, RemoteFloor, SeatState, Snapshot,
 };
 use switchboard_actors::outbox::AudioOut;
 use switchboard_actors::seat::{Presence, SeatLink, SeatNotice, SeatOutput};
@@ -463,6 +463,15 @@ impl RemoteFloor for RemoteFloorOverLinks {
                     })
                 })
                 .collect()
+        })
+    }
+
+    fn call(&self, node: &str, call: &FloorCall) -> CallHandle {
+        self.links.remote_call(super::wire::CallRef {
+            id: call.call_id.clone(),
+            from: call.from.clone(),
+            to: call.to.clone(),
+            node: node.to_owned(),
         })
     }
 

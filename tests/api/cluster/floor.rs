@@ -529,3 +529,46 @@ async fn an_agent_opening_a_second_softphone_on_another_node_replaces_the_first(
     );
     cluster.shutdown().await;
 }
+
+#[actix_web::test]
+async fn a_supervisor_on_one_node_parks_and_hangs_up_a_call_another_node_owns() {
+    let cluster = telephony_cluster(2).await;
+    let mut phones = seats(&cluster, 1).await;
+    let (mut console, _) = console(&cluster.nodes[1].url).await;
+    let (call_id, _twilio) = ring_in(&cluster.nodes[0].url).await;
+    phones[0]
+        .1
+        .wait_for("ring", |m| m["call_id"] == call_id.as_str())
+        .await;
+    phones[0].1.answer(&call_id);
+    phones[0]
+        .1
+        .wait_for("connected", |m| m["call_id"] == call_id.as_str())
+        .await;
+    console
+        .wait_for("call", |m| {
+            m["call_id"] == call_id.as_str() && m["status"] == "connected"
+        })
+        .await;
+    // Parking it from node 2 releases the agent on node 1.
+    console.send(json!({ "type": "park", "call_id": call_id }));
+    console.wait_for("ack", |m| m["command"] == "park").await;
+    phones[0]
+        .1
+        .wait_for("released", |m| m["call_id"] == call_id.as_str())
+        .await;
+    // And hanging up from node 2 ends it on node 1.
+    console.send(json!({ "type": "hangup", "call_id": call_id }));
+    console.wait_for("ack", |m| m["command"] == "hangup").await;
+    eventually(
+        async || {
+            let (status, call) = cluster.nodes[0]
+                .get(&format!("/api/calls/{call_id}"))
+                .await?;
+            (status == 200 && call["ended_at"].is_string()).then_some(())
+        },
+        || "the call never ended on its owner".to_owned(),
+    )
+    .await;
+    cluster.shutdown().await;
+}
