@@ -79,12 +79,20 @@ pub struct Engine {
     /// This node's handle on the cluster when `REDIS_URL` is set (cluster mode);
     /// `None` on a single node.
     pub cluster: Option<Cluster>,
+    /// Set once this node drains (SIGTERM in cluster mode): `/readyz` fails so
+    /// the load balancer sends it nothing new, and it adopts no call.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Engine {
-    /// The `ws(s)://` URL Twilio opens the media stream on.
+    /// The `ws(s)://` URL Twilio opens the media stream on: the public URL's, or
+    /// in cluster mode this node's own (`SWITCHBOARD_NODE_URL`), so a call's media
+    /// and its actor live on the same node.
     pub fn stream_url(&self) -> String {
-        let base = &self.public_url;
+        let base: &str = match &self.cluster {
+            Some(cluster) => cluster.node_url().trim_end_matches('/'),
+            None => &self.public_url,
+        };
         let ws = if let Some(rest) = base.strip_prefix("https://") {
             format!("wss://{rest}")
         } else if let Some(rest) = base.strip_prefix("http://") {

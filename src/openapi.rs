@@ -61,6 +61,7 @@ pub const TWILIO_SIGNATURE: &str = "twilio_signature";
         api::cluster::seats,
         twilio::webhook::voice,
         twilio::webhook::status,
+        twilio::resume::resume,
         twilio::outbound::answer,
         twilio::outbound::amd,
         twilio::outbound_status::status,

@@ -46,6 +46,9 @@ pub struct Application {
     /// This node's membership heartbeat, in cluster mode; stopped (the node
     /// leaves) as soon as the server stops.
     heartbeat: Option<Heartbeat>,
+    /// In cluster mode, the sweep that ends dead nodes' calls no resume brought
+    /// back (`twilio::resume::spawn_sweeper`); aborted at shutdown.
+    sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -119,6 +122,7 @@ impl Application {
                 .await
                 .context("publishing seat presence to the cluster")?;
         }
+        let sweeper = crate::twilio::resume::spawn_sweeper(engine.clone());
         let workers = match engine.settings.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -127,7 +131,7 @@ impl Application {
         // One gate for the whole engine: the bound on webhook bodies read at once
         // holds across workers.
         let gate = web::Data::new(twilio::webhook::WebhookGate::new(&engine.settings.twilio));
-        let server = HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(gate.clone())
@@ -136,9 +140,13 @@ impl Application {
         })
         .workers(workers)
         // Audio is many small frames: never hold one back waiting to coalesce.
-        .tcp_nodelay(true)
-        .listen(listener)?
-        .run();
+        .tcp_nodelay(true);
+        if engine.cluster.is_some() {
+            // A cluster node drains on SIGTERM before the server stops
+            // (`run_until_stopped`), so it handles the signals itself.
+            server = server.disable_signals();
+        }
+        let server = server.listen(listener)?.run();
         Ok(Application {
             port,
             server,
@@ -148,6 +156,7 @@ impl Application {
             reviewer,
             alerts,
             heartbeat,
+            sweeper,
         })
     }
 
@@ -169,8 +178,28 @@ impl Application {
     /// record before the process exits. The database gets `journal.shutdown_timeout_secs`
     /// to take the journal; what it has not taken by then goes to the spill file,
     /// written on the next start, and the log says how many entries that was.
+    ///
+    /// In cluster mode SIGTERM (or SIGINT) first drains the node
+    /// (`twilio::resume::drain`: readiness fails, every call moves to another
+    /// node, bounded by `cluster.drain_timeout_secs`), then stops the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let result = if self.engine.cluster.is_some() {
+            let handle = self.server.handle();
+            let mut server = self.server;
+            tokio::select! {
+                result = &mut server => result,
+                () = stop_signal() => {
+                    crate::twilio::resume::drain(&self.engine).await;
+                    handle.stop(true).await;
+                    server.await
+                }
+            }
+        } else {
+            self.server.await
+        };
+        if let Some(sweeper) = self.sweeper {
+            sweeper.abort();
+        }
         // The others see this node gone at once, not when its key expires.
         if let Some(heartbeat) = self.heartbeat {
             heartbeat.stop().await;
@@ -213,6 +242,26 @@ impl Application {
             }
         }
         result
+    }
+}
+
+/// SIGTERM or SIGINT; never, if the handlers cannot be installed.
+async fn stop_signal() {
+    use actix_rt::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: draining"),
+                _ = int.recv() => tracing::info!("SIGINT: draining"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot listen for SIGTERM: this node will not drain on it");
+            std::future::pending::<()>().await
+        }
     }
 }
 
@@ -263,6 +312,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/openapi.json", web::get().to(openapi::serve))
         .route("/twilio/voice", web::post().to(twilio::webhook::voice))
         .route("/twilio/status", web::post().to(twilio::webhook::status))
+        .route("/twilio/resume", web::post().to(twilio::resume::resume))
         .route(
             "/twilio/outbound/status",
             web::post().to(twilio::outbound_status::status),
@@ -492,5 +542,6 @@ async fn build_engine(
         alerts,
         event_streams: Arc::default(),
         cluster,
+        draining: Arc::default(),
     })
 }

@@ -63,6 +63,7 @@ pub mod flags;
 pub mod journal;
 pub mod missed_call;
 pub mod numbers;
+pub mod ownership;
 pub mod outbound;
 pub mod outbound_batch;
 pub mod outbound_dispatch;
@@ -182,6 +183,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "assistant numbers",
         include_str!("../../migrations/sqlite/0022_assistant_numbers.sql"),
     ),
+    (
+        23,
+        "call ownership",
+        include_str!("../../migrations/sqlite/0023_call_ownership.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -278,6 +284,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         22,
         "assistant numbers",
         include_str!("../../migrations/postgres/0022_assistant_numbers.sql"),
+    ),
+    (
+        23,
+        "call ownership",
+        include_str!("../../migrations/postgres/0023_call_ownership.sql"),
     ),
 ];
 

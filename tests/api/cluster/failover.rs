@@ -1,0 +1,375 @@
+//! Failover and drain (issue 16, items 5 and 6), played end to end: nodes are
+//! real processes behind the test's load balancer (their public URL), and the
+//! fake Twilio ([`PlayedCall`]) follows the TwiML as Twilio does — when a call's
+//! stream closes it runs the `<Redirect>` that follows `</Connect>`
+//! (<https://www.twilio.com/docs/voice/twiml/stream>,
+//! <https://www.twilio.com/docs/voice/twiml/redirect>) through the balancer.
+
+use std::collections::HashSet;
+
+use serde_json::{json, Value};
+use switchboard::twilio::signature::sign;
+
+use super::twilio_player::{parse, Next, PlayedCall, Verb};
+use super::{eventually, Node, TestCluster};
+use crate::helpers::{
+    assert_bridged, event_kinds, Softphone, TwilioStream, ADMIN_TOKEN, CALLER,
+    NUMBER, TWILIO_TOKEN,
+};
+
+/// `NUMBER` rings every available agent of workspace `blue`.
+async fn number_for_everyone(node: &Node) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/numbers", node.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({
+            "e164": NUMBER,
+            "workspace": "blue",
+            "route": { "kind": "agents", "agent_ids": [] },
+        }))
+        .send()
+        .await
+        .expect("the node answers");
+    assert!(res.status().is_success(), "POST /api/numbers: {}", res.status());
+}
+
+/// A softphone on `node`, available.
+async fn available(node: &Node, token: &str) -> Softphone {
+    let mut phone = node.softphone(token).await;
+    phone.send(json!({ "type": "presence", "status": "available" }));
+    phone.wait_for("presence", |ack| ack["status"] == "available").await;
+    phone
+}
+
+/// The call's record on `node` once `done` holds of it.
+async fn until_call(node: &Node, call_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let last = std::cell::RefCell::new(Value::Null);
+    eventually(
+        async || {
+            let (status, body) = node.get(&format!("/api/calls/{call_id}")).await?;
+            let found = (status == 200 && done(&body)).then(|| body.clone());
+            *last.borrow_mut() = body;
+            found
+        },
+        || format!("call {call_id} on {} never {what}: {}", node.id, last.borrow()),
+    )
+    .await
+}
+
+fn count(call: &Value, kind: &str) -> usize {
+    event_kinds(call).iter().filter(|k| *k == kind).count()
+}
+
+/// The trail's `seq`s are 1, 2, 3… with no duplicate and no gap.
+fn assert_whole_trail(call: &Value) {
+    let seqs: Vec<i64> = call["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["seq"].as_i64().expect("seq"))
+        .collect();
+    let unique: HashSet<i64> = seqs.iter().copied().collect();
+    assert_eq!(unique.len(), seqs.len(), "duplicate seq in {seqs:?}");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "the trail is not whole: {call}"
+    );
+}
+
+/// The ws URL of a node's media stream.
+fn stream_url(node: &Node) -> String {
+    format!("{}/twilio/stream", node.url.replacen("http://", "ws://", 1))
+}
+
+#[actix_web::test]
+async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_and_rings_its_agent_back() {
+    let (mut cluster, balancer) = TestCluster::behind_a_balancer(2, "").await;
+    let (owner, survivor) = (cluster.node("node-1"), cluster.node("node-2"));
+    let (ada, token) = owner.create_agent("Ada", "blue").await;
+    number_for_everyone(owner).await;
+    let mut phone = available(owner, &token).await;
+    // The call lands on node 1, where Ada's softphone is.
+    balancer.set_backends(&[&owner.url]);
+    let (mut call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
+    let mut stream = next.stream();
+    assert_eq!(call.streams, [stream_url(owner)], "the stream goes to the owner's node URL");
+    let resume = format!("{}/twilio/resume?call={}", balancer.url, call.call_id);
+    assert_eq!(call.pending_redirect(), Some(resume.as_str()));
+    let call_id = call.call_id.clone();
+    phone.wait_for("ring", |r| r["call_id"] == call_id.as_str()).await;
+    phone.answer(&call_id);
+    phone.expect("connected").await;
+    assert_bridged(&mut stream, &mut phone, 1).await;
+
+    // Node 1 dies. Ada's softphone reconnects to node 2; Twilio follows the
+    // redirect through the balancer, which skips the dead node.
+    balancer.set_backends(&[&owner.url, &survivor.url]);
+    cluster.node_mut("node-1").kill();
+    let survivor = cluster.node("node-2");
+    drop(phone);
+    let mut phone = available(survivor, &token).await;
+    let mut stream = call.after_close(stream).await.stream();
+    assert_eq!(call.streams.last(), Some(&stream_url(survivor)));
+    assert_eq!(call.redirects.len(), 1, "{:?}", call.redirects);
+
+    // Parked for Ada, and Ada is rung first; she takes it back and talks again.
+    phone.wait_for("ring", |r| r["call_id"] == call_id.as_str()).await;
+    phone.answer(&call_id);
+    phone.expect("connected").await;
+    assert_bridged(&mut stream, &mut phone, 2).await;
+
+    let record = until_call(survivor, &call_id, "was connected again", |c| {
+        count(c, "claimed") == 2
+    })
+    .await;
+    assert_eq!(count(&record, "node_failure"), 1, "{record}");
+    let events = record["events"].as_array().expect("events");
+    let failure = events
+        .iter()
+        .position(|e| e["kind"] == "node_failure")
+        .expect("node_failure");
+    assert_eq!(events[failure]["detail"]["from_node"], "node-1");
+    assert_eq!(events[failure]["detail"]["cause"], "node_dead");
+    let after: Vec<&Value> = events[failure..].iter().collect();
+    assert!(
+        after.iter().any(|e| e["kind"] == "parked" && e["detail"]["reason"] == "node_failure"),
+        "{record}"
+    );
+    let ring = after
+        .iter()
+        .find(|e| e["kind"] == "ring")
+        .expect("a ring after the failure");
+    assert_eq!(ring["detail"]["stage"], "parker", "{ring}");
+    assert_eq!(ring["detail"]["agent_ids"], json!([ada]), "{ring}");
+    assert_whole_trail(&record);
+
+    // The caller hangs up: one end, on the survivor.
+    stream.stop();
+    let ended = until_call(survivor, &call_id, "ended", |c| c["ended_at"].is_string()).await;
+    assert_eq!(ended["outcome"], "answered", "{ended}");
+    assert_eq!(count(&ended, "ended"), 1, "{ended}");
+    assert_eq!(count(&ended, "node_failure"), 1, "{ended}");
+    assert_whole_trail(&ended);
+    drop(phone);
+    cluster.shutdown().await;
+}
+
+#[actix_web::test]
+async fn an_engine_side_hang_up_still_ends_the_call_the_resume_answers_hangup() {
+    let (cluster, balancer) = TestCluster::behind_a_balancer(2, "").await;
+    let owner = cluster.node("node-1");
+    let (_, token) = owner.create_agent("Ada", "blue").await;
+    number_for_everyone(owner).await;
+    let mut phone = available(owner, &token).await;
+    balancer.set_backends(&[&owner.url]);
+    let (mut call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
+    let stream = next.stream();
+    let call_id = call.call_id.clone();
+    phone.wait_for("ring", |r| r["call_id"] == call_id.as_str()).await;
+    phone.answer(&call_id);
+    phone.expect("connected").await;
+    // Resumes may go to either node now.
+    let urls: Vec<&str> = cluster.nodes.iter().map(|n| n.url.as_str()).collect();
+    balancer.set_backends(&urls);
+
+    // Ada hangs up: the engine closes the stream; Twilio runs the redirect, and
+    // the resume says hang up.
+    phone.send(json!({ "type": "hangup", "call_id": call_id }));
+    assert!(matches!(call.after_close(stream).await, Next::HungUp));
+    let (_, twiml) = call.redirects.last().expect("the redirect was followed");
+    assert_eq!(parse(twiml), vec![Verb::Hangup], "{twiml}");
+    let record = until_call(owner, &call_id, "ended", |c| c["ended_at"].is_string()).await;
+    assert_eq!(record["outcome"], "answered", "{record}");
+    assert_eq!(record["end_reason"], "agent_hangup", "{record}");
+    assert_eq!(count(&record, "ended"), 1, "{record}");
+    assert_eq!(count(&record, "node_failure"), 0, "{record}");
+    drop(phone);
+    cluster.shutdown().await;
+}
+
+/// `POST /twilio/resume?call=…` straight to `node`, signed as Twilio signs it
+/// over the public URL: the TwiML answered.
+async fn resume_on(node: &Node, public_url: &str, call: &PlayedCall) -> String {
+    let path = format!("/twilio/resume?call={}", call.call_id);
+    let params: Vec<(String, String)> = [
+        ("AccountSid", "AC00000000000000000000000000000000"),
+        ("CallSid", call.call_sid.as_str()),
+        ("CallStatus", "in-progress"),
+        ("From", CALLER),
+        ("To", NUMBER),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let signature = sign(TWILIO_TOKEN, &format!("{public_url}{path}"), &params);
+    let res = reqwest::Client::new()
+        .post(format!("{}{path}", node.url))
+        .header("X-Twilio-Signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .expect("the node answers");
+    assert!(res.status().is_success(), "resume on {}: {}", node.id, res.status());
+    res.text().await.expect("TwiML")
+}
+
+#[actix_web::test]
+async fn two_nodes_racing_to_adopt_the_same_call_adopt_it_exactly_once() {
+    // Three nodes: the owner dies, the two others race.
+    let (mut cluster, balancer) = TestCluster::behind_a_balancer(3, "").await;
+    number_for_everyone(cluster.node("node-1")).await;
+    balancer.set_backends(&[&cluster.node("node-1").url]);
+    let (call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
+    let stream = next.stream();
+    let call_id = call.call_id.clone();
+    until_call(cluster.node("node-2"), &call_id, "had its stream", |c| {
+        count(c, "media_started") == 1
+    })
+    .await;
+    cluster.node_mut("node-1").kill();
+    drop(stream);
+
+    let (b, c) = (cluster.node("node-2"), cluster.node("node-3"));
+    let (on_b, on_c) = tokio::join!(
+        resume_on(b, &balancer.url, &call),
+        resume_on(c, &balancer.url, &call)
+    );
+    let answers = [(b, parse(&on_b)), (c, parse(&on_c))];
+    let winners: Vec<&(&Node, Vec<Verb>)> = answers
+        .iter()
+        .filter(|(_, verbs)| matches!(verbs.first(), Some(Verb::Stream { .. })))
+        .collect();
+    assert_eq!(winners.len(), 1, "B: {on_b}\nC: {on_c}");
+    let losers: Vec<&(&Node, Vec<Verb>)> = answers
+        .iter()
+        .filter(|(_, verbs)| verbs == &vec![Verb::Hangup])
+        .collect();
+    assert_eq!(losers.len(), 1, "B: {on_b}\nC: {on_c}");
+    let (winner, verbs) = winners[0];
+    let Some(Verb::Stream { url, parameters }) = verbs.first() else {
+        unreachable!()
+    };
+    assert_eq!(url, &stream_url(winner));
+    assert!(matches!(&verbs[1], Verb::Redirect { .. }), "{verbs:?}");
+
+    // The adopted call lives on the winner: its stream starts there.
+    let custom: serde_json::Map<String, Value> = parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let mut stream = TwilioStream::open(url, TWILIO_TOKEN, &call.call_sid, Value::Object(custom))
+        .await
+        .expect("the winner takes the stream");
+    let record = until_call(winner, &call_id, "was parked", |c| {
+        count(c, "parked") == 1
+    })
+    .await;
+    assert_eq!(count(&record, "node_failure"), 1, "{record}");
+    assert!(record["ended_at"].is_null(), "{record}");
+    stream.stop();
+    let ended = until_call(winner, &call_id, "ended", |c| c["ended_at"].is_string()).await;
+    assert_eq!(count(&ended, "ended"), 1, "{ended}");
+    assert_ne!(ended["outcome"], "interrupted", "{ended}");
+    assert_whole_trail(&ended);
+    cluster.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_dead_nodes_call_that_never_comes_back_is_ended_interrupted_by_a_survivor_after_the_wait() {
+    let (mut cluster, balancer) =
+        TestCluster::behind_a_balancer(2, "resume_wait_secs = 1.0\nreap_interval_ms = 200").await;
+    number_for_everyone(cluster.node("node-1")).await;
+    balancer.set_backends(&[&cluster.node("node-1").url]);
+    let (call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
+    let stream = next.stream();
+    let call_id = call.call_id.clone();
+    until_call(cluster.node("node-2"), &call_id, "had its stream", |c| {
+        count(c, "media_started") == 1
+    })
+    .await;
+    // Node 1 dies and Twilio never comes back for the call.
+    cluster.node_mut("node-1").kill();
+    drop(stream);
+    let record = until_call(cluster.node("node-2"), &call_id, "ended", |c| {
+        c["ended_at"].is_string()
+    })
+    .await;
+    assert_eq!(record["outcome"], "interrupted", "{record}");
+    assert_eq!(record["end_reason"], "node_failure", "{record}");
+    assert_eq!(count(&record, "ended"), 1, "{record}");
+    assert_whole_trail(&record);
+    cluster.shutdown().await;
+}
+
+#[actix_web::test]
+async fn sigterm_drains_a_node_every_call_moves_to_another_node_and_the_node_exits_0() {
+    let (mut cluster, balancer) = TestCluster::behind_a_balancer(2, "").await;
+    let (draining, survivor) = (cluster.node("node-1"), cluster.node("node-2"));
+    let (_, token) = survivor.create_agent("Bob", "blue").await;
+    number_for_everyone(draining).await;
+    // Two calls on node 1 (no agent there: they wait in voicemail).
+    balancer.set_backends(&[&draining.url]);
+    let mut calls = Vec::new();
+    for _ in 0..2 {
+        let (call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
+        calls.push((call, next.stream()));
+    }
+    for (call, _) in &calls {
+        until_call(survivor, &call.call_id, "had its stream", |c| {
+            count(c, "media_started") == 1
+        })
+        .await;
+    }
+    balancer.set_backends(&[&draining.url, &survivor.url]);
+    let mut phone = available(survivor, &token).await;
+
+    cluster.node("node-1").terminate();
+    let survivor = cluster.node("node-2");
+    let mut moved = Vec::new();
+    for (mut call, stream) in calls {
+        let stream = call.after_close(stream).await.stream();
+        assert_eq!(call.streams.last(), Some(&stream_url(survivor)), "{:?}", call.streams);
+        moved.push((call, stream));
+    }
+    let status = cluster.node_mut("node-1").exited().await;
+    assert!(status.success(), "node 1 exited with {status}");
+    let log = cluster.node("node-1").log();
+    assert!(log.contains("draining"), "{log}");
+    assert!(log.contains("every call moved"), "{log}");
+
+    // Every call is alive on the survivor: re-offered there, and Bob takes one.
+    let survivor = cluster.node("node-2");
+    for (call, _) in &moved {
+        let record = until_call(survivor, &call.call_id, "was re-offered", |c| {
+            count(c, "node_failure") == 1 && count(c, "parked") >= 1
+        })
+        .await;
+        assert!(record["ended_at"].is_null(), "{record}");
+        let failure = record["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .find(|e| e["kind"] == "node_failure")
+            .expect("node_failure");
+        assert_eq!(failure["detail"]["cause"], "node_draining", "{record}");
+        assert_eq!(count(&record, "released"), 1, "{record}");
+        assert_whole_trail(&record);
+    }
+    let (first, stream) = &mut moved[0];
+    let first_id = first.call_id.clone();
+    phone.wait_for("ring", |r| r["call_id"] == first_id.as_str()).await;
+    phone.answer(&first_id);
+    phone.expect("connected").await;
+    assert_bridged(stream, &mut phone, 3).await;
+    for (_, stream) in &mut moved {
+        stream.stop();
+    }
+    for (call, _) in &moved {
+        let ended = until_call(survivor, &call.call_id, "ended", |c| c["ended_at"].is_string()).await;
+        assert_eq!(count(&ended, "ended"), 1, "{ended}");
+        assert_whole_trail(&ended);
+    }
+    drop(phone);
+    cluster.shutdown().await;
+}
