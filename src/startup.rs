@@ -190,8 +190,9 @@ impl Application {
                 result = &mut server => result,
                 () = stop_signal() => {
                     crate::twilio::resume::drain(&self.engine).await;
-                    handle.stop(true).await;
-                    server.await
+                    // The server carries out the stop while it is polled.
+                    let ((), result) = tokio::join!(handle.stop(true), server);
+                    result
                 }
             }
         } else {

@@ -99,7 +99,7 @@ async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_a
     let call_id = call.call_id.clone();
     phone.wait_for("ring", |r| r["call_id"] == call_id.as_str()).await;
     phone.answer(&call_id);
-    phone.expect("connected").await;
+    phone.wait_for("connected", |c| c["call_id"] == call_id.as_str()).await;
     assert_bridged(&mut stream, &mut phone, 1).await;
 
     // Node 1 dies. Ada's softphone reconnects to node 2; Twilio follows the
@@ -116,7 +116,7 @@ async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_a
     // Parked for Ada, and Ada is rung first; she takes it back and talks again.
     phone.wait_for("ring", |r| r["call_id"] == call_id.as_str()).await;
     phone.answer(&call_id);
-    phone.expect("connected").await;
+    phone.wait_for("connected", |c| c["call_id"] == call_id.as_str()).await;
     assert_bridged(&mut stream, &mut phone, 2).await;
 
     let record = until_call(survivor, &call_id, "was connected again", |c| {
@@ -168,7 +168,7 @@ async fn an_engine_side_hang_up_still_ends_the_call_the_resume_answers_hangup() 
     let call_id = call.call_id.clone();
     phone.wait_for("ring", |r| r["call_id"] == call_id.as_str()).await;
     phone.answer(&call_id);
-    phone.expect("connected").await;
+    phone.wait_for("connected", |c| c["call_id"] == call_id.as_str()).await;
     // Resumes may go to either node now.
     let urls: Vec<&str> = cluster.nodes.iter().map(|n| n.url.as_str()).collect();
     balancer.set_backends(&urls);
@@ -360,7 +360,7 @@ async fn sigterm_drains_a_node_every_call_moves_to_another_node_and_the_node_exi
     let first_id = first.call_id.clone();
     phone.wait_for("ring", |r| r["call_id"] == first_id.as_str()).await;
     phone.answer(&first_id);
-    phone.expect("connected").await;
+    phone.wait_for("connected", |c| c["call_id"] == first_id.as_str()).await;
     assert_bridged(stream, &mut phone, 3).await;
     for (_, stream) in &mut moved {
         stream.stop();
