@@ -200,7 +200,8 @@ impl Settings {
             "cluster.reap_interval_ms must be between 50 and 60000"
         );
         anyhow::ensure!(
-            (Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&cluster.drain_timeout),
+            (Duration::from_millis(100)..=Duration::from_secs(3600))
+                .contains(&cluster.drain_timeout),
             "cluster.drain_timeout_secs must be between 0.1 and 3600"
         );
         if !self.is_cluster() {

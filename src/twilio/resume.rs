@@ -46,7 +46,11 @@ const OWNER_GRACE: Duration = Duration::from_secs(1);
 /// The URL Twilio is redirected to when a call's stream closes: on the public
 /// URL (the load balancer), with the call's id.
 pub fn resume_url(engine: &Engine, call_id: &CallId) -> String {
-    format!("{}/twilio/resume?call={}", engine.public_url, call_id.as_str())
+    format!(
+        "{}/twilio/resume?call={}",
+        engine.public_url,
+        call_id.as_str()
+    )
 }
 
 /// The query of `POST /twilio/resume`.
@@ -167,7 +171,12 @@ async fn decide(engine: &Engine, call_id: &CallId, call_sid: &str) -> Result<Str
                 // Nobody can say who holds it: it cannot be adopted safely.
                 engine
                     .store
-                    .interrupt_unheld_call(call_id, &owner.node_id, owner.owner_epoch, "not_resumed")
+                    .interrupt_unheld_call(
+                        call_id,
+                        &owner.node_id,
+                        owner.owner_epoch,
+                        "not_resumed",
+                    )
                     .await?;
             }
             // A live owner holds the call: its stream closed, it records the end.
@@ -351,11 +360,19 @@ pub async fn drain(engine: &Engine) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let left = engine.store.released_calls_here().await.unwrap_or_default();
-    tracing::warn!(left = left.len(), "drain timed out: calls not adopted end as interrupted");
+    tracing::warn!(
+        left = left.len(),
+        "drain timed out: calls not adopted end as interrupted"
+    );
     for call in left {
         if let Err(err) = engine
             .store
-            .interrupt_unheld_call(&call.call_id, &call.node_id, call.owner_epoch, "drain_timeout")
+            .interrupt_unheld_call(
+                &call.call_id,
+                &call.node_id,
+                call.owner_epoch,
+                "drain_timeout",
+            )
             .await
         {
             tracing::error!(call_id = %call.call_id, %err, "drain: could not end a call");

@@ -108,7 +108,11 @@ impl CallActor {
         let coordinator = self.deps.coordinator.clone();
         let workspace = self.setup.workspace.clone();
         let wanted = vec![agent.clone()];
-        let select = async move { coordinator.select(workspace, Some(wanted), Vec::new()).await };
+        let select = async move {
+            coordinator
+                .select(workspace, Some(wanted), Vec::new())
+                .await
+        };
         ctx.spawn(select.into_actor(self).map(move |seats, act, ctx| {
             let still_waiting = act.machine.phase() == crate::machine::Phase::Parked
                 && act.machine.ringing().is_empty();
@@ -160,7 +164,9 @@ impl Handler<Release> for CallActor {
         self.stop_assistant(msg.reason, "moved");
         self.event("released", None, json!({ "reason": msg.reason }));
         self.deps.stats.calls_active.fetch_sub(1, Ordering::Relaxed);
-        self.deps.coordinator.call_gone(self.setup.id.clone(), "moved");
+        self.deps
+            .coordinator
+            .call_gone(self.setup.id.clone(), "moved");
         self.deps.registry.unregister(self.setup.id.clone());
         ctx.stop();
         self.leg.take()

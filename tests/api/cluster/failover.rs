@@ -13,8 +13,7 @@ use switchboard::twilio::signature::sign;
 use super::twilio_player::{parse, Next, PlayedCall, Verb};
 use super::{eventually, Node, TestCluster};
 use crate::helpers::{
-    assert_bridged, event_kinds, Softphone, TwilioStream, ADMIN_TOKEN, CALLER,
-    NUMBER, TWILIO_TOKEN,
+    assert_bridged, event_kinds, Softphone, TwilioStream, ADMIN_TOKEN, CALLER, NUMBER, TWILIO_TOKEN,
 };
 
 /// `NUMBER` rings every available agent of workspace `blue`.
@@ -30,19 +29,30 @@ async fn number_for_everyone(node: &Node) {
         .send()
         .await
         .expect("the node answers");
-    assert!(res.status().is_success(), "POST /api/numbers: {}", res.status());
+    assert!(
+        res.status().is_success(),
+        "POST /api/numbers: {}",
+        res.status()
+    );
 }
 
 /// A softphone on `node`, available.
 async fn available(node: &Node, token: &str) -> Softphone {
     let mut phone = node.softphone(token).await;
     phone.send(json!({ "type": "presence", "status": "available" }));
-    phone.wait_for("presence", |ack| ack["status"] == "available").await;
+    phone
+        .wait_for("presence", |ack| ack["status"] == "available")
+        .await;
     phone
 }
 
 /// The call's record on `node` once `done` holds of it.
-async fn until_call(node: &Node, call_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+async fn until_call(
+    node: &Node,
+    call_id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let last = std::cell::RefCell::new(Value::Null);
     eventually(
         async || {
@@ -51,7 +61,13 @@ async fn until_call(node: &Node, call_id: &str, what: &str, done: impl Fn(&Value
             *last.borrow_mut() = body;
             found
         },
-        || format!("call {call_id} on {} never {what}: {}", node.id, last.borrow()),
+        || {
+            format!(
+                "call {call_id} on {} never {what}: {}",
+                node.id,
+                last.borrow()
+            )
+        },
     )
     .await
 }
@@ -83,7 +99,8 @@ fn stream_url(node: &Node) -> String {
 }
 
 #[actix_web::test]
-async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_and_rings_its_agent_back() {
+async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_and_rings_its_agent_back(
+) {
     let (mut cluster, balancer) = TestCluster::behind_a_balancer(2, "").await;
     let (owner, survivor) = (cluster.node("node-1"), cluster.node("node-2"));
     let (ada, token) = owner.create_agent("Ada", "blue").await;
@@ -93,13 +110,21 @@ async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_a
     balancer.set_backends(&[&owner.url]);
     let (mut call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
     let mut stream = next.stream();
-    assert_eq!(call.streams, [stream_url(owner)], "the stream goes to the owner's node URL");
+    assert_eq!(
+        call.streams,
+        [stream_url(owner)],
+        "the stream goes to the owner's node URL"
+    );
     let resume = format!("{}/twilio/resume?call={}", balancer.url, call.call_id);
     assert_eq!(call.pending_redirect(), Some(resume.as_str()));
     let call_id = call.call_id.clone();
-    phone.wait_for("ring", |r| r["call_id"] == call_id.as_str()).await;
+    phone
+        .wait_for("ring", |r| r["call_id"] == call_id.as_str())
+        .await;
     phone.answer(&call_id);
-    phone.wait_for("connected", |c| c["call_id"] == call_id.as_str()).await;
+    phone
+        .wait_for("connected", |c| c["call_id"] == call_id.as_str())
+        .await;
     assert_bridged(&mut stream, &mut phone, 1).await;
 
     // Node 1 dies. Ada's softphone reconnects to node 2; Twilio follows the
@@ -114,9 +139,13 @@ async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_a
     assert_eq!(call.redirects.len(), 1, "{:?}", call.redirects);
 
     // Parked for Ada, and Ada is rung first; she takes it back and talks again.
-    phone.wait_for("ring", |r| r["call_id"] == call_id.as_str()).await;
+    phone
+        .wait_for("ring", |r| r["call_id"] == call_id.as_str())
+        .await;
     phone.answer(&call_id);
-    phone.wait_for("connected", |c| c["call_id"] == call_id.as_str()).await;
+    phone
+        .wait_for("connected", |c| c["call_id"] == call_id.as_str())
+        .await;
     assert_bridged(&mut stream, &mut phone, 2).await;
 
     let record = until_call(survivor, &call_id, "was connected again", |c| {
@@ -133,7 +162,9 @@ async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_a
     assert_eq!(events[failure]["detail"]["cause"], "node_dead");
     let after: Vec<&Value> = events[failure..].iter().collect();
     assert!(
-        after.iter().any(|e| e["kind"] == "parked" && e["detail"]["reason"] == "node_failure"),
+        after
+            .iter()
+            .any(|e| e["kind"] == "parked" && e["detail"]["reason"] == "node_failure"),
         "{record}"
     );
     let ring = after
@@ -166,9 +197,13 @@ async fn an_engine_side_hang_up_still_ends_the_call_the_resume_answers_hangup() 
     let (mut call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
     let stream = next.stream();
     let call_id = call.call_id.clone();
-    phone.wait_for("ring", |r| r["call_id"] == call_id.as_str()).await;
+    phone
+        .wait_for("ring", |r| r["call_id"] == call_id.as_str())
+        .await;
     phone.answer(&call_id);
-    phone.wait_for("connected", |c| c["call_id"] == call_id.as_str()).await;
+    phone
+        .wait_for("connected", |c| c["call_id"] == call_id.as_str())
+        .await;
     // Resumes may go to either node now.
     let urls: Vec<&str> = cluster.nodes.iter().map(|n| n.url.as_str()).collect();
     balancer.set_backends(&urls);
@@ -210,7 +245,12 @@ async fn resume_on(node: &Node, public_url: &str, call: &PlayedCall) -> String {
         .send()
         .await
         .expect("the node answers");
-    assert!(res.status().is_success(), "resume on {}: {}", node.id, res.status());
+    assert!(
+        res.status().is_success(),
+        "resume on {}: {}",
+        node.id,
+        res.status()
+    );
     res.text().await.expect("TwiML")
 }
 
@@ -261,10 +301,7 @@ async fn two_nodes_racing_to_adopt_the_same_call_adopt_it_exactly_once() {
     let mut stream = TwilioStream::open(url, TWILIO_TOKEN, &call.call_sid, Value::Object(custom))
         .await
         .expect("the winner takes the stream");
-    let record = until_call(winner, &call_id, "was parked", |c| {
-        count(c, "parked") == 1
-    })
-    .await;
+    let record = until_call(winner, &call_id, "was parked", |c| count(c, "parked") == 1).await;
     assert_eq!(count(&record, "node_failure"), 1, "{record}");
     assert!(record["ended_at"].is_null(), "{record}");
     stream.stop();
@@ -276,7 +313,8 @@ async fn two_nodes_racing_to_adopt_the_same_call_adopt_it_exactly_once() {
 }
 
 #[actix_web::test]
-async fn a_dead_nodes_call_that_never_comes_back_is_ended_interrupted_by_a_survivor_after_the_wait() {
+async fn a_dead_nodes_call_that_never_comes_back_is_ended_interrupted_by_a_survivor_after_the_wait()
+{
     let (mut cluster, balancer) =
         TestCluster::behind_a_balancer(2, "resume_wait_secs = 1.0\nreap_interval_ms = 200").await;
     number_for_everyone(cluster.node("node-1")).await;
@@ -329,7 +367,12 @@ async fn sigterm_drains_a_node_every_call_moves_to_another_node_and_the_node_exi
     let mut moved = Vec::new();
     for (mut call, stream) in calls {
         let stream = call.after_close(stream).await.stream();
-        assert_eq!(call.streams.last(), Some(&stream_url(survivor)), "{:?}", call.streams);
+        assert_eq!(
+            call.streams.last(),
+            Some(&stream_url(survivor)),
+            "{:?}",
+            call.streams
+        );
         moved.push((call, stream));
     }
     let status = cluster.node_mut("node-1").exited().await;
@@ -358,15 +401,22 @@ async fn sigterm_drains_a_node_every_call_moves_to_another_node_and_the_node_exi
     }
     let (first, stream) = &mut moved[0];
     let first_id = first.call_id.clone();
-    phone.wait_for("ring", |r| r["call_id"] == first_id.as_str()).await;
+    phone
+        .wait_for("ring", |r| r["call_id"] == first_id.as_str())
+        .await;
     phone.answer(&first_id);
-    phone.wait_for("connected", |c| c["call_id"] == first_id.as_str()).await;
+    phone
+        .wait_for("connected", |c| c["call_id"] == first_id.as_str())
+        .await;
     assert_bridged(stream, &mut phone, 3).await;
     for (_, stream) in &mut moved {
         stream.stop();
     }
     for (call, _) in &moved {
-        let ended = until_call(survivor, &call.call_id, "ended", |c| c["ended_at"].is_string()).await;
+        let ended = until_call(survivor, &call.call_id, "ended", |c| {
+            c["ended_at"].is_string()
+        })
+        .await;
         assert_eq!(count(&ended, "ended"), 1, "{ended}");
         assert_whole_trail(&ended);
     }
