@@ -423,3 +423,111 @@ async fn sigterm_drains_a_node_every_call_moves_to_another_node_and_the_node_exi
     drop(phone);
     cluster.shutdown().await;
 }
+
+// ---- the compare-and-sets on the call row, on both backends -----------------------
+
+/// Three nodes' stores on one fresh database: `node-a` records a call, `node-b`
+/// and `node-c` race to adopt it.
+async fn ownership_on(kind: crate::db::TestDb) {
+    use switchboard::store::Store;
+    use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, JournalEntry};
+    use switchboard_actors::{CallId, Workspace};
+
+    let url = crate::db::fresh_database_url(kind).await;
+    let a = Store::connect(&url, "node-a").await.expect("connecting");
+    a.migrate().await.expect("migrating");
+    let b = Store::connect(&url, "node-b").await.expect("connecting");
+    let c = Store::connect(&url, "node-c").await.expect("connecting");
+    let id = CallId::new();
+    let event = |seq: i64, kind: &'static str| {
+        JournalEntry::Event(CallEvent {
+            call_id: id.clone(),
+            seq,
+            at: now_ms(),
+            kind,
+            agent_id: None,
+            detail: json!({}),
+        })
+    };
+    a.apply(&[
+        JournalEntry::Opened(CallOpened {
+            id: id.clone(),
+            call_sid: Some(crate::helpers::new_call_sid()),
+            from: CALLER.into(),
+            to: NUMBER.into(),
+            workspace: Some(Workspace::parse("blue").expect("a workspace")),
+            direction: "inbound",
+            started_at: now_ms(),
+        }),
+        event(1, "created"),
+        event(2, "media_started"),
+    ])
+    .await
+    .expect("the call is recorded");
+    let owner = b.call_owner(&id).await.expect("read").expect("the call");
+    assert_eq!(
+        (owner.node_id.as_str(), owner.owner_epoch, owner.last_seq),
+        ("node-a", 0, 2)
+    );
+    assert!(!owner.ended && !owner.released);
+
+    // Two adopters at once: exactly one wins.
+    let (on_b, on_c) = tokio::join!(
+        b.adopt_call(&id, "node-a", 0),
+        c.adopt_call(&id, "node-a", 0)
+    );
+    let (on_b, on_c) = (on_b.expect("b"), on_c.expect("c"));
+    assert!(on_b ^ on_c, "b: {on_b}, c: {on_c}");
+    let (winner, loser, winner_id) = if on_b {
+        (&b, &c, "node-b")
+    } else {
+        (&c, &b, "node-c")
+    };
+    // The loser's "end it interrupted" is on the owner it saw: no effect now.
+    assert!(!loser
+        .interrupt_unheld_call(&id, "node-a", 0, "not_resumed")
+        .await
+        .expect("interrupt"));
+    // node-a restarting closes its own calls: this one is not its own any more.
+    assert_eq!(a.close_interrupted_calls().await.expect("recovery"), 0);
+    let owner = winner
+        .call_owner(&id)
+        .await
+        .expect("read")
+        .expect("the call");
+    assert_eq!((owner.node_id.as_str(), owner.owner_epoch), (winner_id, 1));
+    assert!(!owner.ended);
+
+    // The winner drains: released, then nobody takes it and it ends once.
+    assert!(winner.release_call(&id).await.expect("release"));
+    assert_eq!(winner.released_calls_here().await.expect("list").len(), 1);
+    assert!(!loser.release_call(&id).await.expect("not the loser's"));
+    let (first, second) = tokio::join!(
+        b.interrupt_unheld_call(&id, winner_id, 1, "node_failure"),
+        c.interrupt_unheld_call(&id, winner_id, 1, "node_failure")
+    );
+    assert!(first.expect("b") ^ second.expect("c"));
+    let call = a.get_call(&id).await.expect("read").expect("the call");
+    assert_eq!(call.outcome.as_deref(), Some("interrupted"));
+    assert_eq!(call.end_reason.as_deref(), Some("node_failure"));
+    let seqs: Vec<(i64, &str)> = call
+        .events
+        .iter()
+        .map(|e| (e.seq, e.kind.as_str()))
+        .collect();
+    assert_eq!(seqs, [(1, "created"), (2, "media_started"), (3, "ended")]);
+    for store in [a, b, c] {
+        store.close().await;
+    }
+    crate::db::drop_database(&url).await;
+}
+
+#[actix_rt::test]
+async fn adoption_and_the_end_of_an_unheld_call_are_compare_and_sets_on_sqlite() {
+    ownership_on(crate::db::TestDb::Sqlite).await;
+}
+
+#[actix_rt::test]
+async fn adoption_and_the_end_of_an_unheld_call_are_compare_and_sets_on_postgres() {
+    ownership_on(crate::db::TestDb::Postgres).await;
+}
