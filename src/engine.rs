@@ -90,16 +90,22 @@ impl Engine {
     /// and its actor live on the same node.
     pub fn stream_url(&self) -> String {
         let base: &str = match &self.cluster {
-            Some(cluster) => cluster.node_url().trim_end_matches('/'),
+            Some(cluster) => cluster.node_url(),
             None => &self.public_url,
         };
-        let ws = if let Some(rest) = base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = base.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else {
-            base.to_string()
-        };
-        format!("{ws}/twilio/stream")
+        stream_url_of(base)
     }
+}
+
+/// The `ws(s)://` media stream URL of the engine at `base` (`http(s)://…`).
+pub fn stream_url_of(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let ws = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_string()
+    };
+    format!("{ws}/twilio/stream")
 }

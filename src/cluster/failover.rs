@@ -17,6 +17,11 @@ impl Cluster {
         Ok(self.alive_record(id).await?.is_some())
     }
 
+    /// The URL of node `id` (`SWITCHBOARD_NODE_URL`) if it is alive.
+    pub async fn alive_node_url(&self, id: &str) -> Result<Option<String>, ClusterError> {
+        Ok(self.alive_record(id).await?.map(|record| record.url))
+    }
+
     /// Which of `ids` are alive, in one round trip.
     pub async fn alive_among(&self, ids: &[String]) -> Result<HashSet<String>, ClusterError> {
         if ids.is_empty() {

@@ -1260,6 +1260,7 @@ impl Settings {
             voicemail_prompt,
             ringback_chunk: calls.ringback_chunk,
             parking_timeout: calls.parking_timeout,
+            resume_grace: self.is_cluster().then_some(self.cluster.resume_wait),
         })
     }
 

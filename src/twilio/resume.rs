@@ -8,7 +8,8 @@
 //! node as `POST /twilio/resume` (<https://www.twilio.com/docs/voice/twiml/redirect>).
 //!
 //! - [`resume`]: the route. A call this engine ended gets `<Hangup/>`; a call
-//!   still live here gets its stream again; a call of a dead or draining node is
+//!   still live here gets its stream again (its actor waits for it after a
+//!   transient close), one live on another node a stream to that node; a call of a dead or draining node is
 //!   adopted by a compare-and-set on its row (exactly one node wins), restarted
 //!   under the same id ([`CallActor::adopt`]) and answered with `<Connect><Stream>`
 //!   to this node (with the same continuation); what cannot be adopted is ended
@@ -73,7 +74,8 @@ pub struct ResumeForm {
 /// Twilio follows the `<Redirect>` that follows `<Connect><Stream>` in cluster
 /// mode. Answers TwiML: `<Hangup/>` for a call the engine ended (or could not
 /// keep), `<Connect><Stream>` to this node (with the same continuation) for a
-/// call live here or adopted from a dead or draining node, `<Redirect>` back to
+/// call live here or adopted from a dead or draining node, `<Connect><Stream>` to
+/// the node that holds the call when that node is alive, `<Redirect>` back to
 /// the public URL when this node drains. Signed like every webhook.
 #[utoipa::path(post, path = "/twilio/resume", tag = "twilio",
     security(("twilio_signature" = [])),
@@ -179,8 +181,20 @@ async fn decide(engine: &Engine, call_id: &CallId, call_sid: &str) -> Result<Str
                     )
                     .await?;
             }
-            // A live owner holds the call: its stream closed, it records the end.
-            tracing::info!(owner = %owner.node_id, "resume of a call its live node holds: hang up");
+            // A live node holds the call and has not ended it: its stream closed
+            // while the node lives (a transient close), and the call waits there
+            // for a new one (`calls.resume_grace`). The stream goes straight to it.
+            if alive == Some(true) {
+                if let Ok(Some(url)) = cluster.alive_node_url(&owner.node_id).await {
+                    tracing::info!(owner = %owner.node_id, "resume of a call a live node holds: streamed to it");
+                    return Ok(twiml::connect_stream_then(
+                        &crate::engine::stream_url_of(&url),
+                        &[("call_id", call_id.as_str())],
+                        Some(&resume_url(engine, call_id)),
+                    ));
+                }
+            }
+            tracing::info!(owner = %owner.node_id, "resume of a call no node can hold: hang up");
             return Ok(twiml::hang_up());
         }
         tokio::time::sleep(OWNER_POLL).await;

@@ -13,6 +13,11 @@
 //!   node closes once the store says the call may be adopted. Twilio then follows
 //!   the TwiML's `<Redirect>` to another node.
 //!
+//! - A call whose stream closed without Twilio's `stop` while its node lives (a
+//!   transient close) waits `CallConfig::resume_grace` (cluster mode only) for
+//!   Twilio to come back through the resume route with a new stream, which
+//!   `reattach` takes in place of the old (`stream_lost`, `media_restarted`).
+//!
 //! Whether a call may be adopted (its node dead or draining, the compare-and-set
 //! on its row) is decided outside this crate, which knows no SQL or Redis.
 
@@ -25,7 +30,7 @@ use serde_json::json;
 use crate::error::EngineError;
 use crate::ids::AgentId;
 use crate::leg::LegHandle;
-use crate::machine::CancelReason;
+use crate::machine::{CancelReason, Phase};
 use crate::seat::{SeatNotice, SeatOutput};
 
 use super::ringing::RingStage;
@@ -129,6 +134,55 @@ impl CallActor {
                 });
             }
         }));
+    }
+}
+
+impl CallActor {
+    /// The caller's stream closed without `stop`: in a cluster, wait for Twilio
+    /// to resume the call with a new stream (true), or not (false: the call
+    /// ends as the caller leaving).
+    pub(super) fn await_resume(&mut self, ctx: &mut Context<Self>) -> bool {
+        let Some(grace) = self.deps.config.resume_grace else {
+            return false;
+        };
+        if self.awaiting_resume.is_some() {
+            return true;
+        }
+        if !matches!(
+            self.machine.phase(),
+            Phase::Ringing | Phase::Parked | Phase::Connected | Phase::Consulting
+        ) {
+            return false;
+        }
+        self.event(
+            "stream_lost",
+            None,
+            json!({ "resume_within_ms": grace.as_millis() as u64 }),
+        );
+        self.awaiting_resume = Some(ctx.run_later(grace, |act, ctx| {
+            act.awaiting_resume = None;
+            if act.leg.is_none() {
+                act.caller_gone("stream_closed", ctx);
+            }
+        }));
+        true
+    }
+
+    /// Twilio came back with a new stream for this call: it takes the old one's
+    /// place, and every side's audio is pointed at it again.
+    pub(super) fn reattach(&mut self, leg: LegHandle, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.awaiting_resume.take() {
+            ctx.cancel_future(timer);
+        }
+        self.event(
+            "media_restarted",
+            None,
+            json!({ "stream_sid": leg.stream_sid }),
+        );
+        self.leg = Some(leg);
+        // Ringback and hold audio play into whatever leg the call has; a bridged
+        // or consulting call's sides are pointed at the new one.
+        self.bridge(ctx);
     }
 }
 

@@ -92,6 +92,11 @@ pub struct CallConfig {
     pub ringback_chunk: Duration,
     /// A parked call not retrieved in this time rings its parker, then everyone.
     pub parking_timeout: Duration,
+    /// In a cluster, how long a call whose media stream closed without Twilio's
+    /// `stop` waits for Twilio to come back with a new stream (the TwiML's
+    /// `<Redirect>` to the resume route) before it ends; `None` on a single node,
+    /// where such a call ends at once.
+    pub resume_grace: Option<Duration>,
 }
 
 impl Default for CallConfig {
@@ -103,6 +108,7 @@ impl Default for CallConfig {
             voicemail_prompt: Bytes::new(),
             ringback_chunk: Duration::from_millis(200),
             parking_timeout: Duration::from_secs(120),
+            resume_grace: None,
         }
     }
 }
@@ -208,6 +214,9 @@ pub struct CallActor {
     parties: Arc<(String, String)>,
     /// Set for a call adopted from another node until its new stream starts.
     adoption: Option<Adoption>,
+    /// The stream closed without `stop` (cluster mode): the timer that ends the
+    /// call unless a new stream attaches first.
+    awaiting_resume: Option<SpawnHandle>,
 }
 
 impl CallActor {
@@ -249,6 +258,7 @@ impl CallActor {
             names: HashMap::new(),
             parties: Arc::clone(&parties),
             adoption,
+            awaiting_resume: None,
         }
         .start();
         let handle = CallHandle { id, addr, parties };
@@ -370,6 +380,10 @@ impl Handler<AttachCaller> for CallActor {
     type Result = Result<(), EngineError>;
 
     fn handle(&mut self, msg: AttachCaller, ctx: &mut Self::Context) -> Self::Result {
+        if self.leg.is_none() && self.awaiting_resume.is_some() {
+            self.reattach(msg.leg, ctx);
+            return Ok(());
+        }
         if self.leg.is_some() || self.machine.phase() != Phase::AwaitingMedia {
             return Err(EngineError::Refused(
                 "this call already has a media stream".into(),

@@ -223,6 +223,62 @@ async fn an_engine_side_hang_up_still_ends_the_call_the_resume_answers_hangup() 
     cluster.shutdown().await;
 }
 
+#[actix_web::test]
+async fn a_stream_that_drops_while_its_node_lives_is_streamed_again_to_that_node_and_the_call_goes_on(
+) {
+    let (cluster, balancer) = TestCluster::behind_a_balancer(2, "").await;
+    let (owner, other) = (cluster.node("node-1"), cluster.node("node-2"));
+    let (_, token) = owner.create_agent("Ada", "blue").await;
+    number_for_everyone(owner).await;
+    let mut phone = available(owner, &token).await;
+    balancer.set_backends(&[&owner.url]);
+    let (mut call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
+    let mut stream = next.stream();
+    let call_id = call.call_id.clone();
+    phone
+        .wait_for("ring", |r| r["call_id"] == call_id.as_str())
+        .await;
+    phone.answer(&call_id);
+    phone
+        .wait_for("connected", |c| c["call_id"] == call_id.as_str())
+        .await;
+    assert_bridged(&mut stream, &mut phone, 1).await;
+
+    // The socket drops; the redirect reaches the owner itself, which streams
+    // the call again to itself.
+    let mut stream = call.after_drop(stream).await.stream();
+    assert_eq!(call.streams.last(), Some(&stream_url(owner)));
+    // Caller audio counts once the call has the new stream (before that, as
+    // after any gap, it goes nowhere).
+    until_call(owner, &call_id, "took the new stream", |c| {
+        count(c, "media_restarted") == 1
+    })
+    .await;
+    assert_bridged(&mut stream, &mut phone, 2).await;
+    // It drops again, and this time the redirect reaches the other node, which
+    // sends the stream to the node that holds the call.
+    balancer.set_backends(&[&other.url]);
+    let mut stream = call.after_drop(stream).await.stream();
+    assert_eq!(call.streams.last(), Some(&stream_url(owner)));
+    assert_eq!(call.streams.len(), 3, "{:?}", call.streams);
+    until_call(owner, &call_id, "took the third stream", |c| {
+        count(c, "media_restarted") == 2
+    })
+    .await;
+    assert_bridged(&mut stream, &mut phone, 3).await;
+
+    stream.stop();
+    let record = until_call(owner, &call_id, "ended", |c| c["ended_at"].is_string()).await;
+    assert_eq!(record["outcome"], "answered", "{record}");
+    assert_eq!(count(&record, "stream_lost"), 2, "{record}");
+    assert_eq!(count(&record, "media_restarted"), 2, "{record}");
+    assert_eq!(count(&record, "node_failure"), 0, "{record}");
+    assert_eq!(count(&record, "ended"), 1, "{record}");
+    assert_whole_trail(&record);
+    drop(phone);
+    cluster.shutdown().await;
+}
+
 /// `POST /twilio/resume?call=…` straight to `node`, signed as Twilio signs it
 /// over the public URL: the TwiML answered.
 async fn resume_on(node: &Node, public_url: &str, call: &PlayedCall) -> String {
@@ -275,23 +331,34 @@ async fn two_nodes_racing_to_adopt_the_same_call_adopt_it_exactly_once() {
         resume_on(b, &balancer.url, &call),
         resume_on(c, &balancer.url, &call)
     );
-    let answers = [(b, parse(&on_b)), (c, parse(&on_c))];
-    let winners: Vec<&(&Node, Vec<Verb>)> = answers
-        .iter()
-        .filter(|(_, verbs)| matches!(verbs.first(), Some(Verb::Stream { .. })))
+    // Exactly one node adopted the call (its log says so); the other answered
+    // with a hang-up (it lost the compare-and-set) or, once it saw the winner
+    // alive and holding the call, with a stream to the winner. Either way every
+    // stream answered points at the winner.
+    let adopters: Vec<&Node> = [b, c]
+        .into_iter()
+        .filter(|n| n.log().contains("adopted a call"))
         .collect();
-    assert_eq!(winners.len(), 1, "B: {on_b}\nC: {on_c}");
-    let losers: Vec<&(&Node, Vec<Verb>)> = answers
-        .iter()
-        .filter(|(_, verbs)| verbs == &vec![Verb::Hangup])
-        .collect();
-    assert_eq!(losers.len(), 1, "B: {on_b}\nC: {on_c}");
-    let (winner, verbs) = winners[0];
-    let Some(Verb::Stream { url, parameters }) = verbs.first() else {
-        unreachable!()
+    assert_eq!(adopters.len(), 1, "B: {on_b}\nC: {on_c}");
+    let winner = adopters[0];
+    let answers = [parse(&on_b), parse(&on_c)];
+    for verbs in &answers {
+        match verbs.first() {
+            Some(Verb::Stream { url, .. }) => {
+                assert_eq!(url, &stream_url(winner), "B: {on_b}\nC: {on_c}");
+                assert!(matches!(&verbs[1], Verb::Redirect { .. }), "{verbs:?}");
+            }
+            _ => assert_eq!(verbs, &vec![Verb::Hangup], "B: {on_b}\nC: {on_c}"),
+        }
+    }
+    let winner_answer = if winner.id == b.id {
+        &answers[0]
+    } else {
+        &answers[1]
     };
-    assert_eq!(url, &stream_url(winner));
-    assert!(matches!(&verbs[1], Verb::Redirect { .. }), "{verbs:?}");
+    let Some(Verb::Stream { url, parameters }) = winner_answer.first() else {
+        panic!("the winner streams the call: B: {on_b}\nC: {on_c}");
+    };
 
     // The adopted call lives on the winner: its stream starts there.
     let custom: serde_json::Map<String, Value> = parameters

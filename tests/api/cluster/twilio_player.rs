@@ -106,6 +106,14 @@ impl PlayedCall {
         self.run(rest).await
     }
 
+    /// The stream's socket drops without `stop` (the network between Twilio and
+    /// the node broke; the node lives): Twilio goes on with the TwiML.
+    pub async fn after_drop(&mut self, stream: TwilioStream) -> Next {
+        drop(stream);
+        let rest = std::mem::take(&mut self.rest);
+        self.run(rest).await
+    }
+
     /// Runs `verbs` until a stream opens or the call ends.
     async fn run(&mut self, mut verbs: Vec<Verb>) -> Next {
         // Twilio caps redirects; so does the fake, so a loop fails the test.
