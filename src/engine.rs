@@ -16,6 +16,7 @@ use switchboard_actors::stats::EngineStats;
 
 use crate::alerts::AlertBoard;
 use crate::auth::TokenCache;
+use crate::cluster::link::Links;
 use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::outbound::clock::ClockHandle;
@@ -82,6 +83,9 @@ pub struct Engine {
     /// Set once this node drains (SIGTERM in cluster mode): `/readyz` fails so
     /// the load balancer sends it nothing new, and it adopts no call.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// This node's links to the other nodes (cluster mode): seats and calls on
+    /// other nodes are reached through them.
+    pub links: Option<Links>,
 }
 
 impl Engine {

@@ -57,6 +57,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod missed_call;
+pub mod net;
 pub mod numbers;
 pub mod openapi;
 pub mod outbound;

@@ -28,6 +28,9 @@ struct EngineCollector {
     /// In cluster mode, the members as Redis listed them for this scrape (`None`
     /// when Redis did not answer); a single node has no cluster gauges.
     cluster: Option<Option<Vec<Member>>>,
+    /// In cluster mode, this node's links: up now, audio frames dropped, and
+    /// handshakes refused.
+    links: Option<(usize, u64, u64)>,
 }
 
 fn counter(
@@ -189,6 +192,26 @@ impl Collector for EngineCollector {
         if let Some(members) = &self.cluster {
             cluster(e, members.as_deref())?;
         }
+        if let Some((up, dropped, refused)) = self.links {
+            gauge(
+                e,
+                "switchboard_cluster_links",
+                "Node links of this node that are up (one per other live node).",
+                up as i64,
+            )?;
+            counter(
+                e,
+                "switchboard_cluster_link_frames_dropped",
+                "Audio frames a node link dropped (oldest first) for a peer that could not keep up.",
+                dropped,
+            )?;
+            counter(
+                e,
+                "switchboard_cluster_links_refused",
+                "Node link handshakes refused (a wrong secret, a stale or replayed request).",
+                refused,
+            )?;
+        }
         alerts(e, &self.alerts)
     }
 }
@@ -309,6 +332,7 @@ pub async fn metrics(engine: web::Data<Engine>) -> HttpResponse {
         journal_backlog: engine.journal.backlog(),
         alerts: engine.alerts.clone(),
         cluster,
+        links: engine.links.as_ref().map(|links| links.gauges()),
     }));
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &registry) {

@@ -16,7 +16,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api, health, metrics, missed_call, twilio, ws};
+use crate::{api, cluster, health, metrics, missed_call, twilio, ws};
 
 /// The security schemes a route's `security(...)` names. All three are
 /// `Authorization: Bearer …` (the scheme word case-insensitive); which secret it
@@ -26,6 +26,8 @@ pub const AGENT_TOKEN: &str = "agent_token";
 pub const USER_API_KEY: &str = "user_api_key";
 /// Twilio's request signature, on every `/twilio/*` route.
 pub const TWILIO_SIGNATURE: &str = "twilio_signature";
+/// A node's HMAC handshake on `/cluster/link` (cluster mode).
+pub const CLUSTER_LINK: &str = "cluster_link";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -51,6 +53,7 @@ pub const TWILIO_SIGNATURE: &str = "twilio_signature";
         (name = "operations", description = "Liveness, readiness, metrics, this description"),
         (name = "twilio", description = "Twilio's signed webhooks (form-encoded)"),
         (name = "sockets", description = "WebSocket upgrades; see docs/protocol.md"),
+        (name = "cluster", description = "Between the nodes of a cluster"),
     ),
     paths(
         serve,
@@ -69,6 +72,7 @@ pub const TWILIO_SIGNATURE: &str = "twilio_signature";
         twilio::stream::stream,
         ws::agent::agent_socket,
         ws::supervisor::supervisor_socket,
+        cluster::link::link_socket,
         api::session::get,
         api::agents::create,
         api::agents::list,
@@ -188,6 +192,15 @@ impl Modify for BearerSchemes {
                 "X-Twilio-Signature",
                 "HMAC-SHA1 (base64) under `TWILIO_AUTH_TOKEN` of `SWITCHBOARD_PUBLIC_URL` + \
                  path (+ query) and the sorted POST parameters (docs/protocol.md §3).",
+            ))),
+        );
+        components.add_security_scheme(
+            CLUSTER_LINK,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Switchboard-Signature",
+                "HMAC-SHA256 (hex) under `SWITCHBOARD_CLUSTER_SECRET` of the dialing node's \
+                 id, this node's id, the time and a nonce (`X-Switchboard-Node`, \
+                 `-Target`, `-Time`, `-Nonce`); docs/protocol.md, \"Node links\".",
             ))),
         );
     }

@@ -16,7 +16,8 @@ use switchboard_actors::registry::RegistryHandle;
 use switchboard_actors::stats::EngineStats;
 
 use crate::alerts::{AlertBoard, AlertDeps, Alerts};
-use crate::cluster::{Cluster, Heartbeat};
+use crate::cluster::link::Links;
+use crate::cluster::{self, Cluster, Heartbeat};
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::outbound::clock::ClockHandle;
@@ -123,6 +124,14 @@ impl Application {
                 .context("publishing seat presence to the cluster")?;
         }
         let sweeper = crate::twilio::resume::spawn_sweeper(engine.clone());
+        if let Some(links) = &engine.links {
+            links.start(engine.settings.cluster.heartbeat_interval);
+        }
+        if let Some(cluster) = &engine.cluster {
+            let slots = cluster::slots::ClusterSlots::new(cluster.clone());
+            engine.parking.share_slots(Arc::new(slots));
+        }
+        let links = engine.links.clone().map(web::Data::new);
         let workers = match engine.settings.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -132,10 +141,12 @@ impl Application {
         // holds across workers.
         let gate = web::Data::new(twilio::webhook::WebhookGate::new(&engine.settings.twilio));
         let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .app_data(gate.clone())
-                .wrap(actix_web::middleware::from_fn(log_request))
+            let app = App::new().app_data(data.clone()).app_data(gate.clone());
+            let app = match &links {
+                Some(links) => app.app_data(links.clone()),
+                None => app,
+            };
+            app.wrap(actix_web::middleware::from_fn(log_request))
                 .configure(routes)
         })
         .workers(workers)
@@ -332,6 +343,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(twilio::outbound::amd),
         )
         .route("/ws/agent", web::get().to(ws::agent::agent_socket))
+        .route("/cluster/link", web::get().to(cluster::link::link_socket))
         .route(
             "/ws/supervisor",
             web::get().to(ws::supervisor::supervisor_socket),
@@ -512,6 +524,18 @@ async fn build_engine(
         &settings.safety.categories,
     ));
     let alerts = AlertBoard::new(&settings);
+    let links = match (&cluster, &settings.cluster.secret) {
+        (Some(cluster), Some(secret)) => Some(Links::new(
+            cluster.clone(),
+            secret.clone(),
+            coordinator.clone(),
+            registry.clone(),
+            Arc::clone(&stats),
+            settings.cluster.link_audio_frames,
+            settings.cluster.link_request_timeout,
+        )),
+        _ => None,
+    };
     tracing::info!(
         public_url = %public_url,
         database = ?store.backend(),
@@ -544,5 +568,6 @@ async fn build_engine(
         event_streams: Arc::default(),
         cluster,
         draining: Arc::default(),
+        links,
     })
 }

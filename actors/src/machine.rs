@@ -129,7 +129,8 @@ impl VoicemailReason {
 
 /// How a seat asks for a call. Both go through [`CallMachine::claim`]: the one
 /// single-winner rule for answering, unparking and accepting a transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ClaimKind {
     /// `answer` to a ring (a new call, a parked call offered again, a transfer).
     Answer,

@@ -4,6 +4,9 @@
 //! instant are two messages, taken one after the other.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -25,11 +28,32 @@ pub struct ParkedCall {
     pub since: Instant,
 }
 
+/// A workspace's slot numbers shared by the nodes of a cluster (issue 16): two
+/// calls parked at once on two nodes must not get one number. Implemented by the
+/// cluster layer over Redis, atomically (the lowest number nobody alive holds is
+/// taken in one step). A node alone numbers its own lot.
+pub trait SharedSlots: Send + Sync + 'static {
+    /// The lowest slot of `workspace` free across the cluster, now held by
+    /// `call_id`; `None` when the cluster cannot be asked (the lot numbers it).
+    fn take(
+        &self,
+        workspace: Workspace,
+        call_id: CallId,
+    ) -> Pin<Box<dyn Future<Output = Option<u32>> + Send>>;
+    /// Gives `slot` back, if `call_id` still holds it.
+    fn release(&self, workspace: Workspace, slot: u32, call_id: CallId);
+}
+
+type Shared = Arc<OnceLock<Arc<dyn SharedSlots>>>;
+
 /// A call parks: it takes the lowest free slot of its workspace (or keeps the one
 /// it has); answers the slot.
 #[derive(Message)]
 #[rtype(result = "u32")]
 pub struct TakeSlot {
+    /// The cluster's number for it, taken before (cluster mode); filled in by
+    /// [`ParkingHandle::park`].
+    pub slot: Option<u32>,
     pub call: CallHandle,
     pub workspace: Workspace,
     pub parked_by: Option<AgentId>,
@@ -57,11 +81,27 @@ pub struct DroppedBy {
 #[rtype(result = "Vec<ParkedCall>")]
 pub struct ListParked;
 
+/// The slot a call holds, if it is in the lot.
+#[derive(Message)]
+#[rtype(result = "Option<u32>")]
+pub struct SlotOf {
+    pub call_id: CallId,
+}
+
 #[derive(Default)]
 pub struct ParkingLot {
     /// Per workspace: slot → call id.
     slots: HashMap<Workspace, BTreeMap<u32, CallId>>,
     calls: HashMap<CallId, ParkedCall>,
+    shared: Shared,
+}
+
+impl ParkingLot {
+    fn release(&self, workspace: &Workspace, slot: u32, call_id: &CallId) {
+        if let Some(shared) = self.shared.get() {
+            shared.release(workspace.clone(), slot, call_id.clone());
+        }
+    }
 }
 
 impl Actor for ParkingLot {
@@ -80,10 +120,18 @@ impl Handler<TakeSlot> for ParkingLot {
     fn handle(&mut self, msg: TakeSlot, _ctx: &mut Self::Context) -> u32 {
         let call_id = msg.call.id().clone();
         if let Some(parked) = self.calls.get(&call_id) {
-            return parked.slot;
+            let kept = parked.slot;
+            if let Some(taken) = msg.slot.filter(|taken| *taken != kept) {
+                self.release(&msg.workspace, taken, &call_id);
+            }
+            return kept;
         }
         let lot = self.slots.entry(msg.workspace.clone()).or_default();
-        let slot = (1..).find(|n| !lot.contains_key(n)).unwrap_or(u32::MAX);
+        let slot = msg
+            .slot
+            .filter(|taken| !lot.contains_key(taken))
+            .or_else(|| (1..).find(|n| !lot.contains_key(n)))
+            .unwrap_or(u32::MAX);
         lot.insert(slot, call_id.clone());
         self.calls.insert(
             call_id,
@@ -110,6 +158,7 @@ impl Handler<Leave> for ParkingLot {
         if let Some(lot) = self.slots.get_mut(&parked.workspace) {
             lot.remove(&parked.slot);
         }
+        self.release(&parked.workspace, parked.slot, &msg.call_id);
         Some(parked.slot)
     }
 }
@@ -132,6 +181,14 @@ impl Handler<DroppedBy> for ParkingLot {
     }
 }
 
+impl Handler<SlotOf> for ParkingLot {
+    type Result = Option<u32>;
+
+    fn handle(&mut self, msg: SlotOf, _ctx: &mut Self::Context) -> Option<u32> {
+        self.calls.get(&msg.call_id).map(|parked| parked.slot)
+    }
+}
+
 impl Handler<ListParked> for ParkingLot {
     type Result = MessageResult<ListParked>;
 
@@ -145,20 +202,45 @@ impl Handler<ListParked> for ParkingLot {
 #[derive(Clone)]
 pub struct ParkingHandle {
     addr: Addr<ParkingLot>,
+    shared: Shared,
 }
 
 impl ParkingHandle {
     pub fn start() -> Self {
+        let shared = Shared::default();
+        let lot_shared = Arc::clone(&shared);
         Self {
-            addr: Supervisor::start(|_| ParkingLot::default()),
+            addr: Supervisor::start(move |_| ParkingLot {
+                shared: lot_shared,
+                ..ParkingLot::default()
+            }),
+            shared,
         }
     }
 
-    pub async fn park(&self, msg: TakeSlot) -> Result<u32, EngineError> {
-        self.addr
-            .send(msg)
-            .await
-            .map_err(|e| EngineError::mailbox("parking lot", e))
+    /// Numbers slots with the other nodes of the cluster from now on; set once,
+    /// at start-up. False if one was set already.
+    pub fn share_slots(&self, shared: Arc<dyn SharedSlots>) -> bool {
+        self.shared.set(shared).is_ok()
+    }
+
+    pub async fn park(&self, mut msg: TakeSlot) -> Result<u32, EngineError> {
+        let mailbox = |e| EngineError::mailbox("parking lot", e);
+        if let Some(shared) = self.shared.get() {
+            let call_id = msg.call.id().clone();
+            let held = self
+                .addr
+                .send(SlotOf {
+                    call_id: call_id.clone(),
+                })
+                .await
+                .map_err(mailbox)?;
+            if let Some(slot) = held {
+                return Ok(slot);
+            }
+            msg.slot = shared.take(msg.workspace.clone(), call_id).await;
+        }
+        self.addr.send(msg).await.map_err(mailbox)
     }
 
     pub fn leave(&self, call_id: CallId) {

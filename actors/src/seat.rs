@@ -181,7 +181,7 @@ pub struct StateCall {
 }
 
 /// `ring`: a call rings this seat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ring {
     pub call_id: CallId,
     pub from: String,
@@ -190,7 +190,7 @@ pub struct Ring {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transferred_by: Option<AgentId>,
     /// A warm transfer: the caller holds while this agent talks with the first one.
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub consult: bool,
     /// What an AI assistant said about the caller before handing over.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -242,7 +242,7 @@ impl Serialize for Roster {
 
 /// `unparked`: a call left the parking lot (supervisors get it too, with the
 /// workspace).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unparked {
     pub call_id: CallId,
     pub slot: u32,
@@ -365,6 +365,9 @@ pub struct SeatLink {
     pub workspace: Workspace,
     pub notices: Recipient<SeatNotice>,
     pub audio: AudioPort,
+    /// The node holding the seat's socket, when it is another node of the cluster
+    /// (`notices` and `audio` then cross the node link); `None` on this node.
+    pub node: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for SeatLink {
@@ -491,6 +494,7 @@ impl SeatActor {
             workspace: self.workspace.clone(),
             notices: ctx.address().recipient(),
             audio: Arc::new(self.outbox.clone()),
+            node: None,
         }
     }
 

@@ -1166,7 +1166,11 @@ fn realtime_client(limit: usize) -> awc::Client {
         client
             .get_or_init(|| {
                 awc::Client::builder()
-                    .connector(awc::Connector::new().connector(nodelay_tcp()).limit(limit))
+                    .connector(
+                        awc::Connector::new()
+                            .connector(crate::net::nodelay_tcp())
+                            .limit(limit),
+                    )
                     .disable_timeout()
                     .finish()
             })
@@ -1206,29 +1210,6 @@ fn turn_failure(response: &Value) -> Option<String> {
         )),
         _ => None,
     }
-}
-
-/// awc's TCP connector with `TCP_NODELAY` on: appends go out every 20 ms and must
-/// not wait for the model's delayed ACK (Nagle).
-fn nodelay_tcp() -> impl actix_service::Service<
-    actix_tls::connect::ConnectInfo<awc::http::Uri>,
-    Response = actix_tls::connect::Connection<awc::http::Uri, actix_rt::net::TcpStream>,
-    Error = actix_tls::connect::ConnectError,
-> + Clone {
-    use actix_service::ServiceExt as _;
-    actix_tls::connect::Connector::new(actix_tls::connect::Resolver::default())
-        .service()
-        .map(
-            |connection: actix_tls::connect::Connection<
-                awc::http::Uri,
-                actix_rt::net::TcpStream,
-            >| {
-                if let Err(e) = connection.io_ref().set_nodelay(true) {
-                    tracing::debug!(error = %e, "TCP_NODELAY could not be set");
-                }
-                connection
-            },
-        )
 }
 
 fn truncate(text: &str, max: usize) -> String {

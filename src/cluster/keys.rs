@@ -35,6 +35,11 @@ impl Keys {
     pub fn nodes(&self) -> String {
         format!("{}nodes", self.prefix)
     }
+
+    /// A workspace's parking slots (a hash: slot → the node and call holding it).
+    pub fn parking(&self, workspace: &str) -> String {
+        format!("{}parking:{workspace}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -44,7 +49,12 @@ mod tests {
     #[test]
     fn every_key_starts_with_the_prefix() {
         let keys = Keys::new("t1:");
-        for key in [keys.verifier(), keys.node("a"), keys.nodes()] {
+        for key in [
+            keys.verifier(),
+            keys.node("a"),
+            keys.nodes(),
+            keys.parking("w"),
+        ] {
             assert!(key.starts_with("t1:"), "{key}");
         }
         assert_ne!(keys.node("a"), keys.node("b"));

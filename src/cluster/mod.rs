@@ -19,8 +19,10 @@
 
 pub mod failover;
 pub mod keys;
+pub mod link;
 pub mod membership;
 pub mod presence;
+pub mod slots;
 pub mod trust;
 
 use std::sync::Arc;

@@ -129,6 +129,11 @@ impl FloorFeed for PresenceFeed {
             _ => true,
         }
     }
+
+    /// This node publishes its own seats only.
+    fn whole_cluster(&self) -> bool {
+        false
+    }
 }
 
 impl Cluster {

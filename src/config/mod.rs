@@ -151,6 +151,14 @@ pub struct ClusterSettings {
     /// adopted by the others before it exits.
     #[serde(rename = "drain_timeout_secs", deserialize_with = "values::seconds")]
     pub drain_timeout: Duration,
+    /// Audio frames a node link holds for its peer before dropping the oldest.
+    pub link_audio_frames: usize,
+    /// A request over a node link (a claim, a park…) fails after this long.
+    #[serde(
+        rename = "link_request_timeout_ms",
+        deserialize_with = "values::millis"
+    )]
+    pub link_request_timeout: Duration,
 }
 
 /// The longest a membership key lives: the others notice a dead node within it.
@@ -179,6 +187,15 @@ impl Settings {
         anyhow::ensure!(
             (1..=256).contains(&cluster.redis_pool_size),
             "cluster.redis_pool_size must be between 1 and 256"
+        );
+        anyhow::ensure!(
+            (50..=1_000_000).contains(&cluster.link_audio_frames),
+            "cluster.link_audio_frames must be between 50 and 1000000"
+        );
+        anyhow::ensure!(
+            cluster.link_request_timeout >= Duration::from_millis(100)
+                && cluster.link_request_timeout <= Duration::from_secs(30),
+            "cluster.link_request_timeout_ms must be between 100 and 30000"
         );
         anyhow::ensure!(
             (10..=60_000).contains(&cluster.redis_timeout.as_millis()),

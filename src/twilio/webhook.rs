@@ -20,6 +20,7 @@ use futures_util::StreamExt as _;
 use serde_json::json;
 use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, Journal, JournalEntry};
 use switchboard_actors::machine::Outcome;
+use switchboard_actors::number::NumberHandle;
 use switchboard_actors::CallId;
 use tokio::sync::Semaphore;
 
@@ -287,6 +288,34 @@ pub struct StatusForm {
     pub sip_response_code: Option<String>,
 }
 
+/// How long the voice webhook waits for the store's copy of a number (cluster
+/// mode) before it goes by this node's own book.
+const NUMBER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The number's actor, current. On a single node the book is the truth: every
+/// change goes through this node's API. In a cluster a number may have been
+/// created or re-routed through another node, so the store's row (one indexed
+/// read) is brought into this node's book first; if the database does not answer
+/// in time, the book as it is decides.
+async fn live_number(engine: &Engine, e164: &str) -> Result<Option<NumberHandle>, ApiError> {
+    if engine.cluster.is_some() {
+        match tokio::time::timeout(NUMBER_READ_TIMEOUT, engine.store.get_number(e164)).await {
+            Ok(Ok(Some(number))) => {
+                engine
+                    .numbers
+                    .upsert(number.e164, number.workspace, number.route)
+                    .await?;
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "the number could not be read; using this node's book")
+            }
+            Err(_) => tracing::warn!("the number's read timed out; using this node's book"),
+        }
+    }
+    Ok(engine.numbers.lookup(e164.to_owned()).await?)
+}
+
 /// A call arrives (Twilio's voice webhook)
 ///
 /// Answered with TwiML: `<Connect><Stream>` to `/twilio/stream` for a known
@@ -320,7 +349,7 @@ pub async fn voice(
     if let Some(call) = engine.registry.lookup_sid(call_sid.clone()).await? {
         return Ok(twiml(stream_twiml(&engine, call.id())));
     }
-    let number = engine.numbers.lookup(to.clone()).await?;
+    let number = live_number(&engine, &to).await?;
     let id = CallId::new();
     // The store's unique CallSid decides, not the lookup above: a retry after the
     // call ended, after a restart, or racing the first delivery gets no new record.

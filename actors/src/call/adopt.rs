@@ -231,9 +231,13 @@ impl CallHandle {
     /// Lets the call go to another node (drain): answers the caller's leg, if the
     /// stream had started, for the caller to close once the call may be adopted.
     pub async fn release(&self, reason: &'static str) -> Result<Option<LegHandle>, EngineError> {
-        self.addr
-            .send(Release { reason })
-            .await
-            .map_err(|e| EngineError::mailbox("call", e))
+        match &self.target {
+            super::handle::Target::Local(addr) => addr
+                .send(Release { reason })
+                .await
+                .map_err(|e| EngineError::mailbox("call", e)),
+            // Another node's call: that node lets it go, not this one.
+            super::handle::Target::Remote(_) => Ok(None),
+        }
     }
 }

@@ -44,7 +44,7 @@ pub use adopt::{Adoption, Release};
 pub use assistant::MachineVerdict;
 pub use bridge::{Listen, Unlisten};
 pub use end::{CallerLeft, Interrupt, SeatHangup, SupervisorHangup, TwilioStatus};
-pub use handle::CallHandle;
+pub use handle::{CallHandle, CallRemote, CallReply, CallRequest, RemoteReply};
 pub use park::{CancelTransfer, CompleteTransfer, Park, Transfer};
 pub use ringing::{Claim, ClaimResult, Decline, SeatGone};
 pub use voicemail::{CallerAudio, CallerMark, PROMPT_MARK, RECORDING_CHUNK_BYTES};
@@ -261,7 +261,11 @@ impl CallActor {
             awaiting_resume: None,
         }
         .start();
-        let handle = CallHandle { id, addr, parties };
+        let handle = CallHandle {
+            id,
+            target: handle::Target::Local(addr),
+            parties,
+        };
         registry.register(handle.clone(), call_sid);
         handle
     }
@@ -269,7 +273,7 @@ impl CallActor {
     fn call_handle(&self, ctx: &Context<Self>) -> CallHandle {
         CallHandle {
             id: self.setup.id.clone(),
-            addr: ctx.address(),
+            target: handle::Target::Local(ctx.address()),
             parties: Arc::clone(&self.parties),
         }
     }

@@ -78,6 +78,7 @@ impl CallActor {
         let parked_at = now_ms();
         let lot = self.deps.parking.clone();
         let park = TakeSlot {
+            slot: None,
             call: self.call_handle(ctx),
             workspace: self.setup.workspace.clone(),
             parked_by: parked_by.clone(),

@@ -22,6 +22,7 @@
 
 pub mod balancer;
 mod failover;
+mod floor;
 mod membership;
 mod presence;
 pub mod twilio_player;

@@ -5,11 +5,17 @@
 //! call never holds up another's answer.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde::Serialize;
+
+mod peers;
+
+pub use peers::{PeerEvent, PeerGone, PeerSnapshot};
 
 use crate::call::CallHandle;
 use crate::error::EngineError;
@@ -19,7 +25,7 @@ use crate::seat::{
 };
 
 /// One seat as the floor sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SeatState {
     pub agent_id: AgentId,
     pub name: String,
@@ -100,6 +106,12 @@ pub trait FloorFeed: Send + Sync + 'static {
     fn snapshot(&self, snapshot: Snapshot) -> bool;
     /// One change. False once the console is gone or fell behind: it is dropped.
     fn event(&self, event: FloorEvent) -> bool;
+    /// Whether the feed wants the other nodes' floor too (a console does); the
+    /// cluster's own feeds, which carry this node's floor to Redis and to the
+    /// other nodes, get this node's alone.
+    fn whole_cluster(&self) -> bool {
+        true
+    }
 }
 
 /// The whole floor at once (a supervisor's first message).
@@ -230,9 +242,35 @@ struct RosterClock {
     last: Option<Instant>,
 }
 
+/// The seats of other nodes of the cluster (issue 16): implemented by the cluster
+/// layer over the seats' presence in Redis and the node links. A call's ring and a
+/// transfer's target reach them through it as if they were seats of this node.
+pub trait RemoteFloor: Send + Sync + 'static {
+    /// The available, free seats of `workspace` held by other nodes (among
+    /// `agents` when given and not empty), less `except`. Empty when the cluster
+    /// cannot be asked: a ring then reaches this node's seats only.
+    fn select(
+        &self,
+        workspace: Workspace,
+        agents: Option<Vec<AgentId>>,
+        except: Vec<AgentId>,
+    ) -> Pin<Box<dyn Future<Output = Vec<SeatLink>> + Send>>;
+    /// The agent's seat if another node holds it.
+    fn find(
+        &self,
+        agent_id: AgentId,
+    ) -> Pin<Box<dyn Future<Output = Option<(SeatState, SeatLink)>> + Send>>;
+}
+
+/// This node's connected seats by agent, readable without a mailbox hop (the node
+/// link delivers audio and notices from other nodes through it). Written only by
+/// the coordinator, as seats register and leave.
+pub type LocalSeats = Arc<RwLock<HashMap<AgentId, SeatLink>>>;
+
 #[derive(Default)]
 pub struct RingCoordinator {
     seats: HashMap<AgentId, SeatEntry>,
+    local: LocalSeats,
     calls: HashMap<CallId, FloorCall>,
     supervisors: HashMap<u64, Arc<dyn FloorFeed>>,
     /// Every parked call as it was broadcast (`parked`, until `unparked` or its
@@ -240,6 +278,8 @@ pub struct RingCoordinator {
     /// console's snapshot `parking`.
     lot: HashMap<CallId, (Workspace, CallHandle, Parked)>,
     rosters: HashMap<Workspace, RosterClock>,
+    /// The other nodes' floors, as their links tell them (cluster mode).
+    peers: HashMap<Arc<str>, peers::PeerFloor>,
 }
 
 impl RingCoordinator {
@@ -255,6 +295,7 @@ impl RingCoordinator {
                 presence: seat.presence,
                 on_call: seat.call_id.is_some(),
             })
+            .chain(self.peer_roster(workspace))
             .collect();
         agents.sort_by(|a, b| (&a.name, &a.agent_id).cmp(&(&b.name, &b.agent_id)));
         Roster {
@@ -269,6 +310,7 @@ impl RingCoordinator {
             .values()
             .filter(|(ws, _, _)| ws == workspace)
             .map(|(_, call, parked)| (call.clone(), parked.clone()))
+            .chain(self.peer_lot(workspace))
             .collect();
         calls.sort_by_key(|(_, parked)| parked.slot);
         calls
@@ -348,6 +390,9 @@ impl Handler<RegisterSeat> for RingCoordinator {
     fn handle(&mut self, msg: RegisterSeat, ctx: &mut Self::Context) {
         let workspace = msg.workspace.clone();
         let notices = msg.link.notices.clone();
+        if let Ok(mut local) = self.local.write() {
+            local.insert(msg.agent_id.clone(), msg.link.clone());
+        }
         let entry = SeatEntry {
             name: Arc::clone(&msg.link.name),
             workspace: msg.workspace,
@@ -383,6 +428,9 @@ impl Handler<UnregisterSeat> for RingCoordinator {
             .is_some_and(|seat| seat.generation == msg.generation);
         if ours {
             if let Some(seat) = self.seats.remove(&msg.agent_id) {
+                if let Ok(mut local) = self.local.write() {
+                    local.remove(&msg.agent_id);
+                }
                 self.roster_changed(&seat.workspace, ctx);
                 self.tell_supervisors(FloorEvent::SeatGone {
                     agent_id: msg.agent_id,
@@ -504,15 +552,27 @@ impl Handler<RegisterSupervisor> for RingCoordinator {
     type Result = ();
 
     fn handle(&mut self, msg: RegisterSupervisor, _ctx: &mut Self::Context) {
+        let whole = msg.feed.whole_cluster();
         let mut seats: Vec<SeatState> = self.seats.iter().map(|(id, s)| s.state(id)).collect();
-        seats.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
         let mut calls: Vec<FloorCall> = self.calls.values().cloned().collect();
-        calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
         let mut parking: Vec<(Workspace, Parked)> = self
             .lot
             .values()
             .map(|(workspace, _, parked)| (workspace.clone(), parked.clone()))
             .collect();
+        if whole {
+            for peer in self.peers.values() {
+                seats.extend(peer.seats.values().cloned());
+                calls.extend(peer.calls.values().cloned());
+                parking.extend(
+                    peer.lot
+                        .values()
+                        .map(|(workspace, _, parked)| (workspace.clone(), parked.clone())),
+                );
+            }
+        }
+        seats.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
         parking.sort_by(|a, b| (&a.0, a.1.slot).cmp(&(&b.0, b.1.slot)));
         if msg.feed.snapshot(Snapshot {
             seats,
@@ -536,14 +596,34 @@ impl Handler<UnregisterSupervisor> for RingCoordinator {
 #[derive(Clone)]
 pub struct CoordinatorHandle {
     addr: Addr<RingCoordinator>,
+    local: LocalSeats,
+    remote: Arc<OnceLock<Arc<dyn RemoteFloor>>>,
 }
 
 impl CoordinatorHandle {
     /// Starts the coordinator under a supervisor on the current arbiter.
     pub fn start() -> Self {
+        let local = LocalSeats::default();
+        let directory = Arc::clone(&local);
         Self {
-            addr: Supervisor::start(|_| RingCoordinator::default()),
+            addr: Supervisor::start(move |_| RingCoordinator {
+                local: Arc::clone(&directory),
+                ..RingCoordinator::default()
+            }),
+            local,
+            remote: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Lets rings and transfers reach the seats of other nodes (cluster mode); set
+    /// once, at start-up. False if one was set already.
+    pub fn set_remote_floor(&self, remote: Arc<dyn RemoteFloor>) -> bool {
+        self.remote.set(remote).is_ok()
+    }
+
+    /// This node's seat of `agent_id`, if its softphone is connected here.
+    pub fn local_seat(&self, agent_id: &AgentId) -> Option<SeatLink> {
+        self.local.read().ok()?.get(agent_id).cloned()
     }
 
     pub fn register(&self, msg: RegisterSeat) {
@@ -561,30 +641,51 @@ impl CoordinatorHandle {
         self.addr.do_send(msg);
     }
 
+    /// The seats to ring: this node's, then (cluster mode) the other nodes'
+    /// available seats of the workspace, an agent counted once.
     pub async fn select(
         &self,
         workspace: Workspace,
         agents: Option<Vec<AgentId>>,
         except: Vec<AgentId>,
     ) -> Result<Vec<SeatLink>, EngineError> {
-        self.addr
+        let mut seats = self
+            .addr
             .send(SelectSeats {
-                workspace,
-                agents,
-                except,
+                workspace: workspace.clone(),
+                agents: agents.clone(),
+                except: except.clone(),
             })
             .await
-            .map_err(|e| EngineError::mailbox("ring coordinator", e))
+            .map_err(|e| EngineError::mailbox("ring coordinator", e))?;
+        if let Some(remote) = self.remote.get() {
+            let mut except = except;
+            except.extend(self.local.read().map_or_else(
+                |_| Vec::new(),
+                |local| local.keys().cloned().collect::<Vec<_>>(),
+            ));
+            seats.extend(remote.select(workspace, agents, except).await);
+        }
+        Ok(seats)
     }
 
+    /// The agent's seat, on this node or (cluster mode) another.
     pub async fn find(
         &self,
         agent_id: AgentId,
     ) -> Result<Option<(SeatState, SeatLink)>, EngineError> {
-        self.addr
-            .send(FindSeat { agent_id })
+        let local = self
+            .addr
+            .send(FindSeat {
+                agent_id: agent_id.clone(),
+            })
             .await
-            .map_err(|e| EngineError::mailbox("ring coordinator", e))
+            .map_err(|e| EngineError::mailbox("ring coordinator", e))?;
+        match (local, self.remote.get()) {
+            (Some(seat), _) => Ok(Some(seat)),
+            (None, Some(remote)) => Ok(remote.find(agent_id).await),
+            (None, None) => Ok(None),
+        }
     }
 
     /// The agent's seat, or `Unavailable` if its softphone is not connected.
@@ -614,6 +715,21 @@ impl CoordinatorHandle {
 
     pub fn call_gone(&self, call_id: CallId, outcome: &'static str) {
         self.addr.do_send(CallGone { call_id, outcome });
+    }
+
+    /// Another node's whole floor, from its link (cluster mode).
+    pub fn peer_snapshot(&self, msg: PeerSnapshot) {
+        self.addr.do_send(msg);
+    }
+
+    /// One change of another node's floor, in that node's order.
+    pub fn peer_event(&self, msg: PeerEvent) {
+        self.addr.do_send(msg);
+    }
+
+    /// The link to `node` is down.
+    pub fn peer_gone(&self, node: Arc<str>) {
+        self.addr.do_send(PeerGone { node });
     }
 
     /// Registers a console; its feed gets the snapshot, then every change.
