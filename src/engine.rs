@@ -80,22 +80,36 @@ pub struct Engine {
     /// This node's handle on the cluster when `REDIS_URL` is set (cluster mode);
     /// `None` on a single node.
     pub cluster: Option<Cluster>,
+    /// Set once this node drains (SIGTERM in cluster mode): `/readyz` fails so
+    /// the load balancer sends it nothing new, and it adopts no call.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// This node's links to the other nodes (cluster mode): seats and calls on
     /// other nodes are reached through them.
     pub links: Option<Links>,
 }
 
 impl Engine {
-    /// The `ws(s)://` URL Twilio opens the media stream on.
+    /// The `ws(s)://` URL Twilio opens the media stream on: the public URL's, or
+    /// in cluster mode this node's own (`SWITCHBOARD_NODE_URL`), so a call's media
+    /// and its actor live on the same node.
     pub fn stream_url(&self) -> String {
-        let base = &self.public_url;
-        let ws = if let Some(rest) = base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = base.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else {
-            base.to_string()
+        let base: &str = match &self.cluster {
+            Some(cluster) => cluster.node_url(),
+            None => &self.public_url,
         };
-        format!("{ws}/twilio/stream")
+        stream_url_of(base)
     }
+}
+
+/// The `ws(s)://` media stream URL of the engine at `base` (`http(s)://…`).
+pub fn stream_url_of(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let ws = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_string()
+    };
+    format!("{ws}/twilio/stream")
 }

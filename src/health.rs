@@ -6,8 +6,9 @@
 //!
 //! `/readyz`: 200 only when every check passes — the database answers, every
 //! migration embedded in this binary is applied and, in cluster mode, Redis
-//! answers (`cluster`) — so a load balancer sends traffic to a node that can also
-//! serve the API; 503 naming the failed checks otherwise.
+//! answers (`cluster`) and the node is not draining (`draining`) — so a load
+//! balancer sends traffic to a node that can also serve the API; 503 naming the
+//! failed checks otherwise.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -73,7 +74,8 @@ struct Check {
 /// What `/readyz` says of one check.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CheckDetail {
-    /// `ok`, or why not: `unavailable`, `timeout`, `missing`, `unknown`.
+    /// `ok`, or why not: `unavailable`, `timeout`, `missing`, `unknown`,
+    /// `draining` (cluster mode: the node is being drained and takes nothing new).
     status: &'static str,
     /// The migrations embedded in the binary but not applied (`missing` only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,6 +128,10 @@ pub async fn readyz(engine: web::Data<Engine>) -> HttpResponse {
     ];
     if let Some(cluster) = cluster_check(&engine).await {
         checks.push(("cluster", cluster));
+    }
+    // A draining node (SIGTERM in cluster mode) takes nothing new.
+    if engine.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        checks.push(("draining", Check::fail("draining", None)));
     }
     let failed: Vec<&'static str> = checks
         .iter()

@@ -64,6 +64,7 @@ pub const CLUSTER_LINK: &str = "cluster_link";
         api::cluster::seats,
         twilio::webhook::voice,
         twilio::webhook::status,
+        twilio::resume::resume,
         twilio::outbound::answer,
         twilio::outbound::amd,
         twilio::outbound_status::status,

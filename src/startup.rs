@@ -47,6 +47,9 @@ pub struct Application {
     /// This node's membership heartbeat, in cluster mode; stopped (the node
     /// leaves) as soon as the server stops.
     heartbeat: Option<Heartbeat>,
+    /// In cluster mode, the sweep that ends dead nodes' calls no resume brought
+    /// back (`twilio::resume::spawn_sweeper`); aborted at shutdown.
+    sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -120,6 +123,7 @@ impl Application {
                 .await
                 .context("publishing seat presence to the cluster")?;
         }
+        let sweeper = crate::twilio::resume::spawn_sweeper(engine.clone());
         if let Some(links) = &engine.links {
             links.start(engine.settings.cluster.heartbeat_interval);
         }
@@ -136,7 +140,7 @@ impl Application {
         // One gate for the whole engine: the bound on webhook bodies read at once
         // holds across workers.
         let gate = web::Data::new(twilio::webhook::WebhookGate::new(&engine.settings.twilio));
-        let server = HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             let app = App::new().app_data(data.clone()).app_data(gate.clone());
             let app = match &links {
                 Some(links) => app.app_data(links.clone()),
@@ -147,9 +151,13 @@ impl Application {
         })
         .workers(workers)
         // Audio is many small frames: never hold one back waiting to coalesce.
-        .tcp_nodelay(true)
-        .listen(listener)?
-        .run();
+        .tcp_nodelay(true);
+        if engine.cluster.is_some() {
+            // A cluster node drains on SIGTERM before the server stops
+            // (`run_until_stopped`), so it handles the signals itself.
+            server = server.disable_signals();
+        }
+        let server = server.listen(listener)?.run();
         Ok(Application {
             port,
             server,
@@ -159,6 +167,7 @@ impl Application {
             reviewer,
             alerts,
             heartbeat,
+            sweeper,
         })
     }
 
@@ -180,8 +189,35 @@ impl Application {
     /// record before the process exits. The database gets `journal.shutdown_timeout_secs`
     /// to take the journal; what it has not taken by then goes to the spill file,
     /// written on the next start, and the log says how many entries that was.
+    ///
+    /// In cluster mode SIGTERM (or SIGINT) first drains the node
+    /// (`twilio::resume::drain`: readiness fails, every call moves to another
+    /// node, bounded by `cluster.drain_timeout_secs`), then stops the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let result = if self.engine.cluster.is_some() {
+            let handle = self.server.handle();
+            let mut server = self.server;
+            tokio::select! {
+                result = &mut server => result,
+                () = stop_signal() => {
+                    crate::twilio::resume::drain(&self.engine).await;
+                    // Its calls have moved: the node links go (the server's
+                    // graceful stop waits for open connections, and the peers
+                    // stop dialing a node that has left).
+                    if let Some(links) = &self.engine.links {
+                        links.close_all();
+                    }
+                    // The server carries out the stop while it is polled.
+                    let ((), result) = tokio::join!(handle.stop(true), server);
+                    result
+                }
+            }
+        } else {
+            self.server.await
+        };
+        if let Some(sweeper) = self.sweeper {
+            sweeper.abort();
+        }
         // The others see this node gone at once, not when its key expires.
         if let Some(heartbeat) = self.heartbeat {
             heartbeat.stop().await;
@@ -224,6 +260,26 @@ impl Application {
             }
         }
         result
+    }
+}
+
+/// SIGTERM or SIGINT; never, if the handlers cannot be installed.
+async fn stop_signal() {
+    use actix_rt::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: draining"),
+                _ = int.recv() => tracing::info!("SIGINT: draining"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot listen for SIGTERM: this node will not drain on it");
+            std::future::pending::<()>().await
+        }
     }
 }
 
@@ -274,6 +330,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/openapi.json", web::get().to(openapi::serve))
         .route("/twilio/voice", web::post().to(twilio::webhook::voice))
         .route("/twilio/status", web::post().to(twilio::webhook::status))
+        .route("/twilio/resume", web::post().to(twilio::resume::resume))
         .route(
             "/twilio/outbound/status",
             web::post().to(twilio::outbound_status::status),
@@ -516,6 +573,7 @@ async fn build_engine(
         alerts,
         event_streams: Arc::default(),
         cluster,
+        draining: Arc::default(),
         links,
     })
 }

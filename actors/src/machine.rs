@@ -333,6 +333,19 @@ impl CallMachine {
         Ok(RingUpdate::StillRinging)
     }
 
+    /// A call adopted from another node (issue 16, failover) got its new media
+    /// stream: it rings nobody yet and is about to be parked. `answered` carries
+    /// over whether an agent had answered it on the node it came from.
+    pub fn adopted(&mut self, answered: bool) -> Result<(), InvalidTransition> {
+        if self.phase != Phase::AwaitingMedia {
+            return Err(self.refuse("adopted"));
+        }
+        self.phase = Phase::Ringing;
+        self.ringing.clear();
+        self.answered |= answered;
+        Ok(())
+    }
+
     /// Goes to voicemail: a voicemail route, or the end of a parked call's ladder.
     pub fn voicemail(&mut self) -> Result<Vec<AgentId>, InvalidTransition> {
         match self.phase {

@@ -140,6 +140,17 @@ pub struct ClusterSettings {
     /// A Redis command, a connection and a wait for a pooled one give up after this.
     #[serde(rename = "redis_timeout_ms", deserialize_with = "values::millis")]
     pub redis_timeout: Duration,
+    /// A dead node's call that no survivor adopted through a resume within this
+    /// long after the node was seen gone is ended `interrupted` by a survivor.
+    #[serde(rename = "resume_wait_secs", deserialize_with = "values::seconds")]
+    pub resume_wait: Duration,
+    /// How often a node looks for dead nodes' calls left unadopted.
+    #[serde(rename = "reap_interval_ms", deserialize_with = "values::millis")]
+    pub reap_interval: Duration,
+    /// A draining node (SIGTERM) waits at most this long for its calls to be
+    /// adopted by the others before it exits.
+    #[serde(rename = "drain_timeout_secs", deserialize_with = "values::seconds")]
+    pub drain_timeout: Duration,
     /// Audio frames a node link holds for its peer before dropping the oldest.
     pub link_audio_frames: usize,
     /// A request over a node link (a claim, a park…) fails after this long.
@@ -196,6 +207,19 @@ impl Settings {
                 && cluster.redis_prefix.chars().all(|c| c.is_ascii_graphic()),
             "cluster.redis_prefix (SWITCHBOARD_REDIS_PREFIX) must be 1 to 64 printable \
              characters without spaces"
+        );
+        anyhow::ensure!(
+            (Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&cluster.resume_wait),
+            "cluster.resume_wait_secs must be between 0.1 and 3600"
+        );
+        anyhow::ensure!(
+            (Duration::from_millis(50)..=Duration::from_secs(60)).contains(&cluster.reap_interval),
+            "cluster.reap_interval_ms must be between 50 and 60000"
+        );
+        anyhow::ensure!(
+            (Duration::from_millis(100)..=Duration::from_secs(3600))
+                .contains(&cluster.drain_timeout),
+            "cluster.drain_timeout_secs must be between 0.1 and 3600"
         );
         if !self.is_cluster() {
             return Ok(());
@@ -1253,6 +1277,7 @@ impl Settings {
             voicemail_prompt,
             ringback_chunk: calls.ringback_chunk,
             parking_timeout: calls.parking_timeout,
+            resume_grace: self.is_cluster().then_some(self.cluster.resume_wait),
         })
     }
 

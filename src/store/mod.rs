@@ -68,6 +68,7 @@ pub mod outbound_batch;
 pub mod outbound_dispatch;
 pub mod outbound_result;
 mod outbound_talk;
+pub mod ownership;
 pub mod pool;
 pub mod safety_review;
 mod spill;
@@ -182,6 +183,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "assistant numbers",
         include_str!("../../migrations/sqlite/0022_assistant_numbers.sql"),
     ),
+    (
+        23,
+        "call ownership",
+        include_str!("../../migrations/sqlite/0023_call_ownership.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -278,6 +284,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         22,
         "assistant numbers",
         include_str!("../../migrations/postgres/0022_assistant_numbers.sql"),
+    ),
+    (
+        23,
+        "call ownership",
+        include_str!("../../migrations/postgres/0023_call_ownership.sql"),
     ),
 ];
 

@@ -1,11 +1,13 @@
 //! Everything Twilio-facing: the signature check of every request (the signing and
 //! verifying itself is `switchboard_wire::signature`, shared with the load
 //! generator), TwiML, the voice and status webhooks, the outbound call's answer and AMD
-//! webhooks, and the Media Streams socket.
+//! webhooks, the Media Streams socket, and in cluster mode the resume of a
+//! call whose node died or drains (`resume`).
 
 pub use switchboard_wire::signature;
 pub mod outbound;
 pub mod outbound_status;
+pub mod resume;
 pub mod stream;
 pub mod twiml;
 pub mod webhook;

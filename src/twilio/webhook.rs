@@ -431,8 +431,18 @@ pub(super) async fn known_call(
     Ok(twiml::hang_up())
 }
 
+/// `<Connect><Stream>` to this node's stream URL; in cluster mode followed by the
+/// `<Redirect>` to `/twilio/resume` on the public URL (issue 16, item 5).
 pub(super) fn stream_twiml(engine: &Engine, call_id: &CallId) -> String {
-    twiml::connect_stream(&engine.stream_url(), &[("call_id", call_id.as_str())])
+    let resume = engine
+        .cluster
+        .is_some()
+        .then(|| super::resume::resume_url(engine, call_id));
+    twiml::connect_stream_then(
+        &engine.stream_url(),
+        &[("call_id", call_id.as_str())],
+        resume.as_deref(),
+    )
 }
 
 /// A call to a number the engine does not know is still a call: it gets a record.

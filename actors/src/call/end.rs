@@ -156,6 +156,17 @@ impl Handler<CallerLeft> for CallActor {
     fn handle(&mut self, msg: CallerLeft, ctx: &mut Self::Context) {
         // The leg is gone: do not try to hang it up again.
         self.leg = None;
+        if msg.reason == "stream_closed" && self.await_resume(ctx) {
+            return;
+        }
+        self.caller_gone(msg.reason, ctx);
+    }
+}
+
+impl CallActor {
+    /// The caller left (or its stream is gone for good): the call ends.
+    pub(super) fn caller_gone(&mut self, reason: &'static str, ctx: &mut Context<Self>) {
+        let msg = CallerLeft { reason };
         if let Some(ending) = self.machine.caller_left() {
             self.event(
                 "hangup",

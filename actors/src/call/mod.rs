@@ -27,7 +27,11 @@
 //! - `end.rs`: the one way a call ends (`finish`) and what ends it: hang-ups, the
 //!   caller leaving, Twilio's status, the engine stopping.
 //! - `handle.rs`: `CallHandle`, the typed way to talk to a call.
+//! - `adopt.rs`: a call taken over from another node of a cluster (failover,
+//!   drain): its start under the same id, its `node_failure` re-offer, and
+//!   `Release`, how a draining node lets a call go without ending it.
 
+mod adopt;
 mod assistant;
 mod bridge;
 mod end;
@@ -36,6 +40,7 @@ mod park;
 mod ringing;
 mod voicemail;
 
+pub use adopt::{Adoption, Release};
 pub use assistant::MachineVerdict;
 pub use bridge::{Listen, Unlisten};
 pub use end::{CallerLeft, Interrupt, SeatHangup, SupervisorHangup, TwilioStatus};
@@ -87,6 +92,11 @@ pub struct CallConfig {
     pub ringback_chunk: Duration,
     /// A parked call not retrieved in this time rings its parker, then everyone.
     pub parking_timeout: Duration,
+    /// In a cluster, how long a call whose media stream closed without Twilio's
+    /// `stop` waits for Twilio to come back with a new stream (the TwiML's
+    /// `<Redirect>` to the resume route) before it ends; `None` on a single node,
+    /// where such a call ends at once.
+    pub resume_grace: Option<Duration>,
 }
 
 impl Default for CallConfig {
@@ -98,6 +108,7 @@ impl Default for CallConfig {
             voicemail_prompt: Bytes::new(),
             ringback_chunk: Duration::from_millis(200),
             parking_timeout: Duration::from_secs(120),
+            resume_grace: None,
         }
     }
 }
@@ -201,12 +212,21 @@ pub struct CallActor {
     names: HashMap<AgentId, Arc<str>>,
     /// The caller's and the called number, shared by every handle.
     parties: Arc<(String, String)>,
+    /// Set for a call adopted from another node until its new stream starts.
+    adoption: Option<Adoption>,
+    /// The stream closed without `stop` (cluster mode): the timer that ends the
+    /// call unless a new stream attaches first.
+    awaiting_resume: Option<SpawnHandle>,
 }
 
 impl CallActor {
     /// Starts the call on the current arbiter and registers it; the returned handle
     /// is found by the registry from the moment this returns.
     pub fn launch(setup: CallSetup, deps: CallDeps) -> CallHandle {
+        Self::launch_with(setup, deps, None)
+    }
+
+    fn launch_with(setup: CallSetup, deps: CallDeps, adoption: Option<Adoption>) -> CallHandle {
         let id = setup.id.clone();
         let call_sid = setup.call_sid.clone();
         let registry = deps.registry.clone();
@@ -237,6 +257,8 @@ impl CallActor {
             shown_status: ("", 0),
             names: HashMap::new(),
             parties: Arc::clone(&parties),
+            adoption,
+            awaiting_resume: None,
         }
         .start();
         let handle = CallHandle {
@@ -317,6 +339,14 @@ impl Actor for CallActor {
             .calls_started
             .fetch_add(1, Ordering::Relaxed);
         self.deps.stats.calls_active.fetch_add(1, Ordering::Relaxed);
+        if let Some(adoption) = &self.adoption {
+            // The call's record and trail exist: its events continue after them.
+            self.seq = adoption.last_seq;
+            self.started_at = adoption.started_at;
+            self.status(None);
+            self.start_media_timer(ctx);
+            return;
+        }
         self.deps.journal.append(JournalEntry::Opened(CallOpened {
             id: self.setup.id.clone(),
             call_sid: self.setup.call_sid.clone(),
@@ -333,6 +363,12 @@ impl Actor for CallActor {
         }
         self.event("created", None, created);
         self.status(None);
+        self.start_media_timer(ctx);
+    }
+}
+
+impl CallActor {
+    fn start_media_timer(&mut self, ctx: &mut Context<Self>) {
         self.media_timer = Some(ctx.run_later(self.deps.config.media_timeout, |act, ctx| {
             act.media_timer = None;
             if act.leg.is_none() {
@@ -348,6 +384,10 @@ impl Handler<AttachCaller> for CallActor {
     type Result = Result<(), EngineError>;
 
     fn handle(&mut self, msg: AttachCaller, ctx: &mut Self::Context) -> Self::Result {
+        if self.leg.is_none() && self.awaiting_resume.is_some() {
+            self.reattach(msg.leg, ctx);
+            return Ok(());
+        }
         if self.leg.is_some() || self.machine.phase() != Phase::AwaitingMedia {
             return Err(EngineError::Refused(
                 "this call already has a media stream".into(),
@@ -363,6 +403,10 @@ impl Handler<AttachCaller> for CallActor {
         );
         self.leg = Some(msg.leg);
         self.media_started_at = Some(now_ms());
+        if let Some(adoption) = self.adoption.take() {
+            self.resume_adopted(adoption, ctx);
+            return Ok(());
+        }
         self.first_ring(ctx);
         Ok(())
     }

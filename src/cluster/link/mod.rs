@@ -212,24 +212,6 @@ impl Links {
         self.inner
             .coordinator
             .set_remote_floor(Arc::new(RemoteFloorOverLinks::new(self.clone())));
-        // A stopping node closes its links first: the server's graceful shutdown
-        // waits for open connections, and the peers redial the nodes still alive.
-        let closing = self.clone();
-        actix_rt::spawn(async move {
-            use actix_rt::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                return;
-            };
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            tracing::info!("stopping: closing the node links");
-            closing.close_all();
-        });
         let links = self.clone();
         actix_rt::spawn(async move {
             let mut backoff: HashMap<String, (tokio::time::Instant, Duration)> = HashMap::new();

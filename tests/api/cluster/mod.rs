@@ -6,6 +6,11 @@
 //! (`SWITCHBOARD_NODE_ID`, `SWITCHBOARD_NODE_URL`) and its log in the temp
 //! folder. A node can be killed (SIGKILL) or terminated (SIGTERM).
 //!
+//! [`TestCluster::behind_a_balancer`] puts the nodes behind a load balancer
+//! ([`balancer::Balancer`]) whose URL is their `SWITCHBOARD_PUBLIC_URL`, with
+//! Twilio's auth token set, for the fake Twilio of the failover tests
+//! ([`twilio_player`]).
+//!
 //! Clean-up: [`TestCluster::shutdown`] kills the nodes, deletes every key under
 //! the cluster's prefix and drops its database; if a test panics first, `Drop`
 //! still kills the nodes and deletes the keys. Clusters never share a prefix, a
@@ -15,9 +20,12 @@
 //! (a target directory shared with other checkouts may hold another branch's
 //! build; each node is probed for cluster mode before a test relies on it).
 
+pub mod balancer;
+mod failover;
 mod floor;
 mod membership;
 mod presence;
+pub mod twilio_player;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -243,6 +251,9 @@ pub struct TestCluster {
     pub nodes: Vec<Node>,
     /// Configuration file and logs.
     dir: PathBuf,
+    /// The balancer's URL when the cluster is behind one: the nodes'
+    /// `SWITCHBOARD_PUBLIC_URL`, and Twilio's auth token is set.
+    public_url: Option<String>,
 }
 
 /// `n` nodes (`node-1` … `node-n`), each ready (`/readyz` 200) and in cluster mode.
@@ -272,8 +283,29 @@ impl TestCluster {
         (cluster, proxy)
     }
 
+    /// `n` nodes behind a [`balancer::Balancer`] (their public URL, every node a
+    /// backend), Twilio's auth token set, `cluster_toml` added to their
+    /// `[cluster]` section.
+    pub async fn behind_a_balancer(
+        n: usize,
+        cluster_toml: &str,
+    ) -> (TestCluster, balancer::Balancer) {
+        let balancer = balancer::Balancer::start().await;
+        let mut cluster = TestCluster::empty_with(cluster_toml).await;
+        cluster.public_url = Some(balancer.url.clone());
+        cluster.add_nodes(n).await;
+        let urls: Vec<&str> = cluster.nodes.iter().map(|n| n.url.as_str()).collect();
+        balancer.set_backends(&urls);
+        (cluster, balancer)
+    }
+
     /// A database, a prefix and a secret, no node yet.
     pub async fn empty() -> TestCluster {
+        TestCluster::empty_with("").await
+    }
+
+    /// [`TestCluster::empty`] with `cluster_toml` added to the `[cluster]` section.
+    pub async fn empty_with(cluster_toml: &str) -> TestCluster {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let database_url = fresh_database_url(TestDb::Postgres).await;
         let dir = std::env::temp_dir().join(format!("sb_cluster_{run}"));
@@ -282,7 +314,8 @@ impl TestCluster {
             dir.join("node.toml"),
             format!(
                 "[journal]\nspill_path = {spill:?}\n\n[cluster]\n\
-                 heartbeat_interval_ms = {HEARTBEAT_MS}\nnode_ttl_ms = {NODE_TTL_MS}\n",
+                 heartbeat_interval_ms = {HEARTBEAT_MS}\nnode_ttl_ms = {NODE_TTL_MS}\n\
+                 {cluster_toml}\n",
                 spill = spill_path_for(&database_url),
             ),
         )
@@ -293,6 +326,7 @@ impl TestCluster {
             database_url,
             nodes: Vec::new(),
             dir,
+            public_url: None,
         }
     }
 
@@ -318,6 +352,11 @@ impl TestCluster {
             .env_remove("SWITCHBOARD_PUBLIC_URL")
             .env_remove("TWILIO_AUTH_TOKEN")
             .stdin(Stdio::null());
+        if let Some(public_url) = &self.public_url {
+            command
+                .env("SWITCHBOARD_PUBLIC_URL", public_url)
+                .env("TWILIO_AUTH_TOKEN", crate::helpers::TWILIO_TOKEN);
+        }
         command
     }
 
