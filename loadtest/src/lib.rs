@@ -30,6 +30,16 @@
 //! generator serves; it reports submit → `Calls.json` latency per call and checks
 //! that every accepted call is dialed exactly once.
 //!
+//! `--scenario claim` (see `claim` and docs/BENCHMARKS.md, "Cluster mode"): the
+//! claim path of a cluster: `--seats` seats spread over `--engine-url` and every
+//! `--agent-url`, `--rounds` calls owned by `--engine-url`, three seats answering
+//! each at once; it reports answer → `connected` and answer → the last
+//! `ring_cancel`.
+//!
+//! Cluster mode (issue 16): `--agent-url` puts the bridge scenario's softphones on
+//! another node than the calls (whose webhooks, streams and admin API stay on
+//! `--engine-url`), and `--node-pid` adds the other nodes' CPU to the engine's.
+//!
 //! `--engine-url` drives an engine on any host (admin and Twilio tokens given); its
 //! CPU, RSS and context switches are read from `/proc` only when it is spawned or
 //! named by `--engine-pid`, and are otherwise reported "not measured (remote
@@ -77,6 +87,7 @@
 //! - `submit`: the submit scenario, with its own drive and report.
 //! - `dispatch`: the dispatch scenario: its fake Twilio (actix-web), drive and
 //!   report.
+//! - `claim`: the claim scenario: its seats, rounds and report.
 
 mod admin;
 mod ai;
