@@ -22,8 +22,8 @@ use super::procfs::{
     thread_breakdown, CpuTicks, EngineSample,
 };
 use super::report::{
-    check_targets, AiReport, DirectionReport, EngineCpu, EngineInfo, EngineMemory, GeneratorInfo,
-    MachineInfo, ParkingReport, ProtocolInfo, Report, SetupInfo,
+    check_targets, AiReport, ClusterCpu, DirectionReport, EngineCpu, EngineInfo, EngineMemory,
+    GeneratorInfo, MachineInfo, ParkingReport, ProtocolInfo, Report, SetupInfo,
 };
 use super::worker::{worker, AiPlan, WorkerEvent, WorkerPlan, WorkerStats};
 use super::{
@@ -41,6 +41,8 @@ pub(super) struct Target {
     /// `--peer-url`: the calls go straight to this relay's media stream WebSocket
     /// (no webhook, no admin API, no `/metrics`).
     pub(super) peer: Option<PeerUrl>,
+    /// `--agent-url`: the nodes the softphones connect to (empty: `base`).
+    pub(super) agent_bases: Vec<String>,
 }
 
 impl Target {
@@ -61,6 +63,11 @@ impl Target {
                 .context("--engine-url needs --admin-token (or SWITCHBOARD_ADMIN_TOKEN)")?,
             twilio_token,
             peer: None,
+            agent_bases: args
+                .agent_url
+                .iter()
+                .map(|url| url.as_str().to_owned())
+                .collect(),
         })
     }
 
@@ -71,17 +78,42 @@ impl Target {
             admin_token: String::new(),
             twilio_token: String::new(),
             peer: Some(url.clone()),
+            agent_bases: Vec::new(),
         }
     }
 
     pub(super) fn ws_base(&self) -> String {
-        if let Some(rest) = self.base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = self.base.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else {
-            self.base.clone()
+        ws_form(&self.base)
+    }
+
+    /// Where softphone `index` connects: the `--agent-url` nodes in turn, else
+    /// the engine itself.
+    pub(super) fn agent_ws_base(&self, index: usize) -> String {
+        match self.agent_bases.len() {
+            0 => self.ws_base(),
+            n => ws_form(&self.agent_bases[index % n]),
         }
+    }
+}
+
+impl Target {
+    /// Where seat `index` of `--scenario claim` connects: the engine and every
+    /// `--agent-url` node in turn.
+    pub(super) fn agent_ws_base_with_engine(&self, index: usize) -> String {
+        match index % (self.agent_bases.len() + 1) {
+            0 => self.ws_base(),
+            k => ws_form(&self.agent_bases[k - 1]),
+        }
+    }
+}
+
+fn ws_form(base: &str) -> String {
+    if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_owned()
     }
 }
 
@@ -345,6 +377,11 @@ pub(super) async fn drive(
         scrape_metrics(&client, target).await.unwrap_or_default()
     };
     let engine_before = pid.map(EngineSample::take);
+    let nodes_before: Vec<Option<CpuTicks>> = args
+        .node_pid
+        .iter()
+        .map(|pid| cpu_ticks(&pid.to_string()))
+        .collect();
     let self_before = cpu_ticks("self");
     let self_switches_before = process_ctx_switches("self");
     let machine_before = machine_ticks();
@@ -358,6 +395,11 @@ pub(super) async fn drive(
     let rss_end = pid.and_then(rss_kib);
     tokio::time::sleep(DRAIN).await;
     let engine_after = pid.map(EngineSample::take);
+    let nodes_after: Vec<Option<CpuTicks>> = args
+        .node_pid
+        .iter()
+        .map(|pid| cpu_ticks(&pid.to_string()))
+        .collect();
     let self_after = cpu_ticks("self");
     let self_switches_after = process_ctx_switches("self");
     let machine_after = machine_ticks();
@@ -430,6 +472,24 @@ pub(super) async fn drive(
                 voluntary_ctx_switches_per_frame: (frames > 0.0)
                     .then(|| switches.voluntary as f64 / frames),
                 threads: thread_breakdown(before, after, clk_tck, window),
+                cluster: (!args.node_pid.is_empty()).then(|| {
+                    let mut nodes = vec![(pid.unwrap_or_default(), seconds)];
+                    for ((pid, b), a) in args.node_pid.iter().zip(&nodes_before).zip(&nodes_after) {
+                        let ticks = match (b, a) {
+                            (Some(b), Some(a)) => a.since(*b).total(),
+                            _ => 0,
+                        };
+                        nodes.push((*pid, cpu(ticks)));
+                    }
+                    let total: f64 = nodes.iter().map(|(_, s)| s).sum();
+                    let received = stats.caller_to_agent.received + stats.agent_to_caller.received;
+                    ClusterCpu {
+                        nodes,
+                        seconds: total,
+                        frames_received: received,
+                        us_per_frame: (received > 0).then(|| total * 1e6 / received as f64),
+                    }
+                }),
             })
         }
         _ => None,
@@ -578,6 +638,7 @@ pub(super) async fn drive(
             Scenario::Ai => "ai",
             Scenario::Submit => "submit",
             Scenario::Dispatch => "dispatch",
+            Scenario::Claim => "claim",
         },
         audio: match (args.one_way || parking.is_some(), args.audio) {
             (true, _) | (false, AudioDirection::CallerToAgent) => "caller-to-agent",

@@ -403,3 +403,94 @@ fn bad_urls_cpus_and_combinations_are_refused_with_the_option_named() {
     ])
     .contains("cannot be used with"));
 }
+
+#[actix_rt::test]
+async fn softphones_go_to_the_agent_url_and_the_other_nodes_cpu_is_summed_with_the_engines() {
+    let engine = Engine::start(|_| {}).await;
+    // One engine plays both nodes: the softphones reach it by `--agent-url`, and
+    // this test process stands in for "another node" whose CPU is summed.
+    let me = std::process::id().to_string();
+    let report = short_run(&[
+        "--engine-url",
+        &engine.url,
+        "--agent-url",
+        &engine.url,
+        "--engine-pid",
+        &me,
+        "--node-pid",
+        &me,
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--twilio-token",
+        TWILIO_TOKEN,
+    ])
+    .await;
+    assert_eq!(report.calls_bridged, 3);
+    let (c2a, a2c) = (&report.caller_to_agent, &report.agent_to_caller);
+    assert_eq!((c2a.lost, a2c.lost), (0, 0), "{c2a:?} {a2c:?}");
+    let cpu = report.engine_cpu.as_ref().expect("measured");
+    let cluster = cpu.cluster.as_ref().expect("a cluster figure");
+    assert_eq!(cluster.nodes.len(), 2);
+    assert_eq!(cluster.frames_received, c2a.received + a2c.received);
+    assert!(cluster.seconds >= cpu.seconds, "{cluster:?}");
+    assert!(render_text(&report).contains("cluster CPU:"));
+    // `--agent-url` is for a running engine only, and only for bridged calls.
+    for (bad, says) in [
+        (vec!["--agent-url", "http://127.0.0.1:1"], "--engine-url"),
+        (
+            vec![
+                "--engine-url",
+                "http://127.0.0.1:1",
+                "--admin-token",
+                "a",
+                "--twilio-token",
+                "t",
+                "--agent-url",
+                "http://127.0.0.1:2",
+                "--scenario",
+                "parking",
+            ],
+            "--scenario bridge or claim",
+        ),
+    ] {
+        let refused = match LoadtestArgs::try_parse_from(
+            std::iter::once("switchboard-loadtest").chain(bad.iter().copied()),
+        ) {
+            Err(err) => err.to_string(),
+            Ok(parsed) => check_args(&parsed).expect_err("refused").to_string(),
+        };
+        assert!(refused.contains(says), "{bad:?}: {refused}");
+    }
+}
+
+#[actix_rt::test]
+async fn the_claim_scenario_times_the_answer_to_the_last_ring_cancel_on_every_seat() {
+    let engine = Engine::start(|_| {}).await;
+    let options = args(&[
+        "--scenario",
+        "claim",
+        "--seats",
+        "6",
+        "--rounds",
+        "4",
+        "--engine-url",
+        &engine.url,
+        "--agent-url",
+        &engine.url,
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--twilio-token",
+        TWILIO_TOKEN,
+    ]);
+    check_args(&options).expect("valid options");
+    let report = super::claim::run(&options)
+        .await
+        .expect("the run completes");
+    assert_eq!(report.seats_per_node, vec![3, 3]);
+    assert_eq!((report.rounds_measured, report.rounds_failed), (4, 0));
+    assert_eq!(report.double_claims, 0);
+    assert_eq!(report.answer_to_last_ring_cancel.count, 4);
+    assert!(report.answer_to_last_ring_cancel.p99_ms > 0.0);
+    let text = super::claim::render_text(&report);
+    assert!(text.contains("answer → last ring_cancel"), "{text}");
+}

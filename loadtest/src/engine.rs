@@ -59,6 +59,7 @@ impl EngineProcess {
             admin_token: format!("sba_{}", random_hex(32)?),
             twilio_token: format!("lt_{}", random_hex(32)?),
             peer: None,
+            agent_bases: Vec::new(),
         };
         let exe = engine_binary(args.engine_bin.as_deref());
         // `taskset` execs the engine already pinned, so every thread it starts

@@ -30,6 +30,16 @@
 //! generator serves; it reports submit → `Calls.json` latency per call and checks
 //! that every accepted call is dialed exactly once.
 //!
+//! `--scenario claim` (see `claim` and docs/BENCHMARKS.md, "Cluster mode"): the
+//! claim path of a cluster: `--seats` seats spread over `--engine-url` and every
+//! `--agent-url`, `--rounds` calls owned by `--engine-url`, three seats answering
+//! each at once; it reports answer → `connected` and answer → the last
+//! `ring_cancel`.
+//!
+//! Cluster mode (issue 16): `--agent-url` puts the bridge scenario's softphones on
+//! another node than the calls (whose webhooks, streams and admin API stay on
+//! `--engine-url`), and `--node-pid` adds the other nodes' CPU to the engine's.
+//!
 //! `--engine-url` drives an engine on any host (admin and Twilio tokens given); its
 //! CPU, RSS and context switches are read from `/proc` only when it is spawned or
 //! named by `--engine-pid`, and are otherwise reported "not measured (remote
@@ -77,11 +87,13 @@
 //! - `submit`: the submit scenario, with its own drive and report.
 //! - `dispatch`: the dispatch scenario: its fake Twilio (actix-web), drive and
 //!   report.
+//! - `claim`: the claim scenario: its seats, rounds and report.
 
 mod admin;
 mod ai;
 mod bridge;
 mod capacity;
+mod claim;
 mod controller;
 mod dispatch;
 #[cfg(test)]
@@ -168,6 +180,10 @@ pub enum Scenario {
     /// Outbound calls submitted at `--concurrency` against a fake Twilio the
     /// generator serves: submit → `Calls.json` latency, no double dial.
     Dispatch,
+    /// `--rounds` calls, one at a time, each ringing `--seats` seats (spread over
+    /// `--engine-url` and the `--agent-url` nodes); one seat answers: answer →
+    /// `connected` and answer → the last seat's `ring_cancel`.
+    Claim,
 }
 
 /// The options of `--scenario parking` (boxed: they would make `LoadtestArgs`
@@ -259,6 +275,24 @@ pub struct LoadtestArgs {
     /// Twilio auth token of the engine given by `--engine-url`.
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_token: Option<String>,
+    /// Cluster mode (issue 16): the softphones connect to this node of the
+    /// `--engine-url` engine's cluster instead (repeat it to spread them, softphone
+    /// `i` on the `i mod n`-th); the webhooks, the media streams and the admin API
+    /// stay on `--engine-url` (the nodes share one database).
+    #[arg(long, value_parser = EngineUrl::parse, requires = "engine_url")]
+    pub agent_url: Vec<EngineUrl>,
+    /// Cluster mode: PID of another node of the cluster on this machine (repeat
+    /// it); its CPU over the measured window is added to `--engine-pid`'s in the
+    /// cluster's CPU per frame.
+    #[arg(long, requires = "engine_pid")]
+    pub node_pid: Vec<u32>,
+    /// `--scenario claim`: the seats, spread over `--engine-url` and every
+    /// `--agent-url` in turn.
+    #[arg(long, default_value_t = 50)]
+    pub seats: usize,
+    /// `--scenario claim`: calls rung to every seat, one after the other.
+    #[arg(long, default_value_t = 200)]
+    pub rounds: usize,
     /// `--scenario ai` against a relay that is not switchboard: the plain Twilio Media
     /// Streams WebSocket it serves (`ws://HOST:PORT/media-stream` for Twilio's Node
     /// sample): connect, `connected`, `start`, `media` every 20 ms, marks echoed; no
@@ -359,10 +393,33 @@ pub fn check_args(args: &LoadtestArgs) -> anyhow::Result<()> {
         args.engine_pid.is_none() || !spawned,
         "--engine-pid names a running engine: give --engine-url (or --peer-url) with it"
     );
-    if let Some(pid) = args.engine_pid {
+    for (flag, pid) in args
+        .engine_pid
+        .iter()
+        .map(|pid| ("--engine-pid", pid))
+        .chain(args.node_pid.iter().map(|pid| ("--node-pid", pid)))
+    {
         anyhow::ensure!(
             std::path::Path::new(&format!("/proc/{pid}/stat")).exists(),
-            "--engine-pid {pid}: no such process on this machine"
+            "{flag} {pid}: no such process on this machine"
+        );
+    }
+    anyhow::ensure!(
+        args.agent_url.is_empty() || matches!(args.scenario, Scenario::Bridge | Scenario::Claim),
+        "--agent-url puts softphones on other nodes: for --scenario bridge or claim"
+    );
+    if args.scenario == Scenario::Claim {
+        anyhow::ensure!(
+            args.engine_url.is_some(),
+            "--scenario claim drives a running engine (or cluster): give --engine-url"
+        );
+        anyhow::ensure!(
+            (2..=MAX_CALLS).contains(&args.seats),
+            "--seats must be between 2 and {MAX_CALLS}"
+        );
+        anyhow::ensure!(
+            (1..=100_000).contains(&args.rounds),
+            "--rounds must be between 1 and 100000"
         );
     }
     let ai = args.scenario == Scenario::Ai;
@@ -414,6 +471,10 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     }
     if args.scenario == Scenario::Submit {
         return run_submit(args).await;
+    }
+    if args.scenario == Scenario::Claim {
+        let report = claim::run(&args).await?;
+        return print_report(args.json, &report, || claim::render_text(&report));
     }
     if args.scenario == Scenario::Dispatch {
         dispatch::check_args(&args)?;

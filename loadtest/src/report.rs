@@ -353,6 +353,21 @@ pub(super) struct EngineCpu {
     /// Voluntary context switches ÷ frames relayed: about the wake-ups a frame costs.
     pub(super) voluntary_ctx_switches_per_frame: Option<f64>,
     pub(super) threads: Vec<ThreadCpu>,
+    /// `--node-pid`: the engine and the other nodes of its cluster together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) cluster: Option<ClusterCpu>,
+}
+
+/// CPU of every node of a cluster on this machine over the measured window, per
+/// frame the generator received (the denominator that stays the same whether a
+/// frame crossed a node link or not).
+#[derive(Debug, Serialize)]
+pub(super) struct ClusterCpu {
+    /// `--engine-pid` first, then every `--node-pid`, with the CPU seconds each used.
+    pub(super) nodes: Vec<(u32, f64)>,
+    pub(super) seconds: f64,
+    pub(super) frames_received: u64,
+    pub(super) us_per_frame: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -710,6 +725,23 @@ pub(super) fn render_text(r: &Report) -> String {
                 .map(|t| format!("{} {:.0} %", t.name, t.utilisation_pct))
                 .collect();
             let _ = writeln!(s, "  engine threads: {}", threads.join(", "));
+            if let Some(cluster) = &cpu.cluster {
+                let nodes: Vec<String> = cluster
+                    .nodes
+                    .iter()
+                    .map(|(pid, seconds)| format!("pid {pid} {seconds:.2} s"))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "  cluster CPU: {:.2} s ({}); {} frames received; {} per received frame",
+                    cluster.seconds,
+                    nodes.join(", "),
+                    cluster.frames_received,
+                    cluster
+                        .us_per_frame
+                        .map_or("n/a".into(), |us| format!("{us:.2} µs"))
+                );
+            }
         }
         None => {
             let _ = writeln!(

@@ -347,7 +347,10 @@ pub(super) async fn connect_phone(
     index: usize,
     token: String,
 ) -> anyhow::Result<()> {
-    let url = format!("{}/ws/agent?token={token}", worker.target.ws_base());
+    let url = format!(
+        "{}/ws/agent?token={token}",
+        worker.target.agent_ws_base(index)
+    );
     let mut ws = WsClient::connect(&url, &[])
         .await
         .with_context(|| format!("softphone {index}"))?;
@@ -489,7 +492,7 @@ pub(super) async fn place_call(worker: &Rc<Worker>, index: usize, to: &str) -> a
 /// Sends Twilio's first two messages on a new media stream, `connected` and `start`
 /// (as https://www.twilio.com/docs/voice/media-streams/websocket-messages shows
 /// them); returns the stream's SID.
-async fn start_stream(
+pub(super) async fn start_stream(
     mut ws: WsClient,
     call_sid: &str,
     custom_parameters: serde_json::Value,
