@@ -245,6 +245,9 @@ struct RosterClock {
     last: Option<Instant>,
 }
 
+/// A seat found on another node, as a future.
+pub type Found = Pin<Box<dyn Future<Output = Option<(SeatState, SeatLink)>> + Send>>;
+
 /// The seats of other nodes of the cluster (issue 16): implemented by the cluster
 /// layer over the seats' presence in Redis and the node links. A call's ring and a
 /// transfer's target reach them through it as if they were seats of this node.
@@ -259,10 +262,7 @@ pub trait RemoteFloor: Send + Sync + 'static {
         except: Vec<AgentId>,
     ) -> Pin<Box<dyn Future<Output = Vec<SeatLink>> + Send>>;
     /// The agent's seat if another node holds it.
-    fn find(
-        &self,
-        agent_id: AgentId,
-    ) -> Pin<Box<dyn Future<Output = Option<(SeatState, SeatLink)>> + Send>>;
+    fn find(&self, agent_id: AgentId) -> Found;
     /// A handle on a call `node` owns.
     fn call(&self, node: &str, call: &FloorCall) -> CallHandle;
 }

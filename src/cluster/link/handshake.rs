@@ -124,10 +124,13 @@ pub enum Refusal {
     Stopping,
 }
 
+/// Nonces seen, and the order they came in (oldest first).
+type Seen = (HashMap<String, i64>, VecDeque<(i64, String)>);
+
 /// The nonces of recent dial requests, forgotten once older than the skew window.
 #[derive(Default)]
 pub struct Nonces {
-    seen: Mutex<(HashMap<String, i64>, VecDeque<(i64, String)>)>,
+    seen: Mutex<Seen>,
 }
 
 impl Nonces {

@@ -764,8 +764,8 @@ fn error_in(code: &str, message: String) -> EngineError {
     security(("cluster_link" = [])),
     responses(
         (status = 101, description = "Switching protocols: the link is open"),
-        (status = 401, description = "The handshake does not verify (logged)"),
-        (status = 404, description = "This engine is not in cluster mode"),
+        (status = 401, description = "`unauthorized`: the handshake does not verify (logged)"),
+        (status = 404, description = "`not-cluster`: this engine is not in cluster mode"),
     )
 )]
 pub async fn link_socket(
@@ -773,11 +773,18 @@ pub async fn link_socket(
     req: HttpRequest,
     body: web::Payload,
 ) -> HttpResponse {
+    // The bodies have the shape of every error of the API (`ErrorBody`).
     let Some(links) = links else {
-        return HttpResponse::NotFound().finish();
+        return HttpResponse::NotFound().json(serde_json::json!({
+            "code": "not-cluster",
+            "message": "this engine is not in cluster mode",
+        }));
     };
     match links.accept(&req, body).await {
         Ok(response) => response,
-        Err(_) => HttpResponse::Unauthorized().finish(),
+        Err(_) => HttpResponse::Unauthorized().json(serde_json::json!({
+            "code": "unauthorized",
+            "message": "the node link's handshake does not verify",
+        })),
     }
 }

@@ -14,7 +14,8 @@ use switchboard_actors::call::{
     CallHandle, CallRemote, CallReply, CallRequest, ClaimResult, RemoteReply,
 };
 use switchboard_actors::coordinator::{
-    FloorCall, FloorEvent, FloorFeed, PeerEvent, PeerSnapshot, RemoteFloor, SeatState, Snapshot,
+    FloorCall, FloorEvent, FloorFeed, Found, PeerEvent, PeerSnapshot, RemoteFloor, SeatState,
+    Snapshot,
 };
 use switchboard_actors::outbox::AudioOut;
 use switchboard_actors::seat::{Presence, SeatLink, SeatNotice, SeatOutput};
@@ -475,7 +476,7 @@ impl RemoteFloor for RemoteFloorOverLinks {
         })
     }
 
-    fn find(&self, agent_id: AgentId) -> Boxed<Option<(SeatState, SeatLink)>> {
+    fn find(&self, agent_id: AgentId) -> Found {
         let links = self.links.clone();
         Box::pin(async move {
             let seats = links.cluster().seats(None).await.ok()?;

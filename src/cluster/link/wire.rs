@@ -454,10 +454,10 @@ mod tests {
 
     #[test]
     fn audio_frames_round_trip_with_either_address() {
-        let agent = AgentId::parse("agent-7").unwrap();
+        let agent = AgentId::parse("agent-7").expect("an id");
         for address in [Address::Port(u64::MAX - 3), Address::Seat(agent)] {
             let frame = address.frame(&[1, 2, 3, 255]);
-            let (back, payload) = Address::parse(frame).unwrap();
+            let (back, payload) = Address::parse(frame).expect("a frame");
             assert_eq!(back, address);
             assert_eq!(&payload[..], &[1, 2, 3, 255]);
         }
@@ -491,20 +491,20 @@ mod tests {
     fn control_messages_read_back_as_written() {
         let message = Control::Request {
             id: 9,
-            call: CallId::parse("c1").unwrap(),
+            call: CallId::parse("c1").expect("an id"),
             request: WireRequest::Claim {
                 seat: SeatRef {
-                    agent_id: AgentId::parse("a1").unwrap(),
+                    agent_id: AgentId::parse("a1").expect("an id"),
                     name: "Ann".into(),
-                    workspace: Workspace::parse("w").unwrap(),
+                    workspace: Workspace::parse("w").expect("a workspace"),
                     node: "n2".into(),
                 },
                 claim: ClaimKind::Answer,
                 notify: false,
             },
         };
-        let text = serde_json::to_string(&message).unwrap();
-        let back: Control = serde_json::from_str(&text).unwrap();
-        assert_eq!(serde_json::to_string(&back).unwrap(), text);
+        let text = serde_json::to_string(&message).expect("json");
+        let back: Control = serde_json::from_str(&text).expect("read back");
+        assert_eq!(serde_json::to_string(&back).expect("json"), text);
     }
 }

@@ -189,7 +189,7 @@ async fn a_call_owned_by_one_node_rings_agents_on_every_node_and_an_agent_on_ano
         || "the call never ended answered on its owner".to_owned(),
     )
     .await;
-    assert_eq!(record["agent_id"].is_string(), true, "{record}");
+    assert!(record["agent_id"].is_string(), "{record}");
     cluster.shutdown().await;
 }
 
