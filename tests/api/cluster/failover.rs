@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use serde_json::{json, Value};
 use switchboard::twilio::signature::sign;
 
+use super::balancer::Balancer;
 use super::twilio_player::{parse, Next, PlayedCall, Verb};
 use super::{eventually, Node, TestCluster};
 use crate::helpers::{
@@ -310,21 +311,31 @@ async fn resume_on(node: &Node, public_url: &str, call: &PlayedCall) -> String {
     res.text().await.expect("TwiML")
 }
 
-#[actix_web::test]
-async fn two_nodes_racing_to_adopt_the_same_call_adopt_it_exactly_once() {
-    // Three nodes: the owner dies, the two others race.
-    let (mut cluster, balancer) = TestCluster::behind_a_balancer(3, "").await;
+/// A call to `NUMBER`, placed through the balancer on node 1 (whose stream the
+/// database shows started); then node 1 is killed (SIGKILL) and its stream is cut.
+async fn a_call_whose_node_dies(cluster: &mut TestCluster, balancer: &Balancer) -> PlayedCall {
     number_for_everyone(cluster.node("node-1")).await;
     balancer.set_backends(&[&cluster.node("node-1").url]);
     let (call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
     let stream = next.stream();
-    let call_id = call.call_id.clone();
-    until_call(cluster.node("node-2"), &call_id, "had its stream", |c| {
-        count(c, "media_started") == 1
-    })
+    until_call(
+        cluster.node("node-2"),
+        &call.call_id,
+        "had its stream",
+        |c| count(c, "media_started") == 1,
+    )
     .await;
     cluster.node_mut("node-1").kill();
     drop(stream);
+    call
+}
+
+#[actix_web::test]
+async fn two_nodes_racing_to_adopt_the_same_call_adopt_it_exactly_once() {
+    // Three nodes: the owner dies, the two others race.
+    let (mut cluster, balancer) = TestCluster::behind_a_balancer(3, "").await;
+    let call = a_call_whose_node_dies(&mut cluster, &balancer).await;
+    let call_id = call.call_id.clone();
 
     let (b, c) = (cluster.node("node-2"), cluster.node("node-3"));
     let (on_b, on_c) = tokio::join!(
@@ -384,18 +395,9 @@ async fn a_dead_nodes_call_that_never_comes_back_is_ended_interrupted_by_a_survi
 {
     let (mut cluster, balancer) =
         TestCluster::behind_a_balancer(2, "resume_wait_secs = 1.0\nreap_interval_ms = 200").await;
-    number_for_everyone(cluster.node("node-1")).await;
-    balancer.set_backends(&[&cluster.node("node-1").url]);
-    let (call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
-    let stream = next.stream();
-    let call_id = call.call_id.clone();
-    until_call(cluster.node("node-2"), &call_id, "had its stream", |c| {
-        count(c, "media_started") == 1
-    })
-    .await;
     // Node 1 dies and Twilio never comes back for the call.
-    cluster.node_mut("node-1").kill();
-    drop(stream);
+    let call = a_call_whose_node_dies(&mut cluster, &balancer).await;
+    let call_id = call.call_id.clone();
     let record = until_call(cluster.node("node-2"), &call_id, "ended", |c| {
         c["ended_at"].is_string()
     })
