@@ -21,7 +21,7 @@ use super::admin::{create_agents, create_numbers, wait_healthy};
 use super::controller::{progress, Target};
 use super::histogram::Histogram;
 use super::procfs::machine_ticks;
-use super::worker::{start_stream, xml_attribute};
+use super::worker::{start_stream, voice_webhook, Announced};
 use super::ws::{Frame, Message, WsClient};
 use super::{random_hex, LoadtestArgs, RingMode, HTTP_TIMEOUT, MAX_NOTES};
 
@@ -244,37 +244,12 @@ async fn one_round(
     round: usize,
     seats: &mut [Seat],
 ) -> anyhow::Result<Round> {
-    let call_sid = format!("CA{}", uuid::Uuid::new_v4().simple());
     let from = format!("+1415555{:04}", round % 10_000);
-    let params: Vec<(String, String)> = [
-        ("AccountSid", "AC00000000000000000000000000000000"),
-        ("ApiVersion", "2010-04-01"),
-        ("CallSid", call_sid.as_str()),
-        ("CallStatus", "ringing"),
-        ("Called", number),
-        ("Caller", from.as_str()),
-        ("Direction", "inbound"),
-        ("From", from.as_str()),
-        ("To", number),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    let url = format!("{}/twilio/voice", target.base);
-    let signature = sign(&target.twilio_token, &url, &params);
-    let mut res = client
-        .post(&url)
-        .insert_header(("X-Twilio-Signature", signature))
-        .send_form(&params)
-        .await
-        .map_err(|e| anyhow::anyhow!("voice webhook: {e}"))?;
-    let body = res.body().await?;
-    let twiml = String::from_utf8_lossy(&body);
-    anyhow::ensure!(res.status().is_success(), "voice webhook: {twiml}");
-    let call_id = xml_attribute(&twiml, r#"<Parameter name="call_id" value=""#)
-        .with_context(|| format!("no call_id in {twiml}"))?;
-    let stream_url = xml_attribute(&twiml, r#"<Stream url=""#)
-        .with_context(|| format!("no stream url in {twiml}"))?;
+    let Announced {
+        call_sid,
+        call_id,
+        stream_url,
+    } = voice_webhook(client, target, number, &from).await?;
     let signature = sign(&target.twilio_token, &stream_url, &[]);
     let ws = WsClient::connect(&stream_url, &[("X-Twilio-Signature", &signature)])
         .await

@@ -421,42 +421,12 @@ pub(super) async fn place_call(worker: &Rc<Worker>, index: usize, to: &str) -> a
         stream_started(worker, index, stream_sid, ws);
         return Ok(());
     }
-    let call_sid = format!("CA{}", uuid::Uuid::new_v4().simple());
     let from = format!("+1415555{:04}", index % 10_000);
-    let params: Vec<(String, String)> = [
-        ("AccountSid", "AC00000000000000000000000000000000"),
-        ("ApiVersion", "2010-04-01"),
-        ("CallSid", call_sid.as_str()),
-        ("CallStatus", "ringing"),
-        ("Called", to),
-        ("Caller", from.as_str()),
-        ("Direction", "inbound"),
-        ("From", from.as_str()),
-        ("To", to),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    let url = format!("{}/twilio/voice", target.base);
-    let signature = sign(&target.twilio_token, &url, &params);
-    let mut res = worker
-        .client
-        .post(&url)
-        .insert_header(("X-Twilio-Signature", signature))
-        .send_form(&params)
-        .await
-        .map_err(|e| anyhow::anyhow!("voice webhook: {e}"))?;
-    let body = res.body().await?;
-    let twiml = String::from_utf8_lossy(&body);
-    anyhow::ensure!(
-        res.status().is_success(),
-        "voice webhook: {} {twiml}",
-        res.status()
-    );
-    let call_id = xml_attribute(&twiml, r#"<Parameter name="call_id" value=""#)
-        .with_context(|| format!("no call_id in {twiml}"))?;
-    let stream_url = xml_attribute(&twiml, r#"<Stream url=""#)
-        .with_context(|| format!("no stream url in {twiml}"))?;
+    let Announced {
+        call_sid,
+        call_id,
+        stream_url,
+    } = voice_webhook(&worker.client, target, to, &from).await?;
 
     let slot = worker.slot(index);
     let (tx, rx) = oneshot::channel();
@@ -554,4 +524,60 @@ pub(super) async fn until(deadline: Option<tokio::time::Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
+}
+
+/// A call Twilio announced: its CallSid, and what the TwiML answered.
+pub(crate) struct Announced {
+    pub call_sid: String,
+    pub call_id: String,
+    pub stream_url: String,
+}
+
+/// Twilio's signed voice webhook for a new call from `from` to `to`, with
+/// Twilio's usual fields; the engine's call id and stream URL from its TwiML.
+pub(crate) async fn voice_webhook(
+    client: &awc::Client,
+    target: &Target,
+    to: &str,
+    from: &str,
+) -> anyhow::Result<Announced> {
+    let call_sid = format!("CA{}", uuid::Uuid::new_v4().simple());
+    let params: Vec<(String, String)> = [
+        ("AccountSid", "AC00000000000000000000000000000000"),
+        ("ApiVersion", "2010-04-01"),
+        ("CallSid", call_sid.as_str()),
+        ("CallStatus", "ringing"),
+        ("Called", to),
+        ("Caller", from),
+        ("Direction", "inbound"),
+        ("From", from),
+        ("To", to),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let url = format!("{}/twilio/voice", target.base);
+    let signature = sign(&target.twilio_token, &url, &params);
+    let mut res = client
+        .post(&url)
+        .insert_header(("X-Twilio-Signature", signature))
+        .send_form(&params)
+        .await
+        .map_err(|e| anyhow::anyhow!("voice webhook: {e}"))?;
+    let body = res.body().await?;
+    let twiml = String::from_utf8_lossy(&body);
+    anyhow::ensure!(
+        res.status().is_success(),
+        "voice webhook: {} {twiml}",
+        res.status()
+    );
+    let call_id = xml_attribute(&twiml, r#"<Parameter name="call_id" value=""#)
+        .with_context(|| format!("no call_id in {twiml}"))?;
+    let stream_url = xml_attribute(&twiml, r#"<Stream url=""#)
+        .with_context(|| format!("no stream url in {twiml}"))?;
+    Ok(Announced {
+        call_sid,
+        call_id,
+        stream_url,
+    })
 }
