@@ -550,6 +550,15 @@ async fn a_supervisor_on_one_node_listens_to_parks_and_hangs_up_a_call_another_n
             m["call_id"] == call_id.as_str() && m["status"] == "connected"
         })
         .await;
+    // Listening: the mix of a call on node 1 reaches a console on node 2.
+    console.send(json!({ "type": "listen", "call_id": call_id }));
+    console.wait_for("ack", |m| m["command"] == "listen").await;
+    let tone = crate::helpers::frame(0x2A, 0);
+    for _ in 0..10 {
+        twilio.send_media(&[0xFF; 160]);
+        phones[0].1.send_audio(tone.clone());
+    }
+    assert_eq!(console.audio().await.len(), 160, "a mixed frame");
     // Parking it from node 2 releases the agent on node 1.
     console.send(json!({ "type": "park", "call_id": call_id }));
     console.wait_for("ack", |m| m["command"] == "park").await;
