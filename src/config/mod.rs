@@ -161,6 +161,16 @@ pub struct ClusterSettings {
     pub link_request_timeout: Duration,
 }
 
+/// Whether `id` is a node id: 1 to 64 ASCII letters, digits, '.', '-' or '_'
+/// (a node's own, from `SWITCHBOARD_NODE_ID`, or a peer's, from a node link).
+pub fn is_node_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
 /// The longest a membership key lives: the others notice a dead node within it.
 pub const MAX_NODE_TTL: Duration = Duration::from_secs(5);
 
@@ -225,12 +235,7 @@ impl Settings {
             return Ok(());
         }
         anyhow::ensure!(
-            !self.node_id.is_empty()
-                && self.node_id.len() <= 64
-                && self
-                    .node_id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
+            is_node_id(&self.node_id),
             "REDIS_URL is set (cluster mode): node_id (SWITCHBOARD_NODE_ID) must be 1 to 64 \
              letters, digits, '.', '-' or '_', and each node's own"
         );

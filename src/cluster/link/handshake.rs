@@ -122,6 +122,10 @@ pub enum Refusal {
     BadNonce,
     #[error("this node is stopping")]
     Stopping,
+    #[error("{0:?} is not another node's id")]
+    BadNode(String),
+    #[error("the request is not a WebSocket upgrade")]
+    NotWebSocket,
 }
 
 /// Nonces seen, and the order they came in (oldest first).

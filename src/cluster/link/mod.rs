@@ -480,10 +480,13 @@ impl Links {
             &self.inner.nonces,
             now_ms(),
         )
-        .and_then(|()| match switchboard_actors::AgentId::parse(dial.from) {
-            // A node id is an id like any other: checked before it is used.
-            Ok(_) if dial.from != self.me() => Ok(()),
-            _ => Err(Refusal::WrongTarget(dial.from.to_owned())),
+        .and_then(|()| {
+            // A node id is checked like any input before it names a peer.
+            if crate::config::is_node_id(dial.from) && dial.from != self.me() {
+                Ok(())
+            } else {
+                Err(Refusal::BadNode(dial.from.to_owned()))
+            }
         });
         if self.inner.stopping.load(Ordering::Relaxed) {
             return Err(Refusal::Stopping);
@@ -499,7 +502,7 @@ impl Links {
             return Err(refusal);
         }
         let (response, mut session, messages) =
-            actix_ws::handle(req, body).map_err(|_| Refusal::BadNonce)?;
+            actix_ws::handle(req, body).map_err(|_| Refusal::NotWebSocket)?;
         let node: Arc<str> = Arc::from(dial.from);
         let proof = handshake::accept_signature(&self.inner.secret, self.me(), &node, dial.nonce);
         let peer = Arc::new(Peer::new(

@@ -259,18 +259,19 @@ async fn thirty_seats_on_three_nodes_answer_the_same_call_at_once_and_exactly_on
 async fn a_node_link_without_the_cluster_secret_is_refused_and_counted_and_a_signed_one_is_not() {
     let cluster = telephony_cluster(2).await;
     let target = &cluster.nodes[1];
+    // The dialer's id is any valid node id (letters of either case, digits, `.-_`).
     let dial = |secret: &str, nonce: &str| {
         let time = chrono_ms();
         let signature = handshake::dial_signature(
             &secrecy::SecretString::from(secret.to_owned()),
-            "node-9",
+            "Edge.9",
             &target.id,
             time,
             nonce,
         );
         awc::Client::new()
             .ws(format!("{}/cluster/link", target.url))
-            .header(handshake::NODE_HEADER, "node-9")
+            .header(handshake::NODE_HEADER, "Edge.9")
             .header(handshake::TARGET_HEADER, target.id.as_str())
             .header(handshake::TIME_HEADER, time.to_string())
             .header(handshake::NONCE_HEADER, nonce.to_owned())
@@ -315,7 +316,7 @@ async fn a_node_link_without_the_cluster_secret_is_refused_and_counted_and_a_sig
     assert!(handshake::accepted(
         &secrecy::SecretString::from(cluster.secret.clone()),
         &target.id,
-        "node-9",
+        "Edge.9",
         "n-2",
         signature
     ));
