@@ -5,6 +5,7 @@
 //! compare-and-set on the row: of any number of nodes trying at once exactly one
 //! changes it.
 
+use sqlx::any::AnyRow;
 use sqlx::Row as _;
 use switchboard_actors::journal::now_ms;
 use switchboard_actors::CallId;
@@ -175,16 +176,7 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                let id: String = row.try_get("id")?;
-                Ok(OpenCall {
-                    call_id: CallId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    node_id: row.try_get("node_id")?,
-                    owner_epoch: row.try_get("owner_epoch")?,
-                })
-            })
-            .collect()
+        rows.iter().map(open_call).collect()
     }
 
     /// The open calls this node released and no one has adopted yet, with their
@@ -197,15 +189,16 @@ impl Store {
         .bind(self.node_id())
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                let id: String = row.try_get("id")?;
-                Ok(OpenCall {
-                    call_id: CallId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    node_id: row.try_get("node_id")?,
-                    owner_epoch: row.try_get("owner_epoch")?,
-                })
-            })
-            .collect()
+        rows.iter().map(open_call).collect()
     }
+}
+
+/// An open call from a row of `id, node_id, owner_epoch`.
+fn open_call(row: &AnyRow) -> Result<OpenCall, StoreError> {
+    let id: String = row.try_get("id")?;
+    Ok(OpenCall {
+        call_id: CallId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        node_id: row.try_get("node_id")?,
+        owner_epoch: row.try_get("owner_epoch")?,
+    })
 }
