@@ -99,25 +99,24 @@ fn stream_url(node: &Node) -> String {
     format!("{}/twilio/stream", node.url.replacen("http://", "ws://", 1))
 }
 
-#[actix_web::test]
-async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_and_rings_its_agent_back(
-) {
-    let (mut cluster, balancer) = TestCluster::behind_a_balancer(2, "").await;
-    let (owner, survivor) = (cluster.node("node-1"), cluster.node("node-2"));
+/// Ada on her softphone, talking with a caller.
+struct Answered {
+    ada: String,
+    token: String,
+    phone: Softphone,
+    call: PlayedCall,
+    stream: TwilioStream,
+}
+
+/// Ada (of `blue`, available on `owner`) answers a call to `NUMBER` that the
+/// balancer sends to `owner`.
+async fn ada_answers_on(owner: &Node, balancer: &Balancer) -> Answered {
     let (ada, token) = owner.create_agent("Ada", "blue").await;
     number_for_everyone(owner).await;
     let mut phone = available(owner, &token).await;
-    // The call lands on node 1, where Ada's softphone is.
     balancer.set_backends(&[&owner.url]);
-    let (mut call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
-    let mut stream = next.stream();
-    assert_eq!(
-        call.streams,
-        [stream_url(owner)],
-        "the stream goes to the owner's node URL"
-    );
-    let resume = format!("{}/twilio/resume?call={}", balancer.url, call.call_id);
-    assert_eq!(call.pending_redirect(), Some(resume.as_str()));
+    let (call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
+    let stream = next.stream();
     let call_id = call.call_id.clone();
     phone
         .wait_for("ring", |r| r["call_id"] == call_id.as_str())
@@ -126,6 +125,36 @@ async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_a
     phone
         .wait_for("connected", |c| c["call_id"] == call_id.as_str())
         .await;
+    Answered {
+        ada,
+        token,
+        phone,
+        call,
+        stream,
+    }
+}
+
+#[actix_web::test]
+async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_and_rings_its_agent_back(
+) {
+    let (mut cluster, balancer) = TestCluster::behind_a_balancer(2, "").await;
+    let (owner, survivor) = (cluster.node("node-1"), cluster.node("node-2"));
+    // The call lands on node 1, where Ada's softphone is.
+    let Answered {
+        ada,
+        token,
+        mut phone,
+        mut call,
+        mut stream,
+    } = ada_answers_on(owner, &balancer).await;
+    assert_eq!(
+        call.streams,
+        [stream_url(owner)],
+        "the stream goes to the owner's node URL"
+    );
+    let resume = format!("{}/twilio/resume?call={}", balancer.url, call.call_id);
+    assert_eq!(call.pending_redirect(), Some(resume.as_str()));
+    let call_id = call.call_id.clone();
     assert_bridged(&mut stream, &mut phone, 1).await;
 
     // Node 1 dies. Ada's softphone reconnects to node 2; Twilio follows the
@@ -191,20 +220,13 @@ async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_a
 async fn an_engine_side_hang_up_still_ends_the_call_the_resume_answers_hangup() {
     let (cluster, balancer) = TestCluster::behind_a_balancer(2, "").await;
     let owner = cluster.node("node-1");
-    let (_, token) = owner.create_agent("Ada", "blue").await;
-    number_for_everyone(owner).await;
-    let mut phone = available(owner, &token).await;
-    balancer.set_backends(&[&owner.url]);
-    let (mut call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
-    let stream = next.stream();
+    let Answered {
+        phone,
+        mut call,
+        stream,
+        ..
+    } = ada_answers_on(owner, &balancer).await;
     let call_id = call.call_id.clone();
-    phone
-        .wait_for("ring", |r| r["call_id"] == call_id.as_str())
-        .await;
-    phone.answer(&call_id);
-    phone
-        .wait_for("connected", |c| c["call_id"] == call_id.as_str())
-        .await;
     // Resumes may go to either node now.
     let urls: Vec<&str> = cluster.nodes.iter().map(|n| n.url.as_str()).collect();
     balancer.set_backends(&urls);
@@ -229,20 +251,13 @@ async fn a_stream_that_drops_while_its_node_lives_is_streamed_again_to_that_node
 ) {
     let (cluster, balancer) = TestCluster::behind_a_balancer(2, "").await;
     let (owner, other) = (cluster.node("node-1"), cluster.node("node-2"));
-    let (_, token) = owner.create_agent("Ada", "blue").await;
-    number_for_everyone(owner).await;
-    let mut phone = available(owner, &token).await;
-    balancer.set_backends(&[&owner.url]);
-    let (mut call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
-    let mut stream = next.stream();
+    let Answered {
+        mut phone,
+        mut call,
+        mut stream,
+        ..
+    } = ada_answers_on(owner, &balancer).await;
     let call_id = call.call_id.clone();
-    phone
-        .wait_for("ring", |r| r["call_id"] == call_id.as_str())
-        .await;
-    phone.answer(&call_id);
-    phone
-        .wait_for("connected", |c| c["call_id"] == call_id.as_str())
-        .await;
     assert_bridged(&mut stream, &mut phone, 1).await;
 
     // The socket drops; the redirect reaches the owner itself, which streams
