@@ -8,7 +8,8 @@ use actix_web::http::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::db::TestDb;
-use crate::helpers::{spawn_app, spawn_app_with, TestApp, User, ADMIN_TOKEN, PATIENCE};
+use crate::helpers::{spawn_app_with_clock, TestApp, User, ADMIN_TOKEN, PATIENCE};
+use switchboard::outbound::clock::ManualClock;
 
 /// The events stream of a call, as its bytes arrive.
 struct Events {
@@ -70,6 +71,12 @@ impl Events {
     }
 }
 
+/// 10:00 in San Francisco, where the calls below ring: within calling hours, so a
+/// call is `queued`, not deferred, whatever the hour the tests run at.
+fn open_hours() -> ManualClock {
+    ManualClock::new("2026-12-02T18:00:00Z".parse().expect("an instant"))
+}
+
 /// A call the user asked for (nothing dials it here: it stays queued).
 async fn queued_call(app: &TestApp, user: &User) -> Value {
     let (status, placed) = app
@@ -85,7 +92,7 @@ async fn queued_call(app: &TestApp, user: &User) -> Value {
 
 #[actix_web::test]
 async fn a_call_streams_its_view_then_each_change_and_the_stream_ends_once_it_is_settled() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_clock(TestDb::Sqlite, &open_hours(), |_| {}).await;
     let user = app.create_user("ada@example.com").await;
     let placed = queued_call(&app, &user).await;
     let id = placed["id"].as_str().expect("an id");
@@ -133,7 +140,10 @@ async fn a_call_streams_its_view_then_each_change_and_the_stream_ends_once_it_is
 
 #[actix_web::test]
 async fn past_the_open_streams_limit_a_stream_is_refused_with_503_until_one_closes() {
-    let app = spawn_app_with(TestDb::Sqlite, |s| s.calls.max_event_streams = 3).await;
+    let app = spawn_app_with_clock(TestDb::Sqlite, &open_hours(), |s| {
+        s.calls.max_event_streams = 3
+    })
+    .await;
     let user = app.create_user("ada@example.com").await;
     let placed = queued_call(&app, &user).await;
     let id = placed["id"].as_str().expect("an id");
