@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::call::{CallHandle, ClaimResult};
 use crate::coordinator::{
-    CoordinatorHandle, FloorCall, FloorEvent, FloorFeed, SeatState, Snapshot,
+    CoordinatorHandle, FloorCall, FloorCoverage, FloorEvent, FloorFeed, SeatState, Snapshot,
 };
 use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, Workspace};
@@ -87,7 +87,13 @@ pub enum SupervisorOutput {
         calls: Vec<FloorCall>,
         /// The parked calls among `calls`, by slot.
         parking: Vec<LotEntry>,
+        /// `partial` and `partial_reasons`: how much of the cluster this is.
+        #[serde(flatten)]
+        coverage: FloorCoverage,
     },
+    /// How much of the cluster the console sees changed (cluster mode): the
+    /// `partial` and `partial_reasons` of a new snapshot.
+    Floor(FloorCoverage),
     Ack {
         command: &'static str,
         call_id: CallId,
@@ -121,6 +127,7 @@ impl SupervisorOutput {
             seats: floor.seats,
             calls: floor.calls,
             parking,
+            coverage: floor.coverage,
         }
     }
 }
@@ -165,6 +172,10 @@ impl FloorFeed for Outbox<SupervisorOutput> {
             }
             _ => self.send(Event(event)),
         }
+    }
+
+    fn coverage(&self, coverage: &FloorCoverage) -> bool {
+        self.send(SupervisorOutput::Floor(coverage.clone()))
     }
 }
 

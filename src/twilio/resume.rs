@@ -259,9 +259,10 @@ async fn adopt(engine: &Engine, call_id: &CallId, owner: CallOwner) -> Result<St
 }
 
 /// Survivors' sweep: every `cluster.reap_interval_ms`, the open calls of nodes
-/// whose membership key is gone; each not adopted within
-/// `cluster.resume_wait_secs` of its node being seen gone is ended `interrupted`
-/// (reason `node_failure`) — a compare-and-set, so exactly one survivor does it.
+/// whose membership key is gone and whose node link to this node is down; each
+/// not adopted within `cluster.resume_wait_secs` of its node being seen gone is
+/// ended `interrupted` (reason `node_failure`) — a compare-and-set, so exactly
+/// one survivor does it.
 pub fn spawn_sweeper(engine: Engine) -> Option<tokio::task::JoinHandle<()>> {
     let cluster = engine.cluster.clone()?;
     let settings = &engine.settings.cluster;
@@ -291,9 +292,20 @@ pub fn spawn_sweeper(engine: Engine) -> Option<tokio::task::JoinHandle<()>> {
                     continue;
                 }
             };
+            // A node whose key is gone but whose link to this node is up is not
+            // dead: it cannot reach Redis (or its beats are late), and it still
+            // streams its calls. Only a node both silent in Redis and unlinked
+            // is gone.
+            let linked = |node: &str| {
+                engine
+                    .links
+                    .as_ref()
+                    .is_some_and(|links| links.connected(node).is_some())
+            };
+            let gone = |node: &str| !alive.contains(node) && !linked(node);
             let now = Instant::now();
-            gone_since.retain(|node, _| nodes.contains(node) && !alive.contains(node));
-            for node in nodes.iter().filter(|n| !alive.contains(*n)) {
+            gone_since.retain(|node, _| nodes.contains(node) && gone(node));
+            for node in nodes.iter().filter(|n| gone(n)) {
                 gone_since.entry(node.clone()).or_insert(now);
             }
             for call in &open {

@@ -107,7 +107,9 @@ impl Render<SupervisorOutput> for SupervisorWire {
 #[cfg(test)]
 mod tests {
     use serde_json::Value;
-    use switchboard_actors::coordinator::{FloorCall, FloorEvent, SeatState, Snapshot};
+    use switchboard_actors::coordinator::{
+        FloorCall, FloorCoverage, FloorEvent, SeatState, Snapshot,
+    };
     use switchboard_actors::seat::{Parked, Presence, Unparked};
     use switchboard_actors::{AgentId, CallId, Workspace};
 
@@ -212,8 +214,16 @@ mod tests {
                     seats: vec![seat.clone()],
                     calls: vec![call.clone(), ringing],
                     parking: vec![(w.clone(), parked.clone())],
+                    coverage: FloorCoverage::default(),
                 }),
-                r#"{"calls":[{"agent_id":null,"call_id":"c1","from":"+1","ringing":["a1"],"since":"2026-12-02T15:00:00Z","slot":2,"status":"parked","to":"+2","workspace":"production"},{"agent_id":null,"call_id":"c2","from":"+1","ringing":["a1"],"since":"2026-12-02T15:00:00Z","slot":null,"status":"ringing","to":"+2","workspace":"production"}],"parking":[{"call_id":"c1","slot":2,"from":"+1","to":"+2","parked_by":null,"parked_by_name":null,"parked_at":"2026-12-02T15:00:00Z","reason":"supervisor","workspace":"production"}],"seats":[{"agent_id":"a1","name":"Ada","call_id":"c1","presence":"busy","workspace":"production"}],"type":"snapshot"}"#,
+                r#"{"calls":[{"agent_id":null,"call_id":"c1","from":"+1","ringing":["a1"],"since":"2026-12-02T15:00:00Z","slot":2,"status":"parked","to":"+2","workspace":"production"},{"agent_id":null,"call_id":"c2","from":"+1","ringing":["a1"],"since":"2026-12-02T15:00:00Z","slot":null,"status":"ringing","to":"+2","workspace":"production"}],"parking":[{"call_id":"c1","slot":2,"from":"+1","to":"+2","parked_by":null,"parked_by_name":null,"parked_at":"2026-12-02T15:00:00Z","reason":"supervisor","workspace":"production"}],"partial":false,"partial_reasons":[],"seats":[{"agent_id":"a1","name":"Ada","call_id":"c1","presence":"busy","workspace":"production"}],"type":"snapshot"}"#,
+            ),
+            (
+                SupervisorOutput::Floor(FloorCoverage::with_reasons(vec![
+                    "redis-unreachable".into(),
+                    "node-unlinked:node-2".into(),
+                ])),
+                r#"{"partial":true,"partial_reasons":["redis-unreachable","node-unlinked:node-2"],"type":"floor"}"#,
             ),
             (
                 SupervisorOutput::Event(FloorEvent::Seat(seat)),

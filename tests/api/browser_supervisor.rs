@@ -574,15 +574,14 @@ mod injector {
     }
 }
 
-#[actix_web::test]
-async fn malformed_and_unknown_messages_from_the_engine_are_ignored_and_the_console_keeps_working()
-{
-    let app = spawn_app().await;
-    let ((ann, mut ann_phone), (bob, bob_phone)) = ann_and_bob(&app).await;
-    let (call, _twilio) = app.answered_call(&mut ann_phone).await;
+/// The console signed in through an [`injector::InjectingProxy`] in front of
+/// `app`, its socket open.
+async fn console_through_a_proxy(
+    browser: &Browser,
+    app: &TestApp,
+) -> (Page, injector::InjectingProxy) {
     let upstream: SocketAddr = format!("127.0.0.1:{}", app.port).parse().expect("address");
     let proxy = injector::InjectingProxy::start(upstream).await;
-    let browser = Browser::start().await;
     let mut page = browser.page().await;
     page.base = proxy.address.clone();
     page.client
@@ -592,6 +591,48 @@ async fn malformed_and_unknown_messages_from_the_engine_are_ignored_and_the_cons
     page.type_into("token", ADMIN_TOKEN).await;
     page.click("sign-in").await;
     page.wait_attr("connection", "data-state", "open").await;
+    (page, proxy)
+}
+
+// A single node's floor is always whole; a cluster node says when it is not
+// (Redis unreachable, a node without a link) with a `floor` message.
+#[actix_web::test]
+async fn a_partial_floor_shows_why_until_the_engine_says_it_is_whole_again() {
+    let app = spawn_app().await;
+    let ((ann, _ann_phone), _bob) = ann_and_bob(&app).await;
+    let browser = Browser::start().await;
+    let (page, proxy) = console_through_a_proxy(&browser, &app).await;
+    page.find(&seat_css(&ann)).await;
+    assert!(page.testid("floor-partial").await.is_displayed().await.ok() != Some(true));
+
+    proxy.send_text(
+        r#"{"type":"floor","partial":true,"partial_reasons":["redis-unreachable","node-unlinked:node-2"]}"#,
+    );
+    let shown = page
+        .wait_text("floor-partial", "Redis is unreachable")
+        .await;
+    assert!(shown.contains("node node-2 is not linked"), "{shown}");
+    proxy.send_text(r#"{"type":"floor","partial":false,"partial_reasons":[]}"#);
+    let hidden = page
+        .wait_until(|page| async move {
+            page.testid("floor-partial").await.is_displayed().await.ok() == Some(false)
+        })
+        .await;
+    assert!(hidden, "the partial floor notice is still shown");
+    // The floor itself was left alone.
+    page.find(&seat_css(&ann)).await;
+
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn malformed_and_unknown_messages_from_the_engine_are_ignored_and_the_console_keeps_working()
+{
+    let app = spawn_app().await;
+    let ((ann, mut ann_phone), (bob, bob_phone)) = ann_and_bob(&app).await;
+    let (call, _twilio) = app.answered_call(&mut ann_phone).await;
+    let browser = Browser::start().await;
+    let (page, proxy) = console_through_a_proxy(&browser, &app).await;
     wait_css_attr(&page, &seat_css(&bob), "data-presence", "available").await;
     let _ = page.console().await;
 

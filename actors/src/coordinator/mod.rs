@@ -15,7 +15,7 @@ use serde::Serialize;
 
 mod peers;
 
-pub use peers::{PeerEvent, PeerGone, PeerSeatOpened, PeerSnapshot};
+pub use peers::{FloorCoverage, PeerEvent, PeerGone, PeerSeatOpened, PeerSnapshot, SetCoverage};
 
 use crate::call::CallHandle;
 use crate::error::EngineError;
@@ -112,6 +112,11 @@ pub trait FloorFeed: Send + Sync + 'static {
     fn whole_cluster(&self) -> bool {
         true
     }
+    /// How much of the cluster this node sees changed (cluster mode; only feeds
+    /// of the whole cluster are told). False once the console is gone.
+    fn coverage(&self, _coverage: &FloorCoverage) -> bool {
+        true
+    }
 }
 
 /// The whole floor at once (a supervisor's first message).
@@ -121,6 +126,8 @@ pub struct Snapshot {
     pub calls: Vec<FloorCall>,
     /// The parked calls, by workspace and slot.
     pub parking: Vec<(Workspace, Parked)>,
+    /// How much of the cluster it covers (whole for this node's own floor).
+    pub coverage: FloorCoverage,
 }
 
 #[derive(Message)]
@@ -285,6 +292,8 @@ pub struct RingCoordinator {
     rosters: HashMap<Workspace, RosterClock>,
     /// The other nodes' floors, as their links tell them (cluster mode).
     peers: HashMap<Arc<str>, peers::PeerFloor>,
+    /// How much of the cluster's floor this node sees (cluster mode).
+    coverage: FloorCoverage,
 }
 
 impl RingCoordinator {
@@ -580,10 +589,16 @@ impl Handler<RegisterSupervisor> for RingCoordinator {
         seats.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
         calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
         parking.sort_by(|a, b| (&a.0, a.1.slot).cmp(&(&b.0, b.1.slot)));
+        let coverage = if whole {
+            self.coverage.clone()
+        } else {
+            FloorCoverage::default()
+        };
         if msg.feed.snapshot(Snapshot {
             seats,
             calls,
             parking,
+            coverage,
         }) {
             self.supervisors.insert(msg.id, msg.feed);
         }
@@ -755,6 +770,11 @@ impl CoordinatorHandle {
     /// The link to `node` is down.
     pub fn peer_gone(&self, node: Arc<str>) {
         self.addr.do_send(PeerGone { node });
+    }
+
+    /// How much of the cluster this node sees now; consoles are told of a change.
+    pub fn set_coverage(&self, coverage: FloorCoverage) {
+        self.addr.do_send(SetCoverage(coverage));
     }
 
     /// Registers a console; its feed gets the snapshot, then every change.

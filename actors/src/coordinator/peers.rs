@@ -11,6 +11,11 @@
 //!
 //! What a peer tells is never passed on to another node: the cluster's feeds
 //! ([`super::FloorFeed::whole_cluster`] false) get this node's floor alone.
+//!
+//! How much of the cluster this node sees is [`FloorCoverage`]: the cluster
+//! layer sets it ([`SetCoverage`]) when Redis stops answering (rings then reach
+//! this node's seats only) or an alive node has no link (its floor is missing);
+//! consoles get it in their snapshot and as a `floor` message when it changes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,6 +72,35 @@ pub struct PeerSeatOpened {
 pub struct PeerCall {
     pub call_id: CallId,
 }
+
+/// How much of the cluster's floor this node sees and rings. Whole unless the
+/// cluster layer says otherwise; always whole on a single node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FloorCoverage {
+    /// Part of the floor may be missing from this node's view or its rings.
+    pub partial: bool,
+    /// Why, each a word a console can show: `redis-unreachable` (rings reach
+    /// this node's seats only; other nodes' changes may be late),
+    /// `node-unlinked:ID` (node ID is alive but this node has no link to it:
+    /// its seats, calls and parked calls are missing). Empty when whole.
+    pub partial_reasons: Vec<String>,
+}
+
+impl FloorCoverage {
+    /// Coverage with these reasons; partial if there is any.
+    pub fn with_reasons(partial_reasons: Vec<String>) -> FloorCoverage {
+        FloorCoverage {
+            partial: !partial_reasons.is_empty(),
+            partial_reasons,
+        }
+    }
+}
+
+/// The cluster layer's latest word on this node's [`FloorCoverage`]: consoles
+/// are told when it changes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetCoverage(pub FloorCoverage);
 
 /// The link to another node is down: its floor is forgotten.
 #[derive(Message)]
@@ -278,6 +312,20 @@ impl Handler<PeerCall> for RingCoordinator {
                 .get(&msg.call_id)
                 .map(|call| (Arc::clone(node), call.clone()))
         })
+    }
+}
+
+impl Handler<SetCoverage> for RingCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetCoverage, _ctx: &mut Self::Context) {
+        if msg.0 == self.coverage {
+            return;
+        }
+        self.coverage = msg.0;
+        let coverage = &self.coverage;
+        self.supervisors
+            .retain(|_, feed| !feed.whole_cluster() || feed.coverage(coverage));
     }
 }
 

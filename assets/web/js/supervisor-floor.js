@@ -91,7 +91,15 @@ export class Floor {
     this.calls = new Map();
     /** call_id -> parked call */
     this.lot = new Map();
+    /** How much of the cluster this is (`partial`, `partial_reasons`). */
+    this.coverage = { partial: false, reasons: [] };
     this.ready = false;
+  }
+
+  // The `partial` and `partial_reasons` of a snapshot or a `floor` message.
+  setCoverage(message) {
+    const reasons = Array.isArray(message.partial_reasons) ? message.partial_reasons.filter(isString) : [];
+    this.coverage = { partial: message.partial === true, reasons };
   }
 
   apply(message) {
@@ -126,6 +134,9 @@ export class Floor {
         need(isString(message.call_id), 'unparked without call_id');
         this.lot.delete(message.call_id);
         return true;
+      case 'floor':
+        this.setCoverage(message);
+        return true;
       default:
         return false;
     }
@@ -151,6 +162,7 @@ export class Floor {
       if (call.status === 'parked') this.lot.set(call.call_id, merge(this.lot.get(call.call_id), { call_id: call.call_id }));
     }
     for (const id of this.lot.keys()) this.fillLot(id);
+    this.setCoverage(message);
     this.ready = true;
   }
 

@@ -21,6 +21,7 @@ const ui = {
   live: document.getElementById('live'),
   connection: document.querySelector('[data-testid="connection"]'),
   reconnecting: document.querySelector('[data-testid="reconnecting"]'),
+  partial: document.querySelector('[data-testid="floor-partial"]'),
   seatHint: document.getElementById('seat-hint'),
 };
 
@@ -578,7 +579,19 @@ if (debug) {
 
 // ---- the socket ------------------------------------------------------------
 
+// Why the floor shown may miss part of the cluster (cluster mode), in words.
+function coverageText(reasons) {
+  const said = reasons.map((reason) => {
+    if (reason === 'redis-unreachable') return "Redis is unreachable: calls ring this node's agents only";
+    if (reason.startsWith('node-unlinked:')) return `node ${reason.slice('node-unlinked:'.length)} is not linked: its agents and calls are missing`;
+    return reason;
+  });
+  return `Partial floor — ${said.join('; ') || 'part of the cluster is missing'}`;
+}
+
 function render() {
+  ui.partial.hidden = !floor.coverage.partial;
+  ui.partial.textContent = floor.coverage.partial ? coverageText(floor.coverage.reasons) : '';
   syncList(ui.seats, floor.seatList(), (seat) => seat.agent_id, createSeat, updateSeat);
   syncList(ui.calls, floor.liveCalls(), (call) => call.call_id, createCall, updateCall);
   const parked = floor.parked();

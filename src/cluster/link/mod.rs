@@ -20,6 +20,7 @@
 //!   seats are where ([`super::presence`]); a call in progress keeps its audio
 //!   while Redis is away.
 
+mod coverage;
 pub mod handshake;
 mod proxy;
 pub mod wire;
@@ -93,6 +94,9 @@ struct Inner {
     refused: AtomicU64,
     /// Set once the node is stopping: no link is opened or accepted after it.
     stopping: std::sync::atomic::AtomicBool,
+    /// Redis answered the last read of the members (or of the seats): while it
+    /// does not, a ring reaches this node's seats without waiting for Redis.
+    redis_answers: std::sync::atomic::AtomicBool,
 }
 
 /// One live link to a peer node.
@@ -198,6 +202,7 @@ impl Links {
                 dropped_closed: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
                 stopping: std::sync::atomic::AtomicBool::new(false),
+                redis_answers: std::sync::atomic::AtomicBool::new(true),
             }),
         }
     }
@@ -206,8 +211,10 @@ impl Links {
         &self.inner.me
     }
 
-    /// Starts the loop that keeps a link to every alive member this node dials,
-    /// and lets the coordinator ring the other nodes' seats through these links.
+    /// Starts the loop that keeps a link to every alive member this node dials
+    /// and tells the coordinator how much of the cluster it sees
+    /// ([`coverage`]), and lets the coordinator ring the other nodes' seats
+    /// through these links.
     pub fn start(&self, every: Duration) {
         self.inner
             .coordinator
@@ -216,6 +223,7 @@ impl Links {
         actix_rt::spawn(async move {
             let mut backoff: HashMap<String, (tokio::time::Instant, Duration)> = HashMap::new();
             let mut tick = tokio::time::interval(every.min(Duration::from_millis(500)));
+            let mut watch = coverage::CoverageWatch::default();
             loop {
                 tick.tick().await;
                 if links.inner.stopping.load(Ordering::Relaxed) {
@@ -225,9 +233,18 @@ impl Links {
                     Ok(members) => members,
                     Err(err) => {
                         tracing::debug!(error = %err, "the members cannot be read; links are dialed later");
+                        links.redis_answered(false);
+                        links
+                            .inner
+                            .coordinator
+                            .set_coverage(watch.redis_unreachable());
                         continue;
                     }
                 };
+                links.redis_answered(true);
+                let seen =
+                    watch.observed(links.me(), &members, |node| links.connected(node).is_some());
+                links.inner.coordinator.set_coverage(seen);
                 let now = tokio::time::Instant::now();
                 for member in members.iter().filter(|m| m.alive) {
                     let node = &member.record.id;
@@ -259,6 +276,23 @@ impl Links {
         for peer in peers {
             peer.outbox.close(1001, "node stopping");
         }
+    }
+
+    /// Whether Redis answered the last read; logged when that changes.
+    fn redis_answered(&self, answered: bool) {
+        let before = self.inner.redis_answers.swap(answered, Ordering::Relaxed);
+        match (before, answered) {
+            (true, false) => tracing::warn!(
+                "Redis does not answer: rings reach this node's seats only, and consoles are told the floor is partial"
+            ),
+            (false, true) => tracing::info!("Redis answers again: rings reach every node's seats"),
+            _ => {}
+        }
+    }
+
+    /// Whether Redis answered the last read (see [`Links::redis_answered`]).
+    fn redis_answers(&self) -> bool {
+        self.inner.redis_answers.load(Ordering::Relaxed)
     }
 
     /// This node dials `node` (the other accepts): the lower id dials.

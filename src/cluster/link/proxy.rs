@@ -409,7 +409,9 @@ pub(super) fn notice_in(links: &Links, peer: &Arc<Peer>, notice: WireNotice) -> 
 /// The other nodes' seats, for this node's coordinator: read from the seats'
 /// presence in Redis, reached over the links. A seat whose node has no live link
 /// is not rung (its ring could not be delivered); when Redis does not answer, a
-/// ring reaches this node's seats only, and the reason is logged.
+/// ring reaches this node's seats only, and the reason is logged. While the
+/// links' loop finds Redis away, a ring does not wait for it (each read would
+/// cost `cluster.redis_timeout_ms` when Redis hangs rather than refuses).
 pub struct RemoteFloorOverLinks {
     links: Links,
 }
@@ -431,10 +433,14 @@ impl RemoteFloor for RemoteFloorOverLinks {
     ) -> Boxed<Vec<SeatLink>> {
         let links = self.links.clone();
         Box::pin(async move {
+            if !links.redis_answers() {
+                return Vec::new();
+            }
             let seats = match links.cluster().seats(Some(workspace.as_str())).await {
                 Ok(seats) => seats,
                 Err(err) => {
                     tracing::warn!(%workspace, error = %err, "the cluster's seats cannot be read; ringing this node's seats only");
+                    links.redis_answered(false);
                     return Vec::new();
                 }
             };

@@ -13,12 +13,23 @@ use crate::helpers::{
     NUMBER, PATIENCE, TWILIO_TOKEN,
 };
 
-const WORKSPACE: &str = "floor";
+pub(super) const WORKSPACE: &str = "floor";
 
 /// `n` nodes that take Twilio's signed webhooks (each its own public URL), with
 /// every link up.
-async fn telephony_cluster(n: usize) -> TestCluster {
-    let mut cluster = TestCluster::empty().await;
+pub(super) async fn telephony_cluster(n: usize) -> TestCluster {
+    telephony_cluster_with(n, "", |_, _| {}).await
+}
+
+/// [`telephony_cluster`], with `cluster_toml` added to the nodes' `[cluster]`
+/// section and each node's command changed by `adjust` (given the node's id)
+/// before it is spawned.
+pub(super) async fn telephony_cluster_with(
+    n: usize,
+    cluster_toml: &str,
+    adjust: impl Fn(&str, &mut std::process::Command),
+) -> TestCluster {
+    let mut cluster = TestCluster::empty_with(cluster_toml).await;
     for k in 1..=n {
         let id = format!("node-{k}");
         let port = free_port();
@@ -26,6 +37,7 @@ async fn telephony_cluster(n: usize) -> TestCluster {
         command
             .env("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
             .env("SWITCHBOARD_PUBLIC_URL", format!("http://127.0.0.1:{port}"));
+        adjust(&id, &mut command);
         cluster.spawn_node(&id, port, command);
     }
     for node in &cluster.nodes {
@@ -50,7 +62,7 @@ async fn telephony_cluster(n: usize) -> TestCluster {
     cluster
 }
 
-fn metric(text: &str, name: &str) -> f64 {
+pub(super) fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|line| {
             let (key, value) = line.split_once(' ')?;
@@ -60,7 +72,7 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 /// `POST path` with the admin token on `url`.
-async fn post(url: &str, path: &str, body: Value) -> Value {
+pub(super) async fn post(url: &str, path: &str, body: Value) -> Value {
     let res = reqwest::Client::new()
         .post(format!("{url}{path}"))
         .bearer_auth(ADMIN_TOKEN)
@@ -75,7 +87,7 @@ async fn post(url: &str, path: &str, body: Value) -> Value {
 }
 
 /// A call from Twilio to `NUMBER` on `node_url`, its stream opened there.
-async fn ring_in(node_url: &str) -> (String, TwilioStream) {
+pub(super) async fn ring_in(node_url: &str) -> (String, TwilioStream) {
     let call_sid = crate::helpers::new_call_sid();
     let params: Vec<(String, String)> = [
         ("AccountSid", "AC00000000000000000000000000000000"),
@@ -112,7 +124,7 @@ async fn ring_in(node_url: &str) -> (String, TwilioStream) {
 
 /// Agents of `WORKSPACE`, `per_node` on each node, each with an available
 /// softphone on its node; returns them as (node index, phone).
-async fn seats(cluster: &TestCluster, per_node: usize) -> Vec<(usize, Softphone)> {
+pub(super) async fn seats(cluster: &TestCluster, per_node: usize) -> Vec<(usize, Softphone)> {
     let mut phones = Vec::new();
     let first = &cluster.nodes[0];
     for (i, node) in cluster.nodes.iter().enumerate() {
@@ -331,7 +343,7 @@ fn chrono_ms() -> i64 {
 }
 
 /// A console on `node_url` and its snapshot.
-async fn console(node_url: &str) -> (Softphone, Value) {
+pub(super) async fn console(node_url: &str) -> (Softphone, Value) {
     let url = format!(
         "{}/ws/supervisor?token={ADMIN_TOKEN}",
         node_url.replacen("http://", "ws://", 1)

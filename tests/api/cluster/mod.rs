@@ -25,6 +25,7 @@ mod failover;
 mod floor;
 mod membership;
 mod presence;
+mod redis_outage;
 pub mod twilio_player;
 
 use std::path::PathBuf;
@@ -49,6 +50,17 @@ pub const NODE_TTL_MS: u64 = 2000;
 
 pub fn redis_url() -> String {
     std::env::var(REDIS_URL_VAR).unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
+}
+
+/// The test Redis's address, for a [`FaultProxy`] in front of it.
+pub fn redis_addr() -> std::net::SocketAddr {
+    redis_url()
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .expect("host:port")
+        .parse()
+        .expect("the test Redis is at an IP address and port")
 }
 
 fn binary() -> PathBuf {
@@ -267,14 +279,7 @@ impl TestCluster {
     /// A cluster of one node, `name`, that reaches Redis through a
     /// [`FaultProxy`] the test can cut; the node is spawned, not yet waited for.
     pub async fn behind_a_redis_proxy(name: &str) -> (TestCluster, FaultProxy) {
-        let redis_addr = redis_url()
-            .trim_start_matches("redis://")
-            .split('/')
-            .next()
-            .expect("host:port")
-            .parse()
-            .expect("the test Redis is at an IP address and port");
-        let proxy = FaultProxy::start(redis_addr).await;
+        let proxy = FaultProxy::start(redis_addr()).await;
         let mut cluster = TestCluster::empty().await;
         let port = crate::helpers::free_port();
         let mut command = cluster.command(name, port);
