@@ -25,7 +25,7 @@ use crate::outbound::dispatch::{DispatchDeps, DispatchWaker, OutboundDispatcher}
 use crate::outbound::hours::CallingHours;
 use crate::outbound::notify::{CallbackConfig, DeliveryWorker};
 use crate::outbound::reconcile_cost::{CostReconciler, ReconcileDeps};
-use crate::outbound::submit::BurstLimiter;
+use crate::outbound::submit::{BurstLimiter, SharedBursts};
 use crate::safety::review::{ReviewDeps, ReviewWorker};
 use crate::store::journal::{JournalConfig, JournalWriter};
 use crate::store::Store;
@@ -523,7 +523,14 @@ async fn build_engine(
     let providers: Arc<[crate::providers::ProviderAccount]> =
         crate::providers::accounts_from(&settings)?.into();
     let calling_hours = CallingHours::from_settings(&settings.outbound)?;
-    let outbound_burst = Arc::new(BurstLimiter::new(&settings.outbound, clock.clone()));
+    let outbound_burst = Arc::new(match &cluster {
+        Some(cluster) => BurstLimiter::shared(
+            &settings.outbound,
+            clock.clone(),
+            Arc::new(ClusterBursts(cluster.clone())),
+        ),
+        None => BurstLimiter::new(&settings.outbound, clock.clone()),
+    });
     let objective_classifier =
         crate::safety::predial::Classifier::from_settings(&settings).map(Arc::new);
     let screener = Arc::new(crate::safety::screen::Screener::new(
@@ -576,4 +583,31 @@ async fn build_engine(
         draining: Arc::default(),
         links,
     })
+}
+
+/// The cluster's burst count (Redis), for the outbound gates' limiter.
+struct ClusterBursts(Cluster);
+
+impl SharedBursts for ClusterBursts {
+    fn check(
+        &self,
+        user: &str,
+        now_us: u64,
+        per_second: u32,
+        burst: u32,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<Option<std::time::Duration>, String>>
+                + Send
+                + '_,
+        >,
+    > {
+        let user = user.to_owned();
+        Box::pin(async move {
+            self.0
+                .burst_check(&user, now_us, per_second, burst)
+                .await
+                .map_err(|err| err.to_string())
+        })
+    }
 }

@@ -217,7 +217,7 @@ pub async fn submit(
     let user = requesting_user(&caller)?;
     let now = engine.clock.now();
     let now_ms = now.as_millisecond();
-    if let Err(wait) = engine.outbound_burst.check(user.id.as_str()) {
+    if let Err(wait) = engine.outbound_burst.check(user.id.as_str()).await {
         let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
         return Ok(rate_limited(
             now_ms,

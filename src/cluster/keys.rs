@@ -40,6 +40,11 @@ impl Keys {
     pub fn parking(&self, workspace: &str) -> String {
         format!("{}parking:{workspace}", self.prefix)
     }
+
+    /// A user's outbound bursts (the theoretical arrival time of its next submit).
+    pub fn burst(&self, user: &str) -> String {
+        format!("{}burst:{user}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -54,6 +59,7 @@ mod tests {
             keys.node("a"),
             keys.nodes(),
             keys.parking("w"),
+            keys.burst("u"),
         ] {
             assert!(key.starts_with("t1:"), "{key}");
         }

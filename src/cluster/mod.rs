@@ -11,12 +11,14 @@
 //!   heartbeat that refreshes it, and the list of members;
 //! - [`presence`]: this node's seats published to Redis (a hash per workspace,
 //!   a channel of changes) and the whole floor's seats read back;
+//! - [`burst`]: the outbound burst limiter's count per user, shared by the nodes;
 //! - [`failover`]: whether a call's owner is alive (a resume, the survivors'
 //!   sweep of dead nodes' calls);
 //! - [`keys`]: the Redis key names, every one under `SWITCHBOARD_REDIS_PREFIX`.
 //!
 //! Single-node mode (no `REDIS_URL`) builds none of this.
 
+pub mod burst;
 pub mod failover;
 pub mod keys;
 pub mod link;

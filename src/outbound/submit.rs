@@ -5,7 +5,10 @@
 //! order; the hourly and daily quotas and the budget are counted by
 //! `Store::submit_outbound` in the transaction that creates the call.
 
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::middleware::NoOpMiddleware;
@@ -53,13 +56,37 @@ pub fn month_start(now: Timestamp) -> Timestamp {
         .unwrap_or(now)
 }
 
-/// Per-user bursts of submits, in memory (`governor`): `outbound.burst_size`
-/// at once, refilled at `outbound.burst_per_second`. It keeps a flood off the
-/// database; the quotas that matter (per hour, per day) are counted there. It
-/// runs on the engine's clock (the gates' injected one), not on its own.
-pub struct BurstLimiter(
-    RateLimiter<String, DefaultKeyedStateStore<String>, GovernorClock, NoOpMiddleware<Nanos>>,
-);
+/// Per-user bursts of submits: `outbound.burst_size` at once, refilled at
+/// `outbound.burst_per_second`. It keeps a flood off the database; the quotas
+/// that matter (per hour, per day) are counted there. It runs on the engine's
+/// clock (the gates' injected one), not on its own.
+///
+/// On one node it counts in memory (`governor`). In a cluster it counts once
+/// for every node ([`SharedBursts`], the same algorithm in Redis), so a user
+/// cannot multiply the burst by the number of nodes; while the shared count
+/// cannot be reached it falls back to this node's own, and says so.
+pub struct BurstLimiter {
+    local:
+        RateLimiter<String, DefaultKeyedStateStore<String>, GovernorClock, NoOpMiddleware<Nanos>>,
+    shared: Option<Arc<dyn SharedBursts>>,
+    per_second: u32,
+    burst: u32,
+}
+
+/// A count of bursts shared by the nodes of a cluster (implemented over Redis by
+/// the cluster layer): one request of `user` at `now_us` (Unix microseconds),
+/// against `burst` at once refilled at `per_second`. `Ok(None)`: it may go
+/// (and is counted); `Ok(Some(wait))`: not before `wait`; `Err`: the count
+/// cannot be reached (why).
+pub trait SharedBursts: Send + Sync + 'static {
+    fn check(
+        &self,
+        user: &str,
+        now_us: u64,
+        per_second: u32,
+        burst: u32,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<Duration>, String>> + Send + '_>>;
+}
 
 /// The engine's [`ClockHandle`] as governor's clock: nanoseconds since the epoch.
 #[derive(Clone)]
@@ -79,23 +106,55 @@ impl governor::clock::Clock for GovernorClock {
 const FORGET_ABOVE_USERS: usize = 10_000;
 
 impl BurstLimiter {
+    /// This node's own limiter.
     pub fn new(settings: &OutboundSettings, clock: ClockHandle) -> Self {
         let per_second = NonZeroU32::new(settings.burst_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.burst_size).unwrap_or(NonZeroU32::MIN);
-        Self(RateLimiter::hashmap_with_clock(
-            Quota::per_second(per_second).allow_burst(burst),
-            GovernorClock(clock),
-        ))
+        Self {
+            local: RateLimiter::hashmap_with_clock(
+                Quota::per_second(per_second).allow_burst(burst),
+                GovernorClock(clock),
+            ),
+            shared: None,
+            per_second: per_second.get(),
+            burst: burst.get(),
+        }
+    }
+
+    /// The cluster's limiter: `shared` counts, this node's own when it cannot.
+    pub fn shared(
+        settings: &OutboundSettings,
+        clock: ClockHandle,
+        shared: Arc<dyn SharedBursts>,
+    ) -> Self {
+        Self {
+            shared: Some(shared),
+            ..Self::new(settings, clock)
+        }
     }
 
     /// `Ok` when `user` may submit now; else how long until they may.
-    pub fn check(&self, user: &str) -> Result<(), Duration> {
+    pub async fn check(&self, user: &str) -> Result<(), Duration> {
         use governor::clock::Clock as _;
-        if self.0.len() > FORGET_ABOVE_USERS {
-            self.0.retain_recent();
+        if let Some(shared) = &self.shared {
+            let now_us = self.local.clock().now().as_u64() / 1_000;
+            match shared
+                .check(user, now_us, self.per_second, self.burst)
+                .await
+            {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => return Err(wait),
+                Err(reason) => tracing::warn!(
+                    %reason,
+                    "the cluster's burst count cannot be reached; counting on this node alone"
+                ),
+            }
         }
-        let clock = self.0.clock().clone();
-        self.0
+        if self.local.len() > FORGET_ABOVE_USERS {
+            self.local.retain_recent();
+        }
+        let clock = self.local.clock().clone();
+        self.local
             .check_key(&user.to_owned())
             .map_err(|not_until| not_until.wait_time_from(clock.now()))
     }
@@ -139,22 +198,28 @@ mod tests {
         assert_eq!(month_start(start), start);
     }
 
-    #[test]
-    fn a_burst_beyond_its_size_waits_and_other_users_do_not() {
+    #[actix_rt::test]
+    async fn a_burst_beyond_its_size_waits_and_other_users_do_not() {
         let mut settings = Settings::defaults().outbound;
         settings.burst_size = 2;
         settings.burst_per_second = 1;
         let clock = ManualClock::new("2026-12-02T10:00:00Z".parse().expect("instant"));
         let limiter = BurstLimiter::new(&settings, clock.handle());
-        assert!(limiter.check("ada").is_ok());
-        assert!(limiter.check("ada").is_ok());
-        let wait = limiter.check("ada").expect_err("the third at once waits");
+        assert!(limiter.check("ada").await.is_ok());
+        assert!(limiter.check("ada").await.is_ok());
+        let wait = limiter
+            .check("ada")
+            .await
+            .expect_err("the third at once waits");
         assert_eq!(wait, Duration::from_secs(1));
-        assert!(limiter.check("grace").is_ok(), "limits are per user");
+        assert!(limiter.check("grace").await.is_ok(), "limits are per user");
         clock.advance(Duration::from_millis(999));
-        assert!(limiter.check("ada").is_err(), "not refilled yet");
+        assert!(limiter.check("ada").await.is_err(), "not refilled yet");
         clock.advance(Duration::from_millis(1));
-        assert!(limiter.check("ada").is_ok(), "one refilled after a second");
-        assert!(limiter.check("ada").is_err());
+        assert!(
+            limiter.check("ada").await.is_ok(),
+            "one refilled after a second"
+        );
+        assert!(limiter.check("ada").await.is_err());
     }
 }

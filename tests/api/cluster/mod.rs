@@ -21,6 +21,8 @@
 //! build; each node is probed for cluster mode before a test relies on it).
 
 pub mod balancer;
+mod bursts;
+mod db_outage;
 mod failover;
 mod floor;
 mod membership;
