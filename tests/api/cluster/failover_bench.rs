@@ -49,7 +49,7 @@ use super::failover::{
     assert_whole_trail, available, count, number_for_everyone, stream_url, until_call,
 };
 use super::twilio_player::PlayedCall;
-use super::{redis_connection, Timings, TestCluster};
+use super::{redis_connection, TestCluster, Timings};
 use crate::helpers::{assert_bridged, CALLER, NUMBER};
 
 const KILLS: usize = 20;
@@ -111,7 +111,10 @@ async fn failover_bench(timings: Timings) {
 
         // Redirects may reach any node now; the balancer skips the dead one
         // when it refuses the connection.
-        let urls: Vec<&str> = live.iter().map(|&i| cluster.nodes[i].url.as_str()).collect();
+        let urls: Vec<&str> = live
+            .iter()
+            .map(|&i| cluster.nodes[i].url.as_str())
+            .collect();
         balancer.set_backends(&urls);
         let ttl_left = ttl_left(&cluster, &owner_id);
         let killed = Instant::now();
@@ -125,7 +128,10 @@ async fn failover_bench(timings: Timings) {
             // The socket is closed already: Twilio goes on with the TwiML.
             let mut stream = call.after_drop(stream).await.stream();
             let started = killed.elapsed();
-            let first = stream.next().await.expect("the engine speaks on the new stream");
+            let first = stream
+                .next()
+                .await
+                .expect("the engine speaks on the new stream");
             (closed, started, killed.elapsed(), first, stream)
         };
         let agent = async {
@@ -137,7 +143,11 @@ async fn failover_bench(timings: Timings) {
         };
         let ((close, stream_at, first_at, first_message, mut stream), (ring, mut phone)) =
             tokio::join!(twilio, agent);
-        let resume = *call.redirected_at.last().expect("the redirect was followed") - killed;
+        let resume = *call
+            .redirected_at
+            .last()
+            .expect("the redirect was followed")
+            - killed;
         assert!(first_message["event"].is_string(), "{first_message}");
 
         // Exactly one survivor adopted the call, and the new stream is on it.
@@ -166,6 +176,21 @@ async fn failover_bench(timings: Timings) {
         assert_whole_trail(&ended);
         drop(phone);
 
+        // A resume slower than the key's expiry plus half a second: what the
+        // adopter logged about the call, to see where the time went.
+        if resume > ttl_left + Duration::from_millis(500) {
+            println!(
+                "kill {round:>2}: slow resume; {}'s log of the call:",
+                adopter.id
+            );
+            for line in adopter
+                .log()
+                .lines()
+                .filter(|l| l.contains(call_id.as_str()))
+            {
+                println!("    {line}");
+            }
+        }
         let sample = Sample {
             owner: owner_id,
             adopter: adopter.id.clone(),
@@ -205,11 +230,17 @@ async fn failover_bench(timings: Timings) {
         "\nfailover over {KILLS} kills ({timings:?} timings), ms from the SIGKILL; \
          nearest rank, so with {KILLS} samples p99 is the largest:"
     );
-    println!("{:<34} {:>6} {:>6} {:>6} {:>6}", "", "p50", "p99", "min", "max");
-    let rows: [(&str, fn(&Sample) -> Duration); 6] = [
+    println!(
+        "{:<34} {:>6} {:>6} {:>6} {:>6}",
+        "", "p50", "p99", "min", "max"
+    );
+    let rows: [(&str, fn(&Sample) -> Duration); 7] = [
         ("membership key left (PTTL)", |s| s.ttl_left),
         ("Twilio sees the stream close", |s| s.close),
         ("the resume answers (adopted)", |s| s.resume),
+        ("  of which after the key expired", |s| {
+            s.resume.saturating_sub(s.ttl_left)
+        }),
         ("new stream open on a survivor", |s| s.stream),
         ("engine's first message on it", |s| s.first),
         ("Ada rung again (re-offer)", |s| s.ring),

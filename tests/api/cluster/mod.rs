@@ -336,9 +336,9 @@ impl TestCluster {
     /// [`TestCluster::empty_with`] with the membership `timings` chosen.
     pub async fn empty_timed(timings: Timings, cluster_toml: &str) -> TestCluster {
         let timings = match timings {
-            Timings::Tests => format!(
-                "heartbeat_interval_ms = {HEARTBEAT_MS}\nnode_ttl_ms = {NODE_TTL_MS}\n"
-            ),
+            Timings::Tests => {
+                format!("heartbeat_interval_ms = {HEARTBEAT_MS}\nnode_ttl_ms = {NODE_TTL_MS}\n")
+            }
             Timings::Defaults => String::new(),
         };
         let run = uuid::Uuid::new_v4().simple().to_string();
