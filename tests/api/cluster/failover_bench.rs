@@ -203,7 +203,7 @@ async fn failover_bench(timings: Timings) {
         };
         println!(
             "kill {round:>2}: {} → {}  ttl left {:>5} ms  close {:>5} ms  resume {:>5} ms  \
-             stream {:>5} ms  first {:>5} ms  ring {:>5} ms",
+             stream {:>5} ms  first {:>5} ms ({})  ring {:>5} ms",
             sample.owner,
             sample.adopter,
             sample.ttl_left.as_millis(),
@@ -211,6 +211,7 @@ async fn failover_bench(timings: Timings) {
             sample.resume.as_millis(),
             sample.stream.as_millis(),
             sample.first.as_millis(),
+            first_message["event"].as_str().unwrap_or_default(),
             sample.ring.as_millis(),
         );
         samples.push(sample);
