@@ -55,6 +55,9 @@ use crate::helpers::{assert_bridged, CALLER, NUMBER};
 const KILLS: usize = 20;
 const NODES: usize = 3;
 
+/// One of a sample's times.
+type Field = fn(&Sample) -> Duration;
+
 /// One kill's times, from just before the SIGKILL.
 struct Sample {
     owner: String,
@@ -235,7 +238,7 @@ async fn failover_bench(timings: Timings) {
         "{:<34} {:>6} {:>6} {:>6} {:>6}",
         "", "p50", "p99", "min", "max"
     );
-    let rows: [(&str, fn(&Sample) -> Duration); 7] = [
+    let rows: [(&str, Field); 7] = [
         ("membership key left (PTTL)", |s| s.ttl_left),
         ("Twilio sees the stream close", |s| s.close),
         ("the resume answers (adopted)", |s| s.resume),
