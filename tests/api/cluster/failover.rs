@@ -18,7 +18,7 @@ use crate::helpers::{
 };
 
 /// `NUMBER` rings every available agent of workspace `blue`.
-async fn number_for_everyone(node: &Node) {
+pub(super) async fn number_for_everyone(node: &Node) {
     let res = reqwest::Client::new()
         .post(format!("{}/api/numbers", node.url))
         .bearer_auth(ADMIN_TOKEN)
@@ -38,7 +38,7 @@ async fn number_for_everyone(node: &Node) {
 }
 
 /// A softphone on `node`, available.
-async fn available(node: &Node, token: &str) -> Softphone {
+pub(super) async fn available(node: &Node, token: &str) -> Softphone {
     let mut phone = node.softphone(token).await;
     phone.send(json!({ "type": "presence", "status": "available" }));
     phone
@@ -48,7 +48,7 @@ async fn available(node: &Node, token: &str) -> Softphone {
 }
 
 /// The call's record on `node` once `done` holds of it.
-async fn until_call(
+pub(super) async fn until_call(
     node: &Node,
     call_id: &str,
     what: &str,
@@ -73,12 +73,12 @@ async fn until_call(
     .await
 }
 
-fn count(call: &Value, kind: &str) -> usize {
+pub(super) fn count(call: &Value, kind: &str) -> usize {
     event_kinds(call).iter().filter(|k| *k == kind).count()
 }
 
 /// The trail's `seq`s are 1, 2, 3… with no duplicate and no gap.
-fn assert_whole_trail(call: &Value) {
+pub(super) fn assert_whole_trail(call: &Value) {
     let seqs: Vec<i64> = call["events"]
         .as_array()
         .expect("events")
@@ -95,7 +95,7 @@ fn assert_whole_trail(call: &Value) {
 }
 
 /// The ws URL of a node's media stream.
-fn stream_url(node: &Node) -> String {
+pub(super) fn stream_url(node: &Node) -> String {
     format!("{}/twilio/stream", node.url.replacen("http://", "ws://", 1))
 }
 

@@ -24,6 +24,7 @@ pub mod balancer;
 mod bursts;
 mod db_outage;
 mod failover;
+mod failover_bench;
 mod floor;
 mod membership;
 mod presence;
@@ -49,6 +50,15 @@ const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// beat, so a node starved for a moment on a busy machine is not dropped.
 pub const HEARTBEAT_MS: u64 = 500;
 pub const NODE_TTL_MS: u64 = 2000;
+
+/// The membership timings a test cluster runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timings {
+    /// [`HEARTBEAT_MS`] and [`NODE_TTL_MS`]: short, so tests are short.
+    Tests,
+    /// The engine's own defaults (`config/default.toml`), as production runs.
+    Defaults,
+}
 
 pub fn redis_url() -> String {
     std::env::var(REDIS_URL_VAR).unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
@@ -111,6 +121,11 @@ impl Node {
         .await;
         *status = Some(exited);
         exited
+    }
+
+    /// Killed, or exited and waited for.
+    pub fn is_dead(&self) -> bool {
+        self.status.is_some()
     }
 
     /// Everything the node wrote on stdout and stderr.
@@ -297,8 +312,17 @@ impl TestCluster {
         n: usize,
         cluster_toml: &str,
     ) -> (TestCluster, balancer::Balancer) {
+        TestCluster::behind_a_balancer_timed(n, Timings::Tests, cluster_toml).await
+    }
+
+    /// [`TestCluster::behind_a_balancer`] with the membership `timings` chosen.
+    pub async fn behind_a_balancer_timed(
+        n: usize,
+        timings: Timings,
+        cluster_toml: &str,
+    ) -> (TestCluster, balancer::Balancer) {
         let balancer = balancer::Balancer::start().await;
-        let mut cluster = TestCluster::empty_with(cluster_toml).await;
+        let mut cluster = TestCluster::empty_timed(timings, cluster_toml).await;
         cluster.public_url = Some(balancer.url.clone());
         cluster.add_nodes(n).await;
         let urls: Vec<&str> = cluster.nodes.iter().map(|n| n.url.as_str()).collect();
@@ -313,6 +337,17 @@ impl TestCluster {
 
     /// [`TestCluster::empty`] with `cluster_toml` added to the `[cluster]` section.
     pub async fn empty_with(cluster_toml: &str) -> TestCluster {
+        TestCluster::empty_timed(Timings::Tests, cluster_toml).await
+    }
+
+    /// [`TestCluster::empty_with`] with the membership `timings` chosen.
+    pub async fn empty_timed(timings: Timings, cluster_toml: &str) -> TestCluster {
+        let timings = match timings {
+            Timings::Tests => {
+                format!("heartbeat_interval_ms = {HEARTBEAT_MS}\nnode_ttl_ms = {NODE_TTL_MS}\n")
+            }
+            Timings::Defaults => String::new(),
+        };
         let run = uuid::Uuid::new_v4().simple().to_string();
         let database_url = fresh_database_url(TestDb::Postgres).await;
         let dir = std::env::temp_dir().join(format!("sb_cluster_{run}"));
@@ -320,9 +355,7 @@ impl TestCluster {
         std::fs::write(
             dir.join("node.toml"),
             format!(
-                "[journal]\nspill_path = {spill:?}\n\n[cluster]\n\
-                 heartbeat_interval_ms = {HEARTBEAT_MS}\nnode_ttl_ms = {NODE_TTL_MS}\n\
-                 {cluster_toml}\n",
+                "[journal]\nspill_path = {spill:?}\n\n[cluster]\n{timings}{cluster_toml}\n",
                 spill = spill_path_for(&database_url),
             ),
         )

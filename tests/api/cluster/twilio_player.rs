@@ -76,6 +76,8 @@ pub struct PlayedCall {
     pub streams: Vec<String>,
     /// Every URL redirected to, in order, with the TwiML it answered.
     pub redirects: Vec<(String, String)>,
+    /// When each redirect's TwiML arrived, in the same order.
+    pub redirected_at: Vec<std::time::Instant>,
 }
 
 impl PlayedCall {
@@ -91,6 +93,7 @@ impl PlayedCall {
             rest: Vec::new(),
             streams: Vec::new(),
             redirects: Vec::new(),
+            redirected_at: Vec::new(),
         };
         let url = format!("{public_url}/twilio/voice");
         let twiml = call.post(&url, "ringing").await;
@@ -151,6 +154,7 @@ impl PlayedCall {
                     }
                     Verb::Redirect { url } => {
                         let twiml = self.post(&url, "in-progress").await;
+                        self.redirected_at.push(std::time::Instant::now());
                         self.redirects.push((url, twiml.clone()));
                         followed = Some(parse(&twiml));
                         break;
