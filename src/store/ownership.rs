@@ -32,6 +32,10 @@ pub struct CallOwner {
     pub started_at: i64,
     /// The highest `seq` of the call's trail.
     pub last_seq: i64,
+    /// The AI assistant that answered the call, if one did.
+    pub assistant_id: Option<String>,
+    /// The assistant handed the call over, or failed: it is the agents' now.
+    pub assistant_let_go: bool,
 }
 
 /// An open call of another node, as the survivors' sweep sees it.
@@ -49,9 +53,11 @@ impl Store {
         let row = sqlx::query(
             "SELECT c.call_sid, c.node_id, c.owner_epoch, c.released_at, c.ended_at, \
                     c.from_number, c.to_number, c.workspace, c.direction, c.agent_id, \
-                    c.answered_at, c.started_at, \
+                    c.answered_at, c.started_at, c.assistant_id, \
                     (SELECT COALESCE(MAX(e.seq), 0) FROM call_events e WHERE e.call_id = c.id) \
-                        AS last_seq \
+                        AS last_seq, \
+                    (SELECT COUNT(*) FROM call_events e WHERE e.call_id = c.id \
+                        AND e.kind IN ('ai_handover', 'ai_failed')) AS assistant_let_go \
              FROM calls c WHERE c.id = $1",
         )
         .bind(id.as_str())
@@ -74,6 +80,8 @@ impl Store {
             answered: row.try_get::<Option<i64>, _>("answered_at")?.is_some(),
             started_at: row.try_get("started_at")?,
             last_seq: row.try_get("last_seq")?,
+            assistant_id: row.try_get("assistant_id")?,
+            assistant_let_go: row.try_get::<i64, _>("assistant_let_go")? > 0,
         }))
     }
 

@@ -27,7 +27,7 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use switchboard_actors::call::{Adoption, CallActor, CallSetup};
 use switchboard_actors::number::Route;
-use switchboard_actors::{AgentId, CallId, Workspace};
+use switchboard_actors::{AgentId, AssistantId, CallId, Workspace};
 use tokio::time::Instant;
 
 use super::twiml;
@@ -201,6 +201,34 @@ async fn decide(engine: &Engine, call_id: &CallId, call_sid: &str) -> Result<Str
     }
 }
 
+/// The assistant an adopted call goes back to: the one its record names, if
+/// it had neither handed the call over nor failed and no agent had it. A node
+/// killed moments after the assistant answered may not have written that yet
+/// (its journal writes in batches), so an inbound call no agent had, to a number
+/// routed to an assistant now, goes to that assistant too.
+async fn adopted_assistant(engine: &Engine, owner: &CallOwner) -> Option<AssistantId> {
+    if owner.assistant_let_go || owner.agent_id.is_some() {
+        return None;
+    }
+    if let Some(id) = owner.assistant_id.as_deref() {
+        return AssistantId::parse(id).ok();
+    }
+    if owner.direction != "inbound" {
+        return None;
+    }
+    match engine.store.get_number(&owner.to).await {
+        Ok(Some(number)) => match number.route {
+            Route::Ai { assistant_id } => Some(assistant_id),
+            _ => None,
+        },
+        Ok(None) => None,
+        Err(err) => {
+            tracing::warn!(%err, "the adopted call's number could not be read");
+            None
+        }
+    }
+}
+
 /// Takes the call over if this node wins the compare-and-set; the loser (or a
 /// call whose record cannot be read back) ends it `interrupted` — a no-op when
 /// another node won, since the owner it saw has changed.
@@ -230,15 +258,20 @@ async fn adopt(engine: &Engine, call_id: &CallId, owner: CallOwner) -> Result<St
     } else {
         "inbound"
     };
+    let assistant = adopted_assistant(engine, &owner).await;
+    let route = match &assistant {
+        Some(assistant_id) => Route::Ai {
+            assistant_id: assistant_id.clone(),
+        },
+        None => Route::everyone(),
+    };
     let setup = CallSetup {
         id: call_id.clone(),
         call_sid: owner.call_sid.clone(),
         from: owner.from.clone(),
         to: owner.to.clone(),
         workspace,
-        route: Route::Agents {
-            agent_ids: Vec::new(),
-        },
+        route,
         raw: None,
         direction,
     };
@@ -252,6 +285,7 @@ async fn adopt(engine: &Engine, call_id: &CallId, owner: CallOwner) -> Result<St
         from_node: owner.node_id.clone(),
         cause: cause(&owner),
         started_at: owner.started_at,
+        assistant,
     };
     let call = CallActor::adopt(setup, engine.call_deps.clone(), adoption);
     tracing::warn!(from = %owner.node_id, cause = cause(&owner), "adopted a call");

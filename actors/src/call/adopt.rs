@@ -7,7 +7,9 @@
 //!   is parked (reason `node_failure`, parked for the agent who had it) and that
 //!   agent is rung first (stage `parker`) as soon as their softphone is on a live
 //!   node, within the ring timeout; then the parking ladder as for any parked call
-//!   (everyone, then voicemail).
+//!   (everyone, then voicemail). A call an AI assistant was talking with (not
+//!   handed over, not failed) goes back to that assistant instead, in a new
+//!   session.
 //! - `Release` is how a draining node lets a call go: the actor stops without an
 //!   `ended` event or a final record, and hands back the caller's leg, which the
 //!   node closes once the store says the call may be adopted. Twilio then follows
@@ -28,7 +30,7 @@ use actix::prelude::*;
 use serde_json::json;
 
 use crate::error::EngineError;
-use crate::ids::AgentId;
+use crate::ids::{AgentId, AssistantId};
 use crate::leg::LegHandle;
 use crate::machine::{CancelReason, Phase};
 use crate::seat::{SeatNotice, SeatOutput};
@@ -53,6 +55,9 @@ pub struct Adoption {
     pub cause: &'static str,
     /// When the call started (Unix ms), from its record.
     pub started_at: i64,
+    /// The AI assistant that was talking with the caller (it had neither handed
+    /// the call over nor failed): it answers again instead of the agents.
+    pub assistant: Option<AssistantId>,
 }
 
 /// A draining node lets the call go: stop without ending it, answering the
@@ -86,6 +91,13 @@ impl CallActor {
                 "agent_id": adoption.agent,
             }),
         );
+        if let Some(assistant) = adoption.assistant {
+            // An AI call goes back to its assistant, in a new session: the model
+            // starts over (it does not remember the call before the failure),
+            // nobody is rung, and the call goes on as any AI call.
+            self.start_assistant(assistant, ctx);
+            return;
+        }
         if self.machine.adopted(adoption.answered).is_err() {
             return;
         }

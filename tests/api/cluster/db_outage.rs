@@ -4,39 +4,11 @@
 //! holds what it could not write, and once the database answers again every
 //! event of every call lands, in order, once.
 
-use serde_json::Value;
-
+use super::eventually;
+use super::failover::{assert_whole_trail, until_call};
 use super::floor::{metric, ring_in, seats, telephony_cluster};
-use super::{eventually, Node};
 use crate::db::set_postgres_reachable;
 use crate::helpers::{assert_bridged, event_kinds};
-
-/// The call's record on `node` once `done` holds of it.
-async fn record_when(node: &Node, call_id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let last = std::cell::RefCell::new(Value::Null);
-    eventually(
-        async || {
-            let (status, call) = node.get(&format!("/api/calls/{call_id}")).await?;
-            let found = (status == 200 && done(&call)).then(|| call.clone());
-            *last.borrow_mut() = call;
-            found
-        },
-        || format!("call {call_id} never got there: {}", last.borrow()),
-    )
-    .await
-}
-
-/// The event seqs run 1, 2, 3… with no gap and no repeat.
-fn assert_whole_trail(call: &Value) {
-    let seqs: Vec<u64> = call["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["seq"].as_u64().expect("a seq"))
-        .collect();
-    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
-    assert_eq!(seqs, expected, "{call}");
-}
 
 #[actix_web::test]
 async fn while_postgresql_is_unreachable_nodes_are_not_ready_calls_go_on_across_nodes_and_every_event_lands_after(
@@ -105,7 +77,7 @@ async fn while_postgresql_is_unreachable_nodes_are_not_ready_calls_go_on_across_
     )
     .await;
     // Read from the other node: it is all in the database.
-    let first_record = record_when(two, &first, |c| {
+    let first_record = until_call(two, &first, "parked and taken back", |c| {
         event_kinds(c).iter().any(|k| k == "unparked")
     })
     .await;
@@ -119,7 +91,7 @@ async fn while_postgresql_is_unreachable_nodes_are_not_ready_calls_go_on_across_
     }
     assert!(first_record["ended_at"].is_null(), "{first_record}");
     assert_whole_trail(&first_record);
-    let second_record = record_when(two, &second, |c| c["outcome"] == "answered").await;
+    let second_record = until_call(two, &second, "answered", |c| c["outcome"] == "answered").await;
     assert_whole_trail(&second_record);
     assert_eq!(
         event_kinds(&second_record).last().map(String::as_str),

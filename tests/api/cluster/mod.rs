@@ -24,6 +24,7 @@ pub mod balancer;
 mod bursts;
 mod db_outage;
 mod failover;
+mod failover_ai;
 mod failover_bench;
 mod floor;
 mod membership;
@@ -283,6 +284,8 @@ pub struct TestCluster {
     /// The balancer's URL when the cluster is behind one: the nodes'
     /// `SWITCHBOARD_PUBLIC_URL`, and Twilio's auth token is set.
     public_url: Option<String>,
+    /// More environment for every node (an AI service's URL and key, say).
+    env: Vec<(String, String)>,
 }
 
 /// `n` nodes (`node-1` … `node-n`), each ready (`/readyz` 200) and in cluster mode.
@@ -321,9 +324,23 @@ impl TestCluster {
         timings: Timings,
         cluster_toml: &str,
     ) -> (TestCluster, balancer::Balancer) {
+        TestCluster::behind_a_balancer_with_env(n, timings, cluster_toml, &[]).await
+    }
+
+    /// [`TestCluster::behind_a_balancer_timed`] with `env` set on every node.
+    pub async fn behind_a_balancer_with_env(
+        n: usize,
+        timings: Timings,
+        cluster_toml: &str,
+        env: &[(&str, &str)],
+    ) -> (TestCluster, balancer::Balancer) {
         let balancer = balancer::Balancer::start().await;
         let mut cluster = TestCluster::empty_timed(timings, cluster_toml).await;
         cluster.public_url = Some(balancer.url.clone());
+        cluster.env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         cluster.add_nodes(n).await;
         let urls: Vec<&str> = cluster.nodes.iter().map(|n| n.url.as_str()).collect();
         balancer.set_backends(&urls);
@@ -367,6 +384,7 @@ impl TestCluster {
             nodes: Vec::new(),
             dir,
             public_url: None,
+            env: Vec::new(),
         }
     }
 
@@ -397,6 +415,7 @@ impl TestCluster {
                 .env("SWITCHBOARD_PUBLIC_URL", public_url)
                 .env("TWILIO_AUTH_TOKEN", crate::helpers::TWILIO_TOKEN);
         }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 

@@ -1,0 +1,128 @@
+//! An AI call survives its node (issue 16, item 5, for a number routed to an
+//! assistant): the survivor that adopts the call gives the caller back to the
+//! assistant — a new session with the model, which greets again — instead of
+//! parking it for agents a voice-AI number may not have. The trail has one
+//! `node_failure` and no ring.
+
+use serde_json::{json, Value};
+
+use super::failover::{assert_whole_trail, count, stream_url, until_call};
+use super::floor::post;
+use super::twilio_player::PlayedCall;
+use super::{eventually, TestCluster, Timings};
+use crate::fakes::openai::{FakeOpenAi, Reply, Script};
+use crate::helpers::{TwilioStream, CALLER, NUMBER};
+
+/// The greeting's audio: 400 ms of `0x11`.
+const GREETING_FILL: u8 = 0x11;
+
+/// Reads the caller's audio until 200 ms of the greeting arrived.
+async fn hears_the_greeting(stream: &mut TwilioStream) {
+    let mut heard = 0;
+    while heard < 1600 {
+        let audio = stream.next_media().await;
+        if audio.iter().all(|b| *b == GREETING_FILL) {
+            heard += audio.len();
+        }
+    }
+}
+
+#[actix_web::test]
+async fn when_the_node_of_an_ai_call_is_killed_a_survivor_gives_the_caller_back_to_the_assistant() {
+    let fake = FakeOpenAi::start(Script::new().greeting(Reply::say(
+        "Hello, this is Ada from Acme.",
+        400,
+        GREETING_FILL,
+    )))
+    .await;
+    let (url, key) = (fake.url(), fake.api_key().to_owned());
+    let env = [
+        ("OPENAI_REALTIME_URL", url.as_str()),
+        ("OPENAI_API_KEY", key.as_str()),
+        ("SWITCHBOARD_SUMMARY_PROVIDER", "off"),
+    ];
+    let (mut cluster, balancer) =
+        TestCluster::behind_a_balancer_with_env(2, Timings::Tests, "", &env).await;
+    let (owner, survivor) = (cluster.node("node-1"), cluster.node("node-2"));
+    let assistant = post(
+        &owner.url,
+        "/api/assistants",
+        json!({
+            "name": "Ada",
+            "workspace": "blue",
+            "instructions": "You answer the phone for Acme.",
+            "voice": "marin",
+            "model": "gpt-realtime",
+            "greeting": "Hello, this is Ada from Acme.",
+            "tools": [],
+            "on_failure": { "kind": "agents", "agent_ids": [] },
+        }),
+    )
+    .await;
+    let assistant_id = assistant["id"]
+        .as_str()
+        .expect("an assistant id")
+        .to_owned();
+    post(
+        &owner.url,
+        "/api/numbers",
+        json!({
+            "e164": NUMBER,
+            "workspace": "blue",
+            "route": { "kind": "ai", "assistant_id": assistant_id },
+        }),
+    )
+    .await;
+    balancer.set_backends(&[&owner.url]);
+    let (mut call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
+    let mut stream = next.stream();
+    hears_the_greeting(&mut stream).await;
+    assert_eq!(fake.sessions(), 1);
+    // The record names the assistant (else the survivor goes by the number's
+    // route, which names it too).
+    until_call(owner, &call.call_id, "with its assistant", |c| {
+        c["assistant_id"] == assistant_id.as_str()
+    })
+    .await;
+
+    // Node 1 dies; Twilio follows the redirect to node 2.
+    balancer.set_backends(&[&owner.url, &survivor.url]);
+    cluster.node_mut("node-1").kill();
+    let survivor = cluster.node("node-2");
+    let mut stream = call.after_close(stream).await.stream();
+    assert_eq!(call.streams.last(), Some(&stream_url(survivor)));
+    // The assistant answers again, in a second session.
+    hears_the_greeting(&mut stream).await;
+    eventually(
+        async || (fake.sessions() == 2).then_some(()),
+        || format!("the survivor opened {} sessions in all", fake.sessions()),
+    )
+    .await;
+    let call_id = call.call_id.clone();
+    let record = until_call(survivor, &call_id, "with its assistant again", |c| {
+        count(c, "assistant") == 2
+    })
+    .await;
+    assert_eq!(count(&record, "node_failure"), 1, "{record}");
+    let events = record["events"].as_array().expect("events");
+    let failure = events
+        .iter()
+        .position(|e| e["kind"] == "node_failure")
+        .expect("node_failure");
+    let after: Vec<&Value> = events[failure..].iter().collect();
+    for kind in ["parked", "ring"] {
+        assert!(
+            after.iter().all(|e| e["kind"] != kind),
+            "{kind} after the failure: {record}"
+        );
+    }
+    assert_eq!(record["assistant_id"], assistant_id.as_str(), "{record}");
+    assert_whole_trail(&record);
+
+    // The caller hangs up: one end, on the survivor.
+    stream.stop();
+    let ended = until_call(survivor, &call_id, "ended", |c| c["ended_at"].is_string()).await;
+    assert_eq!(count(&ended, "ended"), 1, "{ended}");
+    assert_whole_trail(&ended);
+    cluster.shutdown().await;
+}
