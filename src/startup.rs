@@ -143,7 +143,12 @@ impl Application {
         let mut server = HttpServer::new(move || {
             let app = App::new().app_data(data.clone()).app_data(gate.clone());
             let app = match &links {
-                Some(links) => app.app_data(links.clone()),
+                Some(links) => {
+                    // The factory runs on each worker: the links this node dials
+                    // run on one (not the main thread), with the sockets they carry.
+                    links.worker_started();
+                    app.app_data(links.clone())
+                }
                 None => app,
             };
             app.wrap(actix_web::middleware::from_fn(log_request))

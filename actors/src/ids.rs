@@ -70,6 +70,14 @@ macro_rules! opaque_id {
                 &self.0
             }
         }
+
+        /// Maps keyed by the id can be read with a `&str` (hashes and compares as
+        /// the string it wraps), so a lookup need not build an id first.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 

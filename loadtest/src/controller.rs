@@ -288,6 +288,13 @@ pub(super) async fn drive(
             phone_errors[0]
         );
     }
+    if !target.agent_bases.is_empty() && parking.is_none() && !ai {
+        // Softphones on other nodes: the owner rings the seats the cluster's
+        // presence (Redis) lists, which each node publishes a little after its
+        // softphones' presence ack; a call placed before its agent is listed
+        // there is never rung. Wait until the owner sees every seat.
+        wait_floor(&client, target, &workspace, agents.len()).await?;
+    }
     let phones_seconds = phones_started.elapsed().as_secs_f64();
     let rss_seated = pid.and_then(rss_kib);
     progress(format_args!(
@@ -692,5 +699,44 @@ pub(super) fn check_alive(process: Option<&mut EngineProcess>) -> anyhow::Result
     match process {
         Some(process) => process.check_alive(),
         None => Ok(()),
+    }
+}
+
+/// Polls the engine's `/api/cluster/seats` until `wanted` seats of `workspace`
+/// are available (cluster mode, softphones on other nodes).
+async fn wait_floor(
+    client: &awc::Client,
+    target: &Target,
+    workspace: &str,
+    wanted: usize,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = format!("{}/api/cluster/seats?workspace={workspace}", target.base);
+    loop {
+        let available = async {
+            let mut res = client
+                .get(&url)
+                .bearer_auth(&target.admin_token)
+                .send()
+                .await
+                .ok()?;
+            let body: serde_json::Value = serde_json::from_slice(&res.body().await.ok()?).ok()?;
+            Some(
+                body["seats"]
+                    .as_array()?
+                    .iter()
+                    .filter(|s| s["presence"] == "available")
+                    .count(),
+            )
+        }
+        .await;
+        if available == Some(wanted) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the cluster's floor never listed every softphone (last: {available:?} of {wanted}, GET {url})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -20,6 +20,7 @@ pub use peers::{FloorCoverage, PeerEvent, PeerGone, PeerSeatOpened, PeerSnapshot
 use crate::call::CallHandle;
 use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, Workspace};
+use crate::outbox::AudioPort;
 use crate::seat::{
     Parked, Presence, Roster, RosterEntry, SeatLink, SeatNotice, SeatOutput, Unparked,
 };
@@ -645,6 +646,18 @@ impl CoordinatorHandle {
     /// This node's seat of `agent_id`, if its softphone is connected here.
     pub fn local_seat(&self, agent_id: &AgentId) -> Option<SeatLink> {
         self.local.read().ok()?.get(agent_id).cloned()
+    }
+
+    /// Where audio for this node's seat of `agent_id` goes, if its softphone is
+    /// connected here. Read for every frame a node link carries to a seat: it
+    /// takes the agent id as the frame has it and clones one `Arc`, not the
+    /// whole [`SeatLink`] (whose ids and recipient allocate).
+    pub fn local_seat_audio(&self, agent_id: &str) -> Option<AudioPort> {
+        self.local
+            .read()
+            .ok()?
+            .get(agent_id)
+            .map(|seat| Arc::clone(&seat.audio))
     }
 
     pub fn register(&self, msg: RegisterSeat) {

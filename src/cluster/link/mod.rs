@@ -97,6 +97,10 @@ struct Inner {
     /// Redis answered the last read of the members (or of the seats): while it
     /// does not, a ring reaches this node's seats without waiting for Redis.
     redis_answers: std::sync::atomic::AtomicBool,
+    /// The HTTP worker the links this node dials run on ([`Links::worker_started`]).
+    home: Mutex<Option<actix_rt::ArbiterHandle>>,
+    /// The thread that made these links (the main one): not a worker.
+    main_thread: std::thread::ThreadId,
 }
 
 /// One live link to a peer node.
@@ -203,12 +207,30 @@ impl Links {
                 refused: AtomicU64::new(0),
                 stopping: std::sync::atomic::AtomicBool::new(false),
                 redis_answers: std::sync::atomic::AtomicBool::new(true),
+                home: Mutex::default(),
+                main_thread: std::thread::current().id(),
             }),
         }
     }
 
     pub fn me(&self) -> &str {
         &self.inner.me
+    }
+
+    /// Called on each HTTP worker as it starts (the app factory runs there): the
+    /// links this node dials run on the first worker. A link accepted from a peer
+    /// runs on the worker that accepted it, where the Twilio streams and
+    /// softphones of that worker also live; a dialed link spawned from the dial
+    /// loop would run on the main thread instead, and then every frame between a
+    /// socket and the link would wake another thread (a measured ~10 µs and a
+    /// context switch per frame, docs/BENCHMARKS.md "Cluster mode").
+    pub fn worker_started(&self) {
+        if std::thread::current().id() == self.inner.main_thread {
+            return;
+        }
+        if let Ok(mut home) = self.inner.home.lock() {
+            home.get_or_insert_with(actix_rt::Arbiter::current);
+        }
     }
 
     /// Starts the loop that keeps a link to every alive member this node dials
@@ -398,15 +420,40 @@ impl Links {
             }
         }
         let links = self.clone();
-        actix_rt::spawn(async move {
-            let result = links.connect(&node, &url).await;
-            if let Ok(mut dialing) = links.inner.dialing.lock() {
-                dialing.remove(&node);
+        let dial = move || {
+            actix_rt::spawn(async move {
+                let result = links.connect(&node, &url).await;
+                if let Ok(mut dialing) = links.inner.dialing.lock() {
+                    dialing.remove(&node);
+                }
+                if let Err(reason) = result {
+                    tracing::warn!(peer = %node, %url, %reason, "node link could not be opened");
+                }
+            });
+        };
+        // On the home worker (see `worker_started`), else here; a worker that is
+        // gone (the server stopping) is forgotten and the dial made here.
+        let home = self.inner.home.lock().ok().and_then(|home| home.clone());
+        match home {
+            Some(home) => {
+                let dial = Arc::new(Mutex::new(Some(dial)));
+                let there = Arc::clone(&dial);
+                let sent = home.spawn_fn(move || {
+                    if let Some(dial) = there.lock().ok().and_then(|mut d| d.take()) {
+                        dial();
+                    }
+                });
+                if !sent {
+                    if let Ok(mut home) = self.inner.home.lock() {
+                        *home = None;
+                    }
+                    if let Some(dial) = dial.lock().ok().and_then(|mut d| d.take()) {
+                        dial();
+                    }
+                }
             }
-            if let Err(reason) = result {
-                tracing::warn!(peer = %node, %url, %reason, "node link could not be opened");
-            }
-        });
+            None => dial(),
+        }
     }
 
     async fn connect(&self, node: &Arc<str>, url: &str) -> Result<(), String> {
@@ -462,15 +509,25 @@ impl Links {
         self.install(Arc::clone(&peer));
         let writer_peer = Arc::clone(&peer);
         actix_rt::spawn(async move {
-            while let Some(item) = writer_peer.outbox.next().await {
-                let message = match item {
-                    Outgoing::Control(text) => awc::ws::Message::Text(text.into()),
-                    Outgoing::Audio(frame) => awc::ws::Message::Binary(frame),
-                    Outgoing::Ping => awc::ws::Message::Ping(Bytes::new()),
-                    Outgoing::Pong(payload) => awc::ws::Message::Pong(payload),
-                    Outgoing::Close(_) => break,
-                };
-                if sink.send(message).await.is_err() {
+            // A wake-up writes everything queued, then flushes once: one syscall
+            // for all the frames (of every call) pushed while the writer slept, as
+            // the engine's socket writers do (src/ws/writer.rs). `send` would
+            // flush, i.e. write to the socket, once per frame.
+            'link: while let Some(first) = writer_peer.outbox.next().await {
+                let mut item = Some(first);
+                while let Some(next) = item.take().or_else(|| writer_peer.outbox.try_next()) {
+                    let message = match next {
+                        Outgoing::Control(text) => awc::ws::Message::Text(text.into()),
+                        Outgoing::Audio(frame) => awc::ws::Message::Binary(frame),
+                        Outgoing::Ping => awc::ws::Message::Ping(Bytes::new()),
+                        Outgoing::Pong(payload) => awc::ws::Message::Pong(payload),
+                        Outgoing::Close(_) => break 'link,
+                    };
+                    if sink.feed(message).await.is_err() {
+                        break 'link;
+                    }
+                }
+                if sink.flush().await.is_err() {
                     break;
                 }
             }
@@ -601,20 +658,22 @@ impl Links {
     }
 
     fn audio_in(&self, peer: &Peer, data: Bytes) {
-        let Some((address, payload)) = Address::parse(data) else {
+        let Some((to, at)) = wire::To::read(&data) else {
             tracing::debug!(peer = %peer.node, "malformed audio frame on a node link");
             return;
         };
-        let port = match address {
-            Address::Port(port) => peer
+        // Per frame: the address is read in place and only the destination's
+        // `Arc` is cloned (no id parsed, no seat cloned).
+        let port = match to {
+            wire::To::Port(port) => peer
                 .exports
                 .lock()
                 .ok()
                 .and_then(|exports| exports.get(&port).cloned()),
-            Address::Seat(agent) => self.inner.coordinator.local_seat(&agent).map(|s| s.audio),
+            wire::To::Seat(agent) => self.inner.coordinator.local_seat_audio(agent),
         };
         if let Some(port) = port {
-            port.push_audio(payload);
+            port.push_audio(data.slice(at..));
         }
     }
 

@@ -432,16 +432,37 @@ impl Address {
 
     /// Splits a binary frame into its address and payload; `None` if malformed.
     pub fn parse(frame: Bytes) -> Option<(Address, Bytes)> {
+        let (to, at) = To::read(&frame)?;
+        let address = match to {
+            To::Port(port) => Address::Port(port),
+            To::Seat(id) => Address::Seat(AgentId::parse(id).ok()?),
+        };
+        Some((address, frame.slice(at..)))
+    }
+}
+
+/// An audio frame's address as the frame holds it, borrowed: what the receiving
+/// node reads for every frame, without building an [`AgentId`] (an allocation).
+/// A seat's id is not checked here; it is only ever looked up among the ids of
+/// this node's seats, which were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum To<'a> {
+    Port(u64),
+    Seat(&'a str),
+}
+
+impl<'a> To<'a> {
+    /// The address of `frame` and where its payload starts; `None` if malformed.
+    pub fn read(frame: &'a [u8]) -> Option<(To<'a>, usize)> {
         match *frame.first()? {
             PORT if frame.len() >= 9 => {
                 let port = u64::from_be_bytes(frame[1..9].try_into().ok()?);
-                Some((Address::Port(port), frame.slice(9..)))
+                Some((To::Port(port), 9))
             }
             SEAT if frame.len() >= 2 => {
                 let len = frame[1] as usize;
                 let id = std::str::from_utf8(frame.get(2..2 + len)?).ok()?;
-                let agent = AgentId::parse(id).ok()?;
-                Some((Address::Seat(agent), frame.slice(2 + len..)))
+                Some((To::Seat(id), 2 + len))
             }
             _ => None,
         }
@@ -477,6 +498,19 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_receiving_side_reads_an_address_in_place() {
+        let agent = AgentId::parse("agent-7").expect("an id");
+        let frame = Address::Seat(agent).frame(&[9, 8]);
+        assert_eq!(To::read(&frame), Some((To::Seat("agent-7"), 9)));
+        let frame = Address::Port(42).frame(&[9, 8]);
+        assert_eq!(To::read(&frame), Some((To::Port(42), 9)));
+        assert_eq!(&frame[9..], &[9, 8]);
+        // An id that is not an agent id's shape is read, and then found nowhere.
+        assert_eq!(To::read(&[2, 1, b'A']), Some((To::Seat("A"), 3)));
+        assert_eq!(To::read(&[2, 9, b'a']), None);
     }
 
     #[test]
