@@ -233,3 +233,28 @@ async fn admin_post(
     );
     Ok(serde_json::from_slice(&bytes)?)
 }
+
+/// How many seats of `workspace` the engine's `/api/cluster/seats` lists that
+/// `counted` accepts; `None` when it does not answer with a list.
+pub(crate) async fn cluster_seats(
+    client: &awc::Client,
+    target: &Target,
+    workspace: &str,
+    counted: impl Fn(&serde_json::Value) -> bool,
+) -> Option<usize> {
+    let url = format!("{}/api/cluster/seats?workspace={workspace}", target.base);
+    let mut res = client
+        .get(&url)
+        .bearer_auth(&target.admin_token)
+        .send()
+        .await
+        .ok()?;
+    let body: serde_json::Value = serde_json::from_slice(&res.body().await.ok()?).ok()?;
+    Some(
+        body["seats"]
+            .as_array()?
+            .iter()
+            .filter(|s| counted(s))
+            .count(),
+    )
+}

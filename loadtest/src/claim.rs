@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use switchboard_wire::signature::sign;
 
-use super::admin::{create_agents, create_numbers, wait_healthy};
+use super::admin::{cluster_seats, create_agents, create_numbers, wait_healthy};
 use super::controller::{progress, Target};
 use super::histogram::Histogram;
 use super::procfs::machine_ticks;
@@ -334,31 +334,17 @@ async fn wait_seats_free(
     seats: &mut [Seat],
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + ROUND_TIMEOUT;
-    let url = format!("{}/api/cluster/seats?workspace={workspace}", target.base);
     loop {
-        let free = async {
-            let mut res = client
-                .get(&url)
-                .bearer_auth(&target.admin_token)
-                .send()
-                .await
-                .ok()?;
-            let body: Value = serde_json::from_slice(&res.body().await.ok()?).ok()?;
-            Some(
-                body["seats"]
-                    .as_array()?
-                    .iter()
-                    .filter(|s| s["presence"] == "available" && s["call_id"].is_null())
-                    .count(),
-            )
-        }
+        let free = cluster_seats(client, target, workspace, |s| {
+            s["presence"] == "available" && s["call_id"].is_null()
+        })
         .await;
         if free == Some(seats_wanted) {
             return Ok(());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the seats never all came back free (last: {free:?} of {seats_wanted}, GET {url})"
+            "the seats of {workspace} never all came back free (last: {free:?} of {seats_wanted})"
         );
         drain(seats, Duration::from_millis(20)).await;
     }

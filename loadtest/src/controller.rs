@@ -8,8 +8,8 @@ use anyhow::{bail, Context as _};
 use tokio::sync::{mpsc, watch};
 
 use super::admin::{
-    create_agents, create_ai_number, create_numbers, metric, metric_delta, scrape_metrics,
-    wait_calls_ended, wait_healthy,
+    cluster_seats, create_agents, create_ai_number, create_numbers, metric, metric_delta,
+    scrape_metrics, wait_calls_ended, wait_healthy,
 };
 use super::ai::{FakeOpenAi, FakeOpenAiReport};
 use super::engine::EngineProcess;
@@ -711,31 +711,15 @@ async fn wait_floor(
     wanted: usize,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let url = format!("{}/api/cluster/seats?workspace={workspace}", target.base);
     loop {
-        let available = async {
-            let mut res = client
-                .get(&url)
-                .bearer_auth(&target.admin_token)
-                .send()
-                .await
-                .ok()?;
-            let body: serde_json::Value = serde_json::from_slice(&res.body().await.ok()?).ok()?;
-            Some(
-                body["seats"]
-                    .as_array()?
-                    .iter()
-                    .filter(|s| s["presence"] == "available")
-                    .count(),
-            )
-        }
-        .await;
+        let available =
+            cluster_seats(client, target, workspace, |s| s["presence"] == "available").await;
         if available == Some(wanted) {
             return Ok(());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the cluster's floor never listed every softphone (last: {available:?} of {wanted}, GET {url})"
+            "the cluster's floor never listed every softphone of {workspace} (last: {available:?} of {wanted})"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -640,6 +640,15 @@ impl Softphone {
         self.send(json!({ "type": "answer", "call_id": call_id }));
     }
 
+    /// Waits for the call's `ring` (passing over other messages), answers it and
+    /// waits for its `connected`.
+    pub async fn takes(&mut self, call_id: &str) -> Value {
+        self.wait_for("ring", |m| m["call_id"] == call_id).await;
+        self.answer(call_id);
+        self.wait_for("connected", |m| m["call_id"] == call_id)
+            .await
+    }
+
     pub async fn audio(&mut self) -> Bytes {
         self.peer
             .next_binary()

@@ -77,6 +77,17 @@ pub(super) fn count(call: &Value, kind: &str) -> usize {
     event_kinds(call).iter().filter(|k| *k == kind).count()
 }
 
+/// The call's events from its one `node_failure` on (that event first).
+pub(super) fn from_the_one_failure(call: &Value) -> &[Value] {
+    assert_eq!(count(call, "node_failure"), 1, "{call}");
+    let events = call["events"].as_array().expect("events");
+    let failure = events
+        .iter()
+        .position(|e| e["kind"] == "node_failure")
+        .expect("node_failure");
+    &events[failure..]
+}
+
 /// The trail's `seq`s are 1, 2, 3… with no duplicate and no gap.
 pub(super) fn assert_whole_trail(call: &Value) {
     let seqs: Vec<i64> = call["events"]
@@ -118,13 +129,7 @@ async fn ada_answers_on(owner: &Node, balancer: &Balancer) -> Answered {
     let (call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
     let stream = next.stream();
     let call_id = call.call_id.clone();
-    phone
-        .wait_for("ring", |r| r["call_id"] == call_id.as_str())
-        .await;
-    phone.answer(&call_id);
-    phone
-        .wait_for("connected", |c| c["call_id"] == call_id.as_str())
-        .await;
+    phone.takes(&call_id).await;
     Answered {
         ada,
         token,
@@ -169,28 +174,16 @@ async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_a
     assert_eq!(call.redirects.len(), 1, "{:?}", call.redirects);
 
     // Parked for Ada, and Ada is rung first; she takes it back and talks again.
-    phone
-        .wait_for("ring", |r| r["call_id"] == call_id.as_str())
-        .await;
-    phone.answer(&call_id);
-    phone
-        .wait_for("connected", |c| c["call_id"] == call_id.as_str())
-        .await;
+    phone.takes(&call_id).await;
     assert_bridged(&mut stream, &mut phone, 2).await;
 
     let record = until_call(survivor, &call_id, "was connected again", |c| {
         count(c, "claimed") == 2
     })
     .await;
-    assert_eq!(count(&record, "node_failure"), 1, "{record}");
-    let events = record["events"].as_array().expect("events");
-    let failure = events
-        .iter()
-        .position(|e| e["kind"] == "node_failure")
-        .expect("node_failure");
-    assert_eq!(events[failure]["detail"]["from_node"], "node-1");
-    assert_eq!(events[failure]["detail"]["cause"], "node_dead");
-    let after: Vec<&Value> = events[failure..].iter().collect();
+    let after = from_the_one_failure(&record);
+    assert_eq!(after[0]["detail"]["from_node"], "node-1");
+    assert_eq!(after[0]["detail"]["cause"], "node_dead");
     assert!(
         after
             .iter()
@@ -485,13 +478,7 @@ async fn sigterm_drains_a_node_every_call_moves_to_another_node_and_the_node_exi
     }
     let (first, stream) = &mut moved[0];
     let first_id = first.call_id.clone();
-    phone
-        .wait_for("ring", |r| r["call_id"] == first_id.as_str())
-        .await;
-    phone.answer(&first_id);
-    phone
-        .wait_for("connected", |c| c["call_id"] == first_id.as_str())
-        .await;
+    phone.takes(&first_id).await;
     assert_bridged(stream, &mut phone, 3).await;
     for (_, stream) in &mut moved {
         stream.stop();

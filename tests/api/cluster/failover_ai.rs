@@ -4,9 +4,9 @@
 //! parking it for agents a voice-AI number may not have. The trail has one
 //! `node_failure` and no ring.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::failover::{assert_whole_trail, count, stream_url, until_call};
+use super::failover::{assert_whole_trail, count, from_the_one_failure, stream_url, until_call};
 use super::floor::post;
 use super::twilio_player::PlayedCall;
 use super::{eventually, TestCluster, Timings};
@@ -103,13 +103,7 @@ async fn when_the_node_of_an_ai_call_is_killed_a_survivor_gives_the_caller_back_
         count(c, "assistant") == 2
     })
     .await;
-    assert_eq!(count(&record, "node_failure"), 1, "{record}");
-    let events = record["events"].as_array().expect("events");
-    let failure = events
-        .iter()
-        .position(|e| e["kind"] == "node_failure")
-        .expect("node_failure");
-    let after: Vec<&Value> = events[failure..].iter().collect();
+    let after = from_the_one_failure(&record);
     for kind in ["parked", "ring"] {
         assert!(
             after.iter().all(|e| e["kind"] != kind),

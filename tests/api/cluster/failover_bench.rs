@@ -103,13 +103,7 @@ async fn failover_bench(timings: Timings) {
         let (mut call, next) = PlayedCall::dial(&balancer.url, CALLER, NUMBER).await;
         let mut stream = next.stream();
         let call_id = call.call_id.clone();
-        phone
-            .wait_for("ring", |r| r["call_id"] == call_id.as_str())
-            .await;
-        phone.answer(&call_id);
-        phone
-            .wait_for("connected", |c| c["call_id"] == call_id.as_str())
-            .await;
+        phone.takes(&call_id).await;
         assert_bridged(&mut stream, &mut phone, 1).await;
 
         // Redirects may reach any node now; the balancer skips the dead one

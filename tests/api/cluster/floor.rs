@@ -439,25 +439,9 @@ async fn two_calls_parked_at_once_on_two_nodes_get_two_slots_which_are_given_bac
     let cluster = telephony_cluster(2).await;
     let mut phones = seats(&cluster, 1).await;
     let (first, mut first_twilio) = ring_in(&cluster.nodes[0].url).await;
-    phones[0]
-        .1
-        .wait_for("ring", |m| m["call_id"] == first.as_str())
-        .await;
-    phones[0].1.answer(&first);
-    phones[0]
-        .1
-        .wait_for("connected", |m| m["call_id"] == first.as_str())
-        .await;
+    phones[0].1.takes(&first).await;
     let (second, mut second_twilio) = ring_in(&cluster.nodes[1].url).await;
-    phones[1]
-        .1
-        .wait_for("ring", |m| m["call_id"] == second.as_str())
-        .await;
-    phones[1].1.answer(&second);
-    phones[1]
-        .1
-        .wait_for("connected", |m| m["call_id"] == second.as_str())
-        .await;
+    phones[1].1.takes(&second).await;
     // Both park at the same instant, each on its own node.
     phones[0]
         .1
@@ -549,15 +533,7 @@ async fn a_supervisor_on_one_node_listens_to_parks_and_hangs_up_a_call_another_n
     let mut phones = seats(&cluster, 1).await;
     let (mut console, _) = console(&cluster.nodes[1].url).await;
     let (call_id, mut twilio) = ring_in(&cluster.nodes[0].url).await;
-    phones[0]
-        .1
-        .wait_for("ring", |m| m["call_id"] == call_id.as_str())
-        .await;
-    phones[0].1.answer(&call_id);
-    phones[0]
-        .1
-        .wait_for("connected", |m| m["call_id"] == call_id.as_str())
-        .await;
+    phones[0].1.takes(&call_id).await;
     console
         .wait_for("call", |m| {
             m["call_id"] == call_id.as_str() && m["status"] == "connected"
