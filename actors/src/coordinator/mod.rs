@@ -775,9 +775,14 @@ impl CoordinatorHandle {
     }
 
     /// A seat of `agent_id` opened on another node at `at_ms`: an older seat of
-    /// the agent here is replaced.
-    pub fn peer_seat_opened(&self, agent_id: AgentId, at_ms: i64) {
-        self.addr.do_send(PeerSeatOpened { agent_id, at_ms });
+    /// the agent here is replaced (on a tie, if `wins_ties`: the other node's id
+    /// sorts after this one's).
+    pub fn peer_seat_opened(&self, agent_id: AgentId, at_ms: i64, wins_ties: bool) {
+        self.addr.do_send(PeerSeatOpened {
+            agent_id,
+            at_ms,
+            wins_ties,
+        });
     }
 
     /// The link to `node` is down.

@@ -58,12 +58,22 @@ pub struct PeerEvent {
 
 /// A seat of this agent opened on another node: a seat of it here that
 /// registered before is closed (`replaced`), so an agent has one seat in the
-/// cluster, the newest.
+/// cluster, the newest. Two seats opened in the same millisecond are ordered
+/// by their nodes' ids, the same way on both nodes, so exactly one stays.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct PeerSeatOpened {
     pub agent_id: AgentId,
     pub at_ms: i64,
+    /// The other node's id sorts after this node's: on a tie, its seat is the newer.
+    pub wins_ties: bool,
+}
+
+impl PeerSeatOpened {
+    /// Whether a seat here registered at `registered_ms` is older than this one.
+    fn replaces(&self, registered_ms: i64) -> bool {
+        registered_ms < self.at_ms || (registered_ms == self.at_ms && self.wins_ties)
+    }
 }
 
 /// The node that owns a call of another node's floor, and the call as told.
@@ -295,7 +305,7 @@ impl Handler<PeerSeatOpened> for RingCoordinator {
 
     fn handle(&mut self, msg: PeerSeatOpened, _ctx: &mut Self::Context) {
         if let Some(seat) = self.seats.get(&msg.agent_id) {
-            if seat.registered_ms <= msg.at_ms {
+            if msg.replaces(seat.registered_ms) {
                 let _ = seat.link.notices.try_send(SeatNotice::Replaced);
             }
         }
@@ -342,5 +352,31 @@ impl Handler<PeerGone> for RingCoordinator {
             };
             self.peer_unparked(workspace, unparked);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opened(at_ms: i64, wins_ties: bool) -> PeerSeatOpened {
+        PeerSeatOpened {
+            agent_id: AgentId::new(),
+            at_ms,
+            wins_ties,
+        }
+    }
+
+    #[test]
+    fn the_newer_seat_stays_and_a_tie_is_broken_the_same_way_on_both_nodes() {
+        assert!(opened(11, false).replaces(10), "an older seat here goes");
+        assert!(!opened(10, true).replaces(11), "a newer seat here stays");
+        // Same millisecond: node a hears from b (b sorts after: wins ties), b from a.
+        let on_a = opened(10, true);
+        let on_b = opened(10, false);
+        assert!(
+            on_a.replaces(10) != on_b.replaces(10),
+            "exactly one seat stays"
+        );
     }
 }

@@ -605,7 +605,9 @@ pub(super) fn floor_in(links: &Links, peer: &Peer, control: Control) {
                 })
                 .collect(),
         }),
-        Control::SeatOpened { agent, at_ms } => coordinator.peer_seat_opened(agent, at_ms),
+        Control::SeatOpened { agent, at_ms } => {
+            coordinator.peer_seat_opened(agent, at_ms, *peer.node > *links.me())
+        }
         Control::Floor { event } => {
             let event = event.into_event();
             let call = match &event {
