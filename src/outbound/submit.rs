@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +70,8 @@ pub struct BurstLimiter {
     local:
         RateLimiter<String, DefaultKeyedStateStore<String>, GovernorClock, NoOpMiddleware<Nanos>>,
     shared: Option<Arc<dyn SharedBursts>>,
+    /// The shared count could not be reached last time (logged once, not per submit).
+    falling_back: AtomicBool,
     per_second: u32,
     burst: u32,
 }
@@ -116,6 +119,7 @@ impl BurstLimiter {
                 GovernorClock(clock),
             ),
             shared: None,
+            falling_back: AtomicBool::new(false),
             per_second: per_second.get(),
             burst: burst.get(),
         }
@@ -138,16 +142,22 @@ impl BurstLimiter {
         use governor::clock::Clock as _;
         if let Some(shared) = &self.shared {
             let now_us = self.local.clock().now().as_u64() / 1_000;
-            match shared
+            let counted = shared
                 .check(user, now_us, self.per_second, self.burst)
-                .await
-            {
-                Ok(None) => return Ok(()),
-                Ok(Some(wait)) => return Err(wait),
-                Err(reason) => tracing::warn!(
+                .await;
+            let fell_back = self.falling_back.swap(counted.is_err(), Ordering::Relaxed);
+            match counted {
+                Ok(verdict) => {
+                    if fell_back {
+                        tracing::info!("the cluster's burst count answers again");
+                    }
+                    return verdict.map_or(Ok(()), Err);
+                }
+                Err(reason) if !fell_back => tracing::warn!(
                     %reason,
-                    "the cluster's burst count cannot be reached; counting on this node alone"
+                    "the cluster's burst count cannot be reached; counting on this node alone until it can"
                 ),
+                Err(_) => {}
             }
         }
         if self.local.len() > FORGET_ABOVE_USERS {
