@@ -21,6 +21,7 @@ mod cluster;
 mod consent_versions;
 mod db;
 mod dnc;
+mod engine_process;
 mod fake_providers;
 mod fakes;
 mod fakes_work;

@@ -5,15 +5,15 @@
 //! (Twilio's list shows its call: adopted, never dialed again) and the one in
 //! progress ends `interrupted`.
 
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::db::{fresh_database_url, TestDb};
+use crate::engine_process::{config_file, serve_command, EngineProcess};
 use crate::fake_providers::calls::LikeTwilio;
 use crate::fake_providers::{FakeProvider, TWILIO_SECRET, TWILIO_SID};
-use crate::helpers::{free_port, spill_path_for, ADMIN_TOKEN, PATIENCE};
+use crate::helpers::{ADMIN_TOKEN, PATIENCE};
 use crate::outbound_claims::outbound_request;
 
 const IN_PROGRESS: &str = "+14155550131";
@@ -21,49 +21,14 @@ const DIALING: &str = "+14155550132";
 const QUEUED: &str = "+14155550133";
 const POOL_NUMBER: &str = "+14155550199";
 
-struct Engine {
-    child: Child,
-    url: String,
-}
-
 /// `switchboard serve` on `database_url`, its Twilio the fake; once healthy.
-async fn start(database_url: &str, fake: &FakeProvider, config: &std::path::Path) -> Engine {
-    let port = free_port();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(config.with_extension("log"))
-        .expect("a log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["--config", &config.display().to_string(), "serve"])
-        .env("DATABASE_URL", database_url)
-        .env("SWITCHBOARD_BIND", format!("127.0.0.1:{port}"))
-        .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN_TOKEN)
+async fn start(database_url: &str, fake: &FakeProvider, config: &std::path::Path) -> EngineProcess {
+    let (mut command, port) = serve_command(database_url, config);
+    command
         .env("TWILIO_ACCOUNT_SID", TWILIO_SID)
         .env("TWILIO_AUTH_TOKEN", TWILIO_SECRET)
-        .env("TWILIO_API_BASE", &fake.base)
-        .env_remove("SWITCHBOARD_PUBLIC_URL")
-        .env_remove("SWITCHBOARD_NODE_ID")
-        .stdout(log.try_clone().expect("the log"))
-        .stderr(log)
-        .spawn()
-        .expect("the switchboard binary starts");
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
-    loop {
-        if let Ok(res) = client.get(format!("{url}/healthz")).send().await {
-            if res.status().is_success() {
-                break;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the engine never became healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Engine { child, url }
+        .env("TWILIO_API_BASE", &fake.base);
+    EngineProcess::start(command, port, config.with_extension("log")).await
 }
 
 async fn post(url: &str, token: &str, body: &Value) -> (u16, Value) {
@@ -105,19 +70,12 @@ async fn wait_until(db: &sqlx::AnyPool, id: &str, done: impl Fn(&str, Option<&st
 async fn engine_killed_while_calls_are_queued_dialing_and_in_progress(db_kind: TestDb) {
     let database_url = fresh_database_url(db_kind).await;
     let fake = FakeProvider::start().await;
-    let config =
-        std::env::temp_dir().join(format!("sb_crash_{}.toml", uuid::Uuid::new_v4().simple()));
-    std::fs::write(
-        &config,
-        format!(
-            "[journal]\nspill_path = {spill:?}\n\n[outbound]\nmax_per_user = 2\n\
-             reconcile_secs = 1.0\ndispatch_poll_secs = 0.1\ndial_timeout_secs = 60.0\n\
-             callback_poll_secs = 3600.0\ncalling_hours_start = \"00:00\"\n\
-             calling_hours_end = \"23:59\"\n",
-            spill = spill_path_for(&database_url)
-        ),
-    )
-    .expect("a config file");
+    let config = config_file(
+        &database_url,
+        "[outbound]\nmax_per_user = 2\nreconcile_secs = 1.0\ndispatch_poll_secs = 0.1\n\
+         dial_timeout_secs = 60.0\ncallback_poll_secs = 3600.0\n\
+         calling_hours_start = \"00:00\"\ncalling_hours_end = \"23:59\"\n",
+    );
 
     let mut engine = start(&database_url, &fake, &config).await;
     // The binary is found by path (`CARGO_BIN_EXE_switchboard`): in a target
@@ -192,8 +150,7 @@ async fn engine_killed_while_calls_are_queued_dialing_and_in_progress(db_kind: T
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(status_of(&db, &queued).await.0, "queued");
 
-    engine.child.kill().expect("SIGKILL");
-    engine.child.wait().expect("the engine is dead");
+    engine.kill();
 
     // Meanwhile Twilio's call of the dialing attempt went on ringing.
     {
@@ -220,8 +177,7 @@ async fn engine_killed_while_calls_are_queued_dialing_and_in_progress(db_kind: T
     assert_eq!(fake.dials(QUEUED), 1, "the queued call still runs");
     assert_eq!(status_of(&db, &dialing).await.0, "ringing");
 
-    engine.child.kill().expect("stop");
-    let _ = engine.child.wait();
+    engine.kill();
     db.close().await;
     let _ = std::fs::remove_file(&config);
     let _ = std::fs::remove_file(config.with_extension("log"));

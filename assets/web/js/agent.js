@@ -37,6 +37,8 @@ const state = {
   call: null,
   /** What call-state shows with no call and no ring: idle | parked | ended. */
   rest: 'idle',
+  /** Why the last call ended, in words, shown while `rest` is `ended`. */
+  endedText: null,
   /** call_id -> parked call (parking / parked / state messages) */
   lot: new Map(),
   roster: [],
@@ -182,7 +184,7 @@ function notifyRing(msg) {
 function renderCallState() {
   const node = $('call-state');
   let s = state.rest;
-  let text = { idle: 'No call', parked: 'Your call is parked', ended: 'Call ended' }[s];
+  let text = { idle: 'No call', parked: 'Your call is parked', ended: state.endedText || 'Call ended' }[s];
   if (state.call) {
     s = 'connected';
     text = `On a call with ${pretty(state.call.from)}`;
@@ -571,7 +573,10 @@ const handlers = {
     if (state.rings.has(msg.call_id)) ringGone(msg.call_id, 'caller hung up');
     if (state.call && state.call.call_id === msg.call_id) {
       endCall('ended');
-      notice(`Call ended: ${END_REASONS[msg.reason] || String(msg.reason || '').replace(/_/g, ' ')}.`);
+      // Said twice: in the notice (which fades) and in the call's state (which
+      // stays until the next call), so an agent who looks away still sees why.
+      state.endedText = `Call ended: ${END_REASONS[msg.reason] || String(msg.reason || '').replace(/_/g, ' ')}.`;
+      notice(state.endedText);
     }
     renderAll();
   },

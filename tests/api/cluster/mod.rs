@@ -40,6 +40,7 @@ use deadpool_redis::redis;
 use serde_json::Value;
 
 use crate::db::{drop_database, fresh_database_url, TestDb};
+use crate::engine_process::binary;
 use crate::fault_proxy::FaultProxy;
 use crate::helpers::{
     free_port, spill_path_for, Softphone, WsPeer, ADMIN_TOKEN, FLOOR_MESSAGES, PATIENCE,
@@ -74,12 +75,6 @@ pub fn redis_addr() -> std::net::SocketAddr {
         .expect("host:port")
         .parse()
         .expect("the test Redis is at an IP address and port")
-}
-
-fn binary() -> PathBuf {
-    std::env::var_os("SWITCHBOARD_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_switchboard")))
 }
 
 /// One engine process of a test cluster.
