@@ -10,7 +10,11 @@
 //! day's text (a second missed call the same UTC day finds it taken), then
 //! creates the Message with `send_timeout` per request, trying again after a 5xx,
 //! a timeout or a failed connection (backoff doubling from `retry_backoff`, at
-//! most `max_attempts` in all) and never after a 4xx.
+//! most `max_attempts` in all) and never after a 4xx. A text is sent at most
+//! once: after a 5xx or a timeout the Message may exist, so before trying again
+//! the worker reads Twilio's list of texts from the number to the caller and
+//! takes a Message with this body created since the first attempt as the one it
+//! sent; when that list cannot be read either, it does not send again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -210,13 +214,20 @@ impl Worker {
                 self.public_url, id
             ),
         };
-        let (result, attempts) = self.send(&message).await;
-        let base = json!({
+        let Sent {
+            result,
+            attempts,
+            found_in_list,
+        } = self.send(&message).await;
+        let mut base = json!({
             "to": message.to,
             "from": message.from,
             "body": message.body,
             "attempts": attempts,
         });
+        if found_in_list {
+            base["found_in_list"] = true.into();
+        }
         let (status, sid, error, detail) = match result {
             Ok(Message { sid, status, .. }) => {
                 tracing::info!(message_sid = %sid, attempts, "missed-call text sent");
@@ -252,27 +263,90 @@ impl Worker {
         self.trail(id, detail);
     }
 
-    /// Creates the Message, trying again as the module doc says; the last result
-    /// and how many attempts were made.
-    async fn send(&self, message: &CreateMessage) -> (Result<Message, DialError>, u32) {
+    /// Creates the Message, trying again as the module doc says.
+    async fn send(&self, message: &CreateMessage) -> Sent {
         let max = self.settings.max_attempts.max(1);
         let mut backoff = self.settings.retry_backoff;
+        // Twilio's clock, not the engine's: the list's times are Twilio's. The
+        // slack covers clocks apart; the day's claim keeps older texts out.
+        let since = time::OffsetDateTime::now_utc() - LIST_SLACK;
         let mut attempt = 1;
         loop {
             let result = self.twilio.create_message(message).await;
-            let retry = matches!(
-                result,
-                Err(DialError::Unknown { .. } | DialError::Transport { .. })
-            );
-            if !retry || attempt >= max {
-                return (result, attempt);
+            let may_exist = match &result {
+                Err(DialError::Unknown { .. }) => true,
+                Err(DialError::Transport { .. }) => false,
+                Ok(_) | Err(DialError::Refused { .. }) => {
+                    return Sent::answered(result, attempt);
+                }
+            };
+            if attempt >= max {
+                return Sent::answered(result, attempt);
             }
             if let Err(e) = &result {
                 tracing::info!(error = %e, attempt, "missed-call text: trying again");
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(60));
+            if may_exist {
+                match self
+                    .twilio
+                    .messages_between(&message.from, &message.to, since)
+                    .await
+                {
+                    Ok(listed) => {
+                        let ours = listed
+                            .into_iter()
+                            .find(|m| m.body.as_deref() == Some(message.body.as_str()));
+                        if let Some(sent) = ours {
+                            tracing::info!(message_sid = %sent.sid, attempt, "missed-call text: Twilio had created it");
+                            return Sent {
+                                result: Ok(sent),
+                                attempts: attempt,
+                                found_in_list: true,
+                            };
+                        }
+                    }
+                    Err(listing) => {
+                        let first = result.err().map(|e| e.to_string()).unwrap_or_default();
+                        return Sent::answered(
+                            Err(DialError::Unknown {
+                                detail: format!(
+                                    "{first}; and Twilio's list of texts could not be read \
+                                     ({listing}), so it was not sent again (a caller is never \
+                                     texted twice)"
+                                ),
+                            }),
+                            attempt,
+                        );
+                    }
+                }
+            }
             attempt += 1;
+        }
+    }
+}
+
+/// How far before the first attempt a listed text may have been created and
+/// still be this one (Twilio's clock against this machine's).
+const LIST_SLACK: Duration = Duration::from_secs(120);
+
+/// What [`Worker::send`] ended with.
+struct Sent {
+    /// The last answer (or the Message found in Twilio's list).
+    result: Result<Message, DialError>,
+    /// Create requests made.
+    attempts: u32,
+    /// The Message came from Twilio's list after an answer was lost.
+    found_in_list: bool,
+}
+
+impl Sent {
+    fn answered(result: Result<Message, DialError>, attempts: u32) -> Sent {
+        Sent {
+            result,
+            attempts,
+            found_in_list: false,
         }
     }
 }

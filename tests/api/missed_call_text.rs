@@ -272,26 +272,96 @@ async fn a_twilio_5xx_is_retried_and_the_text_then_goes_out() {
     assert_eq!(text["attempts"], 3);
     assert_eq!(fake.message_creates(), 3);
     assert_eq!(fake.messages().len(), 1);
+    // Before each retry the engine looked for the text in Twilio's list.
+    assert_eq!(fake.message_lists(), 2);
 }
 
-#[actix_web::test]
-async fn a_twilio_that_does_not_answer_in_time_is_tried_again() {
-    let fake = FakeProvider::start().await;
-    fake.state()
-        .messages
-        .faults
-        .push_back(Fault::Hang(Duration::from_secs(3)));
+/// An app whose texts give up on Twilio after 300 ms.
+async fn impatient_texting_app(fake: &FakeProvider) -> TestApp {
     let app = spawn_app_with(TestDb::Sqlite, |s| {
-        on_fake_twilio(&fake, true)(s);
+        on_fake_twilio(fake, true)(s);
         s.missed_call_text.send_timeout = Duration::from_millis(300);
     })
     .await;
     voicemail_number(&app).await;
+    app
+}
+
+#[actix_web::test]
+async fn a_text_whose_answer_was_lost_is_found_in_twilios_list_and_not_sent_twice() {
+    let fake = FakeProvider::start().await;
+    // Twilio creates the message but answers after the engine stopped waiting.
+    fake.state()
+        .messages
+        .faults
+        .push_back(Fault::Hang(Duration::from_secs(3)));
+    let app = impatient_texting_app(&fake).await;
     let call_id = hang_up_early(&app, CALLER).await;
     let text = text_event(&app, &call_id).await;
     assert_eq!(text["status"], "queued", "{text}");
-    assert_eq!(text["attempts"], 2);
+    assert_eq!(text["attempts"], 1, "{text}");
+    assert_eq!(text["found_in_list"], true, "{text}");
+    assert_eq!(fake.message_creates(), 1, "the caller is texted once");
+    assert_eq!(fake.message_lists(), 1);
+    let messages = fake.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(text["sid"], messages[0]["sid"], "{text}");
+    // Its status callbacks land on the call as for any text.
+    let sid = messages[0]["sid"].as_str().expect("a sid").to_owned();
+    assert_eq!(fake.send_message_status(&sid, "delivered", None).await, 204);
+}
+
+#[actix_web::test]
+async fn a_text_that_twilio_did_not_create_before_timing_out_is_sent_again() {
+    let fake = FakeProvider::start().await;
+    // Another conversation with the caller from the same number, and a text to
+    // someone else, both just now: neither is this text.
+    let app = impatient_texting_app(&fake).await;
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc2822)
+        .expect("a time");
+    {
+        let mut state = fake.state();
+        for (k, (to, body)) in [(CALLER, "Your appointment is at 3"), (OTHER_CALLER, "x")]
+            .into_iter()
+            .enumerate()
+        {
+            state.messages.messages.push(json!({
+                "sid": format!("SM{:032x}", k + 900),
+                "to": to, "from": NUMBER, "body": body, "status": "delivered",
+                "date_created": now,
+            }));
+        }
+        // A 5xx: nothing is created; the list shows nothing of ours.
+        state.messages.faults.push_back(Fault::Status(500));
+    }
+    let call_id = hang_up_early(&app, CALLER).await;
+    let text = text_event(&app, &call_id).await;
+    assert_eq!(text["status"], "queued", "{text}");
+    assert_eq!(text["attempts"], 2, "{text}");
+    assert!(text.get("found_in_list").is_none(), "{text}");
     assert_eq!(fake.message_creates(), 2);
+    assert_eq!(fake.message_lists(), 1);
+}
+
+#[actix_web::test]
+async fn a_text_whose_answer_was_lost_is_not_sent_again_when_twilios_list_fails_too() {
+    let fake = FakeProvider::start().await;
+    {
+        let mut state = fake.state();
+        state.messages.faults.push_back(Fault::Status(503));
+        state.messages.list_faults.push_back(Fault::Status(500));
+    }
+    let app = impatient_texting_app(&fake).await;
+    let call_id = hang_up_early(&app, CALLER).await;
+    let text = text_event(&app, &call_id).await;
+    assert_eq!(text["status"], "failed", "{text}");
+    assert_eq!(text["attempts"], 1, "{text}");
+    let why = text["error"]["message"].as_str().unwrap_or_default();
+    assert!(why.contains("not sent again"), "{text}");
+    assert_eq!(fake.message_creates(), 1, "never a second text on a guess");
+    // The call's own record is whole.
+    assert_eq!(app.call(&call_id).await["outcome"], "abandoned");
 }
 
 #[actix_web::test]

@@ -20,11 +20,19 @@
 //!   on `failed`/`undelivered`, to the create's `StatusCallback`, as Twilio
 //!   sends them (https://www.twilio.com/docs/messaging/guides/track-outbound-message-status).
 //!
+//! - `GET /2010-04-01/Accounts/{AC}/Messages.json` ("Read multiple Message
+//!   resources",
+//!   https://www.twilio.com/docs/messaging/api/message-resource#read-multiple-message-resources):
+//!   Basic auth; the `To` and `From` filters, most recent first, in pages of
+//!   `PageSize` (default 50, at most 1,000) with a relative `next_page_uri` that
+//!   keeps the filters (`null` on the last page), as twilio-python's `Page` reads it.
+//!
 //! Failure modes tests script in [`Messages::faults`], one per create request in
 //! order, before the normal answer: a 5xx with Twilio's error body (nothing
 //! created; Twilio's 500s are `{"code": 20500, …}`), or a hang (the message *is*
 //! created and `201` comes only after the wait: the client's "no answer in
-//! time" case).
+//! time" case). [`Messages::list_faults`] do the same to list requests (a hang
+//! there answers the list late).
 
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
@@ -52,6 +60,10 @@ pub struct Messages {
     pub unsubscribed: HashSet<String>,
     /// What the next create requests meet, one each, before normal answers.
     pub faults: VecDeque<Fault>,
+    /// What the next list requests meet, one each.
+    pub list_faults: VecDeque<Fault>,
+    /// List requests that came (authenticated).
+    pub lists: usize,
     next_sid: u64,
 }
 
@@ -68,7 +80,92 @@ pub(super) fn routes(app: &mut web::ServiceConfig) {
     app.route(
         "/2010-04-01/Accounts/{sid}/Messages.json",
         web::post().to(create),
+    )
+    .route(
+        "/2010-04-01/Accounts/{sid}/Messages.json",
+        web::get().to(list),
     );
+}
+
+/// Twilio's 500 with its error body.
+fn twilio_500(status: u16) -> HttpResponse {
+    server_error(
+        status,
+        json!({
+            "code": 20500,
+            "message": "An internal server error has occurred",
+            "more_info": "https://www.twilio.com/docs/errors/20500",
+            "status": status,
+        }),
+    )
+}
+
+async fn list(req: HttpRequest, path: web::Path<String>, state: Shared) -> HttpResponse {
+    let sid = path.into_inner();
+    if !twilio_auth_ok(&req, &sid) {
+        return twilio_401();
+    }
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let number = |name: &str| param(&query, name).and_then(|v| v.parse::<usize>().ok());
+    let page = number("Page").unwrap_or(0);
+    let size = number("PageSize").unwrap_or(50).clamp(1, 1000);
+    let (to, from) = (param(&query, "To"), param(&query, "From"));
+    let (body, hang) = {
+        let mut state = state.lock().expect("state");
+        log(&mut state, &req, "");
+        let messages = &mut state.messages;
+        messages.lists += 1;
+        let hang = match messages.list_faults.pop_front() {
+            Some(Fault::Status(status)) => return twilio_500(status),
+            Some(Fault::Hang(wait)) => Some(wait),
+            None => None,
+        };
+        // Most recent first: the fake creates them in time order.
+        let matching: Vec<Value> = messages
+            .messages
+            .iter()
+            .rev()
+            .filter(|m| to.is_none_or(|to| m["to"] == to))
+            .filter(|m| from.is_none_or(|from| m["from"] == from))
+            .cloned()
+            .collect();
+        let start = page * size;
+        let listed: Vec<Value> = matching.iter().skip(start).take(size).cloned().collect();
+        let last = start + listed.len() >= matching.len();
+        let filters: Vec<(&str, &str)> = query
+            .iter()
+            .filter(|(k, _)| k == "To" || k == "From")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let uri = |p: usize| {
+            let mut q = filters.clone();
+            let (size, p_text, token) =
+                (size.to_string(), p.to_string(), format!("PA{}", p * size));
+            q.extend([("PageSize", size.as_str()), ("Page", p_text.as_str())]);
+            q.push(("PageToken", token.as_str()));
+            format!(
+                "/2010-04-01/Accounts/{sid}/Messages.json?{}",
+                serde_urlencoded::to_string(&q).unwrap_or_default()
+            )
+        };
+        let body = json!({
+            "messages": listed,
+            "end": start + listed.len().saturating_sub(1),
+            "first_page_uri": uri(0),
+            "next_page_uri": if last { Value::Null } else { uri(page + 1).into() },
+            "page": page,
+            "page_size": size,
+            "previous_page_uri": if page == 0 { Value::Null } else { uri(page - 1).into() },
+            "start": start,
+            "uri": uri(page),
+        });
+        (body, hang)
+    };
+    if let Some(wait) = hang {
+        actix_rt::time::sleep(wait).await;
+    }
+    HttpResponse::Ok().json(body)
 }
 
 /// A Message resource as Twilio answers a create (twilio-python's
@@ -143,17 +240,7 @@ async fn create(
             return twilio_error(400, 21610, "Attempt to send to unsubscribed recipient");
         }
         let hang = match messages.faults.pop_front() {
-            Some(Fault::Status(status)) => {
-                return server_error(
-                    status,
-                    json!({
-                        "code": 20500,
-                        "message": "An internal server error has occurred",
-                        "more_info": "https://www.twilio.com/docs/errors/20500",
-                        "status": status,
-                    }),
-                );
-            }
+            Some(Fault::Status(status)) => return twilio_500(status),
             Some(Fault::Hang(wait)) => Some(wait),
             None => None,
         };
@@ -178,6 +265,11 @@ impl FakeProvider {
     /// How many create requests (authenticated) came, whatever their answer.
     pub fn message_creates(&self) -> usize {
         self.state().messages.creates.len()
+    }
+
+    /// How many list requests (authenticated) came.
+    pub fn message_lists(&self) -> usize {
+        self.state().messages.lists
     }
 
     /// Message `sid` moves to `status` (`sent`, `delivered`, `undelivered`,
