@@ -19,7 +19,7 @@ use crate::config::{PlanLimits, Plans};
 use crate::domain::user::{EmailAddress, PlanName, TimeZoneName, UserStatus};
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorBody};
-use crate::store::flags::{AuditEntry, StatusChanged};
+use crate::store::flags::{AuditEntry, Flag, QuotaUse, StatusChanged};
 use crate::store::users::{UserChanges, UserFields, UserRecord};
 use crate::users::{self, UserError};
 
@@ -337,10 +337,32 @@ pub async fn list(
         .store
         .list_users(status, limit, u64::from(offset))
         .await?;
-    let mut shown = Vec::with_capacity(users.len());
-    for user in users {
-        shown.push(user_view(&engine, user, true).await?);
-    }
+    // Two queries for the page, whatever its length: the quotas and the open
+    // flags of all its users at once.
+    let ids: Vec<UserId> = users.iter().map(|u| u.id.clone()).collect();
+    let now = engine.clock.now();
+    let mut usage = engine
+        .store
+        .quota_use_of(
+            &ids,
+            now.as_millisecond(),
+            crate::outbound::submit::month_start(now).as_millisecond(),
+        )
+        .await?;
+    let mut flags = engine.store.open_flags_of(&ids).await?;
+    let shown: Vec<UserView> = users
+        .into_iter()
+        .map(|user| {
+            let id = user.id.as_str();
+            let (usage, flags) = (usage.remove(id), flags.remove(id));
+            view_of(
+                &engine,
+                user,
+                usage.unwrap_or_default(),
+                Some(flags.unwrap_or_default()),
+            )
+        })
+        .collect();
     let has_more = i64::from(offset) + (shown.len() as i64) < total;
     Ok(HttpResponse::Ok().json(UserList {
         users: shown,
@@ -383,15 +405,29 @@ pub async fn get(
 /// oldest first).
 async fn user_view(engine: &Engine, user: UserRecord, admin: bool) -> Result<UserView, ApiError> {
     let now = engine.clock.now();
-    let id = user.id.clone();
     let usage = engine
         .store
         .quota_use(
-            &id,
+            &user.id,
             now.as_millisecond(),
             crate::outbound::submit::month_start(now).as_millisecond(),
         )
         .await?;
+    let open_flags = if admin {
+        Some(engine.store.user_flags(&user.id, true).await?)
+    } else {
+        None
+    };
+    Ok(view_of(engine, user, usage, open_flags))
+}
+
+/// The user as shown, from its quota use and (for the admin) its open flags.
+fn view_of(
+    engine: &Engine,
+    user: UserRecord,
+    usage: QuotaUse,
+    open_flags: Option<Vec<Flag>>,
+) -> UserView {
     let shown = UserJson::of(user, &engine.settings.plans);
     let limits = shown.limits;
     let quota = QuotaJson {
@@ -408,23 +444,18 @@ async fn user_view(engine: &Engine, user: UserRecord, admin: bool) -> Result<Use
         completed: usage.month_completed,
         minutes: (usage.month_talk_ms as f64 / 600.0).round() / 100.0,
     };
-    let open_flags = if admin {
-        let flags = engine.store.user_flags(&id, true).await?;
-        Some(
-            flags
-                .iter()
-                .map(|f| super::flags::flag_json(f, None, None))
-                .collect(),
-        )
-    } else {
-        None
-    };
-    Ok(UserView {
+    let open_flags = open_flags.map(|flags| {
+        flags
+            .iter()
+            .map(|f| super::flags::flag_json(f, None, None))
+            .collect()
+    });
+    UserView {
         user: shown,
         quota,
         month,
         open_flags,
-    })
+    }
 }
 
 /// The body of `suspend` and `reinstate`.

@@ -5,12 +5,14 @@
 //! audit trail. The trail is append-only: this module writes it with
 //! [`append_audit`] and reads it; nothing in the code updates or deletes it.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::Row as _;
 use switchboard_actors::UserId;
 
-use super::{db_text, Store, StoreError};
+use super::{db_text, placeholders, Store, StoreError};
 use crate::domain::safety::Severity;
 
 /// A finding about to be stored.
@@ -180,6 +182,36 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(flag_from_row).collect()
+    }
+
+    /// The open flags of each of `users` (oldest first), in one query; a user
+    /// with none is absent.
+    #[tracing::instrument(skip_all, fields(users = users.len()))]
+    pub async fn open_flags_of(
+        &self,
+        users: &[UserId],
+    ) -> Result<HashMap<String, Vec<Flag>>, StoreError> {
+        let mut by_user: HashMap<String, Vec<Flag>> = HashMap::new();
+        if users.is_empty() {
+            return Ok(by_user);
+        }
+        let sql = format!(
+            "SELECT {FLAG_COLUMNS} FROM flags WHERE user_id IN ({}) AND resolved_at IS NULL \
+             ORDER BY created_at, id",
+            placeholders(1, users.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for user in users {
+            query = query.bind(user.as_str());
+        }
+        for row in query.fetch_all(self.pool()).await? {
+            let flag = flag_from_row(&row)?;
+            by_user
+                .entry(flag.user_id.as_str().to_owned())
+                .or_default()
+                .push(flag);
+        }
+        Ok(by_user)
     }
 
     /// Writes one audit entry on its own.
@@ -436,7 +468,7 @@ pub enum StatusChanged {
 }
 
 /// The calls a user's quotas and budget count now.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct QuotaUse {
     pub calls_last_hour: i64,
     pub calls_last_day: i64,
@@ -663,42 +695,71 @@ impl Store {
         now_ms: i64,
         month_start_ms: i64,
     ) -> Result<QuotaUse, StoreError> {
+        let mut of = self
+            .quota_use_of(std::slice::from_ref(user), now_ms, month_start_ms)
+            .await?;
+        Ok(of.remove(user.as_str()).unwrap_or_default())
+    }
+
+    /// [`Store::quota_use`] of each of `users`, in one query; a user who has
+    /// no counted call is absent (all zeros).
+    #[tracing::instrument(skip_all, fields(users = users.len()))]
+    pub async fn quota_use_of(
+        &self,
+        users: &[UserId],
+        now_ms: i64,
+        month_start_ms: i64,
+    ) -> Result<HashMap<String, QuotaUse>, StoreError> {
+        if users.is_empty() {
+            return Ok(HashMap::new());
+        }
         let counts = super::outbound::COUNTS;
         // The call record (same id) holds when the call was answered and ended.
-        let row = sqlx::query(&format!(
-            "SELECT \
-               COALESCE(SUM(CASE WHEN o.created_at > $2 THEN 1 ELSE 0 END), 0) AS last_hour, \
-               COALESCE(SUM(CASE WHEN o.created_at > $3 THEN 1 ELSE 0 END), 0) AS last_day, \
-               COALESCE(SUM(CASE WHEN o.created_at >= $4 \
+        let sql = format!(
+            "SELECT o.user_id AS user_id, \
+               COALESCE(SUM(CASE WHEN o.created_at > $1 THEN 1 ELSE 0 END), 0) AS last_hour, \
+               COALESCE(SUM(CASE WHEN o.created_at > $2 THEN 1 ELSE 0 END), 0) AS last_day, \
+               COALESCE(SUM(CASE WHEN o.created_at >= $3 \
                  THEN COALESCE(o.actual_cost_usd, o.estimated_cost_usd) ELSE 0.0 END), 0.0) AS spent, \
-               COALESCE(SUM(CASE WHEN o.created_at >= $4 THEN 1 ELSE 0 END), 0) AS month_calls, \
-               COALESCE(SUM(CASE WHEN o.created_at >= $4 AND o.status IN ({finished}) \
+               COALESCE(SUM(CASE WHEN o.created_at >= $3 THEN 1 ELSE 0 END), 0) AS month_calls, \
+               COALESCE(SUM(CASE WHEN o.created_at >= $3 AND o.status IN ({finished}) \
                  THEN 1 ELSE 0 END), 0) AS month_finished, \
-               COALESCE(SUM(CASE WHEN o.created_at >= $4 AND o.status = 'completed' \
+               COALESCE(SUM(CASE WHEN o.created_at >= $3 AND o.status = 'completed' \
                  THEN 1 ELSE 0 END), 0) AS month_completed, \
-               CAST(COALESCE(SUM(CASE WHEN o.created_at >= $4 AND c.answered_at IS NOT NULL \
+               CAST(COALESCE(SUM(CASE WHEN o.created_at >= $3 AND c.answered_at IS NOT NULL \
                  AND c.ended_at IS NOT NULL THEN c.ended_at - c.answered_at ELSE 0 END), 0) \
                  AS BIGINT) AS month_talk_ms \
-             FROM (SELECT id, created_at, status, actual_cost_usd, estimated_cost_usd \
-                   FROM outbound_calls WHERE user_id = $1 AND {counts}) o \
-             LEFT JOIN calls c ON c.id = o.id",
+             FROM (SELECT user_id, id, created_at, status, actual_cost_usd, estimated_cost_usd \
+                   FROM outbound_calls WHERE user_id IN ({users}) AND {counts}) o \
+             LEFT JOIN calls c ON c.id = o.id \
+             GROUP BY o.user_id",
             finished = super::outbound::FINISHED,
-        ))
-        .bind(user.as_str())
-        .bind(now_ms - 3_600_000)
-        .bind(now_ms - 86_400_000)
-        .bind(month_start_ms)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(QuotaUse {
-            calls_last_hour: row.try_get("last_hour")?,
-            calls_last_day: row.try_get("last_day")?,
-            month_spend_usd: row.try_get("spent")?,
-            month_calls: row.try_get("month_calls")?,
-            month_finished: row.try_get("month_finished")?,
-            month_completed: row.try_get("month_completed")?,
-            month_talk_ms: row.try_get("month_talk_ms")?,
-        })
+            users = placeholders(4, users.len()),
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(now_ms - 3_600_000)
+            .bind(now_ms - 86_400_000)
+            .bind(month_start_ms);
+        for user in users {
+            query = query.bind(user.as_str());
+        }
+        let mut of = HashMap::with_capacity(users.len());
+        for row in query.fetch_all(self.pool()).await? {
+            let user: String = row.try_get("user_id")?;
+            of.insert(
+                user,
+                QuotaUse {
+                    calls_last_hour: row.try_get("last_hour")?,
+                    calls_last_day: row.try_get("last_day")?,
+                    month_spend_usd: row.try_get("spent")?,
+                    month_calls: row.try_get("month_calls")?,
+                    month_finished: row.try_get("month_finished")?,
+                    month_completed: row.try_get("month_completed")?,
+                    month_talk_ms: row.try_get("month_talk_ms")?,
+                },
+            );
+        }
+        Ok(of)
     }
 }
 

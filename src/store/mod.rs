@@ -417,6 +417,15 @@ fn sqlite_unavailable(code: &str) -> bool {
         .is_ok_and(|code| matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
+/// `$first, $first+1, …`: `count` numbered placeholders, for an `IN (…)` list
+/// or a multi-row `VALUES`.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Text as the database will take it: PostgreSQL refuses NUL in text, so a NUL that
 /// got this far (a webhook's `From`, a transcript) becomes U+FFFD rather than
 /// costing the call its record. The last line of defence: the HTTP edge refuses or

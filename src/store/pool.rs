@@ -16,7 +16,7 @@ use switchboard_actors::journal::now_ms;
 use switchboard_actors::number::Route;
 use switchboard_actors::{AgentId, AssistantId, Workspace};
 
-use super::{Backend, Store, StoreError};
+use super::{placeholders, Backend, Store, StoreError};
 
 /// Rows per multi-row INSERT during a sync: 15 columns × 20 rows stays far below every
 /// backend's parameter limit.
@@ -1057,14 +1057,6 @@ async fn insert_new(
         .await
         .map_err(|e| StoreError::unique(e, || format!("a number of {provider}")))?;
     Ok(())
-}
-
-/// `$first, $first+1, …` (`count` of them).
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn trunk_json(trunk: Option<&SipTrunk>) -> Result<Option<String>, StoreError> {

@@ -13,7 +13,7 @@ use switchboard_actors::UserId;
 
 use super::flags::{raise_flags_in, NewFlag, Raised};
 use super::outbound::OutboundStatus;
-use super::{db_text, Store, StoreError};
+use super::{db_text, placeholders, Store, StoreError};
 
 /// How an opt-out (`opt_out` tool) is written on the user's do-not-call list
 /// (`ai::outbound_tools`): its reason starts so.
@@ -76,14 +76,6 @@ fn terminal_sql() -> String {
         .map(|s| format!("'{}'", s.as_str()))
         .collect();
     format!("status IN ({})", names.join(", "))
-}
-
-/// `$first, $first+1, …` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The aggregate columns of [`CallFigures`] (without opt-outs) over

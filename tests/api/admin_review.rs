@@ -731,3 +731,80 @@ async fn every_admin_review_route_answers_401_to_anyone_but_the_admin() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     store.close().await;
 }
+
+/// The users page reads its users' quotas and open flags in one query each, for
+/// the whole page: each user still shows their own, exactly as their own page
+/// does.
+async fn the_users_page_shows_each_users_own_quota_and_flags(db: TestDb) {
+    let clock = clock();
+    let app = spawn_app_with_clock(db, &clock, |_| {}).await;
+    let ada = app.create_user("ada@example.com").await;
+    let bob = app.create_user("bob@example.com").await;
+    let cy = app.create_user("cy@example.com").await;
+    submitted(&app, &ada).await;
+    submitted(&app, &ada).await;
+    submitted(&app, &cy).await;
+    let store = store_of(&app).await;
+    for (user, reason) in [
+        (&ada, "short calls"),
+        (&bob, "velocity"),
+        (&bob, "odd hours"),
+    ] {
+        let id = UserId::parse(&user.id).expect("id");
+        store
+            .raise_flags(
+                &id,
+                None,
+                &[finding("telephony", Severity::High, reason)],
+                1_000,
+            )
+            .await
+            .expect("raised");
+    }
+
+    let (status, page) = app.get_json("/api/users?limit=10").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let listed = page["users"].as_array().expect("users");
+    assert_eq!(listed.len(), 3, "{page}");
+    for user in [&ada, &bob, &cy] {
+        let (status, alone) = app.get_json(&format!("/api/users/{}", user.id)).await;
+        assert_eq!(status, StatusCode::OK, "{alone}");
+        let in_page = listed
+            .iter()
+            .find(|u| u["id"] == user.id.as_str())
+            .expect("listed");
+        assert_eq!(in_page, &alone, "the page and the user's own view agree");
+    }
+    let of = |user: &User| {
+        listed
+            .iter()
+            .find(|u| u["id"] == user.id.as_str())
+            .cloned()
+            .expect("listed")
+    };
+    assert_eq!(of(&ada)["quota"]["calls_last_hour"], 2);
+    assert_eq!(of(&cy)["quota"]["calls_last_hour"], 1);
+    assert_eq!(of(&bob)["quota"]["calls_last_hour"], 0);
+    assert_eq!(of(&bob)["quota"]["month_spend_usd"], json!(0.0));
+    let reasons = |user: &User| -> Vec<String> {
+        of(user)["open_flags"]
+            .as_array()
+            .expect("open_flags")
+            .iter()
+            .map(|f| f["reason"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(reasons(&ada), ["short calls"]);
+    assert_eq!(reasons(&bob), ["velocity", "odd hours"]);
+    assert!(reasons(&cy).is_empty());
+}
+
+#[actix_web::test]
+async fn the_users_page_shows_each_users_own_quota_and_flags_on_sqlite() {
+    the_users_page_shows_each_users_own_quota_and_flags(TestDb::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn the_users_page_shows_each_users_own_quota_and_flags_on_postgres() {
+    the_users_page_shows_each_users_own_quota_and_flags(TestDb::Postgres).await;
+}
