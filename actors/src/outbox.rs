@@ -152,7 +152,12 @@ impl<C> Outbox<C> {
             inner: Arc::new(Inner {
                 lanes: Mutex::new(Lanes {
                     control: VecDeque::new(),
-                    audio: VecDeque::with_capacity(limits.audio_frames.min(64)),
+                    // Grown on demand and kept: a socket that keeps up holds a
+                    // frame or two, so reserving the whole bound up front cost
+                    // every socket ~3 KiB for nothing (a heap profile at 250
+                    // calls); a burst grows it once, and steady state allocates
+                    // nothing either way.
+                    audio: VecDeque::new(),
                     frames: 0,
                     pong: None,
                     ping: false,
