@@ -280,14 +280,15 @@ impl Worker {
                     return Sent::answered(result, attempt);
                 }
             };
-            if attempt >= max {
+            if attempt >= max && !may_exist {
                 return Sent::answered(result, attempt);
             }
             if let Err(e) = &result {
-                tracing::info!(error = %e, attempt, "missed-call text: trying again");
+                tracing::info!(error = %e, attempt, "missed-call text: not answered");
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(60));
+            // After the last attempt too: the trail then says what Twilio did.
             if may_exist {
                 match self
                     .twilio
@@ -321,6 +322,9 @@ impl Worker {
                         );
                     }
                 }
+            }
+            if attempt >= max {
+                return Sent::answered(result, attempt);
             }
             attempt += 1;
         }

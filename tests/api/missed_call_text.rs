@@ -312,6 +312,27 @@ async fn a_text_whose_answer_was_lost_is_found_in_twilios_list_and_not_sent_twic
 }
 
 #[actix_web::test]
+async fn a_last_attempt_whose_answer_was_lost_is_still_looked_up_so_the_trail_says_it_went_out() {
+    let fake = FakeProvider::start().await;
+    fake.state()
+        .messages
+        .faults
+        .push_back(Fault::Hang(Duration::from_secs(3)));
+    let app = spawn_app_with(TestDb::Sqlite, |s| {
+        on_fake_twilio(&fake, true)(s);
+        s.missed_call_text.send_timeout = Duration::from_millis(300);
+        s.missed_call_text.max_attempts = 1;
+    })
+    .await;
+    voicemail_number(&app).await;
+    let call_id = hang_up_early(&app, CALLER).await;
+    let text = text_event(&app, &call_id).await;
+    assert_eq!(text["status"], "queued", "{text}");
+    assert_eq!(text["found_in_list"], true, "{text}");
+    assert_eq!(fake.message_creates(), 1);
+}
+
+#[actix_web::test]
 async fn a_text_that_twilio_did_not_create_before_timing_out_is_sent_again() {
     let fake = FakeProvider::start().await;
     // Another conversation with the caller from the same number, and a text to
