@@ -4,7 +4,8 @@
 //!
 //! 1. It takes terminal calls with `reviewed_at` unset, `batch_size` at a time
 //!    — an answered one once its after-call work is written (`analyzed_at`),
-//!    or `analysis_wait_secs` after it ended if that never comes. The state is
+//!    or `analysis_wait_secs` after it ended if that never comes, and only once
+//!    its call record is closed (its transcript written whole). The state is
 //!    the row itself, so a call that ended while the engine was down is
 //!    reviewed after it starts; nothing is held in memory between rounds.
 //! 2. Transcript: both sides' turns (`call_turns`) are screened with the

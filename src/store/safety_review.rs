@@ -94,7 +94,13 @@ fn figures_sql(short: usize, early: usize) -> String {
 impl Store {
     /// Ended calls not reviewed yet, oldest end first: an answered call once
     /// its after-call work is written, or once it ended at or before
-    /// `analysis_deadline_ms` (the work never came).
+    /// `analysis_deadline_ms` (the work never came) — and in both cases once its
+    /// call record is closed, if it has one. Twilio's status callback can end the
+    /// outbound call before the journal has written the record's last turns and
+    /// its `Closed` (which it writes after them); reviewing then would read a
+    /// transcript without its end, and a call is reviewed only once. Every record
+    /// is closed in the end (by its call, or as `interrupted` at start-up or by a
+    /// cluster's sweep).
     #[tracing::instrument(skip_all)]
     pub async fn outbound_to_review(
         &self,
@@ -102,11 +108,13 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<CallToReview>, StoreError> {
         let sql = format!(
-            "SELECT id, user_id, from_e164 FROM outbound_calls \
-             WHERE reviewed_at IS NULL AND {} \
-             AND (answered_at IS NULL OR analyzed_at IS NOT NULL \
-                  OR COALESCE(ended_at, updated_at) <= $1) \
-             ORDER BY COALESCE(ended_at, updated_at), id LIMIT $2",
+            "SELECT o.id, o.user_id, o.from_e164 FROM outbound_calls o \
+             WHERE o.reviewed_at IS NULL AND {} \
+             AND (o.answered_at IS NULL \
+                  OR ((o.analyzed_at IS NOT NULL OR COALESCE(o.ended_at, o.updated_at) <= $1) \
+                      AND NOT EXISTS (SELECT 1 FROM calls c \
+                                      WHERE c.id = o.id AND c.ended_at IS NULL))) \
+             ORDER BY COALESCE(o.ended_at, o.updated_at), o.id LIMIT $2",
             terminal_sql()
         );
         let rows = sqlx::query(&sql)

@@ -357,6 +357,81 @@ async fn a_call_that_ended_while_the_engine_was_down_is_reviewed_once_after_it_s
         .await;
 }
 
+/// Twilio's status callback can end an outbound call before the journal has
+/// written its record's last turns and closed it: the review waits for the
+/// record, so the threat said last is in the transcript it screens.
+async fn a_call_is_reviewed_only_once_its_record_is_closed(db: TestDb) {
+    let app = spawn_app_with_clock(
+        db,
+        &switchboard::outbound::clock::ManualClock::new(jiff::Timestamp::now()),
+        quick_review,
+    )
+    .await;
+    let user = app.create_user("ada@example.com").await;
+    let pool = pool(&app).await;
+    // A completed call whose record is still open: its last turn not written.
+    let now = jiff::Timestamp::now().as_millisecond();
+    let ids = seed_ended_calls(
+        &pool,
+        &user.id,
+        &[Ended {
+            from: POOL_NUMBER,
+            to: CALLEE.to_owned(),
+            status: "completed",
+            answered: true,
+            talk_ms: 30_000,
+            turns: &[("assistant", "Hello, this is the clinic.")],
+        }],
+        now - 1_000,
+    )
+    .await;
+    sqlx::query("UPDATE calls SET status = 'in_progress', ended_at = NULL WHERE id = $1")
+        .bind(&ids[0])
+        .execute(&pool)
+        .await
+        .expect("reopened");
+    // Review rounds run every 50 ms; none takes the call.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reviewed: Option<i64> =
+        sqlx::query_scalar("SELECT reviewed_at FROM outbound_calls WHERE id = $1")
+            .bind(&ids[0])
+            .fetch_one(&pool)
+            .await
+            .expect("the call");
+    assert_eq!(reviewed, None, "reviewed before its record was closed");
+    // The journal writes the last turn, then closes the record.
+    sqlx::query(
+        "INSERT INTO call_turns (call_id, seq, at, role, text) VALUES ($1, 2, $2, 'assistant', $3)",
+    )
+    .bind(&ids[0])
+    .bind(now - 1_500)
+    .bind(THREAT)
+    .execute(&pool)
+    .await
+    .expect("the last turn");
+    sqlx::query("UPDATE calls SET status = 'ended', ended_at = $2 WHERE id = $1")
+        .bind(&ids[0])
+        .bind(now - 1_000)
+        .execute(&pool)
+        .await
+        .expect("closed");
+    pool.close().await;
+    wait_until_paused(&app, &user.id).await;
+    let flags = flags_of(&app, &user.id).await;
+    assert_eq!(flags.len(), 1, "{flags:?}");
+    assert_eq!(flags[0].3["category"], "threats", "{flags:?}");
+}
+
+#[actix_rt::test]
+async fn a_call_is_reviewed_only_once_its_record_is_closed_on_sqlite() {
+    a_call_is_reviewed_only_once_its_record_is_closed(TestDb::Sqlite).await;
+}
+
+#[actix_rt::test]
+async fn a_call_is_reviewed_only_once_its_record_is_closed_on_postgres() {
+    a_call_is_reviewed_only_once_its_record_is_closed(TestDb::Postgres).await;
+}
+
 /// A second Twilio number of the pool.
 const SPARE_NUMBER: &str = "+14155550177";
 
