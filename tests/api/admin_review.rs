@@ -745,18 +745,20 @@ async fn the_users_page_shows_each_users_own_quota_and_flags(db: TestDb) {
     submitted(&app, &ada).await;
     submitted(&app, &cy).await;
     let store = store_of(&app).await;
-    for (user, reason) in [
+    // Raised a second apart: a user's open flags are listed oldest first.
+    let raised = [
         (&ada, "short calls"),
         (&bob, "velocity"),
         (&bob, "odd hours"),
-    ] {
+    ];
+    for (at, (user, reason)) in (1_000..).step_by(1_000).zip(raised) {
         let id = UserId::parse(&user.id).expect("id");
         store
             .raise_flags(
                 &id,
                 None,
                 &[finding("telephony", Severity::High, reason)],
-                1_000,
+                at,
             )
             .await
             .expect("raised");
