@@ -358,27 +358,49 @@ async fn list(req: HttpRequest, path: web::Path<String>, state: Shared) -> HttpR
         .filter(|c| after.is_none_or(|after| c.started_at >= after))
         .map(|c| c.resource.clone())
         .collect();
+    HttpResponse::Ok().json(list_page(
+        &format!("/2010-04-01/Accounts/{sid}/Calls.json"),
+        "calls",
+        &matching,
+        &query,
+        &["To", "StartTime>"],
+        (page, size),
+    ))
+}
+
+/// One page of a Twilio list resource (`key` holding the `items` of page
+/// `page` of `size`), with the paging fields twilio-python's `Page` reads:
+/// relative `first_page_uri`, `next_page_uri` (`null` on the last page),
+/// `previous_page_uri` and `uri`, each keeping the request's `filters`.
+pub(super) fn list_page(
+    path: &str,
+    key: &str,
+    items: &[Value],
+    query: &[(String, String)],
+    filters: &[&str],
+    (page, size): (usize, usize),
+) -> Value {
     let start = page * size;
-    let calls: Vec<Value> = matching.iter().skip(start).take(size).cloned().collect();
-    let last = start + calls.len() >= matching.len();
-    let filters: Vec<(&str, &str)> = query
+    let listed: Vec<Value> = items.iter().skip(start).take(size).cloned().collect();
+    let last = start + listed.len() >= items.len();
+    let kept: Vec<(&str, &str)> = query
         .iter()
-        .filter(|(k, _)| k == "To" || k == "StartTime>")
+        .filter(|(k, _)| filters.contains(&k.as_str()))
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let uri = |p: usize| {
-        let mut q = filters.clone();
+        let mut q = kept.clone();
         let (size, p_text, token) = (size.to_string(), p.to_string(), format!("PA{}", p * size));
         q.extend([("PageSize", size.as_str()), ("Page", p_text.as_str())]);
         q.push(("PageToken", token.as_str()));
         format!(
-            "/2010-04-01/Accounts/{sid}/Calls.json?{}",
+            "{path}?{}",
             serde_urlencoded::to_string(&q).unwrap_or_default()
         )
     };
-    HttpResponse::Ok().json(json!({
-        "calls": calls,
-        "end": start + calls.len().saturating_sub(1),
+    json!({
+        key: listed,
+        "end": start + listed.len().saturating_sub(1),
         "first_page_uri": uri(0),
         "next_page_uri": if last { Value::Null } else { uri(page + 1).into() },
         "page": page,
@@ -386,7 +408,7 @@ async fn list(req: HttpRequest, path: web::Path<String>, state: Shared) -> HttpR
         "previous_page_uri": if page == 0 { Value::Null } else { uri(page - 1).into() },
         "start": start,
         "uri": uri(page),
-    }))
+    })
 }
 
 async fn fetch(req: HttpRequest, path: web::Path<(String, String)>, state: Shared) -> HttpResponse {

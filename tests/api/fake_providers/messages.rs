@@ -41,7 +41,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::calls::{deliver, is_e164, param, rfc2822, twilio_error};
+use super::calls::{deliver, is_e164, list_page, param, rfc2822, twilio_error};
 use super::TWILIO_SID;
 use super::{log, server_error, twilio_401, twilio_auth_ok, FakeProvider, Shared};
 
@@ -130,36 +130,14 @@ async fn list(req: HttpRequest, path: web::Path<String>, state: Shared) -> HttpR
             .filter(|m| from.is_none_or(|from| m["from"] == from))
             .cloned()
             .collect();
-        let start = page * size;
-        let listed: Vec<Value> = matching.iter().skip(start).take(size).cloned().collect();
-        let last = start + listed.len() >= matching.len();
-        let filters: Vec<(&str, &str)> = query
-            .iter()
-            .filter(|(k, _)| k == "To" || k == "From")
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let uri = |p: usize| {
-            let mut q = filters.clone();
-            let (size, p_text, token) =
-                (size.to_string(), p.to_string(), format!("PA{}", p * size));
-            q.extend([("PageSize", size.as_str()), ("Page", p_text.as_str())]);
-            q.push(("PageToken", token.as_str()));
-            format!(
-                "/2010-04-01/Accounts/{sid}/Messages.json?{}",
-                serde_urlencoded::to_string(&q).unwrap_or_default()
-            )
-        };
-        let body = json!({
-            "messages": listed,
-            "end": start + listed.len().saturating_sub(1),
-            "first_page_uri": uri(0),
-            "next_page_uri": if last { Value::Null } else { uri(page + 1).into() },
-            "page": page,
-            "page_size": size,
-            "previous_page_uri": if page == 0 { Value::Null } else { uri(page - 1).into() },
-            "start": start,
-            "uri": uri(page),
-        });
+        let body = list_page(
+            &format!("/2010-04-01/Accounts/{sid}/Messages.json"),
+            "messages",
+            &matching,
+            &query,
+            &["To", "From"],
+            (page, size),
+        );
         (body, hang)
     };
     if let Some(wait) = hang {
