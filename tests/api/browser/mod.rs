@@ -318,14 +318,21 @@ impl Page {
         self.find(&by_testid(testid)).await
     }
 
-    /// The first element matching a CSS selector, waited for.
+    /// The first element matching a CSS selector, waited for. Any error is
+    /// retried until the patience runs out, not only "no such element": a find
+    /// sent while the page navigates (after a sign-in's click) is answered
+    /// "aborted by navigation", which fantoccini's own wait gives up on.
     pub async fn find(&self, css: &str) -> Element {
-        self.client
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|err| panic!("no element {css} on the page: {err}"))
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(element) => return element,
+                Err(err) if tokio::time::Instant::now() >= deadline => {
+                    panic!("no element {css} on the page: {err}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// Every element matching a CSS selector now (no wait).
