@@ -328,21 +328,38 @@ fn parse_bound(value: &str) -> Option<OffsetDateTime> {
         .map(|d| d.midnight().assume_utc())
 }
 
+/// A list request of account `sid`, authenticated: its query, and the `Page`
+/// (from 0) and `PageSize` (default 50, 1 to 1,000) it asks for.
+pub(super) struct ListRequest {
+    pub query: Vec<(String, String)>,
+    pub page: usize,
+    pub size: usize,
+}
+
+impl ListRequest {
+    /// Twilio's 401 when the request's Basic auth is not the account's.
+    pub fn read(req: &HttpRequest, sid: &str) -> Result<ListRequest, HttpResponse> {
+        if !twilio_auth_ok(req, sid) {
+            return Err(twilio_401());
+        }
+        let query: Vec<(String, String)> =
+            serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+        let number = |name: &str| param(&query, name).and_then(|v| v.parse::<usize>().ok());
+        let page = number("Page").unwrap_or(0);
+        let size = number("PageSize").unwrap_or(50).clamp(1, 1000);
+        Ok(ListRequest { query, page, size })
+    }
+}
+
 async fn list(req: HttpRequest, path: web::Path<String>, state: Shared) -> HttpResponse {
     let sid = path.into_inner();
-    if !twilio_auth_ok(&req, &sid) {
-        return twilio_401();
-    }
-    let query: Vec<(String, String)> =
-        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    let number = |name: &str| param(&query, name).and_then(|v| v.parse::<usize>().ok());
-    let page = number("Page").unwrap_or(0);
+    let ListRequest { query, page, size } = match ListRequest::read(&req, &sid) {
+        Ok(list) => list,
+        Err(refused) => return refused,
+    };
     let mut state = state.lock().expect("state");
     log(&mut state, &req, "");
-    let size = number("PageSize")
-        .unwrap_or(50)
-        .clamp(1, 1000)
-        .min(state.calls.page_limit.unwrap_or(1000));
+    let size = size.min(state.calls.page_limit.unwrap_or(1000));
     let to = param(&query, "To");
     let after = match param(&query, "StartTime>").map(parse_bound) {
         Some(None) => return twilio_error(400, 20001, "Invalid StartTime>"),

@@ -41,7 +41,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::calls::{deliver, is_e164, list_page, param, rfc2822, twilio_error};
+use super::calls::{deliver, is_e164, list_page, param, rfc2822, twilio_error, ListRequest};
 use super::TWILIO_SID;
 use super::{log, server_error, twilio_401, twilio_auth_ok, FakeProvider, Shared};
 
@@ -102,14 +102,10 @@ fn twilio_500(status: u16) -> HttpResponse {
 
 async fn list(req: HttpRequest, path: web::Path<String>, state: Shared) -> HttpResponse {
     let sid = path.into_inner();
-    if !twilio_auth_ok(&req, &sid) {
-        return twilio_401();
-    }
-    let query: Vec<(String, String)> =
-        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    let number = |name: &str| param(&query, name).and_then(|v| v.parse::<usize>().ok());
-    let page = number("Page").unwrap_or(0);
-    let size = number("PageSize").unwrap_or(50).clamp(1, 1000);
+    let ListRequest { query, page, size } = match ListRequest::read(&req, &sid) {
+        Ok(list) => list,
+        Err(refused) => return refused,
+    };
     let (to, from) = (param(&query, "To"), param(&query, "From"));
     let (body, hang) = {
         let mut state = state.lock().expect("state");
