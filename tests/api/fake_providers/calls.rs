@@ -337,25 +337,24 @@ pub(super) struct ListRequest {
 }
 
 impl ListRequest {
-    /// Twilio's 401 when the request's Basic auth is not the account's.
-    pub fn read(req: &HttpRequest, sid: &str) -> Result<ListRequest, HttpResponse> {
+    /// `None` when the request's Basic auth is not the account's (Twilio's 401).
+    pub fn read(req: &HttpRequest, sid: &str) -> Option<ListRequest> {
         if !twilio_auth_ok(req, sid) {
-            return Err(twilio_401());
+            return None;
         }
         let query: Vec<(String, String)> =
             serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
         let number = |name: &str| param(&query, name).and_then(|v| v.parse::<usize>().ok());
         let page = number("Page").unwrap_or(0);
         let size = number("PageSize").unwrap_or(50).clamp(1, 1000);
-        Ok(ListRequest { query, page, size })
+        Some(ListRequest { query, page, size })
     }
 }
 
 async fn list(req: HttpRequest, path: web::Path<String>, state: Shared) -> HttpResponse {
     let sid = path.into_inner();
-    let ListRequest { query, page, size } = match ListRequest::read(&req, &sid) {
-        Ok(list) => list,
-        Err(refused) => return refused,
+    let Some(ListRequest { query, page, size }) = ListRequest::read(&req, &sid) else {
+        return twilio_401();
     };
     let mut state = state.lock().expect("state");
     log(&mut state, &req, "");

@@ -102,9 +102,8 @@ fn twilio_500(status: u16) -> HttpResponse {
 
 async fn list(req: HttpRequest, path: web::Path<String>, state: Shared) -> HttpResponse {
     let sid = path.into_inner();
-    let ListRequest { query, page, size } = match ListRequest::read(&req, &sid) {
-        Ok(list) => list,
-        Err(refused) => return refused,
+    let Some(ListRequest { query, page, size }) = ListRequest::read(&req, &sid) else {
+        return twilio_401();
     };
     let (to, from) = (param(&query, "To"), param(&query, "From"));
     let (body, hang) = {
