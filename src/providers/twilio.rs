@@ -25,7 +25,7 @@ pub mod messages;
 use crate::domain::url::path_segment;
 use crate::store::pool::{SipTrunk, SyncedNumber, VoiceRouting};
 
-/// Twilio's largest page.
+/// Twilio's largest page (`PageSize`), for every list this client reads.
 const MAX_PAGE_SIZE: usize = 1000;
 
 #[derive(Clone)]

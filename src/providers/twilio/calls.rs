@@ -23,12 +23,9 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
 
-use super::TwilioClient;
+use super::{TwilioClient, MAX_PAGE_SIZE};
 use crate::domain::url::path_segment;
 use crate::providers::{error_message, http_client, without_url, Http};
-
-/// Twilio's largest page.
-const MAX_PAGE_SIZE: usize = 1000;
 
 /// How a request to the Calls resource failed, by what that says about the call.
 ///

@@ -31,7 +31,7 @@ use time::format_description::well_known::Rfc2822;
 use time::OffsetDateTime;
 
 use super::calls::DialError;
-use super::TwilioClient;
+use super::{TwilioClient, MAX_PAGE_SIZE};
 use crate::providers::{http_client, Http};
 
 /// What [`TwilioClient::create_message`] sends.
@@ -91,8 +91,6 @@ struct MessagePage {
     next_page_uri: Option<String>,
 }
 
-/// Twilio's largest `PageSize`.
-const MAX_PAGE_SIZE: usize = 1000;
 /// Pages read at most: a list longer than this between one number and one
 /// caller is not a missed-call text's to settle.
 const MAX_PAGES: usize = 10;
