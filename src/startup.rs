@@ -25,7 +25,7 @@ use crate::outbound::dispatch::{DispatchDeps, DispatchWaker, OutboundDispatcher}
 use crate::outbound::hours::CallingHours;
 use crate::outbound::notify::{CallbackConfig, DeliveryWorker};
 use crate::outbound::reconcile_cost::{CostReconciler, ReconcileDeps};
-use crate::outbound::submit::{BurstLimiter, SharedBursts};
+use crate::outbound::submit::{BurstCheck, BurstLimiter, SharedBursts};
 use crate::safety::review::{ReviewDeps, ReviewWorker};
 use crate::store::journal::{JournalConfig, JournalWriter};
 use crate::store::Store;
@@ -603,19 +603,7 @@ async fn build_engine(
 struct ClusterBursts(Cluster);
 
 impl SharedBursts for ClusterBursts {
-    fn check(
-        &self,
-        user: &str,
-        now_us: u64,
-        per_second: u32,
-        burst: u32,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<Option<std::time::Duration>, String>>
-                + Send
-                + '_,
-        >,
-    > {
+    fn check(&self, user: &str, now_us: u64, per_second: u32, burst: u32) -> BurstCheck<'_> {
         let user = user.to_owned();
         Box::pin(async move {
             self.0

@@ -82,14 +82,12 @@ pub struct BurstLimiter {
 /// (and is counted); `Ok(Some(wait))`: not before `wait`; `Err`: the count
 /// cannot be reached (why).
 pub trait SharedBursts: Send + Sync + 'static {
-    fn check(
-        &self,
-        user: &str,
-        now_us: u64,
-        per_second: u32,
-        burst: u32,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<Duration>, String>> + Send + '_>>;
+    fn check(&self, user: &str, now_us: u64, per_second: u32, burst: u32) -> BurstCheck<'_>;
 }
+
+/// What [`SharedBursts::check`] answers, in time.
+pub type BurstCheck<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<Duration>, String>> + Send + 'a>>;
 
 /// The engine's [`ClockHandle`] as governor's clock: nanoseconds since the epoch.
 #[derive(Clone)]
