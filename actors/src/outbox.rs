@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use std::task::{Context, Poll, Waker};
+
 use bytes::Bytes;
 use tokio::sync::Notify;
 
@@ -94,7 +96,9 @@ struct Lanes<C> {
 /// What wakes an outbox's writer. Shared with the wake batcher of the threads
 /// that push audio into it from afar.
 struct Doorbell {
-    notify: Notify,
+    /// The waiting writer's waker, taken by the first ring: pushes while the writer
+    /// has not yet run wake it once.
+    waker: Mutex<Option<Waker>>,
     /// A batcher holds this bell, due to ring it: pushes meanwhile need not.
     deferred: AtomicBool,
     /// The thread whose writer drains the outbox (0: none yet).
@@ -166,7 +170,7 @@ impl<C> Outbox<C> {
                     finished: false,
                 }),
                 bell: Arc::new(Doorbell {
-                    notify: Notify::new(),
+                    waker: Mutex::new(None),
                     deferred: AtomicBool::new(false),
                     home: AtomicU64::new(0),
                 }),
@@ -214,12 +218,12 @@ impl<C> Outbox<C> {
                 .slow_peers_closed
                 .fetch_add(1, Ordering::Relaxed);
             drop(lanes);
-            self.inner.bell.notify.notify_one();
+            self.inner.bell.ring();
             return false;
         }
         lanes.control.push_back(message);
         drop(lanes);
-        self.inner.bell.notify.notify_one();
+        self.inner.bell.ring();
         true
     }
 
@@ -281,7 +285,7 @@ impl<C> Outbox<C> {
         let bell = &self.inner.bell;
         let home = bell.home.load(Ordering::Relaxed);
         if home == 0 || home == thread_no() || !BATCHER.with(|b| b.defer(bell)) {
-            bell.notify.notify_one();
+            bell.ring();
         }
     }
 
@@ -305,7 +309,7 @@ impl<C> Outbox<C> {
         }
         lanes.audio.push_back(Ordered::Marker(message));
         drop(lanes);
-        self.inner.bell.notify.notify_one();
+        self.inner.bell.ring();
         true
     }
 
@@ -327,14 +331,14 @@ impl<C> Outbox<C> {
         let mut lanes = self.lanes();
         lanes.ping = true;
         drop(lanes);
-        self.inner.bell.notify.notify_one();
+        self.inner.bell.ring();
     }
 
     pub fn pong(&self, payload: Bytes) {
         let mut lanes = self.lanes();
         lanes.pong = Some(payload);
         drop(lanes);
-        self.inner.bell.notify.notify_one();
+        self.inner.bell.ring();
     }
 
     /// Asks the writer to close the socket once the queued control messages are out.
@@ -348,7 +352,7 @@ impl<C> Outbox<C> {
             });
         }
         drop(lanes);
-        self.inner.bell.notify.notify_one();
+        self.inner.bell.ring();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -397,17 +401,25 @@ impl<C> Outbox<C> {
         }
     }
 
+    /// The next item, or the writer's waker kept to be woken when there is one;
+    /// `None` once the close item has been taken (or the socket is gone). One
+    /// writer drains an outbox: only the last waker given is woken.
+    pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Outgoing<C>>> {
+        if let Some(item) = self.try_next() {
+            return Poll::Ready(Some(item));
+        }
+        self.inner.bell.listen(cx.waker());
+        // An item pushed between the look above and the waker being kept rang no one.
+        match self.try_next() {
+            Some(item) => Poll::Ready(Some(item)),
+            None if self.lanes().finished => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+
     /// Waits for the next item; `None` once the close item has been taken.
     pub async fn next(&self) -> Option<Outgoing<C>> {
-        loop {
-            if let Some(item) = self.try_next() {
-                return Some(item);
-            }
-            if self.lanes().finished {
-                return None;
-            }
-            self.inner.bell.notify.notified().await;
-        }
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 
     /// Marks the connection as gone (the writer hit a closed socket): later pushes are
@@ -419,7 +431,32 @@ impl<C> Outbox<C> {
         lanes.audio.clear();
         lanes.frames = 0;
         drop(lanes);
-        self.inner.bell.notify.notify_one();
+        self.inner.bell.ring();
+    }
+}
+
+impl Doorbell {
+    fn lock_waker(&self) -> MutexGuard<'_, Option<Waker>> {
+        self.waker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Keeps the writer's waker (a clone only when it is not the one kept).
+    fn listen(&self, waker: &Waker) {
+        let mut kept = self.lock_waker();
+        match kept.as_ref() {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *kept = Some(waker.clone()),
+        }
+    }
+
+    /// Wakes the waiting writer, if one waits.
+    fn ring(&self) {
+        let waker = self.lock_waker().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -465,7 +502,7 @@ impl Batcher {
                 std::mem::swap(&mut *due.borrow_mut(), &mut ringing);
                 for bell in ringing.drain(..) {
                     bell.deferred.store(false, Ordering::Release);
-                    bell.notify.notify_one();
+                    bell.ring();
                 }
             }
         });

@@ -10,9 +10,9 @@ pub struct EngineStats {
     pub audio_frames_relayed: AtomicU64,
     /// Frames dropped because a peer's audio queue was full (drop-oldest).
     pub audio_frames_dropped: AtomicU64,
-    /// Socket writes by the sockets' writers: one per batch of queued messages
-    /// handed to the socket in one turn (actix-ws encodes every message queued
-    /// before its connection is polled into one buffer, written at once).
+    /// Socket writes: one per run of queued messages a socket's body hands its
+    /// connection between two waits (they go out in one `send`), and one more
+    /// per 8 KiB of a long run, where the connection flushes.
     pub socket_writes: AtomicU64,
     /// Messages (frames, JSON messages, pings) those writes carried.
     pub socket_messages: AtomicU64,

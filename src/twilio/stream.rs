@@ -7,7 +7,9 @@
 //! `clear`. Audio is 8 kHz mu-law, base64 in `media.payload`.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt::Write as _;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use switchboard_actors::CallId;
 use super::verify_request;
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorBody};
-use crate::ws::writer::{self, Render, WireFrame};
+use crate::ws::socket::{self, Render, WireFrame};
 use crate::ws::{self, Frame};
 
 /// Twilio must send `start` this soon after opening the socket.
@@ -97,18 +99,25 @@ pub async fn stream(
         tracing::warn!(%err, "refused a media stream upgrade");
         ApiError::forbidden(err.to_string())
     })?;
-    let (response, session, messages) = actix_ws::handle(&req, body)?;
-    let messages = messages.max_frame_size(engine.settings.websocket.max_frame_bytes);
     let outbox = Outbox::new(engine.outbox_limits, Arc::clone(&engine.stats));
+    // The stream's `streamSid`, which every message out carries, comes with
+    // `start`: until then the socket renders through an empty one (it sends
+    // nothing but a close before `start`).
+    let wire = Rc::new(RefCell::new(TwilioWire::new(String::new())));
+    let max_frame = engine.settings.websocket.max_frame_bytes;
+    let (response, messages) =
+        socket::accept(&req, body, outbox.clone(), Rc::clone(&wire), max_frame)?;
     let engine = engine.into_inner();
     let mut frames = ws::frames(messages, outbox.clone()).boxed_local();
     actix_rt::spawn(async move {
         match handshake(&mut frames).await {
-            Ok(start) => attach(engine, start, frames, outbox, session).await,
+            Ok(start) => {
+                *wire.borrow_mut() = TwilioWire::new(start.stream_sid.clone());
+                attach(engine, start, frames, outbox).await;
+            }
             Err(reason) => {
                 tracing::warn!(%reason, "media stream closed before it started");
                 outbox.close(CLOSE_POLICY, reason);
-                writer::spawn(outbox, session, TwilioWire::new(String::new()));
             }
         }
     });
@@ -151,13 +160,7 @@ async fn attach(
     start: Start,
     frames: impl Stream<Item = Frame> + 'static,
     outbox: Outbox<LegControl>,
-    session: actix_ws::Session,
 ) {
-    writer::spawn(
-        outbox.clone(),
-        session,
-        TwilioWire::new(start.stream_sid.clone()),
-    );
     let call_id = start
         .custom_parameters
         .get("call_id")
@@ -371,7 +374,13 @@ mod tests {
     #[test]
     fn no_frame_allocates_at_steady_state_caller_to_softphone_or_softphone_to_caller() {
         use std::hint::black_box;
-        use switchboard_actors::outbox::{Outbox, OutboxLimits, Outgoing};
+        use std::pin::Pin;
+        use std::task::{Context, Poll, Waker};
+
+        use actix_web::body::MessageBody as _;
+        use switchboard_actors::outbox::{Outbox, OutboxLimits};
+
+        use crate::ws::socket::OutboxBody;
         use switchboard_actors::seat::SeatOutput;
         use switchboard_actors::stats::EngineStats;
 
@@ -381,11 +390,16 @@ mod tests {
         let texts: Vec<String> = (0..50).map(inbound_media).collect();
         let softphone_frames: Vec<Bytes> = (0..50u8).map(|n| Bytes::from(vec![n; 160])).collect();
         let mut buf = FrameBuf::new();
-        let mut seat_wire = crate::ws::agent::SeatWire;
-        let mut wire = TwilioWire::new("MZ18ad3ab5a668481ce02b83e7395059f0".into());
+        let (closed, _gone) = tokio::sync::oneshot::channel();
+        let mut seat_body = OutboxBody::new(seat.clone(), crate::ws::agent::SeatWire, closed);
+        let (closed, _gone) = tokio::sync::oneshot::channel();
+        let wire = TwilioWire::new("MZ18ad3ab5a668481ce02b83e7395059f0".into());
+        let mut leg_body = OutboxBody::new(leg.clone(), wire, closed);
+        let mut cx = Context::from_waker(Waker::noop());
 
         // Caller → softphone: the stream's parse (base64 into the reused buffer),
-        // cut into 20 ms frames, the softphone's outbox, its writer's render.
+        // cut into 20 ms frames, the softphone's outbox, its socket's body (the
+        // frame rendered and encoded as the HTTP/1 dispatcher polls it).
         let mut caller_to_softphone = |frames: usize| {
             for n in 0..frames {
                 let Some(LegInput::Media(audio)) = parse(&texts[n % 50], &mut buf) else {
@@ -394,13 +408,15 @@ mod tests {
                 for frame in switchboard_actors::audio::frames(audio) {
                     seat.send_audio(frame);
                 }
-                let Some(Outgoing::Audio(out)) = seat.try_next() else {
+                let Poll::Ready(Some(Ok(out))) = Pin::new(&mut seat_body).poll_next(&mut cx) else {
                     panic!("one frame in, one out")
                 };
-                let WireFrame::Binary(out) = seat_wire.audio(out) else {
-                    panic!("softphone audio is binary")
-                };
-                assert_eq!(black_box(out)[0], (n % 50) as u8);
+                // A binary frame (FIN, opcode 2), its 16-bit length (160), the audio.
+                assert_eq!(
+                    black_box(&out[..5]),
+                    &[0x82, 126, 0, 160, (n % 50) as u8][..]
+                );
+                assert!(Pin::new(&mut seat_body).poll_next(&mut cx).is_pending());
             }
         };
         caller_to_softphone(1_000);
@@ -411,8 +427,9 @@ mod tests {
             counted.count_total
         );
 
-        // Softphone → caller: the leg's outbox, Twilio's `media` by its template;
-        // a mark behind every fifth frame (an assistant's, every 100 ms).
+        // Softphone → caller: the leg's outbox, Twilio's `media` by its template
+        // through the stream's body; a mark behind every fifth frame (an
+        // assistant's, every 100 ms).
         let mut softphone_to_caller = |frames: usize| {
             for n in 0..frames {
                 leg.send_audio(softphone_frames[n % 50].clone());
@@ -422,16 +439,12 @@ mod tests {
                         seq: n as u64,
                     });
                 }
-                while let Some(item) = leg.try_next() {
-                    let text = match item {
-                        Outgoing::Audio(frame) => match wire.audio(frame) {
-                            WireFrame::Text(text) => text,
-                            WireFrame::Binary(_) => panic!("Twilio media is text"),
-                        },
-                        Outgoing::Control(message) => wire.control(message),
-                        _ => panic!("only audio and marks were queued"),
-                    };
-                    assert!(black_box(text).starts_with(r#"{"event":""#));
+                while let Poll::Ready(Some(Ok(out))) = Pin::new(&mut leg_body).poll_next(&mut cx) {
+                    // A text frame (FIN, opcode 1); a 16-bit length follows a
+                    // length byte of 126 (a `media`), not a shorter one (a mark).
+                    assert_eq!(black_box(out[0]), 0x81);
+                    let json = if out[1] == 126 { &out[4..] } else { &out[2..] };
+                    assert!(json.starts_with(br#"{"event":""#));
                 }
             }
         };

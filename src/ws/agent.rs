@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::MessageStream;
 use bytes::Bytes;
 use bytestring::ByteString;
 use futures_util::StreamExt as _;
@@ -14,7 +13,7 @@ use switchboard_actors::seat::{SeatActor, SeatCommand, SeatInput, SeatOutput, Se
 
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorBody};
-use crate::ws::writer::{self, Render, WireFrame};
+use crate::ws::socket::{self, Render, WireFrame};
 use crate::ws::{Frame, Rejected};
 
 /// `?token=`: a browser cannot set `Authorization` on a WebSocket.
@@ -53,10 +52,9 @@ pub async fn agent_socket(
         .agent_for_token(&engine.store, &token)
         .await?
         .ok_or_else(|| ApiError::unauthorized("unknown agent token"))?;
-    let (response, session, messages) = actix_ws::handle(&req, body)?;
-    let messages = messages.max_frame_size(engine.settings.websocket.max_frame_bytes);
     let outbox = Outbox::new(engine.outbox_limits, Arc::clone(&engine.stats));
-    writer::spawn(outbox.clone(), session, SeatWire);
+    let max_frame = engine.settings.websocket.max_frame_bytes;
+    let (response, messages) = socket::accept(&req, body, outbox.clone(), SeatWire, max_frame)?;
     tracing::info!(agent_id = %agent.id, "softphone connected");
     SeatActor::start(
         SeatSetup {
@@ -76,7 +74,7 @@ pub async fn agent_socket(
 
 /// The socket as seat input. Ends when the peer closes or breaks the protocol.
 fn inputs(
-    messages: MessageStream,
+    messages: socket::Incoming,
     outbox: Outbox<SeatOutput>,
 ) -> impl futures_util::Stream<Item = SeatInput> {
     super::frames(messages, outbox).map(|frame| match frame {

@@ -1,13 +1,14 @@
 //! WebSocket adapters: each socket's frames ([`frames`]: the one reader of every
 //! socket, the Twilio media stream's too) become a stream of decoded input that
-//! drives an actor, and the actor's outbox is written back by one writer task. A
-//! text frame is read straight into its socket's command type ([`command`]).
+//! drives an actor, and the actor's outbox is the socket's response body
+//! ([`socket`]). A text frame is read straight into its socket's command type
+//! ([`command`]).
 
 pub mod agent;
+pub mod socket;
 pub mod supervisor;
-pub mod writer;
 
-use actix_ws::{Message, MessageStream, ProtocolError};
+use actix_http::ws::{Message, ProtocolError};
 use bytes::Bytes;
 use bytestring::ByteString;
 use futures_util::StreamExt as _;
@@ -31,7 +32,7 @@ pub enum Frame {
 /// The socket's frames until the peer closes or breaks the protocol. Pings are
 /// answered through the outbox (the socket's one writer) and not passed on.
 pub fn frames<C: 'static>(
-    messages: MessageStream,
+    messages: socket::Incoming,
     outbox: Outbox<C>,
 ) -> impl futures_util::Stream<Item = Frame> {
     futures_util::stream::unfold(Some((messages, outbox)), |state| async move {

@@ -19,7 +19,7 @@ use switchboard_actors::supervisor::{
 use crate::auth::secrets_equal;
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorBody};
-use crate::ws::writer::{self, Render, WireFrame};
+use crate::ws::socket::{self, Render, WireFrame};
 use crate::ws::{Frame, Rejected};
 
 /// `?token=`: a browser cannot set `Authorization` on a WebSocket.
@@ -52,10 +52,10 @@ pub async fn supervisor_socket(
     if token.is_empty() || !secrets_equal(&token, engine.admin_token.expose_secret()) {
         return Err(ApiError::unauthorized("a supervisor needs the admin token"));
     }
-    let (response, session, messages) = actix_ws::handle(&req, body)?;
-    let messages = messages.max_frame_size(engine.settings.websocket.max_frame_bytes);
     let outbox = console_outbox(engine.outbox_limits, Arc::clone(&engine.stats));
-    writer::spawn(outbox.clone(), session, SupervisorWire);
+    let max_frame = engine.settings.websocket.max_frame_bytes;
+    let (response, messages) =
+        socket::accept(&req, body, outbox.clone(), SupervisorWire, max_frame)?;
     let inputs = super::frames(messages, outbox.clone()).map(|frame| match frame {
         Frame::Text(text) => parse(&text),
         Frame::Binary(_) => invalid("unsupported-frame", "a supervisor sends no audio"),

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use actix_http::ws::Item;
 use actix_web::http::StatusCode;
 use awc::ws::{CloseReason, Frame, Message};
 use base64::engine::general_purpose::STANDARD;
@@ -468,7 +469,14 @@ pub fn frame(tag: u8, seq: u8) -> Bytes {
 
 // ---- WebSocket plumbing --------------------------------------------------------
 
-/// A WebSocket client on its own task: answers pings, splits text and binary.
+/// A text message as JSON, or as a string if it is not JSON.
+fn text_value(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// A WebSocket client on its own task: answers pings, splits text and binary,
+/// joins fragmented text.
 pub struct WsPeer {
     out: mpsc::UnboundedSender<Message>,
     text: mpsc::UnboundedReceiver<Value>,
@@ -498,6 +506,7 @@ impl WsPeer {
         let (binary_tx, binary) = mpsc::unbounded_channel();
         let (closed_tx, closed) = mpsc::unbounded_channel();
         actix_rt::spawn(async move {
+            let mut partial: Option<Vec<u8>> = None;
             loop {
                 tokio::select! {
                     out = out_rx.recv() => match out {
@@ -513,10 +522,24 @@ impl WsPeer {
                     },
                     frame = framed.next() => match frame {
                         Some(Ok(Frame::Text(bytes))) => {
-                            let value = serde_json::from_slice(&bytes)
-                                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-                            let _ = text_tx.send(value);
+                            let _ = text_tx.send(text_value(&bytes));
                         }
+                        // A long message comes in fragments (RFC 6455 §5.4).
+                        Some(Ok(Frame::Continuation(item))) => match item {
+                            Item::FirstText(bytes) => partial = Some(bytes.to_vec()),
+                            Item::FirstBinary(_) => partial = None,
+                            Item::Continue(bytes) => {
+                                if let Some(text) = partial.as_mut() {
+                                    text.extend_from_slice(&bytes);
+                                }
+                            }
+                            Item::Last(bytes) => {
+                                if let Some(mut text) = partial.take() {
+                                    text.extend_from_slice(&bytes);
+                                    let _ = text_tx.send(text_value(&text));
+                                }
+                            }
+                        },
                         Some(Ok(Frame::Binary(bytes))) => {
                             let _ = binary_tx.send(bytes);
                         }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use awc::ws::Message;
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
@@ -354,4 +355,73 @@ async fn a_large_media_payload_reaches_the_softphone_as_160_byte_frames() {
             break;
         }
     }
+}
+
+#[actix_web::test]
+async fn a_roster_longer_than_a_fragment_arrives_in_fragments_that_join_into_the_whole_roster() {
+    let app = spawn_app().await;
+    // 60 seats with 100-character names of two-byte letters: a roster of ~15 KB,
+    // whose fragments cut names (and letters) in two.
+    let mut phones = Vec::new();
+    for i in 0..60 {
+        let name = format!("{i:02}{}", "é".repeat(98));
+        let agent = app.create_agent(&name, "production").await;
+        phones.push(app.softphone(&agent.token).await);
+    }
+    let last = app.create_agent(&"z".repeat(100), "production").await;
+    let url = format!("ws://127.0.0.1:{}/ws/agent?token={}", app.port, last.token);
+    let (_response, mut ws) = awc::Client::new()
+        .ws(url)
+        .max_frame_size(1 << 20)
+        .connect()
+        .await
+        .expect("the softphone connects");
+    let mut fragments = Vec::new();
+    let mut roster = None;
+    while roster.is_none() {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the roster in time")
+            .expect("the socket open")
+            .expect("a frame");
+        match frame {
+            awc::ws::Frame::Continuation(item) => {
+                use actix_http::ws::Item;
+                match item {
+                    Item::FirstText(part) | Item::Continue(part) => fragments.push(part),
+                    Item::Last(part) => {
+                        fragments.push(part);
+                        roster = Some(fragments.concat());
+                    }
+                    Item::FirstBinary(_) => panic!("a roster is text"),
+                }
+            }
+            awc::ws::Frame::Text(text) => {
+                let message: serde_json::Value = serde_json::from_slice(&text).expect("JSON");
+                assert_ne!(
+                    message["type"], "roster",
+                    "a whole roster of 61 seats: {text:?}"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert!(fragments.len() >= 2, "{} fragments", fragments.len());
+    assert!(
+        fragments.iter().all(|part| part.len() <= 8 * 1024),
+        "fragments of {:?} bytes",
+        fragments.iter().map(|part| part.len()).collect::<Vec<_>>()
+    );
+    let roster: serde_json::Value =
+        serde_json::from_slice(&roster.expect("joined")).expect("the fragments join into JSON");
+    assert_eq!(roster["type"], "roster");
+    let agents = roster["agents"].as_array().expect("agents");
+    assert_eq!(agents.len(), 61);
+    assert!(agents
+        .iter()
+        .filter(|a| a["name"] != "z".repeat(100))
+        .all(|a| a["name"]
+            .as_str()
+            .is_some_and(|name| name.ends_with(&"é".repeat(98)))));
+    drop(phones);
 }

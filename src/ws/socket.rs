@@ -1,0 +1,348 @@
+//! A server WebSocket whose writes come straight out of its [`Outbox`].
+//!
+//! actix-ws puts a writer task and a channel between a socket's queue and its
+//! connection: an item pushed woke the writer task, which handed it to actix-ws's
+//! channel, which woke the connection, whose body encoded it into a fresh buffer
+//! that the HTTP/1 dispatcher then copied into its own. Here the response body
+//! *is* the outbox's reader: the dispatcher polls [`OutboxBody`], which takes the
+//! outbox's next item, renders it and encodes it into one buffer reused for the
+//! connection's life. A push wakes the connection itself, once however many items
+//! arrive before it runs; the dispatcher keeps polling until its write buffer is
+//! full or the outbox is empty, so everything queued (a `media` and the `mark`
+//! behind it, a burst of frames) goes out in one write. Nothing is allocated per
+//! message in steady state, and a slow peer leaves items in the outbox, whose
+//! bounds decide what is dropped: the body never holds more than one message.
+//!
+//! A text message longer than [`FRAGMENT_BYTES`] (a roster of a thousand seats)
+//! is sent as continuation frames of that size (RFC 6455 §5.4), so no connection
+//! buffer ever grows to the largest message it carried; every WebSocket client
+//! reassembles them.
+//!
+//! [`Incoming`] is the read half: the request's payload decoded into messages
+//! with actix-http's codec, as actix-ws does, ending when the body is dropped.
+
+use std::cell::RefCell;
+use std::future::Future as _;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use actix_codec::{Decoder as _, Encoder as _};
+use actix_http::ws::{Codec, Frame, Item, Message, ProtocolError};
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
+use futures_util::Stream;
+use switchboard_actors::outbox::{Close, Outbox, Outgoing};
+use tokio::sync::oneshot;
+
+/// How a socket puts its items on the wire.
+pub enum WireFrame {
+    Text(ByteString),
+    Binary(Bytes),
+}
+
+/// A socket's protocol: its control messages and audio frames as WebSocket
+/// messages.
+pub trait Render<C> {
+    fn control(&mut self, message: C) -> ByteString;
+    fn audio(&mut self, frame: Bytes) -> WireFrame;
+}
+
+/// Text messages longer than this go out in fragments of this size.
+pub const FRAGMENT_BYTES: usize = 8 * 1024;
+
+/// Where the dispatcher flushes its write buffer (the server's
+/// `h1_write_buffer_size`): a socket write is counted per this many bytes of a
+/// run of messages, and at the end of each run.
+const WRITE_BYTES: usize = 8 * 1024;
+
+/// Accepts the upgrade of `req`: the response (101, its body draining `outbox`
+/// through `render`) and the socket's incoming messages, whose frames may be at
+/// most `max_frame` bytes. A request that is not a WebSocket upgrade is refused
+/// with actix-http's handshake error (400).
+pub fn accept<C, R>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    outbox: Outbox<C>,
+    render: R,
+    max_frame: usize,
+) -> Result<(HttpResponse, Incoming), actix_web::Error>
+where
+    C: 'static,
+    R: Render<C> + 'static,
+{
+    let mut response = actix_http::ws::handshake(req.head())?;
+    let (closed_tx, closed_rx) = oneshot::channel();
+    let body = OutboxBody::new(outbox, render, closed_tx);
+    let incoming = Incoming {
+        payload: payload.into_inner(),
+        codec: Codec::new().max_size(max_frame),
+        buf: BytesMut::new(),
+        body_gone: Some(closed_rx),
+        ending: false,
+        failed: false,
+    };
+    Ok((
+        HttpResponse::from(response.message_body(body.boxed())?),
+        incoming,
+    ))
+}
+
+/// A render shared with whoever learns later what the socket is (the Twilio
+/// stream's `streamSid` arrives after the upgrade): the body renders through it.
+impl<C, R: Render<C>> Render<C> for Rc<RefCell<R>> {
+    fn control(&mut self, message: C) -> ByteString {
+        self.borrow_mut().control(message)
+    }
+
+    fn audio(&mut self, frame: Bytes) -> WireFrame {
+        self.borrow_mut().audio(frame)
+    }
+}
+
+/// The response body of an accepted socket: its outbox, encoded.
+pub struct OutboxBody<C, R> {
+    outbox: Outbox<C>,
+    render: R,
+    codec: Codec,
+    /// The frame handed to the dispatcher last; reclaimed for the next once the
+    /// dispatcher has copied (and dropped) it.
+    buf: BytesMut,
+    /// What is left of a long text message: its next fragments.
+    rest: Option<Bytes>,
+    started: bool,
+    /// The close frame is out: the body ends.
+    closing: bool,
+    /// Messages and bytes handed over since the last counted socket write.
+    run_messages: u64,
+    run_bytes: usize,
+    /// Dropped with the body (the connection is gone): ends [`Incoming`].
+    _closed: oneshot::Sender<()>,
+}
+
+// No field is ever pinned (the body is polled through `&mut`).
+impl<C, R> Unpin for OutboxBody<C, R> {}
+
+impl<C, R: Render<C>> OutboxBody<C, R> {
+    /// The body of a socket writing `outbox` through `render`; `closed` is
+    /// dropped with it.
+    pub(crate) fn new(outbox: Outbox<C>, render: R, closed: oneshot::Sender<()>) -> Self {
+        Self {
+            outbox,
+            render,
+            codec: Codec::new(),
+            buf: BytesMut::new(),
+            rest: None,
+            started: false,
+            closing: false,
+            run_messages: 0,
+            run_bytes: 0,
+            _closed: closed,
+        }
+    }
+
+    /// Encodes one item into `buf`.
+    fn encode(&mut self, item: Outgoing<C>) -> Result<(), ProtocolError> {
+        let message = match item {
+            Outgoing::Control(message) => {
+                let text = self.render.control(message);
+                if text.len() > FRAGMENT_BYTES {
+                    let bytes = text.into_bytes();
+                    let first = bytes.slice(..FRAGMENT_BYTES);
+                    self.rest = Some(bytes.slice(FRAGMENT_BYTES..));
+                    Message::Continuation(Item::FirstText(first))
+                } else {
+                    Message::Text(text)
+                }
+            }
+            Outgoing::Audio(frame) => match self.render.audio(frame) {
+                WireFrame::Text(text) => Message::Text(text),
+                WireFrame::Binary(bytes) => Message::Binary(bytes),
+            },
+            Outgoing::Ping => Message::Ping(Bytes::new()),
+            Outgoing::Pong(payload) => Message::Pong(payload),
+            Outgoing::Close(close) => {
+                self.closing = true;
+                Message::Close(Some(close_reason(close)))
+            }
+        };
+        self.codec.encode(message, &mut self.buf)
+    }
+
+    /// The next fragment of a long text message.
+    fn encode_rest(&mut self, mut rest: Bytes) -> Result<(), ProtocolError> {
+        let item = if rest.len() > FRAGMENT_BYTES {
+            let next = rest.split_to(FRAGMENT_BYTES);
+            self.rest = Some(rest);
+            Item::Continue(next)
+        } else {
+            Item::Last(rest)
+        };
+        self.codec
+            .encode(Message::Continuation(item), &mut self.buf)
+    }
+
+    /// Counts the socket write that ends a run of messages.
+    fn count_write(&mut self) {
+        if self.run_messages > 0 {
+            let stats = self.outbox.stats();
+            stats.socket_writes.fetch_add(1, Ordering::Relaxed);
+            stats
+                .socket_messages
+                .fetch_add(self.run_messages, Ordering::Relaxed);
+            self.run_messages = 0;
+            self.run_bytes = 0;
+        }
+    }
+}
+
+impl<C, R: Render<C>> MessageBody for OutboxBody<C, R> {
+    type Error = ProtocolError;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = Pin::into_inner(self);
+        if this.closing && this.rest.is_none() {
+            this.count_write();
+            return Poll::Ready(None);
+        }
+        if !this.started {
+            this.started = true;
+            this.outbox.drained_here();
+        }
+        let encoded = match this.rest.take() {
+            Some(rest) => this.encode_rest(rest),
+            None => match this.outbox.poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    this.run_messages += 1;
+                    this.encode(item)
+                }
+                Poll::Ready(None) => {
+                    this.count_write();
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    this.count_write();
+                    return Poll::Pending;
+                }
+            },
+        };
+        if let Err(err) = encoded {
+            return Poll::Ready(Some(Err(err)));
+        }
+        // The dispatcher flushes each time its buffer fills: one write per
+        // `WRITE_BYTES` of a long run.
+        this.run_bytes += this.buf.len();
+        if this.run_bytes >= WRITE_BYTES {
+            let carried = this.run_messages;
+            this.count_write();
+            // A message cut by the flush is counted with the run it ends.
+            this.run_messages = u64::from(carried == 0);
+        }
+        // `split` leaves `buf` empty and sharing the allocation with the frame;
+        // once the dispatcher drops the frame, the next `reserve` takes it back.
+        Poll::Ready(Some(Ok(this.buf.split().freeze())))
+    }
+}
+
+impl<C, R> Drop for OutboxBody<C, R> {
+    /// The connection is gone (or closed): later pushes are discarded.
+    fn drop(&mut self) {
+        self.outbox.finish();
+    }
+}
+
+fn close_reason(close: Close) -> actix_http::ws::CloseReason {
+    actix_http::ws::CloseReason {
+        code: actix_http::ws::CloseCode::from(close.code),
+        description: (!close.reason.is_empty()).then_some(close.reason),
+    }
+}
+
+/// The messages a peer sends, decoded from the upgraded request's payload. Ends
+/// when the peer's stream ends, after a protocol error, or once the response
+/// body is gone (the connection closed from this side).
+pub struct Incoming {
+    payload: actix_http::Payload,
+    codec: Codec,
+    buf: BytesMut,
+    body_gone: Option<oneshot::Receiver<()>>,
+    /// No more bytes will be read: what is buffered is decoded, then the end.
+    ending: bool,
+    /// A protocol error was given: the end.
+    failed: bool,
+}
+
+impl Incoming {
+    /// The next whole frame already read, if any. A protocol error ends the stream.
+    fn decoded(&mut self) -> Option<Result<Message, ProtocolError>> {
+        match self.codec.decode(&mut self.buf) {
+            Ok(None) => None,
+            Ok(Some(frame)) => Some(message(frame)),
+            Err(err) => Some(Err(err)),
+        }
+    }
+}
+
+impl Stream for Incoming {
+    type Item = Result<Message, ProtocolError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = Pin::into_inner(self);
+        if this.failed {
+            return Poll::Ready(None);
+        }
+        loop {
+            // A frame already read is given before anything else is read.
+            if let Some(next) = this.decoded() {
+                this.failed = next.is_err();
+                return Poll::Ready(Some(next));
+            }
+            if this.ending {
+                return Poll::Ready(None);
+            }
+            if let Some(gone) = this.body_gone.as_mut() {
+                if Pin::new(gone).poll(cx).is_ready() {
+                    this.body_gone = None;
+                    this.ending = true;
+                    continue;
+                }
+            }
+            match Pin::new(&mut this.payload).poll_next(cx) {
+                // Copied into the reused buffer: the chunk shares the dispatcher's
+                // read buffer, which taking it over whole would copy anyway.
+                Poll::Ready(Some(Ok(bytes))) => this.buf.extend_from_slice(&bytes),
+                Poll::Ready(Some(Err(err))) => {
+                    this.failed = true;
+                    return Poll::Ready(Some(Err(ProtocolError::Io(io::Error::other(err)))));
+                }
+                Poll::Ready(None) => this.ending = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// A decoded frame as a message (a text frame's UTF-8 checked).
+fn message(frame: Frame) -> Result<Message, ProtocolError> {
+    Ok(match frame {
+        Frame::Text(bytes) => ByteString::try_from(bytes)
+            .map(Message::Text)
+            .map_err(|err| ProtocolError::Io(io::Error::new(io::ErrorKind::InvalidData, err)))?,
+        Frame::Binary(bytes) => Message::Binary(bytes),
+        Frame::Ping(bytes) => Message::Ping(bytes),
+        Frame::Pong(bytes) => Message::Pong(bytes),
+        Frame::Close(reason) => Message::Close(reason),
+        Frame::Continuation(item) => Message::Continuation(item),
+    })
+}
