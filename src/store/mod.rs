@@ -188,6 +188,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "call ownership",
         include_str!("../../migrations/sqlite/0023_call_ownership.sql"),
     ),
+    (
+        24,
+        "node beats",
+        include_str!("../../migrations/sqlite/0024_node_beats.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -289,6 +294,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         23,
         "call ownership",
         include_str!("../../migrations/postgres/0023_call_ownership.sql"),
+    ),
+    (
+        24,
+        "node beats",
+        include_str!("../../migrations/postgres/0024_node_beats.sql"),
     ),
 ];
 

@@ -5,12 +5,14 @@
 //! compare-and-set on the row: of any number of nodes trying at once exactly one
 //! changes it.
 
+use std::collections::HashMap;
+
 use sqlx::any::AnyRow;
 use sqlx::Row as _;
 use switchboard_actors::journal::now_ms;
 use switchboard_actors::CallId;
 
-use super::{Store, StoreError};
+use super::{placeholders, Store, StoreError};
 
 /// A call's row as an adopter needs it.
 #[derive(Debug, Clone)]
@@ -198,6 +200,40 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(open_call).collect()
+    }
+}
+
+impl Store {
+    /// Counts a beat of this node (cluster mode): a node whose count goes on
+    /// still records its calls, whatever Redis says of it.
+    pub async fn node_beat(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO node_beats (node_id, beats) VALUES ($1, 1) \
+             ON CONFLICT (node_id) DO UPDATE SET beats = node_beats.beats + 1",
+        )
+        .bind(self.node_id())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The beat counts of those of `nodes` that ever beat.
+    pub async fn node_beats(&self, nodes: &[String]) -> Result<HashMap<String, i64>, StoreError> {
+        if nodes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT node_id, beats FROM node_beats WHERE node_id IN ({})",
+            placeholders(1, nodes.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for node in nodes {
+            query = query.bind(node);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("node_id")?, row.try_get("beats")?)))
+            .collect()
     }
 }
 

@@ -293,19 +293,27 @@ async fn adopt(engine: &Engine, call_id: &CallId, owner: CallOwner) -> Result<St
 }
 
 /// Survivors' sweep: every `cluster.reap_interval_ms`, the open calls of nodes
-/// whose membership key is gone and whose node link to this node is down; each
-/// not adopted within `cluster.resume_wait_secs` of its node being seen gone is
-/// ended `interrupted` (reason `node_failure`) — a compare-and-set, so exactly
-/// one survivor does it.
+/// whose membership key is gone, whose node link to this node is down and whose
+/// beat count in the database has stopped; each not adopted within
+/// `cluster.resume_wait_secs` of its node being seen gone is ended `interrupted`
+/// (reason `node_failure`) — a compare-and-set, so exactly one survivor does it.
+/// The same loop counts this node's own beat in the database.
 pub fn spawn_sweeper(engine: Engine) -> Option<tokio::task::JoinHandle<()>> {
     let cluster = engine.cluster.clone()?;
     let settings = &engine.settings.cluster;
     let (every, wait) = (settings.reap_interval, settings.resume_wait);
+    // A node whose count has not moved for this long has stopped beating.
+    let silent_after = cluster.node_ttl().max(every * 3);
     Some(actix_rt::spawn(async move {
         // When this node first saw each dead node gone.
         let mut gone_since: HashMap<String, Instant> = HashMap::new();
+        // Each node's beat count in the database, and when this node saw it move.
+        let mut beats_seen: HashMap<String, (i64, Instant)> = HashMap::new();
         loop {
             tokio::time::sleep(every).await;
+            if let Err(err) = engine.store.node_beat().await {
+                tracing::debug!(%err, "sweep: this node's beat was not counted");
+            }
             if engine.draining.load(Ordering::Relaxed) {
                 continue;
             }
@@ -326,18 +334,41 @@ pub fn spawn_sweeper(engine: Engine) -> Option<tokio::task::JoinHandle<()>> {
                     continue;
                 }
             };
-            // A node whose key is gone but whose link to this node is up is not
-            // dead: it cannot reach Redis (or its beats are late), and it still
-            // streams its calls. Only a node both silent in Redis and unlinked
-            // is gone.
+            let beats = match engine.store.node_beats(&nodes).await {
+                Ok(beats) => beats,
+                Err(err) => {
+                    tracing::debug!(%err, "sweep: the nodes' beats cannot be read");
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            beats_seen.retain(|node, _| nodes.contains(node));
+            for (node, count) in beats {
+                match beats_seen.get(&node) {
+                    Some((seen, _)) if *seen == count => {}
+                    _ => {
+                        beats_seen.insert(node, (count, now));
+                    }
+                }
+            }
+            // A node whose key is gone but whose link to this node is up, or
+            // whose count in the database still moves, is not dead: it cannot
+            // reach Redis (or its beats are late), or it is cut off from Redis
+            // and from this node but not from the database — and it still
+            // streams and records its calls. Only a node silent in all three is
+            // gone.
             let linked = |node: &str| {
                 engine
                     .links
                     .as_ref()
                     .is_some_and(|links| links.connected(node).is_some())
             };
-            let gone = |node: &str| !alive.contains(node) && !linked(node);
-            let now = Instant::now();
+            let beating = |node: &str| {
+                beats_seen
+                    .get(node)
+                    .is_some_and(|(_, moved)| now.duration_since(*moved) < silent_after)
+            };
+            let gone = |node: &str| !alive.contains(node) && !linked(node) && !beating(node);
             gone_since.retain(|node, _| nodes.contains(node) && gone(node));
             for node in nodes.iter().filter(|n| gone(n)) {
                 gone_since.entry(node.clone()).or_insert(now);

@@ -30,6 +30,7 @@ mod floor;
 mod membership;
 mod presence;
 mod redis_outage;
+mod split_brain;
 pub mod twilio_player;
 
 use std::path::PathBuf;
