@@ -4,11 +4,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
+use bytestring::ByteString;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -225,11 +226,45 @@ pub struct RosterEntry {
 }
 
 /// `roster`: every connected seat of the workspace, sorted by name. One list is
-/// shared by every seat it is sent to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// shared by every seat it is sent to, and so is its JSON: rendered once, by
+/// the first socket that writes it ([`Roster::json`]), not once per seat — a
+/// floor of 1,000 seats signing in would otherwise render ~100 KB per seat per
+/// change.
+#[derive(Debug, Clone)]
 pub struct Roster {
     pub agents: Arc<Vec<RosterEntry>>,
+    json: Arc<OnceLock<ByteString>>,
 }
+
+impl Roster {
+    pub fn new(agents: Vec<RosterEntry>) -> Self {
+        Self {
+            agents: Arc::new(agents),
+            json: Arc::default(),
+        }
+    }
+
+    /// The whole `roster` message as JSON, rendered by the first caller of any
+    /// copy of this roster; the others share it.
+    pub fn json(&self) -> ByteString {
+        self.json
+            .get_or_init(|| {
+                serde_json::to_string(&SeatOutput::Roster(self.clone()))
+                    .unwrap_or_default()
+                    .into()
+            })
+            .clone()
+    }
+}
+
+/// Two rosters are equal when their seats are (the JSON follows from them).
+impl PartialEq for Roster {
+    fn eq(&self, other: &Self) -> bool {
+        self.agents == other.agents
+    }
+}
+
+impl Eq for Roster {}
 
 impl Serialize for Roster {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -103,7 +103,11 @@ pub(crate) struct SeatWire;
 
 impl Render<SeatOutput> for SeatWire {
     fn control(&mut self, message: SeatOutput) -> ByteString {
-        serde_json::to_string(&message).unwrap_or_default().into()
+        match message {
+            // Rendered once for every seat it goes to.
+            SeatOutput::Roster(roster) => roster.json(),
+            message => serde_json::to_string(&message).unwrap_or_default().into(),
+        }
     }
 
     fn audio(&mut self, frame: Bytes) -> WireFrame {
@@ -118,8 +122,6 @@ mod tests {
         Parked, Presence, Ring, Roster, RosterEntry, StateCall, Unparked,
     };
     use switchboard_actors::{AgentId, CallId, Workspace};
-
-    use std::sync::Arc;
 
     use super::*;
 
@@ -290,14 +292,12 @@ mod tests {
                 r#"{"type":"welcome","agent_id":"a1","name":"Ada","workspace":"production","presence":"away"}"#,
             ),
             (
-                SeatOutput::Roster(Roster {
-                    agents: Arc::new(vec![RosterEntry {
-                        agent_id: a.clone(),
-                        name: "Ada".into(),
-                        presence: Presence::Busy,
-                        on_call: true,
-                    }]),
-                }),
+                SeatOutput::Roster(Roster::new(vec![RosterEntry {
+                    agent_id: a.clone(),
+                    name: "Ada".into(),
+                    presence: Presence::Busy,
+                    on_call: true,
+                }])),
                 r#"{"type":"roster","agents":[{"agent_id":"a1","name":"Ada","presence":"busy","on_call":true}]}"#,
             ),
             (
@@ -442,5 +442,22 @@ mod tests {
         for (message, wire) in cases {
             assert_eq!(SeatWire.control(message), wire);
         }
+    }
+
+    #[test]
+    fn a_roster_is_rendered_once_for_every_seat_it_goes_to() {
+        let roster = Roster::new(vec![RosterEntry {
+            agent_id: AgentId::parse("a1").expect("valid"),
+            name: "Ada".into(),
+            presence: Presence::Available,
+            on_call: false,
+        }]);
+        let first = SeatWire.control(SeatOutput::Roster(roster.clone()));
+        let second = SeatWire.control(SeatOutput::Roster(roster));
+        assert_eq!(first, second);
+        assert!(
+            std::ptr::eq(first.as_ptr(), second.as_ptr()),
+            "each seat rendered its own copy"
+        );
     }
 }

@@ -313,9 +313,7 @@ impl RingCoordinator {
             .chain(self.peer_roster(workspace))
             .collect();
         agents.sort_by(|a, b| (&a.name, &a.agent_id).cmp(&(&b.name, &b.agent_id)));
-        Roster {
-            agents: Arc::new(agents),
-        }
+        Roster::new(agents)
     }
 
     /// The workspace's parked calls, by slot.
