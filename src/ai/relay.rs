@@ -1306,14 +1306,16 @@ impl StreamHandler<Result<Frame, WsProtocolError>> for AiLeg {
         match frame {
             Frame::Text(text) => self.on_text(&text, ctx),
             Frame::Continuation(part) => match part {
-                actix_ws::Item::FirstText(bytes) => self.partial = Some(BytesMut::from(&bytes[..])),
-                actix_ws::Item::FirstBinary(_) => self.partial = None,
-                actix_ws::Item::Continue(bytes) => {
+                actix_http::ws::Item::FirstText(bytes) => {
+                    self.partial = Some(BytesMut::from(&bytes[..]))
+                }
+                actix_http::ws::Item::FirstBinary(_) => self.partial = None,
+                actix_http::ws::Item::Continue(bytes) => {
                     if let Some(partial) = &mut self.partial {
                         partial.extend_from_slice(&bytes);
                     }
                 }
-                actix_ws::Item::Last(bytes) => {
+                actix_http::ws::Item::Last(bytes) => {
                     if let Some(mut partial) = self.partial.take() {
                         partial.extend_from_slice(&bytes);
                         self.on_text(&partial, ctx);

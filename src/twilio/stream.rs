@@ -26,7 +26,7 @@ use switchboard_actors::CallId;
 use super::verify_request;
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorBody};
-use crate::ws::socket::{self, Render, WireFrame};
+use crate::net::socket::{self, Render, WireFrame};
 use crate::ws::{self, Frame};
 
 /// Twilio must send `start` this soon after opening the socket.
@@ -380,7 +380,7 @@ mod tests {
         use actix_web::body::MessageBody as _;
         use switchboard_actors::outbox::{Outbox, OutboxLimits};
 
-        use crate::ws::socket::OutboxBody;
+        use crate::net::socket::OutboxBody;
         use switchboard_actors::seat::SeatOutput;
         use switchboard_actors::stats::EngineStats;
 

@@ -13,7 +13,7 @@ use switchboard_actors::seat::{SeatActor, SeatCommand, SeatInput, SeatOutput, Se
 
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorBody};
-use crate::ws::socket::{self, Render, WireFrame};
+use crate::net::socket::{self, Render, WireFrame};
 use crate::ws::{Frame, Rejected};
 
 /// `?token=`: a browser cannot set `Authorization` on a WebSocket.

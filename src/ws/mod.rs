@@ -1,11 +1,10 @@
 //! WebSocket adapters: each socket's frames ([`frames`]: the one reader of every
 //! socket, the Twilio media stream's too) become a stream of decoded input that
 //! drives an actor, and the actor's outbox is the socket's response body
-//! ([`socket`]). A text frame is read straight into its socket's command type
+//! (`net::socket`). A text frame is read straight into its socket's command type
 //! ([`command`]).
 
 pub mod agent;
-pub mod socket;
 pub mod supervisor;
 
 use actix_http::ws::{Message, ProtocolError};
@@ -32,7 +31,7 @@ pub enum Frame {
 /// The socket's frames until the peer closes or breaks the protocol. Pings are
 /// answered through the outbox (the socket's one writer) and not passed on.
 pub fn frames<C: 'static>(
-    messages: socket::Incoming,
+    messages: crate::net::socket::Incoming,
     outbox: Outbox<C>,
 ) -> impl futures_util::Stream<Item = Frame> {
     futures_util::stream::unfold(Some((messages, outbox)), |state| async move {

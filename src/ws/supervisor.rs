@@ -19,7 +19,7 @@ use switchboard_actors::supervisor::{
 use crate::auth::secrets_equal;
 use crate::engine::Engine;
 use crate::error::{ApiError, ErrorBody};
-use crate::ws::socket::{self, Render, WireFrame};
+use crate::net::socket::{self, Render, WireFrame};
 use crate::ws::{Frame, Rejected};
 
 /// `?token=`: a browser cannot set `Authorization` on a WebSocket.

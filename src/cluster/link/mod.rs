@@ -30,8 +30,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix_http::ws::Message;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
+use bytestring::ByteString;
 use futures_util::{SinkExt as _, StreamExt as _};
 use secrecy::SecretString;
 use switchboard_actors::call::{CallHandle, CallReply, CallRequest, ClaimResult};
@@ -48,6 +50,7 @@ use self::proxy::RemoteCall;
 use self::wire::{Address, CallRef, Control, SeatRef, WireReply, WireRequest};
 use super::membership::now_ms;
 use super::Cluster;
+use crate::net::socket::{self, Render, WireFrame};
 
 pub use self::proxy::RemoteFloorOverLinks;
 
@@ -162,6 +165,20 @@ impl Peer {
         if let Ok(mut exports) = self.exports.lock() {
             exports.clear();
         }
+    }
+}
+
+/// A link's outbox on the wire (its accepting end): control messages are
+/// JSON text, audio binary.
+struct LinkWire;
+
+impl Render<String> for LinkWire {
+    fn control(&mut self, message: String) -> ByteString {
+        message.into()
+    }
+
+    fn audio(&mut self, frame: Bytes) -> WireFrame {
+        WireFrame::Binary(frame)
     }
 }
 
@@ -592,8 +609,6 @@ impl Links {
             );
             return Err(refusal);
         }
-        let (response, mut session, messages) =
-            actix_ws::handle(req, body).map_err(|_| Refusal::NotWebSocket)?;
         let node: Arc<str> = Arc::from(dial.from);
         let proof = handshake::accept_signature(&self.inner.secret, self.me(), &node, dial.nonce);
         let peer = Arc::new(Peer::new(
@@ -601,38 +616,27 @@ impl Links {
             self.inner.limits,
             Arc::clone(&self.inner.stats),
         ));
+        // The socket's body drains the peer's outbox (as the engine's other
+        // sockets do, `net::socket`): the proof first, then everything queued
+        // each time the connection runs, in one write. Whole messages: the
+        // dialer may be an older engine that reads no fragments.
+        peer.outbox.send(format!("accept:{proof}"));
+        let (response, messages) =
+            socket::accept_whole(req, body, peer.outbox.clone(), LinkWire, MAX_FRAME_BYTES)
+                .map_err(|_| Refusal::NotWebSocket)?;
         let links = self.clone();
         actix_rt::spawn(async move {
-            if session.text(format!("accept:{proof}")).await.is_err() {
-                return;
-            }
             links.install(Arc::clone(&peer));
-            let writer_peer = Arc::clone(&peer);
-            let mut writer_session = session.clone();
-            actix_rt::spawn(async move {
-                while let Some(item) = writer_peer.outbox.next().await {
-                    let sent = match item {
-                        Outgoing::Control(text) => writer_session.text(text).await,
-                        Outgoing::Audio(frame) => writer_session.binary(frame).await,
-                        Outgoing::Ping => writer_session.ping(b"").await,
-                        Outgoing::Pong(payload) => writer_session.pong(&payload).await,
-                        Outgoing::Close(_) => break,
-                    };
-                    if sent.is_err() {
-                        break;
-                    }
-                }
-                let _ = writer_session.close(None).await;
-                writer_peer.closed();
-            });
-            let incoming = messages.max_frame_size(MAX_FRAME_BYTES).map(|m| match m {
-                Ok(actix_ws::Message::Text(text)) => Incoming::Text(text.into_bytes()),
-                Ok(actix_ws::Message::Binary(data)) => Incoming::Binary(data),
-                Ok(actix_ws::Message::Ping(data)) => Incoming::Ping(data),
-                Ok(actix_ws::Message::Close(_)) | Err(_) => Incoming::Close,
+            let incoming = messages.map(|m| match m {
+                Ok(Message::Text(text)) => Incoming::Text(text.into_bytes()),
+                Ok(Message::Binary(data)) => Incoming::Binary(data),
+                Ok(Message::Ping(data)) => Incoming::Ping(data),
+                Ok(Message::Close(_)) | Err(_) => Incoming::Close,
                 Ok(_) => Incoming::Ignored,
             });
+            let closed = Arc::clone(&peer);
             links.read(peer, incoming).await;
+            closed.closed();
         });
         Ok(response)
     }

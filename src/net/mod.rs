@@ -1,5 +1,9 @@
-//! Network plumbing shared by the engine's WebSocket clients (the realtime relay,
-//! the cluster's node links).
+//! Network plumbing shared by the engine's WebSockets: awc's connector for its
+//! clients (the realtime relay, the cluster's node links), and the server socket
+//! whose response body drains an outbox ([`socket`]: the softphone, supervisor,
+//! Twilio media and node-link sockets).
+
+pub mod socket;
 
 /// awc's TCP connector with `TCP_NODELAY` on: audio goes out every 20 ms in small
 /// frames and must not wait for the peer's delayed ACK (Nagle).

@@ -75,9 +75,42 @@ where
     C: 'static,
     R: Render<C> + 'static,
 {
+    accept_with(req, payload, outbox, render, max_frame, FRAGMENT_BYTES)
+}
+
+/// [`accept`], but every message goes out whole, however long: for a peer that
+/// reads only whole messages (a node link's dialer, which may be an older
+/// version of the engine during a rolling upgrade).
+pub fn accept_whole<C, R>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    outbox: Outbox<C>,
+    render: R,
+    max_frame: usize,
+) -> Result<(HttpResponse, Incoming), actix_web::Error>
+where
+    C: 'static,
+    R: Render<C> + 'static,
+{
+    accept_with(req, payload, outbox, render, max_frame, usize::MAX)
+}
+
+fn accept_with<C, R>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    outbox: Outbox<C>,
+    render: R,
+    max_frame: usize,
+    fragment: usize,
+) -> Result<(HttpResponse, Incoming), actix_web::Error>
+where
+    C: 'static,
+    R: Render<C> + 'static,
+{
     let mut response = actix_http::ws::handshake(req.head())?;
     let (closed_tx, closed_rx) = oneshot::channel();
-    let body = OutboxBody::new(outbox, render, closed_tx);
+    let mut body = OutboxBody::new(outbox, render, closed_tx);
+    body.fragment = fragment;
     let incoming = Incoming {
         payload: payload.into_inner(),
         codec: Codec::new().max_size(max_frame),
@@ -112,6 +145,8 @@ pub struct OutboxBody<C, R> {
     /// The frame handed to the dispatcher last; reclaimed for the next once the
     /// dispatcher has copied (and dropped) it.
     buf: BytesMut,
+    /// Text messages longer than this go out in fragments of this size.
+    fragment: usize,
     /// What is left of a long text message: its next fragments.
     rest: Option<Bytes>,
     started: bool,
@@ -136,6 +171,7 @@ impl<C, R: Render<C>> OutboxBody<C, R> {
             render,
             codec: Codec::new(),
             buf: BytesMut::new(),
+            fragment: FRAGMENT_BYTES,
             rest: None,
             started: false,
             closing: false,
@@ -150,10 +186,10 @@ impl<C, R: Render<C>> OutboxBody<C, R> {
         let message = match item {
             Outgoing::Control(message) => {
                 let text = self.render.control(message);
-                if text.len() > FRAGMENT_BYTES {
+                if text.len() > self.fragment {
                     let bytes = text.into_bytes();
-                    let first = bytes.slice(..FRAGMENT_BYTES);
-                    self.rest = Some(bytes.slice(FRAGMENT_BYTES..));
+                    let first = bytes.slice(..self.fragment);
+                    self.rest = Some(bytes.slice(self.fragment..));
                     Message::Continuation(Item::FirstText(first))
                 } else {
                     Message::Text(text)
@@ -175,8 +211,8 @@ impl<C, R: Render<C>> OutboxBody<C, R> {
 
     /// The next fragment of a long text message.
     fn encode_rest(&mut self, mut rest: Bytes) -> Result<(), ProtocolError> {
-        let item = if rest.len() > FRAGMENT_BYTES {
-            let next = rest.split_to(FRAGMENT_BYTES);
+        let item = if rest.len() > self.fragment {
+            let next = rest.split_to(self.fragment);
             self.rest = Some(rest);
             Item::Continue(next)
         } else {
