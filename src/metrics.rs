@@ -117,7 +117,7 @@ impl Collector for EngineCollector {
         counter(
             e,
             "switchboard_socket_writes",
-            "Writes to sockets: each the messages queued for one socket when it ran (8 KiB at most).",
+            "Writes to sockets: each the messages queued for one socket when it ran (4 KiB at most).",
             load(&s.socket_writes),
         )?;
         counter(

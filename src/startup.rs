@@ -32,7 +32,7 @@ use crate::store::Store;
 use crate::{api, health, metrics, openapi, twilio, ws};
 
 /// Where an HTTP/1 connection's write buffer is flushed (see `build`).
-const H1_WRITE_BUFFER_BYTES: usize = 8 * 1024;
+const H1_WRITE_BUFFER_BYTES: usize = crate::net::socket::WRITE_BYTES;
 
 pub struct Application {
     port: u16,
@@ -160,11 +160,13 @@ impl Application {
         .workers(workers)
         // Audio is many small frames: never hold one back waiting to coalesce.
         .tcp_nodelay(true)
-        // Flush a connection's write buffer at 8 KiB, not actix-web's 32 KiB: a
+        // Flush a connection's write buffer at 4 KiB, not actix-web's 32 KiB: a
         // WebSocket whose peer fell behind for a moment otherwise grows that
-        // buffer to 32 KiB and keeps it for the connection's life (actix-http
-        // releases only past 128 KiB), ~20 KiB per media socket in a heap
-        // profile at 250 calls. Pages and downloads take a few more writes.
+        // buffer past the 8 KiB it starts with and keeps it for the
+        // connection's life (actix-http releases only past 128 KiB): ~20 KiB
+        // per media socket in a heap profile at 250 calls with 32 KiB, ~8 KiB
+        // at 500 calls with 8 KiB. With the sockets' fragments (`net::socket`)
+        // it never grows. Pages and downloads take a few more writes.
         .h1_write_buffer_size(H1_WRITE_BUFFER_BYTES);
         if engine.cluster.is_some() {
             // A cluster node drains on SIGTERM before the server stops

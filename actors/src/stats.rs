@@ -12,7 +12,7 @@ pub struct EngineStats {
     pub audio_frames_dropped: AtomicU64,
     /// Socket writes: one per run of queued messages a socket's body hands its
     /// connection between two waits (they go out in one `send`), and one more
-    /// per 8 KiB of a long run, where the connection flushes.
+    /// per 4 KiB of a long run, where the connection flushes.
     pub socket_writes: AtomicU64,
     /// Messages (frames, JSON messages, pings) those writes carried.
     pub socket_messages: AtomicU64,

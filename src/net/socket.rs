@@ -15,7 +15,7 @@
 //!
 //! A text message longer than [`FRAGMENT_BYTES`] (a roster of a thousand seats)
 //! is sent as continuation frames of that size (RFC 6455 §5.4), so no connection
-//! buffer ever grows to the largest message it carried; every WebSocket client
+//! buffer ever grows past the size actix-http gives it; every WebSocket client
 //! reassembles them.
 //!
 //! [`Incoming`] is the read half: the request's payload decoded into messages
@@ -52,13 +52,24 @@ pub trait Render<C> {
     fn audio(&mut self, frame: Bytes) -> WireFrame;
 }
 
-/// Text messages longer than this go out in fragments of this size.
-pub const FRAGMENT_BYTES: usize = 8 * 1024;
+/// Where the HTTP/1 dispatcher flushes a connection's write buffer (the
+/// server's `h1_write_buffer_size`): it polls the body while the buffer holds
+/// less than this. A socket write is counted per this many bytes of a run of
+/// messages, and at the end of each run.
+pub const WRITE_BYTES: usize = 4 * 1024;
 
-/// Where the dispatcher flushes its write buffer (the server's
-/// `h1_write_buffer_size`): a socket write is counted per this many bytes of a
-/// run of messages, and at the end of each run.
-const WRITE_BYTES: usize = 8 * 1024;
+/// Text messages longer than this go out in fragments of this size. With
+/// [`WRITE_BYTES`], the dispatcher's buffer never holds more than 4 KiB plus one
+/// fragment and its header, under the 8 KiB actix-http gives it: it never grows
+/// (a grown buffer is kept for the connection's life, up to 128 KiB).
+pub const FRAGMENT_BYTES: usize = 4 * 1024 - 16;
+
+/// Frames up to this size (audio, `media`, marks, most control messages) are
+/// encoded into the body's reused buffer; a larger one (a fragment of a roster,
+/// a `state`) into a buffer of its own, freed once written, so that the reused
+/// one stays the size of an audio frame rather than of the largest message the
+/// socket ever carried.
+const REUSED_FRAME_BYTES: usize = 1024;
 
 /// Accepts the upgrade of `req`: the response (101, its body draining `outbox`
 /// through `render`) and the socket's incoming messages, whose frames may be at
@@ -142,8 +153,9 @@ pub struct OutboxBody<C, R> {
     outbox: Outbox<C>,
     render: R,
     codec: Codec,
-    /// The frame handed to the dispatcher last; reclaimed for the next once the
-    /// dispatcher has copied (and dropped) it.
+    /// Where small frames are encoded; the last one handed to the dispatcher
+    /// shares it, and is reclaimed for the next once the dispatcher has copied
+    /// (and dropped) it.
     buf: BytesMut,
     /// Text messages longer than this go out in fragments of this size.
     fragment: usize,
@@ -181,9 +193,9 @@ impl<C, R: Render<C>> OutboxBody<C, R> {
         }
     }
 
-    /// Encodes one item into `buf`.
-    fn encode(&mut self, item: Outgoing<C>) -> Result<(), ProtocolError> {
-        let message = match item {
+    /// One item as the message to encode.
+    fn message(&mut self, item: Outgoing<C>) -> Message {
+        match item {
             Outgoing::Control(message) => {
                 let text = self.render.control(message);
                 if text.len() > self.fragment {
@@ -205,12 +217,11 @@ impl<C, R: Render<C>> OutboxBody<C, R> {
                 self.closing = true;
                 Message::Close(Some(close_reason(close)))
             }
-        };
-        self.codec.encode(message, &mut self.buf)
+        }
     }
 
     /// The next fragment of a long text message.
-    fn encode_rest(&mut self, mut rest: Bytes) -> Result<(), ProtocolError> {
+    fn next_fragment(&mut self, mut rest: Bytes) -> Message {
         let item = if rest.len() > self.fragment {
             let next = rest.split_to(self.fragment);
             self.rest = Some(rest);
@@ -218,8 +229,31 @@ impl<C, R: Render<C>> OutboxBody<C, R> {
         } else {
             Item::Last(rest)
         };
-        self.codec
-            .encode(Message::Continuation(item), &mut self.buf)
+        Message::Continuation(item)
+    }
+
+    /// `message` as a WebSocket frame: in the reused buffer if it is small (the
+    /// frame shares its storage, taken back once the dispatcher has copied and
+    /// dropped it), in one of its own otherwise.
+    fn encode(&mut self, message: Message) -> Result<Bytes, ProtocolError> {
+        let size = match &message {
+            Message::Text(text) => text.len(),
+            Message::Binary(bytes) => bytes.len(),
+            Message::Continuation(
+                Item::FirstText(bytes)
+                | Item::FirstBinary(bytes)
+                | Item::Continue(bytes)
+                | Item::Last(bytes),
+            ) => bytes.len(),
+            _ => 0,
+        };
+        if size > REUSED_FRAME_BYTES {
+            let mut own = BytesMut::with_capacity(size + 14);
+            self.codec.encode(message, &mut own)?;
+            return Ok(own.freeze());
+        }
+        self.codec.encode(message, &mut self.buf)?;
+        Ok(self.buf.split().freeze())
     }
 
     /// Counts the socket write that ends a run of messages.
@@ -256,12 +290,12 @@ impl<C, R: Render<C>> MessageBody for OutboxBody<C, R> {
             this.started = true;
             this.outbox.drained_here();
         }
-        let encoded = match this.rest.take() {
-            Some(rest) => this.encode_rest(rest),
+        let message = match this.rest.take() {
+            Some(rest) => this.next_fragment(rest),
             None => match this.outbox.poll_next(cx) {
                 Poll::Ready(Some(item)) => {
                     this.run_messages += 1;
-                    this.encode(item)
+                    this.message(item)
                 }
                 Poll::Ready(None) => {
                     this.count_write();
@@ -273,21 +307,20 @@ impl<C, R: Render<C>> MessageBody for OutboxBody<C, R> {
                 }
             },
         };
-        if let Err(err) = encoded {
-            return Poll::Ready(Some(Err(err)));
-        }
+        let frame = match this.encode(message) {
+            Ok(frame) => frame,
+            Err(err) => return Poll::Ready(Some(Err(err))),
+        };
         // The dispatcher flushes each time its buffer fills: one write per
         // `WRITE_BYTES` of a long run.
-        this.run_bytes += this.buf.len();
+        this.run_bytes += frame.len();
         if this.run_bytes >= WRITE_BYTES {
             let carried = this.run_messages;
             this.count_write();
             // A message cut by the flush is counted with the run it ends.
             this.run_messages = u64::from(carried == 0);
         }
-        // `split` leaves `buf` empty and sharing the allocation with the frame;
-        // once the dispatcher drops the frame, the next `reserve` takes it back.
-        Poll::Ready(Some(Ok(this.buf.split().freeze())))
+        Poll::Ready(Some(Ok(frame)))
     }
 }
 

@@ -408,7 +408,7 @@ async fn a_roster_longer_than_a_fragment_arrives_in_fragments_that_join_into_the
     }
     assert!(fragments.len() >= 2, "{} fragments", fragments.len());
     assert!(
-        fragments.iter().all(|part| part.len() <= 8 * 1024),
+        fragments.iter().all(|part| part.len() <= 4 * 1024),
         "fragments of {:?} bytes",
         fragments.iter().map(|part| part.len()).collect::<Vec<_>>()
     );
