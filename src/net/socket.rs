@@ -5,8 +5,8 @@
 //! channel, which woke the connection, whose body encoded it into a fresh buffer
 //! that the HTTP/1 dispatcher then copied into its own. Here the response body
 //! *is* the outbox's reader: the dispatcher polls [`OutboxBody`], which takes the
-//! outbox's next item, renders it and encodes it into one buffer reused for the
-//! connection's life. A push wakes the connection itself, once however many items
+//! outbox's next item, renders it and encodes it (a small frame into a buffer
+//! reused for the connection's life). A push wakes the connection itself, once however many items
 //! arrive before it runs; the dispatcher keeps polling until its write buffer is
 //! full or the outbox is empty, so everything queued (a `media` and the `mark`
 //! behind it, a burst of frames) goes out in one write. Nothing is allocated per
@@ -71,48 +71,46 @@ pub const FRAGMENT_BYTES: usize = 4 * 1024 - 16;
 /// socket ever carried.
 const REUSED_FRAME_BYTES: usize = 1024;
 
+/// A socket's frame rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Frames {
+    /// The largest frame the peer may send.
+    pub max_in: usize,
+    /// Text messages longer than this go out in fragments of this size.
+    pub fragment_out: usize,
+}
+
+impl Frames {
+    /// Long text in fragments of [`FRAGMENT_BYTES`]: the sockets of softphones,
+    /// consoles and Twilio.
+    pub fn fragmented(max_in: usize) -> Self {
+        Self {
+            max_in,
+            fragment_out: FRAGMENT_BYTES,
+        }
+    }
+
+    /// Every message whole, however long: for a peer that reads only whole
+    /// messages (a node link's dialer, which may be an older engine during a
+    /// rolling upgrade).
+    pub fn whole(max_in: usize) -> Self {
+        Self {
+            max_in,
+            fragment_out: usize::MAX,
+        }
+    }
+}
+
 /// Accepts the upgrade of `req`: the response (101, its body draining `outbox`
-/// through `render`) and the socket's incoming messages, whose frames may be at
-/// most `max_frame` bytes. A request that is not a WebSocket upgrade is refused
-/// with actix-http's handshake error (400).
+/// through `render`) and the socket's incoming messages, both by `frames`. A
+/// request that is not a WebSocket upgrade is refused with actix-http's
+/// handshake error (400).
 pub fn accept<C, R>(
     req: &HttpRequest,
     payload: web::Payload,
     outbox: Outbox<C>,
     render: R,
-    max_frame: usize,
-) -> Result<(HttpResponse, Incoming), actix_web::Error>
-where
-    C: 'static,
-    R: Render<C> + 'static,
-{
-    accept_with(req, payload, outbox, render, max_frame, FRAGMENT_BYTES)
-}
-
-/// [`accept`], but every message goes out whole, however long: for a peer that
-/// reads only whole messages (a node link's dialer, which may be an older
-/// version of the engine during a rolling upgrade).
-pub fn accept_whole<C, R>(
-    req: &HttpRequest,
-    payload: web::Payload,
-    outbox: Outbox<C>,
-    render: R,
-    max_frame: usize,
-) -> Result<(HttpResponse, Incoming), actix_web::Error>
-where
-    C: 'static,
-    R: Render<C> + 'static,
-{
-    accept_with(req, payload, outbox, render, max_frame, usize::MAX)
-}
-
-fn accept_with<C, R>(
-    req: &HttpRequest,
-    payload: web::Payload,
-    outbox: Outbox<C>,
-    render: R,
-    max_frame: usize,
-    fragment: usize,
+    frames: Frames,
 ) -> Result<(HttpResponse, Incoming), actix_web::Error>
 where
     C: 'static,
@@ -121,10 +119,10 @@ where
     let mut response = actix_http::ws::handshake(req.head())?;
     let (closed_tx, closed_rx) = oneshot::channel();
     let mut body = OutboxBody::new(outbox, render, closed_tx);
-    body.fragment = fragment;
+    body.fragment = frames.fragment_out;
     let incoming = Incoming {
         payload: payload.into_inner(),
-        codec: Codec::new().max_size(max_frame),
+        codec: Codec::new().max_size(frames.max_in),
         buf: BytesMut::new(),
         body_gone: Some(closed_rx),
         ending: false,
@@ -257,8 +255,9 @@ impl<C, R: Render<C>> OutboxBody<C, R> {
     }
 
     /// Counts the socket write that ends a run of messages.
+    /// A message whose fragments span several writes is counted with the first.
     fn count_write(&mut self) {
-        if self.run_messages > 0 {
+        if self.run_bytes > 0 {
             let stats = self.outbox.stats();
             stats.socket_writes.fetch_add(1, Ordering::Relaxed);
             stats
@@ -315,10 +314,7 @@ impl<C, R: Render<C>> MessageBody for OutboxBody<C, R> {
         // `WRITE_BYTES` of a long run.
         this.run_bytes += frame.len();
         if this.run_bytes >= WRITE_BYTES {
-            let carried = this.run_messages;
             this.count_write();
-            // A message cut by the flush is counted with the run it ends.
-            this.run_messages = u64::from(carried == 0);
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -414,4 +410,57 @@ fn message(frame: Frame) -> Result<Message, ProtocolError> {
         Frame::Close(reason) => Message::Close(reason),
         Frame::Continuation(item) => Message::Continuation(item),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::task::Waker;
+
+    use switchboard_actors::outbox::OutboxLimits;
+    use switchboard_actors::stats::EngineStats;
+
+    use super::*;
+
+    struct Plain;
+
+    impl Render<String> for Plain {
+        fn control(&mut self, message: String) -> ByteString {
+            message.into()
+        }
+
+        fn audio(&mut self, frame: Bytes) -> WireFrame {
+            WireFrame::Binary(frame)
+        }
+    }
+
+    #[test]
+    fn a_long_message_goes_out_in_fragments_counted_as_one_message_over_the_writes_it_takes() {
+        let stats = Arc::new(EngineStats::default());
+        let outbox = Outbox::new(OutboxLimits::default(), Arc::clone(&stats));
+        let (closed, _gone) = oneshot::channel();
+        let mut body = OutboxBody::new(outbox.clone(), Plain, closed);
+        outbox.send("é".repeat(10_000));
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut frames = Vec::new();
+        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut body).poll_next(&mut cx) {
+            frames.push(frame);
+        }
+        // 20,000 bytes: a text frame without FIN (opcode 1), continuations
+        // (opcode 0), the last with FIN; each at most a fragment and its header.
+        assert_eq!(frames.len(), 20_000_usize.div_ceil(FRAGMENT_BYTES));
+        assert_eq!(frames[0][0], 0x01);
+        assert!(frames[1..frames.len() - 1].iter().all(|f| f[0] == 0x00));
+        assert_eq!(frames[frames.len() - 1][0], 0x80);
+        assert!(frames.iter().all(|f| f.len() <= FRAGMENT_BYTES + 4));
+        let payload: Vec<u8> = frames.iter().flat_map(|f| f[4..].to_vec()).collect();
+        assert_eq!(
+            String::from_utf8(payload).expect("UTF-8 joined"),
+            "é".repeat(10_000)
+        );
+        // The dispatcher flushes once its buffer holds 4 KiB: after fragments
+        // 2 and 4, and at the wait after the last.
+        assert_eq!(stats.socket_writes.load(Ordering::Relaxed), 3);
+        assert_eq!(stats.socket_messages.load(Ordering::Relaxed), 1);
+    }
 }

@@ -104,9 +104,9 @@ pub async fn stream(
     // `start`: until then the socket renders through an empty one (it sends
     // nothing but a close before `start`).
     let wire = Rc::new(RefCell::new(TwilioWire::new(String::new())));
-    let max_frame = engine.settings.websocket.max_frame_bytes;
+    let frames = socket::Frames::fragmented(engine.settings.websocket.max_frame_bytes);
     let (response, messages) =
-        socket::accept(&req, body, outbox.clone(), Rc::clone(&wire), max_frame)?;
+        socket::accept(&req, body, outbox.clone(), Rc::clone(&wire), frames)?;
     let engine = engine.into_inner();
     let mut frames = ws::frames(messages, outbox.clone()).boxed_local();
     actix_rt::spawn(async move {

@@ -53,8 +53,8 @@ pub async fn agent_socket(
         .await?
         .ok_or_else(|| ApiError::unauthorized("unknown agent token"))?;
     let outbox = Outbox::new(engine.outbox_limits, Arc::clone(&engine.stats));
-    let max_frame = engine.settings.websocket.max_frame_bytes;
-    let (response, messages) = socket::accept(&req, body, outbox.clone(), SeatWire, max_frame)?;
+    let frames = socket::Frames::fragmented(engine.settings.websocket.max_frame_bytes);
+    let (response, messages) = socket::accept(&req, body, outbox.clone(), SeatWire, frames)?;
     tracing::info!(agent_id = %agent.id, "softphone connected");
     SeatActor::start(
         SeatSetup {

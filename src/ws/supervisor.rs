@@ -53,9 +53,8 @@ pub async fn supervisor_socket(
         return Err(ApiError::unauthorized("a supervisor needs the admin token"));
     }
     let outbox = console_outbox(engine.outbox_limits, Arc::clone(&engine.stats));
-    let max_frame = engine.settings.websocket.max_frame_bytes;
-    let (response, messages) =
-        socket::accept(&req, body, outbox.clone(), SupervisorWire, max_frame)?;
+    let frames = socket::Frames::fragmented(engine.settings.websocket.max_frame_bytes);
+    let (response, messages) = socket::accept(&req, body, outbox.clone(), SupervisorWire, frames)?;
     let inputs = super::frames(messages, outbox.clone()).map(|frame| match frame {
         Frame::Text(text) => parse(&text),
         Frame::Binary(_) => invalid("unsupported-frame", "a supervisor sends no audio"),

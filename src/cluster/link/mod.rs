@@ -621,9 +621,14 @@ impl Links {
         // each time the connection runs, in one write. Whole messages: the
         // dialer may be an older engine that reads no fragments.
         peer.outbox.send(format!("accept:{proof}"));
-        let (response, messages) =
-            socket::accept_whole(req, body, peer.outbox.clone(), LinkWire, MAX_FRAME_BYTES)
-                .map_err(|_| Refusal::NotWebSocket)?;
+        let (response, messages) = socket::accept(
+            req,
+            body,
+            peer.outbox.clone(),
+            LinkWire,
+            socket::Frames::whole(MAX_FRAME_BYTES),
+        )
+        .map_err(|_| Refusal::NotWebSocket)?;
         let links = self.clone();
         actix_rt::spawn(async move {
             links.install(Arc::clone(&peer));
