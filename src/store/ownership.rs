@@ -201,9 +201,7 @@ impl Store {
         .await?;
         rows.iter().map(open_call).collect()
     }
-}
 
-impl Store {
     /// Counts a beat of this node (cluster mode): a node whose count goes on
     /// still records its calls, whatever Redis says of it.
     pub async fn node_beat(&self) -> Result<(), StoreError> {
