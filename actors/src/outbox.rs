@@ -1,6 +1,7 @@
 //! The outgoing queue of one socket: a bounded control lane and a drop-oldest audio lane.
 //!
-//! Actors push, exactly one writer task per connection drains. Pushing never waits, so
+//! Actors push; exactly one reader per connection drains — the socket's response body
+//! (`net::socket` in the engine), or a node link's writer task. Pushing never waits, so
 //! a stalled peer can only ever lose its own oldest audio; it can never stall the actor
 //! (or the call) that feeds it. A peer that cannot even keep up with control messages is
 //! closed: it is no longer a usable endpoint.
@@ -10,9 +11,8 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
-
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
