@@ -52,6 +52,20 @@ pub trait Render<C> {
     fn audio(&mut self, frame: Bytes) -> WireFrame;
 }
 
+/// The render of an outbox whose control messages are their text already (a
+/// node link's JSON): text frames as they are, audio as binary frames.
+pub struct PlainWire;
+
+impl Render<String> for PlainWire {
+    fn control(&mut self, message: String) -> ByteString {
+        message.into()
+    }
+
+    fn audio(&mut self, frame: Bytes) -> WireFrame {
+        WireFrame::Binary(frame)
+    }
+}
+
 /// Where the HTTP/1 dispatcher flushes a connection's write buffer (the
 /// server's `h1_write_buffer_size`): it polls the body while the buffer holds
 /// less than this. A socket write is counted per this many bytes of a run of
@@ -422,24 +436,12 @@ mod tests {
 
     use super::*;
 
-    struct Plain;
-
-    impl Render<String> for Plain {
-        fn control(&mut self, message: String) -> ByteString {
-            message.into()
-        }
-
-        fn audio(&mut self, frame: Bytes) -> WireFrame {
-            WireFrame::Binary(frame)
-        }
-    }
-
     #[test]
     fn a_long_message_goes_out_in_fragments_counted_as_one_message_over_the_writes_it_takes() {
         let stats = Arc::new(EngineStats::default());
         let outbox = Outbox::new(OutboxLimits::default(), Arc::clone(&stats));
         let (closed, _gone) = oneshot::channel();
-        let mut body = OutboxBody::new(outbox.clone(), Plain, closed);
+        let mut body = OutboxBody::new(outbox.clone(), PlainWire, closed);
         outbox.send("é".repeat(10_000));
         let mut cx = Context::from_waker(Waker::noop());
         let mut frames = Vec::new();

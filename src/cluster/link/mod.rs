@@ -33,7 +33,6 @@ use std::time::Duration;
 use actix_http::ws::Message;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use bytestring::ByteString;
 use futures_util::{SinkExt as _, StreamExt as _};
 use secrecy::SecretString;
 use switchboard_actors::call::{CallHandle, CallReply, CallRequest, ClaimResult};
@@ -50,7 +49,7 @@ use self::proxy::RemoteCall;
 use self::wire::{Address, CallRef, Control, SeatRef, WireReply, WireRequest};
 use super::membership::now_ms;
 use super::Cluster;
-use crate::net::socket::{self, Render, WireFrame};
+use crate::net::socket::{self, PlainWire};
 
 pub use self::proxy::RemoteFloorOverLinks;
 
@@ -165,20 +164,6 @@ impl Peer {
         if let Ok(mut exports) = self.exports.lock() {
             exports.clear();
         }
-    }
-}
-
-/// A link's outbox on the wire (its accepting end): control messages are
-/// JSON text, audio binary.
-struct LinkWire;
-
-impl Render<String> for LinkWire {
-    fn control(&mut self, message: String) -> ByteString {
-        message.into()
-    }
-
-    fn audio(&mut self, frame: Bytes) -> WireFrame {
-        WireFrame::Binary(frame)
     }
 }
 
@@ -625,7 +610,7 @@ impl Links {
             req,
             body,
             peer.outbox.clone(),
-            LinkWire,
+            PlainWire,
             socket::Frames::whole(MAX_FRAME_BYTES),
         )
         .map_err(|_| Refusal::NotWebSocket)?;
