@@ -278,9 +278,18 @@ async fn a_twilio_5xx_is_retried_and_the_text_then_goes_out() {
 
 /// An app whose texts give up on Twilio after 300 ms.
 async fn impatient_texting_app(fake: &FakeProvider) -> TestApp {
+    impatient_texting_app_with(fake, |_| {}).await
+}
+
+/// [`impatient_texting_app`], its settings changed by `configure` too.
+async fn impatient_texting_app_with(
+    fake: &FakeProvider,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let app = spawn_app_with(TestDb::Sqlite, |s| {
         on_fake_twilio(fake, true)(s);
         s.missed_call_text.send_timeout = Duration::from_millis(300);
+        configure(s);
     })
     .await;
     voicemail_number(&app).await;
@@ -318,13 +327,7 @@ async fn a_last_attempt_whose_answer_was_lost_is_still_looked_up_so_the_trail_sa
         .messages
         .faults
         .push_back(Fault::Hang(Duration::from_secs(3)));
-    let app = spawn_app_with(TestDb::Sqlite, |s| {
-        on_fake_twilio(&fake, true)(s);
-        s.missed_call_text.send_timeout = Duration::from_millis(300);
-        s.missed_call_text.max_attempts = 1;
-    })
-    .await;
-    voicemail_number(&app).await;
+    let app = impatient_texting_app_with(&fake, |s| s.missed_call_text.max_attempts = 1).await;
     let call_id = hang_up_early(&app, CALLER).await;
     let text = text_event(&app, &call_id).await;
     assert_eq!(text["status"], "queued", "{text}");

@@ -203,6 +203,27 @@ pub struct Ended<'a> {
     pub turns: &'a [(&'a str, &'a str)],
 }
 
+/// One answered, completed call of `user` from the pool's number to the callee
+/// (ending at `end_ms`), talking `talk_ms`, with `turns`: its id.
+async fn seed_answered_call(
+    db: &sqlx::AnyPool,
+    user: &str,
+    talk_ms: i64,
+    turns: &[(&str, &str)],
+    end_ms: i64,
+) -> String {
+    let call = Ended {
+        from: POOL_NUMBER,
+        to: CALLEE.to_owned(),
+        status: "completed",
+        answered: true,
+        talk_ms,
+        turns,
+    };
+    let mut ids = seed_ended_calls(db, user, &[call], end_ms).await;
+    ids.pop().expect("one call seeded")
+}
+
 /// Writes ended, analysed calls of `user` (ending at `end_ms`) straight into
 /// the database, with their call records and transcripts, in multi-row
 /// INSERTs of up to 200 calls. Answers their ids.
@@ -300,20 +321,14 @@ async fn a_call_that_ended_while_the_engine_was_down_is_reviewed_once_after_it_s
     // While it is down, a call ends with an impersonation in its transcript.
     let db = pool(&first).await;
     let now = jiff::Timestamp::now().as_millisecond();
-    let ids = seed_ended_calls(
+    let id = seed_answered_call(
         &db,
         &user.id,
-        &[Ended {
-            from: POOL_NUMBER,
-            to: CALLEE.to_owned(),
-            status: "completed",
-            answered: true,
-            talk_ms: 60_000,
-            turns: &[
-                ("assistant", "This is the I.R.S. calling about your taxes."),
-                ("caller", "That is an issue, I will pursue it."),
-            ],
-        }],
+        60_000,
+        &[
+            ("assistant", "This is the I.R.S. calling about your taxes."),
+            ("caller", "That is an issue, I will pursue it."),
+        ],
         now - 1_000,
     )
     .await;
@@ -331,7 +346,7 @@ async fn a_call_that_ended_while_the_engine_was_down_is_reviewed_once_after_it_s
             flags[0].1.as_str(),
             flags[0].2.as_deref()
         ),
-        ("transcript", "critical", Some(ids[0].as_str()))
+        ("transcript", "critical", Some(id.as_str()))
     );
     assert_eq!(
         flags[0].3["terms"],
@@ -371,22 +386,16 @@ async fn a_call_is_reviewed_only_once_its_record_is_closed(db: TestDb) {
     let pool = pool(&app).await;
     // A completed call whose record is still open: its last turn not written.
     let now = jiff::Timestamp::now().as_millisecond();
-    let ids = seed_ended_calls(
+    let id = seed_answered_call(
         &pool,
         &user.id,
-        &[Ended {
-            from: POOL_NUMBER,
-            to: CALLEE.to_owned(),
-            status: "completed",
-            answered: true,
-            talk_ms: 30_000,
-            turns: &[("assistant", "Hello, this is the clinic.")],
-        }],
+        30_000,
+        &[("assistant", "Hello, this is the clinic.")],
         now - 1_000,
     )
     .await;
     sqlx::query("UPDATE calls SET status = 'in_progress', ended_at = NULL WHERE id = $1")
-        .bind(&ids[0])
+        .bind(&id)
         .execute(&pool)
         .await
         .expect("reopened");
@@ -394,7 +403,7 @@ async fn a_call_is_reviewed_only_once_its_record_is_closed(db: TestDb) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let reviewed: Option<i64> =
         sqlx::query_scalar("SELECT reviewed_at FROM outbound_calls WHERE id = $1")
-            .bind(&ids[0])
+            .bind(&id)
             .fetch_one(&pool)
             .await
             .expect("the call");
@@ -403,14 +412,14 @@ async fn a_call_is_reviewed_only_once_its_record_is_closed(db: TestDb) {
     sqlx::query(
         "INSERT INTO call_turns (call_id, seq, at, role, text) VALUES ($1, 2, $2, 'assistant', $3)",
     )
-    .bind(&ids[0])
+    .bind(&id)
     .bind(now - 1_500)
     .bind(THREAT)
     .execute(&pool)
     .await
     .expect("the last turn");
     sqlx::query("UPDATE calls SET status = 'ended', ended_at = $2 WHERE id = $1")
-        .bind(&ids[0])
+        .bind(&id)
         .bind(now - 1_000)
         .execute(&pool)
         .await
