@@ -255,10 +255,23 @@ mod tests {
             })
         );
         assert_eq!(parse_ctx_switches("Name:\tx\n"), None);
-        // This test's own process: at least the thread running it has slept once.
-        let before = process_ctx_switches("self").expect("readable");
+        // The thread running this test sleeps, so its own count grows. Other
+        // test threads may exit meanwhile, so the process's sum need not grow,
+        // but it always holds at least this thread's count, read before it.
+        let own = || {
+            std::fs::read_to_string("/proc/thread-self/status")
+                .ok()
+                .and_then(|text| parse_ctx_switches(&text))
+                .expect("readable")
+        };
+        let before = own();
         std::thread::sleep(Duration::from_millis(2));
-        let after = process_ctx_switches("self").expect("readable");
+        let after = own();
         assert!(after.since(before).voluntary >= 1, "{before:?} → {after:?}");
+        let process = process_ctx_switches("self").expect("readable");
+        assert!(
+            process.voluntary >= after.voluntary && process.involuntary >= after.involuntary,
+            "{process:?} holds {after:?}"
+        );
     }
 }
