@@ -24,6 +24,7 @@ const CLUSTER_READ_DEADLINE: std::time::Duration = std::time::Duration::from_sec
 struct EngineCollector {
     stats: Arc<EngineStats>,
     journal_backlog: i64,
+    journal_fenced: u64,
     alerts: AlertBoard,
     /// In cluster mode, the members as Redis listed them for this scrape (`None`
     /// when Redis did not answer); a single node has no cluster gauges.
@@ -189,6 +190,13 @@ impl Collector for EngineCollector {
             "Call records waiting to be written.",
             self.journal_backlog,
         )?;
+        counter(
+            e,
+            "switchboard_journal_fenced",
+            "Call records left out because another node held the call by then \
+             (it adopted or ended it while this node was cut off).",
+            self.journal_fenced,
+        )?;
         if let Some(members) = &self.cluster {
             cluster(e, members.as_deref())?;
         }
@@ -330,6 +338,7 @@ pub async fn metrics(engine: web::Data<Engine>) -> HttpResponse {
     registry.register_collector(Box::new(EngineCollector {
         stats: Arc::clone(&engine.stats),
         journal_backlog: engine.journal.backlog(),
+        journal_fenced: engine.store.fenced_entries(),
         alerts: engine.alerts.clone(),
         cluster,
         links: engine.links.as_ref().map(|links| links.gauges()),

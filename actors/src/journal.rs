@@ -161,6 +161,29 @@ impl JournalEntry {
         }
     }
 
+    /// The call whose holder alone may write this entry: a node whose call was
+    /// adopted by another (or ended by another as `interrupted`) must not add to
+    /// its trail afterwards. `None` for the entries any node writes: the row
+    /// itself (`Opened`) and the events that go at the end of a trail whoever
+    /// holds it (`LateEvent`, `AfterEvent`).
+    pub fn held_call(&self) -> Option<&CallId> {
+        match self {
+            JournalEntry::Opened(_)
+            | JournalEntry::LateEvent { .. }
+            | JournalEntry::AfterEvent { .. } => None,
+            JournalEntry::Event(event) => Some(&event.call_id),
+            JournalEntry::Status { call_id, .. }
+            | JournalEntry::Closed { call_id, .. }
+            | JournalEntry::Recording { call_id, .. }
+            | JournalEntry::Turn { call_id, .. }
+            | JournalEntry::Assistant { call_id, .. }
+            | JournalEntry::AiResult { call_id, .. }
+            | JournalEntry::Cost { call_id, .. }
+            | JournalEntry::RecordingChunk { call_id, .. }
+            | JournalEntry::RecordingFinished { call_id, .. } => Some(call_id),
+        }
+    }
+
     /// The variant's name, for logs.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -3,13 +3,15 @@
 //! summary, AI outcome and cost. Written from the actors' journal entries
 //! ([`Store::apply`]); read back by [`Store::get_call`] and [`Store::turns`].
 
+use std::collections::{BTreeSet, HashSet};
+
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row as _, Transaction};
 use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, JournalEntry};
 use switchboard_actors::{audio, AgentId, CallId};
 
-use super::{db_text, Store, StoreError};
+use super::{db_text, placeholders, Backend, Store, StoreError};
 
 /// A late event may race another writer for the next `seq`; it tries this often.
 const LATE_EVENT_ATTEMPTS: usize = 5;
@@ -77,6 +79,10 @@ pub enum SidClaim {
     /// Another call has this CallSid (unique in `calls`): no record was made.
     Taken { call_id: CallId, ended: bool },
 }
+
+/// Call ids per query when the journal reads who holds its calls (well under
+/// SQLite's and PostgreSQL's bound-parameter limits).
+const FENCE_CHUNK: usize = 500;
 
 /// The next `seq` of a call's trail, for a call aliased `c`.
 const NEXT_SEQ: &str =
@@ -353,12 +359,83 @@ impl Store {
         if entries.len() == 0 {
             return Ok(());
         }
+        let entries: Vec<&JournalEntry> = entries.collect();
         let mut tx = self.begin().await?;
-        for entry in entries {
+        // The rows first: a call's other entries come after its `Opened`, and
+        // whether this node holds a call is read from its row.
+        for entry in entries
+            .iter()
+            .filter(|e| matches!(e, JournalEntry::Opened(_)))
+        {
+            self.apply_one(&mut tx, entry).await?;
+        }
+        let elsewhere = self.held_elsewhere(&mut tx, &entries).await?;
+        let mut fenced = 0;
+        for entry in entries
+            .iter()
+            .filter(|e| !matches!(e, JournalEntry::Opened(_)))
+        {
+            if entry
+                .held_call()
+                .is_some_and(|id| elsewhere.contains(id.as_str()))
+            {
+                fenced += 1;
+                continue;
+            }
             self.apply_one(&mut tx, entry).await?;
         }
         tx.commit().await?;
+        if fenced > 0 {
+            self.fenced
+                .fetch_add(fenced, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                fenced,
+                calls = ?elsewhere,
+                "journal entries of calls another node holds now are left out"
+            );
+        }
         Ok(())
+    }
+
+    /// The calls of `entries` whose row names another node as their holder: it
+    /// adopted the call, or ended it as `interrupted`, while this node was cut
+    /// off, and this node's late entries must not touch its record (a late
+    /// `ended`, events numbered over the adopter's). On PostgreSQL the rows stay
+    /// share-locked until the transaction ends, so no adoption slips in between
+    /// this read and the writes; SQLite runs one writer at a time.
+    async fn held_elsewhere(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        entries: &[&JournalEntry],
+    ) -> Result<HashSet<String>, StoreError> {
+        let ids: BTreeSet<&str> = entries
+            .iter()
+            .filter_map(|e| e.held_call())
+            .map(CallId::as_str)
+            .collect();
+        let ids: Vec<&str> = ids.into_iter().collect();
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR SHARE",
+            Backend::Sqlite => "",
+        };
+        let mut elsewhere = HashSet::new();
+        for chunk in ids.chunks(FENCE_CHUNK) {
+            let sql = format!(
+                "SELECT id, node_id FROM calls WHERE id IN ({}){lock}",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                let node: String = row.try_get("node_id")?;
+                if node != self.node_id() {
+                    elsewhere.insert(row.try_get("id")?);
+                }
+            }
+        }
+        Ok(elsewhere)
     }
 
     async fn apply_one(

@@ -310,6 +310,9 @@ pub struct Store {
     /// This engine's identity: calls are recorded under it, and start-up recovery
     /// only closes calls that this node left open.
     node_id: Arc<str>,
+    /// Journal entries left out because another node holds their call now
+    /// (`switchboard_journal_fenced`).
+    fenced: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Which database the store talks to, from the URL's scheme.
@@ -465,6 +468,7 @@ impl Store {
             pool,
             backend,
             node_id: node_id.into(),
+            fenced: Arc::default(),
         })
     }
 
@@ -487,6 +491,11 @@ impl Store {
 
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// Journal entries left out so far because another node held their call.
+    pub fn fenced_entries(&self) -> u64 {
+        self.fenced.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// One round trip to the database, for health checks.

@@ -128,7 +128,9 @@ impl Store {
     /// Ends a call nobody holds (its node is gone, or could not hand it over) as
     /// `interrupted` with `reason`, if it is still open and still owned by
     /// `node_id` at `epoch`: one `ended` event and the final record, written by
-    /// exactly one node however many try.
+    /// exactly one node however many try. The row names this node as its holder
+    /// from then on, so late entries of a node that was only cut off are left out
+    /// (see `Store::apply`) rather than added after the `ended`.
     #[tracing::instrument(skip_all, fields(call_id = %id, node = node_id))]
     pub async fn interrupt_unheld_call(
         &self,
@@ -141,7 +143,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let closed = sqlx::query(
             "UPDATE calls SET status = 'ended', outcome = 'interrupted', end_reason = $4, \
-                 ended_at = $5 \
+                 ended_at = $5, node_id = $6, owner_epoch = owner_epoch + 1 \
              WHERE id = $1 AND node_id = $2 AND owner_epoch = $3 AND ended_at IS NULL",
         )
         .bind(id.as_str())
@@ -149,6 +151,7 @@ impl Store {
         .bind(epoch)
         .bind(reason)
         .bind(now)
+        .bind(self.node_id())
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -245,6 +245,12 @@ async fn adopt(engine: &Engine, call_id: &CallId, owner: CallOwner) -> Result<St
         return Ok(twiml::hang_up());
     }
     let epoch = owner.owner_epoch + 1;
+    // Read again now that the row is this node's: what the old holder wrote
+    // before the compare-and-set is in it, and nothing it writes later will be.
+    let record = match store.call_owner(call_id).await? {
+        Some(record) => record,
+        None => owner.clone(),
+    };
     let workspace = owner.workspace.as_deref().map(Workspace::parse);
     let Some(Ok(workspace)) = workspace else {
         store
@@ -258,7 +264,7 @@ async fn adopt(engine: &Engine, call_id: &CallId, owner: CallOwner) -> Result<St
     } else {
         "inbound"
     };
-    let assistant = adopted_assistant(engine, &owner).await;
+    let assistant = adopted_assistant(engine, &record).await;
     let route = match &assistant {
         Some(assistant_id) => Route::Ai {
             assistant_id: assistant_id.clone(),
@@ -276,12 +282,12 @@ async fn adopt(engine: &Engine, call_id: &CallId, owner: CallOwner) -> Result<St
         direction,
     };
     let adoption = Adoption {
-        last_seq: owner.last_seq,
-        agent: owner
+        last_seq: record.last_seq,
+        agent: record
             .agent_id
             .as_deref()
             .and_then(|a| AgentId::parse(a).ok()),
-        answered: owner.answered,
+        answered: record.answered,
         from_node: owner.node_id.clone(),
         cause: cause(&owner),
         started_at: owner.started_at,

@@ -502,6 +502,7 @@ async fn sigterm_drains_a_node_every_call_moves_to_another_node_and_the_node_exi
 async fn ownership_on(kind: crate::db::TestDb) {
     use switchboard::store::Store;
     use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, JournalEntry};
+    use switchboard_actors::machine::{Outcome, Phase};
     use switchboard_actors::{CallId, Workspace};
 
     let url = crate::db::fresh_database_url(kind).await;
@@ -569,6 +570,42 @@ async fn ownership_on(kind: crate::db::TestDb) {
     assert_eq!((owner.node_id.as_str(), owner.owner_epoch), (winner_id, 1));
     assert!(!owner.ended);
 
+    // node-a was only cut off: its late entries, numbered over the adopter's,
+    // are left out, and the adopter's land.
+    let late_status = JournalEntry::Status {
+        call_id: id.clone(),
+        status: Phase::Connected,
+        agent_id: None,
+        answered_at: Some(now_ms()),
+    };
+    let late_close = |outcome| JournalEntry::Closed {
+        call_id: id.clone(),
+        outcome,
+        reason: "caller_hung_up".into(),
+        agent_id: None,
+        ended_at: now_ms(),
+    };
+    a.apply(&[
+        event(3, "answered"),
+        late_status,
+        late_close(Outcome::Answered),
+    ])
+    .await
+    .expect("applied");
+    assert_eq!(a.fenced_entries(), 3);
+    winner
+        .apply(&[event(3, "node_failure")])
+        .await
+        .expect("applied");
+    assert_eq!(winner.fenced_entries(), 0);
+    let call = a.get_call(&id).await.expect("read").expect("the call");
+    assert!(
+        call.ended_at.is_none() && call.answered_at.is_none(),
+        "{call:?}"
+    );
+    let kinds: Vec<&str> = call.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["created", "media_started", "node_failure"]);
+
     // The winner drains: released, then nobody takes it and it ends once.
     assert!(winner.release_call(&id).await.expect("release"));
     assert_eq!(winner.released_calls_here().await.expect("list").len(), 1);
@@ -577,7 +614,8 @@ async fn ownership_on(kind: crate::db::TestDb) {
         b.interrupt_unheld_call(&id, winner_id, 1, "node_failure"),
         c.interrupt_unheld_call(&id, winner_id, 1, "node_failure")
     );
-    assert!(first.expect("b") ^ second.expect("c"));
+    let first_won = first.expect("b");
+    assert!(first_won ^ second.expect("c"));
     let call = a.get_call(&id).await.expect("read").expect("the call");
     assert_eq!(call.outcome.as_deref(), Some("interrupted"));
     assert_eq!(call.end_reason.as_deref(), Some("node_failure"));
@@ -586,7 +624,35 @@ async fn ownership_on(kind: crate::db::TestDb) {
         .iter()
         .map(|e| (e.seq, e.kind.as_str()))
         .collect();
-    assert_eq!(seqs, [(1, "created"), (2, "media_started"), (3, "ended")]);
+    assert_eq!(
+        seqs,
+        [
+            (1, "created"),
+            (2, "media_started"),
+            (3, "node_failure"),
+            (4, "ended")
+        ]
+    );
+    // The node that ended it holds its record now: the other one (the winner,
+    // had it only been cut off) adds nothing after the `ended`.
+    let (ender, other) = if first_won { (&b, &c) } else { (&c, &b) };
+    assert_eq!(
+        ender
+            .call_owner(&id)
+            .await
+            .expect("read")
+            .expect("the call")
+            .node_id,
+        ender.node_id()
+    );
+    other
+        .apply(&[event(4, "hold_music"), late_close(Outcome::Answered)])
+        .await
+        .expect("applied");
+    assert_eq!(other.fenced_entries(), 2);
+    let call = a.get_call(&id).await.expect("read").expect("the call");
+    assert_eq!(call.outcome.as_deref(), Some("interrupted"));
+    assert_eq!(call.events.last().map(|e| e.kind.as_str()), Some("ended"));
     for store in [a, b, c] {
         store.close().await;
     }
