@@ -29,6 +29,7 @@ mod fault_proxy;
 mod helpers;
 mod hostile;
 mod inbound;
+mod journal_bench;
 mod layout;
 mod missed_call_text;
 mod numbers_assign;
