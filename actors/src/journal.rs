@@ -145,8 +145,18 @@ impl JournalEntry {
     /// its Twilio CallSid. Entries of one call are written in the order appended.
     pub fn call_key(&self) -> &str {
         match self {
-            JournalEntry::Opened(opened) => opened.id.as_str(),
-            JournalEntry::Event(event) => event.call_id.as_str(),
+            JournalEntry::LateEvent { call_sid, .. } => call_sid,
+            // Every other entry has its call's id.
+            _ => self.call_id().map(CallId::as_str).unwrap_or_default(),
+        }
+    }
+
+    /// The call's id; `None` for a [`JournalEntry::LateEvent`], known by its
+    /// CallSid only.
+    pub fn call_id(&self) -> Option<&CallId> {
+        match self {
+            JournalEntry::Opened(opened) => Some(&opened.id),
+            JournalEntry::Event(event) => Some(&event.call_id),
             JournalEntry::Status { call_id, .. }
             | JournalEntry::Closed { call_id, .. }
             | JournalEntry::Recording { call_id, .. }
@@ -156,8 +166,8 @@ impl JournalEntry {
             | JournalEntry::Cost { call_id, .. }
             | JournalEntry::RecordingChunk { call_id, .. }
             | JournalEntry::RecordingFinished { call_id, .. }
-            | JournalEntry::AfterEvent { call_id, .. } => call_id.as_str(),
-            JournalEntry::LateEvent { call_sid, .. } => call_sid,
+            | JournalEntry::AfterEvent { call_id, .. } => Some(call_id),
+            JournalEntry::LateEvent { .. } => None,
         }
     }
 
@@ -171,16 +181,7 @@ impl JournalEntry {
             JournalEntry::Opened(_)
             | JournalEntry::LateEvent { .. }
             | JournalEntry::AfterEvent { .. } => None,
-            JournalEntry::Event(event) => Some(&event.call_id),
-            JournalEntry::Status { call_id, .. }
-            | JournalEntry::Closed { call_id, .. }
-            | JournalEntry::Recording { call_id, .. }
-            | JournalEntry::Turn { call_id, .. }
-            | JournalEntry::Assistant { call_id, .. }
-            | JournalEntry::AiResult { call_id, .. }
-            | JournalEntry::Cost { call_id, .. }
-            | JournalEntry::RecordingChunk { call_id, .. }
-            | JournalEntry::RecordingFinished { call_id, .. } => Some(call_id),
+            _ => self.call_id(),
         }
     }
 
