@@ -247,9 +247,15 @@ async fn adopt(engine: &Engine, call_id: &CallId, owner: CallOwner) -> Result<St
     let epoch = owner.owner_epoch + 1;
     // Read again now that the row is this node's: what the old holder wrote
     // before the compare-and-set is in it, and nothing it writes later will be.
-    let record = match store.call_owner(call_id).await? {
-        Some(record) => record,
-        None => owner.clone(),
+    // The call is this node's now whatever that read says: a failed read goes
+    // on with the row as read before the compare-and-set.
+    let record = match store.call_owner(call_id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => owner.clone(),
+        Err(err) => {
+            tracing::warn!(%err, "the adopted call's row could not be read again");
+            owner.clone()
+        }
     };
     let workspace = owner.workspace.as_deref().map(Workspace::parse);
     let Some(Ok(workspace)) = workspace else {
