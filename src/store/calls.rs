@@ -11,7 +11,7 @@ use sqlx::{Any, Row as _, Transaction};
 use switchboard_actors::journal::{now_ms, CallEvent, CallOpened, JournalEntry};
 use switchboard_actors::{audio, AgentId, CallId};
 
-use super::{db_text, placeholders, Backend, Store, StoreError};
+use super::{db_text, placeholders, Backend, Store, StoreError, IDS_PER_STATEMENT};
 
 /// A late event may race another writer for the next `seq`; it tries this often.
 const LATE_EVENT_ATTEMPTS: usize = 5;
@@ -79,10 +79,6 @@ pub enum SidClaim {
     /// Another call has this CallSid (unique in `calls`): no record was made.
     Taken { call_id: CallId, ended: bool },
 }
-
-/// Call ids per query when the journal reads who holds its calls (well under
-/// SQLite's and PostgreSQL's bound-parameter limits).
-const FENCE_CHUNK: usize = 500;
 
 /// The next `seq` of a call's trail, for a call aliased `c`.
 const NEXT_SEQ: &str =
@@ -419,7 +415,7 @@ impl Store {
             Backend::Sqlite => "",
         };
         let mut elsewhere = HashSet::new();
-        for chunk in ids.chunks(FENCE_CHUNK) {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT id, node_id FROM calls WHERE id IN ({}){lock}",
                 placeholders(1, chunk.len())

@@ -430,6 +430,10 @@ fn sqlite_unavailable(code: &str) -> bool {
         .is_ok_and(|code| matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
+/// Ids bound per `IN (…)` list: a longer list goes in chunks of this many,
+/// well under SQLite's and PostgreSQL's bound-parameter limits.
+pub(crate) const IDS_PER_STATEMENT: usize = 500;
+
 /// `$first, $first+1, …`: `count` numbered placeholders, for an `IN (…)` list
 /// or a multi-row `VALUES`.
 pub(crate) fn placeholders(first: usize, count: usize) -> String {

@@ -16,13 +16,11 @@ use switchboard_actors::journal::now_ms;
 use switchboard_actors::number::Route;
 use switchboard_actors::{AgentId, AssistantId, Workspace};
 
-use super::{placeholders, Backend, Store, StoreError};
+use super::{placeholders, Backend, Store, StoreError, IDS_PER_STATEMENT};
 
 /// Rows per multi-row INSERT during a sync: 15 columns × 20 rows stays far below every
 /// backend's parameter limit.
 const INSERT_ROWS_PER_STATEMENT: usize = 20;
-/// Ids per `IN (…)` list.
-const IDS_PER_STATEMENT: usize = 500;
 /// A claim that lost a race for a row tries the next one; this many times at most.
 const CLAIM_ATTEMPTS: usize = 64;
 

@@ -13,7 +13,7 @@ use switchboard_actors::UserId;
 
 use super::flags::{raise_flags_in, NewFlag, Raised};
 use super::outbound::OutboundStatus;
-use super::{db_text, placeholders, Store, StoreError};
+use super::{db_text, placeholders, Store, StoreError, IDS_PER_STATEMENT};
 
 /// How an opt-out (`opt_out` tool) is written on the user's do-not-call list
 /// (`ai::outbound_tools`): its reason starts so.
@@ -142,7 +142,7 @@ impl Store {
         calls: &[&str],
     ) -> Result<HashMap<String, Vec<ReviewTurn>>, StoreError> {
         let mut turns: HashMap<String, Vec<ReviewTurn>> = HashMap::new();
-        for chunk in calls.chunks(500) {
+        for chunk in calls.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT call_id, seq, role, text FROM call_turns WHERE call_id IN ({}) \
                  ORDER BY call_id, seq",
