@@ -211,6 +211,7 @@ async fn seed_answered_call(
     talk_ms: i64,
     turns: &[(&str, &str)],
     end_ms: i64,
+    record: Record,
 ) -> String {
     let call = Ended {
         from: POOL_NUMBER,
@@ -220,18 +221,38 @@ async fn seed_answered_call(
         talk_ms,
         turns,
     };
-    let mut ids = seed_ended_calls(db, user, &[call], end_ms).await;
+    let mut ids = seed_calls(db, user, &[call], end_ms, record).await;
     ids.pop().expect("one call seeded")
 }
 
+/// The state of a seeded call's record (`calls` row): the journal closes it
+/// after the outbound call has ended, so it can still be open.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Record {
+    Closed,
+    /// `in_progress`, no `ended_at`: the journal has not written it all yet.
+    Open,
+}
+
 /// Writes ended, analysed calls of `user` (ending at `end_ms`) straight into
-/// the database, with their call records and transcripts, in multi-row
-/// INSERTs of up to 200 calls. Answers their ids.
+/// the database, with their closed call records and transcripts, in
+/// multi-row INSERTs of up to 200 calls. Answers their ids.
 pub async fn seed_ended_calls(
     db: &sqlx::AnyPool,
     user: &str,
     calls: &[Ended<'_>],
     end_ms: i64,
+) -> Vec<String> {
+    seed_calls(db, user, calls, end_ms, Record::Closed).await
+}
+
+/// [`seed_ended_calls`] with the records in the state `record`.
+async fn seed_calls(
+    db: &sqlx::AnyPool,
+    user: &str,
+    calls: &[Ended<'_>],
+    end_ms: i64,
+    record: Record,
 ) -> Vec<String> {
     let workspace: String = sqlx::query_scalar("SELECT workspace FROM users WHERE id = $1")
         .bind(user)
@@ -271,9 +292,13 @@ pub async fn seed_ended_calls(
                 status = call.status,
                 from = call.from,
             ));
+            let (record_status, record_end) = match record {
+                Record::Closed => ("ended", end_ms.to_string()),
+                Record::Open => ("in_progress", "NULL".to_owned()),
+            };
             records.push_str(&format!(
-                "{sep}('{id}', 'seed', 'outbound', '{from}', '{to}', 'ended', {start}, {answered}, \
-                 {end_ms})",
+                "{sep}('{id}', 'seed', 'outbound', '{from}', '{to}', '{record_status}', {start}, \
+                 {answered}, {record_end})",
                 id = chunk_ids[i],
                 from = call.from,
                 to = call.to,
@@ -290,14 +315,15 @@ pub async fn seed_ended_calls(
                 n_turns += 1;
             }
         }
-        sqlx::query(&outbound)
-            .execute(db)
-            .await
-            .expect("seeded calls");
+        // The records first: an outbound call without one is reviewable.
         sqlx::query(&records)
             .execute(db)
             .await
             .expect("seeded records");
+        sqlx::query(&outbound)
+            .execute(db)
+            .await
+            .expect("seeded calls");
         if n_turns > 0 {
             sqlx::query(&turns).execute(db).await.expect("seeded turns");
         }
@@ -330,6 +356,7 @@ async fn a_call_that_ended_while_the_engine_was_down_is_reviewed_once_after_it_s
             ("caller", "That is an issue, I will pursue it."),
         ],
         now - 1_000,
+        Record::Closed,
     )
     .await;
     db.close().await;
@@ -392,13 +419,9 @@ async fn a_call_is_reviewed_only_once_its_record_is_closed(db: TestDb) {
         30_000,
         &[("assistant", "Hello, this is the clinic.")],
         now - 1_000,
+        Record::Open,
     )
     .await;
-    sqlx::query("UPDATE calls SET status = 'in_progress', ended_at = NULL WHERE id = $1")
-        .bind(&id)
-        .execute(&pool)
-        .await
-        .expect("reopened");
     // Review rounds run every 50 ms; none takes the call.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let reviewed: Option<i64> =
