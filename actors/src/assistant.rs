@@ -23,6 +23,20 @@ pub struct AssistantSession {
     pub from: String,
     pub to: String,
     pub workspace: Workspace,
+    /// The conversation so far, (`caller`|`assistant`, text) in order, when the
+    /// call comes back to its assistant after moving nodes: the new session
+    /// starts from it instead of greeting the caller again. Empty otherwise.
+    pub history: Vec<(String, String)>,
+}
+
+/// A call's transcript as the store has it, when the call moved nodes.
+#[derive(Debug, Clone, Default)]
+pub struct Transcript {
+    /// (`caller`|`assistant`, text), by `seq`.
+    pub turns: Vec<(String, String)>,
+    /// The highest `seq` among them (0 for none): the next turn is numbered
+    /// after it.
+    pub last_seq: i64,
 }
 
 /// Ends an assistant: the call hung up, or moved on to a human.

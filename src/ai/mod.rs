@@ -7,5 +7,6 @@ pub mod hooks;
 pub mod objective_check;
 pub mod outbound;
 pub mod relay;
+pub mod resumed;
 pub mod summary;
 pub mod task_outcome;

@@ -276,6 +276,9 @@ pub struct AiLeg {
     outbound: Option<outbound_tools::Outbound>,
     /// An answering machine's verdict that came before the assistant was read.
     early_verdict: Option<String>,
+    /// The conversation before the call moved nodes (`resumed`); empty for a
+    /// call new to its assistant.
+    history: Vec<(String, String)>,
 }
 
 impl AiLeg {
@@ -312,6 +315,7 @@ impl AiLeg {
             started: Instant::now(),
             outbound: None,
             early_verdict: None,
+            history: session.history,
         })
     }
 
@@ -534,8 +538,21 @@ impl AiLeg {
             "assistant session ready"
         );
         self.update(AssistantUpdate::Connected { model });
+        // A call back from another node: the session gets the conversation so
+        // far, and says it was cut off rather than greeting the caller again.
+        let history = std::mem::take(&mut self.history);
+        for item in super::resumed::history_items(&history) {
+            self.send(item);
+        }
         if self.outbound.is_some() {
             return self.outbound_ready(ctx);
+        }
+        if !history.is_empty() {
+            self.request_response(json!({
+                "type": "response.create",
+                "response": { "instructions": super::resumed::RESUMED_INSTRUCTIONS },
+            }));
+            return;
         }
         if let Some(greeting) = greeting.filter(|g| !g.trim().is_empty()) {
             self.request_response(json!({

@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use switchboard_actors::assistant::Transcript;
 use switchboard_actors::call::{Adoption, CallActor, CallSetup};
 use switchboard_actors::number::Route;
 use switchboard_actors::{AgentId, AssistantId, CallId, Workspace};
@@ -270,7 +271,24 @@ async fn adopt(engine: &Engine, call_id: &CallId, owner: CallOwner) -> Result<St
     } else {
         "inbound"
     };
-    let assistant = adopted_assistant(engine, &record).await;
+    let mut assistant = adopted_assistant(engine, &record).await;
+    let mut transcript = Transcript::default();
+    if assistant.is_some() {
+        // The new session starts from the conversation so far, and this node's
+        // turns are numbered after it. Without it they would be numbered from 1
+        // and the store would keep the old turns of those numbers instead: such a
+        // call goes to the agents.
+        match store.turns(call_id).await {
+            Ok(turns) => {
+                transcript.last_seq = turns.iter().map(|t| t.seq).max().unwrap_or(0);
+                transcript.turns = turns.into_iter().map(|t| (t.role, t.text)).collect();
+            }
+            Err(err) => {
+                tracing::warn!(%err, "the adopted AI call's transcript could not be read: re-offered to the agents");
+                assistant = None;
+            }
+        }
+    }
     let route = match &assistant {
         Some(assistant_id) => Route::Ai {
             assistant_id: assistant_id.clone(),
@@ -298,6 +316,7 @@ async fn adopt(engine: &Engine, call_id: &CallId, owner: CallOwner) -> Result<St
         cause: cause(&owner),
         started_at: owner.started_at,
         assistant,
+        transcript,
     };
     let call = CallActor::adopt(setup, engine.call_deps.clone(), adoption);
     tracing::warn!(from = %owner.node_id, cause = cause(&owner), "adopted a call");

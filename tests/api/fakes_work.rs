@@ -437,6 +437,34 @@ async fn truncate_is_accepted_within_the_audio_sent_and_refused_beyond_it() {
 }
 
 #[actix_web::test]
+async fn message_items_are_added_when_their_content_suits_their_role_and_refused_when_not() {
+    let fake = FakeOpenAi::start(Script::new()).await;
+    let mut peer = session(&fake).await;
+    let message = |role: &str, kind: &str| {
+        json!({ "type": "conversation.item.create", "item": {
+            "type": "message", "role": role, "content": [{ "type": kind, "text": "Hi" }] } })
+    };
+    for (role, kind) in [("user", "input_text"), ("assistant", "output_text")] {
+        send(&peer, message(role, kind));
+        let added = expect(&mut peer, "conversation.item.added").await;
+        assert_eq!(added["item"]["role"], role);
+        assert_eq!(added["item"]["content"][0]["type"], kind);
+        assert!(added["item"]["id"].is_string(), "{added}");
+    }
+    // Beta's `text` for an assistant, a user's `output_text`, an unknown role.
+    for (role, kind, param) in [
+        ("assistant", "text", "item.content[0].type"),
+        ("user", "output_text", "item.content[0].type"),
+        ("caller", "input_text", "item.role"),
+    ] {
+        send(&peer, message(role, kind));
+        let error = expect(&mut peer, "error").await;
+        assert_eq!(error["error"]["code"], "invalid_value", "{error}");
+        assert_eq!(error["error"]["param"], param, "{error}");
+    }
+}
+
+#[actix_web::test]
 async fn response_cancel_cuts_a_paced_response_and_errors_when_nothing_is_active() {
     let script = Script::new()
         .greeting(Reply::say("A long greeting", 3000, 0x55))

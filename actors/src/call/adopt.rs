@@ -29,6 +29,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use serde_json::json;
 
+use crate::assistant::Transcript;
 use crate::error::EngineError;
 use crate::ids::{AgentId, AssistantId};
 use crate::leg::LegHandle;
@@ -58,6 +59,9 @@ pub struct Adoption {
     /// The AI assistant that was talking with the caller (it had neither handed
     /// the call over nor failed): it answers again instead of the agents.
     pub assistant: Option<AssistantId>,
+    /// The call's transcript as the store had it: the assistant's new session
+    /// starts from it, and this node's turns are numbered after it.
+    pub transcript: Transcript,
 }
 
 /// A draining node lets the call go: stop without ending it, answering the
@@ -92,10 +96,10 @@ impl CallActor {
             }),
         );
         if let Some(assistant) = adoption.assistant {
-            // An AI call goes back to its assistant, in a new session: the model
-            // starts over (it does not remember the call before the failure),
-            // nobody is rung, and the call goes on as any AI call.
-            self.start_assistant(assistant, ctx);
+            // An AI call goes back to its assistant, in a new session that is
+            // given the conversation so far; nobody is rung, and the call goes
+            // on as any AI call.
+            self.start_assistant(assistant, adoption.transcript, ctx);
             return;
         }
         if self.machine.adopted(adoption.answered).is_err() {

@@ -5,7 +5,9 @@
 use actix::prelude::*;
 use serde_json::json;
 
-use crate::assistant::{AssistantNotice, AssistantSession, AssistantUpdate, StopAssistant};
+use crate::assistant::{
+    AssistantNotice, AssistantSession, AssistantUpdate, StopAssistant, Transcript,
+};
 use crate::ids::AssistantId;
 use crate::journal::JournalEntry;
 use crate::leg::LegRoute;
@@ -21,7 +23,11 @@ pub(super) struct Assistant {
     stop: Option<Recipient<StopAssistant>>,
     /// The call's news for it (an answering machine's verdict).
     notices: Recipient<AssistantNotice>,
+    /// The whole conversation: before a move between nodes (from the store),
+    /// then this node's.
     pub(super) turns: Vec<(String, String)>,
+    /// The `seq` of the next turn.
+    next_turn_seq: i64,
     pub(super) usage: Vec<(String, serde_json::Value)>,
     pub(super) transcription_usage: Vec<(String, serde_json::Value)>,
     pub(super) reasoning_usage: Vec<(String, serde_json::Value)>,
@@ -30,7 +36,14 @@ pub(super) struct Assistant {
 }
 
 impl CallActor {
-    pub(super) fn start_assistant(&mut self, assistant_id: AssistantId, ctx: &mut Context<Self>) {
+    /// Starts the call's assistant; `before` is the conversation it had on
+    /// another node (empty for a call new to it).
+    pub(super) fn start_assistant(
+        &mut self,
+        assistant_id: AssistantId,
+        before: Transcript,
+        ctx: &mut Context<Self>,
+    ) {
         let (Some(hooks), Some(leg)) = (self.deps.hooks.clone(), self.leg.clone()) else {
             self.event(
                 "ai_failed",
@@ -49,6 +62,7 @@ impl CallActor {
             from: self.setup.from.clone(),
             to: self.setup.to.clone(),
             workspace: self.setup.workspace.clone(),
+            history: before.turns.clone(),
         });
         self.event("assistant", None, json!({ "assistant_id": assistant_id }));
         self.deps.journal.append(JournalEntry::Assistant {
@@ -63,7 +77,8 @@ impl CallActor {
             id: assistant_id,
             stop: Some(link.stop),
             notices: link.notices,
-            turns: Vec::new(),
+            turns: before.turns,
+            next_turn_seq: before.last_seq + 1,
             usage: Vec::new(),
             transcription_usage: Vec::new(),
             reasoning_usage: Vec::new(),
@@ -141,7 +156,8 @@ impl Handler<AssistantUpdate> for CallActor {
             AssistantUpdate::Turn { role, text, at } => {
                 self.event("transcript", None, json!({ "role": role, "text": text }));
                 if let Some(assistant) = &mut self.assistant {
-                    let seq = assistant.turns.len() as i64 + 1;
+                    let seq = assistant.next_turn_seq;
+                    assistant.next_turn_seq += 1;
                     assistant.turns.push((role.to_owned(), text.clone()));
                     self.deps.journal.append(JournalEntry::Turn {
                         call_id: self.setup.id.clone(),

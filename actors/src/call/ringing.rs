@@ -10,6 +10,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use serde_json::json;
 
+use crate::assistant::Transcript;
 use crate::audio::RINGBACK;
 use crate::ids::AgentId;
 use crate::journal::now_ms;
@@ -104,7 +105,9 @@ impl CallActor {
                 self.ring_round(RingStage::First, agent_ids, Vec::new(), ctx);
             }
             Route::Voicemail => self.go_to_voicemail(VoicemailReason::NoAgents, ctx),
-            Route::Ai { assistant_id } => self.start_assistant(assistant_id, ctx),
+            Route::Ai { assistant_id } => {
+                self.start_assistant(assistant_id, Transcript::default(), ctx)
+            }
         }
     }
 

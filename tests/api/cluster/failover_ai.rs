@@ -1,8 +1,9 @@
 //! An AI call survives its node (issue 16, item 5, for a number routed to an
 //! assistant): the survivor that adopts the call gives the caller back to the
-//! assistant — a new session with the model, which greets again — instead of
-//! parking it for agents a voice-AI number may not have. The trail has one
-//! `node_failure` and no ring.
+//! assistant — a new session with the model, given the conversation so far and
+//! asked to say the line dropped rather than greet again — instead of parking it
+//! for agents a voice-AI number may not have. The trail has one `node_failure`
+//! and no ring, and the transcript goes on after the turns the dead node wrote.
 
 use serde_json::json;
 
@@ -12,9 +13,13 @@ use super::twilio_player::PlayedCall;
 use super::{eventually, TestCluster, Timings};
 use crate::fakes::openai::{FakeOpenAi, Reply, Script};
 use crate::helpers::{TwilioStream, CALLER, NUMBER};
+use crate::outbound_talk::speak;
 
 /// The greeting's audio: 400 ms of `0x11`.
 const GREETING_FILL: u8 = 0x11;
+/// The caller's request before the node dies, and the assistant's answer.
+const ASKED: &str = "I would like a table for two tonight.";
+const ANSWERED: &str = "For what time?";
 
 /// Reads the caller's audio until 200 ms of the greeting arrived.
 async fn hears_the_greeting(stream: &mut TwilioStream) {
@@ -29,11 +34,15 @@ async fn hears_the_greeting(stream: &mut TwilioStream) {
 
 #[actix_web::test]
 async fn when_the_node_of_an_ai_call_is_killed_a_survivor_gives_the_caller_back_to_the_assistant() {
-    let fake = FakeOpenAi::start(Script::new().greeting(Reply::say(
-        "Hello, this is Ada from Acme.",
-        400,
-        GREETING_FILL,
-    )))
+    let fake = FakeOpenAi::start(
+        Script::new()
+            .greeting(Reply::say(
+                "Hello, this is Ada from Acme.",
+                400,
+                GREETING_FILL,
+            ))
+            .turn(ASKED, Reply::say(ANSWERED, 200, 0x22)),
+    )
     .await;
     let (url, key) = (fake.url(), fake.api_key().to_owned());
     let env = [
@@ -84,6 +93,17 @@ async fn when_the_node_of_an_ai_call_is_killed_a_survivor_gives_the_caller_back_
         c["assistant_id"] == assistant_id.as_str()
     })
     .await;
+    // A turn each way, written by node 1's journal before it dies.
+    speak(&mut stream, 10, 0x53);
+    let transcript = format!("/api/calls/{}/transcript", call.call_id);
+    eventually(
+        async || {
+            let (_, body) = owner.get(&transcript).await?;
+            (body["turns"].as_array()?.len() == 3).then_some(())
+        },
+        || "node 1 never wrote the greeting, the request and the answer".to_owned(),
+    )
+    .await;
 
     // Node 1 dies; Twilio follows the redirect to node 2.
     balancer.set_backends(&[&owner.url, &survivor.url]);
@@ -91,13 +111,61 @@ async fn when_the_node_of_an_ai_call_is_killed_a_survivor_gives_the_caller_back_
     let survivor = cluster.node("node-2");
     let mut stream = call.after_close(stream).await.stream();
     assert_eq!(call.streams.last(), Some(&stream_url(survivor)));
-    // The assistant answers again, in a second session.
+    // The assistant answers again, in a second session (the fake plays its
+    // scripted greeting on any first `response.create`).
     hears_the_greeting(&mut stream).await;
     eventually(
         async || (fake.sessions() == 2).then_some(()),
         || format!("the survivor opened {} sessions in all", fake.sessions()),
     )
     .await;
+    // That session was given the conversation, then asked to say it was cut
+    // off, not to greet the caller.
+    let events = fake.client_events();
+    let second = events
+        .iter()
+        .rposition(|e| e["type"] == "session.update")
+        .expect("the second session's update");
+    let given: Vec<(String, String, String)> = events[second..]
+        .iter()
+        .take_while(|e| e["type"] != "response.create")
+        .filter(|e| e["type"] == "conversation.item.create")
+        .map(|e| {
+            let item = &e["item"];
+            (
+                item["role"].as_str().unwrap_or_default().to_owned(),
+                item["content"][0]["type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                item["content"][0]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let message = |role: &str, kind: &str, text: &str| (role.into(), kind.into(), text.into());
+    assert_eq!(
+        given,
+        vec![
+            message("assistant", "output_text", "Hello, this is Ada from Acme."),
+            message("user", "input_text", ASKED),
+            message("assistant", "output_text", ANSWERED),
+        ],
+        "{events:?}"
+    );
+    let asked = events[second..]
+        .iter()
+        .find(|e| e["type"] == "response.create")
+        .expect("a response asked for");
+    let instructions = asked["response"]["instructions"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        instructions.contains("cut off") && !instructions.contains("Greet"),
+        "{asked}"
+    );
     let call_id = call.call_id.clone();
     let record = until_call(survivor, &call_id, "with its assistant again", |c| {
         count(c, "assistant") == 2
@@ -112,6 +180,37 @@ async fn when_the_node_of_an_ai_call_is_killed_a_survivor_gives_the_caller_back_
     }
     assert_eq!(record["assistant_id"], assistant_id.as_str(), "{record}");
     assert_whole_trail(&record);
+
+    // The transcript goes on after the dead node's three turns: the resumed
+    // session's first words are the fourth.
+    let transcript = format!("/api/calls/{call_id}/transcript");
+    let turns = eventually(
+        async || {
+            let (_, body) = survivor.get(&transcript).await?;
+            let turns: Vec<(i64, String)> = body["turns"]
+                .as_array()?
+                .iter()
+                .map(|t| {
+                    (
+                        t["seq"].as_i64().unwrap_or(0),
+                        t["text"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect();
+            (turns.len() >= 4).then_some(turns)
+        },
+        || "the survivor never wrote its first turn".to_owned(),
+    )
+    .await;
+    assert_eq!(
+        turns,
+        vec![
+            (1, "Hello, this is Ada from Acme.".to_owned()),
+            (2, ASKED.to_owned()),
+            (3, ANSWERED.to_owned()),
+            (4, "Hello, this is Ada from Acme.".to_owned()),
+        ],
+    );
 
     // The caller hangs up: one end, on the survivor.
     stream.stop();

@@ -72,7 +72,12 @@
 //!   (bytes / 8) → `conversation.item.truncated`; beyond → `error` (param
 //!   `audio_end_ms`); unknown item → `error` (`item_truncate_invalid_item_id`).
 //! * `conversation.item.create`: `function_call_output` is recorded (unknown
-//!   `call_id` → `error`), any item → `conversation.item.added`.
+//!   `call_id` → `error`); a `message` item's content must suit its role, as the
+//!   GA item schema says (`system`: `input_text`; `user`: `input_text`,
+//!   `input_audio`, `input_image`; `assistant`: `output_text`, `output_audio`;
+//!   beta's `text` is not accepted) — else `error` `invalid_value` (param
+//!   `item.content[i].type`, or `item.role`); any accepted item →
+//!   `conversation.item.added`.
 //! * Malformed JSON or an unknown client event → `error` (`invalid_request_error`),
 //!   the session stays open, as OpenAI does.
 //!
@@ -1362,6 +1367,13 @@ impl RealtimeSession {
 
     async fn on_item_create(&mut self, event: &Value) {
         let mut item = event["item"].clone();
+        if item["type"] == "message" {
+            if let Err((param, message)) = message_content_fits_role(&item) {
+                self.error("invalid_value", &message, Some(&param), event)
+                    .await;
+                return;
+            }
+        }
         if item["type"] == "function_call_output" {
             let call_id = item["call_id"].as_str().unwrap_or_default().to_owned();
             let output = item["output"].as_str().unwrap_or_default().to_owned();
@@ -1390,6 +1402,34 @@ impl RealtimeSession {
         });
         self.send(added).await;
     }
+}
+
+/// A `message` item's content types against its role (GA
+/// `RealtimeConversationItem…Message…`: system, user and assistant messages).
+fn message_content_fits_role(item: &Value) -> Result<(), (String, String)> {
+    let role = item["role"].as_str().unwrap_or_default();
+    let allowed: &[&str] = match role {
+        "system" => &["input_text"],
+        "user" => &["input_text", "input_audio", "input_image"],
+        "assistant" => &["output_text", "output_audio"],
+        other => {
+            return Err((
+                "item.role".to_owned(),
+                format!("Invalid value: '{other}'. Supported values are: 'system', 'user', and 'assistant'."),
+            ))
+        }
+    };
+    let content = item["content"].as_array().cloned().unwrap_or_default();
+    for (i, part) in content.iter().enumerate() {
+        let kind = part["type"].as_str().unwrap_or_default();
+        if !allowed.contains(&kind) {
+            return Err((
+                format!("item.content[{i}].type"),
+                format!("Invalid value: '{kind}'. Supported values for a {role} message are: {allowed:?}."),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Deep-merges `update` into `into` (objects merge, anything else replaces).
