@@ -1,6 +1,7 @@
 //! What failover (issue 16, item 5) asks of Redis: whether a call's owner is
 //! alive — its membership key is there —, for one node (a resume) or many (the
-//! survivors' sweep of dead nodes' calls), and how long a dead node's key may
+//! survivors' sweep of dead nodes' calls), whether its key shows a missed beat
+//! (a sign of death before the key expires), and how long a dead node's key may
 //! still look alive (`node_ttl`). The adoption itself is a compare-and-set on
 //! the call's row in the database, not here.
 
@@ -45,5 +46,30 @@ impl Cluster {
     /// How long after its last beat a dead node still looks alive.
     pub fn node_ttl(&self) -> Duration {
         self.inner.node_ttl
+    }
+
+    /// Node `id`'s membership key is there but has not been refreshed for more
+    /// than one and a half beat intervals: a beat is missed. Read from the key's
+    /// remaining time to live (`PTTL`, Redis's clock alone: no two nodes' clocks
+    /// are compared). A key that is gone is not "missed" here: it is dead.
+    pub async fn beat_missed(&self, id: &str) -> Result<bool, ClusterError> {
+        let mut conn = self.connection().await?;
+        let left_ms: i64 = redis::cmd("PTTL")
+            .arg(self.inner.keys.node(id))
+            .query_async(&mut *conn)
+            .await
+            .map_err(ClusterError::redis)?;
+        Ok(left_ms >= 0 && (left_ms as u128) < self.missed_beat_below().as_millis())
+    }
+
+    /// A membership key with less than this left has missed a beat: each beat
+    /// sets it to `node_ttl`, and the next comes an interval later (plus the
+    /// beat's own latency, for which half an interval is allowed).
+    fn missed_beat_below(&self) -> Duration {
+        let interval = self.inner.heartbeat_interval;
+        self.inner
+            .node_ttl
+            .saturating_sub(interval)
+            .saturating_sub(interval / 2)
     }
 }

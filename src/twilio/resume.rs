@@ -166,7 +166,8 @@ async fn decide(engine: &Engine, call_id: &CallId, call_sid: &str) -> Result<Str
                 }
             }
         };
-        if alive == Some(false) {
+        if alive == Some(false) || (alive == Some(true) && dead_before_expiry(engine, &owner).await)
+        {
             return adopt(engine, call_id, owner).await;
         }
         if Instant::now() >= deadline {
@@ -199,6 +200,35 @@ async fn decide(engine: &Engine, call_id: &CallId, call_sid: &str) -> Result<Str
             return Ok(twiml::hang_up());
         }
         tokio::time::sleep(OWNER_POLL).await;
+    }
+}
+
+/// Two signs that the call's node died, seen before its membership key expires
+/// (which takes up to `node_ttl`): its link to this node is down — a killed
+/// process's sockets are closed by its kernel at once — and its key missed a
+/// beat. Neither alone is enough: a live node can lose its link to this one (a
+/// fault between the two) or be late to beat (Redis slow, or cut off from it),
+/// and adopting a call from a live holder leaves its actor and its agent's audio
+/// beside the adopter's until it gives the call up. Twilio has closed the call's
+/// stream by the time it resumes, so the old holder has no caller either way.
+async fn dead_before_expiry(engine: &Engine, owner: &CallOwner) -> bool {
+    let (Some(cluster), Some(links)) = (&engine.cluster, &engine.links) else {
+        return false;
+    };
+    if links.connected(&owner.node_id).is_some() {
+        return false;
+    }
+    match cluster.beat_missed(&owner.node_id).await {
+        Ok(missed) => {
+            if missed {
+                tracing::warn!(owner = %owner.node_id, "resume: the call's node is unlinked and missed a beat: taken for dead before its key expires");
+            }
+            missed
+        }
+        Err(err) => {
+            tracing::debug!(%err, "resume: the call's node's beat cannot be read");
+            false
+        }
     }
 }
 

@@ -209,6 +209,55 @@ async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_a
     cluster.shutdown().await;
 }
 
+/// A killed node's membership key outlives it by up to `node_ttl`; a resume does
+/// not wait for it when two signs say the node is dead: its link to the
+/// survivor is down and its key missed a beat (here a beat every 250 ms, the key
+/// living 5 s: the signs come more than 4 s before the key expires).
+#[actix_web::test]
+async fn a_killed_nodes_call_is_adopted_before_its_membership_key_expires() {
+    let timings = "heartbeat_interval_ms = 250\nnode_ttl_ms = 5000";
+    let (mut cluster, balancer) =
+        TestCluster::behind_a_balancer_timed(2, super::Timings::Defaults, timings).await;
+    let (owner, survivor) = (cluster.node("node-1"), cluster.node("node-2"));
+    let Answered {
+        token,
+        phone,
+        mut call,
+        stream,
+        ..
+    } = ada_answers_on(owner, &balancer).await;
+    let call_id = call.call_id.clone();
+
+    balancer.set_backends(&[&owner.url, &survivor.url]);
+    cluster.node_mut("node-1").kill();
+    let survivor = cluster.node("node-2");
+    drop(phone);
+    let mut phone = available(survivor, &token).await;
+    let mut stream = call.after_close(stream).await.stream();
+    assert_eq!(call.streams.last(), Some(&stream_url(survivor)));
+    phone.takes(&call_id).await;
+    assert_bridged(&mut stream, &mut phone, 3).await;
+
+    // The survivor took node 1 for dead on the two signs, not on its key.
+    let log = survivor.log();
+    assert!(
+        log.contains("taken for dead before its key expires"),
+        "adopted only once node 1's key expired:\n{log}"
+    );
+    let record = until_call(survivor, &call_id, "was adopted", |c| {
+        count(c, "node_failure") == 1
+    })
+    .await;
+    assert_eq!(
+        from_the_one_failure(&record)[0]["detail"]["cause"],
+        "node_dead"
+    );
+    assert_whole_trail(&record);
+    stream.stop();
+    drop(phone);
+    cluster.shutdown().await;
+}
+
 #[actix_web::test]
 async fn an_engine_side_hang_up_still_ends_the_call_the_resume_answers_hangup() {
     let (cluster, balancer) = TestCluster::behind_a_balancer(2, "").await;
