@@ -170,6 +170,17 @@ async fn decide(engine: &Engine, call_id: &CallId, call_sid: &str) -> Result<Str
         {
             return adopt(engine, call_id, owner).await;
         }
+        if let (Some(true), Some(links)) = (alive, &engine.links) {
+            // A transient close that came back through another node: the node
+            // holding the call says so over its link, so the stream goes
+            // straight to it (not after the wait a dead node's key would need).
+            if links.holds(&owner.node_id, call_id).await {
+                if let Ok(Some(url)) = cluster.alive_node_url(&owner.node_id).await {
+                    tracing::info!(owner = %owner.node_id, "resume of a call its live node says it holds: streamed to it at once");
+                    return Ok(stream_to(engine, &url, call_id));
+                }
+            }
+        }
         if Instant::now() >= deadline {
             if alive.is_none() {
                 // Nobody can say who holds it: it cannot be adopted safely.
@@ -189,11 +200,7 @@ async fn decide(engine: &Engine, call_id: &CallId, call_sid: &str) -> Result<Str
             if alive == Some(true) {
                 if let Ok(Some(url)) = cluster.alive_node_url(&owner.node_id).await {
                     tracing::info!(owner = %owner.node_id, "resume of a call a live node holds: streamed to it");
-                    return Ok(twiml::connect_stream_then(
-                        &crate::engine::stream_url_of(&url),
-                        &[("call_id", call_id.as_str())],
-                        Some(&resume_url(engine, call_id)),
-                    ));
+                    return Ok(stream_to(engine, &url, call_id));
                 }
             }
             tracing::info!(owner = %owner.node_id, "resume of a call no node can hold: hang up");
@@ -201,6 +208,16 @@ async fn decide(engine: &Engine, call_id: &CallId, call_sid: &str) -> Result<Str
         }
         tokio::time::sleep(OWNER_POLL).await;
     }
+}
+
+/// `<Connect><Stream>` of `call_id` to the node at `url`, with the same
+/// continuation.
+fn stream_to(engine: &Engine, url: &str, call_id: &CallId) -> String {
+    twiml::connect_stream_then(
+        &crate::engine::stream_url_of(url),
+        &[("call_id", call_id.as_str())],
+        Some(&resume_url(engine, call_id)),
+    )
 }
 
 /// Two signs that the call's node died, seen before its membership key expires

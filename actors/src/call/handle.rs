@@ -78,6 +78,10 @@ pub enum CallRequest {
     Unlisten {
         listener: u64,
     },
+    /// Whether the call is live where it is (answered `Done`, or `Gone`): a
+    /// resume on another node asks the node that holds it before streaming
+    /// the caller back to it.
+    Holds,
 }
 
 impl CallRequest {
@@ -97,6 +101,7 @@ impl CallRequest {
             CallRequest::PlayDigits { .. } => "play_digits",
             CallRequest::Listen { .. } => "listen",
             CallRequest::Unlisten { .. } => "unlisten",
+            CallRequest::Holds => "holds",
         }
     }
 }
@@ -280,6 +285,8 @@ impl CallHandle {
                 addr.send(Unlisten { listener }).await.map_err(ask)?;
                 CallReply::Done
             }
+            CallRequest::Holds if addr.connected() => CallReply::Done,
+            CallRequest::Holds => return Err(EngineError::Gone("call")),
         })
     }
 

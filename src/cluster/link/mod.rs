@@ -761,6 +761,18 @@ impl Links {
         CallHandle::remote(call.id, call.from, call.to, remote)
     }
 
+    /// Node `node`, over its live link, says it holds call `call_id` live
+    /// (false without a live link, or on any other answer).
+    pub async fn holds(&self, node: &str, call_id: &switchboard_actors::CallId) -> bool {
+        if self.connected(node).is_none() {
+            return false;
+        }
+        matches!(
+            self.request(node, call_id, CallRequest::Holds).await,
+            Ok(CallReply::Done)
+        )
+    }
+
     /// Sends `request` to the call on `node` and waits for its answer.
     async fn request(
         &self,

@@ -229,6 +229,7 @@ pub(super) fn request_out(links: &Links, peer: &Arc<Peer>, request: CallRequest)
             port: peer.export(port),
         },
         CallRequest::Unlisten { listener } => WireRequest::Unlisten { listener },
+        CallRequest::Holds => WireRequest::Holds,
     }
 }
 
@@ -276,6 +277,7 @@ pub(super) fn request_in(
             port: Arc::new(LinkAudio::port(links, peer, port)),
         },
         WireRequest::Unlisten { listener } => CallRequest::Unlisten { listener },
+        WireRequest::Holds => CallRequest::Holds,
     })
 }
 

@@ -264,6 +264,7 @@ pub enum WireRequest {
     Unlisten {
         listener: u64,
     },
+    Holds,
 }
 
 /// A call's answer on the wire.

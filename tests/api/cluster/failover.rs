@@ -314,11 +314,18 @@ async fn a_stream_that_drops_while_its_node_lives_is_streamed_again_to_that_node
     .await;
     assert_bridged(&mut stream, &mut phone, 2).await;
     // It drops again, and this time the redirect reaches the other node, which
-    // sends the stream to the node that holds the call.
+    // sends the stream to the node that holds the call — at once, as that node
+    // says over their link that it holds it (not once a dead node's key would
+    // have expired).
     balancer.set_backends(&[&other.url]);
     let mut stream = call.after_drop(stream).await.stream();
     assert_eq!(call.streams.last(), Some(&stream_url(owner)));
     assert_eq!(call.streams.len(), 3, "{:?}", call.streams);
+    let log = other.log();
+    assert!(
+        log.contains("resume of a call its live node says it holds: streamed to it at once"),
+        "{log}"
+    );
     until_call(owner, &call_id, "took the third stream", |c| {
         count(c, "media_restarted") == 2
     })
