@@ -139,11 +139,33 @@ async fn ada_answers_on(owner: &Node, balancer: &Balancer) -> Answered {
     }
 }
 
+/// Node 1, which holds Ada's call, gets SIGKILL: the balancer is given both
+/// nodes, Ada's softphone (signed in with `token`) reconnects to node 2, and
+/// Twilio follows the redirect through the balancer, which skips the dead node,
+/// to a new stream on node 2. Answers Ada's new softphone and that stream.
+async fn node_1_dies(
+    cluster: &mut TestCluster,
+    balancer: &Balancer,
+    token: &str,
+    phone: Softphone,
+    call: &mut PlayedCall,
+    stream: TwilioStream,
+) -> (Softphone, TwilioStream) {
+    balancer.set_backends(&[&cluster.node("node-1").url, &cluster.node("node-2").url]);
+    cluster.node_mut("node-1").kill();
+    let survivor = cluster.node("node-2");
+    drop(phone);
+    let phone = available(survivor, token).await;
+    let stream = call.after_close(stream).await.stream();
+    assert_eq!(call.streams.last(), Some(&stream_url(survivor)));
+    (phone, stream)
+}
+
 #[actix_web::test]
 async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_and_rings_its_agent_back(
 ) {
     let (mut cluster, balancer) = TestCluster::behind_a_balancer(2, "").await;
-    let (owner, survivor) = (cluster.node("node-1"), cluster.node("node-2"));
+    let owner = cluster.node("node-1");
     // The call lands on node 1, where Ada's softphone is.
     let Answered {
         ada,
@@ -162,15 +184,10 @@ async fn when_the_owning_node_is_killed_mid_call_a_survivor_adopts_it_parks_it_a
     let call_id = call.call_id.clone();
     assert_bridged(&mut stream, &mut phone, 1).await;
 
-    // Node 1 dies. Ada's softphone reconnects to node 2; Twilio follows the
-    // redirect through the balancer, which skips the dead node.
-    balancer.set_backends(&[&owner.url, &survivor.url]);
-    cluster.node_mut("node-1").kill();
+    // Node 1 dies.
+    let (mut phone, mut stream) =
+        node_1_dies(&mut cluster, &balancer, &token, phone, &mut call, stream).await;
     let survivor = cluster.node("node-2");
-    drop(phone);
-    let mut phone = available(survivor, &token).await;
-    let mut stream = call.after_close(stream).await.stream();
-    assert_eq!(call.streams.last(), Some(&stream_url(survivor)));
     assert_eq!(call.redirects.len(), 1, "{:?}", call.redirects);
 
     // Parked for Ada, and Ada is rung first; she takes it back and talks again.
@@ -218,7 +235,7 @@ async fn a_killed_nodes_call_is_adopted_before_its_membership_key_expires() {
     let timings = "heartbeat_interval_ms = 250\nnode_ttl_ms = 5000";
     let (mut cluster, balancer) =
         TestCluster::behind_a_balancer_timed(2, super::Timings::Defaults, timings).await;
-    let (owner, survivor) = (cluster.node("node-1"), cluster.node("node-2"));
+    let owner = cluster.node("node-1");
     let Answered {
         token,
         phone,
@@ -228,13 +245,9 @@ async fn a_killed_nodes_call_is_adopted_before_its_membership_key_expires() {
     } = ada_answers_on(owner, &balancer).await;
     let call_id = call.call_id.clone();
 
-    balancer.set_backends(&[&owner.url, &survivor.url]);
-    cluster.node_mut("node-1").kill();
+    let (mut phone, mut stream) =
+        node_1_dies(&mut cluster, &balancer, &token, phone, &mut call, stream).await;
     let survivor = cluster.node("node-2");
-    drop(phone);
-    let mut phone = available(survivor, &token).await;
-    let mut stream = call.after_close(stream).await.stream();
-    assert_eq!(call.streams.last(), Some(&stream_url(survivor)));
     phone.takes(&call_id).await;
     assert_bridged(&mut stream, &mut phone, 3).await;
 

@@ -1404,8 +1404,12 @@ impl RealtimeSession {
     }
 }
 
-/// A `message` item's content types against its role (GA
-/// `RealtimeConversationItem…Message…`: system, user and assistant messages).
+/// A `message` item's content types against its role: the GA API reference,
+/// client event `conversation.item.create`, item `RealtimeConversationItem…`
+/// (system message: `input_text`; user message: `input_text`, `input_audio`,
+/// `input_image`; assistant message: `output_text`, `output_audio`)
+/// <https://platform.openai.com/docs/api-reference/realtime-client-events/conversation/item/create>.
+/// The error is the API's `invalid_request_error` with code `invalid_value`.
 fn message_content_fits_role(item: &Value) -> Result<(), (String, String)> {
     let role = item["role"].as_str().unwrap_or_default();
     let allowed: &[&str] = match role {
