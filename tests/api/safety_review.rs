@@ -227,8 +227,8 @@ async fn seed_answered_call(
 
 /// The state of a seeded call's record (`calls` row): the journal closes it
 /// after the outbound call has ended, so it can still be open.
-#[derive(Clone, Copy, PartialEq)]
-pub enum Record {
+#[derive(Clone, Copy)]
+enum Record {
     Closed,
     /// `in_progress`, no `ended_at`: the journal has not written it all yet.
     Open,

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::failover::{assert_whole_trail, count, from_the_one_failure, stream_url, until_call};
 use super::floor::post;
 use super::twilio_player::PlayedCall;
-use super::{eventually, TestCluster, Timings};
+use super::{eventually, Node, TestCluster, Timings};
 use crate::fakes::openai::{FakeOpenAi, Reply, Script};
 use crate::helpers::{TwilioStream, CALLER, NUMBER};
 use crate::outbound_talk::speak;
@@ -20,6 +20,26 @@ const GREETING_FILL: u8 = 0x11;
 /// The caller's request before the node dies, and the assistant's answer.
 const ASKED: &str = "I would like a table for two tonight.";
 const ANSWERED: &str = "For what time?";
+
+/// The call's transcript as `node` serves it: (`seq`, text) in order, or `None`
+/// when the node does not answer.
+async fn transcript_on(node: &Node, call_id: &str) -> Option<Vec<(i64, String)>> {
+    let (_, body) = node
+        .get(&format!("/api/calls/{call_id}/transcript"))
+        .await?;
+    Some(
+        body["turns"]
+            .as_array()?
+            .iter()
+            .map(|t| {
+                (
+                    t["seq"].as_i64().unwrap_or(0),
+                    t["text"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect(),
+    )
+}
 
 /// Reads the caller's audio until 200 ms of the greeting arrived.
 async fn hears_the_greeting(stream: &mut TwilioStream) {
@@ -95,12 +115,8 @@ async fn when_the_node_of_an_ai_call_is_killed_a_survivor_gives_the_caller_back_
     .await;
     // A turn each way, written by node 1's journal before it dies.
     speak(&mut stream, 10, 0x53);
-    let transcript = format!("/api/calls/{}/transcript", call.call_id);
     eventually(
-        async || {
-            let (_, body) = owner.get(&transcript).await?;
-            (body["turns"].as_array()?.len() == 3).then_some(())
-        },
+        async || (transcript_on(owner, &call.call_id).await?.len() == 3).then_some(()),
         || "node 1 never wrote the greeting, the request and the answer".to_owned(),
     )
     .await;
@@ -183,20 +199,9 @@ async fn when_the_node_of_an_ai_call_is_killed_a_survivor_gives_the_caller_back_
 
     // The transcript goes on after the dead node's three turns: the resumed
     // session's first words are the fourth.
-    let transcript = format!("/api/calls/{call_id}/transcript");
     let turns = eventually(
         async || {
-            let (_, body) = survivor.get(&transcript).await?;
-            let turns: Vec<(i64, String)> = body["turns"]
-                .as_array()?
-                .iter()
-                .map(|t| {
-                    (
-                        t["seq"].as_i64().unwrap_or(0),
-                        t["text"].as_str().unwrap_or("").to_owned(),
-                    )
-                })
-                .collect();
+            let turns = transcript_on(survivor, &call_id).await?;
             (turns.len() >= 4).then_some(turns)
         },
         || "the survivor never wrote its first turn".to_owned(),
